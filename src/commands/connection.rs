@@ -1,0 +1,568 @@
+//! Connection commands: PING, ECHO, HELLO, AUTH, SELECT, QUIT, RESET, CLIENT.
+
+use super::flags::*;
+use super::parse::{int_arg, is_keyword};
+use super::{transaction, CommandSpec, Ctx, NO_KEYS};
+use crate::error::{Error, Result};
+
+/// The Redis version Larder reports (HELLO, INFO): the Redis behaviour it
+/// follows, so that clients enable the matching features.
+pub const REDIS_VERSION: &str = "7.2.4";
+
+const CONN: &[&str] = &["connection"];
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("ping", -1, FAST, NO_KEYS, ping)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "1.0.0",
+            "Returns the server's liveliness response.",
+            "O(1)",
+        ),
+    CommandSpec::new("echo", 2, FAST, NO_KEYS, echo)
+        .acl(CONN)
+        .doc("connection", "1.0.0", "Returns the given string.", "O(1)"),
+    CommandSpec::new(
+        "hello",
+        -1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NO_KEYS,
+        hello,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "6.0.0",
+        "Handshakes with the Redis server.",
+        "O(1)",
+    ),
+    CommandSpec::new(
+        "auth",
+        -2,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NO_KEYS,
+        auth,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "1.0.0",
+        "Authenticates the connection.",
+        "O(N) where N is the number of passwords defined for the user",
+    ),
+    CommandSpec::new("select", 2, LOADING | STALE | FAST, NO_KEYS, select)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "1.0.0",
+            "Changes the selected database.",
+            "O(1)",
+        ),
+    CommandSpec::new(
+        "quit",
+        -1,
+        ALLOW_BUSY | NOSCRIPT | LOADING | STALE | FAST | NO_AUTH,
+        NO_KEYS,
+        quit,
+    )
+    .acl(CONN)
+    .doc("connection", "1.0.0", "Closes the connection.", "O(1)"),
+    CommandSpec::new(
+        "reset",
+        1,
+        NOSCRIPT | LOADING | STALE | FAST | NO_AUTH | ALLOW_BUSY,
+        NO_KEYS,
+        reset,
+    )
+    .acl(CONN)
+    .doc("connection", "6.2.0", "Resets the connection.", "O(1)"),
+    CommandSpec::new("client", -2, 0, NO_KEYS, container)
+        .doc(
+            "connection",
+            "2.4.0",
+            "A container for client connection commands.",
+            "Depends on subcommand.",
+        )
+        .subcommands(CLIENT_SUBCOMMANDS),
+];
+
+const CLIENT_FLAGS: u32 = NOSCRIPT | LOADING | STALE;
+
+static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("client|id", 2, CLIENT_FLAGS, NO_KEYS, client_id)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "5.0.0",
+            "Returns the unique client ID of the connection.",
+            "O(1)",
+        ),
+    CommandSpec::new("client|setname", 3, CLIENT_FLAGS, NO_KEYS, client_setname)
+        .acl(CONN)
+        .doc("connection", "2.6.9", "Sets the connection name.", "O(1)"),
+    CommandSpec::new("client|getname", 2, CLIENT_FLAGS, NO_KEYS, client_getname)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "2.6.9",
+            "Returns the name of the connection.",
+            "O(1)",
+        ),
+    CommandSpec::new("client|setinfo", 4, CLIENT_FLAGS, NO_KEYS, client_setinfo)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "7.2.0",
+            "Sets information specific to the client or connection.",
+            "O(1)",
+        ),
+    CommandSpec::new("client|info", 2, CLIENT_FLAGS, NO_KEYS, client_info)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "6.2.0",
+            "Returns information about the connection.",
+            "O(1)",
+        ),
+    CommandSpec::new(
+        "client|list",
+        -2,
+        ADMIN | CLIENT_FLAGS,
+        NO_KEYS,
+        client_list,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "2.4.0",
+        "Lists open connections.",
+        "O(N) where N is the number of client connections",
+    ),
+    CommandSpec::new(
+        "client|kill",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        NO_KEYS,
+        client_kill,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "2.4.0",
+        "Terminates open connections.",
+        "O(N) where N is the number of client connections",
+    ),
+    CommandSpec::new(
+        "client|no-evict",
+        3,
+        ADMIN | CLIENT_FLAGS,
+        NO_KEYS,
+        client_no_evict,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "7.0.0",
+        "Sets the client eviction mode of the connection.",
+        "O(1)",
+    ),
+    CommandSpec::new("client|no-touch", 3, CLIENT_FLAGS, NO_KEYS, client_no_touch)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "7.2.0",
+            "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
+            "O(1)",
+        ),
+    CommandSpec::new("client|help", 2, LOADING | STALE, NO_KEYS, client_help)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "5.0.0",
+            "Returns helpful text about the different subcommands.",
+            "O(1)",
+        ),
+];
+
+/// The handler of a container command; never called, since dispatch
+/// resolves the subcommand first.
+pub fn container(_ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    Err(super::resolve(argv)
+        .err()
+        .unwrap_or_else(|| Error::err("unknown subcommand")))
+}
+
+fn ping(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    match argv.len() {
+        1 => ctx.out.simple("PONG"),
+        2 => ctx.out.bulk(argv[1]),
+        _ => return Err(Error::wrong_arity("ping")),
+    }
+    Ok(())
+}
+
+fn echo(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ctx.out.bulk(argv[1]);
+    Ok(())
+}
+
+const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
+
+/// Checks credentials for the default user (Larder has no other users).
+fn check_credentials(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) -> Result<()> {
+    let required = ctx.shared.config.read().requirepass.clone();
+    if username.is_some_and(|u| u != b"default") {
+        return Err(Error::raw(WRONGPASS));
+    }
+    match required {
+        None => {}
+        Some(expected) if expected.as_bytes() == password => {}
+        Some(_) => return Err(Error::raw(WRONGPASS)),
+    }
+    ctx.session.authenticated = true;
+    Ok(())
+}
+
+fn auth(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    match argv.len() {
+        2 => {
+            if ctx.shared.config.read().requirepass.is_none() {
+                return Err(Error::err(
+                    "AUTH <password> called without any password configured for the default user. \
+                     Are you sure your configuration is correct?",
+                ));
+            }
+            check_credentials(ctx, None, argv[1])?;
+        }
+        3 => check_credentials(ctx, Some(argv[1]), argv[2])?,
+        _ => return Err(Error::syntax()),
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// Client names, library names and versions: printable, no spaces.
+fn valid_client_text(text: &[u8]) -> bool {
+    text.iter().all(|&b| (b'!'..=b'~').contains(&b))
+}
+
+fn set_client_name(ctx: &mut Ctx, name: &[u8]) -> Result<()> {
+    if !valid_client_text(name) {
+        return Err(Error::err(
+            "Client names cannot contain spaces, newlines or special characters.",
+        ));
+    }
+    ctx.session.handle.meta.lock().name = (!name.is_empty()).then(|| name.to_vec());
+    Ok(())
+}
+
+fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let mut protocol = None;
+    let mut rest = &argv[1..];
+    if let Some((version, options)) = rest.split_first() {
+        let version = int_arg(version)
+            .map_err(|_| Error::err("Protocol version is not an integer or out of range"))?;
+        if !(2..=3).contains(&version) {
+            return Err(Error::raw("NOPROTO unsupported protocol version"));
+        }
+        protocol = Some(version);
+        rest = options;
+    }
+    let mut credentials = None;
+    let mut name = None;
+    let mut i = 0;
+    while i < rest.len() {
+        let remaining = rest.len() - i - 1;
+        if is_keyword(rest[i], "AUTH") && remaining >= 2 {
+            credentials = Some((rest[i + 1], rest[i + 2]));
+            i += 3;
+        } else if is_keyword(rest[i], "SETNAME") && remaining >= 1 {
+            name = Some(rest[i + 1]);
+            i += 2;
+        } else {
+            return Err(Error::err(format!(
+                "Syntax error in HELLO option '{}'",
+                String::from_utf8_lossy(rest[i])
+            )));
+        }
+    }
+    if let Some((user, pass)) = credentials {
+        check_credentials(ctx, Some(user), pass)?;
+    }
+    if ctx.session.requires_auth(ctx.shared) {
+        return Err(Error::raw(
+            "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> \
+             AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol \
+             version at the same time",
+        ));
+    }
+    if let Some(name) = name {
+        set_client_name(ctx, name)?;
+    }
+    if let Some(version) = protocol {
+        ctx.out.set_resp3(version == 3);
+        ctx.session.handle.meta.lock().resp = version as u8;
+    }
+    let proto = if ctx.out.is_resp3() { 3 } else { 2 };
+    ctx.out.map(7);
+    ctx.out.bulk(b"server");
+    ctx.out.bulk(b"redis");
+    ctx.out.bulk(b"version");
+    ctx.out.bulk(REDIS_VERSION.as_bytes());
+    ctx.out.bulk(b"proto");
+    ctx.out.int(proto);
+    ctx.out.bulk(b"id");
+    ctx.out.int(ctx.session.handle.id as i64);
+    ctx.out.bulk(b"mode");
+    ctx.out.bulk(b"standalone");
+    ctx.out.bulk(b"role");
+    ctx.out.bulk(b"master");
+    ctx.out.bulk(b"modules");
+    ctx.out.array(0);
+    Ok(())
+}
+
+fn select(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let index = int_arg(argv[1])?;
+    if index < 0 || index as usize >= ctx.store().databases() || index > i32::MAX as i64 {
+        return Err(Error::db_index_out_of_range());
+    }
+    ctx.session.set_db(index as usize);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn quit(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    ctx.session.close_after_reply = true;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    ctx.session.multi = None;
+    transaction::unwatch_all(ctx.shared, ctx.session, None);
+    ctx.session.set_db(0);
+    ctx.out.set_resp3(false);
+    ctx.session.authenticated = ctx.shared.config.read().requirepass.is_none();
+    {
+        let mut meta = ctx.session.handle.meta.lock();
+        meta.resp = 2;
+        meta.multi = -1;
+        meta.name = None;
+        meta.no_evict = false;
+        meta.no_touch = false;
+    }
+    ctx.out.simple("RESET");
+    Ok(())
+}
+
+fn client_id(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    ctx.out.int(ctx.session.handle.id as i64);
+    Ok(())
+}
+
+fn client_setname(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    set_client_name(ctx, argv[2])?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_getname(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    match ctx.session.handle.meta.lock().name.clone() {
+        Some(name) => ctx.out.bulk(&name),
+        None => ctx.out.null(),
+    }
+    Ok(())
+}
+
+fn client_setinfo(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let (option, value) = (argv[2], argv[3]);
+    let is_name = is_keyword(option, "LIB-NAME");
+    if !is_name && !is_keyword(option, "LIB-VER") {
+        return Err(Error::err(format!(
+            "Unrecognized option '{}'",
+            String::from_utf8_lossy(option)
+        )));
+    }
+    if !valid_client_text(value) {
+        return Err(Error::err(format!(
+            "{} cannot contain spaces, newlines or special characters.",
+            String::from_utf8_lossy(option).to_ascii_lowercase()
+        )));
+    }
+    let value = (!value.is_empty()).then(|| value.to_vec());
+    let mut meta = ctx.session.handle.meta.lock();
+    if is_name {
+        meta.lib_name = value;
+    } else {
+        meta.lib_ver = value;
+    }
+    drop(meta);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_info(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    let line = ctx.session.handle.info_line() + "\n";
+    ctx.out.verbatim("txt", line.as_bytes());
+    Ok(())
+}
+
+fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let mut ids: Option<Vec<u64>> = None;
+    let mut i = 2;
+    while i < argv.len() {
+        if is_keyword(argv[i], "TYPE") && i + 1 < argv.len() {
+            let kind = String::from_utf8_lossy(argv[i + 1]).to_ascii_lowercase();
+            match kind.as_str() {
+                "normal" => {}
+                "master" | "replica" | "slave" | "pubsub" => ids = Some(Vec::new()),
+                _ => return Err(Error::err(format!("Unknown client type '{kind}'"))),
+            }
+            i += 2;
+        } else if is_keyword(argv[i], "ID") && i + 1 < argv.len() {
+            let mut wanted = Vec::new();
+            for arg in &argv[i + 1..] {
+                match int_arg(arg) {
+                    Ok(id) if id > 0 => wanted.push(id as u64),
+                    _ => return Err(Error::err("Invalid client ID")),
+                }
+            }
+            ids = Some(wanted);
+            i = argv.len();
+        } else {
+            return Err(Error::syntax());
+        }
+    }
+    let mut text = String::new();
+    for client in ctx.shared.clients.list() {
+        if ids.as_ref().is_none_or(|ids| ids.contains(&client.id)) {
+            text.push_str(&client.info_line());
+            text.push('\n');
+        }
+    }
+    ctx.out.verbatim("txt", text.as_bytes());
+    Ok(())
+}
+
+fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let clients = ctx.shared.clients.list();
+    if argv.len() == 3 {
+        // Old form: CLIENT KILL addr:port.
+        let addr = String::from_utf8_lossy(argv[2]);
+        let target = clients
+            .iter()
+            .find(|c| c.addr == addr)
+            .ok_or_else(|| Error::err("No such client"))?;
+        target.kill();
+        ctx.out.ok();
+        return Ok(());
+    }
+    let mut id = None;
+    let mut addr = None;
+    let mut laddr = None;
+    let mut skip_me = true;
+    let mut max_age = None;
+    let mut user = None;
+    let mut kind_matches = true;
+    let mut i = 2;
+    while i < argv.len() {
+        let Some(value) = argv.get(i + 1) else {
+            return Err(Error::syntax());
+        };
+        let option = String::from_utf8_lossy(argv[i]).to_ascii_uppercase();
+        let text = String::from_utf8_lossy(value).into_owned();
+        match option.as_str() {
+            "ID" => match int_arg(value) {
+                Ok(n) if n > 0 => id = Some(n as u64),
+                _ => return Err(Error::err("client-id should be greater than 0")),
+            },
+            "ADDR" => addr = Some(text),
+            "LADDR" => laddr = Some(text),
+            "USER" => user = Some(text),
+            "MAXAGE" => max_age = Some(int_arg(value)?),
+            "TYPE" => match text.to_ascii_lowercase().as_str() {
+                "normal" => kind_matches = true,
+                "master" | "replica" | "slave" | "pubsub" => kind_matches = false,
+                other => return Err(Error::err(format!("Unknown client type '{other}'"))),
+            },
+            "SKIPME" => match text.to_ascii_lowercase().as_str() {
+                "yes" => skip_me = true,
+                "no" => skip_me = false,
+                _ => return Err(Error::syntax()),
+            },
+            _ => return Err(Error::syntax()),
+        }
+        i += 2;
+    }
+    let mut killed = 0;
+    for client in clients {
+        let me = client.id == ctx.session.handle.id;
+        let matches = kind_matches
+            && id.is_none_or(|id| client.id == id)
+            && addr.as_ref().is_none_or(|a| &client.addr == a)
+            && laddr.as_ref().is_none_or(|a| &client.laddr == a)
+            && user.as_ref().is_none_or(|u| u == "default")
+            && max_age.is_none_or(|age| client.age_secs() as i64 >= age)
+            && !(skip_me && me);
+        if matches {
+            client.kill();
+            killed += 1;
+        }
+    }
+    ctx.out.int(killed);
+    Ok(())
+}
+
+fn on_off(arg: &[u8]) -> Result<bool> {
+    if is_keyword(arg, "ON") {
+        Ok(true)
+    } else if is_keyword(arg, "OFF") {
+        Ok(false)
+    } else {
+        Err(Error::syntax())
+    }
+}
+
+fn client_no_evict(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ctx.session.handle.meta.lock().no_evict = on_off(argv[2])?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_no_touch(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ctx.session.handle.meta.lock().no_touch = on_off(argv[2])?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    super::reply_help(
+        ctx,
+        "CLIENT",
+        &[
+            "ID",
+            "    Return the ID of the current connection.",
+            "INFO",
+            "    Return information about the current client connection.",
+            "KILL <ip:port>",
+            "    Kill connection made from <ip:port>.",
+            "KILL <option> <value> [<option> <value> [...]]",
+            "    Kill connections. Options are: ID, ADDR, LADDR, TYPE, USER, SKIPME, MAXAGE.",
+            "LIST [options ...]",
+            "    Return information about client connections. Options: TYPE, ID.",
+            "SETNAME <name>",
+            "    Assign the name <name> to the current connection.",
+            "GETNAME",
+            "    Return the name of the current connection.",
+            "SETINFO <option> <value>",
+            "    Set client meta attr. Options are: LIB-NAME, LIB-VER.",
+            "NO-EVICT (ON|OFF)",
+            "    Protect current client connection from eviction.",
+            "NO-TOUCH (ON|OFF)",
+            "    Will not touch LRU/LFU stats when this mode is on.",
+        ],
+    );
+    Ok(())
+}

@@ -1,0 +1,513 @@
+//! The command table and the dispatcher.
+//!
+//! Every command is a [`CommandSpec`]: data (name, arity, flags, key
+//! positions, ACL categories, docs) plus a handler. Dispatch, `COMMAND`,
+//! and transaction locking all read the same table. Each family file
+//! (`string.rs`, `keyspace.rs`...) exports its `COMMANDS` slice.
+
+pub mod parse;
+mod session;
+mod table;
+
+mod connection;
+mod keyspace;
+mod server;
+mod string;
+mod transaction;
+
+use smallvec::SmallVec;
+
+pub use session::{MultiState, Session, WatchedKey};
+pub use table::{all_commands, lookup};
+pub use transaction::end_session;
+
+use crate::error::{Error, Result};
+use crate::protocol::ReplyBuf;
+use crate::server::Shared;
+use crate::store::{LockSet, Store};
+
+/// A command handler. `argv[0]` is the command name, as in Redis.
+pub type Handler = fn(&mut Ctx<'_, '_>, &[&[u8]]) -> Result<()>;
+
+/// Command flags, as `COMMAND INFO` reports them.
+pub mod flags {
+    pub const WRITE: u32 = 1 << 0;
+    pub const READONLY: u32 = 1 << 1;
+    pub const DENYOOM: u32 = 1 << 2;
+    pub const ADMIN: u32 = 1 << 3;
+    pub const PUBSUB: u32 = 1 << 4;
+    pub const NOSCRIPT: u32 = 1 << 5;
+    pub const BLOCKING: u32 = 1 << 6;
+    pub const LOADING: u32 = 1 << 7;
+    pub const STALE: u32 = 1 << 8;
+    pub const SKIP_MONITOR: u32 = 1 << 9;
+    pub const SKIP_SLOWLOG: u32 = 1 << 10;
+    pub const FAST: u32 = 1 << 11;
+    pub const NO_AUTH: u32 = 1 << 12;
+    pub const MAY_REPLICATE: u32 = 1 << 13;
+    pub const NO_MULTI: u32 = 1 << 14;
+    pub const ALLOW_BUSY: u32 = 1 << 15;
+    /// Larder-only, not reported: the command may touch any key (KEYS, SCAN,
+    /// FLUSHDB...), so a transaction containing it locks every shard.
+    pub const WHOLE_KEYSPACE: u32 = 1 << 30;
+
+    /// Reported names, in Redis's order.
+    pub const NAMES: &[(u32, &str)] = &[
+        (WRITE, "write"),
+        (READONLY, "readonly"),
+        (DENYOOM, "denyoom"),
+        (ADMIN, "admin"),
+        (PUBSUB, "pubsub"),
+        (NOSCRIPT, "noscript"),
+        (BLOCKING, "blocking"),
+        (LOADING, "loading"),
+        (STALE, "stale"),
+        (SKIP_MONITOR, "skip_monitor"),
+        (SKIP_SLOWLOG, "skip_slowlog"),
+        (FAST, "fast"),
+        (NO_AUTH, "no_auth"),
+        (MAY_REPLICATE, "may_replicate"),
+        (NO_MULTI, "no_multi"),
+        (ALLOW_BUSY, "allow_busy"),
+    ];
+}
+
+/// Where a command's keys are in its argv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySpec {
+    /// No keys.
+    None,
+    /// Redis's legacy triple: first key, last key (negative counts from the
+    /// end), step.
+    Range { first: i32, last: i32, step: i32 },
+    /// A count at `numkeys_index` followed by that many keys (ZUNION-style).
+    NumKeys { numkeys_index: usize },
+}
+
+/// One command: what `COMMAND INFO`/`COMMAND DOCS` report, and its handler.
+#[derive(Debug, Clone, Copy)]
+pub struct CommandSpec {
+    pub name: &'static str,
+    /// Positive: exact argc; negative: at least `-arity`.
+    pub arity: i32,
+    pub flags: u32,
+    pub keys: KeySpec,
+    pub acl_categories: &'static [&'static str],
+    pub group: &'static str,
+    pub since: &'static str,
+    pub summary: &'static str,
+    pub complexity: &'static str,
+    /// The subcommands of a container command (CLIENT, CONFIG...), each
+    /// named `container|sub`. A container's own handler is never called.
+    pub subcommands: &'static [CommandSpec],
+    pub handler: Handler,
+}
+
+/// The usual key spec of single-key commands.
+pub const FIRST_KEY: KeySpec = KeySpec::Range {
+    first: 1,
+    last: 1,
+    step: 1,
+};
+/// Every argument after the name is a key (DEL, EXISTS, MGET...).
+pub const ALL_KEYS: KeySpec = KeySpec::Range {
+    first: 1,
+    last: -1,
+    step: 1,
+};
+/// No keys.
+pub const NO_KEYS: KeySpec = KeySpec::None;
+
+/// ACL categories in the order Redis reports them.
+pub const ACL_CATEGORY_ORDER: &[&str] = &[
+    "keyspace",
+    "read",
+    "write",
+    "set",
+    "sortedset",
+    "list",
+    "hash",
+    "string",
+    "bitmap",
+    "hyperloglog",
+    "geo",
+    "stream",
+    "pubsub",
+    "admin",
+    "fast",
+    "slow",
+    "blocking",
+    "dangerous",
+    "connection",
+    "transaction",
+    "scripting",
+];
+
+impl CommandSpec {
+    /// A command with no documentation yet; chain [`CommandSpec::acl`] and
+    /// [`CommandSpec::doc`].
+    pub const fn new(
+        name: &'static str,
+        arity: i32,
+        flags: u32,
+        keys: KeySpec,
+        handler: Handler,
+    ) -> Self {
+        CommandSpec {
+            name,
+            arity,
+            flags,
+            keys,
+            acl_categories: &[],
+            group: "generic",
+            since: "1.0.0",
+            summary: "",
+            complexity: "",
+            subcommands: &[],
+            handler,
+        }
+    }
+
+    /// Explicit ACL categories (without `@`); the implicit ones (read, write,
+    /// fast/slow, admin...) follow from the flags.
+    pub const fn acl(mut self, categories: &'static [&'static str]) -> Self {
+        self.acl_categories = categories;
+        self
+    }
+
+    pub const fn doc(
+        mut self,
+        group: &'static str,
+        since: &'static str,
+        summary: &'static str,
+        complexity: &'static str,
+    ) -> Self {
+        self.group = group;
+        self.since = since;
+        self.summary = summary;
+        self.complexity = complexity;
+        self
+    }
+
+    pub const fn subcommands(mut self, subcommands: &'static [CommandSpec]) -> Self {
+        self.subcommands = subcommands;
+        self
+    }
+
+    /// `setname` for `client|setname`; the name itself otherwise.
+    pub fn subcommand_name(&self) -> &'static str {
+        self.name.split_once('|').map_or(self.name, |(_, sub)| sub)
+    }
+
+    /// All ACL categories, implicit and explicit, in Redis's order.
+    pub fn all_acl_categories(&self) -> Vec<&'static str> {
+        ACL_CATEGORY_ORDER
+            .iter()
+            .copied()
+            .filter(|category| {
+                self.acl_categories.contains(category)
+                    || match *category {
+                        "write" => self.has(flags::WRITE),
+                        "read" => self.has(flags::READONLY),
+                        "admin" | "dangerous" => self.has(flags::ADMIN),
+                        "pubsub" => self.has(flags::PUBSUB),
+                        "fast" => self.has(flags::FAST),
+                        "slow" => !self.has(flags::FAST),
+                        "blocking" => self.has(flags::BLOCKING),
+                        _ => false,
+                    }
+            })
+            .collect()
+    }
+
+    pub fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
+    }
+
+    pub fn arity_ok(&self, argc: usize) -> bool {
+        let argc = argc as i64;
+        let arity = self.arity as i64;
+        if arity >= 0 {
+            argc == arity
+        } else {
+            argc >= -arity
+        }
+    }
+
+    /// Indexes of the keys in `argv`, following [`KeySpec`]. Out-of-range
+    /// positions are skipped (arity has been checked before).
+    pub fn key_positions(&self, argv: &[&[u8]]) -> SmallVec<[usize; 4]> {
+        let mut positions = SmallVec::new();
+        match self.keys {
+            KeySpec::None => {}
+            KeySpec::Range { first, last, step } => {
+                if first <= 0 {
+                    return positions;
+                }
+                let last = if last < 0 {
+                    argv.len() as i32 + last
+                } else {
+                    last
+                };
+                let mut i = first;
+                while i <= last && (i as usize) < argv.len() {
+                    positions.push(i as usize);
+                    i += step.max(1);
+                }
+            }
+            KeySpec::NumKeys { numkeys_index } => {
+                let count = argv
+                    .get(numkeys_index)
+                    .and_then(|a| parse::strict_i64(a))
+                    .unwrap_or(0)
+                    .max(0) as usize;
+                let first = numkeys_index + 1;
+                positions
+                    .extend((first..first.saturating_add(count)).take_while(|&i| i < argv.len()));
+            }
+        }
+        positions
+    }
+}
+
+/// Shard locks for one command: either taken on demand, or (inside EXEC)
+/// borrowed from the set the transaction already holds.
+pub struct Locks<'c, 's> {
+    store: &'s Store,
+    held: Option<&'c mut LockSet<'s>>,
+}
+
+/// Locks obtained by [`Locks`]; derefs to the [`LockSet`].
+pub enum Locked<'b, 's> {
+    Own(LockSet<'s>),
+    Held(&'b mut LockSet<'s>),
+}
+
+impl<'s> std::ops::Deref for Locked<'_, 's> {
+    type Target = LockSet<'s>;
+    fn deref(&self) -> &LockSet<'s> {
+        match self {
+            Locked::Own(set) => set,
+            Locked::Held(set) => set,
+        }
+    }
+}
+
+impl<'s> std::ops::DerefMut for Locked<'_, 's> {
+    fn deref_mut(&mut self) -> &mut LockSet<'s> {
+        match self {
+            Locked::Own(set) => set,
+            Locked::Held(set) => set,
+        }
+    }
+}
+
+impl<'c, 's> Locks<'c, 's> {
+    pub fn new(store: &'s Store, held: Option<&'c mut LockSet<'s>>) -> Self {
+        Locks { store, held }
+    }
+
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// True inside EXEC, where locks are already held.
+    pub fn in_transaction(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Locks the shards of `keys` (ascending order).
+    pub fn keys<'b>(&'b mut self, keys: &[&[u8]]) -> Result<Locked<'b, 's>> {
+        match &mut self.held {
+            Some(held) => {
+                if keys.iter().all(|k| held.covers(k)) {
+                    Ok(Locked::Held(held))
+                } else {
+                    Err(Error::err(
+                        "internal error: transaction did not lock a key it uses",
+                    ))
+                }
+            }
+            None => Ok(Locked::Own(self.store.lock_keys(keys.iter().copied()))),
+        }
+    }
+
+    /// Locks the shard of one key.
+    pub fn key<'b>(&'b mut self, key: &[u8]) -> Result<Locked<'b, 's>> {
+        self.keys(&[key])
+    }
+
+    /// Runs `f` on every shard in turn, one lock at a time (all of them are
+    /// already held inside EXEC).
+    pub fn each_shard(
+        &mut self,
+        mut f: impl FnMut(&mut crate::store::Shard) -> Result<()>,
+    ) -> Result<()> {
+        for index in 0..self.store.shard_count() {
+            let mut locked = self.shard(index)?;
+            f(locked.shard(index)?)?;
+        }
+        Ok(())
+    }
+
+    /// Locks shard number `index` (whole-keyspace commands walk the shards
+    /// one lock at a time).
+    pub fn shard<'b>(&'b mut self, index: usize) -> Result<Locked<'b, 's>> {
+        match &mut self.held {
+            Some(held) if held.covers_shard(index) => Ok(Locked::Held(held)),
+            Some(_) => Err(Error::err(
+                "internal error: transaction did not lock a shard it uses",
+            )),
+            None => Ok(Locked::Own(self.store.lock_shard(index))),
+        }
+    }
+}
+
+/// Everything a handler may use: the server's shared state, this client's
+/// session, its reply buffer, and shard locks.
+pub struct Ctx<'c, 's> {
+    pub shared: &'s Shared,
+    pub session: &'c mut Session,
+    pub out: &'c mut ReplyBuf,
+    pub locks: Locks<'c, 's>,
+    /// The time this command runs at (Unix ms), fixed for its whole run as
+    /// Redis fixes it, so a command sees one consistent "now".
+    pub now_ms: u64,
+}
+
+impl<'c, 's> Ctx<'c, 's> {
+    /// The selected database.
+    pub fn db(&self) -> usize {
+        self.session.db
+    }
+
+    pub fn store(&self) -> &'s Store {
+        self.locks.store
+    }
+}
+
+/// Redis's message for an unknown command: the name and a preview of the
+/// arguments, each quoted, up to about 128 bytes.
+pub fn unknown_command_error(argv: &[&[u8]]) -> Error {
+    let name: String = String::from_utf8_lossy(argv[0]).chars().take(128).collect();
+    let mut preview = String::new();
+    for arg in &argv[1..] {
+        if preview.len() >= 128 {
+            break;
+        }
+        let room = 128 - preview.len();
+        let text = String::from_utf8_lossy(&arg[..arg.len().min(room)]).into_owned();
+        preview.push_str(&format!("'{text}' "));
+    }
+    Error::raw(format!(
+        "ERR unknown command '{name}', with args beginning with: {preview}"
+    ))
+}
+
+/// Finds the command `argv` names, descending into container commands
+/// (CLIENT, CONFIG...) for their subcommand, and checks its arity.
+pub fn resolve(argv: &[&[u8]]) -> Result<&'static CommandSpec> {
+    let spec = lookup(argv[0]).ok_or_else(|| unknown_command_error(argv))?;
+    if spec.subcommands.is_empty() {
+        if !spec.arity_ok(argv.len()) {
+            return Err(Error::wrong_arity(spec.name));
+        }
+        return Ok(spec);
+    }
+    let Some(sub_name) = argv.get(1) else {
+        return Err(Error::wrong_arity(spec.name));
+    };
+    let sub = spec
+        .subcommands
+        .iter()
+        .find(|sub| {
+            sub.subcommand_name()
+                .as_bytes()
+                .eq_ignore_ascii_case(sub_name)
+        })
+        .ok_or_else(|| Error::unknown_subcommand(sub_name, spec.name))?;
+    if !sub.arity_ok(argv.len()) {
+        return Err(Error::wrong_arity(sub.name));
+    }
+    Ok(sub)
+}
+
+/// Runs one client request: lookup, arity and auth checks, MULTI queueing,
+/// then the handler. Every outcome is written to `out` as a reply.
+pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv: &[&[u8]]) {
+    if argv.is_empty() {
+        return;
+    }
+    shared
+        .stats
+        .commands_processed
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let spec = match resolve(argv) {
+        Ok(spec) => spec,
+        Err(error) => {
+            session.flag_transaction_error();
+            out.error(error.message());
+            return;
+        }
+    };
+    if !spec.has(flags::NO_AUTH) && session.requires_auth(shared) {
+        session.flag_transaction_error();
+        out.error(Error::no_auth().message());
+        return;
+    }
+    session.handle.record_command(spec.name);
+    if session.multi.is_some() && spec.has(flags::NO_MULTI) {
+        session.flag_transaction_error();
+        out.error("ERR Command not allowed inside a transaction");
+        return;
+    }
+    if session.multi.is_some() && !transaction::runs_inside_multi(spec) {
+        session.queue(argv);
+        out.simple("QUEUED");
+        return;
+    }
+    run(shared, session, out, spec, argv, None);
+}
+
+/// Runs a looked-up, checked command (also used by EXEC for queued ones).
+pub fn run<'s>(
+    shared: &'s Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    held: Option<&mut LockSet<'s>>,
+) {
+    let mut ctx = Ctx {
+        shared,
+        now_ms: shared.store.now_ms(),
+        session,
+        out,
+        locks: Locks::new(&shared.store, held),
+    };
+    let start = ctx.out.len();
+    if let Err(error) = (spec.handler)(&mut ctx, argv) {
+        // A handler returns its error before writing anything; drop any
+        // partial reply anyway so the stream stays well-formed.
+        ctx.out.truncate(start);
+        ctx.out.error(error.message());
+        shared
+            .stats
+            .error_replies
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A HELP reply as Redis formats it: a header line, the given lines, and
+/// the closing HELP line, as status strings.
+pub fn reply_help(ctx: &mut Ctx, command: &str, lines: &[&str]) {
+    ctx.out.array(lines.len() + 3);
+    ctx.out.simple(&format!(
+        "{command} <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"
+    ));
+    for line in lines {
+        ctx.out.simple(line);
+    }
+    ctx.out.simple("HELP");
+    ctx.out.simple("    Print this help.");
+}

@@ -1,0 +1,246 @@
+//! Argument parsing with Redis's exact rules (`string2ll`, `strtod`).
+
+use crate::error::{Error, Result};
+
+/// Parses a signed 64-bit integer as Redis's `string2ll`: an optional `-`,
+/// then digits with no leading zero (except "0" itself), no `+`, no spaces,
+/// no overflow.
+pub fn strict_i64(s: &[u8]) -> Option<i64> {
+    if s.is_empty() || s.len() > 20 {
+        return None;
+    }
+    if s == b"0" {
+        return Some(0);
+    }
+    let (negative, digits) = match s.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, s),
+    };
+    match digits.first() {
+        Some(b'1'..=b'9') => {}
+        _ => return None,
+    }
+    let mut magnitude: u64 = 0;
+    for &b in digits {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        magnitude = magnitude.checked_mul(10)?.checked_add((b - b'0') as u64)?;
+    }
+    if negative {
+        if magnitude > i64::MAX as u64 + 1 {
+            None
+        } else {
+            Some((magnitude as i64).wrapping_neg())
+        }
+    } else {
+        i64::try_from(magnitude).ok()
+    }
+}
+
+/// Parses a double as Redis's `getDoubleFromObject` (`strtod`): the whole
+/// argument must be a number, no leading or trailing space, no NaN; `inf`,
+/// `-inf` and exponents are accepted.
+pub fn strict_f64(s: &[u8]) -> Option<f64> {
+    if s.is_empty() || s.len() > 5 * 1024 {
+        return None;
+    }
+    let text = std::str::from_utf8(s).ok()?;
+    if text.starts_with(|c: char| c.is_ascii_whitespace()) {
+        return None;
+    }
+    let value: f64 = text.parse().ok()?;
+    if value.is_nan() {
+        return None;
+    }
+    Some(value)
+}
+
+/// An integer argument, or Redis's "value is not an integer" error.
+pub fn int_arg(arg: &[u8]) -> Result<i64> {
+    strict_i64(arg).ok_or_else(Error::not_integer)
+}
+
+/// A float argument, or Redis's "value is not a valid float" error.
+pub fn float_arg(arg: &[u8]) -> Result<f64> {
+    strict_f64(arg).ok_or_else(Error::not_float)
+}
+
+/// A non-negative integer argument, with Redis's range error otherwise.
+pub fn positive_arg(arg: &[u8], what: &str) -> Result<i64> {
+    let n = int_arg(arg)?;
+    if n < 0 {
+        return Err(Error::err(format!(
+            "{what} is out of range, must be positive"
+        )));
+    }
+    Ok(n)
+}
+
+/// Case-insensitive comparison of an argument with an ASCII keyword.
+pub fn is_keyword(arg: &[u8], keyword: &str) -> bool {
+    arg.eq_ignore_ascii_case(keyword.as_bytes())
+}
+
+/// Redis's `stringmatchlen`: glob matching with `*`, `?`, `[...]` (ranges,
+/// `^` negation) and `\` escapes, optionally case-insensitive.
+pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
+    glob_match_impl(pattern, text, nocase, 0)
+}
+
+fn glob_match_impl(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
+    // Redis caps recursion to protect itself from pathological patterns.
+    if depth > 1000 {
+        return false;
+    }
+    let eq = |a: u8, b: u8| {
+        if nocase {
+            a.eq_ignore_ascii_case(&b)
+        } else {
+            a == b
+        }
+    };
+    while !p.is_empty() && !s.is_empty() {
+        match p[0] {
+            b'*' => {
+                while p.len() > 1 && p[1] == b'*' {
+                    p = &p[1..];
+                }
+                if p.len() == 1 {
+                    return true;
+                }
+                while !s.is_empty() {
+                    if glob_match_impl(&p[1..], s, nocase, depth + 1) {
+                        return true;
+                    }
+                    s = &s[1..];
+                }
+                return false;
+            }
+            b'?' => s = &s[1..],
+            b'[' => {
+                p = &p[1..];
+                let negate = p.first() == Some(&b'^');
+                if negate {
+                    p = &p[1..];
+                }
+                let mut matched = false;
+                loop {
+                    match p {
+                        [] => break,
+                        [b'\\', escaped, ..] => {
+                            if *escaped == s[0] {
+                                matched = true;
+                            }
+                            p = &p[2..];
+                        }
+                        [b']', ..] => break,
+                        [start, b'-', end, ..] => {
+                            let (mut lo, mut hi, mut c) = (*start, *end, s[0]);
+                            if lo > hi {
+                                std::mem::swap(&mut lo, &mut hi);
+                            }
+                            if nocase {
+                                lo = lo.to_ascii_lowercase();
+                                hi = hi.to_ascii_lowercase();
+                                c = c.to_ascii_lowercase();
+                            }
+                            if c >= lo && c <= hi {
+                                matched = true;
+                            }
+                            p = &p[3..];
+                        }
+                        [c, ..] => {
+                            if eq(*c, s[0]) {
+                                matched = true;
+                            }
+                            p = &p[1..];
+                        }
+                    }
+                }
+                let matched = matched != negate;
+                if !matched {
+                    return false;
+                }
+                s = &s[1..];
+                // `p` is at the closing bracket (or the end of a malformed
+                // pattern, which Redis treats as closed).
+                if p.is_empty() {
+                    return s.is_empty();
+                }
+            }
+            b'\\' if p.len() >= 2 => {
+                p = &p[1..];
+                if !eq(p[0], s[0]) {
+                    return false;
+                }
+                s = &s[1..];
+            }
+            c => {
+                if !eq(c, s[0]) {
+                    return false;
+                }
+                s = &s[1..];
+            }
+        }
+        p = &p[1..];
+        if s.is_empty() {
+            while p.first() == Some(&b'*') {
+                p = &p[1..];
+            }
+            break;
+        }
+    }
+    p.is_empty() && s.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_like_string2ll() {
+        assert_eq!(strict_i64(b"0"), Some(0));
+        assert_eq!(strict_i64(b"-9223372036854775808"), Some(i64::MIN));
+        assert_eq!(strict_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(strict_i64(b"9223372036854775808"), None);
+        for bad in [
+            &b""[..],
+            b"-",
+            b"-0",
+            b"01",
+            b"+1",
+            b" 1",
+            b"1 ",
+            b"1.0",
+            b"abc",
+        ] {
+            assert_eq!(strict_i64(bad), None, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn floats_like_strtod() {
+        assert_eq!(strict_f64(b"1.5"), Some(1.5));
+        assert_eq!(strict_f64(b"-inf"), Some(f64::NEG_INFINITY));
+        assert_eq!(strict_f64(b"1e3"), Some(1000.0));
+        assert_eq!(strict_f64(b" 1"), None);
+        assert_eq!(strict_f64(b"nan"), None);
+        assert_eq!(strict_f64(b"1x"), None);
+    }
+
+    #[test]
+    fn globs_like_stringmatchlen() {
+        assert!(glob_match(b"*", b"anything", false));
+        assert!(glob_match(b"h?llo", b"hello", false));
+        assert!(glob_match(b"h[ae]llo", b"hallo", false));
+        assert!(!glob_match(b"h[^e]llo", b"hello", false));
+        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
+        assert!(glob_match(b"user:*", b"user:42", false));
+        assert!(!glob_match(b"user:*", b"users", false));
+        assert!(glob_match(b"a\\*b", b"a*b", false));
+        assert!(glob_match(b"HELLO", b"hello", true));
+        assert!(glob_match(b"a*", b"a", false));
+        assert!(!glob_match(b"a?", b"a", false));
+    }
+}

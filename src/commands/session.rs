@@ -1,0 +1,83 @@
+//! Per-connection command state: selected database, protocol, auth,
+//! transaction queue and watched keys.
+
+use std::sync::Arc;
+
+use crate::server::{ClientHandle, Shared};
+
+/// A key WATCHed by this client, with what it looked like then.
+#[derive(Debug, Clone)]
+pub struct WatchedKey {
+    pub db: usize,
+    pub key: Vec<u8>,
+    /// The key's version in its shard when WATCH ran.
+    pub version: u64,
+    /// Whether the key existed (unexpired) when WATCH ran: if it then expires
+    /// before EXEC, the transaction aborts, as in Redis 7.
+    pub existed: bool,
+}
+
+/// Commands queued between MULTI and EXEC.
+#[derive(Debug, Default)]
+pub struct MultiState {
+    pub queued: Vec<Vec<Vec<u8>>>,
+    /// A queued command was rejected (unknown, wrong arity...): EXEC answers
+    /// EXECABORT.
+    pub had_error: bool,
+}
+
+/// One client's state, owned by its connection task.
+#[derive(Debug)]
+pub struct Session {
+    pub db: usize,
+    pub authenticated: bool,
+    pub multi: Option<MultiState>,
+    pub watched: Vec<WatchedKey>,
+    /// Set by QUIT (and fatal errors): close once the replies are written.
+    pub close_after_reply: bool,
+    /// The registry entry other clients see (CLIENT LIST, CLIENT KILL).
+    pub handle: Arc<ClientHandle>,
+}
+
+impl Session {
+    pub fn new(handle: Arc<ClientHandle>) -> Self {
+        Session {
+            db: 0,
+            authenticated: false,
+            multi: None,
+            watched: Vec::new(),
+            close_after_reply: false,
+            handle,
+        }
+    }
+
+    /// Whether commands other than AUTH/HELLO... are refused with NOAUTH.
+    pub fn requires_auth(&self, shared: &Shared) -> bool {
+        self.requires_auth_with(&shared.config.read())
+    }
+
+    /// Marks the open transaction (if any) as failed.
+    pub fn flag_transaction_error(&mut self) {
+        if let Some(multi) = &mut self.multi {
+            multi.had_error = true;
+        }
+    }
+
+    pub fn queue(&mut self, argv: &[&[u8]]) {
+        if let Some(multi) = &mut self.multi {
+            multi.queued.push(argv.iter().map(|a| a.to_vec()).collect());
+        }
+    }
+
+    pub fn set_db(&mut self, db: usize) {
+        self.db = db;
+        self.handle.set_db(db);
+    }
+}
+
+impl Session {
+    /// [`Session::requires_auth`] with the configuration already at hand.
+    pub fn requires_auth_with(&self, config: &crate::config::Config) -> bool {
+        !self.authenticated && config.requirepass.is_some()
+    }
+}

@@ -1,0 +1,60 @@
+//! The command table: every family's `COMMANDS`, indexed by name.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use super::CommandSpec;
+
+/// Every family's command list.
+fn families() -> [&'static [CommandSpec]; 5] {
+    [
+        super::connection::COMMANDS,
+        super::keyspace::COMMANDS,
+        super::server::COMMANDS,
+        super::string::COMMANDS,
+        super::transaction::COMMANDS,
+    ]
+}
+
+/// Every command Larder implements, in no particular order.
+pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
+    families().into_iter().flat_map(|family| family.iter())
+}
+
+fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
+    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+    INDEX.get_or_init(|| all_commands().map(|spec| (spec.name, spec)).collect())
+}
+
+/// Finds a command by name, case-insensitively, without allocating.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    let mut lower = [0u8; 32];
+    let lower = lower.get_mut(..name.len())?;
+    for (dst, src) in lower.iter_mut().zip(name) {
+        *dst = src.to_ascii_lowercase();
+    }
+    let name = std::str::from_utf8(lower).ok()?;
+    index().get(name).copied()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_lowercase() {
+        let mut seen = std::collections::HashSet::new();
+        for spec in all_commands() {
+            assert_eq!(spec.name, spec.name.to_ascii_lowercase());
+            assert!(seen.insert(spec.name), "duplicate command {}", spec.name);
+            assert!(!spec.summary.is_empty(), "{} has no summary", spec.name);
+        }
+    }
+
+    #[test]
+    fn lookup_is_case_insensitive() {
+        assert_eq!(lookup(b"GeT").map(|s| s.name), Some("get"));
+        assert!(lookup(b"nope").is_none());
+        assert!(lookup(&[b'a'; 100]).is_none());
+    }
+}

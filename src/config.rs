@@ -1,0 +1,504 @@
+//! Every setting Larder has, in one place: its redis.conf name, default, and
+//! whether `CONFIG SET` may change it at run time. The CLI flags, the config
+//! file and `CONFIG GET/SET` all go through [`SETTINGS`].
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The server's configuration.
+///
+/// ```
+/// use larder::Config;
+///
+/// let mut config = Config::default();
+/// assert_eq!(config.port, 6379);
+/// config.set("port", "0").unwrap();
+/// config.set("maxclients", "100").unwrap();
+/// assert_eq!(config.get("maxclients").as_deref(), Some("100"));
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Addresses to listen on (`bind`).
+    pub bind: Vec<String>,
+    pub port: u16,
+    /// Number of logical databases.
+    pub databases: usize,
+    /// Password for the default user (`requirepass`); `None`: no auth.
+    pub requirepass: Option<String>,
+    /// Maximum simultaneous clients.
+    pub maxclients: usize,
+    /// Close clients idle for this many seconds (0: never).
+    pub timeout: u64,
+    /// Longest bulk argument a client may send, in bytes.
+    pub proto_max_bulk_len: u64,
+    /// Largest unparsed request a client may accumulate, in bytes.
+    pub client_query_buffer_limit: u64,
+    /// TCP keepalive interval in seconds (0: off).
+    pub tcp_keepalive: u64,
+    /// Background task frequency (active expiry passes per second).
+    pub hz: u64,
+    /// Log verbosity: debug, verbose, notice, warning.
+    pub loglevel: String,
+    /// Number of keyspace shards (Larder-specific; power of two).
+    pub shards: usize,
+    /// Redis tuning parameters that have no meaning in Larder (encoding
+    /// thresholds and the like): accepted, kept and reported back so that
+    /// existing redis.conf files and tools work.
+    pub accepted_only: BTreeMap<&'static str, String>,
+}
+
+/// Redis 7 tuning parameters Larder accepts and reports but does not act on,
+/// with Redis's defaults. Larder's data structures do not switch encodings
+/// at thresholds, so these have nothing to steer.
+pub const ACCEPTED_ONLY: &[(&str, &str)] = &[
+    ("activerehashing", "yes"),
+    ("hash-max-listpack-entries", "128"),
+    ("hash-max-listpack-value", "64"),
+    ("hll-sparse-max-bytes", "3000"),
+    ("lazyfree-lazy-eviction", "no"),
+    ("lazyfree-lazy-expire", "no"),
+    ("lazyfree-lazy-server-del", "no"),
+    ("lazyfree-lazy-user-del", "no"),
+    ("lazyfree-lazy-user-flush", "no"),
+    ("list-compress-depth", "0"),
+    ("list-max-listpack-size", "-2"),
+    ("set-max-intset-entries", "512"),
+    ("set-max-listpack-entries", "128"),
+    ("set-max-listpack-value", "64"),
+    ("stream-node-max-bytes", "4096"),
+    ("stream-node-max-entries", "100"),
+    ("zset-max-listpack-entries", "128"),
+    ("zset-max-listpack-value", "64"),
+];
+
+/// Old names Redis still accepts for some of them.
+const ALIASES: &[(&str, &str)] = &[
+    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
+    ("hash-max-ziplist-value", "hash-max-listpack-value"),
+    ("list-max-ziplist-size", "list-max-listpack-size"),
+    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
+    ("zset-max-ziplist-value", "zset-max-listpack-value"),
+];
+
+/// How a setting's value is written and read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Integer,
+    /// A byte count with Redis's units (1k, 1kb, 5mb, 1gb...).
+    Memory,
+    Text,
+    Words,
+}
+
+/// One setting.
+#[derive(Debug)]
+pub struct Setting {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Whether CONFIG SET may change it while the server runs.
+    pub mutable: bool,
+    pub default: &'static str,
+    pub description: &'static str,
+    get: fn(&Config) -> String,
+    set: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+fn int<T: std::str::FromStr>(value: &str) -> Result<T, String> {
+    value
+        .parse()
+        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn ranged(value: &str, min: i64, max: i64) -> Result<i64, String> {
+    let n: i64 = int(value)?;
+    if n < min || n > max {
+        return Err(format!(
+            "argument must be between {min} and {max} inclusive"
+        ));
+    }
+    Ok(n)
+}
+
+/// Parses a byte count with Redis's units: k=1000, kb=1024, m, mb, g, gb.
+pub fn parse_memory(value: &str) -> Option<u64> {
+    let lower = value.to_ascii_lowercase();
+    let units: [(&str, u64); 6] = [
+        ("kb", 1024),
+        ("mb", 1024 * 1024),
+        ("gb", 1024 * 1024 * 1024),
+        ("k", 1000),
+        ("m", 1000 * 1000),
+        ("g", 1000 * 1000 * 1000),
+    ];
+    for (suffix, factor) in units {
+        if let Some(number) = lower.strip_suffix(suffix) {
+            return number.parse::<u64>().ok()?.checked_mul(factor);
+        }
+    }
+    if let Some(number) = lower.strip_suffix('b') {
+        return number.parse().ok();
+    }
+    lower.parse().ok()
+}
+
+fn memory(value: &str) -> Result<u64, String> {
+    parse_memory(value).ok_or_else(|| "argument must be a memory value".to_string())
+}
+
+/// The settings table.
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        name: "bind",
+        kind: Kind::Words,
+        mutable: false,
+        default: "127.0.0.1",
+        description: "Addresses to listen on, separated by spaces.",
+        get: |c| c.bind.join(" "),
+        set: |c, v| {
+            let addresses: Vec<String> = v.split_whitespace().map(str::to_string).collect();
+            if addresses.is_empty() {
+                return Err("at least one address is needed".into());
+            }
+            c.bind = addresses;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "port",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "6379",
+        description: "TCP port (0: pick a free one).",
+        get: |c| c.port.to_string(),
+        set: |c, v| {
+            c.port = ranged(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "databases",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "16",
+        description: "Number of logical databases (SELECT 0..n-1).",
+        get: |c| c.databases.to_string(),
+        set: |c, v| {
+            c.databases = ranged(v, 1, i32::MAX as i64)? as usize;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "requirepass",
+        kind: Kind::Text,
+        mutable: true,
+        default: "",
+        description: "Password clients must AUTH with; empty: none.",
+        get: |c| c.requirepass.clone().unwrap_or_default(),
+        set: |c, v| {
+            c.requirepass = (!v.is_empty()).then(|| v.to_string());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "maxclients",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "10000",
+        description: "Maximum simultaneous clients; more are refused.",
+        get: |c| c.maxclients.to_string(),
+        set: |c, v| {
+            c.maxclients = ranged(v, 1, i32::MAX as i64)? as usize;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "timeout",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "0",
+        description: "Close a client idle this many seconds (0: never).",
+        get: |c| c.timeout.to_string(),
+        set: |c, v| {
+            c.timeout = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "proto-max-bulk-len",
+        kind: Kind::Memory,
+        mutable: true,
+        default: "512mb",
+        description: "Longest bulk string a client may send.",
+        get: |c| c.proto_max_bulk_len.to_string(),
+        set: |c, v| {
+            let n = memory(v)?;
+            if n < 1024 * 1024 {
+                return Err(
+                    "argument must be between 1048576 and 9223372036854775807 inclusive".into(),
+                );
+            }
+            c.proto_max_bulk_len = n;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "client-query-buffer-limit",
+        kind: Kind::Memory,
+        mutable: true,
+        default: "1gb",
+        description: "Largest unparsed request a client may buffer before it is disconnected.",
+        get: |c| c.client_query_buffer_limit.to_string(),
+        set: |c, v| {
+            let n = memory(v)?;
+            if n < 1024 * 1024 {
+                return Err(
+                    "argument must be between 1048576 and 9223372036854775807 inclusive".into(),
+                );
+            }
+            c.client_query_buffer_limit = n;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tcp-keepalive",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "300",
+        description: "TCP keepalive interval in seconds for new clients (0: off).",
+        get: |c| c.tcp_keepalive.to_string(),
+        set: |c, v| {
+            c.tcp_keepalive = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "hz",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "10",
+        description: "Active expiry passes per second.",
+        get: |c| c.hz.to_string(),
+        set: |c, v| {
+            c.hz = ranged(v, 1, 500)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "loglevel",
+        kind: Kind::Text,
+        mutable: true,
+        default: "notice",
+        description: "Log verbosity: debug, verbose, notice, warning.",
+        get: |c| c.loglevel.clone(),
+        set: |c, v| {
+            let level = v.to_ascii_lowercase();
+            if !["debug", "verbose", "notice", "warning", "nothing"].contains(&level.as_str()) {
+                return Err("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into());
+            }
+            c.loglevel = level;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "shards",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "256",
+        description: "Keyspace shards (rounded up to a power of two). Larder-specific.",
+        get: |c| c.shards.to_string(),
+        set: |c, v| {
+            c.shards = ranged(v, 1, 65536)? as usize;
+            Ok(())
+        },
+    },
+];
+
+/// Why a setting could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    Unknown(String),
+    Immutable(String),
+    Invalid { name: String, reason: String },
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConfigError::Unknown(name) => write!(f, "unknown setting '{name}'"),
+            ConfigError::Immutable(name) => write!(f, "'{name}' can't be changed at run time"),
+            ConfigError::Invalid { name, reason } => write!(f, "'{name}': {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Default for Config {
+    fn default() -> Self {
+        let mut config = Config {
+            bind: Vec::new(),
+            port: 0,
+            databases: 0,
+            requirepass: None,
+            maxclients: 0,
+            timeout: 0,
+            proto_max_bulk_len: 0,
+            client_query_buffer_limit: 0,
+            tcp_keepalive: 0,
+            hz: 0,
+            loglevel: String::new(),
+            shards: 0,
+            accepted_only: ACCEPTED_ONLY
+                .iter()
+                .map(|(k, v)| (*k, v.to_string()))
+                .collect(),
+        };
+        for setting in SETTINGS {
+            // Defaults are valid by construction (a unit test checks it).
+            let _ = (setting.set)(&mut config, setting.default);
+        }
+        config
+    }
+}
+
+fn canonical(name: &str) -> String {
+    let lower = name.to_ascii_lowercase();
+    ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == lower)
+        .map_or(lower, |(_, real)| real.to_string())
+}
+
+impl Config {
+    /// All setting names, real ones and accepted-only ones, sorted.
+    pub fn names() -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = SETTINGS.iter().map(|s| s.name).collect();
+        names.extend(ACCEPTED_ONLY.iter().map(|(n, _)| *n));
+        names.extend(ALIASES.iter().map(|(n, _)| *n));
+        names.sort_unstable();
+        names
+    }
+
+    /// The current value of a setting, as CONFIG GET shows it.
+    pub fn get(&self, name: &str) -> Option<String> {
+        let name = canonical(name);
+        if let Some(setting) = SETTINGS.iter().find(|s| s.name == name) {
+            return Some((setting.get)(self));
+        }
+        self.accepted_only.get(name.as_str()).cloned()
+    }
+
+    /// Sets a setting from its textual value (config file, CLI, CONFIG SET).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let name = canonical(name);
+        if let Some(setting) = SETTINGS.iter().find(|s| s.name == name) {
+            return (setting.set)(self, value)
+                .map_err(|reason| ConfigError::Invalid { name, reason });
+        }
+        match ACCEPTED_ONLY.iter().find(|(n, _)| *n == name) {
+            Some((key, _)) => {
+                self.accepted_only.insert(key, value.to_string());
+                Ok(())
+            }
+            None => Err(ConfigError::Unknown(name)),
+        }
+    }
+
+    /// Like [`Config::set`], but refuses settings fixed at start-up.
+    pub fn set_at_runtime(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let canonical_name = canonical(name);
+        if SETTINGS
+            .iter()
+            .any(|s| s.name == canonical_name && !s.mutable)
+        {
+            return Err(ConfigError::Immutable(canonical_name));
+        }
+        self.set(name, value)
+    }
+
+    /// Reads a redis.conf-style file: one `name value...` directive a line,
+    /// `#` comments, quoted values allowed.
+    pub fn load_file(&mut self, path: &Path) -> Result<(), String> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        self.load_str(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// Applies redis.conf-style directives.
+    pub fn load_str(&mut self, text: &str) -> Result<(), String> {
+        for (number, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let words = crate::protocol::split_args(line.as_bytes())
+                .ok_or_else(|| format!("line {}: unbalanced quotes", number + 1))?;
+            let Some((name, values)) = words.split_first() else {
+                continue;
+            };
+            let name = String::from_utf8_lossy(name);
+            let value = values
+                .iter()
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            self.set(&name, &value)
+                .map_err(|e| format!("line {}: {e}", number + 1))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_parse() {
+        let config = Config::default();
+        assert_eq!(config.bind, vec!["127.0.0.1".to_string()]);
+        assert_eq!(config.port, 6379);
+        assert_eq!(config.databases, 16);
+        assert_eq!(config.proto_max_bulk_len, 512 * 1024 * 1024);
+        assert_eq!(config.client_query_buffer_limit, 1024 * 1024 * 1024);
+        assert_eq!(config.maxclients, 10000);
+        for setting in SETTINGS {
+            let mut c = Config::default();
+            assert!(
+                (setting.set)(&mut c, setting.default).is_ok(),
+                "{}",
+                setting.name
+            );
+        }
+    }
+
+    #[test]
+    fn memory_units() {
+        assert_eq!(parse_memory("1k"), Some(1000));
+        assert_eq!(parse_memory("1kb"), Some(1024));
+        assert_eq!(parse_memory("5MB"), Some(5 * 1024 * 1024));
+        assert_eq!(parse_memory("1g"), Some(1_000_000_000));
+        assert_eq!(parse_memory("12"), Some(12));
+        assert_eq!(parse_memory("x"), None);
+    }
+
+    #[test]
+    fn file_and_aliases() {
+        let mut config = Config::default();
+        config
+            .load_str("# comment\nport 7000\nbind 127.0.0.1 ::1\nhash-max-ziplist-entries 256\nrequirepass \"s3 cret\"\n")
+            .unwrap();
+        assert_eq!(config.port, 7000);
+        assert_eq!(config.bind.len(), 2);
+        assert_eq!(
+            config.get("hash-max-listpack-entries").as_deref(),
+            Some("256")
+        );
+        assert_eq!(config.requirepass.as_deref(), Some("s3 cret"));
+        assert!(config.load_str("no-such-thing 1").is_err());
+        assert_eq!(
+            config.set_at_runtime("databases", "4"),
+            Err(ConfigError::Immutable("databases".into()))
+        );
+    }
+}

@@ -1,0 +1,24 @@
+//! Larder: a Redis-compatible caching server, embeddable as a library.
+//!
+//! - [`Store`]: the sharded in-memory keyspace, typed and socket-free.
+//! - [`Server`]: the whole server, built from a [`Config`].
+//!
+//! ```
+//! use larder::Store;
+//!
+//! let store = Store::new();
+//! store.set(0, b"user:1:name", b"Ada").unwrap();
+//! assert_eq!(store.get(0, b"user:1:name").unwrap().as_deref(), Some(&b"Ada"[..]));
+//! ```
+
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod protocol;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use error::Error;
+pub use server::{RunningServer, Server};
+pub use store::{Clock, Store, StoreOptions, Ttl};

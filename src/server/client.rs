@@ -1,0 +1,184 @@
+//! The client registry: what CLIENT LIST shows and CLIENT KILL acts on.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// Mutable, rarely-changing details of a client.
+#[derive(Debug, Default, Clone)]
+pub struct ClientMeta {
+    pub name: Option<Vec<u8>>,
+    pub lib_name: Option<Vec<u8>>,
+    pub lib_ver: Option<Vec<u8>>,
+    pub last_command: &'static str,
+    pub resp: u8,
+    /// Commands queued in an open MULTI, or -1 outside MULTI.
+    pub multi: i64,
+    pub watching: usize,
+    pub no_evict: bool,
+    pub no_touch: bool,
+}
+
+/// A connected client as other clients can see it.
+#[derive(Debug)]
+pub struct ClientHandle {
+    pub id: u64,
+    pub addr: String,
+    pub laddr: String,
+    created: Instant,
+    /// Milliseconds since `created` of the last command.
+    last_active_ms: AtomicU64,
+    db: AtomicUsize,
+    pub meta: Mutex<ClientMeta>,
+    killed: AtomicBool,
+    kill_signal: Notify,
+}
+
+impl ClientHandle {
+    pub fn new(id: u64, addr: Option<SocketAddr>, laddr: Option<SocketAddr>) -> Self {
+        ClientHandle {
+            id,
+            addr: addr.map_or_else(String::new, |a| a.to_string()),
+            laddr: laddr.map_or_else(String::new, |a| a.to_string()),
+            created: Instant::now(),
+            last_active_ms: AtomicU64::new(0),
+            db: AtomicUsize::new(0),
+            meta: Mutex::new(ClientMeta {
+                resp: 2,
+                multi: -1,
+                last_command: "NULL",
+                ..ClientMeta::default()
+            }),
+            killed: AtomicBool::new(false),
+            kill_signal: Notify::new(),
+        }
+    }
+
+    pub fn record_command(&self, name: &'static str) {
+        self.last_active_ms
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.meta.lock().last_command = name;
+    }
+
+    pub fn set_db(&self, db: usize) {
+        self.db.store(db, Ordering::Relaxed);
+    }
+
+    /// Asks the client's connection to close.
+    pub fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.kill_signal.notify_one();
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    /// Resolves once [`ClientHandle::kill`] was called.
+    pub async fn killed(&self) {
+        while !self.is_killed() {
+            self.kill_signal.notified().await;
+        }
+    }
+
+    /// Seconds since the client connected.
+    pub fn age_secs(&self) -> u64 {
+        self.created.elapsed().as_secs()
+    }
+
+    /// Seconds since the client's last command.
+    pub fn idle_secs(&self) -> u64 {
+        let active = self.last_active_ms.load(Ordering::Relaxed);
+        (self.created.elapsed().as_millis() as u64).saturating_sub(active) / 1000
+    }
+
+    /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.2's format.
+    pub fn info_line(&self) -> String {
+        let meta = self.meta.lock().clone();
+        let text = |v: &Option<Vec<u8>>| {
+            v.as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .into_owned()
+        };
+        let mut flags = String::new();
+        if meta.multi >= 0 {
+            flags.push('x');
+        }
+        if meta.no_evict {
+            flags.push('e');
+        }
+        if meta.no_touch {
+            flags.push('T');
+        }
+        if flags.is_empty() {
+            flags.push('N');
+        }
+        format!(
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} \
+             watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+             cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            self.id,
+            self.addr,
+            self.laddr,
+            text(&meta.name),
+            self.age_secs(),
+            self.idle_secs(),
+            flags,
+            self.db.load(Ordering::Relaxed),
+            meta.multi,
+            meta.watching,
+            meta.last_command,
+            meta.resp,
+            text(&meta.lib_name),
+            text(&meta.lib_ver),
+        )
+    }
+}
+
+/// All connected clients, by id.
+#[derive(Debug, Default)]
+pub struct ClientRegistry {
+    next_id: AtomicU64,
+    clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+}
+
+impl ClientRegistry {
+    /// Registers a new client and returns its handle (ids start at 1).
+    pub fn register(
+        &self,
+        addr: Option<SocketAddr>,
+        laddr: Option<SocketAddr>,
+    ) -> Arc<ClientHandle> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+        self.clients.lock().insert(id, handle.clone());
+        handle
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.clients.lock().remove(&id);
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the connected clients, by ascending id.
+    pub fn list(&self) -> Vec<Arc<ClientHandle>> {
+        self.clients.lock().values().cloned().collect()
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
+        self.clients.lock().get(&id).cloned()
+    }
+}

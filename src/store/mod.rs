@@ -1,0 +1,363 @@
+//! The sharded, lock-striped keyspace.
+//!
+//! Keys are spread over a power-of-two number of shards by hash; each shard is
+//! behind its own mutex and holds, for every logical database, the keys that
+//! hash to it (so MOVE and COPY between databases stay inside one shard).
+//! Commands lock the shards of the keys they touch, in ascending shard order
+//! (see [`LockSet`]), so multi-key commands and transactions cannot deadlock.
+
+mod clock;
+mod expire;
+mod ops;
+mod shard;
+mod value;
+
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::{Mutex, MutexGuard};
+use smallvec::SmallVec;
+
+pub use clock::Clock;
+pub use ops::{parse_float_value, parse_int_value};
+pub use shard::{Db, Shard};
+pub use value::{Entry, Key, Value};
+
+use crate::error::{Error, Result};
+
+/// Default number of shards: many more than cores, so that two clients rarely
+/// want the same lock.
+pub const DEFAULT_SHARDS: usize = 256;
+
+/// How a [`Store`] is built.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Number of logical databases (`databases`, default 16).
+    pub databases: usize,
+    /// Number of shards; rounded up to a power of two.
+    pub shards: usize,
+    /// Where "now" comes from (expiry decisions).
+    pub clock: Clock,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            databases: 16,
+            shards: DEFAULT_SHARDS,
+            clock: Clock::System,
+        }
+    }
+}
+
+/// The remaining time to live of a key, as TTL/PTTL report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ttl {
+    /// The key does not exist.
+    Missing,
+    /// The key exists and has no expiry.
+    Persistent,
+    /// The key expires after this long.
+    Expires(Duration),
+}
+
+struct StoreInner {
+    shards: Box<[Mutex<Shard>]>,
+    shard_mask: usize,
+    hasher: foldhash::fast::FixedState,
+    databases: usize,
+    clock: Clock,
+}
+
+/// An in-memory keyspace, usable in-process without any socket. Cloning is
+/// cheap and shares the same data.
+///
+/// ```
+/// use larder::Store;
+/// use std::time::Duration;
+///
+/// let store = Store::new();
+/// store.set(0, b"greeting", b"hello").unwrap();
+/// assert_eq!(store.get(0, b"greeting").unwrap(), Some(b"hello".to_vec()));
+/// assert_eq!(store.incr_by(0, b"visits", 5).unwrap(), 5);
+/// assert!(store.expire(0, b"greeting", Duration::from_secs(60)).unwrap());
+/// assert!(store.del(0, b"greeting").unwrap());
+/// assert_eq!(store.get(0, b"greeting").unwrap(), None);
+/// ```
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<StoreInner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("databases", &self.inner.databases)
+            .field("shards", &self.inner.shards.len())
+            .finish()
+    }
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// A store with 16 databases and the default shard count.
+    pub fn new() -> Self {
+        Self::with_options(StoreOptions::default())
+    }
+
+    pub fn with_options(options: StoreOptions) -> Self {
+        let shard_count = options.shards.max(1).next_power_of_two();
+        let databases = options.databases.max(1);
+        Store {
+            inner: Arc::new(StoreInner {
+                shards: (0..shard_count)
+                    .map(|_| Mutex::new(Shard::new(databases)))
+                    .collect(),
+                shard_mask: shard_count - 1,
+                hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
+                databases,
+                clock: options.clock,
+            }),
+        }
+    }
+
+    /// Number of logical databases.
+    pub fn databases(&self) -> usize {
+        self.inner.databases
+    }
+
+    pub fn shard_count(&self) -> usize {
+        self.inner.shards.len()
+    }
+
+    /// The store's notion of now, in Unix milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// The shard `key` lives in.
+    pub fn shard_index(&self, key: &[u8]) -> usize {
+        // High bits: the maps inside shards use their own hasher, but keeping
+        // the shard choice off the low bits avoids any correlation.
+        (self.inner.hasher.hash_one(key) >> 40) as usize & self.inner.shard_mask
+    }
+
+    /// Locks the shards of `keys` in ascending order.
+    pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> LockSet<'_> {
+        let indexes: SmallVec<[usize; 4]> = keys.into_iter().map(|k| self.shard_index(k)).collect();
+        self.lock_shards(indexes)
+    }
+
+    /// Locks the given shards (any order, duplicates allowed) in ascending order.
+    pub fn lock_shards(&self, mut indexes: SmallVec<[usize; 4]>) -> LockSet<'_> {
+        indexes.sort_unstable();
+        indexes.dedup();
+        let guards = indexes
+            .into_iter()
+            .map(|i| (i, self.inner.shards[i].lock()))
+            .collect();
+        LockSet {
+            store: self,
+            guards,
+        }
+    }
+
+    /// Locks one shard.
+    pub fn lock_shard(&self, index: usize) -> LockSet<'_> {
+        let mut guards = SmallVec::new();
+        guards.push((index, self.inner.shards[index].lock()));
+        LockSet {
+            store: self,
+            guards,
+        }
+    }
+
+    /// Locks every shard (transactions that touch the whole keyspace).
+    pub fn lock_all(&self) -> LockSet<'_> {
+        let guards = (0..self.inner.shards.len())
+            .map(|i| (i, self.inner.shards[i].lock()))
+            .collect();
+        LockSet {
+            store: self,
+            guards,
+        }
+    }
+
+    fn check_db(&self, db: usize) -> Result<()> {
+        if db < self.inner.databases {
+            Ok(())
+        } else {
+            Err(Error::db_index_out_of_range())
+        }
+    }
+
+    /// Runs `f` on the part of database `db` that holds `key`.
+    fn with_db<R>(&self, db: usize, key: &[u8], f: impl FnOnce(&mut Db, u64) -> R) -> Result<R> {
+        self.check_db(db)?;
+        let now = self.now_ms();
+        let mut shard = self.inner.shards[self.shard_index(key)].lock();
+        Ok(f(shard.db(db), now))
+    }
+
+    /// The string value of `key`; `WRONGTYPE` if it holds another type.
+    pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.with_db(db, key, |d, now| match d.get(key, now) {
+            None => Ok(None),
+            Some(Entry {
+                value: Value::Str(s),
+                ..
+            }) => Ok(Some(s.clone())),
+        })?
+    }
+
+    /// Sets `key` to a string, removing any TTL (like SET).
+    pub fn set(&self, db: usize, key: &[u8], value: &[u8]) -> Result<()> {
+        self.with_db(db, key, |d, now| {
+            d.insert(key, Value::Str(value.to_vec()), None, now);
+        })
+    }
+
+    /// Sets `key` to a string that expires after `ttl` (like SET ... PX).
+    pub fn set_with_ttl(&self, db: usize, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
+        self.with_db(db, key, |d, now| {
+            let at = now.saturating_add(ttl.as_millis() as u64);
+            d.insert(key, Value::Str(value.to_vec()), Some(at), now);
+        })
+    }
+
+    /// Deletes `key`; true if it existed.
+    pub fn del(&self, db: usize, key: &[u8]) -> Result<bool> {
+        self.with_db(db, key, |d, now| d.remove(key, now).is_some())
+    }
+
+    pub fn exists(&self, db: usize, key: &[u8]) -> Result<bool> {
+        self.with_db(db, key, |d, now| d.contains(key, now))
+    }
+
+    /// Gives `key` a TTL; false if it does not exist.
+    pub fn expire(&self, db: usize, key: &[u8], ttl: Duration) -> Result<bool> {
+        self.with_db(db, key, |d, now| {
+            let at = now.saturating_add(ttl.as_millis() as u64);
+            d.set_expiry(key, Some(at), now)
+        })
+    }
+
+    /// Removes the TTL of `key`; true if it had one.
+    pub fn persist(&self, db: usize, key: &[u8]) -> Result<bool> {
+        self.with_db(db, key, |d, now| {
+            let had_ttl = d.get(key, now).is_some_and(|e| e.expires_at.is_some());
+            had_ttl && d.set_expiry(key, None, now)
+        })
+    }
+
+    pub fn ttl(&self, db: usize, key: &[u8]) -> Result<Ttl> {
+        self.with_db(db, key, |d, now| match d.get(key, now) {
+            None => Ttl::Missing,
+            Some(Entry {
+                expires_at: None, ..
+            }) => Ttl::Persistent,
+            Some(Entry {
+                expires_at: Some(at),
+                ..
+            }) => Ttl::Expires(Duration::from_millis(at.saturating_sub(now))),
+        })
+    }
+
+    /// Adds `delta` to the integer stored at `key` (missing counts as 0).
+    pub fn incr_by(&self, db: usize, key: &[u8], delta: i64) -> Result<i64> {
+        self.with_db(db, key, |d, now| ops::incr_by(d, key, delta, now))?
+    }
+
+    /// Number of keys in database `db`.
+    pub fn dbsize(&self, db: usize) -> Result<usize> {
+        self.check_db(db)?;
+        Ok(self
+            .inner
+            .shards
+            .iter()
+            .map(|s| s.lock().db_ref(db).len())
+            .sum())
+    }
+
+    /// Removes every key of database `db`.
+    pub fn flush_db(&self, db: usize) -> Result<()> {
+        self.check_db(db)?;
+        for shard in self.inner.shards.iter() {
+            shard.lock().db(db).clear();
+        }
+        Ok(())
+    }
+
+    /// Removes every key of every database.
+    pub fn flush_all(&self) {
+        for shard in self.inner.shards.iter() {
+            let mut shard = shard.lock();
+            for db in 0..self.inner.databases {
+                shard.db(db).clear();
+            }
+        }
+    }
+}
+
+/// A set of shard locks taken in ascending order, and access to the shards
+/// they guard. Dropping it releases them.
+pub struct LockSet<'s> {
+    store: &'s Store,
+    guards: SmallVec<[(usize, MutexGuard<'s, Shard>); 4]>,
+}
+
+impl<'s> LockSet<'s> {
+    /// The shard holding `key`, if this set locked it.
+    pub fn shard_for(&mut self, key: &[u8]) -> Result<&mut Shard> {
+        let index = self.store.shard_index(key);
+        self.shard(index)
+    }
+
+    /// Shard number `index`, if this set locked it.
+    pub fn shard(&mut self, index: usize) -> Result<&mut Shard> {
+        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => Ok(&mut self.guards[pos].1),
+            Err(_) => Err(Error::err(
+                "internal error: shard accessed without its lock",
+            )),
+        }
+    }
+
+    /// The part of database `db` that holds `key`.
+    pub fn db(&mut self, db: usize, key: &[u8]) -> Result<&mut Db> {
+        if db >= self.store.databases() {
+            return Err(Error::db_index_out_of_range());
+        }
+        Ok(self.shard_for(key)?.db(db))
+    }
+
+    /// Whether this set holds the lock of `key`'s shard.
+    pub fn covers(&self, key: &[u8]) -> bool {
+        self.covers_shard(self.store.shard_index(key))
+    }
+
+    pub fn covers_shard(&self, index: usize) -> bool {
+        self.guards
+            .binary_search_by_key(&index, |(i, _)| *i)
+            .is_ok()
+    }
+
+    /// Every locked shard, in ascending order.
+    pub fn shards_mut(&mut self) -> impl Iterator<Item = (usize, &mut Shard)> + use<'_, 's> {
+        self.guards.iter_mut().map(|(i, g)| (*i, &mut **g))
+    }
+
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+}

@@ -1,0 +1,320 @@
+//! One shard of the keyspace: for every logical database, the keys whose hash
+//! falls in this shard, their expiry index and their WATCH versions.
+//!
+//! A shard is only ever used behind its lock (see `store::LockSet`); nothing
+//! here blocks or awaits.
+
+use std::collections::{BTreeSet, HashMap};
+
+use foldhash::fast::RandomState;
+
+use super::value::{Entry, Key, Value};
+
+/// The part of one logical database that lives in one shard.
+#[derive(Debug, Default)]
+pub struct Db {
+    entries: HashMap<Key, Entry, RandomState>,
+    /// (expiry time, key) for every key with a TTL, earliest first: active
+    /// expiry pops from the front instead of sampling.
+    expires: BTreeSet<(u64, Key)>,
+    /// Keys some client WATCHes, with the version their last change got.
+    watched: HashMap<Key, WatchSlot, RandomState>,
+    version_clock: u64,
+}
+
+#[derive(Debug)]
+struct WatchSlot {
+    version: u64,
+    watchers: u32,
+}
+
+impl Db {
+    /// Number of keys, including expired ones not yet reclaimed (as Redis's
+    /// DBSIZE counts them).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Number of keys with a TTL.
+    pub fn volatile_len(&self) -> usize {
+        self.expires.len()
+    }
+
+    /// Reclaims `key` if its TTL has passed. Returns true if it is (still) live.
+    fn expire_if_due(&mut self, key: &[u8], now_ms: u64) -> bool {
+        match self.entries.get(key) {
+            None => false,
+            Some(entry) if !entry.is_expired(now_ms) => true,
+            Some(_) => {
+                self.remove_entry(key);
+                false
+            }
+        }
+    }
+
+    /// The live entry of `key`, reclaiming it if it expired.
+    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        if self.expire_if_due(key, now_ms) {
+            self.entries.get(key)
+        } else {
+            None
+        }
+    }
+
+    /// The live value of `key` for in-place modification. Call
+    /// [`Db::touch`] after changing it, so WATCH and change observers see it.
+    pub fn value_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Value> {
+        if self.expire_if_due(key, now_ms) {
+            self.entries.get_mut(key).map(|e| &mut e.value)
+        } else {
+            None
+        }
+    }
+
+    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
+        self.expire_if_due(key, now_ms)
+    }
+
+    /// Stores `value` under `key` with the given expiry, replacing whatever
+    /// was there; returns the previous live entry.
+    pub fn insert(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expires_at: Option<u64>,
+        now_ms: u64,
+    ) -> Option<Entry> {
+        let live = self.expire_if_due(key, now_ms);
+        let previous = if live {
+            let entry = self.entries.get_mut(key)?;
+            let old_expiry = entry.expires_at;
+            let old = std::mem::replace(entry, Entry { value, expires_at });
+            if old_expiry != expires_at {
+                self.reindex_expiry(key, old_expiry, expires_at);
+            }
+            Some(old)
+        } else {
+            self.entries
+                .insert(Key::from(key), Entry { value, expires_at });
+            if let Some(at) = expires_at {
+                self.expires.insert((at, Key::from(key)));
+            }
+            None
+        };
+        self.touch(key);
+        previous
+    }
+
+    /// Removes `key`; returns its entry if it was live.
+    pub fn remove(&mut self, key: &[u8], now_ms: u64) -> Option<Entry> {
+        if self.expire_if_due(key, now_ms) {
+            self.remove_entry(key)
+        } else {
+            None
+        }
+    }
+
+    fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        if let Some(at) = entry.expires_at {
+            self.expires.remove(&(at, Key::from(key)));
+        }
+        self.touch(key);
+        Some(entry)
+    }
+
+    /// Sets or clears the expiry of a live key. Returns false if there is none.
+    pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>, now_ms: u64) -> bool {
+        if !self.expire_if_due(key, now_ms) {
+            return false;
+        }
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
+        let old = std::mem::replace(&mut entry.expires_at, expires_at);
+        if old != expires_at {
+            self.reindex_expiry(key, old, expires_at);
+        }
+        self.touch(key);
+        true
+    }
+
+    fn reindex_expiry(&mut self, key: &[u8], old: Option<u64>, new: Option<u64>) {
+        if let Some(at) = old {
+            self.expires.remove(&(at, Key::from(key)));
+        }
+        if let Some(at) = new {
+            self.expires.insert((at, Key::from(key)));
+        }
+    }
+
+    /// Live keys and entries, in no particular order.
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Key, &Entry)> {
+        self.entries
+            .iter()
+            .filter(move |(_, e)| !e.is_expired(now_ms))
+    }
+
+    /// A key picked at random among the live ones (`nth` is any number; it is
+    /// reduced modulo the size).
+    pub fn key_at(&mut self, nth: usize, now_ms: u64) -> Option<Key> {
+        for _ in 0..8 {
+            if self.entries.is_empty() {
+                return None;
+            }
+            let index = nth % self.entries.len();
+            let (key, entry) = self.entries.iter().nth(index)?;
+            if !entry.is_expired(now_ms) {
+                return Some(key.clone());
+            }
+            let key = key.clone();
+            self.remove_entry(&key);
+        }
+        self.iter(now_ms).next().map(|(k, _)| k.clone())
+    }
+
+    /// Removes every key. WATCHers of keys that existed see a change.
+    pub fn clear(&mut self) {
+        if !self.watched.is_empty() {
+            let existing: Vec<Key> = self
+                .watched
+                .keys()
+                .filter(|k| self.entries.contains_key(&***k))
+                .cloned()
+                .collect();
+            for key in existing {
+                self.touch(&key);
+            }
+        }
+        self.entries = HashMap::default();
+        self.expires = BTreeSet::new();
+    }
+
+    /// Exchanges the contents (not the WATCH state) of two databases, as
+    /// SWAPDB does; WATCHers of keys existing in either see a change.
+    pub fn swap_contents(a: &mut Db, b: &mut Db) {
+        std::mem::swap(&mut a.entries, &mut b.entries);
+        std::mem::swap(&mut a.expires, &mut b.expires);
+        for db in [&mut *a, &mut *b] {
+            let watched: Vec<Key> = db.watched.keys().cloned().collect();
+            for key in watched {
+                db.touch(&key);
+            }
+        }
+    }
+
+    /// Reclaims at most `limit` keys whose TTL passed; returns how many.
+    pub fn expire_due(&mut self, now_ms: u64, limit: usize) -> usize {
+        let mut reclaimed = 0;
+        while reclaimed < limit {
+            let Some((at, _)) = self.expires.first() else {
+                break;
+            };
+            if *at > now_ms {
+                break;
+            }
+            let Some((_, key)) = self.expires.pop_first() else {
+                break;
+            };
+            if self.entries.remove(&*key).is_some() {
+                self.touch(&key);
+            }
+            reclaimed += 1;
+        }
+        if reclaimed > 0
+            && self.entries.capacity() > 64
+            && self.entries.len() < self.entries.capacity() / 4
+        {
+            self.entries.shrink_to_fit();
+        }
+        reclaimed
+    }
+
+    /// Records that `key` changed: WATCHers of it will abort their EXEC.
+    pub fn touch(&mut self, key: &[u8]) {
+        if self.watched.is_empty() {
+            return;
+        }
+        if let Some(slot) = self.watched.get_mut(key) {
+            self.version_clock += 1;
+            slot.version = self.version_clock;
+        }
+    }
+
+    /// Starts watching `key`; returns the version to compare at EXEC.
+    pub fn watch(&mut self, key: &[u8]) -> u64 {
+        self.version_clock += 1;
+        let fresh = self.version_clock;
+        let slot = self.watched.entry(Key::from(key)).or_insert(WatchSlot {
+            version: fresh,
+            watchers: 0,
+        });
+        slot.watchers += 1;
+        slot.version
+    }
+
+    /// Stops one watcher of `key`.
+    pub fn unwatch(&mut self, key: &[u8]) {
+        if let Some(slot) = self.watched.get_mut(key) {
+            slot.watchers -= 1;
+            if slot.watchers == 0 {
+                self.watched.remove(key);
+            }
+        }
+    }
+
+    /// The current version of a watched key.
+    pub fn watch_version(&self, key: &[u8]) -> Option<u64> {
+        self.watched.get(key).map(|slot| slot.version)
+    }
+}
+
+/// A shard: one [`Db`] part per logical database.
+#[derive(Debug)]
+pub struct Shard {
+    dbs: Box<[Db]>,
+}
+
+impl Shard {
+    pub fn new(databases: usize) -> Self {
+        Shard {
+            dbs: (0..databases).map(|_| Db::default()).collect(),
+        }
+    }
+
+    /// This shard's part of database `index` (callers check the range).
+    pub fn db(&mut self, index: usize) -> &mut Db {
+        &mut self.dbs[index]
+    }
+
+    pub fn db_ref(&self, index: usize) -> &Db {
+        &self.dbs[index]
+    }
+
+    pub fn databases(&self) -> usize {
+        self.dbs.len()
+    }
+
+    /// Two distinct databases at once (MOVE, COPY ... DB).
+    pub fn two_dbs(&mut self, a: usize, b: usize) -> (&mut Db, &mut Db) {
+        assert_ne!(a, b, "two_dbs needs two different databases");
+        if a < b {
+            let (left, right) = self.dbs.split_at_mut(b);
+            (&mut left[a], &mut right[0])
+        } else {
+            let (left, right) = self.dbs.split_at_mut(a);
+            (&mut right[0], &mut left[b])
+        }
+    }
+
+    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+        if a != b {
+            let (x, y) = self.two_dbs(a, b);
+            Db::swap_contents(x, y);
+        }
+    }
+}
