@@ -1,0 +1,292 @@
+//! Test harness shared by the integration tests: an in-process Larder on a
+//! free port, a real `redis-server` for differential tests, and a raw RESP
+//! client that returns replies byte for byte.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use larder::server::Shared;
+use larder::{Config, Server};
+
+/// A Larder server running in-process on its own runtime, on a free port.
+/// Stops when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TestServer {
+    pub fn start() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    pub fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        let mut config = Config::default();
+        config.port = 0;
+        adjust(&mut config);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("test runtime");
+        let server = runtime
+            .block_on(Server::bind(config))
+            .expect("bind test server");
+        let addr = server.local_addr();
+        let shared = server.shared();
+        runtime.spawn(server.run());
+        TestServer {
+            addr,
+            shared,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://{}/", self.addr)
+    }
+
+    /// A `redis` crate connection speaking RESP2.
+    pub fn client(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection())
+            .expect("connect with the redis crate")
+    }
+
+    /// A `redis` crate connection speaking RESP3.
+    pub fn resp3_client(&self) -> redis::Connection {
+        redis::Client::open(format!("{}?protocol=resp3", self.url()))
+            .and_then(|c| c.get_connection())
+            .expect("connect with the redis crate (RESP3)")
+    }
+
+    pub fn raw(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shared.request_shutdown();
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+/// A free TCP port on loopback (racy by nature, good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A real `redis-server` (Debian's package), for differential tests.
+pub struct RedisServer {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl RedisServer {
+    pub fn start() -> Self {
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed for differential tests (apt-get install redis-server)");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(stream) = TcpStream::connect(addr) {
+                let mut client = RawClient::from_stream(stream);
+                if client.command(&["PING"]) == b"+PONG\r\n" {
+                    break;
+                }
+            }
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        RedisServer { addr, child }
+    }
+
+    pub fn raw(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that sends bytes and returns whole replies as raw bytes.
+pub struct RawClient {
+    stream: TcpStream,
+    pending: Vec<u8>,
+}
+
+impl RawClient {
+    pub fn connect(addr: SocketAddr) -> Self {
+        Self::from_stream(TcpStream::connect(addr).expect("connect"))
+    }
+
+    fn from_stream(stream: TcpStream) -> Self {
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        RawClient {
+            stream,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Reads one complete reply (any RESP2/RESP3 type), byte for byte.
+    /// Panics if the connection closes or nothing arrives within 10 s.
+    pub fn read_reply(&mut self) -> Vec<u8> {
+        self.try_read_reply()
+            .expect("connection closed before a reply")
+    }
+
+    /// Like `read_reply`, but `None` if the server closed the connection.
+    pub fn try_read_reply(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if !self.pending.is_empty() {
+                match reply_length(&self.pending) {
+                    Ok(Some(length)) => return Some(self.pending.drain(..length).collect()),
+                    Ok(None) => {}
+                    Err(error) => panic!(
+                        "undecodable reply {:?}: {error:?}",
+                        String::from_utf8_lossy(&self.pending)
+                    ),
+                }
+            }
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return None,
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return None,
+                Err(error) => panic!("read failed: {error}"),
+            }
+        }
+    }
+
+    /// True once the server has closed the connection (reads return EOF).
+    pub fn is_closed(&mut self) -> bool {
+        self.try_read_reply().is_none()
+    }
+
+    /// Sends one command as a RESP array and returns its raw reply.
+    pub fn command(&mut self, args: &[&str]) -> Vec<u8> {
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        self.command_bytes(&bytes)
+    }
+
+    pub fn command_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
+        self.send(&encode_command(args));
+        self.read_reply()
+    }
+}
+
+/// The length of the first complete reply in `buf`, decoded with the
+/// `redis-protocol` crate as an independent reference: RESP2 first (the
+/// RESP3 decoder refuses RESP2's `$-1`/`*-1`), then RESP3.
+pub fn reply_length(buf: &[u8]) -> Result<Option<usize>, String> {
+    match redis_protocol::resp2::decode::decode(buf) {
+        Ok(Some((_, length))) => return Ok(Some(length)),
+        Ok(None) => return Ok(None),
+        Err(_) => {}
+    }
+    match redis_protocol::resp3::decode::complete::decode(buf) {
+        Ok(Some((_, length))) => Ok(Some(length)),
+        Ok(None) => Ok(None),
+        Err(error) => Err(format!("{error:?}")),
+    }
+}
+
+/// Encodes a command as a RESP array of bulk strings.
+pub fn encode_command(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Larder and a real Redis side by side: every command goes to both and the
+/// replies must be identical, byte for byte.
+pub struct Differential {
+    pub larder: RawClient,
+    pub redis: RawClient,
+    _larder_server: TestServer,
+    _redis_server: RedisServer,
+}
+
+impl Differential {
+    pub fn start() -> Self {
+        let larder_server = TestServer::start();
+        let redis_server = RedisServer::start();
+        Differential {
+            larder: larder_server.raw(),
+            redis: redis_server.raw(),
+            _larder_server: larder_server,
+            _redis_server: redis_server,
+        }
+    }
+
+    /// Sends `args` to both servers and asserts identical replies; returns
+    /// the reply.
+    pub fn check(&mut self, args: &[&str]) -> Vec<u8> {
+        let ours = self.larder.command(args);
+        let theirs = self.redis.command(args);
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs),
+            "replies differ for {args:?}"
+        );
+        ours
+    }
+
+    /// Runs every command of a script (one command per line, split on
+    /// whitespace; blank lines and `#` comments skipped) through `check`.
+    pub fn script(&mut self, script: &str) {
+        for line in script.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let args: Vec<&str> = line.split_whitespace().collect();
+            self.check(&args);
+        }
+    }
+
+    /// Sends the same raw bytes to both and compares the next reply.
+    pub fn check_raw(&mut self, bytes: &[u8]) -> Vec<u8> {
+        self.larder.send(bytes);
+        self.redis.send(bytes);
+        let ours = self.larder.read_reply();
+        let theirs = self.redis.read_reply();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs),
+            "replies differ for raw input {:?}",
+            String::from_utf8_lossy(bytes)
+        );
+        ours
+    }
+}
