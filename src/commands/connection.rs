@@ -14,13 +14,14 @@ const CONN: &[&str] = &["connection"];
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("ping", -1, FAST, NO_KEYS, ping)
         .acl(CONN)
+        .tips(&["request_policy:all_shards", "response_policy:all_succeeded"])
         .doc(
             "connection",
             "1.0.0",
             "Returns the server's liveliness response.",
             "O(1)",
         ),
-    CommandSpec::new("echo", 2, FAST, NO_KEYS, echo)
+    CommandSpec::new("echo", 2, LOADING | STALE | FAST, NO_KEYS, echo)
         .acl(CONN)
         .doc("connection", "1.0.0", "Returns the given string.", "O(1)"),
     CommandSpec::new(
@@ -119,6 +120,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new("client|info", 2, CLIENT_FLAGS, NO_KEYS, client_info)
         .acl(CONN)
+        .tips(&["nondeterministic_output"])
         .doc(
             "connection",
             "6.2.0",
@@ -133,6 +135,7 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         client_list,
     )
     .acl(CONN)
+    .tips(&["nondeterministic_output"])
     .doc(
         "connection",
         "2.4.0",
@@ -247,12 +250,17 @@ fn valid_client_text(text: &[u8]) -> bool {
     text.iter().all(|&b| (b'!'..=b'~').contains(&b))
 }
 
-fn set_client_name(ctx: &mut Ctx, name: &[u8]) -> Result<()> {
+fn check_client_name(name: &[u8]) -> Result<()> {
     if !valid_client_text(name) {
         return Err(Error::err(
             "Client names cannot contain spaces, newlines or special characters.",
         ));
     }
+    Ok(())
+}
+
+fn set_client_name(ctx: &mut Ctx, name: &[u8]) -> Result<()> {
+    check_client_name(name)?;
     ctx.session.handle.meta.lock().name = (!name.is_empty()).then(|| name.to_vec());
     Ok(())
 }
@@ -278,6 +286,8 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             credentials = Some((rest[i + 1], rest[i + 2]));
             i += 3;
         } else if is_keyword(rest[i], "SETNAME") && remaining >= 1 {
+            // Redis validates the name while parsing, before checking AUTH.
+            check_client_name(rest[i + 1])?;
             name = Some(rest[i + 1]);
             i += 2;
         } else {
@@ -325,7 +335,13 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn select(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let index = int_arg(argv[1])?;
-    if index < 0 || index as usize >= ctx.store().databases() || index > i32::MAX as i64 {
+    // Redis reads the index with getIntFromObjectOrReply.
+    if i32::try_from(index).is_err() {
+        return Err(Error::err(
+            "value is out of range, value must between -2147483648 and 2147483647",
+        ));
+    }
+    if index < 0 || index as usize >= ctx.store().databases() {
         return Err(Error::db_index_out_of_range());
     }
     ctx.session.set_db(index as usize);
@@ -409,38 +425,52 @@ fn client_info(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    let mut ids: Option<Vec<u64>> = None;
-    let mut i = 2;
-    while i < argv.len() {
-        if is_keyword(argv[i], "TYPE") && i + 1 < argv.len() {
-            let kind = String::from_utf8_lossy(argv[i + 1]).to_ascii_lowercase();
-            match kind.as_str() {
-                "normal" => {}
-                "master" | "replica" | "slave" | "pubsub" => ids = Some(Vec::new()),
-                _ => return Err(Error::err(format!("Unknown client type '{kind}'"))),
-            }
-            i += 2;
-        } else if is_keyword(argv[i], "ID") && i + 1 < argv.len() {
-            let mut wanted = Vec::new();
-            for arg in &argv[i + 1..] {
-                match int_arg(arg) {
-                    Ok(id) if id > 0 => wanted.push(id as u64),
-                    _ => return Err(Error::err("Invalid client ID")),
-                }
-            }
-            ids = Some(wanted);
-            i = argv.len();
-        } else {
-            return Err(Error::syntax());
-        }
+/// Redis's client types for CLIENT LIST/KILL TYPE: whether Larder's
+/// clients (all normal) are of that type, or `None` for an unknown type,
+/// reported with the name as given.
+fn client_type_is_normal(kind: &[u8]) -> Result<bool> {
+    let lower = kind.to_ascii_lowercase();
+    match lower.as_slice() {
+        b"normal" => Ok(true),
+        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
+        _ => Err(Error::err(format!(
+            "Unknown client type '{}'",
+            String::from_utf8_lossy(kind)
+        ))),
     }
+}
+
+fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut text = String::new();
-    for client in ctx.shared.clients.list() {
-        if ids.as_ref().is_none_or(|ids| ids.contains(&client.id)) {
+    if argv.len() == 2 {
+        for client in ctx.shared.clients.list() {
             text.push_str(&client.info_line());
             text.push('\n');
         }
+    } else if argv.len() == 4 && is_keyword(argv[2], "TYPE") {
+        if client_type_is_normal(argv[3])? {
+            for client in ctx.shared.clients.list() {
+                text.push_str(&client.info_line());
+                text.push('\n');
+            }
+        }
+    } else if argv.len() >= 4 && is_keyword(argv[2], "ID") {
+        let mut ids = Vec::with_capacity(argv.len() - 3);
+        for arg in &argv[3..] {
+            ids.push(int_arg(arg).map_err(|_| Error::err("Invalid client ID"))?);
+        }
+        // In the order given, as Redis does; unknown ids are skipped.
+        for id in ids {
+            let client = u64::try_from(id)
+                .ok()
+                .and_then(|id| ctx.shared.clients.get(id));
+            if let Some(client) = client {
+                text.push_str(&client.info_line());
+                text.push('\n');
+            }
+        }
+    } else {
+        return Err(Error::syntax());
     }
     ctx.out.verbatim("txt", text.as_bytes());
     Ok(())
@@ -480,13 +510,15 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             },
             "ADDR" => addr = Some(text),
             "LADDR" => laddr = Some(text),
-            "USER" => user = Some(text),
+            "USER" => {
+                // Larder has only the default user.
+                if text != "default" {
+                    return Err(Error::err(format!("No such user '{text}'")));
+                }
+                user = Some(text)
+            }
             "MAXAGE" => max_age = Some(int_arg(value)?),
-            "TYPE" => match text.to_ascii_lowercase().as_str() {
-                "normal" => kind_matches = true,
-                "master" | "replica" | "slave" | "pubsub" => kind_matches = false,
-                other => return Err(Error::err(format!("Unknown client type '{other}'"))),
-            },
+            "TYPE" => kind_matches = client_type_is_normal(value)?,
             "SKIPME" => match text.to_ascii_lowercase().as_str() {
                 "yes" => skip_me = true,
                 "no" => skip_me = false,

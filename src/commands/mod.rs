@@ -100,6 +100,9 @@ pub struct CommandSpec {
     /// The subcommands of a container command (CLIENT, CONFIG...), each
     /// named `container|sub`. A container's own handler is never called.
     pub subcommands: &'static [CommandSpec],
+    /// Command tips `COMMAND INFO` reports (`nondeterministic_output`,
+    /// `request_policy:all_shards`...), as Redis 7 reports them.
+    pub tips: &'static [&'static str],
     pub handler: Handler,
 }
 
@@ -164,6 +167,7 @@ impl CommandSpec {
             summary: "",
             complexity: "",
             subcommands: &[],
+            tips: &[],
             handler,
         }
     }
@@ -191,6 +195,11 @@ impl CommandSpec {
 
     pub const fn subcommands(mut self, subcommands: &'static [CommandSpec]) -> Self {
         self.subcommands = subcommands;
+        self
+    }
+
+    pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
+        self.tips = tips;
         self
     }
 
@@ -386,36 +395,67 @@ impl<'c, 's> Ctx<'c, 's> {
     }
 }
 
+/// Redis's `%.<max>s` of a client argument: at most `max` bytes, ending at
+/// the first NUL byte (the argument is printed as a C string).
+fn c_str_prefix(arg: &[u8], max: usize) -> &[u8] {
+    let arg = &arg[..arg.len().min(max)];
+    arg.iter()
+        .position(|&b| b == 0)
+        .map_or(arg, |nul| &arg[..nul])
+}
+
 /// Redis's message for an unknown command: the name and a preview of the
-/// arguments, each quoted, up to about 128 bytes.
-pub fn unknown_command_error(argv: &[&[u8]]) -> Error {
-    let name: String = String::from_utf8_lossy(argv[0]).chars().take(128).collect();
-    let mut preview = String::new();
+/// arguments, each quoted, up to about 128 bytes. Raw bytes, as Redis sends
+/// them (client input need not be UTF-8).
+fn unknown_command_message(argv: &[&[u8]]) -> Vec<u8> {
+    let mut message = b"ERR unknown command '".to_vec();
+    message.extend_from_slice(c_str_prefix(argv[0], 128));
+    message.extend_from_slice(b"', with args beginning with: ");
+    let mut preview: Vec<u8> = Vec::new();
     for arg in &argv[1..] {
         if preview.len() >= 128 {
             break;
         }
-        let room = 128 - preview.len();
-        let text = String::from_utf8_lossy(&arg[..arg.len().min(room)]).into_owned();
-        preview.push_str(&format!("'{text}' "));
+        preview.push(b'\'');
+        preview.extend_from_slice(c_str_prefix(arg, 128 - preview.len() + 1));
+        preview.extend_from_slice(b"' ");
     }
-    Error::raw(format!(
-        "ERR unknown command '{name}', with args beginning with: {preview}"
-    ))
+    message.extend_from_slice(&preview);
+    message
+}
+
+/// Redis's message for an unknown subcommand of a container command.
+fn unknown_subcommand_message(argv: &[&[u8]]) -> Vec<u8> {
+    let mut message = b"ERR unknown subcommand '".to_vec();
+    message.extend_from_slice(c_str_prefix(argv[1], 128));
+    message.extend_from_slice(b"'. Try ");
+    message.extend(c_str_prefix(argv[0], usize::MAX).to_ascii_uppercase());
+    message.extend_from_slice(b" HELP.");
+    message
+}
+
+/// Redis's message for an unknown command (see [`resolve`]).
+pub fn unknown_command_error(argv: &[&[u8]]) -> Error {
+    Error::raw(String::from_utf8_lossy(&unknown_command_message(argv)).into_owned())
 }
 
 /// Finds the command `argv` names, descending into container commands
 /// (CLIENT, CONFIG...) for their subcommand, and checks its arity.
 pub fn resolve(argv: &[&[u8]]) -> Result<&'static CommandSpec> {
-    let spec = lookup(argv[0]).ok_or_else(|| unknown_command_error(argv))?;
+    resolve_raw(argv).map_err(|message| Error::raw(String::from_utf8_lossy(&message).into_owned()))
+}
+
+/// [`resolve`], with the rejection as the exact bytes Redis would send.
+fn resolve_raw(argv: &[&[u8]]) -> std::result::Result<&'static CommandSpec, Vec<u8>> {
+    let spec = lookup(argv[0]).ok_or_else(|| unknown_command_message(argv))?;
     if spec.subcommands.is_empty() {
         if !spec.arity_ok(argv.len()) {
-            return Err(Error::wrong_arity(spec.name));
+            return Err(Error::wrong_arity(spec.name).message().as_bytes().to_vec());
         }
         return Ok(spec);
     }
     let Some(sub_name) = argv.get(1) else {
-        return Err(Error::wrong_arity(spec.name));
+        return Err(Error::wrong_arity(spec.name).message().as_bytes().to_vec());
     };
     let sub = spec
         .subcommands
@@ -425,9 +465,9 @@ pub fn resolve(argv: &[&[u8]]) -> Result<&'static CommandSpec> {
                 .as_bytes()
                 .eq_ignore_ascii_case(sub_name)
         })
-        .ok_or_else(|| Error::unknown_subcommand(sub_name, spec.name))?;
+        .ok_or_else(|| unknown_subcommand_message(argv))?;
     if !sub.arity_ok(argv.len()) {
-        return Err(Error::wrong_arity(sub.name));
+        return Err(Error::wrong_arity(sub.name).message().as_bytes().to_vec());
     }
     Ok(sub)
 }
@@ -442,11 +482,11 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         .stats
         .commands_processed
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let spec = match resolve(argv) {
+    let spec = match resolve_raw(argv) {
         Ok(spec) => spec,
-        Err(error) => {
+        Err(message) => {
             session.flag_transaction_error();
-            out.error(error.message());
+            out.error_bytes(&message);
             return;
         }
     };

@@ -14,20 +14,24 @@ use crate::protocol::ReplyBuf;
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("info", -1, LOADING | STALE | WHOLE_KEYSPACE, NO_KEYS, info)
         .acl(&["dangerous"])
+        .tips(&["nondeterministic_output", "request_policy:all_shards", "response_policy:special"])
         .doc("server", "1.0.0", "Returns information and statistics about the server.", "O(1)"),
     CommandSpec::new("config", -2, 0, NO_KEYS, container)
         .doc("server", "2.0.0", "A container for server configuration commands.", "Depends on subcommand.")
         .subcommands(CONFIG_SUBCOMMANDS),
     CommandSpec::new("command", -1, LOADING | STALE, NO_KEYS, command_all)
         .acl(&["connection"])
+        .tips(&["nondeterministic_output_order"])
         .doc("server", "2.8.13", "Returns detailed information about all commands.", "O(N) where N is the total number of Redis commands")
         .subcommands(COMMAND_SUBCOMMANDS),
     CommandSpec::new("time", 1, LOADING | STALE | FAST, NO_KEYS, time)
+        .tips(&["nondeterministic_output"])
         .doc("server", "2.6.0", "Returns the server time.", "O(1)"),
     CommandSpec::new("shutdown", -1, ADMIN | NOSCRIPT | LOADING | STALE | NO_MULTI | ALLOW_BUSY, NO_KEYS, shutdown)
         .doc("server", "1.0.0", "Synchronously saves the database(s) to disk and shuts down the Redis server.", "O(N) when saving, where N is the total number of keys in all databases when saving data, otherwise O(1)"),
     CommandSpec::new("dbsize", 1, READONLY | FAST | WHOLE_KEYSPACE, NO_KEYS, dbsize)
         .acl(&["keyspace"])
+        .tips(&["request_policy:all_shards", "response_policy:agg_sum"])
         .doc("server", "1.0.0", "Returns the number of keys in the database.", "O(1)"),
 ];
 
@@ -52,6 +56,7 @@ static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         NO_KEYS,
         config_set,
     )
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
     .doc(
         "server",
         "2.0.0",
@@ -80,6 +85,7 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         .doc("server", "2.8.13", "Returns a count of commands.", "O(1)"),
     CommandSpec::new("command|info", -2, LOADING | STALE, NO_KEYS, command_info)
         .acl(&["connection"])
+        .tips(&["nondeterministic_output_order"])
         .doc(
             "server",
             "2.8.13",
@@ -88,6 +94,7 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new("command|list", -2, LOADING | STALE, NO_KEYS, command_list)
         .acl(&["connection"])
+        .tips(&["nondeterministic_output_order"])
         .doc(
             "server",
             "7.0.0",
@@ -96,6 +103,7 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new("command|docs", -2, LOADING | STALE, NO_KEYS, command_docs)
         .acl(&["connection"])
+        .tips(&["nondeterministic_output_order"])
         .doc(
             "server",
             "7.0.0",
@@ -104,7 +112,7 @@ static COMMAND_SUBCOMMANDS: &[CommandSpec] = &[
         ),
     CommandSpec::new(
         "command|getkeys",
-        -3,
+        -4,
         LOADING | STALE,
         NO_KEYS,
         command_getkeys,
@@ -181,32 +189,38 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let config = ctx.shared.config.read().clone();
-    let mut found: Vec<(String, String)> = Vec::new();
+    // As in Redis, the reply is keyed by the name as the client wrote it for
+    // an exact name, and by each matching name (aliases included) for a
+    // glob; names are compared case-insensitively.
+    let mut found: Vec<(Vec<u8>, String)> = Vec::new();
+    let seen = |found: &[(Vec<u8>, String)], name: &[u8]| {
+        found.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
     for pattern in &argv[2..] {
-        let pattern_text = String::from_utf8_lossy(pattern).to_ascii_lowercase();
+        if !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+            if seen(&found, pattern) {
+                continue;
+            }
+            if let Some(value) = config.get(&String::from_utf8_lossy(pattern)) {
+                found.push((pattern.to_vec(), value));
+            }
+            continue;
+        }
         for name in Config::names() {
-            let matches = if pattern_text.contains(['*', '?', '[']) {
-                glob_match(pattern, name.as_bytes(), true) && !is_alias(name)
-            } else {
-                name == pattern_text
-            };
-            if matches && !found.iter().any(|(n, _)| n == name) {
-                if let Some(value) = config.get(name) {
-                    found.push((name.to_string(), value));
-                }
+            if seen(&found, name.as_bytes()) || !glob_match(pattern, name.as_bytes(), true) {
+                continue;
+            }
+            if let Some(value) = config.get(name) {
+                found.push((name.as_bytes().to_vec(), value));
             }
         }
     }
     ctx.out.map(found.len());
     for (name, value) in found {
-        ctx.out.bulk(name.as_bytes());
+        ctx.out.bulk(&name);
         ctx.out.bulk(value.as_bytes());
     }
     Ok(())
-}
-
-fn is_alias(name: &str) -> bool {
-    name.contains("ziplist")
 }
 
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
@@ -303,7 +317,7 @@ fn command_info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     for name in &argv[2..] {
         match find_by_full_name(name) {
             Some(spec) => write_command_info(ctx.out, spec),
-            None => ctx.out.null_array(),
+            None => ctx.out.null(),
         }
     }
     Ok(())
@@ -440,9 +454,18 @@ fn write_command_info(out: &mut ReplyBuf, spec: &CommandSpec) {
     for category in categories {
         out.simple(&format!("@{category}"));
     }
-    out.set(0); // tips
+    out.set(spec.tips.len());
+    for tip in spec.tips {
+        out.bulk(tip.as_bytes());
+    }
     write_key_specs(out, spec);
-    out.array(spec.subcommands.len());
+    // Redis replies an empty set when there are no subcommands, an array
+    // otherwise.
+    if spec.subcommands.is_empty() {
+        out.set(0);
+    } else {
+        out.array(spec.subcommands.len());
+    }
     for sub in spec.subcommands {
         write_command_info(out, sub);
     }
@@ -455,14 +478,14 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
         &["RO", "access"]
     };
     match spec.keys {
-        KeySpec::None => out.array(0),
+        KeySpec::None => out.set(0),
         KeySpec::Range { first, last, step } => {
             let last_key = if last < 0 {
                 last as i64
             } else {
                 (last - first) as i64
             };
-            out.array(1);
+            out.set(1);
             out.map(3);
             out.bulk(b"flags");
             out.set(access.len());
@@ -489,7 +512,7 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
             out.int(0);
         }
         KeySpec::NumKeys { numkeys_index } => {
-            out.array(1);
+            out.set(1);
             out.map(3);
             out.bulk(b"flags");
             out.set(access.len());

@@ -80,6 +80,17 @@ impl ReplyBuf {
         self.buf.put_slice(b"\r\n");
     }
 
+    /// Like [`ReplyBuf::error`], for a message that may hold any bytes
+    /// (client input quoted in it, as Redis quotes it with `%s`/`%c`).
+    pub fn error_bytes(&mut self, message: &[u8]) {
+        self.buf.put_u8(b'-');
+        for &b in message {
+            self.buf
+                .put_u8(if b == b'\r' || b == b'\n' { b' ' } else { b });
+        }
+        self.buf.put_slice(b"\r\n");
+    }
+
     pub fn int(&mut self, n: i64) {
         self.line(b':', n);
     }

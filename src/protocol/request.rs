@@ -27,6 +27,19 @@ impl ProtocolError {
     pub fn message(&self) -> String {
         format!("ERR Protocol error: {}", self.0)
     }
+
+    /// The error line as bytes. A byte Redis quotes with `%c` (the one after
+    /// a missing `$`) is sent as that raw byte, not as its UTF-8 form: the
+    /// texts hold it as the char of the same value (U+0000..U+00FF).
+    pub fn message_bytes(&self) -> Vec<u8> {
+        let mut out = b"ERR Protocol error: ".to_vec();
+        out.extend(
+            self.0
+                .chars()
+                .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')),
+        );
+        out
+    }
 }
 
 /// Incremental decoder of one connection's request stream.
@@ -145,11 +158,7 @@ impl RequestDecoder {
                         return Ok(None);
                     }
                     if buf[self.pos] != b'$' {
-                        return Err(if buf[self.pos] == 0 {
-                            ProtocolError("expected '$', got '\0'")
-                        } else {
-                            expected_dollar(buf[self.pos])
-                        });
+                        return Err(expected_dollar(buf[self.pos]));
                     }
                     let len = match parse_i64(&buf[self.pos + 1..line_end]) {
                         Some(n) if n >= 0 && n as u64 <= limits.max_bulk_len as u64 => n as usize,
@@ -210,11 +219,15 @@ fn expected_dollar(got: u8) -> ProtocolError {
     ProtocolError(texts[got as usize])
 }
 
+/// Where the header line starting at `from` ends, as Redis finds it with
+/// `strchr(p, '\r')`: a NUL byte before the CR ends the search, so such a
+/// line is never complete (the client waits until the 64KB limit).
 fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
-    buf.get(from..)?
+    let at = buf
+        .get(from..)?
         .iter()
-        .position(|&b| b == b'\r')
-        .map(|i| i + from)
+        .position(|&b| b == b'\r' || b == 0)?;
+    (buf[from + at] == b'\r').then_some(at + from)
 }
 
 /// Parses a request length the way Redis's `string2ll` does: optional `-`,

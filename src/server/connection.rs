@@ -160,7 +160,7 @@ impl Connection<'_> {
                         error = error.0,
                         "protocol error"
                     );
-                    self.output.error(&error.message());
+                    self.output.error_bytes(&error.message_bytes());
                     return Ok(false);
                 }
             }
