@@ -426,8 +426,8 @@ fn client_info(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 }
 
 /// Redis's client types for CLIENT LIST/KILL TYPE: whether Larder's
-/// clients (all normal) are of that type, or `None` for an unknown type,
-/// reported with the name as given.
+/// clients (all normal) are of that type; an unknown type is an error that
+/// quotes the name as given.
 fn client_type_is_normal(kind: &[u8]) -> Result<bool> {
     let lower = kind.to_ascii_lowercase();
     match lower.as_slice() {
@@ -517,7 +517,12 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 }
                 user = Some(text)
             }
-            "MAXAGE" => max_age = Some(int_arg(value)?),
+            // Redis 7.4's MAXAGE and its error texts.
+            "MAXAGE" => match int_arg(value) {
+                Ok(age) if age > 0 => max_age = Some(age),
+                Ok(_) => return Err(Error::err("maxage should be greater than 0")),
+                Err(_) => return Err(Error::err("maxage is not an integer or out of range")),
+            },
             "TYPE" => kind_matches = client_type_is_normal(value)?,
             "SKIPME" => match text.to_ascii_lowercase().as_str() {
                 "yes" => skip_me = true,

@@ -103,6 +103,10 @@ pub struct CommandSpec {
     /// Command tips `COMMAND INFO` reports (`nondeterministic_output`,
     /// `request_policy:all_shards`...), as Redis 7 reports them.
     pub tips: &'static [&'static str],
+    /// The flags of the key spec `COMMAND INFO` reports (`RW`, `access`,
+    /// `update`, `delete`...); empty: `RW update` for write commands, `RO
+    /// access` for the others.
+    pub key_spec_flags: &'static [&'static str],
     pub handler: Handler,
 }
 
@@ -168,6 +172,7 @@ impl CommandSpec {
             complexity: "",
             subcommands: &[],
             tips: &[],
+            key_spec_flags: &[],
             handler,
         }
     }
@@ -200,6 +205,11 @@ impl CommandSpec {
 
     pub const fn tips(mut self, tips: &'static [&'static str]) -> Self {
         self.tips = tips;
+        self
+    }
+
+    pub const fn key_spec_flags(mut self, flags: &'static [&'static str]) -> Self {
+        self.key_spec_flags = flags;
         self
     }
 

@@ -472,7 +472,9 @@ fn write_command_info(out: &mut ReplyBuf, spec: &CommandSpec) {
 }
 
 fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
-    let access: &[&str] = if spec.has(WRITE) {
+    let access: &[&str] = if !spec.key_spec_flags.is_empty() {
+        spec.key_spec_flags
+    } else if spec.has(WRITE) {
         &["RW", "update"]
     } else {
         &["RO", "access"]

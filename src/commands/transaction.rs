@@ -63,6 +63,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         watch,
     )
     .acl(&["transaction"])
+    .key_spec_flags(&["RO"])
     .doc(
         "transaction",
         "2.2.0",

@@ -185,7 +185,13 @@ impl RequestDecoder {
     }
 
     fn decode_inline(&mut self, buf: &[u8]) -> Result<Option<usize>, ProtocolError> {
-        let Some(newline) = buf.iter().position(|&b| b == b'\n') else {
+        // Redis finds the end of the line with strchr(p, '\n'): a NUL byte
+        // before it ends the search, and the line never completes.
+        let newline = buf
+            .iter()
+            .position(|&b| b == b'\n' || b == 0)
+            .filter(|&at| buf[at] == b'\n');
+        let Some(newline) = newline else {
             if buf.len() > INLINE_MAX_SIZE {
                 return Err(ProtocolError("too big inline request"));
             }
@@ -194,10 +200,6 @@ impl RequestDecoder {
         let mut line = &buf[..newline];
         if let Some(stripped) = line.strip_suffix(b"\r") {
             line = stripped;
-        }
-        // Redis parses the line as a C string: a NUL byte ends it.
-        if let Some(nul) = line.iter().position(|&b| b == 0) {
-            line = &line[..nul];
         }
         self.inline_args = split_args(line).ok_or(ProtocolError("unbalanced quotes in request"))?;
         self.inline = true;
