@@ -184,7 +184,11 @@ fn hello_switches_between_resp2_and_resp3() {
     same(&mut ours, &mut theirs, &["GET", "k"]);
     same(&mut ours, &mut theirs, &["COMMAND", "INFO", "nosuch"]);
     same(&mut ours, &mut theirs, &["COMMAND", "DOCS", "nosuch"]);
-    same(&mut ours, &mut theirs, &["CLIENT", "LIST", "TYPE", "pubsub"]);
+    same(
+        &mut ours,
+        &mut theirs,
+        &["CLIENT", "LIST", "TYPE", "pubsub"],
+    );
     same(&mut ours, &mut theirs, &["INFO", "nosuch"]);
     // HELLO with no version keeps the protocol and reports it.
     let hello = hello_same(&mut ours, &mut theirs, &["HELLO"]);
@@ -223,7 +227,11 @@ fn hello_errors_match_redis() {
     // The errors did not switch the protocol.
     same(&mut ours, &mut theirs, &["GET", "missing"]);
     // With no password configured, any password is accepted for default.
-    hello_same(&mut ours, &mut theirs, &["HELLO", "2", "AUTH", "default", "x"]);
+    hello_same(
+        &mut ours,
+        &mut theirs,
+        &["HELLO", "2", "AUTH", "default", "x"],
+    );
     // SETNAME twice: the last one wins.
     hello_same(
         &mut ours,
@@ -422,16 +430,17 @@ fn protocol_errors_match_redis_and_close_the_connection() {
     for (input, expected) in cases {
         let conversation = pair.converse(input);
         assert!(
-            conversation.output.contains(&format!("-ERR Protocol error: {expected}")),
+            conversation
+                .output
+                .contains(&format!("-ERR Protocol error: {expected}")),
             "{:?}",
             conversation
         );
+        assert!(conversation.output.ends_with("\r\n"), "{:?}", conversation);
         assert!(
-            conversation.output.ends_with("\r\n"),
-            "{:?}",
-            conversation
+            conversation.closed,
+            "connection left open: {conversation:?}"
         );
-        assert!(conversation.closed, "connection left open: {conversation:?}");
     }
     // The commands before the error were answered and took effect.
     let (mut ours, mut theirs) = pair.clients();
@@ -464,7 +473,11 @@ fn incomplete_requests_wait_for_more_like_redis() {
 fn proto_max_bulk_len_applies_at_once() {
     let pair = Pair::start();
     let (mut ours, mut theirs) = pair.clients();
-    same(&mut ours, &mut theirs, &["CONFIG", "SET", "proto-max-bulk-len", "1mb"]);
+    same(
+        &mut ours,
+        &mut theirs,
+        &["CONFIG", "SET", "proto-max-bulk-len", "1mb"],
+    );
     let conversation = pair.converse(b"*1\r\n$1048577\r\n");
     assert_eq!(
         conversation.output,
@@ -480,7 +493,11 @@ fn proto_max_bulk_len_applies_at_once() {
 fn unauthenticated_clients_have_small_limits() {
     let pair = Pair::start();
     let (mut ours, mut theirs) = pair.clients();
-    same(&mut ours, &mut theirs, &["CONFIG", "SET", "requirepass", "secret"]);
+    same(
+        &mut ours,
+        &mut theirs,
+        &["CONFIG", "SET", "requirepass", "secret"],
+    );
     // The connection that set the password stays authenticated.
     same(&mut ours, &mut theirs, &["PING"]);
 
@@ -521,11 +538,15 @@ fn unauthenticated_clients_have_small_limits() {
     input.extend(encode_command(&[b"ECHO", &vec![b'x'; 20_000]]));
     let conversation = pair.converse(&input);
     assert!(
-        conversation.output.starts_with("+OK\r\n-ERR unknown command 'hellx', with args beginning with: 'hellx' "),
+        conversation
+            .output
+            .starts_with("+OK\r\n-ERR unknown command 'hellx', with args beginning with: 'hellx' "),
         "{:?}",
         &conversation.output[..conversation.output.len().min(300)]
     );
-    assert!(conversation.output.ends_with(&format!("$20000\r\n{}\r\n", "x".repeat(20_000))));
+    assert!(conversation
+        .output
+        .ends_with(&format!("$20000\r\n{}\r\n", "x".repeat(20_000))));
     assert!(!conversation.closed);
 }
 
@@ -535,7 +556,15 @@ fn unauthenticated_clients_have_small_limits() {
 fn resp3_command_info_matches_redis() {
     let pair = Pair::start();
     let mut input = encode_command(&[b"HELLO", b"3"]);
-    for name in ["get", "watch", "ping", "client|list", "config|set", "echo", "nosuch"] {
+    for name in [
+        "get",
+        "watch",
+        "ping",
+        "client|list",
+        "config|set",
+        "echo",
+        "nosuch",
+    ] {
         input.extend(encode_command(&[b"COMMAND", b"INFO", name.as_bytes()]));
     }
     let ours = converse(pair.larder.addr, &input);
@@ -556,9 +585,15 @@ fn errors_quote_raw_client_bytes() {
     input.extend(encode_command(&[b"NOSUCH", b"a\x00b", b"\xc3\xa9\xff"]));
     input.extend(encode_command(&[b"CLIENT", b"\xffsub\x00x"]));
     input.extend(encode_command(&[&[0xce; 200][..], &[0xa9; 200][..]]));
-    input.extend(encode_command(&[b"x", &[b'a'; 126][..], "\u{e9}\u{e9}".as_bytes()]));
+    input.extend(encode_command(&[
+        b"x",
+        &[b'a'; 126][..],
+        "\u{e9}\u{e9}".as_bytes(),
+    ]));
     let conversation = pair.converse(&input);
     assert_eq!(conversation.output.matches("\r\n").count(), 5);
-    assert!(conversation.bytes.starts_with(b"-ERR unknown command '\xff\xfe', with args"));
+    assert!(conversation
+        .bytes
+        .starts_with(b"-ERR unknown command '\xff\xfe', with args"));
     assert!(!conversation.closed);
 }

@@ -366,7 +366,8 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
         meta.resp = 2;
         meta.multi = -1;
         meta.name = None;
-        meta.no_evict = false;
+        // Redis's RESET clears no-touch but keeps no-evict (and the
+        // library name and version).
         meta.no_touch = false;
     }
     ctx.out.simple("RESET");

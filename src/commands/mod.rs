@@ -458,7 +458,8 @@ pub fn resolve(argv: &[&[u8]]) -> Result<&'static CommandSpec> {
 /// [`resolve`], with the rejection as the exact bytes Redis would send.
 fn resolve_raw(argv: &[&[u8]]) -> std::result::Result<&'static CommandSpec, Vec<u8>> {
     let spec = lookup(argv[0]).ok_or_else(|| unknown_command_message(argv))?;
-    if spec.subcommands.is_empty() {
+    // A container whose arity allows it alone (COMMAND) runs its own handler.
+    if spec.subcommands.is_empty() || (argv.len() == 1 && spec.arity_ok(1)) {
         if !spec.arity_ok(argv.len()) {
             return Err(Error::wrong_arity(spec.name).message().as_bytes().to_vec());
         }
@@ -559,5 +560,5 @@ pub fn reply_help(ctx: &mut Ctx, command: &str, lines: &[&str]) {
         ctx.out.simple(line);
     }
     ctx.out.simple("HELP");
-    ctx.out.simple("    Print this help.");
+    ctx.out.simple("    Prints this help.");
 }

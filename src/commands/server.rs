@@ -7,7 +7,7 @@ use super::connection::{container, REDIS_VERSION};
 use super::flags::*;
 use super::parse::{glob_match, is_keyword};
 use super::{all_commands, lookup, resolve, CommandSpec, Ctx, KeySpec, NO_KEYS};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, SETTINGS};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 
@@ -227,23 +227,37 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if argv.len() % 2 != 0 {
         return Err(Error::syntax());
     }
+    // As Redis does: first every name is checked (unknown, immutable,
+    // duplicate; reported as the client wrote it), then every value is
+    // applied to a copy (reported under the setting's own name), and the
+    // copy replaces the configuration only if all of them succeed.
     let mut updated = ctx.shared.config.read().clone();
     let mut seen: Vec<String> = Vec::new();
     for pair in argv[2..].chunks(2) {
-        let name = String::from_utf8_lossy(pair[0]).to_ascii_lowercase();
-        let value = String::from_utf8_lossy(pair[1]);
+        let typed = String::from_utf8_lossy(pair[0]);
+        // Old names (hash-max-ziplist-entries...) count as settings of
+        // their own here, as in Redis 7.0.
+        let name = typed.to_ascii_lowercase();
         if updated.get(&name).is_none() {
             return Err(Error::err(format!(
-                "Unknown option or number of arguments for CONFIG SET - '{name}'"
+                "Unknown option or number of arguments for CONFIG SET - '{typed}'"
+            )));
+        }
+        if SETTINGS.iter().any(|s| s.name == name && !s.mutable) {
+            return Err(Error::err(format!(
+                "CONFIG SET failed (possibly related to argument '{typed}') - can't set immutable config"
             )));
         }
         if seen.contains(&name) {
             return Err(Error::err(format!(
-                "CONFIG SET failed (possibly related to argument '{name}') - duplicate parameter"
+                "CONFIG SET failed (possibly related to argument '{typed}') - duplicate parameter"
             )));
         }
-        seen.push(name.clone());
-        updated.set_at_runtime(&name, &value).map_err(|e| {
+        seen.push(name);
+    }
+    for (pair, name) in argv[2..].chunks(2).zip(&seen) {
+        let value = String::from_utf8_lossy(pair[1]);
+        updated.set_at_runtime(name, &value).map_err(|e| {
             let reason = match e {
                 ConfigError::Immutable(_) => "can't set immutable config".to_string(),
                 ConfigError::Invalid { reason, .. } => reason,
@@ -608,7 +622,10 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             "cpu" => cpu_section(),
             _ => keyspace_section(ctx)?,
         };
-        let title = format!("{}{}", section[..1].to_ascii_uppercase(), &section[1..]);
+        let title = match *section {
+            "cpu" => "CPU".to_string(),
+            _ => format!("{}{}", section[..1].to_ascii_uppercase(), &section[1..]),
+        };
         text.push_str(&format!("# {title}\r\n{body}"));
     }
     ctx.out.verbatim("txt", text.as_bytes());

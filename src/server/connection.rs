@@ -73,6 +73,12 @@ struct Connection<'a> {
 impl Connection<'_> {
     async fn run(&mut self, session: &mut Session, stream: &mut TcpStream) -> std::io::Result<()> {
         let mut shutdown = self.shared.shutdown_receiver();
+        // A receiver only sees changes after it subscribed: a connection
+        // accepted just as the server stops must notice by itself, or it
+        // would stay open after SHUTDOWN.
+        if self.shared.is_stopping() {
+            return Ok(());
+        }
         let handle = session.handle.clone();
         loop {
             if let Some(needed) = self.decoder.bytes_needed() {
