@@ -496,14 +496,18 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     let spec = match resolve_raw(argv) {
         Ok(spec) => spec,
         Err(message) => {
-            session.flag_transaction_error();
-            out.error_bytes(&message);
+            reject(shared, session, out, argv[0], &message);
             return;
         }
     };
     if !spec.has(flags::NO_AUTH) && session.requires_auth(shared) {
-        session.flag_transaction_error();
-        out.error(Error::no_auth().message());
+        reject(
+            shared,
+            session,
+            out,
+            argv[0],
+            Error::no_auth().message().as_bytes(),
+        );
         return;
     }
     session.handle.record_command(spec.name);
@@ -518,6 +522,25 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         return;
     }
     run(shared, session, out, spec, argv, None);
+}
+
+/// Refuses a command before it runs, as Redis's `rejectCommand` does: the
+/// open transaction is flagged; and a refused EXEC (wrong arity, not
+/// authenticated) discards the transaction and the watches and answers
+/// EXECABORT with the reason.
+fn reject(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, name: &[u8], message: &[u8]) {
+    session.flag_transaction_error();
+    if !name.eq_ignore_ascii_case(b"exec") {
+        out.error_bytes(message);
+        return;
+    }
+    session.multi = None;
+    session.handle.meta.lock().multi = -1;
+    transaction::unwatch_all(shared, session, None);
+    let reason = message.strip_prefix(b"ERR ").unwrap_or(message);
+    let mut text = b"EXECABORT Transaction discarded because of: ".to_vec();
+    text.extend_from_slice(reason);
+    out.error_bytes(&text);
 }
 
 /// Runs a looked-up, checked command (also used by EXEC for queued ones).

@@ -66,6 +66,8 @@ impl Session {
     pub fn queue(&mut self, argv: &[&[u8]]) {
         if let Some(multi) = &mut self.multi {
             multi.queued.push(argv.iter().map(|a| a.to_vec()).collect());
+            // CLIENT LIST's multi= counts the queued commands.
+            self.handle.meta.lock().multi = multi.queued.len() as i64;
         }
     }
 
