@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,6 +17,9 @@ use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
 /// Replies are written out early once this much is pending, so a huge
 /// pipeline does not accumulate all of its replies in memory.
 const OUTPUT_FLUSH_THRESHOLD: usize = 1024 * 1024;
+
+/// How often a waiting connection looks at the `timeout` setting again.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// Serves one client until it quits, is killed, errs, or the server stops.
 pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
@@ -92,12 +95,12 @@ impl Connection<'_> {
             } else if self.input.capacity() - self.input.len() < 4096 {
                 self.input.reserve(16 * 1024);
             }
-            let idle_timeout = self.shared.config.read().timeout;
+            let waiting_since = Instant::now();
             let read = tokio::select! {
                 read = stream.read_buf(&mut self.input) => read?,
                 _ = handle.killed() => return Ok(()),
                 _ = shutdown.changed() => return Ok(()),
-                _ = idle(idle_timeout) => return Ok(()),
+                _ = idle(self.shared, waiting_since) => return Ok(()),
             };
             if read == 0 {
                 return Ok(());
@@ -191,10 +194,21 @@ impl Connection<'_> {
     }
 }
 
-async fn idle(timeout_secs: u64) {
-    if timeout_secs == 0 {
-        std::future::pending::<()>().await;
-    } else {
-        tokio::time::sleep(Duration::from_secs(timeout_secs)).await;
+/// Resolves once the client has been idle since `since` for longer than the
+/// `timeout` setting. The setting is read again as time passes, so that
+/// `CONFIG SET timeout` applies to clients already waiting, as in Redis.
+async fn idle(shared: &Shared, since: Instant) {
+    loop {
+        let timeout = shared.config.read().timeout;
+        let idle = since.elapsed();
+        if timeout > 0 && idle >= Duration::from_secs(timeout) {
+            return;
+        }
+        let until_due = if timeout == 0 {
+            IDLE_RECHECK
+        } else {
+            Duration::from_secs(timeout).saturating_sub(idle)
+        };
+        tokio::time::sleep(until_due.min(IDLE_RECHECK)).await;
     }
 }
