@@ -697,6 +697,32 @@ fn client_kill_really_closes_connections() {
 }
 
 #[test]
+fn nothing_runs_after_a_client_kills_itself() {
+    let pair = Pair::start();
+    let mut c = pair.clients();
+    for client in [&mut c.ours, &mut c.theirs] {
+        let addr = field(&client_info(client), "addr");
+        let mut pipeline = common::encode_command(&[b"SET", b"before", b"1"]);
+        pipeline.extend(common::encode_command(&[
+            b"CLIENT",
+            b"KILL",
+            b"ADDR",
+            addr.as_bytes(),
+            b"SKIPME",
+            b"no",
+        ]));
+        pipeline.extend(common::encode_command(&[b"SET", b"after", b"1"]));
+        client.send(&pipeline);
+        assert_eq!(client.read_reply(), b"+OK\r\n");
+        assert_eq!(client.read_reply(), b":1\r\n");
+        assert!(client.is_closed());
+    }
+    let mut c = pair.clients();
+    c.same(&["GET", "before"]);
+    assert_eq!(c.same(&["GET", "after"]), "$-1\r\n");
+}
+
+#[test]
 fn client_no_evict_and_help() {
     let pair = Pair::start();
     let mut c = pair.clients();
@@ -1018,12 +1044,9 @@ fn config_set_takes_effect() {
         b"+OK\r\n"
     );
     assert_eq!(server.shared.config.read().maxclients, 123);
-    assert_eq!(
-        parse(&raw.command(&["INFO", "clients"]))
-            .text()
-            .contains("maxclients:123\r\n"),
-        true
-    );
+    assert!(parse(&raw.command(&["INFO", "clients"]))
+        .text()
+        .contains("maxclients:123\r\n"));
 }
 
 #[test]

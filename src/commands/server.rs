@@ -224,7 +224,7 @@ fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Err(Error::syntax());
     }
     // As Redis does: first every name is checked (unknown, immutable,

@@ -145,7 +145,9 @@ impl Connection<'_> {
                     drop(args);
                     self.input.advance(length);
                     self.decoder.reset();
-                    if session.close_after_reply {
+                    // Like Redis, nothing after QUIT, SHUTDOWN or a CLIENT
+                    // KILL of this client runs, even if already received.
+                    if session.close_after_reply || session.handle.is_killed() {
                         return Ok(false);
                     }
                     if self.output.len() >= OUTPUT_FLUSH_THRESHOLD {

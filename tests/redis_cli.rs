@@ -1,0 +1,238 @@
+//! The real `redis-cli` and `redis-benchmark` binaries against Larder:
+//! single commands, stdin scripts, `--pipe` mass insertion, RESP3 mode,
+//! authentication, and a short benchmark run. Where possible the output is
+//! compared with the same invocation against a real redis-server.
+
+mod common;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::{Command, Output, Stdio};
+
+use common::{RedisServer, TestServer};
+
+/// Runs a tool with `args`, feeding `stdin`, and returns its output.
+fn run(tool: &str, addr: SocketAddr, args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(tool)
+        .args(["-h", "127.0.0.1", "-p", &addr.port().to_string()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{tool} must be installed (apt-get install redis-tools): {e}"));
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(&stdin);
+    });
+    let output = child.wait_with_output().expect("tool output");
+    writer.join().expect("stdin writer");
+    output
+}
+
+fn cli(addr: SocketAddr, args: &[&str]) -> String {
+    cli_with_stdin(addr, args, b"")
+}
+
+fn cli_with_stdin(addr: SocketAddr, args: &[&str], stdin: &[u8]) -> String {
+    let output = run("redis-cli", addr, args, stdin);
+    assert!(
+        output.status.success(),
+        "redis-cli {args:?} failed: {output:?}"
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+struct Pair {
+    larder: TestServer,
+    redis: RedisServer,
+}
+
+impl Pair {
+    fn start() -> Self {
+        Pair {
+            larder: TestServer::start(),
+            redis: RedisServer::start(),
+        }
+    }
+
+    /// Runs redis-cli against both servers and asserts the same output.
+    fn same(&self, args: &[&str]) -> String {
+        self.same_with_stdin(args, b"")
+    }
+
+    fn same_with_stdin(&self, args: &[&str], stdin: &[u8]) -> String {
+        let ours = cli_with_stdin(self.larder.addr, args, stdin);
+        let theirs = cli_with_stdin(self.redis.addr, args, stdin);
+        assert_eq!(ours, theirs, "redis-cli {args:?} printed different output");
+        ours
+    }
+}
+
+#[test]
+fn single_commands() {
+    let pair = Pair::start();
+    assert_eq!(pair.same(&["PING"]), "PONG\n");
+    assert_eq!(pair.same(&["SET", "greeting", "hello world"]), "OK\n");
+    assert_eq!(pair.same(&["GET", "greeting"]), "hello world\n");
+    assert_eq!(pair.same(&["GET", "missing"]), "\n");
+    assert_eq!(pair.same(&["DEL", "greeting", "missing"]), "1\n");
+    pair.same(&["ECHO", "a\nb"]);
+    pair.same(&["CONFIG", "GET", "maxclients"]);
+    pair.same(&["DBSIZE"]);
+    pair.same(&["SELECT", "99"]);
+    pair.same(&["NOSUCH", "arg"]);
+    pair.same(&["GET"]);
+    // --no-raw shows the reply types.
+    for args in [
+        &["--no-raw", "GET", "missing"][..],
+        &["--no-raw", "SET", "k", "v"],
+        &["--no-raw", "GET", "k"],
+        &["--no-raw", "DEL", "k"],
+        &["--no-raw", "CONFIG", "GET", "timeout"],
+        &["--no-raw", "NOSUCH"],
+        &["--no-raw", "COMMAND", "INFO", "get"],
+    ] {
+        pair.same(args);
+    }
+    // -n selects the database first.
+    pair.same(&["-n", "3", "SET", "in3", "x"]);
+    assert_eq!(pair.same(&["-n", "3", "GET", "in3"]), "x\n");
+    assert_eq!(pair.same(&["GET", "in3"]), "\n");
+    // -x takes the last argument from stdin.
+    assert_eq!(
+        pair.same_with_stdin(&["-x", "SET", "fromstdin"], b"piped value"),
+        "OK\n"
+    );
+    assert_eq!(pair.same(&["GET", "fromstdin"]), "piped value\n");
+}
+
+#[test]
+fn commands_from_stdin() {
+    let pair = Pair::start();
+    // echo -e "SET a 1\nGET a" | redis-cli -p PORT
+    let output = pair.same_with_stdin(&[], b"SET a 1\nGET a\n");
+    assert_eq!(output, "OK\n1\n");
+    let script = b"SET b \"two words\"\nGET b\nDEL a b nosuch\nGET a\nPING\nNOSUCH\nECHO 'x y'\n";
+    pair.same_with_stdin(&[], script);
+    // A MULTI/EXEC script.
+    let output = pair.same_with_stdin(&[], b"MULTI\nSET t 1\nGET t\nEXEC\n");
+    assert!(output.contains("QUEUED"), "{output}");
+}
+
+#[test]
+fn pipe_mass_insertion() {
+    let server = TestServer::start();
+    let mut input = Vec::new();
+    for i in 0..10_000 {
+        let key = format!("key:{i}");
+        let value = format!("value:{i}");
+        input.extend(common::encode_command(&[
+            b"SET",
+            key.as_bytes(),
+            value.as_bytes(),
+        ]));
+    }
+    let output = run("redis-cli", server.addr, &["--pipe"], &input);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("All data transferred"), "{stdout}");
+    assert!(
+        stdout.contains("errors: 0, replies: 10000"),
+        "unexpected summary: {stdout}"
+    );
+    assert_eq!(cli(server.addr, &["DBSIZE"]), "10000\n");
+    assert_eq!(cli(server.addr, &["GET", "key:9999"]), "value:9999\n");
+
+    // Errors are counted, and the rest still goes in.
+    let mut input = Vec::new();
+    input.extend(common::encode_command(&[b"SET", b"ok1", b"1"]));
+    input.extend(common::encode_command(&[b"NOSUCH"]));
+    input.extend(common::encode_command(&[b"SET", b"ok2"]));
+    input.extend(common::encode_command(&[b"SET", b"ok3", b"3"]));
+    let output = run("redis-cli", server.addr, &["--pipe"], &input);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("errors: 2, replies: 4"), "{stdout}");
+    assert_eq!(cli(server.addr, &["DBSIZE"]), "10002\n");
+}
+
+#[test]
+fn resp3_mode() {
+    let pair = Pair::start();
+    for args in [
+        &["-3", "PING"][..],
+        &["-3", "SET", "k", "v"],
+        &["-3", "GET", "k"],
+        &["-3", "GET", "missing"],
+        &["-3", "--no-raw", "GET", "missing"],
+        &["-3", "--no-raw", "CONFIG", "GET", "maxclients"],
+        &["-3", "--no-raw", "DEL", "k", "nosuch"],
+        &["-3", "--no-raw", "CLIENT", "GETNAME"],
+        &["-3", "--json", "CONFIG", "GET", "timeout"],
+        &["-3", "--json", "GET", "missing"],
+        &["-3", "--no-raw", "EXEC"],
+    ] {
+        pair.same(args);
+    }
+    // A transaction aborted by WATCH: the null reply in RESP3.
+    let script = b"WATCH w\nSET w changed\nMULTI\nPING\nEXEC\n";
+    pair.same_with_stdin(&["-3", "--no-raw"], script);
+    // HELLO itself differs only in version and id.
+    let ours = cli(pair.larder.addr, &["-3", "HELLO"]);
+    assert!(ours.contains("\nproto 3\n"), "{ours}");
+}
+
+#[test]
+fn authentication() {
+    let server = TestServer::with_config(|c| c.requirepass = Some("s3cret".into()));
+    assert!(cli(server.addr, &["PING"]).contains("NOAUTH Authentication required."));
+    let output = run("redis-cli", server.addr, &["-a", "s3cret", "PING"], b"");
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "PONG\n");
+    let output = run(
+        "redis-cli",
+        server.addr,
+        &[
+            "--user", "default", "--pass", "s3cret", "-3", "SET", "k", "v",
+        ],
+        b"",
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "OK\n");
+    let output = run("redis-cli", server.addr, &["-a", "wrong", "PING"], b"");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stdout.contains("NOAUTH") || stderr.contains("WRONGPASS") || stdout.contains("WRONGPASS"),
+        "{stdout} {stderr}"
+    );
+}
+
+#[test]
+fn redis_benchmark_completes() {
+    let server = TestServer::start();
+    let output = run(
+        "redis-benchmark",
+        server.addr,
+        &["-t", "ping,set,get", "-n", "2000", "-q"],
+        b"",
+    );
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // -q prints one "<TEST>: <n> requests per second" line per test (after
+    // progress lines separated by carriage returns).
+    for test in ["PING_INLINE", "PING_MBULK", "SET", "GET"] {
+        let line = stdout
+            .split(['\r', '\n'])
+            .find(|l| {
+                l.trim_start().starts_with(&format!("{test}: "))
+                    && l.contains("requests per second")
+            })
+            .unwrap_or_else(|| panic!("no result for {test}: {stdout}"));
+        assert!(!line.contains("nan"), "{line}");
+    }
+    assert!(!stdout.contains("ERR"), "{stdout}");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("ERR"));
+    // The SETs went through (without -r, every one writes the same key
+    // with a 3-byte payload).
+    assert_eq!(cli(server.addr, &["GET", "key:__rand_int__"]).len(), 4);
+}
