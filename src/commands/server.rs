@@ -338,20 +338,22 @@ fn command_info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn command_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    // Like Redis, the list names subcommands too (`client|setname`), unlike
+    // COMMAND COUNT.
+    let every = || all_commands().flat_map(|s| std::iter::once(s).chain(s.subcommands.iter()));
     let names: Vec<&str> = match argv.len() {
-        2 => all_commands().map(|s| s.name).collect(),
+        2 => every().map(|s| s.name).collect(),
         5 if is_keyword(argv[2], "FILTERBY") => {
             let value = argv[4];
             let filter = argv[3];
             if is_keyword(filter, "PATTERN") {
-                all_commands()
-                    .flat_map(|s| std::iter::once(s).chain(s.subcommands.iter()))
+                every()
                     .filter(|s| glob_match(value, s.name.as_bytes(), true))
                     .map(|s| s.name)
                     .collect()
             } else if is_keyword(filter, "ACLCAT") {
                 let category = String::from_utf8_lossy(value).to_ascii_lowercase();
-                all_commands()
+                every()
                     .filter(|s| s.all_acl_categories().contains(&category.as_str()))
                     .map(|s| s.name)
                     .collect()
