@@ -32,8 +32,11 @@ impl Pair {
     /// Sends `input` on a new connection to each server and compares what
     /// comes back, and whether the server closed the connection.
     fn converse(&self, input: &[u8]) -> Conversation {
-        let ours = converse(self.larder.addr, input);
-        let theirs = converse(self.redis.addr, input);
+        let (ours, theirs) = std::thread::scope(|scope| {
+            let theirs = scope.spawn(|| converse(self.redis.addr, input));
+            let ours = converse(self.larder.addr, input);
+            (ours, theirs.join().expect("conversation with Redis"))
+        });
         assert_eq!(
             ours,
             theirs,

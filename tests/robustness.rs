@@ -306,11 +306,17 @@ fn maxclients_refuses_extra_connections_like_redis() {
         );
         let mut second = RawClient::connect(addr);
         assert_eq!(second.command(&["PING"]), b"+PONG\r\n");
+        let received = parse_int(
+            &first.command(&["INFO", "stats"]),
+            "total_connections_received",
+        );
         let mut third = connect(addr);
         let output = read_to_close(&mut third);
         assert_eq!(first.command(&["PING"]), b"+PONG\r\n");
         let stats = first.command(&["INFO", "stats"]);
         assert_eq!(parse_int(&stats, "rejected_connections"), 1);
+        // A refused connection is not counted as received.
+        assert_eq!(parse_int(&stats, "total_connections_received"), received);
         // Once a client leaves, a new one gets in.
         drop(second);
         let deadline = Instant::now() + Duration::from_secs(5);

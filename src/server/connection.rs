@@ -37,6 +37,11 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
             .await;
         return;
     }
+    // As in Redis, a refused connection is not counted as received.
+    shared
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     if keepalive > 0 {
         let socket = socket2_ref(&stream);

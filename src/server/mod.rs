@@ -257,10 +257,6 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        shared
-            .stats
-            .connections_received
-            .fetch_add(1, Ordering::Relaxed);
         tokio::spawn(connection::serve(shared.clone(), stream, peer));
     }
 }
