@@ -22,7 +22,10 @@ fn command(stream: &mut BufReader<TcpStream>, args: &[&str]) -> String {
     for arg in args {
         request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
     }
-    stream.get_mut().write_all(request.as_bytes()).expect("write");
+    stream
+        .get_mut()
+        .write_all(request.as_bytes())
+        .expect("write");
     read_reply(stream)
 }
 
@@ -54,7 +57,10 @@ fn rss(stream: &mut BufReader<TcpStream>) -> u64 {
 fn main() {
     let mut args = std::env::args().skip(1);
     let address = args.next().unwrap_or_else(|| "127.0.0.1:6379".into());
-    let keys: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(1_000_000);
+    let keys: usize = args
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(1_000_000);
     let connect = || BufReader::new(TcpStream::connect(&address).expect("connect"));
     let mut control = connect();
     command(&mut control, &["FLUSHALL"]);
@@ -75,7 +81,10 @@ fn main() {
                 "v".repeat(32)
             ));
         }
-        loader.get_mut().write_all(request.as_bytes()).expect("write");
+        loader
+            .get_mut()
+            .write_all(request.as_bytes())
+            .expect("write");
         for _ in start..end {
             read_reply(&mut loader);
         }
@@ -121,10 +130,18 @@ fn main() {
     let p99 = samples[samples.len() * 99 / 100];
     let max = samples[samples.len() - 1];
     match drained_at {
-        Some(at) => println!("DBSIZE reached 0 {:.2?} after the last TTL passed", at - deadline),
+        Some(at) => println!(
+            "DBSIZE reached 0 {:.2?} after the last TTL passed",
+            at - deadline
+        ),
         None => println!("DBSIZE did not reach 0 within 30 s"),
     }
-    println!("PING probe during the drain: {} samples, p99 {:.2?}, max {:.2?}", samples.len(), p99, max);
+    println!(
+        "PING probe during the drain: {} samples, p99 {:.2?}, max {:.2?}",
+        samples.len(),
+        p99,
+        max
+    );
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     println!(
         "RSS: empty {:.1} MiB, loaded {:.1} MiB, drained (+2 s) {:.1} MiB",

@@ -2,13 +2,13 @@
 //! families, PERSIST, RENAME, RENAMENX, COPY, MOVE, KEYS, SCAN, RANDOMKEY,
 //! SWAPDB, FLUSHDB and FLUSHALL.
 //!
-//! Commands that walk the whole keyspace (KEYS, SCAN, RANDOMKEY, SWAPDB,
-//! FLUSHDB, FLUSHALL) take one shard lock at a time through
-//! `ctx.locks.each_shard`/`ctx.locks.shard`, so they never stall the server
-//! behind one long lock hold. The price is that they are not atomic with
-//! respect to other clients (a FLUSHDB racing with a SET may or may not
-//! remove the new key, depending on which shard it lands in); inside
-//! MULTI/EXEC every shard is already locked for them, so there they are.
+//! KEYS, SCAN and RANDOMKEY walk the keyspace one shard lock at a time
+//! (`ctx.locks.each_shard`/`ctx.locks.shard`), so they never stall the
+//! server behind one long lock hold. SWAPDB, FLUSHDB and FLUSHALL lock every
+//! shard at once, since no client may see them half done; the work under
+//! those locks is O(shards): maps are swapped or detached, and freed after
+//! the locks are released. Inside MULTI/EXEC all of them run under the locks
+//! the transaction holds.
 
 use rand::Rng;
 
@@ -753,10 +753,11 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::db_index_out_of_range());
     };
     if first != second {
-        ctx.locks.each_shard(|shard| {
+        // All shards at once: no client may see a half-swapped keyspace.
+        let mut all = ctx.locks.all()?;
+        for (_, shard) in all.shards_mut() {
             shard.swap_dbs(first, second);
-            Ok(())
-        })?;
+        }
     }
     ctx.out.ok();
     Ok(())
@@ -775,22 +776,32 @@ fn check_flush_args(argv: &[&[u8]]) -> Result<()> {
 fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     check_flush_args(argv)?;
     let db = ctx.db();
-    ctx.locks.each_shard(|shard| {
-        shard.db(db).clear();
-        Ok(())
-    })?;
+    // Detach every shard's maps under all the locks (atomic for other
+    // clients), free them after the locks are released.
+    let removed: Vec<_> = ctx
+        .locks
+        .all()?
+        .shards_mut()
+        .map(|(_, shard)| shard.db(db).clear())
+        .collect();
+    drop(removed);
     ctx.out.ok();
     Ok(())
 }
 
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     check_flush_args(argv)?;
-    ctx.locks.each_shard(|shard| {
-        for db in 0..shard.databases() {
-            shard.db(db).clear();
-        }
-        Ok(())
-    })?;
+    let removed: Vec<_> = ctx
+        .locks
+        .all()?
+        .shards_mut()
+        .flat_map(|(_, shard)| {
+            (0..shard.databases())
+                .map(|db| shard.db(db).clear())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    drop(removed);
     ctx.out.ok();
     Ok(())
 }

@@ -350,6 +350,21 @@ impl<'c, 's> Locks<'c, 's> {
         Ok(())
     }
 
+    /// Locks every shard at once (inside EXEC: uses the held locks), for
+    /// commands that must change the whole keyspace atomically (SWAPDB,
+    /// FLUSHDB, FLUSHALL). Keep the work under these locks O(shards).
+    pub fn all<'b>(&'b mut self) -> Result<Locked<'b, 's>> {
+        match &mut self.held {
+            Some(held) if (0..self.store.shard_count()).all(|i| held.covers_shard(i)) => {
+                Ok(Locked::Held(held))
+            }
+            Some(_) => Err(Error::err(
+                "internal error: transaction did not lock every shard",
+            )),
+            None => Ok(Locked::Own(self.store.lock_all())),
+        }
+    }
+
     /// Locks shard number `index` (whole-keyspace commands walk the shards
     /// one lock at a time).
     pub fn shard<'b>(&'b mut self, index: usize) -> Result<Locked<'b, 's>> {

@@ -210,7 +210,7 @@ fn is_alias(name: &str) -> bool {
 }
 
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    if argv.len() % 2 != 0 {
+    if !argv.len().is_multiple_of(2) {
         return Err(Error::syntax());
     }
     let mut updated = ctx.shared.config.read().clone();

@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 
 pub use clock::Clock;
 pub use ops::{parse_float_value, parse_int_value};
-pub use shard::{Db, Shard};
+pub use shard::{Db, RemovedContents, Shard};
 pub use value::{Entry, Key, Value};
 
 use crate::error::{Error, Result};
@@ -293,7 +293,8 @@ impl Store {
     pub fn flush_db(&self, db: usize) -> Result<()> {
         self.check_db(db)?;
         for shard in self.inner.shards.iter() {
-            shard.lock().db(db).clear();
+            let removed = shard.lock().db(db).clear();
+            drop(removed);
         }
         Ok(())
     }
@@ -301,10 +302,13 @@ impl Store {
     /// Removes every key of every database.
     pub fn flush_all(&self) {
         for shard in self.inner.shards.iter() {
-            let mut shard = shard.lock();
-            for db in 0..self.inner.databases {
-                shard.db(db).clear();
-            }
+            let removed: Vec<_> = {
+                let mut shard = shard.lock();
+                (0..self.inner.databases)
+                    .map(|db| shard.db(db).clear())
+                    .collect()
+            };
+            drop(removed);
         }
     }
 }

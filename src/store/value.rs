@@ -42,7 +42,9 @@ impl Entry {
         }
     }
 
+    /// As in Redis, a key is still there at its expiry millisecond and gone
+    /// after it.
     pub fn is_expired(&self, now_ms: u64) -> bool {
-        matches!(self.expires_at, Some(at) if at <= now_ms)
+        matches!(self.expires_at, Some(at) if at < now_ms)
     }
 }
