@@ -10,10 +10,14 @@ mod session;
 mod table;
 
 mod connection;
+mod hash;
 mod keyspace;
+mod list;
 mod server;
+mod set;
 mod string;
 mod transaction;
+mod zset;
 
 use smallvec::SmallVec;
 

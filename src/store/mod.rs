@@ -10,6 +10,7 @@ mod clock;
 mod expire;
 mod ops;
 mod shard;
+pub mod types;
 mod value;
 
 use std::hash::BuildHasher;
@@ -217,6 +218,7 @@ impl Store {
                 value: Value::Str(s),
                 ..
             }) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::wrong_type()),
         })?
     }
 
