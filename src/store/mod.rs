@@ -17,6 +17,7 @@ use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam::utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
@@ -64,7 +65,9 @@ pub enum Ttl {
 }
 
 struct StoreInner {
-    shards: Box<[Mutex<Shard>]>,
+    /// Each lock on its own cache line, so that cores working on different
+    /// shards do not contend through false sharing.
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
     shard_mask: usize,
     hasher: foldhash::fast::FixedState,
     databases: usize,
@@ -118,7 +121,7 @@ impl Store {
         Store {
             inner: Arc::new(StoreInner {
                 shards: (0..shard_count)
-                    .map(|_| Mutex::new(Shard::new(databases)))
+                    .map(|_| CachePadded::new(Mutex::new(Shard::new(databases))))
                     .collect(),
                 shard_mask: shard_count - 1,
                 hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),

@@ -56,13 +56,13 @@ impl Db {
         }
     }
 
-    /// The live entry of `key`, reclaiming it if it expired.
-    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        if self.expire_if_due(key, now_ms) {
-            self.entries.get(key)
-        } else {
-            None
-        }
+    /// The live entry of `key`. One hash lookup and no write: an expired
+    /// key reads as missing and is reclaimed by the next write to it or by
+    /// active expiry (GET hits stay read-only).
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.entries
+            .get(key)
+            .filter(|entry| !entry.is_expired(now_ms))
     }
 
     /// The live value of `key` for in-place modification. Call
@@ -75,8 +75,8 @@ impl Db {
         }
     }
 
-    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
-        self.expire_if_due(key, now_ms)
+    pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
     }
 
     /// Stores `value` under `key` with the given expiry, replacing whatever
