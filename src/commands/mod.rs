@@ -13,6 +13,7 @@ mod connection;
 mod hash;
 mod keyspace;
 mod list;
+mod object;
 mod server;
 mod set;
 mod string;

@@ -6,12 +6,13 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 9] {
+fn families() -> [&'static [CommandSpec]; 10] {
     [
         super::connection::COMMANDS,
         super::hash::COMMANDS,
         super::keyspace::COMMANDS,
         super::list::COMMANDS,
+        super::object::COMMANDS,
         super::server::COMMANDS,
         super::set::COMMANDS,
         super::string::COMMANDS,
