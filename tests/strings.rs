@@ -133,36 +133,36 @@ fn set_options_and_errors() {
 #[test]
 fn set_expiry_effects() {
     let mut pair = Differential::start();
-    let soon = now_ms() + 150;
+    let soon = now_ms() + 300;
     let past_s = (now_ms() / 1000 - 10).to_string();
     pair.script(&format!(
         "
-        SET px v PX 100
+        SET px v PX 300
         SET ex v EX 100
         SET pxat v PXAT {soon}
         SET exatpast v EXAT {past_s}
         SET pxatpast v PXAT 1
         GET exatpast
         GET pxatpast
-        SET keep v PX 100
+        SET keep v PX 300
         SET keep v2 KEEPTTL
-        SET clear v PX 100
+        SET clear v PX 300
         SET clear v2
-        SET clearget v PX 100
+        SET clearget v PX 300
         SET clearget v2 GET
-        SET keepxx v PX 100
+        SET keepxx v PX 300
         SET keepxx v2 XX KEEPTTL
-        SET nxfail v PX 100
+        SET nxfail v PX 300
         SET nxfail v2 NX EX 1000
-        SET xxrenew v PX 100
+        SET xxrenew v PX 300
         SET xxrenew v2 XX EX 1000
-        SETEX sx 100 v
-        PSETEX psx 100 v
+        PSETEX sx 300 v
+        PSETEX psx 300 v
         SETEX sxlong 1000 v
-        GETEX gx PX 100
+        GETEX gx PX 300
         SET gx v
-        GETEX gx PX 100
-        SET persist v PX 100
+        GETEX gx PX 300
+        SET persist v PX 300
         GETEX persist PERSIST
         SET gexat v
         GETEX gexat PXAT {soon}
@@ -172,29 +172,29 @@ fn set_expiry_effects() {
         SET gpast2 v EX 100
         GETEX gpast2 PXAT 1
         GET gpast2
-        SET inc 5 PX 100
+        SET inc 5 PX 300
         INCR inc
         INCRBY inc 10
         DECR inc
-        SET fl 1.5 PX 100
+        SET fl 1.5 PX 300
         INCRBYFLOAT fl 1
-        SET ap a PX 100
+        SET ap a PX 300
         APPEND ap b
-        SET sr abc PX 100
+        SET sr abc PX 300
         SETRANGE sr 1 X
-        SET sb a PX 100
+        SET sb a PX 300
         SETBIT sb 1 1
-        SET bf a PX 100
+        SET bf a PX 300
         BITFIELD bf SET u8 0 255
-        SET gs v PX 100
+        SET gs v PX 300
         GETSET gs v2
-        SET ms v PX 100
+        SET ms v PX 300
         MSET ms v2 other x
-        SET bo abc PX 100
+        SET bo abc PX 300
         BITOP NOT bo bo
         "
     ));
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(Duration::from_millis(500));
     pair.script(
         "
         GET px
