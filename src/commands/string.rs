@@ -685,35 +685,10 @@ fn msetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 // Counters
 // ---------------------------------------------------------------------------
 
-/// INCRBY on one key, as `store::ops::incr_by` does for the library API
-/// (which the command layer cannot reach): missing counts as 0, the TTL is
-/// kept, overflow is refused.
-fn incr_by(db: &mut Db, key: &[u8], delta: i64, now: u64) -> Result<i64> {
-    let current = match read_string(db, key, now)? {
-        None => None,
-        Some(s) => Some(strict_i64(s).ok_or_else(Error::not_integer)?),
-    };
-    let next = current
-        .unwrap_or(0)
-        .checked_add(delta)
-        .ok_or_else(Error::overflow)?;
-    let text = itoa::Buffer::new().format(next).as_bytes().to_vec();
-    match write_string(db, key, now)? {
-        Some(s) => {
-            *s = text;
-            db.touch(key);
-        }
-        None => {
-            db.insert(key, Value::Str(text), None, now);
-        }
-    }
-    Ok(next)
-}
-
 fn incr_decr(ctx: &mut Ctx, key: &[u8], delta: i64) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
-    let value = incr_by(locked.db(dbi, key)?, key, delta, now)?;
+    let value = crate::store::ops::incr_by(locked.db(dbi, key)?, key, delta, now)?;
     ctx.out.int(value);
     Ok(())
 }

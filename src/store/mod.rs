@@ -8,7 +8,7 @@
 
 mod clock;
 mod expire;
-mod ops;
+pub mod ops;
 mod shard;
 pub mod types;
 mod value;
