@@ -300,6 +300,36 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "save",
+        kind: Kind::Text,
+        mutable: true,
+        default: "",
+        description: "Larder writes no RDB snapshots: only the empty value (no save points) is accepted. Reported so tools that read it work.",
+        get: |_| String::new(),
+        set: |_, v| {
+            if v.trim().is_empty() {
+                Ok(())
+            } else {
+                Err("Larder writes no RDB snapshots; only \"\" (no save points) is accepted".into())
+            }
+        },
+    },
+    Setting {
+        name: "appendonly",
+        kind: Kind::Text,
+        mutable: true,
+        default: "no",
+        description: "Larder has no append-only file: only `no` is accepted. Reported so tools that read it work.",
+        get: |_| "no".into(),
+        set: |_, v| {
+            if v.eq_ignore_ascii_case("no") {
+                Ok(())
+            } else {
+                Err("Larder has no append-only file; only 'no' is accepted".into())
+            }
+        },
+    },
+    Setting {
         name: "shards",
         kind: Kind::Integer,
         mutable: false,

@@ -1,20 +1,262 @@
-//! Keyspace commands.
+//! Keyspace commands: DEL, UNLINK, EXISTS, TYPE, TOUCH, the EXPIRE and TTL
+//! families, PERSIST, RENAME, RENAMENX, COPY, MOVE, KEYS, SCAN, RANDOMKEY,
+//! SWAPDB, FLUSHDB and FLUSHALL.
+//!
+//! KEYS, SCAN and RANDOMKEY walk the keyspace one shard lock at a time
+//! (`ctx.locks.each_shard`/`ctx.locks.shard`), so they never stall the
+//! server behind one long lock hold. SWAPDB, FLUSHDB and FLUSHALL lock every
+//! shard at once, since no client may see them half done; the work under
+//! those locks is O(shards): maps are swapped or detached, and freed after
+//! the locks are released. Inside MULTI/EXEC all of them run under the locks
+//! the transaction holds.
+
+use rand::Rng;
 
 use super::flags::*;
-use super::{CommandSpec, Ctx, ALL_KEYS};
-use crate::error::Result;
+use super::parse::{glob_match, int_arg, is_keyword, strict_i64};
+use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY, NO_KEYS};
+use crate::error::{Error, Result};
+use crate::store::Key;
 
 const KEYSPACE: &[&str] = &["keyspace"];
+const KEYSPACE_DANGEROUS: &[&str] = &["keyspace", "dangerous"];
 
-pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("del", -2, WRITE, ALL_KEYS, del)
-    .acl(KEYSPACE)
-    .doc(
-        "generic",
-        "1.0.0",
-        "Deletes one or more keys.",
-        "O(N) where N is the number of keys that will be removed.",
-    )];
+/// RENAME, RENAMENX, COPY: the source and the destination.
+const TWO_KEYS: KeySpec = KeySpec::Range {
+    first: 1,
+    last: 2,
+    step: 1,
+};
 
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("del", -2, WRITE, ALL_KEYS, del)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Deletes one or more keys.",
+            "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).",
+        ),
+    CommandSpec::new("unlink", -2, WRITE | FAST, ALL_KEYS, del)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "4.0.0",
+            "Asynchronously deletes one or more keys.",
+            "O(1) for each key removed regardless of its size. Then the command does O(N) work in a different thread in order to reclaim memory, where N is the number of allocations the deleted objects where composed of.",
+        ),
+    CommandSpec::new("exists", -2, READONLY | FAST, ALL_KEYS, exists)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Determines whether one or more keys exist.",
+            "O(N) where N is the number of keys to check.",
+        ),
+    CommandSpec::new("touch", -2, READONLY | FAST, ALL_KEYS, exists)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "3.2.1",
+            "Returns the number of existing keys out of those specified after updating the time they were last accessed.",
+            "O(N) where N is the number of keys that will be touched.",
+        ),
+    CommandSpec::new("type", 2, READONLY | FAST, FIRST_KEY, type_command)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Determines the type of value stored at a key.",
+            "O(1)",
+        ),
+    CommandSpec::new("expire", -3, WRITE | FAST, FIRST_KEY, expire)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Sets the expiration time of a key in seconds.",
+            "O(1)",
+        ),
+    CommandSpec::new("pexpire", -3, WRITE | FAST, FIRST_KEY, pexpire)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "2.6.0",
+            "Sets the expiration time of a key in milliseconds.",
+            "O(1)",
+        ),
+    CommandSpec::new("expireat", -3, WRITE | FAST, FIRST_KEY, expireat)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.2.0",
+            "Sets the expiration time of a key to a Unix timestamp.",
+            "O(1)",
+        ),
+    CommandSpec::new("pexpireat", -3, WRITE | FAST, FIRST_KEY, pexpireat)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "2.6.0",
+            "Sets the expiration time of a key to a Unix milliseconds timestamp.",
+            "O(1)",
+        ),
+    CommandSpec::new("ttl", 2, READONLY | FAST, FIRST_KEY, ttl)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Returns the expiration time in seconds of a key.",
+            "O(1)",
+        ),
+    CommandSpec::new("pttl", 2, READONLY | FAST, FIRST_KEY, pttl)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "2.6.0",
+            "Returns the expiration time in milliseconds of a key.",
+            "O(1)",
+        ),
+    CommandSpec::new("expiretime", 2, READONLY | FAST, FIRST_KEY, expiretime)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "7.0.0",
+            "Returns the expiration time of a key as a Unix timestamp.",
+            "O(1)",
+        ),
+    CommandSpec::new("pexpiretime", 2, READONLY | FAST, FIRST_KEY, pexpiretime)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "7.0.0",
+            "Returns the expiration time of a key as a Unix milliseconds timestamp.",
+            "O(1)",
+        ),
+    CommandSpec::new("persist", 2, WRITE | FAST, FIRST_KEY, persist)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "2.2.0",
+            "Removes the expiration time of a key.",
+            "O(1)",
+        ),
+    CommandSpec::new("rename", 3, WRITE, TWO_KEYS, rename)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Renames a key and overwrites the destination.",
+            "O(1)",
+        ),
+    CommandSpec::new("renamenx", 3, WRITE | FAST, TWO_KEYS, renamenx)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Renames a key only when the target key name doesn't exist.",
+            "O(1)",
+        ),
+    CommandSpec::new("copy", -3, WRITE | DENYOOM, TWO_KEYS, copy)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "6.2.0",
+            "Copies the value of a key to a new key.",
+            "O(N) worst case for collections, where N is the number of nested items. O(1) for string values.",
+        ),
+    CommandSpec::new("move", 3, WRITE | FAST, FIRST_KEY, move_command)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Moves a key to another database.",
+            "O(1)",
+        ),
+    CommandSpec::new("keys", 2, READONLY | WHOLE_KEYSPACE, NO_KEYS, keys)
+        .acl(KEYSPACE_DANGEROUS)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Returns all key names that match a pattern.",
+            "O(N) with N being the number of keys in the database, under the assumption that the key names in the database and the given pattern have limited length.",
+        ),
+    CommandSpec::new("scan", -2, READONLY | WHOLE_KEYSPACE, NO_KEYS, scan)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "2.8.0",
+            "Iterates over the key names in the database.",
+            "O(1) for every call. O(N) for a complete iteration, including enough command calls for the cursor to return back to 0. N is the number of elements inside the collection.",
+        ),
+    CommandSpec::new("randomkey", 1, READONLY | WHOLE_KEYSPACE, NO_KEYS, randomkey)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "1.0.0",
+            "Returns a random key name from the database.",
+            "O(1)",
+        ),
+    CommandSpec::new("swapdb", 3, WRITE | FAST | WHOLE_KEYSPACE, NO_KEYS, swapdb)
+        .acl(KEYSPACE_DANGEROUS)
+        .doc(
+            "server",
+            "4.0.0",
+            "Swaps two Redis databases.",
+            "O(N) where N is the count of clients watching or blocking on keys from both databases.",
+        ),
+    CommandSpec::new("flushdb", -1, WRITE | WHOLE_KEYSPACE, NO_KEYS, flushdb)
+        .acl(KEYSPACE_DANGEROUS)
+        .doc(
+            "server",
+            "1.0.0",
+            "Removes all keys from the current database.",
+            "O(N) where N is the number of keys in the selected database",
+        ),
+    CommandSpec::new("flushall", -1, WRITE | WHOLE_KEYSPACE, NO_KEYS, flushall)
+        .acl(KEYSPACE_DANGEROUS)
+        .doc(
+            "server",
+            "1.0.0",
+            "Removes all keys from all databases.",
+            "O(N) where N is the total number of keys in all databases",
+        ),
+];
+
+// ---------------------------------------------------------------- helpers
+
+/// Redis's `getIntFromObjectOrReply`: a strict integer that fits in a C
+/// `int`. With `message`, every failure is that error; without, Redis's two
+/// generic messages.
+fn int32_arg(arg: &[u8], message: Option<&'static str>) -> Result<i64> {
+    let custom = || message.map(Error::err);
+    let value = strict_i64(arg).ok_or_else(|| custom().unwrap_or_else(Error::not_integer))?;
+    if value < i32::MIN as i64 || value > i32::MAX as i64 {
+        return Err(custom().unwrap_or_else(|| {
+            Error::err("value is out of range, value must between -2147483648 and 2147483647")
+        }));
+    }
+    Ok(value)
+}
+
+/// A database index as SELECT/MOVE/COPY take it: an `int`, then a range check.
+fn db_index_arg(ctx: &Ctx, arg: &[u8]) -> Result<usize> {
+    let index = int32_arg(arg, None)?;
+    usize::try_from(index)
+        .ok()
+        .filter(|&index| index < ctx.store().databases())
+        .ok_or_else(Error::db_index_out_of_range)
+}
+
+fn same_object() -> Error {
+    Error::err("source and destination objects are the same")
+}
+
+// ---------------------------------------------------------------- DEL, EXISTS, TYPE
+
+/// DEL and UNLINK (freeing is never deferred in Larder: values are dropped
+/// in place, which for UNLINK only costs the time Redis would spend in its
+/// background thread).
 fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let keys = &argv[1..];
     let db = ctx.db();
@@ -27,4 +269,588 @@ fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     ctx.out.int(removed);
     Ok(())
+}
+
+/// EXISTS and TOUCH: how many of the arguments exist, repeats counted.
+/// (Larder keeps no per-key access time yet, so TOUCH only counts.)
+fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let keys = &argv[1..];
+    let db = ctx.db();
+    let mut locked = ctx.locks.keys(keys)?;
+    let mut found = 0;
+    for key in keys {
+        if locked.db(db, key)?.contains(key, ctx.now_ms) {
+            found += 1;
+        }
+    }
+    ctx.out.int(found);
+    Ok(())
+}
+
+fn type_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let key = argv[1];
+    let db = ctx.db();
+    let mut locked = ctx.locks.key(key)?;
+    let name = locked
+        .db(db, key)?
+        .get(key, ctx.now_ms)
+        .map_or("none", |entry| entry.value.type_name());
+    ctx.out.simple(name);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- EXPIRE family
+
+#[derive(Default)]
+struct ExpireOptions {
+    nx: bool,
+    xx: bool,
+    gt: bool,
+    lt: bool,
+}
+
+/// The NX/XX/GT/LT options, checked in Redis's order: unknown options as
+/// they come, then the incompatible combinations.
+fn parse_expire_options(options: &[&[u8]]) -> Result<ExpireOptions> {
+    let mut parsed = ExpireOptions::default();
+    for option in options {
+        if is_keyword(option, "NX") {
+            parsed.nx = true;
+        } else if is_keyword(option, "XX") {
+            parsed.xx = true;
+        } else if is_keyword(option, "GT") {
+            parsed.gt = true;
+        } else if is_keyword(option, "LT") {
+            parsed.lt = true;
+        } else {
+            return Err(Error::err(format!(
+                "Unsupported option {}",
+                String::from_utf8_lossy(option)
+            )));
+        }
+    }
+    if parsed.nx && (parsed.xx || parsed.gt || parsed.lt) {
+        return Err(Error::err(
+            "NX and XX, GT or LT options at the same time are not compatible",
+        ));
+    }
+    if parsed.gt && parsed.lt {
+        return Err(Error::err(
+            "GT and LT options at the same time are not compatible",
+        ));
+    }
+    Ok(parsed)
+}
+
+fn expire(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let now = ctx.now_ms as i64;
+    expire_generic(ctx, argv, "expire", now, true)
+}
+
+fn pexpire(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let now = ctx.now_ms as i64;
+    expire_generic(ctx, argv, "pexpire", now, false)
+}
+
+fn expireat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    expire_generic(ctx, argv, "expireat", 0, true)
+}
+
+fn pexpireat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    expire_generic(ctx, argv, "pexpireat", 0, false)
+}
+
+/// Redis's `expireGenericCommand`: `basetime` is now for the relative forms
+/// and 0 for the absolute ones; the argument is in seconds or milliseconds.
+fn expire_generic(
+    ctx: &mut Ctx,
+    argv: &[&[u8]],
+    name: &'static str,
+    basetime: i64,
+    seconds: bool,
+) -> Result<()> {
+    let options = parse_expire_options(&argv[3..])?;
+    let mut when = int_arg(argv[2])?;
+    if seconds {
+        when = when
+            .checked_mul(1000)
+            .ok_or_else(|| Error::invalid_expire(name))?;
+    }
+    // Redis rejects only overflow past i64::MAX; a very negative time is
+    // simply in the past (basetime is never negative, so this cannot wrap).
+    if when > i64::MAX - basetime {
+        return Err(Error::invalid_expire(name));
+    }
+    when += basetime;
+
+    let key = argv[1];
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let mut locked = ctx.locks.key(key)?;
+    let part = locked.db(db, key)?;
+    let Some(entry) = part.get(key, now) else {
+        ctx.out.int(0);
+        return Ok(());
+    };
+    // Stored expiry times are below i64::MAX: they all come from `when`.
+    let current = entry.expires_at.map(|at| at as i64);
+    let refused = (options.nx && current.is_some())
+        || (options.xx && current.is_none())
+        // GT: no TTL counts as an infinite one, which nothing exceeds.
+        || (options.gt && current.is_none_or(|current| when <= current))
+        || (options.lt && current.is_some_and(|current| when >= current));
+    if refused {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    if when <= now as i64 {
+        part.remove(key, now);
+    } else {
+        part.set_expiry(key, Some(when as u64), now);
+    }
+    ctx.out.int(1);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- TTL family
+
+fn ttl(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ttl_generic(ctx, argv, false, false)
+}
+
+fn pttl(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ttl_generic(ctx, argv, true, false)
+}
+
+fn expiretime(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ttl_generic(ctx, argv, false, true)
+}
+
+fn pexpiretime(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ttl_generic(ctx, argv, true, true)
+}
+
+/// TTL, PTTL, EXPIRETIME, PEXPIRETIME: -2 for a missing key, -1 for a key
+/// without expiry; seconds are rounded to the nearest, as Redis does.
+fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], millis: bool, absolute: bool) -> Result<()> {
+    let key = argv[1];
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let mut locked = ctx.locks.key(key)?;
+    let reply = match locked.db(db, key)?.get(key, now) {
+        None => -2,
+        Some(entry) => match entry.expires_at {
+            None => -1,
+            Some(at) => {
+                let ms = if absolute { at } else { at.saturating_sub(now) };
+                // In u64, as Redis's (ttl+500)/1000 on i64::MAX comes out.
+                let value = if millis {
+                    ms
+                } else {
+                    ms.saturating_add(500) / 1000
+                };
+                i64::try_from(value).unwrap_or(i64::MAX)
+            }
+        },
+    };
+    ctx.out.int(reply);
+    Ok(())
+}
+
+fn persist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let key = argv[1];
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let mut locked = ctx.locks.key(key)?;
+    let part = locked.db(db, key)?;
+    let had_ttl = part
+        .get(key, now)
+        .is_some_and(|entry| entry.expires_at.is_some());
+    if had_ttl {
+        part.set_expiry(key, None, now);
+    }
+    ctx.out.int(had_ttl as i64);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- RENAME, COPY, MOVE
+
+fn rename(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    rename_generic(ctx, argv, false)
+}
+
+fn renamenx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    rename_generic(ctx, argv, true)
+}
+
+/// The value and its TTL move to the new name; an existing destination is
+/// replaced (RENAME) or left alone with a 0 reply (RENAMENX).
+fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
+    let (source, target) = (argv[1], argv[2]);
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let mut locked = ctx.locks.keys(&[source, target])?;
+    if !locked.db(db, source)?.contains(source, now) {
+        return Err(Error::no_such_key());
+    }
+    let done = |ctx: &mut Ctx, renamed: bool| {
+        if nx {
+            ctx.out.int(renamed as i64);
+        } else {
+            ctx.out.ok();
+        }
+    };
+    // Renaming a key to itself changes nothing, but still needs the key.
+    if source == target {
+        drop(locked);
+        done(ctx, false);
+        return Ok(());
+    }
+    if nx && locked.db(db, target)?.contains(target, now) {
+        drop(locked);
+        done(ctx, false);
+        return Ok(());
+    }
+    let Some(entry) = locked.db(db, source)?.remove(source, now) else {
+        return Err(Error::no_such_key());
+    };
+    locked
+        .db(db, target)?
+        .insert(target, entry.value, entry.expires_at, now);
+    drop(locked);
+    done(ctx, true);
+    Ok(())
+}
+
+/// COPY source destination [DB index] [REPLACE]: the value and its TTL.
+fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let (source, target) = (argv[1], argv[2]);
+    let source_db = ctx.db();
+    let mut target_db = source_db;
+    let mut replace = false;
+    let mut i = 3;
+    while i < argv.len() {
+        if is_keyword(argv[i], "REPLACE") {
+            replace = true;
+        } else if is_keyword(argv[i], "DB") && i + 1 < argv.len() {
+            target_db = db_index_arg(ctx, argv[i + 1])?;
+            i += 1;
+        } else {
+            return Err(Error::syntax());
+        }
+        i += 1;
+    }
+    if source_db == target_db && source == target {
+        return Err(same_object());
+    }
+    let now = ctx.now_ms;
+    let mut locked = ctx.locks.keys(&[source, target])?;
+    let copied = if !locked.db(source_db, source)?.contains(source, now)
+        || (!replace && locked.db(target_db, target)?.contains(target, now))
+    {
+        false
+    } else {
+        let entry = locked
+            .db(source_db, source)?
+            .get(source, now)
+            .cloned()
+            .ok_or_else(Error::no_such_key)?;
+        locked
+            .db(target_db, target)?
+            .insert(target, entry.value, entry.expires_at, now);
+        true
+    };
+    drop(locked);
+    ctx.out.int(copied as i64);
+    Ok(())
+}
+
+/// MOVE key db: a key's shard is the same in every database, so the move
+/// stays inside one shard lock.
+fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let key = argv[1];
+    let target_db = db_index_arg(ctx, argv[2])?;
+    let source_db = ctx.db();
+    if target_db == source_db {
+        return Err(same_object());
+    }
+    let now = ctx.now_ms;
+    let mut locked = ctx.locks.key(key)?;
+    let (source, target) = locked.shard_for(key)?.two_dbs(source_db, target_db);
+    let moved = source.contains(key, now) && !target.contains(key, now);
+    if moved {
+        if let Some(entry) = source.remove(key, now) {
+            target.insert(key, entry.value, entry.expires_at, now);
+        }
+    }
+    drop(locked);
+    ctx.out.int(moved as i64);
+    Ok(())
+}
+
+// ---------------------------------------------------------------- KEYS, SCAN, RANDOMKEY
+
+fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let pattern = argv[1];
+    let all = pattern == b"*";
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let mut found: Vec<Key> = Vec::new();
+    ctx.locks.each_shard(|shard| {
+        found.extend(
+            shard
+                .db(db)
+                .iter(now)
+                .filter(|(key, _)| all || glob_match(pattern, key, false))
+                .map(|(key, _)| key.clone()),
+        );
+        Ok(())
+    })?;
+    ctx.out.array(found.len());
+    for key in &found {
+        ctx.out.bulk(key);
+    }
+    Ok(())
+}
+
+/// A SCAN cursor as Redis's `parseScanCursorOrReply` reads it with
+/// `strtoul`: no leading space, an optional sign (a negative number wraps
+/// around, as in C), digits up to u64::MAX, nothing after them (a NUL byte
+/// ends the C string). The empty string is cursor 0.
+fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let arg = match arg.iter().position(|&b| b == 0) {
+        Some(end) => &arg[..end],
+        None => arg,
+    };
+    match arg.first() {
+        None => return Some(0),
+        Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') => return None,
+        Some(_) => {}
+    }
+    let (negative, digits) = match arg.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
+}
+
+/// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
+///
+/// Design: the keyspace is split in `shard_count()` shards (a power of two)
+/// and a key's shard never changes, so the cursor is simply the index of
+/// the next shard to visit. Each call visits whole shards, one lock at a
+/// time, until it has seen at least COUNT keys or reached the last shard
+/// (then the cursor is 0). A key present for the whole iteration lives in
+/// one shard that some call visits entirely, so it is returned — Redis's
+/// guarantee — however the maps inside the shards resize meanwhile; and no
+/// key is returned twice, which is more than Redis promises. MATCH and TYPE
+/// only filter what was visited (COUNT counts visited keys), as in Redis, so
+/// a call may return nothing with a non-zero cursor. A cursor at or past the
+/// shard count (never one we returned) ends the iteration: cursor 0, no keys.
+///
+/// The cost of one call is bounded by the size of the shards it visits, not
+/// by COUNT: with N keys, a call returns at least N / shard_count keys.
+fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let cursor = parse_cursor(argv[1]).ok_or_else(|| Error::err("invalid cursor"))?;
+    let mut count: i64 = 10;
+    let mut pattern: Option<&[u8]> = None;
+    let mut type_name: Option<&[u8]> = None;
+    let mut i = 2;
+    while i < argv.len() {
+        let has_value = i + 1 < argv.len();
+        if is_keyword(argv[i], "COUNT") && has_value {
+            count = int_arg(argv[i + 1])?;
+            if count < 1 {
+                return Err(Error::syntax());
+            }
+        } else if is_keyword(argv[i], "MATCH") && has_value {
+            // "*" matches everything: the same as no pattern.
+            pattern = Some(argv[i + 1]).filter(|p| *p != b"*");
+        } else if is_keyword(argv[i], "TYPE") && has_value {
+            type_name = Some(argv[i + 1]);
+        } else {
+            return Err(Error::syntax());
+        }
+        i += 2;
+    }
+
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let shards = ctx.store().shard_count() as u64;
+    let count = count as u64;
+    let mut index = cursor;
+    let mut visited: u64 = 0;
+    let mut found: Vec<Key> = Vec::new();
+    while index < shards && visited < count {
+        let shard_index = index as usize;
+        let mut locked = ctx.locks.shard(shard_index)?;
+        for (key, entry) in locked.shard(shard_index)?.db(db).iter(now) {
+            visited += 1;
+            let matches = pattern.is_none_or(|p| glob_match(p, key, false))
+                && type_name
+                    .is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name().as_bytes()));
+            if matches {
+                found.push(key.clone());
+            }
+        }
+        index += 1;
+    }
+    let next = if index >= shards { 0 } else { index };
+    ctx.out.array(2);
+    ctx.out.bulk(itoa::Buffer::new().format(next).as_bytes());
+    ctx.out.array(found.len());
+    for key in &found {
+        ctx.out.bulk(key);
+    }
+    Ok(())
+}
+
+/// A random live key: a random shard (the next non-empty one after it if it
+/// is empty), then a random key in it. Shards hold about the same number of
+/// keys, so this is close to uniform.
+fn randomkey(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    let db = ctx.db();
+    let now = ctx.now_ms;
+    let shards = ctx.store().shard_count();
+    let mut rng = rand::thread_rng();
+    let start = rng.gen_range(0..shards);
+    for step in 0..shards {
+        let index = (start + step) % shards;
+        let mut locked = ctx.locks.shard(index)?;
+        let part = locked.shard(index)?.db(db);
+        if part.is_empty() {
+            continue;
+        }
+        if let Some(key) = part.key_at(rng.gen(), now) {
+            drop(locked);
+            ctx.out.bulk(&key);
+            return Ok(());
+        }
+    }
+    ctx.out.null();
+    Ok(())
+}
+
+// ---------------------------------------------------------------- SWAPDB, FLUSHDB, FLUSHALL
+
+fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let first = int32_arg(argv[1], Some("invalid first DB index"))?;
+    let second = int32_arg(argv[2], Some("invalid second DB index"))?;
+    let databases = ctx.store().databases();
+    let in_range = |index: i64| usize::try_from(index).ok().filter(|&i| i < databases);
+    let (Some(first), Some(second)) = (in_range(first), in_range(second)) else {
+        return Err(Error::db_index_out_of_range());
+    };
+    if first != second {
+        // All shards at once: no client may see a half-swapped keyspace.
+        let mut all = ctx.locks.all()?;
+        for (_, shard) in all.shards_mut() {
+            shard.swap_dbs(first, second);
+        }
+    }
+    ctx.out.ok();
+    Ok(())
+}
+
+/// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC; Larder always flushes
+/// synchronously (dropping a shard's maps is quick and holds one lock).
+fn check_flush_args(argv: &[&[u8]]) -> Result<()> {
+    match argv {
+        [_] => Ok(()),
+        [_, mode] if is_keyword(mode, "SYNC") || is_keyword(mode, "ASYNC") => Ok(()),
+        _ => Err(Error::syntax()),
+    }
+}
+
+fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    check_flush_args(argv)?;
+    let db = ctx.db();
+    // Detach every shard's maps under all the locks (atomic for other
+    // clients), free them after the locks are released.
+    let removed: Vec<_> = ctx
+        .locks
+        .all()?
+        .shards_mut()
+        .map(|(_, shard)| shard.db(db).clear())
+        .collect();
+    drop(removed);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    check_flush_args(argv)?;
+    let removed: Vec<_> = ctx
+        .locks
+        .all()?
+        .shards_mut()
+        .flat_map(|(_, shard)| {
+            (0..shard.databases())
+                .map(|db| shard.db(db).clear())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    drop(removed);
+    ctx.out.ok();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_like_strtoul() {
+        assert_eq!(parse_cursor(b"0"), Some(0));
+        assert_eq!(parse_cursor(b""), Some(0));
+        assert_eq!(parse_cursor(b"17"), Some(17));
+        assert_eq!(parse_cursor(b"+17"), Some(17));
+        assert_eq!(parse_cursor(b"007"), Some(7));
+        assert_eq!(parse_cursor(b"-1"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"18446744073709551615"), Some(u64::MAX));
+        assert_eq!(parse_cursor(b"5\0junk"), Some(5));
+        for bad in [
+            &b"18446744073709551616"[..],
+            b" 1",
+            b"1 ",
+            b"+",
+            b"-",
+            b"0x10",
+            b"abc",
+        ] {
+            assert_eq!(
+                parse_cursor(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn int32_arguments_like_get_int_from_object() {
+        assert_eq!(int32_arg(b"5", None), Ok(5));
+        assert_eq!(int32_arg(b"x", None), Err(Error::not_integer()));
+        assert_eq!(
+            int32_arg(b"2147483648", None).unwrap_err().message(),
+            "ERR value is out of range, value must between -2147483648 and 2147483647"
+        );
+        assert_eq!(
+            int32_arg(b"2147483648", Some("invalid first DB index"))
+                .unwrap_err()
+                .message(),
+            "ERR invalid first DB index"
+        );
+    }
 }

@@ -10,10 +10,15 @@ mod session;
 mod table;
 
 mod connection;
+mod hash;
 mod keyspace;
+mod list;
+mod object;
 mod server;
+mod set;
 mod string;
 mod transaction;
+mod zset;
 
 use smallvec::SmallVec;
 
@@ -367,6 +372,21 @@ impl<'c, 's> Locks<'c, 's> {
             f(locked.shard(index)?)?;
         }
         Ok(())
+    }
+
+    /// Locks every shard at once (inside EXEC: uses the held locks), for
+    /// commands that must change the whole keyspace atomically (SWAPDB,
+    /// FLUSHDB, FLUSHALL). Keep the work under these locks O(shards).
+    pub fn all<'b>(&'b mut self) -> Result<Locked<'b, 's>> {
+        match &mut self.held {
+            Some(held) if (0..self.store.shard_count()).all(|i| held.covers_shard(i)) => {
+                Ok(Locked::Held(held))
+            }
+            Some(_) => Err(Error::err(
+                "internal error: transaction did not lock every shard",
+            )),
+            None => Ok(Locked::Own(self.store.lock_all())),
+        }
     }
 
     /// Locks shard number `index` (whole-keyspace commands walk the shards

@@ -6,13 +6,18 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 5] {
+fn families() -> [&'static [CommandSpec]; 10] {
     [
         super::connection::COMMANDS,
+        super::hash::COMMANDS,
         super::keyspace::COMMANDS,
+        super::list::COMMANDS,
+        super::object::COMMANDS,
         super::server::COMMANDS,
+        super::set::COMMANDS,
         super::string::COMMANDS,
         super::transaction::COMMANDS,
+        super::zset::COMMANDS,
     ]
 }
 

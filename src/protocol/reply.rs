@@ -289,7 +289,7 @@ mod tests {
         );
         assert_eq!(format_double(f64::INFINITY), "inf");
         assert_eq!(format_double(0.0), "0");
-        assert_eq!(format_double(3.125), "3.125");
+        assert_eq!(format_double(2.75), "2.75");
         assert_eq!(format_double(100.0), "100");
     }
 }

@@ -8,20 +8,22 @@
 
 mod clock;
 mod expire;
-mod ops;
+pub mod ops;
 mod shard;
+pub mod types;
 mod value;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crossbeam::utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
 pub use clock::Clock;
 pub use ops::{parse_float_value, parse_int_value};
-pub use shard::{Db, Shard};
+pub use shard::{Db, RemovedContents, Shard};
 pub use value::{Entry, Key, Value};
 
 use crate::error::{Error, Result};
@@ -63,7 +65,9 @@ pub enum Ttl {
 }
 
 struct StoreInner {
-    shards: Box<[Mutex<Shard>]>,
+    /// Each lock on its own cache line, so that cores working on different
+    /// shards do not contend through false sharing.
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
     shard_mask: usize,
     hasher: foldhash::fast::FixedState,
     databases: usize,
@@ -117,7 +121,7 @@ impl Store {
         Store {
             inner: Arc::new(StoreInner {
                 shards: (0..shard_count)
-                    .map(|_| Mutex::new(Shard::new(databases)))
+                    .map(|_| CachePadded::new(Mutex::new(Shard::new(databases))))
                     .collect(),
                 shard_mask: shard_count - 1,
                 hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
@@ -217,6 +221,7 @@ impl Store {
                 value: Value::Str(s),
                 ..
             }) => Ok(Some(s.clone())),
+            Some(_) => Err(Error::wrong_type()),
         })?
     }
 
@@ -293,7 +298,8 @@ impl Store {
     pub fn flush_db(&self, db: usize) -> Result<()> {
         self.check_db(db)?;
         for shard in self.inner.shards.iter() {
-            shard.lock().db(db).clear();
+            let removed = shard.lock().db(db).clear();
+            drop(removed);
         }
         Ok(())
     }
@@ -301,10 +307,13 @@ impl Store {
     /// Removes every key of every database.
     pub fn flush_all(&self) {
         for shard in self.inner.shards.iter() {
-            let mut shard = shard.lock();
-            for db in 0..self.inner.databases {
-                shard.db(db).clear();
-            }
+            let removed: Vec<_> = {
+                let mut shard = shard.lock();
+                (0..self.inner.databases)
+                    .map(|db| shard.db(db).clear())
+                    .collect()
+            };
+            drop(removed);
         }
     }
 }

@@ -24,6 +24,7 @@ pub fn incr_by(db: &mut Db, key: &[u8], delta: i64, now_ms: u64) -> Result<i64> 
         None => None,
         Some(entry) => match &entry.value {
             Value::Str(s) => Some(parse_int_value(s).ok_or_else(Error::not_integer)?),
+            _ => return Err(Error::wrong_type()),
         },
     };
     let next = current

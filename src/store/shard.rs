@@ -56,13 +56,13 @@ impl Db {
         }
     }
 
-    /// The live entry of `key`, reclaiming it if it expired.
-    pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        if self.expire_if_due(key, now_ms) {
-            self.entries.get(key)
-        } else {
-            None
-        }
+    /// The live entry of `key`. One hash lookup and no write: an expired
+    /// key reads as missing and is reclaimed by the next write to it or by
+    /// active expiry (GET hits stay read-only).
+    pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        self.entries
+            .get(key)
+            .filter(|entry| !entry.is_expired(now_ms))
     }
 
     /// The live value of `key` for in-place modification. Call
@@ -75,8 +75,8 @@ impl Db {
         }
     }
 
-    pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
-        self.expire_if_due(key, now_ms)
+    pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
+        self.get(key, now_ms).is_some()
     }
 
     /// Stores `value` under `key` with the given expiry, replacing whatever
@@ -177,8 +177,11 @@ impl Db {
         self.iter(now_ms).next().map(|(k, _)| k.clone())
     }
 
-    /// Removes every key. WATCHers of keys that existed see a change.
-    pub fn clear(&mut self) {
+    /// Removes every key. WATCHers of keys that existed see a change. The
+    /// removed contents are returned so that the caller can free them after
+    /// releasing the shard lock.
+    #[must_use = "drop the removed contents outside the lock"]
+    pub fn clear(&mut self) -> RemovedContents {
         if !self.watched.is_empty() {
             let existing: Vec<Key> = self
                 .watched
@@ -190,8 +193,10 @@ impl Db {
                 self.touch(&key);
             }
         }
-        self.entries = HashMap::default();
-        self.expires = BTreeSet::new();
+        RemovedContents {
+            _entries: std::mem::take(&mut self.entries),
+            _expires: std::mem::take(&mut self.expires),
+        }
     }
 
     /// Exchanges the contents (not the WATCH state) of two databases, as
@@ -214,7 +219,7 @@ impl Db {
             let Some((at, _)) = self.expires.first() else {
                 break;
             };
-            if *at > now_ms {
+            if *at >= now_ms {
                 break;
             }
             let Some((_, key)) = self.expires.pop_first() else {
@@ -271,6 +276,12 @@ impl Db {
     pub fn watch_version(&self, key: &[u8]) -> Option<u64> {
         self.watched.get(key).map(|slot| slot.version)
     }
+}
+
+/// Keys removed by [`Db::clear`], freed when dropped.
+pub struct RemovedContents {
+    _entries: HashMap<Key, Entry, RandomState>,
+    _expires: BTreeSet<(u64, Key)>,
 }
 
 /// A shard: one [`Db`] part per logical database.

@@ -26,8 +26,10 @@ impl TestServer {
     }
 
     pub fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
-        let mut config = Config::default();
-        config.port = 0;
+        let mut config = Config {
+            port: 0,
+            ..Config::default()
+        };
         adjust(&mut config);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -1,0 +1,5 @@
+//! Set commands (to be filled in).
+
+use super::CommandSpec;
+
+pub static COMMANDS: &[CommandSpec] = &[];

@@ -1,0 +1,13 @@
+//! The collection types a key can hold. Each knows its size and the
+//! encoding name Redis would report for the same data; the commands of a
+//! family live in `commands/<family>.rs`.
+
+mod hash;
+mod list;
+mod set;
+mod zset;
+
+pub use hash::HashValue;
+pub use list::ListValue;
+pub use set::SetValue;
+pub use zset::ZSetValue;
