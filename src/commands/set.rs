@@ -5,8 +5,8 @@
 //!
 //! Multi-key commands lock the shards of all their keys (ascending order),
 //! check every key's type first (WRONGTYPE wins over a missing key, as in
-//! Redis 7.0), then work one key at a time: the intersection starts from a
-//! copy of the smallest set and is filtered by each other set; the
+//! Redis 7.0), then work one key at a time: the intersection filters the
+//! smallest set, a chunk at a time, through each other set; the
 //! difference starts from a copy of the first set and shrinks by whichever
 //! of itself or the next set is smaller. Missing keys are empty sets.
 //!
@@ -15,7 +15,7 @@
 //! intset layout); sets carry no order in Redis's contract either.
 
 use super::flags::*;
-use super::parse::{glob_match, int_arg, is_keyword, positive_arg, strict_i64};
+use super::parse::{glob_match, int_arg, is_keyword, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::store::types::SetValue;
@@ -307,7 +307,13 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::syntax());
     }
     let count = match argv.get(2) {
-        Some(arg) => Some(positive_arg(arg, "value")?),
+        // Redis's getPositiveLongFromObjectOrReply: one message for a
+        // non-integer and for a negative number.
+        Some(arg) => Some(
+            strict_i64(arg)
+                .filter(|&n| n >= 0)
+                .ok_or_else(|| Error::err("value is out of range, must be positive"))?,
+        ),
         None => None,
     };
     let key = argv[1];
@@ -463,8 +469,8 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::wrong_type());
     }
     if source == target {
-        let found = get_set(locked.db(db, source)?, source, now)?
-            .is_some_and(|set| set.contains(member));
+        let found =
+            get_set(locked.db(db, source)?, source, now)?.is_some_and(|set| set.contains(member));
         ctx.out.int(found as i64);
         return Ok(());
     }
@@ -509,8 +515,8 @@ fn source_sizes(
 }
 
 /// The intersection of the sets at `keys` (types already checked by
-/// [`source_sizes`]), stopping once it has `limit` members (0: no limit).
-/// A copy of the smallest set, filtered by each of the others.
+/// [`source_sizes`]), stopping once it has `limit` members (0: no limit):
+/// the smallest set's members that all the others hold.
 fn intersection(
     locked: &mut LockSet,
     db: usize,
@@ -532,25 +538,38 @@ fn intersection(
     // brings repeated keys together so that each set filters once.
     others.sort_by_key(|&i| (sizes[i], keys[i]));
     others.dedup_by_key(|i| keys[*i]);
-    let Some(base) = get_set(locked.db(db, keys[smallest])?, keys[smallest], now)? else {
-        return Ok(Vec::new());
-    };
-    let mut result: Vec<Box<[u8]>> = if others.is_empty() && limit > 0 {
-        base.iter().take(limit).map(Box::from).collect()
-    } else {
-        base.iter().map(Box::from).collect()
-    };
-    for &i in &others {
-        let Some(set) = get_set(locked.db(db, keys[i])?, keys[i], now)? else {
-            return Ok(Vec::new());
+    // The smallest set is filtered a chunk at a time (positions are stable
+    // while the locks are held), so that memory stays bounded by the result
+    // plus one chunk, and a LIMIT stops the work early.
+    const CHUNK: usize = 1024;
+    let base_len = sizes[smallest].unwrap_or(0);
+    let mut result: Vec<Box<[u8]>> = Vec::new();
+    let mut start = 0;
+    while start < base_len {
+        let end = start.saturating_add(CHUNK).min(base_len);
+        let Some(base) = get_set(locked.db(db, keys[smallest])?, keys[smallest], now)? else {
+            break;
         };
-        result.retain(|member| set.contains(member));
-        if result.is_empty() {
+        let mut chunk: Vec<Box<[u8]>> = (start..end)
+            .filter_map(|i| base.get_index(i))
+            .map(Box::from)
+            .collect();
+        for &i in &others {
+            if chunk.is_empty() {
+                break;
+            }
+            if let Some(set) = get_set(locked.db(db, keys[i])?, keys[i], now)? {
+                chunk.retain(|member| set.contains(member));
+            } else {
+                chunk.clear();
+            }
+        }
+        result.extend(chunk);
+        if limit > 0 && result.len() >= limit {
+            result.truncate(limit);
             break;
         }
-    }
-    if limit > 0 {
-        result.truncate(limit);
+        start = end;
     }
     Ok(result)
 }

@@ -24,6 +24,20 @@ pub const MAX_INTSET_ENTRIES: usize = 512;
 const MEMBER_OVERHEAD: usize = 40;
 
 /// A set of byte strings.
+///
+/// ```
+/// use larder::store::types::SetValue;
+///
+/// let mut set = SetValue::new();
+/// assert!(set.insert(b"1"));
+/// assert!(!set.insert(b"1"));
+/// assert_eq!(set.encoding(), "intset");
+/// set.insert(b"apple");
+/// assert_eq!(set.encoding(), "hashtable");
+/// set.remove(b"apple");
+/// assert_eq!(set.encoding(), "hashtable"); // never converts back, as in Redis
+/// assert_eq!(set.len(), 1);
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SetValue {
     members: IndexSet<Box<[u8]>, RandomState>,
@@ -72,7 +86,8 @@ impl SetValue {
         }
         self.members.insert(Box::from(member));
         self.member_bytes += member.len();
-        if !self.hashtable && (self.members.len() > MAX_INTSET_ENTRIES || !is_integer_member(member))
+        if !self.hashtable
+            && (self.members.len() > MAX_INTSET_ENTRIES || !is_integer_member(member))
         {
             self.hashtable = true;
         }
@@ -204,7 +219,10 @@ impl SetValue {
             usize::try_from(cursor).unwrap_or(usize::MAX).min(len)
         };
         let start = end.saturating_sub(count.max(1));
-        let found = (start..end).rev().filter_map(|i| self.get_index(i)).collect();
+        let found = (start..end)
+            .rev()
+            .filter_map(|i| self.get_index(i))
+            .collect();
         (start as u64, found)
     }
 }
@@ -251,7 +269,9 @@ mod tests {
     #[test]
     fn pop_and_sample() {
         let mut rng = rand::thread_rng();
-        let mut set: SetValue = (0..100).map(|i| format!("m{i}")).collect::<Vec<_>>()
+        let mut set: SetValue = (0..100)
+            .map(|i| format!("m{i}"))
+            .collect::<Vec<_>>()
             .iter()
             .map(|s| s.as_bytes())
             .collect();
@@ -273,7 +293,9 @@ mod tests {
 
     #[test]
     fn scan_survives_removals_and_insertions() {
-        let mut set: SetValue = (0..1000).map(|i| format!("m{i}")).collect::<Vec<_>>()
+        let mut set: SetValue = (0..1000)
+            .map(|i| format!("m{i}"))
+            .collect::<Vec<_>>()
             .iter()
             .map(|s| s.as_bytes())
             .collect();
