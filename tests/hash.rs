@@ -1015,6 +1015,20 @@ fn key_ttl_and_field_ttls_are_independent() {
     l.expire_all();
     assert_eq!(l.int(&["EXISTS", "h"]), 0);
     assert_eq!(l.dbsize(), 0);
+
+    // HSET over a hash whose fields all expired keeps the key (and its TTL),
+    // as Redis's HSET does; HSETNX, like Redis's, lazily deletes the emptied
+    // hash and creates a new one.
+    for (command, ttl) in [("HSET", 9_989), ("HSETNX", -1)] {
+        l.raw(&["HSET", "k", "a", "1"]);
+        l.raw(&["PEXPIRE", "k", "10000"]);
+        l.raw(&["HPEXPIRE", "k", "10", "FIELDS", "1", "a"]);
+        l.advance(11);
+        assert_eq!(l.int(&[command, "k", "a", "2"]), 1, "{command}");
+        assert_eq!(l.int(&["PTTL", "k"]), ttl, "{command}");
+        assert_eq!(l.text(&["HGET", "k", "a"]), "$1\r\n2\r\n");
+        l.raw(&["DEL", "k"]);
+    }
 }
 
 #[test]

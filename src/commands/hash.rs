@@ -300,6 +300,25 @@ fn reclaim_fields<'a>(
     Ok(true)
 }
 
+/// Runs `read` on the hash at `key` (`None` if missing) once the expired
+/// ones among `fields` are reclaimed, as [`reclaim_fields`] does. A hash
+/// without field TTLs (the usual case) costs one lookup.
+fn read_fields<'a, R>(
+    db: &mut Db,
+    key: &[u8],
+    fields: impl IntoIterator<Item = &'a [u8]>,
+    now: u64,
+    read: impl FnOnce(Option<&HashValue>) -> R,
+) -> Result<R> {
+    match hash_mut(db, key, now)? {
+        None => return Ok(read(None)),
+        Some(hash) if !hash.has_field_ttls() => return Ok(read(Some(hash))),
+        Some(_) => {}
+    }
+    reclaim_fields(db, key, fields, now)?;
+    Ok(read(hash_ref(db, key, now)?))
+}
+
 /// After changing the hash at `key` in place: WATCH sees the change, an
 /// emptied hash is removed, and the field-expiry index follows the hash's
 /// TTLs if `ttls_involved` (it had or now has some).
@@ -340,7 +359,6 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]], name: &str) -> Result<usize> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, pairs.iter().step_by(2).copied(), now)?;
     let set_all = |hash: &mut HashValue| {
         hash.reserve_fields(pairs.len() / 2);
         pairs
@@ -351,8 +369,19 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]], name: &str) -> Result<usize> {
     let created = match hash_mut(db, key, now)? {
         Some(hash) => {
             let had_ttls = hash.has_field_ttls();
+            if had_ttls {
+                // An expired field being set is new. The hash is not removed
+                // even if that reclaims its last field (it gets fields right
+                // away), so a key TTL stays, as in Redis.
+                for field in pairs.iter().step_by(2) {
+                    hash.reclaim_if_expired(field, now);
+                }
+            }
             let created = set_all(hash);
-            finish_change(db, key, now, had_ttls);
+            db.touch(key);
+            if had_ttls {
+                db.index_field_expiry(key);
+            }
             created
         }
         None => {
@@ -396,12 +425,13 @@ fn hget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, [field], now)?;
-    match hash_ref(db, key, now)?.and_then(|hash| hash.get(field, now)) {
-        Some(value) => ctx.out.bulk(value),
-        None => ctx.out.null(),
-    }
-    Ok(())
+    let out = &mut *ctx.out;
+    read_fields(db, key, [field], now, |hash| {
+        match hash.and_then(|hash| hash.get(field, now)) {
+            Some(value) => out.bulk(value),
+            None => out.null(),
+        }
+    })
 }
 
 fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
@@ -410,16 +440,16 @@ fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, fields.iter().copied(), now)?;
-    let hash = hash_ref(db, key, now)?;
-    ctx.out.array(fields.len());
-    for field in fields {
-        match hash.and_then(|hash| hash.get(field, now)) {
-            Some(value) => ctx.out.bulk(value),
-            None => ctx.out.null(),
+    let out = &mut *ctx.out;
+    read_fields(db, key, fields.iter().copied(), now, |hash| {
+        out.array(fields.len());
+        for field in fields {
+            match hash.and_then(|hash| hash.get(field, now)) {
+                Some(value) => out.bulk(value),
+                None => out.null(),
+            }
         }
-    }
-    Ok(())
+    })
 }
 
 fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
@@ -427,8 +457,9 @@ fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, [field], now)?;
-    let found = hash_ref(db, key, now)?.is_some_and(|hash| hash.contains(field, now));
+    let found = read_fields(db, key, [field], now, |hash| {
+        hash.is_some_and(|hash| hash.contains(field, now))
+    })?;
     ctx.out.int(found as i64);
     Ok(())
 }
@@ -438,10 +469,10 @@ fn hstrlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, [field], now)?;
-    let len = hash_ref(db, key, now)?
-        .and_then(|hash| hash.get(field, now))
-        .map_or(0, <[u8]>::len);
+    let len = read_fields(db, key, [field], now, |hash| {
+        hash.and_then(|hash| hash.get(field, now))
+            .map_or(0, <[u8]>::len)
+    })?;
     ctx.out.int(len as i64);
     Ok(())
 }
