@@ -63,7 +63,11 @@ pub enum Accepts {
 /// encodings at thresholds, so these have nothing to steer.
 pub const ACCEPTED_ONLY: &[(&str, &str, Accepts)] = &[
     ("activerehashing", "yes", Accepts::YesNo),
-    ("hash-max-listpack-entries", "512", Accepts::Integer(0, i64::MAX)),
+    (
+        "hash-max-listpack-entries",
+        "512",
+        Accepts::Integer(0, i64::MAX),
+    ),
     ("hash-max-listpack-value", "64", Accepts::Memory),
     ("hll-sparse-max-bytes", "3000", Accepts::Memory),
     ("lazyfree-lazy-eviction", "no", Accepts::YesNo),
@@ -71,14 +75,38 @@ pub const ACCEPTED_ONLY: &[(&str, &str, Accepts)] = &[
     ("lazyfree-lazy-server-del", "no", Accepts::YesNo),
     ("lazyfree-lazy-user-del", "no", Accepts::YesNo),
     ("lazyfree-lazy-user-flush", "no", Accepts::YesNo),
-    ("list-compress-depth", "0", Accepts::Integer(0, i32::MAX as i64)),
-    ("list-max-listpack-size", "-2", Accepts::Integer(i32::MIN as i64, i32::MAX as i64)),
-    ("set-max-intset-entries", "512", Accepts::Integer(0, i64::MAX)),
-    ("set-max-listpack-entries", "128", Accepts::Integer(0, i64::MAX)),
+    (
+        "list-compress-depth",
+        "0",
+        Accepts::Integer(0, i32::MAX as i64),
+    ),
+    (
+        "list-max-listpack-size",
+        "-2",
+        Accepts::Integer(i32::MIN as i64, i32::MAX as i64),
+    ),
+    (
+        "set-max-intset-entries",
+        "512",
+        Accepts::Integer(0, i64::MAX),
+    ),
+    (
+        "set-max-listpack-entries",
+        "128",
+        Accepts::Integer(0, i64::MAX),
+    ),
     ("set-max-listpack-value", "64", Accepts::Memory),
     ("stream-node-max-bytes", "4096", Accepts::Memory),
-    ("stream-node-max-entries", "100", Accepts::Integer(0, i64::MAX)),
-    ("zset-max-listpack-entries", "128", Accepts::Integer(0, i64::MAX)),
+    (
+        "stream-node-max-entries",
+        "100",
+        Accepts::Integer(0, i64::MAX),
+    ),
+    (
+        "zset-max-listpack-entries",
+        "128",
+        Accepts::Integer(0, i64::MAX),
+    ),
     ("zset-max-listpack-value", "64", Accepts::Memory),
 ];
 
@@ -456,7 +484,9 @@ impl Config {
         }
         match ACCEPTED_ONLY.iter().find(|(n, _, _)| *n == name) {
             Some((key, _, accepts)) => {
-                let value = accepts.check(value).map_err(|reason| ConfigError::Invalid { name, reason })?;
+                let value = accepts
+                    .check(value)
+                    .map_err(|reason| ConfigError::Invalid { name, reason })?;
                 self.accepted_only.insert(key, value);
                 Ok(())
             }

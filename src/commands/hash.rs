@@ -20,7 +20,8 @@ use rand::Rng;
 use smallvec::SmallVec;
 
 use super::flags::*;
-use super::parse::{glob_match, int_arg, is_keyword, strict_f64, strict_i64};
+use super::long_double::LongDouble;
+use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
 use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::store::types::HashValue;
@@ -581,8 +582,8 @@ fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
-    let increment = strict_f64(argv[3]).ok_or_else(Error::not_float)?;
-    if !increment.is_finite() {
+    let increment = LongDouble::parse(argv[3]).ok_or_else(Error::not_float)?;
+    if increment.is_infinite() {
         return Err(Error::err("value is NaN or Infinity"));
     }
     let (dbi, now) = (ctx.db(), ctx.now_ms);
@@ -590,16 +591,18 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = locked.db(dbi, key)?;
     reclaim_fields(db, key, [field], now)?;
     let current = match hash_ref(db, key, now)?.and_then(|hash| hash.get(field, now)) {
-        None => 0.0,
-        Some(text) => strict_f64(text).ok_or_else(|| Error::err("hash value is not a float"))?,
+        None => LongDouble::ZERO,
+        Some(text) => {
+            LongDouble::parse(text).ok_or_else(|| Error::err("hash value is not a float"))?
+        }
     };
-    let value = current + increment;
-    if !value.is_finite() {
+    let value = current.add(increment);
+    if value.is_infinite() {
         return Err(Error::err("increment would produce NaN or Infinity"));
     }
-    let text = format_float_human(value);
-    store_keeping_ttl(db, key, field, text.as_bytes(), now)?;
-    ctx.out.bulk(text.as_bytes());
+    let text = value.to_human_string();
+    store_keeping_ttl(db, key, field, &text, now)?;
+    ctx.out.bulk(&text);
     Ok(())
 }
 
@@ -618,33 +621,6 @@ fn store_keeping_ttl(db: &mut Db, key: &[u8], field: &[u8], value: &[u8], now: u
         }
     }
     Ok(())
-}
-
-/// Renders an HINCRBYFLOAT result the way Redis's `ld2string(LD_STR_HUMAN)`
-/// does: fixed notation, at most 17 decimals, no trailing zeros, "-0" as
-/// "0".
-///
-/// Redis computes in x87 `long double` (64-bit significand) and prints 17
-/// decimals, which hides the binary error of short decimal inputs; Larder
-/// computes in `f64` and prints the shortest text that reads back as the
-/// result. The two agree whenever the f64 sum is the decimal one (integers,
-/// halves, quarters... and most one-step increments); they differ for sums
-/// such as 0.1 + 0.2 (Redis "0.3", Larder "0.30000000000000004").
-fn format_float_human(value: f64) -> String {
-    let shortest = format!("{value}");
-    let text = match shortest.split_once('.') {
-        Some((_, decimals)) if decimals.len() > 17 => {
-            let fixed = format!("{value:.17}");
-            let trimmed = fixed.trim_end_matches('0');
-            trimmed.strip_suffix('.').unwrap_or(trimmed).to_string()
-        }
-        _ => shortest,
-    };
-    if text == "-0" {
-        "0".to_string()
-    } else {
-        text
-    }
 }
 
 // ---------------------------------------------------------------- HRANDFIELD
@@ -792,36 +768,6 @@ fn hash_reply_bytes(hash: &HashValue, with_values: bool) -> u64 {
 }
 
 // ---------------------------------------------------------------- HSCAN
-
-/// A SCAN-family cursor as Redis's `parseScanCursorOrReply` reads it with
-/// `strtoul` (the same rules as SCAN's, in keyspace.rs).
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let arg = match arg.iter().position(|&b| b == 0) {
-        Some(end) => &arg[..end],
-        None => arg,
-    };
-    match arg.first() {
-        None => return Some(0),
-        Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') => return None,
-        Some(_) => {}
-    }
-    let (negative, digits) = match arg.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let magnitude = digits.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })?;
-    Some(if negative {
-        magnitude.wrapping_neg()
-    } else {
-        magnitude
-    })
-}
 
 struct ScanOptions<'a> {
     count: usize,
@@ -1158,18 +1104,6 @@ fn hpersist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floats_render_like_ld2string_human() {
-        assert_eq!(format_float_human(10.5), "10.5");
-        assert_eq!(format_float_human(5000.0), "5000");
-        assert_eq!(format_float_human(-0.0), "0");
-        assert_eq!(format_float_human(0.1), "0.1");
-        assert_eq!(format_float_human(1e-20), "0");
-        assert_eq!(format_float_human(1e-7), "0.0000001");
-        assert_eq!(format_float_human(1e20), "100000000000000000000");
-        assert_eq!(format_float_human(-2.25), "-2.25");
-    }
 
     #[test]
     fn cursors_like_strtoul() {
