@@ -72,6 +72,14 @@ impl Db {
     /// key reads as missing and is reclaimed by the next write to it or by
     /// active expiry (GET hits stay read-only).
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let entry = self.peek(key, now_ms)?;
+        entry.mark_access(now_ms);
+        Some(entry)
+    }
+
+    /// Like [`Db::get`], without counting as an access (OBJECT, TTL-like
+    /// introspection).
+    pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.entries
             .get(key)
             .filter(|entry| !entry.is_expired(now_ms))
@@ -81,14 +89,19 @@ impl Db {
     /// [`Db::touch`] after changing it, so WATCH and change observers see it.
     pub fn value_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Value> {
         if self.expire_if_due(key, now_ms) {
-            self.entries.get_mut(key).map(|e| &mut e.value)
+            self.entries.get_mut(key).map(|entry| {
+                entry.mark_access(now_ms);
+                &mut entry.value
+            })
         } else {
             None
         }
     }
 
+    /// Whether `key` is live; not an access (EXISTS, like Redis, does not
+    /// touch the key).
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
-        self.get(key, now_ms).is_some()
+        self.peek(key, now_ms).is_some()
     }
 
     /// Stores `value` under `key` with the given expiry, replacing whatever
@@ -108,14 +121,14 @@ impl Db {
         let previous = if live {
             let entry = self.entries.get_mut(key)?;
             let old_expiry = entry.expires_at;
-            let old = std::mem::replace(entry, Entry { value, expires_at });
+            let old = std::mem::replace(entry, Entry::new(value, expires_at, now_ms));
             if old_expiry != expires_at {
                 self.reindex_expiry(key, old_expiry, expires_at);
             }
             Some(old)
         } else {
             self.entries
-                .insert(Key::from(key), Entry { value, expires_at });
+                .insert(Key::from(key), Entry::new(value, expires_at, now_ms));
             if let Some(at) = expires_at {
                 self.expires.insert((at, Key::from(key)));
             }
