@@ -668,7 +668,10 @@ mod tests {
         config.set("maxmemory", "20mb").unwrap();
         config.set("maxmemory-policy", "ALLKEYS-LFU").unwrap();
         assert_eq!(config.get("maxmemory").as_deref(), Some("20971520"));
-        assert_eq!(config.get("maxmemory-policy").as_deref(), Some("allkeys-lfu"));
+        assert_eq!(
+            config.get("maxmemory-policy").as_deref(),
+            Some("allkeys-lfu")
+        );
         let reason = |name: &str, value: &str| match Config::default().set_at_runtime(name, value) {
             Err(ConfigError::Invalid { reason, .. }) => reason,
             other => panic!("{other:?}"),

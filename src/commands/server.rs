@@ -734,7 +734,10 @@ fn memory_section(ctx: &Ctx) -> String {
         ("maxmemory", limits.maxmemory.to_string()),
         ("maxmemory_human", human_bytes(limits.maxmemory)),
         ("maxmemory_policy", limits.policy.name().into()),
-        ("mem_fragmentation_ratio", format!("{:.2}", ratio(rss, used))),
+        (
+            "mem_fragmentation_ratio",
+            format!("{:.2}", ratio(rss, used)),
+        ),
         (
             "mem_fragmentation_bytes",
             (rss as i64 - used as i64).to_string(),

@@ -79,7 +79,10 @@ impl Policy {
     pub fn volatile_only(self) -> bool {
         matches!(
             self,
-            Policy::VolatileLru | Policy::VolatileLfu | Policy::VolatileRandom | Policy::VolatileTtl
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
         )
     }
 
@@ -337,7 +340,9 @@ impl Store {
             return false;
         };
         if entry.is_expired(now) {
-            self.inner.expired_by_eviction.fetch_add(1, Ordering::Relaxed);
+            self.inner
+                .expired_by_eviction
+                .fetch_add(1, Ordering::Relaxed);
         } else {
             self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
         }
@@ -413,7 +418,12 @@ mod tests {
             }
             for i in 0..5 {
                 store
-                    .set_with_ttl(1, format!("t{i}").as_bytes(), b"v", Duration::from_secs(100))
+                    .set_with_ttl(
+                        1,
+                        format!("t{i}").as_bytes(),
+                        b"v",
+                        Duration::from_secs(100),
+                    )
                     .unwrap();
             }
             for _ in 0..5 {
@@ -431,7 +441,12 @@ mod tests {
         let (store, _) = store_at(1_000_000);
         for i in 0..40u64 {
             store
-                .set_with_ttl(0, format!("k{i}").as_bytes(), b"v", Duration::from_secs(10 + i))
+                .set_with_ttl(
+                    0,
+                    format!("k{i}").as_bytes(),
+                    b"v",
+                    Duration::from_secs(10 + i),
+                )
                 .unwrap();
         }
         for _ in 0..10 {

@@ -142,7 +142,11 @@ fn decayed(packed: u32, now_ms: u64) -> u8 {
     let counter = (packed & 0xff) as u8;
     let now = lfu_minutes(now_ms);
     // Redis's LFUTimeElapsed, wrapping at 16 bits.
-    let elapsed = if now >= ldt { now - ldt } else { 65535 - ldt + now };
+    let elapsed = if now >= ldt {
+        now - ldt
+    } else {
+        65535 - ldt + now
+    };
     let decay = super::evict::lfu_decay_time();
     let periods = if decay == 0 { 0 } else { elapsed / decay };
     counter.saturating_sub(periods.min(255) as u8)
