@@ -244,7 +244,7 @@ impl Store {
             if crate::memory::used_memory() <= limits.maxmemory {
                 return Room::Ok;
             }
-            if evicted % 16 == 0 && started.elapsed() >= EVICTION_TIME_LIMIT {
+            if evicted.is_multiple_of(16) && started.elapsed() >= EVICTION_TIME_LIMIT {
                 return Room::Ok;
             }
         }
@@ -313,7 +313,8 @@ impl Store {
                     pool.best.push(candidate);
                 }
             }
-            pool.best.sort_unstable_by(|a, b| b.score.cmp(&a.score));
+            pool.best
+                .sort_unstable_by_key(|c| std::cmp::Reverse(c.score));
             pool.best.truncate(POOL_SIZE);
             // Best first; stale entries (keys gone since) are dropped.
             while !pool.best.is_empty() {

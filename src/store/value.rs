@@ -148,7 +148,7 @@ fn decayed(packed: u32, now_ms: u64) -> u8 {
         65535 - ldt + now
     };
     let decay = super::evict::lfu_decay_time();
-    let periods = if decay == 0 { 0 } else { elapsed / decay };
+    let periods = elapsed.checked_div(decay).unwrap_or(0);
     counter.saturating_sub(periods.min(255) as u8)
 }
 
