@@ -275,6 +275,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.shared.stats.reset();
+    ctx.shared.store.reset_eviction_stats();
     ctx.out.ok();
     Ok(())
 }
