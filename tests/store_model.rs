@@ -22,11 +22,11 @@ const START_MS: u64 = 1_700_000_000_000;
 #[derive(Debug, Clone)]
 enum Op {
     Set(usize, Vec<u8>, Vec<u8>),
-    SetWithTtl(usize, Vec<u8>, Vec<u8>, u64),
+    SetWithTtl(usize, Vec<u8>, Vec<u8>, Duration),
     Get(usize, Vec<u8>),
     Del(usize, Vec<u8>),
     Exists(usize, Vec<u8>),
-    Expire(usize, Vec<u8>, u64),
+    Expire(usize, Vec<u8>, Duration),
     Persist(usize, Vec<u8>),
     Ttl(usize, Vec<u8>),
     IncrBy(usize, Vec<u8>, i64),
@@ -64,14 +64,23 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-/// TTLs in milliseconds: mostly short, so that advancing time crosses them.
-fn ttl_ms() -> impl Strategy<Value = u64> {
+/// TTLs: mostly a few milliseconds, so that advancing time crosses them;
+/// some with sub-millisecond parts, some huge (in seconds, beyond what fits
+/// in u64 milliseconds).
+fn ttl() -> impl Strategy<Value = Duration> {
     prop_oneof![
-        4 => 0..50u64,
-        2 => 0..5_000u64,
-        1 => Just(u64::MAX / 2),
-        1 => any::<u64>(),
+        4 => (0..50u64).prop_map(Duration::from_millis),
+        2 => (0..5_000u64).prop_map(Duration::from_millis),
+        1 => (0..100_000u64).prop_map(Duration::from_micros),
+        1 => Just(Duration::from_millis(u64::MAX / 2)),
+        1 => any::<u64>().prop_map(Duration::from_millis),
+        1 => any::<u64>().prop_map(Duration::from_secs),
     ]
+}
+
+/// What a TTL means to the store: whole milliseconds, saturating.
+fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn delta() -> impl Strategy<Value = i64> {
@@ -86,11 +95,11 @@ fn delta() -> impl Strategy<Value = i64> {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (db(), key(), value()).prop_map(|(d, k, v)| Op::Set(d, k, v)),
-        4 => (db(), key(), value(), ttl_ms()).prop_map(|(d, k, v, t)| Op::SetWithTtl(d, k, v, t)),
+        4 => (db(), key(), value(), ttl()).prop_map(|(d, k, v, t)| Op::SetWithTtl(d, k, v, t)),
         4 => (db(), key()).prop_map(|(d, k)| Op::Get(d, k)),
         2 => (db(), key()).prop_map(|(d, k)| Op::Del(d, k)),
         2 => (db(), key()).prop_map(|(d, k)| Op::Exists(d, k)),
-        3 => (db(), key(), ttl_ms()).prop_map(|(d, k, t)| Op::Expire(d, k, t)),
+        3 => (db(), key(), ttl()).prop_map(|(d, k, t)| Op::Expire(d, k, t)),
         2 => (db(), key()).prop_map(|(d, k)| Op::Persist(d, k)),
         3 => (db(), key()).prop_map(|(d, k)| Op::Ttl(d, k)),
         3 => (db(), key(), delta()).prop_map(|(d, k, n)| Op::IncrBy(d, k, n)),
@@ -199,19 +208,13 @@ fn run(shards: usize, ops: &[Op]) {
         if bad_db {
             match op {
                 Op::Set(d, k, v) => expect_err(store.set(*d, k, v), OUT_OF_RANGE, op),
-                Op::SetWithTtl(d, k, v, t) => expect_err(
-                    store.set_with_ttl(*d, k, v, Duration::from_millis(*t)),
-                    OUT_OF_RANGE,
-                    op,
-                ),
+                Op::SetWithTtl(d, k, v, t) => {
+                    expect_err(store.set_with_ttl(*d, k, v, *t), OUT_OF_RANGE, op)
+                }
                 Op::Get(d, k) => expect_err(store.get(*d, k), OUT_OF_RANGE, op),
                 Op::Del(d, k) => expect_err(store.del(*d, k), OUT_OF_RANGE, op),
                 Op::Exists(d, k) => expect_err(store.exists(*d, k), OUT_OF_RANGE, op),
-                Op::Expire(d, k, t) => expect_err(
-                    store.expire(*d, k, Duration::from_millis(*t)),
-                    OUT_OF_RANGE,
-                    op,
-                ),
+                Op::Expire(d, k, t) => expect_err(store.expire(*d, k, *t), OUT_OF_RANGE, op),
                 Op::Persist(d, k) => expect_err(store.persist(*d, k), OUT_OF_RANGE, op),
                 Op::Ttl(d, k) => expect_err(store.ttl(*d, k), OUT_OF_RANGE, op),
                 Op::IncrBy(d, k, n) => expect_err(store.incr_by(*d, k, *n), OUT_OF_RANGE, op),
@@ -234,11 +237,9 @@ fn run(shards: usize, ops: &[Op]) {
                 );
             }
             Op::SetWithTtl(d, k, v, t) => {
-                store
-                    .set_with_ttl(*d, k, v, Duration::from_millis(*t))
-                    .unwrap();
+                store.set_with_ttl(*d, k, v, *t).unwrap();
                 model.live(*d, k);
-                let at = model.now.saturating_add(*t);
+                let at = model.now.saturating_add(ttl_ms(*t));
                 model.dbs[*d].insert(
                     k.clone(),
                     ModelEntry {
@@ -261,7 +262,7 @@ fn run(shards: usize, ops: &[Op]) {
                 assert_eq!(store.exists(*d, k).unwrap(), expected, "{op:?}");
             }
             Op::Expire(d, k, t) => {
-                let at = model.now.saturating_add(*t);
+                let at = model.now.saturating_add(ttl_ms(*t));
                 let expected = match model.live(*d, k) {
                     Some(entry) => {
                         entry.expires_at = Some(at);
@@ -269,11 +270,7 @@ fn run(shards: usize, ops: &[Op]) {
                     }
                     None => false,
                 };
-                assert_eq!(
-                    store.expire(*d, k, Duration::from_millis(*t)).unwrap(),
-                    expected,
-                    "{op:?}"
-                );
+                assert_eq!(store.expire(*d, k, *t).unwrap(), expected, "{op:?}");
             }
             Op::Persist(d, k) => {
                 let expected = match model.live(*d, k) {
@@ -380,10 +377,11 @@ proptest! {
 fn expiry_boundaries() {
     use Op::*;
     let k = || b"key:1".to_vec();
+    let ms = Duration::from_millis;
     run(
         4,
         &[
-            SetWithTtl(0, k(), b"v".to_vec(), 10),
+            SetWithTtl(0, k(), b"v".to_vec(), ms(10)),
             Advance(9),
             Ttl(0, k()),
             Get(0, k()),
@@ -391,16 +389,28 @@ fn expiry_boundaries() {
             DbSize(0),
             Ttl(0, k()),
             DbSize(0),
-            SetWithTtl(0, k(), b"5".to_vec(), 0),
+            SetWithTtl(0, k(), b"5".to_vec(), ms(0)),
             DbSize(0),
             ExpireCycle,
             IncrBy(0, k(), 3),
-            Expire(0, k(), 5),
+            Expire(0, k(), ms(5)),
             IncrBy(0, k(), 3),
             Ttl(0, k()),
             Persist(0, k()),
             Persist(0, k()),
-            SetWithTtl(1, k(), b"x".to_vec(), u64::MAX),
+            SetWithTtl(1, k(), b"x".to_vec(), ms(u64::MAX)),
+            Ttl(1, k()),
+            // More milliseconds than a u64 holds: must saturate, not wrap
+            // (18446744073709552 s is 2^64 + 384 ms).
+            SetWithTtl(
+                0,
+                k(),
+                b"y".to_vec(),
+                Duration::from_secs(18_446_744_073_709_552),
+            ),
+            Expire(1, k(), Duration::MAX),
+            Advance(1_000),
+            Ttl(0, k()),
             Ttl(1, k()),
             Advance(1_000_000),
             ExpireCycle,
