@@ -1,11 +1,13 @@
 //! The whole server: an in-process Larder on a loopback port, one TCP
 //! connection sending pipelined batches of 100 GETs (raw RESP) and reading
-//! until the 100 replies have arrived.
+//! until the 100 replies have arrived; then the same against a real
+//! `redis-server`, if one is installed, for a ratio from the same run.
 
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use larder::{Config, Server};
@@ -65,7 +67,65 @@ fn round_trip(stream: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> usiz
     buf.len()
 }
 
-fn bench_pipelined_get(c: &mut Criterion) {
+/// Stores the 100 `key:N` values through the connection itself.
+fn prefill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+    let mut request = Vec::new();
+    let value = [b'v'; VALUE_LEN];
+    for i in 0..BATCH {
+        let key = format!("key:{i}");
+        request.extend_from_slice(
+            format!(
+                "*3\r\n$3\r\nSET\r\n${}\r\n{key}\r\n${VALUE_LEN}\r\n",
+                key.len()
+            )
+            .as_bytes(),
+        );
+        request.extend_from_slice(&value);
+        request.extend_from_slice(b"\r\n");
+    }
+    assert_eq!(round_trip(stream, &request, buf), BATCH * b"+OK\r\n".len());
+}
+
+/// Benches hit and miss batches over `stream`, named `<server>/<case>`.
+fn bench_server(c: &mut Criterion, server: &str, stream: &mut TcpStream) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    prefill(stream, &mut buf);
+    let mut group = c.benchmark_group("end_to_end");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for (case, prefix) in [
+        ("pipelined_get_hit_x100", "key"),
+        ("pipelined_get_miss_x100", "missing"),
+    ] {
+        let request = get_pipeline(prefix);
+        // Check the replies once before timing them.
+        let expected = if prefix == "key" {
+            BATCH * (format!("${VALUE_LEN}\r\n").len() + VALUE_LEN + 2)
+        } else {
+            BATCH * b"$-1\r\n".len()
+        };
+        assert_eq!(round_trip(stream, &request, &mut buf), expected);
+        group.bench_function(format!("{server}/{case}"), |b| {
+            b.iter(|| round_trip(stream, black_box(&request), &mut buf))
+        });
+    }
+    group.finish();
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                stream.set_nodelay(true).expect("nodelay");
+                return stream;
+            }
+            Err(error) if Instant::now() > deadline => panic!("connect to {addr}: {error}"),
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
+fn bench_larder(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -79,37 +139,43 @@ fn bench_pipelined_get(c: &mut Criterion) {
     let server = runtime
         .block_on(Server::start(config))
         .expect("start server");
-    let store = server.store();
-    for i in 0..BATCH {
-        store
-            .set(0, format!("key:{i}").as_bytes(), &[b'v'; VALUE_LEN])
-            .expect("prefill");
-    }
-    let mut stream = TcpStream::connect(server.local_addr()).expect("connect");
-    stream.set_nodelay(true).expect("nodelay");
-
-    let mut group = c.benchmark_group("end_to_end");
-    group.throughput(Throughput::Elements(BATCH as u64));
-    let mut buf = Vec::with_capacity(64 * 1024);
-    for (name, prefix) in [
-        ("pipelined_get_hit_x100", "key"),
-        ("pipelined_get_miss_x100", "missing"),
-    ] {
-        let request = get_pipeline(prefix);
-        // Check the replies once before timing them.
-        let expected = if prefix == "key" {
-            BATCH * (format!("${VALUE_LEN}\r\n").len() + VALUE_LEN + 2)
-        } else {
-            BATCH * b"$-1\r\n".len()
-        };
-        assert_eq!(round_trip(&mut stream, &request, &mut buf), expected);
-        group.bench_function(name, |b| {
-            b.iter(|| round_trip(&mut stream, black_box(&request), &mut buf))
-        });
-    }
-    group.finish();
+    let mut stream = connect(server.local_addr());
+    bench_server(c, "larder", &mut stream);
     drop(stream);
     runtime.block_on(server.shutdown());
+}
+
+/// The same batches against a real `redis-server` (single-threaded, as
+/// Larder's server runtime is here), for a ratio from the same run. Skipped
+/// when `redis-server` is not installed.
+fn bench_redis(c: &mut Criterion) {
+    let port = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
+        Ok(addr) => addr.port(),
+        Err(_) => return,
+    };
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    let Ok(mut child) = child else {
+        eprintln!("redis-server not found: skipping the comparison");
+        return;
+    };
+    let mut stream = connect(SocketAddr::from(([127, 0, 0, 1], port)));
+    bench_server(c, "redis", &mut stream);
+    drop(stream);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 criterion_group! {
@@ -118,6 +184,6 @@ criterion_group! {
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_pipelined_get
+    targets = bench_larder, bench_redis
 }
 criterion_main!(benches);
