@@ -243,7 +243,7 @@ impl Store {
     /// Sets `key` to a string that expires after `ttl` (like SET ... PX).
     pub fn set_with_ttl(&self, db: usize, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
         self.with_db(db, key, |d, now| {
-            let at = now.saturating_add(ttl.as_millis() as u64);
+            let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
             d.insert(key, Value::Str(value.to_vec()), Some(at), now);
         })
     }
@@ -260,7 +260,7 @@ impl Store {
     /// Gives `key` a TTL; false if it does not exist.
     pub fn expire(&self, db: usize, key: &[u8], ttl: Duration) -> Result<bool> {
         self.with_db(db, key, |d, now| {
-            let at = now.saturating_add(ttl.as_millis() as u64);
+            let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
             d.set_expiry(key, Some(at), now)
         })
     }
