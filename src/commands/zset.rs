@@ -1459,28 +1459,20 @@ fn set_op_generic(
 
     let mut how: Option<Aggregate> = None;
     let mut withscores = false;
-    let mut limit: i64 = -1;
-    let mut has_weights = false;
+    let mut limit: i64 = 0;
     let mut j = first_key + setnum;
     while j < argv.len() {
         let remaining = argv.len() - j;
         let arg = argv[j];
-        if op != SetOp::Diff
-            && !cardinality_only
-            && !has_weights
-            && remaining > setnum
-            && is_keyword(arg, "weights")
-        {
+        if op != SetOp::Diff && !cardinality_only && remaining > setnum && is_keyword(arg, "weights") {
             j += 1;
             for source in sources.iter_mut() {
                 source.weight = parse_score(argv[j])
                     .ok_or_else(|| Error::err("weight value is not a float"))?;
                 j += 1;
             }
-            has_weights = true;
         } else if op != SetOp::Diff
             && !cardinality_only
-            && how.is_none()
             && remaining >= 2
             && is_keyword(arg, "aggregate")
         {
@@ -1495,14 +1487,10 @@ fn set_op_generic(
                 return Err(Error::syntax());
             });
             j += 2;
-        } else if !withscores
-            && dst.is_none()
-            && !cardinality_only
-            && is_keyword(arg, "withscores")
-        {
+        } else if dst.is_none() && !cardinality_only && is_keyword(arg, "withscores") {
             withscores = true;
             j += 1;
-        } else if limit == -1 && cardinality_only && remaining >= 2 && is_keyword(arg, "limit") {
+        } else if cardinality_only && remaining >= 2 && is_keyword(arg, "limit") {
             limit = match strict_i64(argv[j + 1]) {
                 Some(n) if n >= 0 => n,
                 _ => return Err(Error::err("LIMIT can't be negative")),

@@ -535,14 +535,14 @@ impl ZSetValue {
                 if score == current {
                     return Ok(AddOutcome::Unchanged(score));
                 }
-                let score = self.stored_score(score);
-                self.update_score(idx, score);
+                // The reply shows the computed score; a listpack stores -0 as 0.
+                self.update_score(idx, self.stored_score(score));
                 Ok(AddOutcome::Updated(score))
             }
             None if has(Self::XX) => Ok(AddOutcome::Skipped),
             None => {
-                let score = self.prepare_new(member, score);
-                self.sl_insert_new(Member::from(member), score);
+                let stored = self.prepare_new(member, score);
+                self.sl_insert_new(Member::from(member), stored);
                 Ok(AddOutcome::Added(score))
             }
         }
