@@ -273,18 +273,36 @@ fn zrank_withscore() {
     let server = TestServer::start();
     let mut raw = server.raw();
     raw.command(&["ZADD", "z", "1.5", "a", "2", "b"]);
-    assert_eq!(raw.command(&["ZRANK", "z", "b", "WITHSCORE"]), b"*2\r\n:1\r\n$1\r\n2\r\n");
-    assert_eq!(raw.command(&["ZREVRANK", "z", "a", "withscore"]), b"*2\r\n:1\r\n$3\r\n1.5\r\n");
-    assert_eq!(raw.command(&["ZRANK", "z", "nope", "WITHSCORE"]), b"*-1\r\n");
-    assert_eq!(raw.command(&["ZRANK", "nokey", "a", "WITHSCORE"]), b"*-1\r\n");
+    assert_eq!(
+        raw.command(&["ZRANK", "z", "b", "WITHSCORE"]),
+        b"*2\r\n:1\r\n$1\r\n2\r\n"
+    );
+    assert_eq!(
+        raw.command(&["ZREVRANK", "z", "a", "withscore"]),
+        b"*2\r\n:1\r\n$3\r\n1.5\r\n"
+    );
+    assert_eq!(
+        raw.command(&["ZRANK", "z", "nope", "WITHSCORE"]),
+        b"*-1\r\n"
+    );
+    assert_eq!(
+        raw.command(&["ZRANK", "nokey", "a", "WITHSCORE"]),
+        b"*-1\r\n"
+    );
     assert_eq!(raw.command(&["ZRANK", "nokey", "a"]), b"$-1\r\n");
-    assert_eq!(raw.command(&["ZRANK", "z", "a", "WITHSCORES"]), b"-ERR syntax error\r\n");
+    assert_eq!(
+        raw.command(&["ZRANK", "z", "a", "WITHSCORES"]),
+        b"-ERR syntax error\r\n"
+    );
     assert_eq!(
         raw.command(&["ZRANK", "z", "a", "WITHSCORE", "x"]),
         b"-ERR wrong number of arguments for 'zrank' command\r\n"
     );
     raw.command(&["HELLO", "3"]);
-    assert_eq!(raw.command(&["ZRANK", "z", "a", "WITHSCORE"]), b"*2\r\n:0\r\n,1.5\r\n");
+    assert_eq!(
+        raw.command(&["ZRANK", "z", "a", "WITHSCORE"]),
+        b"*2\r\n:0\r\n,1.5\r\n"
+    );
     assert_eq!(raw.command(&["ZRANK", "z", "x", "WITHSCORE"]), b"_\r\n");
 }
 
@@ -446,7 +464,11 @@ fn zrange_resp3_shapes() {
         ZINTER 2 x y WITHSCORES
         ZDIFF 2 x y WITHSCORES
         ZRANDMEMBER x 5 WITHSCORES
-        ZRANDMEMBER x 1 WITHSCORES
+        ZADD one 1.5 a
+        ZRANDMEMBER one 1 WITHSCORES
+        ZRANDMEMBER one -3 WITHSCORES
+        ZRANDMEMBER one -2
+        ZRANDMEMBER one
         ZRANDMEMBER x 0 WITHSCORES
         ZRANDMEMBER nokey
         ZRANDMEMBER nokey 3 WITHSCORES
@@ -801,7 +823,10 @@ fn zscan_large_covers_everything() {
     let (theirs, _) = collect(&mut pair.redis, None);
     assert_eq!(ours.len(), 1002);
     assert_eq!(ours, theirs);
-    assert!(our_calls >= 10, "COUNT 50 over 1002 elements took {our_calls} calls");
+    assert!(
+        our_calls >= 10,
+        "COUNT 50 over 1002 elements took {our_calls} calls"
+    );
     let (ours, _) = collect(&mut pair.larder, Some("m1*"));
     let (theirs, _) = collect(&mut pair.redis, Some("m1*"));
     assert_eq!(ours, theirs);
@@ -842,36 +867,75 @@ fn zrandmember_properties() {
     let mut con = server.client();
     let members: Vec<String> = (0..200).map(|i| format!("m{i}")).collect();
     for (i, m) in members.iter().enumerate() {
-        let _: i64 = redis::cmd("ZADD").arg("big").arg(i).arg(m).query(&mut con).unwrap();
+        let _: i64 = redis::cmd("ZADD")
+            .arg("big")
+            .arg(i)
+            .arg(m)
+            .query(&mut con)
+            .unwrap();
     }
-    let _: i64 = redis::cmd("ZADD").arg("small").arg(1).arg("a").arg(2).arg("b").arg(3).arg("c").query(&mut con).unwrap();
+    let _: i64 = redis::cmd("ZADD")
+        .arg("small")
+        .arg(1)
+        .arg("a")
+        .arg(2)
+        .arg("b")
+        .arg(3)
+        .arg("c")
+        .query(&mut con)
+        .unwrap();
     let all: HashSet<&str> = members.iter().map(String::as_str).collect();
     for count in [1usize, 5, 50, 66, 67, 150, 199] {
-        let got: Vec<String> = redis::cmd("ZRANDMEMBER").arg("big").arg(count).query(&mut con).unwrap();
+        let got: Vec<String> = redis::cmd("ZRANDMEMBER")
+            .arg("big")
+            .arg(count)
+            .query(&mut con)
+            .unwrap();
         assert_eq!(got.len(), count);
         let distinct: HashSet<&str> = got.iter().map(String::as_str).collect();
         assert_eq!(distinct.len(), count, "positive counts are distinct");
         assert!(distinct.is_subset(&all));
     }
-    let got: Vec<String> = redis::cmd("ZRANDMEMBER").arg("small").arg(-50).query(&mut con).unwrap();
+    let got: Vec<String> = redis::cmd("ZRANDMEMBER")
+        .arg("small")
+        .arg(-50)
+        .query(&mut con)
+        .unwrap();
     assert_eq!(got.len(), 50);
     let distinct: HashSet<&str> = got.iter().map(String::as_str).collect();
     assert!(distinct.len() <= 3 && distinct.is_subset(&HashSet::from(["a", "b", "c"])));
     assert_eq!(distinct.len(), 3, "50 picks among 3 see them all");
-    let with: Vec<String> = redis::cmd("ZRANDMEMBER").arg("big").arg(-20).arg("WITHSCORES").query(&mut con).unwrap();
+    let with: Vec<String> = redis::cmd("ZRANDMEMBER")
+        .arg("big")
+        .arg(-20)
+        .arg("WITHSCORES")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(with.len(), 40);
     for pair in with.chunks(2) {
         let index: usize = pair[0][1..].parse().unwrap();
         assert_eq!(pair[1], index.to_string(), "score of {}", pair[0]);
     }
-    let with: Vec<String> = redis::cmd("ZRANDMEMBER").arg("big").arg(30).arg("WITHSCORES").query(&mut con).unwrap();
+    let with: Vec<String> = redis::cmd("ZRANDMEMBER")
+        .arg("big")
+        .arg(30)
+        .arg("WITHSCORES")
+        .query(&mut con)
+        .unwrap();
     assert_eq!(with.len(), 60);
-    let one: String = redis::cmd("ZRANDMEMBER").arg("big").query(&mut con).unwrap();
+    let one: String = redis::cmd("ZRANDMEMBER")
+        .arg("big")
+        .query(&mut con)
+        .unwrap();
     assert!(all.contains(one.as_str()));
     // Every member shows up eventually (uniform enough).
     let mut seen = HashSet::new();
     for _ in 0..40 {
-        let got: Vec<String> = redis::cmd("ZRANDMEMBER").arg("big").arg(-100).query(&mut con).unwrap();
+        let got: Vec<String> = redis::cmd("ZRANDMEMBER")
+            .arg("big")
+            .arg(-100)
+            .query(&mut con)
+            .unwrap();
         seen.extend(got);
     }
     assert_eq!(seen.len(), 200);
@@ -893,13 +957,34 @@ fn huge_counts_do_not_allocate() {
     let server = TestServer::start();
     let mut raw = server.raw();
     raw.command(&["ZADD", "z", "1", "a", "2", "b"]);
-    assert_eq!(raw.command(&["ZRANGE", "z", "0", "9223372036854775807"]).len(), 18);
     assert_eq!(
-        raw.command(&["ZRANGE", "z", "-inf", "+inf", "BYSCORE", "LIMIT", "0", "9223372036854775807"]).len(),
+        raw.command(&["ZRANGE", "z", "0", "9223372036854775807"])
+            .len(),
         18
     );
-    assert_eq!(raw.command(&["ZRANDMEMBER", "z", "9223372036854775807"]).len(), 18);
-    assert_eq!(raw.command(&["ZPOPMIN", "z", "9223372036854775807"]), b"*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n");
+    assert_eq!(
+        raw.command(&[
+            "ZRANGE",
+            "z",
+            "-inf",
+            "+inf",
+            "BYSCORE",
+            "LIMIT",
+            "0",
+            "9223372036854775807"
+        ])
+        .len(),
+        18
+    );
+    assert_eq!(
+        raw.command(&["ZRANDMEMBER", "z", "9223372036854775807"])
+            .len(),
+        18
+    );
+    assert_eq!(
+        raw.command(&["ZPOPMIN", "z", "9223372036854775807"]),
+        b"*4\r\n$1\r\na\r\n$1\r\n1\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
     raw.command(&["ZADD", "z", "1", "a"]);
     assert_eq!(
         raw.command(&["ZRANDMEMBER", "z", "-9223372036854775807"]),
@@ -954,13 +1039,86 @@ fn wrongtype_everywhere() {
     }
 }
 
+/// OBJECT ENCODING follows Redis's listpack/skiplist conversions: by size
+/// and member length, sticky on shrink, recomputed for stored results.
+#[test]
+fn encodings_follow_redis() {
+    let mut pair = Differential::start();
+    let long = "y".repeat(65);
+    let edge = "y".repeat(64);
+    pair.check(&["ZADD", "a", "1", &edge]);
+    pair.check(&["OBJECT", "ENCODING", "a"]);
+    pair.check(&["ZADD", "a", "1", &long]);
+    pair.check(&["OBJECT", "ENCODING", "a"]);
+    pair.check(&["ZREM", "a", &long]);
+    pair.check(&["OBJECT", "ENCODING", "a"]);
+    pair.check(&["ZADD", "b", "1", &long, "2", "x"]);
+    pair.check(&["OBJECT", "ENCODING", "b"]);
+    zadd_many(&mut pair, "c", 128, |i| i.to_string());
+    pair.check(&["OBJECT", "ENCODING", "c"]);
+    pair.script(
+        "
+        ZADD c 1 m1
+        OBJECT ENCODING c
+        ZADD c 1000 new
+        OBJECT ENCODING c
+        ZREMRANGEBYRANK c 0 -3
+        OBJECT ENCODING c
+        ZRANGESTORE d c 0 -1
+        OBJECT ENCODING d
+        ZUNIONSTORE e 1 c
+        OBJECT ENCODING e
+        COPY c f
+        OBJECT ENCODING f
+        ",
+    );
+    zadd_many(&mut pair, "g", 130, |i| i.to_string());
+    pair.script(
+        "
+        ZRANGESTORE h g 0 -1
+        OBJECT ENCODING h
+        ZRANGESTORE h g -inf +inf BYSCORE
+        OBJECT ENCODING h
+        ZRANGESTORE h g 0 127
+        OBJECT ENCODING h
+        ZUNIONSTORE h 1 g
+        OBJECT ENCODING h
+        ZINTERSTORE h 2 g c
+        OBJECT ENCODING h
+        ZDIFFSTORE h 2 g c
+        OBJECT ENCODING h
+        ",
+    );
+    pair.check(&["ZUNIONSTORE", "h", "2", "a", "b"]);
+    pair.check(&["OBJECT", "ENCODING", "h"]);
+}
+
 #[test]
 fn command_info_and_transactions() {
     let mut pair = Differential::start();
-    for name in ["zadd", "zunionstore", "zinterstore", "zdiffstore", "zunion", "zscore", "zrange"] {
+    for name in [
+        "zadd",
+        "zunionstore",
+        "zinterstore",
+        "zdiffstore",
+        "zunion",
+        "zscore",
+        "zrange",
+    ] {
         pair.check(&["COMMAND", "INFO", name]);
     }
-    pair.check(&["COMMAND", "GETKEYS", "ZUNIONSTORE", "dst", "2", "a", "b", "WEIGHTS", "1", "2"]);
+    pair.check(&[
+        "COMMAND",
+        "GETKEYS",
+        "ZUNIONSTORE",
+        "dst",
+        "2",
+        "a",
+        "b",
+        "WEIGHTS",
+        "1",
+        "2",
+    ]);
     pair.check(&["COMMAND", "GETKEYS", "ZINTERCARD", "2", "a", "b"]);
     // Keys spread over shards: the transaction must lock all of them.
     pair.script(

@@ -29,6 +29,9 @@ use crate::store::types::ZSetValue;
 use crate::store::{Db, Value};
 
 const ZSET: &[&str] = &["sortedset"];
+
+/// A popped or computed element: the member's shared bytes and its score.
+pub type Element = (Arc<[u8]>, f64);
 const GROUP: &str = "sorted-set";
 const TWO_KEYS: KeySpec = KeySpec::Range {
     first: 1,
@@ -193,7 +196,8 @@ fn strtod(s: &[u8]) -> Strtod {
     };
     let sign = if negative { -1.0 } else { 1.0 };
     let rest = &s[i..];
-    let starts_with = |word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
+    let starts_with =
+        |word: &[u8]| rest.len() >= word.len() && rest[..word.len()].eq_ignore_ascii_case(word);
     if starts_with(b"infinity") {
         return Strtod {
             value: sign * f64::INFINITY,
@@ -601,7 +605,7 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], mut flags: u8) -> Result<()> {
     }
     let has = |flag: u8| flags & flag != 0;
     let rest = argv.len() - index;
-    if rest % 2 != 0 || rest == 0 {
+    if !rest.is_multiple_of(2) || rest == 0 {
         return Err(Error::syntax());
     }
     let elements = rest / 2;
@@ -611,7 +615,7 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], mut flags: u8) -> Result<()> {
         ));
     }
     let (nx, gt, lt) = (has(ZSetValue::NX), has(ZSetValue::GT), has(ZSetValue::LT));
-    if (gt && nx) || (lt && nx) || (gt && lt) {
+    if (nx && (gt || lt)) || (gt && lt) {
         return Err(Error::err(
             "GT, LT, and/or NX options at the same time are not compatible",
         ));
@@ -773,7 +777,11 @@ fn zrevrank(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 /// ZRANK/ZREVRANK key member [WITHSCORE] (WITHSCORE is Redis 7.2).
 fn rank_generic(ctx: &mut Ctx, argv: &[&[u8]], reverse: bool) -> Result<()> {
     if argv.len() > 4 {
-        return Err(Error::wrong_arity(if reverse { "zrevrank" } else { "zrank" }));
+        return Err(Error::wrong_arity(if reverse {
+            "zrevrank"
+        } else {
+            "zrank"
+        }));
     }
     let withscore = match argv.get(3) {
         Some(arg) if is_keyword(arg, "withscore") => true,
@@ -833,7 +841,14 @@ fn zrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn zrangestore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    range_generic(ctx, argv, 2, Some(argv[1]), RangeType::Auto, Direction::Auto)
+    range_generic(
+        ctx,
+        argv,
+        2,
+        Some(argv[1]),
+        RangeType::Auto,
+        Direction::Auto,
+    )
 }
 
 fn zrevrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
@@ -927,7 +942,11 @@ fn select_by_span(
         available.min(usize::try_from(limit).unwrap_or(usize::MAX))
     };
     Selection {
-        start: if reverse { last - offset } else { first + offset },
+        start: if reverse {
+            last - offset
+        } else {
+            first + offset
+        },
         len: count,
         reverse,
     }
@@ -992,7 +1011,9 @@ fn range_generic(
         std::mem::swap(&mut min_index, &mut max_index);
     }
     let range = match range_type {
-        RangeType::Score => ParsedRange::Score(ScoreRange::parse(argv[min_index], argv[max_index])?),
+        RangeType::Score => {
+            ParsedRange::Score(ScoreRange::parse(argv[min_index], argv[max_index])?)
+        }
         RangeType::Lex => ParsedRange::Lex(LexRange::parse(argv[min_index], argv[max_index])?),
         _ => ParsedRange::Rank(int_arg(argv[min_index])?, int_arg(argv[max_index])?),
     };
@@ -1000,7 +1021,11 @@ fn range_generic(
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let pair = [store.unwrap_or(key), key];
-    let keys = if store.is_some() { &pair[..] } else { &pair[..1] };
+    let keys = if store.is_some() {
+        &pair[..]
+    } else {
+        &pair[..1]
+    };
     let mut locked = ctx.locks.keys(keys)?;
     let select = |z: &ZSetValue| match &range {
         ParsedRange::Rank(start, end) => select_by_rank(z.len(), *start, *end, reverse),
@@ -1013,7 +1038,12 @@ fn range_generic(
             return Ok(());
         };
         let sel = select(z);
-        reply_elements(ctx.out, sel.len, z.iter_from(sel.start, sel.reverse), withscores);
+        reply_elements(
+            ctx.out,
+            sel.len,
+            z.iter_from(sel.start, sel.reverse),
+            withscores,
+        );
         return Ok(());
     };
 
@@ -1114,7 +1144,7 @@ pub fn pop_elements(
     max: bool,
     count: usize,
     now: u64,
-) -> Result<Option<Vec<(Arc<[u8]>, f64)>>> {
+) -> Result<Option<Vec<Element>>> {
     let Some(z) = get_zset_mut(db, key, now)? else {
         return Ok(None);
     };
@@ -1142,7 +1172,7 @@ pub fn reply_bzpop(out: &mut ReplyBuf, key: &[u8], member: &[u8], score: f64) {
 }
 
 /// The ZMPOP/BZMPOP reply: `[key, [[member, score], ...]]`.
-pub fn reply_mpop(out: &mut ReplyBuf, key: &[u8], elements: &[(Arc<[u8]>, f64)]) {
+pub fn reply_mpop(out: &mut ReplyBuf, key: &[u8], elements: &[Element]) {
     out.array(2);
     out.bulk(key);
     out.array(elements.len());
@@ -1222,7 +1252,10 @@ fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let more = argv.len() - 1 - j;
         if count.is_none() && is_keyword(argv[j], "count") && more > 0 {
             j += 1;
-            count = Some(long_at_least_one(argv[j], "count should be greater than 0")?);
+            count = Some(long_at_least_one(
+                argv[j],
+                "count should be greater than 0",
+            )?);
         } else {
             return Err(Error::syntax());
         }
@@ -1300,8 +1333,8 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let out = &mut *ctx.out;
     // Case 1: repeats allowed (or a single element).
     if !unique || count == 1 {
-        let average = z.iter().take(16).map(|(m, _)| m.len() as u64).sum::<u64>()
-            / size.min(16) as u64;
+        let average =
+            z.iter().take(16).map(|(m, _)| m.len() as u64).sum::<u64>() / size.min(16) as u64;
         let estimate = count.saturating_mul(average + if withscores { 64 } else { 16 });
         if estimate > MAX_RANDOM_REPLY_BYTES {
             return Err(Error::err("value is out of range"));
@@ -1339,7 +1372,6 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     reply_elements(out, count, picks, withscores);
     Ok(())
 }
-
 
 // ---------------------------------------------------------------------------
 // ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD.
@@ -1464,7 +1496,11 @@ fn set_op_generic(
     while j < argv.len() {
         let remaining = argv.len() - j;
         let arg = argv[j];
-        if op != SetOp::Diff && !cardinality_only && remaining > setnum && is_keyword(arg, "weights") {
+        if op != SetOp::Diff
+            && !cardinality_only
+            && remaining > setnum
+            && is_keyword(arg, "weights")
+        {
             j += 1;
             for source in sources.iter_mut() {
                 source.weight = parse_score(argv[j])
@@ -1708,9 +1744,11 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let listpack = z.is_listpack();
     let mut found: Vec<(&[u8], f64)> = Vec::new();
-    let next = z.scan(cursor, usize::try_from(count).unwrap_or(usize::MAX), |m, s| {
-        found.push((m, s))
-    });
+    let next = z.scan(
+        cursor,
+        usize::try_from(count).unwrap_or(usize::MAX),
+        |m, s| found.push((m, s)),
+    );
     found.retain(|(m, _)| pattern.is_none_or(|p| glob_match(p, m, false)));
     ctx.out.array(2);
     ctx.out.bulk(next.to_string().as_bytes());

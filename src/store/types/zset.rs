@@ -114,6 +114,9 @@ pub struct ZSetValue {
     tail: u32,
     /// Whether Redis would have converted this set to a skiplist.
     skiplist_encoded: bool,
+    /// Heap bytes of the live nodes' members and spilled link arrays, kept
+    /// up to date so that `heap_size` is O(1).
+    payload_bytes: usize,
 }
 
 impl Default for ZSetValue {
@@ -176,6 +179,7 @@ impl ZSetValue {
             level: 1,
             tail: NONE,
             skiplist_encoded: false,
+            payload_bytes: 0,
         }
     }
 
@@ -198,15 +202,9 @@ impl ZSetValue {
     /// Approximate heap bytes held.
     pub fn heap_size(&self) -> usize {
         let nodes = self.nodes.capacity() * std::mem::size_of::<Node>();
-        let levels: usize = self
-            .nodes
-            .iter()
-            .filter(|n| n.links.spilled())
-            .map(|n| n.links.capacity() * std::mem::size_of::<Link>())
-            .sum();
-        let members: usize = self.index.keys().map(|m| m.len() + 16).sum();
+        let header = MAX_LEVEL * std::mem::size_of::<Link>();
         let map = self.index.capacity() * (std::mem::size_of::<(Member, u32)>() + 1);
-        nodes + levels + members + map + self.free.capacity() * 4
+        nodes + header + self.payload_bytes + map + self.free.capacity() * 4
     }
 
     /// The encoding name Redis would report (OBJECT ENCODING).
@@ -224,7 +222,9 @@ impl ZSetValue {
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.index.get(member).map(|&i| self.nodes[i as usize].score)
+        self.index
+            .get(member)
+            .map(|&i| self.nodes[i as usize].score)
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
@@ -251,12 +251,25 @@ impl ZSetValue {
         n.score < score || (n.score == score && n.member() < member)
     }
 
+    /// Heap bytes a node holds besides its slot: the member (with the Arc's
+    /// counters) and a spilled link array.
+    fn payload(member_len: usize, links: &SmallVec<[Link; 2]>) -> usize {
+        let spilled = if links.spilled() {
+            links.capacity() * std::mem::size_of::<Link>()
+        } else {
+            0
+        };
+        member_len + 16 + spilled
+    }
+
     fn alloc(&mut self, member: Member, score: f64, level: usize) -> u32 {
+        let links = SmallVec::from_elem(Link::default(), level);
+        self.payload_bytes += Self::payload(member.len(), &links);
         let node = Node {
             member: Some(member),
             score,
             prev: NONE,
-            links: SmallVec::from_elem(Link::default(), level),
+            links,
         };
         match self.free.pop() {
             Some(slot) => {
@@ -273,15 +286,19 @@ impl ZSetValue {
     fn release(&mut self, i: u32) -> Option<Member> {
         let node = &mut self.nodes[i as usize];
         let member = node.member.take();
+        let payload = Self::payload(member.as_ref().map_or(0, |m| m.len()), &node.links);
+        self.payload_bytes = self.payload_bytes.saturating_sub(payload);
+        let node = &mut self.nodes[i as usize];
         node.links = SmallVec::new();
         node.prev = NONE;
         self.free.push(i);
         member
     }
 
-    /// Drops trailing free slots and, when the arena is mostly empty,
-    /// compacts it (ZSCAN cursors are slot numbers: compaction is rare and
-    /// only happens after the set shrank to a quarter of its slots).
+    /// Compacts the arena once it is mostly free slots (after the set shrank
+    /// to a quarter of its peak): amortized O(1) per removal. ZSCAN cursors
+    /// are slot numbers, so a scan running across a compaction may miss
+    /// elements; compactions are rare.
     fn maybe_shrink(&mut self) {
         if self.nodes.len() > 64 && self.length * 4 < self.nodes.len() {
             self.rebuild();
@@ -573,10 +590,7 @@ impl ZSetValue {
     /// Adds or replaces `member` with `score` (no conditions). NaN is
     /// ignored. Returns true if the member is new.
     pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
-        matches!(
-            self.add(member, score, 0),
-            Ok(AddOutcome::Added(_))
-        )
+        matches!(self.add(member, score, 0), Ok(AddOutcome::Added(_)))
     }
 
     /// Adds a shared member known to be absent, without the listpack
@@ -716,7 +730,9 @@ impl ZSetValue {
 
     /// The shared bytes of a member (to build results without copying).
     pub fn shared_member(&self, member: &[u8]) -> Option<(Member, f64)> {
-        self.index.get_key_value(member).map(|(m, &i)| (m.clone(), self.node(i).score))
+        self.index
+            .get_key_value(member)
+            .map(|(m, &i)| (m.clone(), self.node(i).score))
     }
 
     /// Removes the elements of 0-based ranks `first..=last` (clamped);
@@ -763,7 +779,11 @@ impl ZSetValue {
     /// Removes and returns the lowest (or, with `max`, highest) element.
     /// Used by ZPOPMIN/ZPOPMAX/ZMPOP and, later, their blocking forms.
     pub fn pop(&mut self, max: bool) -> Option<(Member, f64)> {
-        let x = if max { self.tail } else { self.link(HEAD, 0).next };
+        let x = if max {
+            self.tail
+        } else {
+            self.link(HEAD, 0).next
+        };
         if x == NONE {
             return None;
         }
@@ -844,6 +864,13 @@ impl ZSetValue {
         if count != self.length || self.index.len() != self.length || self.tail != prev {
             return Err("length/tail mismatch".into());
         }
+        let payload: usize = self.nodes[1..]
+            .iter()
+            .filter_map(|n| Some(Self::payload(n.member.as_ref()?.len(), &n.links)))
+            .sum();
+        if payload != self.payload_bytes {
+            return Err(format!("payload {} != {}", self.payload_bytes, payload));
+        }
         Ok(())
     }
 }
@@ -864,7 +891,11 @@ impl<'a> Iterator for Iter<'a> {
             return None;
         }
         let n = self.set.node(self.at);
-        self.at = if self.reverse { n.prev } else { n.links[0].next };
+        self.at = if self.reverse {
+            n.prev
+        } else {
+            n.links[0].next
+        };
         self.remaining = self.remaining.saturating_sub(1);
         Some((n.member(), n.score))
     }
@@ -880,12 +911,20 @@ mod tests {
     use rand::Rng;
     use std::collections::BTreeSet;
 
-    #[derive(PartialEq, PartialOrd, Clone, Debug)]
+    #[derive(PartialEq, Clone, Debug)]
     struct Key(f64, Vec<u8>);
     impl Eq for Key {}
+    impl PartialOrd for Key {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
     impl Ord for Key {
         fn cmp(&self, o: &Self) -> std::cmp::Ordering {
-            self.partial_cmp(o).unwrap_or(std::cmp::Ordering::Equal)
+            self.0
+                .partial_cmp(&o.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| self.1.cmp(&o.1))
         }
     }
 
@@ -920,8 +959,12 @@ mod tests {
                         let n = model.len();
                         let (a, b) = (rng.gen_range(0..n + 2), rng.gen_range(0..n + 2));
                         let removed = z.remove_rank_range(a, b);
-                        let victims: Vec<Key> =
-                            model.iter().skip(a).take((b + 1).saturating_sub(a)).cloned().collect();
+                        let victims: Vec<Key> = model
+                            .iter()
+                            .skip(a)
+                            .take((b + 1).saturating_sub(a))
+                            .cloned()
+                            .collect();
                         assert_eq!(removed, victims.len());
                         for k in victims {
                             scores.remove(&k.1);
@@ -930,7 +973,12 @@ mod tests {
                     }
                     8 => {
                         let max = rng.gen_bool(0.5);
-                        let expected = if max { model.iter().next_back() } else { model.iter().next() }.cloned();
+                        let expected = if max {
+                            model.iter().next_back()
+                        } else {
+                            model.iter().next()
+                        }
+                        .cloned();
                         let got = z.pop(max);
                         assert_eq!(got.map(|(m, s)| Key(s, m.to_vec())), expected);
                         if let Some(k) = expected {
@@ -939,7 +987,10 @@ mod tests {
                         }
                     }
                     _ => {
-                        let (lo, hi) = (rng.gen_range(0..20) as f64 / 2.0, rng.gen_range(0..20) as f64 / 2.0);
+                        let (lo, hi) = (
+                            rng.gen_range(0..20) as f64 / 2.0,
+                            rng.gen_range(0..20) as f64 / 2.0,
+                        );
                         let (lo_ex, hi_ex) = (rng.gen_bool(0.5), rng.gen_bool(0.5));
                         let expected: Vec<usize> = model
                             .iter()
@@ -951,7 +1002,10 @@ mod tests {
                             .map(|(i, _)| i)
                             .collect();
                         let got = z.score_range_ranks(lo, lo_ex, hi, hi_ex);
-                        assert_eq!(got, expected.first().map(|&a| (a, *expected.last().unwrap())));
+                        assert_eq!(
+                            got,
+                            expected.first().map(|&a| (a, *expected.last().unwrap()))
+                        );
                     }
                 }
                 assert_eq!(z.len(), model.len());
@@ -964,11 +1018,33 @@ mod tests {
             assert_eq!(rev, theirs.iter().rev().cloned().collect::<Vec<_>>());
             for (i, k) in theirs.iter().enumerate() {
                 assert_eq!(z.rank(&k.1), Some((i, k.0)));
-                assert_eq!(z.at_rank(i).map(|(m, s)| Key(s, m.to_vec())), Some(k.clone()));
-                let from: Vec<Key> = z.iter_from(i, false).take(3).map(|(m, s)| Key(s, m.to_vec())).collect();
-                assert_eq!(from, theirs[i..].iter().take(3).cloned().collect::<Vec<_>>());
-                let back: Vec<Key> = z.iter_from(i, true).take(3).map(|(m, s)| Key(s, m.to_vec())).collect();
-                assert_eq!(back, theirs[..=i].iter().rev().take(3).cloned().collect::<Vec<_>>());
+                assert_eq!(
+                    z.at_rank(i).map(|(m, s)| Key(s, m.to_vec())),
+                    Some(k.clone())
+                );
+                let from: Vec<Key> = z
+                    .iter_from(i, false)
+                    .take(3)
+                    .map(|(m, s)| Key(s, m.to_vec()))
+                    .collect();
+                assert_eq!(
+                    from,
+                    theirs[i..].iter().take(3).cloned().collect::<Vec<_>>()
+                );
+                let back: Vec<Key> = z
+                    .iter_from(i, true)
+                    .take(3)
+                    .map(|(m, s)| Key(s, m.to_vec()))
+                    .collect();
+                assert_eq!(
+                    back,
+                    theirs[..=i]
+                        .iter()
+                        .rev()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                );
             }
         }
     }
@@ -979,10 +1055,19 @@ mod tests {
         assert_eq!(z.add(b"a", 1.0, 0), Ok(AddOutcome::Added(1.0)));
         assert_eq!(z.add(b"a", 1.0, 0), Ok(AddOutcome::Unchanged(1.0)));
         assert_eq!(z.add(b"a", 0.5, ZSetValue::GT), Ok(AddOutcome::Skipped));
-        assert_eq!(z.add(b"a", 2.0, ZSetValue::GT), Ok(AddOutcome::Updated(2.0)));
-        assert_eq!(z.add(b"a", 0.5, ZSetValue::INCR), Ok(AddOutcome::Updated(2.5)));
+        assert_eq!(
+            z.add(b"a", 2.0, ZSetValue::GT),
+            Ok(AddOutcome::Updated(2.0))
+        );
+        assert_eq!(
+            z.add(b"a", 0.5, ZSetValue::INCR),
+            Ok(AddOutcome::Updated(2.5))
+        );
         z.insert(b"i", f64::INFINITY);
-        assert_eq!(z.add(b"i", f64::NEG_INFINITY, ZSetValue::INCR), Err(ScoreIsNan));
+        assert_eq!(
+            z.add(b"i", f64::NEG_INFINITY, ZSetValue::INCR),
+            Err(ScoreIsNan)
+        );
         assert_eq!(z.add(b"new", 1.0, ZSetValue::XX), Ok(AddOutcome::Skipped));
         assert_eq!(z.len(), 2);
     }
@@ -1004,6 +1089,23 @@ mod tests {
             small.insert(format!("{i}").as_bytes(), i as f64);
         }
         assert_eq!(small.encoding(), "skiplist");
+    }
+
+    #[test]
+    fn arena_compacts_after_heavy_removal() {
+        let mut z = ZSetValue::new();
+        for i in 0..1000 {
+            z.insert(format!("m{i}").as_bytes(), (i % 13) as f64);
+        }
+        let heap_before = z.heap_size();
+        for i in 0..900 {
+            assert!(z.remove(format!("m{i}").as_bytes()));
+        }
+        z.check_invariants().unwrap();
+        assert!(z.nodes.len() <= 401, "arena kept {} slots", z.nodes.len());
+        assert!(z.heap_size() < heap_before);
+        assert_eq!(z.encoding(), "skiplist", "compaction keeps the encoding");
+        assert_eq!(z.rank(b"m999").map(|(_, s)| s), Some((999 % 13) as f64));
     }
 
     #[test]
