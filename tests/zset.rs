@@ -681,6 +681,34 @@ fn set_operations() {
         ZUNIONSTORE d 1
         ",
     );
+    // Plain sets as inputs: every member scores 1 (intset and hashtable).
+    pair.script(
+        "
+        DEL a
+        ZADD a 1 x 2 y 3 z
+        SADD st x y q
+        SADD ints 1 2 3 10
+        ZADD zi 10 1 20 5 30 10
+        ZUNION 2 a st WITHSCORES
+        ZUNION 2 st a WEIGHTS 5 1 AGGREGATE MAX WITHSCORES
+        ZINTER 2 st a WITHSCORES
+        ZINTER 2 a st WEIGHTS 1 inf WITHSCORES
+        ZDIFF 2 st a WITHSCORES
+        ZDIFF 2 a st WITHSCORES
+        ZDIFF 2 st st
+        ZINTERCARD 2 a st
+        ZINTERCARD 2 st ints
+        ZUNIONSTORE d 2 st a WEIGHTS 2 3
+        ZRANGE d 0 -1 WITHSCORES
+        ZDIFFSTORE d 2 st nokey
+        ZRANGE d 0 -1 WITHSCORES
+        ZUNION 2 ints zi WITHSCORES
+        ZINTER 2 ints zi AGGREGATE MAX WITHSCORES
+        ZINTER 2 zi ints WITHSCORES
+        ZUNION 1 st WITHSCORES
+        ZINTER 2 st st WITHSCORES
+        ",
+    );
     // Infinities, NaN conventions and -0 in results.
     pair.script(
         "

@@ -8,8 +8,7 @@
 //!
 //! Multi-key commands (ZUNION, ZINTER, ZDIFF, their STORE forms, ZINTERCARD)
 //! take every shard lock they need at once and then visit the inputs one at
-//! a time. Sets (SADD) as inputs are not read yet: they answer WRONGTYPE
-//! (Redis counts their members with score 1).
+//! a time; plain sets are accepted as inputs, their members scoring 1.
 //!
 //! The blocking BZPOPMIN/BZPOPMAX/BZMPOP are not here; [`pop_elements`],
 //! [`reply_bzpop`] and [`reply_mpop`] are what they need.
@@ -21,11 +20,11 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::flags::*;
-use super::parse::{glob_match, int_arg, is_keyword, strict_i64};
+use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
-use crate::store::types::ZSetValue;
+use crate::store::types::{SetValue, ZSetValue};
 use crate::store::{Db, Value};
 
 const ZSET: &[&str] = &["sortedset"];
@@ -1442,6 +1441,55 @@ fn zintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     set_op_generic(ctx, argv, None, 1, SetOp::Inter, true)
 }
 
+/// A ZUNION-family input: a sorted set, or a set whose members score 1.
+enum Input<'a> {
+    ZSet(&'a ZSetValue),
+    Set(&'a SetValue),
+}
+
+impl Input<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Input::ZSet(z) => z.len(),
+            Input::Set(s) => s.len(),
+        }
+    }
+
+    fn score(&self, member: &[u8]) -> Option<f64> {
+        match self {
+            Input::ZSet(z) => z.score(member),
+            Input::Set(s) => s.contains(member).then_some(1.0),
+        }
+    }
+
+    /// Every element, with the member's bytes shared when they can be.
+    fn elements(&self) -> Box<dyn Iterator<Item = Element> + '_> {
+        match self {
+            Input::ZSet(z) => Box::new(z.iter_members()),
+            Input::Set(s) => Box::new(s.iter().map(|m| (Arc::from(m), 1.0))),
+        }
+    }
+
+    fn members(&self) -> Box<dyn Iterator<Item = &[u8]> + '_> {
+        match self {
+            Input::ZSet(z) => Box::new(z.iter().map(|(m, _)| m)),
+            Input::Set(s) => Box::new(s.iter()),
+        }
+    }
+}
+
+/// The input at `key`: None if missing, WRONGTYPE unless a set or sorted set.
+fn get_input<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<Input<'a>>> {
+    match db.get(key, now) {
+        None => Ok(None),
+        Some(entry) => match &entry.value {
+            Value::ZSet(z) => Ok(Some(Input::ZSet(z))),
+            Value::Set(s) => Ok(Some(Input::Set(s))),
+            _ => Err(Error::wrong_type()),
+        },
+    }
+}
+
 /// One input: its key, weight and size (0 when missing).
 struct Source<'a> {
     key: &'a [u8],
@@ -1481,7 +1529,7 @@ fn set_op_generic(
     // Inputs are looked up (and type-checked) before the options are read.
     let mut sources: Vec<Source> = Vec::with_capacity(setnum);
     for key in source_keys {
-        let len = get_zset(locked.db(dbi, key)?, key, now)?.map_or(0, ZSetValue::len);
+        let len = get_input(locked.db(dbi, key)?, key, now)?.map_or(0, |i| i.len());
         sources.push(Source {
             key,
             weight: 1.0,
@@ -1554,10 +1602,10 @@ fn set_op_generic(
         SetOp::Inter => {
             if sources[0].len > 0 {
                 let first = &sources[0];
-                let z = get_zset(locked.db(dbi, first.key)?, first.key, now)?;
+                let z = get_input(locked.db(dbi, first.key)?, first.key, now)?;
                 let mut candidates: Vec<(Arc<[u8]>, f64)> = z
                     .map(|z| {
-                        z.iter_members()
+                        z.elements()
                             .map(|(m, s)| {
                                 let score = first.weight * s;
                                 (m, if score.is_nan() { 0.0 } else { score })
@@ -1569,7 +1617,7 @@ fn set_op_generic(
                     if candidates.is_empty() {
                         break;
                     }
-                    let Some(z) = get_zset(locked.db(dbi, source.key)?, source.key, now)? else {
+                    let Some(z) = get_input(locked.db(dbi, source.key)?, source.key, now)? else {
                         candidates.clear();
                         break;
                     };
@@ -1591,10 +1639,10 @@ fn set_op_generic(
                 if source.len == 0 {
                     continue;
                 }
-                let Some(z) = get_zset(locked.db(dbi, source.key)?, source.key, now)? else {
+                let Some(z) = get_input(locked.db(dbi, source.key)?, source.key, now)? else {
                     continue;
                 };
-                for (member, s) in z.iter_members() {
+                for (member, s) in z.elements() {
                     let mut score = source.weight * s;
                     if score.is_nan() {
                         score = 0.0;
@@ -1610,22 +1658,22 @@ fn set_op_generic(
         SetOp::Diff => {
             if sources[0].len > 0 {
                 let first_key = sources[0].key;
-                let z = get_zset(locked.db(dbi, first_key)?, first_key, now)?;
+                let z = get_input(locked.db(dbi, first_key)?, first_key, now)?;
                 let mut candidates: HashMap<Arc<[u8]>, f64> =
-                    z.map(|z| z.iter_members().collect()).unwrap_or_default();
+                    z.map(|z| z.elements().collect()).unwrap_or_default();
                 for source in &sources[1..] {
                     if candidates.is_empty() {
                         break;
                     }
-                    let Some(z) = get_zset(locked.db(dbi, source.key)?, source.key, now)? else {
+                    let Some(z) = get_input(locked.db(dbi, source.key)?, source.key, now)? else {
                         continue;
                     };
                     if z.len() < candidates.len() {
-                        for (member, _) in z.iter() {
+                        for member in z.members() {
                             candidates.remove(member);
                         }
                     } else {
-                        candidates.retain(|member, _| !z.contains(member));
+                        candidates.retain(|member, _| z.score(member).is_none());
                     }
                 }
                 result = candidates.into_iter().collect();
@@ -1672,34 +1720,6 @@ fn set_op_generic(
 // ---------------------------------------------------------------------------
 // ZSCAN.
 // ---------------------------------------------------------------------------
-
-/// A SCAN cursor as Redis's `parseScanCursorOrReply` reads it (`strtoul`):
-/// no leading space, an optional sign (negative wraps), digits, nothing
-/// after them before a NUL; the empty string is 0.
-fn parse_cursor(arg: &[u8]) -> Option<u64> {
-    let arg = c_str(arg);
-    match arg.first() {
-        None => return Some(0),
-        Some(&b) if is_c_space(b) => return None,
-        Some(_) => {}
-    }
-    let (negative, digits) = match arg.split_first() {
-        Some((b'-', rest)) => (true, rest),
-        Some((b'+', rest)) => (false, rest),
-        _ => (false, arg),
-    };
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return None;
-    }
-    let magnitude = digits.iter().try_fold(0u64, |n, &d| {
-        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
-    })?;
-    Some(if negative {
-        magnitude.wrapping_neg()
-    } else {
-        magnitude
-    })
-}
 
 /// A score as ZSCAN shows it: a listpack stores integral scores (within
 /// ±2^62) as integers, others as `%.17g`; a skiplist prints `%.17g`.
