@@ -688,15 +688,18 @@ impl ZSetValue {
         } else {
             rank.checked_add(1).map_or(NONE, |r| self.at_rank1(r))
         };
+        let remaining = if at == NONE {
+            0
+        } else if reverse {
+            rank + 1
+        } else {
+            self.length - rank
+        };
         Iter {
             set: self,
             at,
             reverse,
-            remaining: if reverse {
-                rank.saturating_add(1).min(self.length)
-            } else {
-                self.length.saturating_sub(rank)
-            },
+            remaining,
         }
     }
 
