@@ -544,6 +544,25 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     run(shared, session, out, spec, argv, None);
 }
 
+/// Runs a blocked client's command again (see `server::blocking`): after a
+/// wakeup (`unblocking`), or right after the client was queued. It was
+/// checked when it first ran, so it is not counted or checked again; it
+/// either replies, or leaves a new block request in the session.
+pub fn rerun_blocked(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    argv: &[&[u8]],
+    unblocking: bool,
+) {
+    let Ok(spec) = resolve(argv) else {
+        return;
+    };
+    session.unblocking = unblocking;
+    run(shared, session, out, spec, argv, None);
+    session.unblocking = false;
+}
+
 /// Refuses a command before it runs, as Redis's `rejectCommand` does: the
 /// open transaction is flagged; and a refused EXEC (wrong arity, not
 /// authenticated) discards the transaction and the watches and answers

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::server::blocking::BlockRequest;
 use crate::server::{ClientHandle, Shared};
 
 /// A key WATCHed by this client, with what it looked like then.
@@ -37,6 +38,17 @@ pub struct Session {
     pub close_after_reply: bool,
     /// The registry entry other clients see (CLIENT LIST, CLIENT KILL).
     pub handle: Arc<ClientHandle>,
+    /// Whether a blocking command may block this client: only a network
+    /// connection can wait (in-process callers get the timeout reply at
+    /// once, as inside MULTI).
+    pub blocking_allowed: bool,
+    /// Left by a blocking command that could not be served and wrote no
+    /// reply: the connection blocks the client (see `server::blocking`).
+    pub block: Option<BlockRequest>,
+    /// True while a blocked client's command runs again after a wakeup: as
+    /// in Redis 7.0, which serves a blocked client from the key that got
+    /// data, a key of another type no longer fails the command.
+    pub unblocking: bool,
 }
 
 impl Session {
@@ -48,6 +60,9 @@ impl Session {
             watched: Vec::new(),
             close_after_reply: false,
             handle,
+            blocking_allowed: false,
+            block: None,
+            unblocking: false,
         }
     }
 
