@@ -334,15 +334,18 @@ fn reply_elements(ctx: &mut Ctx, elements: &[Element]) {
 }
 
 /// A blocking command found nothing to serve it: block the client, or
-/// (inside EXEC, or outside a network connection) answer as on timeout.
+/// (inside EXEC, or outside a network connection) answer `at_once` — null
+/// for BLMOVE/BRPOPLPUSH, a null array for the others. A timeout, though,
+/// always answers a null array (`*-1`), as Redis 7.0 does for every list
+/// command (`replyToBlockedClientTimedOut`).
 fn block_or_timeout(
     ctx: &mut Ctx,
     keys: &[&[u8]],
     timeout: Option<std::time::Duration>,
-    on_timeout: TimeoutReply,
+    at_once: TimeoutReply,
 ) {
     if ctx.locks.in_transaction() || !ctx.session.blocking_allowed {
-        on_timeout.write(ctx.out);
+        at_once.write(ctx.out);
         return;
     }
     ctx.session.block = Some(BlockRequest {
@@ -350,7 +353,7 @@ fn block_or_timeout(
         keys: keys.iter().map(|k| k.to_vec()).collect(),
         timeout,
         kind: WaitKind::List,
-        on_timeout,
+        on_timeout: TimeoutReply::NullArray,
     });
 }
 

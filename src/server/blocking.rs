@@ -46,13 +46,15 @@ pub enum WaitKind {
     ZSet,
 }
 
-/// The reply of a blocking command whose timeout passed (or that could not
-/// block: inside MULTI/EXEC).
+/// The reply of a blocking command whose timeout passed, or that cannot
+/// block (inside MULTI/EXEC). Redis 7.0 answers every timed-out list or
+/// sorted-set command with a null array, even BLMOVE/BRPOPLPUSH, which
+/// answer a null bulk string when they cannot block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimeoutReply {
-    /// `*-1` (`_` in RESP3): BLPOP, BRPOP, BLMPOP, BZPOPMIN...
+    /// `*-1` (`_` in RESP3).
     NullArray,
-    /// `$-1` (`_` in RESP3): BLMOVE, BRPOPLPUSH.
+    /// `$-1` (`_` in RESP3).
     NullBulk,
 }
 
@@ -89,10 +91,9 @@ pub fn timeout_arg(arg: &[u8], now_ms: u64) -> Result<Option<Duration>> {
         .ok_or_else(|| Error::err("timeout is not a float or out of range"))?;
     let millis = (seconds * 1000.0).ceil();
     // `(long long)` of a value outside its range is LLONG_MIN on x86.
-    let millis = if millis.is_finite()
-        && millis < 9.223_372_036_854_775_807e18
-        && millis >= -9.223_372_036_854_775_808e18
-    {
+    // 2^63: the first value past i64::MAX.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    let millis = if (-LIMIT..LIMIT).contains(&millis) {
         millis as i64
     } else {
         i64::MIN
@@ -156,7 +157,7 @@ fn parse_long_double(arg: &[u8]) -> Option<f64> {
     match exp10 {
         // A zero mantissa (or no digits at all, which parse refused).
         None => Some(sign * value),
-        Some(e) if e > LONG_DOUBLE_MAX_EXP10 || e < LONG_DOUBLE_MIN_EXP10 => None,
+        Some(e) if !(LONG_DOUBLE_MIN_EXP10..=LONG_DOUBLE_MAX_EXP10).contains(&e) => None,
         Some(_) if value == 0.0 => Some(sign * f64::MIN_POSITIVE),
         Some(_) => Some(sign * value),
     }
