@@ -638,6 +638,35 @@ fn multi_exec_scenario(addr: SocketAddr) -> Vec<String> {
     seen
 }
 
+fn ready_order_scenario(addr: SocketAddr) -> Vec<String> {
+    let mut control = RawClient::connect(addr);
+    let mut waiter = RawClient::connect(addr);
+    let mut seen = Vec::new();
+    // Two of its keys get data in one transaction: Redis 7.0 serves the
+    // client from the one that got it first, not the first it named.
+    for (first, second) in [("k2", "k1"), ("k1", "k2")] {
+        send(
+            &mut waiter,
+            &["BLMPOP", "0", "2", "k1", "k2", "LEFT", "COUNT", "5"],
+        );
+        wait_blocked(&mut control, 1);
+        control.command(&["MULTI"]);
+        control.command(&["RPUSH", first, "a", "b"]);
+        control.command(&["RPUSH", second, "c"]);
+        seen.push(text(control.command(&["EXEC"])));
+        seen.push(text(waiter.read_reply()));
+        control.command(&["DEL", "k1", "k2"]);
+    }
+    seen
+}
+
+#[test]
+fn served_from_the_key_that_got_data_first() {
+    let seen = both(ready_order_scenario);
+    assert_eq!(seen[1], "*2\r\n$2\r\nk2\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+    assert_eq!(seen[3], "*2\r\n$2\r\nk1\r\n*2\r\n$1\r\na\r\n$1\r\nb\r\n");
+}
+
 #[test]
 fn a_push_inside_multi_exec_wakes_after_exec() {
     let seen = both(multi_exec_scenario);
@@ -876,6 +905,99 @@ fn client_kill_and_shutdown_end_blocked_clients() {
     server.shared.request_shutdown();
     assert!(timed.is_closed(), "shutdown disconnects blocked clients");
     assert_eq!(server.shared.blocking.blocked_clients(), 0);
+}
+
+#[test]
+fn many_producers_and_blocked_consumers_lose_nothing() {
+    const PRODUCERS: usize = 4;
+    const PER_PRODUCER: usize = 500;
+    const CONSUMERS: usize = 9;
+    let server = TestServer::start();
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|c| {
+            let mut con = server.client();
+            std::thread::spawn(move || -> Vec<String> {
+                let mut got = Vec::new();
+                loop {
+                    // Three shapes of blocking pop; a stalled wakeup would
+                    // show as a timeout (nil) long before the test ends.
+                    let items: Vec<String> = match c % 3 {
+                        0 => {
+                            let r: Option<(String, String)> =
+                                redis::cmd("BLPOP").arg("q").arg(5).query(&mut con).unwrap();
+                            r.map(|(_, v)| vec![v]).expect("BLPOP stalled")
+                        }
+                        1 => {
+                            let r: Option<(String, Vec<String>)> = redis::cmd("BLMPOP")
+                                .arg(5)
+                                .arg(1)
+                                .arg("q")
+                                .arg("RIGHT")
+                                .arg("COUNT")
+                                .arg(3)
+                                .query(&mut con)
+                                .unwrap();
+                            r.map(|(_, v)| v).expect("BLMPOP stalled")
+                        }
+                        _ => {
+                            let r: Option<String> = redis::cmd("BRPOPLPUSH")
+                                .arg("q")
+                                .arg("done")
+                                .arg(5)
+                                .query(&mut con)
+                                .unwrap();
+                            vec![r.expect("BRPOPLPUSH stalled")]
+                        }
+                    };
+                    let stop = items.iter().any(|i| i == "stop");
+                    got.extend(items.into_iter().filter(|i| i != "stop"));
+                    if stop {
+                        return got;
+                    }
+                }
+            })
+        })
+        .collect();
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let mut con = server.client();
+            std::thread::spawn(move || {
+                for i in 0..PER_PRODUCER {
+                    let _: i64 = con.lpush("q", format!("{p}-{i}")).unwrap();
+                }
+            })
+        })
+        .collect();
+    for producer in producers {
+        producer.join().unwrap();
+    }
+    // One stop per consumer, each pushed once the queue has drained (a
+    // BLMPOP could otherwise take two at once).
+    let mut control = server.client();
+    let drained = |control: &mut redis::Connection| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while control.llen::<_, usize>("q").unwrap() > 0 {
+            assert!(Instant::now() < deadline, "the queue never drained");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    };
+    for _ in 0..CONSUMERS {
+        drained(&mut control);
+        let _: i64 = control.rpush("q", "stop").unwrap();
+    }
+    drained(&mut control);
+    let mut all: Vec<String> = Vec::new();
+    for consumer in consumers {
+        all.extend(consumer.join().unwrap());
+    }
+    let total = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), total, "an element was served twice");
+    assert_eq!(total, PRODUCERS * PER_PRODUCER, "an element was lost");
+    assert_eq!(control.llen::<_, usize>("q").unwrap(), 0);
+    assert_eq!(server.shared.blocking.blocked_clients(), 0);
+    assert_eq!(server.shared.blocking.waited_keys(), 0);
 }
 
 /// Wakeup latencies at `addr`: from sending LPUSH on one connection to

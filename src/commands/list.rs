@@ -702,7 +702,7 @@ fn move_element(
 ) -> Result<Option<Element>> {
     let (db, now) = (ctx.db(), ctx.now_ms);
     let client = ctx.session.handle.id;
-    let skip_other_type = blocking && ctx.session.unblocking;
+    let skip_other_type = blocking && ctx.session.woken_by.is_some();
     let fair = blocking && !ctx.locks.in_transaction();
     let shared = ctx.shared;
     let mut locked = ctx.locks.keys(&[source, target])?;
@@ -750,9 +750,11 @@ fn move_element(
 /// The first of `keys` holding a list, popped: [key, element] (BLPOP's
 /// shape, when `count` is `None`) or [key, [elements...]] (LMPOP's).
 /// WRONGTYPE for a key of another type met on the way, except when a
-/// blocked client runs again (Redis 7.0 then serves from the key that got
-/// data, whatever the others hold). `fair`: blocking commands leave a key
-/// to the clients that blocked on it earlier. Returns whether it replied.
+/// blocked client runs again after a wakeup: Redis 7.0 then serves it from
+/// the keys that got data, in the order they got it, whatever the others
+/// hold; so those keys are tried first. `fair`: blocking commands leave a
+/// key to the clients that blocked on it earlier. Returns whether it
+/// replied.
 fn pop_first(
     ctx: &mut Ctx,
     keys: &[&[u8]],
@@ -762,11 +764,17 @@ fn pop_first(
 ) -> Result<bool> {
     let (db, now) = (ctx.db(), ctx.now_ms);
     let client = ctx.session.handle.id;
-    let skip_other_types = ctx.session.unblocking;
+    let woken_by = ctx.session.woken_by.take();
+    let skip_other_types = woken_by.is_some();
+    let ready = woken_by.iter().flatten().map(Vec::as_slice);
+    let order: Vec<&[u8]> = ready
+        .filter(|k| keys.contains(k))
+        .chain(keys.iter().copied())
+        .collect();
     let fair = fair && !ctx.locks.in_transaction();
     let shared = ctx.shared;
     let mut locked = ctx.locks.keys(keys)?;
-    for &key in keys {
+    for key in order {
         let part = locked.db(db, key)?;
         let list = match part.value_mut(key, now) {
             None => continue,

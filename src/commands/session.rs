@@ -45,10 +45,11 @@ pub struct Session {
     /// Left by a blocking command that could not be served and wrote no
     /// reply: the connection blocks the client (see `server::blocking`).
     pub block: Option<BlockRequest>,
-    /// True while a blocked client's command runs again after a wakeup: as
-    /// in Redis 7.0, which serves a blocked client from the key that got
-    /// data, a key of another type no longer fails the command.
-    pub unblocking: bool,
+    /// While a blocked client's command runs again after a wakeup: the keys
+    /// it was woken for, in the order they got data. As Redis 7.0 serves a
+    /// blocked client from the key that became ready (first), the command
+    /// tries those keys first, and a key of another type no longer fails it.
+    pub woken_by: Option<Vec<Vec<u8>>>,
 }
 
 impl Session {
@@ -62,7 +63,7 @@ impl Session {
             handle,
             blocking_allowed: false,
             block: None,
-            unblocking: false,
+            woken_by: None,
         }
     }
 

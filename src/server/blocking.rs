@@ -238,6 +238,22 @@ struct Waiter {
     client_id: u64,
     kind: WaitKind,
     wakeup: Notify,
+    /// The keys it was woken for, in the order they got data: Redis 7.0
+    /// serves a blocked client from the key that became ready first.
+    ready: Mutex<Vec<Box<[u8]>>>,
+}
+
+impl Waiter {
+    /// Wakes the client for `key`.
+    fn wake(&self, key: &[u8]) {
+        {
+            let mut ready = self.ready.lock();
+            if !ready.iter().any(|k| **k == *key) {
+                ready.push(Box::from(key));
+            }
+        }
+        self.wakeup.notify_one();
+    }
 }
 
 type Queues = HashMap<usize, HashMap<Box<[u8]>, VecDeque<Arc<Waiter>>>>;
@@ -276,6 +292,7 @@ impl BlockingRegistry {
             client_id,
             kind: request.kind,
             wakeup: Notify::new(),
+            ready: Mutex::new(Vec::new()),
         });
         let mut keys: Vec<Box<[u8]>> = Vec::with_capacity(request.keys.len());
         for key in &request.keys {
@@ -312,7 +329,7 @@ impl BlockingRegistry {
         }
         let queues = self.queues.lock();
         if let Some(queue) = queues.get(&db).and_then(|keys| keys.get(key)) {
-            wake_first(queue, kind);
+            wake_first(queue, key, kind);
         }
     }
 
@@ -324,8 +341,8 @@ impl BlockingRegistry {
         }
         let queues = self.queues.lock();
         if let Some(keys) = queues.get(&db) {
-            for queue in keys.values() {
-                wake_first(queue, None);
+            for (key, queue) in keys {
+                wake_first(queue, key, None);
             }
         }
     }
@@ -347,7 +364,7 @@ impl BlockingRegistry {
                 return true;
             }
             if waiter.kind == kind {
-                waiter.wakeup.notify_one();
+                waiter.wake(key);
                 return false;
             }
         }
@@ -367,7 +384,7 @@ impl BlockingRegistry {
                 } else {
                     // Whatever this client was woken for, or left behind,
                     // is the next one's to take.
-                    wake_first(queue, Some(registration.waiter.kind));
+                    wake_first(queue, key, Some(registration.waiter.kind));
                 }
             }
             if keys.is_empty() {
@@ -381,8 +398,9 @@ impl BlockingRegistry {
     }
 }
 
-/// Wakes the first waiter of `kind` (of each kind if `None`).
-fn wake_first(queue: &VecDeque<Arc<Waiter>>, kind: Option<WaitKind>) {
+/// Wakes the first waiter of `kind` (of each kind if `None`) in the queue
+/// of `key`.
+fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &[u8], kind: Option<WaitKind>) {
     let mut woken: [bool; 2] = [false; 2];
     for waiter in queue {
         if kind.is_some_and(|k| k != waiter.kind) {
@@ -391,7 +409,7 @@ fn wake_first(queue: &VecDeque<Arc<Waiter>>, kind: Option<WaitKind>) {
         let slot = &mut woken[waiter.kind as usize];
         if !*slot {
             *slot = true;
-            waiter.wakeup.notify_one();
+            waiter.wake(key);
         }
         if kind.is_some() || woken.iter().all(|w| *w) {
             return;
@@ -415,6 +433,15 @@ impl Registration<'_> {
     /// arrived while it was not waiting is kept).
     pub async fn woken(&self) {
         self.waiter.wakeup.notified().await;
+    }
+
+    /// The keys this client was woken for since the last call, in the
+    /// order they got data.
+    pub fn take_ready_keys(&self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut *self.waiter.ready.lock())
+            .into_iter()
+            .map(Vec::from)
+            .collect()
     }
 }
 

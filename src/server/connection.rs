@@ -242,9 +242,9 @@ impl Connection<'_> {
         let registration = shared.blocking.register(handle.id, &request);
         // The first run happens right after queueing: data pushed between
         // the command and the queueing would otherwise be missed.
-        let mut woken = false;
+        let mut woken_by = None;
         loop {
-            commands::rerun_blocked(shared, session, &mut self.output, &args, woken);
+            commands::rerun_blocked(shared, session, &mut self.output, &args, woken_by);
             if session.block.take().is_none() {
                 // Served (or failed): the reply is in `output`. Dropping the
                 // registration wakes the next client on these keys.
@@ -275,7 +275,7 @@ impl Connection<'_> {
                     }
                 }
             }
-            woken = true;
+            woken_by = Some(registration.take_ready_keys());
         }
     }
 
