@@ -47,29 +47,86 @@ pub struct Config {
     pub accepted_only: BTreeMap<&'static str, String>,
 }
 
+/// How an accepted-only parameter's value is checked, as Redis checks it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepts {
+    /// yes or no.
+    YesNo,
+    /// An integer between the bounds.
+    Integer(i64, i64),
+    /// A byte count (Redis's memory units), up to i64::MAX.
+    Memory,
+}
+
 /// Redis 7 tuning parameters Larder accepts and reports but does not act on,
-/// with Redis's defaults. Larder's data structures do not switch encodings
-/// at thresholds, so these have nothing to steer.
-pub const ACCEPTED_ONLY: &[(&str, &str)] = &[
-    ("activerehashing", "yes"),
-    ("hash-max-listpack-entries", "128"),
-    ("hash-max-listpack-value", "64"),
-    ("hll-sparse-max-bytes", "3000"),
-    ("lazyfree-lazy-eviction", "no"),
-    ("lazyfree-lazy-expire", "no"),
-    ("lazyfree-lazy-server-del", "no"),
-    ("lazyfree-lazy-user-del", "no"),
-    ("lazyfree-lazy-user-flush", "no"),
-    ("list-compress-depth", "0"),
-    ("list-max-listpack-size", "-2"),
-    ("set-max-intset-entries", "512"),
-    ("set-max-listpack-entries", "128"),
-    ("set-max-listpack-value", "64"),
-    ("stream-node-max-bytes", "4096"),
-    ("stream-node-max-entries", "100"),
-    ("zset-max-listpack-entries", "128"),
-    ("zset-max-listpack-value", "64"),
+/// with Redis's compiled-in defaults. Larder's data structures do not switch
+/// encodings at thresholds, so these have nothing to steer.
+pub const ACCEPTED_ONLY: &[(&str, &str, Accepts)] = &[
+    ("activerehashing", "yes", Accepts::YesNo),
+    (
+        "hash-max-listpack-entries",
+        "512",
+        Accepts::Integer(0, i64::MAX),
+    ),
+    ("hash-max-listpack-value", "64", Accepts::Memory),
+    ("hll-sparse-max-bytes", "3000", Accepts::Memory),
+    ("lazyfree-lazy-eviction", "no", Accepts::YesNo),
+    ("lazyfree-lazy-expire", "no", Accepts::YesNo),
+    ("lazyfree-lazy-server-del", "no", Accepts::YesNo),
+    ("lazyfree-lazy-user-del", "no", Accepts::YesNo),
+    ("lazyfree-lazy-user-flush", "no", Accepts::YesNo),
+    (
+        "list-compress-depth",
+        "0",
+        Accepts::Integer(0, i32::MAX as i64),
+    ),
+    (
+        "list-max-listpack-size",
+        "-2",
+        Accepts::Integer(i32::MIN as i64, i32::MAX as i64),
+    ),
+    (
+        "set-max-intset-entries",
+        "512",
+        Accepts::Integer(0, i64::MAX),
+    ),
+    (
+        "set-max-listpack-entries",
+        "128",
+        Accepts::Integer(0, i64::MAX),
+    ),
+    ("set-max-listpack-value", "64", Accepts::Memory),
+    ("stream-node-max-bytes", "4096", Accepts::Memory),
+    (
+        "stream-node-max-entries",
+        "100",
+        Accepts::Integer(0, i64::MAX),
+    ),
+    (
+        "zset-max-listpack-entries",
+        "128",
+        Accepts::Integer(0, i64::MAX),
+    ),
+    ("zset-max-listpack-value", "64", Accepts::Memory),
 ];
+
+impl Accepts {
+    /// The value as CONFIG GET will show it, or Redis's reason to refuse it.
+    fn check(self, value: &str) -> Result<String, String> {
+        match self {
+            Accepts::YesNo => match value.to_ascii_lowercase().as_str() {
+                "yes" => Ok("yes".into()),
+                "no" => Ok("no".into()),
+                _ => Err("argument must be 'yes' or 'no'".into()),
+            },
+            Accepts::Integer(min, max) => ranged(value, min, max).map(|n| n.to_string()),
+            Accepts::Memory => match parse_memory(value) {
+                Some(n) if n <= i64::MAX as u64 => Ok(n.to_string()),
+                _ => Err("argument must be a memory value".into()),
+            },
+        }
+    }
+}
 
 /// Old names Redis still accepts for some of them.
 const ALIASES: &[(&str, &str)] = &[
@@ -380,7 +437,7 @@ impl Default for Config {
             shards: 0,
             accepted_only: ACCEPTED_ONLY
                 .iter()
-                .map(|(k, v)| (*k, v.to_string()))
+                .map(|(k, v, _)| (*k, v.to_string()))
                 .collect(),
         };
         for setting in SETTINGS {
@@ -403,7 +460,7 @@ impl Config {
     /// All setting names, real ones and accepted-only ones, sorted.
     pub fn names() -> Vec<&'static str> {
         let mut names: Vec<&'static str> = SETTINGS.iter().map(|s| s.name).collect();
-        names.extend(ACCEPTED_ONLY.iter().map(|(n, _)| *n));
+        names.extend(ACCEPTED_ONLY.iter().map(|(n, _, _)| *n));
         names.extend(ALIASES.iter().map(|(n, _)| *n));
         names.sort_unstable();
         names
@@ -425,9 +482,12 @@ impl Config {
             return (setting.set)(self, value)
                 .map_err(|reason| ConfigError::Invalid { name, reason });
         }
-        match ACCEPTED_ONLY.iter().find(|(n, _)| *n == name) {
-            Some((key, _)) => {
-                self.accepted_only.insert(key, value.to_string());
+        match ACCEPTED_ONLY.iter().find(|(n, _, _)| *n == name) {
+            Some((key, _, accepts)) => {
+                let value = accepts
+                    .check(value)
+                    .map_err(|reason| ConfigError::Invalid { name, reason })?;
+                self.accepted_only.insert(key, value);
                 Ok(())
             }
             None => Err(ConfigError::Unknown(name)),

@@ -20,6 +20,9 @@ fn object_matches_redis_for_strings() {
         OBJECT REFCOUNT text
         OBJECT REFCOUNT missing
         OBJECT FREQ text
+        OBJECT IDLETIME text
+        OBJECT IDLETIME missing
+        OBJECT HELP
         OBJECT
         OBJECT ENCODING
         OBJECT NOSUCH x
@@ -56,4 +59,33 @@ fn memory_usage_grows_with_the_value() {
         .unwrap();
     assert!((1..200).contains(&small), "small key costs {small}");
     assert!((10_000..10_300).contains(&large), "large key costs {large}");
+}
+
+#[test]
+fn idletime_counts_from_the_last_access() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("k")
+        .query(&mut con)
+        .unwrap();
+    assert!((1..=3).contains(&idle), "idle {idle}");
+    // OBJECT and EXISTS are not accesses; GET is.
+    let _: i64 = redis::cmd("EXISTS").arg("k").query(&mut con).unwrap();
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("k")
+        .query(&mut con)
+        .unwrap();
+    assert!(idle >= 1, "EXISTS touched the key");
+    let _: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    let idle: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("k")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(idle, 0);
 }

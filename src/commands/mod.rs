@@ -13,6 +13,7 @@ mod connection;
 mod hash;
 mod keyspace;
 mod list;
+mod long_double;
 mod object;
 mod server;
 mod set;

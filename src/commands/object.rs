@@ -50,6 +50,14 @@ static OBJECT_SUBCOMMANDS: &[CommandSpec] = &[
             "Returns the logarithmic access frequency counter of a Redis object.",
             "O(1)",
         ),
+    CommandSpec::new("object|idletime", 3, READONLY, KEY_AT_2, object_idletime)
+        .acl(KEYSPACE)
+        .doc(
+            "generic",
+            "2.2.3",
+            "Returns the time since the last access to a Redis object.",
+            "O(1)",
+        ),
     CommandSpec::new("object|refcount", 3, READONLY, KEY_AT_2, object_refcount)
         .acl(KEYSPACE)
         .doc(
@@ -94,7 +102,7 @@ fn with_entry(
     let now = ctx.now_ms;
     let entry = {
         let mut locked = ctx.locks.key(key)?;
-        locked.db(db, key)?.get(key, now).cloned()
+        locked.db(db, key)?.peek(key, now).cloned()
     };
     match entry {
         Some(entry) => f(ctx, &entry),
@@ -136,6 +144,14 @@ fn object_freq(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     })
 }
 
+fn object_idletime(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let now = ctx.now_ms;
+    with_entry(ctx, argv, |ctx, entry| {
+        ctx.out.int(entry.idle_secs(now) as i64);
+        Ok(())
+    })
+}
+
 fn object_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     super::reply_help(
         ctx,
@@ -147,6 +163,9 @@ fn object_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
             "FREQ <key>",
             "    Return the access frequency index of the <key>. The returned integer is",
             "    proportional to the logarithm of the recent access frequency of the key.",
+            "IDLETIME <key>",
+            "    Return the idle time of the <key>, that is the approximated number of",
+            "    seconds elapsed since the last access to the key.",
             "REFCOUNT <key>",
             "    Return the number of references of the value associated with the specified",
             "    <key>.",

@@ -194,6 +194,38 @@ fn glob_match_impl(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bo
     p.is_empty() && s.is_empty()
 }
 
+/// A SCAN cursor as Redis's `parseScanCursorOrReply` reads it with
+/// `strtoul`: no leading space, an optional sign (a negative number wraps
+/// around, as in C), digits up to u64::MAX, nothing after them (a NUL byte
+/// ends the C string). The empty string is cursor 0.
+pub fn parse_cursor(arg: &[u8]) -> Option<u64> {
+    let arg = match arg.iter().position(|&b| b == 0) {
+        Some(end) => &arg[..end],
+        None => arg,
+    };
+    match arg.first() {
+        None => return Some(0),
+        Some(b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r') => return None,
+        Some(_) => {}
+    }
+    let (negative, digits) = match arg.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        Some((b'+', rest)) => (false, rest),
+        _ => (false, arg),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let magnitude = digits.iter().try_fold(0u64, |n, &d| {
+        n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+    })?;
+    Some(if negative {
+        magnitude.wrapping_neg()
+    } else {
+        magnitude
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

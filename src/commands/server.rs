@@ -766,6 +766,7 @@ fn stats_section(ctx: &Ctx) -> String {
         ("total_net_output_bytes", get(&stats.net_output_bytes)),
         ("rejected_connections", get(&stats.rejected_connections)),
         ("expired_keys", get(&stats.expired_keys)),
+        ("expired_subkeys", get(&stats.expired_subkeys)),
         ("evicted_keys", "0".into()),
         ("total_error_replies", get(&stats.error_replies)),
     ])

@@ -33,6 +33,8 @@ pub struct Stats {
     pub net_input_bytes: AtomicU64,
     pub net_output_bytes: AtomicU64,
     pub expired_keys: AtomicU64,
+    /// Hash fields reclaimed by their own TTL.
+    pub expired_subkeys: AtomicU64,
 }
 
 impl Stats {
@@ -46,6 +48,7 @@ impl Stats {
             &self.net_input_bytes,
             &self.net_output_bytes,
             &self.expired_keys,
+            &self.expired_subkeys,
         ] {
             counter.store(0, Ordering::Relaxed);
         }

@@ -23,7 +23,7 @@ use smallvec::SmallVec;
 
 pub use clock::Clock;
 pub use ops::{parse_float_value, parse_int_value};
-pub use shard::{Db, RemovedContents, Shard};
+pub use shard::{Db, ExpiredCounts, RemovedContents, Shard};
 pub use value::{Entry, Key, Value};
 
 use crate::error::{Error, Result};

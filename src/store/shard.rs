@@ -17,6 +17,13 @@ pub struct Db {
     /// (expiry time, key) for every key with a TTL, earliest first: active
     /// expiry pops from the front instead of sampling.
     expires: BTreeSet<(u64, Key)>,
+    /// Hashes with field TTLs, filed under their earliest field expiry, so
+    /// that active expiry reclaims due fields without scanning. A filed time
+    /// is never later than the hash's real earliest expiry (it may be earlier
+    /// after a field was removed: popping it then just refiles the hash).
+    field_expires: BTreeSet<(u64, Key)>,
+    /// The time each hash is filed under in `field_expires`.
+    field_expires_of: HashMap<Key, u64, RandomState>,
     /// Keys some client WATCHes, with the version their last change got.
     watched: HashMap<Key, WatchSlot, RandomState>,
     version_clock: u64,
@@ -44,6 +51,11 @@ impl Db {
         self.expires.len()
     }
 
+    /// Number of hashes with field TTLs (Redis 7.4's `subexpiry`).
+    pub fn field_volatile_len(&self) -> usize {
+        self.field_expires_of.len()
+    }
+
     /// Reclaims `key` if its TTL has passed. Returns true if it is (still) live.
     fn expire_if_due(&mut self, key: &[u8], now_ms: u64) -> bool {
         match self.entries.get(key) {
@@ -60,6 +72,14 @@ impl Db {
     /// key reads as missing and is reclaimed by the next write to it or by
     /// active expiry (GET hits stay read-only).
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
+        let entry = self.peek(key, now_ms)?;
+        entry.mark_access(now_ms);
+        Some(entry)
+    }
+
+    /// Like [`Db::get`], without counting as an access (OBJECT, TTL-like
+    /// introspection).
+    pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         self.entries
             .get(key)
             .filter(|entry| !entry.is_expired(now_ms))
@@ -69,14 +89,19 @@ impl Db {
     /// [`Db::touch`] after changing it, so WATCH and change observers see it.
     pub fn value_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Value> {
         if self.expire_if_due(key, now_ms) {
-            self.entries.get_mut(key).map(|e| &mut e.value)
+            self.entries.get_mut(key).map(|entry| {
+                entry.mark_access(now_ms);
+                &mut entry.value
+            })
         } else {
             None
         }
     }
 
+    /// Whether `key` is live; not an access (EXISTS, like Redis, does not
+    /// touch the key).
     pub fn contains(&self, key: &[u8], now_ms: u64) -> bool {
-        self.get(key, now_ms).is_some()
+        self.peek(key, now_ms).is_some()
     }
 
     /// Stores `value` under `key` with the given expiry, replacing whatever
@@ -88,23 +113,28 @@ impl Db {
         expires_at: Option<u64>,
         now_ms: u64,
     ) -> Option<Entry> {
+        let field_expiry = match &value {
+            Value::Hash(hash) => hash.next_field_expiry(),
+            _ => None,
+        };
         let live = self.expire_if_due(key, now_ms);
         let previous = if live {
             let entry = self.entries.get_mut(key)?;
             let old_expiry = entry.expires_at;
-            let old = std::mem::replace(entry, Entry { value, expires_at });
+            let old = std::mem::replace(entry, Entry::new(value, expires_at, now_ms));
             if old_expiry != expires_at {
                 self.reindex_expiry(key, old_expiry, expires_at);
             }
             Some(old)
         } else {
             self.entries
-                .insert(Key::from(key), Entry { value, expires_at });
+                .insert(Key::from(key), Entry::new(value, expires_at, now_ms));
             if let Some(at) = expires_at {
                 self.expires.insert((at, Key::from(key)));
             }
             None
         };
+        self.file_field_expiry(key, field_expiry);
         self.touch(key);
         previous
     }
@@ -123,8 +153,41 @@ impl Db {
         if let Some(at) = entry.expires_at {
             self.expires.remove(&(at, Key::from(key)));
         }
+        self.file_field_expiry(key, None);
         self.touch(key);
         Some(entry)
+    }
+
+    /// Files the hash at `key` under its current earliest field expiry for
+    /// active reclamation, or unfiles it if none of its fields has a TTL.
+    /// Call after changing field TTLs in place (HEXPIRE, HPERSIST, HSET...).
+    pub fn index_field_expiry(&mut self, key: &[u8]) {
+        let next = match self.entries.get(key) {
+            Some(Entry {
+                value: Value::Hash(hash),
+                ..
+            }) => hash.next_field_expiry(),
+            _ => None,
+        };
+        self.file_field_expiry(key, next);
+    }
+
+    fn file_field_expiry(&mut self, key: &[u8], at: Option<u64>) {
+        if at.is_none() && self.field_expires_of.is_empty() {
+            return;
+        }
+        let filed = self.field_expires_of.get(key).copied();
+        if filed == at {
+            return;
+        }
+        if let Some(old) = filed {
+            self.field_expires.remove(&(old, Key::from(key)));
+            self.field_expires_of.remove(key);
+        }
+        if let Some(at) = at {
+            self.field_expires.insert((at, Key::from(key)));
+            self.field_expires_of.insert(Key::from(key), at);
+        }
     }
 
     /// Sets or clears the expiry of a live key. Returns false if there is none.
@@ -196,6 +259,8 @@ impl Db {
         RemovedContents {
             _entries: std::mem::take(&mut self.entries),
             _expires: std::mem::take(&mut self.expires),
+            _field_expires: std::mem::take(&mut self.field_expires),
+            _field_expires_of: std::mem::take(&mut self.field_expires_of),
         }
     }
 
@@ -204,6 +269,8 @@ impl Db {
     pub fn swap_contents(a: &mut Db, b: &mut Db) {
         std::mem::swap(&mut a.entries, &mut b.entries);
         std::mem::swap(&mut a.expires, &mut b.expires);
+        std::mem::swap(&mut a.field_expires, &mut b.field_expires);
+        std::mem::swap(&mut a.field_expires_of, &mut b.field_expires_of);
         for db in [&mut *a, &mut *b] {
             let watched: Vec<Key> = db.watched.keys().cloned().collect();
             for key in watched {
@@ -212,8 +279,22 @@ impl Db {
         }
     }
 
-    /// Reclaims at most `limit` keys whose TTL passed; returns how many.
+    /// Reclaims at most `limit` keys whose TTL passed and at most `limit`
+    /// hash fields whose TTL passed; returns how many of both (see
+    /// [`Db::expire_due_counts`] for them apart).
     pub fn expire_due(&mut self, now_ms: u64, limit: usize) -> usize {
+        let counts = self.expire_due_counts(now_ms, limit);
+        counts.keys + counts.fields
+    }
+
+    /// [`Db::expire_due`], with keys and hash fields counted apart.
+    pub fn expire_due_counts(&mut self, now_ms: u64, limit: usize) -> ExpiredCounts {
+        let keys = self.expire_due_keys(now_ms, limit);
+        let fields = self.expire_due_fields(now_ms, limit);
+        ExpiredCounts { keys, fields }
+    }
+
+    fn expire_due_keys(&mut self, now_ms: u64, limit: usize) -> usize {
         let mut reclaimed = 0;
         while reclaimed < limit {
             let Some((at, _)) = self.expires.first() else {
@@ -226,6 +307,7 @@ impl Db {
                 break;
             };
             if self.entries.remove(&*key).is_some() {
+                self.file_field_expiry(&key, None);
                 self.touch(&key);
             }
             reclaimed += 1;
@@ -235,6 +317,51 @@ impl Db {
             && self.entries.len() < self.entries.capacity() / 4
         {
             self.entries.shrink_to_fit();
+        }
+        reclaimed
+    }
+
+    /// Reclaims due hash fields, earliest hash first, at most `limit` fields
+    /// and `limit` hashes looked at. A hash left empty is removed, as Redis
+    /// does; a changed one is touched for WATCH.
+    fn expire_due_fields(&mut self, now_ms: u64, limit: usize) -> usize {
+        let mut reclaimed = 0;
+        let mut visited = 0;
+        while reclaimed < limit && visited < limit {
+            let Some((at, _)) = self.field_expires.first() else {
+                break;
+            };
+            if *at >= now_ms {
+                break;
+            }
+            let Some((_, key)) = self.field_expires.pop_first() else {
+                break;
+            };
+            visited += 1;
+            self.field_expires_of.remove(&key);
+            let (removed, empty, next) = {
+                let Some(entry) = self.entries.get_mut(&*key) else {
+                    continue;
+                };
+                if entry.is_expired(now_ms) {
+                    // The whole key is due: key expiry reclaims it.
+                    continue;
+                }
+                let Value::Hash(hash) = &mut entry.value else {
+                    continue;
+                };
+                let removed = hash.reclaim_expired(now_ms, limit - reclaimed);
+                (removed, hash.is_empty(), hash.next_field_expiry())
+            };
+            reclaimed += removed;
+            if empty {
+                self.remove_entry(&key);
+                continue;
+            }
+            if removed > 0 {
+                self.touch(&key);
+            }
+            self.file_field_expiry(&key, next);
         }
         reclaimed
     }
@@ -278,10 +405,21 @@ impl Db {
     }
 }
 
+/// What one [`Db::expire_due_counts`] call reclaimed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ExpiredCounts {
+    /// Keys whose TTL passed.
+    pub keys: usize,
+    /// Hash fields whose TTL passed (Redis's `expired_subkeys`).
+    pub fields: usize,
+}
+
 /// Keys removed by [`Db::clear`], freed when dropped.
 pub struct RemovedContents {
     _entries: HashMap<Key, Entry, RandomState>,
     _expires: BTreeSet<(u64, Key)>,
+    _field_expires: BTreeSet<(u64, Key)>,
+    _field_expires_of: HashMap<Key, u64, RandomState>,
 }
 
 /// A shard: one [`Db`] part per logical database.

@@ -1,14 +1,85 @@
-//! Hashes.
+//! Hashes: fields and their values, with an optional expiry time per field
+//! (Redis 7.4's hash field expiration).
+//!
+//! The fields live in an insertion-ordered map (`IndexMap`), which gives O(1)
+//! lookups, O(1) access by position (for HRANDFIELD and HSCAN) and a stable
+//! iteration order. Field TTLs, when a hash has any, live beside it in a
+//! second structure ordered by time, so that due fields are found without a
+//! scan and hashes without TTLs pay one null pointer for the feature.
+//!
+//! Expired fields stay stored until something reclaims them, as in Redis: the
+//! commands that name a field reclaim it when they touch it, the active
+//! expiry cycle reclaims them in the background (`Db::expire_due`), and every
+//! reader skips them meanwhile. [`HashValue::len`] counts them until then,
+//! which is what Redis 7.4's HLEN reports.
+//!
+//! Order: while a hash is small (Redis's listpack encoding), removing a field
+//! shifts the later ones down, so iteration order is Redis's listpack order
+//! (insertion order, an updated field keeps its place). Once it is large
+//! (Redis's hashtable encoding, where Redis's own order is its hash table's),
+//! removal moves the last field into the hole: O(1), and the property HSCAN's
+//! cursor relies on (see [`HashValue::scan`]).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
-/// A hash of fields to values.
+use foldhash::fast::RandomState;
+use indexmap::IndexMap;
+
+/// Redis's `hash-max-listpack-entries` default: more fields than this and a
+/// hash is reported as `hashtable`.
+pub const LISTPACK_MAX_ENTRIES: usize = 128;
+/// Redis's `hash-max-listpack-value` default: a longer field or value and a
+/// hash is reported as `hashtable`.
+pub const LISTPACK_MAX_VALUE: usize = 64;
+
+type Bytes = Box<[u8]>;
+
+/// A hash of fields to values, with optional per-field expiry times (Unix
+/// milliseconds; a field is gone once the clock is past its time, as keys are).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct HashValue {
-    fields: HashMap<Vec<u8>, Vec<u8>>,
+    fields: IndexMap<Bytes, Bytes, RandomState>,
+    ttls: Option<Box<FieldTtls>>,
+    /// Redis never converts a hash back to a listpack: once it outgrew the
+    /// listpack limits it stays a hashtable, whatever is removed later.
+    hashtable: bool,
+    /// A field-expiry command ran on this hash while it was a listpack, which
+    /// Redis 7.4 turns into a `listpackex` for good.
+    listpack_ex: bool,
+}
+
+/// The expiry times of the fields that have one, by field and by time.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct FieldTtls {
+    by_field: HashMap<Bytes, u64, RandomState>,
+    by_time: BTreeSet<(u64, Bytes)>,
+}
+
+impl FieldTtls {
+    fn remove(&mut self, field: &[u8]) -> Option<u64> {
+        let (name, at) = self.by_field.remove_entry(field)?;
+        self.by_time.remove(&(at, name));
+        Some(at)
+    }
+
+    fn set(&mut self, field: &[u8], at: u64) {
+        self.remove(field);
+        self.by_field.insert(Bytes::from(field), at);
+        self.by_time.insert((at, Bytes::from(field)));
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_field.is_empty()
+    }
 }
 
 impl HashValue {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Number of stored fields, including expired ones not reclaimed yet (what
+    /// Redis 7.4's HLEN reports).
     pub fn len(&self) -> usize {
         self.fields.len()
     }
@@ -18,22 +89,399 @@ impl HashValue {
     }
 
     pub fn heap_size(&self) -> usize {
-        self.fields
+        let fields: usize = self
+            .fields
             .iter()
-            .map(|(f, v)| f.capacity() + v.capacity() + 48)
-            .sum()
+            .map(|(f, v)| f.len() + v.len())
+            .sum::<usize>()
+            + self.fields.capacity() * (std::mem::size_of::<(Bytes, Bytes)>() + 16);
+        let ttls = self.ttls.as_ref().map_or(0, |t| {
+            t.by_field.keys().map(|f| 2 * f.len() + 80).sum::<usize>()
+        });
+        fields + ttls
     }
 
+    /// The encoding Redis 7.4 would report (OBJECT ENCODING).
     pub fn encoding(&self) -> &'static str {
-        if self.fields.len() <= 128
-            && self
-                .fields
-                .iter()
-                .all(|(f, v)| f.len() <= 64 && v.len() <= 64)
-        {
-            "listpack"
-        } else {
+        if self.hashtable {
             "hashtable"
+        } else if self.listpack_ex {
+            "listpackex"
+        } else {
+            "listpack"
         }
+    }
+
+    /// Whether the hash is still within the listpack limits (then replies
+    /// list it in insertion order and HSCAN returns it in one call, as Redis
+    /// does).
+    pub fn is_small(&self) -> bool {
+        !self.hashtable
+    }
+
+    /// Records that `count` fields are about to be set at once: Redis
+    /// converts a listpack to a hashtable up front when a command sets more
+    /// fields than the listpack limit, duplicates or not.
+    pub fn reserve_fields(&mut self, count: usize) {
+        if count > LISTPACK_MAX_ENTRIES {
+            self.hashtable = true;
+        }
+        self.fields.reserve(count.min(LISTPACK_MAX_ENTRIES));
+    }
+
+    /// Records that a field-expiry command ran on this hash (`listpackex`).
+    pub fn mark_field_expiry_used(&mut self) {
+        self.listpack_ex = true;
+    }
+
+    fn note_sizes(&mut self, field: &[u8], value: &[u8]) {
+        if field.len() > LISTPACK_MAX_VALUE
+            || value.len() > LISTPACK_MAX_VALUE
+            || self.fields.len() > LISTPACK_MAX_ENTRIES
+        {
+            self.hashtable = true;
+        }
+    }
+
+    /// Whether `field` is stored but its time has passed.
+    fn is_expired(&self, field: &[u8], now_ms: u64) -> bool {
+        match &self.ttls {
+            None => false,
+            Some(ttls) => matches!(ttls.by_field.get(field), Some(&at) if at < now_ms),
+        }
+    }
+
+    /// The value of a live field.
+    pub fn get(&self, field: &[u8], now_ms: u64) -> Option<&[u8]> {
+        let value = self.fields.get(field)?;
+        if self.is_expired(field, now_ms) {
+            None
+        } else {
+            Some(value)
+        }
+    }
+
+    pub fn contains(&self, field: &[u8], now_ms: u64) -> bool {
+        self.get(field, now_ms).is_some()
+    }
+
+    /// A live field's expiry time as HTTL and friends see it: `None` if
+    /// there is no such field (or it expired), `Some(None)` if it never
+    /// expires, `Some(Some(at))` if it expires at `at`.
+    pub fn field_expiry(&self, field: &[u8], now_ms: u64) -> Option<Option<u64>> {
+        if !self.fields.contains_key(field) {
+            return None;
+        }
+        match self.ttls.as_ref().and_then(|t| t.by_field.get(field)) {
+            None => Some(None),
+            Some(&at) if at < now_ms => None,
+            Some(&at) => Some(Some(at)),
+        }
+    }
+
+    /// Number of live fields.
+    pub fn live_len(&self, now_ms: u64) -> usize {
+        self.fields.len() - self.expired_count(now_ms)
+    }
+
+    fn expired_count(&self, now_ms: u64) -> usize {
+        match &self.ttls {
+            None => 0,
+            Some(ttls) => ttls.by_time.range(..(now_ms, Bytes::default())).count(),
+        }
+    }
+
+    /// The live fields and values, in iteration order.
+    pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.fields
+            .iter()
+            .filter(move |(field, _)| !self.is_expired(field, now_ms))
+            .map(|(field, value)| (&**field, &**value))
+    }
+
+    /// The field and value stored at `index` in iteration order (expired
+    /// or not; callers reclaim expired fields first or check them).
+    pub fn get_index(&self, index: usize) -> Option<(&[u8], &[u8])> {
+        self.fields
+            .get_index(index)
+            .map(|(field, value)| (&**field, &**value))
+    }
+
+    /// Sets `field` to `value`, clearing any TTL the field had (HSET).
+    /// Returns true if the field is new.
+    pub fn set(&mut self, field: &[u8], value: &[u8]) -> bool {
+        if let Some(ttls) = &mut self.ttls {
+            ttls.remove(field);
+            if ttls.is_empty() {
+                self.ttls = None;
+            }
+        }
+        self.set_keep_ttl(field, value)
+    }
+
+    /// Sets `field` to `value`, keeping its TTL if it has one (HINCRBY).
+    /// Returns true if the field is new.
+    pub fn set_keep_ttl(&mut self, field: &[u8], value: &[u8]) -> bool {
+        let created = match self.fields.get_mut(field) {
+            Some(stored) => {
+                if stored.len() == value.len() {
+                    stored.copy_from_slice(value);
+                } else {
+                    *stored = Bytes::from(value);
+                }
+                false
+            }
+            None => {
+                self.fields.insert(Bytes::from(field), Bytes::from(value));
+                true
+            }
+        };
+        self.note_sizes(field, value);
+        created
+    }
+
+    /// Removes `field` and its TTL; true if it was stored (expired or not).
+    pub fn remove(&mut self, field: &[u8]) -> bool {
+        let removed = if self.hashtable {
+            self.fields.swap_remove(field)
+        } else {
+            self.fields.shift_remove(field)
+        };
+        if removed.is_none() {
+            return false;
+        }
+        if let Some(ttls) = &mut self.ttls {
+            ttls.remove(field);
+            if ttls.is_empty() {
+                self.ttls = None;
+            }
+        }
+        true
+    }
+
+    /// Removes `field` if its time has passed; true if it did.
+    pub fn reclaim_if_expired(&mut self, field: &[u8], now_ms: u64) -> bool {
+        self.is_expired(field, now_ms) && self.remove(field)
+    }
+
+    /// Removes up to `max` fields whose time has passed, earliest first;
+    /// returns how many.
+    pub fn reclaim_expired(&mut self, now_ms: u64, max: usize) -> usize {
+        let mut reclaimed = 0;
+        while reclaimed < max {
+            let Some(ttls) = &self.ttls else { break };
+            let Some((at, field)) = ttls.by_time.first() else {
+                break;
+            };
+            if *at >= now_ms {
+                break;
+            }
+            let field = field.clone();
+            self.remove(&field);
+            reclaimed += 1;
+        }
+        reclaimed
+    }
+
+    /// Whether any field has a TTL.
+    pub fn has_field_ttls(&self) -> bool {
+        self.ttls.is_some()
+    }
+
+    /// The earliest field expiry time, if any field has a TTL.
+    pub fn next_field_expiry(&self) -> Option<u64> {
+        self.ttls
+            .as_ref()
+            .and_then(|t| t.by_time.first().map(|(at, _)| *at))
+    }
+
+    /// Gives a stored field an expiry time; false if there is no such field.
+    pub fn set_field_expiry(&mut self, field: &[u8], at: u64) -> bool {
+        if !self.fields.contains_key(field) {
+            return false;
+        }
+        self.ttls
+            .get_or_insert_with(Default::default)
+            .set(field, at);
+        true
+    }
+
+    /// Removes the TTL of a field; true if it had one.
+    pub fn persist_field(&mut self, field: &[u8]) -> bool {
+        let Some(ttls) = &mut self.ttls else {
+            return false;
+        };
+        let had = ttls.remove(field).is_some();
+        if ttls.is_empty() {
+            self.ttls = None;
+        }
+        had
+    }
+
+    /// One HSCAN step from `cursor`, calling `visit` for each live field
+    /// visited; returns the next cursor (0 when the iteration is complete).
+    ///
+    /// A small hash is returned whole, cursor 0, as Redis does for its
+    /// listpack encoding. A large one is walked by position from the last
+    /// field down: the cursor is the number of positions not visited yet (0
+    /// to start means "all of them"), and each call visits `count`
+    /// positions. Removing a field moves the last field into its place and
+    /// adding one appends it, so a position not visited yet only ever
+    /// receives fields that were not visited yet or already visited, never
+    /// loses one: every field present for the whole iteration is returned at
+    /// least once (Redis's guarantee), some possibly twice if fields were
+    /// removed meanwhile, and a full iteration costs O(size).
+    pub fn scan<'s>(
+        &'s self,
+        cursor: u64,
+        count: usize,
+        now_ms: u64,
+        mut visit: impl FnMut(&'s [u8], &'s [u8]),
+    ) -> u64 {
+        if !self.hashtable {
+            for (field, value) in self.iter_live(now_ms) {
+                visit(field, value);
+            }
+            return 0;
+        }
+        let len = self.fields.len() as u64;
+        let mut remaining = if cursor == 0 { len } else { cursor.min(len) };
+        let mut visited = 0;
+        while remaining > 0 && visited < count {
+            remaining -= 1;
+            visited += 1;
+            if let Some((field, value)) = self.fields.get_index(remaining as usize) {
+                if !self.is_expired(field, now_ms) {
+                    visit(field, value);
+                }
+            }
+        }
+        remaining
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hash(pairs: &[(&str, &str)]) -> HashValue {
+        let mut h = HashValue::new();
+        for (f, v) in pairs {
+            h.set(f.as_bytes(), v.as_bytes());
+        }
+        h
+    }
+
+    fn keys(h: &HashValue, now: u64) -> Vec<String> {
+        h.iter_live(now)
+            .map(|(f, _)| String::from_utf8_lossy(f).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn small_hashes_keep_listpack_order() {
+        let mut h = hash(&[("a", "1"), ("b", "2"), ("c", "3"), ("d", "4")]);
+        h.set(b"b", b"22");
+        assert!(h.remove(b"a"));
+        assert!(!h.remove(b"a"));
+        assert_eq!(keys(&h, 0), ["b", "c", "d"]);
+        assert_eq!(h.get(b"b", 0), Some(&b"22"[..]));
+        assert_eq!(h.encoding(), "listpack");
+    }
+
+    #[test]
+    fn encodings_follow_redis_limits() {
+        let mut h = hash(&[("f", "v")]);
+        h.mark_field_expiry_used();
+        assert_eq!(h.encoding(), "listpackex");
+        h.set(b"long", &[b'x'; 65]);
+        assert_eq!(h.encoding(), "hashtable");
+        h.remove(b"long");
+        assert_eq!(h.encoding(), "hashtable", "never converted back");
+
+        let mut h = HashValue::new();
+        for i in 0..128 {
+            h.set(format!("f{i}").as_bytes(), b"v");
+        }
+        assert_eq!(h.encoding(), "listpack");
+        h.set(b"one-more", b"v");
+        assert_eq!(h.encoding(), "hashtable");
+    }
+
+    #[test]
+    fn field_ttls_hide_and_reclaim() {
+        let mut h = hash(&[("a", "1"), ("b", "2"), ("c", "3")]);
+        assert!(h.set_field_expiry(b"a", 100));
+        assert!(h.set_field_expiry(b"b", 200));
+        assert!(!h.set_field_expiry(b"zz", 200));
+        assert_eq!(h.next_field_expiry(), Some(100));
+        assert_eq!(
+            h.get(b"a", 100),
+            Some(&b"1"[..]),
+            "alive at its millisecond"
+        );
+        assert_eq!(h.get(b"a", 101), None);
+        assert_eq!(h.live_len(101), 2);
+        assert_eq!(h.len(), 3, "counted until reclaimed");
+        assert_eq!(h.field_expiry(b"a", 101), None);
+        assert_eq!(h.field_expiry(b"b", 101), Some(Some(200)));
+        assert_eq!(h.field_expiry(b"c", 101), Some(None));
+        assert_eq!(h.reclaim_expired(300, 1), 1);
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.reclaim_expired(300, 10), 1);
+        assert_eq!(keys(&h, 300), ["c"]);
+        assert!(!h.has_field_ttls());
+    }
+
+    #[test]
+    fn set_clears_ttl_and_set_keep_ttl_keeps_it() {
+        let mut h = hash(&[("a", "1"), ("b", "2")]);
+        h.set_field_expiry(b"a", 100);
+        h.set_field_expiry(b"b", 100);
+        assert!(!h.set(b"a", b"x"));
+        assert_eq!(h.field_expiry(b"a", 0), Some(None));
+        assert!(!h.set_keep_ttl(b"b", b"y"));
+        assert_eq!(h.field_expiry(b"b", 0), Some(Some(100)));
+        assert!(h.persist_field(b"b"));
+        assert!(!h.persist_field(b"b"));
+        assert!(!h.has_field_ttls());
+    }
+
+    #[test]
+    fn scan_returns_every_stable_field_despite_removals() {
+        let mut h = HashValue::new();
+        for i in 0..500 {
+            h.set(format!("f{i}").as_bytes(), b"v");
+        }
+        assert!(!h.is_small());
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        let mut step = 0;
+        loop {
+            cursor = h.scan(cursor, 7, 0, |f, _| {
+                seen.insert(f.to_vec());
+            });
+            // Remove and add fields while iterating; f0..f99 stay put.
+            step += 1;
+            h.remove(format!("f{}", 100 + step).as_bytes());
+            h.set(format!("new{step}").as_bytes(), b"v");
+            if cursor == 0 {
+                break;
+            }
+        }
+        for i in 0..100 {
+            assert!(seen.contains(format!("f{i}").as_bytes()), "f{i} missed");
+        }
+    }
+
+    #[test]
+    fn small_scan_is_one_call() {
+        let h = hash(&[("a", "1"), ("b", "2")]);
+        let mut seen = Vec::new();
+        assert_eq!(
+            h.scan(0, 1, 0, |f, v| seen.push((f.to_vec(), v.to_vec()))),
+            0
+        );
+        assert_eq!(seen.len(), 2);
     }
 }
