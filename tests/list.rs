@@ -411,6 +411,11 @@ fn blocking_commands_served_at_once_match_redis() {
         BLMOVE missing d LEFT LEFT 0.01
         BRPOPLPUSH missing d 0.01
         BLPOP missing 1e-400
+        BLPOP missing 1e-4940
+        BLPOP missing 0x1p-12
+        BLPOP missing 0x.8p-3
+        BLPOP missing 1e-4960
+        BLPOP missing 0x
         # errors
         SET s v
         BLPOP s 0

@@ -11,11 +11,14 @@
 //! signals the key afterwards. Inside MULTI/EXEC a blocking command that
 //! cannot be served answers as on timeout, as in Redis.
 
+use std::time::Duration;
+
 use super::flags::*;
+use super::long_double::LongDouble;
 use super::parse::{int_arg, is_keyword, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
-use crate::server::blocking::{timeout_arg, BlockRequest, TimeoutReply, WaitKind};
+use crate::server::blocking::{BlockRequest, TimeoutReply, WaitKind};
 use crate::store::types::ListValue;
 use crate::store::{Db, Entry, Value};
 
@@ -333,6 +336,77 @@ fn reply_elements(ctx: &mut Ctx, elements: &[Element]) {
     }
 }
 
+/// Parses a blocking command's timeout (seconds, fractions allowed; 0 is
+/// forever) as Redis 7.0's `getTimeoutFromObjectOrReply`: the number is
+/// read as a C `long double` (hexadecimal and huge exponents accepted),
+/// multiplied by 1000, rounded up, and cast to `long long` — which on
+/// x86 turns an infinite or out-of-range value into LLONG_MIN, hence
+/// "timeout is negative". A deadline past the end of time (`now_ms` plus
+/// the timeout overflowing) is already due, as in Redis. (The arithmetic is
+/// done in `f64`, which only differs from Redis's for numbers needing more
+/// than 53 bits of precision.)
+pub(super) fn timeout_arg(arg: &[u8], now_ms: u64) -> Result<Option<Duration>> {
+    let seconds = LongDouble::parse(arg)
+        .map(long_double_to_f64)
+        .ok_or_else(|| Error::err("timeout is not a float or out of range"))?;
+    let millis = (seconds * 1000.0).ceil();
+    // 2^63: the first value past i64::MAX.
+    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+    let millis = if (-LIMIT..LIMIT).contains(&millis) {
+        millis as i64
+    } else {
+        i64::MIN
+    };
+    if millis < 0 {
+        return Err(Error::err("timeout is negative"));
+    }
+    if millis == 0 {
+        return Ok(None);
+    }
+    let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
+    if millis.checked_add(now).is_none() {
+        return Ok(Some(Duration::ZERO));
+    }
+    Ok(Some(Duration::from_millis(millis as u64)))
+}
+
+/// The nearest `f64`; a value too small for one stays non-zero (its
+/// timeout is 1 ms, as Redis computes it).
+fn long_double_to_f64(value: LongDouble) -> f64 {
+    let (negative, magnitude) = match value {
+        LongDouble::Infinite { negative } => (negative, f64::INFINITY),
+        LongDouble::Finite {
+            negative,
+            mantissa,
+            exponent,
+        } => {
+            let magnitude = if mantissa == 0 {
+                0.0
+            } else if exponent > 1100 {
+                f64::INFINITY
+            } else if exponent < -1200 {
+                f64::MIN_POSITIVE
+            } else {
+                // In two steps, each power of two representable.
+                let half = exponent / 2;
+                let scaled =
+                    mantissa as f64 * 2f64.powi(half as i32) * 2f64.powi((exponent - half) as i32);
+                if scaled == 0.0 {
+                    f64::MIN_POSITIVE
+                } else {
+                    scaled
+                }
+            };
+            (negative, magnitude)
+        }
+    };
+    if negative {
+        -magnitude
+    } else {
+        magnitude
+    }
+}
+
 /// A blocking command found nothing to serve it: block the client, or
 /// (inside EXEC, or outside a network connection) answer `at_once` — null
 /// for BLMOVE/BRPOPLPUSH, a null array for the others. A timeout, though,
@@ -341,7 +415,7 @@ fn reply_elements(ctx: &mut Ctx, elements: &[Element]) {
 fn block_or_timeout(
     ctx: &mut Ctx,
     keys: &[&[u8]],
-    timeout: Option<std::time::Duration>,
+    timeout: Option<Duration>,
     at_once: TimeoutReply,
 ) {
     if ctx.locks.in_transaction() || !ctx.session.blocking_allowed {
@@ -886,11 +960,55 @@ fn blocking_move(
     target: &[u8],
     from: End,
     to: End,
-    timeout: Option<std::time::Duration>,
+    timeout: Option<Duration>,
 ) -> Result<()> {
     match move_element(ctx, source, target, from, to, true)? {
         Some(element) => reply_moved(ctx, target, Some(element)),
         None => block_or_timeout(ctx, &[source], timeout, TimeoutReply::NullBulk),
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timeout(s: &str) -> std::result::Result<Option<Duration>, String> {
+        timeout_arg(s.as_bytes(), 1_700_000_000_000).map_err(|e| e.message().to_string())
+    }
+
+    #[test]
+    fn timeouts_parse_as_redis_7_0() {
+        let not_float = Err("ERR timeout is not a float or out of range".to_string());
+        let negative = Err("ERR timeout is negative".to_string());
+        assert_eq!(timeout("0"), Ok(None));
+        assert_eq!(timeout("-0.0001"), Ok(None));
+        assert_eq!(timeout("0.1"), Ok(Some(Duration::from_millis(100))));
+        assert_eq!(timeout("0.0001"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(timeout("1e-400"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(timeout("1e-4940"), Ok(Some(Duration::from_millis(1))));
+        assert_eq!(timeout("0x10"), Ok(Some(Duration::from_secs(16))));
+        assert_eq!(timeout("0x0.1p1"), Ok(Some(Duration::from_millis(125))));
+        assert_eq!(timeout("+1.5"), Ok(Some(Duration::from_millis(1500))));
+        assert_eq!(
+            timeout("9.2e15"),
+            Ok(Some(Duration::from_millis(9_200_000_000_000_000_000)))
+        );
+        assert_eq!(timeout("9.223372036854e15"), Ok(Some(Duration::ZERO)));
+        assert_eq!(timeout("-1"), negative);
+        assert_eq!(timeout("inf"), negative);
+        assert_eq!(timeout("-inf"), negative);
+        assert_eq!(timeout("1e400"), negative);
+        assert_eq!(timeout("9.3e15"), negative);
+        assert_eq!(timeout("1e5000"), not_float);
+        assert_eq!(timeout("1e-5000"), not_float);
+        assert_eq!(timeout("nan"), not_float);
+        assert_eq!(timeout(" 1"), not_float);
+        assert_eq!(timeout("1 "), not_float);
+        assert_eq!(timeout(""), not_float);
+        assert_eq!(timeout("x"), not_float);
+        assert_eq!(timeout("1e"), not_float);
+        assert_eq!(timeout("."), not_float);
+        assert_eq!(timeout("+-1"), not_float);
+    }
 }

@@ -1,5 +1,5 @@
 //! Blocking commands (BLPOP, BLMOVE, BLMPOP...): the registry of blocked
-//! clients and the timeout rules.
+//! clients, and what a blocking command asks of its connection.
 //!
 //! How a client blocks:
 //! 1. A blocking command that cannot be served writes nothing and leaves a
@@ -35,7 +35,6 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 
 /// What a blocked client waits for: data of this kind. A push of another
@@ -77,159 +76,6 @@ pub struct BlockRequest {
     pub timeout: Option<Duration>,
     pub kind: WaitKind,
     pub on_timeout: TimeoutReply,
-}
-
-/// Parses a blocking command's timeout (seconds, fractions allowed; 0 is
-/// forever) as Redis 7.0's `getTimeoutFromObjectOrReply` does: the number
-/// is read as a C `long double` (so hexadecimal and huge exponents are
-/// accepted), multiplied by 1000, rounded up, and converted to an integer
-/// (infinite or out-of-range values become negative on x86, hence "timeout
-/// is negative"). A deadline past the end of time (`now_ms` + timeout
-/// overflowing) is already due, as it is in Redis.
-pub fn timeout_arg(arg: &[u8], now_ms: u64) -> Result<Option<Duration>> {
-    let seconds = parse_long_double(arg)
-        .ok_or_else(|| Error::err("timeout is not a float or out of range"))?;
-    let millis = (seconds * 1000.0).ceil();
-    // `(long long)` of a value outside its range is LLONG_MIN on x86.
-    // 2^63: the first value past i64::MAX.
-    const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-    let millis = if (-LIMIT..LIMIT).contains(&millis) {
-        millis as i64
-    } else {
-        i64::MIN
-    };
-    if millis < 0 {
-        return Err(Error::err("timeout is negative"));
-    }
-    if millis == 0 {
-        return Ok(None);
-    }
-    let now = i64::try_from(now_ms).unwrap_or(i64::MAX);
-    if millis.checked_add(now).is_none() {
-        return Ok(Some(Duration::ZERO));
-    }
-    Ok(Some(Duration::from_millis(millis as u64)))
-}
-
-/// Largest and smallest decimal exponents of an x86 `long double`.
-const LONG_DOUBLE_MAX_EXP10: i64 = 4932;
-const LONG_DOUBLE_MIN_EXP10: i64 = -4951;
-
-/// C's `strtold` over the whole argument, as Redis's
-/// `getLongDoubleFromObject` uses it: no leading space, nothing left over,
-/// no NaN, no overflow, no underflow to zero. The result is an `f64`:
-/// values beyond its range but within a `long double`'s become infinite
-/// (too large) or the smallest normal number (too small), which gives the
-/// same timeout.
-fn parse_long_double(arg: &[u8]) -> Option<f64> {
-    if arg.is_empty() || arg.len() > 5 * 1024 || arg[0].is_ascii_whitespace() {
-        return None;
-    }
-    let text = std::str::from_utf8(arg).ok()?;
-    let (negative, body) = match text.as_bytes()[0] {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    let sign = if negative { -1.0 } else { 1.0 };
-    if body.starts_with(['+', '-']) {
-        return None;
-    }
-    let lower = body.to_ascii_lowercase();
-    if lower == "inf" || lower == "infinity" {
-        return Some(sign * f64::INFINITY);
-    }
-    let (value, exp10) = if let Some(hex) = lower.strip_prefix("0x") {
-        parse_hex_float(hex)?
-    } else {
-        if !body
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-        {
-            return None;
-        }
-        let value: f64 = body.parse().ok()?;
-        (value, decimal_exponent(body))
-    };
-    if value.is_nan() {
-        return None;
-    }
-    match exp10 {
-        // A zero mantissa (or no digits at all, which parse refused).
-        None => Some(sign * value),
-        Some(e) if !(LONG_DOUBLE_MIN_EXP10..=LONG_DOUBLE_MAX_EXP10).contains(&e) => None,
-        Some(_) if value == 0.0 => Some(sign * f64::MIN_POSITIVE),
-        Some(_) => Some(sign * value),
-    }
-}
-
-/// The decimal exponent of the first significant digit of a decimal
-/// number (`None` if every digit is zero).
-fn decimal_exponent(body: &str) -> Option<i64> {
-    let (mantissa, exponent) = match body.find(['e', 'E']) {
-        Some(at) => (
-            &body[..at],
-            body[at + 1..].parse::<i64>().unwrap_or_else(|_| {
-                // Too many digits for an i64: saturate by sign.
-                if body[at + 1..].starts_with('-') {
-                    i64::MIN / 2
-                } else {
-                    i64::MAX / 2
-                }
-            }),
-        ),
-        None => (body, 0),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let position = if let Some(i) = int_part.bytes().position(|b| b != b'0') {
-        (int_part.len() - 1 - i) as i64
-    } else {
-        let j = frac_part.bytes().position(|b| b != b'0')?;
-        -(j as i64) - 1
-    };
-    Some(position.saturating_add(exponent))
-}
-
-/// A hexadecimal float body (after `0x`): hex digits with an optional
-/// point and an optional binary exponent `p[+-]digits`. Returns the value
-/// and its approximate decimal exponent (`None` if it is zero).
-fn parse_hex_float(hex: &str) -> Option<(f64, Option<i64>)> {
-    let (mantissa, exponent) = match hex.split_once('p') {
-        Some((m, e)) => {
-            let digits = e.strip_prefix(['+', '-']).unwrap_or(e);
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let e = e.parse::<i64>().unwrap_or(if e.starts_with('-') {
-                -100_000
-            } else {
-                100_000
-            });
-            (m, e)
-        }
-        None => (hex, 0),
-    };
-    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    let mut value = 0.0f64;
-    for b in int_part.bytes() {
-        value = value * 16.0 + (b as char).to_digit(16)? as f64;
-    }
-    let mut scale = 1.0 / 16.0;
-    for b in frac_part.bytes() {
-        value += (b as char).to_digit(16)? as f64 * scale;
-        scale /= 16.0;
-    }
-    if value == 0.0 {
-        return Some((0.0, None));
-    }
-    let exp2 = value.log2().floor() as i64 + exponent;
-    // log10(2) ~ 0.30103.
-    let exp10 = exp2.saturating_mul(30103) / 100_000;
-    let scaled = value * 2f64.powi(exponent.clamp(-2000, 2000) as i32);
-    Some((scaled, Some(exp10)))
 }
 
 /// One blocked client in the queues.
@@ -454,42 +300,6 @@ impl Drop for Registration<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn timeout(s: &str) -> std::result::Result<Option<Duration>, String> {
-        timeout_arg(s.as_bytes(), 1_700_000_000_000).map_err(|e| e.message().to_string())
-    }
-
-    #[test]
-    fn timeouts_parse_as_redis_7_0() {
-        let not_float = Err("ERR timeout is not a float or out of range".to_string());
-        let negative = Err("ERR timeout is negative".to_string());
-        assert_eq!(timeout("0"), Ok(None));
-        assert_eq!(timeout("-0.0001"), Ok(None));
-        assert_eq!(timeout("0.1"), Ok(Some(Duration::from_millis(100))));
-        assert_eq!(timeout("0.0001"), Ok(Some(Duration::from_millis(1))));
-        assert_eq!(timeout("1e-400"), Ok(Some(Duration::from_millis(1))));
-        assert_eq!(timeout("0x10"), Ok(Some(Duration::from_secs(16))));
-        assert_eq!(timeout("0x0.1p1"), Ok(Some(Duration::from_millis(125))));
-        assert_eq!(timeout("+1.5"), Ok(Some(Duration::from_millis(1500))));
-        assert_eq!(
-            timeout("9.2e15"),
-            Ok(Some(Duration::from_millis(9_200_000_000_000_000_000)))
-        );
-        assert_eq!(timeout("9.223372036854e15"), Ok(Some(Duration::ZERO)));
-        assert_eq!(timeout("-1"), negative);
-        assert_eq!(timeout("inf"), negative);
-        assert_eq!(timeout("1e400"), negative);
-        assert_eq!(timeout("9.3e15"), negative);
-        assert_eq!(timeout("1e5000"), not_float);
-        assert_eq!(timeout("1e-5000"), not_float);
-        assert_eq!(timeout("nan"), not_float);
-        assert_eq!(timeout(" 1"), not_float);
-        assert_eq!(timeout("1 "), not_float);
-        assert_eq!(timeout(""), not_float);
-        assert_eq!(timeout("x"), not_float);
-        assert_eq!(timeout("1e"), not_float);
-        assert_eq!(timeout("."), not_float);
-    }
 
     fn request(keys: &[&str], kind: WaitKind) -> BlockRequest {
         BlockRequest {
