@@ -407,15 +407,18 @@ fn long_double_to_f64(value: LongDouble) -> f64 {
     }
 }
 
-/// A blocking command found nothing to serve it: block the client, or
-/// (inside EXEC, or outside a network connection) answer `at_once` — null
-/// for BLMOVE/BRPOPLPUSH, a null array for the others. A timeout, though,
-/// always answers a null array (`*-1`), as Redis 7.0 does for every list
-/// command (`replyToBlockedClientTimedOut`).
-fn block_or_timeout(
+/// A blocking command found nothing to serve it: block the client until
+/// `keys` get data of `kind`, or (inside EXEC, or outside a network
+/// connection) answer `at_once` — null for BLMOVE/BRPOPLPUSH, a null array
+/// for the others. A timeout, though, always answers a null array (`*-1`),
+/// as Redis 7.0 does for every list and sorted-set command
+/// (`replyToBlockedClientTimedOut`). Sorted sets' BZPOPMIN & co. can use
+/// it too.
+pub(super) fn block_or_timeout(
     ctx: &mut Ctx,
     keys: &[&[u8]],
     timeout: Option<Duration>,
+    kind: WaitKind,
     at_once: TimeoutReply,
 ) {
     if ctx.locks.in_transaction() || !ctx.session.blocking_allowed {
@@ -426,7 +429,7 @@ fn block_or_timeout(
         db: ctx.db(),
         keys: keys.iter().map(|k| k.to_vec()).collect(),
         timeout,
-        kind: WaitKind::List,
+        kind,
         on_timeout: TimeoutReply::NullArray,
     });
 }
@@ -922,7 +925,7 @@ fn blocking_pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> Result<()> {
     let timeout = timeout_arg(argv[argv.len() - 1], ctx.now_ms)?;
     let keys = &argv[1..argv.len() - 1];
     if !pop_first(ctx, keys, end, None, true)? {
-        block_or_timeout(ctx, keys, timeout, TimeoutReply::NullArray);
+        block_or_timeout(ctx, keys, timeout, WaitKind::List, TimeoutReply::NullArray);
     }
     Ok(())
 }
@@ -932,7 +935,7 @@ fn blmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let timeout = timeout_arg(argv[1], ctx.now_ms)?;
     let (keys, end, count) = mpop_args(argv, 2)?;
     if !pop_first(ctx, &keys, end, Some(count), true)? {
-        block_or_timeout(ctx, &keys, timeout, TimeoutReply::NullArray);
+        block_or_timeout(ctx, &keys, timeout, WaitKind::List, TimeoutReply::NullArray);
     }
     Ok(())
 }
@@ -964,7 +967,13 @@ fn blocking_move(
 ) -> Result<()> {
     match move_element(ctx, source, target, from, to, true)? {
         Some(element) => reply_moved(ctx, target, Some(element)),
-        None => block_or_timeout(ctx, &[source], timeout, TimeoutReply::NullBulk),
+        None => block_or_timeout(
+            ctx,
+            &[source],
+            timeout,
+            WaitKind::List,
+            TimeoutReply::NullBulk,
+        ),
     }
     Ok(())
 }
