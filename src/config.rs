@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::store::{MemoryLimits, Policy};
+
 /// The server's configuration.
 ///
 /// ```
@@ -41,6 +43,16 @@ pub struct Config {
     pub loglevel: String,
     /// Number of keyspace shards (Larder-specific; power of two).
     pub shards: usize,
+    /// Memory limit in bytes (`maxmemory`, 0: none).
+    pub maxmemory: u64,
+    /// What to evict when over `maxmemory` (`maxmemory-policy`).
+    pub maxmemory_policy: Policy,
+    /// Keys sampled per eviction (`maxmemory-samples`).
+    pub maxmemory_samples: u32,
+    /// `lfu-log-factor`.
+    pub lfu_log_factor: u32,
+    /// `lfu-decay-time`, in minutes.
+    pub lfu_decay_time: u32,
     /// Redis tuning parameters that have no meaning in Larder (encoding
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
@@ -71,6 +83,11 @@ pub const ACCEPTED_ONLY: &[(&str, &str, Accepts)] = &[
     ("hash-max-listpack-value", "64", Accepts::Memory),
     ("hll-sparse-max-bytes", "3000", Accepts::Memory),
     ("lazyfree-lazy-eviction", "no", Accepts::YesNo),
+    (
+        "maxmemory-eviction-tenacity",
+        "10",
+        Accepts::Integer(0, 100),
+    ),
     ("lazyfree-lazy-expire", "no", Accepts::YesNo),
     ("lazyfree-lazy-server-del", "no", Accepts::YesNo),
     ("lazyfree-lazy-user-del", "no", Accepts::YesNo),
@@ -398,6 +415,72 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "maxmemory",
+        kind: Kind::Memory,
+        mutable: true,
+        default: "0",
+        description: "Memory limit (Redis's units: 100mb, 1gb...; 0: none). Over it, keys are evicted per maxmemory-policy, or commands that add data are refused with OOM.",
+        get: |c| c.maxmemory.to_string(),
+        set: |c, v| {
+            c.maxmemory = memory(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "maxmemory-policy",
+        kind: Kind::Text,
+        mutable: true,
+        default: "noeviction",
+        description: "What to evict over maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl.",
+        get: |c| c.maxmemory_policy.name().to_string(),
+        set: |c, v| {
+            c.maxmemory_policy = Policy::parse(v).ok_or_else(|| {
+                let names: Vec<&str> = Policy::ALL.iter().map(|p| p.name()).collect();
+                format!(
+                    "argument(s) must be one of the following: {}",
+                    names.join(", ")
+                )
+            })?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "maxmemory-samples",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "5",
+        description: "Keys sampled per eviction: more is closer to true LRU/LFU, and slower.",
+        get: |c| c.maxmemory_samples.to_string(),
+        set: |c, v| {
+            c.maxmemory_samples = ranged(v, 1, i32::MAX as i64)? as u32;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "lfu-log-factor",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "10",
+        description: "How many hits it takes to raise a key's LFU counter (logarithmic). Process-wide.",
+        get: |c| c.lfu_log_factor.to_string(),
+        set: |c, v| {
+            c.lfu_log_factor = ranged(v, 0, i32::MAX as i64)? as u32;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "lfu-decay-time",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "1",
+        description: "Minutes after which an idle key's LFU counter is decremented (0: never). Process-wide.",
+        get: |c| c.lfu_decay_time.to_string(),
+        set: |c, v| {
+            c.lfu_decay_time = ranged(v, 0, i32::MAX as i64)? as u32;
+            Ok(())
+        },
+    },
 ];
 
 /// Why a setting could not be applied.
@@ -435,6 +518,11 @@ impl Default for Config {
             hz: 0,
             loglevel: String::new(),
             shards: 0,
+            maxmemory: 0,
+            maxmemory_policy: Policy::NoEviction,
+            maxmemory_samples: 0,
+            lfu_log_factor: 0,
+            lfu_decay_time: 0,
             accepted_only: ACCEPTED_ONLY
                 .iter()
                 .map(|(k, v, _)| (*k, v.to_string()))
@@ -457,6 +545,17 @@ fn canonical(name: &str) -> String {
 }
 
 impl Config {
+    /// The settings eviction follows, as one value.
+    pub fn memory_limits(&self) -> MemoryLimits {
+        MemoryLimits {
+            maxmemory: self.maxmemory,
+            policy: self.maxmemory_policy,
+            samples: self.maxmemory_samples,
+            lfu_log_factor: self.lfu_log_factor,
+            lfu_decay_time: self.lfu_decay_time,
+        }
+    }
+
     /// All setting names, real ones and accepted-only ones, sorted.
     pub fn names() -> Vec<&'static str> {
         let mut names: Vec<&'static str> = SETTINGS.iter().map(|s| s.name).collect();
@@ -560,6 +659,40 @@ mod tests {
                 setting.name
             );
         }
+    }
+
+    #[test]
+    fn eviction_settings() {
+        let mut config = Config::default();
+        assert_eq!(config.memory_limits(), MemoryLimits::default());
+        config.set("maxmemory", "20mb").unwrap();
+        config.set("maxmemory-policy", "ALLKEYS-LFU").unwrap();
+        assert_eq!(config.get("maxmemory").as_deref(), Some("20971520"));
+        assert_eq!(
+            config.get("maxmemory-policy").as_deref(),
+            Some("allkeys-lfu")
+        );
+        let reason = |name: &str, value: &str| match Config::default().set_at_runtime(name, value) {
+            Err(ConfigError::Invalid { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            reason("maxmemory-policy", "lru"),
+            "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
+        );
+        assert_eq!(reason("maxmemory", "-1"), "argument must be a memory value");
+        assert_eq!(
+            reason("maxmemory-samples", "0"),
+            "argument must be between 1 and 2147483647 inclusive"
+        );
+        assert_eq!(
+            reason("lfu-log-factor", "-1"),
+            "argument must be between 0 and 2147483647 inclusive"
+        );
+        assert_eq!(
+            reason("lfu-decay-time", "x"),
+            "argument couldn't be parsed into an integer"
+        );
     }
 
     #[test]

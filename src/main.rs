@@ -4,10 +4,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
+use larder::memory::CountingAllocator;
 use larder::{Config, Server};
 
+/// mimalloc, counted: INFO's used_memory and maxmemory eviction see exactly
+/// what the allocator handed out (see `larder::memory`).
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: CountingAllocator<mimalloc::MiMalloc> =
+    CountingAllocator::new(mimalloc::MiMalloc, "mimalloc");
 
 /// A Redis-compatible caching server.
 ///

@@ -532,6 +532,16 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         return;
     }
     session.handle.record_command(spec.name);
+    // As Redis's processCommand: evict if over maxmemory; if that fails,
+    // refuse commands that may add data (EXEC too, if it queued some).
+    let limits = shared.config.read().memory_limits();
+    if shared.store.make_room(&limits) == crate::store::Room::OutOfMemory
+        && (spec.has(flags::DENYOOM) || (spec.name == "exec" && queued_denyoom(session)))
+    {
+        let oom = b"OOM command not allowed when used memory > 'maxmemory'.";
+        reject(shared, session, out, argv[0], oom);
+        return;
+    }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {
         session.flag_transaction_error();
         out.error("ERR Command not allowed inside a transaction");
@@ -563,6 +573,16 @@ pub fn rerun_blocked(
     session.woken_by = woken_by;
     run(shared, session, out, spec, argv, None);
     session.woken_by = None;
+}
+
+/// Whether the open transaction queued a command flagged `denyoom`.
+fn queued_denyoom(session: &Session) -> bool {
+    session.multi.as_ref().is_some_and(|multi| {
+        multi.queued.iter().any(|command| {
+            let argv: SmallVec<[&[u8]; 8]> = command.iter().map(Vec::as_slice).collect();
+            !argv.is_empty() && resolve_raw(&argv).is_ok_and(|spec| spec.has(flags::DENYOOM))
+        })
+    })
 }
 
 /// Refuses a command before it runs, as Redis's `rejectCommand` does: the

@@ -91,21 +91,24 @@ static MEMORY_SUBCOMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Runs `f` on the live entry of `argv[2]`, or replies null if there is none.
-fn with_entry(
+/// Reads what `f` computes from the live entry of `argv[2]` (under its
+/// shard lock, without cloning the value), or replies null if there is none.
+/// `f`'s result is replied by `reply` after the lock is released.
+fn with_entry<R>(
     ctx: &mut Ctx,
     argv: &[&[u8]],
-    f: impl FnOnce(&mut Ctx, &Entry) -> Result<()>,
+    f: impl FnOnce(&Entry) -> R,
+    reply: impl FnOnce(&mut Ctx, R) -> Result<()>,
 ) -> Result<()> {
     let key = argv[2];
     let db = ctx.db();
     let now = ctx.now_ms;
-    let entry = {
+    let found = {
         let mut locked = ctx.locks.key(key)?;
-        locked.db(db, key)?.peek(key, now).cloned()
+        locked.db(db, key)?.peek(key, now).map(f)
     };
-    match entry {
-        Some(entry) => f(ctx, &entry),
+    match found {
+        Some(result) => reply(ctx, result),
         None => {
             ctx.out.null();
             Ok(())
@@ -114,42 +117,79 @@ fn with_entry(
 }
 
 fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    with_entry(ctx, argv, |ctx, entry| {
-        ctx.out.bulk(entry.value.encoding().as_bytes());
-        Ok(())
-    })
+    with_entry(
+        ctx,
+        argv,
+        |entry| entry.value.encoding(),
+        |ctx, encoding| {
+            ctx.out.bulk(encoding.as_bytes());
+            Ok(())
+        },
+    )
 }
 
 fn object_refcount(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    with_entry(ctx, argv, |ctx, entry| {
+    with_entry(
+        ctx,
+        argv,
         // Redis shares the integers 0..9999 and reports them with the
         // "shared" reference count; every other value has one owner.
-        let shared = match &entry.value {
+        |entry| match &entry.value {
             Value::Str(s) => super::parse::strict_i64(s).is_some_and(|n| (0..10_000).contains(&n)),
             _ => false,
-        };
-        ctx.out.int(if shared { i32::MAX as i64 } else { 1 });
-        Ok(())
-    })
+        },
+        |ctx, shared| {
+            ctx.out.int(if shared { i32::MAX as i64 } else { 1 });
+            Ok(())
+        },
+    )
+}
+
+/// Whether an LFU `maxmemory-policy` is selected.
+fn lfu_policy(ctx: &Ctx) -> bool {
+    ctx.shared.config.read().maxmemory_policy.is_lfu()
 }
 
 fn object_freq(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    with_entry(ctx, argv, |_ctx, _entry| {
-        // Access frequency is only tracked under an LFU eviction policy,
-        // and Larder has none selected.
-        Err(Error::err(
-            "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
-             switching between policies at runtime LRU and LFU data will take some time to adjust.",
-        ))
-    })
+    let now = ctx.now_ms;
+    let lfu = lfu_policy(ctx);
+    with_entry(
+        ctx,
+        argv,
+        |entry| entry.frequency(now),
+        |ctx, frequency| {
+            // Larder keeps the counter under every policy, but reports it,
+            // as Redis does, only under an LFU one.
+            if !lfu {
+                return Err(Error::err(
+                    "An LFU maxmemory policy is not selected, access frequency not tracked. Please note that when \
+                     switching between policies at runtime LRU and LFU data will take some time to adjust.",
+                ));
+            }
+            ctx.out.int(frequency as i64);
+            Ok(())
+        },
+    )
 }
 
 fn object_idletime(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
-    with_entry(ctx, argv, |ctx, entry| {
-        ctx.out.int(entry.idle_secs(now) as i64);
-        Ok(())
-    })
+    let lfu = lfu_policy(ctx);
+    with_entry(
+        ctx,
+        argv,
+        |entry| entry.idle_secs(now),
+        |ctx, idle| {
+            if lfu {
+                return Err(Error::err(
+                    "An LFU maxmemory policy is selected, idle time not tracked. Please note that when \
+                     switching between policies at runtime LRU and LFU data will take some time to adjust.",
+                ));
+            }
+            ctx.out.int(idle as i64);
+            Ok(())
+        },
+    )
 }
 
 fn object_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
@@ -175,9 +215,10 @@ fn object_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 }
 
 /// Bytes a key costs: the key, the entry in its shard's map (with the map's
-/// per-slot overhead), and the value's heap.
+/// per-slot overhead: the stored hash, the 8-byte index in the table and its
+/// control byte), and the value's heap.
 pub fn entry_memory(key_len: usize, entry: &Entry) -> usize {
-    const MAP_SLOT_OVERHEAD: usize = 8;
+    const MAP_SLOT_OVERHEAD: usize = 17;
     let expiry_index = if entry.expires_at.is_some() {
         8 + 16 + key_len
     } else {
@@ -203,10 +244,15 @@ fn memory_usage(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         _ => return Err(Error::syntax()),
     }
     let key_len = argv[2].len();
-    with_entry(ctx, argv, |ctx, entry| {
-        ctx.out.int(entry_memory(key_len, entry) as i64);
-        Ok(())
-    })
+    with_entry(
+        ctx,
+        argv,
+        |entry| entry_memory(key_len, entry),
+        |ctx, bytes| {
+            ctx.out.int(bytes as i64);
+            Ok(())
+        },
+    )
 }
 
 fn memory_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {

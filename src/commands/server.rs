@@ -275,6 +275,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.shared.stats.reset();
+    ctx.shared.store.reset_eviction_stats();
     ctx.out.ok();
     Ok(())
 }
@@ -617,7 +618,7 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let body = match *section {
             "server" => server_section(ctx),
             "clients" => clients_section(ctx),
-            "memory" => memory_section(),
+            "memory" => memory_section(ctx),
             "persistence" => persistence_section(),
             "stats" => stats_section(ctx),
             "replication" => replication_section(),
@@ -694,18 +695,6 @@ fn clients_section(ctx: &Ctx) -> String {
     ])
 }
 
-/// Resident set size of this process, from /proc (0 where unavailable).
-pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map_or(0, |pages| pages * 4096)
-}
-
 /// Bytes in Redis's human form: 1.50K, 2.00M...
 pub fn human_bytes(n: u64) -> String {
     let units = [
@@ -728,18 +717,39 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-fn memory_section() -> String {
-    let rss = rss_bytes();
+/// Redis's memory fields. `used_memory` is what the allocator handed out
+/// when the counting allocator is installed (`larder-server` installs it
+/// around mimalloc); otherwise it is the process RSS, an upper bound (see
+/// `larder::memory`), and `mem_allocator` says "unknown".
+fn memory_section(ctx: &Ctx) -> String {
+    let used = crate::memory::used_memory();
+    let peak = crate::memory::peak_memory();
+    let rss = crate::memory::rss_bytes();
+    let limits = ctx.shared.config.read().memory_limits();
+    let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     fields(&[
-        // Until per-key accounting lands, used_memory is the process RSS.
-        ("used_memory", rss.to_string()),
-        ("used_memory_human", human_bytes(rss)),
+        ("used_memory", used.to_string()),
+        ("used_memory_human", human_bytes(used)),
         ("used_memory_rss", rss.to_string()),
         ("used_memory_rss_human", human_bytes(rss)),
-        ("maxmemory", "0".into()),
-        ("maxmemory_human", "0B".into()),
-        ("maxmemory_policy", "noeviction".into()),
-        ("mem_allocator", "system".into()),
+        ("used_memory_peak", peak.to_string()),
+        ("used_memory_peak_human", human_bytes(peak)),
+        (
+            "used_memory_peak_perc",
+            format!("{:.2}%", ratio(used, peak) * 100.0),
+        ),
+        ("maxmemory", limits.maxmemory.to_string()),
+        ("maxmemory_human", human_bytes(limits.maxmemory)),
+        ("maxmemory_policy", limits.policy.name().into()),
+        (
+            "mem_fragmentation_ratio",
+            format!("{:.2}", ratio(rss, used)),
+        ),
+        (
+            "mem_fragmentation_bytes",
+            (rss as i64 - used as i64).to_string(),
+        ),
+        ("mem_allocator", crate::memory::allocator_name().into()),
     ])
 }
 
@@ -765,9 +775,13 @@ fn stats_section(ctx: &Ctx) -> String {
         ("total_net_input_bytes", get(&stats.net_input_bytes)),
         ("total_net_output_bytes", get(&stats.net_output_bytes)),
         ("rejected_connections", get(&stats.rejected_connections)),
-        ("expired_keys", get(&stats.expired_keys)),
+        (
+            "expired_keys",
+            (stats.expired_keys.load(Ordering::Relaxed) + ctx.store().expired_by_eviction())
+                .to_string(),
+        ),
         ("expired_subkeys", get(&stats.expired_subkeys)),
-        ("evicted_keys", "0".into()),
+        ("evicted_keys", ctx.store().evicted_keys().to_string()),
         ("total_error_replies", get(&stats.error_replies)),
     ])
 }

@@ -7,6 +7,7 @@
 //! (see [`LockSet`]), so multi-key commands and transactions cannot deadlock.
 
 mod clock;
+pub mod evict;
 mod expire;
 pub mod ops;
 mod shard;
@@ -22,9 +23,10 @@ use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
 pub use clock::Clock;
+pub use evict::{MemoryLimits, Policy, Room};
 pub use ops::{parse_float_value, parse_int_value};
 pub use shard::{Db, ExpiredCounts, RemovedContents, Shard};
-pub use value::{Entry, Key, Value};
+pub use value::{Entry, Key, LfuCounter, Value};
 
 use crate::error::{Error, Result};
 
@@ -72,6 +74,9 @@ struct StoreInner {
     hasher: foldhash::fast::FixedState,
     databases: usize,
     clock: Clock,
+    evicted_keys: std::sync::atomic::AtomicU64,
+    expired_by_eviction: std::sync::atomic::AtomicU64,
+    eviction_pool: Mutex<evict::EvictionPool>,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -127,6 +132,9 @@ impl Store {
                 hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
                 databases,
                 clock: options.clock,
+                evicted_keys: Default::default(),
+                expired_by_eviction: Default::default(),
+                eviction_pool: Default::default(),
             }),
         }
     }
@@ -235,7 +243,7 @@ impl Store {
     /// Sets `key` to a string that expires after `ttl` (like SET ... PX).
     pub fn set_with_ttl(&self, db: usize, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
         self.with_db(db, key, |d, now| {
-            let at = now.saturating_add(ttl.as_millis() as u64);
+            let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
             d.insert(key, Value::Str(value.to_vec()), Some(at), now);
         })
     }
@@ -252,7 +260,7 @@ impl Store {
     /// Gives `key` a TTL; false if it does not exist.
     pub fn expire(&self, db: usize, key: &[u8], ttl: Duration) -> Result<bool> {
         self.with_db(db, key, |d, now| {
-            let at = now.saturating_add(ttl.as_millis() as u64);
+            let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
             d.set_expiry(key, Some(at), now)
         })
     }

@@ -7,13 +7,19 @@
 use std::collections::{BTreeSet, HashMap};
 
 use foldhash::fast::RandomState;
+use indexmap::IndexMap;
 
+use super::evict::{self, Policy};
 use super::value::{Entry, Key, Value};
 
 /// The part of one logical database that lives in one shard.
 #[derive(Debug, Default)]
 pub struct Db {
-    entries: HashMap<Key, Entry, RandomState>,
+    /// An IndexMap rather than a HashMap: its entries sit in one dense
+    /// vector, so eviction samples a random key in O(1) (`get_index`), and
+    /// the hash table itself holds only 8-byte indexes (see the README's
+    /// memory figures).
+    entries: IndexMap<Key, Entry, RandomState>,
     /// (expiry time, key) for every key with a TTL, earliest first: active
     /// expiry pops from the front instead of sampling.
     expires: BTreeSet<(u64, Key)>,
@@ -121,7 +127,9 @@ impl Db {
         let previous = if live {
             let entry = self.entries.get_mut(key)?;
             let old_expiry = entry.expires_at;
-            let old = std::mem::replace(entry, Entry::new(value, expires_at, now_ms));
+            let mut fresh = Entry::new(value, expires_at, now_ms);
+            fresh.inherit_access(entry);
+            let old = std::mem::replace(entry, fresh);
             if old_expiry != expires_at {
                 self.reindex_expiry(key, old_expiry, expires_at);
             }
@@ -149,7 +157,7 @@ impl Db {
     }
 
     fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
-        let entry = self.entries.remove(key)?;
+        let entry = self.entries.swap_remove(key)?;
         if let Some(at) = entry.expires_at {
             self.expires.remove(&(at, Key::from(key)));
         }
@@ -230,7 +238,7 @@ impl Db {
                 return None;
             }
             let index = nth % self.entries.len();
-            let (key, entry) = self.entries.iter().nth(index)?;
+            let (key, entry) = self.entries.get_index(index)?;
             if !entry.is_expired(now_ms) {
                 return Some(key.clone());
             }
@@ -238,6 +246,74 @@ impl Db {
             self.remove_entry(&key);
         }
         self.iter(now_ms).next().map(|(k, _)| k.clone())
+    }
+
+    /// Offers eviction candidates under `policy` to `offer` as
+    /// `(score, key)` — the higher the score, the better the victim (an
+    /// expired key scores highest): up to `samples` keys picked at random
+    /// (volatile policies: among keys with a TTL). `volatile-ttl` needs no
+    /// sampling: the expiry index gives this part's soonest-expiring keys.
+    /// Offers nothing if no key here may be evicted under `policy`.
+    pub fn eviction_samples(
+        &self,
+        policy: Policy,
+        samples: usize,
+        now_ms: u64,
+        offer: &mut impl FnMut(u64, &Key),
+    ) {
+        if self.entries.is_empty() || (policy.volatile_only() && self.expires.is_empty()) {
+            return;
+        }
+        let samples = samples.max(1);
+        if policy == Policy::VolatileTtl {
+            for (_, key) in self.expires.iter().take(samples) {
+                if let Some(entry) = self.entries.get(&**key) {
+                    offer(evict::score(policy, entry, now_ms), key);
+                }
+            }
+            return;
+        }
+        let len = self.entries.len() as u64;
+        let mut found = 0;
+        // Volatile keys may be rare among all keys: look a few times further
+        // before falling back to the expiry index.
+        let attempts = if policy.volatile_only() {
+            samples * 4
+        } else {
+            samples
+        };
+        for _ in 0..attempts {
+            let index = (evict::random_u64() % len) as usize;
+            let Some((key, entry)) = self.entries.get_index(index) else {
+                continue;
+            };
+            if policy.volatile_only() && entry.expires_at.is_none() {
+                continue;
+            }
+            offer(evict::score(policy, entry, now_ms), key);
+            found += 1;
+            if found >= samples {
+                return;
+            }
+        }
+        if found == 0 && policy.volatile_only() {
+            for (_, key) in self.expires.iter().take(samples) {
+                if let Some(entry) = self.entries.get(&**key) {
+                    offer(evict::score(policy, entry, now_ms), key);
+                }
+            }
+        }
+    }
+
+    /// Removes `key` for eviction, if it is there (and, if `volatile_only`,
+    /// has a TTL); WATCHers see a change. The entry is returned so that the
+    /// caller frees it after releasing the lock.
+    pub fn evict(&mut self, key: &[u8], volatile_only: bool) -> Option<Entry> {
+        let entry = self.entries.get(key)?;
+        if volatile_only && entry.expires_at.is_none() {
+            return None;
+        }
+        self.remove_entry(key)
     }
 
     /// Removes every key. WATCHers of keys that existed see a change. The
@@ -306,7 +382,7 @@ impl Db {
             let Some((_, key)) = self.expires.pop_first() else {
                 break;
             };
-            if self.entries.remove(&*key).is_some() {
+            if self.entries.swap_remove(&*key).is_some() {
                 self.file_field_expiry(&key, None);
                 self.touch(&key);
             }
@@ -416,7 +492,7 @@ pub struct ExpiredCounts {
 
 /// Keys removed by [`Db::clear`], freed when dropped.
 pub struct RemovedContents {
-    _entries: HashMap<Key, Entry, RandomState>,
+    _entries: IndexMap<Key, Entry, RandomState>,
     _expires: BTreeSet<(u64, Key)>,
     _field_expires: BTreeSet<(u64, Key)>,
     _field_expires_of: HashMap<Key, u64, RandomState>,

@@ -88,14 +88,80 @@ impl AccessTime {
     }
 }
 
-/// One key's entry: its value, its absolute expiry time, and when it was
-/// last accessed.
+/// Redis's LFU data for one key, in one 32-bit atomic: the time of the last
+/// decrement in minutes (16 bits, wrapping, as Redis's `ldt`) and an 8-bit
+/// logarithmic access counter. Kept for every key whatever the policy (it
+/// fits in what would otherwise be padding in [`Entry`]), so switching to an
+/// LFU policy at run time finds real counters.
+#[derive(Debug)]
+pub struct LfuCounter(AtomicU32);
+
+impl LfuCounter {
+    fn fresh(now_ms: u64) -> Self {
+        LfuCounter(AtomicU32::new(pack_lfu(lfu_minutes(now_ms), LFU_INIT_VAL)))
+    }
+
+    /// The counter, decayed for the time since its last decrement (Redis's
+    /// `LFUDecrAndReturn`); what OBJECT FREQ reports.
+    pub fn frequency(&self, now_ms: u64) -> u8 {
+        let packed = self.0.load(Ordering::Relaxed);
+        decayed(packed, now_ms)
+    }
+
+    /// Redis's `updateLFU`: decay, then a logarithmic increment. A relaxed
+    /// load and, only if something changed, a relaxed store: a hot key does
+    /// not write its cache line on every read.
+    fn touch(&self, now_ms: u64) {
+        let packed = self.0.load(Ordering::Relaxed);
+        let counter = super::evict::lfu_log_incr(decayed(packed, now_ms));
+        let updated = pack_lfu(lfu_minutes(now_ms), counter);
+        if updated != packed {
+            self.0.store(updated, Ordering::Relaxed);
+        }
+    }
+
+    fn copy(&self) -> Self {
+        LfuCounter(AtomicU32::new(self.0.load(Ordering::Relaxed)))
+    }
+}
+
+/// A new key's LFU counter, as Redis's `LFU_INIT_VAL`: new keys are not
+/// evicted before they had a chance to be read.
+pub const LFU_INIT_VAL: u8 = 5;
+
+fn lfu_minutes(now_ms: u64) -> u32 {
+    ((now_ms / 60_000) & 0xffff) as u32
+}
+
+fn pack_lfu(minutes: u32, counter: u8) -> u32 {
+    (minutes << 8) | counter as u32
+}
+
+fn decayed(packed: u32, now_ms: u64) -> u8 {
+    let ldt = packed >> 8;
+    let counter = (packed & 0xff) as u8;
+    let now = lfu_minutes(now_ms);
+    // Redis's LFUTimeElapsed, wrapping at 16 bits.
+    let elapsed = if now >= ldt {
+        now - ldt
+    } else {
+        65535 - ldt + now
+    };
+    let decay = super::evict::lfu_decay_time();
+    let periods = elapsed.checked_div(decay).unwrap_or(0);
+    counter.saturating_sub(periods.min(255) as u8)
+}
+
+/// One key's entry: its value, its absolute expiry time, and when and how
+/// often it was accessed (for eviction). 48 bytes: the access time and the
+/// LFU counter share what would otherwise be padding.
 #[derive(Debug)]
 pub struct Entry {
     pub value: Value,
     /// Unix time in milliseconds at which the key expires; `None` if never.
     pub expires_at: Option<u64>,
     pub last_access: AccessTime,
+    pub lfu: LfuCounter,
 }
 
 impl Clone for Entry {
@@ -104,6 +170,7 @@ impl Clone for Entry {
             value: self.value.clone(),
             expires_at: self.expires_at,
             last_access: AccessTime(AtomicU32::new(self.last_access.0.load(Ordering::Relaxed))),
+            lfu: self.lfu.copy(),
         }
     }
 }
@@ -122,6 +189,7 @@ impl Entry {
             value,
             expires_at,
             last_access: AccessTime::at(now_ms),
+            lfu: LfuCounter::fresh(now_ms),
         }
     }
 
@@ -131,13 +199,55 @@ impl Entry {
         matches!(self.expires_at, Some(at) if at < now_ms)
     }
 
-    /// Records a read or write.
+    /// Records a read or write: the LRU time and the LFU counter.
     pub fn mark_access(&self, now_ms: u64) {
         self.last_access.mark(now_ms);
+        self.lfu.touch(now_ms);
+    }
+
+    /// Takes over the access history of the entry it replaces (an
+    /// overwritten key keeps its LFU counter, as in Redis's `dbSetValue`).
+    pub fn inherit_access(&mut self, previous: &Entry) {
+        self.lfu = previous.lfu.copy();
     }
 
     /// Seconds since the last read or write (OBJECT IDLETIME).
     pub fn idle_secs(&self, now_ms: u64) -> u64 {
         self.last_access.idle_secs(now_ms)
+    }
+
+    /// The decayed LFU counter (OBJECT FREQ).
+    pub fn frequency(&self, now_ms: u64) -> u8 {
+        self.lfu.frequency(now_ms)
+    }
+
+    /// Approximate bytes this entry costs in the keyspace, key included.
+    pub fn footprint(&self, key_len: usize) -> usize {
+        std::mem::size_of::<Entry>() + 24 + key_len + self.value.heap_size()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_stays_48_bytes() {
+        assert_eq!(std::mem::size_of::<Entry>(), 48);
+    }
+
+    #[test]
+    fn lfu_counter_starts_at_init_and_decays() {
+        let minute = 60_000;
+        let entry = Entry::new(Value::Str(b"v".to_vec()), None, 10 * minute);
+        assert_eq!(entry.frequency(10 * minute), LFU_INIT_VAL);
+        // lfu-decay-time defaults to 1 minute: one step per minute idle.
+        assert_eq!(entry.frequency(12 * minute), LFU_INIT_VAL - 2);
+        assert_eq!(entry.frequency(1000 * minute), 0);
+        for _ in 0..1000 {
+            entry.mark_access(10 * minute);
+        }
+        let hot = entry.frequency(10 * minute);
+        assert!(hot > LFU_INIT_VAL + 3 && hot < 40, "{hot}");
     }
 }

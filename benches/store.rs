@@ -1,0 +1,98 @@
+//! The store's read path: `Store::get` hits and misses on a store holding
+//! 100,000 keys, from one thread and from two threads reading different keys
+//! at the same time (throughput in GETs per second over both threads).
+
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use larder::Store;
+
+const KEYS: usize = 100_000;
+
+fn keys(prefix: &str) -> Vec<Vec<u8>> {
+    (0..KEYS)
+        .map(|i| format!("{prefix}:{i}").into_bytes())
+        .collect()
+}
+
+fn filled_store(hit_keys: &[Vec<u8>]) -> Store {
+    let store = Store::new();
+    let value = [b'v'; 32];
+    for key in hit_keys {
+        store.set(0, key, &value).expect("db 0 exists");
+    }
+    store
+}
+
+/// `threads` threads each run `iters` GETs, thread `t` on keys `t`, `t +
+/// threads`, ...; returns the wall time of the slowest.
+fn parallel_gets(store: &Store, keys: &[Vec<u8>], threads: usize, iters: u64) -> Duration {
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || {
+                    let mine: Vec<&[u8]> = keys
+                        .iter()
+                        .skip(t)
+                        .step_by(threads)
+                        .map(|k| &k[..])
+                        .collect();
+                    let start = Instant::now();
+                    let mut i = 0;
+                    for _ in 0..iters {
+                        black_box(store.get(0, black_box(mine[i])).ok());
+                        i += 1;
+                        if i == mine.len() {
+                            i = 0;
+                        }
+                    }
+                    start.elapsed()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("bench thread"))
+            .max()
+            .unwrap_or_default()
+    })
+}
+
+fn bench_get(c: &mut Criterion) {
+    let hit_keys = keys("key");
+    let miss_keys = keys("missing");
+    let store = filled_store(&hit_keys);
+    assert_eq!(store.dbsize(0).ok(), Some(KEYS));
+
+    let mut group = c.benchmark_group("store_get");
+    for (name, keys) in [("hit", &hit_keys), ("miss", &miss_keys)] {
+        for threads in [1usize, 2] {
+            // One iteration is one GET on each thread.
+            group.throughput(Throughput::Elements(threads as u64));
+            group.bench_function(format!("{name}/{threads}_thread"), |b| {
+                if threads == 1 {
+                    let mut i = 0;
+                    b.iter(|| {
+                        let got = store.get(0, black_box(&keys[i])).ok();
+                        i = (i + 1) % KEYS;
+                        got
+                    });
+                } else {
+                    b.iter_custom(|iters| parallel_gets(&store, keys, threads, iters));
+                }
+            });
+        }
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = bench_get
+}
+criterion_main!(benches);

@@ -1,0 +1,229 @@
+//! Memory accounting: how many bytes the process really holds, as Redis's
+//! `used_memory` reports what its allocator handed out.
+//!
+//! The exact figure needs [`CountingAllocator`] installed as the program's
+//! global allocator (the `larder-server` binary does, around mimalloc). It
+//! wraps any [`GlobalAlloc`] and counts the bytes allocated and not yet freed.
+//! To stay cheap on many cores, each thread keeps its own running delta and
+//! adds it to one global atomic only once it exceeds [`FLUSH_BYTES`] either
+//! way; the global figure is therefore exact to within `FLUSH_BYTES` per
+//! thread (a thread that ends with an unflushed delta leaves at most that much
+//! behind).
+//!
+//! A library user who does not install it gets an estimate instead:
+//! [`used_memory`] falls back to the process's resident set size (RSS) from
+//! `/proc/self/statm`. RSS is an upper bound (it includes freed pages the
+//! allocator kept), so with `maxmemory` set and no counting allocator,
+//! eviction keeps evicting until RSS itself drops, which it rarely does:
+//! embed with the counting allocator when you use `maxmemory`.
+//!
+//! ```
+//! use larder::memory::CountingAllocator;
+//! use std::alloc::System;
+//!
+//! // In a program (not inside a function):
+//! // #[global_allocator]
+//! // static GLOBAL: CountingAllocator<System> = CountingAllocator::new(System, "libc");
+//! let _counting: CountingAllocator<System> = CountingAllocator::new(System, "libc");
+//! let used = larder::memory::used_memory();
+//! assert!(used > 0 || !larder::memory::is_counting());
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicPtr, AtomicUsize, Ordering};
+
+/// A thread adds its local delta to the global counter once it reaches this
+/// many bytes (either way).
+pub const FLUSH_BYTES: i64 = 64 * 1024;
+
+static ALLOCATED: AtomicI64 = AtomicI64::new(0);
+static PEAK: AtomicI64 = AtomicI64::new(0);
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static NAME_PTR: AtomicPtr<u8> = AtomicPtr::new(std::ptr::null_mut());
+static NAME_LEN: AtomicUsize = AtomicUsize::new(0);
+/// The highest RSS seen when not counting (the peak of the estimate).
+static RSS_PEAK: AtomicI64 = AtomicI64::new(0);
+
+thread_local! {
+    // Const-initialised and without a destructor: reading it never
+    // allocates, so it is safe to use from inside the allocator.
+    static LOCAL_DELTA: Cell<i64> = const { Cell::new(0) };
+}
+
+/// A global allocator that counts what it hands out, around any other
+/// allocator `A`. Install it with `#[global_allocator]`; the counters are
+/// process-wide (there is one global allocator per program).
+///
+/// ```
+/// use larder::memory::CountingAllocator;
+/// use std::alloc::System;
+///
+/// static _GLOBAL: CountingAllocator<System> = CountingAllocator::new(System, "libc");
+/// ```
+pub struct CountingAllocator<A> {
+    inner: A,
+    name: &'static str,
+}
+
+impl<A> CountingAllocator<A> {
+    /// Wraps `inner`; `name` is what INFO's `mem_allocator` reports.
+    pub const fn new(inner: A, name: &'static str) -> Self {
+        CountingAllocator { inner, name }
+    }
+
+    #[inline]
+    fn record(&self, delta: i64) {
+        let flushed = LOCAL_DELTA.try_with(|local| {
+            let pending = local.get() + delta;
+            if pending.abs() < FLUSH_BYTES {
+                local.set(pending);
+                None
+            } else {
+                local.set(0);
+                Some(pending)
+            }
+        });
+        match flushed {
+            Ok(None) => {}
+            Ok(Some(pending)) => self.flush(pending),
+            // Thread-local storage already gone (thread exit): count directly.
+            Err(_) => self.flush(delta),
+        }
+    }
+
+    #[cold]
+    fn flush(&self, pending: i64) {
+        let now = ALLOCATED.fetch_add(pending, Ordering::Relaxed) + pending;
+        PEAK.fetch_max(now, Ordering::Relaxed);
+        if !COUNTING.load(Ordering::Relaxed) {
+            NAME_LEN.store(self.name.len(), Ordering::Relaxed);
+            NAME_PTR.store(self.name.as_ptr() as *mut u8, Ordering::Release);
+            COUNTING.store(true, Ordering::Release);
+        }
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `inner`; the bookkeeping
+// around it neither allocates nor touches the memory.
+unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
+    #[inline]
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = self.inner.alloc(layout);
+        if !ptr.is_null() {
+            self.record(layout.size() as i64);
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = self.inner.alloc_zeroed(layout);
+        if !ptr.is_null() {
+            self.record(layout.size() as i64);
+        }
+        ptr
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        self.inner.dealloc(ptr, layout);
+        self.record(-(layout.size() as i64));
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = self.inner.realloc(ptr, layout, new_size);
+        if !new.is_null() {
+            self.record(new_size as i64 - layout.size() as i64);
+        }
+        new
+    }
+}
+
+/// Whether a [`CountingAllocator`] is the global allocator (it announces
+/// itself at its first flush, i.e. after the first 64 KiB).
+pub fn is_counting() -> bool {
+    COUNTING.load(Ordering::Acquire)
+}
+
+/// The name INFO's `mem_allocator` reports: the counting allocator's, or
+/// "unknown" when it is not installed.
+pub fn allocator_name() -> &'static str {
+    if !is_counting() {
+        return "unknown";
+    }
+    let ptr = NAME_PTR.load(Ordering::Acquire);
+    let len = NAME_LEN.load(Ordering::Relaxed);
+    if ptr.is_null() {
+        return "unknown";
+    }
+    // SAFETY: ptr and len come from a `&'static str` stored by `flush`
+    // before `COUNTING` was released (every instance stores its own name,
+    // and a program has a single global allocator).
+    unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr, len)) }
+}
+
+/// Bytes allocated and not freed, as the counting allocator sees them
+/// (including this thread's unflushed delta); the RSS when it is not
+/// installed (see the module docs).
+pub fn used_memory() -> u64 {
+    if is_counting() {
+        let local = LOCAL_DELTA.try_with(Cell::get).unwrap_or(0);
+        (ALLOCATED.load(Ordering::Relaxed) + local).max(0) as u64
+    } else {
+        let rss = rss_bytes();
+        RSS_PEAK.fetch_max(rss as i64, Ordering::Relaxed);
+        rss
+    }
+}
+
+/// The highest [`used_memory`] seen.
+pub fn peak_memory() -> u64 {
+    let used = used_memory();
+    let peak = if is_counting() {
+        PEAK.load(Ordering::Relaxed).max(0) as u64
+    } else {
+        RSS_PEAK.load(Ordering::Relaxed).max(0) as u64
+    };
+    peak.max(used)
+}
+
+/// Resident set size of this process, from /proc (0 where unavailable).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * page_size())
+}
+
+fn page_size() -> u64 {
+    4096
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_through_a_local_instance() {
+        let counting = CountingAllocator::new(std::alloc::System, "system");
+        let layout = Layout::from_size_align(FLUSH_BYTES as usize * 2, 8).unwrap();
+        let before = ALLOCATED.load(Ordering::Relaxed);
+        unsafe {
+            let ptr = counting.alloc(layout);
+            assert!(!ptr.is_null());
+            let after_alloc = ALLOCATED.load(Ordering::Relaxed);
+            assert!(after_alloc - before >= FLUSH_BYTES * 2 - FLUSH_BYTES);
+            counting.dealloc(ptr, layout);
+        }
+        let after = ALLOCATED.load(Ordering::Relaxed);
+        assert!((after - before).abs() < FLUSH_BYTES * 2);
+        assert_eq!(allocator_name(), "system");
+        assert!(PEAK.load(Ordering::Relaxed) >= FLUSH_BYTES);
+    }
+}

@@ -1,0 +1,537 @@
+//! Eviction: keeping the keyspace under `maxmemory`, with Redis's policies.
+//!
+//! Before a command runs, [`Store::make_room`] compares
+//! [`crate::memory::used_memory`] with `maxmemory` and, if it is over,
+//! evicts keys one at a time: it picks a random shard, samples
+//! `maxmemory-samples` keys in each of its databases (an O(1) pick each from
+//! the shard's dense entry vector) and evicts the best victim under the
+//! policy — largest idle time (LRU), smallest LFU counter (LFU), soonest
+//! expiry (TTL: exact, from the shard's expiry index) or any (random). An
+//! expired key sampled on the way is always taken first. One shard lock is
+//! held at a time, for one eviction; entries are freed after the lock is
+//! released. The work per command is bounded by time
+//! ([`EVICTION_TIME_LIMIT`], Redis's default of 500 µs): a command that
+//! could not get under the limit in that time still runs and the next ones
+//! continue, as Redis does with its eviction time proc. Only when there is
+//! nothing left the policy may evict (noeviction, or no volatile key for a
+//! volatile-* policy) does the check fail, and commands flagged `denyoom`
+//! are refused with Redis's OOM error.
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::value::{Entry, Key, LFU_INIT_VAL};
+use super::Store;
+
+/// The longest a command spends evicting before it runs anyway.
+pub const EVICTION_TIME_LIMIT: Duration = Duration::from_micros(500);
+
+/// Redis's `maxmemory-policy` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    #[default]
+    NoEviction,
+    AllKeysLru,
+    AllKeysLfu,
+    AllKeysRandom,
+    VolatileLru,
+    VolatileLfu,
+    VolatileRandom,
+    VolatileTtl,
+}
+
+impl Policy {
+    /// Every policy, in the order Redis lists them in its error message.
+    pub const ALL: [Policy; 8] = [
+        Policy::VolatileLru,
+        Policy::VolatileLfu,
+        Policy::VolatileRandom,
+        Policy::VolatileTtl,
+        Policy::AllKeysLru,
+        Policy::AllKeysLfu,
+        Policy::AllKeysRandom,
+        Policy::NoEviction,
+    ];
+
+    /// The redis.conf name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::NoEviction => "noeviction",
+            Policy::AllKeysLru => "allkeys-lru",
+            Policy::AllKeysLfu => "allkeys-lfu",
+            Policy::AllKeysRandom => "allkeys-random",
+            Policy::VolatileLru => "volatile-lru",
+            Policy::VolatileLfu => "volatile-lfu",
+            Policy::VolatileRandom => "volatile-random",
+            Policy::VolatileTtl => "volatile-ttl",
+        }
+    }
+
+    /// Parses a name, case-insensitively as Redis does.
+    pub fn parse(name: &str) -> Option<Policy> {
+        Policy::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
+    }
+
+    /// Only keys with a TTL may be evicted.
+    pub fn volatile_only(self) -> bool {
+        matches!(
+            self,
+            Policy::VolatileLru
+                | Policy::VolatileLfu
+                | Policy::VolatileRandom
+                | Policy::VolatileTtl
+        )
+    }
+
+    /// An LFU policy: OBJECT FREQ works, OBJECT IDLETIME does not.
+    pub fn is_lfu(self) -> bool {
+        matches!(self, Policy::AllKeysLfu | Policy::VolatileLfu)
+    }
+}
+
+/// The memory settings eviction follows (`maxmemory` and friends).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryLimits {
+    /// Bytes; 0: no limit.
+    pub maxmemory: u64,
+    pub policy: Policy,
+    /// Keys sampled per eviction, per database (`maxmemory-samples`).
+    pub samples: u32,
+    /// `lfu-log-factor`: how many hits it takes to raise the counter.
+    pub lfu_log_factor: u32,
+    /// `lfu-decay-time`: minutes per decrement of an idle key's counter.
+    pub lfu_decay_time: u32,
+}
+
+impl Default for MemoryLimits {
+    fn default() -> Self {
+        MemoryLimits {
+            maxmemory: 0,
+            policy: Policy::NoEviction,
+            samples: 5,
+            lfu_log_factor: 10,
+            lfu_decay_time: 1,
+        }
+    }
+}
+
+/// Candidates kept between evictions (Redis's `EVPOOL_SIZE`).
+pub const POOL_SIZE: usize = 16;
+
+/// A key that may be evicted, and how good a victim it is.
+#[derive(Debug)]
+pub(super) struct Candidate {
+    score: u64,
+    shard: usize,
+    db: usize,
+    key: Key,
+}
+
+/// The best candidates seen so far, for the policy they were scored under.
+#[derive(Debug, Default)]
+pub(super) struct EvictionPool {
+    policy: Policy,
+    best: Vec<Candidate>,
+}
+
+/// What [`Store::make_room`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Room {
+    /// Under the limit (or no limit), or eviction is under way.
+    Ok,
+    /// Over the limit and nothing left that the policy may evict: refuse
+    /// commands that would use more memory.
+    OutOfMemory,
+}
+
+// The LFU parameters are read on every key access, where there is no handle
+// on the configuration: they are process-wide, set from the limits each
+// time a server checks memory (several servers in one process share them).
+static LFU_LOG_FACTOR: AtomicU32 = AtomicU32::new(10);
+static LFU_DECAY_TIME: AtomicU32 = AtomicU32::new(1);
+
+/// Sets the process-wide LFU parameters (see [`MemoryLimits`]).
+pub fn set_lfu_params(log_factor: u32, decay_time: u32) {
+    if LFU_LOG_FACTOR.load(Ordering::Relaxed) != log_factor {
+        LFU_LOG_FACTOR.store(log_factor, Ordering::Relaxed);
+    }
+    if LFU_DECAY_TIME.load(Ordering::Relaxed) != decay_time {
+        LFU_DECAY_TIME.store(decay_time, Ordering::Relaxed);
+    }
+}
+
+pub(super) fn lfu_decay_time() -> u32 {
+    LFU_DECAY_TIME.load(Ordering::Relaxed)
+}
+
+/// Redis's `LFULogIncr`: the higher the counter, the less likely a hit
+/// raises it.
+pub(super) fn lfu_log_incr(counter: u8) -> u8 {
+    if counter == 255 {
+        return 255;
+    }
+    let r = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
+    let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
+    let p = 1.0 / (base * LFU_LOG_FACTOR.load(Ordering::Relaxed) as f64 + 1.0);
+    if r < p {
+        counter + 1
+    } else {
+        counter
+    }
+}
+
+thread_local! {
+    static RNG: Cell<u64> = const { Cell::new(0) };
+}
+
+/// A fast per-thread pseudo-random number (xorshift64*), no allocation.
+pub(super) fn random_u64() -> u64 {
+    RNG.with(|state| {
+        let mut x = state.get();
+        if x == 0 {
+            // Seed from the thread's stack address and the time.
+            let local = 0u8;
+            x = (&local as *const u8 as u64)
+                ^ std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0x9e37_79b9_7f4a_7c15, |d| d.as_nanos() as u64)
+                | 1;
+        }
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    })
+}
+
+/// How good a victim `entry` is under `policy`: higher is evicted first.
+pub(super) fn score(policy: Policy, entry: &Entry, now_ms: u64) -> u64 {
+    if entry.is_expired(now_ms) {
+        return u64::MAX;
+    }
+    match policy {
+        Policy::AllKeysLru | Policy::VolatileLru => entry.idle_secs(now_ms),
+        Policy::AllKeysLfu | Policy::VolatileLfu => 255 - entry.frequency(now_ms) as u64,
+        Policy::VolatileTtl => u64::MAX - 1 - entry.expires_at.unwrap_or(u64::MAX - 1),
+        Policy::AllKeysRandom | Policy::VolatileRandom | Policy::NoEviction => 0,
+    }
+}
+
+impl Store {
+    /// Gets the used memory back under `limits.maxmemory` if it is over, by
+    /// evicting keys under `limits.policy` for at most
+    /// [`EVICTION_TIME_LIMIT`] (see the module docs). Call it before a
+    /// command that may use memory, without holding shard locks.
+    pub fn make_room(&self, limits: &MemoryLimits) -> Room {
+        set_lfu_params(limits.lfu_log_factor, limits.lfu_decay_time);
+        if limits.maxmemory == 0 || crate::memory::used_memory() <= limits.maxmemory {
+            return Room::Ok;
+        }
+        if limits.policy == Policy::NoEviction {
+            return Room::OutOfMemory;
+        }
+        let started = Instant::now();
+        let mut evicted = 0u64;
+        loop {
+            if !self.evict_one(limits) {
+                return Room::OutOfMemory;
+            }
+            evicted += 1;
+            if crate::memory::used_memory() <= limits.maxmemory {
+                return Room::Ok;
+            }
+            if evicted.is_multiple_of(16) && started.elapsed() >= EVICTION_TIME_LIMIT {
+                return Room::Ok;
+            }
+        }
+    }
+
+    /// Evicts one key. Random policies take a random key of the first shard
+    /// (from a random start) that has one the policy may evict. The others
+    /// work as Redis's eviction pool: `maxmemory-samples` keys of a random
+    /// shard (per database) join a pool of the [`POOL_SIZE`] best candidates
+    /// seen so far, and the best of the pool is evicted if it is still
+    /// there. False if no shard has a key the policy may evict.
+    pub fn evict_one(&self, limits: &MemoryLimits) -> bool {
+        let now = self.now_ms();
+        let shards = self.shard_count();
+        let policy = limits.policy;
+        let samples = limits.samples as usize;
+        let random = matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom);
+        let start = (random_u64() as usize) & (shards - 1);
+        for step in 0..shards {
+            let index = (start + step) & (shards - 1);
+            let mut sampled: Vec<Candidate> = Vec::new();
+            {
+                let mut locks = self.lock_shard(index);
+                let Ok(shard) = locks.shard(index) else {
+                    continue;
+                };
+                for db in 0..shard.databases() {
+                    let want = if random { 1 } else { samples };
+                    shard
+                        .db_ref(db)
+                        .eviction_samples(policy, want, now, &mut |score, key| {
+                            sampled.push(Candidate {
+                                score,
+                                shard: index,
+                                db,
+                                key: key.clone(),
+                            })
+                        });
+                }
+            }
+            if random {
+                let pick = sampled.len().checked_sub(1).map(|last| {
+                    let i = (random_u64() as usize) % (last + 1);
+                    sampled.swap_remove(i)
+                });
+                if let Some(candidate) = pick {
+                    if self.evict_candidate(&candidate, policy, now) {
+                        return true;
+                    }
+                }
+                continue;
+            }
+            let mut pool = self.inner.eviction_pool.lock();
+            if pool.policy != policy {
+                pool.policy = policy;
+                pool.best.clear();
+            }
+            for candidate in sampled {
+                if let Some(same) = pool
+                    .best
+                    .iter_mut()
+                    .find(|c| c.db == candidate.db && c.key == candidate.key)
+                {
+                    same.score = candidate.score;
+                } else {
+                    pool.best.push(candidate);
+                }
+            }
+            pool.best
+                .sort_unstable_by_key(|c| std::cmp::Reverse(c.score));
+            pool.best.truncate(POOL_SIZE);
+            // Best first; stale entries (keys gone since) are dropped.
+            while !pool.best.is_empty() {
+                let candidate = pool.best.remove(0);
+                if self.evict_candidate(&candidate, policy, now) {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    fn evict_candidate(&self, candidate: &Candidate, policy: Policy, now: u64) -> bool {
+        let removed = {
+            let mut locks = self.lock_shard(candidate.shard);
+            let Ok(shard) = locks.shard(candidate.shard) else {
+                return false;
+            };
+            shard
+                .db(candidate.db)
+                .evict(&candidate.key, policy.volatile_only())
+        };
+        let Some(entry) = removed else {
+            return false;
+        };
+        if entry.is_expired(now) {
+            self.inner
+                .expired_by_eviction
+                .fetch_add(1, Ordering::Relaxed);
+        } else {
+            self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
+        }
+        // `entry` is freed here, after the shard lock was released.
+        true
+    }
+
+    /// Keys evicted for `maxmemory` since the start (INFO's `evicted_keys`).
+    pub fn evicted_keys(&self) -> u64 {
+        self.inner.evicted_keys.load(Ordering::Relaxed)
+    }
+
+    /// Expired keys that eviction reclaimed on its way (they count as
+    /// expired, not evicted, in INFO).
+    pub fn expired_by_eviction(&self) -> u64 {
+        self.inner.expired_by_eviction.load(Ordering::Relaxed)
+    }
+
+    /// CONFIG RESETSTAT's part for eviction counters.
+    pub fn reset_eviction_stats(&self) {
+        self.inner.evicted_keys.store(0, Ordering::Relaxed);
+        self.inner.expired_by_eviction.store(0, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Clock, StoreOptions, Value};
+
+    fn store_at(ms: u64) -> (Store, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+        let (clock, handle) = Clock::manual(ms);
+        let store = Store::with_options(StoreOptions {
+            databases: 2,
+            shards: 4,
+            clock,
+        });
+        (store, handle)
+    }
+
+    fn limits(policy: Policy) -> MemoryLimits {
+        MemoryLimits {
+            maxmemory: 1,
+            policy,
+            samples: 5,
+            ..MemoryLimits::default()
+        }
+    }
+
+    #[test]
+    fn policy_names_round_trip() {
+        for policy in Policy::ALL {
+            assert_eq!(Policy::parse(policy.name()), Some(policy));
+            assert_eq!(
+                Policy::parse(&policy.name().to_ascii_uppercase()),
+                Some(policy)
+            );
+        }
+        assert_eq!(Policy::parse("lru"), None);
+    }
+
+    #[test]
+    fn volatile_policies_never_evict_persistent_keys() {
+        for policy in [
+            Policy::VolatileLru,
+            Policy::VolatileLfu,
+            Policy::VolatileRandom,
+            Policy::VolatileTtl,
+        ] {
+            let (store, _) = store_at(1_000_000);
+            for i in 0..50 {
+                store.set(0, format!("p{i}").as_bytes(), b"v").unwrap();
+            }
+            for i in 0..5 {
+                store
+                    .set_with_ttl(
+                        1,
+                        format!("t{i}").as_bytes(),
+                        b"v",
+                        Duration::from_secs(100),
+                    )
+                    .unwrap();
+            }
+            for _ in 0..5 {
+                assert!(store.evict_one(&limits(policy)), "{policy:?}");
+            }
+            assert!(!store.evict_one(&limits(policy)), "{policy:?}");
+            assert_eq!(store.dbsize(0).unwrap(), 50, "{policy:?}");
+            assert_eq!(store.dbsize(1).unwrap(), 0, "{policy:?}");
+            assert_eq!(store.evicted_keys(), 5);
+        }
+    }
+
+    #[test]
+    fn volatile_ttl_takes_the_soonest_expiry_first() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..40u64 {
+            store
+                .set_with_ttl(
+                    0,
+                    format!("k{i}").as_bytes(),
+                    b"v",
+                    Duration::from_secs(10 + i),
+                )
+                .unwrap();
+        }
+        for _ in 0..10 {
+            assert!(store.evict_one(&limits(Policy::VolatileTtl)));
+        }
+        // Each eviction takes the soonest-expiring key of a random shard:
+        // the evicted ones are among the soonest overall.
+        let evicted: Vec<u64> = (0..40u64)
+            .filter(|i| !store.exists(0, format!("k{i}").as_bytes()).unwrap())
+            .collect();
+        assert_eq!(evicted.len(), 10);
+        let mean = evicted.iter().sum::<u64>() as f64 / 10.0;
+        assert!(mean < 15.0, "{evicted:?}");
+    }
+
+    #[test]
+    fn expired_keys_go_before_live_ones() {
+        let (store, clock) = store_at(1_000_000);
+        for i in 0..20 {
+            store.set(0, format!("p{i}").as_bytes(), b"v").unwrap();
+        }
+        store
+            .set_with_ttl(0, b"gone", b"v", Duration::from_millis(10))
+            .unwrap();
+        clock.store(1_000_100, Ordering::Relaxed);
+        assert!(store.evict_one(&limits(Policy::VolatileLru)));
+        assert_eq!(store.expired_by_eviction(), 1);
+        assert_eq!(store.evicted_keys(), 0);
+        assert!(!store.evict_one(&limits(Policy::VolatileLru)));
+    }
+
+    #[test]
+    fn lru_prefers_idle_keys() {
+        let (store, clock) = store_at(1_000_000);
+        for i in 0..200 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        clock.store(1_010_000, Ordering::Relaxed);
+        for i in 0..100 {
+            store.get(0, format!("k{i}").as_bytes()).unwrap();
+        }
+        for _ in 0..60 {
+            assert!(store.evict_one(&limits(Policy::AllKeysLru)));
+        }
+        let hot_left = (0..100)
+            .filter(|i| store.exists(0, format!("k{i}").as_bytes()).unwrap())
+            .count();
+        assert!(hot_left >= 85, "{hot_left}");
+    }
+
+    #[test]
+    fn lfu_prefers_rarely_read_keys() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..200 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        for _ in 0..50 {
+            for i in 0..100 {
+                store.get(0, format!("k{i}").as_bytes()).unwrap();
+            }
+        }
+        for _ in 0..60 {
+            assert!(store.evict_one(&limits(Policy::AllKeysLfu)));
+        }
+        let hot_left = (0..100)
+            .filter(|i| store.exists(0, format!("k{i}").as_bytes()).unwrap())
+            .count();
+        assert!(hot_left >= 85, "{hot_left}");
+    }
+
+    #[test]
+    fn overwrite_keeps_the_lfu_counter() {
+        let (store, _) = store_at(1_000_000);
+        store.set(0, b"k", b"v").unwrap();
+        for _ in 0..2000 {
+            store.get(0, b"k").unwrap();
+        }
+        store.set(0, b"k", b"w").unwrap();
+        let mut locks = store.lock_keys([&b"k"[..]]);
+        let entry = locks.db(0, b"k").unwrap().peek(b"k", store.now_ms());
+        assert!(entry.is_some_and(|e| e.frequency(store.now_ms()) > LFU_INIT_VAL + 3));
+        assert!(matches!(
+            entry.map(|e| &e.value),
+            Some(Value::Str(v)) if v == b"w"
+        ));
+    }
+}

@@ -1,0 +1,418 @@
+//! maxmemory and eviction, through the real `larder-server` binary: it
+//! installs the counting allocator, so INFO's used_memory is exact there
+//! (and each test gets its own process, so memory figures do not mix).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use redis::{Connection, RedisResult, Value};
+
+/// Redis's OOM error, as the redis crate renders it (code, colon, text).
+const OOM: &str = "OOM: command not allowed when used memory > 'maxmemory'.";
+
+struct BinServer {
+    child: Child,
+    url: String,
+}
+
+impl BinServer {
+    fn start(settings: &[(&str, &str)]) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("free port");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_larder-server"));
+        command.arg("--port").arg(port.to_string());
+        for (name, value) in settings {
+            command.arg("--set").arg(name).arg(value);
+        }
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn larder-server");
+        let server = BinServer {
+            child,
+            url: format!("redis://127.0.0.1:{port}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if server.try_client().is_ok() {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("larder-server did not start");
+    }
+
+    fn try_client(&self) -> RedisResult<Connection> {
+        redis::Client::open(self.url.as_str())?.get_connection()
+    }
+
+    fn client(&self) -> Connection {
+        self.try_client().expect("connect")
+    }
+}
+
+impl Drop for BinServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn info_field(con: &mut Connection, name: &str) -> String {
+    let text: String = redis::cmd("INFO").arg("all").query(con).expect("INFO");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{name}:")))
+        .unwrap_or_else(|| panic!("INFO has no {name}"))
+        .to_string()
+}
+
+fn info_u64(con: &mut Connection, name: &str) -> u64 {
+    info_field(con, name).parse().expect("number")
+}
+
+fn config_set(con: &mut Connection, name: &str, value: &str) {
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg(name)
+        .arg(value)
+        .query(con)
+        .expect("CONFIG SET");
+}
+
+/// Writes keys `prefix{i}` with `value`, `count` of them, in pipelined
+/// batches; returns the first error.
+fn fill(
+    con: &mut Connection,
+    prefix: &str,
+    range: std::ops::Range<usize>,
+    value: &[u8],
+    ttl: Option<u64>,
+) -> Result<(), String> {
+    let keys: Vec<usize> = range.collect();
+    for batch in keys.chunks(200) {
+        let mut pipe = redis::pipe();
+        for i in batch {
+            let cmd = pipe.cmd("SET").arg(format!("{prefix}{i}")).arg(value);
+            if let Some(secs) = ttl {
+                cmd.arg("EX").arg(secs + *i as u64);
+            }
+        }
+        let replies: Vec<RedisResult<Value>> = match pipe.query::<Vec<Value>>(con) {
+            Ok(values) => values.into_iter().map(Ok).collect(),
+            Err(e) => vec![Err(e)],
+        };
+        for reply in replies {
+            if let Err(e) = reply {
+                return Err(e.to_string());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn exists(con: &mut Connection, key: &str) -> bool {
+    redis::cmd("EXISTS")
+        .arg(key)
+        .query::<i64>(con)
+        .expect("EXISTS")
+        == 1
+}
+
+fn count_existing(con: &mut Connection, prefix: &str, range: std::ops::Range<usize>) -> usize {
+    range
+        .filter(|i| exists(con, &format!("{prefix}{i}")))
+        .count()
+}
+
+#[test]
+fn noeviction_refuses_writes_and_serves_reads() {
+    let server = BinServer::start(&[]);
+    let mut con = server.client();
+    let _: () = redis::cmd("SET")
+        .arg("keep")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    let used = info_u64(&mut con, "used_memory");
+    config_set(&mut con, "maxmemory", &(used + 2 * 1024 * 1024).to_string());
+    let err = fill(&mut con, "k", 0..100_000, &[b'x'; 1024], None).unwrap_err();
+    assert!(err.contains(OOM), "{err}");
+    // Reads and deletions still work; writes do not.
+    let value: String = redis::cmd("GET").arg("keep").query(&mut con).unwrap();
+    assert_eq!(value, "v");
+    let err = redis::cmd("SET")
+        .arg("more")
+        .arg("x")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert_eq!(err.code(), Some("OOM"));
+    assert!(err.to_string().contains(OOM), "{err}");
+    // Byte for byte, as Redis sends it.
+    let mut raw = std::net::TcpStream::connect(
+        server
+            .url
+            .trim_start_matches("redis://")
+            .trim_end_matches('/'),
+    )
+    .unwrap();
+    use std::io::{Read, Write};
+    raw.write_all(b"SET more x\r\n").unwrap();
+    let mut reply = [0u8; 128];
+    let n = raw.read(&mut reply).unwrap();
+    assert_eq!(
+        &reply[..n],
+        b"-OOM command not allowed when used memory > 'maxmemory'.\r\n"
+    );
+    // A refused command inside MULTI aborts the transaction.
+    let _: () = redis::cmd("MULTI").query(&mut con).unwrap();
+    assert!(redis::cmd("SET")
+        .arg("a")
+        .arg("b")
+        .query::<()>(&mut con)
+        .is_err());
+    let err = redis::cmd("EXEC").query::<Value>(&mut con).unwrap_err();
+    assert!(err.to_string().contains("Transaction discarded"), "{err}");
+    let removed: i64 = redis::cmd("DEL").arg("k0").query(&mut con).unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(info_u64(&mut con, "evicted_keys"), 0);
+    // Lifting the limit lets writes through again.
+    config_set(&mut con, "maxmemory", "0");
+    let _: () = redis::cmd("SET")
+        .arg("more")
+        .arg("x")
+        .query(&mut con)
+        .unwrap();
+}
+
+#[test]
+fn volatile_policies_evict_only_keys_with_a_ttl() {
+    for policy in [
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] {
+        let server = BinServer::start(&[("maxmemory-policy", policy)]);
+        let mut con = server.client();
+        let value = [b'v'; 1024];
+        fill(&mut con, "p", 0..2000, &value, None).unwrap();
+        fill(&mut con, "t", 0..2000, &value, Some(1000)).unwrap();
+        let used = info_u64(&mut con, "used_memory");
+        config_set(&mut con, "maxmemory", &(used - 1024 * 1024).to_string());
+        // Writes go on while volatile keys remain; then OOM.
+        let result = fill(&mut con, "q", 0..20_000, &value, None);
+        let err = result.expect_err(policy);
+        assert!(err.contains(OOM), "{policy}: {err}");
+        assert_eq!(
+            count_existing(&mut con, "p", 0..2000),
+            2000,
+            "{policy} evicted persistent keys"
+        );
+        assert_eq!(count_existing(&mut con, "t", 0..2000), 0, "{policy}");
+        assert!(info_u64(&mut con, "evicted_keys") >= 2000, "{policy}");
+        let value: String = redis::cmd("GET").arg("p7").query(&mut con).unwrap();
+        assert_eq!(value.len(), 1024);
+    }
+}
+
+#[test]
+fn volatile_ttl_evicts_the_soonest_expiring_first() {
+    let server = BinServer::start(&[("maxmemory-policy", "volatile-ttl")]);
+    let mut con = server.client();
+    let value = [b'v'; 1024];
+    // t{i} expires in 1000 + i seconds.
+    fill(&mut con, "t", 0..4000, &value, Some(1000)).unwrap();
+    let used = info_u64(&mut con, "used_memory");
+    config_set(&mut con, "maxmemory", &used.to_string());
+    // About 1000 keys' worth of new persistent data.
+    fill(&mut con, "p", 0..1000, &value, None).unwrap();
+    let evicted = info_u64(&mut con, "evicted_keys") as usize;
+    assert!((800..=1600).contains(&evicted), "{evicted}");
+    let soonest_left = count_existing(&mut con, "t", 0..500);
+    let latest_left = count_existing(&mut con, "t", 2000..4000);
+    assert!(soonest_left < 50, "{soonest_left} of the 500 soonest kept");
+    assert!(latest_left > 1950, "{latest_left} of the 2000 latest kept");
+}
+
+#[test]
+fn allkeys_lru_keeps_recently_read_keys() {
+    let server = BinServer::start(&[("maxmemory-policy", "allkeys-lru")]);
+    let mut con = server.client();
+    let value = [b'v'; 1024];
+    fill(&mut con, "cold", 0..6000, &value, None).unwrap();
+    // The LRU clock ticks in seconds, as Redis's does.
+    std::thread::sleep(Duration::from_millis(2100));
+    let used = info_u64(&mut con, "used_memory");
+    config_set(&mut con, "maxmemory", &used.to_string());
+    let hot = 0..500;
+    for round in 0..20 {
+        for i in hot.clone() {
+            let _: Option<Vec<u8>> = redis::cmd("GET")
+                .arg(format!("cold{i}"))
+                .query(&mut con)
+                .unwrap();
+        }
+        fill(
+            &mut con,
+            "new",
+            round * 200..(round + 1) * 200,
+            &value,
+            None,
+        )
+        .unwrap();
+    }
+    let evicted = info_u64(&mut con, "evicted_keys");
+    assert!(evicted >= 3000, "{evicted}");
+    let hot_left = count_existing(&mut con, "cold", hot);
+    assert!(hot_left >= 475, "only {hot_left} of 500 hot keys kept");
+}
+
+#[test]
+fn allkeys_lfu_keeps_frequently_read_keys_and_reports_freq() {
+    let server = BinServer::start(&[("maxmemory-policy", "allkeys-lfu")]);
+    let mut con = server.client();
+    let value = [b'v'; 1024];
+    fill(&mut con, "k", 0..6000, &value, None).unwrap();
+    for _ in 0..30 {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.cmd("GET").arg(format!("k{i}")).ignore();
+        }
+        let _: () = pipe.query(&mut con).unwrap();
+    }
+    let freq: i64 = redis::cmd("OBJECT")
+        .arg("FREQ")
+        .arg("k1")
+        .query(&mut con)
+        .unwrap();
+    assert!(freq > 5, "{freq}");
+    let err = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("k1")
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("An LFU maxmemory policy is selected, idle time not tracked"),
+        "{err}"
+    );
+    let used = info_u64(&mut con, "used_memory");
+    config_set(&mut con, "maxmemory", &used.to_string());
+    fill(&mut con, "new", 0..3000, &value, None).unwrap();
+    let hot_left = count_existing(&mut con, "k", 0..500);
+    assert!(hot_left >= 475, "only {hot_left} of 500 hot keys kept");
+    // Back to an LRU policy: FREQ errors as in Redis, IDLETIME works.
+    config_set(&mut con, "maxmemory-policy", "allkeys-lru");
+    let err = redis::cmd("OBJECT")
+        .arg("FREQ")
+        .arg("k1")
+        .query::<i64>(&mut con)
+        .unwrap_err();
+    assert!(err
+        .to_string()
+        .contains("An LFU maxmemory policy is not selected"));
+    let _: i64 = redis::cmd("OBJECT")
+        .arg("IDLETIME")
+        .arg("k1")
+        .query(&mut con)
+        .unwrap();
+}
+
+#[test]
+fn a_flood_far_beyond_maxmemory_stays_near_the_limit() {
+    let limit: u64 = 20 * 1024 * 1024;
+    let server = BinServer::start(&[
+        ("maxmemory", "20mb"),
+        ("maxmemory-policy", "allkeys-random"),
+    ]);
+    let mut con = server.client();
+    let value = vec![b'x'; 10 * 1024];
+    let mut peak_used = 0;
+    // 200 MB of SETs, ten times the limit.
+    for round in 0..20 {
+        fill(
+            &mut con,
+            "f",
+            round * 1000..(round + 1) * 1000,
+            &value,
+            None,
+        )
+        .unwrap();
+        peak_used = peak_used.max(info_u64(&mut con, "used_memory"));
+        let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+        assert_eq!(pong, "PONG");
+    }
+    let used = info_u64(&mut con, "used_memory");
+    let rss = info_u64(&mut con, "used_memory_rss");
+    let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+    // Slack: one value, plus per-thread unflushed counts and buffers.
+    assert!(used <= limit + 1024 * 1024, "used_memory {used}");
+    assert!(peak_used <= limit + 1024 * 1024, "peak {peak_used}");
+    assert!(
+        used >= limit / 2,
+        "used_memory {used}: evicted far too much"
+    );
+    assert!(keys < 2000, "{keys} keys of 10 KiB under 20 MiB");
+    assert!(info_u64(&mut con, "evicted_keys") + keys == 20_000);
+    eprintln!("flood: used_memory {used}, rss {rss}, keys {keys}");
+}
+
+#[test]
+fn config_set_at_run_time_and_info_fields() {
+    let server = BinServer::start(&[]);
+    let mut con = server.client();
+    assert_eq!(info_field(&mut con, "maxmemory_policy"), "noeviction");
+    assert_eq!(info_field(&mut con, "maxmemory"), "0");
+    assert_eq!(info_field(&mut con, "maxmemory_human"), "0B");
+    assert_eq!(info_field(&mut con, "mem_allocator"), "mimalloc");
+    config_set(&mut con, "maxmemory", "100mb");
+    config_set(&mut con, "maxmemory-policy", "VOLATILE-TTL");
+    config_set(&mut con, "maxmemory-samples", "10");
+    config_set(&mut con, "lfu-log-factor", "0");
+    config_set(&mut con, "lfu-decay-time", "0");
+    assert_eq!(info_field(&mut con, "maxmemory"), "104857600");
+    assert_eq!(info_field(&mut con, "maxmemory_human"), "100.00M");
+    assert_eq!(info_field(&mut con, "maxmemory_policy"), "volatile-ttl");
+    let got: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("maxmemory-policy")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(got, ["maxmemory-policy", "volatile-ttl"]);
+    let err = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("maxmemory-policy")
+        .arg("lru")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    assert!(err.to_string().contains("CONFIG SET failed (possibly related to argument 'maxmemory-policy') - argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"), "{err}");
+    let used = info_u64(&mut con, "used_memory");
+    let peak = info_u64(&mut con, "used_memory_peak");
+    let rss = info_u64(&mut con, "used_memory_rss");
+    assert!(used > 0 && peak >= used && rss > 0);
+    let ratio: f64 = info_field(&mut con, "mem_fragmentation_ratio")
+        .parse()
+        .unwrap();
+    assert!((ratio - rss as f64 / used as f64).abs() < 0.5, "{ratio}");
+    for field in [
+        "used_memory_human",
+        "used_memory_rss_human",
+        "used_memory_peak_human",
+    ] {
+        assert!(info_field(&mut con, field).ends_with(['B', 'K', 'M', 'G']));
+    }
+    // used_memory follows the data: 10 MB of values show up.
+    fill(&mut con, "k", 0..1000, &[b'x'; 10_000], None).unwrap();
+    let grown = info_u64(&mut con, "used_memory");
+    assert!(
+        grown >= used + 10_000_000 && grown < used + 14_000_000,
+        "{used} -> {grown}"
+    );
+    let _: () = redis::cmd("FLUSHALL").query(&mut con).unwrap();
+    let flushed = info_u64(&mut con, "used_memory");
+    assert!(flushed < used + 2_000_000, "{used} -> {flushed}");
+}
