@@ -105,6 +105,30 @@ impl Waiter {
 type Queues = HashMap<usize, HashMap<Box<[u8]>, VecDeque<Arc<Waiter>>>>;
 
 /// Every blocked client, queued per (database, key) in blocking order.
+///
+/// ```
+/// use larder::server::blocking::{BlockRequest, BlockingRegistry, TimeoutReply, WaitKind};
+///
+/// let registry = BlockingRegistry::default();
+/// let request = BlockRequest {
+///     db: 0,
+///     keys: vec![b"jobs".to_vec()],
+///     timeout: None,
+///     kind: WaitKind::List,
+///     on_timeout: TimeoutReply::NullArray,
+/// };
+/// let first = registry.register(1, &request);
+/// let second = registry.register(2, &request);
+/// assert_eq!(registry.blocked_clients(), 2);
+/// // The client that blocked first is served first.
+/// assert!(registry.may_take(0, b"jobs", 1, WaitKind::List));
+/// assert!(!registry.may_take(0, b"jobs", 2, WaitKind::List));
+/// registry.key_ready(0, b"jobs", Some(WaitKind::List)); // wakes client 1
+/// drop(first); // served, or gone: client 2 is next
+/// assert!(registry.may_take(0, b"jobs", 2, WaitKind::List));
+/// drop(second);
+/// assert_eq!(registry.waited_keys(), 0);
+/// ```
 #[derive(Debug, Default)]
 pub struct BlockingRegistry {
     /// Registered clients (INFO `blocked_clients`); zero lets pushes skip

@@ -8,6 +8,19 @@ use std::collections::VecDeque;
 pub type Element = Box<[u8]>;
 
 /// A list of byte strings.
+///
+/// ```
+/// use larder::store::types::ListValue;
+///
+/// let mut list: ListValue = [&b"b"[..], b"c"].into_iter().collect();
+/// list.push(true, b"a"); // LPUSH
+/// assert_eq!(list.get(0), Some(&b"a"[..]));
+/// assert_eq!(list.get(-1), Some(&b"c"[..])); // negative: from the tail
+/// assert_eq!(list.range_bounds(-100, 100), Some((0, 2))); // LRANGE clamps
+/// assert_eq!(list.positions(b"c", -1, None, 0), [2]); // LPOS RANK -1
+/// assert_eq!(list.pop_many(false, 2).len(), 2); // RPOP key 2
+/// assert_eq!(list.encoding(), "quicklist"); // as Redis 7.0 reports lists
+/// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListValue {
     items: VecDeque<Element>,
