@@ -118,7 +118,8 @@ struct ModelEntry {
 
 impl ModelEntry {
     fn expired(&self, now: u64) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
+        // As in Redis, a key is there at its expiry millisecond, gone after.
+        self.expires_at.is_some_and(|at| at < now)
     }
 }
 
@@ -145,6 +146,13 @@ impl Model {
             map.remove(key);
         }
         map.get_mut(key)
+    }
+
+    /// The live entry, without reclaiming an expired one: reads in the store
+    /// leave expired keys for writes and active expiry to remove.
+    fn peek(&mut self, db: usize, key: &[u8]) -> Option<&mut ModelEntry> {
+        let now = self.now;
+        self.dbs[db].get_mut(key).filter(|e| !e.expired(now))
     }
 
     fn live_count(&self, db: usize) -> usize {
@@ -249,7 +257,7 @@ fn run(shards: usize, ops: &[Op]) {
                 );
             }
             Op::Get(d, k) => {
-                let expected = model.live(*d, k).map(|e| e.value.clone());
+                let expected = model.peek(*d, k).map(|e| e.value.clone());
                 assert_eq!(store.get(*d, k).unwrap(), expected, "{op:?}");
             }
             Op::Del(d, k) => {
@@ -258,7 +266,7 @@ fn run(shards: usize, ops: &[Op]) {
                 assert_eq!(store.del(*d, k).unwrap(), expected, "{op:?}");
             }
             Op::Exists(d, k) => {
-                let expected = model.live(*d, k).is_some();
+                let expected = model.peek(*d, k).is_some();
                 assert_eq!(store.exists(*d, k).unwrap(), expected, "{op:?}");
             }
             Op::Expire(d, k, t) => {
@@ -273,7 +281,7 @@ fn run(shards: usize, ops: &[Op]) {
                 assert_eq!(store.expire(*d, k, *t).unwrap(), expected, "{op:?}");
             }
             Op::Persist(d, k) => {
-                let expected = match model.live(*d, k) {
+                let expected = match model.peek(*d, k) {
                     Some(entry) => entry.expires_at.take().is_some(),
                     None => false,
                 };
@@ -281,7 +289,7 @@ fn run(shards: usize, ops: &[Op]) {
             }
             Op::Ttl(d, k) => {
                 let now = model.now;
-                let expected = match model.live(*d, k) {
+                let expected = match model.peek(*d, k) {
                     None => Ttl::Missing,
                     Some(ModelEntry {
                         expires_at: None, ..
@@ -350,7 +358,7 @@ fn run(shards: usize, ops: &[Op]) {
     for d in 0..DATABASES {
         let keys: Vec<Vec<u8>> = model.dbs[d].keys().cloned().collect();
         for k in keys {
-            let expected = model.live(d, &k).map(|e| e.value.clone());
+            let expected = model.peek(d, &k).map(|e| e.value.clone());
             assert_eq!(store.get(d, &k).unwrap(), expected, "final get {k:?}");
         }
         assert_eq!(store.dbsize(d).unwrap(), model.dbs[d].len());

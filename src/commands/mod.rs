@@ -88,6 +88,9 @@ pub enum KeySpec {
     Range { first: i32, last: i32, step: i32 },
     /// A count at `numkeys_index` followed by that many keys (ZUNION-style).
     NumKeys { numkeys_index: usize },
+    /// A destination key at 1, then a count at `numkeys_index` followed by
+    /// that many keys (ZUNIONSTORE-style).
+    DestAndNumKeys { numkeys_index: usize },
 }
 
 /// One command: what `COMMAND INFO`/`COMMAND DOCS` report, and its handler.
@@ -280,7 +283,10 @@ impl CommandSpec {
                     i += step.max(1);
                 }
             }
-            KeySpec::NumKeys { numkeys_index } => {
+            KeySpec::NumKeys { numkeys_index } | KeySpec::DestAndNumKeys { numkeys_index } => {
+                if matches!(self.keys, KeySpec::DestAndNumKeys { .. }) && argv.len() > 1 {
+                    positions.push(1);
+                }
                 let count = argv
                     .get(numkeys_index)
                     .and_then(|a| parse::strict_i64(a))

@@ -442,6 +442,7 @@ fn command_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 fn legacy_key_triple(spec: &CommandSpec) -> (i64, i64, i64) {
     match spec.keys {
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
+        KeySpec::DestAndNumKeys { .. } => (1, 1, 1),
         KeySpec::None | KeySpec::NumKeys { .. } => (0, 0, 0),
     }
 }
@@ -452,7 +453,10 @@ fn write_command_info(out: &mut ReplyBuf, spec: &CommandSpec) {
         .filter(|(bit, _)| spec.has(*bit))
         .map(|(_, name)| *name)
         .collect();
-    if matches!(spec.keys, KeySpec::NumKeys { .. }) {
+    if matches!(
+        spec.keys,
+        KeySpec::NumKeys { .. } | KeySpec::DestAndNumKeys { .. }
+    ) {
         flag_names.push("movablekeys");
     }
     let (first, last, step) = legacy_key_triple(spec);
@@ -536,6 +540,61 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
             out.bulk(b"flags");
             out.set(access.len());
             access.iter().for_each(|f| out.simple(f));
+            out.bulk(b"begin_search");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"index");
+            out.bulk(b"spec");
+            out.map(1);
+            out.bulk(b"index");
+            out.int(numkeys_index as i64);
+            out.bulk(b"find_keys");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"keynum");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"keynumidx");
+            out.int(0);
+            out.bulk(b"firstkey");
+            out.int(1);
+            out.bulk(b"keystep");
+            out.int(1);
+        }
+        KeySpec::DestAndNumKeys { numkeys_index } => {
+            // As Redis reports ZUNIONSTORE: the destination (overwritten),
+            // then the source keys after the count.
+            out.array(2);
+            out.map(3);
+            out.bulk(b"flags");
+            out.set(2);
+            out.simple("OW");
+            out.simple("update");
+            out.bulk(b"begin_search");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"index");
+            out.bulk(b"spec");
+            out.map(1);
+            out.bulk(b"index");
+            out.int(1);
+            out.bulk(b"find_keys");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"range");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"lastkey");
+            out.int(0);
+            out.bulk(b"keystep");
+            out.int(1);
+            out.bulk(b"limit");
+            out.int(0);
+            out.map(3);
+            out.bulk(b"flags");
+            out.set(2);
+            out.simple("RO");
+            out.simple("access");
             out.bulk(b"begin_search");
             out.map(2);
             out.bulk(b"type");

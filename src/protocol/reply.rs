@@ -189,9 +189,10 @@ impl ReplyBuf {
     }
 }
 
-/// Formats a double as Redis 7 replies with it: `inf`, `-inf`, `nan`, and
-/// otherwise the shortest text that reads back as the same double, in `%.17g`
-/// style (exponent form only for very large or small magnitudes).
+/// Formats a double as Redis 7.0 replies with it (`addReplyDouble`):
+/// `inf`, `-inf`, `nan`, and otherwise C's `%.17g` — 17 significant digits,
+/// trailing zeros removed, exponent form when the exponent is below -4 or at
+/// least 17 (`0.10000000000000001`, `1e+100`, `4.9406564584124654e-324`).
 pub fn format_double(value: f64) -> String {
     if value.is_nan() {
         return "nan".into();
@@ -203,68 +204,45 @@ pub fn format_double(value: f64) -> String {
             "-inf".into()
         };
     }
-    let mut ryu_buf = ryu::Buffer::new();
-    let shortest = ryu_buf.format_finite(value);
-    // ryu gives "1e21", "1.5e-7" or "123.0"; %g switches to exponent form when
-    // the exponent is < -4 or >= 17 (the precision).
-    let (mantissa, exponent) = match shortest.split_once('e') {
-        Some((m, e)) => (m.to_string(), e.parse::<i32>().unwrap_or(0)),
-        None => {
-            let trimmed = shortest.strip_suffix(".0").unwrap_or(shortest);
-            return decimal_to_g(trimmed);
-        }
-    };
-    let digits: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    let negative = mantissa.starts_with('-');
-    let int_len = mantissa
-        .trim_start_matches('-')
-        .split('.')
-        .next()
-        .map_or(1, str::len) as i32;
-    let exp10 = exponent + int_len - 1;
-    render_g(negative, digits.trim_start_matches('0'), exp10)
-}
-
-/// Re-renders a plain decimal (as ryu prints it) in `%g` style.
-fn decimal_to_g(text: &str) -> String {
-    let negative = text.starts_with('-');
-    let body = text.trim_start_matches('-');
-    let (int_part, frac_part) = body.split_once('.').unwrap_or((body, ""));
-    let all: String = format!("{int_part}{frac_part}");
-    let leading_zeros = all.len() - all.trim_start_matches('0').len();
-    let digits = all.trim_start_matches('0');
-    if digits.is_empty() {
-        return if negative { "-0".into() } else { "0".into() };
+    if value == 0.0 {
+        return if value.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
     }
-    let exp10 = int_part.len() as i32 - 1 - leading_zeros as i32;
-    render_g(negative, digits, exp10)
-}
-
-/// `digits` are the significant digits (first non-zero), the value being
-/// 0.d1d2d3... x 10^(exp10+1).
-fn render_g(negative: bool, digits: &str, exp10: i32) -> String {
-    let digits = digits.trim_end_matches('0');
-    let digits = if digits.is_empty() { "0" } else { digits };
+    // Rust's `{:.16e}` rounds exactly (ties to even, as glibc's printf does)
+    // to 17 significant digits: "d.dddddddddddddddde<exp>".
+    let scientific = format!("{:.16e}", value);
+    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let negative = mantissa.starts_with('-');
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
     let sign = if negative { "-" } else { "" };
-    if !(-4..17).contains(&exp10) {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
+    if !(-4..17).contains(&exponent) {
+        let significant = digits.trim_end_matches('0');
+        let (first, rest) = significant.split_at(1.min(significant.len()));
+        let fraction = if rest.is_empty() {
             String::new()
         } else {
             format!(".{rest}")
         };
-        let esign = if exp10 < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp10.abs());
+        let exponent_sign = if exponent < 0 { '-' } else { '+' };
+        return format!(
+            "{sign}{first}{fraction}e{exponent_sign}{:02}",
+            exponent.unsigned_abs()
+        );
     }
-    if exp10 < 0 {
-        let zeros = "0".repeat((-exp10 - 1) as usize);
-        return format!("{sign}0.{zeros}{digits}");
+    if exponent < 0 {
+        let zeros = "0".repeat((-exponent - 1) as usize);
+        return format!("{sign}0.{zeros}{}", digits.trim_end_matches('0'));
     }
-    let int_len = exp10 as usize + 1;
-    if digits.len() <= int_len {
-        format!("{sign}{digits}{}", "0".repeat(int_len - digits.len()))
+    let (integer, fraction) = digits.split_at(exponent as usize + 1);
+    let fraction = fraction.trim_end_matches('0');
+    if fraction.is_empty() {
+        format!("{sign}{integer}")
     } else {
-        format!("{sign}{}.{}", &digits[..int_len], &digits[int_len..])
+        format!("{sign}{integer}.{fraction}")
     }
 }
 
@@ -272,24 +250,39 @@ fn render_g(negative: bool, digits: &str, exp10: i32) -> String {
 mod tests {
     use super::format_double;
 
+    /// Expected values are what redis-server 7.0.15 replies to ZSCORE.
     #[test]
     fn doubles_like_redis() {
         assert_eq!(format_double(1.0), "1");
         assert_eq!(format_double(-2.5), "-2.5");
-        assert_eq!(format_double(0.1), "0.1");
+        assert_eq!(format_double(0.1), "0.10000000000000001");
+        assert_eq!(format_double(1.1), "1.1000000000000001");
         assert_eq!(format_double(1e21), "1e+21");
+        assert_eq!(format_double(1e100), "1e+100");
+        assert_eq!(format_double(1e16), "10000000000000000");
+        assert_eq!(format_double(1e17), "1e+17");
         assert_eq!(
             format_double(123456789012345680.0),
             "1.2345678901234568e+17"
         );
         assert_eq!(format_double(0.0001), "0.0001");
+        assert_eq!(format_double(0.00001), "1.0000000000000001e-05");
+        assert_eq!(format_double(1e-300), "1e-300");
+        assert_eq!(format_double(5e-324), "4.9406564584124654e-324");
+        assert_eq!(format_double(f64::MAX), "1.7976931348623157e+308");
+        assert_eq!(format_double(3.0000000000000004), "3.0000000000000004");
+        // 1234567890123456.25 is exact: a tie at 17 digits, rounded to even.
         assert_eq!(
-            format_double(0.00001),
-            "1.0000000000000001e-05".replace("1.0000000000000001", "1")
+            format_double(1234567890123456.0 + 0.25),
+            "1234567890123456.2"
         );
+        assert_eq!(format_double(12345.678), "12345.678");
         assert_eq!(format_double(f64::INFINITY), "inf");
+        assert_eq!(format_double(f64::NEG_INFINITY), "-inf");
         assert_eq!(format_double(0.0), "0");
+        assert_eq!(format_double(-0.0), "-0");
         assert_eq!(format_double(2.75), "2.75");
         assert_eq!(format_double(100.0), "100");
+        assert_eq!(format_double(-0.5), "-0.5");
     }
 }

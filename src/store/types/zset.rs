@@ -1,31 +1,1145 @@
-//! Sorted sets.
+//! Sorted sets: a member -> node map plus a skiplist with spans over
+//! (score, member), as Redis's `zset` (dict + zskiplist).
+//!
+//! The skiplist lives in an arena (`Vec<Node>`, links are `u32` indexes, no
+//! `unsafe`); slot 0 is the header. Every link carries its span (how many
+//! level-0 steps it jumps), so rank lookups, "element at rank r" and the
+//! first/last element of a score or lexicographic range are all O(log n),
+//! and a range of m elements is O(log n + m).
+//!
+//! Ordering is Redis's: by score, ties by member bytes (memcmp order).
+//! NaN is never stored. Members are shared (`Arc<[u8]>`) between the map and
+//! the skiplist node, as Redis shares one SDS string.
+//!
+//! Encoding: Redis keeps small sorted sets in a listpack (at most 128 members
+//! of at most 64 bytes) and converts to a skiplist for good, never back,
+//! except when a ZUNIONSTORE-style result is small. We always use the
+//! skiplist but track the name Redis would report, and mirror the one
+//! observable listpack effect: a listpack stores -0 as the integer 0.
+//!
+//! ```
+//! use larder::store::types::ZSetValue;
+//!
+//! let mut z = ZSetValue::new();
+//! z.insert(b"b", 2.0);
+//! z.insert(b"a", 1.0);
+//! assert_eq!(z.rank(b"b"), Some((1, 2.0)));
+//! assert_eq!(z.score_range_ranks(1.0, false, 1.5, false), Some((0, 0)));
+//! ```
 
 use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
 
-/// A sorted set: members with scores.
-#[derive(Debug, Clone, Default, PartialEq)]
+use foldhash::fast::RandomState;
+use smallvec::SmallVec;
+
+/// A member's bytes, shared by the map and the skiplist.
+pub type Member = Arc<[u8]>;
+
+/// Redis's `zset-max-listpack-entries` default.
+pub const LISTPACK_MAX_ENTRIES: usize = 128;
+/// Redis's `zset-max-listpack-value` default.
+pub const LISTPACK_MAX_VALUE: usize = 64;
+
+const MAX_LEVEL: usize = 32;
+/// The header's slot. No link ever points to the header, so 0 also means
+/// "no node" in `next`/`prev` links.
+const HEAD: u32 = 0;
+const NONE: u32 = 0;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Link {
+    next: u32,
+    /// Level-0 steps this link jumps. Only meaningful when `next != NONE`.
+    span: u32,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    /// `None` for the header and for free slots.
+    member: Option<Member>,
+    score: f64,
+    prev: u32,
+    links: SmallVec<[Link; 2]>,
+}
+
+impl Node {
+    fn member(&self) -> &[u8] {
+        self.member.as_deref().unwrap_or(&[])
+    }
+}
+
+/// What [`ZSetValue::add`] did; the score is the member's score afterwards.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AddOutcome {
+    Added(f64),
+    Updated(f64),
+    /// The member was there with this very score (still "processed").
+    Unchanged(f64),
+    /// NX/XX/GT/LT prevented the operation.
+    Skipped,
+}
+
+impl AddOutcome {
+    pub fn added(&self) -> bool {
+        matches!(self, AddOutcome::Added(_))
+    }
+
+    pub fn updated(&self) -> bool {
+        matches!(self, AddOutcome::Updated(_))
+    }
+
+    /// The member's score afterwards, unless the conditions skipped it.
+    pub fn score(&self) -> Option<f64> {
+        match *self {
+            AddOutcome::Added(s) | AddOutcome::Updated(s) | AddOutcome::Unchanged(s) => Some(s),
+            AddOutcome::Skipped => None,
+        }
+    }
+}
+
+/// The resulting score would be NaN (e.g. `+inf` incremented by `-inf`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScoreIsNan;
+
+/// A sorted set.
+#[derive(Clone)]
 pub struct ZSetValue {
-    scores: HashMap<Vec<u8>, f64>,
+    index: HashMap<Member, u32, RandomState>,
+    nodes: Vec<Node>,
+    free: Vec<u32>,
+    length: usize,
+    level: usize,
+    tail: u32,
+    /// Whether Redis would have converted this set to a skiplist.
+    skiplist_encoded: bool,
+    /// Heap bytes of the live nodes' members and spilled link arrays, kept
+    /// up to date so that `heap_size` is O(1).
+    payload_bytes: usize,
+}
+
+impl Default for ZSetValue {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for ZSetValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.length == other.length
+            && self
+                .iter()
+                .zip(other.iter())
+                .all(|((m1, s1), (m2, s2))| m1 == m2 && s1 == s2)
+    }
+}
+
+impl fmt::Debug for ZSetValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(
+                self.iter()
+                    .map(|(m, s)| (String::from_utf8_lossy(m).into_owned(), s)),
+            )
+            .finish()
+    }
+}
+
+fn random_level() -> usize {
+    // Each extra level with probability 1/4 (Redis's ZSKIPLIST_P): two zero
+    // bits of a random word per level.
+    let bits: u64 = rand::random();
+    (1 + bits.trailing_zeros() as usize / 2).min(MAX_LEVEL)
 }
 
 impl ZSetValue {
+    /// [`ZSetValue::add`] flag: only add new members.
+    pub const NX: u8 = 1;
+    /// Only update existing members.
+    pub const XX: u8 = 2;
+    /// Only update when the new score is greater.
+    pub const GT: u8 = 4;
+    /// Only update when the new score is less.
+    pub const LT: u8 = 8;
+    /// Increment the score instead of setting it.
+    pub const INCR: u8 = 16;
+
+    pub fn new() -> Self {
+        ZSetValue {
+            index: HashMap::default(),
+            nodes: vec![Node {
+                member: None,
+                score: 0.0,
+                prev: NONE,
+                links: SmallVec::from_elem(Link::default(), MAX_LEVEL),
+            }],
+            free: Vec::new(),
+            length: 0,
+            level: 1,
+            tail: NONE,
+            skiplist_encoded: false,
+            payload_bytes: 0,
+        }
+    }
+
+    /// An empty set that Redis would create with the skiplist encoding
+    /// directly (ZRANGESTORE of more than 128 elements).
+    pub fn with_expected_len(len: usize) -> Self {
+        let mut z = Self::new();
+        z.skiplist_encoded = len > LISTPACK_MAX_ENTRIES;
+        z
+    }
+
     pub fn len(&self) -> usize {
-        self.scores.len()
+        self.length
     }
 
     pub fn is_empty(&self) -> bool {
-        self.scores.is_empty()
+        self.length == 0
     }
 
+    /// Approximate heap bytes held.
     pub fn heap_size(&self) -> usize {
-        self.scores.keys().map(|m| m.capacity() + 48).sum()
+        let nodes = self.nodes.capacity() * std::mem::size_of::<Node>();
+        let header = MAX_LEVEL * std::mem::size_of::<Link>();
+        let map = self.index.capacity() * (std::mem::size_of::<(Member, u32)>() + 1);
+        nodes + header + self.payload_bytes + map + self.free.capacity() * 4
     }
 
+    /// The encoding name Redis would report (OBJECT ENCODING).
     pub fn encoding(&self) -> &'static str {
-        if self.scores.len() <= 128 && self.scores.keys().all(|m| m.len() <= 64) {
-            "listpack"
-        } else {
+        if self.skiplist_encoded {
             "skiplist"
+        } else {
+            "listpack"
         }
+    }
+
+    /// Whether Redis would hold this set in a listpack.
+    pub fn is_listpack(&self) -> bool {
+        !self.skiplist_encoded
+    }
+
+    pub fn score(&self, member: &[u8]) -> Option<f64> {
+        self.index
+            .get(member)
+            .map(|&i| self.nodes[i as usize].score)
+    }
+
+    pub fn contains(&self, member: &[u8]) -> bool {
+        self.index.contains_key(member)
+    }
+
+    // ----- skiplist internals --------------------------------------------
+
+    fn node(&self, i: u32) -> &Node {
+        &self.nodes[i as usize]
+    }
+
+    fn link(&self, i: u32, level: usize) -> Link {
+        self.nodes[i as usize].links[level]
+    }
+
+    fn link_mut(&mut self, i: u32, level: usize) -> &mut Link {
+        &mut self.nodes[i as usize].links[level]
+    }
+
+    /// Whether node `i` orders strictly before (score, member).
+    fn before(&self, i: u32, score: f64, member: &[u8]) -> bool {
+        let n = self.node(i);
+        n.score < score || (n.score == score && n.member() < member)
+    }
+
+    /// Heap bytes a node holds besides its slot: the member (with the Arc's
+    /// counters) and a spilled link array.
+    fn payload(member_len: usize, links: &SmallVec<[Link; 2]>) -> usize {
+        let spilled = if links.spilled() {
+            links.capacity() * std::mem::size_of::<Link>()
+        } else {
+            0
+        };
+        member_len + 16 + spilled
+    }
+
+    fn alloc(&mut self, member: Member, score: f64, level: usize) -> u32 {
+        let links = SmallVec::from_elem(Link::default(), level);
+        self.payload_bytes += Self::payload(member.len(), &links);
+        let node = Node {
+            member: Some(member),
+            score,
+            prev: NONE,
+            links,
+        };
+        match self.free.pop() {
+            Some(slot) => {
+                self.nodes[slot as usize] = node;
+                slot
+            }
+            None => {
+                self.nodes.push(node);
+                (self.nodes.len() - 1) as u32
+            }
+        }
+    }
+
+    fn release(&mut self, i: u32) -> Option<Member> {
+        let node = &mut self.nodes[i as usize];
+        let member = node.member.take();
+        let payload = Self::payload(member.as_ref().map_or(0, |m| m.len()), &node.links);
+        self.payload_bytes = self.payload_bytes.saturating_sub(payload);
+        let node = &mut self.nodes[i as usize];
+        node.links = SmallVec::new();
+        node.prev = NONE;
+        self.free.push(i);
+        member
+    }
+
+    /// Compacts the arena once it is mostly free slots (after the set shrank
+    /// to a quarter of its peak): amortized O(1) per removal. ZSCAN cursors
+    /// are slot numbers, so a scan running across a compaction may miss
+    /// elements; compactions are rare.
+    fn maybe_shrink(&mut self) {
+        if self.nodes.len() > 64 && self.length * 4 < self.nodes.len() {
+            self.rebuild();
+        }
+    }
+
+    fn rebuild(&mut self) {
+        let items: Vec<(Member, f64)> = self.iter_members().collect();
+        let encoded = self.skiplist_encoded;
+        *self = ZSetValue::new();
+        self.skiplist_encoded = encoded;
+        self.index.reserve(items.len());
+        // Insert from the largest: each insertion then stops at the head.
+        for (member, score) in items.into_iter().rev() {
+            self.sl_insert_new(member, score);
+        }
+    }
+
+    /// Inserts a member known to be absent, in the skiplist and the map.
+    fn sl_insert_new(&mut self, member: Member, score: f64) -> u32 {
+        let idx = self.sl_insert(member.clone(), score);
+        self.index.insert(member, idx);
+        idx
+    }
+
+    /// zslInsert: links a new node for (score, member); returns its slot.
+    fn sl_insert(&mut self, member: Member, score: f64) -> u32 {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut rank = [0usize; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
+            loop {
+                let l = self.link(x, i);
+                if l.next != NONE && self.before(l.next, score, &member) {
+                    rank[i] += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        let level = random_level();
+        if level > self.level {
+            for i in self.level..level {
+                rank[i] = 0;
+                update[i] = HEAD;
+                self.link_mut(HEAD, i).span = self.length as u32;
+            }
+            self.level = level;
+        }
+        let x = self.alloc(member, score, level);
+        for i in 0..level {
+            let u = update[i];
+            let ul = self.link(u, i);
+            let jumped = (rank[0] - rank[i]) as u32;
+            *self.link_mut(x, i) = Link {
+                next: ul.next,
+                span: ul.span.wrapping_sub(jumped),
+            };
+            *self.link_mut(u, i) = Link {
+                next: x,
+                span: jumped + 1,
+            };
+        }
+        for (i, &u) in update.iter().enumerate().take(self.level).skip(level) {
+            let l = self.link_mut(u, i);
+            l.span = l.span.wrapping_add(1);
+        }
+        self.nodes[x as usize].prev = if update[0] == HEAD { NONE } else { update[0] };
+        let next = self.link(x, 0).next;
+        if next != NONE {
+            self.nodes[next as usize].prev = x;
+        } else {
+            self.tail = x;
+        }
+        self.length += 1;
+        x
+    }
+
+    /// The update path to (score, member): for each level, the last node
+    /// ordered before it.
+    fn update_path(&self, score: f64, member: &[u8]) -> [u32; MAX_LEVEL] {
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NONE && self.before(l.next, score, member) {
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        update
+    }
+
+    /// zslDeleteNode: unlinks node `x` (does not free it).
+    fn sl_unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
+        for (i, &u) in update.iter().enumerate().take(self.level) {
+            let ul = self.link(u, i);
+            if ul.next == x {
+                let xl = self.link(x, i);
+                *self.link_mut(u, i) = Link {
+                    next: xl.next,
+                    span: ul.span.wrapping_add(xl.span).wrapping_sub(1),
+                };
+            } else {
+                self.link_mut(u, i).span = ul.span.wrapping_sub(1);
+            }
+        }
+        let next = self.link(x, 0).next;
+        let prev = self.node(x).prev;
+        if next != NONE {
+            self.nodes[next as usize].prev = prev;
+        } else {
+            self.tail = prev;
+        }
+        while self.level > 1 && self.link(HEAD, self.level - 1).next == NONE {
+            self.level -= 1;
+        }
+        self.length -= 1;
+    }
+
+    /// Removes the node of `member` (known to be at slot `idx`).
+    fn remove_node(&mut self, idx: u32) -> Option<Member> {
+        let (score, member) = {
+            let n = self.node(idx);
+            (n.score, n.member.clone()?)
+        };
+        let update = self.update_path(score, &member);
+        self.sl_unlink(idx, &update);
+        self.index.remove(&*member);
+        self.release(idx)
+    }
+
+    /// Counts the leading elements for which `pred` holds (`pred` must hold
+    /// for a prefix of the order): O(log n).
+    fn count_prefix(&self, pred: impl Fn(&Node) -> bool) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NONE && pred(self.node(l.next)) {
+                    rank += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+        }
+        rank
+    }
+
+    /// zslGetElementByRank with a 1-based rank.
+    fn at_rank1(&self, rank: usize) -> u32 {
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NONE && traversed + l.span as usize <= rank {
+                    traversed += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            if traversed == rank {
+                return x;
+            }
+        }
+        NONE
+    }
+
+    /// The 1-based rank of (score, member), which must be present.
+    fn rank1_of(&self, score: f64, member: &[u8]) -> usize {
+        let mut x = HEAD;
+        let mut rank = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NONE && {
+                    let n = self.node(l.next);
+                    n.score < score || (n.score == score && n.member() <= member)
+                } {
+                    rank += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            if x != HEAD {
+                let n = self.node(x);
+                if n.score == score && n.member() == member {
+                    return rank;
+                }
+            }
+        }
+        0
+    }
+
+    // ----- public operations ---------------------------------------------
+
+    /// Whether adding `member` as a new element would make Redis convert
+    /// the listpack to a skiplist, and the score as the encoding stores it.
+    fn prepare_new(&mut self, member: &[u8], score: f64) -> f64 {
+        if !self.skiplist_encoded
+            && (self.length + 1 > LISTPACK_MAX_ENTRIES || member.len() > LISTPACK_MAX_VALUE)
+        {
+            self.skiplist_encoded = true;
+        }
+        self.stored_score(score)
+    }
+
+    /// A listpack stores integral scores as integers: -0 reads back as 0.
+    fn stored_score(&self, score: f64) -> f64 {
+        if !self.skiplist_encoded && score == 0.0 {
+            0.0
+        } else {
+            score
+        }
+    }
+
+    /// ZADD/ZINCRBY on one member, with Redis's `zsetAdd` rules.
+    pub fn add(&mut self, member: &[u8], score: f64, flags: u8) -> Result<AddOutcome, ScoreIsNan> {
+        let has = |flag: u8| flags & flag != 0;
+        if score.is_nan() {
+            return Err(ScoreIsNan);
+        }
+        match self.index.get(member).copied() {
+            Some(idx) => {
+                if has(Self::NX) {
+                    return Ok(AddOutcome::Skipped);
+                }
+                let current = self.node(idx).score;
+                let mut score = score;
+                if has(Self::INCR) {
+                    score += current;
+                    if score.is_nan() {
+                        return Err(ScoreIsNan);
+                    }
+                }
+                if (has(Self::LT) && score >= current) || (has(Self::GT) && score <= current) {
+                    return Ok(AddOutcome::Skipped);
+                }
+                if score == current {
+                    return Ok(AddOutcome::Unchanged(score));
+                }
+                // The reply shows the computed score; a listpack stores -0 as 0.
+                self.update_score(idx, self.stored_score(score));
+                Ok(AddOutcome::Updated(score))
+            }
+            None if has(Self::XX) => Ok(AddOutcome::Skipped),
+            None => {
+                let stored = self.prepare_new(member, score);
+                self.sl_insert_new(Member::from(member), stored);
+                Ok(AddOutcome::Added(score))
+            }
+        }
+    }
+
+    /// zslUpdateScore: moves node `idx` to its new place (or updates it in
+    /// place when its neighbours allow).
+    fn update_score(&mut self, idx: u32, score: f64) {
+        let (prev, next) = (self.node(idx).prev, self.link(idx, 0).next);
+        if (prev == NONE || self.node(prev).score < score)
+            && (next == NONE || self.node(next).score > score)
+        {
+            self.nodes[idx as usize].score = score;
+            return;
+        }
+        let Some(member) = self.node(idx).member.clone() else {
+            return;
+        };
+        let update = self.update_path(self.node(idx).score, &member);
+        self.sl_unlink(idx, &update);
+        self.release(idx);
+        let new_idx = self.sl_insert(member.clone(), score);
+        if let Some(slot) = self.index.get_mut(&*member) {
+            *slot = new_idx;
+        }
+    }
+
+    /// Adds or replaces `member` with `score` (no conditions). NaN is
+    /// ignored. Returns true if the member is new.
+    pub fn insert(&mut self, member: &[u8], score: f64) -> bool {
+        matches!(self.add(member, score, 0), Ok(AddOutcome::Added(_)))
+    }
+
+    /// Adds a shared member known to be absent, without the listpack
+    /// bookkeeping (building ZUNIONSTORE-style results; finish them with
+    /// [`ZSetValue::finish_store`]).
+    pub fn push_new_shared(&mut self, member: Member, score: f64) {
+        if score.is_nan() || self.index.contains_key(&*member) {
+            return;
+        }
+        self.skiplist_encoded = true;
+        self.sl_insert_new(member, score);
+    }
+
+    /// zsetConvertToListpackIfNeeded for a freshly built result: small
+    /// results are listpacks (whose -0 scores read back as 0).
+    pub fn finish_store(&mut self) {
+        let longest = self.index.keys().map(|m| m.len()).max().unwrap_or(0);
+        if self.length <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE {
+            self.skiplist_encoded = false;
+            for node in self.nodes.iter_mut().skip(1) {
+                if node.member.is_some() && node.score == 0.0 {
+                    node.score = 0.0;
+                }
+            }
+        } else {
+            self.skiplist_encoded = true;
+        }
+    }
+
+    /// Removes `member`; true if it was there.
+    pub fn remove(&mut self, member: &[u8]) -> bool {
+        let Some(&idx) = self.index.get(member) else {
+            return false;
+        };
+        self.remove_node(idx);
+        self.maybe_shrink();
+        true
+    }
+
+    /// The 0-based rank of `member` (ascending order) and its score.
+    pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
+        let &idx = self.index.get(member)?;
+        let score = self.node(idx).score;
+        let rank1 = self.rank1_of(score, member);
+        (rank1 > 0).then(|| (rank1 - 1, score))
+    }
+
+    /// The element at 0-based rank `rank` (ascending order).
+    pub fn at_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
+        let x = self.at_rank1(rank.checked_add(1)?);
+        (x != NONE).then(|| {
+            let n = self.node(x);
+            (n.member(), n.score)
+        })
+    }
+
+    /// 0-based inclusive ranks (first, last) of the elements after those
+    /// for which `before` holds and up to the last for which `through`
+    /// holds, or None if that is empty. Both predicates take (score,
+    /// member) and must hold for a prefix of the order (score ranges
+    /// always; lexicographic ranges when all scores are equal, as Redis
+    /// assumes). O(log n).
+    pub fn rank_span(
+        &self,
+        before: impl Fn(f64, &[u8]) -> bool,
+        through: impl Fn(f64, &[u8]) -> bool,
+    ) -> Option<(usize, usize)> {
+        let skipped = self.count_prefix(|n| before(n.score, n.member()));
+        let last = self.count_prefix(|n| through(n.score, n.member()));
+        (last > skipped).then(|| (skipped, last - 1))
+    }
+
+    /// 0-based inclusive ranks of the elements with scores between `min`
+    /// and `max` (each bound inclusive or exclusive). O(log n).
+    pub fn score_range_ranks(
+        &self,
+        min: f64,
+        min_exclusive: bool,
+        max: f64,
+        max_exclusive: bool,
+    ) -> Option<(usize, usize)> {
+        self.rank_span(
+            |s, _| if min_exclusive { s <= min } else { s < min },
+            |s, _| if max_exclusive { s < max } else { s <= max },
+        )
+    }
+
+    /// Elements from 0-based rank `rank` on, ascending (or descending when
+    /// `reverse`, still starting at that ascending rank). O(log n) to start.
+    pub fn iter_from(&self, rank: usize, reverse: bool) -> Iter<'_> {
+        let at = if rank == 0 && !reverse {
+            self.link(HEAD, 0).next
+        } else if rank + 1 == self.length && reverse {
+            self.tail
+        } else {
+            rank.checked_add(1).map_or(NONE, |r| self.at_rank1(r))
+        };
+        let remaining = if at == NONE {
+            0
+        } else if reverse {
+            rank + 1
+        } else {
+            self.length - rank
+        };
+        Iter {
+            set: self,
+            at,
+            reverse,
+            remaining,
+        }
+    }
+
+    /// All elements in ascending order.
+    pub fn iter(&self) -> Iter<'_> {
+        self.iter_from(0, false)
+    }
+
+    /// All elements in descending order.
+    pub fn iter_rev(&self) -> Iter<'_> {
+        Iter {
+            set: self,
+            at: self.tail,
+            reverse: true,
+            remaining: self.length,
+        }
+    }
+
+    /// All elements in ascending order, with their shared member bytes.
+    pub fn iter_members(&self) -> impl Iterator<Item = (Member, f64)> + '_ {
+        let mut at = self.link(HEAD, 0).next;
+        std::iter::from_fn(move || {
+            if at == NONE {
+                return None;
+            }
+            let n = self.node(at);
+            at = n.links[0].next;
+            Some((n.member.clone()?, n.score))
+        })
+    }
+
+    /// The shared bytes of a member (to build results without copying).
+    pub fn shared_member(&self, member: &[u8]) -> Option<(Member, f64)> {
+        self.index
+            .get_key_value(member)
+            .map(|(m, &i)| (m.clone(), self.node(i).score))
+    }
+
+    /// Removes the elements of 0-based ranks `first..=last` (clamped);
+    /// returns how many. O(log n + m).
+    pub fn remove_rank_range(&mut self, first: usize, last: usize) -> usize {
+        let last = last.min(self.length.saturating_sub(1));
+        if self.length == 0 || first > last {
+            return 0;
+        }
+        // zslDeleteRangeByRank with 1-based ranks.
+        let (start, end) = (first + 1, last + 1);
+        let mut update = [HEAD; MAX_LEVEL];
+        let mut x = HEAD;
+        let mut traversed = 0usize;
+        for i in (0..self.level).rev() {
+            loop {
+                let l = self.link(x, i);
+                if l.next != NONE && traversed + (l.span as usize) < start {
+                    traversed += l.span as usize;
+                    x = l.next;
+                } else {
+                    break;
+                }
+            }
+            update[i] = x;
+        }
+        traversed += 1;
+        x = self.link(x, 0).next;
+        let mut removed = 0;
+        while x != NONE && traversed <= end {
+            let next = self.link(x, 0).next;
+            self.sl_unlink(x, &update);
+            if let Some(member) = self.release(x) {
+                self.index.remove(&*member);
+            }
+            removed += 1;
+            traversed += 1;
+            x = next;
+        }
+        self.maybe_shrink();
+        removed
+    }
+
+    /// Removes and returns the lowest (or, with `max`, highest) element.
+    /// Used by ZPOPMIN/ZPOPMAX/ZMPOP and, later, their blocking forms.
+    pub fn pop(&mut self, max: bool) -> Option<(Member, f64)> {
+        let x = if max {
+            self.tail
+        } else {
+            self.link(HEAD, 0).next
+        };
+        if x == NONE {
+            return None;
+        }
+        let score = self.node(x).score;
+        // The first or last node: its update path is the header (min) or
+        // found by one descent (max).
+        let member = self.remove_node(x)?;
+        self.maybe_shrink();
+        Some((member, score))
+    }
+
+    /// ZSCAN over the element slots: visits slots from `cursor` calling `f`
+    /// until `count` elements were seen (or `count * 10` slots visited);
+    /// returns the next cursor, 0 when done. A listpack-sized set is
+    /// returned whole, in order, as Redis does.
+    ///
+    /// A slot keeps its element for the element's lifetime, so an element
+    /// present during the whole iteration is returned (Redis's guarantee),
+    /// unless the set shrank to under a quarter of its slots meanwhile
+    /// (then the arena is compacted).
+    pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8], f64)) -> u64 {
+        if !self.skiplist_encoded {
+            for (m, s) in self.iter() {
+                f(m, s);
+            }
+            return 0;
+        }
+        let mut slot = usize::try_from(cursor).unwrap_or(usize::MAX).max(1);
+        let count = count.max(1);
+        let mut budget = count.saturating_mul(10);
+        let mut seen = 0;
+        while slot < self.nodes.len() && seen < count && budget > 0 {
+            let n = &self.nodes[slot];
+            if let Some(m) = &n.member {
+                f(m, n.score);
+                seen += 1;
+            }
+            slot += 1;
+            budget -= 1;
+        }
+        if slot >= self.nodes.len() {
+            0
+        } else {
+            slot as u64
+        }
+    }
+
+    /// Checks the skiplist's invariants (tests).
+    #[doc(hidden)]
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let mut count = 0;
+        let mut x = self.link(HEAD, 0).next;
+        let mut prev = NONE;
+        while x != NONE {
+            let n = self.node(x);
+            if n.prev != prev {
+                return Err(format!("bad prev at slot {x}"));
+            }
+            if prev != NONE {
+                let p = self.node(prev);
+                if !(p.score < n.score || (p.score == n.score && p.member() < n.member())) {
+                    return Err("out of order".into());
+                }
+            }
+            if self.index.get(n.member()) != Some(&x) {
+                return Err("index mismatch".into());
+            }
+            count += 1;
+            if self.rank1_of(n.score, n.member()) != count {
+                return Err(format!("rank mismatch at {count}"));
+            }
+            if self.at_rank1(count) != x {
+                return Err(format!("select mismatch at {count}"));
+            }
+            prev = x;
+            x = n.links[0].next;
+        }
+        if count != self.length || self.index.len() != self.length || self.tail != prev {
+            return Err("length/tail mismatch".into());
+        }
+        let payload: usize = self.nodes[1..]
+            .iter()
+            .filter_map(|n| Some(Self::payload(n.member.as_ref()?.len(), &n.links)))
+            .sum();
+        if payload != self.payload_bytes {
+            return Err(format!("payload {} != {}", self.payload_bytes, payload));
+        }
+        Ok(())
+    }
+}
+
+/// Iterator over (member, score) pairs from a starting rank.
+pub struct Iter<'a> {
+    set: &'a ZSetValue,
+    at: u32,
+    reverse: bool,
+    remaining: usize,
+}
+
+impl<'a> Iterator for Iter<'a> {
+    type Item = (&'a [u8], f64);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.at == NONE {
+            return None;
+        }
+        let n = self.set.node(self.at);
+        self.at = if self.reverse {
+            n.prev
+        } else {
+            n.links[0].next
+        };
+        self.remaining = self.remaining.saturating_sub(1);
+        Some((n.member(), n.score))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+    use std::collections::BTreeSet;
+
+    #[derive(PartialEq, Clone, Debug)]
+    struct Key(f64, Vec<u8>);
+    impl Eq for Key {}
+    impl PartialOrd for Key {
+        fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(o))
+        }
+    }
+    impl Ord for Key {
+        fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+            self.0
+                .partial_cmp(&o.0)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then_with(|| self.1.cmp(&o.1))
+        }
+    }
+
+    #[test]
+    fn random_operations_match_a_btree_model() {
+        let mut rng = rand::thread_rng();
+        for round in 0..20 {
+            let mut z = ZSetValue::new();
+            let mut model: BTreeSet<Key> = BTreeSet::new();
+            let mut scores: HashMap<Vec<u8>, f64> = HashMap::new();
+            let universe = if round % 2 == 0 { 30 } else { 400 };
+            for _ in 0..3000 {
+                let member = format!("m{}", rng.gen_range(0..universe)).into_bytes();
+                let score = rng.gen_range(0..20) as f64 / 2.0;
+                match rng.gen_range(0..10) {
+                    0..=4 => {
+                        z.insert(&member, score);
+                        if let Some(old) = scores.insert(member.clone(), score) {
+                            model.remove(&Key(old, member.clone()));
+                        }
+                        model.insert(Key(score, member));
+                    }
+                    5..=6 => {
+                        let removed = z.remove(&member);
+                        let old = scores.remove(&member);
+                        assert_eq!(removed, old.is_some());
+                        if let Some(old) = old {
+                            model.remove(&Key(old, member));
+                        }
+                    }
+                    7 => {
+                        let n = model.len();
+                        let (a, b) = (rng.gen_range(0..n + 2), rng.gen_range(0..n + 2));
+                        let removed = z.remove_rank_range(a, b);
+                        let victims: Vec<Key> = model
+                            .iter()
+                            .skip(a)
+                            .take((b + 1).saturating_sub(a))
+                            .cloned()
+                            .collect();
+                        assert_eq!(removed, victims.len());
+                        for k in victims {
+                            scores.remove(&k.1);
+                            model.remove(&k);
+                        }
+                    }
+                    8 => {
+                        let max = rng.gen_bool(0.5);
+                        let expected = if max {
+                            model.iter().next_back()
+                        } else {
+                            model.iter().next()
+                        }
+                        .cloned();
+                        let got = z.pop(max);
+                        assert_eq!(got.map(|(m, s)| Key(s, m.to_vec())), expected);
+                        if let Some(k) = expected {
+                            scores.remove(&k.1);
+                            model.remove(&k);
+                        }
+                    }
+                    _ => {
+                        let (lo, hi) = (
+                            rng.gen_range(0..20) as f64 / 2.0,
+                            rng.gen_range(0..20) as f64 / 2.0,
+                        );
+                        let (lo_ex, hi_ex) = (rng.gen_bool(0.5), rng.gen_bool(0.5));
+                        let expected: Vec<usize> = model
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, k)| {
+                                (if lo_ex { k.0 > lo } else { k.0 >= lo })
+                                    && (if hi_ex { k.0 < hi } else { k.0 <= hi })
+                            })
+                            .map(|(i, _)| i)
+                            .collect();
+                        let got = z.score_range_ranks(lo, lo_ex, hi, hi_ex);
+                        assert_eq!(
+                            got,
+                            expected.first().map(|&a| (a, *expected.last().unwrap()))
+                        );
+                    }
+                }
+                assert_eq!(z.len(), model.len());
+            }
+            z.check_invariants().unwrap();
+            let ours: Vec<Key> = z.iter().map(|(m, s)| Key(s, m.to_vec())).collect();
+            let theirs: Vec<Key> = model.iter().cloned().collect();
+            assert_eq!(ours, theirs);
+            let rev: Vec<Key> = z.iter_rev().map(|(m, s)| Key(s, m.to_vec())).collect();
+            assert_eq!(rev, theirs.iter().rev().cloned().collect::<Vec<_>>());
+            for (i, k) in theirs.iter().enumerate() {
+                assert_eq!(z.rank(&k.1), Some((i, k.0)));
+                assert_eq!(
+                    z.at_rank(i).map(|(m, s)| Key(s, m.to_vec())),
+                    Some(k.clone())
+                );
+                let from: Vec<Key> = z
+                    .iter_from(i, false)
+                    .take(3)
+                    .map(|(m, s)| Key(s, m.to_vec()))
+                    .collect();
+                assert_eq!(
+                    from,
+                    theirs[i..].iter().take(3).cloned().collect::<Vec<_>>()
+                );
+                let back: Vec<Key> = z
+                    .iter_from(i, true)
+                    .take(3)
+                    .map(|(m, s)| Key(s, m.to_vec()))
+                    .collect();
+                assert_eq!(
+                    back,
+                    theirs[..=i]
+                        .iter()
+                        .rev()
+                        .take(3)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn add_flags_follow_redis() {
+        let mut z = ZSetValue::new();
+        assert_eq!(z.add(b"a", 1.0, 0), Ok(AddOutcome::Added(1.0)));
+        assert_eq!(z.add(b"a", 1.0, 0), Ok(AddOutcome::Unchanged(1.0)));
+        assert_eq!(z.add(b"a", 0.5, ZSetValue::GT), Ok(AddOutcome::Skipped));
+        assert_eq!(
+            z.add(b"a", 2.0, ZSetValue::GT),
+            Ok(AddOutcome::Updated(2.0))
+        );
+        assert_eq!(
+            z.add(b"a", 0.5, ZSetValue::INCR),
+            Ok(AddOutcome::Updated(2.5))
+        );
+        z.insert(b"i", f64::INFINITY);
+        assert_eq!(
+            z.add(b"i", f64::NEG_INFINITY, ZSetValue::INCR),
+            Err(ScoreIsNan)
+        );
+        assert_eq!(z.add(b"new", 1.0, ZSetValue::XX), Ok(AddOutcome::Skipped));
+        assert_eq!(z.len(), 2);
+    }
+
+    #[test]
+    fn encoding_names_and_negative_zero() {
+        let mut z = ZSetValue::new();
+        z.insert(b"a", -0.0);
+        assert!(z.score(b"a").unwrap().is_sign_positive());
+        assert_eq!(z.encoding(), "listpack");
+        z.insert(&[b'x'; 65], 1.0);
+        assert_eq!(z.encoding(), "skiplist");
+        z.insert(b"b", -0.0);
+        assert!(z.score(b"b").unwrap().is_sign_negative());
+        z.remove(&[b'x'; 65]);
+        assert_eq!(z.encoding(), "skiplist");
+        let mut small = ZSetValue::new();
+        for i in 0..129 {
+            small.insert(format!("{i}").as_bytes(), i as f64);
+        }
+        assert_eq!(small.encoding(), "skiplist");
+    }
+
+    #[test]
+    fn arena_compacts_after_heavy_removal() {
+        let mut z = ZSetValue::new();
+        for i in 0..1000 {
+            z.insert(format!("m{i}").as_bytes(), (i % 13) as f64);
+        }
+        let heap_before = z.heap_size();
+        for i in 0..900 {
+            assert!(z.remove(format!("m{i}").as_bytes()));
+        }
+        z.check_invariants().unwrap();
+        assert!(z.nodes.len() <= 401, "arena kept {} slots", z.nodes.len());
+        assert!(z.heap_size() < heap_before);
+        assert_eq!(z.encoding(), "skiplist", "compaction keeps the encoding");
+        assert_eq!(z.rank(b"m999").map(|(_, s)| s), Some((999 % 13) as f64));
+    }
+
+    #[test]
+    fn scan_visits_every_element_once() {
+        let mut z = ZSetValue::new();
+        for i in 0..1000 {
+            z.insert(format!("m{i}").as_bytes(), (i % 7) as f64);
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            cursor = z.scan(cursor, 10, |m, _| assert!(seen.insert(m.to_vec())));
+            if cursor == 0 {
+                break;
+            }
+        }
+        assert_eq!(seen.len(), 1000);
+    }
+
+    #[test]
+    fn lex_ranges() {
+        let mut z = ZSetValue::new();
+        for m in ["a", "b", "c", "d", "e"] {
+            z.insert(m.as_bytes(), 0.0);
+        }
+        // [b (d
+        let span = z.rank_span(|_, m| m < &b"b"[..], |_, m| m < &b"d"[..]);
+        assert_eq!(span, Some((1, 2)));
+        assert_eq!(z.rank_span(|_, _| false, |_, _| true), Some((0, 4)));
+        assert_eq!(z.rank_span(|_, _| true, |_, _| false), None);
+        assert_eq!(z.remove_rank_range(1, 2), 2);
+        z.check_invariants().unwrap();
     }
 }
