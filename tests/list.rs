@@ -356,7 +356,8 @@ fn command_info_matches_redis() {
     // (Larder's table has one per command): their head is compared only.
     let full = [
         "lpush", "rpush", "lpushx", "rpushx", "lpop", "rpop", "llen", "lrange", "lindex", "lset",
-        "linsert", "lrem", "ltrim", "lpos", "lmpop", "blpop", "brpop", "blmpop",
+        "linsert", "lrem", "ltrim", "lpos", "lmpop", "blpop", "brpop", "blmpop", "bzpopmin",
+        "bzpopmax", "bzmpop",
     ];
     let head_only = ["lmove", "rpoplpush", "blmove", "brpoplpush"];
     for name in full.iter().chain(&head_only) {
@@ -467,6 +468,49 @@ fn blocking_inside_multi_answers_at_once() {
         BLPOP k 0
         EXEC
         EXISTS k
+        ",
+    );
+}
+
+#[test]
+fn sorted_set_blocking_pops_served_at_once_match_redis() {
+    script_both_protocols(
+        "
+        ZADD z 1 a 2 b 3 c 4 d 5 e
+        ZADD y 10 x
+        BZPOPMIN z 0
+        BZPOPMAX z 0
+        BZPOPMIN missing y z 0
+        BZPOPMAX missing z 1
+        BZMPOP 0 2 missing z MIN
+        BZMPOP 0 1 z MAX COUNT 10
+        EXISTS z
+        BZPOPMIN missing 0.01
+        BZPOPMAX missing other 0.001
+        BZMPOP 0.01 1 missing MIN
+        SET s v
+        BZPOPMIN s 0
+        BZPOPMIN missing s 0
+        BZPOPMIN s x
+        BZPOPMIN missing -1
+        BZPOPMAX missing inf
+        BZMPOP x 1 z MIN
+        BZMPOP x 0 z MIN
+        BZMPOP x 1 z MIDDLE
+        BZMPOP x 1 z MIN COUNT 0
+        BZMPOP -1 2 z MIN
+        BZMPOP 0 1 s MIN
+        BZMPOP 0 2 missing s MAX
+        BZPOPMIN z
+        BZMPOP 0 1 z
+        MULTI
+        BZPOPMIN missing 0
+        BZMPOP 0 1 missing MAX
+        ZADD q 1 one 2 two
+        BZPOPMAX q 0
+        BZMPOP 0 1 q MIN COUNT 5
+        BZPOPMIN q 0
+        EXEC
         ",
     );
 }
@@ -805,6 +849,57 @@ fn pipeline_scenario(addr: SocketAddr) -> Vec<String> {
     seen.push(text(waiter.read_reply()));
     seen.push(text(control.command(&["LRANGE", "k", "0", "-1"])));
     seen
+}
+
+fn sorted_set_scenario(addr: SocketAddr) -> Vec<String> {
+    let mut control = RawClient::connect(addr);
+    let mut zwaiters: Vec<RawClient> = (0..2).map(|_| RawClient::connect(addr)).collect();
+    let mut lwaiter = RawClient::connect(addr);
+    let mut seen = Vec::new();
+    // Two BZPOPMIN clients and one BLPOP client on the same key: a list
+    // push serves the list client only, a ZADD the sorted-set ones, in the
+    // order they blocked.
+    send(&mut zwaiters[0], &["BZPOPMIN", "k", "0"]);
+    wait_blocked(&mut control, 1);
+    send(&mut lwaiter, &["BLPOP", "k", "0"]);
+    wait_blocked(&mut control, 2);
+    send(&mut zwaiters[1], &["BZPOPMAX", "other", "k", "0"]);
+    wait_blocked(&mut control, 3);
+    seen.push(text(control.command(&["RPUSH", "k", "item"])));
+    seen.push(text(lwaiter.read_reply()));
+    wait_blocked(&mut control, 2);
+    seen.push(text(
+        control.command(&["ZADD", "k", "2", "two", "1", "one"]),
+    ));
+    seen.push(text(zwaiters[0].read_reply()));
+    seen.push(text(zwaiters[1].read_reply()));
+    wait_blocked(&mut control, 0);
+    // BZMPOP woken by a STORE form.
+    send(
+        &mut zwaiters[0],
+        &["BZMPOP", "0", "1", "dest", "MAX", "COUNT", "2"],
+    );
+    wait_blocked(&mut control, 1);
+    control.command(&["ZADD", "src", "1", "a", "2", "b", "3", "c"]);
+    seen.push(text(control.command(&["ZUNIONSTORE", "dest", "1", "src"])));
+    seen.push(text(zwaiters[0].read_reply()));
+    // RESP3: the score is a double.
+    zwaiters[1].command(&["HELLO", "3"]);
+    send(&mut zwaiters[1], &["BZPOPMIN", "z3", "0"]);
+    wait_blocked(&mut control, 1);
+    seen.push(text(control.command(&["ZINCRBY", "z3", "1.5", "m"])));
+    seen.push(text(zwaiters[1].read_reply()));
+    seen.push(text(zwaiters[1].command(&["BZPOPMAX", "z3", "0.01"])));
+    seen
+}
+
+#[test]
+fn sorted_set_blocking_pops_wait_for_zadd() {
+    let seen = both(sorted_set_scenario);
+    assert_eq!(seen[1], "*2\r\n$1\r\nk\r\n$4\r\nitem\r\n");
+    assert_eq!(seen[3], "*3\r\n$1\r\nk\r\n$3\r\none\r\n$1\r\n1\r\n");
+    assert_eq!(seen[4], "*3\r\n$1\r\nk\r\n$3\r\ntwo\r\n$1\r\n2\r\n");
+    assert_eq!(seen[8], "*3\r\n$2\r\nz3\r\n$1\r\nm\r\n,1.5\r\n");
 }
 
 #[test]

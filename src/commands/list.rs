@@ -843,11 +843,7 @@ fn pop_first(
     let client = ctx.session.handle.id;
     let woken_by = ctx.session.woken_by.take();
     let skip_other_types = woken_by.is_some();
-    let ready = woken_by.iter().flatten().map(Vec::as_slice);
-    let order: Vec<&[u8]> = ready
-        .filter(|k| keys.contains(k))
-        .chain(keys.iter().copied())
-        .collect();
+    let order = serving_order(keys, &woken_by);
     let fair = fair && !ctx.locks.in_transaction();
     let shared = ctx.shared;
     let mut locked = ctx.locks.keys(keys)?;
@@ -876,6 +872,23 @@ fn pop_first(
         return Ok(true);
     }
     Ok(false)
+}
+
+/// The order in which a blocking command looks at its keys: when it runs
+/// again after a wakeup, the keys that got data first, in the order they
+/// got it (as Redis 7.0 serves blocked clients from its ready keys); then
+/// all its keys in argument order.
+pub(super) fn serving_order<'a>(
+    keys: &[&'a [u8]],
+    woken_by: &'a Option<Vec<Vec<u8>>>,
+) -> Vec<&'a [u8]> {
+    woken_by
+        .iter()
+        .flatten()
+        .map(Vec::as_slice)
+        .filter(|k| keys.contains(k))
+        .chain(keys.iter().copied())
+        .collect()
 }
 
 /// LMPOP/BLMPOP's arguments from `numkeys` on: the keys, the end, the count.
