@@ -518,6 +518,8 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
         .db(db, target)?
         .insert(target, entry.value, entry.expires_at, now);
     drop(locked);
+    // Clients blocked (BLPOP...) on the new name may now be served.
+    ctx.shared.blocking.key_ready(db, target, None);
     done(ctx, true);
     Ok(())
 }
@@ -561,6 +563,10 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         true
     };
     drop(locked);
+    if copied {
+        // Clients blocked (BLPOP...) on the copy may now be served.
+        ctx.shared.blocking.key_ready(target_db, target, None);
+    }
     ctx.out.int(copied as i64);
     Ok(())
 }
@@ -584,6 +590,11 @@ fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     drop(locked);
+    if moved {
+        // Clients blocked (BLPOP...) on the key in its new database may now
+        // be served.
+        ctx.shared.blocking.key_ready(target_db, key, None);
+    }
     ctx.out.int(moved as i64);
     Ok(())
 }
@@ -726,6 +737,10 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         for (_, shard) in all.shards_mut() {
             shard.swap_dbs(first, second);
         }
+        drop(all);
+        // Clients blocked (BLPOP...) in either database may now be served.
+        ctx.shared.blocking.db_ready(first);
+        ctx.shared.blocking.db_ready(second);
     }
     ctx.out.ok();
     Ok(())

@@ -561,6 +561,26 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     run(shared, session, out, spec, argv, None);
 }
 
+/// Runs a blocked client's command again (see `server::blocking`): right
+/// after the client was queued (`woken_by` is `None`), or after a wakeup
+/// for the keys `woken_by` lists. It was checked when it first ran, so it
+/// is not counted or checked again; it either replies, or leaves a new
+/// block request in the session.
+pub fn rerun_blocked(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    argv: &[&[u8]],
+    woken_by: Option<Vec<Vec<u8>>>,
+) {
+    let Ok(spec) = resolve(argv) else {
+        return;
+    };
+    session.woken_by = woken_by;
+    run(shared, session, out, spec, argv, None);
+    session.woken_by = None;
+}
+
 /// Whether the open transaction queued a command flagged `denyoom`.
 fn queued_denyoom(session: &Session) -> bool {
     session.multi.as_ref().is_some_and(|multi| {

@@ -742,9 +742,15 @@ fn clients_section(ctx: &Ctx) -> String {
         ("connected_clients", ctx.shared.clients.len().to_string()),
         ("cluster_connections", "0".into()),
         ("maxclients", maxclients.to_string()),
-        ("blocked_clients", "0".into()),
+        (
+            "blocked_clients",
+            ctx.shared.blocking.blocked_clients().to_string(),
+        ),
         ("tracking_clients", "0".into()),
-        ("clients_in_timeout_table", "0".into()),
+        (
+            "clients_in_timeout_table",
+            ctx.shared.blocking.clients_with_timeout().to_string(),
+        ),
     ])
 }
 

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::server::blocking::BlockRequest;
 use crate::server::{ClientHandle, Shared};
 
 /// A key WATCHed by this client, with what it looked like then.
@@ -37,6 +38,18 @@ pub struct Session {
     pub close_after_reply: bool,
     /// The registry entry other clients see (CLIENT LIST, CLIENT KILL).
     pub handle: Arc<ClientHandle>,
+    /// Whether a blocking command may block this client: only a network
+    /// connection can wait (in-process callers get the timeout reply at
+    /// once, as inside MULTI).
+    pub blocking_allowed: bool,
+    /// Left by a blocking command that could not be served and wrote no
+    /// reply: the connection blocks the client (see `server::blocking`).
+    pub block: Option<BlockRequest>,
+    /// While a blocked client's command runs again after a wakeup: the keys
+    /// it was woken for, in the order they got data. As Redis 7.0 serves a
+    /// blocked client from the key that became ready (first), the command
+    /// tries those keys first, and a key of another type no longer fails it.
+    pub woken_by: Option<Vec<Vec<u8>>>,
 }
 
 impl Session {
@@ -48,6 +61,9 @@ impl Session {
             watched: Vec::new(),
             close_after_reply: false,
             handle,
+            blocking_allowed: false,
+            block: None,
+            woken_by: None,
         }
     }
 

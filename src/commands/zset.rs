@@ -10,8 +10,10 @@
 //! take every shard lock they need at once and then visit the inputs one at
 //! a time; plain sets are accepted as inputs, their members scoring 1.
 //!
-//! The blocking BZPOPMIN/BZPOPMAX/BZMPOP are not here; [`pop_elements`],
-//! [`reply_bzpop`] and [`reply_mpop`] are what they need.
+//! The blocking BZPOPMIN/BZPOPMAX/BZMPOP use the list commands' blocking
+//! machinery (`list::block_or_timeout`, `server::blocking`); every write
+//! that adds members to a key (ZADD, ZINCRBY, the STORE forms) wakes the
+//! clients blocked on it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -20,10 +22,12 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 
 use super::flags::*;
+use super::list::{block_or_timeout, serving_order, timeout_arg};
 use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
+use crate::server::blocking::{TimeoutReply, WaitKind};
 use crate::store::types::{SetValue, ZSetValue};
 use crate::store::{Db, Value};
 
@@ -38,6 +42,13 @@ const TWO_KEYS: KeySpec = KeySpec::Range {
     step: 1,
 };
 const NUMKEYS: KeySpec = KeySpec::NumKeys { numkeys_index: 1 };
+/// BZPOPMIN/BZPOPMAX: every argument but the last (the timeout).
+const KEYS_BEFORE_TIMEOUT: KeySpec = KeySpec::Range {
+    first: 1,
+    last: -2,
+    step: 1,
+};
+const POP_KEYS: &[&str] = &["RW", "access", "delete"];
 const DEST_NUMKEYS: KeySpec = KeySpec::DestAndNumKeys { numkeys_index: 2 };
 
 const RANGE_COMPLEXITY: &str = "O(log(N)+M) with N being the number of elements in the sorted set and M the number of elements being returned. If M is constant (e.g. always asking for the first 10 elements with LIMIT), you can consider it O(log(N)).";
@@ -104,6 +115,18 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zmpop", -4, WRITE, NUMKEYS, zmpop)
         .acl(ZSET)
         .doc(GROUP, "7.0.0", "Remove and return members with scores in a sorted set", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped."),
+    CommandSpec::new("bzpopmin", -3, WRITE | NOSCRIPT | BLOCKING | FAST, KEYS_BEFORE_TIMEOUT, bzpopmin)
+        .acl(ZSET)
+        .key_spec_flags(POP_KEYS)
+        .doc(GROUP, "5.0.0", "Remove and return the member with the lowest score from one or more sorted sets, or block until one is available", "O(log(N)) with N being the number of elements in the sorted set."),
+    CommandSpec::new("bzpopmax", -3, WRITE | NOSCRIPT | BLOCKING | FAST, KEYS_BEFORE_TIMEOUT, bzpopmax)
+        .acl(ZSET)
+        .key_spec_flags(POP_KEYS)
+        .doc(GROUP, "5.0.0", "Remove and return the member with the highest score from one or more sorted sets, or block until one is available", "O(log(N)) with N being the number of elements in the sorted set."),
+    CommandSpec::new("bzmpop", -5, WRITE | BLOCKING, KeySpec::NumKeys { numkeys_index: 2 }, bzmpop)
+        .acl(ZSET)
+        .key_spec_flags(POP_KEYS)
+        .doc(GROUP, "7.0.0", "Remove and return members with scores in a sorted set or block until one is available", "O(K) + O(M*log(N)) where K is the number of provided keys, N being the number of elements in the sorted set, and M being the number of elements popped."),
     CommandSpec::new("zrandmember", -2, READONLY, FIRST_KEY, zrandmember)
         .acl(ZSET)
         .doc(GROUP, "6.2.0", "Get one or multiple random elements from a sorted set", "O(N) where N is the number of elements returned"),
@@ -666,6 +689,12 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], mut flags: u8) -> Result<()> {
             result
         }
     };
+    if added > 0 {
+        // Clients blocked (BZPOPMIN...) on the key may now be served.
+        ctx.shared
+            .blocking
+            .key_ready(dbi, key, Some(WaitKind::ZSet));
+    }
     if incr {
         match last {
             Some(score) => ctx.out.double(score),
@@ -1078,6 +1107,9 @@ fn range_generic(
     }
     let len = out.len();
     db.insert(dst, Value::ZSet(Box::new(out)), None, now);
+    ctx.shared
+        .blocking
+        .key_ready(dbi, dst, Some(WaitKind::ZSet));
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -1162,7 +1194,6 @@ pub fn pop_elements(
 
 /// The BZPOPMIN/BZPOPMAX reply: `[key, member, score]` (score a double in
 /// RESP3, a bulk string in RESP2).
-#[allow(dead_code)] // wired by the blocking commands
 pub fn reply_bzpop(out: &mut ReplyBuf, key: &[u8], member: &[u8], score: f64) {
     out.array(3);
     out.bulk(key);
@@ -1230,12 +1261,13 @@ fn zpop_minmax(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> Result<()> {
     Ok(())
 }
 
-/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
-fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    let numkeys = long_at_least_one(argv[1], "numkeys should be greater than 0")?;
+/// ZMPOP/BZMPOP's arguments from `numkeys` on: the keys, MAX (or MIN),
+/// the count.
+fn zmpop_args<'a>(argv: &[&'a [u8]], numkeys_index: usize) -> Result<(Vec<&'a [u8]>, bool, usize)> {
+    let numkeys = long_at_least_one(argv[numkeys_index], "numkeys should be greater than 0")?;
     let where_index = usize::try_from(numkeys)
         .ok()
-        .and_then(|n| n.checked_add(2))
+        .and_then(|n| n.checked_add(numkeys_index + 1))
         .filter(|&i| i < argv.len())
         .ok_or_else(Error::syntax)?;
     let max = if is_keyword(argv[where_index], "min") {
@@ -1261,11 +1293,16 @@ fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         j += 1;
     }
     let count = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
-    let keys = &argv[2..where_index];
+    Ok((argv[numkeys_index + 1..where_index].to_vec(), max, count))
+}
+
+/// ZMPOP numkeys key [key ...] MIN|MAX [COUNT count]
+fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let (keys, max, count) = zmpop_args(argv, 1)?;
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let mut locked = ctx.locks.keys(keys)?;
-    for key in keys {
+    let mut locked = ctx.locks.keys(&keys)?;
+    for key in &keys {
         let db = locked.db(dbi, key)?;
         if let Some(popped) = pop_elements(db, key, max, count, now)? {
             reply_mpop(ctx.out, key, &popped);
@@ -1274,6 +1311,80 @@ fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     ctx.out.null_array();
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// BZPOPMIN, BZPOPMAX, BZMPOP.
+// ---------------------------------------------------------------------------
+
+fn bzpopmin(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    bzpop(ctx, argv, false)
+}
+
+fn bzpopmax(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    bzpop(ctx, argv, true)
+}
+
+/// BZPOP(MIN|MAX) key [key ...] timeout: the timeout is checked first.
+fn bzpop(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> Result<()> {
+    let timeout = timeout_arg(argv[argv.len() - 1], ctx.now_ms)?;
+    let keys = &argv[1..argv.len() - 1];
+    if !pop_first_zset(ctx, keys, max, None)? {
+        block_or_timeout(ctx, keys, timeout, WaitKind::ZSet, TimeoutReply::NullArray);
+    }
+    Ok(())
+}
+
+/// BZMPOP timeout numkeys key [key ...] MIN|MAX [COUNT count]: unlike
+/// BLMPOP, Redis 7.0 checks the other arguments before the timeout.
+fn bzmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let (keys, max, count) = zmpop_args(argv, 2)?;
+    let timeout = timeout_arg(argv[1], ctx.now_ms)?;
+    if !pop_first_zset(ctx, &keys, max, Some(count))? {
+        block_or_timeout(ctx, &keys, timeout, WaitKind::ZSet, TimeoutReply::NullArray);
+    }
+    Ok(())
+}
+
+/// Pops from the first of `keys` holding a sorted set: the BZPOPMIN reply
+/// `[key, member, score]` when `count` is `None`, BZMPOP's otherwise.
+/// Returns whether it replied. As for the blocking list pops: WRONGTYPE
+/// for a key of another type, except when a blocked client runs again
+/// after a wakeup (then the keys that got data are tried first); and a
+/// key is left to the clients that blocked on it earlier.
+fn pop_first_zset(ctx: &mut Ctx, keys: &[&[u8]], max: bool, count: Option<usize>) -> Result<bool> {
+    let now = ctx.now_ms;
+    let dbi = ctx.session.db;
+    let client = ctx.session.handle.id;
+    let woken_by = ctx.session.woken_by.take();
+    let skip_other_types = woken_by.is_some();
+    let order = serving_order(keys, &woken_by);
+    let fair = !ctx.locks.in_transaction();
+    let shared = ctx.shared;
+    let mut locked = ctx.locks.keys(keys)?;
+    for key in order {
+        let db = locked.db(dbi, key)?;
+        match get_zset(db, key, now) {
+            Ok(Some(z)) if !z.is_empty() => {}
+            Ok(_) => continue,
+            Err(_) if skip_other_types => continue,
+            Err(error) => return Err(error),
+        }
+        if fair && !shared.blocking.may_take(dbi, key, client, WaitKind::ZSet) {
+            continue;
+        }
+        let popped = pop_elements(db, key, max, count.unwrap_or(1), now)?.unwrap_or_default();
+        drop(locked);
+        match count {
+            Some(_) => reply_mpop(ctx.out, key, &popped),
+            None => match popped.first() {
+                Some((member, score)) => reply_bzpop(ctx.out, key, member, *score),
+                None => ctx.out.null_array(),
+            },
+        }
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 // ---------------------------------------------------------------------------
@@ -1699,6 +1810,9 @@ fn set_op_generic(
         out.finish_store();
         let len = out.len();
         db.insert(dst, Value::ZSet(Box::new(out)), None, now);
+        ctx.shared
+            .blocking
+            .key_ready(dbi, dst, Some(WaitKind::ZSet));
         ctx.out.int(len as i64);
         return Ok(());
     }

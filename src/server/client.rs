@@ -22,6 +22,8 @@ pub struct ClientMeta {
     pub watching: usize,
     pub no_evict: bool,
     pub no_touch: bool,
+    /// Blocked by BLPOP & co. (flag `b`).
+    pub blocked: bool,
 }
 
 /// A connected client as other clients can see it.
@@ -109,6 +111,9 @@ impl ClientHandle {
         let mut flags = String::new();
         if meta.multi >= 0 {
             flags.push('x');
+        }
+        if meta.blocked {
+            flags.push('b');
         }
         if meta.no_evict {
             flags.push('e');

@@ -10,6 +10,7 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use super::blocking::BlockRequest;
 use super::Shared;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
@@ -54,6 +55,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     // As in Redis, a client that connects while no password is set stays
     // authenticated if one is set later.
     session.authenticated = shared.config.read().requirepass.is_none();
+    session.blocking_allowed = true;
     let mut connection = Connection {
         shared: &shared,
         input: BytesMut::with_capacity(16 * 1024),
@@ -114,7 +116,23 @@ impl Connection<'_> {
                 .stats
                 .net_input_bytes
                 .fetch_add(read as u64, Ordering::Relaxed);
-            let keep_open = self.process_input(session, stream).await?;
+            let keep_open = loop {
+                match self.process_input(session, stream).await? {
+                    Processed::Open => break true,
+                    Processed::Close => break false,
+                    // A blocking command must wait: the replies before it
+                    // go out now; the requests after it wait in `input`.
+                    Processed::Blocked(argv, request) => {
+                        self.flush(stream).await?;
+                        if !self
+                            .wait_unblocked(session, stream, &mut shutdown, argv, request)
+                            .await?
+                        {
+                            return Ok(());
+                        }
+                    }
+                }
+            };
             self.flush(stream).await?;
             if !keep_open || handle.is_killed() {
                 return Ok(());
@@ -126,13 +144,13 @@ impl Connection<'_> {
         }
     }
 
-    /// Executes every complete request in the input buffer. Returns false
-    /// when the connection must close after the replies are written.
+    /// Executes every complete request in the input buffer, up to the
+    /// first one that blocks the client.
     async fn process_input(
         &mut self,
         session: &mut Session,
         stream: &mut TcpStream,
-    ) -> std::io::Result<bool> {
+    ) -> std::io::Result<Processed> {
         loop {
             let limits = {
                 let config = self.shared.config.read();
@@ -144,8 +162,14 @@ impl Connection<'_> {
             match self.decoder.decode(&self.input, limits) {
                 Ok(Some(length)) => {
                     let args = self.decoder.args(&self.input[..length]);
+                    let mut blocked = None;
                     if !args.is_empty() {
                         commands::execute(self.shared, session, &mut self.output, &args);
+                        // The command runs again when woken: keep a copy
+                        // (the input buffer moves on).
+                        if let Some(request) = session.block.take() {
+                            blocked = Some((args.iter().map(|a| a.to_vec()).collect(), request));
+                        }
                     }
                     drop(args);
                     self.input.advance(length);
@@ -153,7 +177,10 @@ impl Connection<'_> {
                     // Like Redis, nothing after QUIT, SHUTDOWN or a CLIENT
                     // KILL of this client runs, even if already received.
                     if session.close_after_reply || session.handle.is_killed() {
-                        return Ok(false);
+                        return Ok(Processed::Close);
+                    }
+                    if let Some((argv, request)) = blocked {
+                        return Ok(Processed::Blocked(argv, request));
                     }
                     if self.output.len() >= OUTPUT_FLUSH_THRESHOLD {
                         self.flush(stream).await?;
@@ -166,9 +193,9 @@ impl Connection<'_> {
                             client = session.handle.id,
                             "closing client that reached max query buffer length"
                         );
-                        return Ok(false);
+                        return Ok(Processed::Close);
                     }
-                    return Ok(true);
+                    return Ok(Processed::Open);
                 }
                 Err(error) => {
                     tracing::debug!(
@@ -177,9 +204,78 @@ impl Connection<'_> {
                         "protocol error"
                     );
                     self.output.error_bytes(&error.message_bytes());
-                    return Ok(false);
+                    return Ok(Processed::Close);
                 }
             }
+        }
+    }
+
+    /// Keeps a client blocked (see `server::blocking`) until its command
+    /// is served, times out, or the client goes away. Returns false when
+    /// the connection must close (killed, shutdown, the peer closed): a
+    /// client that leaves while blocked leaves no trace, its registration
+    /// is dropped on every path. Requests the client pipelines meanwhile
+    /// are read into `input` (so that its closing is seen), not run.
+    async fn wait_unblocked(
+        &mut self,
+        session: &mut Session,
+        stream: &mut TcpStream,
+        shutdown: &mut tokio::sync::watch::Receiver<bool>,
+        argv: Vec<Vec<u8>>,
+        request: BlockRequest,
+    ) -> std::io::Result<bool> {
+        let shared = self.shared;
+        let handle = session.handle.clone();
+        let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+        // A deadline beyond what Instant can hold is as good as never.
+        let deadline = request
+            .timeout
+            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
+        let timeout = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(timeout);
+        let _blocked_flag = BlockedFlag::set(&handle);
+        let registration = shared.blocking.register(handle.id, &request);
+        // The first run happens right after queueing: data pushed between
+        // the command and the queueing would otherwise be missed.
+        let mut woken_by = None;
+        loop {
+            commands::rerun_blocked(shared, session, &mut self.output, &args, woken_by);
+            if session.block.take().is_none() {
+                // Served (or failed): the reply is in `output`. Dropping the
+                // registration wakes the next client on these keys.
+                return Ok(true);
+            }
+            loop {
+                tokio::select! {
+                    _ = registration.woken() => break,
+                    _ = &mut timeout => {
+                        request.on_timeout.write(&mut self.output);
+                        return Ok(true);
+                    }
+                    _ = handle.killed() => return Ok(false),
+                    _ = shutdown.changed() => return Ok(false),
+                    read = stream.read_buf(&mut self.input) => {
+                        let read = read?;
+                        if read == 0 {
+                            return Ok(false);
+                        }
+                        shared
+                            .stats
+                            .net_input_bytes
+                            .fetch_add(read as u64, Ordering::Relaxed);
+                        let limit = shared.config.read().client_query_buffer_limit;
+                        if self.input.len() as u64 > limit {
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+            woken_by = Some(registration.take_ready_keys());
         }
     }
 
@@ -198,6 +294,32 @@ impl Connection<'_> {
             *buffer = BytesMut::with_capacity(16 * 1024);
         }
         Ok(())
+    }
+}
+
+/// What became of the requests in the input buffer.
+enum Processed {
+    /// All complete requests ran; read more.
+    Open,
+    /// Close the connection once the replies are written.
+    Close,
+    /// A blocking command must wait: its arguments and what it waits for.
+    Blocked(Vec<Vec<u8>>, BlockRequest),
+}
+
+/// CLIENT LIST's `b` flag, set while the client is blocked.
+struct BlockedFlag<'h>(&'h super::ClientHandle);
+
+impl<'h> BlockedFlag<'h> {
+    fn set(handle: &'h super::ClientHandle) -> Self {
+        handle.meta.lock().blocked = true;
+        BlockedFlag(handle)
+    }
+}
+
+impl Drop for BlockedFlag<'_> {
+    fn drop(&mut self) {
+        self.0.meta.lock().blocked = false;
     }
 }
 

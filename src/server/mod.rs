@@ -2,6 +2,7 @@
 //! It knows nothing of individual commands; it hands every decoded request
 //! to [`crate::commands::execute`].
 
+pub mod blocking;
 mod client;
 mod connection;
 
@@ -16,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use blocking::BlockingRegistry;
 pub use client::{ClientHandle, ClientMeta, ClientRegistry};
 
 use crate::config::Config;
@@ -60,6 +62,8 @@ pub struct Shared {
     pub config: RwLock<Config>,
     pub stats: Stats,
     pub clients: ClientRegistry,
+    /// Clients blocked by BLPOP & co., queued on the keys they wait for.
+    pub blocking: BlockingRegistry,
     pub started: Instant,
     /// 40 hex characters identifying this run (INFO run_id).
     pub run_id: String,
@@ -90,6 +94,7 @@ impl Shared {
             config: RwLock::new(config),
             stats: Stats::default(),
             clients: ClientRegistry::default(),
+            blocking: BlockingRegistry::default(),
             started: Instant::now(),
             run_id,
             bound: Mutex::new(Vec::new()),
