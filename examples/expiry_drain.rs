@@ -1,9 +1,11 @@
 //! Measures how fast a server reclaims keys whose TTL passed, and whether
 //! other clients stall meanwhile.
 //!
-//! Loads N keys with a 1-second TTL (pipelined `SET key:i value PX 1000`),
-//! then, while a probe connection sends PING after PING and records each
-//! round trip, polls DBSIZE until it reaches 0. Prints the drain time after
+//! Loads N keys that all expire at the same millisecond, 10 s after loading
+//! starts (pipelined `SET key:i value PXAT deadline`: the harshest case, every
+//! key due at once), checks they are all there, then, while a probe
+//! connection sends PING after PING and records each round trip, polls
+//! DBSIZE until it reaches 0. Prints the drain time after
 //! the TTL deadline, the probe's worst and 99th-percentile latency during the
 //! drain, and the server's RSS before loading, loaded, and drained.
 //!
@@ -29,10 +31,18 @@ fn command(stream: &mut BufReader<TcpStream>, args: &[&str]) -> String {
     read_reply(stream)
 }
 
-/// Reads one reply: a line, or a bulk string (the only shapes used here).
+/// Reads one reply: a line, a bulk string, or an array of those (joined
+/// with spaces) — the only shapes used here.
 fn read_reply(stream: &mut BufReader<TcpStream>) -> String {
     let mut line = String::new();
     stream.read_line(&mut line).expect("read");
+    if let Some(count) = line.strip_prefix('*') {
+        let count: usize = count.trim().parse().unwrap_or(0);
+        return (0..count)
+            .map(|_| read_reply(stream))
+            .collect::<Vec<_>>()
+            .join(" ");
+    }
     if let Some(len) = line.strip_prefix('$') {
         let len: i64 = len.trim().parse().expect("bulk length");
         if len < 0 {
@@ -46,12 +56,16 @@ fn read_reply(stream: &mut BufReader<TcpStream>) -> String {
     line.trim_end().to_string()
 }
 
-fn rss(stream: &mut BufReader<TcpStream>) -> u64 {
+/// (used_memory, used_memory_rss) from INFO memory.
+fn memory(stream: &mut BufReader<TcpStream>) -> (u64, u64) {
     let info = command(stream, &["INFO", "memory"]);
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory_rss:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    (field("used_memory:"), field("used_memory_rss:"))
 }
 
 fn main() {
@@ -64,21 +78,28 @@ fn main() {
     let connect = || BufReader::new(TcpStream::connect(&address).expect("connect"));
     let mut control = connect();
     command(&mut control, &["FLUSHALL"]);
-    let rss_empty = rss(&mut control);
+    let mem_empty = memory(&mut control);
 
-    // Load in pipelined batches.
+    // Load in pipelined batches, every key due at `deadline`.
     let mut loader = connect();
     let batch = 1000;
     let load_start = Instant::now();
+    let server_now_ms: u64 = {
+        let time = command(&mut control, &["TIME"]);
+        let seconds = time.split_whitespace().next().unwrap_or("0");
+        seconds.parse::<u64>().unwrap_or(0) * 1000
+    };
+    let deadline_ms = (server_now_ms + 10_000).to_string();
     for start in (0..keys).step_by(batch) {
         let end = (start + batch).min(keys);
         let mut request = String::new();
         for i in start..end {
             let key = format!("key:{i:012}");
             request.push_str(&format!(
-                "*5\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$32\r\n{}\r\n$2\r\nPX\r\n$4\r\n1000\r\n",
+                "*5\r\n$3\r\nSET\r\n${}\r\n{key}\r\n$32\r\n{}\r\n$4\r\nPXAT\r\n${}\r\n{deadline_ms}\r\n",
                 key.len(),
-                "v".repeat(32)
+                "v".repeat(32),
+                deadline_ms.len()
             ));
         }
         loader
@@ -90,8 +111,16 @@ fn main() {
         }
     }
     let loaded_at = Instant::now();
-    let rss_loaded = rss(&mut control);
-    println!("loaded {keys} keys in {:.2?}", loaded_at - load_start);
+    let mem_loaded = memory(&mut control);
+    let loaded: usize = command(&mut control, &["DBSIZE"])
+        .trim_start_matches(':')
+        .parse()
+        .unwrap_or(0);
+    println!("loaded {loaded} keys in {:.2?}", loaded_at - load_start);
+    assert_eq!(
+        loaded, keys,
+        "some keys expired before the deadline: load took too long"
+    );
 
     // Probe latency while the keys expire.
     let stop = Arc::new(AtomicBool::new(false));
@@ -108,8 +137,7 @@ fn main() {
         samples
     });
 
-    // The last key expires 1 s after it was written.
-    let deadline = loaded_at + Duration::from_secs(1);
+    let deadline = load_start + Duration::from_secs(10);
     let mut drained_at = None;
     while Instant::now() < deadline + Duration::from_secs(30) {
         let size: u64 = command(&mut control, &["DBSIZE"])
@@ -123,7 +151,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_secs(2)); // let the allocator return pages
-    let rss_drained = rss(&mut control);
+    let mem_drained = memory(&mut control);
     stop.store(true, Ordering::Relaxed);
     let mut samples = probe_thread.join().expect("probe");
     samples.sort();
@@ -131,7 +159,7 @@ fn main() {
     let max = samples[samples.len() - 1];
     match drained_at {
         Some(at) => println!(
-            "DBSIZE reached 0 {:.2?} after the last TTL passed",
+            "DBSIZE reached 0 {:.2?} after the common expiry time",
             at - deadline
         ),
         None => println!("DBSIZE did not reach 0 within 30 s"),
@@ -143,10 +171,13 @@ fn main() {
         max
     );
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
-    println!(
-        "RSS: empty {:.1} MiB, loaded {:.1} MiB, drained (+2 s) {:.1} MiB",
-        mb(rss_empty),
-        mb(rss_loaded),
-        mb(rss_drained)
-    );
+    for (name, pick) in [("used_memory", 0), ("RSS", 1)] {
+        let get = |m: (u64, u64)| if pick == 0 { m.0 } else { m.1 };
+        println!(
+            "{name}: empty {:.1} MiB, loaded {:.1} MiB, drained (+2 s) {:.1} MiB",
+            mb(get(mem_empty)),
+            mb(get(mem_loaded)),
+            mb(get(mem_drained))
+        );
+    }
 }
