@@ -1255,13 +1255,16 @@ fn command_count_list_docs_getkeys() {
         ",
     );
 
-    // DOCS: a map of name -> summary/since/group/complexity.
+    // DOCS: a map of name -> summary/since/group/complexity/arguments.
     let docs = parse(&c.ours.command(&["COMMAND", "DOCS", "get", "nosuch"]));
     let docs = docs.items();
     assert_eq!(docs.len(), 2);
     assert_eq!(docs[0].text(), "get");
     let fields: Vec<String> = docs[1].items().iter().step_by(2).map(Resp::text).collect();
-    assert_eq!(fields, ["summary", "since", "group", "complexity"]);
+    assert_eq!(
+        fields,
+        ["summary", "since", "group", "complexity", "arguments"]
+    );
     let (_, theirs) = c.both(&["COMMAND", "DOCS", "get"]);
     let theirs = theirs.items()[1].items().to_vec();
     assert_eq!(docs[1].items()[2..6], theirs[2..6], "since and group");

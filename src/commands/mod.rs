@@ -10,6 +10,7 @@ mod session;
 mod table;
 
 mod connection;
+mod docs;
 mod hash;
 mod keyspace;
 mod list;

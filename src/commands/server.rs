@@ -620,24 +620,7 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
 }
 
 fn write_command_docs(out: &mut ReplyBuf, spec: &CommandSpec) {
-    let has_subcommands = !spec.subcommands.is_empty();
-    out.map(4 + has_subcommands as usize);
-    out.bulk(b"summary");
-    out.bulk(spec.summary.as_bytes());
-    out.bulk(b"since");
-    out.bulk(spec.since.as_bytes());
-    out.bulk(b"group");
-    out.bulk(spec.group.as_bytes());
-    out.bulk(b"complexity");
-    out.bulk(spec.complexity.as_bytes());
-    if has_subcommands {
-        out.bulk(b"subcommands");
-        out.map(spec.subcommands.len());
-        for sub in spec.subcommands {
-            out.bulk(sub.name.as_bytes());
-            write_command_docs(out, sub);
-        }
-    }
+    super::docs::write(out, spec);
 }
 
 // ---------------------------------------------------------------- INFO
