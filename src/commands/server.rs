@@ -650,6 +650,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "writebehind",
     "keyspace",
 ];
 
@@ -682,6 +683,7 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             "stats" => stats_section(ctx),
             "replication" => replication_section(),
             "cpu" => cpu_section(),
+            "writebehind" => writebehind_section(ctx),
             _ => keyspace_section(ctx)?,
         };
         let title = match *section {
@@ -692,6 +694,14 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     ctx.out.verbatim("txt", text.as_bytes());
     Ok(())
+}
+
+/// Write-behind to PostgreSQL (Larder-only).
+fn writebehind_section(ctx: &Ctx) -> String {
+    match &ctx.shared.writebehind {
+        Some(writebehind) => fields(&writebehind.status()),
+        None => fields(&[("writebehind_enabled", "0".to_string())]),
+    }
 }
 
 fn fields(pairs: &[(&str, String)]) -> String {
