@@ -650,9 +650,12 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
-    "writebehind",
     "keyspace",
 ];
+
+/// Larder's own sections: shown when asked for by name (or with
+/// `everything`), so that plain INFO has only Redis's sections.
+const LARDER_SECTIONS: &[&str] = &["writebehind"];
 
 fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut wanted: Vec<&str> = Vec::new();
@@ -662,16 +665,28 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     for arg in &argv[1..] {
         let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
         match name.as_str() {
-            "all" | "everything" | "default" => wanted.extend(DEFAULT_SECTIONS),
+            "all" | "default" => wanted.extend(DEFAULT_SECTIONS),
+            "everything" => {
+                wanted.extend(DEFAULT_SECTIONS);
+                wanted.extend(LARDER_SECTIONS);
+            }
             other => {
-                if let Some(section) = DEFAULT_SECTIONS.iter().find(|s| **s == other) {
+                if let Some(section) = DEFAULT_SECTIONS
+                    .iter()
+                    .chain(LARDER_SECTIONS)
+                    .find(|s| **s == other)
+                {
                     wanted.push(section);
                 }
             }
         }
     }
     let mut text = String::new();
-    for section in DEFAULT_SECTIONS.iter().filter(|s| wanted.contains(s)) {
+    for section in DEFAULT_SECTIONS
+        .iter()
+        .chain(LARDER_SECTIONS)
+        .filter(|s| wanted.contains(s))
+    {
         if !text.is_empty() {
             text.push_str("\r\n");
         }
