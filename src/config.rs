@@ -53,6 +53,26 @@ pub struct Config {
     pub lfu_log_factor: u32,
     /// `lfu-decay-time`, in minutes.
     pub lfu_decay_time: u32,
+    /// PostgreSQL connection string for write-behind (`write-behind-url`);
+    /// empty: write-behind is off.
+    pub write_behind_url: String,
+    /// Table written behind to (`write-behind-table`), `name` or
+    /// `schema.name`; created if missing.
+    pub write_behind_table: String,
+    /// Glob of the keys written behind (`write-behind-match`).
+    pub write_behind_match: String,
+    /// Longest a change waits before it is sent, in ms (`write-behind-delay`).
+    pub write_behind_delay: u64,
+    /// Keys per batch statement (`write-behind-batch-size`).
+    pub write_behind_batch_size: usize,
+    /// Pending keys past which writes to written-behind keys are refused
+    /// (`write-behind-max-pending`).
+    pub write_behind_max_pending: usize,
+    /// PostgreSQL connections (`write-behind-pool-size`).
+    pub write_behind_pool_size: usize,
+    /// How long shutdown waits for the backlog to reach PostgreSQL, in ms
+    /// (`write-behind-shutdown-timeout`).
+    pub write_behind_shutdown_timeout: u64,
     /// Redis tuning parameters that have no meaning in Larder (encoding
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
@@ -481,6 +501,109 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "write-behind-url",
+        kind: Kind::Text,
+        mutable: false,
+        default: "",
+        description: "PostgreSQL connection string (postgresql://user:password@host:port/db or key=value form) that changes are written behind to; empty: write-behind is off.",
+        get: |c| c.write_behind_url.clone(),
+        set: |c, v| {
+            if !v.is_empty() {
+                v.parse::<tokio_postgres::Config>()
+                    .map_err(|e| format!("argument must be a PostgreSQL connection string ({e})"))?;
+            }
+            c.write_behind_url = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-table",
+        kind: Kind::Text,
+        mutable: false,
+        default: "larder_kv",
+        description: "Table (name or schema.name) keys are written behind to; created if missing.",
+        get: |c| c.write_behind_table.clone(),
+        set: |c, v| {
+            if v.is_empty() || v.split('.').count() > 2 || v.split('.').any(str::is_empty) {
+                return Err("argument must be a table name or schema.table".into());
+            }
+            c.write_behind_table = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-match",
+        kind: Kind::Text,
+        mutable: false,
+        default: "*",
+        description: "Glob pattern (as KEYS) of the keys written behind.",
+        get: |c| c.write_behind_match.clone(),
+        set: |c, v| {
+            c.write_behind_match = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-delay",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "1000",
+        description: "Milliseconds a change may wait before it is sent to PostgreSQL.",
+        get: |c| c.write_behind_delay.to_string(),
+        set: |c, v| {
+            c.write_behind_delay = ranged(v, 1, 3_600_000)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-batch-size",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "1000",
+        description: "Keys per batch statement; this many pending keys also start a flush before the delay.",
+        get: |c| c.write_behind_batch_size.to_string(),
+        set: |c, v| {
+            c.write_behind_batch_size = ranged(v, 1, 1_000_000)? as usize;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-max-pending",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "1000000",
+        description: "Pending keys past which writes to written-behind keys are refused until PostgreSQL catches up.",
+        get: |c| c.write_behind_max_pending.to_string(),
+        set: |c, v| {
+            c.write_behind_max_pending = ranged(v, 1, i64::MAX)? as usize;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-pool-size",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "2",
+        description: "PostgreSQL connections write-behind uses (batches in flight at once).",
+        get: |c| c.write_behind_pool_size.to_string(),
+        set: |c, v| {
+            c.write_behind_pool_size = ranged(v, 1, 64)? as usize;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-shutdown-timeout",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "10000",
+        description: "Milliseconds shutdown waits for pending changes to reach PostgreSQL.",
+        get: |c| c.write_behind_shutdown_timeout.to_string(),
+        set: |c, v| {
+            c.write_behind_shutdown_timeout = ranged(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
 ];
 
 /// Why a setting could not be applied.
@@ -523,6 +646,14 @@ impl Default for Config {
             maxmemory_samples: 0,
             lfu_log_factor: 0,
             lfu_decay_time: 0,
+            write_behind_url: String::new(),
+            write_behind_table: String::new(),
+            write_behind_match: String::new(),
+            write_behind_delay: 0,
+            write_behind_batch_size: 0,
+            write_behind_max_pending: 0,
+            write_behind_pool_size: 0,
+            write_behind_shutdown_timeout: 0,
             accepted_only: ACCEPTED_ONLY
                 .iter()
                 .map(|(k, v, _)| (*k, v.to_string()))

@@ -18,6 +18,7 @@ pub mod memory;
 pub mod protocol;
 pub mod server;
 pub mod store;
+pub mod writebehind;
 
 pub use config::Config;
 pub use error::Error;

@@ -20,6 +20,7 @@ mod server;
 mod set;
 mod string;
 mod transaction;
+mod writebehind;
 mod zset;
 
 use smallvec::SmallVec;
@@ -547,6 +548,16 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     {
         let oom = b"OOM command not allowed when used memory > 'maxmemory'.";
         reject(shared, session, out, argv[0], oom);
+        return;
+    }
+    // Write-behind backpressure: past write-behind-max-pending, writes to
+    // written-behind keys wait for PostgreSQL to catch up (reads go on).
+    if let Some(refusal) = shared
+        .writebehind
+        .as_deref()
+        .and_then(|writebehind| writebehind.refusal(session, spec, argv))
+    {
+        reject(shared, session, out, argv[0], refusal.as_bytes());
         return;
     }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {

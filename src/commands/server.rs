@@ -636,6 +636,10 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "keyspace",
 ];
 
+/// Larder's own sections: shown when asked for by name (or with
+/// `everything`), so that plain INFO has only Redis's sections.
+const LARDER_SECTIONS: &[&str] = &["writebehind"];
+
 fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut wanted: Vec<&str> = Vec::new();
     if argv.len() == 1 {
@@ -644,16 +648,28 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     for arg in &argv[1..] {
         let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
         match name.as_str() {
-            "all" | "everything" | "default" => wanted.extend(DEFAULT_SECTIONS),
+            "all" | "default" => wanted.extend(DEFAULT_SECTIONS),
+            "everything" => {
+                wanted.extend(DEFAULT_SECTIONS);
+                wanted.extend(LARDER_SECTIONS);
+            }
             other => {
-                if let Some(section) = DEFAULT_SECTIONS.iter().find(|s| **s == other) {
+                if let Some(section) = DEFAULT_SECTIONS
+                    .iter()
+                    .chain(LARDER_SECTIONS)
+                    .find(|s| **s == other)
+                {
                     wanted.push(section);
                 }
             }
         }
     }
     let mut text = String::new();
-    for section in DEFAULT_SECTIONS.iter().filter(|s| wanted.contains(s)) {
+    for section in DEFAULT_SECTIONS
+        .iter()
+        .chain(LARDER_SECTIONS)
+        .filter(|s| wanted.contains(s))
+    {
         if !text.is_empty() {
             text.push_str("\r\n");
         }
@@ -665,6 +681,7 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             "stats" => stats_section(ctx),
             "replication" => replication_section(),
             "cpu" => cpu_section(),
+            "writebehind" => writebehind_section(ctx),
             _ => keyspace_section(ctx)?,
         };
         let title = match *section {
@@ -675,6 +692,14 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     ctx.out.verbatim("txt", text.as_bytes());
     Ok(())
+}
+
+/// Write-behind to PostgreSQL (Larder-only).
+fn writebehind_section(ctx: &Ctx) -> String {
+    match &ctx.shared.writebehind {
+        Some(writebehind) => fields(&writebehind.status()),
+        None => fields(&[("writebehind_enabled", "0".to_string())]),
+    }
 }
 
 fn fields(pairs: &[(&str, String)]) -> String {

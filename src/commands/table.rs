@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 10] {
+fn families() -> [&'static [CommandSpec]; 11] {
     [
         super::connection::COMMANDS,
         super::hash::COMMANDS,
@@ -17,6 +17,7 @@ fn families() -> [&'static [CommandSpec]; 10] {
         super::set::COMMANDS,
         super::string::COMMANDS,
         super::transaction::COMMANDS,
+        super::writebehind::COMMANDS,
         super::zset::COMMANDS,
     ]
 }

@@ -22,6 +22,7 @@ pub use client::{ClientHandle, ClientMeta, ClientRegistry};
 
 use crate::config::Config;
 use crate::store::{Clock, Store, StoreOptions};
+use crate::writebehind::WriteBehind;
 
 /// Server-wide counters reported by INFO.
 #[derive(Debug, Default)]
@@ -69,6 +70,8 @@ pub struct Shared {
     pub run_id: String,
     /// The addresses actually bound (port 0 resolved).
     pub bound: Mutex<Vec<SocketAddr>>,
+    /// Write-behind to PostgreSQL, when `write-behind-url` is set.
+    pub writebehind: Option<Arc<WriteBehind>>,
     shutdown_tx: watch::Sender<bool>,
     stopping: AtomicBool,
 }
@@ -86,6 +89,18 @@ impl Shared {
             shards: config.shards,
             clock,
         });
+        // The URL was checked when it was set; a table name that cannot be
+        // used shows up as the flusher's error.
+        let writebehind = match WriteBehind::from_config(&config) {
+            Ok(writebehind) => writebehind.map(Arc::new),
+            Err(error) => {
+                tracing::error!(%error, "write-behind is off");
+                None
+            }
+        };
+        if let Some(writebehind) = &writebehind {
+            store.observe_changes(writebehind.clone());
+        }
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
@@ -98,6 +113,7 @@ impl Shared {
             started: Instant::now(),
             run_id,
             bound: Mutex::new(Vec::new()),
+            writebehind,
             shutdown_tx: watch::channel(false).0,
             stopping: AtomicBool::new(false),
         }
@@ -196,6 +212,15 @@ impl Server {
     /// Serves until shutdown is requested (SHUTDOWN, or a handle).
     pub async fn run(self) -> io::Result<()> {
         let expiry = spawn_active_expiry(self.shared.clone())?;
+        let flusher = self.shared.writebehind.clone().map(|writebehind| {
+            (
+                writebehind.clone(),
+                tokio::spawn(crate::writebehind::flusher::run(
+                    self.shared.clone(),
+                    writebehind,
+                )),
+            )
+        });
         let mut accept_tasks = Vec::new();
         for listener in self.listeners {
             accept_tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
@@ -214,6 +239,15 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(2);
         while !self.shared.clients.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        // Write-behind: the backlog goes to PostgreSQL before we stop,
+        // within write-behind-shutdown-timeout.
+        if let Some((writebehind, task)) = flusher {
+            writebehind.begin_shutdown();
+            let bound = writebehind.shutdown_timeout() + Duration::from_secs(1);
+            if tokio::time::timeout(bound, task).await.is_err() {
+                tracing::error!("write-behind: shutdown flush did not finish in time");
+            }
         }
         let _ = tokio::task::spawn_blocking(move || expiry.join()).await;
         tracing::info!("server stopped");

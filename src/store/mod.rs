@@ -6,6 +6,7 @@
 //! Commands lock the shards of the keys they touch, in ascending shard order
 //! (see [`LockSet`]), so multi-key commands and transactions cannot deadlock.
 
+pub mod changes;
 mod clock;
 pub mod evict;
 mod expire;
@@ -22,6 +23,7 @@ use crossbeam::utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 use smallvec::SmallVec;
 
+pub use changes::{ChangeObserver, Pending, PendingState};
 pub use clock::Clock;
 pub use evict::{MemoryLimits, Policy, Room};
 pub use ops::{parse_float_value, parse_int_value};
@@ -302,27 +304,61 @@ impl Store {
             .sum())
     }
 
-    /// Removes every key of database `db`.
+    /// Removes every key of database `db`, atomically for other clients
+    /// (as FLUSHDB: under every shard lock).
     pub fn flush_db(&self, db: usize) -> Result<()> {
         self.check_db(db)?;
-        for shard in self.inner.shards.iter() {
-            let removed = shard.lock().db(db).clear();
-            drop(removed);
-        }
+        let removed: Vec<_> = self
+            .lock_all()
+            .shards_mut()
+            .map(|(_, shard)| shard.db(db).clear())
+            .collect();
+        drop(removed);
         Ok(())
     }
 
-    /// Removes every key of every database.
+    /// Removes every key of every database, atomically for other clients
+    /// (as FLUSHALL).
     pub fn flush_all(&self) {
-        for shard in self.inner.shards.iter() {
-            let removed: Vec<_> = {
-                let mut shard = shard.lock();
-                (0..self.inner.databases)
+        let removed: Vec<_> = self
+            .lock_all()
+            .shards_mut()
+            .flat_map(|(_, shard)| {
+                (0..shard.databases())
                     .map(|db| shard.db(db).clear())
-                    .collect()
-            };
-            drop(removed);
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        drop(removed);
+    }
+
+    /// Starts reporting committed changes to `observer` (write-behind):
+    /// from now on every database part keeps its pending keys, coalesced,
+    /// until [`Store::drain_changes`] takes them. Changes made before are
+    /// not reported.
+    pub fn observe_changes(&self, observer: Arc<dyn ChangeObserver>) {
+        let mut all = self.lock_all();
+        for (_, shard) in all.shards_mut() {
+            for db in 0..shard.databases() {
+                shard.db(db).observe_changes(observer.clone());
+            }
         }
+    }
+
+    /// Takes up to `max` pending changes of database `db` in shard `shard`
+    /// out, under that shard's lock, handing each to `f` with the key's
+    /// current entry. Returns how many were taken.
+    pub fn drain_changes(
+        &self,
+        shard: usize,
+        db: usize,
+        max: usize,
+        f: impl FnMut(&Key, Pending, Option<&Entry>),
+    ) -> usize {
+        if db >= self.inner.databases || shard >= self.inner.shards.len() {
+            return 0;
+        }
+        self.inner.shards[shard].lock().db(db).drain_changes(max, f)
     }
 }
 

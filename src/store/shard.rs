@@ -5,10 +5,12 @@
 //! here blocks or awaits.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
+use super::changes::{ChangeObserver, ChangeTracker, Pending};
 use super::evict::{self, Policy};
 use super::value::{Entry, Key, Value};
 
@@ -33,6 +35,20 @@ pub struct Db {
     /// Keys some client WATCHes, with the version their last change got.
     watched: HashMap<Key, WatchSlot, RandomState>,
     version_clock: u64,
+    /// This part's database number.
+    index: usize,
+    /// Pending changes for write-behind; `None` (one branch per change)
+    /// unless a change observer is installed.
+    changes: Option<Box<ChangeTracker>>,
+}
+
+/// Why a key left the map, for change observers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// Deleted by a command.
+    Deleted,
+    /// Expired or evicted.
+    Gone,
 }
 
 #[derive(Debug)]
@@ -68,7 +84,7 @@ impl Db {
             None => false,
             Some(entry) if !entry.is_expired(now_ms) => true,
             Some(_) => {
-                self.remove_entry(key);
+                self.remove_entry(key, Removal::Gone);
                 false
             }
         }
@@ -150,19 +166,25 @@ impl Db {
     /// Removes `key`; returns its entry if it was live.
     pub fn remove(&mut self, key: &[u8], now_ms: u64) -> Option<Entry> {
         if self.expire_if_due(key, now_ms) {
-            self.remove_entry(key)
+            self.remove_entry(key, Removal::Deleted)
         } else {
             None
         }
     }
 
-    fn remove_entry(&mut self, key: &[u8]) -> Option<Entry> {
+    fn remove_entry(&mut self, key: &[u8], removal: Removal) -> Option<Entry> {
         let entry = self.entries.swap_remove(key)?;
         if let Some(at) = entry.expires_at {
             self.expires.remove(&(at, Key::from(key)));
         }
         self.file_field_expiry(key, None);
-        self.touch(key);
+        self.bump_watch(key);
+        if let Some(changes) = self.changes.as_deref_mut() {
+            match removal {
+                Removal::Deleted => changes.deleted(self.index, key),
+                Removal::Gone => changes.gone(key, &entry),
+            }
+        }
         Some(entry)
     }
 
@@ -243,7 +265,7 @@ impl Db {
                 return Some(key.clone());
             }
             let key = key.clone();
-            self.remove_entry(&key);
+            self.remove_entry(&key, Removal::Gone);
         }
         self.iter(now_ms).next().map(|(k, _)| k.clone())
     }
@@ -313,7 +335,7 @@ impl Db {
         if volatile_only && entry.expires_at.is_none() {
             return None;
         }
-        self.remove_entry(key)
+        self.remove_entry(key, Removal::Gone)
     }
 
     /// Removes every key. WATCHers of keys that existed see a change. The
@@ -329,8 +351,11 @@ impl Db {
                 .cloned()
                 .collect();
             for key in existing {
-                self.touch(&key);
+                self.bump_watch(&key);
             }
+        }
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.cleared(self.index);
         }
         RemovedContents {
             _entries: std::mem::take(&mut self.entries),
@@ -350,7 +375,15 @@ impl Db {
         for db in [&mut *a, &mut *b] {
             let watched: Vec<Key> = db.watched.keys().cloned().collect();
             for key in watched {
-                db.touch(&key);
+                db.bump_watch(&key);
+            }
+            // For write-behind the database was replaced: flush it, then
+            // write every key it holds now.
+            if let Some(changes) = db.changes.as_deref_mut() {
+                changes.cleared(db.index);
+                for key in db.entries.keys() {
+                    changes.written(db.index, key);
+                }
             }
         }
     }
@@ -382,9 +415,12 @@ impl Db {
             let Some((_, key)) = self.expires.pop_first() else {
                 break;
             };
-            if self.entries.swap_remove(&*key).is_some() {
+            if let Some(entry) = self.entries.swap_remove(&*key) {
                 self.file_field_expiry(&key, None);
-                self.touch(&key);
+                self.bump_watch(&key);
+                if let Some(changes) = self.changes.as_deref_mut() {
+                    changes.gone(&key, &entry);
+                }
             }
             reclaimed += 1;
         }
@@ -431,7 +467,7 @@ impl Db {
             };
             reclaimed += removed;
             if empty {
-                self.remove_entry(&key);
+                self.remove_entry(&key, Removal::Gone);
                 continue;
             }
             if removed > 0 {
@@ -442,8 +478,44 @@ impl Db {
         reclaimed
     }
 
-    /// Records that `key` changed: WATCHers of it will abort their EXEC.
+    /// Starts recording changes for `observer` (write-behind).
+    pub(crate) fn observe_changes(&mut self, observer: Arc<dyn ChangeObserver>) {
+        self.changes = Some(Box::new(ChangeTracker::new(observer)));
+    }
+
+    /// Takes up to `max` pending changes out, handing each to `f` with the
+    /// key's entry as it is now (also if its TTL passed and it was not
+    /// reclaimed yet: write-behind stores a key's last value). Returns how
+    /// many were taken.
+    pub fn drain_changes(
+        &mut self,
+        max: usize,
+        mut f: impl FnMut(&Key, Pending, Option<&Entry>),
+    ) -> usize {
+        let Some(changes) = self.changes.as_deref_mut() else {
+            return 0;
+        };
+        let mut taken = 0;
+        while taken < max {
+            let Some((key, pending)) = changes.pop() else {
+                break;
+            };
+            f(&key, pending, self.entries.get(&*key));
+            taken += 1;
+        }
+        taken
+    }
+
+    /// Records that `key` changed: WATCHers of it will abort their EXEC,
+    /// and write-behind (if on) will store its new state.
     pub fn touch(&mut self, key: &[u8]) {
+        self.bump_watch(key);
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.written(self.index, key);
+        }
+    }
+
+    fn bump_watch(&mut self, key: &[u8]) {
         if self.watched.is_empty() {
             return;
         }
@@ -507,7 +579,12 @@ pub struct Shard {
 impl Shard {
     pub fn new(databases: usize) -> Self {
         Shard {
-            dbs: (0..databases).map(|_| Db::default()).collect(),
+            dbs: (0..databases)
+                .map(|index| Db {
+                    index,
+                    ..Db::default()
+                })
+                .collect(),
         }
     }
 

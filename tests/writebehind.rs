@@ -1,0 +1,461 @@
+//! Write-behind to a real PostgreSQL, started by the test itself (see
+//! `common::postgres`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use common::postgres::Postgres;
+use common::TestServer;
+use larder::writebehind::encode::decode_items;
+
+const INJECTION: &str = "'); DROP TABLE larder_kv; --";
+
+fn server(pg: &Postgres, adjust: impl FnOnce(&mut larder::Config)) -> TestServer {
+    let url = pg.url();
+    TestServer::with_config(|config| {
+        config.write_behind_url = url;
+        config.write_behind_delay = 50;
+        adjust(config);
+    })
+}
+
+fn flush(con: &mut redis::Connection) {
+    let reply: String = redis::cmd("WRITEBEHIND")
+        .arg("FLUSH")
+        .arg(30_000)
+        .query(con)
+        .expect("WRITEBEHIND FLUSH");
+    assert_eq!(reply, "OK");
+}
+
+fn status(con: &mut redis::Connection) -> BTreeMap<String, redis::Value> {
+    redis::cmd("WRITEBEHIND")
+        .arg("STATUS")
+        .query(con)
+        .expect("WRITEBEHIND STATUS")
+}
+
+fn status_int(con: &mut redis::Connection, field: &str) -> i64 {
+    match status(con).get(field) {
+        Some(redis::Value::Int(n)) => *n,
+        other => panic!("{field}: {other:?}"),
+    }
+}
+
+/// Items of a collection, length-prefixed, as the README documents.
+fn items(parts: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+type Rows = BTreeMap<(i32, Vec<u8>), (String, Vec<u8>)>;
+
+/// What the table should hold for the cache's current contents of `dbs`.
+fn cache_rows(con: &mut redis::Connection, dbs: &[i32]) -> Rows {
+    let mut rows = Rows::new();
+    for &db in dbs {
+        let _: () = redis::cmd("SELECT").arg(db).query(con).unwrap();
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(con).unwrap();
+        for key in keys {
+            let kind: String = redis::cmd("TYPE").arg(&key).query(con).unwrap();
+            let value = match kind.as_str() {
+                "string" => redis::cmd("GET").arg(&key).query(con).unwrap(),
+                "list" => items(
+                    &redis::cmd("LRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .query::<Vec<Vec<u8>>>(con)
+                        .unwrap(),
+                ),
+                "set" => {
+                    let mut members: Vec<Vec<u8>> =
+                        redis::cmd("SMEMBERS").arg(&key).query(con).unwrap();
+                    members.sort();
+                    items(&members)
+                }
+                "hash" => {
+                    let flat: Vec<Vec<u8>> = redis::cmd("HGETALL").arg(&key).query(con).unwrap();
+                    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = flat
+                        .chunks(2)
+                        .map(|p| (p[0].clone(), p[1].clone()))
+                        .collect();
+                    pairs.sort();
+                    items(
+                        &pairs
+                            .into_iter()
+                            .flat_map(|(f, v)| [f, v])
+                            .collect::<Vec<_>>(),
+                    )
+                }
+                "zset" => items(
+                    &redis::cmd("ZRANGE")
+                        .arg(&key)
+                        .arg(0)
+                        .arg(-1)
+                        .arg("WITHSCORES")
+                        .query::<Vec<Vec<u8>>>(con)
+                        .unwrap(),
+                ),
+                other => panic!("unexpected type {other}"),
+            };
+            rows.insert((db, key), (kind, value));
+        }
+    }
+    let _: () = redis::cmd("SELECT").arg(0).query(con).unwrap();
+    rows
+}
+
+fn table_rows(pg: &Postgres, table: &str) -> Rows {
+    pg.query(
+        &format!("SELECT db, key, type, value FROM {table} ORDER BY db, key"),
+        |row| {
+            (
+                (row.get::<_, i32>(0), row.get::<_, Vec<u8>>(1)),
+                (row.get::<_, String>(2), row.get::<_, Vec<u8>>(3)),
+            )
+        },
+    )
+    .into_iter()
+    .collect()
+}
+
+fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query(con)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+#[test]
+fn off_by_default() {
+    let server = TestServer::start();
+    let mut con = server.client();
+    let error = redis::cmd("WRITEBEHIND")
+        .arg("FLUSH")
+        .query::<String>(&mut con)
+        .unwrap_err();
+    assert!(error.to_string().contains("write-behind is off"), "{error}");
+    let info: String = redis::cmd("INFO")
+        .arg("writebehind")
+        .query(&mut con)
+        .unwrap();
+    assert!(info.contains("writebehind_enabled:0"), "{info}");
+    let url: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("write-behind-url")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(url, vec!["write-behind-url".to_string(), String::new()]);
+}
+
+#[test]
+fn table_ends_equal_to_cache() {
+    let pg = Postgres::start();
+    let server = server(&pg, |_| {});
+    let mut con = server.client();
+    for args in [
+        &["SET", "s1", "one"][..],
+        &["SET", "s2", "two"],
+        &["SET", "s2", "two again"],
+        &["APPEND", "s1", "+"],
+        &["INCR", "counter"],
+        &["HSET", "h", "b", "2", "a", "1"],
+        &["HSET", "h", "c", "3"],
+        &["HDEL", "h", "b"],
+        &["RPUSH", "l", "x", "y", "z"],
+        &["LPOP", "l"],
+        &["SADD", "set", "m2", "m1", "m3"],
+        &["SREM", "set", "m3"],
+        &["ZADD", "z", "2.5", "b", "1", "a"],
+        &["SET", "gone", "soon"],
+        &["SET", "ttl", "v", "EX", "1000"],
+        &["SELECT", "1"],
+        &["SET", "other-db", "x"],
+        &["SET", "flushed", "x"],
+        &["SELECT", "0"],
+    ] {
+        cmd(&mut con, args);
+    }
+    flush(&mut con);
+    assert_eq!(table_rows(&pg, "larder_kv"), cache_rows(&mut con, &[0, 1]));
+    let expires: Vec<bool> = pg.query(
+        "SELECT expires_at > now() + interval '900 seconds' FROM larder_kv WHERE key = 'ttl'",
+        |row| row.get(0),
+    );
+    assert_eq!(expires, vec![true]);
+
+    // Deletes, and a flush of another database.
+    cmd(&mut con, &["DEL", "gone"]);
+    cmd(&mut con, &["UNLINK", "s2"]);
+    cmd(&mut con, &["SELECT", "1"]);
+    cmd(&mut con, &["FLUSHDB"]);
+    cmd(&mut con, &["SET", "after-flush", "kept"]);
+    cmd(&mut con, &["SELECT", "0"]);
+    cmd(&mut con, &["HSET", "h", "d", "4"]);
+    cmd(&mut con, &["PERSIST", "ttl"]);
+    flush(&mut con);
+    let table = table_rows(&pg, "larder_kv");
+    assert_eq!(table, cache_rows(&mut con, &[0, 1]));
+    assert!(table.contains_key(&(1, b"after-flush".to_vec())));
+    assert!(!table.contains_key(&(0, b"gone".to_vec())));
+    let expires: Vec<bool> = pg.query(
+        "SELECT expires_at IS NULL FROM larder_kv WHERE key = 'ttl'",
+        |row| row.get(0),
+    );
+    assert_eq!(expires, vec![true]);
+    // The documented encoding decodes.
+    let hash = &table[&(0, b"h".to_vec())].1;
+    assert_eq!(
+        decode_items(hash).unwrap(),
+        [&b"a"[..], b"1", b"c", b"3", b"d", b"4"].map(|s| s.to_vec())
+    );
+    assert!(status_int(&mut con, "rows_deleted") >= 3);
+}
+
+#[test]
+fn ten_thousand_writes_to_one_key_become_a_handful_of_row_writes() {
+    let pg = Postgres::start();
+    // Count row writes on the PostgreSQL side with a trigger.
+    pg.execute(
+        "CREATE TABLE larder_kv (db integer NOT NULL, key bytea NOT NULL, type text NOT NULL, \
+           value bytea NOT NULL, expires_at timestamptz, version bigint NOT NULL, \
+           updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (db, key));
+         CREATE TABLE row_writes (n bigint NOT NULL);
+         INSERT INTO row_writes VALUES (0);
+         CREATE FUNCTION count_row_write() RETURNS trigger LANGUAGE plpgsql AS
+           $$ BEGIN UPDATE row_writes SET n = n + 1; RETURN NEW; END $$;
+         CREATE TRIGGER counted AFTER INSERT OR UPDATE ON larder_kv
+           FOR EACH ROW EXECUTE FUNCTION count_row_write();",
+    );
+    let server = server(&pg, |config| config.write_behind_delay = 200);
+    let mut con = server.client();
+    let mut pipe = redis::pipe();
+    for i in 0..10_000 {
+        pipe.cmd("SET").arg("hot").arg(i).ignore();
+    }
+    let _: () = pipe.query(&mut con).unwrap();
+    flush(&mut con);
+    let value: Vec<Vec<u8>> = pg.query("SELECT value FROM larder_kv WHERE key = 'hot'", |r| {
+        r.get(0)
+    });
+    assert_eq!(value, vec![b"9999".to_vec()]);
+    let writes: Vec<i64> = pg.query("SELECT n FROM row_writes", |r| r.get(0));
+    assert!(
+        writes[0] >= 1 && writes[0] <= 20,
+        "{} row writes",
+        writes[0]
+    );
+}
+
+#[test]
+fn a_key_that_expires_before_its_flush_still_lands_and_expiry_deletes_no_row() {
+    let pg = Postgres::start();
+    let server = server(&pg, |config| config.write_behind_delay = 60_000);
+    let mut con = server.client();
+    // Written and flushed, then expired: the row stays.
+    cmd(
+        &mut con,
+        &["SET", "flushed-then-expired", "kept", "PX", "300"],
+    );
+    flush(&mut con);
+    // Written, then expired before any flush: it still lands.
+    cmd(&mut con, &["SET", "expired-first", "first"]);
+    cmd(&mut con, &["SET", "expired-first", "last", "PX", "100"]);
+    cmd(&mut con, &["HSET", "hash-expired", "f", "v"]);
+    cmd(&mut con, &["PEXPIRE", "hash-expired", "100"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let exists: i64 = redis::cmd("EXISTS")
+            .arg("expired-first")
+            .arg("flushed-then-expired")
+            .arg("hash-expired")
+            .query(&mut con)
+            .unwrap();
+        // Active expiry reclaims them (EXISTS alone does not).
+        let dbsize: i64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+        if exists == 0 && dbsize == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "keys did not expire");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    flush(&mut con);
+    let rows = table_rows(&pg, "larder_kv");
+    assert_eq!(
+        rows[&(0, b"expired-first".to_vec())],
+        ("string".into(), b"last".to_vec())
+    );
+    assert_eq!(
+        rows[&(0, b"flushed-then-expired".to_vec())],
+        ("string".into(), b"kept".to_vec())
+    );
+    assert_eq!(
+        rows[&(0, b"hash-expired".to_vec())],
+        ("hash".into(), items(&[b"f".to_vec(), b"v".to_vec()]))
+    );
+}
+
+#[test]
+fn postgres_stopped_and_restarted_mid_load_loses_nothing() {
+    let pg = Postgres::start();
+    let server = server(&pg, |config| config.write_behind_batch_size = 100);
+    let mut con = server.client();
+    let addr = server.url();
+    let writer = std::thread::spawn(move || {
+        let mut con = redis::Client::open(addr).unwrap().get_connection().unwrap();
+        for i in 0..3_000 {
+            let _: () = redis::cmd("SET")
+                .arg(format!("k{}", i % 1_000))
+                .arg(i)
+                .query(&mut con)
+                .unwrap();
+            if i % 700 == 0 {
+                let _: i64 = redis::cmd("DEL")
+                    .arg(format!("k{}", (i + 500) % 1_000))
+                    .query(&mut con)
+                    .unwrap();
+            }
+            if i % 10 == 0 {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    pg.stop_server();
+    std::thread::sleep(Duration::from_millis(1_500));
+    let state: BTreeMap<String, redis::Value> = status(&mut con);
+    assert_eq!(
+        state.get("state"),
+        Some(&redis::Value::BulkString(b"retrying".to_vec())),
+        "{state:?}"
+    );
+    pg.start_server();
+    writer.join().unwrap();
+    flush(&mut con);
+    assert_eq!(table_rows(&pg, "larder_kv"), cache_rows(&mut con, &[0]));
+    assert!(status_int(&mut con, "failures") > 0);
+    assert!(status_int(&mut con, "retries") > 0);
+    assert_eq!(status_int(&mut con, "pending_keys"), 0);
+}
+
+#[test]
+fn a_full_backlog_refuses_writes_to_followed_keys_and_recovers() {
+    let pg = Postgres::start();
+    let server = server(&pg, |config| {
+        config.write_behind_max_pending = 50;
+        config.write_behind_match = "wb:*".into();
+    });
+    let mut con = server.client();
+    cmd(&mut con, &["SET", "wb:before", "v"]);
+    flush(&mut con);
+    pg.stop_server();
+    cmd(&mut con, &["SET", "wb:0", "v"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status(&mut con).get("state") != Some(&redis::Value::BulkString(b"retrying".to_vec())) {
+        assert!(
+            Instant::now() < deadline,
+            "write-behind did not notice PostgreSQL stopped"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    for i in 1..50 {
+        cmd(&mut con, &["SET", &format!("wb:{i}"), "v"]);
+    }
+    let error = redis::cmd("SET")
+        .arg("wb:one-too-many")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("backlog full: PostgreSQL is unreachable (50 changes pending)"),
+        "{message}"
+    );
+    // Rewriting a pending key adds nothing, but is a write: refused too.
+    assert!(redis::cmd("SET")
+        .arg("wb:1")
+        .arg("w")
+        .query::<()>(&mut con)
+        .is_err());
+    // Transactions that would write a followed key are refused at EXEC.
+    cmd(&mut con, &["MULTI"]);
+    assert!(redis::cmd("SET")
+        .arg("wb:x")
+        .arg("v")
+        .query::<()>(&mut con)
+        .is_err());
+    assert!(redis::cmd("EXEC").query::<redis::Value>(&mut con).is_err());
+    // Reads and keys not written behind go on.
+    let value: String = redis::cmd("GET").arg("wb:7").query(&mut con).unwrap();
+    assert_eq!(value, "v");
+    cmd(&mut con, &["SET", "local-only", "fine"]);
+    let info: String = redis::cmd("INFO")
+        .arg("writebehind")
+        .query(&mut con)
+        .unwrap();
+    assert!(
+        info.contains("state:retrying") && info.contains("pending_keys:50"),
+        "{info}"
+    );
+    pg.start_server();
+    flush(&mut con);
+    cmd(&mut con, &["SET", "wb:one-too-many", "v"]);
+    flush(&mut con);
+    let rows = table_rows(&pg, "larder_kv");
+    assert_eq!(rows.len(), 52);
+    assert!(!rows.contains_key(&(0, b"local-only".to_vec())));
+}
+
+#[test]
+fn shutdown_flushes_the_backlog() {
+    let pg = Postgres::start();
+    let server = server(&pg, |config| config.write_behind_delay = 600_000);
+    let mut con = server.client();
+    for i in 0..500 {
+        cmd(&mut con, &["SET", &format!("late{i}"), &i.to_string()]);
+    }
+    let mut raw = server.raw();
+    raw.send(b"SHUTDOWN NOSAVE\r\n");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let count = pg.try_query_with("SELECT count(*) FROM larder_kv", |r| r.get::<_, i64>(0));
+        if count.as_deref().ok() == Some(&[500][..]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "backlog not flushed at shutdown: {count:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn injection_attempts_are_stored_verbatim() {
+    let pg = Postgres::start();
+    let server = server(&pg, |_| {});
+    let mut con = server.client();
+    cmd(&mut con, &["SET", INJECTION, INJECTION]);
+    cmd(&mut con, &["HSET", "h", INJECTION, INJECTION]);
+    cmd(&mut con, &["SET", "binary\0\r\n\"'\\", "\u{0}\u{ff}"]);
+    flush(&mut con);
+    let rows = table_rows(&pg, "larder_kv");
+    assert_eq!(
+        rows[&(0, INJECTION.as_bytes().to_vec())],
+        ("string".into(), INJECTION.as_bytes().to_vec())
+    );
+    assert_eq!(rows, cache_rows(&mut con, &[0]));
+    cmd(&mut con, &["DEL", INJECTION]);
+    flush(&mut con);
+    assert_eq!(table_rows(&pg, "larder_kv"), cache_rows(&mut con, &[0]));
+}
