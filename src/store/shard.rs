@@ -10,6 +10,7 @@ use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
 use super::evict::{self, Policy};
+use super::s3fifo::{self, S3Fifo};
 use super::value::{Entry, Key, Value};
 
 /// The part of one logical database that lives in one shard.
@@ -33,6 +34,8 @@ pub struct Db {
     /// Keys some client WATCHes, with the version their last change got.
     watched: HashMap<Key, WatchSlot, RandomState>,
     version_clock: u64,
+    /// S3-FIFO queues, kept only while `allkeys-s3fifo` is the policy.
+    fifo: Option<Box<S3Fifo>>,
 }
 
 #[derive(Debug)]
@@ -139,6 +142,9 @@ impl Db {
                 .insert(Key::from(key), Entry::new(value, expires_at, now_ms));
             if let Some(at) = expires_at {
                 self.expires.insert((at, Key::from(key)));
+            }
+            if let Some(fifo) = &mut self.fifo {
+                fifo.inserted(s3fifo::key_hash(&self.entries, key), &self.entries);
             }
             None
         };
@@ -316,6 +322,25 @@ impl Db {
         self.remove_entry(key)
     }
 
+    /// Starts (building queues from the keys present) or stops keeping
+    /// S3-FIFO queues.
+    pub fn track_s3fifo(&mut self, on: bool) {
+        match (on, self.fifo.is_some()) {
+            (true, false) => self.fifo = Some(Box::new(S3Fifo::tracking(&self.entries))),
+            (false, true) => self.fifo = None,
+            _ => {}
+        }
+    }
+
+    /// Removes the next S3-FIFO victim (see `store::s3fifo`); `None` if
+    /// there is no key or no queues. The entry is returned so that the
+    /// caller frees it after releasing the lock.
+    pub fn evict_s3fifo(&mut self, now_ms: u64) -> Option<Entry> {
+        let index = self.fifo.as_mut()?.victim(&self.entries, now_ms)?;
+        let key = self.entries.get_index(index)?.0.clone();
+        self.remove_entry(&key)
+    }
+
     /// Removes every key. WATCHers of keys that existed see a change. The
     /// removed contents are returned so that the caller can free them after
     /// releasing the shard lock.
@@ -332,6 +357,9 @@ impl Db {
                 self.touch(&key);
             }
         }
+        if let Some(fifo) = &mut self.fifo {
+            fifo.clear();
+        }
         RemovedContents {
             _entries: std::mem::take(&mut self.entries),
             _expires: std::mem::take(&mut self.expires),
@@ -347,6 +375,7 @@ impl Db {
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.field_expires, &mut b.field_expires);
         std::mem::swap(&mut a.field_expires_of, &mut b.field_expires_of);
+        std::mem::swap(&mut a.fifo, &mut b.fifo);
         for db in [&mut *a, &mut *b] {
             let watched: Vec<Key> = db.watched.keys().cloned().collect();
             for key in watched {
