@@ -49,6 +49,16 @@ pub struct S3Fifo {
     ghost: Ghost,
 }
 
+/// Appends to a queue, growing it by a quarter rather than doubling it: the
+/// queues cost 8 bytes per key plus that slack, and memory spent on them is
+/// memory not spent on keys.
+fn push(queue: &mut VecDeque<u64>, hash: u64) {
+    if queue.len() == queue.capacity() {
+        queue.reserve_exact(queue.len() / 4 + 8);
+    }
+    queue.push_back(hash);
+}
+
 /// The hash the map uses for `key`.
 pub(super) fn key_hash(map: &EntryMap, key: &[u8]) -> u64 {
     map.hasher().hash_one(key)
@@ -72,9 +82,9 @@ impl S3Fifo {
     /// Records a new key (not an overwrite of a live one).
     pub(super) fn inserted(&mut self, hash: u64, map: &EntryMap) {
         if self.ghost.take(hash) {
-            self.main.push_back(hash);
+            push(&mut self.main, hash);
         } else {
-            self.small.push_back(hash);
+            push(&mut self.small, hash);
         }
         if self.small.len() + self.main.len() > 2 * map.len() + 64 {
             self.compact(map);
@@ -120,7 +130,7 @@ impl S3Fifo {
                     return Some(index);
                 }
                 if entry.lfu.fifo_freq() >= PROMOTE_FREQ {
-                    self.main.push_back(hash);
+                    push(&mut self.main, hash);
                     continue;
                 }
                 self.ghost.insert(hash, map.len());
@@ -155,8 +165,8 @@ impl S3Fifo {
     }
 }
 
-/// Hashes of keys evicted from the small queue, about as many as there are
-/// keys: a table of 4-slot buckets, each bucket a little FIFO (newest
+/// Hashes of keys evicted from the small queue, about as many as main holds
+/// (the paper's ghost size): a table of 4-slot buckets, each bucket a little FIFO (newest
 /// first), so that with buckets picked by hash the whole behaves as a FIFO
 /// of the table's size, at 8 bytes per remembered key and with no per-entry
 /// allocation. 0 marks an empty slot (a hash of 0 is stored as 1).
@@ -169,17 +179,20 @@ const GHOST_WAYS: usize = 4;
 
 impl Ghost {
     fn bucket(&self, hash: u64) -> usize {
-        let buckets = self.slots.len() / GHOST_WAYS;
-        // High bits: the map's table uses the low ones.
-        ((hash >> 32) as usize & (buckets - 1)) * GHOST_WAYS
+        let buckets = (self.slots.len() / GHOST_WAYS) as u64;
+        // High bits, scaled to the bucket count (multiply-shift): the map's
+        // table uses the low ones.
+        (((hash >> 32) * buckets) >> 32) as usize * GHOST_WAYS
     }
 
-    /// Remembers `hash`, sizing the table for `keys` keys.
+    /// Remembers `hash`, sizing the table for 90% of `keys` keys (grown by
+    /// a quarter at a time).
     fn insert(&mut self, hash: u64, keys: usize) {
         let hash = hash.max(1);
-        let want = keys.max(GHOST_WAYS).next_power_of_two();
+        let want = (keys * 9 / 10).max(GHOST_WAYS);
         if self.slots.len() < want {
-            self.resize(want);
+            let grown = (self.slots.len() + self.slots.len() / 4).max(want);
+            self.resize(grown.div_ceil(GHOST_WAYS) * GHOST_WAYS);
         }
         let start = self.bucket(hash);
         let bucket = &mut self.slots[start..start + GHOST_WAYS];
