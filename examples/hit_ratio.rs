@@ -74,7 +74,9 @@ fn parse_options() -> Options {
             i += 1;
             continue;
         }
-        let Some(value) = args.get(i + 1) else { usage() };
+        let Some(value) = args.get(i + 1) else {
+            usage()
+        };
         let num = || value.parse::<u64>().unwrap_or_else(|_| usage());
         match flag {
             "--host" => o.host = value.clone(),
@@ -98,7 +100,10 @@ fn parse_options() -> Options {
         usage();
     }
     if o.label.is_empty() {
-        o.label = o.policy.clone().unwrap_or_else(|| format!("port-{}", o.port));
+        o.label = o
+            .policy
+            .clone()
+            .unwrap_or_else(|| format!("port-{}", o.port));
     }
     o
 }
@@ -143,9 +148,7 @@ impl Zipf {
 
     fn sample(&self, rng: &mut Rng) -> usize {
         let u = rng.unit();
-        self.cdf
-            .partition_point(|&c| c < u)
-            .min(self.cdf.len() - 1)
+        self.cdf.partition_point(|&c| c < u).min(self.cdf.len() - 1)
     }
 }
 

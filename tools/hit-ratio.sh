@@ -19,6 +19,9 @@ WINDOW=${WINDOW:-100000}
 # About 10% of the keyspace: ~100,000 keys in Larder, ~150,000 in Redis
 # (Redis spends fewer bytes per key; see "keys held").
 MAXMEMORY=${MAXMEMORY:-30000000}
+# Also Redis at the memory where it holds about as many keys as Larder
+# (policy against policy, leaving per-key footprint aside).
+REDIS_EQUAL_KEYS_MAXMEMORY=${REDIS_EQUAL_KEYS_MAXMEMORY:-20500000}
 
 cargo build --release --quiet --bin larder-server --example hit_ratio
 target=${CARGO_TARGET_DIR:-target}
@@ -41,9 +44,14 @@ for zipf in 0.99 0.8; do
   for scan in "" "--scan"; do
     for run in "larder allkeys-s3fifo $larder_port" "larder allkeys-lru $larder_port" \
                "larder allkeys-lfu $larder_port" "redis allkeys-lru $redis_port" \
-               "redis allkeys-lfu $redis_port"; do
+               "redis allkeys-lfu $redis_port" \
+               "redis allkeys-lru $redis_port $REDIS_EQUAL_KEYS_MAXMEMORY" \
+               "redis allkeys-lfu $redis_port $REDIS_EQUAL_KEYS_MAXMEMORY"; do
       set -- $run
-      "$tool" --port "$3" --policy "$2" --label "$1 $2" --maxmemory "$MAXMEMORY" \
+      memory=${4:-$MAXMEMORY}
+      label="$1 $2"
+      [ "$memory" = "$MAXMEMORY" ] || label="$label @ $memory"
+      "$tool" --port "$3" --policy "$2" --label "$label" --maxmemory "$memory" \
         --zipf "$zipf" $scan --requests "$REQUESTS" --keys "$KEYS" \
         --scan-keys "$SCAN_KEYS" --window "$WINDOW" | tee -a "$results" | grep -v '^RESULT'
     done
@@ -66,7 +74,7 @@ for line in open(sys.argv[1]):
         order.append(label)
     rows[label][(zipf, kind)] = (overall, after, windows.split(","), held)
 cols = [("0.99", "plain"), ("0.99", "scan"), ("0.8", "plain"), ("0.8", "scan")]
-print("Overall hit ratio (keys held at the end, Zipf 0.99 plain):")
+print("Overall hit ratio (keys held at the end of Zipf 0.99 plain):")
 print()
 print("| server / policy | " + " | ".join(f"Zipf {z} {k}" for z, k in cols) + " | keys held |")
 print("|---|" + "---|" * (len(cols) + 1))

@@ -74,9 +74,10 @@ impl S3Fifo {
     /// Queues for a map that already holds keys: they all go to main (they
     /// have been in the cache already), in the map's order.
     pub(super) fn tracking(map: &EntryMap) -> Self {
-        let mut fifo = S3Fifo::default();
-        fifo.main = map.keys().map(|k| key_hash(map, k)).collect();
-        fifo
+        S3Fifo {
+            main: map.keys().map(|k| key_hash(map, k)).collect(),
+            ..S3Fifo::default()
+        }
     }
 
     /// Records a new key (not an overwrite of a live one).
@@ -111,6 +112,13 @@ impl S3Fifo {
     pub(super) fn victim(&mut self, map: &EntryMap, now_ms: u64) -> Option<usize> {
         if map.is_empty() {
             return None;
+        }
+        // Small is filled by every key until the first eviction, then
+        // holds ~10%: give back the room it no longer needs.
+        for queue in [&mut self.small, &mut self.main] {
+            if queue.capacity() > 2 * queue.len() + 64 {
+                queue.shrink_to(queue.len() + queue.len() / 4 + 8);
+            }
         }
         // Every live key has a slot, so this ends; the bound is a guard
         // against a bug turning into a stall under the shard lock.
@@ -374,7 +382,7 @@ mod tests {
             state ^= state << 13;
             state ^= state >> 7;
             state ^= state << 17;
-            let key = if state % 2 == 0 {
+            let key = if state.is_multiple_of(2) {
                 format!("hot{}", state % 64)
             } else {
                 format!("cold{n}")
