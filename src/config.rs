@@ -452,7 +452,7 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         mutable: true,
         default: "noeviction",
-        description: "What to evict over maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl.",
+        description: "What to evict over maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl, or Larder's allkeys-s3fifo (S3-FIFO per shard).",
         get: |c| c.maxmemory_policy.name().to_string(),
         set: |c, v| {
             c.maxmemory_policy = Policy::parse(v).ok_or_else(|| {
@@ -809,7 +809,7 @@ mod tests {
         };
         assert_eq!(
             reason("maxmemory-policy", "lru"),
-            "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction"
+            "argument(s) must be one of the following: volatile-lru, volatile-lfu, volatile-random, volatile-ttl, allkeys-lru, allkeys-lfu, allkeys-random, noeviction, allkeys-s3fifo"
         );
         assert_eq!(reason("maxmemory", "-1"), "argument must be a memory value");
         assert_eq!(

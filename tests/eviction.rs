@@ -416,3 +416,52 @@ fn config_set_at_run_time_and_info_fields() {
     let flushed = info_u64(&mut con, "used_memory");
     assert!(flushed < used + 2_000_000, "{used} -> {flushed}");
 }
+
+#[test]
+fn allkeys_s3fifo_stays_under_maxmemory_and_keeps_hot_keys_through_a_scan() {
+    let server = BinServer::start(&[("maxmemory-policy", "allkeys-lru")]);
+    let mut con = server.client();
+    // Switched at run time: the keys already there are queued.
+    config_set(&mut con, "maxmemory-policy", "allkeys-s3fifo");
+    assert_eq!(info_field(&mut con, "maxmemory_policy"), "allkeys-s3fifo");
+    let value = [b'v'; 1024];
+    fill(&mut con, "hot", 0..500, &value, None).unwrap();
+    fill(&mut con, "cold", 0..5500, &value, None).unwrap();
+    let read_hot = |con: &mut Connection| {
+        let mut pipe = redis::pipe();
+        for i in 0..500 {
+            pipe.cmd("GET").arg(format!("hot{i}")).ignore();
+        }
+        let _: () = pipe.query(con).unwrap();
+    };
+    read_hot(&mut con);
+    read_hot(&mut con);
+    let limit = info_u64(&mut con, "used_memory");
+    config_set(&mut con, "maxmemory", &limit.to_string());
+    // A scan three times the size of the cache, with the hot keys read
+    // now and then.
+    for round in 0..18 {
+        fill(
+            &mut con,
+            "scan",
+            round * 1000..(round + 1) * 1000,
+            &value,
+            None,
+        )
+        .unwrap();
+        if round % 6 == 5 {
+            read_hot(&mut con);
+        }
+        let used = info_u64(&mut con, "used_memory");
+        // One command may go over by its own size before the next evicts.
+        assert!(used <= limit + 64 * 1024, "{used} > {limit}");
+    }
+    let evicted = info_u64(&mut con, "evicted_keys");
+    assert!(evicted >= 15_000, "{evicted}");
+    let hot_left = count_existing(&mut con, "hot", 0..500);
+    assert!(hot_left >= 490, "only {hot_left} of 500 hot keys kept");
+    // The policy can be left again at run time.
+    config_set(&mut con, "maxmemory-policy", "allkeys-lru");
+    fill(&mut con, "after", 0..1000, &value, None).unwrap();
+    assert!(info_u64(&mut con, "used_memory") <= limit + 64 * 1024);
+}

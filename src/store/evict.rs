@@ -39,11 +39,14 @@ pub enum Policy {
     VolatileLfu,
     VolatileRandom,
     VolatileTtl,
+    /// Larder's own: S3-FIFO per shard (see `store::s3fifo`).
+    AllKeysS3Fifo,
 }
 
 impl Policy {
     /// Every policy, in the order Redis lists them in its error message.
-    pub const ALL: [Policy; 8] = [
+    /// Then Larder's own.
+    pub const ALL: [Policy; 9] = [
         Policy::VolatileLru,
         Policy::VolatileLfu,
         Policy::VolatileRandom,
@@ -52,6 +55,7 @@ impl Policy {
         Policy::AllKeysLfu,
         Policy::AllKeysRandom,
         Policy::NoEviction,
+        Policy::AllKeysS3Fifo,
     ];
 
     /// The redis.conf name.
@@ -65,6 +69,7 @@ impl Policy {
             Policy::VolatileLfu => "volatile-lfu",
             Policy::VolatileRandom => "volatile-random",
             Policy::VolatileTtl => "volatile-ttl",
+            Policy::AllKeysS3Fifo => "allkeys-s3fifo",
         }
     }
 
@@ -217,7 +222,10 @@ pub(super) fn score(policy: Policy, entry: &Entry, now_ms: u64) -> u64 {
         Policy::AllKeysLru | Policy::VolatileLru => entry.idle_secs(now_ms),
         Policy::AllKeysLfu | Policy::VolatileLfu => 255 - entry.frequency(now_ms) as u64,
         Policy::VolatileTtl => u64::MAX - 1 - entry.expires_at.unwrap_or(u64::MAX - 1),
-        Policy::AllKeysRandom | Policy::VolatileRandom | Policy::NoEviction => 0,
+        Policy::AllKeysRandom
+        | Policy::VolatileRandom
+        | Policy::NoEviction
+        | Policy::AllKeysS3Fifo => 0,
     }
 }
 
@@ -228,6 +236,7 @@ impl Store {
     /// command that may use memory, without holding shard locks.
     pub fn make_room(&self, limits: &MemoryLimits) -> Room {
         set_lfu_params(limits.lfu_log_factor, limits.lfu_decay_time);
+        self.track_s3fifo(limits.policy == Policy::AllKeysS3Fifo);
         if limits.maxmemory == 0 || crate::memory::used_memory() <= limits.maxmemory {
             return Room::Ok;
         }
@@ -260,6 +269,10 @@ impl Store {
         let now = self.now_ms();
         let shards = self.shard_count();
         let policy = limits.policy;
+        if policy == Policy::AllKeysS3Fifo {
+            self.track_s3fifo(true);
+            return self.evict_s3fifo(now);
+        }
         let samples = limits.samples as usize;
         let random = matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom);
         let start = (random_u64() as usize) & (shards - 1);
@@ -322,6 +335,95 @@ impl Store {
                 if self.evict_candidate(&candidate, policy, now) {
                     return true;
                 }
+            }
+        }
+        false
+    }
+
+    /// Makes every shard keep S3-FIFO queues, or stop keeping them, when
+    /// the policy changed to or from `allkeys-s3fifo`. Turning them on
+    /// queues the keys already there (O(keys), once per change).
+    pub fn track_s3fifo(&self, on: bool) {
+        if self.inner.s3fifo.load(Ordering::Relaxed) == on {
+            return;
+        }
+        // Under the eviction pool's lock, so that two commands racing to
+        // switch agree on the outcome.
+        let _switch = self.inner.eviction_pool.lock();
+        if self.inner.s3fifo.load(Ordering::Relaxed) == on {
+            return;
+        }
+        for index in 0..self.shard_count() {
+            let mut locks = self.lock_shard(index);
+            if let Ok(shard) = locks.shard(index) {
+                for db in 0..shard.databases() {
+                    shard.db(db).track_s3fifo(on);
+                }
+            }
+        }
+        self.inner.s3fifo.store(on, Ordering::Relaxed);
+    }
+
+    /// S3-FIFO eviction: of two random shards, the one with more keys
+    /// evicts its next victim (from its database with the most keys). Two
+    /// choices keep shards balanced, where one random shard would let their
+    /// sizes drift apart. False if there is no key at all.
+    fn evict_s3fifo(&self, now: u64) -> bool {
+        let shards = self.shard_count();
+        let keys_in = |index: usize| -> (usize, usize) {
+            let mut locks = self.lock_shard(index);
+            let Ok(shard) = locks.shard(index) else {
+                return (0, 0);
+            };
+            let mut total = 0;
+            let mut biggest = (0, 0);
+            for db in 0..shard.databases() {
+                let len = shard.db_ref(db).len();
+                total += len;
+                if len > biggest.1 {
+                    biggest = (db, len);
+                }
+            }
+            (total, biggest.0)
+        };
+        let a = (random_u64() as usize) & (shards - 1);
+        let b = (random_u64() as usize) & (shards - 1);
+        let (len_a, db_a) = keys_in(a);
+        let (len_b, db_b) = keys_in(b);
+        let mut order = if len_b > len_a {
+            vec![(b, db_b), (a, db_a)]
+        } else {
+            vec![(a, db_a), (b, db_b)]
+        };
+        // Both empty (or emptied since): any shard with a key.
+        order.extend((0..shards).map(|i| ((a + i) & (shards - 1), usize::MAX)));
+        for (index, db) in order {
+            let removed = {
+                let mut locks = self.lock_shard(index);
+                let Ok(shard) = locks.shard(index) else {
+                    continue;
+                };
+                let db = if db == usize::MAX {
+                    match (0..shard.databases()).find(|&d| !shard.db_ref(d).is_empty()) {
+                        Some(d) => d,
+                        None => continue,
+                    }
+                } else {
+                    db
+                };
+                shard.db(db).evict_s3fifo(now)
+            };
+            if let Some(entry) = removed {
+                if entry.is_expired(now) {
+                    self.inner
+                        .expired_by_eviction
+                        .fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
+                }
+                // Freed here, after the shard lock was released.
+                drop(entry);
+                return true;
             }
         }
         false
@@ -516,6 +618,36 @@ mod tests {
             .filter(|i| store.exists(0, format!("k{i}").as_bytes()).unwrap())
             .count();
         assert!(hot_left >= 85, "{hot_left}");
+    }
+
+    #[test]
+    fn s3fifo_evicts_unread_keys_and_switches_at_run_time() {
+        let (store, _) = store_at(1_000_000);
+        // Keys present before the switch are queued when it happens.
+        for i in 0..100 {
+            store.set(0, format!("old{i}").as_bytes(), b"v").unwrap();
+        }
+        store.track_s3fifo(true);
+        for i in 0..100 {
+            store.get(0, format!("old{i}").as_bytes()).unwrap();
+        }
+        for i in 0..200 {
+            store.set(0, format!("new{i}").as_bytes(), b"v").unwrap();
+        }
+        for _ in 0..150 {
+            assert!(store.evict_one(&limits(Policy::AllKeysS3Fifo)));
+        }
+        let old_left = (0..100)
+            .filter(|i| store.exists(0, format!("old{i}").as_bytes()).unwrap())
+            .count();
+        assert!(old_left >= 95, "{old_left}");
+        assert_eq!(store.evicted_keys(), 150);
+        while store.evict_one(&limits(Policy::AllKeysS3Fifo)) {}
+        assert_eq!(store.dbsize(0).unwrap(), 0);
+        // And back: the queues are dropped, other policies work.
+        store.track_s3fifo(false);
+        store.set(0, b"k", b"v").unwrap();
+        assert!(store.evict_one(&limits(Policy::AllKeysLru)));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod clock;
 pub mod evict;
 mod expire;
 pub mod ops;
+mod s3fifo;
 mod shard;
 pub mod types;
 mod value;
@@ -79,6 +80,9 @@ struct StoreInner {
     evicted_keys: std::sync::atomic::AtomicU64,
     expired_by_eviction: std::sync::atomic::AtomicU64,
     eviction_pool: Mutex<evict::EvictionPool>,
+    /// Whether the shards keep S3-FIFO queues (the policy is, or was last
+    /// seen as, `allkeys-s3fifo`).
+    s3fifo: std::sync::atomic::AtomicBool,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -137,6 +141,7 @@ impl Store {
                 evicted_keys: Default::default(),
                 expired_by_eviction: Default::default(),
                 eviction_pool: Default::default(),
+                s3fifo: Default::default(),
             }),
         }
     }

@@ -12,6 +12,7 @@ use indexmap::IndexMap;
 
 use super::changes::{ChangeObserver, ChangeTracker, Pending};
 use super::evict::{self, Policy};
+use super::s3fifo::{self, S3Fifo};
 use super::value::{Entry, Key, Value};
 
 /// The part of one logical database that lives in one shard.
@@ -40,6 +41,8 @@ pub struct Db {
     /// Pending changes for write-behind; `None` (one branch per change)
     /// unless a change observer is installed.
     changes: Option<Box<ChangeTracker>>,
+    /// S3-FIFO queues, kept only while `allkeys-s3fifo` is the policy.
+    fifo: Option<Box<S3Fifo>>,
 }
 
 /// Why a key left the map, for change observers.
@@ -155,6 +158,9 @@ impl Db {
                 .insert(Key::from(key), Entry::new(value, expires_at, now_ms));
             if let Some(at) = expires_at {
                 self.expires.insert((at, Key::from(key)));
+            }
+            if let Some(fifo) = &mut self.fifo {
+                fifo.inserted(s3fifo::key_hash(&self.entries, key), &self.entries);
             }
             None
         };
@@ -338,6 +344,25 @@ impl Db {
         self.remove_entry(key, Removal::Gone)
     }
 
+    /// Starts (building queues from the keys present) or stops keeping
+    /// S3-FIFO queues.
+    pub fn track_s3fifo(&mut self, on: bool) {
+        match (on, self.fifo.is_some()) {
+            (true, false) => self.fifo = Some(Box::new(S3Fifo::tracking(&self.entries))),
+            (false, true) => self.fifo = None,
+            _ => {}
+        }
+    }
+
+    /// Removes the next S3-FIFO victim (see `store::s3fifo`); `None` if
+    /// there is no key or no queues. The entry is returned so that the
+    /// caller frees it after releasing the lock.
+    pub fn evict_s3fifo(&mut self, now_ms: u64) -> Option<Entry> {
+        let index = self.fifo.as_mut()?.victim(&self.entries, now_ms)?;
+        let key = self.entries.get_index(index)?.0.clone();
+        self.remove_entry(&key, Removal::Gone)
+    }
+
     /// Removes every key. WATCHers of keys that existed see a change. The
     /// removed contents are returned so that the caller can free them after
     /// releasing the shard lock.
@@ -357,6 +382,9 @@ impl Db {
         if let Some(changes) = self.changes.as_deref_mut() {
             changes.cleared(self.index);
         }
+        if let Some(fifo) = &mut self.fifo {
+            fifo.clear();
+        }
         RemovedContents {
             _entries: std::mem::take(&mut self.entries),
             _expires: std::mem::take(&mut self.expires),
@@ -372,6 +400,7 @@ impl Db {
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.field_expires, &mut b.field_expires);
         std::mem::swap(&mut a.field_expires_of, &mut b.field_expires_of);
+        std::mem::swap(&mut a.fifo, &mut b.fifo);
         for db in [&mut *a, &mut *b] {
             let watched: Vec<Key> = db.watched.keys().cloned().collect();
             for key in watched {

@@ -114,10 +114,26 @@ impl LfuCounter {
     fn touch(&self, now_ms: u64) {
         let packed = self.0.load(Ordering::Relaxed);
         let counter = super::evict::lfu_log_incr(decayed(packed, now_ms));
-        let updated = pack_lfu(lfu_minutes(now_ms), counter);
+        let fifo = (fifo_bits(packed) + 1).min(FIFO_FREQ_MAX);
+        let updated = pack_lfu(lfu_minutes(now_ms), counter) | (fifo << FIFO_SHIFT);
         if updated != packed {
             self.0.store(updated, Ordering::Relaxed);
         }
+    }
+
+    /// The S3-FIFO frequency (0..=3): reads since the key was inserted or
+    /// last passed the head of an S3-FIFO queue.
+    pub fn fifo_freq(&self) -> u8 {
+        fifo_bits(self.0.load(Ordering::Relaxed)) as u8
+    }
+
+    /// Sets the S3-FIFO frequency (under the shard lock, by eviction). A
+    /// concurrent read may lose its increment: the counter is a hint.
+    pub fn set_fifo_freq(&self, freq: u8) {
+        let packed = self.0.load(Ordering::Relaxed);
+        let updated = (packed & !(FIFO_FREQ_MAX << FIFO_SHIFT))
+            | ((freq as u32).min(FIFO_FREQ_MAX) << FIFO_SHIFT);
+        self.0.store(updated, Ordering::Relaxed);
     }
 
     fn copy(&self) -> Self {
@@ -129,6 +145,15 @@ impl LfuCounter {
 /// evicted before they had a chance to be read.
 pub const LFU_INIT_VAL: u8 = 5;
 
+/// The S3-FIFO counter sits in bits 24..26 of the LFU word, above Redis's
+/// 16-bit minute and 8-bit counter.
+const FIFO_SHIFT: u32 = 24;
+const FIFO_FREQ_MAX: u32 = 3;
+
+fn fifo_bits(packed: u32) -> u32 {
+    (packed >> FIFO_SHIFT) & FIFO_FREQ_MAX
+}
+
 fn lfu_minutes(now_ms: u64) -> u32 {
     ((now_ms / 60_000) & 0xffff) as u32
 }
@@ -138,7 +163,7 @@ fn pack_lfu(minutes: u32, counter: u8) -> u32 {
 }
 
 fn decayed(packed: u32, now_ms: u64) -> u8 {
-    let ldt = packed >> 8;
+    let ldt = (packed >> 8) & 0xffff;
     let counter = (packed & 0xff) as u8;
     let now = lfu_minutes(now_ms);
     // Redis's LFUTimeElapsed, wrapping at 16 bits.
@@ -249,5 +274,24 @@ mod tests {
         }
         let hot = entry.frequency(10 * minute);
         assert!(hot > LFU_INIT_VAL + 3 && hot < 40, "{hot}");
+    }
+
+    #[test]
+    fn fifo_frequency_saturates_beside_the_lfu_counter() {
+        let minute = 60_000;
+        let entry = Entry::new(Value::Str(b"v".to_vec()), None, 10 * minute);
+        assert_eq!(entry.lfu.fifo_freq(), 0);
+        entry.mark_access(10 * minute);
+        assert_eq!(entry.lfu.fifo_freq(), 1);
+        for _ in 0..10 {
+            entry.mark_access(11 * minute);
+        }
+        assert_eq!(entry.lfu.fifo_freq(), 3);
+        entry.lfu.set_fifo_freq(2);
+        assert_eq!(entry.lfu.fifo_freq(), 2);
+        // The LFU counter and its decay time are unaffected.
+        assert_eq!(entry.frequency(11 * minute), entry.frequency(11 * minute));
+        assert!(entry.frequency(11 * minute) >= LFU_INIT_VAL);
+        assert_eq!(entry.frequency(10_000 * minute), 0);
     }
 }
