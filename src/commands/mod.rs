@@ -25,7 +25,7 @@ mod zset;
 
 use smallvec::SmallVec;
 
-pub use session::{MultiState, Session, WatchedKey};
+pub use session::{HotSettings, MultiState, Session, WatchedKey};
 pub use table::{all_commands, lookup};
 pub use transaction::end_session;
 
@@ -542,7 +542,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     session.handle.record_command(spec.name);
     // As Redis's processCommand: evict if over maxmemory; if that fails,
     // refuse commands that may add data (EXEC too, if it queued some).
-    let limits = shared.config.read().memory_limits();
+    let limits = session.hot(shared).memory;
     if shared.store.make_room(&limits) == crate::store::Room::OutOfMemory
         && (spec.has(flags::DENYOOM) || (spec.name == "exec" && queued_denyoom(session)))
     {

@@ -268,7 +268,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             ))
         })?;
     }
-    *ctx.shared.config.write() = updated;
+    ctx.shared.set_config(updated);
     ctx.out.ok();
     Ok(())
 }

@@ -6,6 +6,19 @@ use std::sync::Arc;
 use crate::server::blocking::BlockRequest;
 use crate::server::{ClientHandle, Shared};
 
+/// The settings consulted on every command (see [`Session::hot`]).
+#[derive(Debug, Clone, Copy)]
+pub struct HotSettings {
+    /// `Shared::config_epoch` when this copy was taken.
+    epoch: u64,
+    pub requirepass_set: bool,
+    /// `proto-max-bulk-len`.
+    pub max_bulk_len: usize,
+    /// `client-query-buffer-limit`.
+    pub query_buffer_limit: u64,
+    pub memory: crate::store::MemoryLimits,
+}
+
 /// A key WATCHed by this client, with what it looked like then.
 #[derive(Debug, Clone)]
 pub struct WatchedKey {
@@ -31,6 +44,8 @@ pub struct MultiState {
 #[derive(Debug)]
 pub struct Session {
     pub db: usize,
+    /// The settings every command consults, cached (see [`Session::hot`]).
+    hot: Option<HotSettings>,
     pub authenticated: bool,
     pub multi: Option<MultiState>,
     pub watched: Vec<WatchedKey>,
@@ -56,6 +71,7 @@ impl Session {
     pub fn new(handle: Arc<ClientHandle>) -> Self {
         Session {
             db: 0,
+            hot: None,
             authenticated: false,
             multi: None,
             watched: Vec::new(),
@@ -68,8 +84,30 @@ impl Session {
     }
 
     /// Whether commands other than AUTH/HELLO... are refused with NOAUTH.
-    pub fn requires_auth(&self, shared: &Shared) -> bool {
-        self.requires_auth_with(&shared.config.read())
+    pub fn requires_auth(&mut self, shared: &Shared) -> bool {
+        !self.authenticated && self.hot(shared).requirepass_set
+    }
+
+    /// The settings consulted on every command, from this session's copy:
+    /// refreshed only when the configuration changed, so that commands take
+    /// no shared lock to read them.
+    pub fn hot(&mut self, shared: &Shared) -> HotSettings {
+        let epoch = shared.config_epoch();
+        match self.hot {
+            Some(hot) if hot.epoch == epoch => hot,
+            _ => {
+                let config = shared.config.read();
+                let hot = HotSettings {
+                    epoch,
+                    requirepass_set: config.requirepass.is_some(),
+                    max_bulk_len: config.proto_max_bulk_len as usize,
+                    query_buffer_limit: config.client_query_buffer_limit,
+                    memory: config.memory_limits(),
+                };
+                self.hot = Some(hot);
+                hot
+            }
+        }
     }
 
     /// Marks the open transaction (if any) as failed.
@@ -90,12 +128,5 @@ impl Session {
     pub fn set_db(&mut self, db: usize) {
         self.db = db;
         self.handle.set_db(db);
-    }
-}
-
-impl Session {
-    /// [`Session::requires_auth`] with the configuration already at hand.
-    pub fn requires_auth_with(&self, config: &crate::config::Config) -> bool {
-        !self.authenticated && config.requirepass.is_some()
     }
 }

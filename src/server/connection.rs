@@ -152,12 +152,10 @@ impl Connection<'_> {
         stream: &mut TcpStream,
     ) -> std::io::Result<Processed> {
         loop {
-            let limits = {
-                let config = self.shared.config.read();
-                Limits {
-                    max_bulk_len: config.proto_max_bulk_len as usize,
-                    unauthenticated: session.requires_auth_with(&config),
-                }
+            let hot = session.hot(self.shared);
+            let limits = Limits {
+                max_bulk_len: hot.max_bulk_len,
+                unauthenticated: !session.authenticated && hot.requirepass_set,
             };
             match self.decoder.decode(&self.input, limits) {
                 Ok(Some(length)) => {
@@ -187,7 +185,7 @@ impl Connection<'_> {
                     }
                 }
                 Ok(None) => {
-                    let limit = self.shared.config.read().client_query_buffer_limit;
+                    let limit = session.hot(self.shared).query_buffer_limit;
                     if self.input.len() as u64 > limit {
                         tracing::warn!(
                             client = session.handle.id,

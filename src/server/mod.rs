@@ -60,7 +60,11 @@ impl Stats {
 #[derive(Debug)]
 pub struct Shared {
     pub store: Store,
+    /// Read it freely; change it only through [`Shared::set_config`], which
+    /// tells sessions to refresh their cached hot settings.
     pub config: RwLock<Config>,
+    /// Bumped by every configuration change (see `Session::hot`).
+    config_epoch: AtomicU64,
     pub stats: Stats,
     pub clients: ClientRegistry,
     /// Clients blocked by BLPOP & co., queued on the keys they wait for.
@@ -115,8 +119,20 @@ impl Shared {
             bound: Mutex::new(Vec::new()),
             writebehind,
             shutdown_tx: watch::channel(false).0,
+            config_epoch: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Replaces the configuration (CONFIG SET).
+    pub fn set_config(&self, config: Config) {
+        *self.config.write() = config;
+        self.config_epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// Changes whenever the configuration does.
+    pub fn config_epoch(&self) -> u64 {
+        self.config_epoch.load(Ordering::Acquire)
     }
 
     /// Asks the server to stop: listeners close, connections end.
