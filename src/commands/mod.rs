@@ -539,7 +539,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         );
         return;
     }
-    session.handle.record_command(spec.name);
+    session.handle.record_command(spec.name, session.last_read);
     // As Redis's processCommand: evict if over maxmemory; if that fails,
     // refuse commands that may add data (EXEC too, if it queued some).
     let limits = session.hot(shared).memory;

@@ -46,6 +46,8 @@ pub struct Session {
     pub db: usize,
     /// The settings every command consults, cached (see [`Session::hot`]).
     hot: Option<HotSettings>,
+    /// When the connection last received requests (CLIENT LIST idle=).
+    pub last_read: std::time::Instant,
     pub authenticated: bool,
     pub multi: Option<MultiState>,
     pub watched: Vec<WatchedKey>,
@@ -72,6 +74,7 @@ impl Session {
         Session {
             db: 0,
             hot: None,
+            last_read: std::time::Instant::now(),
             authenticated: false,
             multi: None,
             watched: Vec::new(),

@@ -27,8 +27,10 @@ pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
     families().into_iter().flat_map(|family| family.iter())
 }
 
-fn index() -> &'static HashMap<&'static str, &'static CommandSpec> {
-    static INDEX: OnceLock<HashMap<&'static str, &'static CommandSpec>> = OnceLock::new();
+type Index = HashMap<&'static str, &'static CommandSpec, foldhash::fast::RandomState>;
+
+fn index() -> &'static Index {
+    static INDEX: OnceLock<Index> = OnceLock::new();
     INDEX.get_or_init(|| all_commands().map(|spec| (spec.name, spec)).collect())
 }
 

@@ -61,9 +61,11 @@ impl ClientHandle {
         }
     }
 
-    pub fn record_command(&self, name: &'static str) {
-        self.last_active_ms
-            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    /// Records the command the client runs, at `at` (the connection passes
+    /// the time of the read that brought it: one clock read per batch).
+    pub fn record_command(&self, name: &'static str, at: Instant) {
+        let since_created = at.saturating_duration_since(self.created).as_millis() as u64;
+        self.last_active_ms.store(since_created, Ordering::Relaxed);
         self.meta.lock().last_command = name;
     }
 

@@ -112,6 +112,7 @@ impl Connection<'_> {
             if read == 0 {
                 return Ok(());
             }
+            session.last_read = Instant::now();
             self.shared
                 .stats
                 .net_input_bytes
