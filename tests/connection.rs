@@ -10,69 +10,22 @@ use std::collections::BTreeMap;
 use std::net::TcpStream;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{RawClient, RedisServer, TestServer};
+use common::{Clients, Pair, RawClient, TestServer};
 
-/// Larder and Redis side by side, with fresh connections on demand.
-struct Pair {
-    larder: TestServer,
-    redis: RedisServer,
+/// Both servers with `requirepass secret`, set through CONFIG SET.
+fn pair_with_password() -> Pair {
+    let pair = Pair::start();
+    let mut c = pair.clients();
+    c.same(&["CONFIG", "SET", "requirepass", "secret"]);
+    pair
 }
 
-impl Pair {
-    fn start() -> Self {
-        Pair {
-            larder: TestServer::start(),
-            redis: RedisServer::start(),
-        }
-    }
-
-    fn clients(&self) -> Clients {
-        Clients {
-            ours: self.larder.raw(),
-            theirs: self.redis.raw(),
-        }
-    }
-
-    /// Both servers with `requirepass secret`, set through CONFIG SET.
-    fn with_password() -> Self {
-        let pair = Pair::start();
-        let mut c = pair.clients();
-        c.same(&["CONFIG", "SET", "requirepass", "secret"]);
-        pair
-    }
+/// Sends `args` to both; returns both replies, parsed.
+trait BothReplies {
+    fn both(&mut self, args: &[&str]) -> (Resp, Resp);
 }
 
-/// One connection to each server.
-struct Clients {
-    ours: RawClient,
-    theirs: RawClient,
-}
-
-impl Clients {
-    /// Sends `args` to both and asserts identical replies.
-    fn same(&mut self, args: &[&str]) -> String {
-        let a = self.ours.command(args);
-        let b = self.theirs.command(args);
-        assert_eq!(
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b),
-            "replies differ for {args:?}"
-        );
-        String::from_utf8_lossy(&a).into_owned()
-    }
-
-    /// Runs one command per line through `same`.
-    fn script(&mut self, script: &str) {
-        for line in script.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let args: Vec<&str> = line.split_whitespace().collect();
-            self.same(&args);
-        }
-    }
-
-    /// Sends `args` to both; returns both replies, parsed.
+impl BothReplies for Clients {
     fn both(&mut self, args: &[&str]) -> (Resp, Resp) {
         (
             parse(&self.ours.command(args)),
@@ -276,7 +229,7 @@ fn auth_without_a_password_configured() {
 
 #[test]
 fn auth_with_requirepass_matches_redis() {
-    let pair = Pair::with_password();
+    let pair = pair_with_password();
     let mut c = pair.clients();
     c.script(
         "
@@ -312,7 +265,7 @@ fn auth_with_requirepass_matches_redis() {
 
 #[test]
 fn hello_with_requirepass() {
-    let pair = Pair::with_password();
+    let pair = pair_with_password();
     let mut c = pair.clients();
     let noauth = c.ours.command(&["HELLO", "3"]);
     assert_eq!(String::from_utf8_lossy(&noauth), larder_hello_noauth());

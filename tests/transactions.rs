@@ -9,67 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{RawClient, RedisServer, TestServer};
-
-/// Larder and Redis side by side, with fresh connections on demand.
-struct Pair {
-    larder: TestServer,
-    redis: RedisServer,
-}
-
-impl Pair {
-    fn start() -> Self {
-        Pair {
-            larder: TestServer::start(),
-            redis: RedisServer::start(),
-        }
-    }
-
-    fn clients(&self) -> Clients {
-        Clients {
-            ours: self.larder.raw(),
-            theirs: self.redis.raw(),
-        }
-    }
-}
-
-/// One connection to each server.
-struct Clients {
-    ours: RawClient,
-    theirs: RawClient,
-}
-
-impl Clients {
-    fn same(&mut self, args: &[&str]) -> String {
-        let a = self.ours.command(args);
-        let b = self.theirs.command(args);
-        assert_eq!(
-            String::from_utf8_lossy(&a),
-            String::from_utf8_lossy(&b),
-            "replies differ for {args:?}"
-        );
-        String::from_utf8_lossy(&a).into_owned()
-    }
-
-    /// Runs one command per line through `same`; `=> reply` after a command
-    /// also checks the reply (with `\r\n` written as `|`).
-    fn script(&mut self, script: &str) {
-        for line in script.lines().map(str::trim) {
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let (command, expected) = match line.split_once("=>") {
-                Some((command, expected)) => (command, Some(expected.trim())),
-                None => (line, None),
-            };
-            let args: Vec<&str> = command.split_whitespace().collect();
-            let reply = self.same(&args);
-            if let Some(expected) = expected {
-                assert_eq!(reply.replace("\r\n", "|"), expected, "{command}");
-            }
-        }
-    }
-}
+use common::{Pair, RawClient, TestServer};
 
 #[test]
 fn multi_exec_discard_basics() {

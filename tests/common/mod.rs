@@ -294,3 +294,66 @@ impl Differential {
         ours
     }
 }
+
+/// Larder and Redis side by side, with fresh connections on demand.
+pub struct Pair {
+    pub larder: TestServer,
+    pub redis: RedisServer,
+}
+
+impl Pair {
+    pub fn start() -> Self {
+        Pair {
+            larder: TestServer::start(),
+            redis: RedisServer::start(),
+        }
+    }
+
+    /// A new connection to each server.
+    pub fn clients(&self) -> Clients {
+        Clients {
+            ours: self.larder.raw(),
+            theirs: self.redis.raw(),
+        }
+    }
+}
+
+/// One connection to each server of a [`Pair`].
+pub struct Clients {
+    pub ours: RawClient,
+    pub theirs: RawClient,
+}
+
+impl Clients {
+    /// Sends `args` to both and asserts identical replies; returns the reply.
+    pub fn same(&mut self, args: &[&str]) -> String {
+        let a = self.ours.command(args);
+        let b = self.theirs.command(args);
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "replies differ for {args:?}"
+        );
+        String::from_utf8_lossy(&a).into_owned()
+    }
+
+    /// Runs one command per line through `same` (blank lines and `#`
+    /// comments skipped); `=> reply` after a command also checks the reply,
+    /// with `\r\n` written as `|`.
+    pub fn script(&mut self, script: &str) {
+        for line in script.lines().map(str::trim) {
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let (command, expected) = match line.split_once("=>") {
+                Some((command, expected)) => (command, Some(expected.trim())),
+                None => (line, None),
+            };
+            let args: Vec<&str> = command.split_whitespace().collect();
+            let reply = self.same(&args);
+            if let Some(expected) = expected {
+                assert_eq!(reply.replace("\r\n", "|"), expected, "{command}");
+            }
+        }
+    }
+}
