@@ -83,12 +83,24 @@ impl Drop for TestServer {
     }
 }
 
-/// A free TCP port on loopback (racy by nature, good enough for tests).
+/// A free TCP port on loopback for an external server (redis-server, PostgreSQL).
+///
+/// Chosen below the kernel's ephemeral range (Linux: 32768-60999), so that
+/// neither an in-process server bound to port 0 nor a client socket's local
+/// port can take it between this check and the external server's bind.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
+    use std::sync::atomic::{AtomicU16, Ordering};
+    // Spread test binaries (separate processes) over the range.
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = 20_000 + (std::process::id() % 500) as u16 * 20;
+    for _ in 0..10_000 {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 12_000;
+        let port = 20_000 + (start - 20_000 + offset) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000");
 }
 
 /// A real `redis-server` (Debian's package), for differential tests.
@@ -98,9 +110,22 @@ pub struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts a redis-server on a free port. The port is picked before the
+    /// server binds it, so another process (an in-process Larder on port 0,
+    /// say) may take it first: then redis-server exits and the start is
+    /// retried on another port.
     pub fn start() -> Self {
+        for _ in 0..5 {
+            if let Some(server) = Self::try_start() {
+                return server;
+            }
+        }
+        panic!("redis-server did not start");
+    }
+
+    fn try_start() -> Option<Self> {
         let port = free_port();
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -108,17 +133,26 @@ impl RedisServer {
             .expect("redis-server must be installed for differential tests (apt-get install redis-server)");
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
         let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
+        while Instant::now() < deadline {
+            if matches!(child.try_wait(), Ok(Some(_))) {
+                return None; // it could not bind the port
+            }
             if let Ok(stream) = TcpStream::connect(addr) {
                 let mut client = RawClient::from_stream(stream);
-                if client.command(&["PING"]) == b"+PONG\r\n" {
-                    break;
+                client.send(&encode_command(&[b"INFO", b"server"]));
+                // Whoever answers must be this redis-server, not a Larder.
+                if let Some(reply) = client.try_read_reply() {
+                    let info = String::from_utf8_lossy(&reply);
+                    if info.contains("redis_version") && !info.contains("larder_version") {
+                        return Some(RedisServer { addr, child });
+                    }
                 }
             }
-            assert!(Instant::now() < deadline, "redis-server did not start");
             std::thread::sleep(Duration::from_millis(20));
         }
-        RedisServer { addr, child }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     pub fn raw(&self) -> RawClient {
