@@ -674,7 +674,7 @@ fn larder_encoding(server: &TestServer, key: &str) -> Option<&'static str> {
     let mut locked = store.lock_keys([key.as_bytes()]);
     let db = locked.db(0, key.as_bytes()).ok()?;
     db.get(key.as_bytes(), store.now_ms())
-        .map(|entry| entry.value.encoding())
+        .map(|entry| entry.value().encoding())
 }
 
 #[test]

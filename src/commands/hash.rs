@@ -25,7 +25,7 @@ use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
 use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::store::types::HashValue;
-use crate::store::{Db, Value};
+use crate::store::{Db, Value, ValueRef};
 
 const HASH: &[&str] = &["hash"];
 
@@ -251,8 +251,8 @@ fn field_ttl(hash: &HashValue, field: &[u8], now: u64) -> FieldTtl {
 fn hash_ref<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d HashValue>> {
     match db.get(key, now) {
         None => Ok(None),
-        Some(entry) => match &entry.value {
-            Value::Hash(hash) => Ok(Some(hash)),
+        Some(entry) => match entry.value() {
+            ValueRef::Hash(hash) => Ok(Some(hash)),
             _ => Err(Error::wrong_type()),
         },
     }
@@ -324,7 +324,7 @@ fn read_fields<'a, R>(
 /// emptied hash is removed, and the field-expiry index follows the hash's
 /// TTLs if `ttls_involved` (it had or now has some).
 fn finish_change(db: &mut Db, key: &[u8], now: u64, ttls_involved: bool) {
-    let empty = matches!(db.get(key, now), Some(entry) if matches!(&entry.value, Value::Hash(h) if h.is_empty()));
+    let empty = matches!(db.get(key, now), Some(entry) if matches!(entry.value(), ValueRef::Hash(h) if h.is_empty()));
     if empty {
         db.remove(key, now);
         return;

@@ -294,7 +294,7 @@ fn type_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let name = locked
         .db(db, key)?
         .get(key, ctx.now_ms)
-        .map_or("none", |entry| entry.value.type_name());
+        .map_or("none", |entry| entry.value().type_name());
     ctx.out.simple(name);
     Ok(())
 }
@@ -393,7 +393,7 @@ fn expire_generic(
         return Ok(());
     };
     // Stored expiry times are below i64::MAX: they all come from `when`.
-    let current = entry.expires_at.map(|at| at as i64);
+    let current = entry.expires_at().map(|at| at as i64);
     let refused = (options.nx && current.is_some())
         || (options.xx && current.is_none())
         // GT: no TTL counts as an infinite one, which nothing exceeds.
@@ -439,7 +439,7 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], millis: bool, absolute: bool) -> R
     let mut locked = ctx.locks.key(key)?;
     let reply = match locked.db(db, key)?.get(key, now) {
         None => -2,
-        Some(entry) => match entry.expires_at {
+        Some(entry) => match entry.expires_at() {
             None => -1,
             Some(at) => {
                 let ms = if absolute { at } else { at.saturating_sub(now) };
@@ -465,7 +465,7 @@ fn persist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let part = locked.db(db, key)?;
     let had_ttl = part
         .get(key, now)
-        .is_some_and(|entry| entry.expires_at.is_some());
+        .is_some_and(|entry| entry.expires_at().is_some());
     if had_ttl {
         part.set_expiry(key, None, now);
     }
@@ -514,9 +514,10 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
     let Some(entry) = locked.db(db, source)?.remove(source, now) else {
         return Err(Error::no_such_key());
     };
+    let expires_at = entry.expires_at();
     locked
         .db(db, target)?
-        .insert(target, entry.value, entry.expires_at, now);
+        .insert(target, entry.into_value(), expires_at, now);
     drop(locked);
     // Clients blocked (BLPOP...) on the new name may now be served.
     ctx.shared.blocking.key_ready(db, target, None);
@@ -557,9 +558,10 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             .get(source, now)
             .cloned()
             .ok_or_else(Error::no_such_key)?;
+        let expires_at = entry.expires_at();
         locked
             .db(target_db, target)?
-            .insert(target, entry.value, entry.expires_at, now);
+            .insert(target, entry.into_value(), expires_at, now);
         true
     };
     drop(locked);
@@ -586,7 +588,8 @@ fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let moved = source.contains(key, now) && !target.contains(key, now);
     if moved {
         if let Some(entry) = source.remove(key, now) {
-            target.insert(key, entry.value, entry.expires_at, now);
+            let expires_at = entry.expires_at();
+            target.insert(key, entry.into_value(), expires_at, now);
         }
     }
     drop(locked);
@@ -613,7 +616,7 @@ fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 .db(db)
                 .iter(now)
                 .filter(|(key, _)| all || glob_match(pattern, key, false))
-                .map(|(key, _)| key.clone()),
+                .map(|(key, _)| Key::from(key)),
         );
         Ok(())
     })?;
@@ -678,9 +681,9 @@ fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             visited += 1;
             let matches = pattern.is_none_or(|p| glob_match(p, key, false))
                 && type_name
-                    .is_none_or(|t| t.eq_ignore_ascii_case(entry.value.type_name().as_bytes()));
+                    .is_none_or(|t| t.eq_ignore_ascii_case(entry.value().type_name().as_bytes()));
             if matches {
-                found.push(key.clone());
+                found.push(Key::from(key));
             }
         }
         index += 1;

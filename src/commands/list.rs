@@ -20,7 +20,7 @@ use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::server::blocking::{BlockRequest, TimeoutReply, WaitKind};
 use crate::store::types::ListValue;
-use crate::store::{Db, Entry, Value};
+use crate::store::{Db, Value, ValueRef};
 
 const LIST: &[&str] = &["list"];
 
@@ -271,11 +271,10 @@ pub static COMMANDS: &[CommandSpec] = &[
 fn get_list<'d>(db: &'d Db, key: &[u8], now: u64) -> Result<Option<&'d ListValue>> {
     match db.get(key, now) {
         None => Ok(None),
-        Some(Entry {
-            value: Value::List(list),
-            ..
-        }) => Ok(Some(list)),
-        Some(_) => Err(Error::wrong_type()),
+        Some(entry) => match entry.value() {
+            ValueRef::List(list) => Ok(Some(list)),
+            _ => Err(Error::wrong_type()),
+        },
     }
 }
 

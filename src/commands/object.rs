@@ -5,7 +5,7 @@ use super::flags::*;
 use super::parse::{int_arg, is_keyword};
 use super::{CommandSpec, Ctx, KeySpec, NO_KEYS};
 use crate::error::{Error, Result};
-use crate::store::{Entry, Value};
+use crate::store::{Entry, ValueRef};
 
 const KEY_AT_2: KeySpec = KeySpec::Range {
     first: 2,
@@ -120,7 +120,7 @@ fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     with_entry(
         ctx,
         argv,
-        |entry| entry.value.encoding(),
+        |entry| entry.value().encoding(),
         |ctx, encoding| {
             ctx.out.bulk(encoding.as_bytes());
             Ok(())
@@ -134,8 +134,10 @@ fn object_refcount(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         argv,
         // Redis shares the integers 0..9999 and reports them with the
         // "shared" reference count; every other value has one owner.
-        |entry| match &entry.value {
-            Value::Str(s) => super::parse::strict_i64(s).is_some_and(|n| (0..10_000).contains(&n)),
+        |entry| match entry.value() {
+            ValueRef::Str(s) => {
+                super::parse::strict_i64(s).is_some_and(|n| (0..10_000).contains(&n))
+            }
             _ => false,
         },
         |ctx, shared| {
@@ -214,21 +216,17 @@ fn object_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-/// Bytes a key costs: the key, the entry in its shard's map (with the map's
-/// per-slot overhead: the stored hash, the 8-byte index in the table and its
-/// control byte), and the value's heap.
+/// Bytes a key costs: its entry's allocation (key, metadata and an inline
+/// string), the value's own heap if it has one, the map's slot (an 8-byte
+/// pointer and a control byte) and, with a TTL, its expiry-index node.
 pub fn entry_memory(key_len: usize, entry: &Entry) -> usize {
-    const MAP_SLOT_OVERHEAD: usize = 17;
-    let expiry_index = if entry.expires_at.is_some() {
+    const MAP_SLOT: usize = 9;
+    let expiry_index = if entry.expires_at().is_some() {
         8 + 16 + key_len
     } else {
         0
     };
-    key_len
-        + std::mem::size_of::<(crate::store::Key, Entry)>()
-        + MAP_SLOT_OVERHEAD
-        + entry.value.heap_size()
-        + expiry_index
+    entry.heap_size() + MAP_SLOT + expiry_index
 }
 
 fn memory_usage(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {

@@ -19,7 +19,7 @@ use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::store::types::SetValue;
-use crate::store::{Db, Entry, LockSet, Value};
+use crate::store::{Db, LockSet, Value, ValueRef};
 
 const SET: &[&str] = &["set"];
 
@@ -182,11 +182,10 @@ pub static COMMANDS: &[CommandSpec] = &[
 fn get_set<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d SetValue>> {
     match db.get(key, now) {
         None => Ok(None),
-        Some(Entry {
-            value: Value::Set(set),
-            ..
-        }) => Ok(Some(set)),
-        Some(_) => Err(Error::wrong_type()),
+        Some(entry) => match entry.value() {
+            ValueRef::Set(set) => Ok(Some(set)),
+            _ => Err(Error::wrong_type()),
+        },
     }
 }
 
@@ -445,10 +444,7 @@ enum Holds {
 fn holds(db: &mut Db, key: &[u8], now: u64) -> Holds {
     match db.get(key, now) {
         None => Holds::Nothing,
-        Some(Entry {
-            value: Value::Set(_),
-            ..
-        }) => Holds::Set,
+        Some(entry) if matches!(entry.value(), ValueRef::Set(_)) => Holds::Set,
         Some(_) => Holds::Other,
     }
 }

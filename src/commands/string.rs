@@ -13,7 +13,7 @@ use super::long_double::LongDouble;
 use super::parse::{int_arg, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
-use crate::store::{Db, Value};
+use crate::store::{Db, Value, ValueRef};
 
 const STRING: &[&str] = &["string"];
 const BITMAP: &[&str] = &["bitmap"];
@@ -271,11 +271,8 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// A value as a string, or WRONGTYPE.
 #[allow(unreachable_patterns)]
-fn as_str(value: &Value) -> Result<&Vec<u8>> {
-    match value {
-        Value::Str(s) => Ok(s),
-        _ => Err(Error::wrong_type()),
-    }
+fn as_str(value: ValueRef<'_>) -> Result<&[u8]> {
+    value.as_str().ok_or_else(Error::wrong_type)
 }
 
 /// A value as a mutable string, or WRONGTYPE.
@@ -289,10 +286,10 @@ fn as_str_mut(value: &mut Value) -> Result<&mut Vec<u8>> {
 
 /// The string at `key`: `None` if there is no live key, WRONGTYPE if it holds
 /// another type.
-fn read_string<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d Vec<u8>>> {
+fn read_string<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d [u8]>> {
     match db.get(key, now) {
         None => Ok(None),
-        Some(entry) => as_str(&entry.value).map(Some),
+        Some(entry) => as_str(entry.value()).map(Some),
     }
 }
 
@@ -490,9 +487,9 @@ fn set_generic(
         }
         Some(entry) => {
             if with_get {
-                ctx.out.bulk(as_str(&entry.value)?);
+                ctx.out.bulk(as_str(entry.value())?);
             }
-            (true, entry.expires_at)
+            (true, entry.expires_at())
         }
     };
     if (flags & OPT_NX != 0 && found) || (flags & OPT_XX != 0 && !found) {
@@ -511,7 +508,7 @@ fn set_generic(
     } else {
         None
     };
-    db.insert(key, Value::Str(value.to_vec()), expires_at, now);
+    db.insert_str(key, value, expires_at, now);
     if !with_get {
         match reply {
             SetReply::Ok => ctx.out.ok(),
@@ -574,8 +571,8 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             return Ok(());
         }
         Some(entry) => {
-            as_str(&entry.value)?;
-            entry.expires_at.is_some()
+            as_str(entry.value())?;
+            entry.expires_at().is_some()
         }
     };
     // Redis validates the expiry only once it knows the key is a string.
@@ -625,7 +622,7 @@ fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         None => ctx.out.null(),
         Some(old) => ctx.out.bulk(old),
     }
-    db.insert(key, Value::Str(argv[2].to_vec()), None, now);
+    db.insert_str(key, argv[2], None, now);
     Ok(())
 }
 
@@ -636,7 +633,7 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     ctx.out.array(keys.len());
     for key in keys {
         match locked.db(dbi, key)?.get(key, now) {
-            Some(entry) => match as_str(&entry.value) {
+            Some(entry) => match as_str(entry.value()) {
                 Ok(s) => ctx.out.bulk(s),
                 Err(_) => ctx.out.null(),
             },
@@ -664,7 +661,7 @@ fn mset_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
     for pair in argv[1..].chunks_exact(2) {
         locked
             .db(dbi, pair[0])?
-            .insert(pair[0], Value::Str(pair[1].to_vec()), None, now);
+            .insert_str(pair[0], pair[1], None, now);
     }
     if nx {
         ctx.out.int(1);
@@ -731,14 +728,9 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let text = sum.to_human_string();
     ctx.out.bulk(&text);
-    match write_string(db, key, now)? {
-        Some(s) => {
-            *s = text;
-            db.touch(key);
-        }
-        None => {
-            db.insert(key, Value::Str(text), None, now);
-        }
+    // In place, keeping the TTL; inline, as SET would store it.
+    if !db.replace_str(key, &text, now) {
+        db.insert_str(key, &text, None, now);
     }
     Ok(())
 }
@@ -755,7 +747,7 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = locked.db(dbi, key)?;
     let total = match write_string(db, key, now)? {
         None => {
-            db.insert(key, Value::Str(tail.to_vec()), None, now);
+            db.insert_str(key, tail, None, now);
             tail.len()
         }
         Some(s) => {
@@ -777,7 +769,7 @@ fn strlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
-    let len = read_string(locked.db(dbi, key)?, key, now)?.map_or(0, Vec::len);
+    let len = read_string(locked.db(dbi, key)?, key, now)?.map_or(0, <[u8]>::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -874,8 +866,8 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let mut fetch = |key: &[u8]| -> Result<Vec<u8>> {
             match locked.db(dbi, key)?.get(key, now) {
                 None => Ok(Vec::new()),
-                Some(entry) => as_str(&entry.value)
-                    .cloned()
+                Some(entry) => as_str(entry.value())
+                    .map(<[u8]>::to_vec)
                     .map_err(|_| Error::err("The specified keys must contain string values")),
             }
         };
@@ -1300,7 +1292,7 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut locked = ctx.locks.keys(&argv[2..])?;
     let mut lengths: SmallVec<[usize; 8]> = SmallVec::new();
     for key in sources {
-        lengths.push(read_string(locked.db(dbi, key)?, key, now)?.map_or(0, Vec::len));
+        lengths.push(read_string(locked.db(dbi, key)?, key, now)?.map_or(0, <[u8]>::len));
     }
     let max_len = lengths.iter().copied().max().unwrap_or(0);
     let mut result = zeroed(max_len)?;

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::server::blocking::{TimeoutReply, WaitKind};
 use crate::store::types::{SetValue, ZSetValue};
-use crate::store::{Db, Value};
+use crate::store::{Db, Value, ValueRef};
 
 const ZSET: &[&str] = &["sortedset"];
 
@@ -543,8 +543,8 @@ fn positive_long(arg: &[u8]) -> Result<i64> {
 fn get_zset<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a ZSetValue>> {
     match db.get(key, now) {
         None => Ok(None),
-        Some(entry) => match &entry.value {
-            Value::ZSet(z) => Ok(Some(z)),
+        Some(entry) => match entry.value() {
+            ValueRef::ZSet(z) => Ok(Some(z)),
             _ => Err(Error::wrong_type()),
         },
     }
@@ -1593,9 +1593,9 @@ impl Input<'_> {
 fn get_input<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<Input<'a>>> {
     match db.get(key, now) {
         None => Ok(None),
-        Some(entry) => match &entry.value {
-            Value::ZSet(z) => Ok(Some(Input::ZSet(z))),
-            Value::Set(s) => Ok(Some(Input::Set(s))),
+        Some(entry) => match entry.value() {
+            ValueRef::ZSet(z) => Ok(Some(Input::ZSet(z))),
+            ValueRef::Set(s) => Ok(Some(Input::Set(s))),
             _ => Err(Error::wrong_type()),
         },
     }

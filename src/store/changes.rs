@@ -111,8 +111,8 @@ impl ChangeTracker {
         if let Some(pending) = self.pending.get_mut(key) {
             if pending.state == PendingState::Write {
                 pending.state = PendingState::Gone {
-                    value: entry.value.clone(),
-                    expires_at: entry.expires_at,
+                    value: entry.value().to_owned(),
+                    expires_at: entry.expires_at(),
                 };
             }
         }

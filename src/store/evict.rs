@@ -221,7 +221,7 @@ pub(super) fn score(policy: Policy, entry: &Entry, now_ms: u64) -> u64 {
     match policy {
         Policy::AllKeysLru | Policy::VolatileLru => entry.idle_secs(now_ms),
         Policy::AllKeysLfu | Policy::VolatileLfu => 255 - entry.frequency(now_ms) as u64,
-        Policy::VolatileTtl => u64::MAX - 1 - entry.expires_at.unwrap_or(u64::MAX - 1),
+        Policy::VolatileTtl => u64::MAX - 1 - entry.expires_at().unwrap_or(u64::MAX - 1),
         Policy::AllKeysRandom
         | Policy::VolatileRandom
         | Policy::NoEviction
@@ -293,7 +293,7 @@ impl Store {
                                 score,
                                 shard: index,
                                 db,
-                                key: key.clone(),
+                                key: Key::from(key),
                             })
                         });
                 }
@@ -661,9 +661,9 @@ mod tests {
         let mut locks = store.lock_keys([&b"k"[..]]);
         let entry = locks.db(0, b"k").unwrap().peek(b"k", store.now_ms());
         assert!(entry.is_some_and(|e| e.frequency(store.now_ms()) > LFU_INIT_VAL + 3));
-        assert!(matches!(
-            entry.map(|e| &e.value),
-            Some(Value::Str(v)) if v == b"w"
-        ));
+        assert_eq!(
+            entry.map(|e| e.value().to_owned()),
+            Some(Value::Str(b"w".to_vec()))
+        );
     }
 }

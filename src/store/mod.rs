@@ -8,8 +8,10 @@
 
 pub mod changes;
 mod clock;
+mod entry;
 pub mod evict;
 mod expire;
+mod keymap;
 pub mod ops;
 mod s3fifo;
 mod shard;
@@ -29,7 +31,7 @@ pub use clock::Clock;
 pub use evict::{MemoryLimits, Policy, Room};
 pub use ops::{parse_float_value, parse_int_value};
 pub use shard::{Db, ExpiredCounts, RemovedContents, Shard};
-pub use value::{Entry, Key, LfuCounter, Value};
+pub use value::{Entry, Key, LfuCounter, Value, ValueRef};
 
 use crate::error::{Error, Result};
 
@@ -232,18 +234,17 @@ impl Store {
     pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.with_db(db, key, |d, now| match d.get(key, now) {
             None => Ok(None),
-            Some(Entry {
-                value: Value::Str(s),
-                ..
-            }) => Ok(Some(s.clone())),
-            Some(_) => Err(Error::wrong_type()),
+            Some(entry) => match entry.value() {
+                ValueRef::Str(s) => Ok(Some(s.to_vec())),
+                _ => Err(Error::wrong_type()),
+            },
         })?
     }
 
     /// Sets `key` to a string, removing any TTL (like SET).
     pub fn set(&self, db: usize, key: &[u8], value: &[u8]) -> Result<()> {
         self.with_db(db, key, |d, now| {
-            d.insert(key, Value::Str(value.to_vec()), None, now);
+            d.insert_str(key, value, None, now);
         })
     }
 
@@ -251,7 +252,7 @@ impl Store {
     pub fn set_with_ttl(&self, db: usize, key: &[u8], value: &[u8], ttl: Duration) -> Result<()> {
         self.with_db(db, key, |d, now| {
             let at = now.saturating_add(u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
-            d.insert(key, Value::Str(value.to_vec()), Some(at), now);
+            d.insert_str(key, value, Some(at), now);
         })
     }
 
@@ -275,21 +276,18 @@ impl Store {
     /// Removes the TTL of `key`; true if it had one.
     pub fn persist(&self, db: usize, key: &[u8]) -> Result<bool> {
         self.with_db(db, key, |d, now| {
-            let had_ttl = d.get(key, now).is_some_and(|e| e.expires_at.is_some());
+            let had_ttl = d.get(key, now).is_some_and(|e| e.expires_at().is_some());
             had_ttl && d.set_expiry(key, None, now)
         })
     }
 
     pub fn ttl(&self, db: usize, key: &[u8]) -> Result<Ttl> {
-        self.with_db(db, key, |d, now| match d.get(key, now) {
-            None => Ttl::Missing,
-            Some(Entry {
-                expires_at: None, ..
-            }) => Ttl::Persistent,
-            Some(Entry {
-                expires_at: Some(at),
-                ..
-            }) => Ttl::Expires(Duration::from_millis(at.saturating_sub(now))),
+        self.with_db(db, key, |d, now| {
+            match d.get(key, now).map(Entry::expires_at) {
+                None => Ttl::Missing,
+                Some(None) => Ttl::Persistent,
+                Some(Some(at)) => Ttl::Expires(Duration::from_millis(at.saturating_sub(now))),
+            }
         })
     }
 

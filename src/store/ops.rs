@@ -4,7 +4,7 @@
 //! [`Store`]: super::Store
 
 use super::shard::Db;
-use super::value::Value;
+use super::value::ValueRef;
 use crate::error::{Error, Result};
 
 /// Reads a string value as Redis reads an integer: at most 20 bytes, strict
@@ -22,8 +22,8 @@ pub fn parse_float_value(bytes: &[u8]) -> Option<f64> {
 pub fn incr_by(db: &mut Db, key: &[u8], delta: i64, now_ms: u64) -> Result<i64> {
     let current = match db.get(key, now_ms) {
         None => None,
-        Some(entry) => match &entry.value {
-            Value::Str(s) => Some(parse_int_value(s).ok_or_else(Error::not_integer)?),
+        Some(entry) => match entry.value() {
+            ValueRef::Str(s) => Some(parse_int_value(s).ok_or_else(Error::not_integer)?),
             _ => return Err(Error::wrong_type()),
         },
     };
@@ -32,15 +32,10 @@ pub fn incr_by(db: &mut Db, key: &[u8], delta: i64, now_ms: u64) -> Result<i64> 
         .checked_add(delta)
         .ok_or_else(Error::overflow)?;
     let mut digits = itoa::Buffer::new();
-    let text = digits.format(next).as_bytes().to_vec();
-    match db.value_mut(key, now_ms) {
-        Some(value) => {
-            *value = Value::Str(text);
-            db.touch(key);
-        }
-        None => {
-            db.insert(key, Value::Str(text), None, now_ms);
-        }
+    let text = digits.format(next).as_bytes();
+    // In place, keeping the TTL; inline, as SET would store it.
+    if !db.replace_str(key, text, now_ms) {
+        db.insert_str(key, text, None, now_ms);
     }
     Ok(next)
 }

@@ -25,15 +25,8 @@
 //! are compacted when stale slots outnumber live keys.
 
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
 
-use indexmap::map::RawEntryApiV1;
-use indexmap::IndexMap;
-
-use super::value::{Entry, Key};
-
-/// The shard map type the queues index into.
-pub(super) type EntryMap = IndexMap<Key, Entry, foldhash::fast::RandomState>;
+pub(super) use super::keymap::EntryMap;
 
 /// A small-queue key is promoted to main if read at least this often.
 const PROMOTE_FREQ: u8 = 1;
@@ -60,14 +53,13 @@ fn push(queue: &mut VecDeque<u64>, hash: u64) {
 }
 
 /// The hash the map uses for `key`.
+#[cfg(test)]
 pub(super) fn key_hash(map: &EntryMap, key: &[u8]) -> u64 {
-    map.hasher().hash_one(key)
+    map.hash(key)
 }
 
-fn find(map: &EntryMap, hash: u64) -> Option<usize> {
-    let hasher = map.hasher();
-    map.raw_entry_v1()
-        .index_from_hash(hash, |k: &Key| hasher.hash_one(&**k) == hash)
+fn find(map: &EntryMap, hash: u64) -> Option<&super::value::Entry> {
+    map.get_by_hash(hash)
 }
 
 impl S3Fifo {
@@ -75,7 +67,7 @@ impl S3Fifo {
     /// have been in the cache already), in the map's order.
     pub(super) fn tracking(map: &EntryMap) -> Self {
         S3Fifo {
-            main: map.keys().map(|k| key_hash(map, k)).collect(),
+            main: map.iter().map(|e| map.hash(e.key())).collect(),
             ..S3Fifo::default()
         }
     }
@@ -106,10 +98,10 @@ impl S3Fifo {
     }
 
     /// Picks the next victim, moving keys between queues on the way as the
-    /// algorithm does; returns its index in `map` (the caller removes it
-    /// right away). An expired key met on the way is returned at once.
+    /// algorithm does; returns its key's hash (the caller removes it right
+    /// away). An expired key met on the way is returned at once.
     /// `None` if the map is empty.
-    pub(super) fn victim(&mut self, map: &EntryMap, now_ms: u64) -> Option<usize> {
+    pub(super) fn victim(&mut self, map: &EntryMap, now_ms: u64) -> Option<u64> {
         if map.is_empty() {
             return None;
         }
@@ -130,41 +122,39 @@ impl S3Fifo {
                 && (self.small.len() * 100 >= queued * SMALL_PERCENT || self.main.is_empty());
             if from_small {
                 let hash = self.small.pop_front()?;
-                let Some(index) = find(map, hash) else {
+                let Some(entry) = find(map, hash) else {
                     continue;
                 };
-                let (_, entry) = map.get_index(index)?;
                 if entry.is_expired(now_ms) {
-                    return Some(index);
+                    return Some(hash);
                 }
-                if entry.lfu.fifo_freq() >= PROMOTE_FREQ {
+                if entry.lfu().fifo_freq() >= PROMOTE_FREQ {
                     push(&mut self.main, hash);
                     continue;
                 }
                 self.ghost.insert(hash, map.len());
-                return Some(index);
+                return Some(hash);
             }
             let Some(hash) = self.main.pop_front() else {
                 break;
             };
-            let Some(index) = find(map, hash) else {
+            let Some(entry) = find(map, hash) else {
                 continue;
             };
-            let (_, entry) = map.get_index(index)?;
             if entry.is_expired(now_ms) {
-                return Some(index);
+                return Some(hash);
             }
-            let freq = entry.lfu.fifo_freq();
+            let freq = entry.lfu().fifo_freq();
             if freq > 0 {
-                entry.lfu.set_fifo_freq(freq - 1);
+                entry.lfu().set_fifo_freq(freq - 1);
                 self.main.push_back(hash);
                 continue;
             }
-            return Some(index);
+            return Some(hash);
         }
         // Queues lost track of the keys (should not happen): rebuild them.
         *self = S3Fifo::tracking(map);
-        self.main.pop_front().and_then(|h| find(map, h))
+        self.main.pop_front().filter(|&h| find(map, h).is_some())
     }
 
     #[cfg(test)]
@@ -250,7 +240,7 @@ impl Ghost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Value;
+    use crate::store::Entry;
 
     struct Cache {
         map: EntryMap,
@@ -266,11 +256,9 @@ mod tests {
         }
 
         fn insert(&mut self, key: &str) {
-            self.map.insert(
-                Key::from(key.as_bytes()),
-                Entry::new(Value::Str(b"v".to_vec()), None, 0),
-            );
-            let hash = key_hash(&self.map, key.as_bytes());
+            let hash = self
+                .map
+                .insert_new(Entry::new_str(key.as_bytes(), b"v", None, 0));
             self.fifo.inserted(hash, &self.map);
         }
 
@@ -285,8 +273,9 @@ mod tests {
         }
 
         fn evict(&mut self) -> Option<String> {
-            let index = self.fifo.victim(&self.map, 0)?;
-            let (key, _) = self.map.swap_remove_index(index)?;
+            let hash = self.fifo.victim(&self.map, 0)?;
+            let key = self.map.get_by_hash(hash)?.key().to_vec();
+            self.map.remove(&key)?;
             Some(String::from_utf8_lossy(&key).into_owned())
         }
 
@@ -363,7 +352,7 @@ mod tests {
         let mut cache = Cache::new();
         for i in 0..1000 {
             cache.insert(&format!("k{i}"));
-            cache.map.swap_remove(format!("k{i}").as_bytes());
+            cache.map.remove(format!("k{i}").as_bytes());
         }
         assert!(cache.fifo.lens().0 < 200);
         assert_eq!(cache.evict(), None);

@@ -8,21 +8,20 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use indexmap::IndexMap;
 
 use super::changes::{ChangeObserver, ChangeTracker, Pending};
 use super::evict::{self, Policy};
-use super::s3fifo::{self, S3Fifo};
-use super::value::{Entry, Key, Value};
+use super::keymap::EntryMap;
+use super::s3fifo::S3Fifo;
+use super::value::{Entry, Key, Value, ValueRef};
 
 /// The part of one logical database that lives in one shard.
 #[derive(Debug, Default)]
 pub struct Db {
-    /// An IndexMap rather than a HashMap: its entries sit in one dense
-    /// vector, so eviction samples a random key in O(1) (`get_index`), and
-    /// the hash table itself holds only 8-byte indexes (see the README's
-    /// memory figures).
-    entries: IndexMap<Key, Entry, RandomState>,
+    /// A table of thin pointers to one allocation per key (see
+    /// `store::entry` and `store::keymap`): about 64 + 9..18 bytes per small
+    /// key, with O(1) random picks for eviction.
+    entries: EntryMap,
     /// (expiry time, key) for every key with a TTL, earliest first: active
     /// expiry pops from the front instead of sampling.
     expires: BTreeSet<(u64, Key)>,
@@ -116,7 +115,7 @@ impl Db {
         if self.expire_if_due(key, now_ms) {
             self.entries.get_mut(key).map(|entry| {
                 entry.mark_access(now_ms);
-                &mut entry.value
+                entry.value_mut()
             })
         } else {
             None
@@ -142,11 +141,51 @@ impl Db {
             Value::Hash(hash) => hash.next_field_expiry(),
             _ => None,
         };
+        let previous = self.insert_entry(key, Entry::new(key, value, expires_at, now_ms), now_ms);
+        self.file_field_expiry(key, field_expiry);
+        previous
+    }
+
+    /// [`Db::insert`] of a string, stored inline in the key's entry (no
+    /// intermediate `Vec`).
+    pub fn insert_str(
+        &mut self,
+        key: &[u8],
+        value: &[u8],
+        expires_at: Option<u64>,
+        now_ms: u64,
+    ) -> Option<Entry> {
+        let previous =
+            self.insert_entry(key, Entry::new_str(key, value, expires_at, now_ms), now_ms);
+        self.file_field_expiry(key, None);
+        previous
+    }
+
+    /// Replaces the string value of a live `key` by `value` (stored inline
+    /// again), keeping its TTL and access history; touches the key. False
+    /// if there is no live key.
+    pub fn replace_str(&mut self, key: &[u8], value: &[u8], now_ms: u64) -> bool {
+        if !self.expire_if_due(key, now_ms) {
+            return false;
+        }
+        let Some(entry) = self.entries.get_mut(key) else {
+            return false;
+        };
+        let mut fresh = Entry::new_str(key, value, entry.expires_at(), now_ms);
+        fresh.inherit_access(entry);
+        let old = std::mem::replace(entry, fresh);
+        drop(old);
+        self.file_field_expiry(key, None);
+        self.touch(key);
+        true
+    }
+
+    fn insert_entry(&mut self, key: &[u8], mut fresh: Entry, now_ms: u64) -> Option<Entry> {
+        let expires_at = fresh.expires_at();
         let live = self.expire_if_due(key, now_ms);
         let previous = if live {
             let entry = self.entries.get_mut(key)?;
-            let old_expiry = entry.expires_at;
-            let mut fresh = Entry::new(value, expires_at, now_ms);
+            let old_expiry = entry.expires_at();
             fresh.inherit_access(entry);
             let old = std::mem::replace(entry, fresh);
             if old_expiry != expires_at {
@@ -154,17 +193,15 @@ impl Db {
             }
             Some(old)
         } else {
-            self.entries
-                .insert(Key::from(key), Entry::new(value, expires_at, now_ms));
+            let hash = self.entries.insert_new(fresh);
             if let Some(at) = expires_at {
                 self.expires.insert((at, Key::from(key)));
             }
             if let Some(fifo) = &mut self.fifo {
-                fifo.inserted(s3fifo::key_hash(&self.entries, key), &self.entries);
+                fifo.inserted(hash, &self.entries);
             }
             None
         };
-        self.file_field_expiry(key, field_expiry);
         self.touch(key);
         previous
     }
@@ -179,8 +216,8 @@ impl Db {
     }
 
     fn remove_entry(&mut self, key: &[u8], removal: Removal) -> Option<Entry> {
-        let entry = self.entries.swap_remove(key)?;
-        if let Some(at) = entry.expires_at {
+        let entry = self.entries.remove(key)?;
+        if let Some(at) = entry.expires_at() {
             self.expires.remove(&(at, Key::from(key)));
         }
         self.file_field_expiry(key, None);
@@ -198,11 +235,8 @@ impl Db {
     /// active reclamation, or unfiles it if none of its fields has a TTL.
     /// Call after changing field TTLs in place (HEXPIRE, HPERSIST, HSET...).
     pub fn index_field_expiry(&mut self, key: &[u8]) {
-        let next = match self.entries.get(key) {
-            Some(Entry {
-                value: Value::Hash(hash),
-                ..
-            }) => hash.next_field_expiry(),
+        let next = match self.entries.get(key).map(Entry::value) {
+            Some(ValueRef::Hash(hash)) => hash.next_field_expiry(),
             _ => None,
         };
         self.file_field_expiry(key, next);
@@ -234,7 +268,8 @@ impl Db {
         let Some(entry) = self.entries.get_mut(key) else {
             return false;
         };
-        let old = std::mem::replace(&mut entry.expires_at, expires_at);
+        let old = entry.expires_at();
+        entry.set_expires_at(expires_at);
         if old != expires_at {
             self.reindex_expiry(key, old, expires_at);
         }
@@ -252,10 +287,11 @@ impl Db {
     }
 
     /// Live keys and entries, in no particular order.
-    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&Key, &Entry)> {
+    pub fn iter(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &Entry)> {
         self.entries
             .iter()
-            .filter(move |(_, e)| !e.is_expired(now_ms))
+            .filter(move |e| !e.is_expired(now_ms))
+            .map(|e| (e.key(), e))
     }
 
     /// A key picked at random among the live ones (`nth` is any number; it is
@@ -265,15 +301,14 @@ impl Db {
             if self.entries.is_empty() {
                 return None;
             }
-            let index = nth % self.entries.len();
-            let (key, entry) = self.entries.get_index(index)?;
+            let entry = self.entries.pick(nth as u64)?;
+            let key = Key::from(entry.key());
             if !entry.is_expired(now_ms) {
-                return Some(key.clone());
+                return Some(key);
             }
-            let key = key.clone();
             self.remove_entry(&key, Removal::Gone);
         }
-        self.iter(now_ms).next().map(|(k, _)| k.clone())
+        self.iter(now_ms).next().map(|(k, _)| Key::from(k))
     }
 
     /// Offers eviction candidates under `policy` to `offer` as
@@ -287,7 +322,7 @@ impl Db {
         policy: Policy,
         samples: usize,
         now_ms: u64,
-        offer: &mut impl FnMut(u64, &Key),
+        offer: &mut impl FnMut(u64, &[u8]),
     ) {
         if self.entries.is_empty() || (policy.volatile_only() && self.expires.is_empty()) {
             return;
@@ -301,7 +336,6 @@ impl Db {
             }
             return;
         }
-        let len = self.entries.len() as u64;
         let mut found = 0;
         // Volatile keys may be rare among all keys: look a few times further
         // before falling back to the expiry index.
@@ -311,14 +345,13 @@ impl Db {
             samples
         };
         for _ in 0..attempts {
-            let index = (evict::random_u64() % len) as usize;
-            let Some((key, entry)) = self.entries.get_index(index) else {
+            let Some(entry) = self.entries.pick(evict::random_u64()) else {
                 continue;
             };
-            if policy.volatile_only() && entry.expires_at.is_none() {
+            if policy.volatile_only() && entry.expires_at().is_none() {
                 continue;
             }
-            offer(evict::score(policy, entry, now_ms), key);
+            offer(evict::score(policy, entry, now_ms), entry.key());
             found += 1;
             if found >= samples {
                 return;
@@ -338,7 +371,7 @@ impl Db {
     /// caller frees it after releasing the lock.
     pub fn evict(&mut self, key: &[u8], volatile_only: bool) -> Option<Entry> {
         let entry = self.entries.get(key)?;
-        if volatile_only && entry.expires_at.is_none() {
+        if volatile_only && entry.expires_at().is_none() {
             return None;
         }
         self.remove_entry(key, Removal::Gone)
@@ -358,8 +391,8 @@ impl Db {
     /// there is no key or no queues. The entry is returned so that the
     /// caller frees it after releasing the lock.
     pub fn evict_s3fifo(&mut self, now_ms: u64) -> Option<Entry> {
-        let index = self.fifo.as_mut()?.victim(&self.entries, now_ms)?;
-        let key = self.entries.get_index(index)?.0.clone();
+        let hash = self.fifo.as_mut()?.victim(&self.entries, now_ms)?;
+        let key = Key::from(self.entries.get_by_hash(hash)?.key());
         self.remove_entry(&key, Removal::Gone)
     }
 
@@ -410,8 +443,8 @@ impl Db {
             // write every key it holds now.
             if let Some(changes) = db.changes.as_deref_mut() {
                 changes.cleared(db.index);
-                for key in db.entries.keys() {
-                    changes.written(db.index, key);
+                for entry in db.entries.iter() {
+                    changes.written(db.index, entry.key());
                 }
             }
         }
@@ -444,7 +477,7 @@ impl Db {
             let Some((_, key)) = self.expires.pop_first() else {
                 break;
             };
-            if let Some(entry) = self.entries.swap_remove(&*key) {
+            if let Some(entry) = self.entries.remove(&key) {
                 self.file_field_expiry(&key, None);
                 self.bump_watch(&key);
                 if let Some(changes) = self.changes.as_deref_mut() {
@@ -452,12 +485,6 @@ impl Db {
                 }
             }
             reclaimed += 1;
-        }
-        if reclaimed > 0
-            && self.entries.capacity() > 64
-            && self.entries.len() < self.entries.capacity() / 4
-        {
-            self.entries.shrink_to_fit();
         }
         reclaimed
     }
@@ -488,7 +515,7 @@ impl Db {
                     // The whole key is due: key expiry reclaims it.
                     continue;
                 }
-                let Value::Hash(hash) = &mut entry.value else {
+                let Value::Hash(hash) = entry.value_mut() else {
                     continue;
                 };
                 let removed = hash.reclaim_expired(now_ms, limit - reclaimed);
@@ -593,7 +620,7 @@ pub struct ExpiredCounts {
 
 /// Keys removed by [`Db::clear`], freed when dropped.
 pub struct RemovedContents {
-    _entries: IndexMap<Key, Entry, RandomState>,
+    _entries: EntryMap,
     _expires: BTreeSet<(u64, Key)>,
     _field_expires: BTreeSet<(u64, Key)>,
     _field_expires_of: HashMap<Key, u64, RandomState>,

@@ -20,6 +20,17 @@ pub enum Value {
 }
 
 impl Value {
+    /// The value, borrowed (what [`Entry::value`] gives).
+    pub fn view(&self) -> ValueRef<'_> {
+        match self {
+            Value::Str(s) => ValueRef::Str(s),
+            Value::List(l) => ValueRef::List(l),
+            Value::Hash(h) => ValueRef::Hash(h),
+            Value::Set(s) => ValueRef::Set(s),
+            Value::ZSet(z) => ValueRef::ZSet(z),
+        }
+    }
+
     /// The name `TYPE` reports.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -63,18 +74,97 @@ impl Value {
     }
 }
 
+/// A borrowed value: what a key holds, as read from its entry (a string
+/// may be stored inline in the entry, so there is no `&Value` to lend).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum ValueRef<'a> {
+    Str(&'a [u8]),
+    List(&'a ListValue),
+    Hash(&'a HashValue),
+    Set(&'a SetValue),
+    ZSet(&'a ZSetValue),
+}
+
+impl<'a> ValueRef<'a> {
+    /// The name `TYPE` reports.
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ValueRef::Str(_) => "string",
+            ValueRef::List(_) => "list",
+            ValueRef::Hash(_) => "hash",
+            ValueRef::Set(_) => "set",
+            ValueRef::ZSet(_) => "zset",
+        }
+    }
+
+    /// Approximate heap bytes the value holds outside its entry.
+    pub fn heap_size(self) -> usize {
+        match self {
+            ValueRef::Str(s) => s.len(),
+            ValueRef::List(l) => l.heap_size(),
+            ValueRef::Hash(h) => h.heap_size(),
+            ValueRef::Set(s) => s.heap_size(),
+            ValueRef::ZSet(z) => z.heap_size(),
+        }
+    }
+
+    /// The encoding name Redis would report (OBJECT ENCODING).
+    pub fn encoding(self) -> &'static str {
+        match self {
+            ValueRef::Str(s) => {
+                if s.len() <= 20 && crate::commands::parse::strict_i64(s).is_some() {
+                    "int"
+                } else if s.len() <= 44 {
+                    "embstr"
+                } else {
+                    "raw"
+                }
+            }
+            ValueRef::List(l) => l.encoding(),
+            ValueRef::Hash(h) => h.encoding(),
+            ValueRef::Set(s) => s.encoding(),
+            ValueRef::ZSet(z) => z.encoding(),
+        }
+    }
+
+    /// An owned copy.
+    pub fn to_owned(self) -> Value {
+        match self {
+            ValueRef::Str(s) => Value::Str(s.to_vec()),
+            ValueRef::List(l) => Value::List(Box::new(l.clone())),
+            ValueRef::Hash(h) => Value::Hash(Box::new(h.clone())),
+            ValueRef::Set(s) => Value::Set(Box::new(s.clone())),
+            ValueRef::ZSet(z) => Value::ZSet(Box::new(z.clone())),
+        }
+    }
+
+    /// The string, if it is one.
+    pub fn as_str(self) -> Option<&'a [u8]> {
+        match self {
+            ValueRef::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
 /// When a key was last read or written, in Unix seconds (wrapping at 2^32,
 /// in 2106). Updated with a relaxed atomic store, so a read marks it
 /// without needing exclusive access to the entry.
 #[derive(Debug, Default)]
+#[repr(transparent)]
 pub struct AccessTime(AtomicU32);
 
 impl AccessTime {
-    fn at(now_ms: u64) -> Self {
-        AccessTime(AtomicU32::new((now_ms / 1000) as u32))
+    /// The stored word for an access at `now_ms`.
+    pub(super) fn word_at(now_ms: u64) -> u32 {
+        (now_ms / 1000) as u32
     }
 
-    fn mark(&self, now_ms: u64) {
+    pub(super) fn word(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn mark(&self, now_ms: u64) {
         let now = (now_ms / 1000) as u32;
         // Only write when the second changed: a hot key read by many cores
         // does not bounce its cache line on every read.
@@ -83,7 +173,7 @@ impl AccessTime {
         }
     }
 
-    fn idle_secs(&self, now_ms: u64) -> u64 {
+    pub(super) fn idle_secs(&self, now_ms: u64) -> u64 {
         ((now_ms / 1000) as u32).wrapping_sub(self.0.load(Ordering::Relaxed)) as u64
     }
 }
@@ -94,11 +184,17 @@ impl AccessTime {
 /// fits in what would otherwise be padding in [`Entry`]), so switching to an
 /// LFU policy at run time finds real counters.
 #[derive(Debug)]
-pub struct LfuCounter(AtomicU32);
+#[repr(transparent)]
+pub struct LfuCounter(pub(super) AtomicU32);
 
 impl LfuCounter {
-    fn fresh(now_ms: u64) -> Self {
-        LfuCounter(AtomicU32::new(pack_lfu(lfu_minutes(now_ms), LFU_INIT_VAL)))
+    /// A new key's word.
+    pub(super) fn fresh_word(now_ms: u64) -> u32 {
+        pack_lfu(lfu_minutes(now_ms), LFU_INIT_VAL)
+    }
+
+    pub(super) fn word(&self) -> u32 {
+        self.0.load(Ordering::Relaxed)
     }
 
     /// The counter, decayed for the time since its last decrement (Redis's
@@ -111,7 +207,7 @@ impl LfuCounter {
     /// Redis's `updateLFU`: decay, then a logarithmic increment. A relaxed
     /// load and, only if something changed, a relaxed store: a hot key does
     /// not write its cache line on every read.
-    fn touch(&self, now_ms: u64) {
+    pub(super) fn touch(&self, now_ms: u64) {
         let packed = self.0.load(Ordering::Relaxed);
         let counter = super::evict::lfu_log_incr(decayed(packed, now_ms));
         let fifo = (fifo_bits(packed) + 1).min(FIFO_FREQ_MAX);
@@ -134,10 +230,6 @@ impl LfuCounter {
         let updated = (packed & !(FIFO_FREQ_MAX << FIFO_SHIFT))
             | ((freq as u32).min(FIFO_FREQ_MAX) << FIFO_SHIFT);
         self.0.store(updated, Ordering::Relaxed);
-    }
-
-    fn copy(&self) -> Self {
-        LfuCounter(AtomicU32::new(self.0.load(Ordering::Relaxed)))
     }
 }
 
@@ -177,94 +269,16 @@ fn decayed(packed: u32, now_ms: u64) -> u8 {
     counter.saturating_sub(periods.min(255) as u8)
 }
 
-/// One key's entry: its value, its absolute expiry time, and when and how
-/// often it was accessed (for eviction). 48 bytes: the access time and the
-/// LFU counter share what would otherwise be padding.
-#[derive(Debug)]
-pub struct Entry {
-    pub value: Value,
-    /// Unix time in milliseconds at which the key expires; `None` if never.
-    pub expires_at: Option<u64>,
-    pub last_access: AccessTime,
-    pub lfu: LfuCounter,
-}
-
-impl Clone for Entry {
-    fn clone(&self) -> Self {
-        Entry {
-            value: self.value.clone(),
-            expires_at: self.expires_at,
-            last_access: AccessTime(AtomicU32::new(self.last_access.0.load(Ordering::Relaxed))),
-            lfu: self.lfu.copy(),
-        }
-    }
-}
-
-/// Entries are equal when their data is: access times are bookkeeping.
-impl PartialEq for Entry {
-    fn eq(&self, other: &Self) -> bool {
-        self.value == other.value && self.expires_at == other.expires_at
-    }
-}
-
-impl Entry {
-    /// A new entry, accessed now.
-    pub fn new(value: Value, expires_at: Option<u64>, now_ms: u64) -> Self {
-        Entry {
-            value,
-            expires_at,
-            last_access: AccessTime::at(now_ms),
-            lfu: LfuCounter::fresh(now_ms),
-        }
-    }
-
-    /// As in Redis, a key is still there at its expiry millisecond and gone
-    /// after it.
-    pub fn is_expired(&self, now_ms: u64) -> bool {
-        matches!(self.expires_at, Some(at) if at < now_ms)
-    }
-
-    /// Records a read or write: the LRU time and the LFU counter.
-    pub fn mark_access(&self, now_ms: u64) {
-        self.last_access.mark(now_ms);
-        self.lfu.touch(now_ms);
-    }
-
-    /// Takes over the access history of the entry it replaces (an
-    /// overwritten key keeps its LFU counter, as in Redis's `dbSetValue`).
-    pub fn inherit_access(&mut self, previous: &Entry) {
-        self.lfu = previous.lfu.copy();
-    }
-
-    /// Seconds since the last read or write (OBJECT IDLETIME).
-    pub fn idle_secs(&self, now_ms: u64) -> u64 {
-        self.last_access.idle_secs(now_ms)
-    }
-
-    /// The decayed LFU counter (OBJECT FREQ).
-    pub fn frequency(&self, now_ms: u64) -> u8 {
-        self.lfu.frequency(now_ms)
-    }
-
-    /// Approximate bytes this entry costs in the keyspace, key included.
-    pub fn footprint(&self, key_len: usize) -> usize {
-        std::mem::size_of::<Entry>() + 24 + key_len + self.value.heap_size()
-    }
-}
+pub use super::entry::Entry;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn entry_stays_48_bytes() {
-        assert_eq!(std::mem::size_of::<Entry>(), 48);
-    }
-
-    #[test]
     fn lfu_counter_starts_at_init_and_decays() {
         let minute = 60_000;
-        let entry = Entry::new(Value::Str(b"v".to_vec()), None, 10 * minute);
+        let entry = Entry::new(b"k", Value::Str(b"v".to_vec()), None, 10 * minute);
         assert_eq!(entry.frequency(10 * minute), LFU_INIT_VAL);
         // lfu-decay-time defaults to 1 minute: one step per minute idle.
         assert_eq!(entry.frequency(12 * minute), LFU_INIT_VAL - 2);
@@ -279,16 +293,16 @@ mod tests {
     #[test]
     fn fifo_frequency_saturates_beside_the_lfu_counter() {
         let minute = 60_000;
-        let entry = Entry::new(Value::Str(b"v".to_vec()), None, 10 * minute);
-        assert_eq!(entry.lfu.fifo_freq(), 0);
+        let entry = Entry::new(b"k", Value::Str(b"v".to_vec()), None, 10 * minute);
+        assert_eq!(entry.lfu().fifo_freq(), 0);
         entry.mark_access(10 * minute);
-        assert_eq!(entry.lfu.fifo_freq(), 1);
+        assert_eq!(entry.lfu().fifo_freq(), 1);
         for _ in 0..10 {
             entry.mark_access(11 * minute);
         }
-        assert_eq!(entry.lfu.fifo_freq(), 3);
-        entry.lfu.set_fifo_freq(2);
-        assert_eq!(entry.lfu.fifo_freq(), 2);
+        assert_eq!(entry.lfu().fifo_freq(), 3);
+        entry.lfu().set_fifo_freq(2);
+        assert_eq!(entry.lfu().fifo_freq(), 2);
         // The LFU counter and its decay time are unaffected.
         assert_eq!(entry.frequency(11 * minute), entry.frequency(11 * minute));
         assert!(entry.frequency(11 * minute) >= LFU_INIT_VAL);

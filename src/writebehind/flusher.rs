@@ -356,7 +356,7 @@ fn to_row(
     let change = match pending.state {
         PendingState::Write => {
             let entry = entry?;
-            upsert(&entry.value, entry.expires_at)
+            upsert(&entry.value().to_owned(), entry.expires_at())
         }
         PendingState::Gone { value, expires_at } => upsert(&value, expires_at),
         PendingState::Delete => RowChange::Delete,

@@ -1,0 +1,678 @@
+//! One key's entry as one heap allocation, owned through a thin pointer.
+//!
+//! The shard map stores only this 8-byte pointer per key. The allocation
+//! holds, in order:
+//!
+//! ```text
+//! 0..4    last access (AtomicU32, Unix seconds)       see value::AccessTime
+//! 4..8    LFU word (AtomicU32)                        see value::LfuCounter
+//! 8       flags: BOXED, HAS_EXPIRY
+//! [8 B]   expiry, Unix ms, little-endian, unaligned   only with HAS_EXPIRY
+//! varint  key length, then the key bytes
+//! inline: varint value length, then the value bytes  (a string)
+//! BOXED:  padding to 8, then a `Value` (24 bytes)     (a collection, or a string
+//!                                                     changed in place)
+//! ```
+//!
+//! and is sized exactly: a 16-byte key with a 32-byte string and no TTL
+//! takes 59 bytes, one 64-byte allocator size class. Strings are stored
+//! inline when written whole (SET and friends); a command that changes one
+//! in place (APPEND, SETRANGE, SETBIT...) gets it as a `Value::Str(Vec)` in
+//! the BOXED form, so that repeated appends stay amortized O(1) — as Redis
+//! turns an embstr into a raw string.
+//!
+//! All the unsafe code of the entry layout is in this module.
+
+use std::alloc::{self, Layout};
+use std::fmt;
+use std::mem::{self, ManuallyDrop};
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use super::value::{AccessTime, LfuCounter, Value, ValueRef};
+
+const ACCESS: usize = 0;
+const LFU: usize = 4;
+const FLAGS: usize = 8;
+const BODY: usize = 9;
+const ALIGN: usize = 8;
+
+/// The value is a `Value` at an 8-aligned offset (else inline string bytes).
+const BOXED: u8 = 1;
+/// An 8-byte expiry follows the flags.
+const HAS_EXPIRY: u8 = 2;
+
+/// A key, its value, its expiry and its access history, in one allocation
+/// (see the module docs). Dropping it frees everything.
+pub struct Entry {
+    ptr: NonNull<u8>,
+}
+
+// SAFETY: an Entry owns its allocation exclusively (like a Box); the only
+// state changed through a shared reference is the two atomics. The values
+// it may hold (Vec and the collection types) are Send and Sync.
+unsafe impl Send for Entry {}
+// SAFETY: see above; `&Entry` only reads, or stores to atomics.
+unsafe impl Sync for Entry {}
+
+/// What goes where a value is stored.
+enum Payload<'a> {
+    Inline(&'a [u8]),
+    Boxed(Value),
+}
+
+/// Where the parts of an allocation are.
+#[derive(Debug, Clone, Copy)]
+struct Shape {
+    flags: u8,
+    value_at: usize,
+    /// Inline value bytes (0 when BOXED).
+    value_len: usize,
+    size: usize,
+}
+
+fn varint_len(mut n: usize) -> usize {
+    let mut len = 1;
+    while n >= 0x80 {
+        n >>= 7;
+        len += 1;
+    }
+    len
+}
+
+/// Writes `n` as LEB128 at `p`; returns the bytes written.
+///
+/// # Safety
+/// `p` must be valid for `varint_len(n)` bytes of writes.
+unsafe fn write_varint(p: *mut u8, mut n: usize) -> usize {
+    let mut i = 0;
+    while n >= 0x80 {
+        // SAFETY: i < varint_len(n) by construction (caller's contract).
+        unsafe { p.add(i).write((n as u8) | 0x80) };
+        n >>= 7;
+        i += 1;
+    }
+    // SAFETY: as above; this is the last byte.
+    unsafe { p.add(i).write(n as u8) };
+    i + 1
+}
+
+/// Reads a LEB128 number written by [`write_varint`]; returns it and its
+/// length.
+///
+/// # Safety
+/// `p` must point at a varint written by `write_varint`.
+#[inline]
+unsafe fn read_varint(p: *const u8) -> (usize, usize) {
+    // SAFETY: the caller's contract: every byte read up to the one without
+    // the continuation bit belongs to the varint.
+    let first = unsafe { *p };
+    if first < 0x80 {
+        return (first as usize, 1);
+    }
+    let mut n = (first & 0x7f) as usize;
+    let mut shift = 7;
+    let mut i = 1;
+    loop {
+        // SAFETY: as above.
+        let byte = unsafe { *p.add(i) };
+        n |= ((byte & 0x7f) as usize) << shift;
+        i += 1;
+        if byte < 0x80 {
+            return (n, i);
+        }
+        shift += 7;
+    }
+}
+
+fn layout(size: usize) -> Layout {
+    match Layout::from_size_align(size, ALIGN) {
+        Ok(layout) => layout,
+        // Only for sizes near isize::MAX, which no key or value reaches
+        // (they were received or built in memory first).
+        Err(_) => std::process::abort(),
+    }
+}
+
+impl Entry {
+    /// A new entry, accessed now. A string is stored inline.
+    pub fn new(key: &[u8], value: Value, expires_at: Option<u64>, now_ms: u64) -> Entry {
+        let access = AccessTime::word_at(now_ms);
+        let lfu = LfuCounter::fresh_word(now_ms);
+        match value {
+            Value::Str(bytes) => {
+                Entry::build(key, expires_at, Payload::Inline(&bytes), access, lfu)
+            }
+            other => Entry::build(key, expires_at, Payload::Boxed(other), access, lfu),
+        }
+    }
+
+    /// A new entry holding the string `value` inline, accessed now.
+    pub fn new_str(key: &[u8], value: &[u8], expires_at: Option<u64>, now_ms: u64) -> Entry {
+        let access = AccessTime::word_at(now_ms);
+        let lfu = LfuCounter::fresh_word(now_ms);
+        Entry::build(key, expires_at, Payload::Inline(value), access, lfu)
+    }
+
+    fn build(
+        key: &[u8],
+        expires_at: Option<u64>,
+        payload: Payload<'_>,
+        access: u32,
+        lfu: u32,
+    ) -> Entry {
+        let mut flags = 0;
+        let mut at = BODY;
+        if expires_at.is_some() {
+            flags |= HAS_EXPIRY;
+            at += 8;
+        }
+        let key_at = at + varint_len(key.len());
+        let end_of_key = key_at + key.len();
+        let (value_at, size) = match &payload {
+            Payload::Inline(bytes) => {
+                let value_at = end_of_key + varint_len(bytes.len());
+                (value_at, value_at + bytes.len())
+            }
+            Payload::Boxed(_) => {
+                flags |= BOXED;
+                let value_at = end_of_key.next_multiple_of(ALIGN);
+                (value_at, value_at + mem::size_of::<Value>())
+            }
+        };
+        let layout = layout(size);
+        // SAFETY: the layout has a non-zero size (at least BODY bytes).
+        let raw = unsafe { alloc::alloc(layout) };
+        let Some(ptr) = NonNull::new(raw) else {
+            alloc::handle_alloc_error(layout);
+        };
+        let p = ptr.as_ptr();
+        // SAFETY: every write below is within the `size` bytes computed
+        // above for exactly these parts; the atomics' offsets (0, 4) and the
+        // Value's offset (a multiple of 8) are aligned in an 8-aligned block.
+        unsafe {
+            p.add(ACCESS).cast::<u32>().write(access);
+            p.add(LFU).cast::<u32>().write(lfu);
+            p.add(FLAGS).write(flags);
+            if let Some(at) = expires_at {
+                p.add(BODY).cast::<[u8; 8]>().write(at.to_le_bytes());
+            }
+            write_varint(p.add(key_at - varint_len(key.len())), key.len());
+            ptr::copy_nonoverlapping(key.as_ptr(), p.add(key_at), key.len());
+            match payload {
+                Payload::Inline(bytes) => {
+                    write_varint(p.add(end_of_key), bytes.len());
+                    ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(value_at), bytes.len());
+                }
+                Payload::Boxed(value) => p.add(value_at).cast::<Value>().write(value),
+            }
+        }
+        Entry { ptr }
+    }
+
+    #[inline]
+    fn flags(&self) -> u8 {
+        // SAFETY: every allocation has its flags byte at FLAGS.
+        unsafe { *self.ptr.as_ptr().add(FLAGS) }
+    }
+
+    #[inline]
+    fn key_start(&self) -> usize {
+        if self.flags() & HAS_EXPIRY != 0 {
+            BODY + 8
+        } else {
+            BODY
+        }
+    }
+
+    #[inline]
+    fn shape(&self) -> Shape {
+        let flags = self.flags();
+        let p = self.ptr.as_ptr();
+        let start = self.key_start();
+        // SAFETY: the key's varint length is at `start` (see `build`), and
+        // for an inline value its varint length right after the key.
+        let (key_len, n) = unsafe { read_varint(p.add(start)) };
+        let key_at = start + n;
+        let end_of_key = key_at + key_len;
+        if flags & BOXED != 0 {
+            let value_at = end_of_key.next_multiple_of(ALIGN);
+            Shape {
+                flags,
+                value_at,
+                value_len: 0,
+                size: value_at + mem::size_of::<Value>(),
+            }
+        } else {
+            // SAFETY: see above.
+            let (value_len, n) = unsafe { read_varint(p.add(end_of_key)) };
+            let value_at = end_of_key + n;
+            Shape {
+                flags,
+                value_at,
+                value_len,
+                size: value_at + value_len,
+            }
+        }
+    }
+
+    /// The key.
+    #[inline]
+    pub fn key(&self) -> &[u8] {
+        let p = self.ptr.as_ptr();
+        let start = self.key_start();
+        // SAFETY: the key's length and bytes are at `start` (see `build`);
+        // they live as long as `self` and are never written after `build`.
+        unsafe {
+            let (len, n) = read_varint(p.add(start));
+            std::slice::from_raw_parts(p.add(start + n), len)
+        }
+    }
+
+    /// The value, borrowed.
+    #[inline]
+    pub fn value(&self) -> ValueRef<'_> {
+        let shape = self.shape();
+        let p = self.ptr.as_ptr();
+        if shape.flags & BOXED != 0 {
+            // SAFETY: a BOXED allocation holds an initialized Value at
+            // value_at, aligned, alive as long as `self`.
+            let value = unsafe { &*p.add(shape.value_at).cast::<Value>() };
+            value.view()
+        } else {
+            // SAFETY: the inline bytes are at value_at, value_len long.
+            ValueRef::Str(unsafe {
+                std::slice::from_raw_parts(p.add(shape.value_at), shape.value_len)
+            })
+        }
+    }
+
+    /// The value for in-place change. An inline string is moved out of line
+    /// first (once: it stays so until the key is written whole again).
+    pub fn value_mut(&mut self) -> &mut Value {
+        if self.flags() & BOXED == 0 {
+            let bytes = match self.value() {
+                ValueRef::Str(s) => s.to_vec(),
+                _ => Vec::new(),
+            };
+            let boxed = Entry::build(
+                self.key(),
+                self.expires_at(),
+                Payload::Boxed(Value::Str(bytes)),
+                self.access_word(),
+                self.lfu_word(),
+            );
+            // The old inline entry is dropped (freed) here.
+            *self = boxed;
+        }
+        let shape = self.shape();
+        // SAFETY: now BOXED: an initialized, aligned Value at value_at,
+        // borrowed mutably through `&mut self`.
+        unsafe { &mut *self.ptr.as_ptr().add(shape.value_at).cast::<Value>() }
+    }
+
+    /// Unix time in milliseconds at which the key expires; `None` if never.
+    #[inline]
+    pub fn expires_at(&self) -> Option<u64> {
+        if self.flags() & HAS_EXPIRY == 0 {
+            return None;
+        }
+        // SAFETY: with HAS_EXPIRY, 8 bytes of expiry follow the flags.
+        let bytes = unsafe { self.ptr.as_ptr().add(BODY).cast::<[u8; 8]>().read() };
+        Some(u64::from_le_bytes(bytes))
+    }
+
+    /// Sets or clears the expiry (in place if there was one and is one).
+    pub fn set_expires_at(&mut self, expires_at: Option<u64>) {
+        match (self.expires_at(), expires_at) {
+            (Some(_), Some(at)) => {
+                // SAFETY: HAS_EXPIRY: 8 bytes at BODY, and `&mut self` is
+                // exclusive.
+                unsafe {
+                    self.ptr
+                        .as_ptr()
+                        .add(BODY)
+                        .cast::<[u8; 8]>()
+                        .write(at.to_le_bytes())
+                };
+            }
+            (None, None) => {}
+            _ => self.rebuild(expires_at),
+        }
+    }
+
+    /// Moves everything into a new allocation with `expires_at`.
+    fn rebuild(&mut self, expires_at: Option<u64>) {
+        let shape = self.shape();
+        let p = self.ptr.as_ptr();
+        let fresh = if shape.flags & BOXED != 0 {
+            // SAFETY: a BOXED allocation holds an initialized Value; it is
+            // moved out here and the old allocation is freed below without
+            // dropping it (`free_only`). `build` does not unwind (allocation
+            // failure aborts), so the value is never dropped twice.
+            let value = unsafe { p.add(shape.value_at).cast::<Value>().read() };
+            Entry::build(
+                self.key(),
+                expires_at,
+                Payload::Boxed(value),
+                self.access_word(),
+                self.lfu_word(),
+            )
+        } else {
+            // SAFETY: the inline bytes (see `value`).
+            let bytes =
+                unsafe { std::slice::from_raw_parts(p.add(shape.value_at), shape.value_len) };
+            Entry::build(
+                self.key(),
+                expires_at,
+                Payload::Inline(bytes),
+                self.access_word(),
+                self.lfu_word(),
+            )
+        };
+        let old = mem::replace(self, fresh);
+        if shape.flags & BOXED != 0 {
+            // SAFETY: its Value was moved into `fresh` above.
+            unsafe { old.free_only() };
+        } else {
+            drop(old);
+        }
+    }
+
+    /// Frees the allocation without dropping a boxed value in it.
+    ///
+    /// # Safety
+    /// A boxed value must have been moved out before.
+    unsafe fn free_only(self) {
+        let size = self.shape().size;
+        let this = ManuallyDrop::new(self);
+        // SAFETY: allocated in `build` with this layout (the shape is
+        // computed from the same lengths).
+        unsafe { alloc::dealloc(this.ptr.as_ptr(), layout(size)) };
+    }
+
+    /// The value, taken out (an inline string is copied out).
+    pub fn into_value(self) -> Value {
+        let shape = self.shape();
+        if shape.flags & BOXED != 0 {
+            // SAFETY: moved out, then the allocation is freed without
+            // dropping it.
+            let value = unsafe { self.ptr.as_ptr().add(shape.value_at).cast::<Value>().read() };
+            // SAFETY: the value was just moved out.
+            unsafe { self.free_only() };
+            value
+        } else {
+            match self.value() {
+                ValueRef::Str(s) => Value::Str(s.to_vec()),
+                other => other.to_owned(),
+            }
+        }
+    }
+
+    #[inline]
+    fn access_word(&self) -> u32 {
+        self.last_access().word()
+    }
+
+    #[inline]
+    fn lfu_word(&self) -> u32 {
+        self.lfu().word()
+    }
+
+    /// When the key was last read or written.
+    #[inline]
+    pub fn last_access(&self) -> &AccessTime {
+        // SAFETY: an aligned u32 initialized in `build`, only ever accessed
+        // atomically afterwards; AccessTime is a transparent AtomicU32.
+        unsafe {
+            &*self
+                .ptr
+                .as_ptr()
+                .add(ACCESS)
+                .cast::<AtomicU32>()
+                .cast::<AccessTime>()
+        }
+    }
+
+    /// The LFU counter (and the S3-FIFO bits beside it).
+    #[inline]
+    pub fn lfu(&self) -> &LfuCounter {
+        // SAFETY: as for `last_access`; LfuCounter is a transparent AtomicU32.
+        unsafe {
+            &*self
+                .ptr
+                .as_ptr()
+                .add(LFU)
+                .cast::<AtomicU32>()
+                .cast::<LfuCounter>()
+        }
+    }
+
+    /// As in Redis, a key is still there at its expiry millisecond and gone
+    /// after it.
+    #[inline]
+    pub fn is_expired(&self, now_ms: u64) -> bool {
+        matches!(self.expires_at(), Some(at) if at < now_ms)
+    }
+
+    /// Records a read or write: the LRU time and the LFU counter.
+    #[inline]
+    pub fn mark_access(&self, now_ms: u64) {
+        self.last_access().mark(now_ms);
+        self.lfu().touch(now_ms);
+    }
+
+    /// Takes over the access history of the entry it replaces (an
+    /// overwritten key keeps its LFU counter, as in Redis's `dbSetValue`).
+    pub fn inherit_access(&mut self, previous: &Entry) {
+        self.lfu().0.store(previous.lfu_word(), Ordering::Relaxed);
+    }
+
+    /// Seconds since the last read or write (OBJECT IDLETIME).
+    pub fn idle_secs(&self, now_ms: u64) -> u64 {
+        self.last_access().idle_secs(now_ms)
+    }
+
+    /// The decayed LFU counter (OBJECT FREQ).
+    pub fn frequency(&self, now_ms: u64) -> u8 {
+        self.lfu().frequency(now_ms)
+    }
+
+    /// Bytes of this entry's own allocation (key, metadata, inline value).
+    pub fn allocation_size(&self) -> usize {
+        self.shape().size
+    }
+
+    /// Approximate heap bytes this entry costs, key and value included (not
+    /// the map's slot).
+    pub fn heap_size(&self) -> usize {
+        let shape = self.shape();
+        if shape.flags & BOXED != 0 {
+            // SAFETY: a BOXED allocation holds an initialized Value.
+            let value = unsafe { &*self.ptr.as_ptr().add(shape.value_at).cast::<Value>() };
+            shape.size + value.heap_size()
+        } else {
+            shape.size
+        }
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        let shape = self.shape();
+        let p = self.ptr.as_ptr();
+        // SAFETY: a BOXED allocation holds an initialized Value, dropped
+        // once here; then the allocation is freed with the layout `build`
+        // used (same lengths, same shape).
+        unsafe {
+            if shape.flags & BOXED != 0 {
+                ptr::drop_in_place(p.add(shape.value_at).cast::<Value>());
+            }
+            alloc::dealloc(p, layout(shape.size));
+        }
+    }
+}
+
+impl Clone for Entry {
+    fn clone(&self) -> Self {
+        let payload = match self.value() {
+            ValueRef::Str(s) if self.flags() & BOXED == 0 => Payload::Inline(s),
+            other => Payload::Boxed(other.to_owned()),
+        };
+        Entry::build(
+            self.key(),
+            self.expires_at(),
+            payload,
+            self.access_word(),
+            self.lfu_word(),
+        )
+    }
+}
+
+/// Entries are equal when their data is: access times are bookkeeping.
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+            && self.value() == other.value()
+            && self.expires_at() == other.expires_at()
+    }
+}
+
+impl fmt::Debug for Entry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Entry")
+            .field("key", &String::from_utf8_lossy(self.key()))
+            .field("value", &self.value())
+            .field("expires_at", &self.expires_at())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::types::{ListValue, SetValue};
+
+    fn list_of(items: &[&[u8]]) -> Value {
+        let mut list = ListValue::new();
+        for item in items {
+            list.push(false, item);
+        }
+        Value::List(Box::new(list))
+    }
+
+    #[test]
+    fn thin_pointer() {
+        assert_eq!(mem::size_of::<Entry>(), 8);
+        assert_eq!(mem::size_of::<Option<Entry>>(), 8);
+    }
+
+    #[test]
+    fn small_string_fits_64_bytes() {
+        let entry = Entry::new_str(b"key:000000000001", &[b'v'; 32], None, 0);
+        assert_eq!(entry.allocation_size(), 59);
+        let with_ttl = Entry::new_str(b"key:000000000001", &[b'v'; 32], Some(5), 0);
+        assert_eq!(with_ttl.allocation_size(), 67);
+    }
+
+    #[test]
+    fn inline_round_trip() {
+        for (klen, vlen) in [
+            (0, 0),
+            (1, 1),
+            (127, 128),
+            (128, 127),
+            (300, 20_000),
+            (5, 70_000),
+        ] {
+            let key: Vec<u8> = (0..klen).map(|i| i as u8).collect();
+            let value: Vec<u8> = (0..vlen).map(|i| (i * 7) as u8).collect();
+            for expiry in [None, Some(0), Some(u64::MAX), Some(1_700_000_000_123)] {
+                let entry = Entry::new(&key, Value::Str(value.clone()), expiry, 1000);
+                assert_eq!(entry.key(), &key[..]);
+                assert_eq!(entry.value(), ValueRef::Str(&value));
+                assert_eq!(entry.expires_at(), expiry);
+                let copy = entry.clone();
+                assert_eq!(copy, entry);
+                assert_eq!(entry.into_value(), Value::Str(value.clone()));
+            }
+        }
+    }
+
+    #[test]
+    fn varints() {
+        for n in [
+            0usize,
+            1,
+            127,
+            128,
+            255,
+            16_383,
+            16_384,
+            1 << 30,
+            usize::MAX,
+        ] {
+            let mut buf = [0u8; 16];
+            // SAFETY: 16 bytes hold any usize varint (at most 10).
+            let written = unsafe { write_varint(buf.as_mut_ptr(), n) };
+            assert_eq!(written, varint_len(n));
+            // SAFETY: just written.
+            assert_eq!(unsafe { read_varint(buf.as_ptr()) }, (n, written));
+        }
+    }
+
+    #[test]
+    fn boxed_values_and_expiry_changes() {
+        let mut entry = Entry::new(b"list", list_of(&[b"a", b"b"]), None, 0);
+        assert_eq!(entry.value().type_name(), "list");
+        entry.set_expires_at(Some(42));
+        assert_eq!(entry.expires_at(), Some(42));
+        entry.set_expires_at(Some(43));
+        assert_eq!(entry.expires_at(), Some(43));
+        assert_eq!(entry.key(), b"list");
+        entry.set_expires_at(None);
+        assert_eq!(entry.expires_at(), None);
+        assert_eq!(entry.value().to_owned(), list_of(&[b"a", b"b"]));
+        let clone = entry.clone();
+        assert_eq!(clone.into_value(), list_of(&[b"a", b"b"]));
+        let mut set = SetValue::new();
+        set.insert(b"m");
+        let entry = Entry::new(b"s", Value::Set(Box::new(set.clone())), Some(7), 0);
+        assert_eq!(entry.into_value(), Value::Set(Box::new(set)));
+    }
+
+    #[test]
+    fn in_place_change_moves_a_string_out_of_line_and_keeps_metadata() {
+        let minute = 60_000;
+        let mut entry = Entry::new_str(b"k", b"abc", Some(99), 10 * minute);
+        for _ in 0..100 {
+            entry.mark_access(10 * minute);
+        }
+        let freq = entry.frequency(10 * minute);
+        let inline_size = entry.allocation_size();
+        match entry.value_mut() {
+            Value::Str(s) => s.extend_from_slice(b"def"),
+            _ => panic!("not a string"),
+        }
+        assert_eq!(entry.value(), ValueRef::Str(b"abcdef"));
+        assert_eq!(entry.expires_at(), Some(99));
+        assert_eq!(entry.key(), b"k");
+        assert_eq!(entry.frequency(10 * minute), freq);
+        assert!(entry.allocation_size() > inline_size);
+        entry.set_expires_at(None);
+        assert_eq!(entry.value(), ValueRef::Str(b"abcdef"));
+        assert_eq!(entry.into_value(), Value::Str(b"abcdef".to_vec()));
+    }
+
+    #[test]
+    fn access_words_are_aligned_atomics() {
+        let entry = Entry::new_str(b"k", b"v", None, 5_000);
+        assert_eq!(entry.idle_secs(7_000), 2);
+        entry.mark_access(9_000);
+        assert_eq!(entry.idle_secs(9_000), 0);
+        assert_eq!(entry.lfu().fifo_freq(), 1);
+        let mut other = Entry::new_str(b"k", b"w", None, 9_000);
+        other.inherit_access(&entry);
+        assert_eq!(other.lfu().fifo_freq(), 1);
+    }
+}
