@@ -4,18 +4,26 @@
 //! holds, in order:
 //!
 //! ```text
-//! 0..4    last access (AtomicU32, Unix seconds)       see value::AccessTime
-//! 4..8    LFU word (AtomicU32)                        see value::LfuCounter
-//! 8       flags: BOXED, HAS_EXPIRY
+//! 0..4    access word (AtomicU32): bits 0..24 last access (Unix seconds,
+//!         see value::AccessTime), 24..26 flags (BOXED, HAS_EXPIRY),
+//!         26..32 key length code
+//! 4..8    LFU word (AtomicU32): bits 0..26 LFU and S3-FIFO counters (see
+//!         value::LfuCounter), 26..32 value length code
 //! [8 B]   expiry, Unix ms, little-endian, unaligned   only with HAS_EXPIRY
-//! varint  key length, then the key bytes
-//! inline: varint value length, then the value bytes  (a string)
+//! [varint key length]                                 only if its code is 63
+//! key bytes
+//! inline: [varint value length]                       only if its code is 63
+//!         value bytes                                 (a string)
 //! BOXED:  padding to 8, then a `Value` (24 bytes)     (a collection, or a string
 //!                                                     changed in place)
 //! ```
 //!
-//! and is sized exactly: a 16-byte key with a 32-byte string and no TTL
-//! takes 59 bytes, one 64-byte allocator size class. Strings are stored
+//! A length code below 63 is the length itself, so short keys and values
+//! cost no length bytes. The layout bits never change after the entry is
+//! built; the access and LFU bits beside them are updated with relaxed
+//! stores that keep them. The allocation is sized exactly: a 16-byte key
+//! with a 32-byte string and no TTL takes 56 bytes, one allocator size
+//! class with no slack (mimalloc and jemalloc both have a 56-byte class). Strings are stored
 //! inline when written whole (SET and friends); a command that changes one
 //! in place (APPEND, SETRANGE, SETBIT...) gets it as a `Value::Str(Vec)` in
 //! the BOXED form, so that repeated appends stay amortized O(1) — as Redis
@@ -27,20 +35,40 @@ use std::alloc::{self, Layout};
 use std::fmt;
 use std::mem::{self, ManuallyDrop};
 use std::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 
-use super::value::{AccessTime, LfuCounter, Value, ValueRef};
+use super::value::{AccessTime, LfuCounter, Value, ValueRef, ACCESS_TIME_MASK, LFU_MASK};
 
 const ACCESS: usize = 0;
 const LFU: usize = 4;
-const FLAGS: usize = 8;
-const BODY: usize = 9;
+const BODY: usize = 8;
 const ALIGN: usize = 8;
 
 /// The value is a `Value` at an 8-aligned offset (else inline string bytes).
 const BOXED: u8 = 1;
-/// An 8-byte expiry follows the flags.
+/// An 8-byte expiry follows the two words.
 const HAS_EXPIRY: u8 = 2;
+
+/// Where the flags and the key length code sit in the access word.
+const FLAGS_SHIFT: u32 = 24;
+const KEY_CODE_SHIFT: u32 = 26;
+/// Where the value length code sits in the LFU word.
+const VALUE_CODE_SHIFT: u32 = 26;
+/// A length code meaning "a varint length follows".
+const LONG: usize = 63;
+
+fn length_code(len: usize) -> usize {
+    len.min(LONG)
+}
+
+/// Bytes a length with this code takes in the body.
+fn length_bytes(len: usize) -> usize {
+    if len < LONG {
+        0
+    } else {
+        varint_len(len)
+    }
+}
 
 /// A key, its value, its expiry and its access history, in one allocation
 /// (see the module docs). Dropping it frees everything.
@@ -167,11 +195,14 @@ impl Entry {
             flags |= HAS_EXPIRY;
             at += 8;
         }
-        let key_at = at + varint_len(key.len());
+        let key_len_at = at;
+        let key_at = at + length_bytes(key.len());
         let end_of_key = key_at + key.len();
+        let mut value_code = 0;
         let (value_at, size) = match &payload {
             Payload::Inline(bytes) => {
-                let value_at = end_of_key + varint_len(bytes.len());
+                value_code = length_code(bytes.len());
+                let value_at = end_of_key + length_bytes(bytes.len());
                 (value_at, value_at + bytes.len())
             }
             Payload::Boxed(_) => {
@@ -180,6 +211,10 @@ impl Entry {
                 (value_at, value_at + mem::size_of::<Value>())
             }
         };
+        let access = (access & ACCESS_TIME_MASK)
+            | (u32::from(flags) << FLAGS_SHIFT)
+            | ((length_code(key.len()) as u32) << KEY_CODE_SHIFT);
+        let lfu = (lfu & LFU_MASK) | ((value_code as u32) << VALUE_CODE_SHIFT);
         let layout = layout(size);
         // SAFETY: the layout has a non-zero size (at least BODY bytes).
         let raw = unsafe { alloc::alloc(layout) };
@@ -193,15 +228,18 @@ impl Entry {
         unsafe {
             p.add(ACCESS).cast::<u32>().write(access);
             p.add(LFU).cast::<u32>().write(lfu);
-            p.add(FLAGS).write(flags);
             if let Some(at) = expires_at {
                 p.add(BODY).cast::<[u8; 8]>().write(at.to_le_bytes());
             }
-            write_varint(p.add(key_at - varint_len(key.len())), key.len());
+            if key.len() >= LONG {
+                write_varint(p.add(key_len_at), key.len());
+            }
             ptr::copy_nonoverlapping(key.as_ptr(), p.add(key_at), key.len());
             match payload {
                 Payload::Inline(bytes) => {
-                    write_varint(p.add(end_of_key), bytes.len());
+                    if bytes.len() >= LONG {
+                        write_varint(p.add(end_of_key), bytes.len());
+                    }
                     ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(value_at), bytes.len());
                 }
                 Payload::Boxed(value) => p.add(value_at).cast::<Value>().write(value),
@@ -212,16 +250,26 @@ impl Entry {
 
     #[inline]
     fn flags(&self) -> u8 {
-        // SAFETY: every allocation has its flags byte at FLAGS.
-        unsafe { *self.ptr.as_ptr().add(FLAGS) }
+        ((self.last_access().word() >> FLAGS_SHIFT) & 3) as u8
     }
 
+    /// The key's offset and length.
     #[inline]
-    fn key_start(&self) -> usize {
-        if self.flags() & HAS_EXPIRY != 0 {
+    fn key_span(&self) -> (usize, usize) {
+        let word = self.last_access().word();
+        let start = if (word >> FLAGS_SHIFT) as u8 & HAS_EXPIRY != 0 {
             BODY + 8
         } else {
             BODY
+        };
+        let code = (word >> KEY_CODE_SHIFT) as usize;
+        if code < LONG {
+            (start, code)
+        } else {
+            // SAFETY: with the LONG code, the key's varint length is at
+            // `start` (see `build`).
+            let (len, n) = unsafe { read_varint(self.ptr.as_ptr().add(start)) };
+            (start + n, len)
         }
     }
 
@@ -229,11 +277,7 @@ impl Entry {
     fn shape(&self) -> Shape {
         let flags = self.flags();
         let p = self.ptr.as_ptr();
-        let start = self.key_start();
-        // SAFETY: the key's varint length is at `start` (see `build`), and
-        // for an inline value its varint length right after the key.
-        let (key_len, n) = unsafe { read_varint(p.add(start)) };
-        let key_at = start + n;
+        let (key_at, key_len) = self.key_span();
         let end_of_key = key_at + key_len;
         if flags & BOXED != 0 {
             let value_at = end_of_key.next_multiple_of(ALIGN);
@@ -244,9 +288,15 @@ impl Entry {
                 size: value_at + mem::size_of::<Value>(),
             }
         } else {
-            // SAFETY: see above.
-            let (value_len, n) = unsafe { read_varint(p.add(end_of_key)) };
-            let value_at = end_of_key + n;
+            let code = (self.lfu().word() >> VALUE_CODE_SHIFT) as usize;
+            let (value_len, value_at) = if code < LONG {
+                (code, end_of_key)
+            } else {
+                // SAFETY: with the LONG code, the value's varint length
+                // follows the key (see `build`).
+                let (len, n) = unsafe { read_varint(p.add(end_of_key)) };
+                (len, end_of_key + n)
+            };
             Shape {
                 flags,
                 value_at,
@@ -259,14 +309,10 @@ impl Entry {
     /// The key.
     #[inline]
     pub fn key(&self) -> &[u8] {
-        let p = self.ptr.as_ptr();
-        let start = self.key_start();
-        // SAFETY: the key's length and bytes are at `start` (see `build`);
-        // they live as long as `self` and are never written after `build`.
-        unsafe {
-            let (len, n) = read_varint(p.add(start));
-            std::slice::from_raw_parts(p.add(start + n), len)
-        }
+        let (at, len) = self.key_span();
+        // SAFETY: the key's bytes are at `at` (see `build`); they live as
+        // long as `self` and are never written after `build`.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(at), len) }
     }
 
     /// The value, borrowed.
@@ -409,14 +455,16 @@ impl Entry {
         }
     }
 
+    /// The access time bits (without the layout bits).
     #[inline]
     fn access_word(&self) -> u32 {
-        self.last_access().word()
+        self.last_access().word() & ACCESS_TIME_MASK
     }
 
+    /// The LFU bits (without the layout bits).
     #[inline]
     fn lfu_word(&self) -> u32 {
-        self.lfu().word()
+        self.lfu().word() & LFU_MASK
     }
 
     /// When the key was last read or written.
@@ -465,7 +513,7 @@ impl Entry {
     /// Takes over the access history of the entry it replaces (an
     /// overwritten key keeps its LFU counter, as in Redis's `dbSetValue`).
     pub fn inherit_access(&mut self, previous: &Entry) {
-        self.lfu().0.store(previous.lfu_word(), Ordering::Relaxed);
+        self.lfu().set_bits(previous.lfu_word());
     }
 
     /// Seconds since the last read or write (OBJECT IDLETIME).
@@ -570,9 +618,12 @@ mod tests {
     #[test]
     fn small_string_fits_64_bytes() {
         let entry = Entry::new_str(b"key:000000000001", &[b'v'; 32], None, 0);
-        assert_eq!(entry.allocation_size(), 59);
+        assert_eq!(entry.allocation_size(), 56);
         let with_ttl = Entry::new_str(b"key:000000000001", &[b'v'; 32], Some(5), 0);
-        assert_eq!(with_ttl.allocation_size(), 67);
+        assert_eq!(with_ttl.allocation_size(), 64);
+        // Lengths from 63 on take a varint.
+        let long = Entry::new_str(&[b'k'; 63], &[b'v'; 200], None, 0);
+        assert_eq!(long.allocation_size(), 8 + 1 + 63 + 2 + 200);
     }
 
     #[test]
@@ -580,6 +631,9 @@ mod tests {
         for (klen, vlen) in [
             (0, 0),
             (1, 1),
+            (62, 62),
+            (63, 63),
+            (62, 64),
             (127, 128),
             (128, 127),
             (300, 20_000),
@@ -674,5 +728,22 @@ mod tests {
         let mut other = Entry::new_str(b"k", b"w", None, 9_000);
         other.inherit_access(&entry);
         assert_eq!(other.lfu().fifo_freq(), 1);
+        // Access bookkeeping keeps the layout bits beside it.
+        let long_key = vec![b'x'; 40];
+        let entry = Entry::new_str(&long_key, &[b'y'; 50], Some(77), 5_000);
+        for t in 0..300u64 {
+            entry.mark_access(t * 61_000);
+            entry.lfu().set_fifo_freq((t % 4) as u8);
+        }
+        let mut copy = Entry::new_str(b"z", b"", None, 0);
+        copy.inherit_access(&entry);
+        assert_eq!(entry.key(), &long_key[..]);
+        assert_eq!(entry.value(), ValueRef::Str(&[b'y'; 50]));
+        assert_eq!(entry.expires_at(), Some(77));
+        assert_eq!(copy.key(), b"z");
+        assert_eq!(copy.value(), ValueRef::Str(b""));
+        // 24-bit seconds wrap as Redis's LRU clock does.
+        let old = Entry::new_str(b"k", b"v", None, 0);
+        assert_eq!(old.idle_secs((1 << 24) * 1000 + 5_000), 5);
     }
 }

@@ -147,45 +147,56 @@ impl<'a> ValueRef<'a> {
     }
 }
 
-/// When a key was last read or written, in Unix seconds (wrapping at 2^32,
-/// in 2106). Updated with a relaxed atomic store, so a read marks it
-/// without needing exclusive access to the entry.
+/// When a key was last read or written, in Unix seconds (24 bits, wrapping
+/// every 194 days as Redis's LRU clock). Updated with a relaxed atomic
+/// store, so a read marks it without needing exclusive access to the entry.
 #[derive(Debug, Default)]
 #[repr(transparent)]
 pub struct AccessTime(AtomicU32);
 
+/// The access time takes the low 24 bits of its word, as Redis's LRU
+/// clock (seconds, wrapping every 194 days); the entry keeps immutable
+/// layout bits in the top 8 (see `store::entry`).
+pub(super) const ACCESS_TIME_MASK: u32 = (1 << 24) - 1;
+
 impl AccessTime {
-    /// The stored word for an access at `now_ms`.
+    /// The time bits for an access at `now_ms`.
     pub(super) fn word_at(now_ms: u64) -> u32 {
-        (now_ms / 1000) as u32
+        (now_ms / 1000) as u32 & ACCESS_TIME_MASK
     }
 
+    /// The whole word, layout bits included.
     pub(super) fn word(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
     }
 
     pub(super) fn mark(&self, now_ms: u64) {
-        let now = (now_ms / 1000) as u32;
+        let now = AccessTime::word_at(now_ms);
+        let word = self.0.load(Ordering::Relaxed);
         // Only write when the second changed: a hot key read by many cores
-        // does not bounce its cache line on every read.
-        if self.0.load(Ordering::Relaxed) != now {
-            self.0.store(now, Ordering::Relaxed);
+        // does not bounce its cache line on every read. The other bits
+        // never change after the entry is built, so a plain store keeps
+        // them whatever the interleaving.
+        if word & ACCESS_TIME_MASK != now {
+            self.0
+                .store((word & !ACCESS_TIME_MASK) | now, Ordering::Relaxed);
         }
     }
 
     pub(super) fn idle_secs(&self, now_ms: u64) -> u64 {
-        ((now_ms / 1000) as u32).wrapping_sub(self.0.load(Ordering::Relaxed)) as u64
+        let then = self.0.load(Ordering::Relaxed) & ACCESS_TIME_MASK;
+        (AccessTime::word_at(now_ms).wrapping_sub(then) & ACCESS_TIME_MASK) as u64
     }
 }
 
 /// Redis's LFU data for one key, in one 32-bit atomic: the time of the last
 /// decrement in minutes (16 bits, wrapping, as Redis's `ldt`) and an 8-bit
 /// logarithmic access counter. Kept for every key whatever the policy (it
-/// fits in what would otherwise be padding in [`Entry`]), so switching to an
+/// shares the entry's header word with layout bits), so switching to an
 /// LFU policy at run time finds real counters.
 #[derive(Debug)]
 #[repr(transparent)]
-pub struct LfuCounter(pub(super) AtomicU32);
+pub struct LfuCounter(AtomicU32);
 
 impl LfuCounter {
     /// A new key's word.
@@ -193,8 +204,16 @@ impl LfuCounter {
         pack_lfu(lfu_minutes(now_ms), LFU_INIT_VAL)
     }
 
+    /// The whole word, layout bits included.
     pub(super) fn word(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
+    }
+
+    /// Takes over `bits` (the LFU part of another entry's word).
+    pub(super) fn set_bits(&self, bits: u32) {
+        let word = self.0.load(Ordering::Relaxed);
+        self.0
+            .store((word & !LFU_MASK) | (bits & LFU_MASK), Ordering::Relaxed);
     }
 
     /// The counter, decayed for the time since its last decrement (Redis's
@@ -211,7 +230,9 @@ impl LfuCounter {
         let packed = self.0.load(Ordering::Relaxed);
         let counter = super::evict::lfu_log_incr(decayed(packed, now_ms));
         let fifo = (fifo_bits(packed) + 1).min(FIFO_FREQ_MAX);
-        let updated = pack_lfu(lfu_minutes(now_ms), counter) | (fifo << FIFO_SHIFT);
+        // The bits above LFU_MASK belong to the entry's layout: kept.
+        let updated =
+            (packed & !LFU_MASK) | pack_lfu(lfu_minutes(now_ms), counter) | (fifo << FIFO_SHIFT);
         if updated != packed {
             self.0.store(updated, Ordering::Relaxed);
         }
@@ -241,6 +262,10 @@ pub const LFU_INIT_VAL: u8 = 5;
 /// 16-bit minute and 8-bit counter.
 const FIFO_SHIFT: u32 = 24;
 const FIFO_FREQ_MAX: u32 = 3;
+
+/// The LFU data takes the low 26 bits of its word; the entry keeps an
+/// immutable layout field in the top 6 (see `store::entry`).
+pub(super) const LFU_MASK: u32 = (1 << 26) - 1;
 
 fn fifo_bits(packed: u32) -> u32 {
     (packed >> FIFO_SHIFT) & FIFO_FREQ_MAX
