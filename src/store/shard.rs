@@ -330,7 +330,7 @@ impl Db {
         let samples = samples.max(1);
         if policy == Policy::VolatileTtl {
             for (_, key) in self.expires.iter().take(samples) {
-                if let Some(entry) = self.entries.get(&**key) {
+                if let Some(entry) = self.entries.get(key) {
                     offer(evict::score(policy, entry, now_ms), key);
                 }
             }
@@ -359,7 +359,7 @@ impl Db {
         }
         if found == 0 && policy.volatile_only() {
             for (_, key) in self.expires.iter().take(samples) {
-                if let Some(entry) = self.entries.get(&**key) {
+                if let Some(entry) = self.entries.get(key) {
                     offer(evict::score(policy, entry, now_ms), key);
                 }
             }
@@ -405,7 +405,7 @@ impl Db {
             let existing: Vec<Key> = self
                 .watched
                 .keys()
-                .filter(|k| self.entries.contains_key(&***k))
+                .filter(|k| self.entries.contains_key(k))
                 .cloned()
                 .collect();
             for key in existing {
@@ -508,7 +508,7 @@ impl Db {
             visited += 1;
             self.field_expires_of.remove(&key);
             let (removed, empty, next) = {
-                let Some(entry) = self.entries.get_mut(&*key) else {
+                let Some(entry) = self.entries.get_mut(&key) else {
                     continue;
                 };
                 if entry.is_expired(now_ms) {
@@ -556,7 +556,7 @@ impl Db {
             let Some((key, pending)) = changes.pop() else {
                 break;
             };
-            f(&key, pending, self.entries.get(&*key));
+            f(&key, pending, self.entries.get(&key));
             taken += 1;
         }
         taken
