@@ -305,7 +305,7 @@ mod tests {
             state ^= state >> 7;
             state ^= state << 17;
             let key = format!("k{}", state % 3000);
-            if state % 3 == 0 {
+            if state.is_multiple_of(3) {
                 assert_eq!(map.remove(key.as_bytes()).is_some(), model.remove(&key));
             } else if !model.contains(&key) {
                 map.insert_new(Entry::new_str(key.as_bytes(), b"v", None, 0));
