@@ -85,6 +85,12 @@ pub enum ValueRef<'a> {
     ZSet(&'a ZSetValue),
 }
 
+impl<'a> From<&'a Value> for ValueRef<'a> {
+    fn from(value: &'a Value) -> Self {
+        value.view()
+    }
+}
+
 impl<'a> ValueRef<'a> {
     /// The name `TYPE` reports.
     pub fn type_name(self) -> &'static str {

@@ -12,26 +12,28 @@
 //! many bytes; an empty collection is empty bytes.
 
 use crate::protocol::format_double;
-use crate::store::Value;
+use crate::store::ValueRef;
 
-/// The type name stored in the `type` column and the encoded value.
-pub fn encode(value: &Value, now_ms: u64) -> (&'static str, Vec<u8>) {
+/// The type name stored in the `type` column and the encoded value (of a
+/// `&Value` or of an entry's borrowed value, with no copy first).
+pub fn encode<'a>(value: impl Into<ValueRef<'a>>, now_ms: u64) -> (&'static str, Vec<u8>) {
+    let value = value.into();
     let mut out = Vec::new();
     match value {
-        Value::Str(bytes) => out.extend_from_slice(bytes),
-        Value::List(list) => {
+        ValueRef::Str(bytes) => out.extend_from_slice(bytes),
+        ValueRef::List(list) => {
             for element in list.iter() {
                 item(&mut out, element);
             }
         }
-        Value::Set(set) => {
+        ValueRef::Set(set) => {
             let mut members: Vec<&[u8]> = set.iter().collect();
             members.sort_unstable();
             for member in members {
                 item(&mut out, member);
             }
         }
-        Value::Hash(hash) => {
+        ValueRef::Hash(hash) => {
             let mut fields: Vec<(&[u8], &[u8])> = hash.iter_live(now_ms).collect();
             fields.sort_unstable();
             for (field, value) in fields {
@@ -39,7 +41,7 @@ pub fn encode(value: &Value, now_ms: u64) -> (&'static str, Vec<u8>) {
                 item(&mut out, value);
             }
         }
-        Value::ZSet(zset) => {
+        ValueRef::ZSet(zset) => {
             for (member, score) in zset.iter() {
                 item(&mut out, member);
                 item(&mut out, format_double(score).as_bytes());
@@ -77,6 +79,7 @@ pub fn decode_items(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
 mod tests {
     use super::*;
     use crate::store::types::HashValue;
+    use crate::store::Value;
 
     #[test]
     fn hashes_encode_sorted_and_decode() {

@@ -25,7 +25,7 @@ use super::encode::encode;
 use super::sink::{Conn, Row, RowChange};
 use super::{unix_ms, WriteBehind};
 use crate::server::Shared;
-use crate::store::{Entry, Key, Pending, PendingState, Value};
+use crate::store::{Entry, Key, Pending, PendingState, ValueRef};
 
 const BACKOFF_BASE_MS: u64 = 50;
 const BACKOFF_CAP_MS: u64 = 5_000;
@@ -345,7 +345,7 @@ fn to_row(
     offset: u64,
 ) -> Option<Row> {
     let now = unix_ms();
-    let upsert = |value: &Value, expires_at: Option<u64>| {
+    let upsert = |value: ValueRef<'_>, expires_at: Option<u64>| {
         let (type_name, value) = encode(value, now);
         RowChange::Upsert {
             type_name,
@@ -356,9 +356,9 @@ fn to_row(
     let change = match pending.state {
         PendingState::Write => {
             let entry = entry?;
-            upsert(&entry.value().to_owned(), entry.expires_at())
+            upsert(entry.value(), entry.expires_at())
         }
-        PendingState::Gone { value, expires_at } => upsert(&value, expires_at),
+        PendingState::Gone { value, expires_at } => upsert(value.view(), expires_at),
         PendingState::Delete => RowChange::Delete,
     };
     Some(Row {
