@@ -83,6 +83,13 @@ unsafe impl Send for Entry {}
 // SAFETY: see above; `&Entry` only reads, or stores to atomics.
 unsafe impl Sync for Entry {}
 
+// What the two impls above rely on: the values an entry holds are Send and
+// Sync themselves.
+const _: fn() = || {
+    fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Value>();
+};
+
 /// What goes where a value is stored.
 enum Payload<'a> {
     Inline(&'a [u8]),
