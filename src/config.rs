@@ -59,8 +59,10 @@ pub struct Config {
     /// Table written behind to (`write-behind-table`), `name` or
     /// `schema.name`; created if missing.
     pub write_behind_table: String,
-    /// Glob of the keys written behind (`write-behind-match`).
+    /// Globs of the keys written behind (`write-behind-match`).
     pub write_behind_match: String,
+    /// Per-database globs (`write-behind-match-db`): database, glob pairs.
+    pub write_behind_match_db: String,
     /// Longest a change waits before it is sent, in ms (`write-behind-delay`).
     pub write_behind_delay: u64,
     /// Keys per batch statement (`write-behind-batch-size`).
@@ -537,10 +539,23 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         mutable: false,
         default: "*",
-        description: "Glob pattern (as KEYS) of the keys written behind.",
+        description: "Glob patterns (as KEYS takes them, space-separated) of the keys written behind, in every database without its own list in write-behind-match-db.",
         get: |c| c.write_behind_match.clone(),
         set: |c, v| {
             c.write_behind_match = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-match-db",
+        kind: Kind::Text,
+        mutable: false,
+        default: "",
+        description: "Per-database globs of the keys written behind, as pairs of a database number and a glob (\"1 orders:* 1 carts:*\"); a database named here follows only its own globs.",
+        get: |c| c.write_behind_match_db.clone(),
+        set: |c, v| {
+            crate::writebehind::KeyFilter::parse("", v)?;
+            c.write_behind_match_db = v.to_string();
             Ok(())
         },
     },
@@ -649,6 +664,7 @@ impl Default for Config {
             write_behind_url: String::new(),
             write_behind_table: String::new(),
             write_behind_match: String::new(),
+            write_behind_match_db: String::new(),
             write_behind_delay: 0,
             write_behind_batch_size: 0,
             write_behind_max_pending: 0,

@@ -459,3 +459,46 @@ fn injection_attempts_are_stored_verbatim() {
     flush(&mut con);
     assert_eq!(table_rows(&pg, "larder_kv"), cache_rows(&mut con, &[0]));
 }
+
+#[test]
+fn match_patterns_choose_keys_per_database() {
+    let pg = Postgres::start();
+    let server = server(&pg, |config| {
+        config.write_behind_match = "user:* session:*".into();
+        config.write_behind_match_db = "1 orders:* 1 carts:*".into();
+    });
+    let mut con = server.client();
+    for key in ["user:1", "session:a", "orders:1", "other"] {
+        cmd(&mut con, &["SET", key, "db0"]);
+    }
+    cmd(&mut con, &["SELECT", "1"]);
+    for key in ["user:1", "orders:1", "carts:2", "other"] {
+        cmd(&mut con, &["SET", key, "db1"]);
+    }
+    cmd(&mut con, &["SELECT", "2"]);
+    for key in ["user:2", "orders:2"] {
+        cmd(&mut con, &["SET", key, "db2"]);
+    }
+    flush(&mut con);
+    let keys: Vec<(i32, String)> = table_rows(&pg, "larder_kv")
+        .into_keys()
+        .map(|(db, key)| (db, String::from_utf8_lossy(&key).into_owned()))
+        .collect();
+    let expected: Vec<(i32, String)> = [
+        (0, "session:a"),
+        (0, "user:1"),
+        (1, "carts:2"),
+        (1, "orders:1"),
+        (2, "user:2"),
+    ]
+    .into_iter()
+    .map(|(db, key)| (db, key.to_string()))
+    .collect();
+    assert_eq!(keys, expected);
+    let setting: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("write-behind-match-db")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(setting[1], "1 orders:* 1 carts:*");
+}

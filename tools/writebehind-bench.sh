@@ -105,12 +105,12 @@ distinct=$(redis-cli -p "$on_port" DBSIZE)
 
 awk -v off="$off" -v on="$on" -v base="$base_rows" -v t0="$load_start" -v t1="$load_end" \
     -v left="$left" -v d0="$drain_start" -v d1="$drain_end" -v total="$total_rows" \
-    -v distinct="$distinct" -v requests="$REQUESTS" -v keyspace="$KEYSPACE" '
+    -v pipeline="$PIPELINE" -v clients="$CLIENTS" -v distinct="$distinct" -v requests="$REQUESTS" -v keyspace="$KEYSPACE" '
     { rows[NR] = $2; times[NR] = $1; if ($3 > lag) lag = $3 }
     END {
         during = rows[NR] - base
         secs = times[NR] - t0
-        printf "SET %d requests over %d keys (redis-benchmark -P %s)\n", requests, keyspace, ENVIRON["PIPELINE"]
+        printf "SET %d requests over %d keys (redis-benchmark -P %s -c %s)\n", requests, keyspace, pipeline, clients
         printf "  write-behind off      %12.0f SET/s\n", off
         printf "  write-behind on       %12.0f SET/s  (%.2f of off)\n", on, on / off
         printf "rows reaching PostgreSQL during the load: %d in %.2f s = %.0f keys/s\n", during, secs, during / secs

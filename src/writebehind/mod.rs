@@ -15,6 +15,7 @@
 //! PostgreSQL catches up.
 
 pub mod encode;
+pub mod filter;
 pub mod flusher;
 pub mod sink;
 
@@ -29,6 +30,7 @@ use crate::commands::{resolve, CommandSpec, Session};
 use crate::config::Config;
 use crate::store::ChangeObserver;
 
+pub use filter::KeyFilter;
 pub use sink::Sink;
 
 /// The write-behind state of one server: the observer the store reports
@@ -36,7 +38,7 @@ pub use sink::Sink;
 /// `WRITEBEHIND FLUSH` synchronise on.
 pub struct WriteBehind {
     sink: Sink,
-    pattern: Vec<u8>,
+    filter: KeyFilter,
     max_pending: usize,
     pool_size: usize,
     shutdown_timeout: Duration,
@@ -96,7 +98,7 @@ impl WriteBehind {
             .map_or(1, |d| d.as_micros() as u64);
         Ok(Some(WriteBehind {
             sink,
-            pattern: config.write_behind_match.as_bytes().to_vec(),
+            filter: KeyFilter::parse(&config.write_behind_match, &config.write_behind_match_db)?,
             max_pending: config.write_behind_max_pending,
             pool_size: config.write_behind_pool_size.max(1),
             shutdown_timeout: Duration::from_millis(config.write_behind_shutdown_timeout),
@@ -270,8 +272,8 @@ impl WriteBehind {
 }
 
 impl ChangeObserver for WriteBehind {
-    fn observes(&self, _db: usize, key: &[u8]) -> bool {
-        self.pattern == b"*" || crate::commands::parse::glob_match(&self.pattern, key, false)
+    fn observes(&self, db: usize, key: &[u8]) -> bool {
+        self.filter.matches(db, key)
     }
 
     fn next_version(&self) -> u64 {
