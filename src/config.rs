@@ -75,6 +75,11 @@ pub struct Config {
     /// How long shutdown waits for the backlog to reach PostgreSQL, in ms
     /// (`write-behind-shutdown-timeout`).
     pub write_behind_shutdown_timeout: u64,
+    /// Load the write-behind table at start-up (`write-behind-warm-start`).
+    pub write_behind_warm_start: bool,
+    /// Load missing written-behind keys on access
+    /// (`write-behind-read-through`).
+    pub write_behind_read_through: bool,
     /// Redis tuning parameters that have no meaning in Larder (encoding
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
@@ -203,6 +208,18 @@ fn int<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn parse_yes_no(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn yes_no_text(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_string()
 }
 
 fn ranged(value: &str, min: i64, max: i64) -> Result<i64, String> {
@@ -608,6 +625,30 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "write-behind-warm-start",
+        kind: Kind::Text,
+        mutable: false,
+        default: "no",
+        description: "yes: at start-up, load the keys the write-behind table holds into memory (most recently written first, stopping at maxmemory).",
+        get: |c| yes_no_text(c.write_behind_warm_start),
+        set: |c, v| {
+            c.write_behind_warm_start = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-read-through",
+        kind: Kind::Text,
+        mutable: true,
+        default: "no",
+        description: "yes: a command naming a written-behind key missing from memory first loads it from PostgreSQL (one query for concurrent misses of the same key).",
+        get: |c| yes_no_text(c.write_behind_read_through),
+        set: |c, v| {
+            c.write_behind_read_through = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "write-behind-shutdown-timeout",
         kind: Kind::Integer,
         mutable: false,
@@ -670,6 +711,8 @@ impl Default for Config {
             write_behind_max_pending: 0,
             write_behind_pool_size: 0,
             write_behind_shutdown_timeout: 0,
+            write_behind_warm_start: false,
+            write_behind_read_through: false,
             accepted_only: ACCEPTED_ONLY
                 .iter()
                 .map(|(k, v, _)| (*k, v.to_string()))

@@ -17,6 +17,7 @@
 pub mod encode;
 pub mod filter;
 pub mod flusher;
+pub mod loader;
 pub mod sink;
 
 use std::collections::HashMap;
@@ -38,6 +39,9 @@ pub use sink::Sink;
 /// `WRITEBEHIND FLUSH` synchronise on.
 pub struct WriteBehind {
     sink: Sink,
+    /// Warm start and read-through.
+    loader: loader::Loader,
+    warm_start: bool,
     filter: KeyFilter,
     max_pending: usize,
     pool_size: usize,
@@ -97,6 +101,8 @@ impl WriteBehind {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         Ok(Some(WriteBehind {
+            loader: loader::Loader::new(sink.clone()),
+            warm_start: config.write_behind_warm_start,
             sink,
             filter: KeyFilter::parse(&config.write_behind_match, &config.write_behind_match_db)?,
             max_pending: config.write_behind_max_pending,
@@ -215,6 +221,11 @@ impl WriteBehind {
         self.wake.notify_one();
     }
 
+    /// Whether `write-behind-warm-start` asks for a warm start.
+    pub fn warm_start_enabled(&self) -> bool {
+        self.warm_start
+    }
+
     /// How long shutdown waits at most.
     pub fn shutdown_timeout(&self) -> Duration {
         self.shutdown_timeout
@@ -262,6 +273,18 @@ impl WriteBehind {
             (
                 "failures",
                 self.failures.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "read_through_queries",
+                self.loader.queries.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "keys_loaded",
+                self.loader.loaded.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "load_failures",
+                self.loader.failures.load(Ordering::Relaxed).to_string(),
             ),
             (
                 "last_error",

@@ -69,6 +69,22 @@ impl Sink {
         })
     }
 
+    /// The table, quoted.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Opens a connection, its I/O driven by a task of its own.
+    pub async fn connect_plain(&self) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "write-behind connection closed");
+            }
+        });
+        Ok(client)
+    }
+
     /// Opens a connection (its I/O driven by a task of its own) and
     /// prepares the statements. The table must exist.
     pub async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
