@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam::utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
@@ -46,13 +47,13 @@ pub struct WriteBehind {
     max_pending: usize,
     pool_size: usize,
     shutdown_timeout: Duration,
-    /// The last version handed out.
-    version: AtomicU64,
+    /// The last version handed out, and the number of pending keys: written
+    /// by every change, so kept on a cache line of their own (the settings
+    /// around them are read by every write command).
+    hot: CachePadded<HotCounters>,
     /// Added to every version sent, so this run's rows sort above the
     /// table's existing ones (set once, at the first connection).
     version_offset: AtomicU64,
-    /// Keys changed and not yet confirmed by PostgreSQL.
-    pending: AtomicI64,
     /// When the oldest pending change was made (Unix ms; 0: none pending).
     oldest_since_ms: AtomicU64,
     /// `write-behind-batch-size` as the flusher last read it: that many
@@ -73,6 +74,13 @@ pub struct WriteBehind {
     retries: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<String>,
+}
+
+struct HotCounters {
+    /// The last version handed out.
+    version: AtomicU64,
+    /// Keys changed and not yet confirmed by PostgreSQL.
+    pending: AtomicI64,
 }
 
 impl std::fmt::Debug for WriteBehind {
@@ -108,9 +116,11 @@ impl WriteBehind {
             max_pending: config.write_behind_max_pending,
             pool_size: config.write_behind_pool_size.max(1),
             shutdown_timeout: Duration::from_millis(config.write_behind_shutdown_timeout),
-            version: AtomicU64::new(start),
+            hot: CachePadded::new(HotCounters {
+                version: AtomicU64::new(start),
+                pending: AtomicI64::new(0),
+            }),
             version_offset: AtomicU64::new(0),
-            pending: AtomicI64::new(0),
             oldest_since_ms: AtomicU64::new(0),
             batch_size: AtomicUsize::new(config.write_behind_batch_size.max(1)),
             flushes: Mutex::new(HashMap::new()),
@@ -131,11 +141,11 @@ impl WriteBehind {
 
     /// Keys changed and not yet confirmed by PostgreSQL.
     pub fn pending_keys(&self) -> u64 {
-        self.pending.load(Ordering::Acquire).max(0) as u64
+        self.hot.pending.load(Ordering::Acquire).max(0) as u64
     }
 
     fn confirmed(&self, count: usize) {
-        self.pending.fetch_sub(count as i64, Ordering::AcqRel);
+        self.hot.pending.fetch_sub(count as i64, Ordering::AcqRel);
     }
 
     /// The refusal of a command that would add to a full backlog: a write
@@ -180,7 +190,7 @@ impl WriteBehind {
     /// the call is in PostgreSQL, or `timeout` passes, or shutdown ends
     /// the flusher. Returns whether everything arrived.
     pub fn wait_flushed(&self, timeout: Option<Duration>) -> bool {
-        let target = self.version.load(Ordering::SeqCst);
+        let target = self.hot.version.load(Ordering::SeqCst);
         let deadline = timeout.map(|t| Instant::now() + t);
         self.wake.notify_one();
         let mut acked = self.acked.lock();
@@ -300,11 +310,11 @@ impl ChangeObserver for WriteBehind {
     }
 
     fn next_version(&self) -> u64 {
-        self.version.fetch_add(1, Ordering::SeqCst) + 1
+        self.hot.version.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     fn pending_added(&self) {
-        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        let before = self.hot.pending.fetch_add(1, Ordering::AcqRel);
         if before <= 0 {
             let _ = self.oldest_since_ms.compare_exchange(
                 0,
