@@ -11,6 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::blocking::BlockRequest;
+use super::client::UnblockReason;
 use super::Shared;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
@@ -259,6 +260,15 @@ impl Connection<'_> {
                         request.on_timeout.write(&mut self.output);
                         return Ok(true);
                     }
+                    reason = handle.unblock_requested() => {
+                        match reason {
+                            UnblockReason::Timeout => request.on_timeout.write(&mut self.output),
+                            UnblockReason::Error => self
+                                .output
+                                .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                        }
+                        return Ok(true);
+                    }
                     _ = handle.killed() => return Ok(false),
                     _ = shutdown.changed() => return Ok(false),
                     read = stream.read_buf(&mut self.input) => {
@@ -314,14 +324,14 @@ struct BlockedFlag<'h>(&'h super::ClientHandle);
 
 impl<'h> BlockedFlag<'h> {
     fn set(handle: &'h super::ClientHandle) -> Self {
-        handle.meta.lock().blocked = true;
+        handle.set_blocked(true);
         BlockedFlag(handle)
     }
 }
 
 impl Drop for BlockedFlag<'_> {
     fn drop(&mut self) {
-        self.0.meta.lock().blocked = false;
+        self.0.set_blocked(false);
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use blocking::BlockingRegistry;
-pub use client::{ClientHandle, ClientMeta, ClientRegistry};
+pub use client::{ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
 
 use crate::config::Config;
 use crate::store::{Clock, Store, StoreOptions};
