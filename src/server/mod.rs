@@ -227,6 +227,18 @@ impl Server {
 
     /// Serves until shutdown is requested (SHUTDOWN, or a handle).
     pub async fn run(self) -> io::Result<()> {
+        // Changes PostgreSQL had not confirmed when an earlier run stopped
+        // are loaded back before any client is served.
+        if let Some(writebehind) = &self.shared.writebehind {
+            let shared = self.shared.clone();
+            let writebehind = writebehind.clone();
+            tokio::task::spawn_blocking(move || writebehind.start_journal(&shared.store))
+                .await
+                .map_err(io::Error::other)?
+                .map_err(|error| {
+                    io::Error::new(error.kind(), format!("write-behind journal: {error}"))
+                })?;
+        }
         let expiry = spawn_active_expiry(self.shared.clone())?;
         let flusher = self.shared.writebehind.clone().map(|writebehind| {
             (
@@ -264,6 +276,8 @@ impl Server {
             if tokio::time::timeout(bound, task).await.is_err() {
                 tracing::error!("write-behind: shutdown flush did not finish in time");
             }
+            // What PostgreSQL did not take stays in the journal (if on).
+            let _ = tokio::task::spawn_blocking(move || writebehind.stop_journal()).await;
         }
         let _ = tokio::task::spawn_blocking(move || expiry.join()).await;
         tracing::info!("server stopped");

@@ -16,10 +16,12 @@
 
 pub mod encode;
 pub mod flusher;
+pub mod journal;
 pub mod sink;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Condvar, Mutex};
@@ -27,8 +29,10 @@ use tokio::sync::Notify;
 
 use crate::commands::{resolve, CommandSpec, Session};
 use crate::config::Config;
-use crate::store::ChangeObserver;
+use crate::store::changes::Change;
+use crate::store::{ChangeObserver, Store};
 
+pub use journal::{Journal, JournalFsync};
 pub use sink::Sink;
 
 /// The write-behind state of one server: the observer the store reports
@@ -67,6 +71,9 @@ pub struct WriteBehind {
     retries: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<String>,
+    /// The local journal of unconfirmed changes (also present when it is
+    /// off, to replay files an earlier run left).
+    journal: Arc<Journal>,
 }
 
 impl std::fmt::Debug for WriteBehind {
@@ -118,6 +125,11 @@ impl WriteBehind {
             retries: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            journal: Arc::new(Journal::new(
+                &config.dir,
+                config.write_behind_fsync,
+                config.write_behind_journal,
+            )),
         }))
     }
 
@@ -203,6 +215,26 @@ impl WriteBehind {
             *acked = version;
         }
         self.acked_changed.notify_all();
+        drop(acked);
+        self.journal.acked(version);
+    }
+
+    /// Replays the journal files left in `dir` into `store` and starts the
+    /// journal if `write-behind-journal` is on (see [`journal`]). Call once,
+    /// before clients are accepted.
+    pub fn start_journal(&self, store: &Store) -> std::io::Result<()> {
+        self.journal
+            .start(store, || self.version.load(Ordering::SeqCst))
+    }
+
+    /// The journal replies must wait for, if it is on.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.enabled().then_some(&self.journal)
+    }
+
+    /// Writes out and stops the journal (shutdown, after the last flush).
+    pub fn stop_journal(&self) {
+        self.journal.stop();
     }
 
     /// Starts the shutdown flush: the flusher makes one last pass and stops,
@@ -266,6 +298,9 @@ impl WriteBehind {
                 self.last_error.lock().replace(['\r', '\n'], " "),
             ),
         ]
+        .into_iter()
+        .chain(self.journal.status())
+        .collect()
     }
 }
 
@@ -301,5 +336,9 @@ impl ChangeObserver for WriteBehind {
         let mut flushes = self.flushes.lock();
         let latest = flushes.entry(db).or_insert(version);
         *latest = (*latest).max(version);
+    }
+
+    fn changed(&self, change: &Change<'_>) {
+        self.journal.append(change);
     }
 }
