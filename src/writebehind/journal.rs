@@ -148,6 +148,10 @@ pub struct Journal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     last_error: Mutex<String>,
     errors: AtomicU64,
+    /// `everysec`: the position the fsync thread last synced up to, and
+    /// whether it is syncing now.
+    synced_in_background: AtomicU64,
+    background_sync_busy: AtomicBool,
 }
 
 impl std::fmt::Debug for Journal {
@@ -180,6 +184,8 @@ impl Journal {
             writer: Mutex::new(None),
             last_error: Mutex::new(String::new()),
             errors: AtomicU64::new(0),
+            synced_in_background: AtomicU64::new(0),
+            background_sync_busy: AtomicBool::new(false),
         }
     }
 
@@ -719,6 +725,9 @@ struct Writer {
     written: u64,
     synced: u64,
     last_sync: Instant,
+    /// `everysec`: fsyncs run on a thread of their own (as Redis's), so
+    /// that writes, and the replies waiting for them, do not wait for one.
+    syncer: Option<std::sync::mpsc::Sender<(File, u64)>>,
 }
 
 impl Writer {
@@ -727,6 +736,31 @@ impl Writer {
         let file = create_segment(&journal.dir, &path, journal.fsync)?;
         journal.bytes.fetch_add(HEADER, Ordering::Relaxed);
         journal.files.fetch_add(1, Ordering::Relaxed);
+        let syncer = if journal.fsync == JournalFsync::EverySec {
+            let (sender, receiver) = std::sync::mpsc::channel::<(File, u64)>();
+            let background = journal.clone();
+            std::thread::Builder::new()
+                .name("larder-journal-fsync".into())
+                .spawn(move || {
+                    // Ends when the writer (the sender) is gone.
+                    for (file, position) in receiver {
+                        match file.sync_data() {
+                            Ok(()) => {
+                                background
+                                    .synced_in_background
+                                    .fetch_max(position, Ordering::AcqRel);
+                            }
+                            Err(error) => background.record_error("fsync", &error),
+                        }
+                        background
+                            .background_sync_busy
+                            .store(false, Ordering::Release);
+                    }
+                })?;
+            Some(sender)
+        } else {
+            None
+        };
         Ok(Writer {
             journal,
             file,
@@ -740,6 +774,7 @@ impl Writer {
             written: 0,
             synced: 0,
             last_sync: Instant::now(),
+            syncer,
         })
     }
 
@@ -842,6 +877,9 @@ impl Writer {
     }
 
     fn sync_if_due(&mut self, stopping: bool) {
+        self.synced = self
+            .synced
+            .max(self.journal.synced_in_background.load(Ordering::Acquire));
         if self.written <= self.synced {
             return;
         }
@@ -853,6 +891,28 @@ impl Writer {
             JournalFsync::No => false,
         };
         if !due {
+            return;
+        }
+        if let (Some(syncer), false) = (&self.syncer, stopping) {
+            if !self
+                .journal
+                .background_sync_busy
+                .swap(true, Ordering::AcqRel)
+            {
+                let sent = match self.file.try_clone() {
+                    Ok(file) => syncer.send((file, self.written)).is_ok(),
+                    Err(error) => {
+                        self.journal.record_error("fsync", &error);
+                        false
+                    }
+                };
+                if !sent {
+                    self.journal
+                        .background_sync_busy
+                        .store(false, Ordering::Release);
+                }
+            }
+            self.last_sync = Instant::now();
             return;
         }
         match self.file.sync_data() {
