@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::store::{MemoryLimits, Policy};
+pub use crate::writebehind::journal::JournalFsync;
 
 /// The server's configuration.
 ///
@@ -80,6 +81,14 @@ pub struct Config {
     /// Load missing written-behind keys on access
     /// (`write-behind-read-through`).
     pub write_behind_read_through: bool,
+    /// Working directory for files Larder writes (`dir`): the write-behind
+    /// journal.
+    pub dir: String,
+    /// Keep a local journal of changes PostgreSQL has not confirmed yet
+    /// (`write-behind-journal`).
+    pub write_behind_journal: bool,
+    /// When the journal is fsynced (`write-behind-fsync`).
+    pub write_behind_fsync: JournalFsync,
     /// Redis tuning parameters that have no meaning in Larder (encoding
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
@@ -660,7 +669,57 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "dir",
+        kind: Kind::Text,
+        mutable: false,
+        default: ".",
+        description: "Directory of the files Larder writes (the write-behind journal), as Redis's dir.",
+        get: |c| c.dir.clone(),
+        set: |c, v| {
+            if v.is_empty() {
+                return Err("argument must be a directory".into());
+            }
+            c.dir = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-journal",
+        kind: Kind::Text,
+        mutable: false,
+        default: "no",
+        description: "yes: keep changes PostgreSQL has not confirmed in an append-only journal in dir, replayed at start-up.",
+        get: |c| if c.write_behind_journal { "yes" } else { "no" }.into(),
+        set: |c, v| {
+            c.write_behind_journal = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-fsync",
+        kind: Kind::Text,
+        mutable: false,
+        default: "everysec",
+        description: "When the journal is fsynced: always (before the reply), everysec, or no (left to the OS), as appendfsync.",
+        get: |c| c.write_behind_fsync.name().into(),
+        set: |c, v| {
+            c.write_behind_fsync = JournalFsync::parse(v)
+                .ok_or("argument(s) must be one of the following: always, everysec, no")?;
+            Ok(())
+        },
+    },
 ];
+
+fn yes_no(value: &str) -> Result<bool, String> {
+    if value.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".into())
+    }
+}
 
 /// Why a setting could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -713,6 +772,9 @@ impl Default for Config {
             write_behind_shutdown_timeout: 0,
             write_behind_warm_start: false,
             write_behind_read_through: false,
+            dir: String::new(),
+            write_behind_journal: false,
+            write_behind_fsync: JournalFsync::EverySec,
             accepted_only: ACCEPTED_ONLY
                 .iter()
                 .map(|(k, v, _)| (*k, v.to_string()))

@@ -15,6 +15,7 @@ use super::client::UnblockReason;
 use super::Shared;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
+use crate::writebehind::journal::{take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
 /// pipeline does not accumulate all of its replies in memory.
@@ -62,6 +63,11 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         input: BytesMut::with_capacity(16 * 1024),
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
+        journal: shared
+            .writebehind
+            .as_ref()
+            .and_then(|writebehind| writebehind.journal().cloned()),
+        journaled_up_to: 0,
     };
     if let Err(error) = connection.run(&mut session, &mut stream).await {
         tracing::debug!(client = handle.id, %error, "connection closed");
@@ -79,6 +85,13 @@ struct Connection<'a> {
     input: BytesMut,
     output: ReplyBuf,
     decoder: RequestDecoder,
+    /// The write-behind journal, when it is on: replies to write commands
+    /// go out only once their records are written (fsynced under
+    /// `always`).
+    journal: Option<Arc<Journal>>,
+    /// The journal position the records of the replies in `output` end at
+    /// (0: none).
+    journaled_up_to: u64,
 }
 
 impl Connection<'_> {
@@ -168,6 +181,11 @@ impl Connection<'_> {
                             writebehind.load_missing(self.shared, session, &args).await;
                         }
                         commands::execute(self.shared, session, &mut self.output, &args);
+                        // Where this command's journal records end (they were
+                        // appended by this thread, during the command).
+                        if self.journal.is_some() {
+                            self.journaled_up_to = self.journaled_up_to.max(take_appended());
+                        }
                         // The command runs again when woken: keep a copy
                         // (the input buffer moves on).
                         if let Some(request) = session.block.take() {
@@ -248,6 +266,7 @@ impl Connection<'_> {
         let mut woken_by = None;
         loop {
             commands::rerun_blocked(shared, session, &mut self.output, &args, woken_by);
+            self.note_journaled();
             if session.block.take().is_none() {
                 // Served (or failed): the reply is in `output`. Dropping the
                 // registration wakes the next client on these keys.
@@ -291,9 +310,23 @@ impl Connection<'_> {
         }
     }
 
+    /// Notes where the records of the command just run end in the
+    /// journal (they were appended by this thread, during the command).
+    fn note_journaled(&mut self) {
+        if self.journal.is_some() {
+            self.journaled_up_to = self.journaled_up_to.max(take_appended());
+        }
+    }
+
     async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         if self.output.is_empty() {
             return Ok(());
+        }
+        if self.journaled_up_to > 0 {
+            if let Some(journal) = &self.journal {
+                journal.wait_durable(self.journaled_up_to).await;
+            }
+            self.journaled_up_to = 0;
         }
         let buffer = self.output.buffer();
         stream.write_all(buffer).await?;

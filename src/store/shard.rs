@@ -10,7 +10,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
-use super::changes::{ChangeObserver, ChangeTracker, Pending};
+use super::changes::{ChangeObserver, ChangeTracker, Pending, PendingState};
 use super::evict::{self, Policy};
 use super::s3fifo::{self, S3Fifo};
 use super::value::{Entry, Key, Value};
@@ -453,8 +453,8 @@ impl Db {
             // write every key it holds now.
             if let Some(changes) = db.changes.as_deref_mut() {
                 changes.cleared(db.index);
-                for key in db.entries.keys() {
-                    changes.written(db.index, key);
+                for (key, entry) in db.entries.iter() {
+                    changes.written(db.index, key, Some(entry));
                 }
             }
         }
@@ -583,7 +583,17 @@ impl Db {
     pub fn touch(&mut self, key: &[u8]) {
         self.bump_watch(key);
         if let Some(changes) = self.changes.as_deref_mut() {
-            changes.written(self.index, key);
+            changes.written(self.index, key, self.entries.get(key));
+        }
+    }
+
+    /// Makes `state` a pending change of `key` for write-behind without
+    /// touching the map (journal replay of a delete, or of a value whose
+    /// TTL passed while the server was down). Nothing happens without a
+    /// change observer.
+    pub fn restore_pending(&mut self, key: &[u8], state: PendingState) {
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.restored(self.index, key, state);
         }
     }
 

@@ -89,6 +89,14 @@ impl Loader {
     }
 }
 
+/// A stored value as memory may hold it: Redis has no empty collections.
+fn decode_stored(type_name: &str, bytes: &[u8]) -> Option<crate::store::Value> {
+    if type_name != "string" && bytes.is_empty() {
+        return None;
+    }
+    decode(type_name, bytes)
+}
+
 fn to_unix_ms(at: SystemTime) -> u64 {
     at.duration_since(UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
@@ -200,7 +208,7 @@ impl WriteBehind {
         let type_name: String = row.get(0);
         let bytes: Vec<u8> = row.get(1);
         let expires_at: Option<SystemTime> = row.get(2);
-        let Some(value) = decode(&type_name, &bytes) else {
+        let Some(value) = decode_stored(&type_name, &bytes) else {
             self.loader.failures.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(type_name, "write-behind read-through: undecodable row");
             return;
@@ -273,7 +281,7 @@ impl WriteBehind {
             let type_name: String = row.get(2);
             let bytes: Vec<u8> = row.get(3);
             let expires_at: Option<SystemTime> = row.get(4);
-            let Some(value) = decode(&type_name, &bytes) else {
+            let Some(value) = decode_stored(&type_name, &bytes) else {
                 tracing::warn!(
                     db,
                     type_name,

@@ -17,11 +17,13 @@
 pub mod encode;
 pub mod filter;
 pub mod flusher;
+pub mod journal;
 pub mod loader;
 pub mod sink;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::utils::CachePadded;
@@ -30,9 +32,11 @@ use tokio::sync::Notify;
 
 use crate::commands::{resolve, CommandSpec, Session};
 use crate::config::Config;
-use crate::store::ChangeObserver;
+use crate::store::changes::Change;
+use crate::store::{ChangeObserver, Store};
 
 pub use filter::KeyFilter;
+pub use journal::{Journal, JournalFsync};
 pub use sink::Sink;
 
 /// The write-behind state of one server: the observer the store reports
@@ -74,6 +78,9 @@ pub struct WriteBehind {
     retries: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<String>,
+    /// The local journal of unconfirmed changes (also present when it is
+    /// off, to replay files an earlier run left).
+    journal: Arc<Journal>,
 }
 
 struct HotCounters {
@@ -136,6 +143,11 @@ impl WriteBehind {
             retries: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            journal: Arc::new(Journal::new(
+                &config.dir,
+                config.write_behind_fsync,
+                config.write_behind_journal,
+            )),
         }))
     }
 
@@ -221,6 +233,26 @@ impl WriteBehind {
             *acked = version;
         }
         self.acked_changed.notify_all();
+        drop(acked);
+        self.journal.acked(version);
+    }
+
+    /// Replays the journal files left in `dir` into `store` and starts the
+    /// journal if `write-behind-journal` is on (see [`journal`]). Call once,
+    /// before clients are accepted.
+    pub fn start_journal(&self, store: &Store) -> std::io::Result<()> {
+        self.journal
+            .start(store, || self.hot.version.load(Ordering::SeqCst))
+    }
+
+    /// The journal replies must wait for, if it is on.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.enabled().then_some(&self.journal)
+    }
+
+    /// Writes out and stops the journal (shutdown, after the last flush).
+    pub fn stop_journal(&self) {
+        self.journal.stop();
     }
 
     /// Starts the shutdown flush: the flusher makes one last pass and stops,
@@ -301,6 +333,9 @@ impl WriteBehind {
                 self.last_error.lock().replace(['\r', '\n'], " "),
             ),
         ]
+        .into_iter()
+        .chain(self.journal.status())
+        .collect()
     }
 }
 
@@ -336,5 +371,9 @@ impl ChangeObserver for WriteBehind {
         let mut flushes = self.flushes.lock();
         let latest = flushes.entry(db).or_insert(version);
         *latest = (*latest).max(version);
+    }
+
+    fn changed(&self, change: &Change<'_>) {
+        self.journal.append(change);
     }
 }
