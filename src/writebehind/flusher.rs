@@ -55,6 +55,9 @@ pub async fn run(shared: Arc<Shared>, wb: Arc<WriteBehind>) {
         wb,
         prepared: false,
     };
+    // Connect at once: a misconfigured mapping is reported at start-up, not
+    // at the first flush.
+    flusher.prepare().await;
     loop {
         let (delay, batch_size) = {
             let config = flusher.shared.config.read();
@@ -105,11 +108,10 @@ struct Wave {
 }
 
 impl Flusher {
-    /// One pass over every database part. Returns false if it gave up
-    /// (shutdown deadline) with changes not written.
-    async fn pass(&mut self, batch_size: usize) -> bool {
-        let start_version = self.wb.version.load(Ordering::SeqCst);
-        let start_ms = unix_ms();
+    /// Creates the tables that are missing, reads the mapped tables from
+    /// the catalog and learns the version offset, once. False if shutdown
+    /// gave up first.
+    async fn prepare(&mut self) -> bool {
         if !self.prepared {
             let sink = self.wb.sink.clone();
             let Ok(max) = retry(&self.wb, false, || {
@@ -124,6 +126,17 @@ impl Flusher {
             let offset = (max.max(0) as u64).saturating_sub(start);
             self.wb.version_offset.store(offset, Ordering::Release);
             self.prepared = true;
+        }
+        true
+    }
+
+    /// One pass over every database part. Returns false if it gave up
+    /// (shutdown deadline) with changes not written.
+    async fn pass(&mut self, batch_size: usize) -> bool {
+        let start_version = self.wb.version.load(Ordering::SeqCst);
+        let start_ms = unix_ms();
+        if !self.prepare().await {
+            return false;
         }
         let offset = self.wb.version_offset.load(Ordering::Acquire);
         let catalog = self.wb.sink.catalog();
@@ -394,12 +407,9 @@ where
         while !wb.stopping.load(Ordering::Acquire) {
             match wb.breaker.permit(Instant::now()) {
                 Permit::Go => break,
+                // Short naps, to notice shutdown (ignoring the circuit).
                 Permit::Wait(pause) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        // begin_shutdown wakes the flusher.
-                        _ = wb.wake.notified() => {}
-                    }
+                    tokio::time::sleep(pause.min(Duration::from_millis(100))).await;
                 }
             }
         }

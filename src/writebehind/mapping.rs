@@ -181,7 +181,7 @@ fn parse_one(text: &str) -> Result<Mapping, String> {
         return Err(format!("'{table}': expected a table name or schema.table"));
     }
     let mut mapping = Mapping {
-        prefix: pattern[..open].as_bytes().to_vec(),
+        prefix: pattern.as_bytes()[..open].to_vec(),
         suffix: suffix.as_bytes().to_vec(),
         key_column: key_column.to_string(),
         table: table.to_string(),
