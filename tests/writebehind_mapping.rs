@@ -194,6 +194,23 @@ fn hashes_and_strings_become_rows() {
     assert_eq!(status_int(&mut con, "pending_keys"), 0);
     assert_eq!(status_int(&mut con, "dead_letters"), 0);
     assert!(status_int(&mut con, "rows_deleted") >= 2);
+
+    // A field named like the key column: ignored if it agrees with the
+    // key, reported (and not written) otherwise. HDEL of the last field
+    // removes the key, so the row goes.
+    cmd(&mut con, &["HSET", "user:1", "id", "1"]);
+    flush(&mut con);
+    assert_eq!(status_int(&mut con, "unmapped_fields"), 0);
+    cmd(&mut con, &["HSET", "user:1", "id", "2"]);
+    flush(&mut con);
+    assert_eq!(status_int(&mut con, "unmapped_fields"), 1);
+    assert_eq!(status_text(&mut con, "last_unmapped_field"), "users.id");
+    let ids: Vec<i32> = pg.query("SELECT id FROM users ORDER BY id", |r| r.get(0));
+    assert_eq!(ids, [1, 3]);
+    cmd(&mut con, &["HDEL", "user:1", "name", "age", "id"]);
+    flush(&mut con);
+    let ids: Vec<i32> = pg.query("SELECT id FROM users ORDER BY id", |r| r.get(0));
+    assert_eq!(ids, [3]);
 }
 
 #[test]
