@@ -211,6 +211,14 @@ fn hashes_and_strings_become_rows() {
     flush(&mut con);
     let ids: Vec<i32> = pg.query("SELECT id FROM users ORDER BY id", |r| r.get(0));
     assert_eq!(ids, [3]);
+
+    // A column dropped while Larder runs: the statement naming it fails,
+    // the next connection reads the catalog again, and writing goes on.
+    pg.execute("ALTER TABLE users DROP COLUMN email");
+    cmd(&mut con, &["HSET", "user:6", "name", "after the change"]);
+    flush(&mut con);
+    let names: Vec<Option<String>> = pg.query("SELECT name FROM users WHERE id = 6", |r| r.get(0));
+    assert_eq!(names, [Some("after the change".to_string())]);
 }
 
 #[test]
@@ -306,6 +314,26 @@ fn poison_rows_go_to_the_dead_letter_table_and_their_batch_mates_land() {
     flush(&mut con);
     let ages: Vec<Option<i32>> = pg.query("SELECT age FROM users WHERE id = 7", |r| r.get(0));
     assert_eq!(ages, [Some(30)]);
+
+    // A delete the table refuses (a foreign key) is a poison row too; the
+    // deletes batched with it happen.
+    pg.execute(
+        "CREATE TABLE orders (id int PRIMARY KEY, user_id int REFERENCES users (id));
+         INSERT INTO orders VALUES (1, 10)",
+    );
+    cmd(&mut con, &["DEL", "user:10", "user:11", "user:12"]);
+    flush(&mut con);
+    let ids: Vec<i32> = pg.query("SELECT id FROM users WHERE id < 13 ORDER BY id", |r| {
+        r.get(0)
+    });
+    assert_eq!(ids, [7, 10]);
+    let refused: Vec<(String, Option<String>)> = pg.query(
+        "SELECT operation, sqlstate FROM larder_dead_letter WHERE key = 'user:10'",
+        |r| (r.get(0), r.get(1)),
+    );
+    assert_eq!(refused, [("delete".to_string(), Some("23503".to_string()))]);
+    assert_eq!(status_int(&mut con, "dead_letters"), 5);
+    assert_eq!(status_int(&mut con, "pending_keys"), 0);
 }
 
 #[test]

@@ -378,7 +378,7 @@ async fn checkout<'a>(
         *guard = None;
     }
     if guard.is_none() {
-        *guard = Some(sink.connect().await?);
+        *guard = Some(sink.open().await?);
     }
     Ok(guard)
 }

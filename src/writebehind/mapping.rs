@@ -32,7 +32,10 @@
 //! must exist and carry a unique, non-partial, single-column index (its
 //! primary key or a UNIQUE constraint): `ON CONFLICT` needs one. Otherwise
 //! the flusher reports the error (log, `last_error`) and keeps retrying, so
-//! fixing the table recovers without a restart.
+//! fixing the table recovers without a restart. Every new connection (and
+//! every failure other than a data error starts one) reads the catalog
+//! again, so a column dropped or renamed while Larder runs is picked up; a
+//! column added is picked up at the next reconnect or restart.
 //!
 //! - A **hash** is the whole row: every writable column other than the key
 //!   column is set from the hash's field of the same name, or to NULL if the

@@ -223,6 +223,13 @@ impl Sink {
                    failed_at timestamptz NOT NULL DEFAULT now())"
             ))
             .await?;
+        let infos = self.read_catalog(&client).await?;
+        *self.catalog.write() = Arc::new(infos);
+        Ok(max)
+    }
+
+    /// Reads and checks every mapped table's columns and key.
+    async fn read_catalog(&self, client: &Client) -> Result<Vec<TableInfo>, Failure> {
         let mut infos = Vec::with_capacity(self.maps.len());
         for map in self.maps.iter() {
             let name = quote_table(&map.table);
@@ -255,19 +262,48 @@ impl Sink {
             }
             infos.push(info);
         }
-        *self.catalog.write() = Arc::new(infos);
-        Ok(max)
+        Ok(infos)
     }
 
-    /// Opens a connection (its I/O driven by a task of its own) and
-    /// prepares the statements. The table must exist.
-    pub async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
+    async fn open_client(&self) -> Result<Client, tokio_postgres::Error> {
         let (client, connection) = self.config.connect(NoTls).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "write-behind connection closed");
             }
         });
+        Ok(client)
+    }
+
+    /// Opens a connection (its I/O driven by a task of its own) and
+    /// prepares the statements, the mapped tables' from the catalog as
+    /// [`Sink::prepare`] last read it. The table must exist.
+    pub async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
+        let client = self.open_client().await?;
+        let catalog = self.catalog();
+        self.statements(client, &catalog).await
+    }
+
+    /// Like [`Sink::connect`], but reads the mapped tables from the catalog
+    /// again first (a table changed while Larder runs is picked up at the
+    /// next connection: every failure other than a data error starts one).
+    pub async fn open(&self) -> Result<Conn, Failure> {
+        let client = self.open_client().await?;
+        let catalog = if self.maps.is_empty() {
+            self.catalog()
+        } else {
+            let infos = Arc::new(self.read_catalog(&client).await?);
+            *self.catalog.write() = infos.clone();
+            infos
+        };
+        Ok(self.statements(client, &catalog).await?)
+    }
+
+    async fn statements(
+        &self,
+        client: Client,
+        catalog: &[TableInfo],
+    ) -> Result<Conn, tokio_postgres::Error> {
         let t = &self.table;
         let upsert = client
             .prepare(&format!(
@@ -293,7 +329,7 @@ impl Sink {
             ))
             .await?;
         let mut maps = Vec::new();
-        for info in self.catalog().iter() {
+        for info in catalog {
             let upsert_string = match &info.upsert_string {
                 Some(sql) => Some(client.prepare(sql).await?),
                 None => None,
