@@ -59,8 +59,10 @@ pub struct Config {
     /// Table written behind to (`write-behind-table`), `name` or
     /// `schema.name`; created if missing.
     pub write_behind_table: String,
-    /// Glob of the keys written behind (`write-behind-match`).
+    /// Globs of the keys written behind (`write-behind-match`).
     pub write_behind_match: String,
+    /// Per-database globs (`write-behind-match-db`): database, glob pairs.
+    pub write_behind_match_db: String,
     /// Longest a change waits before it is sent, in ms (`write-behind-delay`).
     pub write_behind_delay: u64,
     /// Keys per batch statement (`write-behind-batch-size`).
@@ -85,6 +87,11 @@ pub struct Config {
     /// How long an open circuit waits before its probe, in ms
     /// (`write-behind-circuit-cooldown`).
     pub write_behind_circuit_cooldown: u64,
+    /// Load the write-behind table at start-up (`write-behind-warm-start`).
+    pub write_behind_warm_start: bool,
+    /// Load missing written-behind keys on access
+    /// (`write-behind-read-through`).
+    pub write_behind_read_through: bool,
     /// Redis tuning parameters that have no meaning in Larder (encoding
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
@@ -213,6 +220,18 @@ fn int<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn parse_yes_no(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn yes_no_text(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_string()
 }
 
 fn ranged(value: &str, min: i64, max: i64) -> Result<i64, String> {
@@ -549,10 +568,23 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         mutable: false,
         default: "*",
-        description: "Glob pattern (as KEYS) of the keys written behind.",
+        description: "Glob patterns (as KEYS takes them, space-separated) of the keys written behind, in every database without its own list in write-behind-match-db.",
         get: |c| c.write_behind_match.clone(),
         set: |c, v| {
             c.write_behind_match = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-match-db",
+        kind: Kind::Text,
+        mutable: false,
+        default: "",
+        description: "Per-database globs of the keys written behind, as pairs of a database number and a glob (\"1 orders:* 1 carts:*\"); a database named here follows only its own globs.",
+        get: |c| c.write_behind_match_db.clone(),
+        set: |c, v| {
+            crate::writebehind::KeyFilter::parse("", v)?;
+            c.write_behind_match_db = v.to_string();
             Ok(())
         },
     },
@@ -601,6 +633,30 @@ pub static SETTINGS: &[Setting] = &[
         get: |c| c.write_behind_pool_size.to_string(),
         set: |c, v| {
             c.write_behind_pool_size = ranged(v, 1, 64)? as usize;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-warm-start",
+        kind: Kind::Text,
+        mutable: false,
+        default: "no",
+        description: "yes: at start-up, load the keys the write-behind table holds into memory (most recently written first, stopping at maxmemory).",
+        get: |c| yes_no_text(c.write_behind_warm_start),
+        set: |c, v| {
+            c.write_behind_warm_start = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-read-through",
+        kind: Kind::Text,
+        mutable: true,
+        default: "no",
+        description: "yes: a command naming a written-behind key missing from memory first loads it from PostgreSQL (one query for concurrent misses of the same key).",
+        get: |c| yes_no_text(c.write_behind_read_through),
+        set: |c, v| {
+            c.write_behind_read_through = parse_yes_no(v)?;
             Ok(())
         },
     },
@@ -723,6 +779,7 @@ impl Default for Config {
             write_behind_url: String::new(),
             write_behind_table: String::new(),
             write_behind_match: String::new(),
+            write_behind_match_db: String::new(),
             write_behind_delay: 0,
             write_behind_batch_size: 0,
             write_behind_max_pending: 0,
@@ -732,6 +789,8 @@ impl Default for Config {
             write_behind_dead_letter_table: String::new(),
             write_behind_circuit_failures: 0,
             write_behind_circuit_cooldown: 0,
+            write_behind_warm_start: false,
+            write_behind_read_through: false,
             accepted_only: ACCEPTED_ONLY
                 .iter()
                 .map(|(k, v, _)| (*k, v.to_string()))

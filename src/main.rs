@@ -1,5 +1,6 @@
 //! `larder-server`: the command-line entry point.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -16,7 +17,8 @@ static GLOBAL: CountingAllocator<mimalloc::MiMalloc> =
 /// A Redis-compatible caching server.
 ///
 /// Settings come from an optional redis.conf-style file, then from flags;
-/// both use Redis's directive names (`--port 6380`, `--maxclients 100`...).
+/// both use Redis's directive names (`--port 6380`, `--maxclients 100`...):
+/// as with redis-server, `--<any setting> <value>` works for every setting.
 #[derive(Parser, Debug)]
 #[command(name = "larder-server", version)]
 struct Cli {
@@ -40,6 +42,42 @@ struct Cli {
     /// Any other setting, as NAME VALUE (e.g. --set maxclients 100).
     #[arg(long = "set", num_args = 2, value_names = ["NAME", "VALUE"], action = clap::ArgAction::Append)]
     set: Vec<String>,
+}
+
+/// Rewrites `--<setting> <value>` for settings without a flag of their own
+/// into `--set <setting> <value>`, so that every redis.conf directive works as
+/// a flag, as it does for redis-server (a value of several words is quoted).
+fn setting_flags_as_set(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    const OWN_FLAGS: &[&str] = &[
+        "port",
+        "bind",
+        "databases",
+        "requirepass",
+        "loglevel",
+        "set",
+        "help",
+        "version",
+    ];
+    let settings = Config::names();
+    let mut out = Vec::new();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        let setting = arg
+            .to_str()
+            .and_then(|text| text.strip_prefix("--"))
+            .map(str::to_ascii_lowercase)
+            .filter(|name| !OWN_FLAGS.contains(&name.as_str()))
+            .filter(|name| settings.contains(&name.as_str()));
+        match setting {
+            Some(name) => {
+                out.push("--set".into());
+                out.push(name.into());
+                out.extend(args.next());
+            }
+            None => out.push(arg),
+        }
+    }
+    out
 }
 
 fn build_config(cli: &Cli) -> Result<Config, String> {
@@ -82,7 +120,7 @@ fn tracing_filter(loglevel: &str) -> &'static str {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(setting_flags_as_set(std::env::args_os()));
     let config = match build_config(&cli) {
         Ok(config) => config,
         Err(error) => {
@@ -146,5 +184,58 @@ async fn wait_for_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(args: &[&str]) -> Vec<String> {
+        setting_flags_as_set(args.iter().map(OsString::from))
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn any_setting_works_as_a_flag() {
+        assert_eq!(
+            rewritten(&["larder-server", "--maxmemory", "100mb", "--port", "7000"]),
+            [
+                "larder-server",
+                "--set",
+                "maxmemory",
+                "100mb",
+                "--port",
+                "7000"
+            ]
+        );
+        assert_eq!(
+            rewritten(&["larder-server", "--Write-Behind-Url", "host=/tmp user=app"]),
+            [
+                "larder-server",
+                "--set",
+                "write-behind-url",
+                "host=/tmp user=app"
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_flags_are_left_for_clap_to_refuse() {
+        assert_eq!(
+            rewritten(&["larder-server", "--no-such-setting", "1"]),
+            ["larder-server", "--no-such-setting", "1"]
+        );
+        let cli = Cli::try_parse_from(setting_flags_as_set(
+            ["larder-server", "--maxmemory-policy", "allkeys-lru"].map(OsString::from),
+        ))
+        .map_err(|e| e.to_string());
+        let config = cli.and_then(|cli| build_config(&cli));
+        assert_eq!(
+            config.map(|c| c.get("maxmemory-policy")),
+            Ok(Some("allkeys-lru".to_string()))
+        );
     }
 }

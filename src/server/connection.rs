@@ -163,6 +163,9 @@ impl Connection<'_> {
                     let args = self.decoder.args(&self.input[..length]);
                     let mut blocked = None;
                     if !args.is_empty() {
+                        if let Some(writebehind) = self.shared.writebehind.as_deref() {
+                            writebehind.load_missing(self.shared, session, &args).await;
+                        }
                         commands::execute(self.shared, session, &mut self.output, &args);
                         // The command runs again when woken: keep a copy
                         // (the input buffer moves on).

@@ -227,6 +227,14 @@ impl Server {
 
     /// Serves until shutdown is requested (SHUTDOWN, or a handle).
     pub async fn run(self) -> io::Result<()> {
+        // Clients that connect meanwhile wait in the listen queue.
+        if let Some(writebehind) = self.shared.writebehind.as_deref() {
+            if writebehind.warm_start_enabled() {
+                if let Err(error) = writebehind.warm_start(&self.shared).await {
+                    tracing::error!(%error, "write-behind warm start failed; starting without it");
+                }
+            }
+        }
         let expiry = spawn_active_expiry(self.shared.clone())?;
         let flusher = self.shared.writebehind.clone().map(|writebehind| {
             (

@@ -129,6 +129,11 @@ impl ChangeTracker {
         self.observer.flushed(db, version);
     }
 
+    /// Whether a change of `key` waits to be handed out.
+    pub(crate) fn is_pending(&self, key: &[u8]) -> bool {
+        self.pending.contains_key(key)
+    }
+
     /// Takes one pending key out (the most recently added first).
     pub(crate) fn pop(&mut self) -> Option<(Key, Pending)> {
         self.pending.pop()

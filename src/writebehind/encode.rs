@@ -12,6 +12,7 @@
 //! many bytes; an empty collection is empty bytes.
 
 use crate::protocol::format_double;
+use crate::store::types::{HashValue, ListValue, SetValue, ZSetValue};
 use crate::store::Value;
 
 /// The type name stored in the `type` column and the encoded value.
@@ -57,6 +58,55 @@ fn item(out: &mut Vec<u8>, bytes: &[u8]) {
     out.extend_from_slice(bytes);
 }
 
+/// The value `encode` made of type `type_name`; `None` if the type is
+/// unknown or the bytes are not a well-formed encoding of it (an empty
+/// collection also gives `None`: Redis has no empty collections).
+pub fn decode(type_name: &str, bytes: &[u8]) -> Option<Value> {
+    if type_name == "string" {
+        return Some(Value::Str(bytes.to_vec()));
+    }
+    let items = decode_items(bytes)?;
+    if items.is_empty() {
+        return None;
+    }
+    let value = match type_name {
+        "list" => Value::List(Box::new(
+            items.iter().map(Vec::as_slice).collect::<ListValue>(),
+        )),
+        "set" => Value::Set(Box::new(
+            items.iter().map(Vec::as_slice).collect::<SetValue>(),
+        )),
+        "hash" => {
+            let mut hash = HashValue::new();
+            for pair in pairs(&items)? {
+                hash.set(pair.0, pair.1);
+            }
+            Value::Hash(Box::new(hash))
+        }
+        "zset" => {
+            let mut zset = ZSetValue::new();
+            for (member, score) in pairs(&items)? {
+                let score: f64 = std::str::from_utf8(score).ok()?.parse().ok()?;
+                if score.is_nan() {
+                    return None;
+                }
+                zset.insert(member, score);
+            }
+            Value::ZSet(Box::new(zset))
+        }
+        _ => return None,
+    };
+    Some(value)
+}
+
+fn pairs(items: &[Vec<u8>]) -> Option<impl Iterator<Item = (&[u8], &[u8])>> {
+    items.len().is_multiple_of(2).then(|| {
+        items
+            .chunks_exact(2)
+            .map(|pair| (pair[0].as_slice(), pair[1].as_slice()))
+    })
+}
+
 /// Splits an encoded collection back into its items (for tests and tools).
 /// `None` if the bytes are not a well-formed sequence of items.
 pub fn decode_items(mut bytes: &[u8]) -> Option<Vec<Vec<u8>>> {
@@ -97,5 +147,45 @@ mod tests {
         assert_eq!(decode_items(&[0, 0, 0, 5, 1]), None);
         let (kind, bytes) = encode(&Value::Str(b"raw".to_vec()), 0);
         assert_eq!((kind, bytes.as_slice()), ("string", &b"raw"[..]));
+    }
+
+    #[test]
+    fn every_type_decodes_to_what_was_encoded() {
+        let mut hash = HashValue::new();
+        hash.set(b"f", b"v");
+        hash.set(b"", b"empty field");
+        let mut zset = ZSetValue::new();
+        zset.insert(b"a", 1.5);
+        zset.insert(b"b", f64::INFINITY);
+        zset.insert(b"c", -0.1);
+        let values = [
+            Value::Str(b"".to_vec()),
+            Value::Str(b"\x00bin\xff".to_vec()),
+            Value::List(Box::new([&b"x"[..], b"", b"x"].into_iter().collect())),
+            Value::Set(Box::new([&b"m"[..], b"n"].into_iter().collect())),
+            Value::Hash(Box::new(hash)),
+            Value::ZSet(Box::new(zset)),
+        ];
+        for value in values {
+            let (kind, bytes) = encode(&value, 0);
+            let decoded = decode(kind, &bytes).expect("decodes");
+            assert_eq!(encode(&decoded, 0), (kind, bytes), "{value:?}");
+            assert_eq!(decoded.type_name(), value.type_name());
+        }
+        assert_eq!(decode("list", &[]), None);
+        assert_eq!(
+            decode("zset", &items(&[b"m".to_vec(), b"NaN".to_vec()])),
+            None
+        );
+        assert_eq!(decode("hash", &items(&[b"odd".to_vec()])), None);
+        assert_eq!(decode("stream", b""), None);
+    }
+
+    fn items(parts: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for part in parts {
+            item(&mut out, part);
+        }
+        out
     }
 }

@@ -122,7 +122,7 @@ impl Flusher {
             else {
                 return false;
             };
-            let start = self.wb.version.load(Ordering::SeqCst);
+            let start = self.wb.hot.version.load(Ordering::SeqCst);
             let offset = (max.max(0) as u64).saturating_sub(start);
             self.wb.version_offset.store(offset, Ordering::Release);
             self.prepared = true;
@@ -133,7 +133,7 @@ impl Flusher {
     /// One pass over every database part. Returns false if it gave up
     /// (shutdown deadline) with changes not written.
     async fn pass(&mut self, batch_size: usize) -> bool {
-        let start_version = self.wb.version.load(Ordering::SeqCst);
+        let start_version = self.wb.hot.version.load(Ordering::SeqCst);
         let start_ms = unix_ms();
         if !self.prepare().await {
             return false;

@@ -23,7 +23,9 @@
 
 pub mod breaker;
 pub mod encode;
+pub mod filter;
 pub mod flusher;
+pub mod loader;
 pub mod mapping;
 pub mod sink;
 
@@ -31,6 +33,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam::utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
@@ -38,6 +41,7 @@ use crate::commands::{resolve, CommandSpec, Session};
 use crate::config::Config;
 use crate::store::ChangeObserver;
 
+pub use filter::KeyFilter;
 pub use sink::Sink;
 
 /// The write-behind state of one server: the observer the store reports
@@ -45,17 +49,20 @@ pub use sink::Sink;
 /// `WRITEBEHIND FLUSH` synchronise on.
 pub struct WriteBehind {
     sink: Sink,
-    pattern: Vec<u8>,
+    /// Warm start and read-through.
+    loader: loader::Loader,
+    warm_start: bool,
+    filter: KeyFilter,
     max_pending: usize,
     pool_size: usize,
     shutdown_timeout: Duration,
-    /// The last version handed out.
-    version: AtomicU64,
+    /// The last version handed out, and the number of pending keys: written
+    /// by every change, so kept on a cache line of their own (the settings
+    /// around them are read by every write command).
+    hot: CachePadded<HotCounters>,
     /// Added to every version sent, so this run's rows sort above the
     /// table's existing ones (set once, at the first connection).
     version_offset: AtomicU64,
-    /// Keys changed and not yet confirmed by PostgreSQL.
-    pending: AtomicI64,
     /// When the oldest pending change was made (Unix ms; 0: none pending).
     oldest_since_ms: AtomicU64,
     /// `write-behind-batch-size` as the flusher last read it: that many
@@ -89,6 +96,13 @@ pub struct WriteBehind {
     logged_unmapped: Mutex<std::collections::HashSet<(usize, Vec<u8>)>>,
 }
 
+struct HotCounters {
+    /// The last version handed out.
+    version: AtomicU64,
+    /// Keys changed and not yet confirmed by PostgreSQL.
+    pending: AtomicI64,
+}
+
 impl std::fmt::Debug for WriteBehind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WriteBehind")
@@ -120,14 +134,18 @@ impl WriteBehind {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         Ok(Some(WriteBehind {
+            loader: loader::Loader::new(sink.clone()),
+            warm_start: config.write_behind_warm_start,
             sink,
-            pattern: config.write_behind_match.as_bytes().to_vec(),
+            filter: KeyFilter::parse(&config.write_behind_match, &config.write_behind_match_db)?,
             max_pending: config.write_behind_max_pending,
             pool_size: config.write_behind_pool_size.max(1),
             shutdown_timeout: Duration::from_millis(config.write_behind_shutdown_timeout),
-            version: AtomicU64::new(start),
+            hot: CachePadded::new(HotCounters {
+                version: AtomicU64::new(start),
+                pending: AtomicI64::new(0),
+            }),
             version_offset: AtomicU64::new(0),
-            pending: AtomicI64::new(0),
             oldest_since_ms: AtomicU64::new(0),
             batch_size: AtomicUsize::new(config.write_behind_batch_size.max(1)),
             flushes: Mutex::new(HashMap::new()),
@@ -156,11 +174,11 @@ impl WriteBehind {
 
     /// Keys changed and not yet confirmed by PostgreSQL.
     pub fn pending_keys(&self) -> u64 {
-        self.pending.load(Ordering::Acquire).max(0) as u64
+        self.hot.pending.load(Ordering::Acquire).max(0) as u64
     }
 
     fn confirmed(&self, count: usize) {
-        self.pending.fetch_sub(count as i64, Ordering::AcqRel);
+        self.hot.pending.fetch_sub(count as i64, Ordering::AcqRel);
     }
 
     /// The refusal of a command that would add to a full backlog: a write
@@ -213,7 +231,7 @@ impl WriteBehind {
     /// the call is in PostgreSQL, or `timeout` passes, or shutdown ends
     /// the flusher. Returns whether everything arrived.
     pub fn wait_flushed(&self, timeout: Option<Duration>) -> bool {
-        let target = self.version.load(Ordering::SeqCst);
+        let target = self.hot.version.load(Ordering::SeqCst);
         let deadline = timeout.map(|t| Instant::now() + t);
         self.wake.notify_one();
         let mut acked = self.acked.lock();
@@ -252,6 +270,11 @@ impl WriteBehind {
         *self.stop_deadline.lock() = Some(Instant::now() + self.shutdown_timeout);
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Whether `write-behind-warm-start` asks for a warm start.
+    pub fn warm_start_enabled(&self) -> bool {
+        self.warm_start
     }
 
     /// How long shutdown waits at most.
@@ -303,6 +326,18 @@ impl WriteBehind {
                 self.failures.load(Ordering::Relaxed).to_string(),
             ),
             (
+                "read_through_queries",
+                self.loader.queries.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "keys_loaded",
+                self.loader.loaded.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "load_failures",
+                self.loader.failures.load(Ordering::Relaxed).to_string(),
+            ),
+            (
                 "last_error",
                 self.last_error.lock().replace(['\r', '\n'], " "),
             ),
@@ -325,8 +360,7 @@ impl WriteBehind {
 
 impl ChangeObserver for WriteBehind {
     fn observes(&self, db: usize, key: &[u8]) -> bool {
-        self.pattern == b"*"
-            || crate::commands::parse::glob_match(&self.pattern, key, false)
+        self.filter.matches(db, key)
             || self
                 .sink
                 .maps()
@@ -335,11 +369,11 @@ impl ChangeObserver for WriteBehind {
     }
 
     fn next_version(&self) -> u64 {
-        self.version.fetch_add(1, Ordering::SeqCst) + 1
+        self.hot.version.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     fn pending_added(&self) {
-        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        let before = self.hot.pending.fetch_add(1, Ordering::AcqRel);
         if before <= 0 {
             let _ = self.oldest_since_ms.compare_exchange(
                 0,

@@ -184,6 +184,22 @@ impl Sink {
         })
     }
 
+    /// The table, quoted.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Opens a connection, its I/O driven by a task of its own.
+    pub async fn connect_plain(&self) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%error, "write-behind connection closed");
+            }
+        });
+        Ok(client)
+    }
+
     /// The mappings, in the order they are tried.
     pub fn maps(&self) -> &[Mapping] {
         &self.maps
@@ -265,21 +281,11 @@ impl Sink {
         Ok(infos)
     }
 
-    async fn open_client(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "write-behind connection closed");
-            }
-        });
-        Ok(client)
-    }
-
     /// Opens a connection (its I/O driven by a task of its own) and
     /// prepares the statements, the mapped tables' from the catalog as
     /// [`Sink::prepare`] last read it. The table must exist.
     pub async fn connect(&self) -> Result<Conn, tokio_postgres::Error> {
-        let client = self.open_client().await?;
+        let client = self.connect_plain().await?;
         let catalog = self.catalog();
         self.statements(client, &catalog).await
     }
@@ -288,7 +294,7 @@ impl Sink {
     /// again first (a table changed while Larder runs is picked up at the
     /// next connection: every failure other than a data error starts one).
     pub async fn open(&self) -> Result<Conn, Failure> {
-        let client = self.open_client().await?;
+        let client = self.connect_plain().await?;
         let catalog = if self.maps.is_empty() {
             self.catalog()
         } else {
