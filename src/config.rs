@@ -76,6 +76,18 @@ pub struct Config {
     /// How long shutdown waits for the backlog to reach PostgreSQL, in ms
     /// (`write-behind-shutdown-timeout`).
     pub write_behind_shutdown_timeout: u64,
+    /// Keys mapped to rows of existing tables (`write-behind-map`; see
+    /// [`crate::writebehind::mapping`]).
+    pub write_behind_map: Vec<crate::writebehind::mapping::Mapping>,
+    /// Table poison rows are written to (`write-behind-dead-letter-table`);
+    /// created if missing.
+    pub write_behind_dead_letter_table: String,
+    /// Consecutive failures that open the circuit breaker
+    /// (`write-behind-circuit-failures`).
+    pub write_behind_circuit_failures: u32,
+    /// How long an open circuit waits before its probe, in ms
+    /// (`write-behind-circuit-cooldown`).
+    pub write_behind_circuit_cooldown: u64,
     /// Load the write-behind table at start-up (`write-behind-warm-start`).
     pub write_behind_warm_start: bool,
     /// Load missing written-behind keys on access
@@ -709,6 +721,68 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "write-behind-map",
+        kind: Kind::Text,
+        mutable: false,
+        default: "",
+        description: "Keys mapped to rows of existing tables: \"<pattern with one {column}> <table> [column=<col>] [db=<n>]\", e.g. \"user:{id} users\". Each directive adds mappings (several may be separated by ';'); an empty value clears them.",
+        get: |c| {
+            c.write_behind_map
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+        set: |c, v| {
+            if v.trim().is_empty() {
+                c.write_behind_map.clear();
+                return Ok(());
+            }
+            let mappings = crate::writebehind::mapping::parse_mappings(v)?;
+            c.write_behind_map.extend(mappings);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-dead-letter-table",
+        kind: Kind::Text,
+        mutable: false,
+        default: "larder_dead_letter",
+        description: "Table (name or schema.name) poison rows are written to with their error; created if missing.",
+        get: |c| c.write_behind_dead_letter_table.clone(),
+        set: |c, v| {
+            if v.is_empty() || v.split('.').count() > 2 || v.split('.').any(str::is_empty) {
+                return Err("argument must be a table name or schema.table".into());
+            }
+            c.write_behind_dead_letter_table = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-circuit-failures",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "5",
+        description: "Consecutive PostgreSQL failures that open the write-behind circuit breaker.",
+        get: |c| c.write_behind_circuit_failures.to_string(),
+        set: |c, v| {
+            c.write_behind_circuit_failures = ranged(v, 1, 1_000_000)? as u32;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-circuit-cooldown",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "5000",
+        description: "Milliseconds an open circuit breaker waits before one probe of PostgreSQL.",
+        get: |c| c.write_behind_circuit_cooldown.to_string(),
+        set: |c, v| {
+            c.write_behind_circuit_cooldown = ranged(v, 1, 3_600_000)? as u64;
+            Ok(())
+        },
+    },
 ];
 
 fn yes_no(value: &str) -> Result<bool, String> {
@@ -770,6 +844,10 @@ impl Default for Config {
             write_behind_max_pending: 0,
             write_behind_pool_size: 0,
             write_behind_shutdown_timeout: 0,
+            write_behind_map: Vec::new(),
+            write_behind_dead_letter_table: String::new(),
+            write_behind_circuit_failures: 0,
+            write_behind_circuit_cooldown: 0,
             write_behind_warm_start: false,
             write_behind_read_through: false,
             dir: String::new(),
@@ -971,6 +1049,16 @@ mod tests {
         );
         assert_eq!(config.requirepass.as_deref(), Some("s3 cret"));
         assert!(config.load_str("no-such-thing 1").is_err());
+        config
+            .load_str("write-behind-map user:{id} users column=name\nwrite-behind-map \"order:{id} orders db=1; item:{sku}:v items\"\n")
+            .unwrap();
+        assert_eq!(
+            config.get("write-behind-map").as_deref(),
+            Some("user:{id} users column=name; order:{id} orders db=1; item:{sku}:v items")
+        );
+        assert!(config.set("write-behind-map", "user:id users").is_err());
+        config.set("write-behind-map", "").unwrap();
+        assert!(config.write_behind_map.is_empty());
         assert_eq!(
             config.set_at_runtime("databases", "4"),
             Err(ConfigError::Immutable("databases".into()))

@@ -10,15 +10,24 @@
 //! greatest version the table already holds (a restarted Larder never
 //! writes below what an earlier run wrote).
 //!
+//! Mapped keys (`write-behind-map`, see [`mapping`]) go to rows of
+//! existing tables instead of the default table. A batch PostgreSQL refuses
+//! because of a row's data is split until the poison rows are isolated; they
+//! go to the dead-letter table and everything else is written (see
+//! [`flusher`]). Unavailability is retried with backoff behind a circuit
+//! breaker ([`breaker`]).
+//!
 //! Backpressure: past `write-behind-max-pending` pending keys, write
 //! commands on written-behind keys are refused (reads go on) until
 //! PostgreSQL catches up.
 
+pub mod breaker;
 pub mod encode;
 pub mod filter;
 pub mod flusher;
 pub mod journal;
 pub mod loader;
+pub mod mapping;
 pub mod sink;
 
 use std::collections::HashMap;
@@ -81,6 +90,17 @@ pub struct WriteBehind {
     /// The local journal of unconfirmed changes (also present when it is
     /// off, to replay files an earlier run left).
     journal: Arc<Journal>,
+    /// Stops hammering an unavailable PostgreSQL.
+    breaker: breaker::Breaker,
+    /// Rows written to the dead-letter table.
+    dead_letters: AtomicU64,
+    /// Hash fields of mapped keys that have no column (each time a key is
+    /// sent).
+    unmapped_fields: AtomicU64,
+    /// `table.field` of the last one, and the names already logged
+    /// (bounded).
+    last_unmapped: Mutex<String>,
+    logged_unmapped: Mutex<std::collections::HashSet<(usize, Vec<u8>)>>,
 }
 
 struct HotCounters {
@@ -111,7 +131,12 @@ impl WriteBehind {
         if config.write_behind_url.is_empty() {
             return Ok(None);
         }
-        let sink = Sink::new(&config.write_behind_url, &config.write_behind_table)?;
+        let sink = Sink::with_mappings(
+            &config.write_behind_url,
+            &config.write_behind_table,
+            &config.write_behind_dead_letter_table,
+            config.write_behind_map.clone(),
+        )?;
         let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
@@ -148,6 +173,14 @@ impl WriteBehind {
                 config.write_behind_fsync,
                 config.write_behind_journal,
             )),
+            breaker: breaker::Breaker::new(
+                config.write_behind_circuit_failures,
+                Duration::from_millis(config.write_behind_circuit_cooldown),
+            ),
+            dead_letters: AtomicU64::new(0),
+            unmapped_fields: AtomicU64::new(0),
+            last_unmapped: Mutex::new(String::new()),
+            logged_unmapped: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
@@ -186,7 +219,15 @@ impl WriteBehind {
             } else {
                 "PostgreSQL is unreachable"
             };
-            format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)")
+            let mut message =
+                format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)");
+            if let Some(left) = self.breaker.open_for(Instant::now()) {
+                message.push_str(&format!(
+                    ", circuit open: next try in {} ms",
+                    left.as_millis()
+                ));
+            }
+            message
         })
     }
 
@@ -332,6 +373,19 @@ impl WriteBehind {
                 "last_error",
                 self.last_error.lock().replace(['\r', '\n'], " "),
             ),
+            ("circuit", self.breaker.state_name().into()),
+            (
+                "dead_letters",
+                self.dead_letters.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "unmapped_fields",
+                self.unmapped_fields.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "last_unmapped_field",
+                self.last_unmapped.lock().replace(['\r', '\n'], " "),
+            ),
         ]
         .into_iter()
         .chain(self.journal.status())
@@ -342,6 +396,11 @@ impl WriteBehind {
 impl ChangeObserver for WriteBehind {
     fn observes(&self, db: usize, key: &[u8]) -> bool {
         self.filter.matches(db, key)
+            || self
+                .sink
+                .maps()
+                .iter()
+                .any(|map| map.capture(db, key).is_some())
     }
 
     fn next_version(&self) -> u64 {
