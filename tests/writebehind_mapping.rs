@@ -398,3 +398,67 @@ fn the_circuit_opens_while_postgres_is_down_and_closes_after_it_returns() {
     let ids: Vec<i32> = pg.query("SELECT id FROM users ORDER BY id", |r| r.get(0));
     assert_eq!(ids, [1, 2, 3, 4]);
 }
+
+#[test]
+fn mapped_rows_load_at_warm_start_and_read_through() {
+    let pg = Postgres::start();
+    pg.execute(USERS);
+    pg.execute("CREATE TABLE greetings (lang text PRIMARY KEY, text text)");
+    pg.execute(
+        "INSERT INTO users (id, name, age) VALUES (1, 'Ada', 36), (2, 'Bob', NULL);
+         INSERT INTO greetings VALUES ('en', 'hello'), ('fr', 'bonjour');",
+    );
+    let maps = "user:{id} users; greeting:{lang} greetings column=text";
+    // Warm start: a hash of each user's non-NULL columns, a string per greeting.
+    let warm = server(&pg, maps, |config| config.write_behind_warm_start = true);
+    let mut con = warm.client();
+    let ada: BTreeMap<String, String> =
+        redis::cmd("HGETALL").arg("user:1").query(&mut con).unwrap();
+    assert_eq!(
+        ada,
+        BTreeMap::from([("age".into(), "36".into()), ("name".into(), "Ada".into())])
+    );
+    let bob: BTreeMap<String, String> =
+        redis::cmd("HGETALL").arg("user:2").query(&mut con).unwrap();
+    assert_eq!(bob, BTreeMap::from([("name".into(), "Bob".into())]));
+    let hello: String = redis::cmd("GET")
+        .arg("greeting:en")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(hello, "hello");
+    assert_eq!(status_int(&mut con, "keys_loaded"), 4);
+    assert_eq!(status_int(&mut con, "pending_keys"), 0);
+    drop(con);
+    drop(warm);
+    // Read-through: one key at a time, the key's text cast by PostgreSQL
+    // (so a key that is no integer simply has no row).
+    let cold = server(&pg, maps, |config| config.write_behind_read_through = true);
+    let mut con = cold.client();
+    assert_eq!(cmd(&mut con, &["DBSIZE"]), redis::Value::Int(0));
+    let age: Option<String> = redis::cmd("HGET")
+        .arg("user:1")
+        .arg("age")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(age.as_deref(), Some("36"));
+    let bonjour: String = redis::cmd("GET")
+        .arg("greeting:fr")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(bonjour, "bonjour");
+    let missing: Option<String> = redis::cmd("GET")
+        .arg("greeting:de")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(missing, None);
+    // An update of a cold key keeps the row's other columns.
+    cmd(&mut con, &["HSET", "user:2", "age", "41"]);
+    flush(&mut con);
+    let bob: Vec<User> = pg.query(
+        "SELECT id, name, age, bio, email FROM users WHERE id = 2",
+        |row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)),
+    );
+    assert_eq!(bob, vec![(2, Some("Bob".into()), Some(41), None, None)]);
+    assert_eq!(status_int(&mut con, "read_through_queries"), 4);
+    assert_eq!(status_int(&mut con, "load_failures"), 0);
+}

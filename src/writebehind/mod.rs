@@ -370,6 +370,10 @@ impl WriteBehind {
                 self.loader.failures.load(Ordering::Relaxed).to_string(),
             ),
             (
+                "last_load_error",
+                self.loader.last_error.lock().replace(['\r', '\n'], " "),
+            ),
+            (
                 "last_error",
                 self.last_error.lock().replace(['\r', '\n'], " "),
             ),
