@@ -122,6 +122,19 @@ pub fn decode(type_name: &str, bytes: &[u8]) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// Rows read back from PostgreSQL (warm start, read-through) or the
+        /// journal may hold anything: decoding never panics.
+        #[test]
+        fn arbitrary_bytes_decode_without_panicking(
+            bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            type_name in "string|list|set|hash|zset|other",
+        ) {
+            let _ = decode(&type_name, &bytes);
+            let _ = decode_items(&bytes);
+        }
+    }
     use crate::store::types::HashValue;
 
     #[test]

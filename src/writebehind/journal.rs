@@ -1021,6 +1021,22 @@ mod tests {
     use super::*;
     use crate::store::Entry;
 
+    proptest::proptest! {
+        /// Whatever a journal file holds (a crash, a disk error, another
+        /// program), reading it never panics: it stops at the first bad
+        /// record.
+        #[test]
+        fn arbitrary_files_are_read_without_panicking(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut data = MAGIC.to_vec();
+            data.extend_from_slice(&tail);
+            let _ = read_records(&data, |_| {});
+            let _ = read_records(&tail, |_| {});
+            let _ = parse_body(&tail);
+        }
+    }
+
     #[test]
     fn crc_matches_zlib() {
         assert_eq!(crc32(b""), 0);

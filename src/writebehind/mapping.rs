@@ -308,6 +308,22 @@ pub const KEY_IS_UNIQUE: &str = "SELECT EXISTS (SELECT 1 FROM pg_index i \
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        /// Settings come from files and flags: parsing never panics, and a
+        /// mapping that parses captures only keys of its shape.
+        #[test]
+        fn arbitrary_settings_parse_without_panicking(text in "\\PC{0,60}", key in "\\PC{0,20}") {
+            if let Ok(maps) = parse_mappings(&text) {
+                for map in maps {
+                    if let Some(captured) = map.capture(map.db, key.as_bytes()) {
+                        proptest::prop_assert!(!captured.is_empty());
+                        proptest::prop_assert!(key.as_bytes().starts_with(&map.prefix));
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn parse_and_display() {
         let maps =
