@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use larder::memory::CountingAllocator;
+use larder::memory::{AllocatorHooks, CountingAllocator};
 use larder::{Config, Server};
 
 /// mimalloc, counted: INFO's used_memory and maxmemory eviction see exactly
@@ -12,6 +12,60 @@ use larder::{Config, Server};
 #[global_allocator]
 static GLOBAL: CountingAllocator<mimalloc::MiMalloc> =
     CountingAllocator::new(mimalloc::MiMalloc, "mimalloc");
+
+/// mimalloc's entry points for MEMORY PURGE, MEMORY MALLOC-STATS and
+/// MEMORY STATS (linked through the `mimalloc` crate's static library).
+mod mi {
+    use std::ffi::{c_char, c_void, CStr};
+
+    extern "C" {
+        fn mi_collect(force: bool);
+        fn mi_stats_print_out(
+            out: Option<unsafe extern "C" fn(*const c_char, *mut c_void)>,
+            arg: *mut c_void,
+        );
+        fn mi_process_info(
+            elapsed_msecs: *mut usize,
+            user_msecs: *mut usize,
+            system_msecs: *mut usize,
+            current_rss: *mut usize,
+            peak_rss: *mut usize,
+            current_commit: *mut usize,
+            peak_commit: *mut usize,
+            page_faults: *mut usize,
+        );
+    }
+
+    pub fn purge() {
+        // SAFETY: no arguments beyond a flag; callable from any thread.
+        unsafe { mi_collect(true) }
+    }
+
+    unsafe extern "C" fn append(message: *const c_char, arg: *mut c_void) {
+        if message.is_null() || arg.is_null() {
+            return;
+        }
+        // SAFETY: `arg` is the `String` passed by `stats` below, alive for
+        // the call; `message` is a NUL-terminated string from mimalloc.
+        let text = unsafe { &mut *(arg as *mut String) };
+        text.push_str(&unsafe { CStr::from_ptr(message) }.to_string_lossy());
+    }
+
+    pub fn stats() -> String {
+        let mut text = String::new();
+        // SAFETY: `append` only writes into `text`, which outlives the call.
+        unsafe { mi_stats_print_out(Some(append), &mut text as *mut String as *mut c_void) };
+        text
+    }
+
+    pub fn committed() -> u64 {
+        let mut values = [0usize; 8];
+        let [a, b, c, d, e, f, g, h] = &mut values;
+        // SAFETY: eight valid out-pointers.
+        unsafe { mi_process_info(a, b, c, d, e, f, g, h) };
+        values[5] as u64
+    }
+}
 
 /// A Redis-compatible caching server.
 ///
@@ -83,6 +137,11 @@ fn tracing_filter(loglevel: &str) -> &'static str {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    larder::memory::set_allocator_hooks(AllocatorHooks {
+        purge: mi::purge,
+        stats: mi::stats,
+        committed: mi::committed,
+    });
     let config = match build_config(&cli) {
         Ok(config) => config,
         Err(error) => {
@@ -115,6 +174,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        larder::memory::mark_startup();
         tracing::info!(address = %server.local_addr(), "Larder ready to accept connections");
         let shared = server.shared();
         tokio::spawn(async move {

@@ -189,6 +189,49 @@ pub fn peak_memory() -> u64 {
     peak.max(used)
 }
 
+/// [`used_memory`] when the server finished starting (MEMORY STATS's
+/// `startup.allocated`); 0 until [`mark_startup`] is called.
+static STARTUP: AtomicI64 = AtomicI64::new(0);
+
+/// Records the current [`used_memory`] as the startup baseline (MEMORY
+/// STATS's `startup.allocated`). The `larder-server` binary calls it once
+/// it listens; an embedding program may call it when its server is up.
+pub fn mark_startup() {
+    STARTUP.store(used_memory() as i64, Ordering::Relaxed);
+}
+
+/// The baseline recorded by [`mark_startup`] (0 if it was not called).
+pub fn startup_allocated() -> u64 {
+    STARTUP.load(Ordering::Relaxed).max(0) as u64
+}
+
+/// What the program's allocator can do beyond allocating, for MEMORY
+/// PURGE, MEMORY MALLOC-STATS and MEMORY STATS. The library does not know
+/// the allocator: the program that installs it registers these with
+/// [`set_allocator_hooks`] (`larder-server` does, for mimalloc).
+#[derive(Debug, Clone, Copy)]
+pub struct AllocatorHooks {
+    /// Returns freed memory to the operating system now.
+    pub purge: fn(),
+    /// The allocator's own statistics report, as text.
+    pub stats: fn() -> String,
+    /// Bytes the allocator has committed (mapped and in use or cached):
+    /// Redis's `allocator.active`/`allocator.resident`.
+    pub committed: fn() -> u64,
+}
+
+static HOOKS: std::sync::OnceLock<AllocatorHooks> = std::sync::OnceLock::new();
+
+/// Registers the allocator's hooks (the first registration wins).
+pub fn set_allocator_hooks(hooks: AllocatorHooks) {
+    let _ = HOOKS.set(hooks);
+}
+
+/// The registered allocator hooks, if any.
+pub fn allocator_hooks() -> Option<&'static AllocatorHooks> {
+    HOOKS.get()
+}
+
 /// Resident set size of this process, from /proc (0 where unavailable).
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")

@@ -2,7 +2,9 @@
 //! installs the counting allocator, so INFO's used_memory is exact there
 //! (and each test gets its own process, so memory figures do not mix).
 
-use std::net::TcpListener;
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ const OOM: &str = "OOM: command not allowed when used memory > 'maxmemory'.";
 struct BinServer {
     child: Child,
     url: String,
+    addr: SocketAddr,
 }
 
 impl BinServer {
@@ -35,6 +38,7 @@ impl BinServer {
         let server = BinServer {
             child,
             url: format!("redis://127.0.0.1:{port}/"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -464,4 +468,158 @@ fn allkeys_s3fifo_stays_under_maxmemory_and_keeps_hot_keys_through_a_scan() {
     config_set(&mut con, "maxmemory-policy", "allkeys-lru");
     fill(&mut con, "after", 0..1000, &value, None).unwrap();
     assert!(info_u64(&mut con, "used_memory") <= limit + 64 * 1024);
+}
+
+/// The shape of a RESP reply: types, with the text of map keys (and of the
+/// even elements of RESP2 arrays, which MEMORY STATS uses as keys) kept and
+/// every value reduced to its type.
+fn shape(reply: &[u8]) -> String {
+    fn line(buf: &[u8], pos: &mut usize) -> String {
+        let end = buf[*pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("line end")
+            + *pos;
+        let text = String::from_utf8_lossy(&buf[*pos..end]).into_owned();
+        *pos = end + 2;
+        text
+    }
+    fn one(buf: &[u8], pos: &mut usize, keep: bool, out: &mut String) {
+        let kind = buf[*pos] as char;
+        *pos += 1;
+        let head = line(buf, pos);
+        match kind {
+            '$' | '=' => {
+                let len: usize = head.parse().expect("length");
+                let text = String::from_utf8_lossy(&buf[*pos..*pos + len]).into_owned();
+                *pos += len + 2;
+                out.push(kind);
+                if keep {
+                    out.push_str(&text);
+                }
+            }
+            '*' | '%' => {
+                let n: usize = head.parse().expect("count");
+                let items = if kind == '%' { n * 2 } else { n };
+                out.push(kind);
+                out.push('[');
+                for i in 0..items {
+                    one(buf, pos, i % 2 == 0, out);
+                    out.push(' ');
+                }
+                out.push(']');
+            }
+            _ => out.push(kind),
+        }
+    }
+    let mut out = String::new();
+    one(reply, &mut 0, false, &mut out);
+    out
+}
+
+#[test]
+fn memory_stats_has_redis_shape_in_resp2_and_resp3() {
+    let redis = common::RedisServer::start();
+    let larder = BinServer::start(&[]);
+    let mut clients = [redis.raw(), common::RawClient::connect(larder.addr)];
+    for client in &mut clients {
+        for args in [
+            &["SET", "a", "1"][..],
+            &["SET", "b", "2", "EX", "100"],
+            &["SELECT", "2"],
+            &["SET", "c", "3"],
+            &["SELECT", "0"],
+        ] {
+            client.command(args);
+        }
+    }
+    for protocol in ["2", "3"] {
+        let mut shapes = Vec::new();
+        for client in &mut clients {
+            client.command(&["HELLO", protocol]);
+            let stats = client.command(&["MEMORY", "STATS"]);
+            let doctor = client.command(&["MEMORY", "DOCTOR"]);
+            let malloc = client.command(&["MEMORY", "MALLOC-STATS"]);
+            shapes.push((shape(&stats), shape(&doctor), shape(&malloc)));
+        }
+        assert_eq!(shapes[0], shapes[1], "RESP{protocol}");
+        assert!(shapes[1].0.contains("$db.2 "), "{}", shapes[1].0);
+    }
+    // Exact: replies whose bytes do not depend on the data.
+    for args in [
+        &["MEMORY", "PURGE"][..],
+        &["MEMORY", "HELP"],
+        &["MEMORY", "STATS", "x"],
+        &["MEMORY", "DOCTOR", "x"],
+        &["MEMORY", "PURGE", "x"],
+        &["MEMORY", "MALLOC-STATS", "x"],
+        &["MEMORY", "FOO"],
+        &["COMMAND", "INFO", "memory|stats", "memory|doctor"],
+        &["COMMAND", "INFO", "memory|malloc-stats", "memory|purge"],
+        &["COMMAND", "COUNT"],
+    ] {
+        let replies: Vec<Vec<u8>> = clients.iter_mut().map(|c| c.command(args)).collect();
+        if args[0] == "COMMAND" && args[1] == "COUNT" {
+            continue;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&replies[0]),
+            String::from_utf8_lossy(&replies[1]),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn memory_stats_figures_follow_the_data() {
+    let server = BinServer::start(&[]);
+    let mut con = server.client();
+    let stats = |con: &mut Connection| -> std::collections::HashMap<String, Value> {
+        let items: Vec<Value> = redis::cmd("MEMORY").arg("STATS").query(con).unwrap();
+        items
+            .chunks(2)
+            .map(|pair| match &pair[0] {
+                Value::BulkString(k) => (String::from_utf8_lossy(k).into_owned(), pair[1].clone()),
+                other => panic!("key {other:?}"),
+            })
+            .collect()
+    };
+    let int = |map: &std::collections::HashMap<String, Value>, k: &str| match map.get(k) {
+        Some(Value::Int(n)) => *n,
+        other => panic!("{k}: {other:?}"),
+    };
+    let before = stats(&mut con);
+    let startup = int(&before, "startup.allocated");
+    assert!(startup > 0);
+    assert!(int(&before, "total.allocated") >= startup);
+    fill(&mut con, "k", 0..10_000, &[b'x'; 1000], Some(1000)).unwrap();
+    let after = stats(&mut con);
+    assert_eq!(int(&after, "keys.count"), 10_000);
+    let total = int(&after, "total.allocated");
+    assert!(total >= startup + 10_000_000, "{total}");
+    let per_key = int(&after, "keys.bytes-per-key");
+    assert!((1000..1400).contains(&per_key), "{per_key}");
+    let dataset = int(&after, "dataset.bytes");
+    assert!(dataset >= 10_000_000 && dataset < total, "{dataset}");
+    assert_eq!(
+        int(&after, "overhead.total") + dataset,
+        total,
+        "overhead + dataset = total"
+    );
+    match after.get("db.0") {
+        Some(Value::Array(db)) => assert!(matches!(db[3], Value::Int(n) if n > 0)),
+        other => panic!("db.0: {other:?}"),
+    }
+    // The allocator is mimalloc: its report and purge are there.
+    let report: String = redis::cmd("MEMORY")
+        .arg("MALLOC-STATS")
+        .query(&mut con)
+        .unwrap();
+    assert!(!report.contains("not supported"), "{report}");
+    let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut con).unwrap();
+    assert!(
+        doctor.starts_with("Hi Sam") || doctor.starts_with("Sam,"),
+        "{doctor}"
+    );
+    let _: () = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
 }
