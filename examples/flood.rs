@@ -194,13 +194,21 @@ fn main() {
     let mut admin = Conn::connect(args.port);
     admin.command(&[b"FLUSHALL"]);
     admin.command(&[b"CONFIG", b"SET", b"maxmemory", b"0"]);
-    admin.command(&[b"CONFIG", b"SET", b"maxmemory-policy", args.policy.as_bytes()]);
-    let maxmemory_reply = admin.command(&[b"CONFIG", b"SET", b"maxmemory", args.maxmemory.as_bytes()]);
+    admin.command(&[
+        b"CONFIG",
+        b"SET",
+        b"maxmemory-policy",
+        args.policy.as_bytes(),
+    ]);
+    let maxmemory_reply =
+        admin.command(&[b"CONFIG", b"SET", b"maxmemory", args.maxmemory.as_bytes()]);
     assert_eq!(maxmemory_reply, b"+OK", "CONFIG SET maxmemory");
     let maxmemory = info_field(&mut admin, "maxmemory");
 
     // Every connection open, nothing stored: the baseline.
-    let floods: Vec<Conn> = (0..args.clients).map(|_| Conn::connect(args.port)).collect();
+    let floods: Vec<Conn> = (0..args.clients)
+        .map(|_| Conn::connect(args.port))
+        .collect();
     let mut probe = Conn::connect(args.port);
     probe.command(&[b"PING"]);
     let mut sampler_conn = Conn::connect(args.port);
@@ -261,7 +269,10 @@ fn main() {
             let t = Instant::now();
             let reply = probe.command(&[b"SET", key.as_bytes(), &value]);
             set_us.push(t.elapsed().as_micros() as u64);
-            assert!(reply.starts_with(b"+OK") || reply.starts_with(b"-OOM"), "{reply:?}");
+            assert!(
+                reply.starts_with(b"+OK") || reply.starts_with(b"-OOM"),
+                "{reply:?}"
+            );
             n += 1;
             if n.is_multiple_of(100) {
                 let t = Instant::now();
@@ -301,7 +312,9 @@ fn main() {
     let evicted = info_field(&mut sampler_conn, "evicted_keys");
     let dbsize = {
         let reply = sampler_conn.command(&[b"DBSIZE"]);
-        String::from_utf8_lossy(&reply[1..]).parse::<u64>().unwrap_or(0)
+        String::from_utf8_lossy(&reply[1..])
+            .parse::<u64>()
+            .unwrap_or(0)
     };
     set_us.sort_unstable();
     let p = |q: f64| percentile(&set_us, q);

@@ -623,3 +623,168 @@ fn memory_stats_figures_follow_the_data() {
     );
     let _: () = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
 }
+
+/// How many of `prefix{i}` exist, with pipelined EXISTS.
+fn count_existing_fast(con: &mut Connection, prefix: &str, range: std::ops::Range<usize>) -> usize {
+    let keys: Vec<usize> = range.collect();
+    let mut found = 0;
+    for batch in keys.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for i in batch {
+            pipe.cmd("EXISTS").arg(format!("{prefix}{i}"));
+        }
+        let replies: Vec<i64> = pipe.query(con).unwrap();
+        found += replies.iter().sum::<i64>() as usize;
+    }
+    found
+}
+
+#[test]
+fn volatile_policies_at_scale_keep_every_persistent_key_then_refuse() {
+    const VOLATILE: usize = 60_000;
+    for policy in [
+        "volatile-ttl",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+    ] {
+        let server = BinServer::start(&[("maxmemory", "4mb"), ("maxmemory-policy", policy)]);
+        let mut con = server.client();
+        let value = [b'v'; 200];
+        // v{i} expires in 1,000,000 - i seconds: later keys expire sooner.
+        // Every 20th step also writes a persistent key: ~14 MB in all,
+        // through 256 shards, most of them holding few persistent keys.
+        let indexes: Vec<usize> = (0..VOLATILE).collect();
+        for batch in indexes.chunks(500) {
+            let mut pipe = redis::pipe();
+            for &i in batch {
+                pipe.cmd("SET")
+                    .arg(format!("v{i}"))
+                    .arg(&value[..])
+                    .arg("EX")
+                    .arg(1_000_000 - i)
+                    .ignore();
+                if i % 20 == 0 {
+                    pipe.cmd("SET")
+                        .arg(format!("p{i}"))
+                        .arg("persistent")
+                        .ignore();
+                }
+            }
+            let _: () = pipe
+                .query(&mut con)
+                .unwrap_or_else(|e| panic!("{policy}: {e}"));
+        }
+        let persistent = VOLATILE / 20;
+        let persistent_left = (0..VOLATILE)
+            .step_by(20)
+            .filter(|i| exists(&mut con, &format!("p{i}")))
+            .count();
+        assert_eq!(
+            persistent_left, persistent,
+            "{policy} evicted keys without a TTL"
+        );
+        let evicted = info_u64(&mut con, "evicted_keys") as usize;
+        let early = count_existing_fast(&mut con, "v", 0..VOLATILE / 2);
+        let late = count_existing_fast(&mut con, "v", VOLATILE / 2..VOLATILE);
+        // Reading takes memory too, so eviction goes on while we count.
+        let evicted_after = info_u64(&mut con, "evicted_keys") as usize;
+        assert!(evicted > VOLATILE / 2, "{policy}: evicted {evicted}");
+        assert!(
+            early + late > 1000,
+            "{policy}: volatile keys left {early} + {late}"
+        );
+        assert!(
+            early + late + evicted <= VOLATILE && early + late + evicted_after >= VOLATILE,
+            "{policy}: {early} + {late} left, {evicted}..{evicted_after} evicted"
+        );
+        if policy == "volatile-ttl" {
+            // The soonest-expiring (the latest written) went first.
+            assert!(
+                late * 10 < early,
+                "{policy}: kept {early} early, {late} late"
+            );
+        }
+        // Persistent writes evict the remaining volatile keys, then get OOM.
+        let err = fill(&mut con, "q", 0..50_000, &[b'q'; 1000], None)
+            .expect_err("writes must be refused once no key with a TTL is left");
+        assert!(err.contains(OOM), "{policy}: {err}");
+        assert_eq!(
+            count_existing_fast(&mut con, "v", 0..VOLATILE),
+            0,
+            "{policy}"
+        );
+        let persistent_left = (0..VOLATILE)
+            .step_by(20)
+            .filter(|i| exists(&mut con, &format!("p{i}")))
+            .count();
+        assert_eq!(persistent_left, persistent, "{policy}");
+        // Reads go on.
+        let got: String = redis::cmd("GET").arg("p20").query(&mut con).unwrap();
+        assert_eq!(got, "persistent");
+    }
+}
+
+#[test]
+fn a_pipelined_set_flood_keeps_used_memory_at_maxmemory_and_the_server_answering() {
+    for policy in ["allkeys-lru", "allkeys-s3fifo"] {
+        let limit: u64 = 3 * 1024 * 1024;
+        let server = BinServer::start(&[("maxmemory", "3mb"), ("maxmemory-policy", policy)]);
+        let mut con = server.client();
+        let _: () = redis::cmd("SET")
+            .arg("hot")
+            .arg("1")
+            .query(&mut con)
+            .unwrap();
+        // A second client checks that the server answers all along.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut watcher = server.client();
+        watcher
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let watching = stop.clone();
+        let watch = std::thread::spawn(move || {
+            let mut answers = 0u64;
+            while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+                let pong: String = redis::cmd("PING").query(&mut watcher).expect("PING");
+                assert_eq!(pong, "PONG");
+                let _: Option<String> = redis::cmd("GET")
+                    .arg("hot")
+                    .query(&mut watcher)
+                    .expect("GET");
+                answers += 1;
+            }
+            answers
+        });
+        let mut peak_used = 0;
+        let sizes = [16usize, 64, 200, 700];
+        let keys: Vec<usize> = (0..300_000).collect();
+        for (round, batch) in keys.chunks(1000).enumerate() {
+            let mut pipe = redis::pipe();
+            for &i in batch {
+                pipe.cmd("SET")
+                    .arg(format!("flood:{i}"))
+                    .arg(vec![b'f'; sizes[i % sizes.len()]])
+                    .ignore();
+            }
+            let _: () = pipe
+                .query(&mut con)
+                .unwrap_or_else(|e| panic!("{policy}: {e}"));
+            if round % 10 == 0 {
+                let used = info_u64(&mut con, "used_memory");
+                peak_used = peak_used.max(used);
+                // Slack: the thread-local counts not yet flushed (64 KiB a
+                // thread) and the pipeline being read.
+                assert!(used <= limit + 512 * 1024, "{policy}: used_memory {used}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let answers = watch.join().expect("the watcher saw every answer");
+        assert!(answers > 0);
+        let evicted = info_u64(&mut con, "evicted_keys");
+        let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+        assert!(evicted > 200_000, "{policy}: evicted {evicted}");
+        assert!(keys > 1000, "{policy}: {keys} keys held");
+        eprintln!("{policy}: peak used_memory {peak_used}, {keys} keys, {evicted} evicted, {answers} PING+GET");
+    }
+}

@@ -421,7 +421,7 @@ pub fn memory_overhead(ctx: &mut Ctx) -> Result<MemoryOverhead> {
     };
     let net = total.saturating_sub(m.startup_allocated).max(1);
     m.dataset_perc = m.dataset as f32 * 100.0 / net as f32;
-    m.bytes_per_key = if m.keys == 0 { 0 } else { net / m.keys };
+    m.bytes_per_key = net.checked_div(m.keys).unwrap_or(0);
     m.allocator_allocated = total;
     match crate::memory::allocator_hooks() {
         Some(hooks) => {

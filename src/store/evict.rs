@@ -140,7 +140,16 @@ pub(super) struct Candidate {
 pub(super) struct EvictionPool {
     policy: Policy,
     best: Vec<Candidate>,
+    /// Set when a search found nothing `policy` may evict: until then,
+    /// [`Store::make_room`] reports out of memory without searching again.
+    /// Without it, every command (reads too) run while over the limit with
+    /// nothing evictable would lock every shard in turn.
+    exhausted: Option<(Policy, Instant)>,
 }
+
+/// How long "nothing left to evict" is believed before searching again (a
+/// key that gets a TTL meanwhile becomes evictable after at most this).
+pub const EXHAUSTED_RECHECK: Duration = Duration::from_millis(10);
 
 /// What [`Store::make_room`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,22 +244,36 @@ impl Store {
     /// [`EVICTION_TIME_LIMIT`] (see the module docs). Call it before a
     /// command that may use memory, without holding shard locks.
     pub fn make_room(&self, limits: &MemoryLimits) -> Room {
+        self.make_room_with(limits, crate::memory::used_memory)
+    }
+
+    /// [`Store::make_room`] with `used` as the measure of used memory.
+    fn make_room_with(&self, limits: &MemoryLimits, used: impl Fn() -> u64) -> Room {
         set_lfu_params(limits.lfu_log_factor, limits.lfu_decay_time);
         self.track_s3fifo(limits.policy == Policy::AllKeysS3Fifo);
-        if limits.maxmemory == 0 || crate::memory::used_memory() <= limits.maxmemory {
+        if limits.maxmemory == 0 || used() <= limits.maxmemory {
             return Room::Ok;
         }
         if limits.policy == Policy::NoEviction {
             return Room::OutOfMemory;
         }
         let started = Instant::now();
+        {
+            let pool = self.inner.eviction_pool.lock();
+            if matches!(pool.exhausted, Some((policy, until)) if policy == limits.policy && started < until)
+            {
+                return Room::OutOfMemory;
+            }
+        }
         let mut evicted = 0u64;
         loop {
             if !self.evict_one(limits) {
+                self.inner.eviction_pool.lock().exhausted =
+                    Some((limits.policy, Instant::now() + EXHAUSTED_RECHECK));
                 return Room::OutOfMemory;
             }
             evicted += 1;
-            if crate::memory::used_memory() <= limits.maxmemory {
+            if used() <= limits.maxmemory {
                 return Room::Ok;
             }
             if evicted.is_multiple_of(16) && started.elapsed() >= EVICTION_TIME_LIMIT {
@@ -537,6 +560,42 @@ mod tests {
             assert_eq!(store.dbsize(1).unwrap(), 0, "{policy:?}");
             assert_eq!(store.evicted_keys(), 5);
         }
+    }
+
+    #[test]
+    fn nothing_to_evict_is_remembered_briefly() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..20 {
+            store.set(0, format!("p{i}").as_bytes(), b"v").unwrap();
+        }
+        let limits = limits(Policy::VolatileLru);
+        let over = || u64::MAX;
+        assert_eq!(store.make_room_with(&limits, over), Room::OutOfMemory);
+        store
+            .set_with_ttl(0, b"t", b"v", Duration::from_secs(100))
+            .unwrap();
+        // Believed exhausted for a moment: no search, the key stays.
+        assert_eq!(store.make_room_with(&limits, over), Room::OutOfMemory);
+        assert!(store.exists(0, b"t").unwrap());
+        // Another policy searches at once.
+        assert_eq!(
+            store.make_room_with(
+                &MemoryLimits {
+                    policy: Policy::VolatileTtl,
+                    ..limits
+                },
+                over
+            ),
+            Room::OutOfMemory
+        );
+        assert!(!store.exists(0, b"t").unwrap());
+        store
+            .set_with_ttl(0, b"t", b"v", Duration::from_secs(100))
+            .unwrap();
+        std::thread::sleep(EXHAUSTED_RECHECK * 2);
+        assert_eq!(store.make_room_with(&limits, over), Room::OutOfMemory);
+        assert!(!store.exists(0, b"t").unwrap());
+        assert_eq!(store.dbsize(0).unwrap(), 20);
     }
 
     #[test]
