@@ -545,6 +545,20 @@ fn memory_stats_has_redis_shape_in_resp2_and_resp3() {
         assert_eq!(shapes[0], shapes[1], "RESP{protocol}");
         assert!(shapes[1].0.contains("$db.2 "), "{}", shapes[1].0);
     }
+    // INFO memory: Redis 7.0's fields, in its order.
+    let names: Vec<Vec<String>> = clients
+        .iter_mut()
+        .map(|c| {
+            let reply = c.command(&["INFO", "memory"]);
+            String::from_utf8_lossy(&reply)
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_string()))
+                .filter(|k| !k.starts_with('$') && !k.starts_with('='))
+                .collect()
+        })
+        .collect();
+    assert!(names[0].len() > 40, "{:?}", names[0]);
+    assert_eq!(names[0], names[1]);
     // Exact: replies whose bytes do not depend on the data.
     for args in [
         &["MEMORY", "PURGE"][..],
