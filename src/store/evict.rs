@@ -12,10 +12,15 @@
 //! released. The work per command is bounded by time
 //! ([`EVICTION_TIME_LIMIT`], Redis's default of 500 µs): a command that
 //! could not get under the limit in that time still runs and the next ones
-//! continue, as Redis does with its eviction time proc. Only when there is
+//! continue, as Redis does with its eviction time proc — unless used memory
+//! is past [`hard_ceiling`] (1/64 over the limit), where a command evicts
+//! until it is back under it, so that writes faster than eviction cannot
+//! push memory further. Only when there is
 //! nothing left the policy may evict (noeviction, or no volatile key for a
 //! volatile-* policy) does the check fail, and commands flagged `denyoom`
-//! are refused with Redis's OOM error.
+//! are refused with Redis's OOM error; that outcome is remembered for
+//! [`EXHAUSTED_RECHECK`] (10 ms), so that while it lasts commands (reads
+//! included) do not each lock every shard looking for a victim.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +31,14 @@ use super::Store;
 
 /// The longest a command spends evicting before it runs anyway.
 pub const EVICTION_TIME_LIMIT: Duration = Duration::from_micros(500);
+
+/// Past this much used memory, a command evicts until it is back under it
+/// whatever the time it takes: when writes come faster than
+/// [`EVICTION_TIME_LIMIT`] per command can evict, memory would otherwise
+/// keep growing past `maxmemory`. 1/64 over the limit (1.6 MiB per 100 MiB).
+pub fn hard_ceiling(maxmemory: u64) -> u64 {
+    maxmemory.saturating_add(maxmemory / 64)
+}
 
 /// Redis's `maxmemory-policy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -258,13 +271,15 @@ impl Store {
             return Room::OutOfMemory;
         }
         let started = Instant::now();
-        {
-            let pool = self.inner.eviction_pool.lock();
+        // Without waiting: if another command holds the pool, it is
+        // evicting, so there was something to evict.
+        if let Some(pool) = self.inner.eviction_pool.try_lock() {
             if matches!(pool.exhausted, Some((policy, until)) if policy == limits.policy && started < until)
             {
                 return Room::OutOfMemory;
             }
         }
+        let ceiling = hard_ceiling(limits.maxmemory);
         let mut evicted = 0u64;
         loop {
             if !self.evict_one(limits) {
@@ -273,10 +288,14 @@ impl Store {
                 return Room::OutOfMemory;
             }
             evicted += 1;
-            if used() <= limits.maxmemory {
+            let now_used = used();
+            if now_used <= limits.maxmemory {
                 return Room::Ok;
             }
-            if evicted.is_multiple_of(16) && started.elapsed() >= EVICTION_TIME_LIMIT {
+            if evicted.is_multiple_of(16)
+                && now_used <= ceiling
+                && started.elapsed() >= EVICTION_TIME_LIMIT
+            {
                 return Room::Ok;
             }
         }
@@ -560,6 +579,38 @@ mod tests {
             assert_eq!(store.dbsize(1).unwrap(), 0, "{policy:?}");
             assert_eq!(store.evicted_keys(), 5);
         }
+    }
+
+    #[test]
+    fn past_the_hard_ceiling_the_time_limit_does_not_apply() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..1000 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        // 1000 bytes a key, and measuring is slow: the time limit passes
+        // after a few evictions.
+        let used = || {
+            std::thread::sleep(Duration::from_micros(50));
+            store.dbsize(0).unwrap() as u64 * 1000
+        };
+        let limits = MemoryLimits {
+            maxmemory: 100_000,
+            ..limits(Policy::AllKeysRandom)
+        };
+        assert_eq!(store.make_room_with(&limits, used), Room::Ok);
+        let left = store.dbsize(0).unwrap() as u64;
+        assert!(left * 1000 <= hard_ceiling(100_000), "{left} keys left");
+        // Under the ceiling but over the limit: the time limit applies.
+        for i in 0..5 {
+            store.set(0, format!("n{i}").as_bytes(), b"v").unwrap();
+        }
+        let before = store.dbsize(0).unwrap();
+        let slow = || {
+            std::thread::sleep(Duration::from_micros(100));
+            101_000
+        };
+        assert_eq!(store.make_room_with(&limits, slow), Room::Ok);
+        assert_eq!(store.dbsize(0).unwrap(), before - 16);
     }
 
     #[test]
