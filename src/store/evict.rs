@@ -346,7 +346,7 @@ impl Store {
                     sampled.swap_remove(i)
                 });
                 if let Some(candidate) = pick {
-                    if self.evict_candidate(&candidate, policy, now) {
+                    if self.evict_candidate(&candidate, policy, now).is_some() {
                         return true;
                     }
                 }
@@ -374,7 +374,12 @@ impl Store {
             // Best first; stale entries (keys gone since) are dropped.
             while !pool.best.is_empty() {
                 let candidate = pool.best.remove(0);
-                if self.evict_candidate(&candidate, policy, now) {
+                if let Some(entry) = self.evict_candidate(&candidate, policy, now) {
+                    // Freed after the pool's lock too: freeing a big value
+                    // may return pages to the OS, and every evicting
+                    // command waits for this lock.
+                    drop(pool);
+                    drop(entry);
                     return true;
                 }
             }
@@ -471,19 +476,20 @@ impl Store {
         false
     }
 
-    fn evict_candidate(&self, candidate: &Candidate, policy: Policy, now: u64) -> bool {
+    /// Evicts `candidate` if it is still there (and evictable under
+    /// `policy`) and returns its entry, for the caller to free once it holds
+    /// no lock.
+    fn evict_candidate(&self, candidate: &Candidate, policy: Policy, now: u64) -> Option<Entry> {
         let removed = {
             let mut locks = self.lock_shard(candidate.shard);
             let Ok(shard) = locks.shard(candidate.shard) else {
-                return false;
+                return None;
             };
             shard
                 .db(candidate.db)
                 .evict(&candidate.key, policy.volatile_only())
         };
-        let Some(entry) = removed else {
-            return false;
-        };
+        let entry = removed?;
         if entry.is_expired(now) {
             self.inner
                 .expired_by_eviction
@@ -491,8 +497,7 @@ impl Store {
         } else {
             self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
         }
-        // `entry` is freed here, after the shard lock was released.
-        true
+        Some(entry)
     }
 
     /// Keys evicted for `maxmemory` since the start (INFO's `evicted_keys`).
