@@ -62,6 +62,8 @@ mod mi {
         }
     }
 
+    /// Frees what the calling thread's heap holds unused and purges
+    /// pages that are free (MEMORY PURGE).
     pub fn purge() {
         // SAFETY: no arguments beyond a flag; callable from any thread.
         unsafe { mi_collect(true) }
@@ -95,9 +97,9 @@ mod mi {
 
 /// Turns transparent huge pages off for this process, as Redis does by
 /// default (`disable-thp yes`): with THP, the kernel backs any 2 MiB range
-/// the allocator touched with a whole huge page, and RSS ran 50% over
-/// `used_memory` under a SET flood (see the README). `LARDER_THP=1` keeps
-/// them.
+/// the allocator touched with a whole huge page, and RSS ran up to 80% over
+/// `used_memory` under a SET flood of small values (see the README).
+/// `LARDER_THP=1` keeps them.
 fn disable_thp() {
     const PR_SET_THP_DISABLE: std::ffi::c_int = 41;
     extern "C" {
