@@ -14,8 +14,8 @@
 //! could not get under the limit in that time still runs and the next ones
 //! continue, as Redis does with its eviction time proc — unless used memory
 //! is past [`hard_ceiling`] (1/64 over the limit), where a command evicts
-//! until it is back under it, so that writes faster than eviction cannot
-//! push memory further. Only when there is
+//! until it is back under it (for up to [`CEILING_TIME_LIMIT`], 10 ms), so
+//! that writes faster than eviction cannot push memory further. Only when there is
 //! nothing left the policy may evict (noeviction, or no volatile key for a
 //! volatile-* policy) does the check fail, and commands flagged `denyoom`
 //! are refused with Redis's OOM error; that outcome is remembered for
@@ -32,8 +32,14 @@ use super::Store;
 /// The longest a command spends evicting before it runs anyway.
 pub const EVICTION_TIME_LIMIT: Duration = Duration::from_micros(500);
 
-/// Past this much used memory, a command evicts until it is back under it
-/// whatever the time it takes: when writes come faster than
+/// The longest a command spends evicting past [`hard_ceiling`]: enough to
+/// evict thousands of keys, so that no stream of writes outruns it, but
+/// bounded, so that memory held by something eviction cannot free (a huge
+/// client buffer) does not make one command evict the whole keyspace.
+pub const CEILING_TIME_LIMIT: Duration = Duration::from_millis(10);
+
+/// Past this much used memory, a command evicts until it is back under it,
+/// for up to [`CEILING_TIME_LIMIT`]: when writes come faster than
 /// [`EVICTION_TIME_LIMIT`] per command can evict, memory would otherwise
 /// keep growing past `maxmemory`. 1/64 over the limit (1.6 MiB per 100 MiB).
 pub fn hard_ceiling(maxmemory: u64) -> u64 {
@@ -292,10 +298,12 @@ impl Store {
             if now_used <= limits.maxmemory {
                 return Room::Ok;
             }
-            if evicted.is_multiple_of(16)
-                && now_used <= ceiling
-                && started.elapsed() >= EVICTION_TIME_LIMIT
-            {
+            let time_limit = if now_used <= ceiling {
+                EVICTION_TIME_LIMIT
+            } else {
+                CEILING_TIME_LIMIT
+            };
+            if evicted.is_multiple_of(16) && started.elapsed() >= time_limit {
                 return Room::Ok;
             }
         }
@@ -589,13 +597,14 @@ mod tests {
     #[test]
     fn past_the_hard_ceiling_the_time_limit_does_not_apply() {
         let (store, _) = store_at(1_000_000);
-        for i in 0..1000 {
+        for i in 0..200 {
             store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
         }
         // 1000 bytes a key, and measuring is slow: the time limit passes
-        // after a few evictions.
+        // after a few dozen evictions.
         let used = || {
-            std::thread::sleep(Duration::from_micros(50));
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_micros(20) {}
             store.dbsize(0).unwrap() as u64 * 1000
         };
         let limits = MemoryLimits {
@@ -616,6 +625,24 @@ mod tests {
         };
         assert_eq!(store.make_room_with(&limits, slow), Room::Ok);
         assert_eq!(store.dbsize(0).unwrap(), before - 16);
+    }
+
+    #[test]
+    fn memory_eviction_cannot_free_does_not_empty_the_keyspace_at_once() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..20_000 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        // Far over the limit whatever is evicted (a huge client buffer).
+        let stuck = || u64::MAX / 2;
+        let limits = MemoryLimits {
+            maxmemory: 1000,
+            ..limits(Policy::AllKeysLru)
+        };
+        let started = Instant::now();
+        assert_eq!(store.make_room_with(&limits, stuck), Room::Ok);
+        assert!(started.elapsed() < CEILING_TIME_LIMIT * 20);
+        assert!(store.dbsize(0).unwrap() > 0);
     }
 
     #[test]
