@@ -193,14 +193,7 @@ fn tracing_filter(loglevel: &str) -> &'static str {
 }
 
 fn main() -> ExitCode {
-    disable_thp();
-    mi::tune();
     let cli = Cli::parse();
-    larder::memory::set_allocator_hooks(AllocatorHooks {
-        purge: mi::purge,
-        stats: mi::stats,
-        committed: mi::committed,
-    });
     let config = match build_config(&cli) {
         Ok(config) => config,
         Err(error) => {
@@ -208,6 +201,14 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the runtime and the store allocate anything much.
+    disable_thp();
+    mi::tune();
+    larder::memory::set_allocator_hooks(AllocatorHooks {
+        purge: mi::purge,
+        stats: mi::stats,
+        committed: mi::committed,
+    });
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
