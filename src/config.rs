@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::store::{MemoryLimits, Policy};
+pub use crate::writebehind::journal::JournalFsync;
 
 /// The server's configuration.
 ///
@@ -59,8 +60,10 @@ pub struct Config {
     /// Table written behind to (`write-behind-table`), `name` or
     /// `schema.name`; created if missing.
     pub write_behind_table: String,
-    /// Glob of the keys written behind (`write-behind-match`).
+    /// Globs of the keys written behind (`write-behind-match`).
     pub write_behind_match: String,
+    /// Per-database globs (`write-behind-match-db`): database, glob pairs.
+    pub write_behind_match_db: String,
     /// Longest a change waits before it is sent, in ms (`write-behind-delay`).
     pub write_behind_delay: u64,
     /// Keys per batch statement (`write-behind-batch-size`).
@@ -73,6 +76,31 @@ pub struct Config {
     /// How long shutdown waits for the backlog to reach PostgreSQL, in ms
     /// (`write-behind-shutdown-timeout`).
     pub write_behind_shutdown_timeout: u64,
+    /// Keys mapped to rows of existing tables (`write-behind-map`; see
+    /// [`crate::writebehind::mapping`]).
+    pub write_behind_map: Vec<crate::writebehind::mapping::Mapping>,
+    /// Table poison rows are written to (`write-behind-dead-letter-table`);
+    /// created if missing.
+    pub write_behind_dead_letter_table: String,
+    /// Consecutive failures that open the circuit breaker
+    /// (`write-behind-circuit-failures`).
+    pub write_behind_circuit_failures: u32,
+    /// How long an open circuit waits before its probe, in ms
+    /// (`write-behind-circuit-cooldown`).
+    pub write_behind_circuit_cooldown: u64,
+    /// Load the write-behind table at start-up (`write-behind-warm-start`).
+    pub write_behind_warm_start: bool,
+    /// Load missing written-behind keys on access
+    /// (`write-behind-read-through`).
+    pub write_behind_read_through: bool,
+    /// Working directory for files Larder writes (`dir`): the write-behind
+    /// journal.
+    pub dir: String,
+    /// Keep a local journal of changes PostgreSQL has not confirmed yet
+    /// (`write-behind-journal`).
+    pub write_behind_journal: bool,
+    /// When the journal is fsynced (`write-behind-fsync`).
+    pub write_behind_fsync: JournalFsync,
     /// Redis tuning parameters that have no meaning in Larder (encoding
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
@@ -201,6 +229,18 @@ fn int<T: std::str::FromStr>(value: &str) -> Result<T, String> {
     value
         .parse()
         .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+}
+
+fn parse_yes_no(value: &str) -> Result<bool, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "yes" => Ok(true),
+        "no" => Ok(false),
+        _ => Err("argument must be 'yes' or 'no'".into()),
+    }
+}
+
+fn yes_no_text(on: bool) -> String {
+    if on { "yes" } else { "no" }.to_string()
 }
 
 fn ranged(value: &str, min: i64, max: i64) -> Result<i64, String> {
@@ -537,10 +577,23 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         mutable: false,
         default: "*",
-        description: "Glob pattern (as KEYS) of the keys written behind.",
+        description: "Glob patterns (as KEYS takes them, space-separated) of the keys written behind, in every database without its own list in write-behind-match-db.",
         get: |c| c.write_behind_match.clone(),
         set: |c, v| {
             c.write_behind_match = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-match-db",
+        kind: Kind::Text,
+        mutable: false,
+        default: "",
+        description: "Per-database globs of the keys written behind, as pairs of a database number and a glob (\"1 orders:* 1 carts:*\"); a database named here follows only its own globs.",
+        get: |c| c.write_behind_match_db.clone(),
+        set: |c, v| {
+            crate::writebehind::KeyFilter::parse("", v)?;
+            c.write_behind_match_db = v.to_string();
             Ok(())
         },
     },
@@ -593,6 +646,30 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "write-behind-warm-start",
+        kind: Kind::Text,
+        mutable: false,
+        default: "no",
+        description: "yes: at start-up, load the keys the write-behind table holds into memory (most recently written first, stopping at maxmemory).",
+        get: |c| yes_no_text(c.write_behind_warm_start),
+        set: |c, v| {
+            c.write_behind_warm_start = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-read-through",
+        kind: Kind::Text,
+        mutable: true,
+        default: "no",
+        description: "yes: a command naming a written-behind key missing from memory first loads it from PostgreSQL (one query for concurrent misses of the same key).",
+        get: |c| yes_no_text(c.write_behind_read_through),
+        set: |c, v| {
+            c.write_behind_read_through = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "write-behind-shutdown-timeout",
         kind: Kind::Integer,
         mutable: false,
@@ -604,7 +681,119 @@ pub static SETTINGS: &[Setting] = &[
             Ok(())
         },
     },
+    Setting {
+        name: "dir",
+        kind: Kind::Text,
+        mutable: false,
+        default: ".",
+        description: "Directory of the files Larder writes (the write-behind journal), as Redis's dir.",
+        get: |c| c.dir.clone(),
+        set: |c, v| {
+            if v.is_empty() {
+                return Err("argument must be a directory".into());
+            }
+            c.dir = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-journal",
+        kind: Kind::Text,
+        mutable: false,
+        default: "no",
+        description: "yes: keep changes PostgreSQL has not confirmed in an append-only journal in dir, replayed at start-up.",
+        get: |c| if c.write_behind_journal { "yes" } else { "no" }.into(),
+        set: |c, v| {
+            c.write_behind_journal = yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-fsync",
+        kind: Kind::Text,
+        mutable: false,
+        default: "everysec",
+        description: "When the journal is fsynced: always (before the reply), everysec, or no (left to the OS), as appendfsync.",
+        get: |c| c.write_behind_fsync.name().into(),
+        set: |c, v| {
+            c.write_behind_fsync = JournalFsync::parse(v)
+                .ok_or("argument(s) must be one of the following: always, everysec, no")?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-map",
+        kind: Kind::Text,
+        mutable: false,
+        default: "",
+        description: "Keys mapped to rows of existing tables: \"<pattern with one {column}> <table> [column=<col>] [db=<n>]\", e.g. \"user:{id} users\". Each directive adds mappings (several may be separated by ';'); an empty value clears them.",
+        get: |c| {
+            c.write_behind_map
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+        set: |c, v| {
+            if v.trim().is_empty() {
+                c.write_behind_map.clear();
+                return Ok(());
+            }
+            let mappings = crate::writebehind::mapping::parse_mappings(v)?;
+            c.write_behind_map.extend(mappings);
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-dead-letter-table",
+        kind: Kind::Text,
+        mutable: false,
+        default: "larder_dead_letter",
+        description: "Table (name or schema.name) poison rows are written to with their error; created if missing.",
+        get: |c| c.write_behind_dead_letter_table.clone(),
+        set: |c, v| {
+            if v.is_empty() || v.split('.').count() > 2 || v.split('.').any(str::is_empty) {
+                return Err("argument must be a table name or schema.table".into());
+            }
+            c.write_behind_dead_letter_table = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-circuit-failures",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "5",
+        description: "Consecutive PostgreSQL failures that open the write-behind circuit breaker.",
+        get: |c| c.write_behind_circuit_failures.to_string(),
+        set: |c, v| {
+            c.write_behind_circuit_failures = ranged(v, 1, 1_000_000)? as u32;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "write-behind-circuit-cooldown",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "5000",
+        description: "Milliseconds an open circuit breaker waits before one probe of PostgreSQL.",
+        get: |c| c.write_behind_circuit_cooldown.to_string(),
+        set: |c, v| {
+            c.write_behind_circuit_cooldown = ranged(v, 1, 3_600_000)? as u64;
+            Ok(())
+        },
+    },
 ];
+
+fn yes_no(value: &str) -> Result<bool, String> {
+    if value.eq_ignore_ascii_case("yes") {
+        Ok(true)
+    } else if value.eq_ignore_ascii_case("no") {
+        Ok(false)
+    } else {
+        Err("argument must be 'yes' or 'no'".into())
+    }
+}
 
 /// Why a setting could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -649,11 +838,21 @@ impl Default for Config {
             write_behind_url: String::new(),
             write_behind_table: String::new(),
             write_behind_match: String::new(),
+            write_behind_match_db: String::new(),
             write_behind_delay: 0,
             write_behind_batch_size: 0,
             write_behind_max_pending: 0,
             write_behind_pool_size: 0,
             write_behind_shutdown_timeout: 0,
+            write_behind_map: Vec::new(),
+            write_behind_dead_letter_table: String::new(),
+            write_behind_circuit_failures: 0,
+            write_behind_circuit_cooldown: 0,
+            write_behind_warm_start: false,
+            write_behind_read_through: false,
+            dir: String::new(),
+            write_behind_journal: false,
+            write_behind_fsync: JournalFsync::EverySec,
             accepted_only: ACCEPTED_ONLY
                 .iter()
                 .map(|(k, v, _)| (*k, v.to_string()))
@@ -850,6 +1049,16 @@ mod tests {
         );
         assert_eq!(config.requirepass.as_deref(), Some("s3 cret"));
         assert!(config.load_str("no-such-thing 1").is_err());
+        config
+            .load_str("write-behind-map user:{id} users column=name\nwrite-behind-map \"order:{id} orders db=1; item:{sku}:v items\"\n")
+            .unwrap();
+        assert_eq!(
+            config.get("write-behind-map").as_deref(),
+            Some("user:{id} users column=name; order:{id} orders db=1; item:{sku}:v items")
+        );
+        assert!(config.set("write-behind-map", "user:id users").is_err());
+        config.set("write-behind-map", "").unwrap();
+        assert!(config.write_behind_map.is_empty());
         assert_eq!(
             config.set_at_runtime("databases", "4"),
             Err(ConfigError::Immutable("databases".into()))

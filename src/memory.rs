@@ -64,12 +64,43 @@ thread_local! {
 pub struct CountingAllocator<A> {
     inner: A,
     name: &'static str,
+    size_class: Option<fn(usize) -> usize>,
 }
 
 impl<A> CountingAllocator<A> {
-    /// Wraps `inner`; `name` is what INFO's `mem_allocator` reports.
+    /// Wraps `inner`; `name` is what INFO's `mem_allocator` reports. Counts
+    /// the sizes asked for.
     pub const fn new(inner: A, name: &'static str) -> Self {
-        CountingAllocator { inner, name }
+        CountingAllocator {
+            inner,
+            name,
+            size_class: None,
+        }
+    }
+
+    /// Like [`CountingAllocator::new`], but counts for each allocation what
+    /// `size_class` says `inner` really reserves for that size (its size
+    /// class: mimalloc's `mi_good_size`, jemalloc's `nallocx`), as Redis
+    /// counts jemalloc's usable sizes: a 200-byte value costs 224 bytes.
+    /// `size_class` must not allocate and must depend on the size only.
+    pub const fn with_size_classes(
+        inner: A,
+        name: &'static str,
+        size_class: fn(usize) -> usize,
+    ) -> Self {
+        CountingAllocator {
+            inner,
+            name,
+            size_class: Some(size_class),
+        }
+    }
+
+    #[inline]
+    fn cost(&self, size: usize) -> i64 {
+        match self.size_class {
+            Some(class) => class(size) as i64,
+            None => size as i64,
+        }
     }
 
     #[inline]
@@ -111,7 +142,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let ptr = self.inner.alloc(layout);
         if !ptr.is_null() {
-            self.record(layout.size() as i64);
+            self.record(self.cost(layout.size()));
         }
         ptr
     }
@@ -120,7 +151,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let ptr = self.inner.alloc_zeroed(layout);
         if !ptr.is_null() {
-            self.record(layout.size() as i64);
+            self.record(self.cost(layout.size()));
         }
         ptr
     }
@@ -128,14 +159,14 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         self.inner.dealloc(ptr, layout);
-        self.record(-(layout.size() as i64));
+        self.record(-self.cost(layout.size()));
     }
 
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new = self.inner.realloc(ptr, layout, new_size);
         if !new.is_null() {
-            self.record(new_size as i64 - layout.size() as i64);
+            self.record(self.cost(new_size) - self.cost(layout.size()));
         }
         new
     }
@@ -187,6 +218,49 @@ pub fn peak_memory() -> u64 {
         RSS_PEAK.load(Ordering::Relaxed).max(0) as u64
     };
     peak.max(used)
+}
+
+/// [`used_memory`] when the server finished starting (MEMORY STATS's
+/// `startup.allocated`); 0 until [`mark_startup`] is called.
+static STARTUP: AtomicI64 = AtomicI64::new(0);
+
+/// Records the current [`used_memory`] as the startup baseline (MEMORY
+/// STATS's `startup.allocated`). The `larder-server` binary calls it once
+/// it listens; an embedding program may call it when its server is up.
+pub fn mark_startup() {
+    STARTUP.store(used_memory() as i64, Ordering::Relaxed);
+}
+
+/// The baseline recorded by [`mark_startup`] (0 if it was not called).
+pub fn startup_allocated() -> u64 {
+    STARTUP.load(Ordering::Relaxed).max(0) as u64
+}
+
+/// What the program's allocator can do beyond allocating, for MEMORY
+/// PURGE, MEMORY MALLOC-STATS and MEMORY STATS. The library does not know
+/// the allocator: the program that installs it registers these with
+/// [`set_allocator_hooks`] (`larder-server` does, for mimalloc).
+#[derive(Debug, Clone, Copy)]
+pub struct AllocatorHooks {
+    /// Returns freed memory to the operating system now.
+    pub purge: fn(),
+    /// The allocator's own statistics report, as text.
+    pub stats: fn() -> String,
+    /// Bytes the allocator has committed (mapped and in use or cached):
+    /// Redis's `allocator.active`/`allocator.resident`.
+    pub committed: fn() -> u64,
+}
+
+static HOOKS: std::sync::OnceLock<AllocatorHooks> = std::sync::OnceLock::new();
+
+/// Registers the allocator's hooks (the first registration wins).
+pub fn set_allocator_hooks(hooks: AllocatorHooks) {
+    let _ = HOOKS.set(hooks);
+}
+
+/// The registered allocator hooks, if any.
+pub fn allocator_hooks() -> Option<&'static AllocatorHooks> {
+    HOOKS.get()
 }
 
 /// Resident set size of this process, from /proc (0 where unavailable).

@@ -2,7 +2,9 @@
 //! installs the counting allocator, so INFO's used_memory is exact there
 //! (and each test gets its own process, so memory figures do not mix).
 
-use std::net::TcpListener;
+mod common;
+
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,6 +16,7 @@ const OOM: &str = "OOM: command not allowed when used memory > 'maxmemory'.";
 struct BinServer {
     child: Child,
     url: String,
+    addr: SocketAddr,
 }
 
 impl BinServer {
@@ -35,6 +38,7 @@ impl BinServer {
         let server = BinServer {
             child,
             url: format!("redis://127.0.0.1:{port}/"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
@@ -466,4 +470,337 @@ fn allkeys_s3fifo_stays_under_maxmemory_and_keeps_hot_keys_through_a_scan() {
     config_set(&mut con, "maxmemory-policy", "allkeys-lru");
     fill(&mut con, "after", 0..1000, &value, None).unwrap();
     assert!(info_u64(&mut con, "used_memory") <= limit + 64 * 1024);
+}
+
+/// The shape of a RESP reply: types, with the text of map keys (and of the
+/// even elements of RESP2 arrays, which MEMORY STATS uses as keys) kept and
+/// every value reduced to its type.
+fn shape(reply: &[u8]) -> String {
+    fn line(buf: &[u8], pos: &mut usize) -> String {
+        let end = buf[*pos..]
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .expect("line end")
+            + *pos;
+        let text = String::from_utf8_lossy(&buf[*pos..end]).into_owned();
+        *pos = end + 2;
+        text
+    }
+    fn one(buf: &[u8], pos: &mut usize, keep: bool, out: &mut String) {
+        let kind = buf[*pos] as char;
+        *pos += 1;
+        let head = line(buf, pos);
+        match kind {
+            '$' | '=' => {
+                let len: usize = head.parse().expect("length");
+                let text = String::from_utf8_lossy(&buf[*pos..*pos + len]).into_owned();
+                *pos += len + 2;
+                out.push(kind);
+                if keep {
+                    out.push_str(&text);
+                }
+            }
+            '*' | '%' => {
+                let n: usize = head.parse().expect("count");
+                let items = if kind == '%' { n * 2 } else { n };
+                out.push(kind);
+                out.push('[');
+                for i in 0..items {
+                    one(buf, pos, i % 2 == 0, out);
+                    out.push(' ');
+                }
+                out.push(']');
+            }
+            _ => out.push(kind),
+        }
+    }
+    let mut out = String::new();
+    one(reply, &mut 0, false, &mut out);
+    out
+}
+
+#[test]
+fn memory_stats_has_redis_shape_in_resp2_and_resp3() {
+    let redis = common::RedisServer::start();
+    let larder = BinServer::start(&[]);
+    let mut clients = [redis.raw(), common::RawClient::connect(larder.addr)];
+    for client in &mut clients {
+        for args in [
+            &["SET", "a", "1"][..],
+            &["SET", "b", "2", "EX", "100"],
+            &["SELECT", "2"],
+            &["SET", "c", "3"],
+            &["SELECT", "0"],
+        ] {
+            client.command(args);
+        }
+    }
+    for protocol in ["2", "3"] {
+        let mut shapes = Vec::new();
+        for client in &mut clients {
+            client.command(&["HELLO", protocol]);
+            let stats = client.command(&["MEMORY", "STATS"]);
+            let doctor = client.command(&["MEMORY", "DOCTOR"]);
+            let malloc = client.command(&["MEMORY", "MALLOC-STATS"]);
+            shapes.push((shape(&stats), shape(&doctor), shape(&malloc)));
+        }
+        assert_eq!(shapes[0], shapes[1], "RESP{protocol}");
+        assert!(shapes[1].0.contains("$db.2 "), "{}", shapes[1].0);
+    }
+    // INFO memory: Redis 7.0's fields, in its order.
+    let names: Vec<Vec<String>> = clients
+        .iter_mut()
+        .map(|c| {
+            let reply = c.command(&["INFO", "memory"]);
+            String::from_utf8_lossy(&reply)
+                .lines()
+                .filter_map(|l| l.split_once(':').map(|(k, _)| k.to_string()))
+                .filter(|k| !k.starts_with('$') && !k.starts_with('='))
+                .collect()
+        })
+        .collect();
+    assert!(names[0].len() > 40, "{:?}", names[0]);
+    assert_eq!(names[0], names[1]);
+    // Exact: replies whose bytes do not depend on the data.
+    for args in [
+        &["MEMORY", "PURGE"][..],
+        &["MEMORY", "HELP"],
+        &["MEMORY", "STATS", "x"],
+        &["MEMORY", "DOCTOR", "x"],
+        &["MEMORY", "PURGE", "x"],
+        &["MEMORY", "MALLOC-STATS", "x"],
+        &["MEMORY", "FOO"],
+        &["COMMAND", "INFO", "memory|stats", "memory|doctor"],
+        &["COMMAND", "INFO", "memory|malloc-stats", "memory|purge"],
+        &["COMMAND", "COUNT"],
+    ] {
+        let replies: Vec<Vec<u8>> = clients.iter_mut().map(|c| c.command(args)).collect();
+        if args[0] == "COMMAND" && args[1] == "COUNT" {
+            continue;
+        }
+        assert_eq!(
+            String::from_utf8_lossy(&replies[0]),
+            String::from_utf8_lossy(&replies[1]),
+            "{args:?}"
+        );
+    }
+}
+
+#[test]
+fn memory_stats_figures_follow_the_data() {
+    let server = BinServer::start(&[]);
+    let mut con = server.client();
+    let stats = |con: &mut Connection| -> std::collections::HashMap<String, Value> {
+        let items: Vec<Value> = redis::cmd("MEMORY").arg("STATS").query(con).unwrap();
+        items
+            .chunks(2)
+            .map(|pair| match &pair[0] {
+                Value::BulkString(k) => (String::from_utf8_lossy(k).into_owned(), pair[1].clone()),
+                other => panic!("key {other:?}"),
+            })
+            .collect()
+    };
+    let int = |map: &std::collections::HashMap<String, Value>, k: &str| match map.get(k) {
+        Some(Value::Int(n)) => *n,
+        other => panic!("{k}: {other:?}"),
+    };
+    let before = stats(&mut con);
+    let startup = int(&before, "startup.allocated");
+    assert!(startup > 0);
+    assert!(int(&before, "total.allocated") >= startup);
+    fill(&mut con, "k", 0..10_000, &[b'x'; 1000], Some(1000)).unwrap();
+    let after = stats(&mut con);
+    assert_eq!(int(&after, "keys.count"), 10_000);
+    let total = int(&after, "total.allocated");
+    assert!(total >= startup + 10_000_000, "{total}");
+    let per_key = int(&after, "keys.bytes-per-key");
+    assert!((1000..1400).contains(&per_key), "{per_key}");
+    let dataset = int(&after, "dataset.bytes");
+    assert!(dataset >= 10_000_000 && dataset < total, "{dataset}");
+    assert_eq!(
+        int(&after, "overhead.total") + dataset,
+        total,
+        "overhead + dataset = total"
+    );
+    match after.get("db.0") {
+        Some(Value::Array(db)) => assert!(matches!(db[3], Value::Int(n) if n > 0)),
+        other => panic!("db.0: {other:?}"),
+    }
+    // The allocator is mimalloc: its report and purge are there.
+    let report: String = redis::cmd("MEMORY")
+        .arg("MALLOC-STATS")
+        .query(&mut con)
+        .unwrap();
+    assert!(!report.contains("not supported"), "{report}");
+    let doctor: String = redis::cmd("MEMORY").arg("DOCTOR").query(&mut con).unwrap();
+    assert!(
+        doctor.starts_with("Hi Sam") || doctor.starts_with("Sam,"),
+        "{doctor}"
+    );
+    let _: () = redis::cmd("MEMORY").arg("PURGE").query(&mut con).unwrap();
+}
+
+/// How many of `prefix{i}` exist, with pipelined EXISTS.
+fn count_existing_fast(con: &mut Connection, prefix: &str, range: std::ops::Range<usize>) -> usize {
+    let keys: Vec<usize> = range.collect();
+    let mut found = 0;
+    for batch in keys.chunks(1000) {
+        let mut pipe = redis::pipe();
+        for i in batch {
+            pipe.cmd("EXISTS").arg(format!("{prefix}{i}"));
+        }
+        let replies: Vec<i64> = pipe.query(con).unwrap();
+        found += replies.iter().sum::<i64>() as usize;
+    }
+    found
+}
+
+#[test]
+fn volatile_policies_at_scale_keep_every_persistent_key_then_refuse() {
+    const VOLATILE: usize = 60_000;
+    for policy in [
+        "volatile-ttl",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+    ] {
+        let server = BinServer::start(&[("maxmemory", "4mb"), ("maxmemory-policy", policy)]);
+        let mut con = server.client();
+        let value = [b'v'; 200];
+        // v{i} expires in 1,000,000 - i seconds: later keys expire sooner.
+        // Every 20th step also writes a persistent key: ~14 MB in all,
+        // through 256 shards, most of them holding few persistent keys.
+        let indexes: Vec<usize> = (0..VOLATILE).collect();
+        for batch in indexes.chunks(500) {
+            let mut pipe = redis::pipe();
+            for &i in batch {
+                pipe.cmd("SET")
+                    .arg(format!("v{i}"))
+                    .arg(&value[..])
+                    .arg("EX")
+                    .arg(1_000_000 - i)
+                    .ignore();
+                if i % 20 == 0 {
+                    pipe.cmd("SET")
+                        .arg(format!("p{i}"))
+                        .arg("persistent")
+                        .ignore();
+                }
+            }
+            let _: () = pipe
+                .query(&mut con)
+                .unwrap_or_else(|e| panic!("{policy}: {e}"));
+        }
+        let persistent = VOLATILE / 20;
+        let persistent_left = (0..VOLATILE)
+            .step_by(20)
+            .filter(|i| exists(&mut con, &format!("p{i}")))
+            .count();
+        assert_eq!(
+            persistent_left, persistent,
+            "{policy} evicted keys without a TTL"
+        );
+        let evicted = info_u64(&mut con, "evicted_keys") as usize;
+        let early = count_existing_fast(&mut con, "v", 0..VOLATILE / 2);
+        let late = count_existing_fast(&mut con, "v", VOLATILE / 2..VOLATILE);
+        // Reading takes memory too, so eviction goes on while we count.
+        let evicted_after = info_u64(&mut con, "evicted_keys") as usize;
+        assert!(evicted > VOLATILE / 2, "{policy}: evicted {evicted}");
+        assert!(
+            early + late > 1000,
+            "{policy}: volatile keys left {early} + {late}"
+        );
+        assert!(
+            early + late + evicted <= VOLATILE && early + late + evicted_after >= VOLATILE,
+            "{policy}: {early} + {late} left, {evicted}..{evicted_after} evicted"
+        );
+        if policy == "volatile-ttl" {
+            // The soonest-expiring (the latest written) went first.
+            assert!(
+                late * 10 < early,
+                "{policy}: kept {early} early, {late} late"
+            );
+        }
+        // Persistent writes evict the remaining volatile keys, then get OOM.
+        let err = fill(&mut con, "q", 0..50_000, &[b'q'; 1000], None)
+            .expect_err("writes must be refused once no key with a TTL is left");
+        assert!(err.contains(OOM), "{policy}: {err}");
+        assert_eq!(
+            count_existing_fast(&mut con, "v", 0..VOLATILE),
+            0,
+            "{policy}"
+        );
+        let persistent_left = (0..VOLATILE)
+            .step_by(20)
+            .filter(|i| exists(&mut con, &format!("p{i}")))
+            .count();
+        assert_eq!(persistent_left, persistent, "{policy}");
+        // Reads go on.
+        let got: String = redis::cmd("GET").arg("p20").query(&mut con).unwrap();
+        assert_eq!(got, "persistent");
+    }
+}
+
+#[test]
+fn a_pipelined_set_flood_keeps_used_memory_at_maxmemory_and_the_server_answering() {
+    for policy in ["allkeys-lru", "allkeys-s3fifo"] {
+        let limit: u64 = 3 * 1024 * 1024;
+        let server = BinServer::start(&[("maxmemory", "3mb"), ("maxmemory-policy", policy)]);
+        let mut con = server.client();
+        let _: () = redis::cmd("SET")
+            .arg("hot")
+            .arg("1")
+            .query(&mut con)
+            .unwrap();
+        // A second client checks that the server answers all along.
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut watcher = server.client();
+        watcher
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let watching = stop.clone();
+        let watch = std::thread::spawn(move || {
+            let mut answers = 0u64;
+            while !watching.load(std::sync::atomic::Ordering::Relaxed) {
+                let pong: String = redis::cmd("PING").query(&mut watcher).expect("PING");
+                assert_eq!(pong, "PONG");
+                let _: Option<String> = redis::cmd("GET")
+                    .arg("hot")
+                    .query(&mut watcher)
+                    .expect("GET");
+                answers += 1;
+            }
+            answers
+        });
+        let mut peak_used = 0;
+        let sizes = [16usize, 64, 200, 700];
+        let keys: Vec<usize> = (0..300_000).collect();
+        for (round, batch) in keys.chunks(1000).enumerate() {
+            let mut pipe = redis::pipe();
+            for &i in batch {
+                pipe.cmd("SET")
+                    .arg(format!("flood:{i}"))
+                    .arg(vec![b'f'; sizes[i % sizes.len()]])
+                    .ignore();
+            }
+            let _: () = pipe
+                .query(&mut con)
+                .unwrap_or_else(|e| panic!("{policy}: {e}"));
+            if round % 10 == 0 {
+                let used = info_u64(&mut con, "used_memory");
+                peak_used = peak_used.max(used);
+                // Slack: the thread-local counts not yet flushed (64 KiB a
+                // thread) and the pipeline being read.
+                assert!(used <= limit + 512 * 1024, "{policy}: used_memory {used}");
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let answers = watch.join().expect("the watcher saw every answer");
+        assert!(answers > 0);
+        let evicted = info_u64(&mut con, "evicted_keys");
+        let keys: u64 = redis::cmd("DBSIZE").query(&mut con).unwrap();
+        assert!(evicted > 200_000, "{policy}: evicted {evicted}");
+        assert!(keys > 1000, "{policy}: {keys} keys held");
+        eprintln!("{policy}: peak used_memory {peak_used}, {keys} keys, {evicted} evicted, {answers} PING+GET");
+    }
 }

@@ -1647,3 +1647,48 @@ fn model_test_against_vecdeque() {
         run_model(&mut client.borrow_mut(), &ops)?;
     });
 }
+
+fn client_unblock_scenario(addr: SocketAddr) -> Vec<String> {
+    let mut control = RawClient::connect(addr);
+    let mut waiter = RawClient::connect(addr);
+    let id = text(waiter.command(&["CLIENT", "ID"]));
+    let id = id.trim_start_matches(':').trim_end().to_string();
+    let mut seen = Vec::new();
+    send(&mut waiter, &["BLPOP", "k", "0"]);
+    wait_blocked(&mut control, 1);
+    seen.push(text(control.command(&["CLIENT", "UNBLOCK", &id])));
+    seen.push(text(waiter.read_reply()));
+    send(&mut waiter, &["BZPOPMIN", "z", "0"]);
+    wait_blocked(&mut control, 1);
+    seen.push(text(control.command(&["CLIENT", "UNBLOCK", &id, "error"])));
+    seen.push(text(waiter.read_reply()));
+    wait_blocked(&mut control, 0);
+    // Not blocked any more, or no such client.
+    seen.push(text(control.command(&["CLIENT", "UNBLOCK", &id])));
+    seen.push(text(control.command(&["CLIENT", "UNBLOCK", "999999"])));
+    seen.push(text(control.command(&["CLIENT", "UNBLOCK", "-1"])));
+    seen.push(text(control.command(&["CLIENT", "UNBLOCK", "x"])));
+    seen.push(text(control.command(&["CLIENT", "UNBLOCK", "x", "later"])));
+    seen.push(text(
+        control.command(&["CLIENT", "UNBLOCK", &id, "timeout", "x"]),
+    ));
+    // The next block is a fresh one: served by a push, not ended by the
+    // earlier requests.
+    send(&mut waiter, &["BLPOP", "k", "0"]);
+    wait_blocked(&mut control, 1);
+    seen.push(text(control.command(&["RPUSH", "k", "v"])));
+    seen.push(text(waiter.read_reply()));
+    seen
+}
+
+#[test]
+fn client_unblock_ends_a_blocked_command_as_redis_does() {
+    let seen = both(client_unblock_scenario);
+    assert_eq!(seen[0], ":1\r\n");
+    assert_eq!(seen[1], "*-1\r\n");
+    assert_eq!(
+        seen[3],
+        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    );
+    assert_eq!(seen[11], "*2\r\n$1\r\nk\r\n$1\r\nv\r\n");
+}

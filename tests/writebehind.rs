@@ -459,3 +459,173 @@ fn injection_attempts_are_stored_verbatim() {
     flush(&mut con);
     assert_eq!(table_rows(&pg, "larder_kv"), cache_rows(&mut con, &[0]));
 }
+
+#[test]
+fn match_patterns_choose_keys_per_database() {
+    let pg = Postgres::start();
+    let server = server(&pg, |config| {
+        config.write_behind_match = "user:* session:*".into();
+        config.write_behind_match_db = "1 orders:* 1 carts:*".into();
+    });
+    let mut con = server.client();
+    for key in ["user:1", "session:a", "orders:1", "other"] {
+        cmd(&mut con, &["SET", key, "db0"]);
+    }
+    cmd(&mut con, &["SELECT", "1"]);
+    for key in ["user:1", "orders:1", "carts:2", "other"] {
+        cmd(&mut con, &["SET", key, "db1"]);
+    }
+    cmd(&mut con, &["SELECT", "2"]);
+    for key in ["user:2", "orders:2"] {
+        cmd(&mut con, &["SET", key, "db2"]);
+    }
+    flush(&mut con);
+    let keys: Vec<(i32, String)> = table_rows(&pg, "larder_kv")
+        .into_keys()
+        .map(|(db, key)| (db, String::from_utf8_lossy(&key).into_owned()))
+        .collect();
+    let expected: Vec<(i32, String)> = [
+        (0, "session:a"),
+        (0, "user:1"),
+        (1, "carts:2"),
+        (1, "orders:1"),
+        (2, "user:2"),
+    ]
+    .into_iter()
+    .map(|(db, key)| (db, key.to_string()))
+    .collect();
+    assert_eq!(keys, expected);
+    let setting: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("write-behind-match-db")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(setting[1], "1 orders:* 1 carts:*");
+}
+
+/// Writes one key of every type (and one in database 2) through a
+/// write-behind server, flushed to PostgreSQL; returns what the cache held.
+fn seed_table(pg: &Postgres) -> Rows {
+    let server = server(pg, |_| {});
+    let mut con = server.client();
+    cmd(&mut con, &["SET", "s", "string value", "EX", "1000"]);
+    cmd(&mut con, &["HSET", "h", "f1", "v1", "f2", "v2"]);
+    cmd(&mut con, &["RPUSH", "l", "a", "b", "a"]);
+    cmd(&mut con, &["SADD", "set", "x", "y"]);
+    cmd(&mut con, &["ZADD", "z", "1.5", "m1", "-2", "m2"]);
+    cmd(&mut con, &["SELECT", "2"]);
+    cmd(&mut con, &["SET", "other-db", "2"]);
+    cmd(&mut con, &["SELECT", "0"]);
+    flush(&mut con);
+    cache_rows(&mut con, &[0, 2])
+}
+
+#[test]
+fn warm_start_loads_the_table_without_writing_it_back() {
+    let pg = Postgres::start();
+    let written = seed_table(&pg);
+    let server = server(&pg, |config| config.write_behind_warm_start = true);
+    let mut con = server.client();
+    assert_eq!(cache_rows(&mut con, &[0, 2]), written);
+    let ttl: i64 = redis::cmd("TTL").arg("s").query(&mut con).unwrap();
+    assert!(
+        (990..=1000).contains(&ttl),
+        "TTL survives the round trip: {ttl}"
+    );
+    assert_eq!(status_int(&mut con, "keys_loaded"), 6);
+    // Loaded keys are not changes: nothing goes back to PostgreSQL.
+    assert_eq!(status_int(&mut con, "pending_keys"), 0);
+    flush(&mut con);
+    assert_eq!(status_int(&mut con, "rows_written"), 0);
+}
+
+#[test]
+fn read_through_loads_a_missing_key_once_and_never_resurrects_a_deleted_one() {
+    let pg = Postgres::start();
+    let written = seed_table(&pg);
+    let server = server(&pg, |config| config.write_behind_read_through = true);
+    let mut con = server.client();
+    assert_eq!(cmd(&mut con, &["DBSIZE"]), redis::Value::Int(0));
+    let value: String = redis::cmd("GET").arg("s").query(&mut con).unwrap();
+    assert_eq!(value, "string value");
+    let fields: BTreeMap<String, String> = redis::cmd("HGETALL").arg("h").query(&mut con).unwrap();
+    assert_eq!(fields.get("f2").map(String::as_str), Some("v2"));
+    // A write command loads first, so HSET adds to the stored hash.
+    cmd(&mut con, &["HSET", "h", "f3", "v3"]);
+    let count: i64 = redis::cmd("HLEN").arg("h").query(&mut con).unwrap();
+    assert_eq!(count, 3);
+    // Keys named inside MULTI load when EXEC runs.
+    cmd(&mut con, &["MULTI"]);
+    cmd(&mut con, &["LRANGE", "l", "0", "-1"]);
+    let replies: Vec<Vec<String>> = redis::cmd("EXEC").query(&mut con).unwrap();
+    assert_eq!(replies, vec![vec!["a", "b", "a"]]);
+    let queries = status_int(&mut con, "read_through_queries");
+    assert_eq!(queries, 3);
+    // Loaded once: the next reads are served from memory.
+    let _: String = redis::cmd("GET").arg("s").query(&mut con).unwrap();
+    assert_eq!(status_int(&mut con, "read_through_queries"), queries);
+    // A key PostgreSQL does not have stays missing.
+    let missing: Option<String> = redis::cmd("GET").arg("nope").query(&mut con).unwrap();
+    assert_eq!(missing, None);
+    // A deleted key is not loaded again while its deletion waits, nor after.
+    cmd(&mut con, &["DEL", "s"]);
+    let gone: Option<String> = redis::cmd("GET").arg("s").query(&mut con).unwrap();
+    assert_eq!(gone, None);
+    flush(&mut con);
+    let gone: Option<String> = redis::cmd("GET").arg("s").query(&mut con).unwrap();
+    assert_eq!(gone, None);
+    // Other databases read through too.
+    cmd(&mut con, &["SELECT", "2"]);
+    let other: String = redis::cmd("GET").arg("other-db").query(&mut con).unwrap();
+    assert_eq!(other, "2");
+    assert!(written.contains_key(&(2, b"other-db".to_vec())));
+    assert_eq!(status_int(&mut con, "load_failures"), 0);
+}
+
+#[test]
+fn concurrent_misses_of_one_key_share_one_query() {
+    let pg = Postgres::start();
+    seed_table(&pg);
+    let server = server(&pg, |config| config.write_behind_read_through = true);
+    let mut con = server.client();
+    let before = status_int(&mut con, "read_through_queries");
+    // Hold every lookup for half a second while 16 clients miss one key
+    // PostgreSQL does not have (so none of them can find it in memory).
+    let url = pg.url();
+    let locker = std::thread::spawn(move || {
+        let pg_url = url;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let (client, connection) = tokio_postgres::connect(&pg_url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(connection);
+            client
+                .batch_execute(
+                    "BEGIN; LOCK TABLE larder_kv IN ACCESS EXCLUSIVE MODE; \
+                     SELECT pg_sleep(0.6); COMMIT;",
+                )
+                .await
+                .unwrap();
+        });
+    });
+    std::thread::sleep(Duration::from_millis(150));
+    let clients: Vec<_> = (0..16)
+        .map(|_| {
+            let mut con = server.client();
+            std::thread::spawn(move || {
+                let value: Option<String> =
+                    redis::cmd("GET").arg("absent").query(&mut con).unwrap();
+                value
+            })
+        })
+        .collect();
+    for client in clients {
+        assert_eq!(client.join().unwrap(), None);
+    }
+    locker.join().unwrap();
+    assert_eq!(status_int(&mut con, "read_through_queries") - before, 1);
+}

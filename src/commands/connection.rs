@@ -4,6 +4,7 @@ use super::flags::*;
 use super::parse::{int_arg, is_keyword};
 use super::{transaction, CommandSpec, Ctx, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::server::UnblockReason;
 
 /// The Redis version Larder reports (HELLO, INFO): the Redis behaviour it
 /// follows, so that clients enable the matching features.
@@ -155,6 +156,20 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
         "2.4.0",
         "Terminates open connections.",
         "O(N) where N is the number of client connections",
+    ),
+    CommandSpec::new(
+        "client|unblock",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        NO_KEYS,
+        client_unblock,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "5.0.0",
+        "Unblock a client blocked in a blocking command from a different connection",
+        "O(log N) where N is the number of client connections",
     ),
     CommandSpec::new(
         "client|no-evict",
@@ -477,6 +492,35 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
+/// CLIENT UNBLOCK client-id [TIMEOUT | ERROR]
+fn client_unblock(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    if argv.len() > 4 {
+        // Redis's CLIENT dispatch falls through to its generic reply.
+        return Err(Error::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(argv[1])
+        )));
+    }
+    // As Redis: the reason is checked before the id.
+    let reason = match argv.get(3) {
+        None => UnblockReason::Timeout,
+        Some(word) if word.eq_ignore_ascii_case(b"timeout") => UnblockReason::Timeout,
+        Some(word) if word.eq_ignore_ascii_case(b"error") => UnblockReason::Error,
+        Some(_) => {
+            return Err(Error::err(
+                "CLIENT UNBLOCK reason should be TIMEOUT or ERROR",
+            ))
+        }
+    };
+    let id = int_arg(argv[2])?;
+    let unblocked = u64::try_from(id)
+        .ok()
+        .and_then(|id| ctx.shared.clients.get(id))
+        .is_some_and(|client| client.request_unblock(reason));
+    ctx.out.int(i64::from(unblocked));
+    Ok(())
+}
+
 fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let clients = ctx.shared.clients.list();
     if argv.len() == 3 {
@@ -590,6 +634,8 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
             "    Kill connections. Options are: ID, ADDR, LADDR, TYPE, USER, SKIPME, MAXAGE.",
             "LIST [options ...]",
             "    Return information about client connections. Options: TYPE, ID.",
+            "UNBLOCK <clientid> [TIMEOUT|ERROR]",
+            "    Unblock the specified blocked client.",
             "SETNAME <name>",
             "    Assign the name <name> to the current connection.",
             "GETNAME",

@@ -676,7 +676,7 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let body = match *section {
             "server" => server_section(ctx),
             "clients" => clients_section(ctx),
-            "memory" => memory_section(ctx),
+            "memory" => memory_section(ctx)?,
             "persistence" => persistence_section(),
             "stats" => stats_section(ctx),
             "replication" => replication_section(),
@@ -784,17 +784,23 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
-/// Redis's memory fields. `used_memory` is what the allocator handed out
-/// when the counting allocator is installed (`larder-server` installs it
-/// around mimalloc); otherwise it is the process RSS, an upper bound (see
-/// `larder::memory`), and `mem_allocator` says "unknown".
-fn memory_section(ctx: &Ctx) -> String {
-    let used = crate::memory::used_memory();
-    let peak = crate::memory::peak_memory();
-    let rss = crate::memory::rss_bytes();
+/// Redis's memory fields, in Redis 7.0's order. `used_memory` is what the
+/// allocator handed out when the counting allocator is installed
+/// (`larder-server` installs it around mimalloc); otherwise it is the
+/// process RSS, an upper bound (see `larder::memory`), and `mem_allocator`
+/// says "unknown". The overhead/dataset split and the allocator figures are
+/// MEMORY STATS's (`object::memory_overhead`); Lua, functions, replication
+/// and AOF do not exist in Larder and report 0.
+fn memory_section(ctx: &mut Ctx) -> Result<String> {
+    let m = super::object::memory_overhead(ctx)?;
+    let used = m.total_allocated;
+    let peak = m.peak_allocated;
+    let rss = m.rss;
     let limits = ctx.shared.config.read().memory_limits();
+    let system = total_system_memory();
+    let net = used.saturating_sub(m.startup_allocated).max(1);
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    fields(&[
+    Ok(fields(&[
         ("used_memory", used.to_string()),
         ("used_memory_human", human_bytes(used)),
         ("used_memory_rss", rss.to_string()),
@@ -805,9 +811,40 @@ fn memory_section(ctx: &Ctx) -> String {
             "used_memory_peak_perc",
             format!("{:.2}%", ratio(used, peak) * 100.0),
         ),
+        ("used_memory_overhead", m.overhead_total.to_string()),
+        ("used_memory_startup", m.startup_allocated.to_string()),
+        ("used_memory_dataset", m.dataset.to_string()),
+        (
+            "used_memory_dataset_perc",
+            format!("{:.2}%", ratio(m.dataset, net) * 100.0),
+        ),
+        ("allocator_allocated", m.allocator_allocated.to_string()),
+        ("allocator_active", m.allocator_active.to_string()),
+        ("allocator_resident", m.allocator_resident.to_string()),
+        ("total_system_memory", system.to_string()),
+        ("total_system_memory_human", human_bytes(system)),
+        ("used_memory_lua", "0".into()),
+        ("used_memory_vm_eval", "0".into()),
+        ("used_memory_lua_human", "0B".into()),
+        ("used_memory_scripts_eval", "0".into()),
+        ("number_of_cached_scripts", "0".into()),
+        ("number_of_functions", "0".into()),
+        ("number_of_libraries", "0".into()),
+        ("used_memory_vm_functions", "0".into()),
+        ("used_memory_vm_total", "0".into()),
+        ("used_memory_vm_total_human", "0B".into()),
+        ("used_memory_functions", "0".into()),
+        ("used_memory_scripts", "0".into()),
+        ("used_memory_scripts_human", "0B".into()),
         ("maxmemory", limits.maxmemory.to_string()),
         ("maxmemory_human", human_bytes(limits.maxmemory)),
         ("maxmemory_policy", limits.policy.name().into()),
+        ("allocator_frag_ratio", format!("{:.2}", m.allocator_frag())),
+        ("allocator_frag_bytes", m.allocator_frag_bytes().to_string()),
+        ("allocator_rss_ratio", format!("{:.2}", m.allocator_rss())),
+        ("allocator_rss_bytes", m.allocator_rss_bytes().to_string()),
+        ("rss_overhead_ratio", format!("{:.2}", m.rss_extra())),
+        ("rss_overhead_bytes", m.rss_extra_bytes().to_string()),
         (
             "mem_fragmentation_ratio",
             format!("{:.2}", ratio(rss, used)),
@@ -816,8 +853,31 @@ fn memory_section(ctx: &Ctx) -> String {
             "mem_fragmentation_bytes",
             (rss as i64 - used as i64).to_string(),
         ),
+        ("mem_not_counted_for_evict", "0".into()),
+        ("mem_replication_backlog", "0".into()),
+        ("mem_total_replication_buffers", "0".into()),
+        ("mem_clients_slaves", "0".into()),
+        ("mem_clients_normal", m.clients_normal.to_string()),
+        ("mem_cluster_links", "0".into()),
+        ("mem_aof_buffer", "0".into()),
         ("mem_allocator", crate::memory::allocator_name().into()),
-    ])
+        ("active_defrag_running", "0".into()),
+        ("lazyfree_pending_objects", "0".into()),
+        ("lazyfreed_objects", "0".into()),
+    ]))
+}
+
+/// Physical memory of the machine (`total_system_memory`), from
+/// /proc/meminfo; 0 where unavailable.
+fn total_system_memory() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
 }
 
 fn persistence_section() -> String {

@@ -17,6 +17,8 @@ pub struct HotSettings {
     /// `client-query-buffer-limit`.
     pub query_buffer_limit: u64,
     pub memory: crate::store::MemoryLimits,
+    /// `write-behind-read-through` (only meaningful with write-behind on).
+    pub read_through: bool,
 }
 
 /// A key WATCHed by this client, with what it looked like then.
@@ -106,6 +108,7 @@ impl Session {
                     max_bulk_len: config.proto_max_bulk_len as usize,
                     query_buffer_limit: config.client_query_buffer_limit,
                     memory: config.memory_limits(),
+                    read_through: config.write_behind_read_through,
                 };
                 self.hot = Some(hot);
                 hot

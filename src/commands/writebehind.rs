@@ -88,7 +88,7 @@ fn status(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     for (name, value) in fields {
         ctx.out.bulk(name.as_bytes());
         match value.parse::<i64>() {
-            Ok(n) if name != "last_error" && name != "state" => ctx.out.int(n),
+            Ok(n) if !name.ends_with("error") && name != "state" => ctx.out.int(n),
             _ => ctx.out.bulk(value.as_bytes()),
         }
     }

@@ -24,6 +24,17 @@ pub struct ClientMeta {
     pub no_touch: bool,
     /// Blocked by BLPOP & co. (flag `b`).
     pub blocked: bool,
+    /// CLIENT UNBLOCK asked to end the blocked command this way.
+    pub unblock: Option<UnblockReason>,
+}
+
+/// How CLIENT UNBLOCK ends a blocked command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnblockReason {
+    /// As if its timeout had passed.
+    Timeout,
+    /// With the error `-UNBLOCKED client unblocked via CLIENT UNBLOCK`.
+    Error,
 }
 
 /// A connected client as other clients can see it.
@@ -39,6 +50,7 @@ pub struct ClientHandle {
     pub meta: Mutex<ClientMeta>,
     killed: AtomicBool,
     kill_signal: Notify,
+    unblock_signal: Notify,
 }
 
 impl ClientHandle {
@@ -58,6 +70,7 @@ impl ClientHandle {
             }),
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
+            unblock_signal: Notify::new(),
         }
     }
 
@@ -87,6 +100,38 @@ impl ClientHandle {
     pub async fn killed(&self) {
         while !self.is_killed() {
             self.kill_signal.notified().await;
+        }
+    }
+
+    /// Marks the client blocked (or not), forgetting any earlier CLIENT
+    /// UNBLOCK request.
+    pub fn set_blocked(&self, blocked: bool) {
+        let mut meta = self.meta.lock();
+        meta.blocked = blocked;
+        meta.unblock = None;
+    }
+
+    /// CLIENT UNBLOCK: asks the blocked command to end; false if the client
+    /// is not blocked.
+    pub fn request_unblock(&self, reason: UnblockReason) -> bool {
+        let mut meta = self.meta.lock();
+        if !meta.blocked {
+            return false;
+        }
+        meta.unblock = Some(reason);
+        drop(meta);
+        self.unblock_signal.notify_one();
+        true
+    }
+
+    /// Resolves with the reason once [`ClientHandle::request_unblock`] was
+    /// called for the current block.
+    pub async fn unblock_requested(&self) -> UnblockReason {
+        loop {
+            if let Some(reason) = self.meta.lock().unblock.take() {
+                return reason;
+            }
+            self.unblock_signal.notified().await;
         }
     }
 

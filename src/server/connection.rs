@@ -11,9 +11,11 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::blocking::BlockRequest;
+use super::client::UnblockReason;
 use super::Shared;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
+use crate::writebehind::journal::{take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
 /// pipeline does not accumulate all of its replies in memory.
@@ -61,6 +63,11 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         input: BytesMut::with_capacity(16 * 1024),
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
+        journal: shared
+            .writebehind
+            .as_ref()
+            .and_then(|writebehind| writebehind.journal().cloned()),
+        journaled_up_to: 0,
     };
     if let Err(error) = connection.run(&mut session, &mut stream).await {
         tracing::debug!(client = handle.id, %error, "connection closed");
@@ -78,6 +85,13 @@ struct Connection<'a> {
     input: BytesMut,
     output: ReplyBuf,
     decoder: RequestDecoder,
+    /// The write-behind journal, when it is on: replies to write commands
+    /// go out only once their records are written (fsynced under
+    /// `always`).
+    journal: Option<Arc<Journal>>,
+    /// The journal position the records of the replies in `output` end at
+    /// (0: none).
+    journaled_up_to: u64,
 }
 
 impl Connection<'_> {
@@ -163,7 +177,15 @@ impl Connection<'_> {
                     let args = self.decoder.args(&self.input[..length]);
                     let mut blocked = None;
                     if !args.is_empty() {
+                        if let Some(writebehind) = self.shared.writebehind.as_deref() {
+                            writebehind.load_missing(self.shared, session, &args).await;
+                        }
                         commands::execute(self.shared, session, &mut self.output, &args);
+                        // Where this command's journal records end (they were
+                        // appended by this thread, during the command).
+                        if self.journal.is_some() {
+                            self.journaled_up_to = self.journaled_up_to.max(take_appended());
+                        }
                         // The command runs again when woken: keep a copy
                         // (the input buffer moves on).
                         if let Some(request) = session.block.take() {
@@ -244,6 +266,7 @@ impl Connection<'_> {
         let mut woken_by = None;
         loop {
             commands::rerun_blocked(shared, session, &mut self.output, &args, woken_by);
+            self.note_journaled();
             if session.block.take().is_none() {
                 // Served (or failed): the reply is in `output`. Dropping the
                 // registration wakes the next client on these keys.
@@ -254,6 +277,15 @@ impl Connection<'_> {
                     _ = registration.woken() => break,
                     _ = &mut timeout => {
                         request.on_timeout.write(&mut self.output);
+                        return Ok(true);
+                    }
+                    reason = handle.unblock_requested() => {
+                        match reason {
+                            UnblockReason::Timeout => request.on_timeout.write(&mut self.output),
+                            UnblockReason::Error => self
+                                .output
+                                .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                        }
                         return Ok(true);
                     }
                     _ = handle.killed() => return Ok(false),
@@ -278,9 +310,23 @@ impl Connection<'_> {
         }
     }
 
+    /// Notes where the records of the command just run end in the
+    /// journal (they were appended by this thread, during the command).
+    fn note_journaled(&mut self) {
+        if self.journal.is_some() {
+            self.journaled_up_to = self.journaled_up_to.max(take_appended());
+        }
+    }
+
     async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
         if self.output.is_empty() {
             return Ok(());
+        }
+        if self.journaled_up_to > 0 {
+            if let Some(journal) = &self.journal {
+                journal.wait_durable(self.journaled_up_to).await;
+            }
+            self.journaled_up_to = 0;
         }
         let buffer = self.output.buffer();
         stream.write_all(buffer).await?;
@@ -311,14 +357,14 @@ struct BlockedFlag<'h>(&'h super::ClientHandle);
 
 impl<'h> BlockedFlag<'h> {
     fn set(handle: &'h super::ClientHandle) -> Self {
-        handle.meta.lock().blocked = true;
+        handle.set_blocked(true);
         BlockedFlag(handle)
     }
 }
 
 impl Drop for BlockedFlag<'_> {
     fn drop(&mut self) {
-        self.0.meta.lock().blocked = false;
+        self.0.set_blocked(false);
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use blocking::BlockingRegistry;
-pub use client::{ClientHandle, ClientMeta, ClientRegistry};
+pub use client::{ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
 
 use crate::config::Config;
 use crate::store::{Clock, Store, StoreOptions};
@@ -227,6 +227,27 @@ impl Server {
 
     /// Serves until shutdown is requested (SHUTDOWN, or a handle).
     pub async fn run(self) -> io::Result<()> {
+        // Before any client is served (those that connect meanwhile wait in
+        // the listen queue): the warm start from PostgreSQL, then, on top of
+        // it, the changes PostgreSQL had not confirmed when an earlier run
+        // stopped (the journal).
+        if let Some(writebehind) = self.shared.writebehind.as_deref() {
+            if writebehind.warm_start_enabled() {
+                if let Err(error) = writebehind.warm_start(&self.shared).await {
+                    tracing::error!(%error, "write-behind warm start failed; starting without it");
+                }
+            }
+        }
+        if let Some(writebehind) = &self.shared.writebehind {
+            let shared = self.shared.clone();
+            let writebehind = writebehind.clone();
+            tokio::task::spawn_blocking(move || writebehind.start_journal(&shared.store))
+                .await
+                .map_err(io::Error::other)?
+                .map_err(|error| {
+                    io::Error::new(error.kind(), format!("write-behind journal: {error}"))
+                })?;
+        }
         let expiry = spawn_active_expiry(self.shared.clone())?;
         let flusher = self.shared.writebehind.clone().map(|writebehind| {
             (
@@ -264,6 +285,8 @@ impl Server {
             if tokio::time::timeout(bound, task).await.is_err() {
                 tracing::error!("write-behind: shutdown flush did not finish in time");
             }
+            // What PostgreSQL did not take stays in the journal (if on).
+            let _ = tokio::task::spawn_blocking(move || writebehind.stop_journal()).await;
         }
         let _ = tokio::task::spawn_blocking(move || expiry.join()).await;
         tracing::info!("server stopped");

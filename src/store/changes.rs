@@ -29,6 +29,34 @@ pub trait ChangeObserver: Send + Sync + 'static {
     /// Database `db` was emptied (FLUSHDB, FLUSHALL, SWAPDB) by the change
     /// `version`: everything recorded for it before that version is gone.
     fn flushed(&self, db: usize, version: u64);
+    /// Every followed change as it is recorded, under the lock of the
+    /// shard it happened in (the write-behind journal keeps them). Called
+    /// after the change got its version; must be quick and must not lock
+    /// the store. The default does nothing.
+    fn changed(&self, change: &Change<'_>) {
+        let _ = change;
+    }
+}
+
+/// A followed change, as [`ChangeObserver::changed`] receives it: the
+/// resulting state of the key, not the command that made it.
+#[derive(Debug)]
+pub enum Change<'a> {
+    /// `key` now holds `entry`.
+    Written {
+        db: usize,
+        key: &'a [u8],
+        version: u64,
+        entry: &'a Entry,
+    },
+    /// `key` was deleted by a command.
+    Deleted {
+        db: usize,
+        key: &'a [u8],
+        version: u64,
+    },
+    /// This shard's part of database `db` was emptied.
+    Cleared { db: usize, version: u64 },
 }
 
 /// What must happen to a pending key's stored copy.
@@ -76,11 +104,25 @@ impl ChangeTracker {
         }
     }
 
-    fn record(&mut self, db: usize, key: &[u8], state: PendingState) {
+    fn record(&mut self, db: usize, key: &[u8], state: PendingState, entry: Option<&Entry>) {
         if !self.observer.observes(db, key) {
             return;
         }
         let version = self.observer.next_version();
+        match (&state, entry) {
+            (PendingState::Write, Some(entry)) => self.observer.changed(&Change::Written {
+                db,
+                key,
+                version,
+                entry,
+            }),
+            (PendingState::Delete, _) => {
+                self.observer.changed(&Change::Deleted { db, key, version })
+            }
+            // A write whose key is not there has nothing to keep (the
+            // flusher skips it too); a restored state is already kept.
+            _ => {}
+        }
         match self.pending.get_mut(key) {
             Some(pending) => {
                 pending.version = version;
@@ -94,14 +136,21 @@ impl ChangeTracker {
         }
     }
 
-    /// `key` was changed by a command.
-    pub(crate) fn written(&mut self, db: usize, key: &[u8]) {
-        self.record(db, key, PendingState::Write);
+    /// `key` was changed by a command and now holds `entry`.
+    pub(crate) fn written(&mut self, db: usize, key: &[u8], entry: Option<&Entry>) {
+        self.record(db, key, PendingState::Write, entry);
     }
 
     /// `key` was deleted by a command.
     pub(crate) fn deleted(&mut self, db: usize, key: &[u8]) {
-        self.record(db, key, PendingState::Delete);
+        self.record(db, key, PendingState::Delete, None);
+    }
+
+    /// `key` gets `state` as a pending change without a command having
+    /// made it (journal replay: a delete, or a value whose TTL passed while
+    /// Larder was down).
+    pub(crate) fn restored(&mut self, db: usize, key: &[u8], state: PendingState) {
+        self.record(db, key, state, None);
     }
 
     /// `key` expired or was evicted, holding `entry`: if a write of it is
@@ -127,6 +176,12 @@ impl ChangeTracker {
         }
         let version = self.observer.next_version();
         self.observer.flushed(db, version);
+        self.observer.changed(&Change::Cleared { db, version });
+    }
+
+    /// Whether a change of `key` waits to be handed out.
+    pub(crate) fn is_pending(&self, key: &[u8]) -> bool {
+        self.pending.contains_key(key)
     }
 
     /// Takes one pending key out (the most recently added first).

@@ -12,10 +12,15 @@
 //! released. The work per command is bounded by time
 //! ([`EVICTION_TIME_LIMIT`], Redis's default of 500 µs): a command that
 //! could not get under the limit in that time still runs and the next ones
-//! continue, as Redis does with its eviction time proc. Only when there is
+//! continue, as Redis does with its eviction time proc — unless used memory
+//! is past [`hard_ceiling`] (1/64 over the limit), where a command evicts
+//! until it is back under it (for up to [`CEILING_TIME_LIMIT`], 10 ms), so
+//! that writes faster than eviction cannot push memory further. Only when there is
 //! nothing left the policy may evict (noeviction, or no volatile key for a
 //! volatile-* policy) does the check fail, and commands flagged `denyoom`
-//! are refused with Redis's OOM error.
+//! are refused with Redis's OOM error; that outcome is remembered for
+//! [`EXHAUSTED_RECHECK`] (10 ms), so that while it lasts commands (reads
+//! included) do not each lock every shard looking for a victim.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -26,6 +31,20 @@ use super::Store;
 
 /// The longest a command spends evicting before it runs anyway.
 pub const EVICTION_TIME_LIMIT: Duration = Duration::from_micros(500);
+
+/// The longest a command spends evicting past [`hard_ceiling`]: enough to
+/// evict thousands of keys, so that no stream of writes outruns it, but
+/// bounded, so that memory held by something eviction cannot free (a huge
+/// client buffer) does not make one command evict the whole keyspace.
+pub const CEILING_TIME_LIMIT: Duration = Duration::from_millis(10);
+
+/// Past this much used memory, a command evicts until it is back under it,
+/// for up to [`CEILING_TIME_LIMIT`]: when writes come faster than
+/// [`EVICTION_TIME_LIMIT`] per command can evict, memory would otherwise
+/// keep growing past `maxmemory`. 1/64 over the limit (1.6 MiB per 100 MiB).
+pub fn hard_ceiling(maxmemory: u64) -> u64 {
+    maxmemory.saturating_add(maxmemory / 64)
+}
 
 /// Redis's `maxmemory-policy` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,7 +159,16 @@ pub(super) struct Candidate {
 pub(super) struct EvictionPool {
     policy: Policy,
     best: Vec<Candidate>,
+    /// Set when a search found nothing `policy` may evict: until then,
+    /// [`Store::make_room`] reports out of memory without searching again.
+    /// Without it, every command (reads too) run while over the limit with
+    /// nothing evictable would lock every shard in turn.
+    exhausted: Option<(Policy, Instant)>,
 }
+
+/// How long "nothing left to evict" is believed before searching again (a
+/// key that gets a TTL meanwhile becomes evictable after at most this).
+pub const EXHAUSTED_RECHECK: Duration = Duration::from_millis(10);
 
 /// What [`Store::make_room`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,25 +263,47 @@ impl Store {
     /// [`EVICTION_TIME_LIMIT`] (see the module docs). Call it before a
     /// command that may use memory, without holding shard locks.
     pub fn make_room(&self, limits: &MemoryLimits) -> Room {
+        self.make_room_with(limits, crate::memory::used_memory)
+    }
+
+    /// [`Store::make_room`] with `used` as the measure of used memory.
+    fn make_room_with(&self, limits: &MemoryLimits, used: impl Fn() -> u64) -> Room {
         set_lfu_params(limits.lfu_log_factor, limits.lfu_decay_time);
         self.track_s3fifo(limits.policy == Policy::AllKeysS3Fifo);
-        if limits.maxmemory == 0 || crate::memory::used_memory() <= limits.maxmemory {
+        if limits.maxmemory == 0 || used() <= limits.maxmemory {
             return Room::Ok;
         }
         if limits.policy == Policy::NoEviction {
             return Room::OutOfMemory;
         }
         let started = Instant::now();
+        // Without waiting: if another command holds the pool, it is
+        // evicting, so there was something to evict.
+        if let Some(pool) = self.inner.eviction_pool.try_lock() {
+            if matches!(pool.exhausted, Some((policy, until)) if policy == limits.policy && started < until)
+            {
+                return Room::OutOfMemory;
+            }
+        }
+        let ceiling = hard_ceiling(limits.maxmemory);
         let mut evicted = 0u64;
         loop {
             if !self.evict_one(limits) {
+                self.inner.eviction_pool.lock().exhausted =
+                    Some((limits.policy, Instant::now() + EXHAUSTED_RECHECK));
                 return Room::OutOfMemory;
             }
             evicted += 1;
-            if crate::memory::used_memory() <= limits.maxmemory {
+            let now_used = used();
+            if now_used <= limits.maxmemory {
                 return Room::Ok;
             }
-            if evicted.is_multiple_of(16) && started.elapsed() >= EVICTION_TIME_LIMIT {
+            let time_limit = if now_used <= ceiling {
+                EVICTION_TIME_LIMIT
+            } else {
+                CEILING_TIME_LIMIT
+            };
+            if evicted.is_multiple_of(16) && started.elapsed() >= time_limit {
                 return Room::Ok;
             }
         }
@@ -304,7 +354,7 @@ impl Store {
                     sampled.swap_remove(i)
                 });
                 if let Some(candidate) = pick {
-                    if self.evict_candidate(&candidate, policy, now) {
+                    if self.evict_candidate(&candidate, policy, now).is_some() {
                         return true;
                     }
                 }
@@ -332,7 +382,12 @@ impl Store {
             // Best first; stale entries (keys gone since) are dropped.
             while !pool.best.is_empty() {
                 let candidate = pool.best.remove(0);
-                if self.evict_candidate(&candidate, policy, now) {
+                if let Some(entry) = self.evict_candidate(&candidate, policy, now) {
+                    // Freed after the pool's lock too: freeing a big value
+                    // may return pages to the OS, and every evicting
+                    // command waits for this lock.
+                    drop(pool);
+                    drop(entry);
                     return true;
                 }
             }
@@ -429,19 +484,20 @@ impl Store {
         false
     }
 
-    fn evict_candidate(&self, candidate: &Candidate, policy: Policy, now: u64) -> bool {
+    /// Evicts `candidate` if it is still there (and evictable under
+    /// `policy`) and returns its entry, for the caller to free once it holds
+    /// no lock.
+    fn evict_candidate(&self, candidate: &Candidate, policy: Policy, now: u64) -> Option<Entry> {
         let removed = {
             let mut locks = self.lock_shard(candidate.shard);
             let Ok(shard) = locks.shard(candidate.shard) else {
-                return false;
+                return None;
             };
             shard
                 .db(candidate.db)
                 .evict(&candidate.key, policy.volatile_only())
         };
-        let Some(entry) = removed else {
-            return false;
-        };
+        let entry = removed?;
         if entry.is_expired(now) {
             self.inner
                 .expired_by_eviction
@@ -449,8 +505,7 @@ impl Store {
         } else {
             self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
         }
-        // `entry` is freed here, after the shard lock was released.
-        true
+        Some(entry)
     }
 
     /// Keys evicted for `maxmemory` since the start (INFO's `evicted_keys`).
@@ -537,6 +592,93 @@ mod tests {
             assert_eq!(store.dbsize(1).unwrap(), 0, "{policy:?}");
             assert_eq!(store.evicted_keys(), 5);
         }
+    }
+
+    #[test]
+    fn past_the_hard_ceiling_the_time_limit_does_not_apply() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..200 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        // 1000 bytes a key, and measuring is slow: the time limit passes
+        // after a few dozen evictions.
+        let used = || {
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_micros(20) {}
+            store.dbsize(0).unwrap() as u64 * 1000
+        };
+        let limits = MemoryLimits {
+            maxmemory: 100_000,
+            ..limits(Policy::AllKeysRandom)
+        };
+        assert_eq!(store.make_room_with(&limits, used), Room::Ok);
+        let left = store.dbsize(0).unwrap() as u64;
+        assert!(left * 1000 <= hard_ceiling(100_000), "{left} keys left");
+        // Under the ceiling but over the limit: the time limit applies.
+        for i in 0..5 {
+            store.set(0, format!("n{i}").as_bytes(), b"v").unwrap();
+        }
+        let before = store.dbsize(0).unwrap();
+        let slow = || {
+            std::thread::sleep(Duration::from_micros(100));
+            101_000
+        };
+        assert_eq!(store.make_room_with(&limits, slow), Room::Ok);
+        assert_eq!(store.dbsize(0).unwrap(), before - 16);
+    }
+
+    #[test]
+    fn memory_eviction_cannot_free_does_not_empty_the_keyspace_at_once() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..20_000 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        // Far over the limit whatever is evicted (a huge client buffer).
+        let stuck = || u64::MAX / 2;
+        let limits = MemoryLimits {
+            maxmemory: 1000,
+            ..limits(Policy::AllKeysLru)
+        };
+        let started = Instant::now();
+        assert_eq!(store.make_room_with(&limits, stuck), Room::Ok);
+        assert!(started.elapsed() < CEILING_TIME_LIMIT * 20);
+        assert!(store.dbsize(0).unwrap() > 0);
+    }
+
+    #[test]
+    fn nothing_to_evict_is_remembered_briefly() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..20 {
+            store.set(0, format!("p{i}").as_bytes(), b"v").unwrap();
+        }
+        let limits = limits(Policy::VolatileLru);
+        let over = || u64::MAX;
+        assert_eq!(store.make_room_with(&limits, over), Room::OutOfMemory);
+        store
+            .set_with_ttl(0, b"t", b"v", Duration::from_secs(100))
+            .unwrap();
+        // Believed exhausted for a moment: no search, the key stays.
+        assert_eq!(store.make_room_with(&limits, over), Room::OutOfMemory);
+        assert!(store.exists(0, b"t").unwrap());
+        // Another policy searches at once.
+        assert_eq!(
+            store.make_room_with(
+                &MemoryLimits {
+                    policy: Policy::VolatileTtl,
+                    ..limits
+                },
+                over
+            ),
+            Room::OutOfMemory
+        );
+        assert!(!store.exists(0, b"t").unwrap());
+        store
+            .set_with_ttl(0, b"t", b"v", Duration::from_secs(100))
+            .unwrap();
+        std::thread::sleep(EXHAUSTED_RECHECK * 2);
+        assert_eq!(store.make_room_with(&limits, over), Room::OutOfMemory);
+        assert!(!store.exists(0, b"t").unwrap());
+        assert_eq!(store.dbsize(0).unwrap(), 20);
     }
 
     #[test]

@@ -223,7 +223,12 @@ impl Store {
     }
 
     /// Runs `f` on the part of database `db` that holds `key`.
-    fn with_db<R>(&self, db: usize, key: &[u8], f: impl FnOnce(&mut Db, u64) -> R) -> Result<R> {
+    pub(crate) fn with_db<R>(
+        &self,
+        db: usize,
+        key: &[u8],
+        f: impl FnOnce(&mut Db, u64) -> R,
+    ) -> Result<R> {
         self.check_db(db)?;
         let now = self.now_ms();
         let mut shard = self.inner.shards[self.shard_index(key)].lock();

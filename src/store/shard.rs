@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use super::changes::{ChangeObserver, ChangeTracker, Pending};
+use super::changes::{ChangeObserver, ChangeTracker, Pending, PendingState};
 use super::evict::{self, Policy};
 use super::keymap::EntryMap;
 use super::s3fifo::S3Fifo;
@@ -42,6 +42,10 @@ pub struct Db {
     changes: Option<Box<ChangeTracker>>,
     /// S3-FIFO queues, kept only while `allkeys-s3fifo` is the policy.
     fifo: Option<Box<S3Fifo>>,
+    /// Counts every removal of a key (deletion, expiry, eviction, flush,
+    /// swap): a copy loaded from elsewhere is only stored if nothing was
+    /// removed since it was asked for (see [`Db::insert_loaded`]).
+    removals: u64,
 }
 
 /// Why a key left the map, for change observers.
@@ -206,6 +210,42 @@ impl Db {
         previous
     }
 
+    /// How many removals this part has seen (a token for
+    /// [`Db::insert_loaded`]).
+    pub fn removals(&self) -> u64 {
+        self.removals
+    }
+
+    /// Stores a copy of `key` loaded from outside (write-behind's warm start
+    /// and read-through) without recording it as a change: only if the key
+    /// is absent, no change of it is pending, and nothing was removed from
+    /// this part since `removals` was read before the copy was asked for
+    /// (else the copy may predate a deletion, expiry or flush). Returns
+    /// whether it was stored.
+    pub fn insert_loaded(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expires_at: Option<u64>,
+        removals: u64,
+        now_ms: u64,
+    ) -> bool {
+        if self.removals != removals
+            || self.peek(key, now_ms).is_some()
+            || expires_at.is_some_and(|at| at <= now_ms)
+            || self
+                .changes
+                .as_deref()
+                .is_some_and(|changes| changes.is_pending(key))
+        {
+            return false;
+        }
+        let changes = self.changes.take();
+        self.insert(key, value, expires_at, now_ms);
+        self.changes = changes;
+        true
+    }
+
     /// Removes `key`; returns its entry if it was live.
     pub fn remove(&mut self, key: &[u8], now_ms: u64) -> Option<Entry> {
         if self.expire_if_due(key, now_ms) {
@@ -217,6 +257,7 @@ impl Db {
 
     fn remove_entry(&mut self, key: &[u8], removal: Removal) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
+        self.removals += 1;
         if let Some(at) = entry.expires_at() {
             self.expires.remove(&(at, Key::from(key)));
         }
@@ -418,6 +459,7 @@ impl Db {
         if let Some(fifo) = &mut self.fifo {
             fifo.clear();
         }
+        self.removals += 1;
         RemovedContents {
             _entries: std::mem::take(&mut self.entries),
             _expires: std::mem::take(&mut self.expires),
@@ -435,6 +477,7 @@ impl Db {
         std::mem::swap(&mut a.field_expires_of, &mut b.field_expires_of);
         std::mem::swap(&mut a.fifo, &mut b.fifo);
         for db in [&mut *a, &mut *b] {
+            db.removals += 1;
             let watched: Vec<Key> = db.watched.keys().cloned().collect();
             for key in watched {
                 db.bump_watch(&key);
@@ -444,7 +487,7 @@ impl Db {
             if let Some(changes) = db.changes.as_deref_mut() {
                 changes.cleared(db.index);
                 for entry in db.entries.iter() {
-                    changes.written(db.index, entry.key());
+                    changes.written(db.index, entry.key(), Some(entry));
                 }
             }
         }
@@ -567,7 +610,17 @@ impl Db {
     pub fn touch(&mut self, key: &[u8]) {
         self.bump_watch(key);
         if let Some(changes) = self.changes.as_deref_mut() {
-            changes.written(self.index, key);
+            changes.written(self.index, key, self.entries.get(key));
+        }
+    }
+
+    /// Makes `state` a pending change of `key` for write-behind without
+    /// touching the map (journal replay of a delete, or of a value whose
+    /// TTL passed while the server was down). Nothing happens without a
+    /// change observer.
+    pub fn restore_pending(&mut self, key: &[u8], state: PendingState) {
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.restored(self.index, key, state);
         }
     }
 

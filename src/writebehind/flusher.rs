@@ -7,22 +7,35 @@
 //! Per-key order: a key is in at most one batch of the batches in flight at
 //! once (a key drained again while an earlier batch holding it is in flight
 //! waits for that batch), every batch of a pass lands before the pass's
-//! database flushes are applied, and versions guard every row besides. A
-//! failed batch is kept and retried with exponential backoff and jitter
-//! (capped at 5 s) until PostgreSQL takes it; meanwhile new changes keep
-//! coalescing in the store.
+//! database flushes are applied, and versions guard every row of the
+//! default table besides (mapped tables rely on this order alone, see
+//! [`super::mapping`]).
+//!
+//! Failures come in two kinds. PostgreSQL refusing a row's data (SQLSTATE
+//! class 21, 22 or 23, or 54000: a value the column type rejects, a
+//! constraint violation, a row too large) cannot be cured by retrying: the
+//! batch is split in halves, each written on its own, recursively, until
+//! each refused row is alone; those poison rows go to the dead-letter table
+//! with their error (counted in `dead_letters`, logged) and their keys are
+//! confirmed, everything else is written. Any other failure (PostgreSQL
+//! down, a timeout, a misconfigured table) keeps the batch and retries it
+//! with exponential backoff and jitter (capped at 5 s) behind the circuit
+//! breaker ([`super::breaker`]); meanwhile new changes keep coalescing in
+//! the store.
 
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::Rng;
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::task::JoinSet;
 
-use super::encode::encode;
-use super::sink::{Conn, Row, RowChange};
+use super::breaker::Permit;
+use super::encode::{decode_items, encode};
+use super::mapping::{Mapping, TableInfo};
+use super::sink::{Conn, Failure, Row, RowChange};
 use super::{unix_ms, WriteBehind};
 use crate::server::Shared;
 use crate::store::{Entry, Key, Pending, PendingState, ValueRef};
@@ -42,6 +55,9 @@ pub async fn run(shared: Arc<Shared>, wb: Arc<WriteBehind>) {
         wb,
         prepared: false,
     };
+    // Connect at once: a misconfigured mapping is reported at start-up, not
+    // at the first flush.
+    flusher.prepare().await;
     loop {
         let (delay, batch_size) = {
             let config = flusher.shared.config.read();
@@ -92,27 +108,43 @@ struct Wave {
 }
 
 impl Flusher {
-    /// One pass over every database part. Returns false if it gave up
-    /// (shutdown deadline) with changes not written.
-    async fn pass(&mut self, batch_size: usize) -> bool {
-        let start_version = self.wb.version.load(Ordering::SeqCst);
-        let start_ms = unix_ms();
+    /// Creates the tables that are missing, reads the mapped tables from
+    /// the catalog and learns the version offset, once. False if shutdown
+    /// gave up first.
+    async fn prepare(&mut self) -> bool {
         if !self.prepared {
             let sink = self.wb.sink.clone();
-            let Some(max) = retry(&self.wb, || {
+            let Ok(max) = retry(&self.wb, false, || {
                 let sink = sink.clone();
-                async move { sink.prepare_table().await.map_err(|e| describe(&e)) }
+                async move { sink.prepare().await }
             })
             .await
             else {
                 return false;
             };
-            let start = self.wb.version.load(Ordering::SeqCst);
+            let start = self.wb.hot.version.load(Ordering::SeqCst);
             let offset = (max.max(0) as u64).saturating_sub(start);
             self.wb.version_offset.store(offset, Ordering::Release);
             self.prepared = true;
         }
+        true
+    }
+
+    /// One pass over every database part. Returns false if it gave up
+    /// (shutdown deadline) with changes not written.
+    async fn pass(&mut self, batch_size: usize) -> bool {
+        let start_version = self.wb.hot.version.load(Ordering::SeqCst);
+        let start_ms = unix_ms();
+        if !self.prepare().await {
+            return false;
+        }
         let offset = self.wb.version_offset.load(Ordering::Acquire);
+        let catalog = self.wb.sink.catalog();
+        let targets = Targets {
+            wb: &self.wb,
+            maps: self.wb.sink.maps(),
+            catalog: &catalog,
+        };
         let store = self.shared.store.clone();
         let mut complete = true;
         let mut wave = Wave::default();
@@ -124,7 +156,7 @@ impl Flusher {
                     let mut rows = Vec::new();
                     let mut vanished = 0;
                     let taken = store.drain_changes(shard, db, want, |key, pending, entry| {
-                        match to_row(db, key, pending, entry, offset) {
+                        match to_row(db, key, pending, entry, offset, &targets) {
                             Some(row) => rows.push(row),
                             None => vanished += 1,
                         }
@@ -175,15 +207,15 @@ impl Flusher {
             let slot = self.slots[0].clone();
             let sink = self.wb.sink.clone();
             let flushes = Arc::new(flushes);
-            let done = retry(&self.wb, || {
+            let done = retry(&self.wb, false, || {
                 let slot = slot.clone();
                 let sink = sink.clone();
                 let flushes = flushes.clone();
                 async move {
                     let mut conn = checkout(&slot, &sink).await?;
                     let result = match conn.as_mut() {
-                        Some(conn) => conn.flush_dbs(&flushes).await.map_err(|e| describe(&e)),
-                        None => Err("no connection".to_string()),
+                        Some(conn) => conn.flush_dbs(&flushes).await.map_err(Failure::from),
+                        None => Err(Failure::other("no connection")),
                     };
                     if result.is_err() {
                         *conn = None;
@@ -193,10 +225,10 @@ impl Flusher {
             })
             .await;
             match done {
-                Some(deleted) => {
+                Ok(deleted) => {
                     self.wb.rows_deleted.fetch_add(deleted, Ordering::Relaxed);
                 }
-                None => complete = false,
+                Err(_) => complete = false,
             }
         }
         if complete {
@@ -231,88 +263,191 @@ impl Flusher {
     }
 }
 
+/// Writes one batch; a data error splits it until the poison rows are
+/// alone, and those go to the dead-letter table. Returns false only if
+/// shutdown gave up on it.
 async fn send_batch(wb: Arc<WriteBehind>, slot: Slot, batch: Vec<Row>) -> bool {
-    let batch = Arc::new(batch);
     let sink = wb.sink.clone();
-    let outcome = retry(&wb, || {
-        let slot = slot.clone();
-        let sink = sink.clone();
-        let batch = batch.clone();
-        async move {
-            let mut conn = checkout(&slot, &sink).await?;
-            let result = match conn.as_mut() {
-                Some(conn) => conn.write(&batch).await.map_err(|e| describe(&e)),
-                None => Err("no connection".to_string()),
-            };
-            if result.is_err() {
-                // Whatever went wrong, start the next try on a fresh
-                // connection (the transaction was rolled back).
-                *conn = None;
+    let mut dead: Vec<(Row, Failure)> = Vec::new();
+    let mut rows = Vec::with_capacity(batch.len());
+    for row in batch {
+        match &row.change {
+            RowChange::Rejected { reason, .. } => {
+                let failure = Failure {
+                    message: reason.clone(),
+                    sqlstate: None,
+                    data: true,
+                };
+                dead.push((row, failure));
             }
-            result
+            _ => rows.push(row),
         }
-    })
-    .await;
-    match outcome {
-        Some((written, deleted)) => {
-            wb.rows_written.fetch_add(written, Ordering::Relaxed);
-            wb.rows_deleted.fetch_add(deleted, Ordering::Relaxed);
-            wb.batches.fetch_add(1, Ordering::Relaxed);
-            wb.confirmed(batch.len());
-            true
-        }
-        None => false,
     }
+    let mut work = Vec::new();
+    if !rows.is_empty() {
+        work.push(rows);
+    }
+    while let Some(part) = work.pop() {
+        let part = Arc::new(part);
+        let outcome = retry(&wb, true, || {
+            let slot = slot.clone();
+            let sink = sink.clone();
+            let part = part.clone();
+            async move {
+                let mut conn = checkout(&slot, &sink).await?;
+                let result = match conn.as_mut() {
+                    Some(conn) => conn.write(&part).await,
+                    None => Err(Failure::other("no connection")),
+                };
+                if result.as_ref().is_err_and(|failure| !failure.data) {
+                    // Start the next try on a fresh connection (the
+                    // transaction was rolled back). After a data error the
+                    // connection is fine.
+                    *conn = None;
+                }
+                result
+            }
+        })
+        .await;
+        match outcome {
+            Ok((written, deleted)) => {
+                wb.rows_written.fetch_add(written, Ordering::Relaxed);
+                wb.rows_deleted.fetch_add(deleted, Ordering::Relaxed);
+                wb.confirmed(part.len());
+            }
+            Err(Stop::GaveUp) => return false,
+            Err(Stop::Data(failure)) => {
+                let mut part = Arc::try_unwrap(part).unwrap_or_else(|shared| (*shared).clone());
+                if part.len() == 1 {
+                    if let Some(row) = part.pop() {
+                        dead.push((row, failure));
+                    }
+                } else {
+                    let second = part.split_off(part.len() / 2);
+                    work.push(second);
+                    work.push(part);
+                }
+            }
+        }
+    }
+    if !dead.is_empty() {
+        let dead = Arc::new(dead);
+        let outcome = retry(&wb, false, || {
+            let slot = slot.clone();
+            let sink = sink.clone();
+            let dead = dead.clone();
+            async move {
+                let mut conn = checkout(&slot, &sink).await?;
+                let result = match conn.as_mut() {
+                    Some(conn) => conn.dead_letter(&dead).await,
+                    None => Err(Failure::other("no connection")),
+                };
+                if result.is_err() {
+                    *conn = None;
+                }
+                result
+            }
+        })
+        .await;
+        if outcome.is_err() {
+            return false;
+        }
+        for (row, failure) in dead.iter() {
+            tracing::warn!(
+                db = row.db,
+                key = %String::from_utf8_lossy(&row.key),
+                error = %failure,
+                "write-behind: poison row written to the dead-letter table"
+            );
+        }
+        wb.dead_letters
+            .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        wb.confirmed(dead.len());
+    }
+    wb.batches.fetch_add(1, Ordering::Relaxed);
+    true
 }
 
 /// The slot's connection, opened if it has none.
 async fn checkout<'a>(
     slot: &'a Slot,
     sink: &super::Sink,
-) -> Result<tokio::sync::MutexGuard<'a, Option<Conn>>, String> {
+) -> Result<tokio::sync::MutexGuard<'a, Option<Conn>>, Failure> {
     let mut guard = slot.lock().await;
     if guard.as_ref().is_some_and(Conn::is_closed) {
         *guard = None;
     }
     if guard.is_none() {
-        *guard = Some(sink.connect().await.map_err(|e| describe(&e))?);
+        *guard = Some(sink.open().await?);
     }
     Ok(guard)
 }
 
+/// Why [`retry`] stopped without a result.
+enum Stop {
+    /// PostgreSQL refused the data (only when the caller asked to stop on
+    /// data errors).
+    Data(Failure),
+    /// Shutdown's deadline passed.
+    GaveUp,
+}
+
 /// Runs `op` until it succeeds, backing off exponentially with jitter
-/// between tries; `None` if shutdown's deadline passed first.
-async fn retry<T, F, Fut>(wb: &WriteBehind, mut op: F) -> Option<T>
+/// between tries and waiting while the circuit is open; stops on a data
+/// error if `data_stops` (otherwise those are retried too), and when
+/// shutdown's deadline passes.
+async fn retry<T, F, Fut>(wb: &WriteBehind, data_stops: bool, mut op: F) -> Result<T, Stop>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     let mut attempt: u32 = 0;
     loop {
+        // The circuit: at shutdown, every try counts, so it is ignored.
+        while !wb.stopping.load(Ordering::Acquire) {
+            match wb.breaker.permit(Instant::now()) {
+                Permit::Go => break,
+                // Short naps, to notice shutdown (ignoring the circuit).
+                Permit::Wait(pause) => {
+                    tokio::time::sleep(pause.min(Duration::from_millis(100))).await;
+                }
+            }
+        }
         match op().await {
             Ok(value) => {
-                if !wb.up.swap(true, Ordering::AcqRel) {
-                    tracing::info!("write-behind: PostgreSQL is reachable again");
-                }
-                return Some(value);
+                reachable(wb);
+                return Ok(value);
             }
-            Err(error) => {
+            Err(failure) if failure.data && data_stops => {
+                reachable(wb);
+                return Err(Stop::Data(failure));
+            }
+            Err(failure) => {
                 if wb.up.load(Ordering::Acquire) {
-                    tracing::warn!(%error, "write-behind: PostgreSQL failed, retrying");
+                    tracing::warn!(error = %failure, "write-behind: PostgreSQL failed, retrying");
                 }
-                wb.record_error(&error);
+                wb.record_error(&failure.message);
+                let opened = wb.breaker.failure(Instant::now());
+                if opened {
+                    tracing::warn!(
+                        error = %failure,
+                        "write-behind: circuit open, PostgreSQL is left alone for the cool-down"
+                    );
+                }
                 if wb.past_stop_deadline() {
-                    return None;
+                    return Err(Stop::GaveUp);
                 }
-                let ceiling = BACKOFF_BASE_MS
-                    .saturating_mul(1u64 << attempt.min(16))
-                    .min(BACKOFF_CAP_MS);
-                let mut pause = rand::thread_rng().gen_range(ceiling / 2..=ceiling);
-                if let Some(deadline) = *wb.stop_deadline.lock() {
-                    let left = deadline.saturating_duration_since(std::time::Instant::now());
-                    pause = pause.min(left.as_millis() as u64);
+                if !opened || wb.stopping.load(Ordering::Acquire) {
+                    let ceiling = BACKOFF_BASE_MS
+                        .saturating_mul(1u64 << attempt.min(16))
+                        .min(BACKOFF_CAP_MS);
+                    let mut pause = rand::thread_rng().gen_range(ceiling / 2..=ceiling);
+                    if let Some(deadline) = *wb.stop_deadline.lock() {
+                        let left = deadline.saturating_duration_since(Instant::now());
+                        pause = pause.min(left.as_millis() as u64);
+                    }
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
                 }
-                tokio::time::sleep(Duration::from_millis(pause)).await;
                 attempt = attempt.saturating_add(1);
                 wb.retries.fetch_add(1, Ordering::Relaxed);
             }
@@ -320,10 +455,13 @@ where
     }
 }
 
-fn describe(error: &tokio_postgres::Error) -> String {
-    match error.as_db_error() {
-        Some(db) => format!("{}: {}", db.code().code(), db.message()),
-        None => error.to_string(),
+/// PostgreSQL answered: the circuit closes and the state is up.
+fn reachable(wb: &WriteBehind) {
+    if wb.breaker.success() {
+        tracing::info!("write-behind: circuit closed");
+    }
+    if !wb.up.swap(true, Ordering::AcqRel) {
+        tracing::info!("write-behind: PostgreSQL is reachable again");
     }
 }
 
@@ -335,6 +473,109 @@ fn timestamp(ms: Option<u64>) -> Option<SystemTime> {
     ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms))
 }
 
+/// What to_row needs to route mapped keys.
+struct Targets<'a> {
+    wb: &'a WriteBehind,
+    maps: &'a [Mapping],
+    catalog: &'a [TableInfo],
+}
+
+impl Targets<'_> {
+    /// The first mapping that applies to the key, with its catalog entry
+    /// and the key's captured part.
+    fn find<'k>(&self, db: usize, key: &'k [u8]) -> Option<(usize, &TableInfo, &'k [u8])> {
+        self.maps.iter().enumerate().find_map(|(i, map)| {
+            let captured = map.capture(db, key)?;
+            Some((i, self.catalog.get(i)?, captured))
+        })
+    }
+
+    /// A hash field of a mapped key with no column: counted, shown, and
+    /// logged once per field name.
+    fn unmapped(&self, map: usize, field: &[u8]) {
+        let wb = self.wb;
+        wb.unmapped_fields.fetch_add(1, Ordering::Relaxed);
+        let table = self.maps.get(map).map_or("?", |m| m.table.as_str());
+        let field_text = String::from_utf8_lossy(field);
+        *wb.last_unmapped.lock() = format!("{table}.{field_text}");
+        let mut logged = wb.logged_unmapped.lock();
+        if logged.len() < 1_000 && logged.insert((map, field.to_vec())) {
+            tracing::warn!(
+                table,
+                field = %field_text,
+                "write-behind: hash field has no column in the mapped table, not written"
+            );
+        }
+    }
+}
+
+/// The change of a mapped key (see [`super::mapping`] for the rules).
+fn mapped_change(
+    targets: &Targets,
+    map: usize,
+    info: &TableInfo,
+    captured: &[u8],
+    value: ValueRef<'_>,
+    now: u64,
+) -> RowChange {
+    let (type_name, bytes) = encode(value, now);
+    let reject = |reason: String| RowChange::Rejected {
+        map,
+        type_name,
+        value: bytes.clone(),
+        reason,
+    };
+    let Ok(id) = std::str::from_utf8(captured) else {
+        return reject(format!(
+            "the key's {} part is not valid UTF-8",
+            info.key_column
+        ));
+    };
+    let mut doc = serde_json::Map::new();
+    doc.insert(info.key_column.clone(), id.into());
+    let string = match type_name {
+        "string" => {
+            let Some(column) = &info.string_column else {
+                return reject("a string value, and the mapping has no column=".into());
+            };
+            let Ok(text) = std::str::from_utf8(&bytes) else {
+                return reject("the value is not valid UTF-8".into());
+            };
+            doc.insert(column.clone(), text.into());
+            true
+        }
+        "hash" => {
+            let Some(items) = decode_items(&bytes) else {
+                return reject("the hash could not be read".into());
+            };
+            for pair in items.chunks(2) {
+                let [field, value] = pair else { continue };
+                match std::str::from_utf8(field) {
+                    Ok(name) if name == info.key_column => {
+                        if value.as_slice() != captured {
+                            targets.unmapped(map, field);
+                        }
+                    }
+                    Ok(name) if info.columns.iter().any(|c| c == name) => {
+                        let Ok(text) = std::str::from_utf8(value) else {
+                            return reject(format!("the value of field {name} is not valid UTF-8"));
+                        };
+                        doc.insert(name.to_string(), text.into());
+                    }
+                    _ => targets.unmapped(map, field),
+                }
+            }
+            false
+        }
+        other => return reject(format!("a {other} can't be mapped to a row")),
+    };
+    RowChange::MapUpsert {
+        map,
+        doc: serde_json::Value::Object(doc).to_string(),
+        string,
+    }
+}
+
 /// The row a drained change becomes; `None` if there is nothing to write
 /// (a pending write whose key is no longer there).
 fn to_row(
@@ -343,14 +584,19 @@ fn to_row(
     pending: Pending,
     entry: Option<&Entry>,
     offset: u64,
+    targets: &Targets,
 ) -> Option<Row> {
     let now = unix_ms();
-    let upsert = |value: ValueRef<'_>, expires_at: Option<u64>| {
-        let (type_name, value) = encode(value, now);
-        RowChange::Upsert {
-            type_name,
-            value,
-            expires_at: timestamp(expires_at),
+    let mapped = targets.find(db, key);
+    let upsert = |value: ValueRef<'_>, expires_at: Option<u64>| match mapped {
+        Some((map, info, captured)) => mapped_change(targets, map, info, captured, value, now),
+        None => {
+            let (type_name, value) = encode(value, now);
+            RowChange::Upsert {
+                type_name,
+                value,
+                expires_at: timestamp(expires_at),
+            }
         }
     };
     let change = match pending.state {
@@ -359,7 +605,19 @@ fn to_row(
             upsert(entry.value(), entry.expires_at())
         }
         PendingState::Gone { value, expires_at } => upsert(value.view(), expires_at),
-        PendingState::Delete => RowChange::Delete,
+        PendingState::Delete => match mapped {
+            Some((map, info, captured)) => {
+                // A key part that is not UTF-8 never made a row.
+                let id = std::str::from_utf8(captured).ok()?;
+                let mut doc = serde_json::Map::new();
+                doc.insert(info.key_column.clone(), id.into());
+                RowChange::MapDelete {
+                    map,
+                    doc: serde_json::Value::Object(doc).to_string(),
+                }
+            }
+            None => RowChange::Delete,
+        },
     };
     Some(Row {
         db: i32::try_from(db).unwrap_or(i32::MAX),

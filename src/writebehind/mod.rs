@@ -10,25 +10,42 @@
 //! greatest version the table already holds (a restarted Larder never
 //! writes below what an earlier run wrote).
 //!
+//! Mapped keys (`write-behind-map`, see [`mapping`]) go to rows of
+//! existing tables instead of the default table. A batch PostgreSQL refuses
+//! because of a row's data is split until the poison rows are isolated; they
+//! go to the dead-letter table and everything else is written (see
+//! [`flusher`]). Unavailability is retried with backoff behind a circuit
+//! breaker ([`breaker`]).
+//!
 //! Backpressure: past `write-behind-max-pending` pending keys, write
 //! commands on written-behind keys are refused (reads go on) until
 //! PostgreSQL catches up.
 
+pub mod breaker;
 pub mod encode;
+pub mod filter;
 pub mod flusher;
+pub mod journal;
+pub mod loader;
+pub mod mapping;
 pub mod sink;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crossbeam::utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
 use crate::commands::{resolve, CommandSpec, Session};
 use crate::config::Config;
-use crate::store::ChangeObserver;
+use crate::store::changes::Change;
+use crate::store::{ChangeObserver, Store};
 
+pub use filter::KeyFilter;
+pub use journal::{Journal, JournalFsync};
 pub use sink::Sink;
 
 /// The write-behind state of one server: the observer the store reports
@@ -36,17 +53,20 @@ pub use sink::Sink;
 /// `WRITEBEHIND FLUSH` synchronise on.
 pub struct WriteBehind {
     sink: Sink,
-    pattern: Vec<u8>,
+    /// Warm start and read-through.
+    loader: loader::Loader,
+    warm_start: bool,
+    filter: KeyFilter,
     max_pending: usize,
     pool_size: usize,
     shutdown_timeout: Duration,
-    /// The last version handed out.
-    version: AtomicU64,
+    /// The last version handed out, and the number of pending keys: written
+    /// by every change, so kept on a cache line of their own (the settings
+    /// around them are read by every write command).
+    hot: CachePadded<HotCounters>,
     /// Added to every version sent, so this run's rows sort above the
     /// table's existing ones (set once, at the first connection).
     version_offset: AtomicU64,
-    /// Keys changed and not yet confirmed by PostgreSQL.
-    pending: AtomicI64,
     /// When the oldest pending change was made (Unix ms; 0: none pending).
     oldest_since_ms: AtomicU64,
     /// `write-behind-batch-size` as the flusher last read it: that many
@@ -67,6 +87,27 @@ pub struct WriteBehind {
     retries: AtomicU64,
     failures: AtomicU64,
     last_error: Mutex<String>,
+    /// The local journal of unconfirmed changes (also present when it is
+    /// off, to replay files an earlier run left).
+    journal: Arc<Journal>,
+    /// Stops hammering an unavailable PostgreSQL.
+    breaker: breaker::Breaker,
+    /// Rows written to the dead-letter table.
+    dead_letters: AtomicU64,
+    /// Hash fields of mapped keys that have no column (each time a key is
+    /// sent).
+    unmapped_fields: AtomicU64,
+    /// `table.field` of the last one, and the names already logged
+    /// (bounded).
+    last_unmapped: Mutex<String>,
+    logged_unmapped: Mutex<std::collections::HashSet<(usize, Vec<u8>)>>,
+}
+
+struct HotCounters {
+    /// The last version handed out.
+    version: AtomicU64,
+    /// Keys changed and not yet confirmed by PostgreSQL.
+    pending: AtomicI64,
 }
 
 impl std::fmt::Debug for WriteBehind {
@@ -90,19 +131,28 @@ impl WriteBehind {
         if config.write_behind_url.is_empty() {
             return Ok(None);
         }
-        let sink = Sink::new(&config.write_behind_url, &config.write_behind_table)?;
+        let sink = Sink::with_mappings(
+            &config.write_behind_url,
+            &config.write_behind_table,
+            &config.write_behind_dead_letter_table,
+            config.write_behind_map.clone(),
+        )?;
         let start = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         Ok(Some(WriteBehind {
+            loader: loader::Loader::new(sink.clone()),
+            warm_start: config.write_behind_warm_start,
             sink,
-            pattern: config.write_behind_match.as_bytes().to_vec(),
+            filter: KeyFilter::parse(&config.write_behind_match, &config.write_behind_match_db)?,
             max_pending: config.write_behind_max_pending,
             pool_size: config.write_behind_pool_size.max(1),
             shutdown_timeout: Duration::from_millis(config.write_behind_shutdown_timeout),
-            version: AtomicU64::new(start),
+            hot: CachePadded::new(HotCounters {
+                version: AtomicU64::new(start),
+                pending: AtomicI64::new(0),
+            }),
             version_offset: AtomicU64::new(0),
-            pending: AtomicI64::new(0),
             oldest_since_ms: AtomicU64::new(0),
             batch_size: AtomicUsize::new(config.write_behind_batch_size.max(1)),
             flushes: Mutex::new(HashMap::new()),
@@ -118,16 +168,29 @@ impl WriteBehind {
             retries: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            journal: Arc::new(Journal::new(
+                &config.dir,
+                config.write_behind_fsync,
+                config.write_behind_journal,
+            )),
+            breaker: breaker::Breaker::new(
+                config.write_behind_circuit_failures,
+                Duration::from_millis(config.write_behind_circuit_cooldown),
+            ),
+            dead_letters: AtomicU64::new(0),
+            unmapped_fields: AtomicU64::new(0),
+            last_unmapped: Mutex::new(String::new()),
+            logged_unmapped: Mutex::new(std::collections::HashSet::new()),
         }))
     }
 
     /// Keys changed and not yet confirmed by PostgreSQL.
     pub fn pending_keys(&self) -> u64 {
-        self.pending.load(Ordering::Acquire).max(0) as u64
+        self.hot.pending.load(Ordering::Acquire).max(0) as u64
     }
 
     fn confirmed(&self, count: usize) {
-        self.pending.fetch_sub(count as i64, Ordering::AcqRel);
+        self.hot.pending.fetch_sub(count as i64, Ordering::AcqRel);
     }
 
     /// The refusal of a command that would add to a full backlog: a write
@@ -156,7 +219,15 @@ impl WriteBehind {
             } else {
                 "PostgreSQL is unreachable"
             };
-            format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)")
+            let mut message =
+                format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)");
+            if let Some(left) = self.breaker.open_for(Instant::now()) {
+                message.push_str(&format!(
+                    ", circuit open: next try in {} ms",
+                    left.as_millis()
+                ));
+            }
+            message
         })
     }
 
@@ -172,7 +243,7 @@ impl WriteBehind {
     /// the call is in PostgreSQL, or `timeout` passes, or shutdown ends
     /// the flusher. Returns whether everything arrived.
     pub fn wait_flushed(&self, timeout: Option<Duration>) -> bool {
-        let target = self.version.load(Ordering::SeqCst);
+        let target = self.hot.version.load(Ordering::SeqCst);
         let deadline = timeout.map(|t| Instant::now() + t);
         self.wake.notify_one();
         let mut acked = self.acked.lock();
@@ -203,6 +274,26 @@ impl WriteBehind {
             *acked = version;
         }
         self.acked_changed.notify_all();
+        drop(acked);
+        self.journal.acked(version);
+    }
+
+    /// Replays the journal files left in `dir` into `store` and starts the
+    /// journal if `write-behind-journal` is on (see [`journal`]). Call once,
+    /// before clients are accepted.
+    pub fn start_journal(&self, store: &Store) -> std::io::Result<()> {
+        self.journal
+            .start(store, || self.hot.version.load(Ordering::SeqCst))
+    }
+
+    /// The journal replies must wait for, if it is on.
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.enabled().then_some(&self.journal)
+    }
+
+    /// Writes out and stops the journal (shutdown, after the last flush).
+    pub fn stop_journal(&self) {
+        self.journal.stop();
     }
 
     /// Starts the shutdown flush: the flusher makes one last pass and stops,
@@ -211,6 +302,11 @@ impl WriteBehind {
         *self.stop_deadline.lock() = Some(Instant::now() + self.shutdown_timeout);
         self.stopping.store(true, Ordering::Release);
         self.wake.notify_one();
+    }
+
+    /// Whether `write-behind-warm-start` asks for a warm start.
+    pub fn warm_start_enabled(&self) -> bool {
+        self.warm_start
     }
 
     /// How long shutdown waits at most.
@@ -262,24 +358,61 @@ impl WriteBehind {
                 self.failures.load(Ordering::Relaxed).to_string(),
             ),
             (
+                "read_through_queries",
+                self.loader.queries.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "keys_loaded",
+                self.loader.loaded.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "load_failures",
+                self.loader.failures.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "last_load_error",
+                self.loader.last_error.lock().replace(['\r', '\n'], " "),
+            ),
+            (
                 "last_error",
                 self.last_error.lock().replace(['\r', '\n'], " "),
             ),
+            ("circuit", self.breaker.state_name().into()),
+            (
+                "dead_letters",
+                self.dead_letters.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "unmapped_fields",
+                self.unmapped_fields.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "last_unmapped_field",
+                self.last_unmapped.lock().replace(['\r', '\n'], " "),
+            ),
         ]
+        .into_iter()
+        .chain(self.journal.status())
+        .collect()
     }
 }
 
 impl ChangeObserver for WriteBehind {
-    fn observes(&self, _db: usize, key: &[u8]) -> bool {
-        self.pattern == b"*" || crate::commands::parse::glob_match(&self.pattern, key, false)
+    fn observes(&self, db: usize, key: &[u8]) -> bool {
+        self.filter.matches(db, key)
+            || self
+                .sink
+                .maps()
+                .iter()
+                .any(|map| map.capture(db, key).is_some())
     }
 
     fn next_version(&self) -> u64 {
-        self.version.fetch_add(1, Ordering::SeqCst) + 1
+        self.hot.version.fetch_add(1, Ordering::SeqCst) + 1
     }
 
     fn pending_added(&self) {
-        let before = self.pending.fetch_add(1, Ordering::AcqRel);
+        let before = self.hot.pending.fetch_add(1, Ordering::AcqRel);
         if before <= 0 {
             let _ = self.oldest_since_ms.compare_exchange(
                 0,
@@ -301,5 +434,9 @@ impl ChangeObserver for WriteBehind {
         let mut flushes = self.flushes.lock();
         let latest = flushes.entry(db).or_insert(version);
         *latest = (*latest).max(version);
+    }
+
+    fn changed(&self, change: &Change<'_>) {
+        self.journal.append(change);
     }
 }

@@ -1,0 +1,1115 @@
+//! The write-behind journal: an append-only local log of the changes
+//! PostgreSQL has not confirmed yet, replayed at start-up.
+//!
+//! What is logged is the resulting STATE of a key (its value, type and
+//! absolute expiry, or its deletion, or the flush of a database), with the
+//! change's version, never the command: replaying a record twice, or a
+//! record PostgreSQL already has, writes the same state again. A record is
+//! made under the shard lock of its change ([`ChangeObserver::changed`]),
+//! appended to an in-memory buffer there, and written to the file by the
+//! journal's writer thread; the records of one key are therefore in the file
+//! in the order of its changes, and a database flush (made under every shard
+//! lock) sits between the changes before and after it.
+//!
+//! Acknowledgement: a connection that executed write commands writes its
+//! replies only once the writer has taken their records to the file
+//! (`everysec`, `no`: written to the OS, so a SIGKILL of Larder loses none)
+//! or to the disk (`always`: fsynced; one fsync covers every record
+//! written by then, from all connections: group commit).
+//!
+//! Files: `larder-journal.<sequence>` in `dir`, each starting with an
+//! 8-byte magic, then records `[body length u64 LE][CRC-32 of body u32 LE]
+//! [body]`. A running server appends to its own newest file; when every
+//! record of it is confirmed by PostgreSQL it is cut back to its header,
+//! and past 64 MB it is closed and a new one started; closed files are
+//! deleted once PostgreSQL confirmed all their records.
+//!
+//! Start-up: every file is read in sequence order (a torn or corrupt
+//! record ends its file: logged, the rest of that file is ignored), the
+//! last record of each key wins, a flush drops the records of its database
+//! before it; the survivors are loaded into the store and made pending
+//! again, with versions of this run (so PostgreSQL, whose rows are older,
+//! takes them). The files read are kept until PostgreSQL confirmed what
+//! was loaded from them.
+//!
+//! [`ChangeObserver::changed`]: crate::store::ChangeObserver::changed
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+use tokio::sync::watch;
+
+use super::encode::{decode, encode};
+use super::unix_ms;
+use crate::store::changes::Change;
+use crate::store::{PendingState, Store, Value};
+
+/// When the journal is fsynced (`write-behind-fsync`), as Redis's
+/// `appendfsync`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JournalFsync {
+    /// Before the replies of the commands whose records it holds.
+    Always,
+    /// Once a second (records are written to the OS before the reply).
+    EverySec,
+    /// Never: the OS writes the file when it wants.
+    No,
+}
+
+impl JournalFsync {
+    pub fn name(self) -> &'static str {
+        match self {
+            JournalFsync::Always => "always",
+            JournalFsync::EverySec => "everysec",
+            JournalFsync::No => "no",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<JournalFsync> {
+        [
+            JournalFsync::Always,
+            JournalFsync::EverySec,
+            JournalFsync::No,
+        ]
+        .into_iter()
+        .find(|policy| value.eq_ignore_ascii_case(policy.name()))
+    }
+}
+
+const MAGIC: &[u8; 8] = b"LARDERJ1";
+const HEADER: u64 = MAGIC.len() as u64;
+const PREFIX: &str = "larder-journal.";
+/// Past this size the current file is closed and a new one started, so
+/// that confirmed files can be deleted while PostgreSQL keeps up.
+const ROLL_BYTES: u64 = 64 * 1024 * 1024;
+/// Record header: body length (u64) and CRC-32 (u32).
+const RECORD_HEADER: usize = 12;
+
+const KIND_VALUE: u8 = 1;
+const KIND_DELETE: u8 = 2;
+const KIND_FLUSH: u8 = 3;
+
+thread_local! {
+    /// The journal position the last record appended by this thread ends
+    /// at (0: none since the last [`take_appended`]).
+    static APPENDED: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The position the records this thread appended since the last call end
+/// at (0 if none): what a connection's replies must wait for.
+pub fn take_appended() -> u64 {
+    APPENDED.with(|cell| cell.replace(0))
+}
+
+/// Records not yet taken by the writer.
+#[derive(Default)]
+struct Buffer {
+    data: Vec<u8>,
+    /// The position after the last byte appended (bytes appended since
+    /// start-up).
+    end: u64,
+    /// The greatest version among the records in `data`.
+    max_version: u64,
+}
+
+/// A file no longer written to, deleted once its records are confirmed.
+struct Closed {
+    path: PathBuf,
+    max_version: u64,
+    bytes: u64,
+}
+
+/// The journal of one server (see the module docs).
+pub struct Journal {
+    dir: PathBuf,
+    fsync: JournalFsync,
+    /// `write-behind-journal yes`: new changes are journaled.
+    enabled: bool,
+    /// Changes are taken (false until replay is done).
+    accepting: AtomicBool,
+    buffer: Mutex<Buffer>,
+    wake: Condvar,
+    /// Records up to this position may be acknowledged.
+    durable: watch::Sender<u64>,
+    /// PostgreSQL has every change up to this version.
+    acked: AtomicU64,
+    /// Bytes in journal files.
+    bytes: AtomicU64,
+    files: AtomicU64,
+    closed: Mutex<Vec<Closed>>,
+    stop: AtomicBool,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    last_error: Mutex<String>,
+    errors: AtomicU64,
+    /// `everysec`: the position the fsync thread last synced up to, and
+    /// whether it is syncing now.
+    synced_in_background: AtomicU64,
+    background_sync_busy: AtomicBool,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("fsync", &self.fsync)
+            .field("enabled", &self.enabled)
+            .finish()
+    }
+}
+
+impl Journal {
+    /// A journal in `dir`; nothing is read or written before
+    /// [`Journal::start`].
+    pub fn new(dir: &str, fsync: JournalFsync, enabled: bool) -> Journal {
+        Journal {
+            dir: PathBuf::from(dir),
+            fsync,
+            enabled,
+            accepting: AtomicBool::new(false),
+            buffer: Mutex::new(Buffer::default()),
+            wake: Condvar::new(),
+            durable: watch::channel(0).0,
+            acked: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            files: AtomicU64::new(0),
+            closed: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+            writer: Mutex::new(None),
+            last_error: Mutex::new(String::new()),
+            errors: AtomicU64::new(0),
+            synced_in_background: AtomicU64::new(0),
+            background_sync_busy: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether new changes are journaled (and replies wait for them).
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// Appends the record of `change` (called under the change's shard
+    /// lock; see [`crate::store::ChangeObserver::changed`]).
+    pub fn append(&self, change: &Change<'_>) {
+        if !self.accepting.load(Ordering::Acquire) {
+            return;
+        }
+        let mut record = vec![0u8; RECORD_HEADER];
+        let version = match *change {
+            Change::Written {
+                db,
+                key,
+                version,
+                entry,
+            } => {
+                let (type_name, value) = encode(entry.value(), unix_ms());
+                record.reserve(key.len() + value.len() + 40);
+                head(&mut record, KIND_VALUE, version, db);
+                record.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                record.extend_from_slice(key);
+                record.push(type_code(type_name));
+                match entry.expires_at() {
+                    Some(at) => {
+                        record.push(1);
+                        record.extend_from_slice(&at.to_le_bytes());
+                    }
+                    None => record.push(0),
+                }
+                record.extend_from_slice(&value);
+                version
+            }
+            Change::Deleted { db, key, version } => {
+                head(&mut record, KIND_DELETE, version, db);
+                record.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                record.extend_from_slice(key);
+                version
+            }
+            Change::Cleared { db, version } => {
+                head(&mut record, KIND_FLUSH, version, db);
+                version
+            }
+        };
+        let body_len = (record.len() - RECORD_HEADER) as u64;
+        let crc = crc32(&record[RECORD_HEADER..]);
+        record[..8].copy_from_slice(&body_len.to_le_bytes());
+        record[8..12].copy_from_slice(&crc.to_le_bytes());
+        let end = {
+            let mut buffer = self.buffer.lock();
+            buffer.data.extend_from_slice(&record);
+            buffer.end += record.len() as u64;
+            buffer.max_version = buffer.max_version.max(version);
+            buffer.end
+        };
+        self.wake.notify_one();
+        APPENDED.with(|cell| cell.set(end));
+    }
+
+    /// Waits (asynchronously) until the records up to `position` may be
+    /// acknowledged: written to the OS, or fsynced under `always`.
+    pub async fn wait_durable(&self, position: u64) {
+        if *self.durable.borrow() >= position {
+            return;
+        }
+        let mut receiver = self.durable.subscribe();
+        let _ = receiver.wait_for(|durable| *durable >= position).await;
+    }
+
+    /// PostgreSQL has every change up to `version`: files holding only
+    /// such changes can go.
+    pub fn acked(&self, version: u64) {
+        self.acked.fetch_max(version, Ordering::AcqRel);
+        if self.writer.lock().is_some() {
+            self.wake.notify_one();
+        } else {
+            self.delete_confirmed();
+        }
+    }
+
+    /// INFO's journal fields.
+    pub fn status(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("journal_enabled", u8::from(self.enabled).to_string()),
+            ("journal_fsync", self.fsync.name().to_string()),
+            (
+                "journal_bytes",
+                self.bytes.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "journal_files",
+                self.files.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "journal_buffered_bytes",
+                self.buffer.lock().data.len().to_string(),
+            ),
+            (
+                "journal_errors",
+                self.errors.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "journal_last_error",
+                self.last_error.lock().replace(['\r', '\n'], " "),
+            ),
+        ]
+    }
+
+    fn record_error(&self, what: &str, error: &io::Error) {
+        let message = format!("{what}: {error}");
+        if self.errors.fetch_add(1, Ordering::Relaxed) == 0 || *self.last_error.lock() != message {
+            tracing::error!(error = %message, "write-behind journal");
+        }
+        *self.last_error.lock() = message;
+    }
+
+    /// Replays the files in `dir` into `store` (see the module docs) and,
+    /// if the journal is on, starts journaling to a new file. `version`
+    /// reads write-behind's version counter. Called once, before clients
+    /// are accepted.
+    pub fn start(self: &Arc<Self>, store: &Store, version: impl Fn() -> u64) -> io::Result<()> {
+        let existing = segments(&self.dir)?;
+        if existing.is_empty() && !self.enabled {
+            return Ok(());
+        }
+        fs::create_dir_all(&self.dir)?;
+        let mut next_sequence = 1;
+        if !existing.is_empty() {
+            if !self.enabled {
+                tracing::warn!(
+                    dir = %self.dir.display(),
+                    "write-behind-journal is off, but journal files are there: replaying them"
+                );
+            }
+            next_sequence = existing.last().map_or(1, |(seq, _)| seq + 1);
+            self.replay(store, &existing)?;
+            let max_version = version();
+            let mut closed = self.closed.lock();
+            for (_, path) in existing {
+                let bytes = fs::metadata(&path).map_or(0, |m| m.len());
+                if bytes <= HEADER {
+                    // Nothing in it: no need to wait for PostgreSQL.
+                    let _ = fs::remove_file(&path);
+                    continue;
+                }
+                self.bytes.fetch_add(bytes, Ordering::Relaxed);
+                self.files.fetch_add(1, Ordering::Relaxed);
+                closed.push(Closed {
+                    path,
+                    max_version,
+                    bytes,
+                });
+            }
+        }
+        if self.enabled {
+            let writer = Writer::open(self.clone(), next_sequence)?;
+            self.accepting.store(true, Ordering::Release);
+            let handle = std::thread::Builder::new()
+                .name("larder-journal".into())
+                .spawn(move || writer.run())?;
+            *self.writer.lock() = Some(handle);
+            tracing::info!(
+                dir = %self.dir.display(),
+                fsync = self.fsync.name(),
+                "write-behind journal on"
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered, fsyncs (unless `no`) and stops the writer.
+    pub fn stop(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.notify_one();
+        let handle = self.writer.lock().take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
+        self.delete_confirmed();
+    }
+
+    fn replay(&self, store: &Store, files: &[(u64, PathBuf)]) -> io::Result<()> {
+        let started = Instant::now();
+        let mut latest: HashMap<(u32, Vec<u8>), (u64, Record)> = HashMap::new();
+        let mut last_flush: HashMap<u32, u64> = HashMap::new();
+        let mut order = 0u64;
+        let mut total_bytes = 0u64;
+        for (_, path) in files {
+            let data = fs::read(path)?;
+            total_bytes += data.len() as u64;
+            let outcome = read_records(&data, |record| {
+                order += 1;
+                match record {
+                    Record::Flush { db, .. } => {
+                        last_flush.insert(db, order);
+                    }
+                    Record::Value { db, ref key, .. } | Record::Delete { db, ref key, .. } => {
+                        latest.insert((db, key.clone()), (order, record));
+                    }
+                }
+            });
+            if let Err(why) = outcome {
+                tracing::warn!(
+                    file = %path.display(),
+                    %why,
+                    "write-behind journal: torn or corrupt record, the rest of this file is ignored"
+                );
+            }
+        }
+        tracing::info!(
+            files = files.len(),
+            bytes = total_bytes,
+            records = order,
+            "write-behind journal: replaying"
+        );
+        let databases = store.databases();
+        let mut flushes: Vec<u32> = last_flush.keys().copied().collect();
+        flushes.sort_unstable();
+        for db in &flushes {
+            if (*db as usize) < databases {
+                let _ = store.flush_db(*db as usize);
+            }
+        }
+        let mut survivors: Vec<(u64, Record)> = latest
+            .into_values()
+            .filter(|(order, record)| {
+                last_flush
+                    .get(&record.db())
+                    .is_none_or(|flushed| order > flushed)
+            })
+            .collect();
+        survivors.sort_unstable_by_key(|(order, _)| *order);
+        let now = store.now_ms();
+        let (mut loaded, mut expired, mut deleted, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+        for (_, record) in survivors {
+            let db = record.db() as usize;
+            if db >= databases {
+                skipped += 1;
+                continue;
+            }
+            match record {
+                Record::Value {
+                    key,
+                    type_code,
+                    expires_at,
+                    value,
+                    ..
+                } => {
+                    let Some(value) = type_name(type_code).and_then(|name| decode(name, &value))
+                    else {
+                        skipped += 1;
+                        continue;
+                    };
+                    let mut locks = store.lock_keys([key.as_slice()]);
+                    let Ok(part) = locks.db(db, &key) else {
+                        skipped += 1;
+                        continue;
+                    };
+                    let due = expires_at.is_some_and(|at| at < now);
+                    if due || is_empty_collection(&value) {
+                        // PostgreSQL still gets it (expiry does not delete
+                        // rows); memory does not.
+                        part.restore_pending(&key, PendingState::Gone { value, expires_at });
+                        expired += 1;
+                    } else {
+                        part.insert(&key, value, expires_at, now);
+                        loaded += 1;
+                    }
+                }
+                Record::Delete { key, .. } => {
+                    let mut locks = store.lock_keys([key.as_slice()]);
+                    if let Ok(part) = locks.db(db, &key) {
+                        part.restore_pending(&key, PendingState::Delete);
+                        deleted += 1;
+                    }
+                }
+                Record::Flush { .. } => {}
+            }
+        }
+        tracing::info!(
+            loaded,
+            expired,
+            deleted,
+            flushed_dbs = flushes.len(),
+            skipped,
+            ms = started.elapsed().as_millis() as u64,
+            "write-behind journal: replayed; these changes go to PostgreSQL again"
+        );
+        Ok(())
+    }
+
+    /// Deletes closed files whose records PostgreSQL all confirmed (oldest
+    /// first).
+    fn delete_confirmed(&self) {
+        let acked = self.acked.load(Ordering::Acquire);
+        let mut closed = self.closed.lock();
+        while closed.first().is_some_and(|file| file.max_version <= acked) {
+            let file = closed.remove(0);
+            match fs::remove_file(&file.path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => {
+                    self.record_error("delete a confirmed journal file", &error);
+                    closed.insert(0, file);
+                    return;
+                }
+            }
+            self.bytes.fetch_sub(file.bytes, Ordering::Relaxed);
+            self.files.fetch_sub(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn head(record: &mut Vec<u8>, kind: u8, version: u64, db: usize) {
+    record.push(kind);
+    record.extend_from_slice(&version.to_le_bytes());
+    record.extend_from_slice(&u32::try_from(db).unwrap_or(u32::MAX).to_le_bytes());
+}
+
+fn type_code(type_name: &str) -> u8 {
+    match type_name {
+        "string" => 0,
+        "list" => 1,
+        "set" => 2,
+        "hash" => 3,
+        "zset" => 4,
+        _ => u8::MAX,
+    }
+}
+
+fn type_name(code: u8) -> Option<&'static str> {
+    ["string", "list", "set", "hash", "zset"]
+        .get(code as usize)
+        .copied()
+}
+
+fn is_empty_collection(value: &Value) -> bool {
+    match value {
+        Value::Str(_) => false,
+        Value::List(list) => list.iter().next().is_none(),
+        Value::Set(set) => set.iter().next().is_none(),
+        Value::Hash(hash) => hash.is_empty(),
+        Value::ZSet(zset) => zset.iter().next().is_none(),
+    }
+}
+
+/// The journal files in `dir`, by sequence number.
+fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(sequence) = name
+            .to_str()
+            .and_then(|name| name.strip_prefix(PREFIX))
+            .and_then(|digits| digits.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        found.push((sequence, entry.path()));
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn segment_path(dir: &Path, sequence: u64) -> PathBuf {
+    dir.join(format!("{PREFIX}{sequence:010}"))
+}
+
+/// One record read back.
+#[derive(Debug, Clone, PartialEq)]
+enum Record {
+    Value {
+        db: u32,
+        key: Vec<u8>,
+        version: u64,
+        type_code: u8,
+        expires_at: Option<u64>,
+        value: Vec<u8>,
+    },
+    Delete {
+        db: u32,
+        key: Vec<u8>,
+        version: u64,
+    },
+    Flush {
+        db: u32,
+        version: u64,
+    },
+}
+
+impl Record {
+    fn db(&self) -> u32 {
+        match self {
+            Record::Value { db, .. } | Record::Delete { db, .. } | Record::Flush { db, .. } => *db,
+        }
+    }
+}
+
+/// Hands every well-formed record of a file to `f`, in order; `Err` says
+/// why reading stopped before the end (a torn or corrupt record).
+fn read_records(data: &[u8], mut f: impl FnMut(Record)) -> Result<(), String> {
+    if data.len() < MAGIC.len() {
+        return if data.is_empty() || MAGIC.starts_with(data) {
+            Ok(())
+        } else {
+            Err("not a journal file".into())
+        };
+    }
+    if &data[..MAGIC.len()] != MAGIC {
+        return Err("not a journal file".into());
+    }
+    let mut at = MAGIC.len();
+    while at < data.len() {
+        let rest = &data[at..];
+        if rest.len() < RECORD_HEADER {
+            return Err(format!("torn record header at byte {at}"));
+        }
+        let mut length = [0u8; 8];
+        length.copy_from_slice(&rest[..8]);
+        let length = u64::from_le_bytes(length);
+        let mut crc = [0u8; 4];
+        crc.copy_from_slice(&rest[8..12]);
+        let crc = u32::from_le_bytes(crc);
+        let available = (rest.len() - RECORD_HEADER) as u64;
+        if length > available {
+            return Err(format!(
+                "torn record at byte {at} ({length} bytes, {available} there)"
+            ));
+        }
+        let body = &rest[RECORD_HEADER..RECORD_HEADER + length as usize];
+        if crc32(body) != crc {
+            return Err(format!("checksum mismatch at byte {at}"));
+        }
+        let record = parse_body(body).ok_or_else(|| format!("malformed record at byte {at}"))?;
+        f(record);
+        at += RECORD_HEADER + length as usize;
+    }
+    Ok(())
+}
+
+fn parse_body(body: &[u8]) -> Option<Record> {
+    let mut reader = Reader(body);
+    let kind = reader.u8()?;
+    let version = reader.u64()?;
+    let db = reader.u32()?;
+    let record = match kind {
+        KIND_VALUE => {
+            let key = reader.bytes()?;
+            let type_code = reader.u8()?;
+            let expires_at = match reader.u8()? {
+                0 => None,
+                1 => Some(reader.u64()?),
+                _ => return None,
+            };
+            Record::Value {
+                db,
+                key,
+                version,
+                type_code,
+                expires_at,
+                value: reader.0.to_vec(),
+            }
+        }
+        KIND_DELETE => {
+            let key = reader.bytes()?;
+            reader.0.is_empty().then_some(())?;
+            Record::Delete { db, key, version }
+        }
+        KIND_FLUSH => {
+            reader.0.is_empty().then_some(())?;
+            Record::Flush { db, version }
+        }
+        _ => return None,
+    };
+    Some(record)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Option<&[u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Some(head)
+    }
+
+    fn u8(&mut self) -> Option<u8> {
+        self.take(1).map(|b| b[0])
+    }
+
+    fn u32(&mut self) -> Option<u32> {
+        let mut bytes = [0u8; 4];
+        bytes.copy_from_slice(self.take(4)?);
+        Some(u32::from_le_bytes(bytes))
+    }
+
+    fn u64(&mut self) -> Option<u64> {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(self.take(8)?);
+        Some(u64::from_le_bytes(bytes))
+    }
+
+    fn bytes(&mut self) -> Option<Vec<u8>> {
+        let length = usize::try_from(self.u64()?).ok()?;
+        self.take(length).map(<[u8]>::to_vec)
+    }
+}
+
+/// The writer thread's state: the file it appends to and how far it got.
+struct Writer {
+    journal: Arc<Journal>,
+    file: File,
+    path: PathBuf,
+    sequence: u64,
+    /// Size of the current file.
+    bytes: u64,
+    /// Greatest version in the current file.
+    max_version: u64,
+    /// Taken from the buffer, not written yet (a write failed).
+    pending: Vec<u8>,
+    pending_end: u64,
+    pending_max: u64,
+    written: u64,
+    synced: u64,
+    last_sync: Instant,
+    /// `everysec`: fsyncs run on a thread of their own (as Redis's), so
+    /// that writes, and the replies waiting for them, do not wait for one.
+    syncer: Option<std::sync::mpsc::Sender<(File, u64)>>,
+}
+
+impl Writer {
+    fn open(journal: Arc<Journal>, sequence: u64) -> io::Result<Writer> {
+        let path = segment_path(&journal.dir, sequence);
+        let file = create_segment(&journal.dir, &path, journal.fsync)?;
+        journal.bytes.fetch_add(HEADER, Ordering::Relaxed);
+        journal.files.fetch_add(1, Ordering::Relaxed);
+        let syncer = if journal.fsync == JournalFsync::EverySec {
+            let (sender, receiver) = std::sync::mpsc::channel::<(File, u64)>();
+            let background = journal.clone();
+            std::thread::Builder::new()
+                .name("larder-journal-fsync".into())
+                .spawn(move || {
+                    // Ends when the writer (the sender) is gone.
+                    for (file, position) in receiver {
+                        match file.sync_data() {
+                            Ok(()) => {
+                                background
+                                    .synced_in_background
+                                    .fetch_max(position, Ordering::AcqRel);
+                            }
+                            Err(error) => background.record_error("fsync", &error),
+                        }
+                        background
+                            .background_sync_busy
+                            .store(false, Ordering::Release);
+                    }
+                })?;
+            Some(sender)
+        } else {
+            None
+        };
+        Ok(Writer {
+            journal,
+            file,
+            path,
+            sequence,
+            bytes: HEADER,
+            max_version: 0,
+            pending: Vec::new(),
+            pending_end: 0,
+            pending_max: 0,
+            written: 0,
+            synced: 0,
+            last_sync: Instant::now(),
+            syncer,
+        })
+    }
+
+    fn run(mut self) {
+        let journal = self.journal.clone();
+        let mut spare = Vec::new();
+        loop {
+            let drained = {
+                let mut buffer = journal.buffer.lock();
+                if buffer.data.is_empty()
+                    && self.pending.is_empty()
+                    && !journal.stop.load(Ordering::Acquire)
+                {
+                    let timeout = self.timeout();
+                    journal.wake.wait_for(&mut buffer, timeout);
+                }
+                if !buffer.data.is_empty() {
+                    std::mem::swap(&mut buffer.data, &mut spare);
+                    self.pending_end = buffer.end;
+                    self.pending_max = self.pending_max.max(buffer.max_version);
+                    buffer.max_version = 0;
+                }
+                buffer.data.is_empty()
+            };
+            if !spare.is_empty() {
+                if self.pending.is_empty() {
+                    std::mem::swap(&mut self.pending, &mut spare);
+                } else {
+                    self.pending.append(&mut spare);
+                }
+            }
+            let stopping = journal.stop.load(Ordering::Acquire);
+            if !self.pending.is_empty() && !self.write_pending() {
+                if stopping {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+            self.sync_if_due(stopping);
+            let durable = match journal.fsync {
+                JournalFsync::Always => self.synced,
+                _ => self.written,
+            };
+            journal.durable.send_if_modified(|value| {
+                let advanced = durable > *value;
+                if advanced {
+                    *value = durable;
+                }
+                advanced
+            });
+            self.truncate_or_roll();
+            journal.delete_confirmed();
+            if stopping && drained && self.pending.is_empty() {
+                break;
+            }
+        }
+        // Nobody may wait for a writer that is gone (shutdown).
+        journal.durable.send_replace(u64::MAX);
+    }
+
+    fn timeout(&self) -> Duration {
+        let unsynced = self.written > self.synced;
+        match self.journal.fsync {
+            JournalFsync::Always if unsynced => Duration::from_millis(100),
+            JournalFsync::EverySec if unsynced => Duration::from_secs(1)
+                .saturating_sub(self.last_sync.elapsed())
+                .max(Duration::from_millis(1)),
+            _ => Duration::from_secs(1),
+        }
+    }
+
+    /// Writes the pending records; false if the write failed (the file is
+    /// cut back to its last whole record, to be tried again).
+    fn write_pending(&mut self) -> bool {
+        match self.file.write_all(&self.pending) {
+            Ok(()) => {
+                let length = self.pending.len() as u64;
+                self.bytes += length;
+                self.journal.bytes.fetch_add(length, Ordering::Relaxed);
+                self.written = self.pending_end;
+                self.max_version = self.max_version.max(self.pending_max);
+                self.pending_max = 0;
+                self.pending.clear();
+                if self.pending.capacity() > 4 * 1024 * 1024 {
+                    self.pending = Vec::new();
+                }
+                true
+            }
+            Err(error) => {
+                self.journal.record_error("write", &error);
+                // A partial write would leave a torn record in the middle
+                // of the file, and replay stops at the first one.
+                if let Err(error) = self.file.set_len(self.bytes) {
+                    self.journal.record_error("cut back a failed write", &error);
+                }
+                false
+            }
+        }
+    }
+
+    fn sync_if_due(&mut self, stopping: bool) {
+        self.synced = self
+            .synced
+            .max(self.journal.synced_in_background.load(Ordering::Acquire));
+        if self.written <= self.synced {
+            return;
+        }
+        let due = match self.journal.fsync {
+            JournalFsync::Always => true,
+            JournalFsync::EverySec => {
+                stopping || self.last_sync.elapsed() >= Duration::from_secs(1)
+            }
+            JournalFsync::No => false,
+        };
+        if !due {
+            return;
+        }
+        if let (Some(syncer), false) = (&self.syncer, stopping) {
+            if !self
+                .journal
+                .background_sync_busy
+                .swap(true, Ordering::AcqRel)
+            {
+                let sent = match self.file.try_clone() {
+                    Ok(file) => syncer.send((file, self.written)).is_ok(),
+                    Err(error) => {
+                        self.journal.record_error("fsync", &error);
+                        false
+                    }
+                };
+                if !sent {
+                    self.journal
+                        .background_sync_busy
+                        .store(false, Ordering::Release);
+                }
+            }
+            self.last_sync = Instant::now();
+            return;
+        }
+        match self.file.sync_data() {
+            Ok(()) => self.synced = self.written,
+            Err(error) => self.journal.record_error("fsync", &error),
+        }
+        self.last_sync = Instant::now();
+    }
+
+    /// Cuts the current file back to its header once PostgreSQL confirmed
+    /// every record in it, or starts a new file once it is big.
+    fn truncate_or_roll(&mut self) {
+        if !self.pending.is_empty() || self.bytes <= HEADER {
+            return;
+        }
+        let acked = self.journal.acked.load(Ordering::Acquire);
+        if self.max_version <= acked {
+            // The file is opened for appending: the next record goes right
+            // after the header.
+            match self.file.set_len(HEADER) {
+                Ok(()) => {
+                    self.journal
+                        .bytes
+                        .fetch_sub(self.bytes - HEADER, Ordering::Relaxed);
+                    self.bytes = HEADER;
+                    self.max_version = 0;
+                }
+                Err(error) => self.journal.record_error("truncate", &error),
+            }
+        } else if self.bytes >= ROLL_BYTES {
+            if self.journal.fsync != JournalFsync::No {
+                if let Err(error) = self.file.sync_data() {
+                    self.journal.record_error("fsync", &error);
+                    return;
+                }
+            }
+            let sequence = self.sequence + 1;
+            let path = segment_path(&self.journal.dir, sequence);
+            match create_segment(&self.journal.dir, &path, self.journal.fsync) {
+                Ok(file) => {
+                    self.journal.closed.lock().push(Closed {
+                        path: std::mem::replace(&mut self.path, path),
+                        max_version: self.max_version,
+                        bytes: self.bytes,
+                    });
+                    self.file = file;
+                    self.sequence = sequence;
+                    self.bytes = HEADER;
+                    self.max_version = 0;
+                    self.journal.bytes.fetch_add(HEADER, Ordering::Relaxed);
+                    self.journal.files.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(error) => self
+                    .journal
+                    .record_error("start a new journal file", &error),
+            }
+        }
+    }
+}
+
+/// Creates a journal file with its header, durably unless `no`.
+fn create_segment(dir: &Path, path: &Path, fsync: JournalFsync) -> io::Result<File> {
+    let mut file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(path)?;
+    file.write_all(MAGIC)?;
+    if fsync != JournalFsync::No {
+        file.sync_all()?;
+        // The file's directory entry too.
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(file)
+}
+
+/// CRC-32 (IEEE 802.3, as zlib's crc32).
+fn crc32(bytes: &[u8]) -> u32 {
+    const TABLE: [u32; 256] = {
+        let mut table = [0u32; 256];
+        let mut i = 0;
+        while i < 256 {
+            let mut crc = i as u32;
+            let mut bit = 0;
+            while bit < 8 {
+                crc = if crc & 1 != 0 {
+                    0xEDB8_8320 ^ (crc >> 1)
+                } else {
+                    crc >> 1
+                };
+                bit += 1;
+            }
+            table[i] = crc;
+            i += 1;
+        }
+        table
+    };
+    let mut crc = !0u32;
+    for &byte in bytes {
+        crc = TABLE[((crc ^ byte as u32) & 0xFF) as usize] ^ (crc >> 8);
+    }
+    !crc
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Entry;
+
+    proptest::proptest! {
+        /// Whatever a journal file holds (a crash, a disk error, another
+        /// program), reading it never panics: it stops at the first bad
+        /// record.
+        #[test]
+        fn arbitrary_files_are_read_without_panicking(
+            tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600),
+        ) {
+            let mut data = MAGIC.to_vec();
+            data.extend_from_slice(&tail);
+            let _ = read_records(&data, |_| {});
+            let _ = read_records(&tail, |_| {});
+            let _ = parse_body(&tail);
+        }
+    }
+
+    #[test]
+    fn crc_matches_zlib() {
+        assert_eq!(crc32(b""), 0);
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    fn journal() -> Journal {
+        let journal = Journal::new(".", JournalFsync::No, true);
+        journal.accepting.store(true, Ordering::Release);
+        journal
+    }
+
+    #[test]
+    fn records_read_back_and_torn_tails_stop_reading() {
+        let journal = journal();
+        let entry = Entry::new(b"k", Value::Str(b"v".to_vec()), Some(1234), 0);
+        journal.append(&Change::Written {
+            db: 3,
+            key: b"k",
+            version: 7,
+            entry: &entry,
+        });
+        journal.append(&Change::Deleted {
+            db: 0,
+            key: b"",
+            version: 8,
+        });
+        journal.append(&Change::Cleared { db: 2, version: 9 });
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&journal.buffer.lock().data);
+        assert_eq!(take_appended(), file.len() as u64 - HEADER);
+        let mut records = Vec::new();
+        assert_eq!(read_records(&file, |r| records.push(r)), Ok(()));
+        assert_eq!(
+            records,
+            vec![
+                Record::Value {
+                    db: 3,
+                    key: b"k".to_vec(),
+                    version: 7,
+                    type_code: 0,
+                    expires_at: Some(1234),
+                    value: b"v".to_vec(),
+                },
+                Record::Delete {
+                    db: 0,
+                    key: Vec::new(),
+                    version: 8
+                },
+                Record::Flush { db: 2, version: 9 },
+            ]
+        );
+        // Every cut inside the last record: the records before it survive.
+        let whole = file.len();
+        for cut in (whole - 25 + 1)..whole {
+            let mut count = 0;
+            assert!(read_records(&file[..cut], |_| count += 1).is_err());
+            assert_eq!(count, 2, "cut at {cut}");
+        }
+        // A flipped bit is caught by the checksum.
+        let mut corrupt = file.clone();
+        corrupt[whole - 1] ^= 1;
+        let mut count = 0;
+        assert!(read_records(&corrupt, |_| count += 1).is_err());
+        assert_eq!(count, 2);
+        assert!(read_records(b"NOTAJOURNAL", |_| {}).is_err());
+        assert_eq!(read_records(b"", |_| {}), Ok(()));
+    }
+
+    #[test]
+    fn nothing_is_taken_before_start() {
+        let journal = Journal::new(".", JournalFsync::No, true);
+        journal.append(&Change::Cleared { db: 0, version: 1 });
+        assert!(journal.buffer.lock().data.is_empty());
+    }
+}

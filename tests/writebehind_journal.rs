@@ -1,0 +1,521 @@
+//! The write-behind journal, against a real PostgreSQL and a real
+//! `larder-server` process (so that it can be SIGKILLed).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::postgres::Postgres;
+
+/// A flusher delay long enough that nothing reaches PostgreSQL during a
+/// test: whatever PostgreSQL gets afterwards came from the journal.
+const NEVER: &str = "3600000";
+
+struct Larder {
+    child: Child,
+    port: u16,
+}
+
+impl Larder {
+    /// Starts `larder-server` writing behind to `pg` with the journal in
+    /// `dir`, and waits until it answers (which is after replay).
+    fn start(pg: &Postgres, dir: &Path, settings: &[(&str, &str)]) -> Larder {
+        let port = common::free_port();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.with_extension("log"))
+            .expect("open the server log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_larder-server"));
+        command
+            .arg("--port")
+            .arg(port.to_string())
+            .args(["--set", "write-behind-url"])
+            .arg(pg.url())
+            .args(["--set", "dir"])
+            .arg(dir)
+            .args(["--set", "write-behind-delay", "50"]);
+        for (name, value) in settings {
+            command.args(["--set", name, value]);
+        }
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start larder-server");
+        let mut larder = Larder { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(mut con) = larder.try_client() {
+                if redis::cmd("PING").query::<String>(&mut con).is_ok() {
+                    break;
+                }
+            }
+            if let Ok(Some(status)) = larder.child.try_wait() {
+                panic!(
+                    "larder-server exited ({status}): {}",
+                    fs::read_to_string(dir.with_extension("log")).unwrap_or_default()
+                );
+            }
+            assert!(Instant::now() < deadline, "larder-server did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        larder
+    }
+
+    fn try_client(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/", self.port))?
+            .get_connection_with_timeout(Duration::from_secs(5))
+    }
+
+    fn client(&self) -> redis::Connection {
+        self.try_client().expect("connect to larder-server")
+    }
+
+    /// SIGKILL: no shutdown flush, no last write of the journal.
+    fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Larder {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A fresh directory for the journal (its server's log beside it),
+/// removed when the test passes, kept for a look when it fails.
+struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.0);
+            let _ = fs::remove_file(self.0.with_extension("log"));
+        }
+    }
+}
+
+fn temp_dir(name: &str) -> TempDir {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "larder-journal-{name}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = fs::remove_dir_all(&dir);
+    let _ = fs::remove_file(dir.with_extension("log"));
+    fs::create_dir_all(&dir).expect("create the journal directory");
+    TempDir(dir)
+}
+
+fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    command
+        .query(con)
+        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn flush(con: &mut redis::Connection) {
+    let reply: String = redis::cmd("WRITEBEHIND")
+        .arg("FLUSH")
+        .arg(30_000)
+        .query(con)
+        .expect("WRITEBEHIND FLUSH");
+    assert_eq!(reply, "OK");
+}
+
+fn info_field(con: &mut redis::Connection, field: &str) -> String {
+    let info: String = redis::cmd("INFO")
+        .arg("writebehind")
+        .query(con)
+        .expect("INFO");
+    info.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {info}"))
+        .to_string()
+}
+
+fn journal_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|entry| entry.path())
+                .filter(|path| {
+                    path.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("larder-journal."))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    files
+}
+
+fn items(parts: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for part in parts {
+        out.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        out.extend_from_slice(part);
+    }
+    out
+}
+
+type Rows = BTreeMap<(i32, Vec<u8>), (String, Vec<u8>)>;
+
+fn table_rows(pg: &Postgres) -> Rows {
+    pg.query("SELECT db, key, type, value FROM larder_kv", |row| {
+        (
+            (row.get::<_, i32>(0), row.get::<_, Vec<u8>>(1)),
+            (row.get::<_, String>(2), row.get::<_, Vec<u8>>(3)),
+        )
+    })
+    .into_iter()
+    .collect()
+}
+
+const STRINGS: usize = 600;
+
+/// Writes a known set of changes, every one acknowledged, with a flusher
+/// that will not send them; returns the rows PostgreSQL must end with.
+/// Before: rows for `old` (db 0) and `old1`, `old2` (db 1) are in
+/// PostgreSQL.
+fn write_unconfirmed(larder: &Larder) -> Rows {
+    let mut expected = Rows::new();
+    // Several connections at once, pipelined: their replies wait for the
+    // journal together (group commit).
+    std::thread::scope(|scope| {
+        for worker in 0..4 {
+            scope.spawn(move || {
+                let mut con = larder.client();
+                for chunk in (worker..STRINGS).step_by(4).collect::<Vec<_>>().chunks(50) {
+                    let mut pipe = redis::pipe();
+                    for i in chunk {
+                        pipe.cmd("SET").arg(format!("s:{i}")).arg(format!("v{i}"));
+                    }
+                    let replies: Vec<String> = pipe.query(&mut con).expect("pipelined SETs");
+                    assert!(replies.iter().all(|r| r == "OK"));
+                }
+            });
+        }
+    });
+    for i in 0..STRINGS {
+        expected.insert(
+            (0, format!("s:{i}").into_bytes()),
+            ("string".into(), format!("v{i}").into_bytes()),
+        );
+    }
+    let mut con = larder.client();
+    for args in [
+        &["RPUSH", "list", "a", "b", "c"][..],
+        &["LPOP", "list"],
+        &["HSET", "hash", "f2", "v2", "f1", "v1"],
+        &["SADD", "set", "y", "x"],
+        &["ZADD", "zset", "1.5", "m1", "-2", "m2"],
+        &["INCRBY", "counter", "10"],
+        &["SET", "over", "1"],
+        &["SET", "over", "2"],
+        &["SET", "ttl", "v", "EX", "1000"],
+        &["SET", "soon", "v", "PX", "1500"],
+        &["DEL", "old"],
+        &["SELECT", "1"],
+        &["FLUSHDB"],
+        &["SET", "new", "after-flush"],
+    ] {
+        cmd(&mut con, args);
+    }
+    for (key, kind, value) in [
+        ("list", "list", items(&[b"b", b"c"])),
+        ("hash", "hash", items(&[b"f1", b"v1", b"f2", b"v2"])),
+        ("set", "set", items(&[b"x", b"y"])),
+        ("zset", "zset", items(&[b"m2", b"-2", b"m1", b"1.5"])),
+        ("counter", "string", b"10".to_vec()),
+        ("over", "string", b"2".to_vec()),
+        ("ttl", "string", b"v".to_vec()),
+        ("soon", "string", b"v".to_vec()),
+    ] {
+        expected.insert((0, key.as_bytes().to_vec()), (kind.into(), value));
+    }
+    expected.insert(
+        (1, b"new".to_vec()),
+        ("string".into(), b"after-flush".to_vec()),
+    );
+    expected
+}
+
+/// Phase 0 (flushed to PostgreSQL): the rows that phase 1 deletes or
+/// flushes. Then the flusher is held back.
+fn seed_and_hold(larder: &Larder) {
+    let mut con = larder.client();
+    cmd(&mut con, &["SET", "old", "x"]);
+    cmd(&mut con, &["SELECT", "1"]);
+    cmd(&mut con, &["SET", "old1", "x"]);
+    cmd(&mut con, &["SET", "old2", "x"]);
+    flush(&mut con);
+    cmd(&mut con, &["CONFIG", "SET", "write-behind-delay", NEVER]);
+    cmd(
+        &mut con,
+        &["CONFIG", "SET", "write-behind-batch-size", "1000000"],
+    );
+    // Let the flusher finish the pass it was in and fall asleep.
+    std::thread::sleep(Duration::from_millis(300));
+}
+
+fn check_recovered(pg: &Postgres, larder: &Larder, expected: &Rows) {
+    let mut con = larder.client();
+    flush(&mut con);
+    let rows = table_rows(pg);
+    let missing: Vec<_> = expected
+        .iter()
+        .filter(|(key, value)| rows.get(key) != Some(value))
+        .map(|(key, value)| (key, value, rows.get(key)))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in PostgreSQL as acknowledged: {missing:?}"
+    );
+    assert_eq!(rows.len(), expected.len(), "unexpected rows: {rows:?}");
+    // The key whose TTL passed while Larder was down is in PostgreSQL with
+    // its expiry, not in memory; the others are in memory again.
+    let soon: Vec<bool> = pg.query(
+        "SELECT expires_at < now() FROM larder_kv WHERE db = 0 AND key = 'soon'",
+        |row| row.get(0),
+    );
+    assert_eq!(soon, vec![true]);
+    assert_eq!(cmd(&mut con, &["EXISTS", "soon"]), redis::Value::Int(0));
+    let ttl: i64 = redis::cmd("TTL").arg("ttl").query(&mut con).unwrap();
+    assert!(ttl > 900, "ttl {ttl}");
+    for i in [0, 1, STRINGS / 2, STRINGS - 1] {
+        let value: String = redis::cmd("GET")
+            .arg(format!("s:{i}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(value, format!("v{i}"));
+    }
+    let list: Vec<String> = redis::cmd("LRANGE")
+        .arg("list")
+        .arg(0)
+        .arg(-1)
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(list, ["b", "c"]);
+    let score: f64 = redis::cmd("ZSCORE")
+        .arg("zset")
+        .arg("m1")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(score, 1.5);
+    cmd(&mut con, &["SELECT", "1"]);
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    assert_eq!(keys, ["new"]);
+}
+
+fn sigkill_loses_no_acknowledged_write(fsync: &str, crash_twice: bool) {
+    let pg = Postgres::start();
+    let dir = temp_dir(fsync);
+    let settings = [
+        ("write-behind-journal", "yes"),
+        ("write-behind-fsync", fsync),
+    ];
+    let larder = Larder::start(&pg, &dir, &settings);
+    seed_and_hold(&larder);
+    let expected = write_unconfirmed(&larder);
+    {
+        let mut con = larder.client();
+        let bytes: u64 = info_field(&mut con, "journal_bytes").parse().unwrap();
+        assert!(bytes > 10_000, "journal_bytes {bytes}");
+        assert_eq!(info_field(&mut con, "journal_fsync"), fsync);
+    }
+    // Nothing of it reached PostgreSQL: only the journal can bring it back.
+    assert_eq!(
+        pg.query(
+            "SELECT count(*) FROM larder_kv WHERE key = 'new' OR key = 's:0'",
+            |row| row.get::<_, i64>(0)
+        ),
+        vec![0]
+    );
+    larder.kill();
+    // `soon` expires while Larder is down.
+    std::thread::sleep(Duration::from_millis(1600));
+    if crash_twice {
+        // Replayed but not confirmed, killed again: the files stay.
+        let larder = Larder::start(
+            &pg,
+            &dir,
+            &[settings[0], settings[1], ("write-behind-delay", NEVER)],
+        );
+        let mut con = larder.client();
+        let pending: u64 = info_field(&mut con, "pending_keys").parse().unwrap();
+        assert!(pending >= STRINGS as u64, "pending {pending}");
+        cmd(&mut con, &["SET", "s:0", "v0"]);
+        larder.kill();
+    }
+    let larder = Larder::start(&pg, &dir, &settings);
+    check_recovered(&pg, &larder, &expected);
+    // Confirmed: the files of the earlier runs are gone.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while journal_files(&dir).len() > 1 {
+        assert!(Instant::now() < deadline, "{:?}", journal_files(&dir));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn always_sigkill_loses_no_acknowledged_write() {
+    sigkill_loses_no_acknowledged_write("always", false);
+}
+
+#[test]
+fn everysec_sigkill_twice_loses_no_acknowledged_write() {
+    sigkill_loses_no_acknowledged_write("everysec", true);
+}
+
+#[test]
+fn journal_shrinks_once_postgres_confirms() {
+    let pg = Postgres::start();
+    let dir = temp_dir("shrink");
+    let larder = Larder::start(
+        &pg,
+        &dir,
+        &[
+            ("write-behind-journal", "yes"),
+            ("write-behind-fsync", "always"),
+            ("write-behind-delay", NEVER),
+            ("write-behind-batch-size", "1000000"),
+        ],
+    );
+    let mut con = larder.client();
+    let value = "x".repeat(1000);
+    for i in 0..500 {
+        cmd(&mut con, &["SET", &format!("k{i}"), &value]);
+    }
+    let grown: u64 = info_field(&mut con, "journal_bytes").parse().unwrap();
+    assert!(grown > 500 * 1000, "journal_bytes {grown}");
+    assert_eq!(journal_files(&dir).len(), 1);
+    assert_eq!(fs::metadata(&journal_files(&dir)[0]).unwrap().len(), grown);
+    cmd(&mut con, &["CONFIG", "SET", "write-behind-delay", "50"]);
+    flush(&mut con);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let bytes: u64 = info_field(&mut con, "journal_bytes").parse().unwrap();
+        if bytes < 100 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "journal_bytes stays {bytes}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let files = journal_files(&dir);
+    assert_eq!(files.len(), 1);
+    assert!(fs::metadata(&files[0]).unwrap().len() < 100);
+    // And it keeps working after the cut (the flusher held back again).
+    cmd(&mut con, &["CONFIG", "SET", "write-behind-delay", NEVER]);
+    std::thread::sleep(Duration::from_millis(300));
+    cmd(&mut con, &["SET", "after", "cut"]);
+    larder.kill();
+    let larder = Larder::start(&pg, &dir, &[("write-behind-journal", "yes")]);
+    let mut con = larder.client();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut con).unwrap();
+    assert_eq!(keys, ["after"], "only the unconfirmed change is replayed");
+    flush(&mut con);
+    let rows = table_rows(&pg);
+    assert_eq!(rows.len(), 501);
+    assert_eq!(
+        rows.get(&(0, b"after".to_vec())),
+        Some(&("string".to_string(), b"cut".to_vec()))
+    );
+}
+
+#[test]
+fn torn_tail_is_tolerated() {
+    let pg = Postgres::start();
+    let dir = temp_dir("torn");
+    let settings = [
+        ("write-behind-journal", "yes"),
+        ("write-behind-fsync", "always"),
+        ("write-behind-delay", NEVER),
+    ];
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    for key in ["a", "b", "c"] {
+        cmd(&mut con, &["SET", key, key]);
+    }
+    larder.kill();
+    // A record cut short by the crash: a length promising more than there is.
+    let files = journal_files(&dir);
+    let last = files.last().expect("a journal file");
+    let mut file = fs::OpenOptions::new().append(true).open(last).unwrap();
+    file.write_all(&1000u64.to_le_bytes()).unwrap();
+    file.write_all(&[0xAB; 20]).unwrap();
+    drop(file);
+    let larder = Larder::start(&pg, &dir, &[settings[0], settings[1]]);
+    let mut con = larder.client();
+    flush(&mut con);
+    let rows = table_rows(&pg);
+    for key in ["a", "b", "c"] {
+        assert_eq!(
+            rows.get(&(0, key.as_bytes().to_vec())),
+            Some(&("string".to_string(), key.as_bytes().to_vec()))
+        );
+        let value: String = redis::cmd("GET").arg(key).query(&mut con).unwrap();
+        assert_eq!(value, key);
+    }
+    let log = fs::read_to_string(dir.with_extension("log")).unwrap();
+    assert!(log.contains("torn or corrupt record"), "{log}");
+}
+
+#[test]
+fn journal_off_creates_no_file() {
+    let pg = Postgres::start();
+    let dir = temp_dir("off");
+    let larder = Larder::start(&pg, &dir, &[]);
+    let mut con = larder.client();
+    let config: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("write-behind-*")
+        .query(&mut con)
+        .unwrap();
+    let config: BTreeMap<String, String> = config
+        .chunks(2)
+        .map(|pair| (pair[0].clone(), pair[1].clone()))
+        .collect();
+    assert_eq!(config["write-behind-journal"], "no");
+    assert_eq!(config["write-behind-fsync"], "everysec");
+    let dir_setting: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("dir")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(dir_setting, ["dir".to_string(), dir.display().to_string()]);
+    for i in 0..100 {
+        cmd(&mut con, &["SET", &format!("k{i}"), "v"]);
+    }
+    flush(&mut con);
+    assert_eq!(info_field(&mut con, "journal_enabled"), "0");
+    assert_eq!(info_field(&mut con, "journal_bytes"), "0");
+    larder.kill();
+    assert!(journal_files(&dir).is_empty());
+    assert_eq!(fs::read_dir(&*dir).unwrap().count(), 0);
+}
