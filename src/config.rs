@@ -88,6 +88,8 @@ pub struct Config {
     /// How long an open circuit waits before its probe, in ms
     /// (`write-behind-circuit-cooldown`).
     pub write_behind_circuit_cooldown: u64,
+    /// Expired keys delete their rows (`write-behind-expiry-deletes`).
+    pub write_behind_expiry_deletes: bool,
     /// Load the write-behind table at start-up (`write-behind-warm-start`).
     pub write_behind_warm_start: bool,
     /// Load missing written-behind keys on access
@@ -658,6 +660,18 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "write-behind-expiry-deletes",
+        kind: Kind::Text,
+        mutable: false,
+        default: "no",
+        description: "yes: a key whose TTL passes is deleted from PostgreSQL too (by default expiry and eviction leave the stored copy: PostgreSQL stays the system of record).",
+        get: |c| yes_no_text(c.write_behind_expiry_deletes),
+        set: |c, v| {
+            c.write_behind_expiry_deletes = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "write-behind-read-through",
         kind: Kind::Text,
         mutable: true,
@@ -848,6 +862,7 @@ impl Default for Config {
             write_behind_dead_letter_table: String::new(),
             write_behind_circuit_failures: 0,
             write_behind_circuit_cooldown: 0,
+            write_behind_expiry_deletes: false,
             write_behind_warm_start: false,
             write_behind_read_through: false,
             dir: String::new(),

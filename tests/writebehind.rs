@@ -629,3 +629,36 @@ fn concurrent_misses_of_one_key_share_one_query() {
     locker.join().unwrap();
     assert_eq!(status_int(&mut con, "read_through_queries") - before, 1);
 }
+
+#[test]
+fn with_expiry_deletes_an_expired_key_deletes_its_row() {
+    let pg = Postgres::start();
+    let server = server(&pg, |config| {
+        config.write_behind_delay = 60_000;
+        config.write_behind_expiry_deletes = true;
+    });
+    let mut con = server.client();
+    cmd(&mut con, &["SET", "flushed-then-expired", "v", "PX", "300"]);
+    cmd(&mut con, &["SET", "persistent", "v"]);
+    flush(&mut con);
+    assert_eq!(table_rows(&pg, "larder_kv").len(), 2);
+    // Never flushed before it expired: no row ever.
+    cmd(&mut con, &["SET", "expired-first", "v", "PX", "100"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while redis::cmd("DBSIZE").query::<i64>(&mut con).unwrap() != 1 {
+        assert!(Instant::now() < deadline, "keys did not expire");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    flush(&mut con);
+    let keys: Vec<Vec<u8>> = table_rows(&pg, "larder_kv")
+        .into_keys()
+        .map(|(_, key)| key)
+        .collect();
+    assert_eq!(keys, vec![b"persistent".to_vec()]);
+    let setting: Vec<String> = redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("write-behind-expiry-deletes")
+        .query(&mut con)
+        .unwrap();
+    assert_eq!(setting[1], "yes");
+}

@@ -36,6 +36,11 @@ pub trait ChangeObserver: Send + Sync + 'static {
     fn changed(&self, change: &Change<'_>) {
         let _ = change;
     }
+    /// Whether a key whose TTL passed counts as deleted (its stored copy
+    /// goes too) rather than merely gone from memory. The default: no.
+    fn deletes_expired(&self) -> bool {
+        false
+    }
 }
 
 /// A followed change, as [`ChangeObserver::changed`] receives it: the
@@ -164,6 +169,16 @@ impl ChangeTracker {
                     expires_at: entry.expires_at(),
                 };
             }
+        }
+    }
+
+    /// `key`'s TTL passed while it held `entry`: a deletion if the observer
+    /// deletes expired keys, else as [`ChangeTracker::gone`].
+    pub(crate) fn expired(&mut self, db: usize, key: &[u8], entry: &Entry) {
+        if self.observer.deletes_expired() {
+            self.record(db, key, PendingState::Delete, None);
+        } else {
+            self.gone(key, entry);
         }
     }
 

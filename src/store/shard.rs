@@ -53,7 +53,9 @@ pub struct Db {
 enum Removal {
     /// Deleted by a command.
     Deleted,
-    /// Expired or evicted.
+    /// Its TTL passed (or, for a hash, its last field's).
+    Expired,
+    /// Evicted.
     Gone,
 }
 
@@ -90,7 +92,7 @@ impl Db {
             None => false,
             Some(entry) if !entry.is_expired(now_ms) => true,
             Some(_) => {
-                self.remove_entry(key, Removal::Gone);
+                self.remove_entry(key, Removal::Expired);
                 false
             }
         }
@@ -266,6 +268,7 @@ impl Db {
         if let Some(changes) = self.changes.as_deref_mut() {
             match removal {
                 Removal::Deleted => changes.deleted(self.index, key),
+                Removal::Expired => changes.expired(self.index, key, &entry),
                 Removal::Gone => changes.gone(key, &entry),
             }
         }
@@ -347,7 +350,7 @@ impl Db {
             if !entry.is_expired(now_ms) {
                 return Some(key);
             }
-            self.remove_entry(&key, Removal::Gone);
+            self.remove_entry(&key, Removal::Expired);
         }
         self.iter(now_ms).next().map(|(k, _)| Key::from(k))
     }
@@ -521,10 +524,11 @@ impl Db {
                 break;
             };
             if let Some(entry) = self.entries.remove(&key) {
+                self.removals += 1;
                 self.file_field_expiry(&key, None);
                 self.bump_watch(&key);
                 if let Some(changes) = self.changes.as_deref_mut() {
-                    changes.gone(&key, &entry);
+                    changes.expired(self.index, &key, &entry);
                 }
             }
             reclaimed += 1;
@@ -566,7 +570,7 @@ impl Db {
             };
             reclaimed += removed;
             if empty {
-                self.remove_entry(&key, Removal::Gone);
+                self.remove_entry(&key, Removal::Expired);
                 continue;
             }
             if removed > 0 {

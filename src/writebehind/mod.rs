@@ -56,6 +56,8 @@ pub struct WriteBehind {
     /// Warm start and read-through.
     loader: loader::Loader,
     warm_start: bool,
+    /// `write-behind-expiry-deletes`: a key whose TTL passes deletes its row.
+    expiry_deletes: bool,
     filter: KeyFilter,
     max_pending: usize,
     pool_size: usize,
@@ -143,6 +145,7 @@ impl WriteBehind {
         Ok(Some(WriteBehind {
             loader: loader::Loader::new(sink.clone()),
             warm_start: config.write_behind_warm_start,
+            expiry_deletes: config.write_behind_expiry_deletes,
             sink,
             filter: KeyFilter::parse(&config.write_behind_match, &config.write_behind_match_db)?,
             max_pending: config.write_behind_max_pending,
@@ -405,6 +408,10 @@ impl ChangeObserver for WriteBehind {
                 .maps()
                 .iter()
                 .any(|map| map.capture(db, key).is_some())
+    }
+
+    fn deletes_expired(&self) -> bool {
+        self.expiry_deletes
     }
 
     fn next_version(&self) -> u64 {
