@@ -662,3 +662,77 @@ fn with_expiry_deletes_an_expired_key_deletes_its_row() {
         .unwrap();
     assert_eq!(setting[1], "yes");
 }
+
+/// `expires=` of each database in INFO keyspace, summed.
+fn keys_with_ttl(con: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO").arg("keyspace").query(con).unwrap();
+    info.lines()
+        .filter_map(|line| line.split("expires=").nth(1))
+        .filter_map(|rest| rest.split(',').next()?.parse::<i64>().ok())
+        .sum()
+}
+
+#[test]
+fn random_writes_deletes_expiries_and_hash_updates_end_equal_in_postgres() {
+    use rand::{Rng, SeedableRng};
+    let seed: u64 = rand::random();
+    eprintln!("seed {seed}");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let pg = Postgres::start();
+    // Flushes run while the commands go on (a short delay, small batches);
+    // expired keys delete their rows, so the table must end equal to the
+    // cache exactly.
+    let server = server(&pg, |config| {
+        config.write_behind_delay = 5;
+        config.write_behind_batch_size = 16;
+        config.write_behind_expiry_deletes = true;
+    });
+    let mut con = server.client();
+    for _ in 0..3000 {
+        let key = format!("k{}", rng.gen_range(0..40));
+        let n = rng.gen_range(0..100).to_string();
+        let db = rng.gen_range(0..2).to_string();
+        let args: Vec<&str> = match rng.gen_range(0..14) {
+            0 => vec!["SET", &key, &n],
+            1 => vec!["SET", &key, &n, "PX", "150"],
+            2 => vec!["DEL", &key],
+            3 => vec!["HSET", &key, "f", &n],
+            4 => vec!["HSET", &key, &n, "x"],
+            5 => vec!["HDEL", &key, "f"],
+            6 => vec!["PEXPIRE", &key, "100"],
+            7 => vec!["PERSIST", &key],
+            8 => vec!["INCR", &key],
+            9 => vec!["RPUSH", &key, &n],
+            10 => vec!["LPOP", &key],
+            11 => vec!["SADD", &key, &n],
+            12 => vec!["ZADD", &key, &n, &n],
+            _ => vec!["SELECT", &db],
+        };
+        let mut command = redis::cmd(args[0]);
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        // Wrong types and non-integers are expected errors, changing nothing.
+        let _: redis::RedisResult<redis::Value> = command.query(&mut con);
+        if rng.gen_range(0..500) == 0 {
+            flush(&mut con);
+        }
+    }
+    cmd(&mut con, &["SELECT", "0"]);
+    // Every TTL given was at most 150 ms: wait until active expiry has
+    // reclaimed them all (a key past its TTL but not reclaimed yet would
+    // still have its row).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    std::thread::sleep(Duration::from_millis(200));
+    while keys_with_ttl(&mut con) > 0 {
+        assert!(Instant::now() < deadline, "TTLs were not reclaimed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    flush(&mut con);
+    let cache = cache_rows(&mut con, &[0, 1]);
+    assert!(
+        !cache.is_empty(),
+        "seed {seed}: the sequence left something"
+    );
+    assert_eq!(table_rows(&pg, "larder_kv"), cache, "seed {seed}");
+}
