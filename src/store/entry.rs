@@ -753,4 +753,290 @@ mod tests {
         let old = Entry::new_str(b"k", b"v", None, 0);
         assert_eq!(old.idle_secs((1 << 24) * 1000 + 5_000), 5);
     }
+
+    // ---- Property tests: round trips across the length boundaries ----
+
+    use crate::store::types::{HashValue, ZSetValue};
+    use proptest::prelude::*;
+
+    /// Lengths at and around every boundary of the encoding: the 6-bit
+    /// code (62, 63, 64), one- to two-byte varints (127, 128), two to
+    /// three bytes (2^14) and the 8-byte alignment of a boxed value.
+    fn boundary_len() -> impl Strategy<Value = usize> {
+        prop_oneof![
+            4 => prop::sample::select(vec![
+                0usize, 1, 7, 8, 9, 15, 16, 17, 61, 62, 63, 64, 65, 126, 127, 128, 129,
+                16_383, 16_384, 16_385,
+            ]),
+            2 => 0usize..300,
+        ]
+    }
+
+    fn bytes_of_len() -> impl Strategy<Value = Vec<u8>> {
+        (boundary_len(), any::<u8>()).prop_map(|(len, seed)| {
+            (0..len)
+                .map(|i| seed.wrapping_add((i * 31 % 251) as u8))
+                .collect()
+        })
+    }
+
+    fn expiry() -> impl Strategy<Value = Option<u64>> {
+        prop_oneof![
+            2 => Just(None),
+            1 => Just(Some(0)),
+            1 => Just(Some(u64::MAX)),
+            1 => Just(Some(1 << 56)),
+            2 => any::<u64>().prop_map(Some),
+        ]
+    }
+
+    fn small_items() -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(prop::collection::vec(any::<u8>(), 0..5), 0..6)
+    }
+
+    /// A value of any type; strings across the length boundaries.
+    fn any_value() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            4 => bytes_of_len().prop_map(Value::Str),
+            1 => small_items().prop_map(|items| {
+                let mut list = ListValue::new();
+                for item in &items {
+                    list.push(false, item);
+                }
+                Value::List(Box::new(list))
+            }),
+            1 => small_items().prop_map(|items| {
+                let mut hash = HashValue::new();
+                for item in &items {
+                    hash.set(item, &item.repeat(3));
+                }
+                Value::Hash(Box::new(hash))
+            }),
+            1 => small_items().prop_map(|items| {
+                let mut set = SetValue::new();
+                for item in &items {
+                    set.insert(item);
+                }
+                Value::Set(Box::new(set))
+            }),
+            1 => small_items().prop_map(|items| {
+                let mut zset = ZSetValue::new();
+                for (i, item) in items.iter().enumerate() {
+                    zset.insert(item, i as f64 * 1.5);
+                }
+                Value::ZSet(Box::new(zset))
+            }),
+        ]
+    }
+
+    #[derive(Debug, Clone)]
+    enum EntryOp {
+        SetExpiry(Option<u64>),
+        /// Through `value_mut`: append to a string, push to a list, add
+        /// to a set...
+        MutateInPlace(Vec<u8>),
+        /// The string made longer or shorter in place (crossing the
+        /// inline length boundaries is irrelevant once out of line, but
+        /// an empty string must survive).
+        TruncateInPlace(usize),
+        /// Replaced whole, as `Db::insert`/`replace_str` do.
+        Replace(Value),
+        ReplaceStr(Vec<u8>),
+        Access(u64),
+        SetFifo(u8),
+        CloneAndCompare,
+    }
+
+    fn entry_op() -> impl Strategy<Value = EntryOp> {
+        prop_oneof![
+            3 => expiry().prop_map(EntryOp::SetExpiry),
+            3 => prop::collection::vec(any::<u8>(), 0..70).prop_map(EntryOp::MutateInPlace),
+            1 => (0usize..100).prop_map(EntryOp::TruncateInPlace),
+            2 => any_value().prop_map(EntryOp::Replace),
+            2 => bytes_of_len().prop_map(EntryOp::ReplaceStr),
+            2 => any::<u64>().prop_map(|t| EntryOp::Access(t % (1 << 45))),
+            1 => (0u8..5).prop_map(EntryOp::SetFifo),
+            1 => Just(EntryOp::CloneAndCompare),
+        ]
+    }
+
+    fn mutate_model(value: &mut Value, extra: &[u8]) {
+        match value {
+            Value::Str(s) => s.extend_from_slice(extra),
+            Value::List(l) => l.push(true, extra),
+            Value::Hash(h) => {
+                h.set(extra, b"x");
+            }
+            Value::Set(s) => {
+                s.insert(extra);
+            }
+            Value::ZSet(z) => {
+                z.insert(extra, -1.0);
+            }
+        }
+    }
+
+    fn varint_bytes(len: usize) -> usize {
+        if len < 63 {
+            0
+        } else {
+            varint_len(len)
+        }
+    }
+
+    /// What `allocation_size` must be: the layout of the module docs,
+    /// computed independently.
+    fn expected_size(key: &[u8], expiry: Option<u64>, inline: Option<usize>) -> usize {
+        let head = 8 + if expiry.is_some() { 8 } else { 0 } + varint_bytes(key.len()) + key.len();
+        match inline {
+            Some(len) => head + varint_bytes(len) + len,
+            None => head.div_ceil(8) * 8 + mem::size_of::<Value>(),
+        }
+    }
+
+    fn check(entry: &Entry, key: &[u8], value: &Value, expiry: Option<u64>, inline: bool) {
+        assert_eq!(entry.key(), key);
+        assert_eq!(entry.value(), value.view());
+        assert_eq!(entry.expires_at(), expiry);
+        let inline_len = match (inline, value) {
+            (true, Value::Str(s)) => Some(s.len()),
+            _ => None,
+        };
+        assert_eq!(
+            entry.allocation_size(),
+            expected_size(key, expiry, inline_len)
+        );
+        assert_eq!(entry.flags() & BOXED == 0, inline);
+    }
+
+    #[test]
+    fn boxed_values_fit_the_alignment() {
+        assert!(mem::align_of::<Value>() <= ALIGN);
+        assert_eq!(mem::size_of::<Value>(), 24);
+    }
+
+    #[test]
+    fn huge_lengths_round_trip() {
+        // Three- and four-byte varints (2^14, 2^21) on both sides of the
+        // boundary, as key and as value, with and without expiry.
+        for len in [
+            (1 << 14) - 1,
+            1 << 14,
+            (1 << 21) - 1,
+            1 << 21,
+            (1 << 21) + 1,
+        ] {
+            let big: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            for expiry in [None, Some(12_345)] {
+                let mut entry = Entry::new_str(&big, b"v", expiry, 0);
+                check(&entry, &big, &Value::Str(b"v".to_vec()), expiry, true);
+                entry.set_expires_at(expiry.xor(Some(9)));
+                check(
+                    &entry,
+                    &big,
+                    &Value::Str(b"v".to_vec()),
+                    expiry.xor(Some(9)),
+                    true,
+                );
+                let entry = Entry::new_str(b"k", &big, expiry, 0);
+                check(&entry, b"k", &Value::Str(big.clone()), expiry, true);
+                assert_eq!(entry.into_value(), Value::Str(big.clone()));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 6 } else { 256 },
+            ..ProptestConfig::default()
+        })]
+
+        /// An entry against a plain (key, value, expiry) model through
+        /// random expiry changes, in-place changes, whole replacements,
+        /// access bookkeeping and clones; the entry is consumed at the end
+        /// (`into_value`) or dropped, alternately (leaks and double drops
+        /// show under Miri).
+        #[test]
+        fn entry_matches_a_model(
+            key in bytes_of_len(),
+            value in any_value(),
+            expires in expiry(),
+            ops in prop::collection::vec(entry_op(), 0..24),
+            consume in any::<bool>(),
+        ) {
+            let mut model = value.clone();
+            let mut model_expiry = expires;
+            let mut inline = matches!(value, Value::Str(_));
+            let mut entry = Entry::new(&key, value, expires, 1_000);
+            check(&entry, &key, &model, model_expiry, inline);
+            let mut fifo = entry.lfu().fifo_freq();
+            for op in ops {
+                match op {
+                    EntryOp::SetExpiry(at) => {
+                        entry.set_expires_at(at);
+                        model_expiry = at;
+                    }
+                    EntryOp::MutateInPlace(extra) => {
+                        mutate_model(entry.value_mut(), &extra);
+                        mutate_model(&mut model, &extra);
+                        inline = false;
+                    }
+                    EntryOp::TruncateInPlace(len) => {
+                        if let Value::Str(s) = entry.value_mut() {
+                            s.truncate(len);
+                        }
+                        if let Value::Str(s) = &mut model {
+                            s.truncate(len);
+                        }
+                        inline = false;
+                    }
+                    EntryOp::Replace(value) => {
+                        inline = matches!(value, Value::Str(_));
+                        model = value.clone();
+                        let mut fresh = Entry::new(&key, value, model_expiry, 2_000);
+                        fresh.inherit_access(&entry);
+                        let old = mem::replace(&mut entry, fresh);
+                        drop(old);
+                    }
+                    EntryOp::ReplaceStr(bytes) => {
+                        let mut fresh = Entry::new_str(&key, &bytes, model_expiry, 2_000);
+                        fresh.inherit_access(&entry);
+                        let old = mem::replace(&mut entry, fresh);
+                        // The old entry handed back whole, as `Db::insert` does.
+                        prop_assert_eq!(old.into_value(), model.clone());
+                        model = Value::Str(bytes);
+                        inline = true;
+                    }
+                    EntryOp::Access(now) => {
+                        entry.mark_access(now);
+                        fifo = (fifo + 1).min(3);
+                        prop_assert_eq!(entry.idle_secs(now), 0);
+                    }
+                    EntryOp::SetFifo(f) => {
+                        entry.lfu().set_fifo_freq(f);
+                        fifo = f.min(3);
+                    }
+                    EntryOp::CloneAndCompare => {
+                        let copy = entry.clone();
+                        prop_assert_eq!(&copy, &entry);
+                        check(&copy, &key, &model, model_expiry, inline);
+                        prop_assert_eq!(copy.into_value(), model.clone());
+                    }
+                }
+                check(&entry, &key, &model, model_expiry, inline);
+                // The access bookkeeping survives every rebuild and never
+                // touches the layout bits.
+                prop_assert_eq!(entry.lfu().fifo_freq(), fifo);
+                prop_assert_eq!(
+                    entry.is_expired(5_000),
+                    matches!(model_expiry, Some(at) if at < 5_000)
+                );
+            }
+            if consume {
+                prop_assert_eq!(entry.into_value(), model);
+            } else {
+                drop(entry);
+            }
+        }
+    }
 }

@@ -331,4 +331,244 @@ mod tests {
         assert_eq!(seen.len(), 50);
         assert!(EntryMap::default().pick(3).is_none());
     }
+
+    // ---- Property tests: the map against std's HashMap ----
+
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// The table's own invariants: control bytes agree with the slots and
+    /// their hashes, the counters with the control bytes, the load stays
+    /// under 7/8 (at least one free slot, so `place` ends), no group that
+    /// still has an empty slot holds a tombstone, and every entry is found
+    /// by a probe from its home group.
+    fn check_invariants(map: &EntryMap) {
+        assert_eq!(map.ctrl.len(), map.slots.len());
+        assert_eq!(map.ctrl.len() % GROUP, 0);
+        let mut full = 0;
+        let mut deleted = 0;
+        for (i, slot) in map.slots.iter().enumerate() {
+            match (map.ctrl[i], slot) {
+                (EMPTY, None) => {}
+                (DELETED, None) => deleted += 1,
+                (tag, Some(entry)) => {
+                    full += 1;
+                    assert_eq!(tag, tag_of(map.hash(entry.key())), "slot {i}");
+                    assert_eq!(
+                        map.find(map.hash(entry.key()), |e| e.key() == entry.key()),
+                        Some(i)
+                    );
+                }
+                (tag, None) => panic!("slot {i}: control byte {tag:#x} over an empty slot"),
+            }
+        }
+        assert_eq!(full, map.len);
+        assert_eq!(deleted, map.deleted);
+        assert!((map.len + map.deleted) * 8 <= map.slots.len() * 7 || map.slots.is_empty());
+        for group in 0..map.groups() {
+            let bytes = &map.ctrl[group * GROUP..(group + 1) * GROUP];
+            if bytes.contains(&EMPTY) {
+                // A tombstone is only left in a group without an empty
+                // slot, and a group never regains one until a rebuild.
+                assert!(!bytes.contains(&DELETED), "group {group}: {bytes:?}");
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum MapOp {
+        /// Insert, or replace in place (`Db::insert_entry`'s way) if present.
+        Put(Vec<u8>, u8),
+        Remove(Vec<u8>),
+        Get(Vec<u8>),
+        GetByHash(Vec<u8>),
+        Pick(u64),
+        Clear,
+        /// Insert `n` fresh keys and remove them again: tombstones
+        /// without net growth.
+        Churn(u16, u8),
+    }
+
+    /// Keys from a tiny alphabet (many share a home group and a tag once
+    /// the table is small), with the occasional long key (63+ bytes: a
+    /// varint length in the entry).
+    fn map_key() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            6 => prop::collection::vec(prop::sample::select(vec![b'a', b'b', b'c']), 0..5),
+            1 => (0u8..4, 60usize..70).prop_map(|(c, n)| vec![b'a' + c; n]),
+        ]
+    }
+
+    fn map_op() -> impl Strategy<Value = MapOp> {
+        prop_oneof![
+            8 => (map_key(), any::<u8>()).prop_map(|(k, v)| MapOp::Put(k, v)),
+            5 => map_key().prop_map(MapOp::Remove),
+            3 => map_key().prop_map(MapOp::Get),
+            1 => map_key().prop_map(MapOp::GetByHash),
+            2 => any::<u64>().prop_map(MapOp::Pick),
+            1 => Just(MapOp::Clear),
+            1 => (1u16..300, any::<u8>()).prop_map(|(n, s)| MapOp::Churn(n, s)),
+        ]
+    }
+
+    fn value_of(entry: &Entry) -> u8 {
+        match entry.value() {
+            crate::store::ValueRef::Str(s) => s[0],
+            _ => panic!("not a string"),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 4 } else { 256 },
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn map_matches_a_hashmap(ops in prop::collection::vec(map_op(), 0..200)) {
+            let mut map = EntryMap::default();
+            let mut model: HashMap<Vec<u8>, u8> = HashMap::new();
+            for op in ops {
+                match op {
+                    MapOp::Put(key, v) => {
+                        let fresh = Entry::new_str(&key, &[v], None, 0);
+                        match map.get_mut(&key) {
+                            Some(entry) => {
+                                prop_assert!(model.contains_key(&key));
+                                let old = std::mem::replace(entry, fresh);
+                                prop_assert_eq!(old.key(), &key[..]);
+                            }
+                            None => {
+                                prop_assert!(!model.contains_key(&key));
+                                let hash = map.insert_new(fresh);
+                                prop_assert_eq!(hash, map.hash(&key));
+                            }
+                        }
+                        model.insert(key, v);
+                    }
+                    MapOp::Remove(key) => {
+                        let removed = map.remove(&key);
+                        prop_assert_eq!(removed.as_ref().map(value_of), model.remove(&key));
+                        if let Some(entry) = removed {
+                            prop_assert_eq!(entry.key(), &key[..]);
+                        }
+                    }
+                    MapOp::Get(key) => {
+                        prop_assert_eq!(map.get(&key).map(value_of), model.get(&key).copied());
+                        prop_assert_eq!(map.contains_key(&key), model.contains_key(&key));
+                    }
+                    MapOp::GetByHash(key) => {
+                        let hash = map.hash(&key);
+                        prop_assert_eq!(
+                            map.get_by_hash(hash).map(|e| e.key().to_vec()),
+                            model.contains_key(&key).then(|| key.clone())
+                        );
+                    }
+                    MapOp::Pick(nth) => match map.pick(nth) {
+                        None => prop_assert!(model.is_empty()),
+                        Some(entry) => {
+                            prop_assert_eq!(model.get(entry.key()).copied(), Some(value_of(entry)));
+                        }
+                    },
+                    MapOp::Clear => {
+                        drop(std::mem::take(&mut map));
+                        model.clear();
+                    }
+                    MapOp::Churn(n, salt) => {
+                        let keys: Vec<Vec<u8>> =
+                            (0..n).map(|i| format!("churn:{salt}:{i}").into_bytes()).collect();
+                        for key in &keys {
+                            map.insert_new(Entry::new_str(key, b"c", None, 0));
+                        }
+                        check_invariants(&map);
+                        for key in &keys {
+                            prop_assert!(map.remove(key).is_some());
+                        }
+                    }
+                }
+                prop_assert_eq!(map.len(), model.len());
+                prop_assert_eq!(map.is_empty(), model.is_empty());
+                check_invariants(&map);
+            }
+            let mut seen: HashMap<Vec<u8>, u8> = HashMap::new();
+            for entry in map.iter() {
+                prop_assert!(seen.insert(entry.key().to_vec(), value_of(entry)).is_none());
+            }
+            prop_assert_eq!(&seen, &model);
+            for (key, v) in &model {
+                prop_assert_eq!(map.get(key).map(value_of), Some(*v));
+            }
+            // Every slot index gives a live entry, and every entry is the
+            // pick of some index.
+            if !model.is_empty() {
+                let mut picked = std::collections::HashSet::new();
+                for nth in 0..map.buckets() as u64 * 2 {
+                    let entry = map.pick(nth).expect("non-empty map");
+                    prop_assert!(model.contains_key(entry.key()));
+                    picked.insert(entry.key().to_vec());
+                }
+                prop_assert_eq!(picked.len(), model.len());
+            }
+        }
+    }
+
+    /// Many insert/remove cycles at a constant size: tombstones are
+    /// recycled or rebuilt away, the table does not keep growing, lookups
+    /// of absent keys end, and random picks skip tombstones.
+    #[test]
+    fn tombstone_churn_at_constant_size() {
+        let rounds: usize = if cfg!(miri) { 300 } else { 200_000 };
+        let mut map = EntryMap::default();
+        let live = 200;
+        for i in 0..live {
+            map.insert_new(Entry::new_str(format!("live{i}").as_bytes(), b"v", None, 0));
+        }
+        let mut max_buckets = 0;
+        for round in 0..rounds {
+            let key = format!("tmp{round}");
+            map.insert_new(Entry::new_str(key.as_bytes(), b"t", None, 0));
+            assert!(map.remove(key.as_bytes()).is_some());
+            assert!(map.get(b"absent").is_none());
+            max_buckets = max_buckets.max(map.buckets());
+            assert!(map.deleted <= map.buckets());
+            if round % 1000 == 0 {
+                check_invariants(&map);
+                assert_eq!(map.iter().count(), live);
+            }
+        }
+        check_invariants(&map);
+        // 201 keys at most 7/8 full and at least... never more than twice
+        // the slots the live keys need.
+        assert!(
+            max_buckets <= 2 * (live + 1) * 8 / 7 + GROUP,
+            "{max_buckets}"
+        );
+        for nth in 0..map.buckets() as u64 {
+            let entry = map.pick(nth).expect("live keys");
+            assert!(entry.key().starts_with(b"live"));
+        }
+    }
+
+    /// Removing everything then picking; growing back after a shrink.
+    #[test]
+    fn empty_after_removal_and_regrowth() {
+        let n = if cfg!(miri) { 100 } else { 5_000 };
+        let mut map = map_of(n);
+        for i in 0..n {
+            assert!(map.remove(format!("k{i}").as_bytes()).is_some());
+            if i % 97 == 0 {
+                check_invariants(&map);
+            }
+        }
+        assert!(map.is_empty());
+        assert!(map.pick(0).is_none() && map.pick(u64::MAX).is_none());
+        assert!(map.iter().next().is_none());
+        assert!(map.buckets() <= 64);
+        check_invariants(&map);
+        for i in 0..n {
+            map.insert_new(Entry::new_str(format!("k{i}").as_bytes(), b"v", None, 0));
+        }
+        check_invariants(&map);
+        assert_eq!(map.iter().count(), n);
+    }
 }

@@ -524,6 +524,8 @@ impl Db {
                 break;
             };
             if let Some(entry) = self.entries.remove(&key) {
+                // A removal like any other: a copy being loaded from
+                // elsewhere may predate it (see `insert_loaded`).
                 self.removals += 1;
                 self.file_field_expiry(&key, None);
                 self.bump_watch(&key);
