@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
+use common::writebehind::{cmd, flush, status, status_int};
 use common::TestServer;
 use larder::writebehind::encode::decode_items;
 
@@ -19,29 +20,6 @@ fn server(pg: &Postgres, adjust: impl FnOnce(&mut larder::Config)) -> TestServer
         config.write_behind_delay = 50;
         adjust(config);
     })
-}
-
-fn flush(con: &mut redis::Connection) {
-    let reply: String = redis::cmd("WRITEBEHIND")
-        .arg("FLUSH")
-        .arg(30_000)
-        .query(con)
-        .expect("WRITEBEHIND FLUSH");
-    assert_eq!(reply, "OK");
-}
-
-fn status(con: &mut redis::Connection) -> BTreeMap<String, redis::Value> {
-    redis::cmd("WRITEBEHIND")
-        .arg("STATUS")
-        .query(con)
-        .expect("WRITEBEHIND STATUS")
-}
-
-fn status_int(con: &mut redis::Connection, field: &str) -> i64 {
-    match status(con).get(field) {
-        Some(redis::Value::Int(n)) => *n,
-        other => panic!("{field}: {other:?}"),
-    }
 }
 
 /// Items of a collection, length-prefixed, as the README documents.
@@ -124,16 +102,6 @@ fn table_rows(pg: &Postgres, table: &str) -> Rows {
     )
     .into_iter()
     .collect()
-}
-
-fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command
-        .query(con)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 #[test]

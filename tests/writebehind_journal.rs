@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
+use common::writebehind::{cmd, flush};
 
 /// A flusher delay long enough that nothing reaches PostgreSQL during a
 /// test: whatever PostgreSQL gets afterwards came from the journal.
@@ -124,25 +125,6 @@ fn temp_dir(name: &str) -> TempDir {
     let _ = fs::remove_file(dir.with_extension("log"));
     fs::create_dir_all(&dir).expect("create the journal directory");
     TempDir(dir)
-}
-
-fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command
-        .query(con)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
-}
-
-fn flush(con: &mut redis::Connection) {
-    let reply: String = redis::cmd("WRITEBEHIND")
-        .arg("FLUSH")
-        .arg(30_000)
-        .query(con)
-        .expect("WRITEBEHIND FLUSH");
-    assert_eq!(reply, "OK");
 }
 
 fn info_field(con: &mut redis::Connection, field: &str) -> String {

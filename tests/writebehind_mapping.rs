@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use common::postgres::Postgres;
+use common::writebehind::{cmd, flush, status, status_int, status_text};
 use common::TestServer;
 
 const USERS: &str = "CREATE TABLE users (
@@ -29,46 +30,6 @@ fn server(pg: &Postgres, maps: &str, adjust: impl FnOnce(&mut larder::Config)) -
         config.set("write-behind-map", &maps).expect("mapping");
         adjust(config);
     })
-}
-
-fn flush(con: &mut redis::Connection) {
-    let reply: String = redis::cmd("WRITEBEHIND")
-        .arg("FLUSH")
-        .arg(30_000)
-        .query(con)
-        .expect("WRITEBEHIND FLUSH");
-    assert_eq!(reply, "OK");
-}
-
-fn status(con: &mut redis::Connection) -> BTreeMap<String, redis::Value> {
-    redis::cmd("WRITEBEHIND")
-        .arg("STATUS")
-        .query(con)
-        .expect("WRITEBEHIND STATUS")
-}
-
-fn status_int(con: &mut redis::Connection, field: &str) -> i64 {
-    match status(con).get(field) {
-        Some(redis::Value::Int(n)) => *n,
-        other => panic!("{field}: {other:?}"),
-    }
-}
-
-fn status_text(con: &mut redis::Connection, field: &str) -> String {
-    match status(con).get(field) {
-        Some(redis::Value::BulkString(text)) => String::from_utf8_lossy(text).into_owned(),
-        other => panic!("{field}: {other:?}"),
-    }
-}
-
-fn cmd(con: &mut redis::Connection, args: &[&str]) -> redis::Value {
-    let mut command = redis::cmd(args[0]);
-    for arg in &args[1..] {
-        command.arg(*arg);
-    }
-    command
-        .query(con)
-        .unwrap_or_else(|e| panic!("{args:?}: {e}"))
 }
 
 type User = (
