@@ -56,21 +56,7 @@ impl Value {
     /// The encoding name Redis would report for the same data
     /// (OBJECT ENCODING).
     pub fn encoding(&self) -> &'static str {
-        match self {
-            Value::Str(s) => {
-                if s.len() <= 20 && crate::commands::parse::strict_i64(s).is_some() {
-                    "int"
-                } else if s.len() <= 44 {
-                    "embstr"
-                } else {
-                    "raw"
-                }
-            }
-            Value::List(l) => l.encoding(),
-            Value::Hash(h) => h.encoding(),
-            Value::Set(s) => s.encoding(),
-            Value::ZSet(z) => z.encoding(),
-        }
+        self.view().encoding()
     }
 }
 
