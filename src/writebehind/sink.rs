@@ -217,10 +217,7 @@ impl Sink {
     /// default table's greatest version.
     pub async fn prepare(&self) -> Result<i64, Failure> {
         let max = self.prepare_table().await?;
-        let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let client = self.connect_plain().await?;
         let dl = &self.dead_letter;
         client
             .batch_execute(&format!(
@@ -368,10 +365,7 @@ impl Sink {
     /// Creates the table if it is missing; returns the greatest version it
     /// holds (0 if none), so that this process's versions start above it.
     pub async fn prepare_table(&self) -> Result<i64, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let client = self.connect_plain().await?;
         let t = &self.table;
         client
             .batch_execute(&format!(
