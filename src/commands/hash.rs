@@ -21,7 +21,9 @@ use smallvec::SmallVec;
 
 use super::flags::*;
 use super::long_double::LongDouble;
-use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
+use super::parse::{
+    glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
+};
 use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::store::types::HashValue;
@@ -769,41 +771,6 @@ fn hash_reply_bytes(hash: &HashValue, with_values: bool) -> u64 {
 
 // ---------------------------------------------------------------- HSCAN
 
-struct ScanOptions<'a> {
-    count: usize,
-    pattern: Option<&'a [u8]>,
-    no_values: bool,
-}
-
-fn parse_scan_options<'a>(args: &[&'a [u8]]) -> Result<ScanOptions<'a>> {
-    let mut options = ScanOptions {
-        count: 10,
-        pattern: None,
-        no_values: false,
-    };
-    let mut i = 0;
-    while i < args.len() {
-        let has_value = i + 1 < args.len();
-        if is_keyword(args[i], "COUNT") && has_value {
-            let count = int_arg(args[i + 1])?;
-            if count < 1 {
-                return Err(Error::syntax());
-            }
-            options.count = usize::try_from(count).unwrap_or(usize::MAX);
-            i += 2;
-        } else if is_keyword(args[i], "MATCH") && has_value {
-            options.pattern = Some(args[i + 1]).filter(|p| *p != b"*");
-            i += 2;
-        } else if is_keyword(args[i], "NOVALUES") {
-            options.no_values = true;
-            i += 1;
-        } else {
-            return Err(Error::syntax());
-        }
-    }
-    Ok(options)
-}
-
 /// HSCAN key cursor [MATCH pattern] [COUNT count] [NOVALUES]
 ///
 /// A small hash (Redis's listpack encoding) is returned whole with cursor 0
@@ -817,7 +784,7 @@ fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let cursor = parse_cursor(argv[2]).ok_or_else(|| Error::err("invalid cursor"))?;
     // Redis reads the options only once it found the hash.
-    let options = parse_scan_options(&argv[3..]);
+    let options = parse_scan_options(&argv[3..], ScanExtra::NoValues);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let Some(hash) = hash_ref(locked.db(dbi, key)?, key, now)? else {

@@ -13,7 +13,10 @@
 use rand::Rng;
 
 use super::flags::*;
-use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
+use super::parse::{
+    glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
+    ScanOptions,
+};
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::store::Key;
@@ -645,28 +648,12 @@ fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 /// by COUNT: with N keys, a call returns at least N / shard_count keys.
 fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let cursor = parse_cursor(argv[1]).ok_or_else(|| Error::err("invalid cursor"))?;
-    let mut count: i64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut type_name: Option<&[u8]> = None;
-    let mut i = 2;
-    while i < argv.len() {
-        let has_value = i + 1 < argv.len();
-        if is_keyword(argv[i], "COUNT") && has_value {
-            count = int_arg(argv[i + 1])?;
-            if count < 1 {
-                return Err(Error::syntax());
-            }
-        } else if is_keyword(argv[i], "MATCH") && has_value {
-            // "*" matches everything: the same as no pattern.
-            pattern = Some(argv[i + 1]).filter(|p| *p != b"*");
-        } else if is_keyword(argv[i], "TYPE") && has_value {
-            type_name = Some(argv[i + 1]);
-        } else {
-            return Err(Error::syntax());
-        }
-        i += 2;
-    }
-
+    let ScanOptions {
+        count,
+        pattern,
+        type_name,
+        ..
+    } = parse_scan_options(&argv[2..], ScanExtra::Type)?;
     let db = ctx.db();
     let now = ctx.now_ms;
     let shards = ctx.store().shard_count() as u64;
@@ -764,12 +751,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = ctx.db();
     // Detach every shard's maps under all the locks (atomic for other
     // clients), free them after the locks are released.
-    let removed: Vec<_> = ctx
-        .locks
-        .all()?
-        .shards_mut()
-        .map(|(_, shard)| shard.db(db).clear())
-        .collect();
+    let removed = ctx.locks.all()?.clear_db(db);
     drop(removed);
     ctx.out.ok();
     Ok(())
@@ -777,16 +759,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     check_flush_args(argv)?;
-    let removed: Vec<_> = ctx
-        .locks
-        .all()?
-        .shards_mut()
-        .flat_map(|(_, shard)| {
-            (0..shard.databases())
-                .map(|db| shard.db(db).clear())
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let removed = ctx.locks.all()?.clear_all_dbs();
     drop(removed);
     ctx.out.ok();
     Ok(())

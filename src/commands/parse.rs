@@ -194,6 +194,64 @@ fn glob_match_impl(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bo
     p.is_empty() && s.is_empty()
 }
 
+/// The options of SCAN, SSCAN, HSCAN and ZSCAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScanOptions<'a> {
+    /// `COUNT` (default 10; below 1 is a syntax error, as in Redis).
+    pub count: usize,
+    /// `MATCH`; `None` for no pattern or `*` (which matches everything).
+    pub pattern: Option<&'a [u8]>,
+    /// `TYPE` (SCAN only).
+    pub type_name: Option<&'a [u8]>,
+    /// `NOVALUES` (HSCAN only).
+    pub no_values: bool,
+}
+
+/// Which options beyond MATCH and COUNT a scan command takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanExtra {
+    None,
+    /// SCAN's `TYPE type`.
+    Type,
+    /// HSCAN's `NOVALUES`.
+    NoValues,
+}
+
+/// Parses the options after a scan command's cursor, as Redis's
+/// `scanGenericCommand`: anything else is a syntax error.
+pub fn parse_scan_options<'a>(args: &[&'a [u8]], extra: ScanExtra) -> Result<ScanOptions<'a>> {
+    let mut options = ScanOptions {
+        count: 10,
+        pattern: None,
+        type_name: None,
+        no_values: false,
+    };
+    let mut i = 0;
+    while i < args.len() {
+        let has_value = i + 1 < args.len();
+        if is_keyword(args[i], "COUNT") && has_value {
+            let count = int_arg(args[i + 1])?;
+            if count < 1 {
+                return Err(Error::syntax());
+            }
+            options.count = usize::try_from(count).unwrap_or(usize::MAX);
+            i += 2;
+        } else if is_keyword(args[i], "MATCH") && has_value {
+            options.pattern = Some(args[i + 1]).filter(|p| *p != b"*");
+            i += 2;
+        } else if extra == ScanExtra::Type && is_keyword(args[i], "TYPE") && has_value {
+            options.type_name = Some(args[i + 1]);
+            i += 2;
+        } else if extra == ScanExtra::NoValues && is_keyword(args[i], "NOVALUES") {
+            options.no_values = true;
+            i += 1;
+        } else {
+            return Err(Error::syntax());
+        }
+    }
+    Ok(options)
+}
+
 /// A SCAN cursor as Redis's `parseScanCursorOrReply` reads it with
 /// `strtoul`: no leading space, an optional sign (a negative number wraps
 /// around, as in C), digits up to u64::MAX, nothing after them (a NUL byte

@@ -15,7 +15,10 @@
 //! intset layout); sets carry no order in Redis's contract either.
 
 use super::flags::*;
-use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
+use super::parse::{
+    glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
+    ScanOptions,
+};
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::store::types::SetValue;
@@ -764,28 +767,11 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         ctx.out.array(0);
         return Ok(());
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < argv.len() {
-        let has_value = i + 1 < argv.len();
-        if is_keyword(argv[i], "COUNT") && has_value {
-            count = int_arg(argv[i + 1])?;
-            if count < 1 {
-                return Err(Error::syntax());
-            }
-        } else if is_keyword(argv[i], "MATCH") && has_value {
-            // "*" matches everything: the same as no pattern.
-            pattern = Some(argv[i + 1]).filter(|p| *p != b"*");
-        } else {
-            return Err(Error::syntax());
-        }
-        i += 2;
-    }
+    let ScanOptions { count, pattern, .. } = parse_scan_options(&argv[3..], ScanExtra::None)?;
     let (next, visited) = if set.encoding() == "intset" {
         (0, set.iter().collect())
     } else {
-        set.scan(cursor, usize::try_from(count).unwrap_or(usize::MAX))
+        set.scan(cursor, count)
     };
     let found: Vec<&[u8]> = visited
         .into_iter()

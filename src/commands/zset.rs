@@ -23,7 +23,10 @@ use rand::Rng;
 
 use super::flags::*;
 use super::list::{block_or_timeout, serving_order, timeout_arg};
-use super::parse::{glob_match, int_arg, is_keyword, parse_cursor, strict_i64};
+use super::parse::{
+    glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
+    ScanOptions,
+};
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
@@ -1859,30 +1862,10 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         ctx.out.array(0);
         return Ok(());
     };
-    let mut count: i64 = 10;
-    let mut pattern: Option<&[u8]> = None;
-    let mut i = 3;
-    while i < argv.len() {
-        let has_value = argv.len() - i >= 2;
-        if is_keyword(argv[i], "count") && has_value {
-            count = int_arg(argv[i + 1])?;
-            if count < 1 {
-                return Err(Error::syntax());
-            }
-        } else if is_keyword(argv[i], "match") && has_value {
-            pattern = Some(argv[i + 1]).filter(|p| *p != b"*");
-        } else {
-            return Err(Error::syntax());
-        }
-        i += 2;
-    }
+    let ScanOptions { count, pattern, .. } = parse_scan_options(&argv[3..], ScanExtra::None)?;
     let listpack = z.is_listpack();
     let mut found: Vec<(&[u8], f64)> = Vec::new();
-    let next = z.scan(
-        cursor,
-        usize::try_from(count).unwrap_or(usize::MAX),
-        |m, s| found.push((m, s)),
-    );
+    let next = z.scan(cursor, count, |m, s| found.push((m, s)));
     found.retain(|(m, _)| pattern.is_none_or(|p| glob_match(p, m, false)));
     ctx.out.array(2);
     ctx.out.bulk(next.to_string().as_bytes());

@@ -316,11 +316,9 @@ impl Store {
     /// (as FLUSHDB: under every shard lock).
     pub fn flush_db(&self, db: usize) -> Result<()> {
         self.check_db(db)?;
-        let removed: Vec<_> = self
-            .lock_all()
-            .shards_mut()
-            .map(|(_, shard)| shard.db(db).clear())
-            .collect();
+        // The locks are released at the end of the statement, the maps
+        // freed after.
+        let removed = self.lock_all().clear_db(db);
         drop(removed);
         Ok(())
     }
@@ -328,15 +326,7 @@ impl Store {
     /// Removes every key of every database, atomically for other clients
     /// (as FLUSHALL).
     pub fn flush_all(&self) {
-        let removed: Vec<_> = self
-            .lock_all()
-            .shards_mut()
-            .flat_map(|(_, shard)| {
-                (0..shard.databases())
-                    .map(|db| shard.db(db).clear())
-                    .collect::<Vec<_>>()
-            })
-            .collect();
+        let removed = self.lock_all().clear_all_dbs();
         drop(removed);
     }
 
@@ -411,6 +401,29 @@ impl<'s> LockSet<'s> {
         self.guards
             .binary_search_by_key(&index, |(i, _)| *i)
             .is_ok()
+    }
+
+    /// Empties database `db` in every locked shard (FLUSHDB, under all the
+    /// locks). The removed contents are returned so that the caller frees
+    /// them after releasing the locks.
+    #[must_use = "drop the removed contents outside the locks"]
+    pub fn clear_db(&mut self, db: usize) -> Vec<RemovedContents> {
+        self.shards_mut()
+            .map(|(_, shard)| shard.db(db).clear())
+            .collect()
+    }
+
+    /// Empties every database of every locked shard (FLUSHALL); as
+    /// [`LockSet::clear_db`].
+    #[must_use = "drop the removed contents outside the locks"]
+    pub fn clear_all_dbs(&mut self) -> Vec<RemovedContents> {
+        self.shards_mut()
+            .flat_map(|(_, shard)| {
+                (0..shard.databases())
+                    .map(|db| shard.db(db).clear())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Every locked shard, in ascending order.
