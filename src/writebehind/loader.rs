@@ -25,7 +25,7 @@ use super::encode::decode;
 use super::mapping::{self, quote_ident, Mapping};
 use super::sink::{quote_table, Sink};
 use super::WriteBehind;
-use crate::commands::{resolve, Session};
+use crate::commands::{resolve, CommandSpec, Session};
 use crate::server::Shared;
 use crate::store::types::HashValue;
 use crate::store::{ChangeObserver, Value};
@@ -232,13 +232,11 @@ impl WriteBehind {
         }
         let db = session.db;
         let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut add_keys = |argv: &[&[u8]]| {
-            if let Ok(spec) = resolve(argv) {
-                for position in spec.key_positions(argv) {
-                    let key = argv[position];
-                    if self.observes(db, key) && !keys.iter().any(|k| k == key) {
-                        keys.push(key.to_vec());
-                    }
+        let mut add_keys = |spec: &CommandSpec, argv: &[&[u8]]| {
+            for position in spec.key_positions(argv) {
+                let key = argv[position];
+                if self.observes(db, key) && !keys.iter().any(|k| k == key) {
+                    keys.push(key.to_vec());
                 }
             }
         };
@@ -247,12 +245,14 @@ impl WriteBehind {
                 if let Some(multi) = &session.multi {
                     for command in &multi.queued {
                         let argv: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-                        add_keys(&argv);
+                        if let Ok(spec) = resolve(&argv) {
+                            add_keys(spec, &argv);
+                        }
                     }
                 }
             }
             Ok(_) if session.multi.is_some() => return,
-            Ok(_) => add_keys(argv),
+            Ok(spec) => add_keys(spec, argv),
             Err(_) => return,
         }
         for key in keys {
