@@ -509,103 +509,71 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
                 (last - first) as i64
             };
             out.set(1);
-            out.map(3);
-            out.bulk(b"flags");
-            out.set(access.len());
-            access.iter().for_each(|f| out.simple(f));
-            out.bulk(b"begin_search");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"index");
-            out.bulk(b"spec");
-            out.map(1);
-            out.bulk(b"index");
-            out.int(first as i64);
-            out.bulk(b"find_keys");
-            out.map(2);
-            out.bulk(b"type");
+            write_key_spec(
+                out,
+                access,
+                first as i64,
+                FindKeys::Range(last_key, step as i64),
+            );
+        }
+        KeySpec::NumKeys { numkeys_index } => {
+            out.set(1);
+            write_key_spec(out, access, numkeys_index as i64, FindKeys::KeyNum);
+        }
+        KeySpec::DestAndNumKeys { numkeys_index } => {
+            // As Redis reports ZUNIONSTORE: the destination (overwritten),
+            // then the source keys after the count.
+            out.array(2);
+            write_key_spec(out, &["OW", "update"], 1, FindKeys::Range(0, 1));
+            write_key_spec(
+                out,
+                &["RO", "access"],
+                numkeys_index as i64,
+                FindKeys::KeyNum,
+            );
+        }
+    }
+}
+
+/// How a key spec finds its keys from where its search begins.
+enum FindKeys {
+    /// `range`: last key (relative, or negative from the end) and step.
+    Range(i64, i64),
+    /// `keynum`: the count right at the start, the keys after it.
+    KeyNum,
+}
+
+/// One key spec as COMMAND INFO shows it: its flags, an `index` begin
+/// search at `index`, and how it finds the keys.
+fn write_key_spec(out: &mut ReplyBuf, flags: &[&str], index: i64, find: FindKeys) {
+    out.map(3);
+    out.bulk(b"flags");
+    out.set(flags.len());
+    flags.iter().for_each(|f| out.simple(f));
+    out.bulk(b"begin_search");
+    out.map(2);
+    out.bulk(b"type");
+    out.bulk(b"index");
+    out.bulk(b"spec");
+    out.map(1);
+    out.bulk(b"index");
+    out.int(index);
+    out.bulk(b"find_keys");
+    out.map(2);
+    out.bulk(b"type");
+    match find {
+        FindKeys::Range(last_key, step) => {
             out.bulk(b"range");
             out.bulk(b"spec");
             out.map(3);
             out.bulk(b"lastkey");
             out.int(last_key);
             out.bulk(b"keystep");
-            out.int(step as i64);
+            out.int(step);
             out.bulk(b"limit");
             out.int(0);
         }
-        KeySpec::NumKeys { numkeys_index } => {
-            out.set(1);
-            out.map(3);
-            out.bulk(b"flags");
-            out.set(access.len());
-            access.iter().for_each(|f| out.simple(f));
-            out.bulk(b"begin_search");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"index");
-            out.bulk(b"spec");
-            out.map(1);
-            out.bulk(b"index");
-            out.int(numkeys_index as i64);
-            out.bulk(b"find_keys");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"keynum");
-            out.bulk(b"spec");
-            out.map(3);
-            out.bulk(b"keynumidx");
-            out.int(0);
-            out.bulk(b"firstkey");
-            out.int(1);
-            out.bulk(b"keystep");
-            out.int(1);
-        }
-        KeySpec::DestAndNumKeys { numkeys_index } => {
-            // As Redis reports ZUNIONSTORE: the destination (overwritten),
-            // then the source keys after the count.
-            out.array(2);
-            out.map(3);
-            out.bulk(b"flags");
-            out.set(2);
-            out.simple("OW");
-            out.simple("update");
-            out.bulk(b"begin_search");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"index");
-            out.bulk(b"spec");
-            out.map(1);
-            out.bulk(b"index");
-            out.int(1);
-            out.bulk(b"find_keys");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"range");
-            out.bulk(b"spec");
-            out.map(3);
-            out.bulk(b"lastkey");
-            out.int(0);
-            out.bulk(b"keystep");
-            out.int(1);
-            out.bulk(b"limit");
-            out.int(0);
-            out.map(3);
-            out.bulk(b"flags");
-            out.set(2);
-            out.simple("RO");
-            out.simple("access");
-            out.bulk(b"begin_search");
-            out.map(2);
-            out.bulk(b"type");
-            out.bulk(b"index");
-            out.bulk(b"spec");
-            out.map(1);
-            out.bulk(b"index");
-            out.int(numkeys_index as i64);
-            out.bulk(b"find_keys");
-            out.map(2);
-            out.bulk(b"type");
+        FindKeys::KeyNum => {
             out.bulk(b"keynum");
             out.bulk(b"spec");
             out.map(3);
