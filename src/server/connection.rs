@@ -181,11 +181,6 @@ impl Connection<'_> {
                             writebehind.load_missing(self.shared, session, &args).await;
                         }
                         commands::execute(self.shared, session, &mut self.output, &args);
-                        // Where this command's journal records end (they were
-                        // appended by this thread, during the command).
-                        if self.journal.is_some() {
-                            self.journaled_up_to = self.journaled_up_to.max(take_appended());
-                        }
                         // The command runs again when woken: keep a copy
                         // (the input buffer moves on).
                         if let Some(request) = session.block.take() {
@@ -193,6 +188,7 @@ impl Connection<'_> {
                         }
                     }
                     drop(args);
+                    self.note_journaled();
                     self.input.advance(length);
                     self.decoder.reset();
                     // Like Redis, nothing after QUIT, SHUTDOWN or a CLIENT
