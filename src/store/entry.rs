@@ -6,11 +6,12 @@
 //! ```text
 //! 0..4    access word (AtomicU32): bits 0..24 last access (Unix seconds,
 //!         see value::AccessTime), 24..26 flags (BOXED, HAS_EXPIRY),
-//!         26..32 key length code
+//!         26 PENDING (write-behind, see store::changes), 27..32 key
+//!         length code
 //! 4..8    LFU word (AtomicU32): bits 0..26 LFU and S3-FIFO counters (see
 //!         value::LfuCounter), 26..32 value length code
 //! [8 B]   expiry, Unix ms, little-endian, unaligned   only with HAS_EXPIRY
-//! [varint key length]                                 only if its code is 63
+//! [varint key length]                                 only if its code is 31
 //! key bytes
 //! inline: [varint value length]                       only if its code is 63
 //!         value bytes                                 (a string)
@@ -18,10 +19,11 @@
 //!                                                     changed in place)
 //! ```
 //!
-//! A length code below 63 is the length itself, so short keys and values
-//! cost no length bytes. The layout bits never change after the entry is
-//! built; the access and LFU bits beside them are updated with relaxed
-//! stores that keep them. The allocation is sized exactly: a 16-byte key
+//! A length code below its maximum (31 for keys, 63 for values) is the
+//! length itself, so short keys and values cost no length bytes. The layout
+//! bits never change after the entry is built; the access, LFU and PENDING
+//! bits beside them are updated with relaxed stores that keep them (always
+//! under the shard lock, so a load-then-store loses nothing). The allocation is sized exactly: a 16-byte key
 //! with a 32-byte string and no TTL takes 56 bytes, one allocator size
 //! class with no slack (mimalloc and jemalloc both have a 56-byte class). Strings are stored
 //! inline when written whole (SET and friends); a command that changes one
@@ -51,19 +53,20 @@ const HAS_EXPIRY: u8 = 2;
 
 /// Where the flags and the key length code sit in the access word.
 const FLAGS_SHIFT: u32 = 24;
-const KEY_CODE_SHIFT: u32 = 26;
+/// The key has a change waiting for write-behind (in the access word; not
+/// a layout bit: it is carried into rebuilt allocations of the same key).
+const PENDING: u32 = 1 << 26;
+const KEY_CODE_SHIFT: u32 = 27;
 /// Where the value length code sits in the LFU word.
 const VALUE_CODE_SHIFT: u32 = 26;
-/// A length code meaning "a varint length follows".
-const LONG: usize = 63;
+/// The key length code meaning "a varint length follows" (5 bits).
+const LONG_KEY: usize = 31;
+/// The value length code meaning "a varint length follows" (6 bits).
+const LONG_VALUE: usize = 63;
 
-fn length_code(len: usize) -> usize {
-    len.min(LONG)
-}
-
-/// Bytes a length with this code takes in the body.
-fn length_bytes(len: usize) -> usize {
-    if len < LONG {
+/// Bytes a length takes in the body when `long` is its varint code.
+fn length_bytes(len: usize, long: usize) -> usize {
+    if len < long {
         0
     } else {
         varint_len(len)
@@ -203,13 +206,13 @@ impl Entry {
             at += 8;
         }
         let key_len_at = at;
-        let key_at = at + length_bytes(key.len());
+        let key_at = at + length_bytes(key.len(), LONG_KEY);
         let end_of_key = key_at + key.len();
         let mut value_code = 0;
         let (value_at, size) = match &payload {
             Payload::Inline(bytes) => {
-                value_code = length_code(bytes.len());
-                let value_at = end_of_key + length_bytes(bytes.len());
+                value_code = bytes.len().min(LONG_VALUE);
+                let value_at = end_of_key + length_bytes(bytes.len(), LONG_VALUE);
                 (value_at, value_at + bytes.len())
             }
             Payload::Boxed(_) => {
@@ -218,9 +221,9 @@ impl Entry {
                 (value_at, value_at + mem::size_of::<Value>())
             }
         };
-        let access = (access & ACCESS_TIME_MASK)
+        let access = (access & (ACCESS_TIME_MASK | PENDING))
             | (u32::from(flags) << FLAGS_SHIFT)
-            | ((length_code(key.len()) as u32) << KEY_CODE_SHIFT);
+            | ((key.len().min(LONG_KEY) as u32) << KEY_CODE_SHIFT);
         let lfu = (lfu & LFU_MASK) | ((value_code as u32) << VALUE_CODE_SHIFT);
         let layout = layout(size);
         // SAFETY: the layout has a non-zero size (at least BODY bytes).
@@ -238,13 +241,13 @@ impl Entry {
             if let Some(at) = expires_at {
                 p.add(BODY).cast::<[u8; 8]>().write(at.to_le_bytes());
             }
-            if key.len() >= LONG {
+            if key.len() >= LONG_KEY {
                 write_varint(p.add(key_len_at), key.len());
             }
             ptr::copy_nonoverlapping(key.as_ptr(), p.add(key_at), key.len());
             match payload {
                 Payload::Inline(bytes) => {
-                    if bytes.len() >= LONG {
+                    if bytes.len() >= LONG_VALUE {
                         write_varint(p.add(end_of_key), bytes.len());
                     }
                     ptr::copy_nonoverlapping(bytes.as_ptr(), p.add(value_at), bytes.len());
@@ -270,7 +273,7 @@ impl Entry {
             BODY
         };
         let code = (word >> KEY_CODE_SHIFT) as usize;
-        if code < LONG {
+        if code < LONG_KEY {
             (start, code)
         } else {
             // SAFETY: with the LONG code, the key's varint length is at
@@ -296,7 +299,7 @@ impl Entry {
             }
         } else {
             let code = (self.lfu().word() >> VALUE_CODE_SHIFT) as usize;
-            let (value_len, value_at) = if code < LONG {
+            let (value_len, value_at) = if code < LONG_VALUE {
                 (code, end_of_key)
             } else {
                 // SAFETY: with the LONG code, the value's varint length
@@ -462,10 +465,11 @@ impl Entry {
         }
     }
 
-    /// The access time bits (without the layout bits).
+    /// The access time and PENDING bits (without the layout bits): what
+    /// a rebuilt allocation of the same key keeps.
     #[inline]
     fn access_word(&self) -> u32 {
-        self.last_access().word() & ACCESS_TIME_MASK
+        self.last_access().word() & (ACCESS_TIME_MASK | PENDING)
     }
 
     /// The LFU bits (without the layout bits).
@@ -518,9 +522,32 @@ impl Entry {
     }
 
     /// Takes over the access history of the entry it replaces (an
-    /// overwritten key keeps its LFU counter, as in Redis's `dbSetValue`).
+    /// overwritten key keeps its LFU counter, as in Redis's `dbSetValue`),
+    /// and its PENDING bit (the key's change is still waiting).
     pub fn inherit_access(&mut self, previous: &Entry) {
         self.lfu().set_bits(previous.lfu_word());
+        self.set_pending(previous.is_pending());
+    }
+
+    /// Whether the key has a change waiting for write-behind (see
+    /// `store::changes`).
+    #[inline]
+    pub(crate) fn is_pending(&self) -> bool {
+        self.last_access().word() & PENDING != 0
+    }
+
+    /// Sets or clears the PENDING bit. Called under the shard lock only.
+    #[inline]
+    pub(crate) fn set_pending(&self, pending: bool) {
+        let word = self.last_access().word();
+        let updated = if pending {
+            word | PENDING
+        } else {
+            word & !PENDING
+        };
+        if updated != word {
+            self.last_access().store_word(updated);
+        }
     }
 
     /// Seconds since the last read or write (OBJECT IDLETIME).
@@ -628,9 +655,41 @@ mod tests {
         assert_eq!(entry.allocation_size(), 56);
         let with_ttl = Entry::new_str(b"key:000000000001", &[b'v'; 32], Some(5), 0);
         assert_eq!(with_ttl.allocation_size(), 64);
-        // Lengths from 63 on take a varint.
+        // Key lengths from 31 on, value lengths from 63 on, take a varint.
         let long = Entry::new_str(&[b'k'; 63], &[b'v'; 200], None, 0);
         assert_eq!(long.allocation_size(), 8 + 1 + 63 + 2 + 200);
+        let key_30 = Entry::new_str(&[b'k'; 30], &[b'v'; 62], None, 0);
+        assert_eq!(key_30.allocation_size(), 8 + 30 + 62);
+        let key_31 = Entry::new_str(&[b'k'; 31], &[b'v'; 62], None, 0);
+        assert_eq!(key_31.allocation_size(), 8 + 1 + 31 + 62);
+    }
+
+    #[test]
+    fn pending_bit_survives_rebuilds_and_leaves_the_layout_alone() {
+        for klen in [0, 30, 31, 32, 200] {
+            let key = vec![b'k'; klen];
+            let mut entry = Entry::new_str(&key, b"value", None, 7_000);
+            assert!(!entry.is_pending());
+            entry.set_pending(true);
+            assert!(entry.is_pending());
+            assert_eq!(entry.key(), &key[..]);
+            entry.set_expires_at(Some(99));
+            assert!(entry.is_pending());
+            assert_eq!(entry.expires_at(), Some(99));
+            entry.value_mut();
+            assert!(entry.is_pending());
+            assert_eq!(entry.value(), ValueRef::Str(b"value"));
+            entry.mark_access(123_000);
+            assert!(entry.is_pending());
+            let mut fresh = Entry::new_str(&key, b"other", None, 0);
+            fresh.inherit_access(&entry);
+            assert!(fresh.is_pending());
+            entry.set_pending(false);
+            assert!(!entry.is_pending());
+            assert_eq!(entry.key(), &key[..]);
+            assert_eq!(entry.expires_at(), Some(99));
+            assert_eq!(entry.idle_secs(123_000), 0);
+        }
     }
 
     #[test]
@@ -638,6 +697,9 @@ mod tests {
         for (klen, vlen) in [
             (0, 0),
             (1, 1),
+            (30, 1),
+            (31, 1),
+            (32, 1),
             (62, 62),
             (63, 63),
             (62, 64),
@@ -759,13 +821,15 @@ mod tests {
     use crate::store::types::{HashValue, ZSetValue};
     use proptest::prelude::*;
 
-    /// Lengths at and around every boundary of the encoding: the 6-bit
-    /// code (62, 63, 64), one- to two-byte varints (127, 128), two to
+    /// Lengths at and around every boundary of the encoding: the 5-bit key
+    /// code (30, 31, 32), the 6-bit value code (62, 63, 64), one- to
+    /// two-byte varints (127, 128), two to
     /// three bytes (2^14) and the 8-byte alignment of a boxed value.
     fn boundary_len() -> impl Strategy<Value = usize> {
         prop_oneof![
             4 => prop::sample::select(vec![
-                0usize, 1, 7, 8, 9, 15, 16, 17, 61, 62, 63, 64, 65, 126, 127, 128, 129,
+                0usize, 1, 7, 8, 9, 15, 16, 17, 30, 31, 32, 61, 62, 63, 64, 65, 126, 127,
+                128, 129,
                 16_383, 16_384, 16_385,
             ]),
             2 => 0usize..300,
@@ -876,8 +940,8 @@ mod tests {
         }
     }
 
-    fn varint_bytes(len: usize) -> usize {
-        if len < 63 {
+    fn varint_bytes(len: usize, long: usize) -> usize {
+        if len < long {
             0
         } else {
             varint_len(len)
@@ -887,9 +951,10 @@ mod tests {
     /// What `allocation_size` must be: the layout of the module docs,
     /// computed independently.
     fn expected_size(key: &[u8], expiry: Option<u64>, inline: Option<usize>) -> usize {
-        let head = 8 + if expiry.is_some() { 8 } else { 0 } + varint_bytes(key.len()) + key.len();
+        let head =
+            8 + if expiry.is_some() { 8 } else { 0 } + varint_bytes(key.len(), 31) + key.len();
         match inline {
-            Some(len) => head + varint_bytes(len) + len,
+            Some(len) => head + varint_bytes(len, 63) + len,
             None => head.div_ceil(8) * 8 + mem::size_of::<Value>(),
         }
     }

@@ -238,7 +238,7 @@ impl Db {
             || self
                 .changes
                 .as_deref()
-                .is_some_and(|changes| changes.is_pending(key))
+                .is_some_and(|changes| changes.is_pending(key, self.entries.get(key)))
         {
             return false;
         }
@@ -267,7 +267,7 @@ impl Db {
         self.bump_watch(key);
         if let Some(changes) = self.changes.as_deref_mut() {
             match removal {
-                Removal::Deleted => changes.deleted(self.index, key),
+                Removal::Deleted => changes.deleted(self.index, key, &entry),
                 Removal::Expired => changes.expired(self.index, key, &entry),
                 Removal::Gone => changes.gone(key, &entry),
             }
@@ -490,6 +490,8 @@ impl Db {
             if let Some(changes) = db.changes.as_deref_mut() {
                 changes.cleared(db.index);
                 for entry in db.entries.iter() {
+                    // The bit came from the other database's queue.
+                    entry.set_pending(false);
                     changes.written(db.index, entry.key(), Some(entry));
                 }
             }
@@ -602,10 +604,10 @@ impl Db {
         };
         let mut taken = 0;
         while taken < max {
-            let Some((key, pending)) = changes.pop() else {
+            let Some((key, pending, entry)) = changes.pop(|key| self.entries.get(key)) else {
                 break;
             };
-            f(&key, pending, self.entries.get(&key));
+            f(&key, pending, entry);
             taken += 1;
         }
         taken
@@ -626,7 +628,7 @@ impl Db {
     /// change observer.
     pub fn restore_pending(&mut self, key: &[u8], state: PendingState) {
         if let Some(changes) = self.changes.as_deref_mut() {
-            changes.restored(self.index, key, state);
+            changes.restored(self.index, key, state, self.entries.get(key));
         }
     }
 

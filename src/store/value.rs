@@ -162,13 +162,18 @@ impl AccessTime {
         self.0.load(Ordering::Relaxed)
     }
 
+    /// Replaces the whole word (the entry's own bit updates).
+    pub(super) fn store_word(&self, word: u32) {
+        self.0.store(word, Ordering::Relaxed);
+    }
+
     pub(super) fn mark(&self, now_ms: u64) {
         let now = AccessTime::word_at(now_ms);
         let word = self.0.load(Ordering::Relaxed);
         // Only write when the second changed: a hot key read by many cores
         // does not bounce its cache line on every read. The other bits
-        // never change after the entry is built, so a plain store keeps
-        // them whatever the interleaving.
+        // change only under the shard lock, as this does, so a plain store
+        // keeps them.
         if word & ACCESS_TIME_MASK != now {
             self.0
                 .store((word & !ACCESS_TIME_MASK) | now, Ordering::Relaxed);

@@ -443,6 +443,10 @@ impl ChangeObserver for WriteBehind {
         *latest = (*latest).max(version);
     }
 
+    fn wants_changes(&self) -> bool {
+        self.journal.enabled()
+    }
+
     fn changed(&self, change: &Change<'_>) {
         self.journal.append(change);
     }
