@@ -290,3 +290,326 @@ impl ChangeTracker {
         Some((key, Pending { version, state }, entry))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The tracker against a model: random writes, deletions, expiries,
+    //! evictions, in-place changes, database flushes and swaps, with drains
+    //! in between, must leave the drained rows equal to what a system of
+    //! record should hold, each key drained once per drain round, versions
+    //! growing per key, and the pending count exact.
+
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::store::{Clock, Store, StoreOptions, ValueRef};
+
+    #[derive(Default)]
+    struct Counter {
+        version: AtomicU64,
+        pending: AtomicI64,
+        flushes: Mutex<Vec<(usize, u64)>>,
+    }
+
+    impl ChangeObserver for Counter {
+        fn observes(&self, _db: usize, key: &[u8]) -> bool {
+            // One key in eight is not followed.
+            key.first() != Some(&b'x')
+        }
+        fn next_version(&self) -> u64 {
+            self.version.fetch_add(1, Ordering::SeqCst) + 1
+        }
+        fn pending_added(&self) {
+            self.pending.fetch_add(1, Ordering::SeqCst);
+        }
+        fn pending_dropped(&self, count: usize) {
+            self.pending.fetch_sub(count as i64, Ordering::SeqCst);
+        }
+        fn flushed(&self, db: usize, version: u64) {
+            self.flushes.lock().unwrap().push((db, version));
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Set(usize, u8, u8),
+        SetWithTtl(usize, u8, u8, u64),
+        Del(usize, u8),
+        Append(usize, u8),
+        Expire(usize, u8, u64),
+        Persist(usize, u8),
+        Evict(usize, u8),
+        ReclaimExpired,
+        Advance(u64),
+        FlushDb(usize),
+        SwapDbs,
+        Drain(usize, usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        let db = 0..2usize;
+        let key = 0..8u8;
+        prop_oneof![
+            6 => (db.clone(), key.clone(), any::<u8>()).prop_map(|(d, k, v)| Op::Set(d, k, v)),
+            2 => (db.clone(), key.clone(), any::<u8>(), 1..50u64)
+                .prop_map(|(d, k, v, t)| Op::SetWithTtl(d, k, v, t)),
+            3 => (db.clone(), key.clone()).prop_map(|(d, k)| Op::Del(d, k)),
+            2 => (db.clone(), key.clone()).prop_map(|(d, k)| Op::Append(d, k)),
+            1 => (db.clone(), key.clone(), 1..50u64).prop_map(|(d, k, t)| Op::Expire(d, k, t)),
+            1 => (db.clone(), key.clone()).prop_map(|(d, k)| Op::Persist(d, k)),
+            2 => (db.clone(), key.clone()).prop_map(|(d, k)| Op::Evict(d, k)),
+            1 => Just(Op::ReclaimExpired),
+            2 => (1..30u64).prop_map(Op::Advance),
+            1 => db.clone().prop_map(Op::FlushDb),
+            1 => Just(Op::SwapDbs),
+            3 => (db, 1..4usize).prop_map(|(d, n)| Op::Drain(d, n)),
+        ]
+    }
+
+    fn key_name(k: u8) -> Vec<u8> {
+        // Key 7 is not followed (see `Counter::observes`).
+        if k == 7 {
+            b"x7".to_vec()
+        } else {
+            vec![b'k', b'0' + k]
+        }
+    }
+
+    /// A key in memory as the model sees it: value and expiry (kept until
+    /// reclaimed, like the store).
+    type Memory = BTreeMap<Vec<u8>, (Vec<u8>, Option<u64>)>;
+
+    struct Model {
+        memory: [Memory; 2],
+        /// What the system of record must hold once everything is drained.
+        record: [BTreeMap<Vec<u8>, Vec<u8>>; 2],
+        /// What the drained rows built.
+        sink: [BTreeMap<Vec<u8>, Vec<u8>>; 2],
+        /// Last version drained per key, and the flushes' versions per db.
+        versions: HashMap<(usize, Vec<u8>), u64>,
+        /// Keys drained and not changed since: draining one again would
+        /// mean it was queued twice.
+        clean: HashSet<(usize, Vec<u8>)>,
+    }
+
+    fn live(entry: &(Vec<u8>, Option<u64>), now: u64) -> bool {
+        entry.1.is_none_or(|at| at >= now)
+    }
+
+    /// Drains like the flusher does, which confirms what it takes.
+    fn drain(store: &Store, counter: &Counter, model: &mut Model, db: usize, max: usize) -> usize {
+        let mut rows = Vec::new();
+        let taken = store.drain_changes(0, db, max, |key, pending, entry| {
+            let value = entry.map(|e| match e.value() {
+                ValueRef::Str(s) => s.to_vec(),
+                other => panic!("{other:?}"),
+            });
+            rows.push((key.to_vec(), pending, value));
+        });
+        assert_eq!(taken, rows.len());
+        counter.pending.fetch_sub(taken as i64, Ordering::SeqCst);
+        for (key, pending, value) in rows {
+            assert!(
+                model.clean.insert((db, key.clone())),
+                "{key:?} drained again with no change in between"
+            );
+            let last = model.versions.insert((db, key.clone()), pending.version);
+            assert!(
+                last.is_none_or(|v| v < pending.version),
+                "version went back"
+            );
+            match pending.state {
+                PendingState::Write => {
+                    if let Some(value) = value {
+                        model.sink[db].insert(key, value);
+                    }
+                }
+                PendingState::Delete => {
+                    model.sink[db].remove(&key);
+                }
+                PendingState::Gone { value, .. } => {
+                    let Value::Str(value) = value else {
+                        panic!("not a string")
+                    };
+                    model.sink[db].insert(key, value);
+                }
+            }
+        }
+        taken
+    }
+
+    fn run(ops: Vec<Op>) {
+        let (clock, time) = Clock::manual(1_000_000);
+        let store = Store::with_options(StoreOptions {
+            databases: 2,
+            shards: 1,
+            clock,
+        });
+        let counter = Arc::new(Counter::default());
+        store.observe_changes(counter.clone());
+        let mut model = Model {
+            memory: Default::default(),
+            record: Default::default(),
+            sink: Default::default(),
+            versions: HashMap::new(),
+            clean: HashSet::new(),
+        };
+        let followed = |key: &[u8]| key.first() != Some(&b'x');
+        for op in ops {
+            let now = time.load(Ordering::SeqCst);
+            match &op {
+                Op::Set(db, k, _)
+                | Op::SetWithTtl(db, k, ..)
+                | Op::Del(db, k)
+                | Op::Append(db, k)
+                | Op::Expire(db, k, _)
+                | Op::Persist(db, k) => {
+                    model.clean.remove(&(*db, key_name(*k)));
+                }
+                _ => {}
+            }
+            match op {
+                Op::Set(db, k, v) | Op::SetWithTtl(db, k, v, _) => {
+                    let key = key_name(k);
+                    let value = vec![v];
+                    let ttl = match op {
+                        Op::SetWithTtl(.., t) => Some(t),
+                        _ => None,
+                    };
+                    match ttl {
+                        Some(t) => store
+                            .set_with_ttl(db, &key, &value, Duration::from_millis(t))
+                            .unwrap(),
+                        None => store.set(db, &key, &value).unwrap(),
+                    }
+                    model.memory[db].insert(key.clone(), (value.clone(), ttl.map(|t| now + t)));
+                    model.record[db].insert(key, value);
+                }
+                Op::Del(db, k) => {
+                    let key = key_name(k);
+                    let removed = store.del(db, &key).unwrap();
+                    let was_live = model.memory[db].get(&key).is_some_and(|e| live(e, now));
+                    assert_eq!(removed, was_live);
+                    model.memory[db].remove(&key);
+                    if was_live {
+                        model.record[db].remove(&key);
+                    }
+                }
+                Op::Append(db, k) => {
+                    let key = key_name(k);
+                    let mut locks = store.lock_keys([key.as_slice()]);
+                    let part = locks.db(db, &key).unwrap();
+                    let changed = match part.value_mut(&key, now) {
+                        Some(Value::Str(s)) => {
+                            s.push(b'+');
+                            true
+                        }
+                        Some(other) => panic!("{other:?}"),
+                        None => false,
+                    };
+                    if changed {
+                        part.touch(&key);
+                        let entry = model.memory[db].get_mut(&key).unwrap();
+                        entry.0.push(b'+');
+                        model.record[db].insert(key, entry.0.clone());
+                    } else if model.memory[db].get(&key).is_some_and(|e| !live(e, now)) {
+                        model.memory[db].remove(&key);
+                    }
+                }
+                Op::Expire(db, k, t) => {
+                    let key = key_name(k);
+                    store.expire(db, &key, Duration::from_millis(t)).unwrap();
+                    // A key whose TTL passed is reclaimed on the way.
+                    model.memory[db].retain(|k, e| *k != key || live(e, now));
+                    if let Some(entry) = model.memory[db].get_mut(&key) {
+                        entry.1 = Some(now + t);
+                    }
+                }
+                Op::Persist(db, k) => {
+                    let key = key_name(k);
+                    store.persist(db, &key).unwrap();
+                    // A key whose TTL passed is left alone (not reclaimed).
+                    if let Some(entry) = model.memory[db].get_mut(&key) {
+                        if live(entry, now) {
+                            entry.1 = None;
+                        }
+                    }
+                }
+                Op::Evict(db, k) => {
+                    let key = key_name(k);
+                    let mut locks = store.lock_keys([key.as_slice()]);
+                    let evicted = locks.db(db, &key).unwrap().evict(&key, false);
+                    assert_eq!(evicted.is_some(), model.memory[db].remove(&key).is_some());
+                }
+                Op::ReclaimExpired => {
+                    let mut locks = store.lock_all();
+                    for (_, shard) in locks.shards_mut() {
+                        for db in 0..2 {
+                            shard.db(db).expire_due(now, 1000);
+                        }
+                    }
+                    for memory in &mut model.memory {
+                        memory.retain(|_, e| live(e, now));
+                    }
+                }
+                Op::Advance(ms) => {
+                    time.fetch_add(ms, Ordering::SeqCst);
+                }
+                Op::FlushDb(db) => {
+                    store.flush_db(db).unwrap();
+                    model.memory[db].clear();
+                    model.record[db].clear();
+                    model.sink[db].clear();
+                    model.clean.retain(|(d, _)| *d != db);
+                }
+                Op::SwapDbs => {
+                    let mut locks = store.lock_all();
+                    for (_, shard) in locks.shards_mut() {
+                        shard.swap_dbs(0, 1);
+                    }
+                    model.memory.swap(0, 1);
+                    model.clean.clear();
+                    // Both databases are flushed, then every key held now
+                    // is written (also one whose TTL passed but that was
+                    // not reclaimed yet).
+                    for db in 0..2 {
+                        model.sink[db].clear();
+                        model.record[db] = model.memory[db]
+                            .iter()
+                            .filter(|(key, _)| followed(key))
+                            .map(|(key, (value, _))| (key.clone(), value.clone()))
+                            .collect();
+                    }
+                }
+                Op::Drain(db, max) => {
+                    drain(&store, &counter, &mut model, db, max);
+                }
+            }
+            // The pending count never goes below zero.
+            assert!(counter.pending.load(Ordering::SeqCst) >= 0);
+        }
+        for db in 0..2 {
+            while drain(&store, &counter, &mut model, db, 100) > 0 {}
+            let record: BTreeMap<_, _> = model.record[db]
+                .iter()
+                .filter(|(key, _)| followed(key))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            assert_eq!(model.sink[db], record, "database {db}");
+        }
+        assert_eq!(counter.pending.load(Ordering::SeqCst), 0);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+        #[test]
+        fn drained_rows_match_a_system_of_record(ops in prop::collection::vec(op(), 1..120)) {
+            run(ops);
+        }
+    }
+}
