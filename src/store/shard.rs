@@ -179,10 +179,13 @@ impl Db {
         };
         let mut fresh = Entry::new_str(key, value, entry.expires_at(), now_ms);
         fresh.inherit_access(entry);
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.written(self.index, key, Some(&fresh));
+        }
         let old = std::mem::replace(entry, fresh);
         drop(old);
         self.file_field_expiry(key, None);
-        self.touch(key);
+        self.bump_watch(key);
         true
     }
 
@@ -193,12 +196,18 @@ impl Db {
             let entry = self.entries.get_mut(key)?;
             let old_expiry = entry.expires_at();
             fresh.inherit_access(entry);
+            if let Some(changes) = self.changes.as_deref_mut() {
+                changes.written(self.index, key, Some(&fresh));
+            }
             let old = std::mem::replace(entry, fresh);
             if old_expiry != expires_at {
                 self.reindex_expiry(key, old_expiry, expires_at);
             }
             Some(old)
         } else {
+            if let Some(changes) = self.changes.as_deref_mut() {
+                changes.written(self.index, key, Some(&fresh));
+            }
             let hash = self.entries.insert_new(fresh);
             if let Some(at) = expires_at {
                 self.expires.insert((at, Key::from(key)));
@@ -208,7 +217,9 @@ impl Db {
             }
             None
         };
-        self.touch(key);
+        // What `touch` does; the change was recorded on `fresh` above,
+        // saving a lookup.
+        self.bump_watch(key);
         previous
     }
 

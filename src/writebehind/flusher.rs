@@ -24,6 +24,7 @@
 //! the store.
 
 use std::collections::HashSet;
+use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -100,11 +101,18 @@ struct Flusher {
     prepared: bool,
 }
 
-/// Batches sent together, and the keys they hold.
+/// Batches sent together, and the keys they hold (as hashes of database
+/// and key: a collision only sends a wave early).
 #[derive(Default)]
 struct Wave {
     batches: Vec<Vec<Row>>,
-    keys: HashSet<(i32, Vec<u8>)>,
+    keys: HashSet<u64, foldhash::fast::FixedState>,
+}
+
+impl Wave {
+    fn key_hash(row: &Row) -> u64 {
+        foldhash::fast::FixedState::default().hash_one((row.db, &row.key))
+    }
 }
 
 impl Flusher {
@@ -155,8 +163,9 @@ impl Flusher {
                     let want = batch_size - current.len();
                     let mut rows = Vec::new();
                     let mut vanished = 0;
+                    let now = unix_ms();
                     let taken = store.drain_changes(shard, db, want, |key, pending, entry| {
-                        match to_row(db, key, pending, entry, offset, &targets) {
+                        match to_row(db, key, pending, entry, offset, now, &targets) {
                             Some(row) => rows.push(row),
                             None => vanished += 1,
                         }
@@ -166,7 +175,7 @@ impl Flusher {
                     }
                     if rows
                         .iter()
-                        .any(|row| wave.keys.contains(&(row.db, row.key.clone())))
+                        .any(|row| wave.keys.contains(&Wave::key_hash(row)))
                     {
                         if !current.is_empty() {
                             wave.batches.push(std::mem::take(&mut current));
@@ -174,7 +183,7 @@ impl Flusher {
                         complete &= self.send(std::mem::take(&mut wave)).await;
                     }
                     for row in rows {
-                        wave.keys.insert((row.db, row.key.clone()));
+                        wave.keys.insert(Wave::key_hash(&row));
                         current.push(row);
                     }
                     if current.len() >= batch_size {
@@ -584,9 +593,9 @@ fn to_row(
     pending: Pending,
     entry: Option<&Entry>,
     offset: u64,
+    now: u64,
     targets: &Targets,
 ) -> Option<Row> {
-    let now = unix_ms();
     let mapped = targets.find(db, key);
     let upsert = |value: ValueRef<'_>, expires_at: Option<u64>| match mapped {
         Some((map, info, captured)) => mapped_change(targets, map, info, captured, value, now),
