@@ -18,38 +18,49 @@ use crate::store::{Value, ValueRef};
 /// The type name stored in the `type` column and the encoded value (of a
 /// `&Value` or of an entry's borrowed value, with no copy first).
 pub fn encode<'a>(value: impl Into<ValueRef<'a>>, now_ms: u64) -> (&'static str, Vec<u8>) {
-    let value = value.into();
     let mut out = Vec::new();
+    let type_name = encode_into(value, now_ms, &mut out);
+    (type_name, out)
+}
+
+/// [`encode`], appending the bytes to `out`; returns the type name.
+pub fn encode_into<'a>(
+    value: impl Into<ValueRef<'a>>,
+    now_ms: u64,
+    out: &mut Vec<u8>,
+) -> &'static str {
+    let value = value.into();
+    let out = &mut *out;
     match value {
         ValueRef::Str(bytes) => out.extend_from_slice(bytes),
         ValueRef::List(list) => {
             for element in list.iter() {
-                item(&mut out, element);
+                item(out, element);
             }
         }
         ValueRef::Set(set) => {
             let mut members: Vec<&[u8]> = set.iter().collect();
             members.sort_unstable();
             for member in members {
-                item(&mut out, member);
+                item(out, member);
             }
         }
         ValueRef::Hash(hash) => {
             let mut fields: Vec<(&[u8], &[u8])> = hash.iter_live(now_ms).collect();
             fields.sort_unstable();
             for (field, value) in fields {
-                item(&mut out, field);
-                item(&mut out, value);
+                item(out, field);
+                item(out, value);
             }
         }
         ValueRef::ZSet(zset) => {
             for (member, score) in zset.iter() {
-                item(&mut out, member);
-                item(&mut out, format_double(score).as_bytes());
+                item(out, member);
+                item(out, format_double(score).as_bytes());
             }
         }
     }
-    (value.type_name(), out)
+    value.type_name()
 }
 
 fn item(out: &mut Vec<u8>, bytes: &[u8]) {

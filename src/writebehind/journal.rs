@@ -46,10 +46,10 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::encode::{decode, encode};
+use super::encode::{decode, encode_into};
 use super::unix_ms;
 use crate::store::changes::Change;
-use crate::store::{PendingState, Store, Value};
+use crate::store::{PendingState, Store, Value, ValueRef};
 
 /// When the journal is fsynced (`write-behind-fsync`), as Redis's
 /// `appendfsync`.
@@ -200,54 +200,72 @@ impl Journal {
         if !self.accepting.load(Ordering::Acquire) {
             return;
         }
-        let mut record = vec![0u8; RECORD_HEADER];
-        let version = match *change {
-            Change::Written {
-                db,
-                key,
-                version,
-                entry,
-            } => {
-                let (type_name, value) = encode(entry.value(), unix_ms());
-                record.reserve(key.len() + value.len() + 40);
-                head(&mut record, KIND_VALUE, version, db);
-                record.extend_from_slice(&(key.len() as u64).to_le_bytes());
-                record.extend_from_slice(key);
-                record.push(type_code(type_name));
-                match entry.expires_at() {
-                    Some(at) => {
-                        record.push(1);
-                        record.extend_from_slice(&at.to_le_bytes());
+        thread_local! {
+            /// The record being built: reused, so an append allocates nothing.
+            static RECORD: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        RECORD.with_borrow_mut(|record| {
+            record.clear();
+            record.resize(RECORD_HEADER, 0);
+            let version = match *change {
+                Change::Written {
+                    db,
+                    key,
+                    version,
+                    entry,
+                } => {
+                    head(record, KIND_VALUE, version, db);
+                    record.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                    record.extend_from_slice(key);
+                    let type_at = record.len();
+                    record.push(0);
+                    match entry.expires_at() {
+                        Some(at) => {
+                            record.push(1);
+                            record.extend_from_slice(&at.to_le_bytes());
+                        }
+                        None => record.push(0),
                     }
-                    None => record.push(0),
+                    let value = entry.value();
+                    // Only a hash's encoding depends on the time (its
+                    // fields' TTLs).
+                    let now = match value {
+                        ValueRef::Hash(_) => unix_ms(),
+                        _ => 0,
+                    };
+                    record[type_at] = type_code(encode_into(value, now, record));
+                    version
                 }
-                record.extend_from_slice(&value);
-                version
+                Change::Deleted { db, key, version } => {
+                    head(record, KIND_DELETE, version, db);
+                    record.extend_from_slice(&(key.len() as u64).to_le_bytes());
+                    record.extend_from_slice(key);
+                    version
+                }
+                Change::Cleared { db, version } => {
+                    head(record, KIND_FLUSH, version, db);
+                    version
+                }
+            };
+            let body_len = (record.len() - RECORD_HEADER) as u64;
+            let crc = crc32fast::hash(&record[RECORD_HEADER..]);
+            record[..8].copy_from_slice(&body_len.to_le_bytes());
+            record[8..12].copy_from_slice(&crc.to_le_bytes());
+            let (end, was_empty) = {
+                let mut buffer = self.buffer.lock();
+                let was_empty = buffer.data.is_empty();
+                buffer.data.extend_from_slice(record);
+                buffer.end += record.len() as u64;
+                buffer.max_version = buffer.max_version.max(version);
+                (buffer.end, was_empty)
+            };
+            // The writer takes the whole buffer and looks again before it
+            // waits: only a first record needs to wake it.
+            if was_empty {
+                self.wake.notify_one();
             }
-            Change::Deleted { db, key, version } => {
-                head(&mut record, KIND_DELETE, version, db);
-                record.extend_from_slice(&(key.len() as u64).to_le_bytes());
-                record.extend_from_slice(key);
-                version
-            }
-            Change::Cleared { db, version } => {
-                head(&mut record, KIND_FLUSH, version, db);
-                version
-            }
-        };
-        let body_len = (record.len() - RECORD_HEADER) as u64;
-        let crc = crc32(&record[RECORD_HEADER..]);
-        record[..8].copy_from_slice(&body_len.to_le_bytes());
-        record[8..12].copy_from_slice(&crc.to_le_bytes());
-        let end = {
-            let mut buffer = self.buffer.lock();
-            buffer.data.extend_from_slice(&record);
-            buffer.end += record.len() as u64;
-            buffer.max_version = buffer.max_version.max(version);
-            buffer.end
-        };
-        self.wake.notify_one();
-        APPENDED.with(|cell| cell.set(end));
+            APPENDED.with(|cell| cell.set(end));
+        });
     }
 
     /// Waits (asynchronously) until the records up to `position` may be
@@ -627,7 +645,7 @@ fn read_records(data: &[u8], mut f: impl FnMut(Record)) -> Result<(), String> {
             ));
         }
         let body = &rest[RECORD_HEADER..RECORD_HEADER + length as usize];
-        if crc32(body) != crc {
+        if crc32fast::hash(body) != crc {
             return Err(format!("checksum mismatch at byte {at}"));
         }
         let record = parse_body(body).ok_or_else(|| format!("malformed record at byte {at}"))?;
@@ -988,34 +1006,6 @@ fn create_segment(dir: &Path, path: &Path, fsync: JournalFsync) -> io::Result<Fi
     Ok(file)
 }
 
-/// CRC-32 (IEEE 802.3, as zlib's crc32).
-fn crc32(bytes: &[u8]) -> u32 {
-    const TABLE: [u32; 256] = {
-        let mut table = [0u32; 256];
-        let mut i = 0;
-        while i < 256 {
-            let mut crc = i as u32;
-            let mut bit = 0;
-            while bit < 8 {
-                crc = if crc & 1 != 0 {
-                    0xEDB8_8320 ^ (crc >> 1)
-                } else {
-                    crc >> 1
-                };
-                bit += 1;
-            }
-            table[i] = crc;
-            i += 1;
-        }
-        table
-    };
-    let mut crc = !0u32;
-    for &byte in bytes {
-        crc = TABLE[((crc ^ byte as u32) & 0xFF) as usize] ^ (crc >> 8);
-    }
-    !crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1035,12 +1025,6 @@ mod tests {
             let _ = read_records(&tail, |_| {});
             let _ = parse_body(&tail);
         }
-    }
-
-    #[test]
-    fn crc_matches_zlib() {
-        assert_eq!(crc32(b""), 0);
-        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
     }
 
     fn journal() -> Journal {
