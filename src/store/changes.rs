@@ -278,7 +278,12 @@ impl ChangeTracker {
     ) -> Option<(Key, Pending, Option<&'e Entry>)> {
         let (key, version) = self.queue.pop_front()?;
         let entry = entry(&key);
-        let state = match self.removed.remove(&key) {
+        let removed = if self.removed.is_empty() {
+            None
+        } else {
+            self.removed.remove(&key)
+        };
+        let state = match removed {
             Some(state) => state,
             None => {
                 if let Some(entry) = entry {
@@ -409,7 +414,7 @@ mod tests {
                 ValueRef::Str(s) => s.to_vec(),
                 other => panic!("{other:?}"),
             });
-            rows.push((key.to_vec(), pending, value));
+            rows.push((key.into_vec(), pending, value));
         });
         assert_eq!(taken, rows.len());
         counter.pending.fetch_sub(taken as i64, Ordering::SeqCst);

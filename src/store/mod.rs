@@ -351,7 +351,7 @@ impl Store {
         shard: usize,
         db: usize,
         max: usize,
-        f: impl FnMut(&Key, Pending, Option<&Entry>),
+        f: impl FnMut(Key, Pending, Option<&Entry>),
     ) -> usize {
         if db >= self.inner.databases || shard >= self.inner.shards.len() {
             return 0;

@@ -608,7 +608,7 @@ impl Db {
     pub fn drain_changes(
         &mut self,
         max: usize,
-        mut f: impl FnMut(&Key, Pending, Option<&Entry>),
+        mut f: impl FnMut(Key, Pending, Option<&Entry>),
     ) -> usize {
         let Some(changes) = self.changes.as_deref_mut() else {
             return 0;
@@ -618,7 +618,7 @@ impl Db {
             let Some((key, pending, entry)) = changes.pop(|key| self.entries.get(key)) else {
                 break;
             };
-            f(&key, pending, entry);
+            f(key, pending, entry);
             taken += 1;
         }
         taken

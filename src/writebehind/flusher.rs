@@ -589,14 +589,14 @@ fn mapped_change(
 /// (a pending write whose key is no longer there).
 fn to_row(
     db: usize,
-    key: &Key,
+    key: Key,
     pending: Pending,
     entry: Option<&Entry>,
     offset: u64,
     now: u64,
     targets: &Targets,
 ) -> Option<Row> {
-    let mapped = targets.find(db, key);
+    let mapped = targets.find(db, &key);
     let upsert = |value: ValueRef<'_>, expires_at: Option<u64>| match mapped {
         Some((map, info, captured)) => mapped_change(targets, map, info, captured, value, now),
         None => {
@@ -630,7 +630,7 @@ fn to_row(
     };
     Some(Row {
         db: i32::try_from(db).unwrap_or(i32::MAX),
-        key: key.to_vec(),
+        key: key.into_vec(),
         version: to_i64(pending.version.saturating_add(offset)),
         change,
     })

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use parking_lot::RwLock;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, NoTls, Statement};
 
 use super::mapping::{self, Mapping, TableInfo};
@@ -395,7 +396,7 @@ impl Conn {
     /// Writes one batch (distinct keys) in one transaction: the default
     /// table's deletes as one statement and its upserts as another, then
     /// for each mapped table its deletes, hash upserts and string upserts
-    /// (one statement each). Returns (rows written, rows deleted) as
+    /// (one statement each; a lone statement is its own transaction). Returns (rows written, rows deleted) as
     /// PostgreSQL counted them (rows a newer version already covers are not
     /// counted). `Rejected` rows are skipped (they are dead-lettered).
     pub async fn write(&mut self, rows: &[Row]) -> Result<(u64, u64), Failure> {
@@ -444,47 +445,60 @@ impl Conn {
                 RowChange::Rejected { .. } => {}
             }
         }
-        let transaction = self.client.transaction().await?;
-        let mut deleted = 0;
+        // The statements to run, each counting rows written or deleted.
+        type Params<'p> = Vec<&'p (dyn ToSql + Sync)>;
+        let mut jobs: Vec<(&Statement, Params<'_>, bool)> = Vec::new();
         if !del_db.is_empty() {
-            deleted = transaction
-                .execute(&self.delete, &[&del_db, &del_key, &del_version])
-                .await?;
+            jobs.push((&self.delete, vec![&del_db, &del_key, &del_version], false));
         }
-        let mut written = 0;
         if !up_db.is_empty() {
-            written = transaction
-                .execute(
-                    &self.upsert,
-                    &[
-                        &up_db,
-                        &up_key,
-                        &up_type,
-                        &up_value,
-                        &up_expires,
-                        &up_version,
-                    ],
-                )
-                .await?;
+            jobs.push((
+                &self.upsert,
+                vec![
+                    &up_db,
+                    &up_key,
+                    &up_type,
+                    &up_value,
+                    &up_expires,
+                    &up_version,
+                ],
+                true,
+            ));
         }
         for (statements, [deletes, hashes, strings]) in self.maps.iter().zip(&mapped) {
             if !deletes.is_empty() {
-                deleted += transaction.execute(&statements.delete, &[deletes]).await?;
+                jobs.push((&statements.delete, vec![deletes], false));
             }
             if !hashes.is_empty() {
-                written += transaction
-                    .execute(&statements.upsert_hash, &[hashes])
-                    .await?;
+                jobs.push((&statements.upsert_hash, vec![hashes], true));
             }
             if !strings.is_empty() {
                 let statement = statements
                     .upsert_string
                     .as_ref()
                     .ok_or_else(|| Failure::other("mapping has no string column"))?;
-                written += transaction.execute(statement, &[strings]).await?;
+                jobs.push((statement, vec![strings], true));
             }
         }
-        transaction.commit().await?;
+        let (mut written, mut deleted) = (0, 0);
+        let mut count = |rows: u64, writes: bool| {
+            if writes {
+                written += rows;
+            } else {
+                deleted += rows;
+            }
+        };
+        if let [(statement, params, writes)] = jobs.as_slice() {
+            // One statement is a transaction of its own: no BEGIN and
+            // COMMIT round trips.
+            count(self.client.execute(*statement, params).await?, *writes);
+        } else if !jobs.is_empty() {
+            let transaction = self.client.transaction().await?;
+            for (statement, params, writes) in &jobs {
+                count(transaction.execute(*statement, params).await?, *writes);
+            }
+            transaction.commit().await?;
+        }
         Ok((written, deleted))
     }
 
