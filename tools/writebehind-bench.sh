@@ -20,7 +20,7 @@
 #   PIN=1 tools/writebehind-bench.sh           # PostgreSQL on CPU 1 only,
 #                                              # Larder and redis-benchmark
 #                                              # on CPU 0 only (all runs)
-#   WB_FLAGS="--write-behind-journal yes" tools/writebehind-bench.sh
+#   WB_FLAGS="--write-behind-journal yes --write-behind-fsync always" tools/writebehind-bench.sh
 #
 # PostgreSQL is a throwaway cluster (initdb + pg_ctl from Debian's package,
 # run as the postgres user when root) on the same machine, with its default
@@ -89,7 +89,10 @@ pg_cpu() {
 start_larder() {
     local port=$1
     shift
-    "${front[@]}" "$server" --port "$port" --loglevel warning "$@" &
+    # A directory of its own: no server replays another's journal.
+    local dir="$work/larder-$port"
+    mkdir -p "$dir"
+    "${front[@]}" "$server" --port "$port" --loglevel warning --dir "$dir" "$@" &
     larder_pid=$!
     for _ in $(seq 100); do
         redis-cli -p "$port" PING >/dev/null 2>&1 && return
