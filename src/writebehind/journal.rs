@@ -265,6 +265,10 @@ impl Journal {
                 self.wake.notify_one();
             }
             APPENDED.with(|cell| cell.set(end));
+            // A huge value's record is not kept around.
+            if record.capacity() > 1024 * 1024 {
+                *record = Vec::new();
+            }
         });
     }
 
