@@ -320,7 +320,9 @@ impl Connection<'_> {
         }
         if self.journaled_up_to > 0 {
             if let Some(journal) = &self.journal {
-                journal.wait_durable(self.journaled_up_to).await;
+                if !journal.write_through(self.journaled_up_to) {
+                    journal.wait_durable(self.journaled_up_to).await;
+                }
             }
             self.journaled_up_to = 0;
         }

@@ -12,10 +12,13 @@
 //! lock) sits between the changes before and after it.
 //!
 //! Acknowledgement: a connection that executed write commands writes its
-//! replies only once the writer has taken their records to the file
-//! (`everysec`, `no`: written to the OS, so a SIGKILL of Larder loses none)
-//! or to the disk (`always`: fsynced; one fsync covers every record
-//! written by then, from all connections: group commit).
+//! replies only once their records are in the file (`everysec`, `no`:
+//! written to the OS, so a SIGKILL of Larder loses none) or on the disk
+//! (`always`: fsynced by the writer; one fsync covers every record written
+//! by then, from all connections: group commit). Under `everysec` and
+//! `no` the connection writes the buffered records itself when no one else
+//! is writing ([`Journal::write_through`], as Redis writes its AOF before
+//! replying), which spares a round trip through the writer thread.
 //!
 //! Files: `larder-journal.<sequence>` in `dir`, each starting with an
 //! 8-byte magic, then records `[body length u64 LE][CRC-32 of body u32 LE]
@@ -136,6 +139,10 @@ pub struct Journal {
     accepting: AtomicBool,
     buffer: Mutex<Buffer>,
     wake: Condvar,
+    /// The open file (while the writer runs).
+    appender: Mutex<Option<Appender>>,
+    /// The last write failed: records wait to be written again.
+    write_failed: AtomicBool,
     /// Records up to this position may be acknowledged.
     durable: watch::Sender<u64>,
     /// PostgreSQL has every change up to this version.
@@ -175,6 +182,8 @@ impl Journal {
             accepting: AtomicBool::new(false),
             buffer: Mutex::new(Buffer::default()),
             wake: Condvar::new(),
+            appender: Mutex::new(None),
+            write_failed: AtomicBool::new(false),
             durable: watch::channel(0).0,
             acked: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
@@ -269,6 +278,45 @@ impl Journal {
             if record.capacity() > 1024 * 1024 {
                 *record = Vec::new();
             }
+        });
+    }
+
+    /// Under `everysec` and `no`, writes what is buffered to the file from
+    /// the calling thread (as Redis writes its AOF before it replies), if
+    /// no one else is writing; true if the records up to `position` are
+    /// now written to the OS and may be acknowledged. Under `always`, or
+    /// when it could not write, false: wait with [`Journal::wait_durable`].
+    pub fn write_through(&self, position: u64) -> bool {
+        if self.fsync == JournalFsync::Always {
+            return false;
+        }
+        if *self.durable.borrow() >= position {
+            return true;
+        }
+        let Some(mut guard) = self.appender.try_lock() else {
+            return false;
+        };
+        let Some(appender) = guard.as_mut() else {
+            return false;
+        };
+        appender.take_buffer(self);
+        if !appender.write_pending(self) {
+            return false;
+        }
+        let written = appender.written;
+        drop(guard);
+        self.publish_durable(written);
+        written >= position
+    }
+
+    /// Records up to `position` may be acknowledged.
+    fn publish_durable(&self, position: u64) {
+        self.durable.send_if_modified(|value| {
+            let advanced = position > *value;
+            if advanced {
+                *value = position;
+            }
+            advanced
         });
     }
 
@@ -730,12 +778,11 @@ impl Reader<'_> {
     }
 }
 
-/// The writer thread's state: the file it appends to and how far it got.
-struct Writer {
-    journal: Arc<Journal>,
+/// The file being appended to and how far writing got: shared by the
+/// writer thread and by connections writing their own records through
+/// ([`Journal::write_through`]).
+struct Appender {
     file: File,
-    path: PathBuf,
-    sequence: u64,
     /// Size of the current file.
     bytes: u64,
     /// Greatest version in the current file.
@@ -744,6 +791,69 @@ struct Writer {
     pending: Vec<u8>,
     pending_end: u64,
     pending_max: u64,
+    /// The stream position written to the OS.
+    written: u64,
+}
+
+impl Appender {
+    /// Moves what is buffered behind what is pending (lock order: the
+    /// appender, then the buffer).
+    fn take_buffer(&mut self, journal: &Journal) {
+        let mut buffer = journal.buffer.lock();
+        if buffer.data.is_empty() {
+            return;
+        }
+        if self.pending.is_empty() {
+            std::mem::swap(&mut buffer.data, &mut self.pending);
+        } else {
+            self.pending.append(&mut buffer.data);
+        }
+        self.pending_end = buffer.end;
+        self.pending_max = self.pending_max.max(buffer.max_version);
+        buffer.max_version = 0;
+    }
+
+    /// Writes the pending records; false if the write failed (the file is
+    /// cut back to its last whole record, to be tried again).
+    fn write_pending(&mut self, journal: &Journal) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        match self.file.write_all(&self.pending) {
+            Ok(()) => {
+                let length = self.pending.len() as u64;
+                self.bytes += length;
+                journal.bytes.fetch_add(length, Ordering::Relaxed);
+                self.written = self.pending_end;
+                self.max_version = self.max_version.max(self.pending_max);
+                self.pending_max = 0;
+                self.pending.clear();
+                if self.pending.capacity() > 4 * 1024 * 1024 {
+                    self.pending = Vec::new();
+                }
+                journal.write_failed.store(false, Ordering::Release);
+                true
+            }
+            Err(error) => {
+                journal.record_error("write", &error);
+                journal.write_failed.store(true, Ordering::Release);
+                // A partial write would leave a torn record in the middle
+                // of the file, and replay stops at the first one.
+                if let Err(error) = self.file.set_len(self.bytes) {
+                    journal.record_error("cut back a failed write", &error);
+                }
+                false
+            }
+        }
+    }
+}
+
+/// The writer thread's state: which file, and when it was last synced.
+struct Writer {
+    journal: Arc<Journal>,
+    path: PathBuf,
+    sequence: u64,
+    /// `Appender::written` as of the last pass.
     written: u64,
     synced: u64,
     last_sync: Instant,
@@ -753,6 +863,7 @@ struct Writer {
 }
 
 impl Writer {
+    /// Opens file `sequence` and installs its appender in `journal`.
     fn open(journal: Arc<Journal>, sequence: u64) -> io::Result<Writer> {
         let path = segment_path(&journal.dir, sequence);
         let file = create_segment(&journal.dir, &path, journal.fsync)?;
@@ -783,16 +894,19 @@ impl Writer {
         } else {
             None
         };
-        Ok(Writer {
-            journal,
+        *journal.appender.lock() = Some(Appender {
             file,
-            path,
-            sequence,
             bytes: HEADER,
             max_version: 0,
             pending: Vec::new(),
             pending_end: 0,
             pending_max: 0,
+            written: 0,
+        });
+        Ok(Writer {
+            journal,
+            path,
+            sequence,
             written: 0,
             synced: 0,
             last_sync: Instant::now(),
@@ -802,59 +916,49 @@ impl Writer {
 
     fn run(mut self) {
         let journal = self.journal.clone();
-        let mut spare = Vec::new();
         loop {
-            let drained = {
+            {
                 let mut buffer = journal.buffer.lock();
                 if buffer.data.is_empty()
-                    && self.pending.is_empty()
+                    && !journal.write_failed.load(Ordering::Acquire)
                     && !journal.stop.load(Ordering::Acquire)
                 {
                     let timeout = self.timeout();
                     journal.wake.wait_for(&mut buffer, timeout);
                 }
-                if !buffer.data.is_empty() {
-                    std::mem::swap(&mut buffer.data, &mut spare);
-                    self.pending_end = buffer.end;
-                    self.pending_max = self.pending_max.max(buffer.max_version);
-                    buffer.max_version = 0;
-                }
-                buffer.data.is_empty()
-            };
-            if !spare.is_empty() {
-                if self.pending.is_empty() {
-                    std::mem::swap(&mut self.pending, &mut spare);
-                } else {
-                    self.pending.append(&mut spare);
-                }
             }
             let stopping = journal.stop.load(Ordering::Acquire);
-            if !self.pending.is_empty() && !self.write_pending() {
+            let mut guard = journal.appender.lock();
+            let Some(appender) = guard.as_mut() else {
+                break;
+            };
+            appender.take_buffer(&journal);
+            if !appender.write_pending(&journal) {
+                drop(guard);
                 if stopping {
                     break;
                 }
                 std::thread::sleep(Duration::from_millis(100));
                 continue;
             }
-            self.sync_if_due(stopping);
+            self.written = appender.written;
+            self.sync_if_due(appender, stopping);
             let durable = match journal.fsync {
                 JournalFsync::Always => self.synced,
-                _ => self.written,
+                _ => appender.written,
             };
-            journal.durable.send_if_modified(|value| {
-                let advanced = durable > *value;
-                if advanced {
-                    *value = durable;
-                }
-                advanced
-            });
-            self.truncate_or_roll();
+            journal.publish_durable(durable);
+            self.truncate_or_roll(appender);
+            let drained = appender.pending.is_empty() && journal.buffer.lock().data.is_empty();
+            drop(guard);
             journal.delete_confirmed();
-            if stopping && drained && self.pending.is_empty() {
+            if stopping && drained {
                 break;
             }
         }
-        // Nobody may wait for a writer that is gone (shutdown).
+        // The file is closed; nobody may wait for a writer that is gone
+        // (shutdown).
+        *journal.appender.lock() = None;
         journal.durable.send_replace(u64::MAX);
     }
 
@@ -869,40 +973,11 @@ impl Writer {
         }
     }
 
-    /// Writes the pending records; false if the write failed (the file is
-    /// cut back to its last whole record, to be tried again).
-    fn write_pending(&mut self) -> bool {
-        match self.file.write_all(&self.pending) {
-            Ok(()) => {
-                let length = self.pending.len() as u64;
-                self.bytes += length;
-                self.journal.bytes.fetch_add(length, Ordering::Relaxed);
-                self.written = self.pending_end;
-                self.max_version = self.max_version.max(self.pending_max);
-                self.pending_max = 0;
-                self.pending.clear();
-                if self.pending.capacity() > 4 * 1024 * 1024 {
-                    self.pending = Vec::new();
-                }
-                true
-            }
-            Err(error) => {
-                self.journal.record_error("write", &error);
-                // A partial write would leave a torn record in the middle
-                // of the file, and replay stops at the first one.
-                if let Err(error) = self.file.set_len(self.bytes) {
-                    self.journal.record_error("cut back a failed write", &error);
-                }
-                false
-            }
-        }
-    }
-
-    fn sync_if_due(&mut self, stopping: bool) {
+    fn sync_if_due(&mut self, appender: &Appender, stopping: bool) {
         self.synced = self
             .synced
             .max(self.journal.synced_in_background.load(Ordering::Acquire));
-        if self.written <= self.synced {
+        if appender.written <= self.synced {
             return;
         }
         let due = match self.journal.fsync {
@@ -921,8 +996,8 @@ impl Writer {
                 .background_sync_busy
                 .swap(true, Ordering::AcqRel)
             {
-                let sent = match self.file.try_clone() {
-                    Ok(file) => syncer.send((file, self.written)).is_ok(),
+                let sent = match appender.file.try_clone() {
+                    Ok(file) => syncer.send((file, appender.written)).is_ok(),
                     Err(error) => {
                         self.journal.record_error("fsync", &error);
                         false
@@ -937,8 +1012,8 @@ impl Writer {
             self.last_sync = Instant::now();
             return;
         }
-        match self.file.sync_data() {
-            Ok(()) => self.synced = self.written,
+        match appender.file.sync_data() {
+            Ok(()) => self.synced = appender.written,
             Err(error) => self.journal.record_error("fsync", &error),
         }
         self.last_sync = Instant::now();
@@ -946,27 +1021,27 @@ impl Writer {
 
     /// Cuts the current file back to its header once PostgreSQL confirmed
     /// every record in it, or starts a new file once it is big.
-    fn truncate_or_roll(&mut self) {
-        if !self.pending.is_empty() || self.bytes <= HEADER {
+    fn truncate_or_roll(&mut self, appender: &mut Appender) {
+        if !appender.pending.is_empty() || appender.bytes <= HEADER {
             return;
         }
         let acked = self.journal.acked.load(Ordering::Acquire);
-        if self.max_version <= acked {
+        if appender.max_version <= acked {
             // The file is opened for appending: the next record goes right
             // after the header.
-            match self.file.set_len(HEADER) {
+            match appender.file.set_len(HEADER) {
                 Ok(()) => {
                     self.journal
                         .bytes
-                        .fetch_sub(self.bytes - HEADER, Ordering::Relaxed);
-                    self.bytes = HEADER;
-                    self.max_version = 0;
+                        .fetch_sub(appender.bytes - HEADER, Ordering::Relaxed);
+                    appender.bytes = HEADER;
+                    appender.max_version = 0;
                 }
                 Err(error) => self.journal.record_error("truncate", &error),
             }
-        } else if self.bytes >= ROLL_BYTES {
+        } else if appender.bytes >= ROLL_BYTES {
             if self.journal.fsync != JournalFsync::No {
-                if let Err(error) = self.file.sync_data() {
+                if let Err(error) = appender.file.sync_data() {
                     self.journal.record_error("fsync", &error);
                     return;
                 }
@@ -977,13 +1052,13 @@ impl Writer {
                 Ok(file) => {
                     self.journal.closed.lock().push(Closed {
                         path: std::mem::replace(&mut self.path, path),
-                        max_version: self.max_version,
-                        bytes: self.bytes,
+                        max_version: appender.max_version,
+                        bytes: appender.bytes,
                     });
-                    self.file = file;
+                    appender.file = file;
                     self.sequence = sequence;
-                    self.bytes = HEADER;
-                    self.max_version = 0;
+                    appender.bytes = HEADER;
+                    appender.max_version = 0;
                     self.journal.bytes.fetch_add(HEADER, Ordering::Relaxed);
                     self.journal.files.fetch_add(1, Ordering::Relaxed);
                 }
