@@ -14,7 +14,9 @@
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod memory;
+pub mod numbers;
 pub mod protocol;
 pub mod server;
 pub mod store;

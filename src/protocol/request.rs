@@ -235,7 +235,7 @@ fn find_cr(buf: &[u8], from: usize) -> Option<usize> {
 /// Parses a request length the way Redis's `string2ll` does: optional `-`,
 /// digits only, no leading zeros (except "0"), no overflow.
 fn parse_i64(s: &[u8]) -> Option<i64> {
-    crate::commands::parse::strict_i64(s)
+    crate::numbers::strict_i64(s)
 }
 
 fn is_c_space(b: u8) -> bool {

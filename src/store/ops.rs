@@ -10,12 +10,12 @@ use crate::error::{Error, Result};
 /// Reads a string value as Redis reads an integer: at most 20 bytes, strict
 /// decimal syntax.
 pub fn parse_int_value(bytes: &[u8]) -> Option<i64> {
-    crate::commands::parse::strict_i64(bytes)
+    crate::numbers::strict_i64(bytes)
 }
 
 /// Reads a string value as a float the way INCRBYFLOAT does: no spaces, no NaN.
 pub fn parse_float_value(bytes: &[u8]) -> Option<f64> {
-    crate::commands::parse::strict_f64(bytes).filter(|v| !v.is_nan())
+    crate::numbers::strict_f64(bytes).filter(|v| !v.is_nan())
 }
 
 /// INCRBY on one key: missing counts as 0; keeps the TTL.

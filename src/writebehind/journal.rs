@@ -54,37 +54,7 @@ use super::unix_ms;
 use crate::store::changes::Change;
 use crate::store::{PendingState, Store, Value, ValueRef};
 
-/// When the journal is fsynced (`write-behind-fsync`), as Redis's
-/// `appendfsync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JournalFsync {
-    /// Before the replies of the commands whose records it holds.
-    Always,
-    /// Once a second (records are written to the OS before the reply).
-    EverySec,
-    /// Never: the OS writes the file when it wants.
-    No,
-}
-
-impl JournalFsync {
-    pub fn name(self) -> &'static str {
-        match self {
-            JournalFsync::Always => "always",
-            JournalFsync::EverySec => "everysec",
-            JournalFsync::No => "no",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<JournalFsync> {
-        [
-            JournalFsync::Always,
-            JournalFsync::EverySec,
-            JournalFsync::No,
-        ]
-        .into_iter()
-        .find(|policy| value.eq_ignore_ascii_case(policy.name()))
-    }
-}
+pub use crate::config::writebehind::JournalFsync;
 
 const MAGIC: &[u8; 8] = b"LARDERJ1";
 const HEADER: u64 = MAGIC.len() as u64;

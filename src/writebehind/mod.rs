@@ -23,7 +23,6 @@
 
 pub mod breaker;
 pub mod encode;
-pub mod filter;
 pub mod flusher;
 pub mod journal;
 pub mod loader;
@@ -44,7 +43,7 @@ use crate::config::Config;
 use crate::store::changes::Change;
 use crate::store::{ChangeObserver, Store};
 
-pub use filter::KeyFilter;
+pub use crate::config::writebehind::KeyFilter;
 pub use journal::{Journal, JournalFsync};
 pub use sink::Sink;
 

@@ -50,7 +50,7 @@ pub struct SetValue {
 
 /// Whether Redis would store `member` in an intset (`string2ll` accepts it).
 fn is_integer_member(member: &[u8]) -> bool {
-    member.len() <= 20 && crate::commands::parse::strict_i64(member).is_some()
+    member.len() <= 20 && crate::numbers::strict_i64(member).is_some()
 }
 
 impl SetValue {

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod writebehind;
+
 use crate::store::{MemoryLimits, Policy};
-pub use crate::writebehind::journal::JournalFsync;
+pub use writebehind::{JournalFsync, KeyFilter, Mapping};
 
 /// The server's configuration.
 ///
@@ -78,7 +80,7 @@ pub struct Config {
     pub write_behind_shutdown_timeout: u64,
     /// Keys mapped to rows of existing tables (`write-behind-map`; see
     /// [`crate::writebehind::mapping`]).
-    pub write_behind_map: Vec<crate::writebehind::mapping::Mapping>,
+    pub write_behind_map: Vec<Mapping>,
     /// Table poison rows are written to (`write-behind-dead-letter-table`);
     /// created if missing.
     pub write_behind_dead_letter_table: String,
@@ -594,7 +596,7 @@ pub static SETTINGS: &[Setting] = &[
         description: "Per-database globs of the keys written behind, as pairs of a database number and a glob (\"1 orders:* 1 carts:*\"); a database named here follows only its own globs.",
         get: |c| c.write_behind_match_db.clone(),
         set: |c, v| {
-            crate::writebehind::KeyFilter::parse("", v)?;
+            KeyFilter::parse("", v)?;
             c.write_behind_match_db = v.to_string();
             Ok(())
         },
@@ -753,7 +755,7 @@ pub static SETTINGS: &[Setting] = &[
                 c.write_behind_map.clear();
                 return Ok(());
             }
-            let mappings = crate::writebehind::mapping::parse_mappings(v)?;
+            let mappings = writebehind::parse_mappings(v)?;
             c.write_behind_map.extend(mappings);
             Ok(())
         },
