@@ -19,6 +19,7 @@ pub mod memory;
 pub mod numbers;
 pub mod protocol;
 pub mod server;
+pub mod shared;
 pub mod store;
 pub mod writebehind;
 

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use common::{Differential, TestServer};
 use larder::commands::{execute, Session};
 use larder::protocol::ReplyBuf;
-use larder::server::{ClientHandle, Shared};
+use larder::shared::{ClientHandle, Shared};
 use larder::{Clock, Config};
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestRunner};

@@ -1142,7 +1142,7 @@ fn wakeup_latency() {
 fn in_process_callers_get_the_timeout_reply_at_once() {
     use larder::commands::{execute, Session};
     use larder::protocol::ReplyBuf;
-    let shared = larder::server::Shared::new(larder::Config::default());
+    let shared = larder::shared::Shared::new(larder::Config::default());
     let mut session = Session::new(shared.clients.register(None, None));
     let mut out = ReplyBuf::new();
     execute(&shared, &mut session, &mut out, &[b"BLPOP", b"k", b"0"]);

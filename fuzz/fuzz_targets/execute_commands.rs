@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use arbitrary::{Arbitrary, Result, Unstructured};
 use larder::commands::{self, all_commands, flags, Session};
 use larder::protocol::ReplyBuf;
-use larder::server::Shared;
+use larder::shared::Shared;
 use larder::{Clock, Config};
 use libfuzzer_sys::fuzz_target;
 use redis_protocol::resp2::types::OwnedFrame as Frame2;

@@ -4,7 +4,7 @@ use super::flags::*;
 use super::parse::{int_arg, is_keyword};
 use super::{transaction, CommandSpec, Ctx, NO_KEYS};
 use crate::error::{Error, Result};
-use crate::server::UnblockReason;
+use crate::shared::UnblockReason;
 
 /// The Redis version Larder reports (HELLO, INFO): the Redis behaviour it
 /// follows, so that clients enable the matching features.

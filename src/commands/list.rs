@@ -6,7 +6,7 @@
 //! A blocking command that can be served at once behaves as its
 //! non-blocking form. Otherwise it writes nothing and leaves a block
 //! request in the session; the connection waits and runs the command again
-//! when one of its keys gets data (see `server::blocking`). Every command
+//! when one of its keys gets data (see `shared::blocking`). Every command
 //! that adds list data to a key (the pushes, the destination of the moves)
 //! signals the key afterwards. Inside MULTI/EXEC a blocking command that
 //! cannot be served answers as on timeout, as in Redis.
@@ -18,7 +18,7 @@ use super::long_double::LongDouble;
 use super::parse::{int_arg, is_keyword, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
-use crate::server::blocking::{BlockRequest, TimeoutReply, WaitKind};
+use crate::shared::blocking::{BlockRequest, TimeoutReply, WaitKind};
 use crate::store::types::ListValue;
 use crate::store::{Db, Value, ValueRef};
 

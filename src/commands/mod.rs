@@ -28,10 +28,11 @@ use smallvec::SmallVec;
 pub use session::{HotSettings, MultiState, Session, WatchedKey};
 pub use table::{all_commands, lookup};
 pub use transaction::end_session;
+pub use writebehind::read_through_keys;
 
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::store::{LockSet, Store};
 
 /// A command handler. `argv[0]` is the command name, as in Redis.
@@ -552,13 +553,13 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     }
     // Write-behind backpressure: past write-behind-max-pending, writes to
     // written-behind keys wait for PostgreSQL to catch up (reads go on).
-    if let Some(refusal) = shared
-        .writebehind
-        .as_deref()
-        .and_then(|writebehind| writebehind.refusal(session, spec, argv))
-    {
-        reject(shared, session, out, argv[0], refusal.as_bytes());
-        return;
+    if let Some(writebehind) = shared.writebehind.as_deref() {
+        if let Some(refusal) = writebehind.backlog_refusal() {
+            if writebehind::writes_followed_key(writebehind, session, spec, argv) {
+                reject(shared, session, out, argv[0], refusal.as_bytes());
+                return;
+            }
+        }
     }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {
         session.flag_transaction_error();
@@ -573,7 +574,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     run(shared, session, out, spec, argv, None);
 }
 
-/// Runs a blocked client's command again (see `server::blocking`): right
+/// Runs a blocked client's command again (see `shared::blocking`): right
 /// after the client was queued (`woken_by` is `None`), or after a wakeup
 /// for the keys `woken_by` lists. It was checked when it first ran, so it
 /// is not counted or checked again; it either replies, or leaves a new

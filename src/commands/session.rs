@@ -3,8 +3,8 @@
 
 use std::sync::Arc;
 
-use crate::server::blocking::BlockRequest;
-use crate::server::{ClientHandle, Shared};
+use crate::shared::blocking::BlockRequest;
+use crate::shared::{ClientHandle, Shared};
 
 /// The settings consulted on every command (see [`Session::hot`]).
 #[derive(Debug, Clone, Copy)]
@@ -62,7 +62,7 @@ pub struct Session {
     /// once, as inside MULTI).
     pub blocking_allowed: bool,
     /// Left by a blocking command that could not be served and wrote no
-    /// reply: the connection blocks the client (see `server::blocking`).
+    /// reply: the connection blocks the client (see `shared::blocking`).
     pub block: Option<BlockRequest>,
     /// While a blocked client's command runs again after a wakeup: the keys
     /// it was woken for, in the order they got data. As Redis 7.0 serves a

@@ -10,7 +10,7 @@ use smallvec::SmallVec;
 use super::flags::*;
 use super::{resolve, run, CommandSpec, Ctx, KeySpec, MultiState, Session, WatchedKey, NO_KEYS};
 use crate::error::{Error, Result};
-use crate::server::Shared;
+use crate::shared::Shared;
 use crate::store::LockSet;
 
 pub static COMMANDS: &[CommandSpec] = &[

@@ -7,8 +7,9 @@ use std::time::Duration;
 use super::connection::container;
 use super::flags::*;
 use super::parse::strict_i64;
-use super::{CommandSpec, Ctx, NO_KEYS};
+use super::{resolve, CommandSpec, Ctx, Session, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::store::ChangeObserver;
 use crate::writebehind::WriteBehind;
 
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("writebehind", -2, 0, NO_KEYS, container)
@@ -31,6 +32,70 @@ static SUBCOMMANDS: &[CommandSpec] = &[
     CommandSpec::new("writebehind|status", 2, ADMIN | LOADING | STALE, NO_KEYS, status)
         .doc("server", "0.1.0", "Returns the state and counters of write-behind.", "O(1)"),
 ];
+
+/// The written-behind keys `argv` names (for EXEC: that the queued
+/// commands name), without duplicates: what read-through loads before the
+/// command runs. Nothing inside MULTI (the keys load at EXEC).
+pub fn read_through_keys(
+    writebehind: &WriteBehind,
+    session: &Session,
+    argv: &[&[u8]],
+) -> Vec<Vec<u8>> {
+    let db = session.db;
+    let mut keys: Vec<Vec<u8>> = Vec::new();
+    let mut add_keys = |spec: &CommandSpec, argv: &[&[u8]]| {
+        for position in spec.key_positions(argv) {
+            let key = argv[position];
+            if writebehind.observes(db, key) && !keys.iter().any(|k| k == key) {
+                keys.push(key.to_vec());
+            }
+        }
+    };
+    match resolve(argv) {
+        Ok(spec) if spec.name == "exec" => {
+            if let Some(multi) = &session.multi {
+                for command in &multi.queued {
+                    let argv: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
+                    if let Ok(spec) = resolve(&argv) {
+                        add_keys(spec, &argv);
+                    }
+                }
+            }
+        }
+        Ok(_) if session.multi.is_some() => {}
+        Ok(spec) => add_keys(spec, argv),
+        Err(_) => {}
+    }
+    keys
+}
+
+/// Whether the command writes a written-behind key (for EXEC: whether one
+/// of the queued commands does), so that a full backlog refuses it.
+pub(super) fn writes_followed_key(
+    writebehind: &WriteBehind,
+    session: &Session,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+) -> bool {
+    let db = session.db;
+    let writes = |spec: &CommandSpec, argv: &[&[u8]]| {
+        spec.has(WRITE)
+            && spec
+                .key_positions(argv)
+                .iter()
+                .any(|&i| writebehind.observes(db, argv[i]))
+    };
+    if spec.name == "exec" {
+        session.multi.as_ref().is_some_and(|multi| {
+            multi.queued.iter().any(|command| {
+                let argv: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
+                !argv.is_empty() && resolve(&argv).is_ok_and(|spec| writes(spec, &argv))
+            })
+        })
+    } else {
+        writes(spec, argv)
+    }
+}
 
 fn enabled<'a>(ctx: &Ctx<'_, 'a>) -> Result<&'a WriteBehind> {
     ctx.shared

@@ -11,7 +11,7 @@
 //! a time; plain sets are accepted as inputs, their members scoring 1.
 //!
 //! The blocking BZPOPMIN/BZPOPMAX/BZMPOP use the list commands' blocking
-//! machinery (`list::block_or_timeout`, `server::blocking`); every write
+//! machinery (`list::block_or_timeout`, `shared::blocking`); every write
 //! that adds members to a key (ZADD, ZINCRBY, the STORE forms) wakes the
 //! clients blocked on it.
 
@@ -30,7 +30,7 @@ use super::parse::{
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
-use crate::server::blocking::{TimeoutReply, WaitKind};
+use crate::shared::blocking::{TimeoutReply, WaitKind};
 use crate::store::types::{SetValue, ZSetValue};
 use crate::store::{Db, Value, ValueRef};
 

@@ -10,6 +10,10 @@ pub mod writebehind;
 use crate::store::{MemoryLimits, Policy};
 pub use writebehind::{JournalFsync, KeyFilter, Mapping};
 
+/// The settings of a running server, shared by its parts: read freely;
+/// changed only through `Shared::set_config` (CONFIG SET).
+pub type SharedConfig = std::sync::Arc<parking_lot::RwLock<Config>>;
+
 /// The server's configuration.
 ///
 /// ```
@@ -79,7 +83,7 @@ pub struct Config {
     /// (`write-behind-shutdown-timeout`).
     pub write_behind_shutdown_timeout: u64,
     /// Keys mapped to rows of existing tables (`write-behind-map`; see
-    /// [`crate::writebehind::mapping`]).
+    /// the write-behind engine's `mapping` module).
     pub write_behind_map: Vec<Mapping>,
     /// Table poison rows are written to (`write-behind-dead-letter-table`);
     /// created if missing.

@@ -1,6 +1,6 @@
 //! The parsed forms of the write-behind settings: the journal's fsync
 //! policy, the table mappings (`write-behind-map`, see
-//! [`crate::writebehind::mapping`] for what they do) and the key filter
+//! the write-behind engine's `mapping` module for what they do) and the key filter
 //! (`write-behind-match`, `write-behind-match-db`). They live with the
 //! settings so that parsing a setting never reaches up into the engine.
 

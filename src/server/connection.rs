@@ -10,11 +10,11 @@ use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use super::blocking::BlockRequest;
-use super::client::UnblockReason;
-use super::Shared;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
+use crate::shared::blocking::BlockRequest;
+use crate::shared::Shared;
+use crate::shared::UnblockReason;
 use crate::writebehind::journal::{take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
@@ -178,7 +178,13 @@ impl Connection<'_> {
                     let mut blocked = None;
                     if !args.is_empty() {
                         if let Some(writebehind) = self.shared.writebehind.as_deref() {
-                            writebehind.load_missing(self.shared, session, &args).await;
+                            if session.hot(self.shared).read_through {
+                                let keys = commands::read_through_keys(writebehind, session, &args);
+                                if !keys.is_empty() {
+                                    let store = &self.shared.store;
+                                    writebehind.load_missing(store, session.db, keys).await;
+                                }
+                            }
                         }
                         commands::execute(self.shared, session, &mut self.output, &args);
                         // The command runs again when woken: keep a copy
@@ -227,7 +233,7 @@ impl Connection<'_> {
         }
     }
 
-    /// Keeps a client blocked (see `server::blocking`) until its command
+    /// Keeps a client blocked (see `shared::blocking`) until its command
     /// is served, times out, or the client goes away. Returns false when
     /// the connection must close (killed, shutdown, the peer closed): a
     /// client that leaves while blocked leaves no trace, its registration
@@ -351,10 +357,10 @@ enum Processed {
 }
 
 /// CLIENT LIST's `b` flag, set while the client is blocked.
-struct BlockedFlag<'h>(&'h super::ClientHandle);
+struct BlockedFlag<'h>(&'h crate::shared::ClientHandle);
 
 impl<'h> BlockedFlag<'h> {
-    fn set(handle: &'h super::ClientHandle) -> Self {
+    fn set(handle: &'h crate::shared::ClientHandle) -> Self {
         handle.set_blocked(true);
         BlockedFlag(handle)
     }

@@ -2,153 +2,20 @@
 //! It knows nothing of individual commands; it hands every decoded request
 //! to [`crate::commands::execute`].
 
-pub mod blocking;
-mod client;
 mod connection;
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub use blocking::BlockingRegistry;
-pub use client::{ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
-
 use crate::config::Config;
-use crate::store::{Clock, Store, StoreOptions};
-use crate::writebehind::WriteBehind;
-
-/// Server-wide counters reported by INFO.
-#[derive(Debug, Default)]
-pub struct Stats {
-    pub connections_received: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub commands_processed: AtomicU64,
-    pub error_replies: AtomicU64,
-    pub net_input_bytes: AtomicU64,
-    pub net_output_bytes: AtomicU64,
-    pub expired_keys: AtomicU64,
-    /// Hash fields reclaimed by their own TTL.
-    pub expired_subkeys: AtomicU64,
-}
-
-impl Stats {
-    /// CONFIG RESETSTAT.
-    pub fn reset(&self) {
-        for counter in [
-            &self.connections_received,
-            &self.rejected_connections,
-            &self.commands_processed,
-            &self.error_replies,
-            &self.net_input_bytes,
-            &self.net_output_bytes,
-            &self.expired_keys,
-            &self.expired_subkeys,
-        ] {
-            counter.store(0, Ordering::Relaxed);
-        }
-    }
-}
-
-/// State shared by every connection and background task of one server.
-#[derive(Debug)]
-pub struct Shared {
-    pub store: Store,
-    /// Read it freely; change it only through [`Shared::set_config`], which
-    /// tells sessions to refresh their cached hot settings.
-    pub config: RwLock<Config>,
-    /// Bumped by every configuration change (see `Session::hot`).
-    config_epoch: AtomicU64,
-    pub stats: Stats,
-    pub clients: ClientRegistry,
-    /// Clients blocked by BLPOP & co., queued on the keys they wait for.
-    pub blocking: BlockingRegistry,
-    pub started: Instant,
-    /// 40 hex characters identifying this run (INFO run_id).
-    pub run_id: String,
-    /// The addresses actually bound (port 0 resolved).
-    pub bound: Mutex<Vec<SocketAddr>>,
-    /// Write-behind to PostgreSQL, when `write-behind-url` is set.
-    pub writebehind: Option<Arc<WriteBehind>>,
-    shutdown_tx: watch::Sender<bool>,
-    stopping: AtomicBool,
-}
-
-impl Shared {
-    /// Shared state for `config`, with a fresh store. No socket is opened:
-    /// this is also how tests and fuzz targets run commands in-process.
-    pub fn new(config: Config) -> Self {
-        Self::with_clock(config, Clock::System)
-    }
-
-    pub fn with_clock(config: Config, clock: Clock) -> Self {
-        let store = Store::with_options(StoreOptions {
-            databases: config.databases,
-            shards: config.shards,
-            clock,
-        });
-        // The URL was checked when it was set; a table name that cannot be
-        // used shows up as the flusher's error.
-        let writebehind = match WriteBehind::from_config(&config) {
-            Ok(writebehind) => writebehind.map(Arc::new),
-            Err(error) => {
-                tracing::error!(%error, "write-behind is off");
-                None
-            }
-        };
-        if let Some(writebehind) = &writebehind {
-            store.observe_changes(writebehind.clone());
-        }
-        let run_id: String = (0..40)
-            .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
-            .collect();
-        Shared {
-            store,
-            config: RwLock::new(config),
-            stats: Stats::default(),
-            clients: ClientRegistry::default(),
-            blocking: BlockingRegistry::default(),
-            started: Instant::now(),
-            run_id,
-            bound: Mutex::new(Vec::new()),
-            writebehind,
-            shutdown_tx: watch::channel(false).0,
-            config_epoch: AtomicU64::new(0),
-            stopping: AtomicBool::new(false),
-        }
-    }
-
-    /// Replaces the configuration (CONFIG SET).
-    pub fn set_config(&self, config: Config) {
-        *self.config.write() = config;
-        self.config_epoch.fetch_add(1, Ordering::Release);
-    }
-
-    /// Changes whenever the configuration does.
-    pub fn config_epoch(&self) -> u64 {
-        self.config_epoch.load(Ordering::Acquire)
-    }
-
-    /// Asks the server to stop: listeners close, connections end.
-    pub fn request_shutdown(&self) {
-        self.stopping.store(true, Ordering::Release);
-        self.shutdown_tx.send_replace(true);
-    }
-
-    pub fn is_stopping(&self) -> bool {
-        self.stopping.load(Ordering::Acquire)
-    }
-
-    fn shutdown_receiver(&self) -> watch::Receiver<bool> {
-        self.shutdown_tx.subscribe()
-    }
-}
+use crate::shared::Shared;
+use crate::store::Store;
 
 /// A bound server, ready to run.
 ///
@@ -233,7 +100,8 @@ impl Server {
         // stopped (the journal).
         if let Some(writebehind) = self.shared.writebehind.as_deref() {
             if writebehind.warm_start_enabled() {
-                if let Err(error) = writebehind.warm_start(&self.shared).await {
+                let maxmemory = self.shared.config.read().maxmemory;
+                if let Err(error) = writebehind.warm_start(&self.shared.store, maxmemory).await {
                     tracing::error!(%error, "write-behind warm start failed; starting without it");
                 }
             }
@@ -253,7 +121,8 @@ impl Server {
             (
                 writebehind.clone(),
                 tokio::spawn(crate::writebehind::flusher::run(
-                    self.shared.clone(),
+                    self.shared.store.clone(),
+                    self.shared.config.clone(),
                     writebehind,
                 )),
             )

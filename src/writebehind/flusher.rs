@@ -38,8 +38,8 @@ use super::encode::{decode_items, encode};
 use super::mapping::{Mapping, TableInfo};
 use super::sink::{Conn, Failure, Row, RowChange};
 use super::{unix_ms, WriteBehind};
-use crate::server::Shared;
-use crate::store::{Entry, Key, Pending, PendingState, ValueRef};
+use crate::config::SharedConfig;
+use crate::store::{Entry, Key, Pending, PendingState, Store, ValueRef};
 
 const BACKOFF_BASE_MS: u64 = 50;
 const BACKOFF_CAP_MS: u64 = 5_000;
@@ -47,12 +47,13 @@ const BACKOFF_CAP_MS: u64 = 5_000;
 type Slot = Arc<AsyncMutex<Option<Conn>>>;
 
 /// Runs until shutdown: see the module docs.
-pub async fn run(shared: Arc<Shared>, wb: Arc<WriteBehind>) {
+pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
     let mut flusher = Flusher {
         slots: (0..wb.pool_size)
             .map(|_| Arc::new(AsyncMutex::new(None)))
             .collect(),
-        shared,
+        store,
+        config,
         wb,
         prepared: false,
     };
@@ -61,7 +62,7 @@ pub async fn run(shared: Arc<Shared>, wb: Arc<WriteBehind>) {
     flusher.prepare().await;
     loop {
         let (delay, batch_size) = {
-            let config = flusher.shared.config.read();
+            let config = flusher.config.read();
             (
                 config.write_behind_delay,
                 config.write_behind_batch_size.max(1),
@@ -94,7 +95,9 @@ pub async fn run(shared: Arc<Shared>, wb: Arc<WriteBehind>) {
 }
 
 struct Flusher {
-    shared: Arc<Shared>,
+    store: Store,
+    /// Read again before every pass: the delay and batch size may change.
+    config: SharedConfig,
     wb: Arc<WriteBehind>,
     slots: Vec<Slot>,
     /// The table exists and the version offset is known.
@@ -153,7 +156,7 @@ impl Flusher {
             maps: self.wb.sink.maps(),
             catalog: &catalog,
         };
-        let store = self.shared.store.clone();
+        let store = self.store.clone();
         let mut complete = true;
         let mut wave = Wave::default();
         let mut current: Vec<Row> = Vec::new();

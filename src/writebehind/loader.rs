@@ -25,10 +25,8 @@ use super::encode::decode;
 use super::mapping::{self, quote_ident, Mapping};
 use super::sink::{quote_table, Sink};
 use super::WriteBehind;
-use crate::commands::{resolve, CommandSpec, Session};
-use crate::server::Shared;
 use crate::store::types::HashValue;
-use crate::store::{ChangeObserver, Value};
+use crate::store::{Store, Value};
 
 /// How long a command waits for its read-through lookup before it goes on
 /// as if PostgreSQL had no row.
@@ -223,47 +221,18 @@ fn to_unix_ms(at: SystemTime) -> u64 {
 }
 
 impl WriteBehind {
-    /// Read-through: before `argv` runs, loads the written-behind keys it
-    /// names (for EXEC: that its queued commands name) that memory lacks.
-    /// Does nothing unless `write-behind-read-through` is on.
-    pub async fn load_missing(&self, shared: &Shared, session: &mut Session, argv: &[&[u8]]) {
-        if !session.hot(shared).read_through {
-            return;
-        }
-        let db = session.db;
-        let mut keys: Vec<Vec<u8>> = Vec::new();
-        let mut add_keys = |spec: &CommandSpec, argv: &[&[u8]]| {
-            for position in spec.key_positions(argv) {
-                let key = argv[position];
-                if self.observes(db, key) && !keys.iter().any(|k| k == key) {
-                    keys.push(key.to_vec());
-                }
-            }
-        };
-        match resolve(argv) {
-            Ok(spec) if spec.name == "exec" => {
-                if let Some(multi) = &session.multi {
-                    for command in &multi.queued {
-                        let argv: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-                        if let Ok(spec) = resolve(&argv) {
-                            add_keys(spec, &argv);
-                        }
-                    }
-                }
-            }
-            Ok(_) if session.multi.is_some() => return,
-            Ok(spec) => add_keys(spec, argv),
-            Err(_) => return,
-        }
+    /// Read-through: loads those of `keys` (written-behind keys of
+    /// database `db` a command is about to name; the command layer finds
+    /// them) that memory lacks.
+    pub async fn load_missing(&self, store: &Store, db: usize, keys: Vec<Vec<u8>>) {
         for key in keys {
-            self.load_key(shared, db, key).await;
+            self.load_key(store, db, key).await;
         }
     }
 
     /// Loads one key unless memory has it, sharing the query with every
     /// concurrent caller for the same key.
-    async fn load_key(&self, shared: &Shared, db: usize, key: Vec<u8>) {
-        let store = &shared.store;
+    async fn load_key(&self, store: &Store, db: usize, key: Vec<u8>) {
         let present = store
             .with_db(db, &key, |part, now| part.contains(&key, now))
             .unwrap_or(true);
@@ -279,7 +248,7 @@ impl WriteBehind {
             .or_default()
             .clone();
         cell.get_or_init(|| async {
-            let lookup = self.look_up(shared, db, &slot.1);
+            let lookup = self.look_up(store, db, &slot.1);
             if tokio::time::timeout(READ_TIMEOUT, lookup).await.is_err() {
                 self.loader.failed("lookup timed out");
             }
@@ -294,8 +263,7 @@ impl WriteBehind {
         }
     }
 
-    async fn look_up(&self, shared: &Shared, db: usize, key: &[u8]) {
-        let store = &shared.store;
+    async fn look_up(&self, store: &Store, db: usize, key: &[u8]) {
         // Taken before the query: see the module docs.
         let Ok(removals) = store.with_db(db, key, |part, _| part.removals()) else {
             return;
@@ -371,12 +339,12 @@ impl WriteBehind {
     /// of the server's databases (most recently written first), then each
     /// mapped table's rows, until done or until used memory reaches 90% of
     /// maxmemory. Progress goes to the log. Returns the keys loaded.
-    pub async fn warm_start(&self, shared: &Shared) -> Result<u64, String> {
+    pub async fn warm_start(&self, store: &Store, maxmemory: u64) -> Result<u64, String> {
         let started = Instant::now();
         let client = self.loader.sink.connect_plain().await.map_err(pg)?;
         let mut progress = WarmStart {
-            shared,
-            maxmemory: shared.config.read().maxmemory,
+            store,
+            maxmemory,
             loaded: 0,
             seen: 0,
             full: false,
@@ -388,7 +356,7 @@ impl WriteBehind {
                 "write-behind warm start: no table yet, nothing to load"
             );
         } else {
-            let databases = i32::try_from(shared.store.databases()).unwrap_or(i32::MAX);
+            let databases = i32::try_from(store.databases()).unwrap_or(i32::MAX);
             let statement = format!(
                 "SELECT db, key, type, value, expires_at FROM {table} \
                  WHERE db >= 0 AND db < $1 AND (expires_at IS NULL OR expires_at > now()) \
@@ -411,7 +379,7 @@ impl WriteBehind {
                 .await?;
         }
         for map in self.loader.sink.maps() {
-            if progress.full || map.db >= shared.store.databases() {
+            if progress.full || map.db >= store.databases() {
                 break;
             }
             let (columns, select) = match mapped_columns(&client, map).await {
@@ -466,7 +434,7 @@ async fn table_exists(client: &tokio_postgres::Client, table: &str) -> Result<bo
 
 /// A warm start under way: what it loaded, and whether memory is full.
 struct WarmStart<'a> {
-    shared: &'a Shared,
+    store: &'a Store,
     maxmemory: u64,
     loaded: u64,
     seen: u64,
@@ -499,7 +467,7 @@ impl WarmStart<'_> {
                 tracing::warn!("write-behind warm start: a row that makes no value was skipped");
                 continue;
             };
-            let stored = self.shared.store.with_db(db, &key, |part, now| {
+            let stored = self.store.with_db(db, &key, |part, now| {
                 let removals = part.removals();
                 part.insert_loaded(&key, value, expires_at, removals, now)
             });

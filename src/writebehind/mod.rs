@@ -38,7 +38,6 @@ use crossbeam::utils::CachePadded;
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::Notify;
 
-use crate::commands::{resolve, CommandSpec, Session};
 use crate::config::Config;
 use crate::store::changes::Change;
 use crate::store::{ChangeObserver, Store};
@@ -195,50 +194,27 @@ impl WriteBehind {
         self.hot.pending.fetch_sub(count as i64, Ordering::AcqRel);
     }
 
-    /// The refusal of a command that would add to a full backlog: a write
-    /// command naming a written-behind key (or, for EXEC, queuing one).
-    pub fn refusal(&self, session: &Session, spec: &CommandSpec, argv: &[&[u8]]) -> Option<String> {
+    /// The refusal of a write to a written-behind key while the backlog
+    /// is full (past `write-behind-max-pending`); `None` while there is
+    /// room. Which commands it applies to is the command layer's business.
+    pub fn backlog_refusal(&self) -> Option<String> {
         let pending = self.pending_keys();
         if pending < self.max_pending as u64 {
             return None;
         }
-        let db = session.db;
-        let blocked = if spec.name == "exec" {
-            session.multi.as_ref().is_some_and(|multi| {
-                multi.queued.iter().any(|command| {
-                    let argv: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-                    !argv.is_empty()
-                        && resolve(&argv)
-                            .is_ok_and(|spec| self.writes_followed_key(db, spec, &argv))
-                })
-            })
+        let why = if self.up.load(Ordering::Acquire) {
+            "PostgreSQL is not keeping up"
         } else {
-            self.writes_followed_key(db, spec, argv)
+            "PostgreSQL is unreachable"
         };
-        blocked.then(|| {
-            let why = if self.up.load(Ordering::Acquire) {
-                "PostgreSQL is not keeping up"
-            } else {
-                "PostgreSQL is unreachable"
-            };
-            let mut message =
-                format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)");
-            if let Some(left) = self.breaker.open_for(Instant::now()) {
-                message.push_str(&format!(
-                    ", circuit open: next try in {} ms",
-                    left.as_millis()
-                ));
-            }
-            message
-        })
-    }
-
-    fn writes_followed_key(&self, db: usize, spec: &CommandSpec, argv: &[&[u8]]) -> bool {
-        spec.has(crate::commands::flags::WRITE)
-            && spec
-                .key_positions(argv)
-                .iter()
-                .any(|&i| self.observes(db, argv[i]))
+        let mut message = format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)");
+        if let Some(left) = self.breaker.open_for(Instant::now()) {
+            message.push_str(&format!(
+                ", circuit open: next try in {} ms",
+                left.as_millis()
+            ));
+        }
+        Some(message)
     }
 
     /// Waits (blocking the calling thread) until every change made before

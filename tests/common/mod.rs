@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use larder::server::Shared;
+use larder::shared::Shared;
 use larder::{Config, Server};
 
 /// A Larder server running in-process on its own runtime, on a free port.

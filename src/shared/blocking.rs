@@ -107,7 +107,7 @@ type Queues = HashMap<usize, HashMap<Box<[u8]>, VecDeque<Arc<Waiter>>>>;
 /// Every blocked client, queued per (database, key) in blocking order.
 ///
 /// ```
-/// use larder::server::blocking::{BlockRequest, BlockingRegistry, TimeoutReply, WaitKind};
+/// use larder::shared::blocking::{BlockRequest, BlockingRegistry, TimeoutReply, WaitKind};
 ///
 /// let registry = BlockingRegistry::default();
 /// let request = BlockRequest {
