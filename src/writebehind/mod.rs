@@ -19,7 +19,9 @@
 //!
 //! Backpressure: past `write-behind-max-pending` pending keys, write
 //! commands on written-behind keys are refused (reads go on) until
-//! PostgreSQL catches up.
+//! PostgreSQL catches up; so are those that would use more memory when
+//! used memory is past `maxmemory` and the only keys left to evict hold
+//! unflushed changes (eviction never takes those: it would free nothing).
 
 pub mod breaker;
 pub mod encode;
@@ -202,19 +204,31 @@ impl WriteBehind {
         if pending < self.max_pending as u64 {
             return None;
         }
+        Some(self.refusal(pending, ""))
+    }
+
+    /// The refusal of a write to a written-behind key when memory is over
+    /// `maxmemory` and eviction could only free keys whose changes are not
+    /// in PostgreSQL yet (the store's `Room::FullOfUnflushed`).
+    pub fn memory_full_refusal(&self) -> String {
+        self.refusal(self.pending_keys(), ", memory full of unflushed data")
+    }
+
+    fn refusal(&self, pending: u64, detail: &str) -> String {
         let why = if self.up.load(Ordering::Acquire) {
             "PostgreSQL is not keeping up"
         } else {
             "PostgreSQL is unreachable"
         };
-        let mut message = format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)");
+        let mut message =
+            format!("WRITEBEHIND backlog full: {why} ({pending} changes pending{detail})");
         if let Some(left) = self.breaker.open_for(Instant::now()) {
             message.push_str(&format!(
                 ", circuit open: next try in {} ms",
                 left.as_millis()
             ));
         }
-        Some(message)
+        message
     }
 
     /// Waits (blocking the calling thread) until every change made before
