@@ -143,7 +143,14 @@ impl WriteBehind {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         Ok(Some(WriteBehind {
-            loader: loader::Loader::new(sink.clone()),
+            loader: loader::Loader::new(
+                sink.clone(),
+                Duration::from_millis(config.write_behind_read_timeout),
+                breaker::Breaker::new(
+                    config.write_behind_circuit_failures,
+                    Duration::from_millis(config.write_behind_circuit_cooldown),
+                ),
+            ),
             warm_start: config.write_behind_warm_start,
             expiry_deletes: config.write_behind_expiry_deletes,
             sink,
@@ -361,6 +368,11 @@ impl WriteBehind {
                 "load_failures",
                 self.loader.failures.load(Ordering::Relaxed).to_string(),
             ),
+            (
+                "read_through_skipped",
+                self.loader.skipped.load(Ordering::Relaxed).to_string(),
+            ),
+            ("read_through_circuit", self.loader.circuit().into()),
             (
                 "last_load_error",
                 self.loader.last_error.lock().replace(['\r', '\n'], " "),
