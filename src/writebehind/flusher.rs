@@ -384,8 +384,8 @@ async fn send_batch(wb: Arc<WriteBehind>, slot: Slot, batch: Vec<Row>) -> bool {
         for (row, failure) in dead.iter() {
             tracing::warn!(
                 db = row.db,
-                key = %String::from_utf8_lossy(&row.key),
-                error = %failure,
+                key = %super::repr(&row.key),
+                error = %super::repr(failure.message.as_bytes()),
                 "write-behind: poison row written to the dead-letter table"
             );
         }
@@ -457,13 +457,16 @@ where
             }
             Err(failure) => {
                 if wb.up.load(Ordering::Acquire) {
-                    tracing::warn!(error = %failure, "write-behind: PostgreSQL failed, retrying");
+                    tracing::warn!(
+                        error = %super::repr(failure.message.as_bytes()),
+                        "write-behind: PostgreSQL failed, retrying"
+                    );
                 }
                 wb.record_error(&failure.message);
                 let opened = wb.breaker.failure(Instant::now());
                 if opened {
                     tracing::warn!(
-                        error = %failure,
+                        error = %super::repr(failure.message.as_bytes()),
                         "write-behind: circuit open, PostgreSQL is left alone for the cool-down"
                     );
                 }
@@ -535,7 +538,7 @@ impl Targets<'_> {
         if logged.len() < 1_000 && logged.insert((map, field.to_vec())) {
             tracing::warn!(
                 table,
-                field = %field_text,
+                field = %super::repr(field),
                 "write-behind: hash field has no column in the mapped table, not written"
             );
         }

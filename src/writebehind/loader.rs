@@ -232,7 +232,10 @@ impl Loader {
     fn failed(&self, error: &str) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock() = error.to_string();
-        tracing::warn!(%error, "write-behind read-through failed");
+        tracing::warn!(
+            error = %super::repr(error.as_bytes()),
+            "write-behind read-through failed"
+        );
     }
 
     async fn connection(&self) -> Result<Arc<ReadConn>, String> {

@@ -126,6 +126,39 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `bytes` as Redis's `sdscatrepr` shows them, for log lines: in double
+/// quotes, with `\\`, `"`, `\n`, `\r`, `\t`, `\a` and `\b` escaped and
+/// every other byte outside printable ASCII as `\xhh`. Keys, hash field
+/// names and PostgreSQL's messages (which quote values) come from clients:
+/// raw, they could forge log lines or carry terminal escapes.
+///
+/// ```
+/// use larder::writebehind::repr;
+/// assert_eq!(repr(b"a\"b\n\x1b[2J"), r#""a\"b\n\x1b[2J""#);
+/// ```
+pub fn repr(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            b' '..=b'~' => out.push(byte as char),
+            _ => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
 impl WriteBehind {
     /// The write-behind `config` asks for; `None` if `write-behind-url` is
     /// empty.
@@ -450,5 +483,29 @@ impl ChangeObserver for WriteBehind {
 
     fn changed(&self, change: &Change<'_>) {
         self.journal.append(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repr;
+
+    #[test]
+    fn repr_quotes_as_redis_sdscatrepr_does() {
+        assert_eq!(repr(b""), "\"\"");
+        assert_eq!(repr(b"plain field"), "\"plain field\"");
+        assert_eq!(
+            repr(b"a\\b\"c\nd\re\tf\x07g\x08h"),
+            r#""a\\b\"c\nd\re\tf\ag\bh""#
+        );
+        assert_eq!(repr(b"\x00\x1b[31m\x7f\xff"), r#""\x00\x1b[31m\x7f\xff""#);
+        assert_eq!(repr("é".as_bytes()), r#""\xc3\xa9""#);
+        // Whatever the bytes, one line of printable ASCII, and the quotes
+        // inside are escaped.
+        let every_byte: Vec<u8> = (0..=255u8).collect();
+        let shown = repr(&every_byte);
+        assert!(shown.bytes().all(|b| (b' '..=b'~').contains(&b)), "{shown}");
+        let inner = &shown[1..shown.len() - 1];
+        assert!(!inner.replace("\\\\", "").replace("\\\"", "").contains('"'));
     }
 }
