@@ -831,3 +831,148 @@ fn a_pipelined_set_flood_keeps_used_memory_at_maxmemory_and_the_server_answering
         eprintln!("{policy}: peak used_memory {peak_used}, {keys} keys, {evicted} evicted, {answers} PING+GET");
     }
 }
+
+/// A 100 KB value that says which key it belongs to.
+fn big_value(i: usize) -> Vec<u8> {
+    let mut value = format!("value of wb:{i};").into_bytes();
+    value.resize(100 * 1024, b'0' + (i % 10) as u8);
+    value
+}
+
+#[test]
+fn postgres_down_with_memory_full_of_unflushed_data_refuses_followed_writes_and_loses_nothing() {
+    use common::postgres::Postgres;
+    use common::writebehind::{flush, status_text};
+
+    let pg = Postgres::start();
+    let url = pg.url();
+    let server = BinServer::start(&[
+        ("maxmemory", "50mb"),
+        ("maxmemory-policy", "allkeys-lru"),
+        ("write-behind-url", &url),
+        ("write-behind-match", "wb:*"),
+        ("write-behind-delay", "20"),
+    ]);
+    let mut con = server.client();
+    // Clean data: keys not written behind, and a flushed one.
+    fill(&mut con, "local:", 0..50, &[b'x'; 100 * 1024], None).expect("clean keys");
+    let _: () = redis::cmd("SET")
+        .arg("wb:before")
+        .arg("v")
+        .query(&mut con)
+        .unwrap();
+    flush(&mut con);
+    pg.stop_server();
+    let mut acknowledged = Vec::new();
+    let _: () = redis::cmd("SET")
+        .arg("wb:0")
+        .arg(big_value(0))
+        .query(&mut con)
+        .unwrap();
+    acknowledged.push(0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_text(&mut con, "state") != "retrying" {
+        assert!(Instant::now() < deadline, "PostgreSQL stop not noticed");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // 100 KB values until refused: 50 MB hold about 500.
+    let mut refusal = None;
+    for i in 1..2_000 {
+        match redis::cmd("SET")
+            .arg(format!("wb:{i}"))
+            .arg(big_value(i))
+            .query::<()>(&mut con)
+        {
+            Ok(()) => acknowledged.push(i),
+            Err(error) => {
+                refusal = Some(error.to_string());
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("writes past maxmemory were never refused");
+    assert!(
+        refusal.starts_with("WRITEBEHIND: backlog full: PostgreSQL is unreachable (")
+            && refusal.contains("memory full of unflushed data"),
+        "{refusal}"
+    );
+    assert!(
+        acknowledged.len() > 300,
+        "refused after only {} writes",
+        acknowledged.len()
+    );
+    // The clean keys made room first; every acknowledged value written
+    // since the flusher got stuck is still in memory (wb:0 went into the
+    // batch it retries: clean in memory, so evictable, and its copy waits
+    // in the batch), and memory stays near the limit.
+    assert_eq!(count_existing(&mut con, "local:", 0..50), 0);
+    assert!(info_u64(&mut con, "evicted_keys") >= 50);
+    for &i in &acknowledged {
+        let value: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(format!("wb:{i}"))
+            .query(&mut con)
+            .expect("GET");
+        match value {
+            Some(value) => assert_eq!(value, big_value(i), "wb:{i}"),
+            None => assert_eq!(i, 0, "wb:{i} is neither in memory nor in flight"),
+        }
+    }
+    let used = info_u64(&mut con, "used_memory");
+    assert!(used < 60 * 1024 * 1024, "used_memory {used}");
+    // Refused again (not OOM), also with a fresh key; other keys get the
+    // OOM error (nothing clean is left to evict); reads and deletions go on.
+    let again = redis::cmd("SET")
+        .arg("wb:fresh")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert!(again.contains("memory full of unflushed data"), "{again}");
+    let other = redis::cmd("SET")
+        .arg("local:new")
+        .arg("v")
+        .query::<()>(&mut con)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(other, OOM);
+    let pong: String = redis::cmd("PING").query(&mut con).unwrap();
+    assert_eq!(pong, "PONG");
+    let deleted: i64 = redis::cmd("DEL").arg("wb:1").query(&mut con).unwrap();
+    assert_eq!(deleted, 1);
+    acknowledged.retain(|&i| i != 1);
+
+    // PostgreSQL back: the backlog drains, and it holds every
+    // acknowledged value exactly.
+    pg.start_server();
+    flush(&mut con);
+    let rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = pg
+        .query("SELECT key, value FROM larder_kv WHERE db = 0", |row| {
+            (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1))
+        })
+        .into_iter()
+        .collect();
+    for &i in &acknowledged {
+        assert_eq!(
+            rows.get(format!("wb:{i}").as_bytes()),
+            Some(&big_value(i)),
+            "wb:{i} in PostgreSQL"
+        );
+    }
+    assert!(!rows.contains_key(&b"wb:1"[..]));
+    assert_eq!(rows.len(), acknowledged.len() + 1, "and wb:before");
+
+    // Flushed data is clean: with PostgreSQL down again, other keys are
+    // written by evicting it, and so are written-behind keys.
+    pg.stop_server();
+    let evicted = info_u64(&mut con, "evicted_keys");
+    fill(&mut con, "local:", 100..150, &[b'y'; 100 * 1024], None).expect("writes evict clean keys");
+    for i in 5_000..5_050 {
+        let _: () = redis::cmd("SET")
+            .arg(format!("wb:{i}"))
+            .arg(big_value(i))
+            .query(&mut con)
+            .expect("followed writes evict clean keys");
+    }
+    assert!(info_u64(&mut con, "evicted_keys") >= evicted + 50);
+    assert_eq!(count_existing(&mut con, "wb:", 5_000..5_050), 50);
+}

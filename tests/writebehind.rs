@@ -554,7 +554,11 @@ fn read_through_loads_a_missing_key_once_and_never_resurrects_a_deleted_one() {
 fn concurrent_misses_of_one_key_share_one_query() {
     let pg = Postgres::start();
     seed_table(&pg);
-    let server = server(&pg, |config| config.write_behind_read_through = true);
+    let server = server(&pg, |config| {
+        config.write_behind_read_through = true;
+        // Longer than the lookups are held, so that none gives up.
+        config.write_behind_read_timeout = 5_000;
+    });
     let mut con = server.client();
     let before = status_int(&mut con, "read_through_queries");
     // Hold every lookup for half a second while 16 clients miss one key
@@ -703,4 +707,76 @@ fn random_writes_deletes_expiries_and_hash_updates_end_equal_in_postgres() {
         "seed {seed}: the sequence left something"
     );
     assert_eq!(table_rows(&pg, "larder_kv"), cache, "seed {seed}");
+}
+
+/// MGETs `keys` missing keys; returns how long it took.
+fn mget_misses(con: &mut redis::Connection, prefix: &str, keys: usize) -> Duration {
+    let mut mget = redis::cmd("MGET");
+    for i in 0..keys {
+        mget.arg(format!("{prefix}{i}"));
+    }
+    let started = Instant::now();
+    let values: Vec<Option<String>> = mget.query(con).expect("MGET");
+    let took = started.elapsed();
+    assert_eq!(values, vec![None; keys]);
+    took
+}
+
+#[test]
+fn read_through_to_an_unresponsive_postgres_takes_one_short_budget_then_is_skipped() {
+    // Accepts connections (the kernel completes them) and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let server = TestServer::with_config(|config| {
+        config.write_behind_url =
+            format!("host=127.0.0.1 port={port} user=postgres dbname=postgres connect_timeout=30");
+        config.write_behind_read_through = true;
+    });
+    let mut con = server.client();
+    // 20 misses share one 200 ms budget (they took 1 s each, one by one).
+    let took = mget_misses(&mut con, "miss", 20);
+    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    assert_eq!(status_int(&mut con, "read_through_queries"), 20);
+    assert!(status_int(&mut con, "load_failures") >= 1);
+    // Those 20 lookups cut short opened the loader's circuit: the next
+    // misses are not looked up at all.
+    assert_eq!(
+        common::writebehind::status_text(&mut con, "read_through_circuit"),
+        "open"
+    );
+    let took = mget_misses(&mut con, "other", 20);
+    assert!(took < Duration::from_millis(1_000), "{took:?}");
+    assert_eq!(status_int(&mut con, "read_through_queries"), 20);
+    assert_eq!(status_int(&mut con, "read_through_skipped"), 20);
+    drop(silent);
+}
+
+#[test]
+fn read_through_with_postgres_stopped_fails_fast_and_recovers() {
+    let pg = Postgres::start();
+    seed_table(&pg);
+    let server = server(&pg, |config| {
+        config.write_behind_read_through = true;
+        config.write_behind_circuit_cooldown = 300;
+    });
+    let mut con = server.client();
+    pg.stop_server();
+    let took = mget_misses(&mut con, "miss", 20);
+    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    // Refused connections: the 20 concurrent lookups fail at once and
+    // open the circuit; the next misses skip PostgreSQL.
+    assert_eq!(status_int(&mut con, "read_through_queries"), 20);
+    assert_eq!(status_int(&mut con, "load_failures"), 20);
+    mget_misses(&mut con, "other", 20);
+    assert_eq!(status_int(&mut con, "read_through_queries"), 20);
+    assert_eq!(status_int(&mut con, "read_through_skipped"), 20);
+    pg.start_server();
+    // After the cool-down, a probe goes through and closes the circuit.
+    std::thread::sleep(Duration::from_millis(400));
+    let value: String = redis::cmd("GET").arg("s").query(&mut con).unwrap();
+    assert_eq!(value, "string value");
+    assert_eq!(
+        common::writebehind::status_text(&mut con, "read_through_circuit"),
+        "closed"
+    );
 }

@@ -544,9 +544,21 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     // As Redis's processCommand: evict if over maxmemory; if that fails,
     // refuse commands that may add data (EXEC too, if it queued some).
     let limits = session.hot(shared).memory;
-    if shared.store.make_room(&limits) == crate::store::Room::OutOfMemory
+    let room = shared.store.make_room(&limits);
+    if room != crate::store::Room::Ok
         && (spec.has(flags::DENYOOM) || (spec.name == "exec" && queued_denyoom(session)))
     {
+        // Memory full of changes PostgreSQL has not confirmed: writes to
+        // written-behind keys get the backpressure error, others the OOM.
+        if let Some(writebehind) = shared.writebehind.as_deref() {
+            if room == crate::store::Room::FullOfUnflushed
+                && writebehind::writes_followed_key(writebehind, session, spec, argv)
+            {
+                let refusal = writebehind.memory_full_refusal();
+                reject(shared, session, out, argv[0], refusal.as_bytes());
+                return;
+            }
+        }
         let oom = b"OOM command not allowed when used memory > 'maxmemory'.";
         reject(shared, session, out, argv[0], oom);
         return;

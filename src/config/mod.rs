@@ -101,6 +101,9 @@ pub struct Config {
     /// Load missing written-behind keys on access
     /// (`write-behind-read-through`).
     pub write_behind_read_through: bool,
+    /// Milliseconds one command waits for its read-through lookups
+    /// (`write-behind-read-timeout`).
+    pub write_behind_read_timeout: u64,
     /// Working directory for files Larder writes (`dir`): the write-behind
     /// journal.
     pub dir: String,
@@ -690,6 +693,18 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "write-behind-read-timeout",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "200",
+        description: "Milliseconds a command waits at most for all its read-through lookups together; a key not loaded by then counts as missing.",
+        get: |c| c.write_behind_read_timeout.to_string(),
+        set: |c, v| {
+            c.write_behind_read_timeout = ranged(v, 1, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
         name: "write-behind-shutdown-timeout",
         kind: Kind::Integer,
         mutable: false,
@@ -871,6 +886,7 @@ impl Default for Config {
             write_behind_expiry_deletes: false,
             write_behind_warm_start: false,
             write_behind_read_through: false,
+            write_behind_read_timeout: 0,
             dir: String::new(),
             write_behind_journal: false,
             write_behind_fsync: JournalFsync::EverySec,

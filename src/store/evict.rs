@@ -21,6 +21,15 @@
 //! are refused with Redis's OOM error; that outcome is remembered for
 //! [`EXHAUSTED_RECHECK`] (10 ms), so that while it lasts commands (reads
 //! included) do not each lock every shard looking for a victim.
+//!
+//! Keys whose write-behind change PostgreSQL has not confirmed yet (the
+//! PENDING bit, see `store::changes`) are never evicted: their value would
+//! only move to the change tracker's side map, freeing nothing, and the
+//! cache would empty itself while staying full. Eviction takes clean keys
+//! only; when the keys it meets are all unflushed, [`Store::make_room`]
+//! says so ([`Room::FullOfUnflushed`]), and the command layer refuses
+//! writes to written-behind keys with write-behind's backpressure error
+//! (other writes get the OOM error, reads go on).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -142,6 +151,15 @@ impl Default for MemoryLimits {
     }
 }
 
+/// Why a sampled candidate was not evicted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stale {
+    /// It is gone, or no longer evictable under the policy.
+    Gone,
+    /// It got an unflushed write-behind change since it was sampled.
+    Unflushed,
+}
+
 /// Candidates kept between evictions (Redis's `EVPOOL_SIZE`).
 pub const POOL_SIZE: usize = 16;
 
@@ -160,10 +178,10 @@ pub(super) struct EvictionPool {
     policy: Policy,
     best: Vec<Candidate>,
     /// Set when a search found nothing `policy` may evict: until then,
-    /// [`Store::make_room`] reports out of memory without searching again.
+    /// [`Store::make_room`] reports that outcome without searching again.
     /// Without it, every command (reads too) run while over the limit with
     /// nothing evictable would lock every shard in turn.
-    exhausted: Option<(Policy, Instant)>,
+    exhausted: Option<(Policy, Instant, Room)>,
 }
 
 /// How long "nothing left to evict" is believed before searching again (a
@@ -178,7 +196,27 @@ pub enum Room {
     /// Over the limit and nothing left that the policy may evict: refuse
     /// commands that would use more memory.
     OutOfMemory,
+    /// Over the limit, and every key the policy could evict holds a
+    /// write-behind change PostgreSQL has not confirmed (evicting it would
+    /// free nothing): refuse writes to written-behind keys with the
+    /// backpressure error, other commands that would use more memory with
+    /// the OOM error.
+    FullOfUnflushed,
 }
+
+/// What one eviction attempt achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Eviction {
+    Evicted,
+    /// Nothing evicted: the only candidates met were unflushed keys.
+    OnlyUnflushed,
+    /// Nothing the policy may evict.
+    Nothing,
+}
+
+/// The score of a key eviction must leave alone: an unflushed write-behind
+/// change (see the module docs). Every other key scores above it.
+const UNEVICTABLE: u64 = 0;
 
 // The LFU parameters are read on every key access, where there is no handle
 // on the configuration: they are process-wide, set from the limits each
@@ -241,20 +279,36 @@ pub(super) fn random_u64() -> u64 {
     })
 }
 
-/// How good a victim `entry` is under `policy`: higher is evicted first.
+/// How good a victim `entry` is under `policy`: higher is evicted first;
+/// [`UNEVICTABLE`] for a key with an unflushed write-behind change (even
+/// an expired one: its last value still has to reach PostgreSQL, so
+/// removing it frees nothing).
 pub(super) fn score(policy: Policy, entry: &Entry, now_ms: u64) -> u64 {
+    if entry.is_pending() {
+        return UNEVICTABLE;
+    }
     if entry.is_expired(now_ms) {
         return u64::MAX;
     }
-    match policy {
+    let score = match policy {
         Policy::AllKeysLru | Policy::VolatileLru => entry.idle_secs(now_ms),
         Policy::AllKeysLfu | Policy::VolatileLfu => 255 - entry.frequency(now_ms) as u64,
-        Policy::VolatileTtl => u64::MAX - 1 - entry.expires_at().unwrap_or(u64::MAX - 1),
+        Policy::VolatileTtl => {
+            (u64::MAX - 2).saturating_sub(entry.expires_at().unwrap_or(u64::MAX - 2))
+        }
         Policy::AllKeysRandom
         | Policy::VolatileRandom
         | Policy::NoEviction
         | Policy::AllKeysS3Fifo => 0,
-    }
+    };
+    // Above UNEVICTABLE, below an expired key's u64::MAX.
+    score.saturating_add(1).min(u64::MAX - 1)
+}
+
+/// Whether `key` of `db` holds an unflushed write-behind change (whether
+/// or not its TTL passed: `peek` at time 0 sees every entry).
+fn holds_unflushed(db: &super::Db, key: &[u8]) -> bool {
+    db.peek(key, 0).is_some_and(Entry::is_pending)
 }
 
 impl Store {
@@ -280,18 +334,24 @@ impl Store {
         // Without waiting: if another command holds the pool, it is
         // evicting, so there was something to evict.
         if let Some(pool) = self.inner.eviction_pool.try_lock() {
-            if matches!(pool.exhausted, Some((policy, until)) if policy == limits.policy && started < until)
-            {
-                return Room::OutOfMemory;
+            if let Some((policy, until, room)) = pool.exhausted {
+                if policy == limits.policy && started < until {
+                    return room;
+                }
             }
         }
         let ceiling = hard_ceiling(limits.maxmemory);
         let mut evicted = 0u64;
         loop {
-            if !self.evict_one(limits) {
+            let room = match self.evict_one_or_why(limits) {
+                Eviction::Evicted => Room::Ok,
+                Eviction::OnlyUnflushed => Room::FullOfUnflushed,
+                Eviction::Nothing => Room::OutOfMemory,
+            };
+            if room != Room::Ok {
                 self.inner.eviction_pool.lock().exhausted =
-                    Some((limits.policy, Instant::now() + EXHAUSTED_RECHECK));
-                return Room::OutOfMemory;
+                    Some((limits.policy, Instant::now() + EXHAUSTED_RECHECK, room));
+                return room;
             }
             evicted += 1;
             let now_used = used();
@@ -314,8 +374,13 @@ impl Store {
     /// work as Redis's eviction pool: `maxmemory-samples` keys of a random
     /// shard (per database) join a pool of the [`POOL_SIZE`] best candidates
     /// seen so far, and the best of the pool is evicted if it is still
-    /// there. False if no shard has a key the policy may evict.
+    /// there. Keys with unflushed write-behind changes are never taken (see
+    /// the module docs). False if no shard has a key the policy may evict.
     pub fn evict_one(&self, limits: &MemoryLimits) -> bool {
+        self.evict_one_or_why(limits) == Eviction::Evicted
+    }
+
+    fn evict_one_or_why(&self, limits: &MemoryLimits) -> Eviction {
         let now = self.now_ms();
         let shards = self.shard_count();
         let policy = limits.policy;
@@ -326,6 +391,7 @@ impl Store {
         let samples = limits.samples as usize;
         let random = matches!(policy, Policy::AllKeysRandom | Policy::VolatileRandom);
         let start = (random_u64() as usize) & (shards - 1);
+        let mut met_unflushed = false;
         for step in 0..shards {
             let index = (start + step) & (shards - 1);
             let mut sampled: Vec<Candidate> = Vec::new();
@@ -335,10 +401,15 @@ impl Store {
                     continue;
                 };
                 for db in 0..shard.databases() {
-                    let want = if random { 1 } else { samples };
+                    // Random policies sample as many as the others, so
+                    // that a clean key is found among unflushed ones.
                     shard
                         .db_ref(db)
-                        .eviction_samples(policy, want, now, &mut |score, key| {
+                        .eviction_samples(policy, samples, now, &mut |score, key| {
+                            if score == UNEVICTABLE {
+                                met_unflushed = true;
+                                return;
+                            }
                             sampled.push(Candidate {
                                 score,
                                 shard: index,
@@ -349,13 +420,18 @@ impl Store {
                 }
             }
             if random {
-                let pick = sampled.len().checked_sub(1).map(|last| {
-                    let i = (random_u64() as usize) % (last + 1);
-                    sampled.swap_remove(i)
-                });
-                if let Some(candidate) = pick {
-                    if self.evict_candidate(&candidate, policy, now).is_some() {
-                        return true;
+                // Expired keys first, as with the other policies.
+                if let Some(expired) = sampled.iter().position(|c| c.score == u64::MAX) {
+                    sampled.swap(0, expired);
+                    sampled.truncate(1);
+                }
+                while !sampled.is_empty() {
+                    let i = (random_u64() as usize) % sampled.len();
+                    let candidate = sampled.swap_remove(i);
+                    match self.evict_candidate(&candidate, policy, now) {
+                        Ok(_) => return Eviction::Evicted,
+                        Err(Stale::Unflushed) => met_unflushed = true,
+                        Err(Stale::Gone) => {}
                     }
                 }
                 continue;
@@ -379,20 +455,29 @@ impl Store {
             pool.best
                 .sort_unstable_by_key(|c| std::cmp::Reverse(c.score));
             pool.best.truncate(POOL_SIZE);
-            // Best first; stale entries (keys gone since) are dropped.
+            // Best first; stale entries (keys gone, or unflushed, since)
+            // are dropped.
             while !pool.best.is_empty() {
                 let candidate = pool.best.remove(0);
-                if let Some(entry) = self.evict_candidate(&candidate, policy, now) {
-                    // Freed after the pool's lock too: freeing a big value
-                    // may return pages to the OS, and every evicting
-                    // command waits for this lock.
-                    drop(pool);
-                    drop(entry);
-                    return true;
+                match self.evict_candidate(&candidate, policy, now) {
+                    Ok(entry) => {
+                        // Freed after the pool's lock too: freeing a big
+                        // value may return pages to the OS, and every
+                        // evicting command waits for this lock.
+                        drop(pool);
+                        drop(entry);
+                        return Eviction::Evicted;
+                    }
+                    Err(Stale::Unflushed) => met_unflushed = true,
+                    Err(Stale::Gone) => {}
                 }
             }
         }
-        false
+        if met_unflushed {
+            Eviction::OnlyUnflushed
+        } else {
+            Eviction::Nothing
+        }
     }
 
     /// Makes every shard keep S3-FIFO queues, or stop keeping them, when
@@ -422,8 +507,9 @@ impl Store {
     /// S3-FIFO eviction: of two random shards, the one with more keys
     /// evicts its next victim (from its database with the most keys). Two
     /// choices keep shards balanced, where one random shard would let their
-    /// sizes drift apart. False if there is no key at all.
-    fn evict_s3fifo(&self, now: u64) -> bool {
+    /// sizes drift apart. Unflushed write-behind keys are passed over (see
+    /// `store::s3fifo`).
+    fn evict_s3fifo(&self, now: u64) -> Eviction {
         let shards = self.shard_count();
         let keys_in = |index: usize| -> (usize, usize) {
             let mut locks = self.lock_shard(index);
@@ -452,21 +538,30 @@ impl Store {
         };
         // Both empty (or emptied since): any shard with a key.
         order.extend((0..shards).map(|i| ((a + i) & (shards - 1), usize::MAX)));
+        // Keys were there but none could go: they are all unflushed.
+        let mut met_keys = false;
         for (index, db) in order {
             let removed = {
                 let mut locks = self.lock_shard(index);
                 let Ok(shard) = locks.shard(index) else {
                     continue;
                 };
-                let db = if db == usize::MAX {
-                    match (0..shard.databases()).find(|&d| !shard.db_ref(d).is_empty()) {
-                        Some(d) => d,
-                        None => continue,
-                    }
+                let databases: Vec<usize> = if db == usize::MAX {
+                    (0..shard.databases())
+                        .filter(|&d| !shard.db_ref(d).is_empty())
+                        .collect()
                 } else {
-                    db
+                    vec![db]
                 };
-                shard.db(db).evict_s3fifo(now)
+                let mut removed = None;
+                for db in databases {
+                    met_keys |= !shard.db_ref(db).is_empty();
+                    removed = shard.db(db).evict_s3fifo(now);
+                    if removed.is_some() {
+                        break;
+                    }
+                }
+                removed
             };
             if let Some(entry) = removed {
                 if entry.is_expired(now) {
@@ -478,26 +573,37 @@ impl Store {
                 }
                 // Freed here, after the shard lock was released.
                 drop(entry);
-                return true;
+                return Eviction::Evicted;
             }
         }
-        false
+        if met_keys {
+            Eviction::OnlyUnflushed
+        } else {
+            Eviction::Nothing
+        }
     }
 
     /// Evicts `candidate` if it is still there (and evictable under
-    /// `policy`) and returns its entry, for the caller to free once it holds
-    /// no lock.
-    fn evict_candidate(&self, candidate: &Candidate, policy: Policy, now: u64) -> Option<Entry> {
+    /// `policy`, and not unflushed since it was sampled) and returns its
+    /// entry, for the caller to free once it holds no lock.
+    fn evict_candidate(
+        &self,
+        candidate: &Candidate,
+        policy: Policy,
+        now: u64,
+    ) -> Result<Entry, Stale> {
         let removed = {
             let mut locks = self.lock_shard(candidate.shard);
             let Ok(shard) = locks.shard(candidate.shard) else {
-                return None;
+                return Err(Stale::Gone);
             };
-            shard
-                .db(candidate.db)
-                .evict(&candidate.key, policy.volatile_only())
+            let db = shard.db(candidate.db);
+            if holds_unflushed(db, &candidate.key) {
+                return Err(Stale::Unflushed);
+            }
+            db.evict(&candidate.key, policy.volatile_only())
         };
-        let entry = removed?;
+        let entry = removed.ok_or(Stale::Gone)?;
         if entry.is_expired(now) {
             self.inner
                 .expired_by_eviction
@@ -505,7 +611,7 @@ impl Store {
         } else {
             self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
         }
-        Some(entry)
+        Ok(entry)
     }
 
     /// Keys evicted for `maxmemory` since the start (INFO's `evicted_keys`).
@@ -790,6 +896,72 @@ mod tests {
         store.track_s3fifo(false);
         store.set(0, b"k", b"v").unwrap();
         assert!(store.evict_one(&limits(Policy::AllKeysLru)));
+    }
+
+    /// Follows every key but those starting with `c` (clean keys).
+    struct FollowsAllButC(std::sync::atomic::AtomicU64);
+
+    impl crate::store::ChangeObserver for FollowsAllButC {
+        fn observes(&self, _db: usize, key: &[u8]) -> bool {
+            key.first() != Some(&b'c')
+        }
+        fn next_version(&self) -> u64 {
+            self.0.fetch_add(1, Ordering::SeqCst) + 1
+        }
+        fn pending_added(&self) {}
+        fn pending_dropped(&self, _count: usize) {}
+        fn flushed(&self, _db: usize, _version: u64) {}
+    }
+
+    #[test]
+    fn unflushed_keys_are_never_evicted_and_reported_when_only_they_are_left() {
+        for policy in [
+            Policy::AllKeysLru,
+            Policy::AllKeysLfu,
+            Policy::AllKeysRandom,
+            Policy::AllKeysS3Fifo,
+            Policy::VolatileLru,
+            Policy::VolatileTtl,
+        ] {
+            let (store, _) = store_at(1_000_000);
+            store.observe_changes(std::sync::Arc::new(FollowsAllButC(Default::default())));
+            let ttl = Duration::from_secs(100);
+            for i in 0..40 {
+                store
+                    .set_with_ttl(0, format!("p{i}").as_bytes(), b"v", ttl)
+                    .unwrap();
+            }
+            for i in 0..5 {
+                store
+                    .set_with_ttl(1, format!("c{i}").as_bytes(), b"v", ttl)
+                    .unwrap();
+            }
+            let limits = limits(policy);
+            for _ in 0..5 {
+                assert!(store.evict_one(&limits), "{policy:?}");
+            }
+            assert_eq!(store.dbsize(1).unwrap(), 0, "{policy:?}");
+            assert!(!store.evict_one(&limits), "{policy:?}");
+            assert_eq!(store.dbsize(0).unwrap(), 40, "{policy:?}");
+            assert_eq!(
+                store.make_room_with(&limits, || u64::MAX),
+                Room::FullOfUnflushed,
+                "{policy:?}"
+            );
+            // Once flushed (drained), the keys are clean and evictable.
+            for shard in 0..store.shard_count() {
+                store.drain_changes(shard, 0, 1000, |_, _, _| {});
+            }
+            assert!(store.evict_one(&limits), "{policy:?}");
+            assert_eq!(store.dbsize(0).unwrap(), 39, "{policy:?}");
+        }
+        // Nothing at all to evict is still out of memory.
+        let (store, _) = store_at(1_000_000);
+        store.observe_changes(std::sync::Arc::new(FollowsAllButC(Default::default())));
+        assert_eq!(
+            store.make_room_with(&limits(Policy::AllKeysLru), || u64::MAX),
+            Room::OutOfMemory
+        );
     }
 
     #[test]

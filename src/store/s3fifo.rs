@@ -34,6 +34,11 @@ const PROMOTE_FREQ: u8 = 1;
 /// The small queue's share of the keys, in percent (the paper's 10%).
 const SMALL_PERCENT: usize = 10;
 
+/// How many unflushed write-behind keys in a row one victim search passes
+/// over before it reports none: bounds the work under the shard lock when
+/// memory is full of data PostgreSQL has not confirmed.
+const UNFLUSHED_SCAN_LIMIT: usize = 1024;
+
 /// The three queues of one database part.
 #[derive(Debug, Default)]
 pub struct S3Fifo {
@@ -100,11 +105,18 @@ impl S3Fifo {
     /// Picks the next victim, moving keys between queues on the way as the
     /// algorithm does; returns its key's hash (the caller removes it right
     /// away). An expired key met on the way is returned at once.
-    /// `None` if the map is empty.
+    /// `None` if the map is empty, or if the keys met are all unflushed
+    /// write-behind changes (PENDING): evicting one would free nothing (its
+    /// value moves to the change tracker's side map), so they are passed
+    /// over, going back to the tail of their queue, and after
+    /// [`UNFLUSHED_SCAN_LIMIT`] of them in a row (or every queued key) the
+    /// search gives up.
     pub(super) fn victim(&mut self, map: &EntryMap, now_ms: u64) -> Option<u64> {
         if map.is_empty() {
             return None;
         }
+        let mut unflushed_passed = 0usize;
+        let unflushed_limit = (self.small.len() + self.main.len()).min(UNFLUSHED_SCAN_LIMIT);
         // Small is filled by every key until the first eviction, then
         // holds ~10%: give back the room it no longer needs.
         for queue in [&mut self.small, &mut self.main] {
@@ -125,6 +137,14 @@ impl S3Fifo {
                 let Some(entry) = find(map, hash) else {
                     continue;
                 };
+                if entry.is_pending() {
+                    push(&mut self.small, hash);
+                    unflushed_passed += 1;
+                    if unflushed_passed >= unflushed_limit {
+                        return None;
+                    }
+                    continue;
+                }
                 if entry.is_expired(now_ms) {
                     return Some(hash);
                 }
@@ -141,6 +161,14 @@ impl S3Fifo {
             let Some(entry) = find(map, hash) else {
                 continue;
             };
+            if entry.is_pending() {
+                self.main.push_back(hash);
+                unflushed_passed += 1;
+                if unflushed_passed >= unflushed_limit {
+                    return None;
+                }
+                continue;
+            }
             if entry.is_expired(now_ms) {
                 return Some(hash);
             }
@@ -154,7 +182,9 @@ impl S3Fifo {
         }
         // Queues lost track of the keys (should not happen): rebuild them.
         *self = S3Fifo::tracking(map);
-        self.main.pop_front().filter(|&h| find(map, h).is_some())
+        self.main
+            .pop_front()
+            .filter(|&h| find(map, h).is_some_and(|e| !e.is_pending()))
     }
 
     #[cfg(test)]
@@ -359,6 +389,27 @@ mod tests {
         cache.insert("a");
         cache.insert("b");
         assert_eq!(cache.evict().as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn unflushed_keys_are_passed_over_and_never_chosen() {
+        let mut cache = Cache::new();
+        for i in 0..10 {
+            cache.insert(&format!("pending{i}"));
+            if let Some(entry) = cache.map.get(format!("pending{i}").as_bytes()) {
+                entry.set_pending(true);
+            }
+        }
+        cache.insert("clean");
+        assert_eq!(cache.evict().as_deref(), Some("clean"));
+        // Only unflushed keys left: no victim, and they all stay.
+        assert_eq!(cache.evict(), None);
+        assert_eq!(cache.map.len(), 10);
+        // Flushed, a key is a victim again.
+        if let Some(entry) = cache.map.get(b"pending3") {
+            entry.set_pending(false);
+        }
+        assert_eq!(cache.evict().as_deref(), Some("pending3"));
     }
 
     #[test]

@@ -44,6 +44,17 @@ use crate::store::{Entry, Key, Pending, PendingState, Store, ValueRef};
 const BACKOFF_BASE_MS: u64 = 50;
 const BACKOFF_CAP_MS: u64 = 5_000;
 
+/// A batch is cut once its rows reach this many bytes, whatever
+/// `write-behind-batch-size` says: a connection keeps buffers as large as
+/// the largest message it sent (tokio-postgres's encode buffer, the
+/// socket's write buffer), and that memory counts against `maxmemory`
+/// like the data. A batch past it (one huge row) closes its connection
+/// once written, to free them.
+pub const BATCH_BYTES: usize = 1 << 20;
+
+/// Keys drained from a database part at a time.
+const DRAIN_STEP: usize = 64;
+
 type Slot = Arc<AsyncMutex<Option<Conn>>>;
 
 /// Runs until shutdown: see the module docs.
@@ -160,10 +171,13 @@ impl Flusher {
         let mut complete = true;
         let mut wave = Wave::default();
         let mut current: Vec<Row> = Vec::new();
+        let mut current_bytes = 0usize;
         for shard in 0..store.shard_count() {
             for db in 0..store.databases() {
                 loop {
-                    let want = batch_size - current.len();
+                    // A few keys at a time, so that big values cut the
+                    // batch near BATCH_BYTES.
+                    let want = (batch_size - current.len()).min(DRAIN_STEP);
                     let mut rows = Vec::new();
                     let mut vanished = 0;
                     let now = unix_ms();
@@ -187,10 +201,12 @@ impl Flusher {
                     }
                     for row in rows {
                         wave.keys.insert(Wave::key_hash(&row));
+                        current_bytes += row.size();
                         current.push(row);
                     }
-                    if current.len() >= batch_size {
+                    if current.len() >= batch_size || current_bytes >= BATCH_BYTES {
                         wave.batches.push(std::mem::take(&mut current));
+                        current_bytes = 0;
                         if wave.batches.len() >= self.slots.len() {
                             complete &= self.send(std::mem::take(&mut wave)).await;
                         }
@@ -280,6 +296,7 @@ impl Flusher {
 /// shutdown gave up on it.
 async fn send_batch(wb: Arc<WriteBehind>, slot: Slot, batch: Vec<Row>) -> bool {
     let sink = wb.sink.clone();
+    let oversized = batch.iter().map(Row::size).sum::<usize>() > BATCH_BYTES;
     let mut dead: Vec<(Row, Failure)> = Vec::new();
     let mut rows = Vec::with_capacity(batch.len());
     for row in batch {
@@ -367,14 +384,18 @@ async fn send_batch(wb: Arc<WriteBehind>, slot: Slot, batch: Vec<Row>) -> bool {
         for (row, failure) in dead.iter() {
             tracing::warn!(
                 db = row.db,
-                key = %String::from_utf8_lossy(&row.key),
-                error = %failure,
+                key = %super::repr(&row.key),
+                error = %super::repr(failure.message.as_bytes()),
                 "write-behind: poison row written to the dead-letter table"
             );
         }
         wb.dead_letters
             .fetch_add(dead.len() as u64, Ordering::Relaxed);
         wb.confirmed(dead.len());
+    }
+    if oversized {
+        // Frees the connection's buffers, grown to this batch's size.
+        *slot.lock().await = None;
     }
     wb.batches.fetch_add(1, Ordering::Relaxed);
     true
@@ -436,13 +457,16 @@ where
             }
             Err(failure) => {
                 if wb.up.load(Ordering::Acquire) {
-                    tracing::warn!(error = %failure, "write-behind: PostgreSQL failed, retrying");
+                    tracing::warn!(
+                        error = %super::repr(failure.message.as_bytes()),
+                        "write-behind: PostgreSQL failed, retrying"
+                    );
                 }
                 wb.record_error(&failure.message);
                 let opened = wb.breaker.failure(Instant::now());
                 if opened {
                     tracing::warn!(
-                        error = %failure,
+                        error = %super::repr(failure.message.as_bytes()),
                         "write-behind: circuit open, PostgreSQL is left alone for the cool-down"
                     );
                 }
@@ -514,7 +538,7 @@ impl Targets<'_> {
         if logged.len() < 1_000 && logged.insert((map, field.to_vec())) {
             tracing::warn!(
                 table,
-                field = %field_text,
+                field = %super::repr(field),
                 "write-behind: hash field has no column in the mapped table, not written"
             );
         }

@@ -9,6 +9,13 @@
 //! deletion, a flush, an expiry or an eviction; see
 //! [`crate::store::Db::insert_loaded`]). Concurrent misses of one key share
 //! one query.
+//!
+//! Read-through never holds a command up for long: a command's lookups run
+//! concurrently and share one budget (`write-behind-read-timeout`), after
+//! which the keys not loaded count as missing; and while PostgreSQL is known
+//! to be unavailable (the flusher's circuit is open, or the loader's own
+//! circuit opened after consecutive lookup failures) lookups are skipped at
+//! once (INFO's `read_through_skipped`).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,16 +28,13 @@ use tokio::sync::{Mutex as AsyncMutex, OnceCell};
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Row, Statement};
 
+use super::breaker::{Breaker, Permit};
 use super::encode::decode;
 use super::mapping::{self, quote_ident, Mapping};
 use super::sink::{quote_table, Sink};
 use super::WriteBehind;
 use crate::store::types::HashValue;
 use crate::store::{Store, Value};
-
-/// How long a command waits for its read-through lookup before it goes on
-/// as if PostgreSQL had no row.
-const READ_TIMEOUT: Duration = Duration::from_millis(1000);
 
 /// Warm start stops once used memory reaches this share of maxmemory,
 /// leaving room for the clients that come next.
@@ -134,6 +138,32 @@ fn mapped_value(map: &Mapping, columns: &[String], row: &Row, first: usize) -> O
     (!hash.is_empty()).then(|| Value::Hash(Box::new(hash)))
 }
 
+/// Runs `futures` concurrently until every one is done; their outputs, in
+/// order. (futures-util's `join_all` needs its `alloc` feature, which the
+/// crate does not enable.)
+async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<std::pin::Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => *output = Some(value),
+                    std::task::Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
 /// The loading side of write-behind.
 pub struct Loader {
     sink: Sink,
@@ -144,10 +174,42 @@ pub struct Loader {
     pub(super) loaded: AtomicU64,
     pub(super) failures: AtomicU64,
     pub(super) last_error: Mutex<String>,
+    /// Missing keys not looked up because a circuit was open.
+    pub(super) skipped: AtomicU64,
+    /// How long one command waits for all its lookups
+    /// (`write-behind-read-timeout`).
+    read_timeout: Duration,
+    /// Opens after consecutive failed lookups (errors, or lookups a
+    /// command's budget cut short), with the flusher's thresholds.
+    breaker: Breaker,
+}
+
+/// A lookup's turn through the loader's circuit: a failure unless marked
+/// done, so that one cut short (its command's budget ran out, or the
+/// client went away) is counted too, and a half-open circuit's probe is
+/// never left hanging.
+struct Attempt<'a> {
+    breaker: &'a Breaker,
+    done: bool,
+}
+
+impl Attempt<'_> {
+    fn succeeded(mut self) {
+        self.done = true;
+        self.breaker.success();
+    }
+}
+
+impl Drop for Attempt<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.breaker.failure(Instant::now());
+        }
+    }
 }
 
 impl Loader {
-    pub(super) fn new(sink: Sink) -> Loader {
+    pub(super) fn new(sink: Sink, read_timeout: Duration, breaker: Breaker) -> Loader {
         Loader {
             sink,
             conn: AsyncMutex::new(None),
@@ -156,13 +218,24 @@ impl Loader {
             loaded: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
+            skipped: AtomicU64::new(0),
+            read_timeout,
+            breaker,
         }
+    }
+
+    /// The loader's circuit state, as INFO shows it.
+    pub(super) fn circuit(&self) -> &'static str {
+        self.breaker.state_name()
     }
 
     fn failed(&self, error: &str) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         *self.last_error.lock() = error.to_string();
-        tracing::warn!(%error, "write-behind read-through failed");
+        tracing::warn!(
+            error = %super::repr(error.as_bytes()),
+            "write-behind read-through failed"
+        );
     }
 
     async fn connection(&self) -> Result<Arc<ReadConn>, String> {
@@ -223,22 +296,50 @@ fn to_unix_ms(at: SystemTime) -> u64 {
 impl WriteBehind {
     /// Read-through: loads those of `keys` (written-behind keys of
     /// database `db` a command is about to name; the command layer finds
-    /// them) that memory lacks.
+    /// them) that memory lacks, all at once, for at most
+    /// `write-behind-read-timeout` in all (see the module docs).
     pub async fn load_missing(&self, store: &Store, db: usize, keys: Vec<Vec<u8>>) {
-        for key in keys {
-            self.load_key(store, db, key).await;
+        let missing: Vec<Vec<u8>> = keys
+            .into_iter()
+            .filter(|key| {
+                !store
+                    .with_db(db, key, |part, now| part.contains(key, now))
+                    .unwrap_or(true)
+            })
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        if self.breaker.open_for(Instant::now()).is_some() {
+            self.loader
+                .skipped
+                .fetch_add(missing.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + self.loader.read_timeout;
+        let finished = join_all(
+            missing
+                .into_iter()
+                .map(|key| self.load_key(store, db, key, deadline))
+                .collect(),
+        )
+        .await;
+        if finished.contains(&false) {
+            self.loader
+                .failed("lookup timed out (write-behind-read-timeout)");
         }
     }
 
-    /// Loads one key unless memory has it, sharing the query with every
-    /// concurrent caller for the same key.
-    async fn load_key(&self, store: &Store, db: usize, key: Vec<u8>) {
-        let present = store
-            .with_db(db, &key, |part, now| part.contains(&key, now))
-            .unwrap_or(true);
-        if present {
-            return;
-        }
+    /// Loads one missing key, sharing the query with every concurrent
+    /// caller for the same key, until `deadline`. False if the deadline
+    /// passed first.
+    async fn load_key(
+        &self,
+        store: &Store,
+        db: usize,
+        key: Vec<u8>,
+        deadline: tokio::time::Instant,
+    ) -> bool {
         let slot = (db, key);
         let cell = self
             .loader
@@ -247,13 +348,10 @@ impl WriteBehind {
             .entry(slot.clone())
             .or_default()
             .clone();
-        cell.get_or_init(|| async {
-            let lookup = self.look_up(store, db, &slot.1);
-            if tokio::time::timeout(READ_TIMEOUT, lookup).await.is_err() {
-                self.loader.failed("lookup timed out");
-            }
-        })
-        .await;
+        // If this command's budget runs out while it runs the shared
+        // query, the query is dropped and another waiter runs its own.
+        let lookup = cell.get_or_init(|| self.look_up(store, db, &slot.1));
+        let finished = tokio::time::timeout_at(deadline, lookup).await.is_ok();
         let mut inflight = self.loader.inflight.lock();
         if inflight
             .get(&slot)
@@ -261,12 +359,21 @@ impl WriteBehind {
         {
             inflight.remove(&slot);
         }
+        finished
     }
 
     async fn look_up(&self, store: &Store, db: usize, key: &[u8]) {
         // Taken before the query: see the module docs.
         let Ok(removals) = store.with_db(db, key, |part, _| part.removals()) else {
             return;
+        };
+        if self.loader.breaker.permit(Instant::now()) != Permit::Go {
+            self.loader.skipped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        let attempt = Attempt {
+            breaker: &self.loader.breaker,
+            done: false,
         };
         self.loader.queries.fetch_add(1, Ordering::Relaxed);
         let maps = self.loader.sink.maps();
@@ -304,9 +411,15 @@ impl WriteBehind {
         }
         .await;
         let (row, columns) = match found {
-            Ok(Some(found)) => found,
-            Ok(None) => return,
+            Ok(found) => {
+                attempt.succeeded();
+                match found {
+                    Some(found) => found,
+                    None => return,
+                }
+            }
             Err(error) => {
+                drop(attempt);
                 self.loader.failed(&error);
                 return;
             }

@@ -19,7 +19,9 @@
 //!
 //! Backpressure: past `write-behind-max-pending` pending keys, write
 //! commands on written-behind keys are refused (reads go on) until
-//! PostgreSQL catches up.
+//! PostgreSQL catches up; so are those that would use more memory when
+//! used memory is past `maxmemory` and the only keys left to evict hold
+//! unflushed changes (eviction never takes those: it would free nothing).
 
 pub mod breaker;
 pub mod encode;
@@ -124,6 +126,39 @@ fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// `bytes` as Redis's `sdscatrepr` shows them, for log lines: in double
+/// quotes, with `\\`, `"`, `\n`, `\r`, `\t`, `\a` and `\b` escaped and
+/// every other byte outside printable ASCII as `\xhh`. Keys, hash field
+/// names and PostgreSQL's messages (which quote values) come from clients:
+/// raw, they could forge log lines or carry terminal escapes.
+///
+/// ```
+/// use larder::writebehind::repr;
+/// assert_eq!(repr(b"a\"b\n\x1b[2J"), r#""a\"b\n\x1b[2J""#);
+/// ```
+pub fn repr(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len() + 2);
+    out.push('"');
+    for &byte in bytes {
+        match byte {
+            b'\\' => out.push_str("\\\\"),
+            b'"' => out.push_str("\\\""),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x07 => out.push_str("\\a"),
+            0x08 => out.push_str("\\b"),
+            b' '..=b'~' => out.push(byte as char),
+            _ => {
+                let _ = write!(out, "\\x{byte:02x}");
+            }
+        }
+    }
+    out.push('"');
+    out
+}
+
 impl WriteBehind {
     /// The write-behind `config` asks for; `None` if `write-behind-url` is
     /// empty.
@@ -141,7 +176,14 @@ impl WriteBehind {
             .duration_since(UNIX_EPOCH)
             .map_or(1, |d| d.as_micros() as u64);
         Ok(Some(WriteBehind {
-            loader: loader::Loader::new(sink.clone()),
+            loader: loader::Loader::new(
+                sink.clone(),
+                Duration::from_millis(config.write_behind_read_timeout),
+                breaker::Breaker::new(
+                    config.write_behind_circuit_failures,
+                    Duration::from_millis(config.write_behind_circuit_cooldown),
+                ),
+            ),
             warm_start: config.write_behind_warm_start,
             expiry_deletes: config.write_behind_expiry_deletes,
             sink,
@@ -202,19 +244,31 @@ impl WriteBehind {
         if pending < self.max_pending as u64 {
             return None;
         }
+        Some(self.refusal(pending, ""))
+    }
+
+    /// The refusal of a write to a written-behind key when memory is over
+    /// `maxmemory` and eviction could only free keys whose changes are not
+    /// in PostgreSQL yet (the store's `Room::FullOfUnflushed`).
+    pub fn memory_full_refusal(&self) -> String {
+        self.refusal(self.pending_keys(), ", memory full of unflushed data")
+    }
+
+    fn refusal(&self, pending: u64, detail: &str) -> String {
         let why = if self.up.load(Ordering::Acquire) {
             "PostgreSQL is not keeping up"
         } else {
             "PostgreSQL is unreachable"
         };
-        let mut message = format!("WRITEBEHIND backlog full: {why} ({pending} changes pending)");
+        let mut message =
+            format!("WRITEBEHIND backlog full: {why} ({pending} changes pending{detail})");
         if let Some(left) = self.breaker.open_for(Instant::now()) {
             message.push_str(&format!(
                 ", circuit open: next try in {} ms",
                 left.as_millis()
             ));
         }
-        Some(message)
+        message
     }
 
     /// Waits (blocking the calling thread) until every change made before
@@ -348,6 +402,11 @@ impl WriteBehind {
                 self.loader.failures.load(Ordering::Relaxed).to_string(),
             ),
             (
+                "read_through_skipped",
+                self.loader.skipped.load(Ordering::Relaxed).to_string(),
+            ),
+            ("read_through_circuit", self.loader.circuit().into()),
+            (
                 "last_load_error",
                 self.loader.last_error.lock().replace(['\r', '\n'], " "),
             ),
@@ -424,5 +483,29 @@ impl ChangeObserver for WriteBehind {
 
     fn changed(&self, change: &Change<'_>) {
         self.journal.append(change);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::repr;
+
+    #[test]
+    fn repr_quotes_as_redis_sdscatrepr_does() {
+        assert_eq!(repr(b""), "\"\"");
+        assert_eq!(repr(b"plain field"), "\"plain field\"");
+        assert_eq!(
+            repr(b"a\\b\"c\nd\re\tf\x07g\x08h"),
+            r#""a\\b\"c\nd\re\tf\ag\bh""#
+        );
+        assert_eq!(repr(b"\x00\x1b[31m\x7f\xff"), r#""\x00\x1b[31m\x7f\xff""#);
+        assert_eq!(repr("é".as_bytes()), r#""\xc3\xa9""#);
+        // Whatever the bytes, one line of printable ASCII, and the quotes
+        // inside are escaped.
+        let every_byte: Vec<u8> = (0..=255u8).collect();
+        let shown = repr(&every_byte);
+        assert!(shown.bytes().all(|b| (b' '..=b'~').contains(&b)), "{shown}");
+        let inner = &shown[1..shown.len() - 1];
+        assert!(!inner.replace("\\\\", "").replace("\\\"", "").contains('"'));
     }
 }

@@ -27,6 +27,18 @@ pub struct Row {
     pub change: RowChange,
 }
 
+impl Row {
+    /// About how many bytes the row takes in a batch's message.
+    pub fn size(&self) -> usize {
+        let change = match &self.change {
+            RowChange::Upsert { value, .. } | RowChange::Rejected { value, .. } => value.len(),
+            RowChange::Delete => 0,
+            RowChange::MapUpsert { doc, .. } | RowChange::MapDelete { doc, .. } => doc.len(),
+        };
+        self.key.len() + change + 32
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum RowChange {
     Upsert {
