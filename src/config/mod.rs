@@ -82,6 +82,9 @@ pub struct Config {
     /// How long shutdown waits for the backlog to reach PostgreSQL, in ms
     /// (`write-behind-shutdown-timeout`).
     pub write_behind_shutdown_timeout: u64,
+    /// How long `WRITEBEHIND FLUSH` without a timeout waits at most, in ms
+    /// (`write-behind-flush-timeout`, 0: no limit).
+    pub write_behind_flush_timeout: u64,
     /// Keys mapped to rows of existing tables (`write-behind-map`; see
     /// the write-behind engine's `mapping` module).
     pub write_behind_map: Vec<Mapping>,
@@ -702,6 +705,18 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "write-behind-flush-timeout",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "60000",
+        description: "Milliseconds WRITEBEHIND FLUSH without a timeout argument waits at most (0: no limit).",
+        get: |c| c.write_behind_flush_timeout.to_string(),
+        set: |c, v| {
+            c.write_behind_flush_timeout = ranged(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
         name: "dir",
         kind: Kind::Text,
         mutable: false,
@@ -864,6 +879,7 @@ impl Default for Config {
             write_behind_max_pending: 0,
             write_behind_pool_size: 0,
             write_behind_shutdown_timeout: 0,
+            write_behind_flush_timeout: 0,
             write_behind_map: Vec::new(),
             write_behind_dead_letter_table: String::new(),
             write_behind_circuit_failures: 0,

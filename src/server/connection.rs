@@ -13,8 +13,8 @@ use tokio::net::TcpStream;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
 use crate::shared::blocking::BlockRequest;
-use crate::shared::Shared;
 use crate::shared::UnblockReason;
+use crate::shared::{ClientHandle, FlushWait, Shared};
 use crate::writebehind::journal::{take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
@@ -60,6 +60,8 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     session.blocking_allowed = true;
     let mut connection = Connection {
         shared: &shared,
+        handle: handle.clone(),
+        shutdown: shared.shutdown_receiver(),
         input: BytesMut::with_capacity(16 * 1024),
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
@@ -82,6 +84,9 @@ fn socket2_ref(stream: &TcpStream) -> socket2::SockRef<'_> {
 
 struct Connection<'a> {
     shared: &'a Shared,
+    /// This client's registry entry: its kill signal ends every wait.
+    handle: Arc<ClientHandle>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
     input: BytesMut,
     output: ReplyBuf,
     decoder: RequestDecoder,
@@ -96,14 +101,10 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     async fn run(&mut self, session: &mut Session, stream: &mut TcpStream) -> std::io::Result<()> {
-        let mut shutdown = self.shared.shutdown_receiver();
-        // A receiver only sees changes after it subscribed: a connection
-        // accepted just as the server stops must notice by itself, or it
-        // would stay open after SHUTDOWN.
         if self.shared.is_stopping() {
             return Ok(());
         }
-        let handle = session.handle.clone();
+        let handle = self.handle.clone();
         loop {
             if let Some(needed) = self.decoder.bytes_needed() {
                 // A big argument is on its way: grow once to fit it, but never
@@ -120,7 +121,7 @@ impl Connection<'_> {
             let read = tokio::select! {
                 read = stream.read_buf(&mut self.input) => read?,
                 _ = handle.killed() => return Ok(()),
-                _ = shutdown.changed() => return Ok(()),
+                _ = self.shutdown.wait_for(|&stop| stop) => return Ok(()),
                 _ = idle(self.shared, waiting_since) => return Ok(()),
             };
             if read == 0 {
@@ -139,10 +140,15 @@ impl Connection<'_> {
                     // go out now; the requests after it wait in `input`.
                     Processed::Blocked(argv, request) => {
                         self.flush(stream).await?;
-                        if !self
-                            .wait_unblocked(session, stream, &mut shutdown, argv, request)
-                            .await?
-                        {
+                        if !self.wait_unblocked(session, stream, argv, request).await? {
+                            return Ok(());
+                        }
+                    }
+                    // WRITEBEHIND FLUSH: likewise, the replies before it go
+                    // out, then the connection waits for PostgreSQL.
+                    Processed::AwaitFlush(wait) => {
+                        self.flush(stream).await?;
+                        if !self.await_flush(session, stream, wait).await? {
                             return Ok(());
                         }
                     }
@@ -176,13 +182,20 @@ impl Connection<'_> {
                 Ok(Some(length)) => {
                     let args = self.decoder.args(&self.input[..length]);
                     let mut blocked = None;
+                    let mut awaiting_flush = None;
                     if !args.is_empty() {
                         if let Some(writebehind) = self.shared.writebehind.as_deref() {
                             if session.hot(self.shared).read_through {
                                 let keys = commands::read_through_keys(writebehind, session, &args);
                                 if !keys.is_empty() {
                                     let store = &self.shared.store;
-                                    writebehind.load_missing(store, session.db, keys).await;
+                                    tokio::select! {
+                                        _ = writebehind.load_missing(store, session.db, keys) => {}
+                                        _ = self.handle.killed() => return Ok(Processed::Close),
+                                        _ = self.shutdown.wait_for(|&stop| stop) => {
+                                            return Ok(Processed::Close)
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -192,6 +205,7 @@ impl Connection<'_> {
                         if let Some(request) = session.block.take() {
                             blocked = Some((args.iter().map(|a| a.to_vec()).collect(), request));
                         }
+                        awaiting_flush = session.flush_wait.take();
                     }
                     drop(args);
                     self.note_journaled();
@@ -204,6 +218,9 @@ impl Connection<'_> {
                     }
                     if let Some((argv, request)) = blocked {
                         return Ok(Processed::Blocked(argv, request));
+                    }
+                    if let Some(wait) = awaiting_flush {
+                        return Ok(Processed::AwaitFlush(wait));
                     }
                     if self.output.len() >= OUTPUT_FLUSH_THRESHOLD {
                         self.flush(stream).await?;
@@ -243,7 +260,6 @@ impl Connection<'_> {
         &mut self,
         session: &mut Session,
         stream: &mut TcpStream,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
         argv: Vec<Vec<u8>>,
         request: BlockRequest,
     ) -> std::io::Result<bool> {
@@ -291,24 +307,82 @@ impl Connection<'_> {
                         return Ok(true);
                     }
                     _ = handle.killed() => return Ok(false),
-                    _ = shutdown.changed() => return Ok(false),
+                    _ = self.shutdown.wait_for(|&stop| stop) => return Ok(false),
                     read = stream.read_buf(&mut self.input) => {
-                        let read = read?;
-                        if read == 0 {
-                            return Ok(false);
-                        }
-                        shared
-                            .stats
-                            .net_input_bytes
-                            .fetch_add(read as u64, Ordering::Relaxed);
-                        let limit = shared.config.read().client_query_buffer_limit;
-                        if self.input.len() as u64 > limit {
+                        if !read_while_waiting(shared, self.input.len(), read?) {
                             return Ok(false);
                         }
                     }
                 }
             }
             woken_by = Some(registration.take_ready_keys());
+        }
+    }
+
+    /// Waits for `WRITEBEHIND FLUSH` (see [`FlushWait`]) and writes its
+    /// reply: +OK once PostgreSQL has every change up to the target, the
+    /// incomplete-flush error at the timeout or on CLIENT UNBLOCK. Returns
+    /// false when the connection must close (killed, shutdown, the peer
+    /// closed). The wait holds no thread.
+    async fn await_flush(
+        &mut self,
+        session: &mut Session,
+        stream: &mut TcpStream,
+        wait: FlushWait,
+    ) -> std::io::Result<bool> {
+        let Some(writebehind) = self.shared.writebehind.clone() else {
+            self.output
+                .error("ERR write-behind is off (set write-behind-url to turn it on)");
+            return Ok(true);
+        };
+        let handle = session.handle.clone();
+        let deadline = wait
+            .timeout
+            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
+        let timeout = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(timeout);
+        let flushed = writebehind.flushed(wait.target);
+        tokio::pin!(flushed);
+        // Shown as blocked (`b`), and CLIENT UNBLOCK ends it, as for WAIT.
+        let _blocked_flag = BlockedFlag::set(&handle);
+        loop {
+            tokio::select! {
+                done = &mut flushed => {
+                    if done {
+                        self.output.ok();
+                    } else {
+                        self.output.error(&writebehind.flush_incomplete_message());
+                    }
+                    return Ok(true);
+                }
+                _ = &mut timeout => {
+                    self.output.error(&writebehind.flush_incomplete_message());
+                    return Ok(true);
+                }
+                reason = handle.unblock_requested() => {
+                    match reason {
+                        UnblockReason::Timeout => {
+                            self.output.error(&writebehind.flush_incomplete_message())
+                        }
+                        UnblockReason::Error => self
+                            .output
+                            .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                    }
+                    return Ok(true);
+                }
+                _ = handle.killed() => return Ok(false),
+                _ = self.shutdown.wait_for(|&stop| stop) => return Ok(false),
+                read = stream.read_buf(&mut self.input) => {
+                    if !read_while_waiting(self.shared, self.input.len(), read?) {
+                        return Ok(false);
+                    }
+                }
+            }
         }
     }
 
@@ -327,13 +401,43 @@ impl Connection<'_> {
         if self.journaled_up_to > 0 {
             if let Some(journal) = &self.journal {
                 if !journal.write_through(self.journaled_up_to) {
-                    journal.wait_durable(self.journaled_up_to).await;
+                    tokio::select! {
+                        _ = journal.wait_durable(self.journaled_up_to) => {}
+                        _ = self.handle.killed() => return Err(closing("killed")),
+                        _ = self.shutdown.wait_for(|&stop| stop) => {
+                            return Err(closing("server stopping"))
+                        }
+                    }
                 }
             }
             self.journaled_up_to = 0;
         }
+        // A client that does not read its replies must not hold the
+        // connection forever: every write also waits on CLIENT KILL,
+        // shutdown and, as in Redis, `timeout` (a write that moves counts
+        // as activity).
         let buffer = self.output.buffer();
-        stream.write_all(buffer).await?;
+        let mut written = 0;
+        let mut progress_at = Instant::now();
+        while written < buffer.len() {
+            tokio::select! {
+                biased;
+                sent = stream.write(&buffer[written..]) => match sent? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    sent => {
+                        written += sent;
+                        progress_at = Instant::now();
+                    }
+                },
+                _ = self.handle.killed() => return Err(closing("killed while writing")),
+                _ = self.shutdown.wait_for(|&stop| stop) => {
+                    return Err(closing("server stopping while writing"))
+                }
+                _ = idle(self.shared, progress_at) => {
+                    return Err(closing("timeout while its replies wait to be read"))
+                }
+            }
+        }
         self.shared
             .stats
             .net_output_bytes
@@ -354,13 +458,34 @@ enum Processed {
     Close,
     /// A blocking command must wait: its arguments and what it waits for.
     Blocked(Vec<Vec<u8>>, BlockRequest),
+    /// `WRITEBEHIND FLUSH` must wait for PostgreSQL.
+    AwaitFlush(FlushWait),
+}
+
+/// Accounts for `read` bytes a waiting client sent (kept in the input
+/// buffer, now `input_len` long, for after the wait); false once it closed
+/// the connection or went past the query buffer limit.
+fn read_while_waiting(shared: &Shared, input_len: usize, read: usize) -> bool {
+    if read == 0 {
+        return false;
+    }
+    shared
+        .stats
+        .net_input_bytes
+        .fetch_add(read as u64, Ordering::Relaxed);
+    input_len as u64 <= shared.config.read().client_query_buffer_limit
+}
+
+/// The error that ends a connection the server closes on purpose.
+fn closing(why: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, why)
 }
 
 /// CLIENT LIST's `b` flag, set while the client is blocked.
-struct BlockedFlag<'h>(&'h crate::shared::ClientHandle);
+struct BlockedFlag<'h>(&'h ClientHandle);
 
 impl<'h> BlockedFlag<'h> {
-    fn set(handle: &'h crate::shared::ClientHandle) -> Self {
+    fn set(handle: &'h ClientHandle) -> Self {
         handle.set_blocked(true);
         BlockedFlag(handle)
     }

@@ -1,0 +1,292 @@
+//! Robustness of the network side: no client, and no fault of PostgreSQL,
+//! can wedge the server or outlive CLIENT KILL, `timeout` or shutdown.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::{encode_command, free_port, RawClient, TestServer};
+use larder::{Config, Server};
+
+/// A `write-behind-url` nothing listens on: PostgreSQL is unreachable.
+fn unreachable_postgres_url() -> String {
+    format!(
+        "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=1",
+        free_port()
+    )
+}
+
+fn with_unreachable_postgres(config: &mut Config) {
+    config.write_behind_url = unreachable_postgres_url();
+    config.write_behind_delay = 20;
+    config.write_behind_shutdown_timeout = 300;
+}
+
+fn text(reply: &[u8]) -> String {
+    String::from_utf8_lossy(reply).into_owned()
+}
+
+/// The ids in CLIENT LIST with `flags` containing `flag`.
+fn ids_flagged(client: &mut RawClient, flag: char) -> Vec<u64> {
+    let list = text(&client.command(&["CLIENT", "LIST"]));
+    list.lines()
+        .filter(|line| {
+            line.split(' ').any(|field| {
+                field
+                    .strip_prefix("flags=")
+                    .is_some_and(|f| f.contains(flag))
+            })
+        })
+        .filter_map(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .filter_map(|id| {
+            id.trim_start_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+fn listed(client: &mut RawClient, id: u64) -> bool {
+    text(&client.command(&["CLIENT", "LIST"]))
+        .lines()
+        .any(|line| line.contains(&format!("id={id} ")))
+}
+
+fn client_id(client: &mut RawClient) -> u64 {
+    let reply = text(&client.command(&["CLIENT", "ID"]));
+    reply
+        .trim_start_matches(':')
+        .trim()
+        .parse()
+        .expect("CLIENT ID")
+}
+
+/// Polls `done` every 20 ms for up to `budget`; true once it held.
+fn within(budget: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + budget;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A PING must answer within a second (a generous "no stall" bound).
+fn assert_ping_answers(client: &mut RawClient) {
+    let started = Instant::now();
+    assert_eq!(client.command(&["PING"]), b"+PONG\r\n");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(1), "PING took {took:?}");
+}
+
+/// Connects `count` clients that each send WRITEBEHIND FLUSH (no timeout
+/// argument: the default applies), with their ids, and waits until all
+/// are blocked.
+fn flush_waiters(
+    addr: SocketAddr,
+    observer: &mut RawClient,
+    count: usize,
+) -> Vec<(RawClient, u64)> {
+    let waiters: Vec<(RawClient, u64)> = (0..count)
+        .map(|_| {
+            let mut waiter = RawClient::connect(addr);
+            let id = client_id(&mut waiter);
+            waiter.send(&encode_command(&[b"WRITEBEHIND", b"FLUSH"]));
+            (waiter, id)
+        })
+        .collect();
+    assert!(
+        within(Duration::from_secs(10), || ids_flagged(observer, 'b').len()
+            == count),
+        "not every WRITEBEHIND FLUSH is waiting: {} of {count}",
+        ids_flagged(observer, 'b').len()
+    );
+    waiters
+}
+
+#[test]
+fn flush_waiters_hold_no_thread_and_yield_to_kill_and_unblock() {
+    let server = TestServer::with_config(with_unreachable_postgres);
+    let mut observer = server.raw();
+    assert_eq!(observer.command(&["SET", "k", "v"]), b"+OK\r\n");
+    // 50 waiters on a runtime of 2 worker threads: a thread each would
+    // leave none for PING.
+    let mut waiters = flush_waiters(server.addr, &mut observer, 50);
+    let mut pinger = server.raw();
+    for _ in 0..5 {
+        assert_ping_answers(&mut pinger);
+    }
+    let mut blocked = ids_flagged(&mut observer, 'b');
+    blocked.sort_unstable();
+    let mut ids: Vec<u64> = waiters.iter().map(|(_, id)| *id).collect();
+    ids.sort_unstable();
+    assert_eq!(blocked, ids);
+    // CLIENT KILL of a waiter closes it at once.
+    let victim = waiters[0].1;
+    assert_eq!(
+        observer.command(&["CLIENT", "KILL", "ID", &victim.to_string()]),
+        b":1\r\n"
+    );
+    assert!(
+        within(Duration::from_secs(1), || !listed(&mut observer, victim)),
+        "a killed waiter is still listed"
+    );
+    assert!(waiters[0].0.is_closed());
+    // CLIENT UNBLOCK ... ERROR gives the UNBLOCKED error, TIMEOUT the
+    // incomplete-flush error, and the clients go on.
+    let unblocked = waiters[1].1;
+    assert_eq!(
+        observer.command(&["CLIENT", "UNBLOCK", &unblocked.to_string(), "ERROR"]),
+        b":1\r\n"
+    );
+    assert_eq!(
+        text(&waiters[1].0.read_reply()),
+        "-UNBLOCKED client unblocked via CLIENT UNBLOCK\r\n"
+    );
+    assert_eq!(waiters[1].0.command(&["PING"]), b"+PONG\r\n");
+    let timed_out = waiters[2].1;
+    assert_eq!(
+        observer.command(&["CLIENT", "UNBLOCK", &timed_out.to_string(), "TIMEOUT"]),
+        b":1\r\n"
+    );
+    let reply = text(&waiters[2].0.read_reply());
+    assert!(
+        reply.starts_with(
+            "-WRITEBEHIND flush did not complete: 1 changes are not in PostgreSQL yet"
+        ),
+        "{reply}"
+    );
+    assert_eq!(ids_flagged(&mut observer, 'b').len(), 47);
+}
+
+#[test]
+fn flush_timeouts_reply_with_the_incomplete_flush_error() {
+    let server = TestServer::with_config(with_unreachable_postgres);
+    let mut client = server.raw();
+    assert_eq!(client.command(&["SET", "k", "v"]), b"+OK\r\n");
+    let started = Instant::now();
+    let reply = text(&client.command(&["WRITEBEHIND", "FLUSH", "200"]));
+    assert!(
+        reply.starts_with(
+            "-WRITEBEHIND flush did not complete: 1 changes are not in PostgreSQL yet"
+        ),
+        "{reply}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    // Without an argument, write-behind-flush-timeout applies.
+    assert_eq!(
+        client.command(&["CONFIG", "GET", "write-behind-flush-timeout"]),
+        b"*2\r\n$26\r\nwrite-behind-flush-timeout\r\n$5\r\n60000\r\n"
+    );
+    assert_eq!(
+        client.command(&["CONFIG", "SET", "write-behind-flush-timeout", "150"]),
+        b"+OK\r\n"
+    );
+    let started = Instant::now();
+    let reply = text(&client.command(&["WRITEBEHIND", "FLUSH"]));
+    assert!(
+        reply.starts_with("-WRITEBEHIND flush did not complete"),
+        "{reply}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(150) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
+    // The connection goes on, in order, after a wait.
+    client.send(&encode_command(&[b"WRITEBEHIND", b"FLUSH", b"50"]));
+    client.send(&encode_command(&[b"PING"]));
+    assert!(text(&client.read_reply()).starts_with("-WRITEBEHIND flush did not complete"));
+    assert_eq!(client.read_reply(), b"+PONG\r\n");
+    assert!(text(&client.command(&["WRITEBEHIND", "FLUSH", "-1"])).starts_with("-ERR timeout"));
+}
+
+#[test]
+fn shutdown_with_flush_waiters_is_prompt() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let mut config = Config {
+        port: 0,
+        ..Config::default()
+    };
+    with_unreachable_postgres(&mut config);
+    let server = runtime
+        .block_on(Server::start(config))
+        .expect("start server");
+    let mut observer = RawClient::connect(server.local_addr());
+    assert_eq!(observer.command(&["SET", "k", "v"]), b"+OK\r\n");
+    let mut waiters = flush_waiters(server.local_addr(), &mut observer, 20);
+    let started = Instant::now();
+    runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), server.shutdown())
+            .await
+            .expect("shutdown did not complete within 5 s")
+    });
+    let took = started.elapsed();
+    // The flush of the backlog has 300 ms (write-behind-shutdown-timeout).
+    assert!(took < Duration::from_secs(3), "shutdown took {took:?}");
+    for (waiter, _) in &mut waiters {
+        assert!(waiter.is_closed());
+    }
+}
+
+/// A client that pipelines big GETs and never reads its replies: the
+/// server's writes to it stall.
+fn stalled_reader(server: &TestServer) -> (RawClient, u64) {
+    let mut setter = server.raw();
+    let value = vec![b'x'; 1024 * 1024];
+    assert_eq!(setter.command_bytes(&[b"SET", b"big", &value]), b"+OK\r\n");
+    let mut reader = server.raw();
+    let id = client_id(&mut reader);
+    let mut pipeline = Vec::new();
+    for _ in 0..100 {
+        pipeline.extend_from_slice(&encode_command(&[b"GET", b"big"]));
+    }
+    reader.send(&pipeline);
+    (reader, id)
+}
+
+#[test]
+fn client_kill_removes_a_client_that_does_not_read() {
+    let server = TestServer::start();
+    let (_reader, id) = stalled_reader(&server);
+    let mut observer = server.raw();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        listed(&mut observer, id),
+        "the stalled client is gone already"
+    );
+    assert_eq!(
+        observer.command(&["CLIENT", "KILL", "ID", &id.to_string()]),
+        b":1\r\n"
+    );
+    assert!(
+        within(Duration::from_secs(1), || !listed(&mut observer, id)),
+        "a killed client that does not read is still listed"
+    );
+    assert_ping_answers(&mut observer);
+}
+
+#[test]
+fn timeout_closes_a_client_that_does_not_read() {
+    let server = TestServer::start();
+    let (_reader, id) = stalled_reader(&server);
+    let mut observer = server.raw();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(listed(&mut observer, id));
+    assert_eq!(
+        observer.command(&["CONFIG", "SET", "timeout", "1"]),
+        b"+OK\r\n"
+    );
+    // The observer itself talks often enough to stay.
+    let gone = within(Duration::from_secs(4), || !listed(&mut observer, id));
+    assert!(gone, "timeout did not close a client that does not read");
+}
