@@ -3,9 +3,12 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use larder::memory::{AllocatorHooks, CountingAllocator};
+use larder::shared::Shared;
 use larder::{Config, Server};
 
 /// mimalloc, counted: INFO's used_memory and maxmemory eviction see exactly
@@ -264,7 +267,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let server = match Server::bind(config).await {
             Ok(server) => server,
             Err(error) => {
@@ -275,11 +278,8 @@ fn main() -> ExitCode {
         larder::memory::mark_startup();
         tracing::info!(address = %server.local_addr(), "Larder ready to accept connections");
         let shared = server.shared();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::warn!("received a termination signal, shutting down");
-            shared.request_shutdown();
-        });
+        tokio::spawn(stop_on_signals(shared.clone()));
+        tokio::spawn(enforce_shutdown_deadline(shared));
         match server.run().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -287,23 +287,72 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // What shutdown abandoned at its deadline (a blocking task stuck on the
+    // disk, say) must not hold the process.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
 }
 
-async fn wait_for_signal() {
+/// Added to `shutdown-timeout` before the process exits by force: the
+/// server's own bounded shutdown normally returns first, with its log.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// SIGTERM or SIGINT starts a shutdown; a second one (or one arriving
+/// during a SHUTDOWN) exits at once, as Redis does.
+async fn stop_on_signals(shared: Arc<Shared>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let interrupt = signal(SignalKind::interrupt());
-    let terminate = signal(SignalKind::terminate());
-    match (interrupt, terminate) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
+    let (mut interrupt, mut terminate) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
         _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            tracing::error!("cannot listen for signals; only SHUTDOWN stops the server");
+            return;
         }
+    };
+    loop {
+        let received = tokio::select! {
+            received = interrupt.recv() => received,
+            received = terminate.recv() => received,
+        };
+        if received.is_none() {
+            return;
+        }
+        if shared.is_stopping() {
+            tracing::warn!("You insist... exiting now.");
+            std::process::exit(1);
+        }
+        tracing::warn!("received a termination signal, shutting down");
+        shared.request_shutdown();
+    }
+}
+
+/// Once a shutdown starts (signal or SHUTDOWN), the process ends within
+/// `shutdown-timeout` whatever still runs: a thread of its own exits, so
+/// that no wedged task or worker can hold it.
+async fn enforce_shutdown_deadline(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown_receiver();
+    let _ = shutdown.wait_for(|&stop| stop).await;
+    let budget = Duration::from_secs(shared.config.read().shutdown_timeout) + SHUTDOWN_GRACE;
+    let watchdog = std::thread::Builder::new()
+        .name("larder-shutdown-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(budget);
+            let unfinished = larder::server::unfinished_work(&shared);
+            tracing::error!(
+                "shutdown-timeout passed: exiting without finishing: {}",
+                if unfinished.is_empty() {
+                    "the server's own shutdown".to_string()
+                } else {
+                    unfinished.join("; ")
+                }
+            );
+            std::process::exit(1);
+        });
+    if let Err(error) = watchdog {
+        tracing::error!(%error, "cannot enforce shutdown-timeout");
     }
 }
 

@@ -290,3 +290,181 @@ fn timeout_closes_a_client_that_does_not_read() {
     let gone = within(Duration::from_secs(4), || !listed(&mut observer, id));
     assert!(gone, "timeout did not close a client that does not read");
 }
+
+/// The real `larder-server` binary, its output collected.
+struct Binary {
+    child: std::process::Child,
+    addr: SocketAddr,
+    output: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Binary {
+    /// Starts the binary with `args` (plus a port and bind address), under
+    /// `shell_prefix` if given (e.g. `ulimit -n 64;`), and waits until it
+    /// answers PING.
+    fn start(shell_prefix: &str, args: &[&str]) -> Binary {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let port = free_port();
+        let mut command_line = format!(
+            "{shell_prefix} exec '{}' --port {port} --bind 127.0.0.1",
+            env!("CARGO_BIN_EXE_larder-server")
+        );
+        for arg in args {
+            command_line.push_str(&format!(" '{arg}'"));
+        }
+        let mut child = Command::new("bash")
+            .arg("-c")
+            .arg(&command_line)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn larder-server");
+        let output = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let output = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Ok(mut output) = output.lock() {
+                        output.push_str(&line);
+                        output.push('\n');
+                    }
+                }
+            });
+        }
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let answered = within(Duration::from_secs(20), || {
+            std::net::TcpStream::connect(addr).is_ok_and(|stream| {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut client = RawClientProbe(stream);
+                client.ping()
+            })
+        });
+        let binary = Binary {
+            child,
+            addr,
+            output,
+        };
+        assert!(answered, "larder-server did not start: {}", binary.log());
+        binary
+    }
+
+    fn raw(&self) -> RawClient {
+        RawClient::connect(self.addr)
+    }
+
+    fn log(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    fn signal(&self, name: &str) {
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success());
+    }
+
+    /// Waits up to `budget` for the process to exit; true if it did.
+    fn exits_within(&mut self, budget: Duration) -> bool {
+        within(budget, || matches!(self.child.try_wait(), Ok(Some(_))))
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A PING over a plain socket that never panics (the server may not be up).
+struct RawClientProbe(std::net::TcpStream);
+
+impl RawClientProbe {
+    fn ping(&mut self) -> bool {
+        use std::io::{Read, Write};
+        let mut reply = [0u8; 7];
+        self.0.write_all(b"PING\r\n").is_ok()
+            && self.0.read_exact(&mut reply).is_ok()
+            && &reply == b"+PONG\r\n"
+    }
+}
+
+/// A binary writing behind to an unreachable PostgreSQL, with pending
+/// changes and clients waiting in WRITEBEHIND FLUSH.
+fn busy_binary(shutdown_timeout: &str) -> (Binary, Vec<(RawClient, u64)>) {
+    let url = unreachable_postgres_url();
+    let binary = Binary::start(
+        "",
+        &[
+            "--write-behind-url",
+            &url,
+            "--write-behind-shutdown-timeout",
+            "60000",
+            "--shutdown-timeout",
+            shutdown_timeout,
+        ],
+    );
+    let mut client = binary.raw();
+    let mut pipeline = Vec::new();
+    for i in 0..200 {
+        pipeline.extend_from_slice(&encode_command(&[b"SET", format!("k{i}").as_bytes(), b"v"]));
+    }
+    client.send(&pipeline);
+    for _ in 0..200 {
+        assert_eq!(client.read_reply(), b"+OK\r\n");
+    }
+    let waiters = flush_waiters(binary.addr, &mut client, 10);
+    (binary, waiters)
+}
+
+#[test]
+fn sigterm_stops_the_binary_within_shutdown_timeout() {
+    let (mut binary, _waiters) = busy_binary("2");
+    let started = Instant::now();
+    binary.signal("TERM");
+    // The flusher alone would retry PostgreSQL for 60 s.
+    assert!(
+        binary.exits_within(Duration::from_secs(5)),
+        "still running 5 s after SIGTERM with shutdown-timeout 2: {}",
+        binary.log()
+    );
+    let took = started.elapsed();
+    let log = binary.log();
+    assert!(
+        log.contains("200 write-behind changes not in PostgreSQL: lost"),
+        "the log does not say what was left undone ({took:?}): {log}"
+    );
+}
+
+#[test]
+fn a_second_sigterm_exits_at_once() {
+    let (mut binary, _waiters) = busy_binary("60");
+    binary.signal("TERM");
+    assert!(
+        !binary.exits_within(Duration::from_millis(500)),
+        "the server should still be flushing"
+    );
+    binary.signal("INT");
+    assert!(
+        binary.exits_within(Duration::from_secs(1)),
+        "a second signal did not exit at once: {}",
+        binary.log()
+    );
+    assert!(binary.log().contains("You insist... exiting now."));
+}

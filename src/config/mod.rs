@@ -44,6 +44,9 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     /// TCP keepalive interval in seconds (0: off).
     pub tcp_keepalive: u64,
+    /// Longest a shutdown may take, in seconds (`shutdown-timeout`): then
+    /// the process exits, leaving what it could not finish.
+    pub shutdown_timeout: u64,
     /// Background task frequency (active expiry passes per second).
     pub hz: u64,
     /// Log verbosity: debug, verbose, notice, warning.
@@ -413,6 +416,18 @@ pub static SETTINGS: &[Setting] = &[
         get: |c| c.tcp_keepalive.to_string(),
         set: |c, v| {
             c.tcp_keepalive = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "shutdown-timeout",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "10",
+        description: "Seconds a shutdown may take at most (write-behind flush, journal, connections); then the process exits.",
+        get: |c| c.shutdown_timeout.to_string(),
+        set: |c, v| {
+            c.shutdown_timeout = ranged(v, 0, i32::MAX as i64)? as u64;
             Ok(())
         },
     },
@@ -862,6 +877,7 @@ impl Default for Config {
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             tcp_keepalive: 0,
+            shutdown_timeout: 0,
             hz: 0,
             loglevel: String::new(),
             shards: 0,
