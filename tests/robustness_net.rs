@@ -468,3 +468,96 @@ fn a_second_sigterm_exits_at_once() {
     );
     assert!(binary.log().contains("You insist... exiting now."));
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status.lines().find_map(|line| {
+                line.strip_prefix("VmRSS:")
+                    .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            })
+        })
+        .expect("VmRSS")
+}
+
+fn info_field(client: &mut RawClient, section: &str, field: &str) -> u64 {
+    text(&client.command(&["INFO", section]))
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("INFO {field}"))
+}
+
+/// `field=` of each CLIENT LIST line whose `cmd=` is `cmd`.
+fn client_list_field(client: &mut RawClient, field: &str) -> Vec<u64> {
+    text(&client.command(&["CLIENT", "LIST"]))
+        .lines()
+        .filter(|line| !line.contains("cmd=client"))
+        .filter_map(|line| {
+            line.split(' ')
+                .find_map(|f| f.strip_prefix(&format!("{field}=")))
+                .and_then(|v| v.parse().ok())
+        })
+        .collect()
+}
+
+#[test]
+fn announced_huge_arguments_cost_what_has_arrived() {
+    let binary = Binary::start("", &[]);
+    let pid = binary.child.id();
+    let mut observer = binary.raw();
+    let mut clients: Vec<RawClient> = (0..20).map(|_| binary.raw()).collect();
+    for client in &mut clients {
+        assert_eq!(client.command(&["PING"]), b"+PONG\r\n");
+    }
+    let rss_before = rss_kib(pid);
+    let used_before = info_field(&mut observer, "memory", "used_memory");
+    let chunk = vec![b'a'; 24 * 1024];
+    for client in &mut clients {
+        client.send(b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n");
+        client.send(&chunk);
+    }
+    let header = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$536870912\r\n".len() as u64;
+    let arrived = within(Duration::from_secs(10), || {
+        let qbufs = client_list_field(&mut observer, "qbuf");
+        qbufs.len() == 20 && qbufs.iter().all(|&q| q == header + 24 * 1024)
+    });
+    assert!(
+        arrived,
+        "CLIENT LIST qbuf: {:?}",
+        client_list_field(&mut observer, "qbuf")
+    );
+    // The buffer grows with what came, not with what was announced.
+    for free in client_list_field(&mut observer, "qbuf-free") {
+        assert!(free <= 64 * 1024, "qbuf-free={free}");
+    }
+    for total in client_list_field(&mut observer, "tot-mem") {
+        assert!((24 * 1024..256 * 1024).contains(&total), "tot-mem={total}");
+    }
+    let rss_growth_kib = rss_kib(pid).saturating_sub(rss_before);
+    let used_growth =
+        info_field(&mut observer, "memory", "used_memory").saturating_sub(used_before);
+    eprintln!("20 clients x 24 KiB of a 512 MB argument: RSS +{rss_growth_kib} KiB, used_memory +{used_growth} B");
+    // Before: 27-68 MB each, over 500 MB for 20 such clients.
+    assert!(
+        rss_growth_kib < 16 * 1024,
+        "RSS grew by {rss_growth_kib} KiB"
+    );
+    assert!(
+        used_growth < 8 * 1024 * 1024,
+        "used_memory grew by {used_growth}"
+    );
+    // MEMORY STATS counts the query buffers in clients.normal.
+    let stats = text(&observer.command(&["MEMORY", "STATS"]));
+    let clients_normal: u64 = stats
+        .split("clients.normal\r\n:")
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").next())
+        .and_then(|n| n.parse().ok())
+        .expect("clients.normal");
+    assert!(
+        clients_normal >= 20 * 24 * 1024,
+        "clients.normal={clients_normal}"
+    );
+}

@@ -21,6 +21,9 @@ use crate::writebehind::journal::{take_appended, Journal};
 /// pipeline does not accumulate all of its replies in memory.
 const OUTPUT_FLUSH_THRESHOLD: usize = 1024 * 1024;
 
+/// What a read asks for at least (and an idle connection's input buffer).
+const READ_CHUNK: usize = 16 * 1024;
+
 /// How often a waiting connection looks at the `timeout` setting again.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
@@ -62,7 +65,8 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         shared: &shared,
         handle: handle.clone(),
         shutdown: shared.shutdown_receiver(),
-        input: BytesMut::with_capacity(16 * 1024),
+        input: BytesMut::with_capacity(READ_CHUNK),
+        reported_query_capacity: 0,
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
         journal: shared
@@ -88,6 +92,9 @@ struct Connection<'a> {
     handle: Arc<ClientHandle>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     input: BytesMut,
+    /// The input buffer's capacity as last counted in
+    /// `memory::query_buffer_bytes`.
+    reported_query_capacity: usize,
     output: ReplyBuf,
     decoder: RequestDecoder,
     /// The write-behind journal, when it is on: replies to write commands
@@ -106,17 +113,7 @@ impl Connection<'_> {
         }
         let handle = self.handle.clone();
         loop {
-            if let Some(needed) = self.decoder.bytes_needed() {
-                // A big argument is on its way: grow once to fit it, but never
-                // by more than what a read could fill soon (the length is
-                // client-supplied).
-                let wanted = needed
-                    .saturating_sub(self.input.len())
-                    .min(64 * 1024 * 1024);
-                self.input.reserve(wanted);
-            } else if self.input.capacity() - self.input.len() < 4096 {
-                self.input.reserve(16 * 1024);
-            }
+            self.make_room_to_read();
             let waiting_since = Instant::now();
             let read = tokio::select! {
                 read = stream.read_buf(&mut self.input) => read?,
@@ -127,6 +124,7 @@ impl Connection<'_> {
             if read == 0 {
                 return Ok(());
             }
+            self.report_query_buffer();
             session.last_read = Instant::now();
             self.shared
                 .stats
@@ -160,8 +158,44 @@ impl Connection<'_> {
             }
             // Once drained, give back the memory a big request needed.
             if self.input.is_empty() && self.input.capacity() > 1024 * 1024 {
-                self.input = BytesMut::with_capacity(16 * 1024);
+                self.input = BytesMut::with_capacity(READ_CHUNK);
             }
+            self.report_query_buffer();
+        }
+    }
+
+    /// Makes room in the input buffer for the next read. A big argument
+    /// on its way grows the buffer in proportion to what has arrived
+    /// (about doubling), never past what its announced length still
+    /// needs: the length is the client's word, the data is not there yet,
+    /// and a buffer sized by the announcement costs its full size once
+    /// copied (as Redis grows a big argument's buffer as data comes).
+    fn make_room_to_read(&mut self) {
+        let len = self.input.len();
+        let spare = self.input.capacity() - len;
+        match self.decoder.bytes_needed() {
+            Some(needed) => {
+                let missing = needed.saturating_sub(len);
+                let wanted = missing.min(len.max(READ_CHUNK));
+                if spare < wanted / 2 || spare == 0 {
+                    self.input.reserve(wanted);
+                }
+            }
+            None if spare < 4096 => self.input.reserve(READ_CHUNK),
+            None => {}
+        }
+    }
+
+    /// Tells CLIENT LIST and the memory figures what the input buffer
+    /// holds (once per read batch).
+    fn report_query_buffer(&mut self) {
+        let capacity = self.input.capacity();
+        self.handle.set_query_buffer(self.input.len(), capacity);
+        if capacity != self.reported_query_capacity {
+            crate::memory::query_buffers_changed(
+                capacity as i64 - self.reported_query_capacity as i64,
+            );
+            self.reported_query_capacity = capacity;
         }
     }
 
@@ -417,6 +451,8 @@ impl Connection<'_> {
         // shutdown and, as in Redis, `timeout` (a write that moves counts
         // as activity).
         let buffer = self.output.buffer();
+        self.handle
+            .set_output_buffer(buffer.len(), buffer.capacity());
         let mut written = 0;
         let mut progress_at = Instant::now();
         while written < buffer.len() {
@@ -446,7 +482,14 @@ impl Connection<'_> {
         if buffer.capacity() > 4 * OUTPUT_FLUSH_THRESHOLD {
             *buffer = BytesMut::with_capacity(16 * 1024);
         }
+        self.handle.set_output_buffer(0, buffer.capacity());
         Ok(())
+    }
+}
+
+impl Drop for Connection<'_> {
+    fn drop(&mut self) {
+        crate::memory::query_buffers_changed(-(self.reported_query_capacity as i64));
     }
 }
 
