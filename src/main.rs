@@ -257,6 +257,11 @@ fn main() -> ExitCode {
             }),
         )
         .init();
+    let mut config = config;
+    if let Err(message) = larder::server::fit_open_files_limit(&mut config) {
+        tracing::error!("{message}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -561,3 +561,123 @@ fn announced_huge_arguments_cost_what_has_arrived() {
         "clients.normal={clients_normal}"
     );
 }
+
+#[test]
+fn a_low_open_file_limit_lowers_maxclients_and_refuses_the_surplus() {
+    // `ulimit -n` in bash sets the hard limit too: it cannot be raised.
+    let binary = Binary::start("ulimit -n 64;", &[]);
+    let mut observer = binary.raw();
+    assert_eq!(
+        observer.command(&["CONFIG", "GET", "maxclients"]),
+        b"*2\r\n$10\r\nmaxclients\r\n$2\r\n32\r\n"
+    );
+    let log = binary.log();
+    assert!(
+        log.contains("Current maximum open files is 64. maxclients has been reduced to 32 to compensate for low ulimit."),
+        "{log}"
+    );
+    // 31 more fit beside the observer.
+    let mut served: Vec<RawClient> = (0..31).map(|_| binary.raw()).collect();
+    for client in &mut served {
+        assert_eq!(client.command(&["PING"]), b"+PONG\r\n");
+    }
+    // Many more at once, past the descriptors left: each is refused with
+    // the error, none hangs.
+    let addr = binary.addr;
+    let surplus: Vec<_> = (0..80)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut client = RawClient::connect(addr);
+                client.send(&encode_command(&[b"PING"]));
+                client.try_read_reply()
+            })
+        })
+        .collect();
+    for attempt in surplus {
+        let reply = attempt.join().expect("surplus client");
+        assert_eq!(
+            reply.as_deref(),
+            Some(&b"-ERR max number of clients reached\r\n"[..])
+        );
+    }
+    assert_ping_answers(&mut observer);
+    assert_ping_answers(&mut served[30]);
+    assert_eq!(
+        info_field(&mut observer, "stats", "rejected_connections"),
+        80
+    );
+    // Accept failures (if any) are not logged once per try.
+    let accept_lines = binary.log().matches("Accepting client connection").count();
+    assert!(accept_lines <= 2, "{accept_lines} accept failures logged");
+}
+
+#[test]
+fn maxclients_holds_when_clients_connect_together() {
+    let server = TestServer::with_config(|config| config.maxclients = 10);
+    let mut observer = server.raw();
+    let addr = server.addr;
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(50));
+    let attempts: Vec<_> = (0..50)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut client = RawClient::connect(addr);
+                client.send(&encode_command(&[b"PING"]));
+                let reply = client.try_read_reply();
+                // Stay connected until every attempt has its answer.
+                barrier.wait();
+                reply
+            })
+        })
+        .collect();
+    let replies: Vec<_> = attempts
+        .into_iter()
+        .map(|attempt| attempt.join().expect("client thread"))
+        .collect();
+    let served = replies
+        .iter()
+        .filter(|reply| reply.as_deref() == Some(&b"+PONG\r\n"[..]))
+        .count();
+    let refused = replies
+        .iter()
+        .filter(|reply| reply.as_deref() == Some(&b"-ERR max number of clients reached\r\n"[..]))
+        .count();
+    assert_eq!((served, refused), (9, 41));
+    assert_ping_answers(&mut observer);
+}
+
+#[test]
+fn tcp_keepalive_sets_the_probe_interval() {
+    let server = TestServer::with_config(|config| config.tcp_keepalive = 7);
+    let mut client = server.raw();
+    assert_eq!(client.command(&["PING"]), b"+PONG\r\n");
+    // `ss -o` shows the server side's keepalive timer: 7 s, not the
+    // system's default 2 hours.
+    let port = server.addr.port();
+    let output = std::process::Command::new("ss")
+        .args([
+            "-tnoH",
+            "state",
+            "established",
+            &format!("( sport = :{port} )"),
+        ])
+        .output()
+        .expect("ss (iproute2) must be installed");
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let timer = listing
+        .split("timer:(keepalive,")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no keepalive timer: {listing}"));
+    assert!(
+        !timer.contains("min") && !timer.contains('h'),
+        "keepalive timer {timer}"
+    );
+    let seconds: f64 = timer
+        .trim_end_matches("sec")
+        .trim_end_matches("ms")
+        .parse()
+        .unwrap_or_else(|_| panic!("keepalive timer {timer}"));
+    assert!(seconds <= 7.0, "keepalive timer {timer}");
+}

@@ -33,16 +33,19 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         let config = shared.config.read();
         (config.maxclients, config.tcp_keepalive)
     };
-    if shared.clients.len() >= maxclients {
+    let Some(handle) =
+        shared
+            .clients
+            .register_within(maxclients, Some(peer), stream.local_addr().ok())
+    else {
         shared
             .stats
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        let refusal = stream.write_all(b"-ERR max number of clients reached\r\n");
+        let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
         return;
-    }
+    };
     // As in Redis, a refused connection is not counted as received.
     shared
         .stats
@@ -50,12 +53,16 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         .fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     if keepalive > 0 {
-        let socket = socket2_ref(&stream);
-        let _ = socket.set_keepalive(true);
+        // As Redis's anetKeepAlive: the first probe after `tcp-keepalive`
+        // seconds of silence, then every third of it, 3 probes in all: a
+        // dead peer goes within about twice the setting.
+        let idle = Duration::from_secs(keepalive);
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval((idle / 3).max(Duration::from_secs(1)))
+            .with_retries(3);
+        let _ = socket2_ref(&stream).set_tcp_keepalive(&probes);
     }
-    let handle = shared
-        .clients
-        .register(Some(peer), stream.local_addr().ok());
     let mut session = Session::new(handle.clone());
     // As in Redis, a client that connects while no password is set stays
     // authenticated if one is set later.

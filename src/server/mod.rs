@@ -3,6 +3,9 @@
 //! to [`crate::commands::execute`].
 
 mod connection;
+mod limits;
+
+pub use limits::{fit_open_files_limit, RESERVED_FDS};
 
 use std::io;
 use std::net::SocketAddr;
@@ -281,17 +284,55 @@ impl RunningServer {
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut failures = AcceptFailures::default();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Typically EMFILE: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                failures.succeeded();
+                tokio::spawn(connection::serve(shared.clone(), stream, peer));
             }
-        };
-        tokio::spawn(connection::serve(shared.clone(), stream, peer));
+            Err(error) => {
+                // Typically EMFILE: the connection waits in the backlog
+                // until a descriptor frees; back off instead of spinning.
+                let pause = failures.failed(&error);
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Accept failures in a row: the pause before the next try doubles (10 ms
+/// up to 200 ms), and the log has one line per 10 seconds at most, with
+/// the count, instead of one per try.
+#[derive(Default)]
+struct AcceptFailures {
+    in_a_row: u32,
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl AcceptFailures {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Self::LOG_EVERY)
+        {
+            tracing::warn!(
+                failures = self.unlogged,
+                "Accepting client connection: {error}"
+            );
+            self.unlogged = 0;
+            self.logged_at = Some(Instant::now());
+        }
+        Duration::from_millis(10 << self.in_a_row.min(5)).min(Duration::from_millis(200))
+    }
+
+    fn succeeded(&mut self) {
+        self.in_a_row = 0;
     }
 }
 

@@ -242,6 +242,25 @@ impl ClientRegistry {
         handle
     }
 
+    /// Registers a new client unless `max` are connected already: the
+    /// check and the registration are one step, so that clients connecting
+    /// together cannot pass `maxclients` between them.
+    pub fn register_within(
+        &self,
+        max: usize,
+        addr: Option<SocketAddr>,
+        laddr: Option<SocketAddr>,
+    ) -> Option<Arc<ClientHandle>> {
+        let mut clients = self.clients.lock();
+        if clients.len() >= max {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+        clients.insert(id, handle.clone());
+        Some(handle)
+    }
+
     pub fn unregister(&self, id: u64) {
         self.clients.lock().remove(&id);
     }
