@@ -24,6 +24,7 @@ mod mi {
 
     extern "C" {
         fn mi_option_set(option: i32, value: std::ffi::c_long);
+        fn mi_option_get(option: i32) -> std::ffi::c_long;
         fn mi_good_size(size: usize) -> usize;
         fn mi_collect(force: bool);
         fn mi_stats_print_out(
@@ -49,9 +50,18 @@ mod mi {
         unsafe { mi_good_size(size) }
     }
 
-    /// `mi_option_page_reclaim_on_free` in the mimalloc v3 that
-    /// libmimalloc-sys 0.1.49 vendors (`include/mimalloc.h`'s enum).
-    const PAGE_RECLAIM_ON_FREE: i32 = 35;
+    /// `mi_option_page_reclaim_on_free`'s number in the mimalloc this
+    /// binary links, read from its header at build time (build.rs); `None`
+    /// if that mimalloc has no such option.
+    const PAGE_RECLAIM_ON_FREE: Option<&str> = option_env!("LARDER_MI_PAGE_RECLAIM_ON_FREE");
+
+    /// What [`tune`] did, for the log (written once logging is set up).
+    pub enum Tuning {
+        Set,
+        LeftToEnvironment,
+        Unknown,
+        DidNotStick(std::ffi::c_long),
+    }
 
     /// mimalloc settings for a cache that evicts: a page abandoned by one
     /// thread is not taken over by whichever thread frees a block into it
@@ -59,10 +69,35 @@ mod mi {
     /// reclaimed by threads looking for free space. With the default, a SET
     /// flood at maxmemory held ~25 MiB more RSS per 100 MiB (see the
     /// README). `MIMALLOC_PAGE_RECLAIM_ON_FREE` in the environment wins.
-    pub fn tune() {
-        if std::env::var_os("MIMALLOC_PAGE_RECLAIM_ON_FREE").is_none() {
-            // SAFETY: sets an integer option; no allocation involved.
-            unsafe { mi_option_set(PAGE_RECLAIM_ON_FREE, -1) }
+    pub fn tune() -> Tuning {
+        if std::env::var_os("MIMALLOC_PAGE_RECLAIM_ON_FREE").is_some() {
+            return Tuning::LeftToEnvironment;
+        }
+        let Some(option) = PAGE_RECLAIM_ON_FREE.and_then(|n| n.parse::<i32>().ok()) else {
+            return Tuning::Unknown;
+        };
+        // SAFETY: sets and reads an integer option; no allocation involved.
+        let value = unsafe {
+            mi_option_set(option, -1);
+            mi_option_get(option)
+        };
+        if value == -1 {
+            Tuning::Set
+        } else {
+            Tuning::DidNotStick(value)
+        }
+    }
+
+    pub fn log(tuning: Tuning) {
+        match tuning {
+            Tuning::Set | Tuning::LeftToEnvironment => {}
+            Tuning::Unknown => tracing::warn!(
+                "this mimalloc has no page_reclaim_on_free option: RSS may run higher under eviction"
+            ),
+            Tuning::DidNotStick(value) => tracing::warn!(
+                value,
+                "mimalloc's page_reclaim_on_free did not take -1: RSS may run higher under eviction"
+            ),
         }
     }
 
@@ -244,7 +279,7 @@ fn main() -> ExitCode {
     };
     // Before the runtime and the store allocate anything much.
     disable_thp();
-    mi::tune();
+    let tuning = mi::tune();
     larder::memory::set_allocator_hooks(AllocatorHooks {
         purge: mi::purge,
         stats: mi::stats,
@@ -257,6 +292,7 @@ fn main() -> ExitCode {
             }),
         )
         .init();
+    mi::log(tuning);
     let mut config = config;
     if let Err(message) = larder::server::fit_open_files_limit(&mut config) {
         tracing::error!("{message}");
@@ -303,6 +339,9 @@ fn main() -> ExitCode {
 /// server's own bounded shutdown normally returns first, with its log.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 
+/// Signals this close together are one delivery (see [`stop_on_signals`]).
+const SAME_SIGNAL_WINDOW: Duration = Duration::from_millis(200);
+
 /// SIGTERM or SIGINT starts a shutdown; a second one (or one arriving
 /// during a SHUTDOWN) exits at once, as Redis does.
 async fn stop_on_signals(shared: Arc<Shared>) {
@@ -317,6 +356,7 @@ async fn stop_on_signals(shared: Arc<Shared>) {
             return;
         }
     };
+    let mut first_at = None;
     loop {
         let received = tokio::select! {
             received = interrupt.recv() => received,
@@ -325,10 +365,16 @@ async fn stop_on_signals(shared: Arc<Shared>) {
         if received.is_none() {
             return;
         }
+        // The same signal sent to the process and to its group (GNU
+        // timeout does both) arrives twice at once: that is not insisting.
+        if first_at.is_some_and(|at: std::time::Instant| at.elapsed() < SAME_SIGNAL_WINDOW) {
+            continue;
+        }
         if shared.is_stopping() {
             tracing::warn!("You insist... exiting now.");
             std::process::exit(1);
         }
+        first_at = Some(std::time::Instant::now());
         tracing::warn!("received a termination signal, shutting down");
         shared.request_shutdown();
     }
