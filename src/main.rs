@@ -3,9 +3,12 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use larder::memory::{AllocatorHooks, CountingAllocator};
+use larder::shared::Shared;
 use larder::{Config, Server};
 
 /// mimalloc, counted: INFO's used_memory and maxmemory eviction see exactly
@@ -21,6 +24,7 @@ mod mi {
 
     extern "C" {
         fn mi_option_set(option: i32, value: std::ffi::c_long);
+        fn mi_option_get(option: i32) -> std::ffi::c_long;
         fn mi_good_size(size: usize) -> usize;
         fn mi_collect(force: bool);
         fn mi_stats_print_out(
@@ -46,9 +50,18 @@ mod mi {
         unsafe { mi_good_size(size) }
     }
 
-    /// `mi_option_page_reclaim_on_free` in the mimalloc v3 that
-    /// libmimalloc-sys 0.1.49 vendors (`include/mimalloc.h`'s enum).
-    const PAGE_RECLAIM_ON_FREE: i32 = 35;
+    /// `mi_option_page_reclaim_on_free`'s number in the mimalloc this
+    /// binary links, read from its header at build time (build.rs); `None`
+    /// if that mimalloc has no such option.
+    const PAGE_RECLAIM_ON_FREE: Option<&str> = option_env!("LARDER_MI_PAGE_RECLAIM_ON_FREE");
+
+    /// What [`tune`] did, for the log (written once logging is set up).
+    pub enum Tuning {
+        Set,
+        LeftToEnvironment,
+        Unknown,
+        DidNotStick(std::ffi::c_long),
+    }
 
     /// mimalloc settings for a cache that evicts: a page abandoned by one
     /// thread is not taken over by whichever thread frees a block into it
@@ -56,10 +69,35 @@ mod mi {
     /// reclaimed by threads looking for free space. With the default, a SET
     /// flood at maxmemory held ~25 MiB more RSS per 100 MiB (see the
     /// README). `MIMALLOC_PAGE_RECLAIM_ON_FREE` in the environment wins.
-    pub fn tune() {
-        if std::env::var_os("MIMALLOC_PAGE_RECLAIM_ON_FREE").is_none() {
-            // SAFETY: sets an integer option; no allocation involved.
-            unsafe { mi_option_set(PAGE_RECLAIM_ON_FREE, -1) }
+    pub fn tune() -> Tuning {
+        if std::env::var_os("MIMALLOC_PAGE_RECLAIM_ON_FREE").is_some() {
+            return Tuning::LeftToEnvironment;
+        }
+        let Some(option) = PAGE_RECLAIM_ON_FREE.and_then(|n| n.parse::<i32>().ok()) else {
+            return Tuning::Unknown;
+        };
+        // SAFETY: sets and reads an integer option; no allocation involved.
+        let value = unsafe {
+            mi_option_set(option, -1);
+            mi_option_get(option)
+        };
+        if value == -1 {
+            Tuning::Set
+        } else {
+            Tuning::DidNotStick(value)
+        }
+    }
+
+    pub fn log(tuning: Tuning) {
+        match tuning {
+            Tuning::Set | Tuning::LeftToEnvironment => {}
+            Tuning::Unknown => tracing::warn!(
+                "this mimalloc has no page_reclaim_on_free option: RSS may run higher under eviction"
+            ),
+            Tuning::DidNotStick(value) => tracing::warn!(
+                value,
+                "mimalloc's page_reclaim_on_free did not take -1: RSS may run higher under eviction"
+            ),
         }
     }
 
@@ -241,7 +279,7 @@ fn main() -> ExitCode {
     };
     // Before the runtime and the store allocate anything much.
     disable_thp();
-    mi::tune();
+    let tuning = mi::tune();
     larder::memory::set_allocator_hooks(AllocatorHooks {
         purge: mi::purge,
         stats: mi::stats,
@@ -254,6 +292,12 @@ fn main() -> ExitCode {
             }),
         )
         .init();
+    mi::log(tuning);
+    let mut config = config;
+    if let Err(message) = larder::server::fit_open_files_limit(&mut config) {
+        tracing::error!("{message}");
+        return ExitCode::FAILURE;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -264,7 +308,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         let server = match Server::bind(config).await {
             Ok(server) => server,
             Err(error) => {
@@ -275,11 +319,8 @@ fn main() -> ExitCode {
         larder::memory::mark_startup();
         tracing::info!(address = %server.local_addr(), "Larder ready to accept connections");
         let shared = server.shared();
-        tokio::spawn(async move {
-            wait_for_signal().await;
-            tracing::warn!("received a termination signal, shutting down");
-            shared.request_shutdown();
-        });
+        tokio::spawn(stop_on_signals(shared.clone()));
+        tokio::spawn(enforce_shutdown_deadline(shared));
         match server.run().await {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -287,23 +328,82 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         }
-    })
+    });
+    // What shutdown abandoned at its deadline (a blocking task stuck on the
+    // disk, say) must not hold the process.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    code
 }
 
-async fn wait_for_signal() {
+/// Added to `shutdown-timeout` before the process exits by force: the
+/// server's own bounded shutdown normally returns first, with its log.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
+
+/// Signals this close together are one delivery (see [`stop_on_signals`]).
+const SAME_SIGNAL_WINDOW: Duration = Duration::from_millis(200);
+
+/// SIGTERM or SIGINT starts a shutdown; a second one (or one arriving
+/// during a SHUTDOWN) exits at once, as Redis does.
+async fn stop_on_signals(shared: Arc<Shared>) {
     use tokio::signal::unix::{signal, SignalKind};
-    let interrupt = signal(SignalKind::interrupt());
-    let terminate = signal(SignalKind::terminate());
-    match (interrupt, terminate) {
-        (Ok(mut interrupt), Ok(mut terminate)) => {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-        }
+    let (mut interrupt, mut terminate) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(interrupt), Ok(terminate)) => (interrupt, terminate),
         _ => {
-            let _ = tokio::signal::ctrl_c().await;
+            tracing::error!("cannot listen for signals; only SHUTDOWN stops the server");
+            return;
         }
+    };
+    let mut first_at = None;
+    loop {
+        let received = tokio::select! {
+            received = interrupt.recv() => received,
+            received = terminate.recv() => received,
+        };
+        if received.is_none() {
+            return;
+        }
+        // The same signal sent to the process and to its group (GNU
+        // timeout does both) arrives twice at once: that is not insisting.
+        if first_at.is_some_and(|at: std::time::Instant| at.elapsed() < SAME_SIGNAL_WINDOW) {
+            continue;
+        }
+        if shared.is_stopping() {
+            tracing::warn!("You insist... exiting now.");
+            std::process::exit(1);
+        }
+        first_at = Some(std::time::Instant::now());
+        tracing::warn!("received a termination signal, shutting down");
+        shared.request_shutdown();
+    }
+}
+
+/// Once a shutdown starts (signal or SHUTDOWN), the process ends within
+/// `shutdown-timeout` whatever still runs: a thread of its own exits, so
+/// that no wedged task or worker can hold it.
+async fn enforce_shutdown_deadline(shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown_receiver();
+    let _ = shutdown.wait_for(|&stop| stop).await;
+    let budget = Duration::from_secs(shared.config.read().shutdown_timeout) + SHUTDOWN_GRACE;
+    let watchdog = std::thread::Builder::new()
+        .name("larder-shutdown-deadline".into())
+        .spawn(move || {
+            std::thread::sleep(budget);
+            let unfinished = larder::server::unfinished_work(&shared);
+            tracing::error!(
+                "shutdown-timeout passed: exiting without finishing: {}",
+                if unfinished.is_empty() {
+                    "the server's own shutdown".to_string()
+                } else {
+                    unfinished.join("; ")
+                }
+            );
+            std::process::exit(1);
+        });
+    if let Err(error) = watchdog {
+        tracing::error!(%error, "cannot enforce shutdown-timeout");
     }
 }
 

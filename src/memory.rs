@@ -220,6 +220,22 @@ pub fn peak_memory() -> u64 {
     peak.max(used)
 }
 
+/// Bytes held by the connections' query (read) buffers, as their
+/// connections last reported them (once per read batch).
+static QUERY_BUFFERS: AtomicI64 = AtomicI64::new(0);
+
+/// A connection's query buffer grew (or shrank) by `delta` bytes.
+pub fn query_buffers_changed(delta: i64) {
+    QUERY_BUFFERS.fetch_add(delta, Ordering::Relaxed);
+}
+
+/// Bytes the connections' query buffers hold (their capacity): part of
+/// [`used_memory`] (allocated through the same allocator), reported
+/// within MEMORY STATS `clients.normal`.
+pub fn query_buffer_bytes() -> u64 {
+    QUERY_BUFFERS.load(Ordering::Relaxed).max(0) as u64
+}
+
 /// [`used_memory`] when the server finished starting (MEMORY STATS's
 /// `startup.allocated`); 0 until [`mark_startup`] is called.
 static STARTUP: AtomicI64 = AtomicI64::new(0);

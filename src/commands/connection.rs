@@ -227,6 +227,18 @@ fn echo(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
+/// Compares passwords in constant time, on their SHA-256 digests so that
+/// neither the bytes nor the length of the expected one leak through
+/// timing (as Redis's time_independent_strcmp compares hashes).
+fn same_password(expected: &[u8], given: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    Sha256::digest(expected)
+        .as_slice()
+        .ct_eq(Sha256::digest(given).as_slice())
+        .into()
+}
+
 /// Checks credentials for the default user (Larder has no other users).
 fn check_credentials(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) -> Result<()> {
     let required = ctx.shared.config.read().requirepass.clone();
@@ -235,7 +247,7 @@ fn check_credentials(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) ->
     }
     match required {
         None => {}
-        Some(expected) if expected.as_bytes() == password => {}
+        Some(expected) if same_password(expected.as_bytes(), password) => {}
         Some(_) => return Err(Error::raw(WRONGPASS)),
     }
     ctx.session.authenticated = true;
@@ -649,4 +661,19 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
         ],
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod password_tests {
+    use super::same_password;
+
+    #[test]
+    fn passwords_compare_by_content_and_length() {
+        assert!(same_password(b"s3cret", b"s3cret"));
+        assert!(!same_password(b"s3cret", b"s3cre"));
+        assert!(!same_password(b"s3cret", b"s3cret "));
+        assert!(!same_password(b"s3cret", b"S3cret"));
+        assert!(same_password(b"", b""));
+        assert!(!same_password(b"", b"x"));
+    }
 }

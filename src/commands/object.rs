@@ -400,7 +400,9 @@ pub fn memory_overhead(ctx: &mut Ctx) -> Result<MemoryOverhead> {
         total_allocated: total,
         peak_allocated: crate::memory::peak_memory().max(total),
         startup_allocated: crate::memory::startup_allocated(),
-        clients_normal: ctx.shared.clients.len() as u64 * CLIENT_BASE_BYTES,
+        // The read buffers as they are; the rest of a client estimated.
+        clients_normal: ctx.shared.clients.len() as u64 * (CLIENT_BASE_BYTES - 16 * 1024)
+            + crate::memory::query_buffer_bytes(),
         rss: crate::memory::rss_bytes(),
         ..MemoryOverhead::default()
     };

@@ -64,6 +64,8 @@ pub struct Session {
     /// Left by a blocking command that could not be served and wrote no
     /// reply: the connection blocks the client (see `shared::blocking`).
     pub block: Option<BlockRequest>,
+    /// Left by `WRITEBEHIND FLUSH`: the connection waits for the flush.
+    pub flush_wait: Option<crate::shared::FlushWait>,
     /// While a blocked client's command runs again after a wakeup: the keys
     /// it was woken for, in the order they got data. As Redis 7.0 serves a
     /// blocked client from the key that became ready (first), the command
@@ -84,6 +86,7 @@ impl Session {
             handle,
             blocking_allowed: false,
             block: None,
+            flush_wait: None,
             woken_by: None,
         }
     }

@@ -9,6 +9,7 @@ use super::flags::*;
 use super::parse::strict_i64;
 use super::{resolve, CommandSpec, Ctx, Session, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::shared::FlushWait;
 use crate::store::ChangeObserver;
 use crate::writebehind::WriteBehind;
 
@@ -104,14 +105,16 @@ fn enabled<'a>(ctx: &Ctx<'_, 'a>) -> Result<&'a WriteBehind> {
         .ok_or_else(|| Error::err("write-behind is off (set write-behind-url to turn it on)"))
 }
 
-/// `WRITEBEHIND FLUSH [timeout-ms]`: 0 or nothing waits as long as it
-/// takes.
+/// `WRITEBEHIND FLUSH [timeout-ms]`: without an argument, waits at most
+/// `write-behind-flush-timeout`; 0 waits as long as it takes. The command
+/// only records what to wait for: the connection waits (see
+/// [`crate::shared::FlushWait`]), holding no thread, cancellable by
+/// CLIENT KILL, CLIENT UNBLOCK and shutdown.
 fn flush(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    let timeout = match argv.get(2) {
-        None => None,
+    let timeout_ms = match argv.get(2) {
+        None => ctx.shared.config.read().write_behind_flush_timeout,
         Some(arg) => match strict_i64(arg) {
-            Some(0) => None,
-            Some(ms) if ms > 0 => Some(Duration::from_millis(ms as u64)),
+            Some(ms) if ms >= 0 => ms as u64,
             _ => return Err(Error::err("timeout is not an integer or out of range")),
         },
     };
@@ -124,26 +127,21 @@ fn flush(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             "WRITEBEHIND FLUSH is not allowed inside a transaction",
         ));
     }
-    // The wait blocks this thread: tell the runtime so that its other tasks
-    // (the flusher among them) move to other workers.
-    let multi_threaded = tokio::runtime::Handle::try_current()
-        .is_ok_and(|handle| handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-    let done = if multi_threaded {
-        tokio::task::block_in_place(|| writebehind.wait_flushed(timeout))
-    } else if tokio::runtime::Handle::try_current().is_err() {
-        writebehind.wait_flushed(timeout)
-    } else {
-        return Err(Error::err(
-            "WRITEBEHIND FLUSH needs a multi-threaded runtime",
-        ));
-    };
-    if !done {
-        return Err(Error::raw(format!(
-            "WRITEBEHIND flush did not complete: {} changes are not in PostgreSQL yet",
-            writebehind.pending_keys()
-        )));
+    let target = writebehind.flush_target();
+    if writebehind.is_flushed(target) {
+        ctx.out.ok();
+        return Ok(());
     }
-    ctx.out.ok();
+    // Only a network connection can wait; an in-process caller learns at
+    // once that the flush is not complete (as a blocking command inside
+    // MULTI gets its timeout reply at once).
+    if !ctx.session.blocking_allowed {
+        return Err(Error::raw(writebehind.flush_incomplete_message()));
+    }
+    ctx.session.flush_wait = Some(FlushWait {
+        target,
+        timeout: (timeout_ms > 0).then(|| Duration::from_millis(timeout_ms)),
+    });
     Ok(())
 }
 

@@ -44,6 +44,9 @@ pub struct Config {
     pub client_query_buffer_limit: u64,
     /// TCP keepalive interval in seconds (0: off).
     pub tcp_keepalive: u64,
+    /// Longest a shutdown may take, in seconds (`shutdown-timeout`): then
+    /// the process exits, leaving what it could not finish.
+    pub shutdown_timeout: u64,
     /// Background task frequency (active expiry passes per second).
     pub hz: u64,
     /// Log verbosity: debug, verbose, notice, warning.
@@ -82,6 +85,9 @@ pub struct Config {
     /// How long shutdown waits for the backlog to reach PostgreSQL, in ms
     /// (`write-behind-shutdown-timeout`).
     pub write_behind_shutdown_timeout: u64,
+    /// How long `WRITEBEHIND FLUSH` without a timeout waits at most, in ms
+    /// (`write-behind-flush-timeout`, 0: no limit).
+    pub write_behind_flush_timeout: u64,
     /// Keys mapped to rows of existing tables (`write-behind-map`; see
     /// the write-behind engine's `mapping` module).
     pub write_behind_map: Vec<Mapping>,
@@ -417,6 +423,18 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "shutdown-timeout",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "10",
+        description: "Seconds a shutdown may take at most (write-behind flush, journal, connections); then the process exits.",
+        get: |c| c.shutdown_timeout.to_string(),
+        set: |c, v| {
+            c.shutdown_timeout = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
         name: "hz",
         kind: Kind::Integer,
         mutable: true,
@@ -717,6 +735,18 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "write-behind-flush-timeout",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "60000",
+        description: "Milliseconds WRITEBEHIND FLUSH without a timeout argument waits at most (0: no limit).",
+        get: |c| c.write_behind_flush_timeout.to_string(),
+        set: |c, v| {
+            c.write_behind_flush_timeout = ranged(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
         name: "dir",
         kind: Kind::Text,
         mutable: false,
@@ -862,6 +892,7 @@ impl Default for Config {
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             tcp_keepalive: 0,
+            shutdown_timeout: 0,
             hz: 0,
             loglevel: String::new(),
             shards: 0,
@@ -879,6 +910,7 @@ impl Default for Config {
             write_behind_max_pending: 0,
             write_behind_pool_size: 0,
             write_behind_shutdown_timeout: 0,
+            write_behind_flush_timeout: 0,
             write_behind_map: Vec::new(),
             write_behind_dead_letter_table: String::new(),
             write_behind_circuit_failures: 0,

@@ -13,13 +13,16 @@ use tokio::net::TcpStream;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
 use crate::shared::blocking::BlockRequest;
-use crate::shared::Shared;
 use crate::shared::UnblockReason;
+use crate::shared::{ClientHandle, FlushWait, Shared};
 use crate::writebehind::journal::{take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
 /// pipeline does not accumulate all of its replies in memory.
 const OUTPUT_FLUSH_THRESHOLD: usize = 1024 * 1024;
+
+/// What a read asks for at least (and an idle connection's input buffer).
+const READ_CHUNK: usize = 16 * 1024;
 
 /// How often a waiting connection looks at the `timeout` setting again.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
@@ -30,16 +33,19 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         let config = shared.config.read();
         (config.maxclients, config.tcp_keepalive)
     };
-    if shared.clients.len() >= maxclients {
+    let Some(handle) =
+        shared
+            .clients
+            .register_within(maxclients, Some(peer), stream.local_addr().ok())
+    else {
         shared
             .stats
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
-        let _ = stream
-            .write_all(b"-ERR max number of clients reached\r\n")
-            .await;
+        let refusal = stream.write_all(b"-ERR max number of clients reached\r\n");
+        let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
         return;
-    }
+    };
     // As in Redis, a refused connection is not counted as received.
     shared
         .stats
@@ -47,12 +53,16 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         .fetch_add(1, Ordering::Relaxed);
     let _ = stream.set_nodelay(true);
     if keepalive > 0 {
-        let socket = socket2_ref(&stream);
-        let _ = socket.set_keepalive(true);
+        // As Redis's anetKeepAlive: the first probe after `tcp-keepalive`
+        // seconds of silence, then every third of it, 3 probes in all: a
+        // dead peer goes within about twice the setting.
+        let idle = Duration::from_secs(keepalive);
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(idle)
+            .with_interval((idle / 3).max(Duration::from_secs(1)))
+            .with_retries(3);
+        let _ = socket2_ref(&stream).set_tcp_keepalive(&probes);
     }
-    let handle = shared
-        .clients
-        .register(Some(peer), stream.local_addr().ok());
     let mut session = Session::new(handle.clone());
     // As in Redis, a client that connects while no password is set stays
     // authenticated if one is set later.
@@ -60,7 +70,10 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     session.blocking_allowed = true;
     let mut connection = Connection {
         shared: &shared,
-        input: BytesMut::with_capacity(16 * 1024),
+        handle: handle.clone(),
+        shutdown: shared.shutdown_receiver(),
+        input: BytesMut::with_capacity(READ_CHUNK),
+        reported_query_capacity: 0,
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
         journal: shared
@@ -82,7 +95,13 @@ fn socket2_ref(stream: &TcpStream) -> socket2::SockRef<'_> {
 
 struct Connection<'a> {
     shared: &'a Shared,
+    /// This client's registry entry: its kill signal ends every wait.
+    handle: Arc<ClientHandle>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
     input: BytesMut,
+    /// The input buffer's capacity as last counted in
+    /// `memory::query_buffer_bytes`.
+    reported_query_capacity: usize,
     output: ReplyBuf,
     decoder: RequestDecoder,
     /// The write-behind journal, when it is on: replies to write commands
@@ -96,36 +115,23 @@ struct Connection<'a> {
 
 impl Connection<'_> {
     async fn run(&mut self, session: &mut Session, stream: &mut TcpStream) -> std::io::Result<()> {
-        let mut shutdown = self.shared.shutdown_receiver();
-        // A receiver only sees changes after it subscribed: a connection
-        // accepted just as the server stops must notice by itself, or it
-        // would stay open after SHUTDOWN.
         if self.shared.is_stopping() {
             return Ok(());
         }
-        let handle = session.handle.clone();
+        let handle = self.handle.clone();
         loop {
-            if let Some(needed) = self.decoder.bytes_needed() {
-                // A big argument is on its way: grow once to fit it, but never
-                // by more than what a read could fill soon (the length is
-                // client-supplied).
-                let wanted = needed
-                    .saturating_sub(self.input.len())
-                    .min(64 * 1024 * 1024);
-                self.input.reserve(wanted);
-            } else if self.input.capacity() - self.input.len() < 4096 {
-                self.input.reserve(16 * 1024);
-            }
+            self.make_room_to_read();
             let waiting_since = Instant::now();
             let read = tokio::select! {
                 read = stream.read_buf(&mut self.input) => read?,
                 _ = handle.killed() => return Ok(()),
-                _ = shutdown.changed() => return Ok(()),
+                _ = self.shutdown.wait_for(|&stop| stop) => return Ok(()),
                 _ = idle(self.shared, waiting_since) => return Ok(()),
             };
             if read == 0 {
                 return Ok(());
             }
+            self.report_query_buffer();
             session.last_read = Instant::now();
             self.shared
                 .stats
@@ -139,10 +145,15 @@ impl Connection<'_> {
                     // go out now; the requests after it wait in `input`.
                     Processed::Blocked(argv, request) => {
                         self.flush(stream).await?;
-                        if !self
-                            .wait_unblocked(session, stream, &mut shutdown, argv, request)
-                            .await?
-                        {
+                        if !self.wait_unblocked(session, stream, argv, request).await? {
+                            return Ok(());
+                        }
+                    }
+                    // WRITEBEHIND FLUSH: likewise, the replies before it go
+                    // out, then the connection waits for PostgreSQL.
+                    Processed::AwaitFlush(wait) => {
+                        self.flush(stream).await?;
+                        if !self.await_flush(session, stream, wait).await? {
                             return Ok(());
                         }
                     }
@@ -154,8 +165,44 @@ impl Connection<'_> {
             }
             // Once drained, give back the memory a big request needed.
             if self.input.is_empty() && self.input.capacity() > 1024 * 1024 {
-                self.input = BytesMut::with_capacity(16 * 1024);
+                self.input = BytesMut::with_capacity(READ_CHUNK);
             }
+            self.report_query_buffer();
+        }
+    }
+
+    /// Makes room in the input buffer for the next read. A big argument
+    /// on its way grows the buffer in proportion to what has arrived
+    /// (about doubling), never past what its announced length still
+    /// needs: the length is the client's word, the data is not there yet,
+    /// and a buffer sized by the announcement costs its full size once
+    /// copied (as Redis grows a big argument's buffer as data comes).
+    fn make_room_to_read(&mut self) {
+        let len = self.input.len();
+        let spare = self.input.capacity() - len;
+        match self.decoder.bytes_needed() {
+            Some(needed) => {
+                let missing = needed.saturating_sub(len);
+                let wanted = missing.min(len.max(READ_CHUNK));
+                if spare < wanted / 2 || spare == 0 {
+                    self.input.reserve(wanted);
+                }
+            }
+            None if spare < 4096 => self.input.reserve(READ_CHUNK),
+            None => {}
+        }
+    }
+
+    /// Tells CLIENT LIST and the memory figures what the input buffer
+    /// holds (once per read batch).
+    fn report_query_buffer(&mut self) {
+        let capacity = self.input.capacity();
+        self.handle.set_query_buffer(self.input.len(), capacity);
+        if capacity != self.reported_query_capacity {
+            crate::memory::query_buffers_changed(
+                capacity as i64 - self.reported_query_capacity as i64,
+            );
+            self.reported_query_capacity = capacity;
         }
     }
 
@@ -176,13 +223,20 @@ impl Connection<'_> {
                 Ok(Some(length)) => {
                     let args = self.decoder.args(&self.input[..length]);
                     let mut blocked = None;
+                    let mut awaiting_flush = None;
                     if !args.is_empty() {
                         if let Some(writebehind) = self.shared.writebehind.as_deref() {
                             if session.hot(self.shared).read_through {
                                 let keys = commands::read_through_keys(writebehind, session, &args);
                                 if !keys.is_empty() {
                                     let store = &self.shared.store;
-                                    writebehind.load_missing(store, session.db, keys).await;
+                                    tokio::select! {
+                                        _ = writebehind.load_missing(store, session.db, keys) => {}
+                                        _ = self.handle.killed() => return Ok(Processed::Close),
+                                        _ = self.shutdown.wait_for(|&stop| stop) => {
+                                            return Ok(Processed::Close)
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -192,6 +246,7 @@ impl Connection<'_> {
                         if let Some(request) = session.block.take() {
                             blocked = Some((args.iter().map(|a| a.to_vec()).collect(), request));
                         }
+                        awaiting_flush = session.flush_wait.take();
                     }
                     drop(args);
                     self.note_journaled();
@@ -204,6 +259,9 @@ impl Connection<'_> {
                     }
                     if let Some((argv, request)) = blocked {
                         return Ok(Processed::Blocked(argv, request));
+                    }
+                    if let Some(wait) = awaiting_flush {
+                        return Ok(Processed::AwaitFlush(wait));
                     }
                     if self.output.len() >= OUTPUT_FLUSH_THRESHOLD {
                         self.flush(stream).await?;
@@ -243,7 +301,6 @@ impl Connection<'_> {
         &mut self,
         session: &mut Session,
         stream: &mut TcpStream,
-        shutdown: &mut tokio::sync::watch::Receiver<bool>,
         argv: Vec<Vec<u8>>,
         request: BlockRequest,
     ) -> std::io::Result<bool> {
@@ -291,24 +348,82 @@ impl Connection<'_> {
                         return Ok(true);
                     }
                     _ = handle.killed() => return Ok(false),
-                    _ = shutdown.changed() => return Ok(false),
+                    _ = self.shutdown.wait_for(|&stop| stop) => return Ok(false),
                     read = stream.read_buf(&mut self.input) => {
-                        let read = read?;
-                        if read == 0 {
-                            return Ok(false);
-                        }
-                        shared
-                            .stats
-                            .net_input_bytes
-                            .fetch_add(read as u64, Ordering::Relaxed);
-                        let limit = shared.config.read().client_query_buffer_limit;
-                        if self.input.len() as u64 > limit {
+                        if !read_while_waiting(shared, self.input.len(), read?) {
                             return Ok(false);
                         }
                     }
                 }
             }
             woken_by = Some(registration.take_ready_keys());
+        }
+    }
+
+    /// Waits for `WRITEBEHIND FLUSH` (see [`FlushWait`]) and writes its
+    /// reply: +OK once PostgreSQL has every change up to the target, the
+    /// incomplete-flush error at the timeout or on CLIENT UNBLOCK. Returns
+    /// false when the connection must close (killed, shutdown, the peer
+    /// closed). The wait holds no thread.
+    async fn await_flush(
+        &mut self,
+        session: &mut Session,
+        stream: &mut TcpStream,
+        wait: FlushWait,
+    ) -> std::io::Result<bool> {
+        let Some(writebehind) = self.shared.writebehind.clone() else {
+            self.output
+                .error("ERR write-behind is off (set write-behind-url to turn it on)");
+            return Ok(true);
+        };
+        let handle = session.handle.clone();
+        let deadline = wait
+            .timeout
+            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
+        let timeout = async move {
+            match deadline {
+                Some(deadline) => tokio::time::sleep_until(deadline).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(timeout);
+        let flushed = writebehind.flushed(wait.target);
+        tokio::pin!(flushed);
+        // Shown as blocked (`b`), and CLIENT UNBLOCK ends it, as for WAIT.
+        let _blocked_flag = BlockedFlag::set(&handle);
+        loop {
+            tokio::select! {
+                done = &mut flushed => {
+                    if done {
+                        self.output.ok();
+                    } else {
+                        self.output.error(&writebehind.flush_incomplete_message());
+                    }
+                    return Ok(true);
+                }
+                _ = &mut timeout => {
+                    self.output.error(&writebehind.flush_incomplete_message());
+                    return Ok(true);
+                }
+                reason = handle.unblock_requested() => {
+                    match reason {
+                        UnblockReason::Timeout => {
+                            self.output.error(&writebehind.flush_incomplete_message())
+                        }
+                        UnblockReason::Error => self
+                            .output
+                            .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                    }
+                    return Ok(true);
+                }
+                _ = handle.killed() => return Ok(false),
+                _ = self.shutdown.wait_for(|&stop| stop) => return Ok(false),
+                read = stream.read_buf(&mut self.input) => {
+                    if !read_while_waiting(self.shared, self.input.len(), read?) {
+                        return Ok(false);
+                    }
+                }
+            }
         }
     }
 
@@ -327,13 +442,45 @@ impl Connection<'_> {
         if self.journaled_up_to > 0 {
             if let Some(journal) = &self.journal {
                 if !journal.write_through(self.journaled_up_to) {
-                    journal.wait_durable(self.journaled_up_to).await;
+                    tokio::select! {
+                        _ = journal.wait_durable(self.journaled_up_to) => {}
+                        _ = self.handle.killed() => return Err(closing("killed")),
+                        _ = self.shutdown.wait_for(|&stop| stop) => {
+                            return Err(closing("server stopping"))
+                        }
+                    }
                 }
             }
             self.journaled_up_to = 0;
         }
+        // A client that does not read its replies must not hold the
+        // connection forever: every write also waits on CLIENT KILL,
+        // shutdown and, as in Redis, `timeout` (a write that moves counts
+        // as activity).
         let buffer = self.output.buffer();
-        stream.write_all(buffer).await?;
+        self.handle
+            .set_output_buffer(buffer.len(), buffer.capacity());
+        let mut written = 0;
+        let mut progress_at = Instant::now();
+        while written < buffer.len() {
+            tokio::select! {
+                biased;
+                sent = stream.write(&buffer[written..]) => match sent? {
+                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
+                    sent => {
+                        written += sent;
+                        progress_at = Instant::now();
+                    }
+                },
+                _ = self.handle.killed() => return Err(closing("killed while writing")),
+                _ = self.shutdown.wait_for(|&stop| stop) => {
+                    return Err(closing("server stopping while writing"))
+                }
+                _ = idle(self.shared, progress_at) => {
+                    return Err(closing("timeout while its replies wait to be read"))
+                }
+            }
+        }
         self.shared
             .stats
             .net_output_bytes
@@ -342,7 +489,14 @@ impl Connection<'_> {
         if buffer.capacity() > 4 * OUTPUT_FLUSH_THRESHOLD {
             *buffer = BytesMut::with_capacity(16 * 1024);
         }
+        self.handle.set_output_buffer(0, buffer.capacity());
         Ok(())
+    }
+}
+
+impl Drop for Connection<'_> {
+    fn drop(&mut self) {
+        crate::memory::query_buffers_changed(-(self.reported_query_capacity as i64));
     }
 }
 
@@ -354,13 +508,34 @@ enum Processed {
     Close,
     /// A blocking command must wait: its arguments and what it waits for.
     Blocked(Vec<Vec<u8>>, BlockRequest),
+    /// `WRITEBEHIND FLUSH` must wait for PostgreSQL.
+    AwaitFlush(FlushWait),
+}
+
+/// Accounts for `read` bytes a waiting client sent (kept in the input
+/// buffer, now `input_len` long, for after the wait); false once it closed
+/// the connection or went past the query buffer limit.
+fn read_while_waiting(shared: &Shared, input_len: usize, read: usize) -> bool {
+    if read == 0 {
+        return false;
+    }
+    shared
+        .stats
+        .net_input_bytes
+        .fetch_add(read as u64, Ordering::Relaxed);
+    input_len as u64 <= shared.config.read().client_query_buffer_limit
+}
+
+/// The error that ends a connection the server closes on purpose.
+fn closing(why: &'static str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::ConnectionAborted, why)
 }
 
 /// CLIENT LIST's `b` flag, set while the client is blocked.
-struct BlockedFlag<'h>(&'h crate::shared::ClientHandle);
+struct BlockedFlag<'h>(&'h ClientHandle);
 
 impl<'h> BlockedFlag<'h> {
-    fn set(handle: &'h crate::shared::ClientHandle) -> Self {
+    fn set(handle: &'h ClientHandle) -> Self {
         handle.set_blocked(true);
         BlockedFlag(handle)
     }

@@ -3,6 +3,9 @@
 //! to [`crate::commands::execute`].
 
 mod connection;
+mod limits;
+
+pub use limits::{fit_open_files_limit, RESERVED_FDS};
 
 use std::io;
 use std::net::SocketAddr;
@@ -16,6 +19,7 @@ use tokio::task::JoinHandle;
 use crate::config::Config;
 use crate::shared::Shared;
 use crate::store::Store;
+use crate::writebehind::WriteBehind;
 
 /// A bound server, ready to run.
 ///
@@ -101,8 +105,18 @@ impl Server {
         if let Some(writebehind) = self.shared.writebehind.as_deref() {
             if writebehind.warm_start_enabled() {
                 let maxmemory = self.shared.config.read().maxmemory;
-                if let Err(error) = writebehind.warm_start(&self.shared.store, maxmemory).await {
-                    tracing::error!(%error, "write-behind warm start failed; starting without it");
+                let mut shutdown = self.shared.shutdown_receiver();
+                tokio::select! {
+                    started = writebehind.warm_start(&self.shared.store, maxmemory) => {
+                        if let Err(error) = started {
+                            tracing::error!(%error, "write-behind warm start failed; starting without it");
+                        }
+                    }
+                    // A stop asked for during a long warm start ends it.
+                    _ = shutdown.wait_for(|&stop| stop) => {
+                        tracing::warn!("write-behind warm start interrupted by shutdown");
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -132,35 +146,108 @@ impl Server {
             accept_tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
         }
         let mut shutdown = self.shared.shutdown_receiver();
-        while !*shutdown.borrow_and_update() {
-            if shutdown.changed().await.is_err() {
-                break;
-            }
-        }
+        let _ = shutdown.wait_for(|&stop| stop).await;
         for task in accept_tasks {
             task.abort();
         }
-        // Connections watch the same signal and close; give them a moment
-        // to flush their last replies.
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.shared.clients.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        // Write-behind: the backlog goes to PostgreSQL before we stop,
-        // within write-behind-shutdown-timeout.
-        if let Some((writebehind, task)) = flusher {
-            writebehind.begin_shutdown();
-            let bound = writebehind.shutdown_timeout() + Duration::from_secs(1);
-            if tokio::time::timeout(bound, task).await.is_err() {
-                tracing::error!("write-behind: shutdown flush did not finish in time");
-            }
-            // What PostgreSQL did not take stays in the journal (if on).
-            let _ = tokio::task::spawn_blocking(move || writebehind.stop_journal()).await;
-        }
-        let _ = tokio::task::spawn_blocking(move || expiry.join()).await;
-        tracing::info!("server stopped");
+        stop_within_deadline(&self.shared, flusher, expiry).await;
         Ok(())
     }
+}
+
+/// The shutdown after the listeners closed, every step bounded by
+/// `shutdown-timeout` (the binary enforces it too, with an exit): what did
+/// not finish in time is abandoned and logged.
+async fn stop_within_deadline(
+    shared: &Arc<Shared>,
+    flusher: Option<(Arc<WriteBehind>, JoinHandle<()>)>,
+    expiry: std::thread::JoinHandle<()>,
+) {
+    let budget = Duration::from_secs(shared.config.read().shutdown_timeout);
+    let deadline = Instant::now() + budget;
+    let mut abandoned = Vec::new();
+    // Connections watch the same signal and close (every wait of theirs,
+    // writes included, also waits on it); give them a moment to write
+    // their last replies.
+    let connections_deadline = deadline.min(Instant::now() + Duration::from_secs(2));
+    while !shared.clients.is_empty() && Instant::now() < connections_deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    if !shared.clients.is_empty() {
+        abandoned.push(format!("{} connections still open", shared.clients.len()));
+    }
+    // Write-behind: the backlog goes to PostgreSQL before we stop, within
+    // write-behind-shutdown-timeout, and within what shutdown-timeout
+    // leaves once the journal has its share.
+    if let Some((writebehind, mut task)) = flusher {
+        writebehind.begin_shutdown();
+        let journal_share = (budget / 5).min(Duration::from_secs(1));
+        let flusher_deadline = deadline
+            .checked_sub(journal_share)
+            .unwrap_or(deadline)
+            .min(Instant::now() + writebehind.shutdown_timeout() + Duration::from_secs(1));
+        let flushed = tokio::time::timeout_at(flusher_deadline.into(), &mut task)
+            .await
+            .is_ok();
+        if !flushed {
+            task.abort();
+            tracing::error!("write-behind: shutdown flush did not finish in time");
+        }
+        // What PostgreSQL did not take stays in the journal (if on).
+        let journal = writebehind.clone();
+        let stop_journal = tokio::task::spawn_blocking(move || journal.stop_journal());
+        let journal_written = tokio::time::timeout_at(deadline.into(), stop_journal)
+            .await
+            .is_ok();
+        if !journal_written {
+            abandoned.push("the write-behind journal was not written out".to_string());
+        }
+        abandoned.extend(writebehind_leftovers(&writebehind));
+    }
+    let expiry_stopped = tokio::time::timeout_at(
+        deadline.into(),
+        tokio::task::spawn_blocking(move || expiry.join()),
+    )
+    .await
+    .is_ok();
+    if !expiry_stopped {
+        abandoned.push("active expiry still running".to_string());
+    }
+    if abandoned.is_empty() {
+        tracing::info!("server stopped");
+    } else {
+        tracing::error!(
+            "server stopped at shutdown-timeout ({} s) without finishing: {}",
+            budget.as_secs(),
+            abandoned.join("; ")
+        );
+    }
+}
+
+/// What a shutdown stopped now would leave undone (empty: nothing): for the
+/// log of a shutdown cut short by `shutdown-timeout`.
+pub fn unfinished_work(shared: &Shared) -> Vec<String> {
+    let mut unfinished = Vec::new();
+    let open = shared.clients.len();
+    if open > 0 {
+        unfinished.push(format!("{open} connections still open"));
+    }
+    if let Some(writebehind) = shared.writebehind.as_deref() {
+        unfinished.extend(writebehind_leftovers(writebehind));
+    }
+    unfinished
+}
+
+fn writebehind_leftovers(writebehind: &WriteBehind) -> Option<String> {
+    let pending = writebehind.pending_keys();
+    (pending > 0).then(|| {
+        let fate = if writebehind.journal().is_some() {
+            "kept in the journal, replayed at the next start"
+        } else {
+            "lost (write-behind-journal is off)"
+        };
+        format!("{pending} write-behind changes not in PostgreSQL: {fate}")
+    })
 }
 
 /// A server serving in the background: its address, its store, and the way
@@ -197,17 +284,55 @@ impl RunningServer {
 }
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+    let mut failures = AcceptFailures::default();
     loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // Typically EMFILE: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                failures.succeeded();
+                tokio::spawn(connection::serve(shared.clone(), stream, peer));
             }
-        };
-        tokio::spawn(connection::serve(shared.clone(), stream, peer));
+            Err(error) => {
+                // Typically EMFILE: the connection waits in the backlog
+                // until a descriptor frees; back off instead of spinning.
+                let pause = failures.failed(&error);
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Accept failures in a row: the pause before the next try doubles (10 ms
+/// up to 200 ms), and the log has one line per 10 seconds at most, with
+/// the count, instead of one per try.
+#[derive(Default)]
+struct AcceptFailures {
+    in_a_row: u32,
+    unlogged: u64,
+    logged_at: Option<Instant>,
+}
+
+impl AcceptFailures {
+    const LOG_EVERY: Duration = Duration::from_secs(10);
+
+    fn failed(&mut self, error: &io::Error) -> Duration {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        self.unlogged += 1;
+        if self
+            .logged_at
+            .is_none_or(|at| at.elapsed() >= Self::LOG_EVERY)
+        {
+            tracing::warn!(
+                failures = self.unlogged,
+                "Accepting client connection: {error}"
+            );
+            self.unlogged = 0;
+            self.logged_at = Some(Instant::now());
+        }
+        Duration::from_millis(10 << self.in_a_row.min(5)).min(Duration::from_millis(200))
+    }
+
+    fn succeeded(&mut self) {
+        self.in_a_row = 0;
     }
 }
 

@@ -51,7 +51,15 @@ pub struct ClientHandle {
     killed: AtomicBool,
     kill_signal: Notify,
     unblock_signal: Notify,
+    /// The connection's buffers as it last reported them (once per read
+    /// batch): CLIENT LIST's qbuf, qbuf-free, obl, rbs and tot-mem.
+    buffers: [AtomicUsize; 4],
 }
+
+const QUERY_LEN: usize = 0;
+const QUERY_CAPACITY: usize = 1;
+const OUTPUT_LEN: usize = 2;
+const OUTPUT_CAPACITY: usize = 3;
 
 impl ClientHandle {
     pub fn new(id: u64, addr: Option<SocketAddr>, laddr: Option<SocketAddr>) -> Self {
@@ -71,7 +79,20 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
             unblock_signal: Notify::new(),
+            buffers: Default::default(),
         }
+    }
+
+    /// The connection's query buffer holds `len` bytes of `capacity`.
+    pub fn set_query_buffer(&self, len: usize, capacity: usize) {
+        self.buffers[QUERY_LEN].store(len, Ordering::Relaxed);
+        self.buffers[QUERY_CAPACITY].store(capacity, Ordering::Relaxed);
+    }
+
+    /// The connection's reply buffer holds `len` bytes of `capacity`.
+    pub fn set_output_buffer(&self, len: usize, capacity: usize) {
+        self.buffers[OUTPUT_LEN].store(len, Ordering::Relaxed);
+        self.buffers[OUTPUT_CAPACITY].store(capacity, Ordering::Relaxed);
     }
 
     /// Records the command the client runs, at `at` (the connection passes
@@ -149,6 +170,9 @@ impl ClientHandle {
     /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.2's format.
     pub fn info_line(&self) -> String {
         let meta = self.meta.lock().clone();
+        let [query_len, query_capacity, output_len, output_capacity] =
+            [QUERY_LEN, QUERY_CAPACITY, OUTPUT_LEN, OUTPUT_CAPACITY]
+                .map(|i| self.buffers[i].load(Ordering::Relaxed));
         let text = |v: &Option<Vec<u8>>| {
             v.as_deref()
                 .map(String::from_utf8_lossy)
@@ -173,7 +197,7 @@ impl ClientHandle {
         }
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} \
-             watch={} qbuf=0 qbuf-free=0 argv-mem=0 multi-mem=0 rbs=0 rbp=0 obl=0 oll=0 omem=0 tot-mem=0 events=r \
+             watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll=0 omem=0 tot-mem={} events=r \
              cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
@@ -185,6 +209,11 @@ impl ClientHandle {
             self.db.load(Ordering::Relaxed),
             meta.multi,
             meta.watching,
+            query_len,
+            query_capacity.saturating_sub(query_len),
+            output_capacity,
+            output_len,
+            query_capacity + output_capacity,
             meta.last_command,
             meta.resp,
             text(&meta.lib_name),
@@ -211,6 +240,25 @@ impl ClientRegistry {
         let handle = Arc::new(ClientHandle::new(id, addr, laddr));
         self.clients.lock().insert(id, handle.clone());
         handle
+    }
+
+    /// Registers a new client unless `max` are connected already: the
+    /// check and the registration are one step, so that clients connecting
+    /// together cannot pass `maxclients` between them.
+    pub fn register_within(
+        &self,
+        max: usize,
+        addr: Option<SocketAddr>,
+        laddr: Option<SocketAddr>,
+    ) -> Option<Arc<ClientHandle>> {
+        let mut clients = self.clients.lock();
+        if clients.len() >= max {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+        clients.insert(id, handle.clone());
+        Some(handle)
     }
 
     pub fn unregister(&self, id: u64) {

@@ -23,6 +23,17 @@ use crate::config::{Config, SharedConfig};
 use crate::store::{Clock, Store, StoreOptions};
 use crate::writebehind::WriteBehind;
 
+/// Left in the session by `WRITEBEHIND FLUSH`: the connection waits,
+/// without holding a thread, until PostgreSQL has every change up to
+/// `target`, or `timeout` passes, or the client is killed or unblocked,
+/// or the server stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlushWait {
+    pub target: u64,
+    /// `None`: no limit.
+    pub timeout: Option<std::time::Duration>,
+}
+
 /// Server-wide counters reported by INFO.
 #[derive(Debug, Default)]
 pub struct Stats {

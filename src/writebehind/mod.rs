@@ -80,6 +80,9 @@ pub struct WriteBehind {
     /// Every change with a version up to this one is in PostgreSQL.
     acked: Mutex<u64>,
     acked_changed: Condvar,
+    /// The same figure for async waiters (`WRITEBEHIND FLUSH` on a
+    /// connection): waiting costs no thread.
+    acked_watch: tokio::sync::watch::Sender<u64>,
     stopping: AtomicBool,
     stop_deadline: Mutex<Option<Instant>>,
     up: AtomicBool,
@@ -202,6 +205,7 @@ impl WriteBehind {
             wake: Notify::new(),
             acked: Mutex::new(start),
             acked_changed: Condvar::new(),
+            acked_watch: tokio::sync::watch::Sender::new(start),
             stopping: AtomicBool::new(false),
             stop_deadline: Mutex::new(None),
             up: AtomicBool::new(true),
@@ -271,9 +275,41 @@ impl WriteBehind {
         message
     }
 
-    /// Waits (blocking the calling thread) until every change made before
-    /// the call is in PostgreSQL, or `timeout` passes, or shutdown ends
-    /// the flusher. Returns whether everything arrived.
+    /// The version every change made so far is at or below, and a nudge
+    /// to the flusher to send them now: what [`WriteBehind::flushed`]
+    /// waits for.
+    pub fn flush_target(&self) -> u64 {
+        let target = self.hot.version.load(Ordering::SeqCst);
+        self.wake.notify_one();
+        target
+    }
+
+    /// Whether every change up to `target` is in PostgreSQL.
+    pub fn is_flushed(&self, target: u64) -> bool {
+        *self.acked_watch.borrow() >= target
+    }
+
+    /// Resolves once every change up to `target` is in PostgreSQL (true),
+    /// without holding a thread: callers race it against their own
+    /// deadline, kill and shutdown signals.
+    pub async fn flushed(&self, target: u64) -> bool {
+        let mut acked = self.acked_watch.subscribe();
+        let reached = acked.wait_for(|&acked| acked >= target).await.is_ok();
+        reached
+    }
+
+    /// The reply to a flush that did not complete.
+    pub fn flush_incomplete_message(&self) -> String {
+        format!(
+            "WRITEBEHIND flush did not complete: {} changes are not in PostgreSQL yet",
+            self.pending_keys()
+        )
+    }
+
+    /// Waits (blocking the calling thread: for callers outside the async
+    /// runtime; connections use [`WriteBehind::flushed`]) until every
+    /// change made before the call is in PostgreSQL, or `timeout` passes,
+    /// or shutdown ends the flusher. Returns whether everything arrived.
     pub fn wait_flushed(&self, timeout: Option<Duration>) -> bool {
         let target = self.hot.version.load(Ordering::SeqCst);
         let deadline = timeout.map(|t| Instant::now() + t);
@@ -307,6 +343,13 @@ impl WriteBehind {
         }
         self.acked_changed.notify_all();
         drop(acked);
+        self.acked_watch.send_if_modified(|acked| {
+            let newer = version > *acked;
+            if newer {
+                *acked = version;
+            }
+            newer
+        });
         self.journal.acked(version);
     }
 
