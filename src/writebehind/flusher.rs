@@ -99,7 +99,6 @@ pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
                 );
             }
             *flusher.wb.stop_deadline.lock() = None;
-            flusher.wb.acked_changed.notify_all();
             return;
         }
     }

@@ -37,7 +37,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam::utils::CachePadded;
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 use crate::config::Config;
@@ -77,11 +77,8 @@ pub struct WriteBehind {
     /// Databases flushed, with the version of their latest flush.
     flushes: Mutex<HashMap<usize, u64>>,
     wake: Notify,
-    /// Every change with a version up to this one is in PostgreSQL.
-    acked: Mutex<u64>,
-    acked_changed: Condvar,
-    /// The same figure for async waiters (`WRITEBEHIND FLUSH` on a
-    /// connection): waiting costs no thread.
+    /// Every change with a version up to this one is in PostgreSQL; a
+    /// watch, so that waiting for it (`WRITEBEHIND FLUSH`) costs no thread.
     acked_watch: tokio::sync::watch::Sender<u64>,
     stopping: AtomicBool,
     stop_deadline: Mutex<Option<Instant>>,
@@ -203,8 +200,6 @@ impl WriteBehind {
             batch_size: AtomicUsize::new(config.write_behind_batch_size.max(1)),
             flushes: Mutex::new(HashMap::new()),
             wake: Notify::new(),
-            acked: Mutex::new(start),
-            acked_changed: Condvar::new(),
             acked_watch: tokio::sync::watch::Sender::new(start),
             stopping: AtomicBool::new(false),
             stop_deadline: Mutex::new(None),
@@ -306,43 +301,7 @@ impl WriteBehind {
         )
     }
 
-    /// Waits (blocking the calling thread: for callers outside the async
-    /// runtime; connections use [`WriteBehind::flushed`]) until every
-    /// change made before the call is in PostgreSQL, or `timeout` passes,
-    /// or shutdown ends the flusher. Returns whether everything arrived.
-    pub fn wait_flushed(&self, timeout: Option<Duration>) -> bool {
-        let target = self.hot.version.load(Ordering::SeqCst);
-        let deadline = timeout.map(|t| Instant::now() + t);
-        self.wake.notify_one();
-        let mut acked = self.acked.lock();
-        while *acked < target {
-            if self.stopping.load(Ordering::Acquire) && self.stop_deadline.lock().is_none() {
-                // The flusher has given up (shutdown past its deadline).
-                return false;
-            }
-            let slice = Duration::from_millis(100);
-            let wait = match deadline {
-                Some(deadline) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        return false;
-                    }
-                    slice.min(deadline - now)
-                }
-                None => slice,
-            };
-            self.acked_changed.wait_for(&mut acked, wait);
-        }
-        true
-    }
-
     fn set_acked(&self, version: u64) {
-        let mut acked = self.acked.lock();
-        if version > *acked {
-            *acked = version;
-        }
-        self.acked_changed.notify_all();
-        drop(acked);
         self.acked_watch.send_if_modified(|acked| {
             let newer = version > *acked;
             if newer {
