@@ -14,6 +14,7 @@
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod glob;
 pub mod memory;
 pub mod protocol;
 pub mod server;

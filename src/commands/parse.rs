@@ -82,117 +82,9 @@ pub fn is_keyword(arg: &[u8], keyword: &str) -> bool {
     arg.eq_ignore_ascii_case(keyword.as_bytes())
 }
 
-/// Redis's `stringmatchlen`: glob matching with `*`, `?`, `[...]` (ranges,
-/// `^` negation) and `\` escapes, optionally case-insensitive.
-pub fn glob_match(pattern: &[u8], text: &[u8], nocase: bool) -> bool {
-    glob_match_impl(pattern, text, nocase, 0)
-}
-
-fn glob_match_impl(mut p: &[u8], mut s: &[u8], nocase: bool, depth: usize) -> bool {
-    // Redis caps recursion to protect itself from pathological patterns.
-    if depth > 1000 {
-        return false;
-    }
-    let eq = |a: u8, b: u8| {
-        if nocase {
-            a.eq_ignore_ascii_case(&b)
-        } else {
-            a == b
-        }
-    };
-    while !p.is_empty() && !s.is_empty() {
-        match p[0] {
-            b'*' => {
-                while p.len() > 1 && p[1] == b'*' {
-                    p = &p[1..];
-                }
-                if p.len() == 1 {
-                    return true;
-                }
-                while !s.is_empty() {
-                    if glob_match_impl(&p[1..], s, nocase, depth + 1) {
-                        return true;
-                    }
-                    s = &s[1..];
-                }
-                return false;
-            }
-            b'?' => s = &s[1..],
-            b'[' => {
-                p = &p[1..];
-                let negate = p.first() == Some(&b'^');
-                if negate {
-                    p = &p[1..];
-                }
-                let mut matched = false;
-                loop {
-                    match p {
-                        [] => break,
-                        [b'\\', escaped, ..] => {
-                            if *escaped == s[0] {
-                                matched = true;
-                            }
-                            p = &p[2..];
-                        }
-                        [b']', ..] => break,
-                        [start, b'-', end, ..] => {
-                            let (mut lo, mut hi, mut c) = (*start, *end, s[0]);
-                            if lo > hi {
-                                std::mem::swap(&mut lo, &mut hi);
-                            }
-                            if nocase {
-                                lo = lo.to_ascii_lowercase();
-                                hi = hi.to_ascii_lowercase();
-                                c = c.to_ascii_lowercase();
-                            }
-                            if c >= lo && c <= hi {
-                                matched = true;
-                            }
-                            p = &p[3..];
-                        }
-                        [c, ..] => {
-                            if eq(*c, s[0]) {
-                                matched = true;
-                            }
-                            p = &p[1..];
-                        }
-                    }
-                }
-                let matched = matched != negate;
-                if !matched {
-                    return false;
-                }
-                s = &s[1..];
-                // `p` is at the closing bracket (or the end of a malformed
-                // pattern, which Redis treats as closed).
-                if p.is_empty() {
-                    return s.is_empty();
-                }
-            }
-            b'\\' if p.len() >= 2 => {
-                p = &p[1..];
-                if !eq(p[0], s[0]) {
-                    return false;
-                }
-                s = &s[1..];
-            }
-            c => {
-                if !eq(c, s[0]) {
-                    return false;
-                }
-                s = &s[1..];
-            }
-        }
-        p = &p[1..];
-        if s.is_empty() {
-            while p.first() == Some(&b'*') {
-                p = &p[1..];
-            }
-            break;
-        }
-    }
-    p.is_empty() && s.is_empty()
-}
+/// Glob matching lives on the bottom floor (`crate::glob`); re-exported
+/// for the command families.
+pub use crate::glob::glob_match;
 
 /// The options of SCAN, SSCAN, HSCAN and ZSCAN.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -317,20 +209,5 @@ mod tests {
         assert_eq!(strict_f64(b" 1"), None);
         assert_eq!(strict_f64(b"nan"), None);
         assert_eq!(strict_f64(b"1x"), None);
-    }
-
-    #[test]
-    fn globs_like_stringmatchlen() {
-        assert!(glob_match(b"*", b"anything", false));
-        assert!(glob_match(b"h?llo", b"hello", false));
-        assert!(glob_match(b"h[ae]llo", b"hallo", false));
-        assert!(!glob_match(b"h[^e]llo", b"hello", false));
-        assert!(glob_match(b"h[a-b]llo", b"hbllo", false));
-        assert!(glob_match(b"user:*", b"user:42", false));
-        assert!(!glob_match(b"user:*", b"users", false));
-        assert!(glob_match(b"a\\*b", b"a*b", false));
-        assert!(glob_match(b"HELLO", b"hello", true));
-        assert!(glob_match(b"a*", b"a", false));
-        assert!(!glob_match(b"a?", b"a", false));
     }
 }

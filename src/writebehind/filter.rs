@@ -2,7 +2,7 @@
 //! database) and `write-behind-match-db` (globs for named databases, which
 //! then use only their own).
 
-use crate::commands::parse::glob_match;
+use crate::glob::glob_match;
 
 /// The globs of `write-behind-match` and `write-behind-match-db`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
