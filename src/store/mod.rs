@@ -12,6 +12,7 @@ mod entry;
 pub mod evict;
 mod expire;
 mod keymap;
+pub mod lazyfree;
 pub mod ops;
 mod s3fifo;
 mod shard;
@@ -29,6 +30,7 @@ use smallvec::SmallVec;
 pub use changes::{ChangeObserver, Pending, PendingState};
 pub use clock::Clock;
 pub use evict::{MemoryLimits, Policy, Room};
+pub use lazyfree::LazyFreeStats;
 pub use ops::{parse_float_value, parse_int_value};
 pub use shard::{Db, ExpiredCounts, RemovedContents, Shard};
 pub use value::{Entry, Key, LfuCounter, Value, ValueRef};
@@ -85,6 +87,8 @@ struct StoreInner {
     /// Whether the shards keep S3-FIFO queues (the policy is, or was last
     /// seen as, `allkeys-s3fifo`).
     s3fifo: std::sync::atomic::AtomicBool,
+    /// What this store handed to the background free thread.
+    lazyfree: Arc<LazyFreeStats>,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -144,6 +148,7 @@ impl Store {
                 expired_by_eviction: Default::default(),
                 eviction_pool: Default::default(),
                 s3fifo: Default::default(),
+                lazyfree: Default::default(),
             }),
         }
     }
@@ -313,21 +318,55 @@ impl Store {
     }
 
     /// Removes every key of database `db`, atomically for other clients
-    /// (as FLUSHDB: under every shard lock).
+    /// (as FLUSHDB SYNC: the keys are detached under every shard lock and
+    /// freed after the locks are released).
     pub fn flush_db(&self, db: usize) -> Result<()> {
         self.check_db(db)?;
-        // The locks are released at the end of the statement, the maps
-        // freed after.
         let removed = self.lock_all().clear_db(db);
-        drop(removed);
+        self.free_removed(removed, false);
         Ok(())
     }
 
     /// Removes every key of every database, atomically for other clients
-    /// (as FLUSHALL).
+    /// (as FLUSHALL SYNC).
     pub fn flush_all(&self) {
         let removed = self.lock_all().clear_all_dbs();
-        drop(removed);
+        self.free_removed(removed, false);
+    }
+
+    /// Frees what [`LockSet::clear_db`] or [`LockSet::clear_all_dbs`]
+    /// detached; call it after releasing the locks. `background`: on the
+    /// lazyfree thread (FLUSHALL ASYNC), counted in
+    /// [`Store::lazyfree_stats`]; otherwise here, before returning.
+    pub fn free_removed(&self, removed: Vec<RemovedContents>, background: bool) {
+        let keys: usize = removed.iter().map(RemovedContents::keys).sum();
+        if keys == 0 {
+            return;
+        }
+        if background {
+            lazyfree::free_in_background(Box::new(removed), keys as u64, &self.inner.lazyfree);
+        } else {
+            lazyfree::free_now(removed, keys);
+        }
+    }
+
+    /// Frees a value a command removed (DEL, UNLINK); call it after
+    /// releasing the locks. `background` (UNLINK, or DEL under
+    /// `lazyfree-lazy-user-del`): a value of more than
+    /// [`lazyfree::LAZYFREE_THRESHOLD`] elements is freed on the lazyfree
+    /// thread; otherwise here, before returning.
+    pub fn free_value(&self, value: Value, background: bool) {
+        if background {
+            lazyfree::free_value_async(value, &self.inner.lazyfree);
+        } else {
+            let effort = lazyfree::free_effort(value.view());
+            lazyfree::free_now(value, effort);
+        }
+    }
+
+    /// INFO's `lazyfree_pending_objects` and `lazyfreed_objects`.
+    pub fn lazyfree_stats(&self) -> &LazyFreeStats {
+        &self.inner.lazyfree
     }
 
     /// Starts reporting committed changes to `observer` (write-behind):

@@ -475,6 +475,7 @@ impl Db {
         }
         self.removals += 1;
         RemovedContents {
+            keys: self.entries.len(),
             _entries: std::mem::take(&mut self.entries),
             _expires: std::mem::take(&mut self.expires),
             _field_expires: std::mem::take(&mut self.field_expires),
@@ -692,10 +693,18 @@ pub struct ExpiredCounts {
 
 /// Keys removed by [`Db::clear`], freed when dropped.
 pub struct RemovedContents {
+    keys: usize,
     _entries: EntryMap,
     _expires: BTreeSet<(u64, Key)>,
     _field_expires: BTreeSet<(u64, Key)>,
     _field_expires_of: HashMap<Key, u64, RandomState>,
+}
+
+impl RemovedContents {
+    /// How many keys were removed.
+    pub fn keys(&self) -> usize {
+        self.keys
+    }
 }
 
 /// A shard: one [`Db`] part per logical database.
