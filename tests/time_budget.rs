@@ -690,3 +690,33 @@ fn unlink_and_async_flush_free_in_the_background() {
     assert_eq!(client.command(&["CONFIG", "RESETSTAT"]), b"+OK\r\n");
     assert_eq!(lazyfreed_when_idle(&mut client), 0);
 }
+
+#[test]
+fn many_databases_cost_nothing_until_used() {
+    let _serial = serial();
+    // 10000 databases in 256 shards: 2.56M empty parts if made at start.
+    let server = TestServer::with_config(|config| config.databases = 10_000);
+    let mut client = server.raw();
+    assert_eq!(client.command(&["SELECT", "9999"]), b"+OK\r\n");
+    assert_eq!(client.command(&["SET", "k", "v"]), b"+OK\r\n");
+    assert_eq!(client.command(&["DBSIZE"]), b":1\r\n");
+    assert_eq!(client.command(&["SWAPDB", "9999", "5000"]), b"+OK\r\n");
+    assert_eq!(client.command(&["DBSIZE"]), b":0\r\n");
+    assert_eq!(client.command(&["SELECT", "5000"]), b"+OK\r\n");
+    assert_eq!(client.command(&["GET", "k"]), b"$1\r\nv\r\n");
+    let info = String::from_utf8(client.command(&["INFO", "keyspace"])).expect("utf8");
+    assert!(info.contains("db5000:keys=1,expires=0"), "{info}");
+    assert_eq!(client.command(&["FLUSHALL"]), b"+OK\r\n");
+    assert_eq!(client.command(&["DBSIZE"]), b":0\r\n");
+    // Reads of unused databases create nothing: at most the databases
+    // touched above (0, 5000, 9999) have parts, in any shard.
+    let store = &server.shared.store;
+    let parts: usize = (0..store.shard_count())
+        .map(|index| {
+            let mut locks = store.lock_shard(index);
+            let shard = locks.shard(index).expect("locked");
+            shard.existing_dbs_mut().count()
+        })
+        .sum();
+    assert!(parts <= 3 * store.shard_count(), "{parts} database parts");
+}

@@ -148,7 +148,7 @@ fn dbsize(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     let db = ctx.db();
     let mut total = 0;
     ctx.locks.each_shard(|shard| {
-        total += shard.db(db).len();
+        total += shard.db_ref(db).len();
         Ok(())
     })?;
     ctx.out.int(total as i64);
@@ -916,8 +916,9 @@ fn keyspace_section(ctx: &mut Ctx) -> Result<String> {
     let mut volatile = vec![0usize; databases];
     ctx.locks.each_shard(|shard| {
         for db in 0..databases {
-            keys[db] += shard.db(db).len();
-            volatile[db] += shard.db(db).volatile_len();
+            // db_ref: reading must not create the parts of unused databases.
+            keys[db] += shard.db_ref(db).len();
+            volatile[db] += shard.db_ref(db).volatile_len();
         }
         Ok(())
     })?;

@@ -86,7 +86,7 @@ struct StoreInner {
     eviction_pool: Mutex<evict::EvictionPool>,
     /// Whether the shards keep S3-FIFO queues (the policy is, or was last
     /// seen as, `allkeys-s3fifo`).
-    s3fifo: std::sync::atomic::AtomicBool,
+    s3fifo: Arc<std::sync::atomic::AtomicBool>,
     /// What this store handed to the background free thread.
     lazyfree: Arc<LazyFreeStats>,
 }
@@ -135,10 +135,11 @@ impl Store {
     pub fn with_options(options: StoreOptions) -> Self {
         let shard_count = options.shards.max(1).next_power_of_two();
         let databases = options.databases.max(1);
+        let s3fifo: Arc<std::sync::atomic::AtomicBool> = Default::default();
         Store {
             inner: Arc::new(StoreInner {
                 shards: (0..shard_count)
-                    .map(|_| CachePadded::new(Mutex::new(Shard::new(databases))))
+                    .map(|_| CachePadded::new(Mutex::new(Shard::new(s3fifo.clone()))))
                     .collect(),
                 shard_mask: shard_count - 1,
                 hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
@@ -147,7 +148,7 @@ impl Store {
                 evicted_keys: Default::default(),
                 expired_by_eviction: Default::default(),
                 eviction_pool: Default::default(),
-                s3fifo: Default::default(),
+                s3fifo,
                 lazyfree: Default::default(),
             }),
         }
@@ -376,9 +377,7 @@ impl Store {
     pub fn observe_changes(&self, observer: Arc<dyn ChangeObserver>) {
         let mut all = self.lock_all();
         for (_, shard) in all.shards_mut() {
-            for db in 0..shard.databases() {
-                shard.db(db).observe_changes(observer.clone());
-            }
+            shard.observe_changes(observer.clone());
         }
     }
 
@@ -448,7 +447,7 @@ impl<'s> LockSet<'s> {
     #[must_use = "drop the removed contents outside the locks"]
     pub fn clear_db(&mut self, db: usize) -> Vec<RemovedContents> {
         self.shards_mut()
-            .map(|(_, shard)| shard.db(db).clear())
+            .filter_map(|(_, shard)| shard.existing_db_mut(db).map(Db::clear))
             .collect()
     }
 
@@ -458,8 +457,9 @@ impl<'s> LockSet<'s> {
     pub fn clear_all_dbs(&mut self) -> Vec<RemovedContents> {
         self.shards_mut()
             .flat_map(|(_, shard)| {
-                (0..shard.databases())
-                    .map(|db| shard.db(db).clear())
+                shard
+                    .existing_dbs_mut()
+                    .map(|db| db.clear())
                     .collect::<Vec<_>>()
             })
             .collect()

@@ -5,6 +5,7 @@
 //! here blocks or awaits.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
@@ -707,53 +708,122 @@ impl RemovedContents {
     }
 }
 
-/// A shard: one [`Db`] part per logical database.
-#[derive(Debug)]
+/// A shard: one [`Db`] part per logical database, each created the first
+/// time it is used mutably (a `databases 10000` server would otherwise pay
+/// for 10000 empty parts in each of its shards at start: 571 MB).
 pub struct Shard {
-    dbs: Box<[Db]>,
+    /// The parts created so far, by database number.
+    dbs: Vec<Option<Box<Db>>>,
+    /// What a part not created yet reads as.
+    empty: Db,
+    /// The write-behind observer every new part reports to.
+    observer: Option<Arc<dyn ChangeObserver>>,
+    /// Whether new parts keep S3-FIFO queues (the store's flag).
+    s3fifo: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("dbs", &self.dbs)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Shard {
-    pub fn new(databases: usize) -> Self {
+    /// A shard with no database part yet; `s3fifo` is the store's flag
+    /// saying whether parts keep S3-FIFO queues.
+    pub fn new(s3fifo: Arc<AtomicBool>) -> Self {
         Shard {
-            dbs: (0..databases)
-                .map(|index| Db {
-                    index,
-                    ..Db::default()
-                })
-                .collect(),
+            dbs: Vec::new(),
+            empty: Db::default(),
+            observer: None,
+            s3fifo,
         }
     }
 
-    /// This shard's part of database `index` (callers check the range).
+    /// This shard's part of database `index`, created if needed (callers
+    /// check the range).
     pub fn db(&mut self, index: usize) -> &mut Db {
-        &mut self.dbs[index]
+        if index >= self.dbs.len() {
+            self.dbs.resize_with(index + 1, || None);
+        }
+        let (observer, s3fifo) = (&self.observer, &self.s3fifo);
+        self.dbs[index].get_or_insert_with(|| {
+            let mut db = Box::new(Db {
+                index,
+                ..Db::default()
+            });
+            if let Some(observer) = observer {
+                db.observe_changes(observer.clone());
+            }
+            if s3fifo.load(Ordering::Relaxed) {
+                db.track_s3fifo(true);
+            }
+            db
+        })
     }
 
+    /// This shard's part of database `index`; an empty one if it was never
+    /// created.
     pub fn db_ref(&self, index: usize) -> &Db {
-        &self.dbs[index]
+        self.dbs
+            .get(index)
+            .and_then(Option::as_deref)
+            .unwrap_or(&self.empty)
     }
 
+    /// One more than the highest database number with a part here: the
+    /// parts beyond are empty (and not created).
     pub fn databases(&self) -> usize {
         self.dbs.len()
+    }
+
+    /// This shard's part of database `index`, if it was created.
+    pub fn existing_db_mut(&mut self, index: usize) -> Option<&mut Db> {
+        self.dbs.get_mut(index).and_then(Option::as_deref_mut)
+    }
+
+    /// The parts created so far.
+    pub fn existing_dbs_mut(&mut self) -> impl Iterator<Item = &mut Db> {
+        self.dbs.iter_mut().filter_map(|db| db.as_deref_mut())
+    }
+
+    /// Reports every change, in every part present and future, to
+    /// `observer` (write-behind).
+    pub(crate) fn observe_changes(&mut self, observer: Arc<dyn ChangeObserver>) {
+        for db in self.existing_dbs_mut() {
+            db.observe_changes(observer.clone());
+        }
+        self.observer = Some(observer);
     }
 
     /// Two distinct databases at once (MOVE, COPY ... DB).
     pub fn two_dbs(&mut self, a: usize, b: usize) -> (&mut Db, &mut Db) {
         assert_ne!(a, b, "two_dbs needs two different databases");
+        self.db(a);
+        self.db(b);
+        let (low, high) = (a.min(b), a.max(b));
+        let (left, right) = self.dbs.split_at_mut(high);
+        let (Some(low_db), Some(high_db)) = (left[low].as_deref_mut(), right[0].as_deref_mut())
+        else {
+            unreachable!("both parts were just created");
+        };
         if a < b {
-            let (left, right) = self.dbs.split_at_mut(b);
-            (&mut left[a], &mut right[0])
+            (low_db, high_db)
         } else {
-            let (left, right) = self.dbs.split_at_mut(a);
-            (&mut right[0], &mut left[b])
+            (high_db, low_db)
         }
     }
 
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
-        if a != b {
-            let (x, y) = self.two_dbs(a, b);
-            Db::swap_contents(x, y);
+        let exists = |index: usize| self.dbs.get(index).is_some_and(Option::is_some);
+        // Two parts never created hold no key and no WATCH: nothing to do.
+        if a == b || (!exists(a) && !exists(b)) {
+            return;
         }
+        let (x, y) = self.two_dbs(a, b);
+        Db::swap_contents(x, y);
     }
 }
