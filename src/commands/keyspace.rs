@@ -633,22 +633,36 @@ fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 // ---------------------------------------------------------------- KEYS, SCAN, RANDOMKEY
 
+/// Past this many keys, KEYS walks the keyspace off the runtime worker.
+const KEYS_OFF_WORKER: usize = 65_536;
+
 fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let pattern = argv[1];
     let all = pattern == b"*";
     let db = ctx.db();
     let now = ctx.now_ms;
     let mut found: Vec<Key> = Vec::new();
-    ctx.locks.each_shard(|shard| {
-        found.extend(
-            shard
-                .db(db)
-                .iter(now)
-                .filter(|(key, _)| all || glob_match(pattern, key, false))
-                .map(|(key, _)| Key::from(key)),
-        );
-        Ok(())
-    })?;
+    let big = !ctx.locks.in_transaction() && ctx.store().dbsize(db).unwrap_or(0) > KEYS_OFF_WORKER;
+    let locks = &mut ctx.locks;
+    // One shard lock at a time, so other clients get through between
+    // shards; a big walk also leaves the runtime worker to them.
+    let mut walk = || {
+        locks.each_shard(|shard| {
+            found.extend(
+                shard
+                    .db_ref(db)
+                    .iter(now)
+                    .filter(|(key, _)| all || glob_match(pattern, key, false))
+                    .map(|(key, _)| Key::from(key)),
+            );
+            Ok(())
+        })
+    };
+    if big {
+        lazyfree::off_the_worker(walk)?;
+    } else {
+        walk()?;
+    }
     ctx.out.array(found.len());
     for key in &found {
         ctx.out.bulk(key);

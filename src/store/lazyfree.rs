@@ -155,19 +155,27 @@ pub fn free_now<T>(garbage: T, objects: usize) {
         drop(garbage);
         return;
     }
-    let free = move || {
+    off_the_worker(move || {
         drop(garbage);
         if objects as u64 >= PURGE_AFTER_OBJECTS {
             purge();
         }
-    };
+    })
+}
+
+/// Runs long CPU work (a big free, KEYS over a big keyspace) so that it
+/// does not hold a runtime worker: inside a multi-threaded tokio runtime,
+/// under `block_in_place`, which hands the worker's other tasks to another
+/// thread meanwhile; elsewhere (no runtime, a current-thread runtime)
+/// simply here.
+pub fn off_the_worker<R>(work: impl FnOnce() -> R) -> R {
     let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
         runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
     });
     if on_worker {
-        tokio::task::block_in_place(free);
+        tokio::task::block_in_place(work)
     } else {
-        free();
+        work()
     }
 }
 
