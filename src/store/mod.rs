@@ -139,7 +139,7 @@ impl Store {
         Store {
             inner: Arc::new(StoreInner {
                 shards: (0..shard_count)
-                    .map(|_| CachePadded::new(Mutex::new(Shard::new(s3fifo.clone()))))
+                    .map(|_| CachePadded::new(Mutex::new(Shard::new(databases, s3fifo.clone()))))
                     .collect(),
                 shard_mask: shard_count - 1,
                 hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
@@ -394,7 +394,11 @@ impl Store {
         if db >= self.inner.databases || shard >= self.inner.shards.len() {
             return 0;
         }
-        self.inner.shards[shard].lock().db(db).drain_changes(max, f)
+        // A part never created has nothing pending: do not create it.
+        match self.inner.shards[shard].lock().existing_db_mut(db) {
+            Some(part) => part.drain_changes(max, f),
+            None => 0,
+        }
     }
 }
 
@@ -447,7 +451,7 @@ impl<'s> LockSet<'s> {
     #[must_use = "drop the removed contents outside the locks"]
     pub fn clear_db(&mut self, db: usize) -> Vec<RemovedContents> {
         self.shards_mut()
-            .filter_map(|(_, shard)| shard.existing_db_mut(db).map(Db::clear))
+            .filter_map(|(_, shard)| shard.clear_db(db))
             .collect()
     }
 
@@ -456,12 +460,7 @@ impl<'s> LockSet<'s> {
     #[must_use = "drop the removed contents outside the locks"]
     pub fn clear_all_dbs(&mut self) -> Vec<RemovedContents> {
         self.shards_mut()
-            .flat_map(|(_, shard)| {
-                shard
-                    .existing_dbs_mut()
-                    .map(|db| db.clear())
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|(_, shard)| shard.clear_all())
             .collect()
     }
 

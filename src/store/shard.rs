@@ -720,6 +720,8 @@ pub struct Shard {
     observer: Option<Arc<dyn ChangeObserver>>,
     /// Whether new parts keep S3-FIFO queues (the store's flag).
     s3fifo: Arc<AtomicBool>,
+    /// The number of databases configured.
+    configured: usize,
 }
 
 impl std::fmt::Debug for Shard {
@@ -732,15 +734,36 @@ impl std::fmt::Debug for Shard {
 }
 
 impl Shard {
-    /// A shard with no database part yet; `s3fifo` is the store's flag
-    /// saying whether parts keep S3-FIFO queues.
-    pub fn new(s3fifo: Arc<AtomicBool>) -> Self {
+    /// A shard for `databases` databases, with no part yet; `s3fifo` is
+    /// the store's flag saying whether parts keep S3-FIFO queues.
+    pub fn new(databases: usize, s3fifo: Arc<AtomicBool>) -> Self {
         Shard {
             dbs: Vec::new(),
             empty: Db::default(),
             observer: None,
             s3fifo,
+            configured: databases,
         }
+    }
+
+    /// Empties database `index` here (FLUSHDB); `None` if it has no part.
+    /// Under write-behind the part is made if needed, so that the observer
+    /// hears of the flush from every shard, as before parts were lazy.
+    pub fn clear_db(&mut self, index: usize) -> Option<RemovedContents> {
+        if self.observer.is_some() {
+            return Some(self.db(index).clear());
+        }
+        self.existing_db_mut(index).map(Db::clear)
+    }
+
+    /// Empties every database here (FLUSHALL); as [`Shard::clear_db`].
+    pub fn clear_all(&mut self) -> Vec<RemovedContents> {
+        if self.observer.is_some() {
+            return (0..self.configured)
+                .map(|index| self.db(index).clear())
+                .collect();
+        }
+        self.existing_dbs_mut().map(Db::clear).collect()
     }
 
     /// This shard's part of database `index`, created if needed (callers
@@ -819,8 +842,9 @@ impl Shard {
 
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
         let exists = |index: usize| self.dbs.get(index).is_some_and(Option::is_some);
-        // Two parts never created hold no key and no WATCH: nothing to do.
-        if a == b || (!exists(a) && !exists(b)) {
+        // Two parts never created hold no key and no WATCH: nothing to do
+        // (but write-behind hears of every swap, as a flush of both).
+        if a == b || (!exists(a) && !exists(b) && self.observer.is_none()) {
             return;
         }
         let (x, y) = self.two_dbs(a, b);
