@@ -7,7 +7,9 @@
 //! server behind one long lock hold. SWAPDB, FLUSHDB and FLUSHALL lock every
 //! shard at once, since no client may see them half done; the work under
 //! those locks is O(shards): maps are swapped or detached, and freed after
-//! the locks are released. Inside MULTI/EXEC all of them run under the locks
+//! the locks are released (on the lazyfree thread for ASYNC). DEL and
+//! UNLINK free big values after releasing their locks too (see
+//! `store::lazyfree`). Inside MULTI/EXEC all of them run under the locks
 //! the transaction holds.
 
 use rand::Rng;
@@ -19,7 +21,7 @@ use super::parse::{
 };
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
-use crate::store::Key;
+use crate::store::{lazyfree, Key};
 
 const KEYSPACE: &[&str] = &["keyspace"];
 const KEYSPACE_DANGEROUS: &[&str] = &["keyspace", "dangerous"];
@@ -40,7 +42,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Deletes one or more keys.",
             "O(N) where N is the number of keys that will be removed. When a key to remove holds a value other than a string, the individual complexity for this key is O(M) where M is the number of elements in the list, set, sorted set or hash. Removing a single key that holds a string value is O(1).",
         ),
-    CommandSpec::new("unlink", -2, WRITE | FAST, ALL_KEYS, del)
+    CommandSpec::new("unlink", -2, WRITE | FAST, ALL_KEYS, unlink)
         .acl(KEYSPACE)
         .doc(
             "generic",
@@ -261,13 +263,37 @@ fn same_object() -> Error {
 /// in place, which for UNLINK only costs the time Redis would spend in its
 /// background thread).
 fn del(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    remove_keys(ctx, argv, false)
+}
+
+/// UNLINK: as DEL, but a big value is always freed in the background.
+fn unlink(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    remove_keys(ctx, argv, true)
+}
+
+/// DEL and UNLINK. Keys leave their maps under the lock; big values are
+/// freed after it is released (DEL: on this thread, unless
+/// `lazyfree-lazy-user-del`; UNLINK: on the lazyfree thread), so that a
+/// 10M-element set never holds a shard lock while it is freed.
+fn remove_keys(ctx: &mut Ctx, argv: &[&[u8]], unlink: bool) -> Result<()> {
     let keys = &argv[1..];
     let db = ctx.db();
     let mut locked = ctx.locks.keys(keys)?;
     let mut removed = 0;
+    let mut big = Vec::new();
     for key in keys {
-        if locked.db(db, key)?.remove(key, ctx.now_ms).is_some() {
+        if let Some(entry) = locked.db(db, key)?.remove(key, ctx.now_ms) {
             removed += 1;
+            if lazyfree::free_effort(entry.value()) > lazyfree::LAZYFREE_THRESHOLD {
+                big.push(entry.into_value());
+            }
+        }
+    }
+    drop(locked);
+    if !big.is_empty() {
+        let background = unlink || ctx.shared.config.read().lazyfree_lazy_user_del;
+        for value in big {
+            ctx.store().free_value(value, background);
         }
     }
     ctx.out.int(removed);
@@ -607,22 +633,36 @@ fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 // ---------------------------------------------------------------- KEYS, SCAN, RANDOMKEY
 
+/// Past this many keys, KEYS walks the keyspace off the runtime worker.
+const KEYS_OFF_WORKER: usize = 65_536;
+
 fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let pattern = argv[1];
     let all = pattern == b"*";
     let db = ctx.db();
     let now = ctx.now_ms;
     let mut found: Vec<Key> = Vec::new();
-    ctx.locks.each_shard(|shard| {
-        found.extend(
-            shard
-                .db(db)
-                .iter(now)
-                .filter(|(key, _)| all || glob_match(pattern, key, false))
-                .map(|(key, _)| Key::from(key)),
-        );
-        Ok(())
-    })?;
+    let big = !ctx.locks.in_transaction() && ctx.store().dbsize(db).unwrap_or(0) > KEYS_OFF_WORKER;
+    let locks = &mut ctx.locks;
+    // One shard lock at a time, so other clients get through between
+    // shards; a big walk also leaves the runtime worker to them.
+    let mut walk = || {
+        locks.each_shard(|shard| {
+            found.extend(
+                shard
+                    .db_ref(db)
+                    .iter(now)
+                    .filter(|(key, _)| all || glob_match(pattern, key, false))
+                    .map(|(key, _)| Key::from(key)),
+            );
+            Ok(())
+        })
+    };
+    if big {
+        lazyfree::off_the_worker(walk)?;
+    } else {
+        walk()?;
+    }
     ctx.out.array(found.len());
     for key in &found {
         ctx.out.bulk(key);
@@ -736,31 +776,33 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-/// FLUSHDB/FLUSHALL take an optional ASYNC or SYNC; Larder always flushes
-/// synchronously (dropping a shard's maps is quick and holds one lock).
-fn check_flush_args(argv: &[&[u8]]) -> Result<()> {
+/// FLUSHDB/FLUSHALL's optional ASYNC or SYNC; without one,
+/// `lazyfree-lazy-user-flush` decides (as Redis's `getFlushCommandFlags`).
+/// True: free in the background.
+fn flush_in_background(ctx: &Ctx, argv: &[&[u8]]) -> Result<bool> {
     match argv {
-        [_] => Ok(()),
-        [_, mode] if is_keyword(mode, "SYNC") || is_keyword(mode, "ASYNC") => Ok(()),
+        [_] => Ok(ctx.shared.config.read().lazyfree_lazy_user_flush),
+        [_, mode] if is_keyword(mode, "SYNC") => Ok(false),
+        [_, mode] if is_keyword(mode, "ASYNC") => Ok(true),
         _ => Err(Error::syntax()),
     }
 }
 
 fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    check_flush_args(argv)?;
+    let background = flush_in_background(ctx, argv)?;
     let db = ctx.db();
     // Detach every shard's maps under all the locks (atomic for other
-    // clients), free them after the locks are released.
+    // clients, O(shards)); free them after the locks are released.
     let removed = ctx.locks.all()?.clear_db(db);
-    drop(removed);
+    ctx.store().free_removed(removed, background);
     ctx.out.ok();
     Ok(())
 }
 
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    check_flush_args(argv)?;
+    let background = flush_in_background(ctx, argv)?;
     let removed = ctx.locks.all()?.clear_all_dbs();
-    drop(removed);
+    ctx.store().free_removed(removed, background);
     ctx.out.ok();
     Ok(())
 }

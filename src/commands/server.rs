@@ -148,7 +148,7 @@ fn dbsize(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     let db = ctx.db();
     let mut total = 0;
     ctx.locks.each_shard(|shard| {
-        total += shard.db(db).len();
+        total += shard.db_ref(db).len();
         Ok(())
     })?;
     ctx.out.int(total as i64);
@@ -276,6 +276,8 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.shared.stats.reset();
     ctx.shared.store.reset_eviction_stats();
+    // Redis's lazyfreeResetStats.
+    ctx.shared.store.lazyfree_stats().reset();
     ctx.out.ok();
     Ok(())
 }
@@ -830,8 +832,14 @@ fn memory_section(ctx: &mut Ctx) -> Result<String> {
         ("mem_aof_buffer", "0".into()),
         ("mem_allocator", crate::memory::allocator_name().into()),
         ("active_defrag_running", "0".into()),
-        ("lazyfree_pending_objects", "0".into()),
-        ("lazyfreed_objects", "0".into()),
+        (
+            "lazyfree_pending_objects",
+            ctx.store().lazyfree_stats().pending_objects().to_string(),
+        ),
+        (
+            "lazyfreed_objects",
+            ctx.store().lazyfree_stats().freed_objects().to_string(),
+        ),
     ]))
 }
 
@@ -908,8 +916,9 @@ fn keyspace_section(ctx: &mut Ctx) -> Result<String> {
     let mut volatile = vec![0usize; databases];
     ctx.locks.each_shard(|shard| {
         for db in 0..databases {
-            keys[db] += shard.db(db).len();
-            volatile[db] += shard.db(db).volatile_len();
+            // db_ref: reading must not create the parts of unused databases.
+            keys[db] += shard.db_ref(db).len();
+            volatile[db] += shard.db_ref(db).volatile_len();
         }
         Ok(())
     })?;

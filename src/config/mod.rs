@@ -63,6 +63,12 @@ pub struct Config {
     pub lfu_log_factor: u32,
     /// `lfu-decay-time`, in minutes.
     pub lfu_decay_time: u32,
+    /// DEL frees big values in the background, as UNLINK
+    /// (`lazyfree-lazy-user-del`).
+    pub lazyfree_lazy_user_del: bool,
+    /// FLUSHALL and FLUSHDB without SYNC/ASYNC free in the background
+    /// (`lazyfree-lazy-user-flush`).
+    pub lazyfree_lazy_user_flush: bool,
     /// PostgreSQL connection string for write-behind (`write-behind-url`);
     /// empty: write-behind is off.
     pub write_behind_url: String,
@@ -155,8 +161,6 @@ pub const ACCEPTED_ONLY: &[(&str, &str, Accepts)] = &[
     ),
     ("lazyfree-lazy-expire", "no", Accepts::YesNo),
     ("lazyfree-lazy-server-del", "no", Accepts::YesNo),
-    ("lazyfree-lazy-user-del", "no", Accepts::YesNo),
-    ("lazyfree-lazy-user-flush", "no", Accepts::YesNo),
     (
         "list-compress-depth",
         "0",
@@ -571,6 +575,30 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "lazyfree-lazy-user-del",
+        kind: Kind::Text,
+        mutable: true,
+        default: "no",
+        description: "yes: DEL frees a big value (over 64 elements) in the background, as UNLINK does.",
+        get: |c| yes_no_text(c.lazyfree_lazy_user_del),
+        set: |c, v| {
+            c.lazyfree_lazy_user_del = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "lazyfree-lazy-user-flush",
+        kind: Kind::Text,
+        mutable: true,
+        default: "no",
+        description: "yes: FLUSHALL and FLUSHDB without SYNC or ASYNC free the keys in the background.",
+        get: |c| yes_no_text(c.lazyfree_lazy_user_flush),
+        set: |c, v| {
+            c.lazyfree_lazy_user_flush = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "write-behind-url",
         kind: Kind::Text,
         mutable: false,
@@ -901,6 +929,8 @@ impl Default for Config {
             maxmemory_samples: 0,
             lfu_log_factor: 0,
             lfu_decay_time: 0,
+            lazyfree_lazy_user_del: false,
+            lazyfree_lazy_user_flush: false,
             write_behind_url: String::new(),
             write_behind_table: String::new(),
             write_behind_match: String::new(),

@@ -34,8 +34,8 @@ impl Store {
             let Ok(shard) = locks.shard(index) else {
                 continue;
             };
-            for db in 0..shard.databases() {
-                let counts = shard.db(db).expire_due_counts(now, EXPIRE_BATCH);
+            for db in shard.existing_dbs_mut() {
+                let counts = db.expire_due_counts(now, EXPIRE_BATCH);
                 total.keys += counts.keys;
                 total.fields += counts.fields;
             }

@@ -12,6 +12,7 @@ mod entry;
 pub mod evict;
 mod expire;
 mod keymap;
+pub mod lazyfree;
 pub mod ops;
 mod s3fifo;
 mod shard;
@@ -29,6 +30,7 @@ use smallvec::SmallVec;
 pub use changes::{ChangeObserver, Pending, PendingState};
 pub use clock::Clock;
 pub use evict::{MemoryLimits, Policy, Room};
+pub use lazyfree::LazyFreeStats;
 pub use ops::{parse_float_value, parse_int_value};
 pub use shard::{Db, ExpiredCounts, RemovedContents, Shard};
 pub use value::{Entry, Key, LfuCounter, Value, ValueRef};
@@ -84,7 +86,9 @@ struct StoreInner {
     eviction_pool: Mutex<evict::EvictionPool>,
     /// Whether the shards keep S3-FIFO queues (the policy is, or was last
     /// seen as, `allkeys-s3fifo`).
-    s3fifo: std::sync::atomic::AtomicBool,
+    s3fifo: Arc<std::sync::atomic::AtomicBool>,
+    /// What this store handed to the background free thread.
+    lazyfree: Arc<LazyFreeStats>,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -131,10 +135,11 @@ impl Store {
     pub fn with_options(options: StoreOptions) -> Self {
         let shard_count = options.shards.max(1).next_power_of_two();
         let databases = options.databases.max(1);
+        let s3fifo: Arc<std::sync::atomic::AtomicBool> = Default::default();
         Store {
             inner: Arc::new(StoreInner {
                 shards: (0..shard_count)
-                    .map(|_| CachePadded::new(Mutex::new(Shard::new(databases))))
+                    .map(|_| CachePadded::new(Mutex::new(Shard::new(databases, s3fifo.clone()))))
                     .collect(),
                 shard_mask: shard_count - 1,
                 hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
@@ -143,7 +148,8 @@ impl Store {
                 evicted_keys: Default::default(),
                 expired_by_eviction: Default::default(),
                 eviction_pool: Default::default(),
-                s3fifo: Default::default(),
+                s3fifo,
+                lazyfree: Default::default(),
             }),
         }
     }
@@ -313,21 +319,55 @@ impl Store {
     }
 
     /// Removes every key of database `db`, atomically for other clients
-    /// (as FLUSHDB: under every shard lock).
+    /// (as FLUSHDB SYNC: the keys are detached under every shard lock and
+    /// freed after the locks are released).
     pub fn flush_db(&self, db: usize) -> Result<()> {
         self.check_db(db)?;
-        // The locks are released at the end of the statement, the maps
-        // freed after.
         let removed = self.lock_all().clear_db(db);
-        drop(removed);
+        self.free_removed(removed, false);
         Ok(())
     }
 
     /// Removes every key of every database, atomically for other clients
-    /// (as FLUSHALL).
+    /// (as FLUSHALL SYNC).
     pub fn flush_all(&self) {
         let removed = self.lock_all().clear_all_dbs();
-        drop(removed);
+        self.free_removed(removed, false);
+    }
+
+    /// Frees what [`LockSet::clear_db`] or [`LockSet::clear_all_dbs`]
+    /// detached; call it after releasing the locks. `background`: on the
+    /// lazyfree thread (FLUSHALL ASYNC), counted in
+    /// [`Store::lazyfree_stats`]; otherwise here, before returning.
+    pub fn free_removed(&self, removed: Vec<RemovedContents>, background: bool) {
+        let keys: usize = removed.iter().map(RemovedContents::keys).sum();
+        if keys == 0 {
+            return;
+        }
+        if background {
+            lazyfree::free_in_background(Box::new(removed), keys as u64, &self.inner.lazyfree);
+        } else {
+            lazyfree::free_now(removed, keys);
+        }
+    }
+
+    /// Frees a value a command removed (DEL, UNLINK); call it after
+    /// releasing the locks. `background` (UNLINK, or DEL under
+    /// `lazyfree-lazy-user-del`): a value of more than
+    /// [`lazyfree::LAZYFREE_THRESHOLD`] elements is freed on the lazyfree
+    /// thread; otherwise here, before returning.
+    pub fn free_value(&self, value: Value, background: bool) {
+        if background {
+            lazyfree::free_value_async(value, &self.inner.lazyfree);
+        } else {
+            let effort = lazyfree::free_effort(value.view());
+            lazyfree::free_now(value, effort);
+        }
+    }
+
+    /// INFO's `lazyfree_pending_objects` and `lazyfreed_objects`.
+    pub fn lazyfree_stats(&self) -> &LazyFreeStats {
+        &self.inner.lazyfree
     }
 
     /// Starts reporting committed changes to `observer` (write-behind):
@@ -337,9 +377,7 @@ impl Store {
     pub fn observe_changes(&self, observer: Arc<dyn ChangeObserver>) {
         let mut all = self.lock_all();
         for (_, shard) in all.shards_mut() {
-            for db in 0..shard.databases() {
-                shard.db(db).observe_changes(observer.clone());
-            }
+            shard.observe_changes(observer.clone());
         }
     }
 
@@ -356,7 +394,11 @@ impl Store {
         if db >= self.inner.databases || shard >= self.inner.shards.len() {
             return 0;
         }
-        self.inner.shards[shard].lock().db(db).drain_changes(max, f)
+        // A part never created has nothing pending: do not create it.
+        match self.inner.shards[shard].lock().existing_db_mut(db) {
+            Some(part) => part.drain_changes(max, f),
+            None => 0,
+        }
     }
 }
 
@@ -409,7 +451,7 @@ impl<'s> LockSet<'s> {
     #[must_use = "drop the removed contents outside the locks"]
     pub fn clear_db(&mut self, db: usize) -> Vec<RemovedContents> {
         self.shards_mut()
-            .map(|(_, shard)| shard.db(db).clear())
+            .filter_map(|(_, shard)| shard.clear_db(db))
             .collect()
     }
 
@@ -418,11 +460,7 @@ impl<'s> LockSet<'s> {
     #[must_use = "drop the removed contents outside the locks"]
     pub fn clear_all_dbs(&mut self) -> Vec<RemovedContents> {
         self.shards_mut()
-            .flat_map(|(_, shard)| {
-                (0..shard.databases())
-                    .map(|db| shard.db(db).clear())
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|(_, shard)| shard.clear_all())
             .collect()
     }
 

@@ -5,6 +5,7 @@
 //! here blocks or awaits.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
@@ -475,6 +476,7 @@ impl Db {
         }
         self.removals += 1;
         RemovedContents {
+            keys: self.entries.len(),
             _entries: std::mem::take(&mut self.entries),
             _expires: std::mem::take(&mut self.expires),
             _field_expires: std::mem::take(&mut self.field_expires),
@@ -692,59 +694,160 @@ pub struct ExpiredCounts {
 
 /// Keys removed by [`Db::clear`], freed when dropped.
 pub struct RemovedContents {
+    keys: usize,
     _entries: EntryMap,
     _expires: BTreeSet<(u64, Key)>,
     _field_expires: BTreeSet<(u64, Key)>,
     _field_expires_of: HashMap<Key, u64, RandomState>,
 }
 
-/// A shard: one [`Db`] part per logical database.
-#[derive(Debug)]
+impl RemovedContents {
+    /// How many keys were removed.
+    pub fn keys(&self) -> usize {
+        self.keys
+    }
+}
+
+/// A shard: one [`Db`] part per logical database, each created the first
+/// time it is used mutably (a `databases 10000` server would otherwise pay
+/// for 10000 empty parts in each of its shards at start: 571 MB).
 pub struct Shard {
-    dbs: Box<[Db]>,
+    /// The parts created so far, by database number.
+    dbs: Vec<Option<Box<Db>>>,
+    /// What a part not created yet reads as.
+    empty: Db,
+    /// The write-behind observer every new part reports to.
+    observer: Option<Arc<dyn ChangeObserver>>,
+    /// Whether new parts keep S3-FIFO queues (the store's flag).
+    s3fifo: Arc<AtomicBool>,
+    /// The number of databases configured.
+    configured: usize,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("dbs", &self.dbs)
+            .field("observed", &self.observer.is_some())
+            .finish()
+    }
 }
 
 impl Shard {
-    pub fn new(databases: usize) -> Self {
+    /// A shard for `databases` databases, with no part yet; `s3fifo` is
+    /// the store's flag saying whether parts keep S3-FIFO queues.
+    pub fn new(databases: usize, s3fifo: Arc<AtomicBool>) -> Self {
         Shard {
-            dbs: (0..databases)
-                .map(|index| Db {
-                    index,
-                    ..Db::default()
-                })
-                .collect(),
+            dbs: Vec::new(),
+            empty: Db::default(),
+            observer: None,
+            s3fifo,
+            configured: databases,
         }
     }
 
-    /// This shard's part of database `index` (callers check the range).
+    /// Empties database `index` here (FLUSHDB); `None` if it has no part.
+    /// Under write-behind the part is made if needed, so that the observer
+    /// hears of the flush from every shard, as before parts were lazy.
+    pub fn clear_db(&mut self, index: usize) -> Option<RemovedContents> {
+        if self.observer.is_some() {
+            return Some(self.db(index).clear());
+        }
+        self.existing_db_mut(index).map(Db::clear)
+    }
+
+    /// Empties every database here (FLUSHALL); as [`Shard::clear_db`].
+    pub fn clear_all(&mut self) -> Vec<RemovedContents> {
+        if self.observer.is_some() {
+            return (0..self.configured)
+                .map(|index| self.db(index).clear())
+                .collect();
+        }
+        self.existing_dbs_mut().map(Db::clear).collect()
+    }
+
+    /// This shard's part of database `index`, created if needed (callers
+    /// check the range).
     pub fn db(&mut self, index: usize) -> &mut Db {
-        &mut self.dbs[index]
+        if index >= self.dbs.len() {
+            self.dbs.resize_with(index + 1, || None);
+        }
+        let (observer, s3fifo) = (&self.observer, &self.s3fifo);
+        self.dbs[index].get_or_insert_with(|| {
+            let mut db = Box::new(Db {
+                index,
+                ..Db::default()
+            });
+            if let Some(observer) = observer {
+                db.observe_changes(observer.clone());
+            }
+            if s3fifo.load(Ordering::Relaxed) {
+                db.track_s3fifo(true);
+            }
+            db
+        })
     }
 
+    /// This shard's part of database `index`; an empty one if it was never
+    /// created.
     pub fn db_ref(&self, index: usize) -> &Db {
-        &self.dbs[index]
+        self.dbs
+            .get(index)
+            .and_then(Option::as_deref)
+            .unwrap_or(&self.empty)
     }
 
+    /// One more than the highest database number with a part here: the
+    /// parts beyond are empty (and not created).
     pub fn databases(&self) -> usize {
         self.dbs.len()
+    }
+
+    /// This shard's part of database `index`, if it was created.
+    pub fn existing_db_mut(&mut self, index: usize) -> Option<&mut Db> {
+        self.dbs.get_mut(index).and_then(Option::as_deref_mut)
+    }
+
+    /// The parts created so far.
+    pub fn existing_dbs_mut(&mut self) -> impl Iterator<Item = &mut Db> {
+        self.dbs.iter_mut().filter_map(|db| db.as_deref_mut())
+    }
+
+    /// Reports every change, in every part present and future, to
+    /// `observer` (write-behind).
+    pub(crate) fn observe_changes(&mut self, observer: Arc<dyn ChangeObserver>) {
+        for db in self.existing_dbs_mut() {
+            db.observe_changes(observer.clone());
+        }
+        self.observer = Some(observer);
     }
 
     /// Two distinct databases at once (MOVE, COPY ... DB).
     pub fn two_dbs(&mut self, a: usize, b: usize) -> (&mut Db, &mut Db) {
         assert_ne!(a, b, "two_dbs needs two different databases");
+        self.db(a);
+        self.db(b);
+        let (low, high) = (a.min(b), a.max(b));
+        let (left, right) = self.dbs.split_at_mut(high);
+        let (Some(low_db), Some(high_db)) = (left[low].as_deref_mut(), right[0].as_deref_mut())
+        else {
+            unreachable!("both parts were just created");
+        };
         if a < b {
-            let (left, right) = self.dbs.split_at_mut(b);
-            (&mut left[a], &mut right[0])
+            (low_db, high_db)
         } else {
-            let (left, right) = self.dbs.split_at_mut(a);
-            (&mut right[0], &mut left[b])
+            (high_db, low_db)
         }
     }
 
     pub fn swap_dbs(&mut self, a: usize, b: usize) {
-        if a != b {
-            let (x, y) = self.two_dbs(a, b);
-            Db::swap_contents(x, y);
+        let exists = |index: usize| self.dbs.get(index).is_some_and(Option::is_some);
+        // Two parts never created hold no key and no WATCH: nothing to do
+        // (but write-behind hears of every swap, as a flush of both).
+        if a == b || (!exists(a) && !exists(b) && self.observer.is_none()) {
+            return;
         }
+        let (x, y) = self.two_dbs(a, b);
+        Db::swap_contents(x, y);
     }
 }
