@@ -501,3 +501,253 @@ fn journal_off_creates_no_file() {
     assert!(journal_files(&dir).is_empty());
     assert_eq!(fs::read_dir(&*dir).unwrap().count(), 0);
 }
+
+/// A filesystem mounted on a test's journal directory, unmounted when
+/// dropped (before the directory is removed).
+struct Mount(PathBuf);
+
+impl Mount {
+    /// `mount ARGS... dir`; `Err` says why it could not (not root, no
+    /// mount in this environment).
+    fn new(args: &[&str], dir: &Path) -> Result<Mount, String> {
+        let output = Command::new("mount")
+            .args(args)
+            .arg(dir)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "mount {args:?} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ));
+        }
+        Ok(Mount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Sends `args` and returns its reply within 10 s; a reply that does not
+/// come is a hung request: the test fails.
+fn reply_in_time(con: &mut redis::Connection, args: &[&str]) -> redis::RedisResult<redis::Value> {
+    con.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut command = redis::cmd(args[0]);
+    for arg in &args[1..] {
+        command.arg(*arg);
+    }
+    let reply = command.query(con);
+    if let Err(error) = &reply {
+        assert!(
+            !error.is_timeout() && !error.is_io_error(),
+            "{args:?} hung or lost its connection: {error}"
+        );
+    }
+    reply
+}
+
+/// A full disk: the write whose records cannot be written gets MISCONF
+/// (not OK, and no hang); later writes to written-behind keys are refused
+/// before they are applied (their values never show); reads go on; once
+/// space is back, writes are taken again by themselves; and after a crash
+/// every acknowledged write is there.
+fn full_disk_refuses_writes_and_recovers(fsync: &str) {
+    let dir = temp_dir(&format!("full-{fsync}"));
+    let mount = match Mount::new(&["-t", "tmpfs", "-o", "size=2m", "tmpfs"], &dir) {
+        Ok(mount) => mount,
+        Err(why) => {
+            eprintln!("SKIPPED full_disk ({fsync}): cannot mount a small tmpfs: {why}");
+            return;
+        }
+    };
+    // What the journal may use: about 1 MB, until the filler goes.
+    let filler = dir.join("filler");
+    fs::write(&filler, vec![0u8; 1024 * 1024]).expect("write the filler");
+    let pg = Postgres::start();
+    let settings = [
+        ("write-behind-journal", "yes"),
+        ("write-behind-fsync", fsync),
+        ("write-behind-delay", NEVER),
+        ("write-behind-batch-size", "1000000"),
+    ];
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    let value = |i: usize| format!("{i:06}").repeat(10_000);
+    let mut acknowledged = Vec::new();
+    let mut unknown = None;
+    for i in 0..100 {
+        let key = format!("k{i}");
+        match reply_in_time(&mut con, &["SET", &key, &value(i)]) {
+            Ok(reply) => {
+                assert_eq!(reply, redis::Value::Okay);
+                acknowledged.push(i);
+            }
+            Err(error) => {
+                assert_eq!(error.code(), Some("MISCONF"), "{error}");
+                assert!(
+                    error.to_string().contains("No space left on device"),
+                    "{error}"
+                );
+                unknown = Some(i);
+                break;
+            }
+        }
+    }
+    let first_failed = unknown.expect("the 2 MB disk never filled up");
+    assert!(acknowledged.len() > 3, "{acknowledged:?}");
+    // Refused up front now: not applied, so never visible, also inside a
+    // transaction (EXECABORT) and for other written-behind write commands.
+    let mut other = larder.client();
+    for (args, key) in [
+        (&["SET", "refused", "v"][..], "refused"),
+        (&["RPUSH", "refused-list", "a"], "refused-list"),
+        (&["HSET", "refused-hash", "f", "v"], "refused-hash"),
+    ] {
+        let error = reply_in_time(&mut other, args).unwrap_err();
+        assert_eq!(error.code(), Some("MISCONF"), "{args:?}: {error}");
+        let exists = reply_in_time(&mut con, &["EXISTS", key]).unwrap();
+        assert_eq!(exists, redis::Value::Int(0), "{key} was applied");
+    }
+    reply_in_time(&mut other, &["MULTI"]).unwrap();
+    assert!(reply_in_time(&mut other, &["SET", "refused", "v"]).is_err());
+    let error = reply_in_time(&mut other, &["EXEC"]).unwrap_err();
+    assert_eq!(error.code(), Some("EXECABORT"), "{error}");
+    // Reads go on.
+    let got = reply_in_time(&mut con, &["GET", "k0"]).unwrap();
+    assert_eq!(got, redis::Value::BulkString(value(0).into_bytes()));
+    assert_eq!(
+        info_field(&mut con, "journal_last_error"),
+        "write: No space left on device (os error 28)"
+    );
+    // Space is back: the writer's retry succeeds, writes are taken again.
+    fs::remove_file(&filler).expect("remove the filler");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match reply_in_time(&mut con, &["SET", "after", "space"]) {
+            Ok(_) => break,
+            Err(error) => assert_eq!(error.code(), Some("MISCONF"), "{error}"),
+        }
+        assert!(Instant::now() < deadline, "writes stay refused");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    larder.kill();
+    let larder = Larder::start(&pg, &dir, &settings[..2]);
+    let mut con = larder.client();
+    for &i in &acknowledged {
+        let got = reply_in_time(&mut con, &["GET", &format!("k{i}")]).unwrap();
+        assert_eq!(got, redis::Value::BulkString(value(i).into_bytes()), "k{i}");
+    }
+    let got = reply_in_time(&mut con, &["GET", "after"]).unwrap();
+    assert_eq!(got, redis::Value::BulkString(b"space".to_vec()));
+    // The write that got MISCONF: its outcome is unknown (its records were
+    // buffered and written once space was back), but never half of it.
+    let got = reply_in_time(&mut con, &["GET", &format!("k{first_failed}")]).unwrap();
+    assert!(
+        got == redis::Value::Nil
+            || got == redis::Value::BulkString(value(first_failed).into_bytes())
+    );
+    for key in ["refused", "refused-list", "refused-hash"] {
+        let exists = reply_in_time(&mut con, &["EXISTS", key]).unwrap();
+        assert_eq!(exists, redis::Value::Int(0), "{key}");
+    }
+    flush(&mut con);
+    let rows = table_rows(&pg);
+    for &i in &acknowledged {
+        assert_eq!(
+            rows.get(&(0, format!("k{i}").into_bytes())),
+            Some(&("string".to_string(), value(i).into_bytes()))
+        );
+    }
+    larder.kill();
+    drop(mount);
+}
+
+#[test]
+fn full_disk_refuses_writes_and_recovers_always() {
+    full_disk_refuses_writes_and_recovers("always");
+}
+
+#[test]
+fn full_disk_refuses_writes_and_recovers_everysec() {
+    full_disk_refuses_writes_and_recovers("everysec");
+}
+
+/// A journal directory that became read-only (as root, permissions do not
+/// stop writes: a read-only bind mount does) while unconfirmed changes are
+/// in it: the server refuses to start with a clear error (as Redis when it
+/// cannot open its AOF) rather than serve without its journal, and nothing
+/// is lost: once the directory is writable again, they are all back.
+#[test]
+fn read_only_journal_dir_refuses_to_start_and_loses_nothing() {
+    let pg = Postgres::start();
+    let dir = temp_dir("read-only");
+    let settings = [
+        ("write-behind-journal", "yes"),
+        ("write-behind-fsync", "always"),
+        ("write-behind-delay", NEVER),
+        ("write-behind-batch-size", "1000000"),
+    ];
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    for i in 0..50 {
+        cmd(&mut con, &["SET", &format!("k{i}"), &format!("v{i}")]);
+    }
+    larder.kill();
+    let bind = match Mount::new(&["--bind"], &dir) {
+        Ok(mount) => mount,
+        Err(why) => {
+            eprintln!("SKIPPED read_only_journal_dir: cannot bind-mount: {why}");
+            return;
+        }
+    };
+    if let Err(why) = Mount::new(&["-o", "remount,bind,ro"], &dir).map(std::mem::forget) {
+        eprintln!("SKIPPED read_only_journal_dir: cannot remount read-only: {why}");
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+        .arg("--port")
+        .arg(common::free_port().to_string())
+        .args(["--set", "write-behind-url"])
+        .arg(pg.url())
+        .args(["--set", "dir"])
+        .arg(&*dir)
+        .args(["--set", "write-behind-journal", "yes"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start larder-server");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("larder-server neither started nor exited on a read-only journal dir");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let output = child.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!status.success(), "{log}");
+    assert!(log.contains("write-behind journal"), "{log}");
+    assert!(log.contains("Read-only file system"), "{log}");
+    drop(bind);
+    let larder = Larder::start(&pg, &dir, &settings[..2]);
+    let mut con = larder.client();
+    for i in 0..50 {
+        let got: String = redis::cmd("GET")
+            .arg(format!("k{i}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got, format!("v{i}"));
+    }
+}

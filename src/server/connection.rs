@@ -15,7 +15,7 @@ use super::client::UnblockReason;
 use super::Shared;
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
-use crate::writebehind::journal::{take_appended, Journal};
+use crate::writebehind::journal::{replace_replies, take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
 /// pipeline does not accumulate all of its replies in memory.
@@ -68,6 +68,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
             .as_ref()
             .and_then(|writebehind| writebehind.journal().cloned()),
         journaled_up_to: 0,
+        journaled_replies: Vec::new(),
     };
     if let Err(error) = connection.run(&mut session, &mut stream).await {
         tracing::debug!(client = handle.id, %error, "connection closed");
@@ -92,6 +93,9 @@ struct Connection<'a> {
     /// The journal position the records of the replies in `output` end at
     /// (0: none).
     journaled_up_to: u64,
+    /// Where in `output` the replies of the commands that journaled
+    /// records are: replaced by an error if writing the records fails.
+    journaled_replies: Vec<std::ops::Range<usize>>,
 }
 
 impl Connection<'_> {
@@ -176,6 +180,7 @@ impl Connection<'_> {
                 Ok(Some(length)) => {
                     let args = self.decoder.args(&self.input[..length]);
                     let mut blocked = None;
+                    let reply_start = self.output.len();
                     if !args.is_empty() {
                         if let Some(writebehind) = self.shared.writebehind.as_deref() {
                             writebehind.load_missing(self.shared, session, &args).await;
@@ -188,7 +193,7 @@ impl Connection<'_> {
                         }
                     }
                     drop(args);
-                    self.note_journaled();
+                    self.note_journaled(reply_start);
                     self.input.advance(length);
                     self.decoder.reset();
                     // Like Redis, nothing after QUIT, SHUTDOWN or a CLIENT
@@ -261,8 +266,9 @@ impl Connection<'_> {
         // the command and the queueing would otherwise be missed.
         let mut woken_by = None;
         loop {
+            let reply_start = self.output.len();
             commands::rerun_blocked(shared, session, &mut self.output, &args, woken_by);
-            self.note_journaled();
+            self.note_journaled(reply_start);
             if session.block.take().is_none() {
                 // Served (or failed): the reply is in `output`. Dropping the
                 // registration wakes the next client on these keys.
@@ -308,9 +314,13 @@ impl Connection<'_> {
 
     /// Notes where the records of the command just run end in the
     /// journal (they were appended by this thread, during the command).
-    fn note_journaled(&mut self) {
+    fn note_journaled(&mut self, reply_start: usize) {
         if self.journal.is_some() {
-            self.journaled_up_to = self.journaled_up_to.max(take_appended());
+            let appended = take_appended();
+            if appended > 0 {
+                self.journaled_up_to = self.journaled_up_to.max(appended);
+                self.journaled_replies.push(reply_start..self.output.len());
+            }
         }
     }
 
@@ -321,10 +331,13 @@ impl Connection<'_> {
         if self.journaled_up_to > 0 {
             if let Some(journal) = &self.journal {
                 if !journal.write_through(self.journaled_up_to) {
-                    journal.wait_durable(self.journaled_up_to).await;
+                    if let Err(error) = journal.wait_durable(self.journaled_up_to).await {
+                        replace_replies(self.output.buffer(), &self.journaled_replies, &error);
+                    }
                 }
             }
             self.journaled_up_to = 0;
+            self.journaled_replies.clear();
         }
         let buffer = self.output.buffer();
         stream.write_all(buffer).await?;

@@ -111,6 +111,34 @@ pub fn take_appended() -> u64 {
     APPENDED.with(|cell| cell.replace(0))
 }
 
+/// Replaces, in `output`, each reply at `spans` (in order, not
+/// overlapping) by the error line `message`: the replies of commands whose
+/// records could not be written must not acknowledge them.
+pub fn replace_replies(
+    output: &mut bytes::BytesMut,
+    spans: &[std::ops::Range<usize>],
+    message: &str,
+) {
+    if spans.is_empty() {
+        return;
+    }
+    let mut replaced = bytes::BytesMut::with_capacity(output.len());
+    let mut at = 0;
+    for span in spans {
+        let (start, end) = (span.start.max(at), span.end.min(output.len()));
+        if start > end {
+            continue;
+        }
+        replaced.extend_from_slice(&output[at..start]);
+        replaced.extend_from_slice(b"-");
+        replaced.extend_from_slice(message.replace(['\r', '\n'], " ").as_bytes());
+        replaced.extend_from_slice(b"\r\n");
+        at = end;
+    }
+    replaced.extend_from_slice(&output[at..]);
+    *output = replaced;
+}
+
 /// Records not yet taken by the writer.
 #[derive(Default)]
 struct Buffer {
@@ -120,6 +148,16 @@ struct Buffer {
     end: u64,
     /// The greatest version among the records in `data`.
     max_version: u64,
+}
+
+/// What connections waiting for their records watch.
+#[derive(Debug, Default, Clone, Copy)]
+struct Durable {
+    /// Records up to this position may be acknowledged.
+    position: u64,
+    /// Writing to the journal fails: whoever waits for records beyond
+    /// `position` gets an error instead of waiting for the disk.
+    failing: bool,
 }
 
 /// A file no longer written to, deleted once its records are confirmed.
@@ -141,10 +179,14 @@ pub struct Journal {
     wake: Condvar,
     /// The open file (while the writer runs).
     appender: Mutex<Option<Appender>>,
-    /// The last write failed: records wait to be written again.
+    /// The last write (or, under `always`, fsync) failed: records wait to
+    /// be written again, and write commands on written-behind keys are
+    /// refused until one succeeds ([`Journal::write_error`]).
     write_failed: AtomicBool,
-    /// Records up to this position may be acknowledged.
-    durable: watch::Sender<u64>,
+    /// Why, as the MISCONF error says it (`No space left on device`).
+    write_error: Mutex<String>,
+    /// How far records may be acknowledged, and whether writing them fails.
+    durable: watch::Sender<Durable>,
     /// PostgreSQL has every change up to this version.
     acked: AtomicU64,
     /// Bytes in journal files.
@@ -184,7 +226,8 @@ impl Journal {
             wake: Condvar::new(),
             appender: Mutex::new(None),
             write_failed: AtomicBool::new(false),
-            durable: watch::channel(0).0,
+            write_error: Mutex::new(String::new()),
+            durable: watch::channel(Durable::default()).0,
             acked: AtomicU64::new(0),
             bytes: AtomicU64::new(0),
             files: AtomicU64::new(0),
@@ -290,7 +333,7 @@ impl Journal {
         if self.fsync == JournalFsync::Always {
             return false;
         }
-        if *self.durable.borrow() >= position {
+        if self.durable.borrow().position >= position {
             return true;
         }
         let Some(mut guard) = self.appender.try_lock() else {
@@ -312,22 +355,76 @@ impl Journal {
     /// Records up to `position` may be acknowledged.
     fn publish_durable(&self, position: u64) {
         self.durable.send_if_modified(|value| {
-            let advanced = position > *value;
+            let advanced = position > value.position;
             if advanced {
-                *value = position;
+                value.position = position;
             }
             advanced
         });
     }
 
     /// Waits (asynchronously) until the records up to `position` may be
-    /// acknowledged: written to the OS, or fsynced under `always`.
-    pub async fn wait_durable(&self, position: u64) {
-        if *self.durable.borrow() >= position {
+    /// acknowledged: written to the OS, or fsynced under `always`. `Err`
+    /// (the MISCONF error line) if writing them fails: the caller must not
+    /// acknowledge them. They stay buffered and are written once the disk
+    /// takes them again, so the outcome of those commands is unknown, as
+    /// after a timeout.
+    pub async fn wait_durable(&self, position: u64) -> Result<(), String> {
+        let mut receiver = self.durable.subscribe();
+        let outcome = receiver
+            .wait_for(|durable| durable.position >= position || durable.failing)
+            .await
+            .map(|durable| *durable);
+        match outcome {
+            Ok(durable) if durable.position < position => Err(self.misconf()),
+            // The sender lives as long as the journal: `Err` cannot happen.
+            _ => Ok(()),
+        }
+    }
+
+    /// The error write commands on written-behind keys are refused with
+    /// while the journal cannot be written (as Redis refuses writes when
+    /// its AOF cannot be written); `None` while it can.
+    pub fn write_error(&self) -> Option<String> {
+        if !self.write_failed.load(Ordering::Acquire) {
+            return None;
+        }
+        Some(self.misconf())
+    }
+
+    fn misconf(&self) -> String {
+        format!(
+            "MISCONF Errors writing to the write-behind journal: {}",
+            self.write_error.lock()
+        )
+    }
+
+    /// A write (or an fsync under `always`) failed: refuse new writes and
+    /// fail those waiting, until one succeeds.
+    fn writes_failing(&self, what: &str, error: &io::Error) {
+        self.record_error(what, error);
+        // The OS's text without Rust's " (os error N)", as strerror says it.
+        let text = error.to_string();
+        let text = match text.rsplit_once(" (os error ") {
+            Some((text, _)) => text.to_string(),
+            None => text,
+        };
+        *self.write_error.lock() = text;
+        self.write_failed.store(true, Ordering::Release);
+        self.durable.send_if_modified(|value| {
+            let changed = !value.failing;
+            value.failing = true;
+            changed
+        });
+    }
+
+    /// A write succeeded after failures: writes are taken again.
+    fn writes_recovered(&self) {
+        if !self.write_failed.swap(false, Ordering::AcqRel) {
             return;
         }
-        let mut receiver = self.durable.subscribe();
-        let _ = receiver.wait_for(|durable| *durable >= position).await;
+        self.durable.send_modify(|value| value.failing = false);
+        tracing::warn!("write-behind journal: writing succeeds again; write commands are accepted");
     }
 
     /// PostgreSQL has every change up to `version`: files holding only
@@ -831,12 +928,13 @@ impl Appender {
                 if self.pending.capacity() > 4 * 1024 * 1024 {
                     self.pending = Vec::new();
                 }
-                journal.write_failed.store(false, Ordering::Release);
+                if journal.fsync != JournalFsync::Always {
+                    journal.writes_recovered();
+                }
                 true
             }
             Err(error) => {
-                journal.record_error("write", &error);
-                journal.write_failed.store(true, Ordering::Release);
+                journal.writes_failing("write", &error);
                 // A partial write would leave a torn record in the middle
                 // of the file, and replay stops at the first one.
                 if let Err(error) = self.file.set_len(self.bytes) {
@@ -943,6 +1041,19 @@ impl Writer {
             }
             self.written = appender.written;
             self.sync_if_due(appender, stopping);
+            if journal.fsync == JournalFsync::Always {
+                if self.synced < appender.written {
+                    // The fsync failed: nothing may be acknowledged until
+                    // one succeeds.
+                    drop(guard);
+                    if stopping {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                journal.writes_recovered();
+            }
             let durable = match journal.fsync {
                 JournalFsync::Always => self.synced,
                 _ => appender.written,
@@ -957,9 +1068,25 @@ impl Writer {
             }
         }
         // The file is closed; nobody may wait for a writer that is gone
-        // (shutdown).
-        *journal.appender.lock() = None;
-        journal.durable.send_replace(u64::MAX);
+        // (shutdown): records it could not write are refused, the rest
+        // acknowledged.
+        let unwritten = journal.appender.lock().take().map_or(0, |appender| {
+            appender.pending.len() + journal.buffer.lock().data.len()
+        });
+        if unwritten > 0 {
+            tracing::error!(
+                bytes = unwritten,
+                error = %journal.last_error.lock(),
+                "write-behind journal: stopped with records it could not write; \
+                 the changes in them that PostgreSQL did not take are lost"
+            );
+            journal.durable.send_modify(|value| value.failing = true);
+        } else {
+            journal.durable.send_replace(Durable {
+                position: u64::MAX,
+                failing: false,
+            });
+        }
     }
 
     fn timeout(&self) -> Duration {
@@ -1014,6 +1141,9 @@ impl Writer {
         }
         match appender.file.sync_data() {
             Ok(()) => self.synced = appender.written,
+            Err(error) if self.journal.fsync == JournalFsync::Always => {
+                self.journal.writes_failing("fsync", &error)
+            }
             Err(error) => self.journal.record_error("fsync", &error),
         }
         self.last_sync = Instant::now();

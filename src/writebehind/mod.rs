@@ -198,9 +198,12 @@ impl WriteBehind {
 
     /// The refusal of a command that would add to a full backlog: a write
     /// command naming a written-behind key (or, for EXEC, queuing one).
+    /// Also while the journal cannot be written (a full disk): the
+    /// MISCONF error, before the write is applied.
     pub fn refusal(&self, session: &Session, spec: &CommandSpec, argv: &[&[u8]]) -> Option<String> {
         let pending = self.pending_keys();
-        if pending < self.max_pending as u64 {
+        let journal_error = self.journal.write_error();
+        if pending < self.max_pending as u64 && journal_error.is_none() {
             return None;
         }
         let db = session.db;
@@ -217,6 +220,9 @@ impl WriteBehind {
             self.writes_followed_key(db, spec, argv)
         };
         blocked.then(|| {
+            if let Some(error) = journal_error {
+                return error;
+            }
             let why = if self.up.load(Ordering::Acquire) {
                 "PostgreSQL is not keeping up"
             } else {
