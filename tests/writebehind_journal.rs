@@ -751,3 +751,95 @@ fn read_only_journal_dir_refuses_to_start_and_loses_nothing() {
         assert_eq!(got, format!("v{i}"));
     }
 }
+
+/// Start-up with odd names in the journal directory: a directory named
+/// like a journal file is skipped with a warning (it used to abort
+/// start-up); a file at the last sequence number stops start-up with a
+/// clear error instead of wrapping around to file 0 (which would replay
+/// before the older ones).
+#[test]
+fn odd_journal_names_are_handled_at_start() {
+    let pg = Postgres::start();
+    let dir = temp_dir("odd-names");
+    fs::create_dir(dir.join("larder-journal.0000000005")).unwrap();
+    let settings = [("write-behind-journal", "yes")];
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    cmd(&mut con, &["SET", "k", "v"]);
+    larder.kill();
+    let log = fs::read_to_string(dir.with_extension("log")).unwrap();
+    assert!(log.contains("not a file; skipped"), "{log}");
+    assert!(dir.join("larder-journal.0000000005").is_dir());
+
+    fs::write(
+        dir.join(format!("larder-journal.{}", u64::MAX)),
+        b"LARDERJ1",
+    )
+    .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+        .arg("--port")
+        .arg(common::free_port().to_string())
+        .args(["--set", "write-behind-url"])
+        .arg(pg.url())
+        .args(["--set", "dir"])
+        .arg(&*dir)
+        .args(["--set", "write-behind-journal", "yes"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run larder-server");
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.status.success(), "{log}");
+    assert!(log.contains("sequence numbers are used up"), "{log}");
+    // The unconfirmed change is still there for a start that can go on.
+    fs::remove_file(dir.join(format!("larder-journal.{}", u64::MAX))).unwrap();
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    let got: String = redis::cmd("GET").arg("k").query(&mut con).unwrap();
+    assert_eq!(got, "v");
+}
+
+/// SIGTERM while PostgreSQL is down: the shutdown log tells the truth —
+/// the changes it could not send stay in the journal — and they do reach
+/// PostgreSQL after the next start.
+#[test]
+fn shutdown_with_postgres_down_says_the_journal_keeps_the_changes() {
+    let pg = Postgres::start();
+    let dir = temp_dir("shutdown-down");
+    let settings = [
+        ("write-behind-journal", "yes"),
+        ("write-behind-shutdown-timeout", "300"),
+    ];
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    cmd(&mut con, &["SET", "warm", "up"]);
+    flush(&mut con);
+    pg.stop_server();
+    cmd(&mut con, &["SET", "k", "kept"]);
+    let status = Command::new("kill")
+        .args(["-TERM", &larder.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut larder = larder;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while larder.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "SIGTERM did not stop the server");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = fs::read_to_string(dir.with_extension("log")).unwrap();
+    assert!(log.contains("stay in the journal"), "{log}");
+    assert!(!log.contains("are lost"), "{log}");
+    drop(larder);
+    pg.start_server();
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    flush(&mut con);
+    assert_eq!(
+        table_rows(&pg).get(&(0, b"k".to_vec())),
+        Some(&("string".to_string(), b"kept".to_vec()))
+    );
+}

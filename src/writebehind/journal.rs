@@ -492,7 +492,8 @@ impl Journal {
                     "write-behind-journal is off, but journal files are there: replaying them"
                 );
             }
-            next_sequence = existing.last().map_or(1, |(seq, _)| seq + 1);
+            let last = existing.last().map_or(0, |(sequence, _)| *sequence);
+            next_sequence = next_segment(last)?;
             self.replay(store, &existing)?;
             let max_version = version();
             let mut closed = self.closed.lock();
@@ -722,10 +723,30 @@ fn segments(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
         else {
             continue;
         };
+        // Follows symbolic links: a link to a journal file is one.
+        if !fs::metadata(entry.path()).is_ok_and(|meta| meta.is_file()) {
+            tracing::warn!(
+                path = %entry.path().display(),
+                "write-behind journal: named like a journal file but not a file; skipped"
+            );
+            continue;
+        }
         found.push((sequence, entry.path()));
     }
     found.sort();
     Ok(found)
+}
+
+/// The sequence number after `sequence`; an error once they are used up
+/// (only files named by hand get there: a server starts one file per start
+/// and per 64 MB).
+fn next_segment(sequence: u64) -> io::Result<u64> {
+    sequence.checked_add(1).ok_or_else(|| {
+        io::Error::other(format!(
+            "journal file sequence numbers are used up ({PREFIX}{sequence} exists): \
+             let PostgreSQL take the changes, or rename the files to lower numbers"
+        ))
+    })
 }
 
 fn segment_path(dir: &Path, sequence: u64) -> PathBuf {
@@ -1176,10 +1197,13 @@ impl Writer {
                     return;
                 }
             }
-            let sequence = self.sequence + 1;
-            let path = segment_path(&self.journal.dir, sequence);
-            match create_segment(&self.journal.dir, &path, self.journal.fsync) {
-                Ok(file) => {
+            let created = next_segment(self.sequence).and_then(|sequence| {
+                let path = segment_path(&self.journal.dir, sequence);
+                create_segment(&self.journal.dir, &path, self.journal.fsync)
+                    .map(|file| (sequence, path, file))
+            });
+            match created {
+                Ok((sequence, path, file)) => {
                     self.journal.closed.lock().push(Closed {
                         path: std::mem::replace(&mut self.path, path),
                         max_version: appender.max_version,
