@@ -49,9 +49,9 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::encode::{decode, encode_into};
+use super::encode::{decode, decode_items, encode_into, item};
 use super::unix_ms;
-use crate::store::changes::Change;
+use crate::store::changes::{Change, Effect};
 use crate::store::{PendingState, Store, Value, ValueRef};
 
 /// When the journal is fsynced (`write-behind-fsync`), as Redis's
@@ -92,12 +92,33 @@ const PREFIX: &str = "larder-journal.";
 /// Past this size the current file is closed and a new one started, so
 /// that confirmed files can be deleted while PostgreSQL keeps up.
 const ROLL_BYTES: u64 = 64 * 1024 * 1024;
+/// `write-behind-journal-max-size`'s default.
+pub const DEFAULT_MAX_SIZE: u64 = 256 * 1024 * 1024;
+/// The name a rewrite writes to before it takes the place of a segment
+/// (not a segment's name: start-up ignores it).
+const REWRITE_NAME: &str = "larder-journal.rewrite";
 /// Record header: body length (u64) and CRC-32 (u32).
 const RECORD_HEADER: usize = 12;
 
 const KIND_VALUE: u8 = 1;
 const KIND_DELETE: u8 = 2;
 const KIND_FLUSH: u8 = 3;
+/// What a change did to an already pending key (see [`Effect`]).
+const KIND_EFFECT: u8 = 4;
+
+const OP_LIST_PUSH: u8 = 1;
+const OP_LIST_TRIM: u8 = 2;
+const OP_SET: u8 = 3;
+const OP_HASH: u8 = 4;
+const OP_ZSET: u8 = 5;
+const OP_EXPIRY: u8 = 6;
+
+/// Type codes of full records: 0 to 4 are the table's types in its
+/// encoding (a hash without field TTLs, as files of earlier versions
+/// hold); 5 is a hash as `field value ttl` triples (the TTL 8 bytes
+/// little-endian, or empty).
+const TYPE_SET: u8 = 2;
+const TYPE_HASH_WITH_TTLS: u8 = 5;
 
 thread_local! {
     /// The journal position the last record appended by this thread ends
@@ -148,6 +169,8 @@ struct Buffer {
     end: u64,
     /// The greatest version among the records in `data`.
     max_version: u64,
+    /// The greatest version of every record appended so far.
+    latest_version: u64,
 }
 
 /// What connections waiting for their records watch.
@@ -201,6 +224,17 @@ pub struct Journal {
     /// whether it is syncing now.
     synced_in_background: AtomicU64,
     background_sync_busy: AtomicBool,
+    /// `write-behind-journal-max-size`: past it (and past twice the size
+    /// the last rewrite left), the journal is rewritten.
+    max_size: u64,
+    /// The store the rewrite reads pending keys from (set at start).
+    store: Mutex<Option<Store>>,
+    rewriting: AtomicBool,
+    /// The journal's size after the last rewrite.
+    rewritten_bytes: AtomicU64,
+    rewrites: AtomicU64,
+    /// After a failed rewrite, the next waits until then.
+    rewrite_not_before: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -238,7 +272,19 @@ impl Journal {
             errors: AtomicU64::new(0),
             synced_in_background: AtomicU64::new(0),
             background_sync_busy: AtomicBool::new(false),
+            max_size: DEFAULT_MAX_SIZE,
+            store: Mutex::new(None),
+            rewriting: AtomicBool::new(false),
+            rewritten_bytes: AtomicU64::new(0),
+            rewrites: AtomicU64::new(0),
+            rewrite_not_before: Mutex::new(None),
         }
+    }
+
+    /// Sets `write-behind-journal-max-size` (0: no rewrite).
+    pub fn with_max_size(mut self, bytes: u64) -> Journal {
+        self.max_size = bytes;
+        self
     }
 
     /// Whether new changes are journaled (and replies wait for them).
@@ -259,69 +305,35 @@ impl Journal {
         RECORD.with_borrow_mut(|record| {
             record.clear();
             record.resize(RECORD_HEADER, 0);
-            let version = match *change {
-                Change::Written {
-                    db,
-                    key,
-                    version,
-                    entry,
-                } => {
-                    head(record, KIND_VALUE, version, db);
-                    record.extend_from_slice(&(key.len() as u64).to_le_bytes());
-                    record.extend_from_slice(key);
-                    let type_at = record.len();
-                    record.push(0);
-                    match entry.expires_at() {
-                        Some(at) => {
-                            record.push(1);
-                            record.extend_from_slice(&at.to_le_bytes());
-                        }
-                        None => record.push(0),
-                    }
-                    let value = entry.value();
-                    // Only a hash's encoding depends on the time (its
-                    // fields' TTLs).
-                    let now = match value {
-                        ValueRef::Hash(_) => unix_ms(),
-                        _ => 0,
-                    };
-                    record[type_at] = type_code(encode_into(value, now, record));
-                    version
-                }
-                Change::Deleted { db, key, version } => {
-                    head(record, KIND_DELETE, version, db);
-                    record.extend_from_slice(&(key.len() as u64).to_le_bytes());
-                    record.extend_from_slice(key);
-                    version
-                }
-                Change::Cleared { db, version } => {
-                    head(record, KIND_FLUSH, version, db);
-                    version
-                }
-            };
-            let body_len = (record.len() - RECORD_HEADER) as u64;
-            let crc = crc32fast::hash(&record[RECORD_HEADER..]);
-            record[..8].copy_from_slice(&body_len.to_le_bytes());
-            record[8..12].copy_from_slice(&crc.to_le_bytes());
-            let (end, was_empty) = {
-                let mut buffer = self.buffer.lock();
-                let was_empty = buffer.data.is_empty();
-                buffer.data.extend_from_slice(record);
-                buffer.end += record.len() as u64;
-                buffer.max_version = buffer.max_version.max(version);
-                (buffer.end, was_empty)
-            };
-            // The writer takes the whole buffer and looks again before it
-            // waits: only a first record needs to wake it.
-            if was_empty {
-                self.wake.notify_one();
-            }
+            let version = encode_change(record, change);
+            let end = self.push_record(record, version);
             APPENDED.with(|cell| cell.set(end));
             // A huge value's record is not kept around.
             if record.capacity() > 1024 * 1024 {
                 *record = Vec::new();
             }
         });
+    }
+
+    /// Seals `record` (its header: length and CRC) and appends it to the
+    /// buffer; returns the position it ends at.
+    fn push_record(&self, record: &mut [u8], version: u64) -> u64 {
+        seal(record);
+        let (end, was_empty) = {
+            let mut buffer = self.buffer.lock();
+            let was_empty = buffer.data.is_empty();
+            buffer.data.extend_from_slice(record);
+            buffer.end += record.len() as u64;
+            buffer.max_version = buffer.max_version.max(version);
+            buffer.latest_version = buffer.latest_version.max(version);
+            (buffer.end, was_empty)
+        };
+        // The writer takes the whole buffer and looks again before it
+        // waits: only a first record needs to wake it.
+        if was_empty {
+            self.wake.notify_one();
+        }
+        end
     }
 
     /// Under `everysec` and `no`, writes what is buffered to the file from
@@ -456,6 +468,14 @@ impl Journal {
                 self.buffer.lock().data.len().to_string(),
             ),
             (
+                "journal_rewrites",
+                self.rewrites.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "journal_rewrite_in_progress",
+                u8::from(self.rewriting.load(Ordering::Relaxed)).to_string(),
+            ),
+            (
                 "journal_errors",
                 self.errors.load(Ordering::Relaxed).to_string(),
             ),
@@ -514,6 +534,7 @@ impl Journal {
             }
         }
         if self.enabled {
+            *self.store.lock() = Some(store.clone());
             let writer = Writer::open(self.clone(), next_sequence)?;
             self.accepting.store(true, Ordering::Release);
             let handle = std::thread::Builder::new()
@@ -542,25 +563,12 @@ impl Journal {
 
     fn replay(&self, store: &Store, files: &[(u64, PathBuf)]) -> io::Result<()> {
         let started = Instant::now();
-        let mut latest: HashMap<(u32, Vec<u8>), (u64, Record)> = HashMap::new();
-        let mut last_flush: HashMap<u32, u64> = HashMap::new();
-        let mut order = 0u64;
+        let mut replay = Replay::default();
         let mut total_bytes = 0u64;
         for (_, path) in files {
             let data = fs::read(path)?;
             total_bytes += data.len() as u64;
-            let outcome = read_records(&data, |record| {
-                order += 1;
-                match record {
-                    Record::Flush { db, .. } => {
-                        last_flush.insert(db, order);
-                    }
-                    Record::Value { db, ref key, .. } | Record::Delete { db, ref key, .. } => {
-                        latest.insert((db, key.clone()), (order, record));
-                    }
-                }
-            });
-            if let Err(why) = outcome {
+            if let Err(why) = read_records(&data, |record| replay.add(record)) {
                 tracing::warn!(
                     file = %path.display(),
                     %why,
@@ -571,52 +579,32 @@ impl Journal {
         tracing::info!(
             files = files.len(),
             bytes = total_bytes,
-            records = order,
+            records = replay.records,
             "write-behind journal: replaying"
         );
         let databases = store.databases();
-        let mut flushes: Vec<u32> = last_flush.keys().copied().collect();
-        flushes.sort_unstable();
-        for db in &flushes {
-            if (*db as usize) < databases {
-                let _ = store.flush_db(*db as usize);
+        let (flushes, survivors, mut skipped) = replay.finish();
+        for &(db, _) in &flushes {
+            if (db as usize) < databases {
+                let _ = store.flush_db(db as usize);
             }
         }
-        let mut survivors: Vec<(u64, Record)> = latest
-            .into_values()
-            .filter(|(order, record)| {
-                last_flush
-                    .get(&record.db())
-                    .is_none_or(|flushed| order > flushed)
-            })
-            .collect();
-        survivors.sort_unstable_by_key(|(order, _)| *order);
         let now = store.now_ms();
-        let (mut loaded, mut expired, mut deleted, mut skipped) = (0u64, 0u64, 0u64, 0u64);
-        for (_, record) in survivors {
-            let db = record.db() as usize;
+        let (mut loaded, mut expired, mut deleted) = (0u64, 0u64, 0u64);
+        for survivor in survivors {
+            let db = survivor.db as usize;
+            let key = survivor.key;
             if db >= databases {
                 skipped += 1;
                 continue;
             }
-            match record {
-                Record::Value {
-                    key,
-                    type_code,
-                    expires_at,
-                    value,
-                    ..
-                } => {
-                    let Some(value) = type_name(type_code).and_then(|name| decode(name, &value))
-                    else {
-                        skipped += 1;
-                        continue;
-                    };
-                    let mut locks = store.lock_keys([key.as_slice()]);
-                    let Ok(part) = locks.db(db, &key) else {
-                        skipped += 1;
-                        continue;
-                    };
+            let mut locks = store.lock_keys([key.as_slice()]);
+            let Ok(part) = locks.db(db, &key) else {
+                skipped += 1;
+                continue;
+            };
+            match survivor.state {
+                KeyState::Value { value, expires_at } => {
                     let due = expires_at.is_some_and(|at| at < now);
                     if due || is_empty_collection(&value) {
                         // PostgreSQL still gets it (expiry does not delete
@@ -628,14 +616,10 @@ impl Journal {
                         loaded += 1;
                     }
                 }
-                Record::Delete { key, .. } => {
-                    let mut locks = store.lock_keys([key.as_slice()]);
-                    if let Ok(part) = locks.db(db, &key) {
-                        part.restore_pending(&key, PendingState::Delete);
-                        deleted += 1;
-                    }
+                KeyState::Deleted => {
+                    part.restore_pending(&key, PendingState::Delete);
+                    deleted += 1;
                 }
-                Record::Flush { .. } => {}
             }
         }
         tracing::info!(
@@ -648,6 +632,295 @@ impl Journal {
             "write-behind journal: replayed; these changes go to PostgreSQL again"
         );
         Ok(())
+    }
+
+    /// Starts a rewrite on a thread of its own if the files hold more than
+    /// `write-behind-journal-max-size` and twice what the last rewrite
+    /// left (as Redis's auto-aof-rewrite-percentage 100).
+    fn rewrite_if_due(self: &Arc<Self>) {
+        let bytes = self.bytes.load(Ordering::Relaxed);
+        if self.max_size == 0
+            || bytes <= self.max_size
+            || bytes
+                < self
+                    .rewritten_bytes
+                    .load(Ordering::Relaxed)
+                    .saturating_mul(2)
+            || self.rewriting.load(Ordering::Acquire)
+            || self
+                .rewrite_not_before
+                .lock()
+                .is_some_and(|at| Instant::now() < at)
+        {
+            return;
+        }
+        if self.rewriting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let journal = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("larder-journal-rewrite".into())
+            .spawn(move || {
+                let started = Instant::now();
+                match journal.rewrite() {
+                    Ok(written) => {
+                        let after = journal.bytes.load(Ordering::Relaxed);
+                        // What the rewrite wrote, not what writers appended
+                        // meanwhile, is the base of the next one.
+                        journal.rewritten_bytes.store(written, Ordering::Relaxed);
+                        journal.rewrites.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            before = bytes,
+                            written,
+                            after,
+                            ms = started.elapsed().as_millis() as u64,
+                            "write-behind journal rewritten"
+                        );
+                    }
+                    Err(error) => {
+                        journal.record_error("rewrite", &error);
+                        *journal.rewrite_not_before.lock() =
+                            Some(Instant::now() + Duration::from_secs(10));
+                    }
+                }
+                journal.rewriting.store(false, Ordering::Release);
+            });
+        if let Err(error) = spawned {
+            self.record_error("start a rewrite", &error);
+            self.rewriting.store(false, Ordering::Release);
+        }
+    }
+
+    /// Rewrites the journal from memory, as Redis rewrites its AOF, so
+    /// that it holds each unconfirmed key once:
+    ///
+    /// 1. The current file is closed: every record before the rewrite is
+    ///    in a closed file, every later one in the new current file.
+    /// 2. One shard at a time, under its lock, every pending key's full
+    ///    state (or deletion) is appended like any change: ordered after
+    ///    that key's earlier records and before its later ones.
+    /// 3. Once those are written, the closed files are read and what they
+    ///    hold for keys that step 2 did not write (keys handed to
+    ///    PostgreSQL and not confirmed yet) and unconfirmed flushes are
+    ///    written, collapsed to one record per key, into a file that takes
+    ///    the place of the newest closed file; the older ones are deleted.
+    ///
+    /// A crash at any point leaves files whose replay gives the same state.
+    /// Returns the bytes the rewrite wrote.
+    fn rewrite(&self) -> io::Result<u64> {
+        let store = self
+            .store
+            .lock()
+            .clone()
+            .ok_or_else(|| io::Error::other("the journal is not started"))?;
+        {
+            let mut guard = self.appender.lock();
+            let appender = guard
+                .as_mut()
+                .ok_or_else(|| io::Error::other("the journal is stopped"))?;
+            appender.roll(self)?;
+        }
+        let old: Vec<PathBuf> = self.closed.lock().iter().map(|c| c.path.clone()).collect();
+        // 2: the pending keys' state, appended in the stream.
+        let mut rewritten: std::collections::HashSet<(u32, Vec<u8>)> = Default::default();
+        let mut record = Vec::new();
+        let mut end = 0;
+        let mut written = 0u64;
+        for index in 0..store.shard_count() {
+            if self.stop.load(Ordering::Acquire) {
+                return Err(io::Error::other("shutdown"));
+            }
+            let mut locks = store.lock_shard(index);
+            // Every change of this shard so far was appended with a
+            // version up to this one; the state written covers them all.
+            let version = self.buffer.lock().latest_version;
+            for (_, shard) in locks.shards_mut() {
+                for db in 0..shard.databases() {
+                    shard.db(db).pending_changes(|key, entry, state| {
+                        record.clear();
+                        record.resize(RECORD_HEADER, 0);
+                        let change_db = db;
+                        match (entry, state) {
+                            (Some(entry), _) => {
+                                encode_change(
+                                    &mut record,
+                                    &Change::Written {
+                                        db: change_db,
+                                        key,
+                                        version,
+                                        entry,
+                                        effect: None,
+                                    },
+                                );
+                            }
+                            (None, Some(PendingState::Delete)) => {
+                                encode_change(
+                                    &mut record,
+                                    &Change::Deleted {
+                                        db: change_db,
+                                        key,
+                                        version,
+                                    },
+                                );
+                            }
+                            (None, Some(PendingState::Gone { value, expires_at })) => {
+                                encode_value(
+                                    &mut record,
+                                    change_db,
+                                    key,
+                                    version,
+                                    *expires_at,
+                                    value.into(),
+                                );
+                            }
+                            // Queued with nothing to write (the state is
+                            // read when drained): nothing to keep.
+                            _ => return,
+                        }
+                        end = self.push_record(&mut record, version);
+                        written += record.len() as u64;
+                        rewritten.insert((db_code(db), key.to_vec()));
+                    });
+                }
+            }
+        }
+        // Written (and on the disk unless `no`) before anything goes.
+        loop {
+            let durable = *self.durable.borrow();
+            if durable.position >= end {
+                break;
+            }
+            if durable.failing || self.stop.load(Ordering::Acquire) {
+                return Err(io::Error::other(
+                    "the rewritten records could not be written",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if self.fsync != JournalFsync::No {
+            let current = self.appender.lock().as_ref().map(|a| a.path.clone());
+            if let Some(current) = current {
+                File::open(&current)?.sync_data()?;
+            }
+        }
+        // 3: what the closed files hold that step 2 did not cover.
+        let acked = self.acked.load(Ordering::Acquire);
+        let mut replay = Replay::default();
+        for path in &old {
+            match fs::read(path) {
+                // A torn record ends the file, as at start-up.
+                Ok(data) => {
+                    let _ = read_records(&data, |record| replay.add(record));
+                }
+                // Deleted meanwhile: PostgreSQL confirmed it.
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                Err(error) => return Err(error),
+            }
+        }
+        let (flushes, survivors, _) = replay.finish();
+        let mut out = MAGIC.to_vec();
+        let mut max_version = 0;
+        for (db, version) in flushes {
+            if version > acked {
+                record.clear();
+                record.resize(RECORD_HEADER, 0);
+                head(&mut record, KIND_FLUSH, version, db as usize);
+                seal(&mut record);
+                out.extend_from_slice(&record);
+                max_version = max_version.max(version);
+            }
+        }
+        for survivor in survivors {
+            if survivor.version <= acked || rewritten.contains(&(survivor.db, survivor.key.clone()))
+            {
+                continue;
+            }
+            record.clear();
+            record.resize(RECORD_HEADER, 0);
+            let db = survivor.db as usize;
+            match &survivor.state {
+                KeyState::Value { value, expires_at } => encode_value(
+                    &mut record,
+                    db,
+                    &survivor.key,
+                    survivor.version,
+                    *expires_at,
+                    value.into(),
+                ),
+                KeyState::Deleted => {
+                    head(&mut record, KIND_DELETE, survivor.version, db);
+                    put_bytes(&mut record, &survivor.key);
+                }
+            }
+            seal(&mut record);
+            out.extend_from_slice(&record);
+            max_version = max_version.max(survivor.version);
+        }
+        let temporary = self.dir.join(REWRITE_NAME);
+        {
+            let mut file = File::create(&temporary)?;
+            file.write_all(&out)?;
+            if self.fsync != JournalFsync::No {
+                file.sync_data()?;
+            }
+        }
+        // The closed files still there (the writer deletes confirmed ones
+        // meanwhile, oldest first) give way to the rewritten one.
+        let mut closed = self.closed.lock();
+        let Some(target) = old
+            .iter()
+            .rev()
+            .find(|path| closed.iter().any(|c| &c.path == *path))
+            .cloned()
+        else {
+            // All confirmed meanwhile: nothing to keep.
+            drop(closed);
+            let _ = fs::remove_file(&temporary);
+            return Ok(written);
+        };
+        if out.len() as u64 == HEADER {
+            // Nothing left to carry over: the target goes with the others.
+            let _ = fs::remove_file(&temporary);
+        } else {
+            fs::rename(&temporary, &target)?;
+        }
+        if self.fsync != JournalFsync::No {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        let mut kept = Vec::new();
+        for file in closed.drain(..) {
+            if file.path == target && out.len() as u64 > HEADER {
+                let bytes = out.len() as u64;
+                self.bytes.fetch_add(bytes, Ordering::Relaxed);
+                self.bytes.fetch_sub(file.bytes, Ordering::Relaxed);
+                kept.push(Closed {
+                    path: file.path,
+                    max_version: file.max_version.max(max_version),
+                    bytes,
+                });
+            } else if old.contains(&file.path) {
+                match fs::remove_file(&file.path) {
+                    Ok(()) => {
+                        self.bytes.fetch_sub(file.bytes, Ordering::Relaxed);
+                        self.files.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
+                        self.bytes.fetch_sub(file.bytes, Ordering::Relaxed);
+                        self.files.fetch_sub(1, Ordering::Relaxed);
+                    }
+                    // Still read at start-up, before the rewritten file:
+                    // what it holds is superseded.
+                    Err(error) => {
+                        self.record_error("delete a rewritten journal file", &error);
+                        kept.push(file);
+                    }
+                }
+            } else {
+                kept.push(file);
+            }
+        }
+        *closed = kept;
+        Ok(written + out.len() as u64)
     }
 
     /// Deletes closed files whose records PostgreSQL all confirmed (oldest
@@ -672,10 +945,181 @@ impl Journal {
     }
 }
 
+/// Appends the body of `change`'s record to `record` (which holds the
+/// record header's room); returns the change's version.
+fn encode_change(record: &mut Vec<u8>, change: &Change<'_>) -> u64 {
+    match *change {
+        Change::Written {
+            db,
+            key,
+            version,
+            entry,
+            effect,
+        } => {
+            if let Some(effect) = effect {
+                let start = record.len();
+                head(record, KIND_EFFECT, version, db);
+                put_bytes(record, key);
+                put_expiry(record, entry.expires_at());
+                if encode_effect(record, effect, entry.value()) {
+                    return version;
+                }
+                // Not an effect this value can take: the whole state.
+                record.truncate(start);
+            }
+            encode_value(record, db, key, version, entry.expires_at(), entry.value());
+            version
+        }
+        Change::Deleted { db, key, version } => {
+            head(record, KIND_DELETE, version, db);
+            put_bytes(record, key);
+            version
+        }
+        Change::Cleared { db, version } => {
+            head(record, KIND_FLUSH, version, db);
+            version
+        }
+    }
+}
+
+/// A full record of `value` (a key that left memory, or a rewritten one).
+fn encode_value(
+    record: &mut Vec<u8>,
+    db: usize,
+    key: &[u8],
+    version: u64,
+    expires_at: Option<u64>,
+    value: ValueRef<'_>,
+) {
+    head(record, KIND_VALUE, version, db);
+    put_bytes(record, key);
+    let type_at = record.len();
+    record.push(0);
+    put_expiry(record, expires_at);
+    record[type_at] = encode_state(record, value);
+}
+
+/// Fills in the header (length and CRC) of a record built after
+/// `RECORD_HEADER` bytes of room.
+fn seal(record: &mut [u8]) {
+    let body_len = (record.len() - RECORD_HEADER) as u64;
+    let crc = crc32fast::hash(&record[RECORD_HEADER..]);
+    record[..8].copy_from_slice(&body_len.to_le_bytes());
+    record[8..12].copy_from_slice(&crc.to_le_bytes());
+}
+
+fn db_code(db: usize) -> u32 {
+    u32::try_from(db).unwrap_or(u32::MAX)
+}
+
+fn put_bytes(record: &mut Vec<u8>, bytes: &[u8]) {
+    record.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+    record.extend_from_slice(bytes);
+}
+
+fn put_expiry(record: &mut Vec<u8>, expires_at: Option<u64>) {
+    match expires_at {
+        Some(at) => {
+            record.push(1);
+            record.extend_from_slice(&at.to_le_bytes());
+        }
+        None => record.push(0),
+    }
+}
+
+/// A value's whole state, as the table's encoding except that nothing is
+/// sorted (a sort of a big set under the shard lock costs more than the
+/// write) and a hash keeps its field TTLs; returns its type code.
+fn encode_state(record: &mut Vec<u8>, value: ValueRef<'_>) -> u8 {
+    match value {
+        ValueRef::Set(set) => {
+            for member in set.iter() {
+                item(record, member);
+            }
+            TYPE_SET
+        }
+        ValueRef::Hash(hash) => {
+            let now = unix_ms();
+            for (field, value) in hash.iter_live(now) {
+                item(record, field);
+                item(record, value);
+                match hash.field_expiry(field, now).flatten() {
+                    Some(at) => item(record, &at.to_le_bytes()),
+                    None => item(record, &[]),
+                }
+            }
+            TYPE_HASH_WITH_TTLS
+        }
+        value => type_code(encode_into(value, 0, record)),
+    }
+}
+
+/// The body of an effect record after its key and expiry: what `effect`
+/// did to `value`, read back from it where the effect names items. False
+/// if `value` is not of the effect's type.
+fn encode_effect(record: &mut Vec<u8>, effect: Effect<'_>, value: ValueRef<'_>) -> bool {
+    match (effect, value) {
+        (Effect::ListPush { left, elements }, ValueRef::List(_)) => {
+            record.push(OP_LIST_PUSH);
+            record.push(u8::from(left));
+            record.extend_from_slice(&(elements.len() as u64).to_le_bytes());
+            for element in elements {
+                put_bytes(record, element);
+            }
+        }
+        (Effect::ListTrim { head, tail }, ValueRef::List(_)) => {
+            record.push(OP_LIST_TRIM);
+            record.extend_from_slice(&(head as u64).to_le_bytes());
+            record.extend_from_slice(&(tail as u64).to_le_bytes());
+        }
+        (Effect::SetMembers(members), ValueRef::Set(set)) => {
+            record.push(OP_SET);
+            record.extend_from_slice(&(members.len() as u64).to_le_bytes());
+            for member in members.iter() {
+                put_bytes(record, member);
+                record.push(u8::from(set.contains(member)));
+            }
+        }
+        (Effect::HashFields(fields), ValueRef::Hash(hash)) => {
+            let now = unix_ms();
+            record.push(OP_HASH);
+            record.extend_from_slice(&(fields.len() as u64).to_le_bytes());
+            for field in fields.iter() {
+                put_bytes(record, field);
+                match (hash.get(field, now), hash.field_expiry(field, now)) {
+                    (Some(value), Some(expiry)) => {
+                        record.push(1);
+                        put_bytes(record, value);
+                        put_expiry(record, expiry);
+                    }
+                    _ => record.push(0),
+                }
+            }
+        }
+        (Effect::ZSetMembers(members), ValueRef::ZSet(zset)) => {
+            record.push(OP_ZSET);
+            record.extend_from_slice(&(members.len() as u64).to_le_bytes());
+            for member in members.iter() {
+                put_bytes(record, member);
+                match zset.score(member) {
+                    Some(score) => {
+                        record.push(1);
+                        record.extend_from_slice(&score.to_bits().to_le_bytes());
+                    }
+                    None => record.push(0),
+                }
+            }
+        }
+        (Effect::Expiry, _) => record.push(OP_EXPIRY),
+        _ => return false,
+    }
+    true
+}
+
 fn head(record: &mut Vec<u8>, kind: u8, version: u64, db: usize) {
     record.push(kind);
     record.extend_from_slice(&version.to_le_bytes());
-    record.extend_from_slice(&u32::try_from(db).unwrap_or(u32::MAX).to_le_bytes());
+    record.extend_from_slice(&db_code(db).to_le_bytes());
 }
 
 fn type_code(type_name: &str) -> u8 {
@@ -773,14 +1217,296 @@ enum Record {
         db: u32,
         version: u64,
     },
+    /// What a change did to a key whose full record came before.
+    Effect {
+        db: u32,
+        key: Vec<u8>,
+        version: u64,
+        expires_at: Option<u64>,
+        op: EffectOp,
+    },
 }
 
-impl Record {
-    fn db(&self) -> u32 {
-        match self {
-            Record::Value { db, .. } | Record::Delete { db, .. } | Record::Flush { db, .. } => *db,
+/// A hash field's value and TTL.
+type FieldState = (Vec<u8>, Option<u64>);
+
+/// An effect record's operation, read back (see [`Effect`]).
+#[derive(Debug, Clone, PartialEq)]
+enum EffectOp {
+    ListPush {
+        left: bool,
+        elements: Vec<Vec<u8>>,
+    },
+    ListTrim {
+        head: u64,
+        tail: u64,
+    },
+    /// Members, present or not.
+    Set(Vec<(Vec<u8>, bool)>),
+    /// Fields with their value and TTL, or gone.
+    Hash(Vec<(Vec<u8>, Option<FieldState>)>),
+    /// Members with their score, or gone.
+    ZSet(Vec<(Vec<u8>, Option<f64>)>),
+    Expiry,
+}
+
+impl EffectOp {
+    /// Applies the operation to `value`; false if it cannot take it (not
+    /// its type, a NaN score).
+    fn apply(&self, value: &mut Value) -> bool {
+        match (self, value) {
+            (EffectOp::ListPush { left, elements }, Value::List(list)) => {
+                for element in elements {
+                    list.push(*left, element);
+                }
+            }
+            (EffectOp::ListTrim { head, tail }, Value::List(list)) => {
+                let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+                list.pop_many(true, count(*head));
+                list.pop_many(false, count(*tail));
+            }
+            (EffectOp::Set(members), Value::Set(set)) => {
+                for (member, present) in members {
+                    if *present {
+                        set.insert(member);
+                    } else {
+                        set.remove(member);
+                    }
+                }
+            }
+            (EffectOp::Hash(fields), Value::Hash(hash)) => {
+                for (field, state) in fields {
+                    match state {
+                        Some((value, ttl)) => {
+                            hash.set(field, value);
+                            if let Some(at) = ttl {
+                                hash.set_field_expiry(field, *at);
+                                hash.mark_field_expiry_used();
+                            }
+                        }
+                        None => {
+                            hash.remove(field);
+                        }
+                    }
+                }
+            }
+            (EffectOp::ZSet(members), Value::ZSet(zset)) => {
+                for (member, score) in members {
+                    match score {
+                        Some(score) if score.is_nan() => return false,
+                        Some(score) => {
+                            zset.insert(member, *score);
+                        }
+                        None => {
+                            zset.remove(member);
+                        }
+                    }
+                }
+            }
+            (EffectOp::Expiry, _) => {}
+            _ => return false,
+        }
+        true
+    }
+}
+
+/// A key's records since its last full one: the full record (or deletion)
+/// and the effects after it.
+enum Chain {
+    Value {
+        type_code: u8,
+        expires_at: Option<u64>,
+        value: Vec<u8>,
+        effects: Vec<(Option<u64>, EffectOp)>,
+    },
+    Deleted,
+}
+
+/// A key's state at the end of the files read.
+#[derive(Debug)]
+enum KeyState {
+    Value {
+        value: Value,
+        expires_at: Option<u64>,
+    },
+    Deleted,
+}
+
+/// A key [`Replay::finish`] keeps.
+#[derive(Debug)]
+struct Survivor {
+    db: u32,
+    key: Vec<u8>,
+    /// The greatest version among the key's records.
+    version: u64,
+    state: KeyState,
+}
+
+/// What journal files say, key by key: the last full record of each key
+/// and the effects after it; a flush drops what came before it in its
+/// database.
+#[derive(Default)]
+struct Replay {
+    /// Per key: the position of its last record, its greatest version, and
+    /// its chain.
+    latest: HashMap<(u32, Vec<u8>), (u64, u64, Chain)>,
+    /// Per database: the position and version of its last flush.
+    last_flush: HashMap<u32, (u64, u64)>,
+    records: u64,
+    /// Effects with no full record before them: their change reached
+    /// PostgreSQL (the files of its full record were deleted once it was
+    /// confirmed), so they are dropped.
+    orphans: u64,
+}
+
+impl Replay {
+    fn add(&mut self, record: Record) {
+        self.records += 1;
+        let order = self.records;
+        match record {
+            Record::Flush { db, version } => {
+                self.last_flush.insert(db, (order, version));
+            }
+            Record::Value {
+                db,
+                key,
+                version,
+                type_code,
+                expires_at,
+                value,
+            } => {
+                let chain = Chain::Value {
+                    type_code,
+                    expires_at,
+                    value,
+                    effects: Vec::new(),
+                };
+                self.latest.insert((db, key), (order, version, chain));
+            }
+            Record::Delete { db, key, version } => {
+                self.latest
+                    .insert((db, key), (order, version, Chain::Deleted));
+            }
+            Record::Effect {
+                db,
+                key,
+                version,
+                expires_at,
+                op,
+            } => match self.latest.get_mut(&(db, key)) {
+                Some((last, greatest, Chain::Value { effects, .. })) => {
+                    *last = order;
+                    *greatest = (*greatest).max(version);
+                    effects.push((expires_at, op));
+                }
+                _ => self.orphans += 1,
+            },
         }
     }
+
+    /// The databases flushed (with the version of their last flush), the
+    /// surviving keys in the order of their last records, and how many
+    /// keys were dropped because their records do not make a value.
+    fn finish(self) -> (Vec<(u32, u64)>, Vec<Survivor>, u64) {
+        let last_flush = self.last_flush;
+        let mut skipped = 0;
+        let mut survivors: Vec<(u64, Survivor)> = Vec::new();
+        for ((db, key), (order, version, chain)) in self.latest {
+            if last_flush
+                .get(&db)
+                .is_some_and(|&(flushed, _)| order < flushed)
+            {
+                continue;
+            }
+            let state = match chain {
+                Chain::Deleted => KeyState::Deleted,
+                Chain::Value {
+                    type_code,
+                    mut expires_at,
+                    value,
+                    effects,
+                } => {
+                    let Some(mut value) = decode_state(type_code, &value) else {
+                        skipped += 1;
+                        continue;
+                    };
+                    let mut ok = true;
+                    for (expiry, op) in &effects {
+                        ok &= op.apply(&mut value);
+                        expires_at = *expiry;
+                    }
+                    if !ok {
+                        skipped += 1;
+                        continue;
+                    }
+                    KeyState::Value { value, expires_at }
+                }
+            };
+            survivors.push((
+                order,
+                Survivor {
+                    db,
+                    key,
+                    version,
+                    state,
+                },
+            ));
+        }
+        survivors.sort_unstable_by_key(|(order, _)| *order);
+        let mut flushes: Vec<(u32, u64)> = last_flush
+            .into_iter()
+            .map(|(db, (_, version))| (db, version))
+            .collect();
+        flushes.sort_unstable();
+        if self.orphans > 0 {
+            tracing::debug!(
+                orphans = self.orphans,
+                "write-behind journal: effects whose full record PostgreSQL confirmed"
+            );
+        }
+        (
+            flushes,
+            survivors.into_iter().map(|(_, s)| s).collect(),
+            skipped,
+        )
+    }
+}
+
+/// The value of a full record.
+fn decode_state(type_code: u8, bytes: &[u8]) -> Option<Value> {
+    if type_code != TYPE_HASH_WITH_TTLS {
+        return type_name(type_code).and_then(|name| decode(name, bytes));
+    }
+    let items = decode_items(bytes)?;
+    if items.len() % 3 != 0 {
+        return None;
+    }
+    let mut hash = crate::store::types::HashValue::new();
+    for triple in items.chunks_exact(3) {
+        hash.set(&triple[0], &triple[1]);
+        match triple[2].len() {
+            0 => {}
+            8 => {
+                let mut at = [0u8; 8];
+                at.copy_from_slice(&triple[2]);
+                hash.set_field_expiry(&triple[0], u64::from_le_bytes(at));
+                hash.mark_field_expiry_used();
+            }
+            _ => return None,
+        }
+    }
+    Some(Value::Hash(Box::new(hash)))
+}
+
+/// Checks a journal file's bytes as start-up would read them, without a
+/// store: `Ok` with the number of keys they leave, or why reading stopped
+/// early (a torn or corrupt record: the records before it still count).
+/// For fuzzing and tools.
+pub fn check_file(data: &[u8]) -> (usize, Result<(), String>) {
+    let mut replay = Replay::default();
+    let outcome = read_records(data, |record| replay.add(record));
+    let (_, survivors, _) = replay.finish();
+    (survivors.len(), outcome)
 }
 
 /// Hands every well-formed record of a file to `f`, in order; `Err` says
@@ -834,11 +1560,7 @@ fn parse_body(body: &[u8]) -> Option<Record> {
         KIND_VALUE => {
             let key = reader.bytes()?;
             let type_code = reader.u8()?;
-            let expires_at = match reader.u8()? {
-                0 => None,
-                1 => Some(reader.u64()?),
-                _ => return None,
-            };
+            let expires_at = reader.expiry()?;
             Record::Value {
                 db,
                 key,
@@ -856,6 +1578,73 @@ fn parse_body(body: &[u8]) -> Option<Record> {
         KIND_FLUSH => {
             reader.0.is_empty().then_some(())?;
             Record::Flush { db, version }
+        }
+        KIND_EFFECT => {
+            let key = reader.bytes()?;
+            let expires_at = reader.expiry()?;
+            let op = match reader.u8()? {
+                OP_LIST_PUSH => {
+                    let left = reader.flag()?;
+                    let count = reader.u64()?;
+                    let mut elements = Vec::new();
+                    for _ in 0..count {
+                        elements.push(reader.bytes()?);
+                    }
+                    EffectOp::ListPush { left, elements }
+                }
+                OP_LIST_TRIM => EffectOp::ListTrim {
+                    head: reader.u64()?,
+                    tail: reader.u64()?,
+                },
+                OP_SET => {
+                    let count = reader.u64()?;
+                    let mut members = Vec::new();
+                    for _ in 0..count {
+                        members.push((reader.bytes()?, reader.flag()?));
+                    }
+                    EffectOp::Set(members)
+                }
+                OP_HASH => {
+                    let count = reader.u64()?;
+                    let mut fields = Vec::new();
+                    for _ in 0..count {
+                        let field = reader.bytes()?;
+                        let state = if reader.flag()? {
+                            Some((reader.bytes()?, reader.expiry()?))
+                        } else {
+                            None
+                        };
+                        fields.push((field, state));
+                    }
+                    EffectOp::Hash(fields)
+                }
+                OP_ZSET => {
+                    let count = reader.u64()?;
+                    let mut members = Vec::new();
+                    for _ in 0..count {
+                        let member = reader.bytes()?;
+                        let score = if reader.flag()? {
+                            let score = f64::from_bits(reader.u64()?);
+                            (!score.is_nan()).then_some(score)?;
+                            Some(score)
+                        } else {
+                            None
+                        };
+                        members.push((member, score));
+                    }
+                    EffectOp::ZSet(members)
+                }
+                OP_EXPIRY => EffectOp::Expiry,
+                _ => return None,
+            };
+            reader.0.is_empty().then_some(())?;
+            Record::Effect {
+                db,
+                key,
+                version,
+                expires_at,
+                op,
+            }
         }
         _ => return None,
     };
@@ -890,6 +1679,24 @@ impl Reader<'_> {
         Some(u64::from_le_bytes(bytes))
     }
 
+    /// A 0 or 1 byte.
+    fn flag(&mut self) -> Option<bool> {
+        match self.u8()? {
+            0 => Some(false),
+            1 => Some(true),
+            _ => None,
+        }
+    }
+
+    /// `Some(None)` for no expiry, `Some(Some(at))`; `None` if malformed.
+    fn expiry(&mut self) -> Option<Option<u64>> {
+        match self.u8()? {
+            0 => Some(None),
+            1 => Some(Some(self.u64()?)),
+            _ => None,
+        }
+    }
+
     fn bytes(&mut self) -> Option<Vec<u8>> {
         let length = usize::try_from(self.u64()?).ok()?;
         self.take(length).map(<[u8]>::to_vec)
@@ -901,6 +1708,9 @@ impl Reader<'_> {
 /// ([`Journal::write_through`]).
 struct Appender {
     file: File,
+    /// The current file's name and sequence number.
+    path: PathBuf,
+    sequence: u64,
     /// Size of the current file.
     bytes: u64,
     /// Greatest version in the current file.
@@ -914,6 +1724,30 @@ struct Appender {
 }
 
 impl Appender {
+    /// Closes the current file (fsynced, unless `no`) and goes on in a new
+    /// one: confirmed files can then be deleted, and a rewrite knows which
+    /// records came before it.
+    fn roll(&mut self, journal: &Journal) -> io::Result<()> {
+        if journal.fsync != JournalFsync::No {
+            self.file.sync_data()?;
+        }
+        let sequence = next_segment(self.sequence)?;
+        let path = segment_path(&journal.dir, sequence);
+        let file = create_segment(&journal.dir, &path, journal.fsync)?;
+        journal.closed.lock().push(Closed {
+            path: std::mem::replace(&mut self.path, path),
+            max_version: self.max_version,
+            bytes: self.bytes,
+        });
+        self.file = file;
+        self.sequence = sequence;
+        self.bytes = HEADER;
+        self.max_version = 0;
+        journal.bytes.fetch_add(HEADER, Ordering::Relaxed);
+        journal.files.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Moves what is buffered behind what is pending (lock order: the
     /// appender, then the buffer).
     fn take_buffer(&mut self, journal: &Journal) {
@@ -970,8 +1804,6 @@ impl Appender {
 /// The writer thread's state: which file, and when it was last synced.
 struct Writer {
     journal: Arc<Journal>,
-    path: PathBuf,
-    sequence: u64,
     /// `Appender::written` as of the last pass.
     written: u64,
     synced: u64,
@@ -1015,6 +1847,8 @@ impl Writer {
         };
         *journal.appender.lock() = Some(Appender {
             file,
+            path,
+            sequence,
             bytes: HEADER,
             max_version: 0,
             pending: Vec::new(),
@@ -1024,8 +1858,6 @@ impl Writer {
         });
         Ok(Writer {
             journal,
-            path,
-            sequence,
             written: 0,
             synced: 0,
             last_sync: Instant::now(),
@@ -1084,6 +1916,9 @@ impl Writer {
             let drained = appender.pending.is_empty() && journal.buffer.lock().data.is_empty();
             drop(guard);
             journal.delete_confirmed();
+            if !stopping {
+                journal.rewrite_if_due();
+            }
             if stopping && drained {
                 break;
             }
@@ -1191,34 +2026,9 @@ impl Writer {
                 Err(error) => self.journal.record_error("truncate", &error),
             }
         } else if appender.bytes >= ROLL_BYTES {
-            if self.journal.fsync != JournalFsync::No {
-                if let Err(error) = appender.file.sync_data() {
-                    self.journal.record_error("fsync", &error);
-                    return;
-                }
-            }
-            let created = next_segment(self.sequence).and_then(|sequence| {
-                let path = segment_path(&self.journal.dir, sequence);
-                create_segment(&self.journal.dir, &path, self.journal.fsync)
-                    .map(|file| (sequence, path, file))
-            });
-            match created {
-                Ok((sequence, path, file)) => {
-                    self.journal.closed.lock().push(Closed {
-                        path: std::mem::replace(&mut self.path, path),
-                        max_version: appender.max_version,
-                        bytes: appender.bytes,
-                    });
-                    appender.file = file;
-                    self.sequence = sequence;
-                    appender.bytes = HEADER;
-                    appender.max_version = 0;
-                    self.journal.bytes.fetch_add(HEADER, Ordering::Relaxed);
-                    self.journal.files.fetch_add(1, Ordering::Relaxed);
-                }
-                Err(error) => self
-                    .journal
-                    .record_error("start a new journal file", &error),
+            if let Err(error) = appender.roll(&self.journal) {
+                self.journal
+                    .record_error("start a new journal file", &error);
             }
         }
     }
@@ -1275,6 +2085,7 @@ mod tests {
             key: b"k",
             version: 7,
             entry: &entry,
+            effect: None,
         });
         journal.append(&Change::Deleted {
             db: 0,

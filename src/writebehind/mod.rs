@@ -171,11 +171,14 @@ impl WriteBehind {
             retries: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
-            journal: Arc::new(Journal::new(
-                &config.dir,
-                config.write_behind_fsync,
-                config.write_behind_journal,
-            )),
+            journal: Arc::new(
+                Journal::new(
+                    &config.dir,
+                    config.write_behind_fsync,
+                    config.write_behind_journal,
+                )
+                .with_max_size(config.write_behind_journal_max_size),
+            ),
             breaker: breaker::Breaker::new(
                 config.write_behind_circuit_failures,
                 Duration::from_millis(config.write_behind_circuit_cooldown),
