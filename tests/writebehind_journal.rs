@@ -1227,3 +1227,64 @@ fn rewrite_bounds_the_journal_while_postgres_is_down() {
     }
     assert!(rows.contains_key(&(0, b"before".to_vec())));
 }
+
+/// The journal directory turns read-only under a running server (a
+/// read-only bind mount over it): the open file still takes records, so
+/// writes are acknowledged and none hangs; the rewrite, which needs new
+/// files, fails with its error in INFO and writing goes on; after a crash,
+/// with the directory writable again, every acknowledged write is there.
+#[test]
+fn read_only_dir_at_run_time_fails_the_rewrite_not_the_writes() {
+    let pg = Postgres::start();
+    let dir = temp_dir("read-only-run");
+    let settings = [
+        ("write-behind-journal", "yes"),
+        ("write-behind-fsync", "always"),
+        ("write-behind-journal-max-size", "1mb"),
+    ];
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    flush(&mut con);
+    pg.stop_server();
+    let bind = match Mount::new(&["--bind"], &dir) {
+        Ok(mount) => mount,
+        Err(why) => {
+            eprintln!("SKIPPED read_only_dir_at_run_time: cannot bind-mount: {why}");
+            return;
+        }
+    };
+    if let Err(why) = Mount::new(&["-o", "remount,bind,ro"], &dir).map(std::mem::forget) {
+        eprintln!("SKIPPED read_only_dir_at_run_time: cannot remount read-only: {why}");
+        return;
+    }
+    let value = |round: usize, key: usize| format!("{round:03}-{key:02}-").repeat(1000);
+    for round in 0..40 {
+        for key in 0..10 {
+            let reply = reply_in_time(&mut con, &["SET", &format!("k{key}"), &value(round, key)]);
+            assert_eq!(reply.unwrap(), redis::Value::Okay);
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let error = info_field(&mut con, "journal_last_error");
+        if error.contains("Read-only file system") {
+            assert!(error.starts_with("rewrite"), "{error}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "journal_last_error: {error}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(info_field(&mut con, "journal_rewrites"), "0");
+    larder.kill();
+    drop(bind);
+    pg.start_server();
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    for key in 0..10 {
+        let got: String = redis::cmd("GET")
+            .arg(format!("k{key}"))
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(got, value(39, key), "k{key}");
+    }
+}

@@ -419,7 +419,7 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         Some(hash) if hash.contains(field, now) => false,
         Some(hash) => {
             hash.set(field, value);
-            finish_change(db, key, now, false, None);
+            finish_change(db, key, now, false, Some(Items::all(&argv[2..3])));
             true
         }
         None => {
@@ -973,7 +973,7 @@ fn expire_fields(
         codes.extend(fields.iter().map(|_| -2));
     }
     if changed {
-        finish_change(db, key, now, true, None);
+        finish_change(db, key, now, true, Some(Items::all(fields)));
     }
     drop(locked);
     ctx.out.array(codes.len());
@@ -1070,7 +1070,7 @@ fn hpersist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         codes.extend(fields.iter().map(|_| -2));
     }
     if changed {
-        finish_change(db, key, now, true, None);
+        finish_change(db, key, now, true, Some(Items::all(fields)));
     }
     drop(locked);
     ctx.out.array(codes.len());
