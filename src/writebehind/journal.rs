@@ -518,6 +518,9 @@ impl Journal {
             return Ok(());
         }
         fs::create_dir_all(&self.dir)?;
+        // A rewrite cut short by a crash: the files it was to replace are
+        // all there.
+        let _ = fs::remove_file(self.dir.join(REWRITE_NAME));
         let mut next_sequence = 1;
         if !existing.is_empty() {
             if !self.enabled {
@@ -831,6 +834,8 @@ impl Journal {
                 Err(error) => return Err(error),
             }
         }
+        // Keys written in step 2 are not decoded at all.
+        replay.latest.retain(|key, _| !rewritten.contains(key));
         let (flushes, survivors, _) = replay.finish();
         let mut out = MAGIC.to_vec();
         let mut max_version = 0;
@@ -845,8 +850,7 @@ impl Journal {
             }
         }
         for survivor in survivors {
-            if survivor.version <= acked || rewritten.contains(&(survivor.db, survivor.key.clone()))
-            {
+            if survivor.version <= acked {
                 continue;
             }
             record.clear();
