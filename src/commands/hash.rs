@@ -26,6 +26,7 @@ use super::parse::{
 };
 use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
+use crate::store::changes::{Effect, Items};
 use crate::store::types::HashValue;
 use crate::store::{Db, Value, ValueRef};
 
@@ -325,13 +326,24 @@ fn read_fields<'a, R>(
 /// After changing the hash at `key` in place: WATCH sees the change, an
 /// emptied hash is removed, and the field-expiry index follows the hash's
 /// TTLs if `ttls_involved` (it had or now has some).
-fn finish_change(db: &mut Db, key: &[u8], now: u64, ttls_involved: bool) {
+/// `fields`, if given, are all the fields the change touched (the journal
+/// then records only them).
+fn finish_change(
+    db: &mut Db,
+    key: &[u8],
+    now: u64,
+    ttls_involved: bool,
+    fields: Option<Items<'_>>,
+) {
     let empty = matches!(db.get(key, now), Some(entry) if matches!(entry.value(), ValueRef::Hash(h) if h.is_empty()));
     if empty {
         db.remove(key, now);
         return;
     }
-    db.touch(key);
+    match fields {
+        Some(fields) => db.touch_with(key, Effect::HashFields(fields)),
+        None => db.touch(key),
+    }
     if ttls_involved {
         db.index_field_expiry(key);
     }
@@ -381,7 +393,7 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]], name: &str) -> Result<usize> {
                 }
             }
             let created = set_all(hash);
-            db.touch(key);
+            db.touch_with(key, Effect::HashFields(Items::every(pairs, 2)));
             if had_ttls {
                 db.index_field_expiry(key);
             }
@@ -407,7 +419,7 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         Some(hash) if hash.contains(field, now) => false,
         Some(hash) => {
             hash.set(field, value);
-            finish_change(db, key, now, false);
+            finish_change(db, key, now, false, Some(Items::all(&argv[2..3])));
             true
         }
         None => {
@@ -556,7 +568,7 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     };
     if deleted > 0 {
-        finish_change(db, key, now, had_ttls);
+        finish_change(db, key, now, had_ttls, Some(Items::all(fields)));
     }
     ctx.out.int(deleted as i64);
     Ok(())
@@ -672,7 +684,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             let reclaimed = hash.reclaim_expired(now, usize::MAX);
             let empty = hash.is_empty();
             if reclaimed > 0 {
-                finish_change(db, key, now, true);
+                finish_change(db, key, now, true, None);
             }
             !empty
         }
@@ -961,7 +973,7 @@ fn expire_fields(
         codes.extend(fields.iter().map(|_| -2));
     }
     if changed {
-        finish_change(db, key, now, true);
+        finish_change(db, key, now, true, Some(Items::all(fields)));
     }
     drop(locked);
     ctx.out.array(codes.len());
@@ -1058,7 +1070,7 @@ fn hpersist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         codes.extend(fields.iter().map(|_| -2));
     }
     if changed {
-        finish_change(db, key, now, true);
+        finish_change(db, key, now, true, Some(Items::all(fields)));
     }
     drop(locked);
     ctx.out.array(codes.len());

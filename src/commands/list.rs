@@ -19,6 +19,7 @@ use super::parse::{int_arg, is_keyword, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::shared::blocking::{BlockRequest, TimeoutReply, WaitKind};
+use crate::store::changes::Effect;
 use crate::store::types::ListValue;
 use crate::store::{Db, Value, ValueRef};
 
@@ -289,12 +290,30 @@ fn get_list_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d m
 }
 
 /// After an in-place change: a list left empty goes away, as in Redis.
-fn after_change(db: &mut Db, key: &[u8], now: u64, empty: bool) {
+/// `effect` says what the change did, if it is cheap to say (the journal).
+fn after_change(db: &mut Db, key: &[u8], now: u64, empty: bool, effect: Option<Effect<'_>>) {
     if empty {
         db.remove(key, now);
+    } else if let Some(effect) = effect {
+        db.touch_with(key, effect);
     } else {
         db.touch(key);
     }
+}
+
+/// What popping `count` elements from one end did.
+fn popped_from(left: bool, count: usize) -> Option<Effect<'static>> {
+    Some(if left {
+        Effect::ListTrim {
+            head: count,
+            tail: 0,
+        }
+    } else {
+        Effect::ListTrim {
+            head: 0,
+            tail: count,
+        }
+    })
 }
 
 /// LEFT or RIGHT (Redis's `getListPositionFromObjectOrReply`).
@@ -468,7 +487,13 @@ fn push(ctx: &mut Ctx, argv: &[&[u8]], end: End, only_existing: bool) -> Result<
             list.push(end.left(), element);
         }
         let len = list.len();
-        part.touch(key);
+        part.touch_with(
+            key,
+            Effect::ListPush {
+                left: end.left(),
+                elements: &argv[2..],
+            },
+        );
         len
     } else if only_existing {
         0
@@ -560,14 +585,15 @@ fn pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> Result<()> {
         Some(count) => {
             let popped = list.pop_many(end.left(), count_to_usize(count));
             let empty = list.is_empty();
-            after_change(part, key, now, empty);
+            after_change(part, key, now, empty, popped_from(end.left(), popped.len()));
             drop(locked);
             reply_elements(ctx, &popped);
         }
         None => {
             let popped = list.pop(end.left());
             let empty = list.is_empty();
-            after_change(part, key, now, empty);
+            let count = usize::from(popped.is_some());
+            after_change(part, key, now, empty, popped_from(end.left(), count));
             drop(locked);
             match popped {
                 Some(element) => ctx.out.bulk(&element),
@@ -708,7 +734,7 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let removed = list.remove(count, argv[3]);
     if removed > 0 {
         let empty = list.is_empty();
-        after_change(part, key, now, empty);
+        after_change(part, key, now, empty, None);
     }
     ctx.out.int(removed as i64);
     Ok(())
@@ -724,10 +750,15 @@ fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let part = locked.db(db, key)?;
     if let Some(list) = get_list_mut(part, key, now)? {
         let before = list.len();
+        let kept = list.range_bounds(start, end);
         list.trim(start, end);
         if list.len() != before {
             let empty = list.is_empty();
-            after_change(part, key, now, empty);
+            let effect = kept.map(|(first, last)| Effect::ListTrim {
+                head: first,
+                tail: before - 1 - last,
+            });
+            after_change(part, key, now, empty, effect);
         }
     }
     ctx.out.ok();
@@ -805,12 +836,18 @@ fn move_element(
         return Ok(Some(element));
     }
     let empty = list.is_empty();
-    after_change(part, source, now, empty);
+    after_change(part, source, now, empty, popped_from(from.left(), 1));
     let part = locked.db(db, target)?;
     match get_list_mut(part, target, now)? {
         Some(list) if target_exists => {
             list.push(to.left(), &element);
-            part.touch(target);
+            part.touch_with(
+                target,
+                Effect::ListPush {
+                    left: to.left(),
+                    elements: &[&element[..]],
+                },
+            );
         }
         _ => {
             let mut list = ListValue::new();
@@ -859,7 +896,7 @@ fn pop_first(
         }
         let popped = list.pop_many(end.left(), count.unwrap_or(1));
         let empty = list.is_empty();
-        after_change(part, key, now, empty);
+        after_change(part, key, now, empty, popped_from(end.left(), popped.len()));
         drop(locked);
         ctx.out.array(2);
         ctx.out.bulk(key);

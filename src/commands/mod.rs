@@ -564,7 +564,9 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         return;
     }
     // Write-behind backpressure: past write-behind-max-pending, writes to
-    // written-behind keys wait for PostgreSQL to catch up (reads go on).
+    // written-behind keys wait for PostgreSQL to catch up (reads go on);
+    // while the journal cannot be written they get MISCONF, before they
+    // are applied.
     if let Some(writebehind) = shared.writebehind.as_deref() {
         if let Some(refusal) = writebehind.backlog_refusal() {
             if writebehind::writes_followed_key(writebehind, session, spec, argv) {

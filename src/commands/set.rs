@@ -21,6 +21,7 @@ use super::parse::{
 };
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
+use crate::store::changes::{Effect, Items};
 use crate::store::types::SetValue;
 use crate::store::{Db, LockSet, Value, ValueRef};
 
@@ -221,7 +222,7 @@ fn sadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let added = if let Some(set) = get_set_mut(part, key, now)? {
         let added = argv[2..].iter().filter(|m| set.insert(m)).count();
         if added > 0 {
-            part.touch(key);
+            part.touch_with(key, Effect::SetMembers(Items::all(&argv[2..])));
         }
         added
     } else {
@@ -248,7 +249,7 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if emptied {
         part.remove(key, now);
     } else if removed > 0 {
-        part.touch(key);
+        part.touch_with(key, Effect::SetMembers(Items::all(&argv[2..])));
     }
     ctx.out.int(removed as i64);
     Ok(())
@@ -482,15 +483,16 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         ctx.out.int(0);
         return Ok(());
     }
+    let moved = [member];
     if set.is_empty() {
         part.remove(source, now);
     } else {
-        part.touch(source);
+        part.touch_with(source, Effect::SetMembers(Items::all(&moved)));
     }
     let part = locked.db(db, target)?;
     if let Some(set) = get_set_mut(part, target, now)? {
         if set.insert(member) {
-            part.touch(target);
+            part.touch_with(target, Effect::SetMembers(Items::all(&moved)));
         }
     } else {
         let set: SetValue = std::iter::once(member).collect();

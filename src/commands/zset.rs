@@ -31,6 +31,7 @@ use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::shared::blocking::{TimeoutReply, WaitKind};
+use crate::store::changes::{Effect, Items};
 use crate::store::types::{SetValue, ZSetValue};
 use crate::store::{Db, Value, ValueRef};
 
@@ -678,7 +679,8 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], mut flags: u8) -> Result<()> {
         Some(z) => {
             let result = apply(z)?;
             if result.0 + result.1 > 0 {
-                db.touch(key);
+                let members = Items::every(&argv[index + 1..], 2);
+                db.touch_with(key, Effect::ZSetMembers(members));
             }
             result
         }
@@ -729,7 +731,11 @@ fn zrem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             (deleted, z.is_empty())
         }
     };
-    finish_write(db, key, now, emptied, deleted > 0);
+    if emptied {
+        db.remove(key, now);
+    } else if deleted > 0 {
+        db.touch_with(key, Effect::ZSetMembers(Items::all(&argv[2..])));
+    }
     ctx.out.int(deleted);
     Ok(())
 }

@@ -124,6 +124,9 @@ pub struct Config {
     pub write_behind_journal: bool,
     /// When the journal is fsynced (`write-behind-fsync`).
     pub write_behind_fsync: JournalFsync,
+    /// Past this size the journal is rewritten
+    /// (`write-behind-journal-max-size`, 0: never).
+    pub write_behind_journal_max_size: u64,
     /// Redis tuning parameters that have no meaning in Larder (encoding
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
@@ -815,6 +818,18 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "write-behind-journal-max-size",
+        kind: Kind::Memory,
+        mutable: false,
+        default: "256mb",
+        description: "When the journal's files grow past this size (and past twice what its last rewrite left), it is rewritten from memory to hold each unconfirmed key once, as auto-aof-rewrite-min-size and auto-aof-rewrite-percentage 100 (0: never).",
+        get: |c| c.write_behind_journal_max_size.to_string(),
+        set: |c, v| {
+            c.write_behind_journal_max_size = memory(v)?;
+            Ok(())
+        },
+    },
+    Setting {
         name: "write-behind-map",
         kind: Kind::Text,
         mutable: false,
@@ -952,6 +967,7 @@ impl Default for Config {
             dir: String::new(),
             write_behind_journal: false,
             write_behind_fsync: JournalFsync::EverySec,
+            write_behind_journal_max_size: 256 * 1024 * 1024,
             accepted_only: ACCEPTED_ONLY
                 .iter()
                 .map(|(k, v, _)| (*k, v.to_string()))

@@ -15,7 +15,7 @@ use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
 use crate::shared::blocking::BlockRequest;
 use crate::shared::UnblockReason;
 use crate::shared::{ClientHandle, FlushWait, Shared};
-use crate::writebehind::journal::{take_appended, Journal};
+use crate::writebehind::journal::{replace_replies, take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
 /// pipeline does not accumulate all of its replies in memory.
@@ -81,6 +81,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
             .as_ref()
             .and_then(|writebehind| writebehind.journal().cloned()),
         journaled_up_to: 0,
+        journaled_replies: Vec::new(),
     };
     if let Err(error) = connection.run(&mut session, &mut stream).await {
         tracing::debug!(client = handle.id, %error, "connection closed");
@@ -111,6 +112,9 @@ struct Connection<'a> {
     /// The journal position the records of the replies in `output` end at
     /// (0: none).
     journaled_up_to: u64,
+    /// Where in `output` the replies of the commands that journaled
+    /// records are: replaced by an error if writing the records fails.
+    journaled_replies: Vec<std::ops::Range<usize>>,
 }
 
 impl Connection<'_> {
@@ -224,6 +228,7 @@ impl Connection<'_> {
                     let args = self.decoder.args(&self.input[..length]);
                     let mut blocked = None;
                     let mut awaiting_flush = None;
+                    let reply_start = self.output.len();
                     if !args.is_empty() {
                         if let Some(writebehind) = self.shared.writebehind.as_deref() {
                             if session.hot(self.shared).read_through {
@@ -249,7 +254,7 @@ impl Connection<'_> {
                         awaiting_flush = session.flush_wait.take();
                     }
                     drop(args);
-                    self.note_journaled();
+                    self.note_journaled(reply_start);
                     self.input.advance(length);
                     self.decoder.reset();
                     // Like Redis, nothing after QUIT, SHUTDOWN or a CLIENT
@@ -324,8 +329,9 @@ impl Connection<'_> {
         // the command and the queueing would otherwise be missed.
         let mut woken_by = None;
         loop {
+            let reply_start = self.output.len();
             commands::rerun_blocked(shared, session, &mut self.output, &args, woken_by);
-            self.note_journaled();
+            self.note_journaled(reply_start);
             if session.block.take().is_none() {
                 // Served (or failed): the reply is in `output`. Dropping the
                 // registration wakes the next client on these keys.
@@ -429,9 +435,13 @@ impl Connection<'_> {
 
     /// Notes where the records of the command just run end in the
     /// journal (they were appended by this thread, during the command).
-    fn note_journaled(&mut self) {
+    fn note_journaled(&mut self, reply_start: usize) {
         if self.journal.is_some() {
-            self.journaled_up_to = self.journaled_up_to.max(take_appended());
+            let appended = take_appended();
+            if appended > 0 {
+                self.journaled_up_to = self.journaled_up_to.max(appended);
+                self.journaled_replies.push(reply_start..self.output.len());
+            }
         }
     }
 
@@ -443,7 +453,15 @@ impl Connection<'_> {
             if let Some(journal) = &self.journal {
                 if !journal.write_through(self.journaled_up_to) {
                     tokio::select! {
-                        _ = journal.wait_durable(self.journaled_up_to) => {}
+                        durable = journal.wait_durable(self.journaled_up_to) => {
+                            if let Err(error) = durable {
+                                replace_replies(
+                                    self.output.buffer(),
+                                    &self.journaled_replies,
+                                    &error,
+                                );
+                            }
+                        }
                         _ = self.handle.killed() => return Err(closing("killed")),
                         _ = self.shutdown.wait_for(|&stop| stop) => {
                             return Err(closing("server stopping"))
@@ -452,6 +470,7 @@ impl Connection<'_> {
                 }
             }
             self.journaled_up_to = 0;
+            self.journaled_replies.clear();
         }
         // A client that does not read its replies must not hold the
         // connection forever: every write also waits on CLIENT KILL,

@@ -58,16 +58,80 @@ pub trait ChangeObserver: Send + Sync + 'static {
     }
 }
 
+/// What an in-place change touched, when a command can say it cheaply:
+/// the write-behind journal then records that part of the key's state
+/// instead of the whole value (see [`Change::Written`]). Naming items is
+/// enough where their state can be read back from the entry (set members,
+/// hash fields, zset members: present with their value or score, or gone);
+/// list pushes and pops are operations.
+#[derive(Debug, Clone, Copy)]
+pub enum Effect<'a> {
+    /// `elements` pushed one by one at the head (`left`) or the tail.
+    ListPush {
+        left: bool,
+        elements: &'a [&'a [u8]],
+    },
+    /// `head` elements removed from the head and `tail` from the tail.
+    ListTrim { head: usize, tail: usize },
+    /// These members were added or removed.
+    SetMembers(Items<'a>),
+    /// These fields were set or removed (or their TTLs changed).
+    HashFields(Items<'a>),
+    /// These members were added, removed or re-scored.
+    ZSetMembers(Items<'a>),
+    /// Only the key's expiry changed.
+    Expiry,
+}
+
+/// Every `stride`-th item of `items` (so that a command's `field value
+/// field value...` or `score member...` arguments are named without a
+/// copy).
+#[derive(Debug, Clone, Copy)]
+pub struct Items<'a> {
+    pub items: &'a [&'a [u8]],
+    pub stride: usize,
+}
+
+impl<'a> Items<'a> {
+    /// Every item of `items`.
+    pub fn all(items: &'a [&'a [u8]]) -> Self {
+        Items { items, stride: 1 }
+    }
+
+    /// Every `stride`-th item, from the first.
+    pub fn every(items: &'a [&'a [u8]], stride: usize) -> Self {
+        Items {
+            items,
+            stride: stride.max(1),
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.items.iter().step_by(self.stride).copied()
+    }
+
+    pub fn len(&self) -> usize {
+        self.items.len().div_ceil(self.stride)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+}
+
 /// A followed change, as [`ChangeObserver::changed`] receives it: the
 /// resulting state of the key, not the command that made it.
 #[derive(Debug)]
 pub enum Change<'a> {
-    /// `key` now holds `entry`.
+    /// `key` now holds `entry`. `effect`, when set, says what changed in it
+    /// (only for a key that was already pending: its full state was
+    /// reported when it became pending).
     Written {
         db: usize,
         key: &'a [u8],
         version: u64,
         entry: &'a Entry,
+        effect: Option<Effect<'a>>,
     },
     /// `key` was deleted by a command.
     Deleted {
@@ -149,6 +213,18 @@ impl ChangeTracker {
     /// `key` was changed by a command and now holds `entry` (a write
     /// whose key is not there leaves nothing to store).
     pub(crate) fn written(&mut self, db: usize, key: &[u8], entry: Option<&Entry>) {
+        self.written_with(db, key, entry, None);
+    }
+
+    /// [`ChangeTracker::written`], with what the change did when the
+    /// command could say it.
+    pub(crate) fn written_with(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        entry: Option<&Entry>,
+        effect: Option<Effect<'_>>,
+    ) {
         let Some(entry) = entry else {
             return;
         };
@@ -168,6 +244,9 @@ impl ChangeTracker {
                 key,
                 version,
                 entry,
+                // The first change since the key was last handed out
+                // reports the whole state.
+                effect: if starts { None } else { effect },
             });
         }
         if !starts {
@@ -267,6 +346,22 @@ impl ChangeTracker {
     /// its TTL passed), waits to be handed out.
     pub(crate) fn is_pending(&self, key: &[u8], entry: Option<&Entry>) -> bool {
         entry.is_some_and(Entry::is_pending) || self.removed.contains_key(key)
+    }
+
+    /// Every pending key, oldest first, with what memory holds for it
+    /// (`entry` looks it up) or, if it left memory, its state. Nothing is
+    /// taken out (the journal's rewrite).
+    pub(crate) fn for_each<'e>(
+        &self,
+        entry: impl Fn(&[u8]) -> Option<&'e Entry>,
+        mut f: impl FnMut(&[u8], Option<&'e Entry>, Option<&PendingState>),
+    ) {
+        for (key, _) in &self.queue {
+            match self.removed.get(&**key) {
+                Some(state) => f(key, None, Some(state)),
+                None => f(key, entry(key), None),
+            }
+        }
     }
 
     /// Takes the oldest pending key out, with its state: `entry` looks up

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
-use super::changes::{ChangeObserver, ChangeTracker, Pending, PendingState};
+use super::changes::{ChangeObserver, ChangeTracker, Effect, Pending, PendingState};
 use super::evict::{self, Policy};
 use super::keymap::EntryMap;
 use super::s3fifo::S3Fifo;
@@ -329,7 +329,7 @@ impl Db {
         if old != expires_at {
             self.reindex_expiry(key, old, expires_at);
         }
-        self.touch(key);
+        self.touch_with(key, Effect::Expiry);
         true
     }
 
@@ -626,12 +626,30 @@ impl Db {
         taken
     }
 
+    /// Every pending change, oldest first, as its key, its entry if it is
+    /// in memory, or its state if it left memory; nothing is taken out
+    /// (the write-behind journal's rewrite).
+    pub fn pending_changes(&self, f: impl FnMut(&[u8], Option<&Entry>, Option<&PendingState>)) {
+        if let Some(changes) = self.changes.as_deref() {
+            changes.for_each(|key| self.entries.get(key), f);
+        }
+    }
+
     /// Records that `key` changed: WATCHers of it will abort their EXEC,
     /// and write-behind (if on) will store its new state.
     pub fn touch(&mut self, key: &[u8]) {
         self.bump_watch(key);
         if let Some(changes) = self.changes.as_deref_mut() {
             changes.written(self.index, key, self.entries.get(key));
+        }
+    }
+
+    /// [`Db::touch`], saying what the change did (so that the write-behind
+    /// journal records that rather than the whole value).
+    pub fn touch_with(&mut self, key: &[u8], effect: Effect<'_>) {
+        self.bump_watch(key);
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.written_with(self.index, key, self.entries.get(key), Some(effect));
         }
     }
 

@@ -63,7 +63,9 @@ pub fn encode_into<'a>(
     value.type_name()
 }
 
-fn item(out: &mut Vec<u8>, bytes: &[u8]) {
+/// One item of an encoded collection: its length (4 bytes, big-endian),
+/// then its bytes.
+pub(super) fn item(out: &mut Vec<u8>, bytes: &[u8]) {
     // Values are limited by proto-max-bulk-len (at most 512 MB by default);
     // saturate rather than wrap for anything larger.
     let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);

@@ -67,6 +67,7 @@ pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
         config,
         wb,
         prepared: false,
+        gave_up: false,
     };
     // Connect at once: a misconfigured mapping is reported at start-up, not
     // at the first flush.
@@ -92,10 +93,17 @@ pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
             let left = flusher.wb.pending_keys();
             if complete && left == 0 {
                 tracing::info!("write-behind: backlog flushed to PostgreSQL");
+            } else if flusher.wb.journal.enabled() {
+                tracing::warn!(
+                    pending = left,
+                    "write-behind: shutdown timeout passed; the changes not in PostgreSQL \
+                     stay in the journal and go to PostgreSQL after the next start"
+                );
             } else {
                 tracing::error!(
                     pending = left,
-                    "write-behind: shutdown timeout passed, changes not in PostgreSQL are lost"
+                    "write-behind: shutdown timeout passed; the changes not in PostgreSQL \
+                     are lost (write-behind-journal is off)"
                 );
             }
             *flusher.wb.stop_deadline.lock() = None;
@@ -112,6 +120,10 @@ struct Flusher {
     slots: Vec<Slot>,
     /// The table exists and the version offset is known.
     prepared: bool,
+    /// A pass gave up on changes it had taken (shutdown past its deadline):
+    /// no later pass may confirm their versions, or the journal would drop
+    /// them.
+    gave_up: bool,
 }
 
 /// Batches sent together, and the keys they hold (as hashes of database
@@ -258,7 +270,8 @@ impl Flusher {
                 Err(_) => complete = false,
             }
         }
-        if complete {
+        self.gave_up |= !complete;
+        if complete && !self.gave_up {
             self.wb.set_acked(start_version);
             let next = if self.wb.pending_keys() > 0 {
                 start_ms

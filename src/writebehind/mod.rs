@@ -210,11 +210,14 @@ impl WriteBehind {
             retries: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_error: Mutex::new(String::new()),
-            journal: Arc::new(Journal::new(
-                &config.dir,
-                config.write_behind_fsync,
-                config.write_behind_journal,
-            )),
+            journal: Arc::new(
+                Journal::new(
+                    &config.dir,
+                    config.write_behind_fsync,
+                    config.write_behind_journal,
+                )
+                .with_max_size(config.write_behind_journal_max_size),
+            ),
             breaker: breaker::Breaker::new(
                 config.write_behind_circuit_failures,
                 Duration::from_millis(config.write_behind_circuit_cooldown),
@@ -236,9 +239,14 @@ impl WriteBehind {
     }
 
     /// The refusal of a write to a written-behind key while the backlog
-    /// is full (past `write-behind-max-pending`); `None` while there is
-    /// room. Which commands it applies to is the command layer's business.
+    /// is full (past `write-behind-max-pending`), or while the journal
+    /// cannot be written (a full disk: the MISCONF error, before the write
+    /// is applied); `None` otherwise. Which commands it applies to is the
+    /// command layer's business.
     pub fn backlog_refusal(&self) -> Option<String> {
+        if let Some(error) = self.journal.write_error() {
+            return Some(error);
+        }
         let pending = self.pending_keys();
         if pending < self.max_pending as u64 {
             return None;
