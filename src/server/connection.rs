@@ -312,16 +312,7 @@ impl Connection<'_> {
         let shared = self.shared;
         let handle = session.handle.clone();
         let args: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-        // A deadline beyond what Instant can hold is as good as never.
-        let deadline = request
-            .timeout
-            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
-        let timeout = async move {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
+        let timeout = after(request.timeout);
         tokio::pin!(timeout);
         let _blocked_flag = BlockedFlag::set(&handle);
         let registration = shared.blocking.register(handle.id, &request);
@@ -383,15 +374,7 @@ impl Connection<'_> {
             return Ok(true);
         };
         let handle = session.handle.clone();
-        let deadline = wait
-            .timeout
-            .and_then(|timeout| tokio::time::Instant::now().checked_add(timeout));
-        let timeout = async move {
-            match deadline {
-                Some(deadline) => tokio::time::sleep_until(deadline).await,
-                None => std::future::pending().await,
-            }
-        };
+        let timeout = after(wait.timeout);
         tokio::pin!(timeout);
         let flushed = writebehind.flushed(wait.target);
         tokio::pin!(flushed);
@@ -582,5 +565,14 @@ async fn idle(shared: &Shared, since: Instant) {
             Duration::from_secs(timeout).saturating_sub(idle)
         };
         tokio::time::sleep(until_due.min(IDLE_RECHECK)).await;
+    }
+}
+
+/// Resolves once `timeout` has passed from now; never for `None`, or for a
+/// timeout beyond what `Instant` can hold (as good as never).
+async fn after(timeout: Option<Duration>) {
+    match timeout.and_then(|timeout| tokio::time::Instant::now().checked_add(timeout)) {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }
