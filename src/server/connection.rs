@@ -15,6 +15,7 @@ use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
 use crate::shared::blocking::BlockRequest;
 use crate::shared::UnblockReason;
 use crate::shared::{ClientHandle, FlushWait, Shared};
+use crate::store::lazyfree;
 use crate::writebehind::journal::{replace_replies, take_appended, Journal};
 
 /// Replies are written out early once this much is pending, so a huge
@@ -245,7 +246,21 @@ impl Connection<'_> {
                                 }
                             }
                         }
-                        commands::execute(self.shared, session, &mut self.output, &args);
+                        let ((), frees) = lazyfree::collect_sync_frees(|| {
+                            commands::execute(self.shared, session, &mut self.output, &args)
+                        });
+                        // A big DEL or FLUSHALL SYNC replies once its memory
+                        // is freed, on the lazyfree thread: wait without
+                        // holding the worker.
+                        for freed in frees {
+                            tokio::select! {
+                                _ = freed => {}
+                                _ = self.handle.killed() => return Ok(Processed::Close),
+                                _ = self.shutdown.wait_for(|&stop| stop) => {
+                                    return Ok(Processed::Close)
+                                }
+                            }
+                        }
                         // The command runs again when woken: keep a copy
                         // (the input buffer moves on).
                         if let Some(request) = session.block.take() {

@@ -5,9 +5,9 @@
 //! here. UNLINK (and DEL with `lazyfree-lazy-user-del`), FLUSHALL/FLUSHDB
 //! ASYNC (or without an option under `lazyfree-lazy-user-flush`) send it to
 //! one background thread through a channel, as Redis's `bio` lazyfree
-//! thread; a synchronous free runs on the caller's thread but after the
-//! locks are released, and outside the runtime's worker slot when it is
-//! big (see [`free_now`]). Values with at most [`LAZYFREE_THRESHOLD`]
+//! thread; a synchronous free happens after the locks are released, and a
+//! big one on that thread too while the connection holds the reply (see
+//! [`free_now`]). Values with at most [`LAZYFREE_THRESHOLD`]
 //! elements are cheaper to free at once than to hand over, as in Redis.
 //!
 //! After a big free, freed memory is handed back to the operating system
@@ -54,7 +54,11 @@ impl LazyFreeStats {
 struct Job {
     garbage: Box<dyn Send>,
     objects: u64,
-    stats: Arc<LazyFreeStats>,
+    /// Counted in INFO for lazy frees only (Redis counts no synchronous
+    /// free there).
+    stats: Option<Arc<LazyFreeStats>>,
+    /// A synchronous free: its caller's reply waits for this.
+    done: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The background thread's queue, started on first use and shared by every
@@ -90,8 +94,17 @@ fn free_forever(receiver: mpsc::Receiver<Job>) {
 
 fn free_job(job: Job) -> u64 {
     drop(job.garbage);
-    job.stats.pending.fetch_sub(job.objects, Ordering::Relaxed);
-    job.stats.freed.fetch_add(job.objects, Ordering::Relaxed);
+    if let Some(stats) = job.stats {
+        stats.pending.fetch_sub(job.objects, Ordering::Relaxed);
+        stats.freed.fetch_add(job.objects, Ordering::Relaxed);
+    }
+    if let Some(done) = job.done {
+        // A big synchronous free is followed by a purge before its reply.
+        if job.objects >= PURGE_AFTER_OBJECTS {
+            purge();
+        }
+        let _ = done.send(());
+    }
     job.objects
 }
 
@@ -127,10 +140,11 @@ pub fn free_in_background(garbage: Box<dyn Send>, objects: u64, stats: &Arc<Lazy
     let job = Job {
         garbage,
         objects,
-        stats: stats.clone(),
+        stats: Some(stats.clone()),
+        done: None,
     };
     if let Err(mpsc::SendError(job)) = queue.send(job) {
-        job.stats.pending.fetch_sub(job.objects, Ordering::Relaxed);
+        stats.pending.fetch_sub(job.objects, Ordering::Relaxed);
         drop(job.garbage);
     }
 }
@@ -145,38 +159,69 @@ pub fn free_value_async(value: Value, stats: &Arc<LazyFreeStats>) {
     }
 }
 
-/// Frees `garbage` (about `objects` allocations) on this thread, now: the
-/// caller waits, as for DEL or FLUSHALL SYNC, but only after releasing its
-/// locks. A big free inside a multi-threaded tokio runtime runs under
-/// `block_in_place`, so the worker's other tasks move to another thread
-/// instead of waiting behind it. Big frees are followed by a purge.
-pub fn free_now<T>(garbage: T, objects: usize) {
+/// Frees `garbage` (about `objects` allocations) as DEL or FLUSHALL SYNC
+/// do: before the reply, but after the locks are released. A small free
+/// happens here. A big one, made by a command that a connection runs inside
+/// [`collect_sync_frees`], goes to the lazyfree thread and the connection
+/// holds the reply until it is done (an async wait: no runtime worker is
+/// held meanwhile); anywhere else (the library API, tests) it happens here.
+/// Big frees are followed by a purge.
+pub fn free_now<T: Send + 'static>(garbage: T, objects: usize) {
     if objects <= LAZYFREE_THRESHOLD {
         drop(garbage);
         return;
     }
-    off_the_worker(move || {
+    if let Err(garbage) = hand_to_connection(garbage, objects) {
         drop(garbage);
         if objects as u64 >= PURGE_AFTER_OBJECTS {
             purge();
         }
+    }
+}
+
+/// Sends a big synchronous free to the lazyfree thread, its completion to
+/// the connection's list; gives the garbage back outside
+/// [`collect_sync_frees`].
+fn hand_to_connection<T: Send + 'static>(garbage: T, objects: usize) -> Result<(), T> {
+    SYNC_FREES.with(|frees| {
+        let mut frees = frees.borrow_mut();
+        let (Some(frees), Some(queue)) = (frees.as_mut(), queue()) else {
+            return Err(garbage);
+        };
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let job = Job {
+            garbage: Box::new(garbage),
+            objects: objects as u64,
+            stats: None,
+            done: Some(done),
+        };
+        match queue.send(job) {
+            Ok(()) => frees.push(finished),
+            // The thread is gone: the job comes back and is freed here.
+            Err(mpsc::SendError(job)) => drop(job),
+        }
+        Ok(())
     })
 }
 
-/// Runs long CPU work (a big free, KEYS over a big keyspace) so that it
-/// does not hold a runtime worker: inside a multi-threaded tokio runtime,
-/// under `block_in_place`, which hands the worker's other tasks to another
-/// thread meanwhile; elsewhere (no runtime, a current-thread runtime)
-/// simply here.
-pub fn off_the_worker<R>(work: impl FnOnce() -> R) -> R {
-    let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
-        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-    });
-    if on_worker {
-        tokio::task::block_in_place(work)
-    } else {
-        work()
-    }
+thread_local! {
+    /// While a connection runs a command ([`collect_sync_frees`]): the
+    /// completions of the big synchronous frees it asked for.
+    static SYNC_FREES: std::cell::RefCell<Option<Vec<SyncFree>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The completion of a big synchronous free handed to the lazyfree thread.
+pub type SyncFree = tokio::sync::oneshot::Receiver<()>;
+
+/// Runs `command` (on this thread) and returns, with its result, the big
+/// synchronous frees it handed to the lazyfree thread: the caller holds the
+/// command's reply until they are done.
+pub fn collect_sync_frees<R>(command: impl FnOnce() -> R) -> (R, Vec<SyncFree>) {
+    let outer = SYNC_FREES.with(|frees| frees.borrow_mut().replace(Vec::new()));
+    let result = command();
+    let collected = SYNC_FREES.with(|frees| std::mem::replace(&mut *frees.borrow_mut(), outer));
+    (result, collected.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -220,5 +265,45 @@ mod tests {
         assert_eq!(stats.freed_objects(), 3);
         stats.reset();
         assert_eq!(stats.freed_objects(), 0);
+    }
+
+    /// Reports the thread it is dropped on, so a test sees where and when that happens.
+    struct Freed(std::sync::mpsc::Sender<std::thread::ThreadId>);
+
+    impl Drop for Freed {
+        fn drop(&mut self) {
+            let _ = self.0.send(std::thread::current().id());
+        }
+    }
+
+    #[test]
+    fn a_big_synchronous_free_goes_to_the_thread_only_for_a_connection() {
+        let here = std::thread::current().id();
+        // Outside a connection's command: freed here, at once.
+        let (sender, freed) = std::sync::mpsc::channel();
+        free_now(Freed(sender), LAZYFREE_THRESHOLD + 1);
+        assert_eq!(freed.try_recv(), Ok(here));
+        // Small, inside a command: here too, nothing to wait for.
+        let (sender, freed) = std::sync::mpsc::channel();
+        let ((), waits) = collect_sync_frees(|| free_now(Freed(sender), LAZYFREE_THRESHOLD));
+        assert!(waits.is_empty());
+        assert_eq!(freed.try_recv(), Ok(here));
+        // Big, inside a command: on the lazyfree thread, with a completion
+        // the connection awaits before replying; not counted as lazy.
+        let (sender, freed) = std::sync::mpsc::channel();
+        let ((), waits) = collect_sync_frees(|| free_now(Freed(sender), LAZYFREE_THRESHOLD + 1));
+        assert_eq!(waits.len(), 1);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        for wait in waits {
+            runtime.block_on(wait).expect("the free completes");
+        }
+        let thread = freed.recv_timeout(Duration::from_secs(10)).expect("freed");
+        assert_ne!(thread, here);
+        // Nothing is collected after the command.
+        let (sender, freed) = std::sync::mpsc::channel();
+        free_now(Freed(sender), LAZYFREE_THRESHOLD + 1);
+        assert_eq!(freed.try_recv(), Ok(here));
     }
 }
