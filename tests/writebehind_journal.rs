@@ -611,6 +611,10 @@ fn full_disk_refuses_writes_and_recovers(fsync: &str) {
         let exists = reply_in_time(&mut con, &["EXISTS", key]).unwrap();
         assert_eq!(exists, redis::Value::Int(0), "{key} was applied");
     }
+    // Every write command, keyless ones too, as Redis refuses them when
+    // its AOF cannot be written (k0 is read below: nothing was flushed).
+    let error = reply_in_time(&mut other, &["FLUSHALL"]).unwrap_err();
+    assert_eq!(error.code(), Some("MISCONF"), "FLUSHALL: {error}");
     reply_in_time(&mut other, &["MULTI"]).unwrap();
     assert!(reply_in_time(&mut other, &["SET", "refused", "v"]).is_err());
     let error = reply_in_time(&mut other, &["EXEC"]).unwrap_err();

@@ -546,7 +546,8 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     let limits = session.hot(shared).memory;
     let room = shared.store.make_room(&limits);
     if room != crate::store::Room::Ok
-        && (spec.has(flags::DENYOOM) || (spec.name == "exec" && queued_denyoom(session)))
+        && (spec.has(flags::DENYOOM)
+            || (spec.name == "exec" && queued_has(session, flags::DENYOOM)))
     {
         // Memory full of changes PostgreSQL has not confirmed: writes to
         // written-behind keys get the backpressure error, others the OOM.
@@ -563,11 +564,19 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         reject(shared, session, out, argv[0], oom);
         return;
     }
-    // Write-behind backpressure: past write-behind-max-pending, writes to
-    // written-behind keys wait for PostgreSQL to catch up (reads go on);
-    // while the journal cannot be written they get MISCONF, before they
-    // are applied.
     if let Some(writebehind) = shared.writebehind.as_deref() {
+        // While the journal cannot be written (a full disk, a failed
+        // fsync), no write command runs, as in Redis when its AOF fails:
+        // the journal would not hold it. Reads go on.
+        if let Some(misconf) = writebehind.disk_error() {
+            if spec.has(flags::WRITE) || (spec.name == "exec" && queued_has(session, flags::WRITE))
+            {
+                reject(shared, session, out, argv[0], misconf.as_bytes());
+                return;
+            }
+        }
+        // Backpressure: past write-behind-max-pending, writes to
+        // written-behind keys wait for PostgreSQL to catch up.
         if let Some(refusal) = writebehind.backlog_refusal() {
             if writebehind::writes_followed_key(writebehind, session, spec, argv) {
                 reject(shared, session, out, argv[0], refusal.as_bytes());
@@ -609,11 +618,11 @@ pub fn rerun_blocked(
 }
 
 /// Whether the open transaction queued a command flagged `denyoom`.
-fn queued_denyoom(session: &Session) -> bool {
+fn queued_has(session: &Session, flag: u32) -> bool {
     session.multi.as_ref().is_some_and(|multi| {
         multi.queued.iter().any(|command| {
             let argv: SmallVec<[&[u8]; 8]> = command.iter().map(Vec::as_slice).collect();
-            !argv.is_empty() && resolve_raw(&argv).is_ok_and(|spec| spec.has(flags::DENYOOM))
+            !argv.is_empty() && resolve_raw(&argv).is_ok_and(|spec| spec.has(flag))
         })
     })
 }

@@ -110,6 +110,16 @@ thread_local! {
     static APPENDED: Cell<u64> = const { Cell::new(0) };
 }
 
+/// The OS's text of `error` without Rust's " (os error N)", as strerror
+/// says it (Redis's MISCONF message quotes it).
+fn strerror(error: &io::Error) -> String {
+    let text = error.to_string();
+    match text.rsplit_once(" (os error ") {
+        Some((text, _)) => text.to_string(),
+        None => text,
+    }
+}
+
 /// The position the records this thread appended since the last call end
 /// at (0 if none): what a connection's replies must wait for.
 pub fn take_appended() -> u64 {
@@ -190,6 +200,9 @@ pub struct Journal {
     /// be written again, and write commands on written-behind keys are
     /// refused until one succeeds ([`Journal::write_error`]).
     write_failed: AtomicBool,
+    /// The last background fsync (`everysec`) failed: writes are refused
+    /// until one succeeds, as Redis does when its AOF fsync fails.
+    fsync_failed: AtomicBool,
     /// Why, as the MISCONF error says it (`No space left on device`).
     write_error: Mutex<String>,
     /// How far records may be acknowledged, and whether writing them fails.
@@ -244,6 +257,7 @@ impl Journal {
             wake: Condvar::new(),
             appender: Mutex::new(None),
             write_failed: AtomicBool::new(false),
+            fsync_failed: AtomicBool::new(false),
             write_error: Mutex::new(String::new()),
             durable: watch::channel(Durable::default()).0,
             acked: AtomicU64::new(0),
@@ -382,7 +396,8 @@ impl Journal {
     /// while the journal cannot be written (as Redis refuses writes when
     /// its AOF cannot be written); `None` while it can.
     pub fn write_error(&self) -> Option<String> {
-        if !self.write_failed.load(Ordering::Acquire) {
+        if !self.write_failed.load(Ordering::Acquire) && !self.fsync_failed.load(Ordering::Acquire)
+        {
             return None;
         }
         Some(self.misconf())
@@ -399,19 +414,30 @@ impl Journal {
     /// fail those waiting, until one succeeds.
     fn writes_failing(&self, what: &str, error: &io::Error) {
         self.record_error(what, error);
-        // The OS's text without Rust's " (os error N)", as strerror says it.
-        let text = error.to_string();
-        let text = match text.rsplit_once(" (os error ") {
-            Some((text, _)) => text.to_string(),
-            None => text,
-        };
-        *self.write_error.lock() = text;
+        *self.write_error.lock() = strerror(error);
         self.write_failed.store(true, Ordering::Release);
         self.durable.send_if_modified(|value| {
             let changed = !value.failing;
             value.failing = true;
             changed
         });
+    }
+
+    /// A background fsync failed: new writes are refused (MISCONF) until
+    /// one succeeds; the replies already given stand (under `everysec`
+    /// they never waited for the fsync).
+    fn fsync_failing(&self, error: &io::Error) {
+        self.record_error("fsync", error);
+        *self.write_error.lock() = strerror(error);
+        self.fsync_failed.store(true, Ordering::Release);
+    }
+
+    fn fsync_recovered(&self) {
+        if self.fsync_failed.swap(false, Ordering::AcqRel) {
+            tracing::warn!(
+                "write-behind journal: fsync succeeds again; write commands are accepted"
+            );
+        }
     }
 
     /// A write succeeded after failures: writes are taken again.
@@ -1868,8 +1894,9 @@ impl Writer {
                                 background
                                     .synced_in_background
                                     .fetch_max(position, Ordering::AcqRel);
+                                background.fsync_recovered();
                             }
-                            Err(error) => background.record_error("fsync", &error),
+                            Err(error) => background.fsync_failing(&error),
                         }
                         background
                             .background_sync_busy

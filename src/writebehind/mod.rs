@@ -238,15 +238,17 @@ impl WriteBehind {
         self.hot.pending.fetch_sub(count as i64, Ordering::AcqRel);
     }
 
+    /// The MISCONF error while the journal cannot be written (a full
+    /// disk, a failed fsync); the command layer refuses every write
+    /// command with it.
+    pub fn disk_error(&self) -> Option<String> {
+        self.journal.write_error()
+    }
+
     /// The refusal of a write to a written-behind key while the backlog
-    /// is full (past `write-behind-max-pending`), or while the journal
-    /// cannot be written (a full disk: the MISCONF error, before the write
-    /// is applied); `None` otherwise. Which commands it applies to is the
-    /// command layer's business.
+    /// is full (past `write-behind-max-pending`); `None` while there is
+    /// room. Which commands it applies to is the command layer's business.
     pub fn backlog_refusal(&self) -> Option<String> {
-        if let Some(error) = self.journal.write_error() {
-            return Some(error);
-        }
         let pending = self.pending_keys();
         if pending < self.max_pending as u64 {
             return None;
