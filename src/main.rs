@@ -358,9 +358,9 @@ async fn stop_on_signals(shared: Arc<Shared>) {
     };
     let mut first_at = None;
     loop {
-        let received = tokio::select! {
-            received = interrupt.recv() => received,
-            received = terminate.recv() => received,
+        let (received, name) = tokio::select! {
+            received = interrupt.recv() => (received, "SIGINT"),
+            received = terminate.recv() => (received, "SIGTERM"),
         };
         if received.is_none() {
             return;
@@ -371,11 +371,18 @@ async fn stop_on_signals(shared: Arc<Shared>) {
             continue;
         }
         if shared.is_stopping() {
-            tracing::warn!("You insist... exiting now.");
-            std::process::exit(1);
+            // As Redis: a second SIGINT (Ctrl-C again) exits at once; a
+            // second SIGTERM lets the shutdown under way finish (it is
+            // bounded by shutdown-timeout anyway).
+            if name == "SIGINT" {
+                tracing::warn!("You insist... exiting now.");
+                std::process::exit(1);
+            }
+            tracing::warn!("received SIGTERM again: the shutdown is under way");
+            continue;
         }
         first_at = Some(std::time::Instant::now());
-        tracing::warn!("received a termination signal, shutting down");
+        tracing::warn!("received {name}, shutting down");
         shared.request_shutdown();
     }
 }

@@ -453,13 +453,20 @@ fn sigterm_stops_the_binary_within_shutdown_timeout() {
 }
 
 #[test]
-fn a_second_sigterm_exits_at_once() {
+fn a_second_sigint_exits_at_once_a_second_sigterm_does_not() {
     let (mut binary, _waiters) = busy_binary("60");
     binary.signal("TERM");
     assert!(
         !binary.exits_within(Duration::from_millis(500)),
         "the server should still be flushing"
     );
+    // As Redis: SIGTERM again lets the shutdown go on...
+    binary.signal("TERM");
+    assert!(
+        !binary.exits_within(Duration::from_millis(500)),
+        "a second SIGTERM cut the shutdown short"
+    );
+    // ...Ctrl-C again means now.
     binary.signal("INT");
     assert!(
         binary.exits_within(Duration::from_secs(1)),
