@@ -477,7 +477,13 @@ impl Connection<'_> {
         let buffer = self.output.buffer();
         self.handle
             .set_output_buffer(buffer.len(), buffer.capacity());
-        let mut written = 0;
+        // Usually the socket takes everything at once: only what it does not
+        // take arms the waits below.
+        let mut written = match stream.try_write(buffer) {
+            Ok(sent) => sent,
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
+            Err(error) => return Err(error),
+        };
         let mut progress_at = Instant::now();
         while written < buffer.len() {
             tokio::select! {
