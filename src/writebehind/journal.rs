@@ -68,6 +68,9 @@ use super::unix_ms;
 use crate::store::changes::{Change, Effect};
 use crate::store::{PendingState, Store, Value, ValueRef};
 
+/// A rewrite lets at most this much of its records wait for the writer.
+const REWRITE_BUFFERED_MAX: usize = 8 * 1024 * 1024;
+
 pub use crate::config::writebehind::JournalFsync;
 
 const MAGIC: &[u8; 8] = b"LARDERJ1";
@@ -704,6 +707,23 @@ impl Journal {
         }
     }
 
+    /// Blocks the rewrite thread until the records up to `end` are written
+    /// (on the disk unless `no`).
+    fn wait_rewritten(&self, end: u64) -> io::Result<()> {
+        loop {
+            let durable = *self.durable.borrow();
+            if durable.position >= end {
+                return Ok(());
+            }
+            if durable.failing || self.stop.load(Ordering::Acquire) {
+                return Err(io::Error::other(
+                    "the rewritten records could not be written",
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     /// Rewrites the journal from memory, as Redis rewrites its AOF, so
     /// that it holds each unconfirmed key once:
     ///
@@ -796,20 +816,16 @@ impl Journal {
                     });
                 }
             }
+            drop(locks);
+            // The rewrite waits for the writer rather than queue a second
+            // copy of every unflushed value in memory (it starts when
+            // PostgreSQL is away, so memory is full of them).
+            if self.buffer.lock().data.len() > REWRITE_BUFFERED_MAX {
+                self.wait_rewritten(end)?;
+            }
         }
         // Written (and on the disk unless `no`) before anything goes.
-        loop {
-            let durable = *self.durable.borrow();
-            if durable.position >= end {
-                break;
-            }
-            if durable.failing || self.stop.load(Ordering::Acquire) {
-                return Err(io::Error::other(
-                    "the rewritten records could not be written",
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        self.wait_rewritten(end)?;
         if self.fsync != JournalFsync::No {
             let current = self.appender.lock().as_ref().map(|a| a.path.clone());
             if let Some(current) = current {
