@@ -1798,6 +1798,10 @@ struct Appender {
     pending_max: u64,
     /// The stream position written to the OS.
     written: u64,
+    /// A failed write could not be cut back: the file ends in a torn
+    /// record, after which replay reads nothing, so the next write goes to
+    /// a new file.
+    torn: bool,
 }
 
 impl Appender {
@@ -1848,6 +1852,13 @@ impl Appender {
         if self.pending.is_empty() {
             return true;
         }
+        if self.torn {
+            if let Err(error) = self.roll(journal) {
+                journal.writes_failing("start a file after a torn write", &error);
+                return false;
+            }
+            self.torn = false;
+        }
         match self.file.write_all(&self.pending) {
             Ok(()) => {
                 let length = self.pending.len() as u64;
@@ -1871,6 +1882,7 @@ impl Appender {
                 // of the file, and replay stops at the first one.
                 if let Err(error) = self.file.set_len(self.bytes) {
                     journal.record_error("cut back a failed write", &error);
+                    self.torn = true;
                 }
                 false
             }
@@ -1933,6 +1945,7 @@ impl Writer {
             pending_end: 0,
             pending_max: 0,
             written: 0,
+            torn: false,
         });
         Ok(Writer {
             journal,
