@@ -294,7 +294,7 @@ fn main() -> ExitCode {
         .init();
     mi::log(tuning);
     let mut config = config;
-    if let Err(message) = larder::server::fit_open_files_limit(&mut config) {
+    if let Err(message) = larder::config::limits::fit_open_files_limit(&mut config) {
         tracing::error!("{message}");
         return ExitCode::FAILURE;
     }

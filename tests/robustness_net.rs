@@ -583,6 +583,15 @@ fn a_low_open_file_limit_lowers_maxclients_and_refuses_the_surplus() {
         log.contains("Current maximum open files is 64. maxclients has been reduced to 32 to compensate for low ulimit."),
         "{log}"
     );
+    // Nor can CONFIG SET take it past the limit (Redis's words).
+    assert_eq!(
+        observer.command(&["CONFIG", "SET", "maxclients", "1000"]),
+        &b"-ERR CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with 32\r\n"[..]
+    );
+    assert_eq!(
+        observer.command(&["CONFIG", "GET", "maxclients"]),
+        b"*2\r\n$10\r\nmaxclients\r\n$2\r\n32\r\n"
+    );
     // 31 more fit beside the observer.
     let mut served: Vec<RawClient> = (0..31).map(|_| binary.raw()).collect();
     for client in &mut served {

@@ -7,6 +7,7 @@ use super::connection::{container, REDIS_VERSION};
 use super::flags::*;
 use super::parse::{glob_match, is_keyword};
 use super::{all_commands, lookup, resolve, CommandSpec, Ctx, KeySpec, NO_KEYS};
+use crate::config::limits::fit_open_files_limit;
 use crate::config::{Config, ConfigError, SETTINGS};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
@@ -267,6 +268,18 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 "CONFIG SET failed (possibly related to argument '{name}') - {reason}"
             ))
         })?;
+    }
+    // As Redis's updateMaxclients: more clients need more descriptors.
+    let previous = ctx.shared.config.read().maxclients;
+    if updated.maxclients > previous {
+        let wanted = updated.maxclients;
+        let fitted = fit_open_files_limit(&mut updated);
+        if fitted.is_err() || updated.maxclients != wanted {
+            return Err(Error::err(format!(
+                "CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {}",
+                updated.maxclients.max(previous)
+            )));
+        }
     }
     ctx.shared.set_config(updated);
     ctx.out.ok();

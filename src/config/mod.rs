@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod limits;
 pub mod writebehind;
 
 use crate::store::{MemoryLimits, Policy};

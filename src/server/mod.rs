@@ -3,9 +3,6 @@
 //! to [`crate::commands::execute`].
 
 mod connection;
-mod limits;
-
-pub use limits::{fit_open_files_limit, RESERVED_FDS};
 
 use std::io;
 use std::net::SocketAddr;
