@@ -35,6 +35,8 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::value::{Entry, Key, LFU_INIT_VAL};
 use super::Store;
 
@@ -531,13 +533,16 @@ impl Store {
         let b = (random_u64() as usize) & (shards - 1);
         let (len_a, db_a) = keys_in(a);
         let (len_b, db_b) = keys_in(b);
-        let mut order = if len_b > len_a {
-            vec![(b, db_b), (a, db_a)]
+        let preferred = if len_b > len_a {
+            [(b, db_b), (a, db_a)]
         } else {
-            vec![(a, db_a), (b, db_b)]
+            [(a, db_a), (b, db_b)]
         };
-        // Both empty (or emptied since): any shard with a key.
-        order.extend((0..shards).map(|i| ((a + i) & (shards - 1), usize::MAX)));
+        // Both empty (or emptied since): any shard with a key. (An iterator,
+        // not a list: this runs for every write past maxmemory.)
+        let order = preferred
+            .into_iter()
+            .chain((0..shards).map(|i| ((a + i) & (shards - 1), usize::MAX)));
         // Keys were there but none could go: they are all unflushed.
         let mut met_keys = false;
         for (index, db) in order {
@@ -546,12 +551,12 @@ impl Store {
                 let Ok(shard) = locks.shard(index) else {
                     continue;
                 };
-                let databases: Vec<usize> = if db == usize::MAX {
+                let databases: SmallVec<[usize; 4]> = if db == usize::MAX {
                     (0..shard.databases())
                         .filter(|&d| !shard.db_ref(d).is_empty())
                         .collect()
                 } else {
-                    vec![db]
+                    smallvec::smallvec![db]
                 };
                 let mut removed = None;
                 for db in databases {
