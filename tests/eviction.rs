@@ -976,3 +976,221 @@ fn postgres_down_with_memory_full_of_unflushed_data_refuses_followed_writes_and_
     assert!(info_u64(&mut con, "evicted_keys") >= evicted + 50);
     assert_eq!(count_existing(&mut con, "wb:", 5_000..5_050), 50);
 }
+
+/// GET of `key`, with a short message (not 100 KB of bytes) if it is not
+/// `expected`.
+fn assert_get(con: &mut Connection, key: &str, expected: Option<&[u8]>) {
+    let value: Option<Vec<u8>> = redis::cmd("GET").arg(key).query(con).expect("GET");
+    let show = |value: Option<&[u8]>| {
+        value.map(|v| {
+            format!(
+                "{} bytes, {:?}...",
+                v.len(),
+                String::from_utf8_lossy(&v[..v.len().min(20)])
+            )
+        })
+    };
+    assert!(
+        value.as_deref() == expected,
+        "{key}: {:?}, expected {:?}",
+        show(value.as_deref()),
+        show(expected)
+    );
+}
+
+/// Writes 100 KB filler keys (not written behind) `local:{filled..}`
+/// until memory holds no key matching `pattern`, then deletes the last
+/// ten; returns the new `filled`.
+fn evict_all(con: &mut Connection, pattern: &str, mut filled: usize) -> usize {
+    let limit = filled + 1_000;
+    while !keys_in_memory(con, pattern).is_empty() {
+        assert!(filled < limit, "{pattern} never evicted");
+        fill(
+            con,
+            "local:",
+            filled..filled + 20,
+            &[b'x'; 100 * 1024],
+            None,
+        )
+        .expect("fillers evict");
+        filled += 20;
+    }
+    // Room for what read-through loads next (1 MB): otherwise the GET's
+    // own eviction may take the key it just loaded.
+    let mut del = redis::cmd("DEL");
+    for i in filled - 10..filled {
+        del.arg(format!("local:{i}"));
+    }
+    let _: i64 = del.query(con).expect("DEL fillers");
+    filled
+}
+
+/// Bare `KEYS pattern` (it never reads through, so it shows what memory
+/// holds).
+fn keys_in_memory(con: &mut Connection, pattern: &str) -> Vec<String> {
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg(pattern).query(con).expect("KEYS");
+    keys.sort();
+    keys
+}
+
+#[test]
+fn read_through_of_a_key_evicted_while_its_batch_is_retried_returns_the_acknowledged_state() {
+    use common::postgres::Postgres;
+    use common::writebehind::{flush, status_int};
+
+    let pg = Postgres::start();
+    let url = pg.url();
+    let server = BinServer::start(&[
+        ("maxmemory", "20mb"),
+        ("maxmemory-policy", "allkeys-lru"),
+        ("write-behind-url", &url),
+        ("write-behind-match", "wb:*"),
+        ("write-behind-read-through", "yes"),
+        // No pass on a timer: the flusher wakes when 3 keys are pending,
+        // so the three changes below go in one batch.
+        ("write-behind-delay", "60000"),
+        ("write-behind-batch-size", "3"),
+    ]);
+    let mut con = server.client();
+    // Older rows in PostgreSQL.
+    for key in ["wb:old", "wb:gone"] {
+        let _: () = redis::cmd("SET")
+            .arg(key)
+            .arg("v1")
+            .query(&mut con)
+            .unwrap();
+    }
+    flush(&mut con);
+    assert_eq!(
+        pg.query("SELECT count(*) FROM larder_kv WHERE db = 0", |row| row
+            .get::<_, i64>(0)),
+        vec![2]
+    );
+    pg.stop_server();
+    // Acknowledged while PostgreSQL is down: a newer value, a key
+    // PostgreSQL never had, and a deletion.
+    let _: () = redis::cmd("MSET")
+        .arg("wb:old")
+        .arg(big_value(1))
+        .arg("wb:new")
+        .arg(big_value(2))
+        .query(&mut con)
+        .unwrap();
+    let deleted: i64 = redis::cmd("DEL").arg("wb:gone").query(&mut con).unwrap();
+    assert_eq!(deleted, 1);
+    // The flusher took the batch and retries it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while status_int(&mut con, "retries") == 0 {
+        assert!(Instant::now() < deadline, "the batch was never tried");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The batch's keys are no longer pending: filler keys (not written
+    // behind) evict them.
+    assert_eq!(keys_in_memory(&mut con, "wb:*"), ["wb:new", "wb:old"]);
+    let filled = evict_all(&mut con, "wb:*", 0);
+    assert!(info_u64(&mut con, "evicted_keys") >= 2);
+    // Read-through loads what was acknowledged, not PostgreSQL's older
+    // rows (or nothing), and does not bring the deleted key back.
+    assert_get(&mut con, "wb:old", Some(&big_value(1)));
+    assert_get(&mut con, "wb:new", Some(&big_value(2)));
+    assert_get(&mut con, "wb:gone", None);
+    assert_eq!(status_int(&mut con, "keys_loaded"), 2);
+    // PostgreSQL back: the batch lands, with the same values.
+    pg.start_server();
+    flush(&mut con);
+    let rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = pg
+        .query("SELECT key, value FROM larder_kv WHERE db = 0", |row| {
+            (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1))
+        })
+        .into_iter()
+        .collect();
+    assert!(
+        rows.get(&b"wb:old"[..]) == Some(&big_value(1)),
+        "wb:old row"
+    );
+    assert!(
+        rows.get(&b"wb:new"[..]) == Some(&big_value(2)),
+        "wb:new row"
+    );
+    assert!(!rows.contains_key(&b"wb:gone"[..]));
+    // Landed: evicted again, the key is read from PostgreSQL.
+    let queries = status_int(&mut con, "read_through_queries");
+    evict_all(&mut con, "wb:*", filled);
+    assert_get(&mut con, "wb:old", Some(&big_value(1)));
+    assert_eq!(status_int(&mut con, "read_through_queries"), queries + 1);
+}
+
+#[test]
+fn read_through_never_loads_the_older_row_while_the_newer_one_waits_on_a_row_lock() {
+    use common::postgres::Postgres;
+    use common::writebehind::{flush, status_int};
+
+    let pg = Postgres::start();
+    let url = pg.url();
+    let server = BinServer::start(&[
+        ("maxmemory", "20mb"),
+        ("maxmemory-policy", "allkeys-lru"),
+        ("write-behind-url", &url),
+        ("write-behind-match", "wb:*"),
+        ("write-behind-read-through", "yes"),
+        ("write-behind-delay", "60000"),
+        ("write-behind-batch-size", "1"),
+    ]);
+    let mut con = server.client();
+    let _: () = redis::cmd("SET")
+        .arg("wb:old")
+        .arg("v1")
+        .query(&mut con)
+        .unwrap();
+    flush(&mut con);
+    // Another session locks the row: the flusher's write of the newer
+    // value waits, while PostgreSQL still serves the older row to reads.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let locker = runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        client
+            .batch_execute("BEGIN; SELECT 1 FROM larder_kv WHERE key = 'wb:old' FOR UPDATE")
+            .await
+            .expect("lock the row");
+        client
+    });
+    let _: () = redis::cmd("SET")
+        .arg("wb:old")
+        .arg(big_value(1))
+        .query(&mut con)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let waiting = || {
+        pg.query(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+            |row| row.get::<_, i64>(0),
+        ) == [1]
+    };
+    while !waiting() {
+        assert!(
+            Instant::now() < deadline,
+            "the flusher's write never waited on the lock"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let filled = evict_all(&mut con, "wb:*", 0);
+    let queries = status_int(&mut con, "read_through_queries");
+    assert_get(&mut con, "wb:old", Some(&big_value(1)));
+    // Served from the write in flight, not looked up.
+    assert_eq!(status_int(&mut con, "read_through_queries"), queries);
+    // The lock released, the write lands; evicted again, the key is read
+    // from its row, now the newer one.
+    runtime.block_on(async {
+        locker.batch_execute("ROLLBACK").await.expect("unlock");
+    });
+    flush(&mut con);
+    evict_all(&mut con, "wb:*", filled);
+    assert_get(&mut con, "wb:old", Some(&big_value(1)));
+    assert_eq!(status_int(&mut con, "read_through_queries"), queries + 1);
+}

@@ -23,14 +23,15 @@
 //! breaker ([`super::breaker`]); meanwhile new changes keep coalescing in
 //! the store.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::hash::BuildHasher;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use parking_lot::Mutex;
 use rand::Rng;
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, Notify};
 use tokio::task::JoinSet;
 
 use super::breaker::Permit;
@@ -57,6 +58,104 @@ const DRAIN_STEP: usize = 64;
 
 type Slot = Arc<AsyncMutex<Option<Conn>>>;
 
+/// What read-through may load for a key whose change the flusher took and
+/// PostgreSQL has not confirmed yet: the key may be evicted meanwhile (it
+/// is no longer pending), and its row in PostgreSQL is older than what
+/// was acknowledged.
+#[derive(Clone)]
+pub(super) enum InFlightState {
+    /// The default table's row being written: the value as memory held it.
+    Value {
+        type_name: &'static str,
+        bytes: Arc<Vec<u8>>,
+        expires_at: Option<SystemTime>,
+    },
+    /// The key was deleted: nothing to load.
+    Deleted,
+    /// A mapped table's row (or a row going to the dead-letter table):
+    /// not made back into a value here; read-through waits for PostgreSQL.
+    Unservable,
+}
+
+/// (db, key) -> (version, state).
+type InFlightKeys = HashMap<(i32, Vec<u8>), (i64, InFlightState), foldhash::fast::FixedState>;
+
+/// The changes in flight, recorded while `write-behind-read-through` is on
+/// when a pass starts (with it off, nothing is copied). Keys are added
+/// under their shard's lock as they are drained, so that no eviction can
+/// come between a key leaving the pending queue and being found here.
+#[derive(Default)]
+pub(super) struct InFlight {
+    /// (db, key) -> the version of the row being written, and its state.
+    /// A key is in at most one batch in flight, but may be drained again
+    /// (newer) before that batch lands: the newer entry replaces it, and
+    /// the older batch's confirmation leaves it alone.
+    keys: Mutex<InFlightKeys>,
+    /// Signalled whenever entries are removed.
+    landed: Notify,
+}
+
+impl InFlight {
+    fn taken(&self, row: &Row) {
+        let state = match &row.change {
+            RowChange::Upsert {
+                type_name,
+                value,
+                expires_at,
+            } => InFlightState::Value {
+                type_name,
+                bytes: Arc::new(value.clone()),
+                expires_at: *expires_at,
+            },
+            RowChange::Delete | RowChange::MapDelete { .. } => InFlightState::Deleted,
+            RowChange::MapUpsert { .. } | RowChange::Rejected { .. } => InFlightState::Unservable,
+        };
+        self.keys
+            .lock()
+            .insert((row.db, row.key.clone()), (row.version, state));
+    }
+
+    /// `rows` are in PostgreSQL (or in the dead-letter table).
+    fn landed<'r>(&self, rows: impl IntoIterator<Item = &'r Row>) {
+        let mut removed = false;
+        {
+            let mut keys = self.keys.lock();
+            if keys.is_empty() {
+                return;
+            }
+            for row in rows {
+                let slot = (row.db, row.key.clone());
+                if keys
+                    .get(&slot)
+                    .is_some_and(|(version, _)| *version == row.version)
+                {
+                    keys.remove(&slot);
+                    removed = true;
+                }
+            }
+        }
+        if removed {
+            self.landed.notify_waiters();
+        }
+    }
+
+    /// The in-flight state of `key` of database `db`, if any.
+    pub(super) fn get(&self, db: usize, key: &[u8]) -> Option<InFlightState> {
+        let keys = self.keys.lock();
+        if keys.is_empty() {
+            return None;
+        }
+        let db = i32::try_from(db).ok()?;
+        keys.get(&(db, key.to_vec()))
+            .map(|(_, state)| state.clone())
+    }
+
+    /// Resolves once some entries were removed (create it before looking).
+    pub(super) fn landed_signal(&self) -> tokio::sync::futures::Notified<'_> {
+        self.landed.notified()
+    }
+}
+
 /// Runs until shutdown: see the module docs.
 pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
     let mut flusher = Flusher {
@@ -68,6 +167,7 @@ pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
         wb,
         prepared: false,
         gave_up: false,
+        record_in_flight: false,
     };
     // Connect at once: a misconfigured mapping is reported at start-up, not
     // at the first flush.
@@ -75,6 +175,7 @@ pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
     loop {
         let (delay, batch_size) = {
             let config = flusher.config.read();
+            flusher.record_in_flight = config.write_behind_read_through;
             (
                 config.write_behind_delay,
                 config.write_behind_batch_size.max(1),
@@ -124,6 +225,9 @@ struct Flusher {
     /// no later pass may confirm their versions, or the journal would drop
     /// them.
     gave_up: bool,
+    /// Read-through is on: the changes taken are recorded in
+    /// [`WriteBehind::in_flight`] until they land.
+    record_in_flight: bool,
 }
 
 /// Batches sent together, and the keys they hold (as hashes of database
@@ -180,6 +284,7 @@ impl Flusher {
         };
         let store = self.store.clone();
         let mut complete = true;
+        let in_flight = self.record_in_flight.then_some(&self.wb.in_flight);
         let mut wave = Wave::default();
         let mut current: Vec<Row> = Vec::new();
         let mut current_bytes = 0usize;
@@ -194,7 +299,12 @@ impl Flusher {
                     let now = unix_ms();
                     let taken = store.drain_changes(shard, db, want, |key, pending, entry| {
                         match to_row(db, key, pending, entry, offset, now, &targets) {
-                            Some(row) => rows.push(row),
+                            Some(row) => {
+                                if let Some(in_flight) = in_flight {
+                                    in_flight.taken(&row);
+                                }
+                                rows.push(row)
+                            }
                             None => vanished += 1,
                         }
                     });
@@ -354,8 +464,12 @@ async fn send_batch(wb: Arc<WriteBehind>, slot: Slot, batch: Vec<Row>) -> bool {
             Ok((written, deleted)) => {
                 wb.rows_written.fetch_add(written, Ordering::Relaxed);
                 wb.rows_deleted.fetch_add(deleted, Ordering::Relaxed);
+                wb.in_flight.landed(part.iter());
                 wb.confirmed(part.len());
             }
+            // Its keys stay recorded in flight: until the process ends,
+            // reads still see the acknowledged values (the journal keeps
+            // them for the next start).
             Err(Stop::GaveUp) => return false,
             Err(Stop::Data(failure)) => {
                 let mut part = Arc::try_unwrap(part).unwrap_or_else(|shared| (*shared).clone());
@@ -403,6 +517,7 @@ async fn send_batch(wb: Arc<WriteBehind>, slot: Slot, batch: Vec<Row>) -> bool {
         }
         wb.dead_letters
             .fetch_add(dead.len() as u64, Ordering::Relaxed);
+        wb.in_flight.landed(dead.iter().map(|(row, _)| row));
         wb.confirmed(dead.len());
     }
     if oversized {

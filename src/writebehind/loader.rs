@@ -10,6 +10,14 @@
 //! [`crate::store::Db::insert_loaded`]). Concurrent misses of one key share
 //! one query.
 //!
+//! A key whose change the flusher has taken and PostgreSQL not yet
+//! confirmed is no longer pending, so it may be evicted; its row is then
+//! older than what was acknowledged. Read-through never loads that row: it
+//! loads the change in flight instead (a deletion loads nothing), even
+//! while PostgreSQL is down; for a mapped key it waits, within the
+//! command's budget, until the change lands, and loads nothing if the
+//! budget runs out first (see [`super::flusher::InFlight`]).
+//!
 //! Read-through never holds a command up for long: a command's lookups run
 //! concurrently and share one budget (`write-behind-read-timeout`), after
 //! which the keys not loaded count as missing; and while PostgreSQL is known
@@ -30,6 +38,7 @@ use tokio_postgres::{Row, Statement};
 
 use super::breaker::{Breaker, Permit};
 use super::encode::decode;
+use super::flusher::InFlightState;
 use super::mapping::{self, quote_ident, Mapping};
 use super::sink::{quote_table, Sink};
 use super::WriteBehind;
@@ -162,6 +171,17 @@ async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
     })
     .await;
     outputs.into_iter().flatten().collect()
+}
+
+/// What read-through does for a missing key, given the flusher's changes
+/// in flight.
+enum Local {
+    /// Loaded from the change in flight, or nothing to load.
+    Done,
+    /// In flight, but only PostgreSQL can make it a value: wait for it.
+    Wait,
+    /// Not in flight: look it up, with this removals token.
+    Query(u64),
 }
 
 /// The loading side of write-behind.
@@ -311,9 +331,15 @@ impl WriteBehind {
             return;
         }
         if self.breaker.open_for(Instant::now()).is_some() {
+            // PostgreSQL is left alone, but a change still in flight is
+            // served from the flusher's copy.
+            let skipped = missing
+                .iter()
+                .filter(|key| !matches!(self.load_in_flight(store, db, key), Some(Local::Done)))
+                .count();
             self.loader
                 .skipped
-                .fetch_add(missing.len() as u64, Ordering::Relaxed);
+                .fetch_add(skipped as u64, Ordering::Relaxed);
             return;
         }
         let deadline = tokio::time::Instant::now() + self.loader.read_timeout;
@@ -362,10 +388,55 @@ impl WriteBehind {
         finished
     }
 
+    /// Loads `key` from the change the flusher has in flight for it, if
+    /// any (its row in PostgreSQL is older). `None` if the database does
+    /// not exist.
+    fn load_in_flight(&self, store: &Store, db: usize, key: &[u8]) -> Option<Local> {
+        // Under the shard lock: the flusher records a key in flight under
+        // it as it drains the key, so a key that is absent, not pending
+        // and not in flight here has its latest state in PostgreSQL (the
+        // removals token read with it refuses the later insert if the key
+        // changed or left meanwhile). A change in flight is stored at once,
+        // under the same lock, so no eviction elsewhere in the part can
+        // make it refused.
+        store
+            .with_db(db, key, |part, now| {
+                let removals = part.removals();
+                let (type_name, bytes, expires_at) = match self.in_flight.get(db, key) {
+                    None => return Local::Query(removals),
+                    Some(InFlightState::Deleted) => return Local::Done,
+                    Some(InFlightState::Unservable) => return Local::Wait,
+                    Some(InFlightState::Value {
+                        type_name,
+                        bytes,
+                        expires_at,
+                    }) => (type_name, bytes, expires_at),
+                };
+                // None: an empty collection, which memory cannot hold.
+                if let Some(value) = decode_stored(type_name, &bytes) {
+                    let expires_at = expires_at.map(to_unix_ms);
+                    if part.insert_loaded(key, value, expires_at, removals, now) {
+                        self.loader.loaded.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Local::Done
+            })
+            .ok()
+    }
+
     async fn look_up(&self, store: &Store, db: usize, key: &[u8]) {
-        // Taken before the query: see the module docs.
-        let Ok(removals) = store.with_db(db, key, |part, _| part.removals()) else {
-            return;
+        // A change in flight is newer than the key's row: it is loaded
+        // instead, or, if it cannot be made back into a value, the lookup
+        // waits for it to land (within the command's budget).
+        let removals = loop {
+            let landed = self.in_flight.landed_signal();
+            tokio::pin!(landed);
+            landed.as_mut().enable();
+            match self.load_in_flight(store, db, key) {
+                None | Some(Local::Done) => return,
+                Some(Local::Wait) => landed.await,
+                Some(Local::Query(removals)) => break removals,
+            }
         };
         if self.loader.breaker.permit(Instant::now()) != Permit::Go {
             self.loader.skipped.fetch_add(1, Ordering::Relaxed);

@@ -80,6 +80,9 @@ pub struct WriteBehind {
     /// Every change with a version up to this one is in PostgreSQL; a
     /// watch, so that waiting for it (`WRITEBEHIND FLUSH`) costs no thread.
     acked_watch: tokio::sync::watch::Sender<u64>,
+    /// The changes the flusher took and PostgreSQL has not confirmed:
+    /// what read-through loads for them (see [`flusher::InFlight`]).
+    in_flight: flusher::InFlight,
     stopping: AtomicBool,
     stop_deadline: Mutex<Option<Instant>>,
     up: AtomicBool,
@@ -201,6 +204,7 @@ impl WriteBehind {
             flushes: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             acked_watch: tokio::sync::watch::Sender::new(start),
+            in_flight: flusher::InFlight::default(),
             stopping: AtomicBool::new(false),
             stop_deadline: Mutex::new(None),
             up: AtomicBool::new(true),
