@@ -914,10 +914,12 @@ impl Journal {
         } else {
             fs::rename(&temporary, &target)?;
         }
-        if self.fsync != JournalFsync::No {
-            File::open(&self.dir)?.sync_all()?;
-        }
+        // The superseded files leave the list now, and the disk once the
+        // lock is released (the writer takes it for every pass): a crash in
+        // between leaves them to be read at start-up before the rewritten
+        // file, which supersedes them.
         let mut kept = Vec::new();
+        let mut superseded = Vec::new();
         for file in closed.drain(..) {
             if file.path == target && out.len() as u64 > HEADER {
                 let bytes = out.len() as u64;
@@ -929,27 +931,30 @@ impl Journal {
                     bytes,
                 });
             } else if old.contains(&file.path) {
-                match fs::remove_file(&file.path) {
-                    Ok(()) => {
-                        self.bytes.fetch_sub(file.bytes, Ordering::Relaxed);
-                        self.files.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    Err(error) if error.kind() == io::ErrorKind::NotFound => {
-                        self.bytes.fetch_sub(file.bytes, Ordering::Relaxed);
-                        self.files.fetch_sub(1, Ordering::Relaxed);
-                    }
-                    // Still read at start-up, before the rewritten file:
-                    // what it holds is superseded.
-                    Err(error) => {
-                        self.record_error("delete a rewritten journal file", &error);
-                        kept.push(file);
-                    }
-                }
+                superseded.push(file);
             } else {
                 kept.push(file);
             }
         }
         *closed = kept;
+        drop(closed);
+        if self.fsync != JournalFsync::No {
+            File::open(&self.dir)?.sync_all()?;
+        }
+        for file in superseded {
+            match fs::remove_file(&file.path) {
+                Ok(()) => {}
+                Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+                // Read at the next start-up, before the rewritten file:
+                // what it holds is superseded.
+                Err(error) => {
+                    self.record_error("delete a rewritten journal file", &error);
+                    continue;
+                }
+            }
+            self.bytes.fetch_sub(file.bytes, Ordering::Relaxed);
+            self.files.fetch_sub(1, Ordering::Relaxed);
+        }
         Ok(written + out.len() as u64)
     }
 
