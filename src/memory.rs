@@ -279,6 +279,49 @@ pub fn allocator_hooks() -> Option<&'static AllocatorHooks> {
     HOOKS.get()
 }
 
+/// Freed memory the allocator may keep (committed, not in use) beyond what
+/// it kept after the last purge, before [`purge_if_retaining`] hands it
+/// back to the OS.
+const RETAINED_BEFORE_PURGE: u64 = 32 * 1024 * 1024;
+
+/// What the allocator still kept right after the last background purge
+/// (what it cannot give back: fragmentation), so that it is not purged
+/// again every second for nothing.
+static RETAINED_AFTER_PURGE: AtomicI64 = AtomicI64::new(0);
+
+/// Hands freed memory back to the OS, as MEMORY PURGE does, once the
+/// allocator keeps [`RETAINED_BEFORE_PURGE`] more of it than after the last
+/// purge: what a big transient value (a reply or query buffer, a replaced
+/// value) leaves behind goes back without waiting for traffic to make the
+/// allocator tidy up. A background thread calls it about once a second;
+/// it does nothing unless the program registered its allocator's hooks.
+/// Returns whether it purged.
+pub fn purge_if_retaining() -> bool {
+    let Some(hooks) = allocator_hooks() else {
+        return false;
+    };
+    if !is_counting() {
+        return false;
+    }
+    let retained = (hooks.committed)().saturating_sub(used_memory());
+    let baseline = RETAINED_AFTER_PURGE.load(Ordering::Relaxed).max(0) as u64;
+    if !should_purge(retained, baseline) {
+        // Less is kept than after the last purge: lower the baseline.
+        if retained < baseline {
+            RETAINED_AFTER_PURGE.store(retained as i64, Ordering::Relaxed);
+        }
+        return false;
+    }
+    (hooks.purge)();
+    let after = (hooks.committed)().saturating_sub(used_memory());
+    RETAINED_AFTER_PURGE.store(after as i64, Ordering::Relaxed);
+    true
+}
+
+fn should_purge(retained: u64, retained_after_last_purge: u64) -> bool {
+    retained.saturating_sub(retained_after_last_purge) > RETAINED_BEFORE_PURGE
+}
+
 /// Resident set size of this process, from /proc (0 where unavailable).
 pub fn rss_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
@@ -297,6 +340,19 @@ fn page_size() -> u64 {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn purges_only_what_grew_past_the_last_purge() {
+        let mb = 1024 * 1024;
+        assert!(!should_purge(10 * mb, 0));
+        assert!(should_purge(40 * mb, 0));
+        // 40 MB kept even after a purge (fragmentation): not again...
+        assert!(!should_purge(40 * mb, 40 * mb));
+        assert!(!should_purge(70 * mb, 40 * mb));
+        // ...until another 32 MB is kept.
+        assert!(should_purge(80 * mb, 40 * mb));
+    }
+
     use super::*;
 
     #[test]
