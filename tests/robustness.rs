@@ -388,6 +388,42 @@ fn timeout_closes_idle_clients() {
 }
 
 #[test]
+fn timeout_spares_blocked_clients_and_slow_senders() {
+    let server = TestServer::start();
+    let mut admin = server.raw();
+    assert_eq!(
+        admin.command(&["CONFIG", "SET", "timeout", "1"]),
+        b"+OK\r\n"
+    );
+    // Blocked with no timeout of its own: its command waits, it is not idle.
+    let mut blocked = connect(server.addr);
+    blocked
+        .write_all(&encode_command(&[b"BLPOP", b"queue", b"0"]))
+        .unwrap();
+    // Sends a big argument a little at a time: every read is activity.
+    let mut slow = connect(server.addr);
+    slow.write_all(b"*3\r\n$3\r\nSET\r\n$4\r\nslow\r\n$20\r\n")
+        .unwrap();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(300));
+        slow.write_all(b"xx").unwrap();
+        assert_eq!(admin.command(&["PING"]), b"+PONG\r\n");
+    }
+    slow.write_all(b"\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    slow.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    assert_eq!(admin.command(&["RPUSH", "queue", "job"]), b":1\r\n");
+    let mut served = [0u8; 24];
+    blocked.read_exact(&mut served).unwrap();
+    assert_eq!(&served, b"*2\r\n$5\r\nqueue\r\n$3\r\njob\r\n");
+    assert_eq!(
+        admin.command(&["CONFIG", "SET", "timeout", "0"]),
+        b"+OK\r\n"
+    );
+}
+
+#[test]
 fn client_query_buffer_limit_closes_the_client_like_redis() {
     let larder = TestServer::start();
     let redis = RedisServer::start();

@@ -126,18 +126,21 @@ impl Connection<'_> {
         let handle = self.handle.clone();
         loop {
             self.make_room_to_read();
-            let waiting_since = Instant::now();
+            // `timeout` is not a timer per read: the idle sweep (see
+            // `ClientRegistry::close_idle`) kills a client idle too long.
             let read = tokio::select! {
                 read = stream.read_buf(&mut self.input) => read?,
                 _ = handle.killed() => return Ok(()),
                 _ = self.shutdown.wait_for(|&stop| stop) => return Ok(()),
-                _ = idle(self.shared, waiting_since) => return Ok(()),
             };
             if read == 0 {
                 return Ok(());
             }
             self.report_query_buffer();
             session.last_read = Instant::now();
+            // Any read is activity, as in Redis: a big argument arriving
+            // slowly is not idle.
+            handle.touch(session.last_read);
             self.shared
                 .stats
                 .net_input_bytes

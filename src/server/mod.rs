@@ -335,18 +335,23 @@ impl AcceptFailures {
 
 /// Active expiry runs on its own thread so that a burst of due keys never
 /// occupies a runtime worker that clients' connections are waiting on; it
-/// takes one shard lock at a time, briefly. The same thread hands freed
-/// memory back to the OS once a second when the allocator keeps much of it.
+/// takes one shard lock at a time, briefly. Once a second the same thread
+/// closes clients idle past `timeout` and hands freed memory back to the
+/// OS when the allocator keeps much of it.
 fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("larder-expire".into())
         .spawn(move || {
-            let mut last_purge_check = Instant::now();
+            let mut last_cron = Instant::now();
             while !shared.is_stopping() {
                 // Once a second: freed memory goes back to the OS.
-                if last_purge_check.elapsed() >= Duration::from_secs(1) {
+                if last_cron.elapsed() >= Duration::from_secs(1) {
                     crate::memory::purge_if_retaining();
-                    last_purge_check = Instant::now();
+                    let timeout = shared.config.read().timeout;
+                    if timeout > 0 {
+                        shared.clients.close_idle(Duration::from_secs(timeout));
+                    }
+                    last_cron = Instant::now();
                 }
                 let reclaimed = shared.store.expire_cycle();
                 shared

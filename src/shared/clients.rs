@@ -103,6 +103,18 @@ impl ClientHandle {
         self.meta.lock().last_command = name;
     }
 
+    /// Records activity at `at` (a read), for the idle sweep.
+    pub fn touch(&self, at: Instant) {
+        let since_created = at.saturating_duration_since(self.created).as_millis() as u64;
+        self.last_active_ms.store(since_created, Ordering::Relaxed);
+    }
+
+    /// Milliseconds since the client's last read or command.
+    fn idle_ms(&self) -> u64 {
+        let active = self.last_active_ms.load(Ordering::Relaxed);
+        (self.created.elapsed().as_millis() as u64).saturating_sub(active)
+    }
+
     pub fn set_db(&self, db: usize) {
         self.db.store(db, Ordering::Relaxed);
     }
@@ -163,8 +175,7 @@ impl ClientHandle {
 
     /// Seconds since the client's last command.
     pub fn idle_secs(&self) -> u64 {
-        let active = self.last_active_ms.load(Ordering::Relaxed);
-        (self.created.elapsed().as_millis() as u64).saturating_sub(active) / 1000
+        self.idle_ms() / 1000
     }
 
     /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.2's format.
@@ -280,5 +291,31 @@ impl ClientRegistry {
 
     pub fn get(&self, id: u64) -> Option<Arc<ClientHandle>> {
         self.clients.lock().get(&id).cloned()
+    }
+
+    /// The `timeout` setting, as Redis's clientsCron applies it: closes
+    /// every client that has neither sent nor been sent anything for longer
+    /// than `timeout`, except blocked ones (their command has its own
+    /// timeout). A background thread calls it about once a second, so that
+    /// no connection arms a timer per read. Returns how many it closed.
+    pub fn close_idle(&self, timeout: std::time::Duration) -> usize {
+        let limit = timeout.as_millis() as u64;
+        let idle: Vec<Arc<ClientHandle>> = self
+            .clients
+            .lock()
+            .values()
+            .filter(|client| client.idle_ms() > limit && !client.is_killed())
+            .cloned()
+            .collect();
+        let mut closed = 0;
+        for client in idle {
+            if client.meta.lock().blocked {
+                continue;
+            }
+            tracing::debug!(client = client.id, "Closing idle client");
+            client.kill();
+            closed += 1;
+        }
+        closed
     }
 }
