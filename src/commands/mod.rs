@@ -485,6 +485,15 @@ pub fn resolve(argv: &[&[u8]]) -> Result<&'static CommandSpec> {
     resolve_raw(argv).map_err(|message| Error::raw(String::from_utf8_lossy(&message).into_owned()))
 }
 
+/// Where the keys of a request are among its arguments (none for an
+/// unknown command or a wrong arity): what the connection prefetches.
+pub fn key_positions(argv: &[&[u8]]) -> SmallVec<[usize; 4]> {
+    match resolve_raw(argv) {
+        Ok(spec) => spec.key_positions(argv),
+        Err(_) => SmallVec::new(),
+    }
+}
+
 /// [`resolve`], with the rejection as the exact bytes Redis would send.
 fn resolve_raw(argv: &[&[u8]]) -> std::result::Result<&'static CommandSpec, Vec<u8>> {
     let spec = lookup(argv[0]).ok_or_else(|| unknown_command_message(argv))?;
@@ -519,10 +528,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     if argv.is_empty() {
         return;
     }
-    shared
-        .stats
-        .commands_processed
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.stats.commands_processed.add(1);
     let spec = match resolve_raw(argv) {
         Ok(spec) => spec,
         Err(message) => {
@@ -540,7 +546,10 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         );
         return;
     }
-    session.handle.record_command(spec.name, session.last_read);
+    session
+        .handle
+        .record_command(spec.name, session.last_command, session.last_read);
+    session.last_command = spec.name;
     // As Redis's processCommand: evict if over maxmemory; if that fails,
     // refuse commands that may add data (EXEC too, if it queued some).
     let limits = session.hot(shared).memory;
@@ -657,7 +666,9 @@ pub fn run<'s>(
 ) {
     let mut ctx = Ctx {
         shared,
-        now_ms: shared.store.now_ms(),
+        now_ms: session
+            .batch_time_ms
+            .unwrap_or_else(|| shared.store.now_ms()),
         session,
         out,
         locks: Locks::new(&shared.store, held),

@@ -887,9 +887,18 @@ fn stats_section(ctx: &Ctx) -> String {
             "total_connections_received",
             get(&stats.connections_received),
         ),
-        ("total_commands_processed", get(&stats.commands_processed)),
-        ("total_net_input_bytes", get(&stats.net_input_bytes)),
-        ("total_net_output_bytes", get(&stats.net_output_bytes)),
+        (
+            "total_commands_processed",
+            stats.commands_processed.load().to_string(),
+        ),
+        (
+            "total_net_input_bytes",
+            stats.net_input_bytes.load().to_string(),
+        ),
+        (
+            "total_net_output_bytes",
+            stats.net_output_bytes.load().to_string(),
+        ),
         ("rejected_connections", get(&stats.rejected_connections)),
         (
             "expired_keys",

@@ -71,6 +71,13 @@ pub struct Session {
     /// blocked client from the key that became ready (first), the command
     /// tries those keys first, and a key of another type no longer fails it.
     pub woken_by: Option<Vec<Vec<u8>>>,
+    /// The store's time read once for a run of pipelined requests (as
+    /// Redis caches its clock): the commands of the run see the same now.
+    /// `None`: each command reads the clock.
+    pub batch_time_ms: Option<u64>,
+    /// The command this session last recorded in its registry entry
+    /// (CLIENT LIST cmd=).
+    pub last_command: &'static str,
 }
 
 impl Session {
@@ -88,6 +95,8 @@ impl Session {
             block: None,
             flush_wait: None,
             woken_by: None,
+            batch_time_ms: None,
+            last_command: "NULL",
         }
     }
 

@@ -104,6 +104,12 @@ impl RequestDecoder {
         }
     }
 
+    /// Where the arguments of the multibulk request `decode` just
+    /// completed are in its frame; `None` for an inline request.
+    pub fn arg_spans(&self) -> Option<&[(usize, usize)]> {
+        (!self.inline).then_some(self.spans.as_slice())
+    }
+
     /// How many bytes the request being decoded will need at least, if known:
     /// lets the reader size its buffer for a big argument in one step.
     pub fn bytes_needed(&self) -> Option<usize> {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
+use smallvec::SmallVec;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -24,6 +25,11 @@ const OUTPUT_FLUSH_THRESHOLD: usize = 1024 * 1024;
 
 /// What a read asks for at least (and an idle connection's input buffer).
 const READ_CHUNK: usize = 16 * 1024;
+
+/// How many requests past the one running have their keys prefetched
+/// (see [`Connection::prefetch_ahead`]), and how many keys at most.
+const PREFETCH_REQUESTS: usize = 16;
+const PREFETCH_KEYS: usize = 32;
 
 /// How often a waiting connection looks at the `timeout` setting again.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
@@ -77,6 +83,8 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         reported_query_capacity: 0,
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
+        lookahead: RequestDecoder::new(),
+        prefetched: 0,
         journal: shared
             .writebehind
             .as_ref()
@@ -106,6 +114,11 @@ struct Connection<'a> {
     reported_query_capacity: usize,
     output: ReplyBuf,
     decoder: RequestDecoder,
+    /// Decodes the requests after the running one, to prefetch their keys.
+    lookahead: RequestDecoder,
+    /// Requests at the start of `input` whose keys were prefetched and
+    /// have not run yet.
+    prefetched: usize,
     /// The write-behind journal, when it is on: replies to write commands
     /// go out only once their records are written (fsynced under
     /// `always`).
@@ -141,12 +154,13 @@ impl Connection<'_> {
             // Any read is activity, as in Redis: a big argument arriving
             // slowly is not idle.
             handle.touch(session.last_read);
-            self.shared
-                .stats
-                .net_input_bytes
-                .fetch_add(read as u64, Ordering::Relaxed);
+            self.shared.stats.net_input_bytes.add(read as u64);
             let keep_open = loop {
-                match self.process_input(session, stream).await? {
+                let processed = self.process_input(session, stream).await;
+                // The next run of requests reads the clock again.
+                session.batch_time_ms = None;
+                self.prefetched = 0;
+                match processed? {
                     Processed::Open => break true,
                     Processed::Close => break false,
                     // A blocking command must wait: the replies before it
@@ -227,8 +241,19 @@ impl Connection<'_> {
                 max_bulk_len: hot.max_bulk_len,
                 unauthenticated: !session.authenticated && hot.requirepass_set,
             };
+            // Every few requests: the clock is read again, and the keys of
+            // the next requests are prefetched.
+            if self.prefetched == 0 {
+                session.batch_time_ms = Some(self.shared.store.now_ms());
+                self.prefetched = if limits.unauthenticated {
+                    1
+                } else {
+                    self.prefetch_ahead(session.db, limits)
+                };
+            }
             match self.decoder.decode(&self.input, limits) {
                 Ok(Some(length)) => {
+                    self.prefetched = self.prefetched.saturating_sub(1);
                     let args = self.decoder.args(&self.input[..length]);
                     let mut blocked = None;
                     let mut awaiting_flush = None;
@@ -246,6 +271,7 @@ impl Connection<'_> {
                                             return Ok(Processed::Close)
                                         }
                                     }
+                                    session.batch_time_ms = Some(self.shared.store.now_ms());
                                 }
                             }
                         }
@@ -255,6 +281,9 @@ impl Connection<'_> {
                         // A big DEL or FLUSHALL SYNC replies once its memory
                         // is freed, on the lazyfree thread: wait without
                         // holding the worker.
+                        if !frees.is_empty() {
+                            self.prefetched = 0;
+                        }
                         for freed in frees {
                             tokio::select! {
                                 _ = freed => {}
@@ -288,6 +317,7 @@ impl Connection<'_> {
                     }
                     if self.output.len() >= OUTPUT_FLUSH_THRESHOLD {
                         self.flush(stream).await?;
+                        self.prefetched = 0;
                     }
                 }
                 Ok(None) => {
@@ -312,6 +342,43 @@ impl Connection<'_> {
                 }
             }
         }
+    }
+
+    /// Prefetches the keys of the next requests in the input buffer (up
+    /// to [`PREFETCH_REQUESTS`]) from the store, so that their cache misses
+    /// overlap (see `Store::prefetch`). Returns how many requests that
+    /// covers; a lone request is not worth it and counts as covered.
+    fn prefetch_ahead(&mut self, db: usize, limits: Limits) -> usize {
+        let mut keys: SmallVec<[&[u8]; PREFETCH_KEYS]> = SmallVec::new();
+        let mut offset = 0;
+        let mut requests = 0;
+        while requests < PREFETCH_REQUESTS && keys.len() < PREFETCH_KEYS {
+            self.lookahead.reset();
+            let Ok(Some(length)) = self.lookahead.decode(&self.input[offset..], limits) else {
+                break;
+            };
+            if requests == 0 && length == self.input.len() {
+                break;
+            }
+            // Inline requests (typed by hand) are not worth it.
+            let Some(spans) = self.lookahead.arg_spans() else {
+                break;
+            };
+            let frame = &self.input[offset..offset + length];
+            let argv: SmallVec<[&[u8]; 16]> = spans.iter().map(|&(s, e)| &frame[s..e]).collect();
+            if !argv.is_empty() {
+                for position in commands::key_positions(&argv) {
+                    keys.push(argv[position]);
+                }
+            }
+            offset += length;
+            requests += 1;
+        }
+        self.lookahead.reset();
+        if keys.len() > 1 {
+            self.shared.store.prefetch(db, &keys);
+        }
+        requests.max(1)
     }
 
     /// Keeps a client blocked (see `shared::blocking`) until its command
@@ -507,10 +574,7 @@ impl Connection<'_> {
                 }
             }
         }
-        self.shared
-            .stats
-            .net_output_bytes
-            .fetch_add(buffer.len() as u64, Ordering::Relaxed);
+        self.shared.stats.net_output_bytes.add(buffer.len() as u64);
         buffer.clear();
         if buffer.capacity() > 4 * OUTPUT_FLUSH_THRESHOLD {
             *buffer = BytesMut::with_capacity(16 * 1024);
@@ -545,10 +609,7 @@ fn read_while_waiting(shared: &Shared, input_len: usize, read: usize) -> bool {
     if read == 0 {
         return false;
     }
-    shared
-        .stats
-        .net_input_bytes
-        .fetch_add(read as u64, Ordering::Relaxed);
+    shared.stats.net_input_bytes.add(read as u64);
     input_len as u64 <= shared.config.read().client_query_buffer_limit
 }
 

@@ -97,10 +97,14 @@ impl ClientHandle {
 
     /// Records the command the client runs, at `at` (the connection passes
     /// the time of the read that brought it: one clock read per batch).
-    pub fn record_command(&self, name: &'static str, at: Instant) {
+    /// `previous` is the name this connection recorded last: the same
+    /// command again (the usual case) takes no lock.
+    pub fn record_command(&self, name: &'static str, previous: &'static str, at: Instant) {
         let since_created = at.saturating_duration_since(self.created).as_millis() as u64;
         self.last_active_ms.store(since_created, Ordering::Relaxed);
-        self.meta.lock().last_command = name;
+        if !std::ptr::eq(name, previous) {
+            self.meta.lock().last_command = name;
+        }
     }
 
     /// Records activity at `at` (a read), for the idle sweep.

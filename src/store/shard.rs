@@ -108,6 +108,20 @@ impl Db {
         Some(entry)
     }
 
+    /// Starts loading the table group `key` hashes to, for
+    /// [`Db::prefetch_entry`] next; returns the hash. See `Store::prefetch`.
+    pub fn prefetch_home(&self, key: &[u8]) -> u64 {
+        let hash = self.entries.hash(key);
+        self.entries.prefetch_home(hash);
+        hash
+    }
+
+    /// Starts loading the entry a lookup of the key hashed as `hash` will
+    /// compare.
+    pub fn prefetch_entry(&self, hash: u64) {
+        self.entries.prefetch_entry(hash);
+    }
+
     /// Like [`Db::get`], without counting as an access (OBJECT, TTL-like
     /// introspection).
     pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
@@ -819,6 +833,11 @@ impl Shard {
     /// parts beyond are empty (and not created).
     pub fn databases(&self) -> usize {
         self.dbs.len()
+    }
+
+    /// This shard's part of database `index`, if it was created.
+    pub fn existing_db(&self, index: usize) -> Option<&Db> {
+        self.dbs.get(index).and_then(Option::as_deref)
     }
 
     /// This shard's part of database `index`, if it was created.
