@@ -316,6 +316,34 @@ impl Entry {
         }
     }
 
+    /// Overwrites an inline string with `value` of the same length, in
+    /// place, and sets the expiry and the access time as a fresh entry
+    /// would have them; false (nothing changed) when the layout would
+    /// differ: another length, a boxed value, an expiry where there was
+    /// none or the reverse. Rewriting a counter or a fixed-size record
+    /// then costs no allocation and no free.
+    pub fn overwrite_str(&mut self, value: &[u8], expires_at: Option<u64>, now_ms: u64) -> bool {
+        let shape = self.shape();
+        if shape.flags & BOXED != 0
+            || shape.value_len != value.len()
+            || self.expires_at().is_some() != expires_at.is_some()
+        {
+            return false;
+        }
+        // SAFETY: an inline value has `value_len` bytes at `value_at`
+        // (see `shape`), and `&mut self` is exclusive.
+        unsafe {
+            ptr::copy_nonoverlapping(
+                value.as_ptr(),
+                self.ptr.as_ptr().add(shape.value_at),
+                value.len(),
+            );
+        }
+        self.set_expires_at(expires_at);
+        self.last_access().mark(now_ms);
+        true
+    }
+
     /// Starts loading the entry's first cache line (its header and, for a
     /// small key, the key): a hint to the CPU.
     #[inline]

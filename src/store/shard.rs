@@ -176,6 +176,21 @@ impl Db {
         expires_at: Option<u64>,
         now_ms: u64,
     ) -> Option<Entry> {
+        // A live string rewritten with a value of the same length: in
+        // place, one lookup, no allocation.
+        if let Some(entry) = self.entries.get_mut(key) {
+            let old_expiry = entry.expires_at();
+            if !entry.is_expired(now_ms) && entry.overwrite_str(value, expires_at, now_ms) {
+                if let Some(changes) = self.changes.as_deref_mut() {
+                    changes.written(self.index, key, Some(entry));
+                }
+                if old_expiry != expires_at {
+                    self.reindex_expiry(key, old_expiry, expires_at);
+                }
+                self.bump_watch(key);
+                return None;
+            }
+        }
         let previous =
             self.insert_entry(key, Entry::new_str(key, value, expires_at, now_ms), now_ms);
         self.file_field_expiry(key, None);
@@ -186,19 +201,23 @@ impl Db {
     /// again), keeping its TTL and access history; touches the key. False
     /// if there is no live key.
     pub fn replace_str(&mut self, key: &[u8], value: &[u8], now_ms: u64) -> bool {
-        if !self.expire_if_due(key, now_ms) {
-            return false;
-        }
         let Some(entry) = self.entries.get_mut(key) else {
             return false;
         };
-        let mut fresh = Entry::new_str(key, value, entry.expires_at(), now_ms);
-        fresh.inherit_access(entry);
-        if let Some(changes) = self.changes.as_deref_mut() {
-            changes.written(self.index, key, Some(&fresh));
+        if entry.is_expired(now_ms) {
+            self.remove_entry(key, Removal::Expired);
+            return false;
         }
-        let old = std::mem::replace(entry, fresh);
-        drop(old);
+        let expires_at = entry.expires_at();
+        // In place when the length is the same (a counter's usually is).
+        if !entry.overwrite_str(value, expires_at, now_ms) {
+            let mut fresh = Entry::new_str(key, value, expires_at, now_ms);
+            fresh.inherit_access(entry);
+            *entry = fresh;
+        }
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.written(self.index, key, Some(entry));
+        }
         self.file_field_expiry(key, None);
         self.bump_watch(key);
         true
