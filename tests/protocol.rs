@@ -600,3 +600,64 @@ fn errors_quote_raw_client_bytes() {
         .starts_with(b"-ERR unknown command '\xff\xfe', with args"));
     assert!(!conversation.closed);
 }
+
+/// The connection decodes the requests after the running one to prefetch
+/// their keys (and reads the clock once per run of them): none of it may
+/// show. A long pipeline mixing databases (SELECT half-way), multi-key
+/// commands, strings rewritten in place (same length) and not, counters
+/// changing length, expiries, inline requests, unknown commands and wrong
+/// arities, ending in a protocol error, answers byte for byte as Redis.
+#[test]
+fn a_pipeline_looked_ahead_into_answers_as_redis() {
+    let pair = Pair::start();
+    let mut input = Vec::new();
+    for i in 0..120 {
+        let key = format!("k:{}", i % 9);
+        let same_length = format!("v{:03}", i % 1000);
+        let counter = format!("c:{}", i % 3);
+        let command: Vec<&[u8]> = match i % 12 {
+            0 => vec![b"SET", key.as_bytes(), same_length.as_bytes()],
+            1 => vec![b"GET", key.as_bytes()],
+            2 => vec![b"INCRBY", counter.as_bytes(), b"7"],
+            3 => vec![b"MGET", b"k:0", b"k:1", key.as_bytes(), b"c:0"],
+            4 => vec![b"MSET", key.as_bytes(), b"longer-value", b"k:8", b"x"],
+            5 => vec![
+                b"SET",
+                key.as_bytes(),
+                same_length.as_bytes(),
+                b"PX",
+                b"100000",
+            ],
+            6 => vec![b"TTL", key.as_bytes()],
+            7 => vec![b"APPEND", key.as_bytes(), b"!"],
+            8 => vec![b"NOSUCHCOMMAND", key.as_bytes()],
+            9 => vec![b"GET"],
+            10 if i == 58 => vec![b"SELECT", b"3"],
+            10 => vec![b"DEL", key.as_bytes(), counter.as_bytes()],
+            _ => vec![b"STRLEN", key.as_bytes()],
+        };
+        input.extend(encode_command(&command));
+        if i == 77 {
+            input.extend_from_slice(b"GET k:1\r\n");
+        }
+    }
+    input.extend_from_slice(b"*1\r\n$-5\r\n");
+    let conversation = pair.converse(&input);
+    assert!(
+        conversation.closed,
+        "the protocol error closes the connection"
+    );
+    assert!(conversation.output.contains("Protocol error"));
+    // The same in database 3 where the pipeline went: the keys landed there.
+    let (mut ours, mut theirs) = pair.clients();
+    same(&mut ours, &mut theirs, &["SELECT", "3"]);
+    let values = same(
+        &mut ours,
+        &mut theirs,
+        &["MGET", "k:0", "k:1", "k:2", "c:0"],
+    );
+    assert_ne!(
+        values, "*4\r\n$-1\r\n$-1\r\n$-1\r\n$-1\r\n",
+        "the pipeline wrote to database 3"
+    );
+}

@@ -207,3 +207,26 @@ impl Shared {
         self.shutdown_tx.subscribe()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::StripedCounter;
+
+    #[test]
+    fn a_striped_counter_sums_every_threads_additions() {
+        let counter = StripedCounter::default();
+        std::thread::scope(|scope| {
+            for _ in 0..20 {
+                scope.spawn(|| {
+                    for _ in 0..1000 {
+                        counter.add(1);
+                    }
+                });
+            }
+        });
+        counter.add(5);
+        assert_eq!(counter.load(), 20_005);
+        counter.reset();
+        assert_eq!(counter.load(), 0);
+    }
+}

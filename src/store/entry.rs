@@ -679,6 +679,36 @@ mod tests {
     }
 
     #[test]
+    fn a_string_of_the_same_length_is_overwritten_in_place() {
+        let mut entry = Entry::new_str(b"key", b"0123456789", Some(5_000), 1_000);
+        let before = entry.ptr;
+        assert!(entry.overwrite_str(b"abcdefghij", Some(9_000), 2_000));
+        assert_eq!(entry.ptr, before, "same allocation");
+        assert_eq!(entry.key(), b"key");
+        assert!(matches!(entry.value(), ValueRef::Str(b"abcdefghij")));
+        assert_eq!(entry.expires_at(), Some(9_000));
+        // Another length, an expiry appearing or going, a boxed value: the
+        // layout would change, so nothing is touched.
+        assert!(!entry.overwrite_str(b"short", Some(9_000), 3_000));
+        assert!(!entry.overwrite_str(b"0123456789", None, 3_000));
+        let mut persistent = Entry::new_str(b"key", b"0123456789", None, 1_000);
+        assert!(!persistent.overwrite_str(b"0123456789", Some(1), 3_000));
+        persistent.value_mut();
+        assert!(!persistent.overwrite_str(b"0123456789", None, 3_000));
+        assert!(matches!(entry.value(), ValueRef::Str(b"abcdefghij")));
+    }
+
+    #[test]
+    fn a_long_string_is_overwritten_in_place_too() {
+        let long = vec![b'a'; 1000];
+        let mut entry = Entry::new_str(b"key", &long, None, 1_000);
+        let replacement = vec![b'b'; 1000];
+        assert!(entry.overwrite_str(&replacement, None, 2_000));
+        assert!(matches!(entry.value(), ValueRef::Str(v) if v == replacement.as_slice()));
+        assert_eq!(entry.key(), b"key");
+    }
+
+    #[test]
     fn thin_pointer() {
         assert_eq!(mem::size_of::<Entry>(), 8);
         assert_eq!(mem::size_of::<Option<Entry>>(), 8);

@@ -296,6 +296,23 @@ mod tests {
     }
 
     #[test]
+    fn prefetching_reads_and_changes_nothing() {
+        let empty = EntryMap::default();
+        let hash = empty.hash(b"anything");
+        empty.prefetch_home(hash);
+        empty.prefetch_entry(hash);
+        let map = map_of(1000);
+        for i in 0..2000 {
+            let key = format!("key:{i}");
+            let hash = map.hash(key.as_bytes());
+            map.prefetch_home(hash);
+            map.prefetch_entry(hash);
+        }
+        assert_eq!(map.len(), 1000);
+        assert!(map.get(b"k999").is_some());
+    }
+
+    #[test]
     fn insert_get_remove() {
         let mut map = map_of(1000);
         assert_eq!(map.len(), 1000);
