@@ -130,7 +130,7 @@ measure() {
 run_mode() {
     local mode=$1 pin=()
     [ "$mode" = pinned ] && pin=(taskset -c 0)
-    "${pin[@]}" "$LARDER" --port "$larder_port" --loglevel warning 2>"$work/larder.log" &
+    "${pin[@]}" "$LARDER" --port "$larder_port" --loglevel warning >"$work/larder.log" 2>&1 &
     local larder_pid=$!
     "${pin[@]}" redis-server --port "$redis_port" --save '' --appendonly no --loglevel warning >"$work/redis.log" &
     local redis_pid=$!
