@@ -34,7 +34,7 @@ pub fn incr_by(db: &mut Db, key: &[u8], delta: i64, now_ms: u64) -> Result<i64> 
     let mut digits = itoa::Buffer::new();
     let text = digits.format(next).as_bytes();
     // In place, keeping the TTL; inline, as SET would store it.
-    if !db.replace_str(key, text, now_ms) {
+    if current.is_none() || !db.replace_str(key, text, now_ms) {
         db.insert_str(key, text, None, now_ms);
     }
     Ok(next)

@@ -176,20 +176,25 @@ impl Db {
         expires_at: Option<u64>,
         now_ms: u64,
     ) -> Option<Entry> {
+        let Some(entry) = self.entries.get_mut(key) else {
+            // A new key: one lookup was enough.
+            self.insert_absent(key, Entry::new_str(key, value, expires_at, now_ms));
+            self.file_field_expiry(key, None);
+            self.bump_watch(key);
+            return None;
+        };
         // A live string rewritten with a value of the same length: in
-        // place, one lookup, no allocation.
-        if let Some(entry) = self.entries.get_mut(key) {
-            let old_expiry = entry.expires_at();
-            if !entry.is_expired(now_ms) && entry.overwrite_str(value, expires_at, now_ms) {
-                if let Some(changes) = self.changes.as_deref_mut() {
-                    changes.written(self.index, key, Some(entry));
-                }
-                if old_expiry != expires_at {
-                    self.reindex_expiry(key, old_expiry, expires_at);
-                }
-                self.bump_watch(key);
-                return None;
+        // place, no allocation.
+        let old_expiry = entry.expires_at();
+        if !entry.is_expired(now_ms) && entry.overwrite_str(value, expires_at, now_ms) {
+            if let Some(changes) = self.changes.as_deref_mut() {
+                changes.written(self.index, key, Some(entry));
             }
+            if old_expiry != expires_at {
+                self.reindex_expiry(key, old_expiry, expires_at);
+            }
+            self.bump_watch(key);
+            return None;
         }
         let previous =
             self.insert_entry(key, Entry::new_str(key, value, expires_at, now_ms), now_ms);
@@ -239,22 +244,28 @@ impl Db {
             }
             Some(old)
         } else {
-            if let Some(changes) = self.changes.as_deref_mut() {
-                changes.written(self.index, key, Some(&fresh));
-            }
-            let hash = self.entries.insert_new(fresh);
-            if let Some(at) = expires_at {
-                self.expires.insert((at, Key::from(key)));
-            }
-            if let Some(fifo) = &mut self.fifo {
-                fifo.inserted(hash, &self.entries);
-            }
+            self.insert_absent(key, fresh);
             None
         };
         // What `touch` does; the change was recorded on `fresh` above,
         // saving a lookup.
         self.bump_watch(key);
         previous
+    }
+
+    /// Adds `fresh`, the entry of `key`, which is not in the table.
+    fn insert_absent(&mut self, key: &[u8], fresh: Entry) {
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.written(self.index, key, Some(&fresh));
+        }
+        let expires_at = fresh.expires_at();
+        let hash = self.entries.insert_new(fresh);
+        if let Some(at) = expires_at {
+            self.expires.insert((at, Key::from(key)));
+        }
+        if let Some(fifo) = &mut self.fifo {
+            fifo.inserted(hash, &self.entries);
+        }
     }
 
     /// How many removals this part has seen (a token for
