@@ -71,9 +71,11 @@ pub struct Session {
     /// blocked client from the key that became ready (first), the command
     /// tries those keys first, and a key of another type no longer fails it.
     pub woken_by: Option<Vec<Vec<u8>>>,
-    /// The store's time read once for a run of pipelined requests (as
-    /// Redis caches its clock): the commands of the run see the same now.
-    /// `None`: each command reads the clock.
+    /// The store's time, read once for a run of up to 16 pipelined
+    /// requests (and again after anything the run waited for): the
+    /// commands of the run see the same now, as those of a MULTI do.
+    /// (Redis 7.0 reads its clock once per command.) `None`: each command
+    /// reads the clock.
     pub batch_time_ms: Option<u64>,
     /// The command this session last recorded in its registry entry
     /// (CLIENT LIST cmd=).

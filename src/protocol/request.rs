@@ -104,6 +104,12 @@ impl RequestDecoder {
         }
     }
 
+    /// Whether no request is partly decoded (the next `decode` starts a
+    /// new one).
+    pub fn is_idle(&self) -> bool {
+        self.pos == 0 && self.remaining == 0
+    }
+
     /// Where the arguments of the multibulk request `decode` just
     /// completed are in its frame; `None` for an inline request.
     pub fn arg_spans(&self) -> Option<&[(usize, usize)]> {

@@ -26,8 +26,9 @@ const OUTPUT_FLUSH_THRESHOLD: usize = 1024 * 1024;
 /// What a read asks for at least (and an idle connection's input buffer).
 const READ_CHUNK: usize = 16 * 1024;
 
-/// How many requests past the one running have their keys prefetched
-/// (see [`Connection::prefetch_ahead`]), and how many keys at most.
+/// How many requests, from the next one to run, have their keys
+/// prefetched at a time (see [`Connection::prefetch_ahead`]), and how many
+/// keys at most.
 const PREFETCH_REQUESTS: usize = 16;
 const PREFETCH_KEYS: usize = 32;
 
@@ -245,7 +246,9 @@ impl Connection<'_> {
             // the next requests are prefetched.
             if self.prefetched == 0 {
                 session.batch_time_ms = Some(self.shared.store.now_ms());
-                self.prefetched = if limits.unauthenticated {
+                // Not while a request is half arrived: the lookahead would
+                // parse its arguments again on every read.
+                self.prefetched = if limits.unauthenticated || !self.decoder.is_idle() {
                     1
                 } else {
                     self.prefetch_ahead(session.db, limits)
@@ -368,11 +371,22 @@ impl Connection<'_> {
             let argv: SmallVec<[&[u8]; 16]> = spans.iter().map(|&(s, e)| &frame[s..e]).collect();
             if !argv.is_empty() {
                 for position in commands::key_positions(&argv) {
+                    if keys.len() == PREFETCH_KEYS {
+                        break;
+                    }
                     keys.push(argv[position]);
                 }
             }
             offset += length;
             requests += 1;
+        }
+        // A huge request leaves a huge argument list: not kept.
+        if self
+            .lookahead
+            .arg_spans()
+            .is_some_and(|spans| spans.len() > 1024)
+        {
+            self.lookahead = RequestDecoder::new();
         }
         self.lookahead.reset();
         if keys.len() > 1 {

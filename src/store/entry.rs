@@ -351,6 +351,20 @@ impl Entry {
         super::prefetch(self.ptr.as_ptr().cast_const());
     }
 
+    /// Starts loading the entry's lines after the first (up to 4 KiB): a
+    /// long inline value that a GET will copy or a SET overwrite.
+    #[inline]
+    pub fn prefetch_rest(&self) {
+        const LINE: usize = 64;
+        let size = self.shape().size.min(4096);
+        let start = self.ptr.as_ptr().cast_const();
+        let mut offset = LINE - (start as usize % LINE);
+        while offset < size {
+            super::prefetch(start.wrapping_add(offset));
+            offset += LINE;
+        }
+    }
+
     /// The key.
     #[inline]
     pub fn key(&self) -> &[u8] {

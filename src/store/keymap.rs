@@ -20,7 +20,7 @@ const DELETED: u8 = 0x01;
 /// Full slots have the high bit set and 7 bits of the hash below it.
 const FULL: u8 = 0x80;
 
-/// How many entries ahead a rebuild prefetches.
+/// How many slots ahead a rebuild prefetches.
 const REBUILD_PREFETCH_DISTANCE: usize = 8;
 
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
@@ -138,19 +138,35 @@ impl EntryMap {
     /// the key a lookup will compare.
     #[inline]
     pub fn prefetch_entry(&self, hash: u64) {
+        if let Some(entry) = self.first_candidate(hash) {
+            entry.prefetch();
+        }
+    }
+
+    /// Once that entry's first line is cached: starts loading the rest of
+    /// it (a long value).
+    #[inline]
+    pub fn prefetch_entry_rest(&self, hash: u64) {
+        if let Some(entry) = self.first_candidate(hash) {
+            entry.prefetch_rest();
+        }
+    }
+
+    /// The first entry of the home group whose control byte matches `hash`
+    /// (most likely the key's, not compared).
+    #[inline]
+    fn first_candidate(&self, hash: u64) -> Option<&Entry> {
         let groups = self.groups();
         if groups == 0 {
-            return;
+            return None;
         }
         let group = Self::home(hash, groups);
         let pattern = u64::from(tag_of(hash)) * LOW_BITS;
         let matches = zero_bytes(self.ctrl_word(group) ^ pattern);
-        if matches != 0 {
-            let index = group * GROUP + (matches.trailing_zeros() / 8) as usize;
-            if let Some(entry) = &self.slots[index] {
-                entry.prefetch();
-            }
+        if matches == 0 {
+            return None;
         }
+        self.slots[group * GROUP + (matches.trailing_zeros() / 8) as usize].as_ref()
     }
 
     #[inline]
@@ -231,19 +247,18 @@ impl EntryMap {
         // Hashing reads every key, each a cache miss on a big table: the
         // entries a few places ahead are prefetched so that the misses
         // overlap (a rebuild is a pause for this shard's clients).
-        let old: Vec<Entry> = old.into_vec().into_iter().flatten().collect();
-        for entry in old.iter().take(REBUILD_PREFETCH_DISTANCE) {
-            entry.prefetch();
+        let mut old = old.into_vec();
+        for slot in old.iter().take(REBUILD_PREFETCH_DISTANCE).flatten() {
+            slot.prefetch();
         }
-        let mut hashes = Vec::with_capacity(old.len());
-        for (index, entry) in old.iter().enumerate() {
-            if let Some(ahead) = old.get(index + REBUILD_PREFETCH_DISTANCE) {
+        for index in 0..old.len() {
+            if let Some(Some(ahead)) = old.get(index + REBUILD_PREFETCH_DISTANCE) {
                 ahead.prefetch();
             }
-            hashes.push(self.hash(entry.key()));
-        }
-        for (entry, hash) in old.into_iter().zip(hashes) {
-            self.place(hash, entry);
+            if let Some(entry) = old[index].take() {
+                let hash = self.hash(entry.key());
+                self.place(hash, entry);
+            }
         }
     }
 

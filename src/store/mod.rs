@@ -180,11 +180,13 @@ impl Store {
     }
 
     /// Starts loading, for every key, what looking it up in database `db`
-    /// will read (its table group, then its entry), so that a pipeline's
-    /// lookups wait for memory together instead of one after another, as
-    /// Valkey's batched key prefetching does. On a keyspace larger than the
-    /// CPU caches these misses are most of a GET's time. Hints only: nothing
-    /// is read or changed, and a shard another thread holds is skipped.
+    /// will read: its table group, then its entry, then the rest of a long
+    /// entry. A pipeline's lookups then wait for memory together instead of
+    /// one after another, as with Valkey's batched key prefetching; on a
+    /// keyspace larger than the CPU caches these misses are most of a GET's
+    /// time. Nothing changes: each step takes the shard's lock with
+    /// `try_lock` (a shard another thread holds is skipped) and reads only
+    /// what the previous step brought in.
     pub fn prefetch(&self, db: usize, keys: &[&[u8]]) {
         let mut hashes: SmallVec<[(usize, u64); 32]> = SmallVec::new();
         // Every group first, then (once they have had time to arrive) every
@@ -197,10 +199,19 @@ impl Store {
                 }
             }
         }
-        for (shard, hash) in hashes {
+        for &(shard, hash) in &hashes {
             if let Some(guard) = self.inner.shards[shard].try_lock() {
                 if let Some(part) = guard.existing_db(db) {
                     part.prefetch_entry(hash);
+                }
+            }
+        }
+        // Then the rest of the long entries, now that their headers (which
+        // give their length) are on the way.
+        for &(shard, hash) in &hashes {
+            if let Some(guard) = self.inner.shards[shard].try_lock() {
+                if let Some(part) = guard.existing_db(db) {
+                    part.prefetch_entry_rest(hash);
                 }
             }
         }

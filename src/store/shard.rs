@@ -122,6 +122,11 @@ impl Db {
         self.entries.prefetch_entry(hash);
     }
 
+    /// Once the entry's first line is cached: starts loading the rest.
+    pub fn prefetch_entry_rest(&self, hash: u64) {
+        self.entries.prefetch_entry_rest(hash);
+    }
+
     /// Like [`Db::get`], without counting as an access (OBJECT, TTL-like
     /// introspection).
     pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
@@ -168,20 +173,15 @@ impl Db {
     }
 
     /// [`Db::insert`] of a string, stored inline in the key's entry (no
-    /// intermediate `Vec`).
-    pub fn insert_str(
-        &mut self,
-        key: &[u8],
-        value: &[u8],
-        expires_at: Option<u64>,
-        now_ms: u64,
-    ) -> Option<Entry> {
+    /// intermediate `Vec`); a live string of the same length is rewritten
+    /// in place.
+    pub fn insert_str(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>, now_ms: u64) {
         let Some(entry) = self.entries.get_mut(key) else {
             // A new key: one lookup was enough.
             self.insert_absent(key, Entry::new_str(key, value, expires_at, now_ms));
             self.file_field_expiry(key, None);
             self.bump_watch(key);
-            return None;
+            return;
         };
         // A live string rewritten with a value of the same length: in
         // place, no allocation.
@@ -194,12 +194,10 @@ impl Db {
                 self.reindex_expiry(key, old_expiry, expires_at);
             }
             self.bump_watch(key);
-            return None;
+            return;
         }
-        let previous =
-            self.insert_entry(key, Entry::new_str(key, value, expires_at, now_ms), now_ms);
+        self.insert_entry(key, Entry::new_str(key, value, expires_at, now_ms), now_ms);
         self.file_field_expiry(key, None);
-        previous
     }
 
     /// Replaces the string value of a live `key` by `value` (stored inline
