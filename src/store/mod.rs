@@ -190,29 +190,28 @@ impl Store {
     pub fn prefetch(&self, db: usize, keys: &[&[u8]]) {
         let mut hashes: SmallVec<[(usize, u64); 32]> = SmallVec::new();
         // Every group first, then (once they have had time to arrive) every
-        // entry: the entry's address is in the group.
+        // entry, whose address is in the group; then the rest of the long
+        // entries, whose headers give their length.
         for key in keys {
             let shard = self.shard_index(key);
-            if let Some(guard) = self.inner.shards[shard].try_lock() {
-                if let Some(part) = guard.existing_db(db) {
-                    hashes.push((shard, part.prefetch_home(key)));
-                }
-            }
+            self.on_free_part(shard, db, |part| {
+                hashes.push((shard, part.prefetch_home(key)))
+            });
         }
         for &(shard, hash) in &hashes {
-            if let Some(guard) = self.inner.shards[shard].try_lock() {
-                if let Some(part) = guard.existing_db(db) {
-                    part.prefetch_entry(hash);
-                }
-            }
+            self.on_free_part(shard, db, |part| part.prefetch_entry(hash));
         }
-        // Then the rest of the long entries, now that their headers (which
-        // give their length) are on the way.
         for &(shard, hash) in &hashes {
-            if let Some(guard) = self.inner.shards[shard].try_lock() {
-                if let Some(part) = guard.existing_db(db) {
-                    part.prefetch_entry_rest(hash);
-                }
+            self.on_free_part(shard, db, |part| part.prefetch_entry_rest(hash));
+        }
+    }
+
+    /// Runs `step` on the part of database `db` in `shard`, if no other
+    /// thread holds that shard and the part exists (for prefetching).
+    fn on_free_part(&self, shard: usize, db: usize, step: impl FnOnce(&Db)) {
+        if let Some(guard) = self.inner.shards[shard].try_lock() {
+            if let Some(part) = guard.existing_db(db) {
+                step(part);
             }
         }
     }
