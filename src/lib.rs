@@ -18,9 +18,11 @@ pub mod glob;
 pub mod memory;
 pub mod numbers;
 pub mod protocol;
+pub mod scripting;
 pub mod server;
 pub mod shared;
 pub mod store;
+pub mod version;
 pub mod writebehind;
 
 pub use config::Config;

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 /// modules of the floors below its own, never those of its floor's
 /// neighbours or above.
 const FLOORS: &[&[&str]] = &[
-    &["error", "glob", "numbers", "memory"],
+    &["error", "glob", "numbers", "memory", "version"],
     &["protocol"],
     &["store"],
     &["config"],
-    &["writebehind"],
+    &["writebehind", "scripting"],
     &["shared"],
     &["commands"],
     &["server"],

@@ -6,9 +6,7 @@ use super::{transaction, CommandSpec, Ctx, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::shared::UnblockReason;
 
-/// The Redis version Larder reports (HELLO, INFO): the Redis behaviour it
-/// follows, so that clients enable the matching features.
-pub const REDIS_VERSION: &str = "7.2.4";
+pub use crate::version::REDIS_VERSION;
 
 const CONN: &[&str] = &["connection"];
 

@@ -636,21 +636,6 @@ fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 /// Past this many keys, KEYS walks the keyspace off the runtime worker.
 const KEYS_OFF_WORKER: usize = 65_536;
 
-/// Runs long CPU work (KEYS over a big keyspace: it computes, it does not
-/// wait) so that it does not hold a runtime worker: inside a multi-threaded
-/// tokio runtime under `block_in_place`, which hands the worker's other
-/// tasks to another thread meanwhile; elsewhere simply here.
-fn off_the_worker<R>(work: impl FnOnce() -> R) -> R {
-    let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
-        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
-    });
-    if on_worker {
-        tokio::task::block_in_place(work)
-    } else {
-        work()
-    }
-}
-
 fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let pattern = argv[1];
     let all = pattern == b"*";
@@ -674,7 +659,7 @@ fn keys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         })
     };
     if big {
-        off_the_worker(walk)?;
+        super::off_the_worker(walk)?;
     } else {
         walk()?;
     }

@@ -16,6 +16,7 @@ mod keyspace;
 mod list;
 mod long_double;
 mod object;
+mod scripting;
 mod server;
 mod set;
 mod string;
@@ -536,6 +537,18 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
             return;
         }
     };
+    // While a script runs past busy-reply-threshold, only ALLOW_BUSY
+    // commands run (SCRIPT KILL, FUNCTION KILL...), as in Redis.
+    if let Some(kind) = shared.scripting.busy() {
+        if !spec.has(flags::ALLOW_BUSY) {
+            let message: &[u8] = match kind {
+                crate::scripting::RunKind::Eval => b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
+                crate::scripting::RunKind::Function => b"BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            };
+            reject(shared, session, out, argv[0], message);
+            return;
+        }
+    }
     if !spec.has(flags::NO_AUTH) && session.requires_auth(shared) {
         reject(
             shared,
@@ -683,6 +696,21 @@ pub fn run<'s>(
             .stats
             .error_replies
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Runs long CPU work (KEYS over a big keyspace, a script: it computes, it
+/// does not wait) so that it does not hold a runtime worker: inside a
+/// multi-threaded tokio runtime under `block_in_place`, which hands the
+/// worker's other tasks to another thread meanwhile; elsewhere simply here.
+fn off_the_worker<R>(work: impl FnOnce() -> R) -> R {
+    let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    });
+    if on_worker {
+        tokio::task::block_in_place(work)
+    } else {
+        work()
     }
 }
 

@@ -6,13 +6,14 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 11] {
+fn families() -> [&'static [CommandSpec]; 12] {
     [
         super::connection::COMMANDS,
         super::hash::COMMANDS,
         super::keyspace::COMMANDS,
         super::list::COMMANDS,
         super::object::COMMANDS,
+        super::scripting::COMMANDS,
         super::server::COMMANDS,
         super::set::COMMANDS,
         super::string::COMMANDS,

@@ -39,6 +39,10 @@ pub struct Config {
     pub maxclients: usize,
     /// Close clients idle for this many seconds (0: never).
     pub timeout: u64,
+    /// How long a script runs before other clients get BUSY and SCRIPT
+    /// KILL may stop it, in ms (`busy-reply-threshold`, alias
+    /// `lua-time-limit`).
+    pub busy_reply_threshold: u64,
     /// Longest bulk argument a client may send, in bytes.
     pub proto_max_bulk_len: u64,
     /// Largest unparsed request a client may accumulate, in bytes.
@@ -225,6 +229,7 @@ const ALIASES: &[(&str, &str)] = &[
     ("list-max-ziplist-size", "list-max-listpack-size"),
     ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
     ("zset-max-ziplist-value", "zset-max-listpack-value"),
+    ("lua-time-limit", "busy-reply-threshold"),
 ];
 
 /// How a setting's value is written and read.
@@ -379,6 +384,18 @@ pub static SETTINGS: &[Setting] = &[
         get: |c| c.timeout.to_string(),
         set: |c, v| {
             c.timeout = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "busy-reply-threshold",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "5000",
+        description: "Milliseconds a script runs before other clients get BUSY and SCRIPT KILL may stop it.",
+        get: |c| c.busy_reply_threshold.to_string(),
+        set: |c, v| {
+            c.busy_reply_threshold = ranged(v, 0, i64::MAX)? as u64;
             Ok(())
         },
     },
@@ -933,6 +950,7 @@ impl Default for Config {
             requirepass: None,
             maxclients: 0,
             timeout: 0,
+            busy_reply_threshold: 0,
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             tcp_keepalive: 0,

@@ -262,6 +262,19 @@ impl Connection<'_> {
                     let mut awaiting_flush = None;
                     let reply_start = self.output.len();
                     if !args.is_empty() {
+                        // A script holds every shard: wait for it without
+                        // holding this worker (once it is busy, the
+                        // command gets BUSY or, if allowed, runs).
+                        if self.shared.scripting.is_running() {
+                            tokio::select! {
+                                _ = self.shared.scripting.wait_while_running() => {}
+                                _ = self.handle.killed() => return Ok(Processed::Close),
+                                _ = self.shutdown.wait_for(|&stop| stop) => {
+                                    return Ok(Processed::Close)
+                                }
+                            }
+                            session.batch_time_ms = Some(self.shared.store.now_ms());
+                        }
                         if let Some(writebehind) = self.shared.writebehind.as_deref() {
                             if session.hot(self.shared).read_through {
                                 let keys = commands::read_through_keys(writebehind, session, &args);

@@ -21,6 +21,7 @@ pub use blocking::BlockingRegistry;
 pub use clients::{ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
 
 use crate::config::{Config, SharedConfig};
+use crate::scripting::Scripting;
 use crate::store::{Clock, Store, StoreOptions};
 use crate::writebehind::WriteBehind;
 
@@ -134,6 +135,8 @@ pub struct Shared {
     pub bound: Mutex<Vec<SocketAddr>>,
     /// Write-behind to PostgreSQL, when `write-behind-url` is set.
     pub writebehind: Option<Arc<WriteBehind>>,
+    /// The Lua VM, its script cache and function libraries.
+    pub scripting: Scripting,
     shutdown_tx: watch::Sender<bool>,
     stopping: AtomicBool,
 }
@@ -166,6 +169,8 @@ impl Shared {
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
+        let scripting = Scripting::new();
+        scripting.set_busy_threshold_ms(config.busy_reply_threshold);
         Shared {
             store,
             config: Arc::new(RwLock::new(config)),
@@ -176,6 +181,7 @@ impl Shared {
             run_id,
             bound: Mutex::new(Vec::new()),
             writebehind,
+            scripting,
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
@@ -184,6 +190,8 @@ impl Shared {
 
     /// Replaces the configuration (CONFIG SET).
     pub fn set_config(&self, config: Config) {
+        self.scripting
+            .set_busy_threshold_ms(config.busy_reply_threshold);
         *self.config.write() = config;
         self.config_epoch.fetch_add(1, Ordering::Release);
     }

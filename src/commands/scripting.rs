@@ -1,0 +1,704 @@
+//! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION, FCALL, FCALL_RO.
+//!
+//! A script or function runs with every shard locked (it may touch any
+//! key, declared or not), so no other client sees a state in between; the
+//! commands it calls run through [`ScriptCaller`] under those locks. The
+//! Lua side lives in `crate::scripting`.
+
+use super::flags::*;
+use super::parse::{int_arg, is_keyword};
+use super::{reply_help, resolve_raw, run, CommandSpec, Ctx, KeySpec, Session, NO_KEYS};
+use crate::error::{Error, Result};
+use crate::protocol::ReplyBuf;
+use crate::scripting::{CommandRunner, RestorePolicy, RunKind, Script, ScriptFlags};
+use crate::shared::Shared;
+use crate::store::LockSet;
+
+const SCRIPTING: &[&str] = &["scripting"];
+
+/// Where EVAL-style commands keep their keys: a count at 2, then the keys.
+const NUMKEYS_AT_2: KeySpec = KeySpec::NumKeys { numkeys_index: 2 };
+
+/// The flags of the commands that run scripts. `WHOLE_KEYSPACE`: inside
+/// MULTI, EXEC locks every shard for them.
+const RUNS_SCRIPT: u32 = NOSCRIPT | SKIP_MONITOR | STALE | WHOLE_KEYSPACE;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("eval", -3, RUNS_SCRIPT | MAY_REPLICATE, NUMKEYS_AT_2, eval)
+        .acl(SCRIPTING)
+        .doc(
+            "scripting",
+            "2.6.0",
+            "Executes a server-side Lua script.",
+            "Depends on the script that is executed.",
+        ),
+    CommandSpec::new(
+        "evalsha",
+        -3,
+        RUNS_SCRIPT | MAY_REPLICATE,
+        NUMKEYS_AT_2,
+        evalsha,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "2.6.0",
+        "Executes a server-side Lua script by SHA1 digest.",
+        "Depends on the script that is executed.",
+    ),
+    CommandSpec::new("eval_ro", -3, RUNS_SCRIPT | READONLY, NUMKEYS_AT_2, eval_ro)
+        .acl(SCRIPTING)
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Executes a read-only server-side Lua script.",
+            "Depends on the script that is executed.",
+        ),
+    CommandSpec::new(
+        "evalsha_ro",
+        -3,
+        RUNS_SCRIPT | READONLY,
+        NUMKEYS_AT_2,
+        evalsha_ro,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Executes a read-only server-side Lua script by SHA1 digest.",
+        "Depends on the script that is executed.",
+    ),
+    CommandSpec::new(
+        "fcall",
+        -3,
+        RUNS_SCRIPT | MAY_REPLICATE,
+        NUMKEYS_AT_2,
+        fcall,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Invokes a function.",
+        "Depends on the function that is executed.",
+    ),
+    CommandSpec::new(
+        "fcall_ro",
+        -3,
+        RUNS_SCRIPT | READONLY,
+        NUMKEYS_AT_2,
+        fcall_ro,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Invokes a read-only function.",
+        "Depends on the function that is executed.",
+    ),
+    CommandSpec::new("script", -2, 0, NO_KEYS, super::connection::container)
+        .doc(
+            "scripting",
+            "2.6.0",
+            "A container for Lua scripts management commands.",
+            "Depends on subcommand.",
+        )
+        .subcommands(SCRIPT_SUBCOMMANDS),
+    CommandSpec::new("function", -2, 0, NO_KEYS, super::connection::container)
+        .doc(
+            "scripting",
+            "7.0.0",
+            "A container for function commands.",
+            "Depends on subcommand.",
+        )
+        .subcommands(FUNCTION_SUBCOMMANDS),
+];
+
+static SCRIPT_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("script|load", 3, NOSCRIPT | STALE, NO_KEYS, script_load)
+        .acl(SCRIPTING)
+        .doc("scripting", "2.6.0", "Loads a server-side Lua script to the script cache.", "O(N) with N being the length in bytes of the script body."),
+    CommandSpec::new("script|exists", -3, NOSCRIPT, NO_KEYS, script_exists)
+        .acl(SCRIPTING)
+        .doc("scripting", "2.6.0", "Determines whether server-side Lua scripts exist in the script cache.", "O(N) with N being the number of scripts to check (so checking a single script is an O(1) operation)."),
+    CommandSpec::new("script|flush", -2, NOSCRIPT, NO_KEYS, script_flush)
+        .acl(SCRIPTING)
+        .doc("scripting", "2.6.0", "Removes all server-side Lua scripts from the script cache.", "O(N) with N being the number of scripts in cache"),
+    CommandSpec::new("script|kill", 2, NOSCRIPT | ALLOW_BUSY, NO_KEYS, script_kill)
+        .acl(SCRIPTING)
+        .doc("scripting", "2.6.0", "Terminates a server-side Lua script during execution.", "O(1)"),
+    CommandSpec::new("script|help", 2, LOADING | STALE, NO_KEYS, script_help)
+        .acl(SCRIPTING)
+        .doc("scripting", "5.0.0", "Returns helpful text about the different subcommands.", "O(1)"),
+];
+
+static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "function|load",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT | MAY_REPLICATE,
+        NO_KEYS,
+        function_load,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Creates a library.",
+        "O(1) (considering compilation time is redundant)",
+    ),
+    CommandSpec::new(
+        "function|delete",
+        3,
+        WRITE | NOSCRIPT | MAY_REPLICATE,
+        NO_KEYS,
+        function_delete,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Deletes a library and its functions.",
+        "O(1)",
+    ),
+    CommandSpec::new("function|list", -2, NOSCRIPT, NO_KEYS, function_list)
+        .acl(SCRIPTING)
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Returns information about all libraries.",
+            "O(N) where N is the number of functions",
+        ),
+    CommandSpec::new("function|dump", 2, NOSCRIPT, NO_KEYS, function_dump)
+        .acl(SCRIPTING)
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Dumps all libraries into a serialized binary payload.",
+            "O(N) where N is the number of functions",
+        ),
+    CommandSpec::new(
+        "function|restore",
+        -3,
+        WRITE | DENYOOM | NOSCRIPT | MAY_REPLICATE,
+        NO_KEYS,
+        function_restore,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Restores all libraries from a payload.",
+        "O(N) where N is the number of functions on the payload",
+    ),
+    CommandSpec::new(
+        "function|flush",
+        -2,
+        WRITE | NOSCRIPT | MAY_REPLICATE,
+        NO_KEYS,
+        function_flush,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Deletes all libraries and functions.",
+        "O(N) where N is the number of functions deleted",
+    ),
+    CommandSpec::new(
+        "function|kill",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NO_KEYS,
+        function_kill,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Terminates a function during execution.",
+        "O(1)",
+    ),
+    CommandSpec::new(
+        "function|stats",
+        2,
+        NOSCRIPT | ALLOW_BUSY,
+        NO_KEYS,
+        function_stats,
+    )
+    .acl(SCRIPTING)
+    .doc(
+        "scripting",
+        "7.0.0",
+        "Returns information about a function during execution.",
+        "O(1)",
+    ),
+    CommandSpec::new("function|help", 2, LOADING | STALE, NO_KEYS, function_help)
+        .acl(SCRIPTING)
+        .doc(
+            "scripting",
+            "7.0.0",
+            "Returns helpful text about the different subcommands.",
+            "O(1)",
+        ),
+];
+
+/// Runs the commands a script calls, under the locks the script holds.
+struct ScriptCaller<'c, 's> {
+    shared: &'s Shared,
+    session: &'c mut Session,
+    locks: &'c mut LockSet<'s>,
+    /// EVAL_RO, FCALL_RO, or a script flagged `no-writes`.
+    read_only: bool,
+    /// A script without a shebang: OOM is checked per command.
+    compat_mode: bool,
+    allow_oom: bool,
+}
+
+impl CommandRunner for ScriptCaller<'_, '_> {
+    fn call(&mut self, argv: &[&[u8]], out: &mut ReplyBuf) -> bool {
+        let spec = match resolve_raw(argv) {
+            Ok(spec) => spec,
+            Err(message) => {
+                let text: &[u8] = if message.starts_with(b"ERR unknown command") {
+                    b"ERR Unknown Redis command called from script"
+                } else if message.starts_with(b"ERR wrong number") {
+                    b"ERR Wrong number of args calling Redis command from script"
+                } else {
+                    &message
+                };
+                out.error_bytes(text);
+                return false;
+            }
+        };
+        if spec.has(NOSCRIPT) {
+            out.error("ERR This Redis command is not allowed from script");
+            return false;
+        }
+        let writes = spec.has(WRITE) || spec.has(MAY_REPLICATE);
+        if writes && self.read_only {
+            out.error("ERR Write commands are not allowed from read-only scripts.");
+            return false;
+        }
+        if spec.has(DENYOOM) && self.compat_mode && !self.allow_oom {
+            let limits = self.session.hot(self.shared).memory;
+            if self.shared.store.make_room(&limits) != crate::store::Room::Ok {
+                out.error("OOM command not allowed when used memory > 'maxmemory'.");
+                return false;
+            }
+        }
+        self.shared.stats.commands_processed.add(1);
+        run(
+            self.shared,
+            self.session,
+            out,
+            spec,
+            argv,
+            Some(&mut *self.locks),
+        );
+        spec.has(WRITE)
+    }
+
+    fn command_known(&self, argv: &[&[u8]]) -> bool {
+        super::lookup(argv[0]).is_some_and(|spec| {
+            spec.subcommands.is_empty()
+                || argv.get(1).is_none_or(|sub| {
+                    spec.subcommands
+                        .iter()
+                        .any(|s| s.subcommand_name().as_bytes().eq_ignore_ascii_case(sub))
+                })
+        })
+    }
+}
+
+/// `numkeys` and the split of the rest into keys and arguments.
+fn split_keys<'a>(
+    argv: &'a [&'a [u8]],
+    bad_numkeys: &str,
+) -> Result<(&'a [&'a [u8]], &'a [&'a [u8]])> {
+    let numkeys = match int_arg(argv[2]) {
+        Ok(n) => n,
+        Err(error) if bad_numkeys.is_empty() => return Err(error),
+        Err(_) => return Err(Error::err(bad_numkeys)),
+    };
+    let rest = &argv[3..];
+    if numkeys > rest.len() as i64 {
+        return Err(Error::err(
+            "Number of keys can't be greater than number of args",
+        ));
+    }
+    if numkeys < 0 {
+        return Err(Error::err("Number of keys can't be negative"));
+    }
+    Ok(rest.split_at(numkeys as usize))
+}
+
+/// The checks Redis's `scriptPrepareForRun` makes before a script runs.
+fn prepare(ctx: &mut Ctx, flags: ScriptFlags, read_only_command: bool) -> Result<()> {
+    if read_only_command && flags.declared && !flags.no_writes {
+        return Err(Error::err(
+            "Can not execute a script with write flag using *_ro command.",
+        ));
+    }
+    if flags.declared && !flags.no_writes && !flags.allow_oom {
+        let limits = ctx.session.hot(ctx.shared).memory;
+        if limits.maxmemory > 0 && ctx.shared.store.make_room(&limits) != crate::store::Room::Ok {
+            return Err(Error::raw(
+                "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// What runs: an EVAL script or a function.
+enum Runnable<'a> {
+    Script(Script),
+    Function(&'a [u8]),
+}
+
+/// Runs a script or function with every shard locked, off the runtime
+/// worker (a script may run long; other connections wait without holding
+/// a thread, see `Scripting::wait_while_running`).
+fn run_locked(
+    ctx: &mut Ctx,
+    runnable: Runnable,
+    flags: ScriptFlags,
+    read_only_command: bool,
+    keys: &[&[u8]],
+    args: &[&[u8]],
+) -> Result<()> {
+    prepare(ctx, flags, read_only_command)?;
+    let shared = ctx.shared;
+    let db = ctx.session.db;
+    let mut locked = ctx.locks.all()?;
+    let mut caller = ScriptCaller {
+        shared,
+        session: &mut *ctx.session,
+        locks: &mut locked,
+        read_only: read_only_command || flags.no_writes,
+        compat_mode: !flags.declared,
+        allow_oom: flags.allow_oom,
+    };
+    let out = &mut *ctx.out;
+    let result = super::off_the_worker(|| match runnable {
+        Runnable::Script(script) => {
+            shared.scripting.eval(&script, keys, args, &mut caller, out);
+            Ok(())
+        }
+        Runnable::Function(name) => shared.scripting.fcall(name, keys, args, &mut caller, out),
+    });
+    // SELECT inside a script does not change the caller's database.
+    caller.session.db = db;
+    result
+}
+
+fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, read_only: bool) -> Result<()> {
+    let (keys, args) = split_keys(argv, "")?;
+    let script = if by_sha {
+        ctx.shared
+            .scripting
+            .cached(argv[1])
+            .ok_or_else(|| Error::raw("NOSCRIPT No matching script. Please use EVAL."))?
+    } else {
+        ctx.shared.scripting.load(argv[1])?
+    };
+    let flags = script.flags;
+    run_locked(ctx, Runnable::Script(script), flags, read_only, keys, args)
+}
+
+fn eval(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    eval_generic(ctx, argv, false, false)
+}
+
+fn evalsha(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    eval_generic(ctx, argv, true, false)
+}
+
+fn eval_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    eval_generic(ctx, argv, false, true)
+}
+
+fn evalsha_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    eval_generic(ctx, argv, true, true)
+}
+
+fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only: bool) -> Result<()> {
+    let flags = ctx.shared.scripting.function_flags(argv[1])?;
+    let (keys, args) = split_keys(argv, "Bad number of keys provided")?;
+    run_locked(
+        ctx,
+        Runnable::Function(argv[1]),
+        flags,
+        read_only,
+        keys,
+        args,
+    )
+}
+
+fn fcall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    fcall_generic(ctx, argv, false)
+}
+
+fn fcall_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    fcall_generic(ctx, argv, true)
+}
+
+fn script_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let script = ctx.shared.scripting.load(argv[2])?;
+    ctx.out.bulk(script.sha.as_bytes());
+    Ok(())
+}
+
+fn script_exists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ctx.out.array(argv.len() - 2);
+    for sha in &argv[2..] {
+        ctx.out.int(ctx.shared.scripting.exists(sha) as i64);
+    }
+    Ok(())
+}
+
+/// The optional ASYNC|SYNC of SCRIPT FLUSH and FUNCTION FLUSH.
+fn flush_mode(argv: &[&[u8]]) -> Result<()> {
+    match argv.get(2) {
+        None => Ok(()),
+        Some(mode)
+            if argv.len() == 3 && (is_keyword(mode, "async") || is_keyword(mode, "sync")) =>
+        {
+            Ok(())
+        }
+        Some(_) => Err(Error::err("SCRIPT FLUSH only support SYNC|ASYNC option")),
+    }
+}
+
+fn script_flush(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    flush_mode(argv)?;
+    ctx.shared.scripting.flush_scripts();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn script_kill(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    ctx.shared.scripting.kill(RunKind::Eval)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn script_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    reply_help(
+        ctx,
+        "SCRIPT",
+        &[
+            "DEBUG (YES|SYNC|NO)",
+            "    Set the debug mode for subsequent scripts executed.",
+            "EXISTS <sha1> [<sha1> ...]",
+            "    Return information about the existence of the scripts in the script cache.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Flush the Lua scripts cache. Very dangerous on replicas.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the scripts cache.",
+            "    * SYNC: Synchronously flush the scripts cache.",
+            "KILL",
+            "    Kill the currently executing Lua script.",
+            "LOAD <script>",
+            "    Load a script into the scripts cache without executing it.",
+        ],
+    );
+    Ok(())
+}
+
+fn function_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let (replace, code) = match argv.len() {
+        3 => (false, argv[2]),
+        4 if is_keyword(argv[2], "replace") => (true, argv[3]),
+        4 => {
+            return Err(Error::raw(format!(
+                "ERR Unknown option given: {}",
+                String::from_utf8_lossy(argv[2])
+            )))
+        }
+        _ => return Err(Error::wrong_arity("function|load")),
+    };
+    let name = ctx.shared.scripting.function_load(code, replace)?;
+    ctx.out.bulk(name.as_bytes());
+    Ok(())
+}
+
+fn function_delete(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    ctx.shared.scripting.function_delete(argv[2])?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn function_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let mut pattern = None;
+    let mut with_code = false;
+    let mut i = 2;
+    while i < argv.len() {
+        if is_keyword(argv[i], "withcode") && !with_code {
+            with_code = true;
+        } else if is_keyword(argv[i], "libraryname") && pattern.is_none() {
+            let Some(p) = argv.get(i + 1) else {
+                return Err(Error::err("library name argument was not given"));
+            };
+            pattern = Some(*p);
+            i += 1;
+        } else {
+            return Err(Error::raw(format!(
+                "ERR Unknown argument {}",
+                String::from_utf8_lossy(argv[i])
+            )));
+        }
+        i += 1;
+    }
+    let libraries = ctx.shared.scripting.function_list(pattern);
+    let out = &mut *ctx.out;
+    out.array(libraries.len());
+    for library in &libraries {
+        out.map(if with_code { 4 } else { 3 });
+        out.bulk(b"library_name");
+        out.bulk(library.name.as_bytes());
+        out.bulk(b"engine");
+        out.bulk(b"LUA");
+        out.bulk(b"functions");
+        out.array(library.functions.len());
+        for (name, description, flags) in &library.functions {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(name.as_bytes());
+            out.bulk(b"description");
+            match description {
+                Some(text) => out.bulk(text),
+                None => out.null(),
+            }
+            out.bulk(b"flags");
+            out.set(flags.len());
+            for flag in flags {
+                out.bulk(flag.as_bytes());
+            }
+        }
+        if with_code {
+            out.bulk(b"library_code");
+            out.bulk(&library.code);
+        }
+    }
+    Ok(())
+}
+
+fn function_dump(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    let payload = ctx.shared.scripting.function_dump();
+    ctx.out.bulk(&payload);
+    Ok(())
+}
+
+fn function_restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let policy = match argv.get(3) {
+        None => RestorePolicy::Append,
+        Some(p) if argv.len() == 4 && is_keyword(p, "append") => RestorePolicy::Append,
+        Some(p) if argv.len() == 4 && is_keyword(p, "replace") => RestorePolicy::Replace,
+        Some(p) if argv.len() == 4 && is_keyword(p, "flush") => RestorePolicy::Flush,
+        Some(_) if argv.len() > 4 => return Err(Error::err("syntax error")),
+        Some(p) => return Err(Error::raw(format!(
+            "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.{}",
+            if p.is_empty() { "" } else { "" }
+        ))),
+    };
+    ctx.shared.scripting.function_restore(argv[2], policy)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn function_flush(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    match argv.get(2) {
+        None => {}
+        Some(mode)
+            if argv.len() == 3 && (is_keyword(mode, "async") || is_keyword(mode, "sync")) => {}
+        Some(_) => return Err(Error::err("FUNCTION FLUSH only supports SYNC|ASYNC option")),
+    }
+    ctx.shared.scripting.function_flush();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn function_kill(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    ctx.shared.scripting.kill(RunKind::Function)?;
+    ctx.out.ok();
+    Ok(())
+}
+
+fn function_stats(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    let (libraries, functions) = ctx.shared.scripting.function_counts();
+    let running = ctx.shared.scripting.running();
+    let out = &mut *ctx.out;
+    out.map(2);
+    out.bulk(b"running_script");
+    match running {
+        Some((RunKind::Function, duration_ms)) => {
+            out.map(3);
+            out.bulk(b"name");
+            out.bulk(b"");
+            out.bulk(b"command");
+            out.array(0);
+            out.bulk(b"duration_ms");
+            out.int(duration_ms as i64);
+        }
+        _ => out.null(),
+    }
+    out.bulk(b"engines");
+    out.map(1);
+    out.bulk(b"LUA");
+    out.map(2);
+    out.bulk(b"libraries_count");
+    out.int(libraries as i64);
+    out.bulk(b"functions_count");
+    out.int(functions as i64);
+    Ok(())
+}
+
+fn function_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    reply_help(
+        ctx,
+        "FUNCTION",
+        &[
+            "LOAD [REPLACE] <FUNCTION CODE>",
+            "    Create a new library with the given library name and code.",
+            "DELETE <LIBRARY NAME>",
+            "    Delete the given library.",
+            "LIST [LIBRARYNAME PATTERN] [WITHCODE]",
+            "    Return general information on all the libraries:",
+            "    * Library name",
+            "    * The engine used to run the Library",
+            "    * Library description",
+            "    * Functions list",
+            "    * Library code (if WITHCODE is given)",
+            "    It also possible to get only function that matches a pattern using LIBRARYNAME argument.",
+            "STATS",
+            "    Return information about the current function running:",
+            "    * Function name",
+            "    * Command used to run the function",
+            "    * Duration in MS that the function is running",
+            "    If no function is running, return nil",
+            "    In addition, returns a list of available engines.",
+            "KILL",
+            "    Kill the current running function.",
+            "FLUSH [ASYNC|SYNC]",
+            "    Delete all the libraries.",
+            "    When called without the optional mode argument, the behavior is determined by the",
+            "    lazyfree-lazy-user-flush configuration directive. Valid modes are:",
+            "    * ASYNC: Asynchronously flush the libraries.",
+            "    * SYNC: Synchronously flush the libraries.",
+            "DUMP",
+            "    Return a serialized payload representing the current libraries, can be restored using FUNCTION RESTORE command",
+            "RESTORE <PAYLOAD> [FLUSH|APPEND|REPLACE]",
+            "    Restore the libraries represented by the given payload, it is possible to give a restore policy to",
+            "    control how to handle existing libraries (default APPEND):",
+            "    * FLUSH: delete all existing libraries.",
+            "    * APPEND: appends the restored libraries to the existing libraries. On collision, abort.",
+            "    * REPLACE: appends the restored libraries to the existing libraries, On collision, replace the old",
+            "      libraries with the new libraries (notice that even on this option there is a chance of failure",
+            "      in case of functions name collision with another library).",
+        ],
+    );
+    Ok(())
+}
