@@ -57,6 +57,8 @@ pub mod flags {
     pub const MAY_REPLICATE: u32 = 1 << 13;
     pub const NO_MULTI: u32 = 1 << 14;
     pub const ALLOW_BUSY: u32 = 1 << 15;
+    /// The command's keys may be zero in number (EVAL, FCALL...).
+    pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
     /// Larder-only, not reported: the command may touch any key (KEYS, SCAN,
     /// FLUSHDB...), so a transaction containing it locks every shard.
     pub const WHOLE_KEYSPACE: u32 = 1 << 30;
@@ -77,6 +79,7 @@ pub mod flags {
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
         (MAY_REPLICATE, "may_replicate"),
+        (NO_MANDATORY_KEYS, "no_mandatory_keys"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -541,11 +544,11 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     // commands run (SCRIPT KILL, FUNCTION KILL...), as in Redis.
     if let Some(kind) = shared.scripting.busy() {
         if !spec.has(flags::ALLOW_BUSY) {
-            let message: &[u8] = match kind {
-                crate::scripting::RunKind::Eval => b"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.",
-                crate::scripting::RunKind::Function => b"BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.",
+            let message = match kind {
+                crate::scripting::RunKind::Eval => crate::scripting::BUSY_EVAL,
+                crate::scripting::RunKind::Function => crate::scripting::BUSY_FUNCTION,
             };
-            reject(shared, session, out, argv[0], message);
+            reject(shared, session, out, argv[0], message.as_bytes());
             return;
         }
     }

@@ -21,7 +21,7 @@ const NUMKEYS_AT_2: KeySpec = KeySpec::NumKeys { numkeys_index: 2 };
 
 /// The flags of the commands that run scripts. `WHOLE_KEYSPACE`: inside
 /// MULTI, EXEC locks every shard for them.
-const RUNS_SCRIPT: u32 = NOSCRIPT | SKIP_MONITOR | STALE | WHOLE_KEYSPACE;
+const RUNS_SCRIPT: u32 = NOSCRIPT | SKIP_MONITOR | STALE | NO_MANDATORY_KEYS | WHOLE_KEYSPACE;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("eval", -3, RUNS_SCRIPT | MAY_REPLICATE, NUMKEYS_AT_2, eval)
@@ -344,7 +344,7 @@ fn prepare(ctx: &mut Ctx, flags: ScriptFlags, read_only_command: bool) -> Result
         let limits = ctx.session.hot(ctx.shared).memory;
         if limits.maxmemory > 0 && ctx.shared.store.make_room(&limits) != crate::store::Room::Ok {
             return Err(Error::raw(
-                "OOM allow-oom flag is not set on the script, can not run it when used memory > 'maxmemory'",
+                "OOM command not allowed when used memory > 'maxmemory'.",
             ));
         }
     }
@@ -354,7 +354,8 @@ fn prepare(ctx: &mut Ctx, flags: ScriptFlags, read_only_command: bool) -> Result
 /// What runs: an EVAL script or a function.
 enum Runnable<'a> {
     Script(Script),
-    Function(&'a [u8]),
+    /// The function's name, and the whole FCALL command.
+    Function(&'a [u8], &'a [&'a [u8]]),
 }
 
 /// Runs a script or function with every shard locked, off the runtime
@@ -386,7 +387,11 @@ fn run_locked(
             shared.scripting.eval(&script, keys, args, &mut caller, out);
             Ok(())
         }
-        Runnable::Function(name) => shared.scripting.fcall(name, keys, args, &mut caller, out),
+        Runnable::Function(name, command) => {
+            shared
+                .scripting
+                .fcall(name, command, keys, args, &mut caller, out)
+        }
     });
     // SELECT inside a script does not change the caller's database.
     caller.session.db = db;
@@ -401,7 +406,7 @@ fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, read_only: bool) ->
             .cached(argv[1])
             .ok_or_else(|| Error::raw("NOSCRIPT No matching script. Please use EVAL."))?
     } else {
-        ctx.shared.scripting.load(argv[1])?
+        ctx.shared.scripting.load(argv[1], true)?
     };
     let flags = script.flags;
     run_locked(ctx, Runnable::Script(script), flags, read_only, keys, args)
@@ -428,7 +433,7 @@ fn fcall_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only: bool) -> Result<()> {
     let (keys, args) = split_keys(argv, "Bad number of keys provided")?;
     run_locked(
         ctx,
-        Runnable::Function(argv[1]),
+        Runnable::Function(argv[1], argv),
         flags,
         read_only,
         keys,
@@ -445,7 +450,7 @@ fn fcall_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn script_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    let script = ctx.shared.scripting.load(argv[2])?;
+    let script = ctx.shared.scripting.load(argv[2], false)?;
     ctx.out.bulk(script.sha.as_bytes());
     Ok(())
 }
@@ -539,6 +544,9 @@ fn function_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         if is_keyword(argv[i], "withcode") && !with_code {
             with_code = true;
         } else if is_keyword(argv[i], "libraryname") && pattern.is_none() {
+            if argv.len() <= i + 1 {
+                return Err(Error::err("library name argument was not given"));
+            }
             let Some(p) = argv.get(i + 1) else {
                 return Err(Error::err("library name argument was not given"));
             };
@@ -575,7 +583,7 @@ fn function_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             out.bulk(b"flags");
             out.set(flags.len());
             for flag in flags {
-                out.bulk(flag.as_bytes());
+                out.simple(flag);
             }
         }
         if with_code {
@@ -598,11 +606,18 @@ fn function_restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         Some(p) if argv.len() == 4 && is_keyword(p, "append") => RestorePolicy::Append,
         Some(p) if argv.len() == 4 && is_keyword(p, "replace") => RestorePolicy::Replace,
         Some(p) if argv.len() == 4 && is_keyword(p, "flush") => RestorePolicy::Flush,
-        Some(_) if argv.len() > 4 => return Err(Error::err("syntax error")),
-        Some(p) => return Err(Error::raw(format!(
+        Some(_) if argv.len() > 4 => {
+            return Err(Error::raw(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+                String::from_utf8_lossy(argv[1])
+            )))
+        }
+        Some(p) => {
+            return Err(Error::raw(format!(
             "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.{}",
             if p.is_empty() { "" } else { "" }
-        ))),
+        )))
+        }
     };
     ctx.shared.scripting.function_restore(argv[2], policy)?;
     ctx.out.ok();
@@ -610,6 +625,12 @@ fn function_restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn function_flush(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    if argv.len() > 3 {
+        return Err(Error::raw(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try FUNCTION HELP.",
+            String::from_utf8_lossy(argv[1])
+        )));
+    }
     match argv.get(2) {
         None => {}
         Some(mode)
@@ -628,22 +649,28 @@ fn function_kill(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 }
 
 fn function_stats(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    if ctx.shared.scripting.busy() == Some(RunKind::Eval) {
+        return Err(Error::raw(crate::scripting::BUSY_EVAL));
+    }
     let (libraries, functions) = ctx.shared.scripting.function_counts();
-    let running = ctx.shared.scripting.running();
+    let running = ctx.shared.scripting.running_function();
     let out = &mut *ctx.out;
     out.map(2);
     out.bulk(b"running_script");
     match running {
-        Some((RunKind::Function, duration_ms)) => {
+        Some((name, command, duration_ms)) => {
             out.map(3);
             out.bulk(b"name");
-            out.bulk(b"");
+            out.bulk(name.as_bytes());
             out.bulk(b"command");
-            out.array(0);
+            out.array(command.len());
+            for arg in &command {
+                out.bulk(arg);
+            }
             out.bulk(b"duration_ms");
             out.int(duration_ms as i64);
         }
-        _ => out.null(),
+        None => out.null(),
     }
     out.bulk(b"engines");
     out.map(1);

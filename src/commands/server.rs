@@ -417,7 +417,7 @@ fn command_getkeys(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         Err(_) => return Err(Error::err("Invalid command specified")),
     };
     let positions = spec.key_positions(target);
-    if positions.is_empty() {
+    if positions.is_empty() && !spec.has(NO_MANDATORY_KEYS) {
         return Err(Error::err("The command has no key arguments"));
     }
     ctx.out.array(positions.len());
@@ -775,6 +775,7 @@ pub fn human_bytes(n: u64) -> String {
 /// MEMORY STATS's (`object::memory_overhead`); Lua, functions, replication
 /// and AOF do not exist in Larder and report 0.
 fn memory_section(ctx: &mut Ctx) -> Result<String> {
+    let lua = ctx.shared.scripting.stats();
     let m = super::object::memory_overhead(ctx)?;
     let used = m.total_allocated;
     let peak = m.peak_allocated;
@@ -806,19 +807,27 @@ fn memory_section(ctx: &mut Ctx) -> Result<String> {
         ("allocator_resident", m.allocator_resident.to_string()),
         ("total_system_memory", system.to_string()),
         ("total_system_memory_human", human_bytes(system)),
-        ("used_memory_lua", "0".into()),
-        ("used_memory_vm_eval", "0".into()),
-        ("used_memory_lua_human", "0B".into()),
-        ("used_memory_scripts_eval", "0".into()),
-        ("number_of_cached_scripts", "0".into()),
-        ("number_of_functions", "0".into()),
-        ("number_of_libraries", "0".into()),
+        // One Lua VM serves scripts and functions: its memory is reported
+        // as the scripts' (used_memory_vm_functions: 0).
+        ("used_memory_lua", lua.lua_memory.to_string()),
+        ("used_memory_vm_eval", lua.lua_memory.to_string()),
+        ("used_memory_lua_human", human_bytes(lua.lua_memory as u64)),
+        ("used_memory_scripts_eval", lua.scripts_bytes.to_string()),
+        ("number_of_cached_scripts", lua.cached_scripts.to_string()),
+        ("number_of_functions", lua.functions.to_string()),
+        ("number_of_libraries", lua.libraries.to_string()),
         ("used_memory_vm_functions", "0".into()),
-        ("used_memory_vm_total", "0".into()),
-        ("used_memory_vm_total_human", "0B".into()),
+        ("used_memory_vm_total", lua.lua_memory.to_string()),
+        (
+            "used_memory_vm_total_human",
+            human_bytes(lua.lua_memory as u64),
+        ),
         ("used_memory_functions", "0".into()),
-        ("used_memory_scripts", "0".into()),
-        ("used_memory_scripts_human", "0B".into()),
+        ("used_memory_scripts", lua.scripts_bytes.to_string()),
+        (
+            "used_memory_scripts_human",
+            human_bytes(lua.scripts_bytes as u64),
+        ),
         ("maxmemory", limits.maxmemory.to_string()),
         ("maxmemory_human", human_bytes(limits.maxmemory)),
         ("maxmemory_policy", limits.policy.name().into()),

@@ -173,12 +173,14 @@ fn write_value(value: &Value, out: &mut ReplyBuf, script_resp3: bool, depth: usi
     }
 }
 
-/// C's `(long long)` of a double: truncation, saturating.
+/// C's `(long long)` of a double on x86-64: truncation, and the
+/// "indefinite" value `i64::MIN` for NaN, infinities and anything out of
+/// range (Redis replies that for `return 1e20`).
 fn truncate(n: f64) -> i64 {
-    if n.is_nan() {
-        i64::MIN
-    } else {
+    if n.is_finite() && n > -9.223_372_036_854_776e18 && n < 9.223_372_036_854_776e18 {
         n as i64
+    } else {
+        i64::MIN
     }
 }
 
@@ -202,6 +204,22 @@ fn write_table(table: &Table, out: &mut ReplyBuf, script_resp3: bool, depth: usi
         return;
     }
     match table.raw_get::<Value>("double") {
+        // C's printf writes a NaN with its sign (0/0 is negative on x86).
+        Ok(Value::Number(n)) if n.is_nan() => {
+            let text: &[u8] = if n.is_sign_negative() {
+                b"-nan"
+            } else {
+                b"nan"
+            };
+            if out.is_resp3() {
+                out.raw(b",");
+                out.raw(text);
+                out.raw(b"\r\n");
+            } else {
+                out.bulk(text);
+            }
+            return;
+        }
         Ok(Value::Number(n)) => return out.double(n),
         Ok(Value::Integer(n)) => return out.double(n as f64),
         _ => {}

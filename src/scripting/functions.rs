@@ -130,6 +130,10 @@ fn register_function(collected: &Collected, arguments: MultiValue) -> mlua::Resu
                     return Err(runtime("named argument key given to redis.register_function is not a string"));
                 };
                 match (&*key.as_bytes(), value) {
+                    (b"function_name", Value::Integer(n)) => name = Some(n.to_string().into_bytes()),
+                    (b"function_name", Value::Number(n)) => {
+                        name = Some(super::convert::lua_number_text(n).into_bytes())
+                    }
                     (b"function_name", Value::String(text)) => {
                         name = Some(text.as_bytes().to_vec())
                     }
@@ -139,6 +143,12 @@ fn register_function(collected: &Collected, arguments: MultiValue) -> mlua::Resu
                     (b"callback", Value::Function(f)) => callback = Some(f),
                     (b"callback", _) => {
                         return Err(runtime("callback argument given to redis.register_function must be a function"))
+                    }
+                    (b"description", Value::Integer(n)) => {
+                        description = Some(n.to_string().into_bytes())
+                    }
+                    (b"description", Value::Number(n)) => {
+                        description = Some(super::convert::lua_number_text(n).into_bytes())
                     }
                     (b"description", Value::String(text)) => {
                         description = Some(text.as_bytes().to_vec())
@@ -190,7 +200,7 @@ fn register_function(collected: &Collected, arguments: MultiValue) -> mlua::Resu
     };
     let (name, callback, flags, description) = function;
     if !valid_name(&name) {
-        return Err(runtime("Function names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
+        return Err(runtime("Library names can only contain letters, numbers, or underscores(_) and must be at least one character long"));
     }
     let name = String::from_utf8_lossy(&name).into_owned();
     let mut collected = collected.lock();
@@ -220,7 +230,7 @@ impl Registry {
         let collected: Collected = Arc::new(Mutex::new(Vec::new()));
         let lua_error = |error: mlua::Error| {
             Error::raw(format!(
-                "ERR Error registering functions: {}",
+                "ERR Error registering functions: ERR {}",
                 describe(&error)
             ))
         };
@@ -230,7 +240,6 @@ impl Registry {
             let full_redis: Table = real.raw_get("redis")?;
             for field in [
                 "log",
-                "setresp",
                 "REDIS_VERSION",
                 "REDIS_VERSION_NUM",
                 "LOG_DEBUG",
@@ -252,13 +261,19 @@ impl Registry {
                 .set_name("=larder")
                 .set_mode(ChunkMode::Text)
                 .into_function()?;
-            let (env, finish): (Table, Function) =
-                make_env.call((real.clone(), load_api.clone()))?;
+            let (env, finish): (Table, Function) = make_env.call((
+                real.clone(),
+                load_api.clone(),
+                sandbox.function_redis().clone(),
+            ))?;
             Ok((env, load_api, finish))
         };
         let (env, _load_api, finish) = setup().map_err(lua_error)?;
+        // The metadata line becomes a comment, so that line numbers stay.
+        let mut source = code.to_vec();
+        source[..2].copy_from_slice(b"--");
         let chunk = lua
-            .load(code)
+            .load(source)
             .set_name("@user_function")
             .set_mode(ChunkMode::Text)
             .set_environment(env)
@@ -362,7 +377,7 @@ impl Registry {
         self.libraries
             .iter()
             .filter(|(name, _)| {
-                pattern.is_none_or(|p| crate::glob::glob_match(p, name.as_bytes(), false))
+                pattern.is_none_or(|p| crate::glob::glob_match(p, name.as_bytes(), true))
             })
             .map(|(name, library)| {
                 let mut functions: Vec<_> = library
@@ -402,7 +417,7 @@ impl Registry {
         policy: RestorePolicy,
         state: &RunState,
     ) -> Result<()> {
-        let bad = || Error::err("payload version or checksum are wrong");
+        let bad = || Error::err("DUMP payload version or checksum are wrong");
         if payload.len() < 10 {
             return Err(bad());
         }
@@ -415,8 +430,10 @@ impl Registry {
         let mut codes = Vec::new();
         let mut at = 0;
         while at < body.len() {
-            if body[at] != RDB_OPCODE_FUNCTION2 {
-                return Err(Error::err("given type is not a function"));
+            match body[at] {
+                RDB_OPCODE_FUNCTION2 => {}
+                RDB_OPCODE_FUNCTION_PRE_GA => return Err(Error::err("Failed loading engine name")),
+                _ => return Err(Error::err("given type is not a function")),
             }
             at += 1;
             let code = rdb_read_string(body, &mut at)
@@ -424,9 +441,13 @@ impl Registry {
             codes.push(code);
         }
         // Compile everything first: a bad library restores nothing.
-        let mut loaded = Vec::new();
+        let mut loaded: Vec<(String, Library)> = Vec::new();
         for code in &codes {
-            loaded.push(self.compile(lua, sandbox, code, state)?);
+            let (name, library) = self.compile(lua, sandbox, code, state)?;
+            if loaded.iter().any(|(other, _)| *other == name) {
+                return Err(Error::raw(format!("ERR Library '{name}' already exists")));
+            }
+            loaded.push((name, library));
         }
         let mut next = match policy {
             RestorePolicy::Flush => BTreeMap::new(),
@@ -481,20 +502,29 @@ impl Registry {
 /// Lua that builds a library's environment: during load, `redis` is the
 /// load-time API; `finish()` switches it to the full globals.
 const LIBRARY_ENV: &str = r#"
-local real, load_api = ...
+local real, load_api, function_redis = ...
 local rawget, error, tostring, setmetatable = rawget, error, tostring, setmetatable
 local loading = true
 local env = {}
+local function missing(key)
+  error("Script attempted to access nonexistent global variable '" .. tostring(key) .. "'", 3)
+end
+-- While loading, only `redis` (the load-time API) exists.
+setmetatable(load_api, {
+  __index = function(_, key) missing(key) end,
+  __newindex = function() error("Attempt to modify a readonly table", 2) end,
+  __metatable = false,
+})
 local function lookup(_, key)
   local value
-  if loading and key == 'redis' then
-    value = load_api
-  else
+  if loading then
+    if key == 'redis' then value = load_api end
+  elseif key == 'redis' then
+    value = function_redis
+  elseif key ~= 'KEYS' and key ~= 'ARGV' then
     value = rawget(real, key)
   end
-  if value == nil then
-    error("Script attempted to access nonexistent global variable '" .. tostring(key) .. "'", 2)
-  end
+  if value == nil then missing(key) end
   return value
 end
 setmetatable(env, {
@@ -506,16 +536,13 @@ return env, function() loading = false end
 "#;
 
 fn describe(error: &mlua::Error) -> String {
-    match error {
-        mlua::Error::RuntimeError(message) => message.clone(),
-        mlua::Error::SyntaxError { message, .. } => message.clone(),
-        mlua::Error::CallbackError { cause, .. } => describe(cause),
-        other => other.to_string(),
-    }
+    super::sandbox::describe_error(error)
 }
 
 /// The RDB opcode of a function library record (Redis 7.0).
 const RDB_OPCODE_FUNCTION2: u8 = 245;
+/// The record of Redis 7.0's release candidates, which Redis refuses.
+const RDB_OPCODE_FUNCTION_PRE_GA: u8 = 246;
 /// The RDB version Redis 7.0 writes (Redis 7.0 refuses payloads of newer
 /// versions, so Larder writes the oldest one that carries functions).
 const RDB_VERSION: u16 = 10;

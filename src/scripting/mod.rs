@@ -17,7 +17,7 @@ mod functions;
 mod libs;
 mod sandbox;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -95,6 +95,7 @@ pub struct Script {
     pub sha: String,
     pub flags: ScriptFlags,
     function: Function,
+    body_len: usize,
 }
 
 /// What is running, for BUSY replies and the KILL commands.
@@ -131,6 +132,10 @@ struct Vm {
     lua: Lua,
     sandbox: sandbox::Sandbox,
     scripts: HashMap<String, Script>,
+    /// The scripts EVAL added (not SCRIPT LOAD), least recently used
+    /// first: past [`MAX_EVAL_SCRIPTS`] the oldest go, as in Redis 7.4, so
+    /// that clients sending ever new script bodies cannot fill memory.
+    eval_order: VecDeque<String>,
     functions: functions::Registry,
 }
 
@@ -138,7 +143,34 @@ struct Vm {
 pub struct Scripting {
     vm: Mutex<Vm>,
     state: Arc<RunState>,
+    /// (libraries, functions), kept outside the VM's lock: FUNCTION STATS
+    /// answers while a function runs.
+    stats: Mutex<ScriptStats>,
+    /// The running function's name and command (FUNCTION STATS).
+    running_function: Mutex<Option<(String, Vec<Vec<u8>>)>>,
 }
+
+/// What INFO reports about scripting, kept outside the VM's lock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ScriptStats {
+    pub cached_scripts: usize,
+    /// Bytes of cached script bodies.
+    pub scripts_bytes: usize,
+    /// The Lua VM's memory.
+    pub lua_memory: usize,
+    pub libraries: usize,
+    pub functions: usize,
+}
+
+/// How many EVAL-loaded scripts stay cached (Redis 7.4's figure).
+pub const MAX_EVAL_SCRIPTS: usize = 500;
+
+/// What other clients get while a script is busy.
+pub const BUSY_EVAL: &str =
+    "BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.";
+/// What other clients get while a function is busy.
+pub const BUSY_FUNCTION: &str =
+    "BUSY Redis is busy running a script. You can only call FUNCTION KILL or SHUTDOWN NOSAVE.";
 
 /// How long to run between checks for SCRIPT KILL (Lua VM instructions).
 const KILL_CHECK_INSTRUCTIONS: u32 = 100_000;
@@ -166,9 +198,12 @@ impl Scripting {
                 lua,
                 sandbox,
                 scripts: HashMap::new(),
+                eval_order: VecDeque::new(),
                 functions: functions::Registry::default(),
             }),
             state,
+            stats: Mutex::new(ScriptStats::default()),
+            running_function: Mutex::new(None),
         }
     }
 
@@ -224,16 +259,16 @@ impl Scripting {
         if !self.is_running() {
             return Err(Error::raw("NOTBUSY No scripts in execution right now."));
         }
-        if self.running_kind() != kind {
-            return Err(Error::raw(match kind {
-                RunKind::Eval => "NOTBUSY No scripts in execution right now.",
-                RunKind::Function => "NOTBUSY No scripts in execution right now.",
-            }));
-        }
         if self.state.wrote.load(Ordering::Relaxed) {
             return Err(Error::raw(
                 "UNKILLABLE Sorry the script already executed write commands against the dataset. You can either wait the script termination or kill the server in a hard way using the SHUTDOWN NOSAVE command.",
             ));
+        }
+        // SCRIPT KILL does not stop a function, nor FUNCTION KILL a script.
+        match self.running_kind() {
+            running if running == kind => {}
+            RunKind::Eval => return Err(Error::raw(BUSY_EVAL)),
+            RunKind::Function => return Err(Error::raw(BUSY_FUNCTION)),
         }
         self.state.kill_requested.store(true, Ordering::Relaxed);
         Ok(())
@@ -244,13 +279,21 @@ impl Scripting {
         hex(&Sha1::digest(body))
     }
 
-    /// Compiles `body` (if not cached) and returns the script: EVAL and
-    /// SCRIPT LOAD.
-    pub fn load(&self, body: &[u8]) -> Result<Script> {
+    /// Compiles `body` (if not cached) and returns the script: EVAL
+    /// (`from_eval`, the script may be evicted later) and SCRIPT LOAD (it
+    /// stays).
+    pub fn load(&self, body: &[u8], from_eval: bool) -> Result<Script> {
         let sha = Self::sha1_hex(body);
         let mut vm = self.vm.lock();
-        if let Some(script) = vm.scripts.get(&sha) {
-            return Ok(script.clone());
+        if let Some(script) = vm.scripts.get(&sha).cloned() {
+            let queued = vm.eval_order.iter().position(|s| *s == sha);
+            if let Some(at) = queued {
+                vm.eval_order.remove(at);
+                if from_eval {
+                    vm.eval_order.push_back(sha);
+                }
+            }
+            return Ok(script);
         }
         let flags = parse_shebang(body)?;
         // The shebang becomes a comment, so that line numbers stay.
@@ -270,8 +313,18 @@ impl Scripting {
             sha: sha.clone(),
             flags,
             function,
+            body_len: body.len(),
         };
-        vm.scripts.insert(sha, script.clone());
+        vm.scripts.insert(sha.clone(), script.clone());
+        if from_eval {
+            vm.eval_order.push_back(sha);
+            if vm.eval_order.len() > MAX_EVAL_SCRIPTS {
+                if let Some(oldest) = vm.eval_order.pop_front() {
+                    vm.scripts.remove(&oldest);
+                }
+            }
+        }
+        self.update_stats(&vm);
         Ok(script)
     }
 
@@ -281,12 +334,19 @@ impl Scripting {
             return None;
         }
         let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
-        self.vm.lock().scripts.get(&sha).cloned()
+        let mut vm = self.vm.lock();
+        let script = vm.scripts.get(&sha).cloned()?;
+        if let Some(at) = vm.eval_order.iter().position(|s| *s == sha) {
+            vm.eval_order.remove(at);
+            vm.eval_order.push_back(sha);
+        }
+        Some(script)
     }
 
     /// SCRIPT EXISTS of one sha.
     pub fn exists(&self, sha: &[u8]) -> bool {
-        self.cached(sha).is_some()
+        let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
+        self.vm.lock().scripts.contains_key(&sha)
     }
 
     /// SCRIPT FLUSH: forgets every script (a fresh VM, as Redis, so that
@@ -295,13 +355,25 @@ impl Scripting {
     pub fn flush_scripts(&self) {
         let mut vm = self.vm.lock();
         vm.scripts.clear();
+        vm.eval_order.clear();
         vm.lua.gc_collect().ok();
+        self.update_stats(&vm);
     }
 
-    /// How many scripts are cached, and the VM's memory (INFO memory).
-    pub fn stats(&self) -> (usize, usize) {
-        let vm = self.vm.lock();
-        (vm.scripts.len(), vm.lua.used_memory())
+    /// INFO's figures (the last known ones while a script runs).
+    pub fn stats(&self) -> ScriptStats {
+        *self.stats.lock()
+    }
+
+    fn update_stats(&self, vm: &Vm) {
+        let (libraries, functions) = vm.functions.counts();
+        *self.stats.lock() = ScriptStats {
+            cached_scripts: vm.scripts.len(),
+            scripts_bytes: vm.scripts.values().map(|s| s.body_len).sum(),
+            lua_memory: vm.lua.used_memory(),
+            libraries,
+            functions,
+        };
     }
 
     /// Runs a loaded EVAL script with `keys` and `args`, and writes its
@@ -365,6 +437,7 @@ impl Scripting {
             }
         }
         vm.sandbox.scrub(&vm.lua);
+        self.stats.lock().lua_memory = vm.lua.used_memory();
 
         state.running.store(false, Ordering::SeqCst);
         state.running_tx.send_replace(false);
@@ -374,8 +447,11 @@ impl Scripting {
     pub fn function_load(&self, code: &[u8], replace: bool) -> Result<String> {
         let mut vm = self.vm.lock();
         let vm = &mut *vm;
-        vm.functions
-            .load(&vm.lua, &vm.sandbox, code, replace, &self.state)
+        let loaded = vm
+            .functions
+            .load(&vm.lua, &vm.sandbox, code, replace, &self.state);
+        self.update_stats(vm);
+        loaded
     }
 
     /// FCALL / FCALL_RO: the function `name`'s flags, or the error for an
@@ -388,6 +464,7 @@ impl Scripting {
     pub fn fcall(
         &self,
         name: &[u8],
+        command: &[&[u8]],
         keys: &[&[u8]],
         args: &[&[u8]],
         runner: &mut dyn CommandRunner,
@@ -395,6 +472,10 @@ impl Scripting {
     ) -> Result<()> {
         let vm = self.vm.lock();
         let (function, function_name) = vm.functions.callable(name)?;
+        *self.running_function.lock() = Some((
+            function_name.clone(),
+            command.iter().map(|arg| arg.to_vec()).collect(),
+        ));
         self.run(
             &vm,
             RunKind::Function,
@@ -410,12 +491,17 @@ impl Scripting {
 
     /// FUNCTION DELETE.
     pub fn function_delete(&self, library: &[u8]) -> Result<()> {
-        self.vm.lock().functions.delete(library)
+        let mut vm = self.vm.lock();
+        let deleted = vm.functions.delete(library);
+        self.update_stats(&vm);
+        deleted
     }
 
     /// FUNCTION FLUSH.
     pub fn function_flush(&self) {
-        self.vm.lock().functions.flush();
+        let mut vm = self.vm.lock();
+        vm.functions.flush();
+        self.update_stats(&vm);
     }
 
     /// FUNCTION LIST's view of the libraries whose name matches `pattern`.
@@ -432,14 +518,28 @@ impl Scripting {
     pub fn function_restore(&self, payload: &[u8], policy: RestorePolicy) -> Result<()> {
         let mut vm = self.vm.lock();
         let vm = &mut *vm;
-        vm.functions
-            .restore(&vm.lua, &vm.sandbox, payload, policy, &self.state)
+        let restored = vm
+            .functions
+            .restore(&vm.lua, &vm.sandbox, payload, policy, &self.state);
+        self.update_stats(vm);
+        restored
     }
 
     /// FUNCTION STATS: (libraries, functions), and the running function's
     /// name and arguments if a function runs.
     pub fn function_counts(&self) -> (usize, usize) {
-        self.vm.lock().functions.counts()
+        let stats = self.stats();
+        (stats.libraries, stats.functions)
+    }
+
+    /// The running function's name, command and how long it has run (ms),
+    /// for FUNCTION STATS.
+    pub fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, u64)> {
+        if self.running().map(|(kind, _)| kind) != Some(RunKind::Function) {
+            return None;
+        }
+        let (name, command) = self.running_function.lock().clone()?;
+        Some((name, command, self.state.elapsed_ms()))
     }
 
     /// The running script for FUNCTION STATS / busy replies: its kind and

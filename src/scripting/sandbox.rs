@@ -37,7 +37,10 @@ local function where(level)
   while true do
     local info = getinfo(level, 'Sl')
     if not info then return nil end
-    if info.what ~= 'C' and info.source ~= PRELUDE then return info end
+    -- "=[C]": the Lua glue of the cjson/cmsgpack/bit/struct libraries.
+    if info.what ~= 'C' and info.source ~= PRELUDE and info.source ~= '=[C]' then
+      return info
+    end
     level = level + 1
   end
 end
@@ -58,10 +61,9 @@ local function handler(err)
   end
   return err
 end
+real.__redis__err__handler = handler
 
-real.redis.acl_check_cmd = function(...)
-  return slot.acl_check(...)
-end
+
 
 return function(fn, keys, args)
   if keys then
@@ -71,10 +73,41 @@ return function(fn, keys, args)
 end
 "#;
 
+/// `pairs`, `next` and `ipairs` that see through the read-only proxies (as
+/// they see Redis's read-only tables), and Redis's `pcall`, which turns an
+/// error table into its `err` string.
+const ITERATION_AND_PCALL: &str = r#"
+local real, proxied = ...
+local next, pairs, ipairs, pcall, type, rawget =
+      next, pairs, ipairs, pcall, type, rawget
+real.next = function(t, k) return next(proxied[t] or t, k) end
+real.pairs = function(t) return pairs(proxied[t] or t) end
+real.ipairs = function(t) return ipairs(proxied[t] or t) end
+local function finish(ok, ...)
+  if ok then return true, ... end
+  local err = ...
+  if type(err) == 'table' and type(rawget(err, 'err')) == 'string' then
+    return false, rawget(err, 'err')
+  end
+  return false, err
+end
+real.pcall = function(...) return finish(pcall(...)) end
+local rawset, setmetatable, error = rawset, setmetatable, error
+real.setmetatable = function(t, m)
+  if proxied[t] then error("Attempt to modify a readonly table", 0) end
+  return setmetatable(t, m)
+end
+real.rawset = function(t, k, v)
+  if proxied[t] then error("Attempt to modify a readonly table", 0) end
+  return rawset(t, k, v)
+end
+"#;
+
 /// The globals Redis 7.0 gives scripts (besides KEYS and ARGV).
 const ALLOWED_GLOBALS: &[&str] = &[
     "_G",
     "_VERSION",
+    "__redis__err__handler",
     "assert",
     "bit",
     "cjson",
@@ -123,6 +156,19 @@ const LIBRARIES: &[&str] = &[
 /// The registry key of the slot table, where the C functions below find
 /// the running script's command runner.
 const SLOT_KEY: &std::ffi::CStr = c"larder.script_slot";
+
+/// `redis.acl_check_cmd`: `slot.acl_check(...)`, from C for the same
+/// reason as `redis.call`.
+unsafe extern "C-unwind" fn redis_acl_check(state: *mut mlua::ffi::lua_State) -> std::ffi::c_int {
+    use mlua::ffi;
+    let arguments = ffi::lua_gettop(state);
+    ffi::lua_getfield(state, ffi::LUA_REGISTRYINDEX, SLOT_KEY.as_ptr());
+    ffi::lua_getfield(state, -1, c"acl_check".as_ptr());
+    ffi::lua_remove(state, -2);
+    ffi::lua_insert(state, 1);
+    ffi::lua_call(state, arguments, 1);
+    1
+}
 
 /// Calls `slot.raw(...)`, which answers `ok, reply`; leaves them on the
 /// stack. A C function (not Lua) so that `return redis.call(...)` is no
@@ -189,6 +235,8 @@ pub struct Sandbox {
     proxy_globals: Table,
     /// The library proxies, scrubbed after each run.
     proxies: Vec<Table>,
+    /// The `redis` object functions see when they run.
+    function_redis: Table,
     /// Private to the prelude: `raw` (the running script's command
     /// runner) and `describe`.
     slot: Table,
@@ -210,9 +258,9 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
     super::libs::register_all(&lua)?;
 
     let resp3 = Arc::new(AtomicBool::new(false));
-    // As Redis: one rand48 sequence for the server's life (seeded with 0
-    // here), which `math.randomseed` restarts.
-    let rand48 = Arc::new(Mutex::new(rand48_seed(0)));
+    // As Redis: one rand48 sequence for the server's life, from rand48's
+    // default state, which `math.randomseed` restarts.
+    let rand48 = Arc::new(Mutex::new(RAND48_INITIAL_STATE));
     let redis = lua.create_table()?;
     register_redis_object(&lua, &redis, resp3.clone())?;
     real.raw_set("redis", redis)?;
@@ -225,6 +273,7 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
     unsafe {
         redis.raw_set("call", lua.create_c_function(redis_call)?)?;
         redis.raw_set("pcall", lua.create_c_function(redis_pcall)?)?;
+        redis.raw_set("acl_check_cmd", lua.create_c_function(redis_acl_check)?)?;
     }
     slot.raw_set(
         "describe",
@@ -258,15 +307,37 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
     // Read-only proxies, then the globals swap: from here on, code loaded
     // sees `proxy_globals`.
     let mut proxies = Vec::new();
+    let proxied = lua.create_table()?;
     for name in LIBRARIES {
         let library: Value = real.raw_get(*name)?;
         if let Value::Table(library) = library {
             let proxy = read_only_proxy(&lua, &library, false)?;
+            proxied.raw_set(proxy.clone(), library.clone())?;
             real.raw_set(*name, proxy.clone())?;
             proxies.push(proxy);
         }
     }
+    // What functions see as `redis` when they run: without the EVAL-only
+    // breakpoint, debug and replicate_commands.
+    let eval_redis: Table = proxied.raw_get(real.raw_get::<Table>("redis")?)?;
+    let runtime_redis = lua.create_table()?;
+    for pair in eval_redis.pairs::<Value, Value>() {
+        let (key, value) = pair?;
+        let eval_only = matches!(&key, Value::String(name)
+            if ["breakpoint", "debug", "replicate_commands"].contains(&&*name.to_string_lossy()));
+        if !eval_only {
+            runtime_redis.raw_set(key, value)?;
+        }
+    }
+    let function_redis = read_only_proxy(&lua, &runtime_redis, false)?;
+    proxied.raw_set(function_redis.clone(), runtime_redis)?;
+    proxies.push(function_redis.clone());
     let proxy_globals = read_only_proxy(&lua, &real, true)?;
+    proxied.raw_set(proxy_globals.clone(), real.clone())?;
+    lua.load(ITERATION_AND_PCALL)
+        .set_name(PRELUDE_NAME)
+        .set_mode(ChunkMode::Text)
+        .call::<()>((real.clone(), proxied))?;
     real.raw_set("_G", proxy_globals.clone())?;
     lua.set_globals(proxy_globals.clone())?;
 
@@ -290,6 +361,7 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
             real_globals: real,
             proxy_globals,
             proxies,
+            function_redis,
             slot,
             run,
             resp3,
@@ -353,6 +425,11 @@ impl Sandbox {
     /// converts its booleans by that.
     pub fn script_resp3(&self) -> bool {
         self.resp3.load(Ordering::Relaxed)
+    }
+
+    /// The `redis` object functions see when they run.
+    pub fn function_redis(&self) -> &Table {
+        &self.function_redis
     }
 
     /// The real globals table (function libraries are loaded against it).
@@ -552,10 +629,22 @@ pub fn error_text(buffer: &[u8]) -> Vec<u8> {
     text
 }
 
-/// The message of an error raised in Rust code called from Lua.
-fn describe_error(error: &mlua::Error) -> String {
+/// What `redis.error_reply` and `redis.status_reply` return (not raise)
+/// for bad arguments, as Redis does.
+fn wrong_arguments_table(lua: &Lua) -> mlua::Result<Table> {
+    let table = lua.create_table()?;
+    table.raw_set("err", "ERR wrong number or type of arguments")?;
+    Ok(table)
+}
+
+/// The message of an error raised in Lua or in Rust code called from it,
+/// without the traceback mlua appends.
+pub fn describe_error(error: &mlua::Error) -> String {
     match error {
-        mlua::Error::RuntimeError(message) => message.clone(),
+        mlua::Error::RuntimeError(message) => message
+            .split_once("\nstack traceback:")
+            .map_or(message.as_str(), |(message, _)| message)
+            .to_string(),
         mlua::Error::SyntaxError { message, .. } => message.clone(),
         mlua::Error::CallbackError { cause, .. } => describe_error(cause),
         mlua::Error::MemoryError(message) => message.clone(),
@@ -568,19 +657,19 @@ fn register_redis_object(lua: &Lua, redis: &Table, resp3: Arc<AtomicBool>) -> ml
     redis.raw_set(
         "sha1hex",
         lua.create_function(|lua, arguments: MultiValue| {
-            let arguments: Vec<Value> = arguments.into_iter().collect();
-            let [Value::String(text)] = arguments.as_slice() else {
-                if arguments.len() != 1 {
-                    return Err(mlua::Error::RuntimeError(
-                        "wrong number of arguments".into(),
-                    ));
-                }
-                let text = lua
-                    .coerce_string(arguments[0].clone())?
-                    .ok_or_else(|| mlua::Error::RuntimeError("wrong number of arguments".into()))?;
-                return lua.create_string(super::Scripting::sha1_hex(&text.as_bytes()));
+            if arguments.len() != 1 {
+                return Err(mlua::Error::RuntimeError(
+                    "wrong number of arguments".into(),
+                ));
+            }
+            // As Redis: what is not a string or number hashes as "".
+            let text = match &arguments[0] {
+                Value::String(text) => text.as_bytes().to_vec(),
+                Value::Integer(n) => n.to_string().into_bytes(),
+                Value::Number(n) => super::convert::lua_number_text(*n).into_bytes(),
+                _ => Vec::new(),
             };
-            lua.create_string(super::Scripting::sha1_hex(&text.as_bytes()))
+            lua.create_string(super::Scripting::sha1_hex(&text))
         })?,
     )?;
     redis.raw_set(
@@ -588,9 +677,7 @@ fn register_redis_object(lua: &Lua, redis: &Table, resp3: Arc<AtomicBool>) -> ml
         lua.create_function(|lua, arguments: MultiValue| {
             let arguments: Vec<Value> = arguments.into_iter().collect();
             let [Value::String(text)] = arguments.as_slice() else {
-                return Err(mlua::Error::RuntimeError(
-                    "wrong number or type of arguments".into(),
-                ));
+                return wrong_arguments_table(lua);
             };
             let table = lua.create_table()?;
             let text = text.as_bytes();
@@ -608,9 +695,7 @@ fn register_redis_object(lua: &Lua, redis: &Table, resp3: Arc<AtomicBool>) -> ml
         lua.create_function(|lua, arguments: MultiValue| {
             let arguments: Vec<Value> = arguments.into_iter().collect();
             let [Value::String(text)] = arguments.as_slice() else {
-                return Err(mlua::Error::RuntimeError(
-                    "wrong number or type of arguments".into(),
-                ));
+                return wrong_arguments_table(lua);
             };
             let table = lua.create_table()?;
             table.raw_set("ok", text.clone())?;
@@ -696,7 +781,7 @@ fn register_redis_object(lua: &Lua, redis: &Table, resp3: Arc<AtomicBool>) -> ml
         lua.create_function(|_, arguments: MultiValue| {
             if arguments.len() != 1 {
                 return Err(mlua::Error::RuntimeError(
-                    "redis.set_repl() requires one argument.".into(),
+                    "redis.set_repl() requires two arguments.".into(),
                 ));
             }
             let flags = match &arguments[0] {
@@ -721,6 +806,9 @@ fn register_redis_object(lua: &Lua, redis: &Table, resp3: Arc<AtomicBool>) -> ml
     Ok(())
 }
 
+/// rand48's state before any seeding (Redis never seeds it at start).
+const RAND48_INITIAL_STATE: u64 = 0x1234_ABCD_330E;
+
 /// Redis's `redisSrand48`: the 48-bit state for a seed.
 fn rand48_seed(seed: u32) -> u64 {
     ((seed as u64) << 16) | 0x330E
@@ -734,19 +822,35 @@ fn rand48_next(state: &mut u64) -> i64 {
 
 /// `math.random` and `math.randomseed` on Redis's rand48, so that scripts
 /// get the numbers they get in Redis.
+/// An error as a C library function raises it with `luaL_error`: with the
+/// calling Lua code's position in front (`user_script:1: ...`).
+fn c_library_error(lua: &Lua, message: &str) -> mlua::Error {
+    let position = lua
+        .inspect_stack(1, |debug| {
+            let line = debug.current_line()?;
+            let source = debug.source();
+            let short = source.short_src.as_deref()?.to_string();
+            Some(format!("{short}:{line}: "))
+        })
+        .flatten()
+        .unwrap_or_default();
+    mlua::Error::RuntimeError(format!("{position}{message}"))
+}
+
 fn replace_math_random(lua: &Lua, globals: &Table, state: Arc<Mutex<u64>>) -> mlua::Result<()> {
     let math: Table = globals.raw_get("math")?;
     let random_state = state.clone();
     math.raw_set(
         "random",
-        lua.create_function(move |_, arguments: MultiValue| {
+        lua.create_function(move |lua, arguments: MultiValue| {
             const MAX: i64 = i32::MAX as i64;
             let r = (rand48_next(&mut random_state.lock()) % MAX) as f64 / MAX as f64;
             let number = |value: &Value| match value {
                 Value::Integer(n) => Ok(*n as f64),
                 Value::Number(n) => Ok(*n),
-                _ => Err(mlua::Error::RuntimeError(
-                    "bad argument to 'random' (number expected)".into(),
+                _ => Err(c_library_error(
+                    lua,
+                    "bad argument to 'random' (number expected)",
                 )),
             };
             match arguments.len() {
@@ -754,8 +858,9 @@ fn replace_math_random(lua: &Lua, globals: &Table, state: Arc<Mutex<u64>>) -> ml
                 1 => {
                     let upper = number(&arguments[0])?.floor();
                     if upper < 1.0 {
-                        return Err(mlua::Error::RuntimeError(
-                            "bad argument #1 to 'random' (interval is empty)".into(),
+                        return Err(c_library_error(
+                            lua,
+                            "bad argument #1 to 'random' (interval is empty)",
                         ));
                     }
                     Ok(Value::Number((r * upper).floor() + 1.0))
@@ -764,8 +869,9 @@ fn replace_math_random(lua: &Lua, globals: &Table, state: Arc<Mutex<u64>>) -> ml
                     let lower = number(&arguments[0])?.floor();
                     let upper = number(&arguments[1])?.floor();
                     if lower > upper {
-                        return Err(mlua::Error::RuntimeError(
-                            "bad argument #2 to 'random' (interval is empty)".into(),
+                        return Err(c_library_error(
+                            lua,
+                            "bad argument #2 to 'random' (interval is empty)",
                         ));
                     }
                     Ok(Value::Number((r * (upper - lower + 1.0)).floor() + lower))
