@@ -311,11 +311,11 @@ impl CommandRunner for ScriptCaller<'_, '_> {
     }
 }
 
+/// A script's keys, then its other arguments.
+type KeysAndArgs<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
+
 /// `numkeys` and the split of the rest into keys and arguments.
-fn split_keys<'a>(
-    argv: &'a [&'a [u8]],
-    bad_numkeys: &str,
-) -> Result<(&'a [&'a [u8]], &'a [&'a [u8]])> {
+fn split_keys<'a>(argv: &'a [&'a [u8]], bad_numkeys: &str) -> Result<KeysAndArgs<'a>> {
     let numkeys = match int_arg(argv[2]) {
         Ok(n) => n,
         Err(error) if bad_numkeys.is_empty() => return Err(error),
@@ -612,11 +612,10 @@ fn function_restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 String::from_utf8_lossy(argv[1])
             )))
         }
-        Some(p) => {
-            return Err(Error::raw(format!(
-            "ERR Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.{}",
-            if p.is_empty() { "" } else { "" }
-        )))
+        Some(_) => {
+            return Err(Error::err(
+                "Wrong restore policy given, value should be either FLUSH, APPEND or REPLACE.",
+            ))
         }
     };
     ctx.shared.scripting.function_restore(argv[2], policy)?;

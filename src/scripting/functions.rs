@@ -43,12 +43,15 @@ struct Library {
     functions: Vec<RegisteredFunction>,
 }
 
+/// FUNCTION LIST's view of one function: name, description, flags.
+pub type FunctionInfo = (String, Option<Vec<u8>>, Vec<&'static str>);
+
 /// FUNCTION LIST's view of one library.
 pub struct LibraryInfo {
     pub name: String,
     pub code: Vec<u8>,
     /// (name, description, flags) of each function, by name.
-    pub functions: Vec<(String, Option<Vec<u8>>, Vec<&'static str>)>,
+    pub functions: Vec<FunctionInfo>,
 }
 
 /// The loaded libraries, by name.

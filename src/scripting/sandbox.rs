@@ -218,11 +218,8 @@ impl Failure {
             .iter()
             .map(|&b| if b == b'\r' || b == b'\n' { b' ' } else { b })
             .collect();
-        match (&self.source, self.line) {
-            (Some(source), Some(line)) => {
-                text.extend_from_slice(format!(" script: {name}, on {source}:{line}.").as_bytes())
-            }
-            _ => {}
+        if let (Some(source), Some(line)) = (&self.source, self.line) {
+            text.extend_from_slice(format!(" script: {name}, on {source}:{line}.").as_bytes());
         }
         text
     }
@@ -886,7 +883,7 @@ fn replace_math_random(lua: &Lua, globals: &Table, state: Arc<Mutex<u64>>) -> ml
         "randomseed",
         lua.create_function(move |_, seed: Value| {
             let seed = match seed {
-                Value::Integer(n) => n as i64,
+                Value::Integer(n) => n,
                 Value::Number(n) => n as i64,
                 _ => 0,
             };
