@@ -114,27 +114,6 @@ impl Conn {
         }
     }
 
-    /// Sends `args` to both and compares the replies (nothing pinned);
-    /// returns Redis's reply.
-    fn same(&mut self, args: &[&str]) -> Vec<u8> {
-        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
-        self.same_bytes(&bytes)
-    }
-
-    fn same_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
-        let theirs = self.redis.command_bytes(args);
-        if let Some(larder) = self.larder.as_mut() {
-            let ours = larder.command_bytes(args);
-            assert_eq!(
-                lossy(&ours),
-                lossy(&theirs),
-                "Larder's reply differs from redis-server's for {:?}",
-                args.iter().map(|a| lossy(a)).collect::<Vec<_>>()
-            );
-        }
-        theirs
-    }
-
     /// Sends `args` to each server without comparing (HELLO names the
     /// server and the client id); returns (redis, larder) replies.
     fn each(&mut self, args: &[&str]) -> (Vec<u8>, Option<Vec<u8>>) {
