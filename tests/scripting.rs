@@ -2961,3 +2961,104 @@ return {redis.call('get', KEYS[1]) or 'gone', redis.call('exists', KEYS[1])}";
     d.check(&["GET", "exp"], "$-1|");
     d.check(&["EXISTS", "exp"], ":0|");
 }
+
+/// Larder only: a script that declares its keys holds only their shards.
+/// Other clients' keys are served while it runs; its own key waits for it.
+#[test]
+fn a_script_declaring_its_keys_does_not_stop_other_clients() {
+    if redis_only() {
+        return;
+    }
+    let server = TestServer::start();
+    let mut admin = server.raw();
+    assert_eq!(
+        reply(
+            &mut admin,
+            &["CONFIG", "SET", "busy-reply-threshold", "10000"]
+        ),
+        "+OK\r\n"
+    );
+    let mut runner = server.raw();
+    let spin = "redis.call('set', KEYS[1], 'during')
+local start = redis.call('time')
+while true do
+  local now = redis.call('time')
+  if (now[1] - start[1]) * 1000000 + (now[2] - start[2]) > 1000000 then break end
+end
+redis.call('set', KEYS[1], 'after')
+return 'done'";
+    send(&mut runner, &["EVAL", spin, "1", "script-key"]);
+    std::thread::sleep(Duration::from_millis(100));
+    // Eight other keys: with 256 shards, almost surely most are elsewhere.
+    let mut served_at_once = 0;
+    for i in 0..8 {
+        let key = format!("other-key-{i}");
+        let started = Instant::now();
+        assert_eq!(reply(&mut admin, &["SET", &key, "x"]), "+OK\r\n");
+        if started.elapsed() < Duration::from_millis(300) {
+            served_at_once += 1;
+        }
+    }
+    assert!(
+        served_at_once >= 6,
+        "only {served_at_once} of 8 served during the script"
+    );
+    // The script's own key: the reader waits, then sees the final value,
+    // never the one in between.
+    assert_eq!(reply(&mut admin, &["GET", "script-key"]), "$5\r\nafter\r\n");
+    assert_eq!(lossy(&runner.read_reply()), "$4\r\ndone\r\n");
+}
+
+/// Larder only: a script that reads an undeclared key before writing runs
+/// again holding every shard; its effects happen once.
+#[test]
+fn an_undeclared_key_read_before_a_write_runs_the_script_again() {
+    if redis_only() {
+        return;
+    }
+    let server = TestServer::start();
+    let mut c = server.raw();
+    reply(&mut c, &["SET", "undeclared", "seen"]);
+    let script = "local v = redis.call('get', 'undeclared')
+redis.call('incr', KEYS[1])
+return v";
+    for _ in 0..10 {
+        assert_eq!(
+            reply(&mut c, &["EVAL", script, "1", "counter"]),
+            "$4\r\nseen\r\n"
+        );
+    }
+    assert_eq!(reply(&mut c, &["GET", "counter"]), "$2\r\n10\r\n");
+    // Under pcall, the undeclared read is still redone, not skipped.
+    let guarded = "local ok, v = pcall(redis.call, 'get', 'undeclared')
+redis.call('incr', KEYS[1])
+return v";
+    assert_eq!(
+        reply(&mut c, &["EVAL", guarded, "1", "counter"]),
+        "$4\r\nseen\r\n"
+    );
+    assert_eq!(reply(&mut c, &["GET", "counter"]), "$2\r\n11\r\n");
+}
+
+/// Larder only: after a write, an undeclared key's shard is taken in place
+/// (the script cannot start over), and every effect happens once.
+#[test]
+fn an_undeclared_key_after_a_write_is_locked_in_place() {
+    if redis_only() {
+        return;
+    }
+    let server = TestServer::start();
+    let mut c = server.raw();
+    let script = "redis.call('incr', KEYS[1])
+for i = 1, 20 do redis.call('incr', 'undeclared:' .. i) end
+return redis.call('dbsize')";
+    assert_eq!(reply(&mut c, &["EVAL", script, "1", "declared"]), ":21\r\n");
+    assert_eq!(reply(&mut c, &["EVAL", script, "1", "declared"]), ":21\r\n");
+    assert_eq!(reply(&mut c, &["GET", "declared"]), "$1\r\n2\r\n");
+    for i in 1..=20 {
+        assert_eq!(
+            reply(&mut c, &["GET", &format!("undeclared:{i}")]),
+            "$1\r\n2\r\n"
+        );
+    }
+}

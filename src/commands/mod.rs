@@ -498,6 +498,26 @@ pub fn key_positions(argv: &[&[u8]]) -> SmallVec<[usize; 4]> {
     }
 }
 
+/// Whether a request must wait for the running script before it runs:
+/// it works on a shard the script holds, on the whole keyspace, or on the
+/// scripting engine itself (EVAL, SCRIPT, FUNCTION...), or it is EXEC.
+/// Others run alongside the script. The connection asks only while a
+/// script runs.
+pub fn must_wait_for_script(shared: &Shared, argv: &[&[u8]]) -> bool {
+    let Ok(spec) = resolve_raw(argv) else {
+        return false;
+    };
+    if spec.has(flags::WHOLE_KEYSPACE) || spec.group == "scripting" || spec.name == "exec" {
+        return true;
+    }
+    let shards: SmallVec<[usize; 4]> = spec
+        .key_positions(argv)
+        .into_iter()
+        .map(|i| shared.store.shard_index(argv[i]))
+        .collect();
+    !shards.is_empty() && shared.scripting.holds_any(&shards)
+}
+
 /// [`resolve`], with the rejection as the exact bytes Redis would send.
 fn resolve_raw(argv: &[&[u8]]) -> std::result::Result<&'static CommandSpec, Vec<u8>> {
     let spec = lookup(argv[0]).ok_or_else(|| unknown_command_message(argv))?;

@@ -247,7 +247,16 @@ static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
 struct ScriptCaller<'c, 's> {
     shared: &'s Shared,
     session: &'c mut Session,
+    /// The shards the script holds: those of its declared keys (grown on
+    /// demand), or all of them.
     locks: &'c mut LockSet<'s>,
+    /// A write command ran: from then on the script cannot be run again
+    /// from the start, so a missing shard lock must be taken in place.
+    wrote: bool,
+    /// The script touched a shard it does not hold before it wrote: it is
+    /// being stopped, nothing more runs, and it runs again holding every
+    /// shard.
+    rerun_with_all_shards: bool,
     /// EVAL_RO, FCALL_RO, or a script flagged `no-writes`.
     read_only: bool,
     /// A script without a shebang: OOM is checked per command.
@@ -287,6 +296,9 @@ impl CommandRunner for ScriptCaller<'_, '_> {
                 return false;
             }
         }
+        if !self.hold_shards_for(spec, argv, out) {
+            return false;
+        }
         self.shared.stats.commands_processed.add(1);
         run(
             self.shared,
@@ -296,6 +308,7 @@ impl CommandRunner for ScriptCaller<'_, '_> {
             argv,
             Some(&mut *self.locks),
         );
+        self.wrote |= spec.has(WRITE);
         spec.has(WRITE)
     }
 
@@ -310,6 +323,59 @@ impl CommandRunner for ScriptCaller<'_, '_> {
         })
     }
 }
+
+impl ScriptCaller<'_, '_> {
+    /// Makes sure the script holds the shards `argv` touches (all of them
+    /// for a whole-keyspace command). Before the script wrote, a missing
+    /// shard stops it, to run again with every shard; after, the shard is
+    /// taken in place (see `LockSet::extend`), or, if another client holds
+    /// it and may be waiting for ours, the command fails.
+    fn hold_shards_for(&mut self, spec: &CommandSpec, argv: &[&[u8]], out: &mut ReplyBuf) -> bool {
+        if self.rerun_with_all_shards {
+            out.error("ERR the script runs again holding every shard");
+            return false;
+        }
+        let mut missing: smallvec::SmallVec<[usize; 4]> = if spec.has(WHOLE_KEYSPACE) {
+            (0..self.locks.shard_count()).collect()
+        } else {
+            spec.key_positions(argv)
+                .into_iter()
+                .map(|i| self.locks.shard_index(argv[i]))
+                .collect()
+        };
+        missing.retain(|index| !self.locks.covers_shard(*index));
+        if missing.is_empty() {
+            return true;
+        }
+        if !self.wrote {
+            self.rerun_with_all_shards = true;
+            self.shared.scripting.stop_running();
+            out.error("ERR the script runs again holding every shard");
+            return false;
+        }
+        missing.sort_unstable();
+        missing.dedup();
+        let mut held = true;
+        for index in missing {
+            if !self.locks.extend(index, UNDECLARED_KEY_PATIENCE) {
+                out.error(
+                    "ERR a key the script did not declare is locked by another client: declare every key the script uses in KEYS",
+                );
+                held = false;
+                break;
+            }
+        }
+        self.shared
+            .scripting
+            .set_held_shards(Some(self.locks.shard_indexes()));
+        held
+    }
+}
+
+/// How long a script that has written waits for the lock of an undeclared
+/// key's shard that another client holds (it cannot wait longer: that
+/// client may be waiting for one of the script's shards).
+const UNDECLARED_KEY_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// A script's keys, then its other arguments.
 type KeysAndArgs<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
@@ -352,6 +418,7 @@ fn prepare(ctx: &mut Ctx, flags: ScriptFlags, read_only_command: bool) -> Result
 }
 
 /// What runs: an EVAL script or a function.
+#[derive(Clone)]
 enum Runnable<'a> {
     Script(Script),
     /// The function's name, and the whole FCALL command.
@@ -370,13 +437,56 @@ fn run_locked(
     args: &[&[u8]],
 ) -> Result<()> {
     prepare(ctx, flags, read_only_command)?;
+    // A script that declares its keys first holds only their shards, so
+    // that scripts on different keys, and other clients, run alongside.
+    if !keys.is_empty() && !ctx.locks.in_transaction() {
+        let start = ctx.out.len();
+        let done = run_holding(
+            ctx,
+            runnable.clone(),
+            flags,
+            read_only_command,
+            keys,
+            args,
+            false,
+        )?;
+        if done {
+            return Ok(());
+        }
+        // It touched an undeclared key before writing: run it again with
+        // every shard (what it did so far were reads, with no effect).
+        ctx.out.truncate(start);
+    }
+    run_holding(ctx, runnable, flags, read_only_command, keys, args, true).map(|_| ())
+}
+
+/// Runs the script holding the shards of its declared keys, or every shard
+/// (`all_shards`). Returns false if it must run again with every shard.
+fn run_holding(
+    ctx: &mut Ctx,
+    runnable: Runnable,
+    flags: ScriptFlags,
+    read_only_command: bool,
+    keys: &[&[u8]],
+    args: &[&[u8]],
+    all_shards: bool,
+) -> Result<bool> {
     let shared = ctx.shared;
     let db = ctx.session.db;
-    let mut locked = ctx.locks.all()?;
+    let mut locked = if all_shards {
+        ctx.locks.all()?
+    } else {
+        ctx.locks.keys(keys)?
+    };
+    shared
+        .scripting
+        .set_held_shards((!all_shards).then(|| locked.shard_indexes()));
     let mut caller = ScriptCaller {
         shared,
         session: &mut *ctx.session,
         locks: &mut locked,
+        wrote: false,
+        rerun_with_all_shards: false,
         read_only: read_only_command || flags.no_writes,
         compat_mode: !flags.declared,
         allow_oom: flags.allow_oom,
@@ -395,7 +505,8 @@ fn run_locked(
     });
     // SELECT inside a script does not change the caller's database.
     caller.session.db = db;
-    result
+    let rerun = caller.rerun_with_all_shards;
+    result.map(|()| !rerun)
 }
 
 fn eval_generic(ctx: &mut Ctx, argv: &[&[u8]], by_sha: bool, read_only: bool) -> Result<()> {

@@ -146,6 +146,9 @@ pub struct Scripting {
     /// (libraries, functions), kept outside the VM's lock: FUNCTION STATS
     /// answers while a function runs.
     stats: Mutex<ScriptStats>,
+    /// The shards the running script holds (`None`: all of them), so that
+    /// clients working on other shards need not wait for it.
+    held_shards: Mutex<Option<Vec<usize>>>,
     /// The running function's name and command (FUNCTION STATS).
     running_function: Mutex<Option<(String, Vec<Vec<u8>>)>>,
 }
@@ -204,6 +207,7 @@ impl Scripting {
             state,
             stats: Mutex::new(ScriptStats::default()),
             running_function: Mutex::new(None),
+            held_shards: Mutex::new(None),
         }
     }
 
@@ -272,6 +276,26 @@ impl Scripting {
         }
         self.state.kill_requested.store(true, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Records which shards the running script holds (`None`: all).
+    pub fn set_held_shards(&self, shards: Option<Vec<usize>>) {
+        *self.held_shards.lock() = shards;
+    }
+
+    /// Whether the running script holds any of `shards` (a script that
+    /// holds them all, or none running: per `is_running`).
+    pub fn holds_any(&self, shards: &[usize]) -> bool {
+        match &*self.held_shards.lock() {
+            None => true,
+            Some(held) => shards.iter().any(|shard| held.contains(shard)),
+        }
+    }
+
+    /// Stops the running script at its next instruction check, as SCRIPT
+    /// KILL does (the command layer runs it again holding every shard).
+    pub fn stop_running(&self) {
+        self.state.kill_requested.store(true, Ordering::Relaxed);
     }
 
     /// SHA1 of a script body, as Redis names scripts (lowercase hex).

@@ -262,10 +262,12 @@ impl Connection<'_> {
                     let mut awaiting_flush = None;
                     let reply_start = self.output.len();
                     if !args.is_empty() {
-                        // A script holds every shard: wait for it without
-                        // holding this worker (once it is busy, the
-                        // command gets BUSY or, if allowed, runs).
-                        if self.shared.scripting.is_running() {
+                        // A script holds shards this command needs: wait
+                        // for it without holding this worker (once it is
+                        // busy, the command gets BUSY or, if allowed, runs).
+                        if self.shared.scripting.is_running()
+                            && commands::must_wait_for_script(self.shared, &args)
+                        {
                             tokio::select! {
                                 _ = self.shared.scripting.wait_while_running() => {}
                                 _ = self.handle.killed() => return Ok(Processed::Close),

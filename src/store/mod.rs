@@ -496,6 +496,56 @@ impl<'s> LockSet<'s> {
             .is_ok()
     }
 
+    /// The shard index of `key` (to ask [`LockSet::covers_shard`] or
+    /// [`LockSet::extend`]).
+    pub fn shard_index(&self, key: &[u8]) -> usize {
+        self.store.shard_index(key)
+    }
+
+    /// How many shards the store has.
+    pub fn shard_count(&self) -> usize {
+        self.store.shard_count()
+    }
+
+    /// The indexes of the shards this set holds, ascending.
+    pub fn shard_indexes(&self) -> Vec<usize> {
+        self.guards.iter().map(|(index, _)| *index).collect()
+    }
+
+    /// Adds shard `index` to the set, keeping it deadlock-free: a shard
+    /// above every one held is waited for (everyone locks in ascending
+    /// order, so its holder never waits for ours); one below is only tried,
+    /// for at most `patience`, since its holder may be waiting for one of
+    /// ours. Returns whether the set now holds it.
+    pub fn extend(&mut self, index: usize, patience: std::time::Duration) -> bool {
+        let position = match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(_) => return true,
+            Err(position) => position,
+        };
+        let shard = &self.store.inner.shards[index];
+        let guard = if position == self.guards.len() {
+            Some(shard.lock())
+        } else {
+            let deadline = std::time::Instant::now() + patience;
+            loop {
+                if let Some(guard) = shard.try_lock() {
+                    break Some(guard);
+                }
+                if std::time::Instant::now() >= deadline {
+                    break None;
+                }
+                std::thread::yield_now();
+            }
+        };
+        match guard {
+            Some(guard) => {
+                self.guards.insert(position, (index, guard));
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Empties database `db` in every locked shard (FLUSHDB, under all the
     /// locks). The removed contents are returned so that the caller frees
     /// them after releasing the locks.
