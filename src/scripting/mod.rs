@@ -17,7 +17,7 @@ mod functions;
 mod libs;
 mod sandbox;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -132,11 +132,26 @@ struct Vm {
     lua: Lua,
     sandbox: sandbox::Sandbox,
     scripts: HashMap<String, Script>,
-    /// The scripts EVAL added (not SCRIPT LOAD), least recently used
-    /// first: past [`MAX_EVAL_SCRIPTS`] the oldest go, as in Redis 7.4, so
-    /// that clients sending ever new script bodies cannot fill memory.
-    eval_order: VecDeque<String>,
+    /// The scripts EVAL added (not SCRIPT LOAD), with when each was last
+    /// used: past [`MAX_EVAL_SCRIPTS`] the least recently used goes, as in
+    /// Redis 7.4, so that clients sending ever new script bodies cannot
+    /// fill memory. (A use is O(1); finding the oldest, O(500), happens
+    /// only when a new script is compiled anyway.)
+    eval_scripts: HashMap<String, u64>,
+    /// Counts uses of EVAL scripts: their last-use stamps in `eval_scripts`.
+    eval_clock: u64,
     functions: functions::Registry,
+}
+
+impl Vm {
+    /// Marks an EVAL script as just used (no-op for SCRIPT LOAD'ed ones).
+    fn touch_eval_script(&mut self, sha: &str) {
+        self.eval_clock += 1;
+        let now = self.eval_clock;
+        if let Some(used) = self.eval_scripts.get_mut(sha) {
+            *used = now;
+        }
+    }
 }
 
 /// The scripting engine: one per server, in `Shared`.
@@ -201,7 +216,8 @@ impl Scripting {
                 lua,
                 sandbox,
                 scripts: HashMap::new(),
-                eval_order: VecDeque::new(),
+                eval_scripts: HashMap::new(),
+                eval_clock: 0,
                 functions: functions::Registry::default(),
             }),
             state,
@@ -310,12 +326,10 @@ impl Scripting {
         let sha = Self::sha1_hex(body);
         let mut vm = self.vm.lock();
         if let Some(script) = vm.scripts.get(&sha).cloned() {
-            let queued = vm.eval_order.iter().position(|s| *s == sha);
-            if let Some(at) = queued {
-                vm.eval_order.remove(at);
-                if from_eval {
-                    vm.eval_order.push_back(sha);
-                }
+            if from_eval {
+                vm.touch_eval_script(&sha);
+            } else {
+                vm.eval_scripts.remove(&sha);
             }
             return Ok(script);
         }
@@ -341,9 +355,17 @@ impl Scripting {
         };
         vm.scripts.insert(sha.clone(), script.clone());
         if from_eval {
-            vm.eval_order.push_back(sha);
-            if vm.eval_order.len() > MAX_EVAL_SCRIPTS {
-                if let Some(oldest) = vm.eval_order.pop_front() {
+            vm.eval_clock += 1;
+            let now = vm.eval_clock;
+            vm.eval_scripts.insert(sha, now);
+            if vm.eval_scripts.len() > MAX_EVAL_SCRIPTS {
+                let oldest = vm
+                    .eval_scripts
+                    .iter()
+                    .min_by_key(|(_, used)| **used)
+                    .map(|(sha, _)| sha.clone());
+                if let Some(oldest) = oldest {
+                    vm.eval_scripts.remove(&oldest);
                     vm.scripts.remove(&oldest);
                 }
             }
@@ -360,10 +382,7 @@ impl Scripting {
         let sha = String::from_utf8_lossy(sha).to_ascii_lowercase();
         let mut vm = self.vm.lock();
         let script = vm.scripts.get(&sha).cloned()?;
-        if let Some(at) = vm.eval_order.iter().position(|s| *s == sha) {
-            vm.eval_order.remove(at);
-            vm.eval_order.push_back(sha);
-        }
+        vm.touch_eval_script(&sha);
         Some(script)
     }
 
@@ -379,7 +398,7 @@ impl Scripting {
     pub fn flush_scripts(&self) {
         let mut vm = self.vm.lock();
         vm.scripts.clear();
-        vm.eval_order.clear();
+        vm.eval_scripts.clear();
         vm.lua.gc_collect().ok();
         self.update_stats(&vm);
     }
