@@ -722,8 +722,8 @@ pub fn run<'s>(
     }
 }
 
-/// Runs long CPU work (KEYS over a big keyspace, a script: it computes, it
-/// does not wait) so that it does not hold a runtime worker: inside a
+/// Runs long CPU work (KEYS over a big keyspace: it computes, it does not
+/// wait) so that it does not hold a runtime worker: inside a
 /// multi-threaded tokio runtime under `block_in_place`, which hands the
 /// worker's other tasks to another thread meanwhile; elsewhere simply here.
 fn off_the_worker<R>(work: impl FnOnce() -> R) -> R {

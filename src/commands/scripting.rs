@@ -492,7 +492,11 @@ fn run_holding(
         allow_oom: flags.allow_oom,
     };
     let out = &mut *ctx.out;
-    let result = super::off_the_worker(|| match runnable {
+    // On this worker thread: handing it off (`block_in_place`) costs more
+    // than most scripts take. A long script holds this worker; the other
+    // connections wait for it asynchronously or run alongside, on the
+    // other workers.
+    let result = match runnable {
         Runnable::Script(script) => {
             shared.scripting.eval(&script, keys, args, &mut caller, out);
             Ok(())
@@ -502,7 +506,7 @@ fn run_holding(
                 .scripting
                 .fcall(name, command, keys, args, &mut caller, out)
         }
-    });
+    };
     // SELECT inside a script does not change the caller's database.
     caller.session.db = db;
     let rerun = caller.rerun_with_all_shards;

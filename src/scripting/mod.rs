@@ -113,9 +113,12 @@ struct RunState {
     is_function: AtomicBool,
     wrote: AtomicBool,
     kill_requested: AtomicBool,
+    /// Whether this run already woke another runtime worker (see
+    /// [`RunState::nudge_runtime_if_long`]).
+    nudged: AtomicBool,
     busy_threshold_ms: AtomicU64,
     epoch: Instant,
-    /// Flipped to false when a script ends, to wake waiting connections.
+    /// Sent to when a script ends, to wake waiting connections.
     running_tx: tokio::sync::watch::Sender<bool>,
 }
 
@@ -124,7 +127,31 @@ impl RunState {
         let now = self.epoch.elapsed().as_millis() as u64;
         now.saturating_sub(self.started_ms.load(Ordering::Relaxed))
     }
+
+    /// A script runs on its connection's runtime worker (handing the
+    /// worker off for every script would cost more than most scripts take).
+    /// A parked worker does not notice that this one is busy, and may be
+    /// parked away from the network (tokio's I/O driver), so that nothing
+    /// would read sockets until the script ends. Once a script has run for
+    /// a while, an empty task is spawned from another thread: a task
+    /// scheduled from outside the runtime always wakes a parked worker,
+    /// which then serves the network, so SCRIPT KILL and other clients get
+    /// through.
+    fn nudge_runtime_if_long(&self) {
+        if self.elapsed_ms() < LONG_SCRIPT_MS || self.nudged.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let _ = std::thread::Builder::new()
+                .name("larder-script-nudge".into())
+                .spawn(move || drop(runtime.spawn(async {})));
+        }
+    }
 }
+
+/// How long a script runs before another runtime worker is woken to serve
+/// the network meanwhile.
+const LONG_SCRIPT_MS: u64 = 2;
 
 /// The Lua VM and what lives in it, behind one lock (scripts run one at a
 /// time, as in Redis).
@@ -206,6 +233,7 @@ impl Scripting {
             is_function: AtomicBool::new(false),
             wrote: AtomicBool::new(false),
             kill_requested: AtomicBool::new(false),
+            nudged: AtomicBool::new(false),
             busy_threshold_ms: AtomicU64::new(DEFAULT_BUSY_REPLY_THRESHOLD_MS),
             epoch: Instant::now(),
             running_tx,
@@ -445,7 +473,7 @@ impl Scripting {
 
     /// Runs `function` (a script body or a registered function) with every
     /// safeguard: the run state others see, the kill hook, the error
-    /// handler, and the scrubbing of what the script left in globals.
+    /// handler.
     #[allow(clippy::too_many_arguments)]
     fn run(
         &self,
@@ -461,6 +489,7 @@ impl Scripting {
         let state = &self.state;
         state.wrote.store(false, Ordering::Relaxed);
         state.kill_requested.store(false, Ordering::Relaxed);
+        state.nudged.store(false, Ordering::Relaxed);
         state
             .is_function
             .store(kind == RunKind::Function, Ordering::Relaxed);
@@ -468,7 +497,6 @@ impl Scripting {
             .started_ms
             .store(state.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         state.running.store(true, Ordering::SeqCst);
-        state.running_tx.send_replace(true);
 
         let outcome = vm
             .sandbox
@@ -479,11 +507,14 @@ impl Scripting {
                 out.error_bytes(&failure.render(name));
             }
         }
-        vm.sandbox.scrub(&vm.lua);
         self.stats.lock().lua_memory = vm.lua.used_memory();
 
         state.running.store(false, Ordering::SeqCst);
-        state.running_tx.send_replace(false);
+        // Wake the connections waiting for this script, if any (they
+        // subscribe before they check `running`, so none is missed).
+        if state.running_tx.receiver_count() > 0 {
+            state.running_tx.send_replace(false);
+        }
     }
 
     /// FUNCTION LOAD: registers the library `code` declares, returns its name.

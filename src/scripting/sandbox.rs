@@ -5,8 +5,8 @@
 //! Stock Lua 5.1 has no read-only tables (Redis patched its Lua for them),
 //! so scripts see proxies: the globals table and every library table are
 //! empty tables whose metatable reads through to the real table and
-//! refuses writes. What a script slips past the proxies with `rawset` is
-//! scrubbed after each run.
+//! refuses writes; the functions that write past metatables (`rawset`,
+//! `setmetatable`, `table.insert`...) refuse them.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -74,8 +74,10 @@ end
 "#;
 
 /// `pairs`, `next` and `ipairs` that see through the read-only proxies (as
-/// they see Redis's read-only tables), and Redis's `pcall`, which turns an
-/// error table into its `err` string.
+/// they see Redis's read-only tables); `rawset`, `setmetatable` and the
+/// table functions that write raw refuse them, so that no script can leave
+/// anything behind for the next; and Redis's `pcall`, which turns an error
+/// table into its `err` string.
 const ITERATION_AND_PCALL: &str = r#"
 local real, proxied = ...
 local next, pairs, ipairs, pcall, type, rawget =
@@ -101,6 +103,17 @@ real.rawset = function(t, k, v)
   if proxied[t] then error("Attempt to modify a readonly table", 0) end
   return rawset(t, k, v)
 end
+-- The table functions that write raw (past __newindex) refuse proxies too.
+local library, ipairs = proxied[real.table], ipairs
+for _, name in ipairs({'insert', 'remove', 'sort'}) do
+  local original = library[name]
+  library[name] = function(t, ...)
+    if proxied[t] then error("Attempt to modify a readonly table", 0) end
+    return original(t, ...)
+  end
+end
+-- String methods reach the string library through its proxy.
+getmetatable('').__index = real.string
 "#;
 
 /// The globals Redis 7.0 gives scripts (besides KEYS and ARGV).
@@ -227,20 +240,19 @@ impl Failure {
 
 /// The handles Larder keeps into the VM.
 pub struct Sandbox {
-    /// The real globals (scripts see `proxy_globals`).
+    /// The real globals (scripts see a read-only proxy of them).
     real_globals: Table,
-    proxy_globals: Table,
-    /// The library proxies, scrubbed after each run.
-    proxies: Vec<Table>,
     /// The `redis` object functions see when they run.
     function_redis: Table,
     /// Private to the prelude: `raw` (the running script's command
     /// runner) and `describe`.
-    slot: Table,
+
     /// The prelude's `run(fn, keys, args)`.
     run: Function,
     /// Whether `redis.call` replies come in RESP3 (`redis.setresp(3)`).
     resp3: Arc<AtomicBool>,
+    /// The running script's command runner, for `redis.call`.
+    current: Arc<CurrentRunner>,
 }
 
 /// Builds the VM with Redis's libraries, sandbox and `redis` object.
@@ -272,6 +284,12 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
         redis.raw_set("pcall", lua.create_c_function(redis_pcall)?)?;
         redis.raw_set("acl_check_cmd", lua.create_c_function(redis_acl_check)?)?;
     }
+    let current = Arc::new(CurrentRunner::default());
+    slot.raw_set(
+        "raw",
+        raw_call_function(&lua, current.clone(), resp3.clone(), state.clone())?,
+    )?;
+    slot.raw_set("acl_check", acl_check_function(&lua, current.clone())?)?;
     slot.raw_set(
         "describe",
         lua.create_function(|lua, error: Value| {
@@ -303,15 +321,13 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
 
     // Read-only proxies, then the globals swap: from here on, code loaded
     // sees `proxy_globals`.
-    let mut proxies = Vec::new();
     let proxied = lua.create_table()?;
     for name in LIBRARIES {
         let library: Value = real.raw_get(*name)?;
         if let Value::Table(library) = library {
             let proxy = read_only_proxy(&lua, &library, false)?;
             proxied.raw_set(proxy.clone(), library.clone())?;
-            real.raw_set(*name, proxy.clone())?;
-            proxies.push(proxy);
+            real.raw_set(*name, proxy)?;
         }
     }
     // What functions see as `redis` when they run: without the EVAL-only
@@ -328,7 +344,6 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
     }
     let function_redis = read_only_proxy(&lua, &runtime_redis, false)?;
     proxied.raw_set(function_redis.clone(), runtime_redis)?;
-    proxies.push(function_redis.clone());
     let proxy_globals = read_only_proxy(&lua, &real, true)?;
     proxied.raw_set(proxy_globals.clone(), real.clone())?;
     lua.load(ITERATION_AND_PCALL)
@@ -336,19 +351,19 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
         .set_mode(ChunkMode::Text)
         .call::<()>((real.clone(), proxied))?;
     real.raw_set("_G", proxy_globals.clone())?;
-    lua.set_globals(proxy_globals.clone())?;
+    lua.set_globals(proxy_globals)?;
 
     let hook_state = state.clone();
     lua.set_hook(
         HookTriggers::new().every_nth_instruction(super::KILL_CHECK_INSTRUCTIONS),
         move |_lua, _debug| {
             if hook_state.kill_requested.load(Ordering::Relaxed) {
-                Err(mlua::Error::RuntimeError(
+                return Err(mlua::Error::RuntimeError(
                     "Script killed by user with SCRIPT KILL...".into(),
-                ))
-            } else {
-                Ok(VmState::Continue)
+                ));
             }
+            hook_state.nudge_runtime_if_long();
+            Ok(VmState::Continue)
         },
     )?;
 
@@ -356,12 +371,10 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
         lua,
         Sandbox {
             real_globals: real,
-            proxy_globals,
-            proxies,
             function_redis,
-            slot,
             run,
             resp3,
+            current,
         },
     ))
 }
@@ -477,82 +490,17 @@ impl Sandbox {
                 .raw_set("ARGV", args_table.clone())
                 .map_err(fail)?;
         }
-        let resp3 = self.resp3.clone();
-        let runner = std::cell::RefCell::new(runner);
-        let outcome = lua.scope(|scope| {
-            let acl_check = scope.create_function(|lua, arguments: MultiValue| {
-                let mut argv: Vec<Vec<u8>> = Vec::new();
-                for argument in arguments.iter() {
-                    match lua.coerce_string(argument.clone())? {
-                        Some(text) => argv.push(text.as_bytes().to_vec()),
-                        None => {
-                            return Err(mlua::Error::RuntimeError(
-                                "Lua redis lib command arguments must be strings or integers"
-                                    .into(),
-                            ))
-                        }
-                    }
-                }
-                if argv.is_empty() {
-                    return Err(mlua::Error::RuntimeError(
-                        "Please specify at least one argument for this redis lib call".into(),
-                    ));
-                }
-                let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-                if !runner.borrow().command_known(&argv) {
-                    return Err(mlua::Error::RuntimeError(
-                        "Invalid command passed to redis.acl_check_cmd()".into(),
-                    ));
-                }
-                // No ACL users yet: the default user may run every command.
-                Ok(true)
-            })?;
-            self.slot.raw_set("acl_check", acl_check)?;
-            let raw = scope.create_function(|lua, arguments: MultiValue| {
-                let mut argv: Vec<Vec<u8>> = Vec::with_capacity(arguments.len());
-                if arguments.is_empty() {
-                    return script_error(
-                        lua,
-                        "Please specify at least one argument for this redis lib call",
-                    );
-                }
-                for argument in arguments.iter() {
-                    match argument {
-                        Value::String(text) => argv.push(text.as_bytes().to_vec()),
-                        Value::Integer(n) => argv.push(n.to_string().into_bytes()),
-                        Value::Number(n) => argv.push(convert::lua_number_text(*n).into_bytes()),
-                        _ => {
-                            return script_error(
-                                lua,
-                                "Lua redis lib command arguments must be strings or integers",
-                            )
-                        }
-                    }
-                }
-                let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
-                let mut out = ReplyBuf::new();
-                out.set_resp3(resp3.load(Ordering::Relaxed));
-                let wrote = runner
-                    .try_borrow_mut()
-                    .map_err(|_| mlua::Error::RecursiveMutCallback)?
-                    .call(&argv, &mut out);
-                if wrote {
-                    state.wrote.store(true, Ordering::Relaxed);
-                }
-                let (is_error, value) = convert::reply_to_lua(lua, out.buffer())?;
-                Ok((!is_error, value))
-            })?;
-            self.slot.raw_set("raw", raw)?;
-            let outcome = match kind {
+        let outcome = {
+            let _running = self.current.enter(runner);
+            match kind {
                 RunKind::Eval => self.run.call::<(bool, Value)>(function.clone()),
                 RunKind::Function => {
                     self.run
                         .call::<(bool, Value)>((function.clone(), keys_table, args_table))
                 }
-            };
-            self.slot.raw_set("raw", Value::Nil)?;
-            outcome
-        });
+            }
+        };
+        let _ = state;
         match outcome {
             Ok((true, value)) => Ok(value),
             Ok((false, Value::Table(error))) => Err(Failure {
@@ -569,20 +517,150 @@ impl Sandbox {
             Err(error) => Err(fail(error)),
         }
     }
+}
 
-    /// Removes what a script stored past the read-only proxies with
-    /// `rawset`, so that no script sees another's leftovers.
-    pub fn scrub(&self, _lua: &Lua) {
-        for table in std::iter::once(&self.proxy_globals).chain(&self.proxies) {
-            let keys: Vec<Value> = table
-                .pairs::<Value, Value>()
-                .filter_map(|pair| pair.ok().map(|(key, _)| key))
-                .collect();
-            for key in keys {
-                let _ = table.raw_set(key, Value::Nil);
+/// The command runner of the running script, where the `redis.call`
+/// callback (created once, so it cannot borrow it) finds it.
+#[derive(Default)]
+struct CurrentRunner {
+    runner: std::cell::Cell<Option<std::ptr::NonNull<dyn CommandRunner + 'static>>>,
+}
+
+// SAFETY: the pointer is set and cleared by `Sandbox::call`, which holds the
+// VM's lock, and read only by callbacks that run inside that call, on the
+// same thread.
+unsafe impl Send for CurrentRunner {}
+unsafe impl Sync for CurrentRunner {}
+
+/// Clears the current runner when the script's call ends, however it ends.
+struct RunnerGuard<'a>(&'a CurrentRunner);
+
+impl Drop for RunnerGuard<'_> {
+    fn drop(&mut self) {
+        self.0.runner.set(None);
+    }
+}
+
+impl CurrentRunner {
+    /// Makes `runner` the current one until the guard drops.
+    fn enter<'a>(&'a self, runner: &mut dyn CommandRunner) -> RunnerGuard<'a> {
+        let pointer = std::ptr::NonNull::from(runner);
+        // SAFETY: only the lifetime is erased; the guard clears the pointer
+        // before `runner`'s borrow (held by `Sandbox::call`) ends.
+        let pointer: std::ptr::NonNull<dyn CommandRunner + 'static> =
+            unsafe { std::mem::transmute(pointer) };
+        self.runner.set(Some(pointer));
+        RunnerGuard(self)
+    }
+
+    /// Runs `f` on the current runner, if a script is running.
+    fn with<R>(&self, f: impl FnOnce(&mut dyn CommandRunner) -> R) -> Option<R> {
+        let mut pointer = self.runner.take()?;
+        // SAFETY: set by `enter` from a `&mut` that `Sandbox::call` does not
+        // use while the script runs; taken out of the cell meanwhile, so no
+        // second reference can be made (scripts cannot nest anyway).
+        let result = f(unsafe { pointer.as_mut() });
+        self.runner.set(Some(pointer));
+        Some(result)
+    }
+}
+
+/// `slot.raw(...)`: runs a command for `redis.call`/`redis.pcall` and
+/// answers `ok, reply`.
+fn raw_call_function(
+    lua: &Lua,
+    current: Arc<CurrentRunner>,
+    resp3: Arc<AtomicBool>,
+    state: Arc<RunState>,
+) -> mlua::Result<Function> {
+    let reply = Mutex::new(ReplyBuf::new());
+    lua.create_function(move |lua, arguments: MultiValue| {
+        if arguments.is_empty() {
+            return script_error(
+                lua,
+                "Please specify at least one argument for this redis lib call",
+            );
+        }
+        let mut strings = Vec::with_capacity(arguments.len());
+        let mut numbers: Vec<(usize, Vec<u8>)> = Vec::new();
+        for (i, argument) in arguments.iter().enumerate() {
+            match argument {
+                Value::String(text) => strings.push(Some(text.as_bytes())),
+                Value::Integer(n) => {
+                    numbers.push((i, n.to_string().into_bytes()));
+                    strings.push(None);
+                }
+                Value::Number(n) => {
+                    numbers.push((i, convert::lua_number_text(*n).into_bytes()));
+                    strings.push(None);
+                }
+                _ => {
+                    return script_error(
+                        lua,
+                        "Lua redis lib command arguments must be strings or integers",
+                    )
+                }
             }
         }
-    }
+        let mut numbers = numbers.iter().peekable();
+        let argv: Vec<&[u8]> = strings
+            .iter()
+            .enumerate()
+            .map(|(i, text)| match text {
+                Some(text) => &text[..],
+                None => match numbers.next_if(|(at, _)| *at == i) {
+                    Some((_, digits)) => digits.as_slice(),
+                    None => &[][..],
+                },
+            })
+            .collect();
+        let mut out = reply.lock();
+        out.truncate(0);
+        out.set_resp3(resp3.load(Ordering::Relaxed));
+        let Some(wrote) = current.with(|runner| runner.call(&argv, &mut out)) else {
+            return script_error(lua, "This Redis command is not allowed from script");
+        };
+        if wrote {
+            state.wrote.store(true, Ordering::Relaxed);
+        }
+        let parsed = convert::reply_to_lua(lua, out.buffer());
+        // Keep the buffer for the next call, unless a huge reply grew it.
+        if out.buffer().capacity() > 1 << 20 {
+            *out = ReplyBuf::new();
+        }
+        let (is_error, value) = parsed?;
+        Ok((!is_error, value))
+    })
+}
+
+/// `slot.acl_check(...)`: `redis.acl_check_cmd`.
+fn acl_check_function(lua: &Lua, current: Arc<CurrentRunner>) -> mlua::Result<Function> {
+    lua.create_function(move |lua, arguments: MultiValue| {
+        let mut argv: Vec<Vec<u8>> = Vec::new();
+        for argument in arguments.iter() {
+            match lua.coerce_string(argument.clone())? {
+                Some(text) => argv.push(text.as_bytes().to_vec()),
+                None => {
+                    return Err(mlua::Error::RuntimeError(
+                        "Lua redis lib command arguments must be strings or integers".into(),
+                    ))
+                }
+            }
+        }
+        if argv.is_empty() {
+            return Err(mlua::Error::RuntimeError(
+                "Please specify at least one argument for this redis lib call".into(),
+            ));
+        }
+        let argv: Vec<&[u8]> = argv.iter().map(Vec::as_slice).collect();
+        if current.with(|runner| runner.command_known(&argv)) != Some(true) {
+            return Err(mlua::Error::RuntimeError(
+                "Invalid command passed to redis.acl_check_cmd()".into(),
+            ));
+        }
+        // No ACL users yet: the default user may run every command.
+        Ok(true)
+    })
 }
 
 /// An error table `{err = message}` returned (not raised) by the raw call:
