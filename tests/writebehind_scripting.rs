@@ -416,42 +416,52 @@ fn read_through_server(pg: &Postgres) -> TestServer {
 }
 
 /// A script may name a key only in ARGV (Redis allows it outside cluster
-/// mode, and Larder's scripts are isolated for such keys too). With
-/// read-through, HSET on such a cold hash must add to the stored hash, as
-/// HSET does outside scripts and in scripts that declare the key: else the
-/// row written back drops the stored fields.
+/// mode). With read-through, Larder cannot load such a key from PostgreSQL
+/// under the script's locks: a command on it fails, asking to declare it,
+/// rather than write back a row that would drop the stored fields.
+/// Declared, the same script adds to the stored hash.
 #[test]
-#[ignore = "Larder bug: with write-behind-read-through, a script writing a key it does not declare in KEYS does not load it first, and the row written back loses the stored fields (PostgreSQL ends with only f2)"]
-fn a_script_writing_an_undeclared_cold_key_does_not_clobber_its_stored_row() {
+fn a_script_writing_an_undeclared_cold_key_fails_and_clobbers_nothing() {
     let pg = Postgres::start();
     seed(&pg);
     let server = read_through_server(&pg);
     let mut con = server.client();
-    let fields = eval(
-        &mut con,
-        "redis.call('HSET', 'cold:uh', 'f2', 'v2') return redis.call('HLEN', 'cold:uh')",
-        &[],
-    )
-    .unwrap();
-    flush(&mut con);
-    let table = table_rows(&pg);
-    assert_eq!(
-        table[&(0, "cold:uh".to_string())],
-        collection("hash", &["f1", "v1", "f2", "v2"]),
-        "the stored hash lost a field; the script saw HLEN {fields:?}"
+    let script = "redis.call('HSET', KEYS[1] or 'cold:uh', 'f2', 'v2') return redis.call('HLEN', KEYS[1] or 'cold:uh')";
+    let refused = eval(&mut con, script, &[]).unwrap_err();
+    assert!(
+        refused.to_string().contains("must declare in KEYS"),
+        "{refused}"
     );
+    flush(&mut con);
+    assert_eq!(
+        table_rows(&pg)[&(0, "cold:uh".to_string())],
+        collection("hash", &["f1", "v1"]),
+        "the stored hash changed"
+    );
+    let fields = eval(&mut con, script, &["cold:uh"]).unwrap();
     assert_eq!(fields, redis::Value::Int(2));
+    flush(&mut con);
+    assert_eq!(
+        table_rows(&pg)[&(0, "cold:uh".to_string())],
+        collection("hash", &["f1", "v1", "f2", "v2"])
+    );
 }
 
-/// The read side of the same: GET of an undeclared cold key by script.
+/// The read side of the same: GET of an undeclared cold key by script is
+/// refused (not answered nil); declared, it reads the stored value.
 #[test]
-#[ignore = "Larder bug: with write-behind-read-through, a script reading a key it does not declare in KEYS gets nil for a key PostgreSQL holds"]
-fn a_script_reading_an_undeclared_cold_key_sees_its_stored_value() {
+fn a_script_reading_an_undeclared_cold_key_is_refused_and_declared_reads_it() {
     let pg = Postgres::start();
     seed(&pg);
     let server = read_through_server(&pg);
     let mut con = server.client();
-    let value = eval(&mut con, "return redis.call('GET', 'cold:u')", &[]).unwrap();
+    let script = "return redis.call('GET', KEYS[1] or 'cold:u')";
+    let refused = eval(&mut con, script, &[]).unwrap_err();
+    assert!(
+        refused.to_string().contains("must declare in KEYS"),
+        "{refused}"
+    );
+    let value = eval(&mut con, script, &["cold:u"]).unwrap();
     assert_eq!(
         value,
         redis::Value::BulkString(b"stored-undeclared".to_vec())
@@ -564,7 +574,6 @@ fn script_writes_during_a_full_backlog_are_never_lost() {
 /// written-behind keys are refused with `-WRITEBEHIND backlog full`. A
 /// script's write to such a key is a write command on it.
 #[test]
-#[ignore = "Larder bug: with the write-behind backlog full, EVAL writes followed keys (declared or not) and the backlog grows past write-behind-max-pending; plain SET and EXEC are refused"]
 fn a_full_backlog_refuses_script_writes_to_followed_keys() {
     let run = scripts_against_a_full_backlog();
     for (key, result) in BACKLOG_KEYS.iter().zip(&run.results) {

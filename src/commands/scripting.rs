@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::scripting::{CommandRunner, RestorePolicy, RunKind, Script, ScriptFlags};
 use crate::shared::Shared;
-use crate::store::LockSet;
+use crate::store::{ChangeObserver, LockSet};
 
 const SCRIPTING: &[&str] = &["scripting"];
 
@@ -246,6 +246,13 @@ static FUNCTION_SUBCOMMANDS: &[CommandSpec] = &[
 /// Runs the commands a script calls, under the locks the script holds.
 struct ScriptCaller<'c, 's> {
     shared: &'s Shared,
+    /// The keys the script declared (read-through loaded them before it
+    /// ran).
+    declared: &'c [&'c [u8]],
+    /// Memory was over `maxmemory` when the script started (Redis checks
+    /// once, before the script: evicting under the script's locks could
+    /// wait for a shard it holds).
+    out_of_memory: bool,
     session: &'c mut Session,
     /// The shards the script holds: those of its declared keys (grown on
     /// demand), or all of them.
@@ -289,12 +296,13 @@ impl CommandRunner for ScriptCaller<'_, '_> {
             out.error("ERR Write commands are not allowed from read-only scripts.");
             return false;
         }
-        if spec.has(DENYOOM) && self.compat_mode && !self.allow_oom {
-            let limits = self.session.hot(self.shared).memory;
-            if self.shared.store.make_room(&limits) != crate::store::Room::Ok {
-                out.error("OOM command not allowed when used memory > 'maxmemory'.");
-                return false;
-            }
+        if spec.has(DENYOOM) && self.compat_mode && !self.allow_oom && self.out_of_memory {
+            out.error("OOM command not allowed when used memory > 'maxmemory'.");
+            return false;
+        }
+        if let Some(refusal) = self.write_behind_refusal(spec, argv) {
+            out.error(&refusal);
+            return false;
         }
         if !self.hold_shards_for(spec, argv, out) {
             return false;
@@ -325,6 +333,51 @@ impl CommandRunner for ScriptCaller<'_, '_> {
 }
 
 impl ScriptCaller<'_, '_> {
+    /// What write-behind says against running `argv` now, as `execute`
+    /// checks it for a client's own commands: no writes while the journal
+    /// cannot be written, none to followed keys past the backlog limit;
+    /// and, with read-through, no command on a followed key the script did
+    /// not declare and that is not in memory (it was not loaded from
+    /// PostgreSQL, so writing it would overwrite the stored row).
+    fn write_behind_refusal(&mut self, spec: &CommandSpec, argv: &[&[u8]]) -> Option<String> {
+        let writebehind = self.shared.writebehind.as_deref()?;
+        if spec.has(WRITE) {
+            if let Some(misconf) = writebehind.disk_error() {
+                return Some(misconf);
+            }
+        }
+        if let Some(refusal) = writebehind.backlog_refusal() {
+            if super::writebehind::writes_followed_key(writebehind, self.session, spec, argv) {
+                return Some(refusal);
+            }
+        }
+        if self.session.hot(self.shared).read_through {
+            let db = self.session.db;
+            let now = self
+                .session
+                .batch_time_ms
+                .unwrap_or_else(|| self.shared.store.now_ms());
+            for position in spec.key_positions(argv) {
+                let key = argv[position];
+                if self.declared.contains(&key) || !writebehind.observes(db, key) {
+                    continue;
+                }
+                let in_memory = self.locks.covers(key)
+                    && self
+                        .locks
+                        .db(db, key)
+                        .is_ok_and(|part| part.contains(key, now));
+                if !in_memory {
+                    return Some(
+                        "ERR with write-behind-read-through, a script must declare in KEYS the keys it uses that may be stored in PostgreSQL"
+                            .into(),
+                    );
+                }
+            }
+        }
+        None
+    }
+
     /// Makes sure the script holds the shards `argv` touches (all of them
     /// for a whole-keyspace command). Before the script wrote, a missing
     /// shard stops it, to run again with every shard; after, the shard is
@@ -400,21 +453,23 @@ fn split_keys<'a>(argv: &'a [&'a [u8]], bad_numkeys: &str) -> Result<KeysAndArgs
 }
 
 /// The checks Redis's `scriptPrepareForRun` makes before a script runs.
-fn prepare(ctx: &mut Ctx, flags: ScriptFlags, read_only_command: bool) -> Result<()> {
+/// Returns whether memory is over `maxmemory` (after evicting what it
+/// could), for the checks of the commands the script calls.
+fn prepare(ctx: &mut Ctx, flags: ScriptFlags, read_only_command: bool) -> Result<bool> {
     if read_only_command && flags.declared && !flags.no_writes {
         return Err(Error::err(
             "Can not execute a script with write flag using *_ro command.",
         ));
     }
-    if flags.declared && !flags.no_writes && !flags.allow_oom {
-        let limits = ctx.session.hot(ctx.shared).memory;
-        if limits.maxmemory > 0 && ctx.shared.store.make_room(&limits) != crate::store::Room::Ok {
-            return Err(Error::raw(
-                "OOM command not allowed when used memory > 'maxmemory'.",
-            ));
-        }
+    let limits = ctx.session.hot(ctx.shared).memory;
+    let out_of_memory =
+        limits.maxmemory > 0 && ctx.shared.store.make_room(&limits) != crate::store::Room::Ok;
+    if out_of_memory && flags.declared && !flags.no_writes && !flags.allow_oom {
+        return Err(Error::raw(
+            "OOM command not allowed when used memory > 'maxmemory'.",
+        ));
     }
-    Ok(())
+    Ok(out_of_memory)
 }
 
 /// What runs: an EVAL script or a function.
@@ -436,7 +491,9 @@ fn run_locked(
     keys: &[&[u8]],
     args: &[&[u8]],
 ) -> Result<()> {
-    prepare(ctx, flags, read_only_command)?;
+    let out_of_memory = prepare(ctx, flags, read_only_command)?;
+    // The same random numbers if it runs twice (Redis runs it once).
+    let random_state = ctx.shared.scripting.random_state();
     // A script that declares its keys first holds only their shards, so
     // that scripts on different keys, and other clients, run alongside.
     if !keys.is_empty() && !ctx.locks.in_transaction() {
@@ -449,6 +506,7 @@ fn run_locked(
             keys,
             args,
             false,
+            out_of_memory,
         )?;
         if done {
             return Ok(());
@@ -456,12 +514,24 @@ fn run_locked(
         // It touched an undeclared key before writing: run it again with
         // every shard (what it did so far were reads, with no effect).
         ctx.out.truncate(start);
+        ctx.shared.scripting.set_random_state(random_state);
     }
-    run_holding(ctx, runnable, flags, read_only_command, keys, args, true).map(|_| ())
+    run_holding(
+        ctx,
+        runnable,
+        flags,
+        read_only_command,
+        keys,
+        args,
+        true,
+        out_of_memory,
+    )
+    .map(|_| ())
 }
 
 /// Runs the script holding the shards of its declared keys, or every shard
 /// (`all_shards`). Returns false if it must run again with every shard.
+#[allow(clippy::too_many_arguments)]
 fn run_holding(
     ctx: &mut Ctx,
     runnable: Runnable,
@@ -470,6 +540,7 @@ fn run_holding(
     keys: &[&[u8]],
     args: &[&[u8]],
     all_shards: bool,
+    out_of_memory: bool,
 ) -> Result<bool> {
     let shared = ctx.shared;
     let db = ctx.session.db;
@@ -483,6 +554,8 @@ fn run_holding(
         .set_held_shards((!all_shards).then(|| locked.shard_indexes()));
     let mut caller = ScriptCaller {
         shared,
+        declared: keys,
+        out_of_memory,
         session: &mut *ctx.session,
         locks: &mut locked,
         wrote: false,

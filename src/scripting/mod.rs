@@ -322,6 +322,16 @@ impl Scripting {
         Ok(())
     }
 
+    /// The state of `math.random` (to run a script again with the same
+    /// numbers).
+    pub fn random_state(&self) -> u64 {
+        self.vm.lock().sandbox.random_state()
+    }
+
+    pub fn set_random_state(&self, state: u64) {
+        self.vm.lock().sandbox.set_random_state(state);
+    }
+
     /// Records which shards the running script holds (`None`: all).
     pub fn set_held_shards(&self, shards: Option<Vec<usize>>) {
         *self.held_shards.lock() = shards;

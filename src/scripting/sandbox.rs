@@ -253,6 +253,8 @@ pub struct Sandbox {
     resp3: Arc<AtomicBool>,
     /// The running script's command runner, for `redis.call`.
     current: Arc<CurrentRunner>,
+    /// Redis's rand48 state behind `math.random`.
+    rand48: Arc<Mutex<u64>>,
 }
 
 /// Builds the VM with Redis's libraries, sandbox and `redis` object.
@@ -273,7 +275,7 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
     let redis = lua.create_table()?;
     register_redis_object(&lua, &redis, resp3.clone())?;
     real.raw_set("redis", redis)?;
-    replace_math_random(&lua, &real, rand48)?;
+    replace_math_random(&lua, &real, rand48.clone())?;
 
     let slot = lua.create_table()?;
     lua.set_named_registry_value(SLOT_KEY.to_str().unwrap_or_default(), slot.clone())?;
@@ -375,6 +377,7 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
             run,
             resp3,
             current,
+            rand48,
         },
     ))
 }
@@ -429,6 +432,14 @@ impl Sandbox {
                 mlua::Error::SyntaxError { message, .. } => message,
                 other => describe_error(&other),
             })
+    }
+
+    pub fn random_state(&self) -> u64 {
+        *self.rand48.lock()
+    }
+
+    pub fn set_random_state(&self, state: u64) {
+        *self.rand48.lock() = state;
     }
 
     /// Whether the script last chose RESP3 (`redis.setresp(3)`): Redis
