@@ -211,7 +211,6 @@ fn fifty_clients_incrementing_an_undeclared_key_by_evalsha_lose_no_update() {
 /// Each script declares a key of its own, writes it, then increments the
 /// undeclared counter: Redis runs every one whole, with no error.
 #[test]
-#[ignore = "Larder deviation from Redis (README since 5a8a52e), against issue 12 item 4: a script that writes its declared key and then touches an undeclared key fails under concurrency with 'a key the script did not declare is locked by another client: declare every key the script uses in KEYS' (Redis never fails it); the increment is lost"]
 fn fifty_clients_incrementing_an_undeclared_key_after_a_write_lose_no_update() {
     let server = TestServer::start();
     let kinds: Vec<Client> = (0..CLIENTS).map(Client::UndeclaredAfterAWrite).collect();
@@ -379,7 +378,6 @@ fn readers_never_see_a_script_with_declared_keys_half_done() {
 /// whole; Larder must too (issue 12: isolation "including keys the script
 /// touches without declaring them in KEYS"), whoever else reads them.
 #[test]
-#[ignore = "Larder deviation from Redis (README since 5a8a52e), against issue 12 item 4: a script that declares pair:a and, after writing it, SETs undeclared pair:b and other:c fails with 'a key the script did not declare is locked by another client' while the only other clients are plain MGET readers (one reader is enough); a third of the scripts fail half-way, leaving pair:a ahead of the others (readers see [10, 8, 8])"]
 fn readers_never_see_a_script_with_undeclared_keys_after_a_write_half_done() {
     let (sightings, values) = scripts_against_readers(
         WRITE_THREE,

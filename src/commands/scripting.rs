@@ -426,9 +426,11 @@ impl ScriptCaller<'_, '_> {
 }
 
 /// How long a script that has written waits for the lock of an undeclared
-/// key's shard that another client holds (it cannot wait longer: that
-/// client may be waiting for one of the script's shards).
-const UNDECLARED_KEY_PATIENCE: std::time::Duration = std::time::Duration::from_millis(50);
+/// key's shard below one it holds. No client waits for a shard while it
+/// holds another (`Store::lock_shards` backs off), so the wait ends when
+/// the holder's command does; the limit only guards against a holder that
+/// breaks that rule.
+const UNDECLARED_KEY_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A script's keys, then its other arguments.
 type KeysAndArgs<'a> = (&'a [&'a [u8]], &'a [&'a [u8]]);
@@ -544,6 +546,7 @@ fn run_holding(
 ) -> Result<bool> {
     let shared = ctx.shared;
     let db = ctx.session.db;
+    let engine = shared.scripting.enter();
     let mut locked = if all_shards {
         ctx.locks.all()?
     } else {
@@ -571,13 +574,15 @@ fn run_holding(
     // other workers.
     let result = match runnable {
         Runnable::Script(script) => {
-            shared.scripting.eval(&script, keys, args, &mut caller, out);
+            shared
+                .scripting
+                .eval(&engine, &script, keys, args, &mut caller, out);
             Ok(())
         }
         Runnable::Function(name, command) => {
             shared
                 .scripting
-                .fcall(name, command, keys, args, &mut caller, out)
+                .fcall(&engine, name, command, keys, args, &mut caller, out)
         }
     };
     // SELECT inside a script does not change the caller's database.

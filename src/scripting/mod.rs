@@ -181,6 +181,9 @@ impl Vm {
     }
 }
 
+/// The VM, held for one script run (see [`Scripting::enter`]).
+pub struct Engine<'a>(parking_lot::MutexGuard<'a, Vm>);
+
 /// The scripting engine: one per server, in `Shared`.
 pub struct Scripting {
     vm: Mutex<Vm>,
@@ -457,20 +460,27 @@ impl Scripting {
         };
     }
 
+    /// Takes the VM for a script run. Take it before the script's shard
+    /// locks: a client holding shards never waits for the VM then, so a
+    /// running script can wait for a shard it did not declare.
+    pub fn enter(&self) -> Engine<'_> {
+        Engine(self.vm.lock())
+    }
+
     /// Runs a loaded EVAL script with `keys` and `args`, and writes its
     /// result (or error) to `out`.
     pub fn eval(
         &self,
+        vm: &Engine<'_>,
         script: &Script,
         keys: &[&[u8]],
         args: &[&[u8]],
         runner: &mut dyn CommandRunner,
         out: &mut ReplyBuf,
     ) {
-        let vm = self.vm.lock();
         let name = script.sha.clone();
         self.run(
-            &vm,
+            &vm.0,
             RunKind::Eval,
             &script.function,
             &name,
@@ -545,8 +555,10 @@ impl Scripting {
     }
 
     /// Runs the function `name` (FCALL) and writes its result to `out`.
+    #[allow(clippy::too_many_arguments)]
     pub fn fcall(
         &self,
+        vm: &Engine<'_>,
         name: &[u8],
         command: &[&[u8]],
         keys: &[&[u8]],
@@ -554,14 +566,14 @@ impl Scripting {
         runner: &mut dyn CommandRunner,
         out: &mut ReplyBuf,
     ) -> Result<()> {
-        let vm = self.vm.lock();
+        let vm = &vm.0;
         let (function, function_name) = vm.functions.callable(name)?;
         *self.running_function.lock() = Some((
             function_name.clone(),
             command.iter().map(|arg| arg.to_vec()).collect(),
         ));
         self.run(
-            &vm,
+            vm,
             RunKind::Function,
             &function,
             &function_name,

@@ -222,17 +222,32 @@ impl Store {
         self.lock_shards(indexes)
     }
 
-    /// Locks the given shards (any order, duplicates allowed) in ascending order.
+    /// Locks the given shards (any order, duplicates allowed), in ascending
+    /// order and without waiting for one while holding others: if a shard
+    /// is taken, what was locked is released, that shard is waited for
+    /// alone, and locking starts over. A script may then wait for a shard
+    /// out of order (see `LockSet::extend`) without deadlock.
     pub fn lock_shards(&self, mut indexes: SmallVec<[usize; 4]>) -> LockSet<'_> {
         indexes.sort_unstable();
         indexes.dedup();
-        let guards = indexes
-            .into_iter()
-            .map(|i| (i, self.inner.shards[i].lock()))
-            .collect();
-        LockSet {
-            store: self,
-            guards,
+        'start_over: loop {
+            let mut guards = SmallVec::with_capacity(indexes.len());
+            for &index in &indexes {
+                let shard = &self.inner.shards[index];
+                match shard.try_lock() {
+                    Some(guard) => guards.push((index, guard)),
+                    None if guards.is_empty() => guards.push((index, shard.lock())),
+                    None => {
+                        drop(guards);
+                        drop(shard.lock());
+                        continue 'start_over;
+                    }
+                }
+            }
+            return LockSet {
+                store: self,
+                guards,
+            };
         }
     }
 
@@ -246,15 +261,10 @@ impl Store {
         }
     }
 
-    /// Locks every shard (transactions that touch the whole keyspace).
+    /// Locks every shard (transactions that touch the whole keyspace), as
+    /// [`Store::lock_shards`] does.
     pub fn lock_all(&self) -> LockSet<'_> {
-        let guards = (0..self.inner.shards.len())
-            .map(|i| (i, self.inner.shards[i].lock()))
-            .collect();
-        LockSet {
-            store: self,
-            guards,
-        }
+        self.lock_shards((0..self.inner.shards.len()).collect())
     }
 
     fn check_db(&self, db: usize) -> Result<()> {
@@ -512,11 +522,13 @@ impl<'s> LockSet<'s> {
         self.guards.iter().map(|(index, _)| *index).collect()
     }
 
-    /// Adds shard `index` to the set, keeping it deadlock-free: a shard
-    /// above every one held is waited for (everyone locks in ascending
-    /// order, so its holder never waits for ours); one below is only tried,
-    /// for at most `patience`, since its holder may be waiting for one of
-    /// ours. Returns whether the set now holds it.
+    /// Adds shard `index` to the set, out of ascending order (a script
+    /// touching a key it did not declare). A shard above every one held is
+    /// waited for; one below, for at most `patience`: its holder never
+    /// waits for another shard while holding it ([`Store::lock_shards`]
+    /// backs off), so it is only finishing a command, and the limit guards
+    /// against code that would break that rule. Returns whether the set now
+    /// holds it.
     pub fn extend(&mut self, index: usize, patience: std::time::Duration) -> bool {
         let position = match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
             Ok(_) => return true,
