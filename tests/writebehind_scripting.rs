@@ -639,7 +639,6 @@ fn flushdb_and_flushall_inside_scripts_are_written_behind() {
 /// SWAPDB in a script: the table ends holding each database's keys under
 /// their new database, as the cache does.
 #[test]
-#[ignore = "Larder bug (not specific to scripts, see swapdb_keeps_postgresql_equal_to_the_cache): after SWAPDB, write-behind deletes every row of both databases and does not write the swapped keys back"]
 fn swapdb_inside_a_script_is_written_behind() {
     let pg = Postgres::start();
     let server = server(&pg);
@@ -673,7 +672,6 @@ fn swapdb_inside_a_script_is_written_behind() {
 /// The same without a script, the smallest reproduction: two flushed keys,
 /// SWAPDB 0 1, WRITEBEHIND FLUSH.
 #[test]
-#[ignore = "Larder bug: after SWAPDB 0 1 and WRITEBEHIND FLUSH, PostgreSQL holds no row of databases 0 and 1 (rows_written 4, rows_deleted 4) while the cache holds old:1 in 0 and old:0 in 1"]
 fn swapdb_keeps_postgresql_equal_to_the_cache() {
     let pg = Postgres::start();
     let server = server(&pg);

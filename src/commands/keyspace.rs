@@ -764,8 +764,8 @@ fn swapdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if first != second {
         // All shards at once: no client may see a half-swapped keyspace.
         let mut all = ctx.locks.all()?;
-        for (_, shard) in all.shards_mut() {
-            shard.swap_dbs(first, second);
+        for (i, (_, shard)) in all.shards_mut().enumerate() {
+            shard.swap_dbs(first, second, i == 0);
         }
         drop(all);
         // Clients blocked (BLPOP...) in either database may now be served.

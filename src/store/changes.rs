@@ -331,12 +331,24 @@ impl ChangeTracker {
     /// The part was emptied (its entries are dropped or replaced by the
     /// caller): what was pending is superseded by the flush.
     pub(crate) fn cleared(&mut self, db: usize) {
+        self.drop_queue();
+        self.announce_cleared(db);
+    }
+
+    /// Forgets the pending changes of this part (its contents were
+    /// replaced), without telling write-behind the database was emptied.
+    pub(crate) fn drop_queue(&mut self) {
         let dropped = self.queue.len();
         self.queue = VecDeque::new();
         self.removed = HashMap::default();
         if dropped > 0 {
             self.observer.pending_dropped(dropped);
         }
+    }
+
+    /// Tells write-behind that database `db` was emptied: every row older
+    /// than now goes.
+    pub(crate) fn announce_cleared(&mut self, db: usize) {
         let version = self.observer.next_version();
         self.observer.flushed(db, version);
         self.observer.changed(&Change::Cleared { db, version });
@@ -670,7 +682,7 @@ mod tests {
                 Op::SwapDbs => {
                     let mut locks = store.lock_all();
                     for (_, shard) in locks.shards_mut() {
-                        shard.swap_dbs(0, 1);
+                        shard.swap_dbs(0, 1, true);
                     }
                     model.memory.swap(0, 1);
                     model.clean.clear();

@@ -528,7 +528,10 @@ impl Db {
 
     /// Exchanges the contents (not the WATCH state) of two databases, as
     /// SWAPDB does; WATCHers of keys existing in either see a change.
-    pub fn swap_contents(a: &mut Db, b: &mut Db) {
+    /// `announce`: tell write-behind that both databases were replaced
+    /// (once per SWAPDB, by its first shard: a later announcement would
+    /// also drop the rows the earlier shards just wrote back).
+    pub fn swap_contents(a: &mut Db, b: &mut Db, announce: bool) {
         std::mem::swap(&mut a.entries, &mut b.entries);
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.field_expires, &mut b.field_expires);
@@ -543,7 +546,10 @@ impl Db {
             // For write-behind the database was replaced: flush it, then
             // write every key it holds now.
             if let Some(changes) = db.changes.as_deref_mut() {
-                changes.cleared(db.index);
+                changes.drop_queue();
+                if announce {
+                    changes.announce_cleared(db.index);
+                }
                 for entry in db.entries.iter() {
                     // The bit came from the other database's queue.
                     entry.set_pending(false);
@@ -905,7 +911,7 @@ impl Shard {
         }
     }
 
-    pub fn swap_dbs(&mut self, a: usize, b: usize) {
+    pub fn swap_dbs(&mut self, a: usize, b: usize, announce: bool) {
         let exists = |index: usize| self.dbs.get(index).is_some_and(Option::is_some);
         // Two parts never created hold no key and no WATCH: nothing to do
         // (but write-behind hears of every swap, as a flush of both).
@@ -913,6 +919,6 @@ impl Shard {
             return;
         }
         let (x, y) = self.two_dbs(a, b);
-        Db::swap_contents(x, y);
+        Db::swap_contents(x, y, announce);
     }
 }
