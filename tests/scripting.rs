@@ -3062,3 +3062,34 @@ return redis.call('dbsize')";
         );
     }
 }
+
+/// Larder only: past busy-reply-threshold, SHUTDOWN is BUSY and SHUTDOWN
+/// NOSAVE stops even a script that wrote (it would hold the shutdown).
+#[test]
+fn shutdown_nosave_stops_a_busy_script() {
+    if redis_only() {
+        return;
+    }
+    let server = TestServer::start();
+    let mut admin = server.raw();
+    assert_eq!(
+        reply(
+            &mut admin,
+            &["CONFIG", "SET", "busy-reply-threshold", "100"]
+        ),
+        "+OK\r\n"
+    );
+    let mut runner = server.raw();
+    send(
+        &mut runner,
+        &["EVAL", "redis.call('set', 'x', '1') while true do end", "0"],
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        reply(&mut admin, &["SHUTDOWN"]),
+        "-BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.\r\n"
+    );
+    send(&mut admin, &["SHUTDOWN", "NOSAVE"]);
+    assert!(lossy(&runner.read_reply()).starts_with("-ERR Script killed"));
+    assert!(admin.is_closed());
+}

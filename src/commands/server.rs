@@ -179,6 +179,19 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         // Shutdown is immediate in Larder: there is never one to abort.
         return Err(Error::err("No shutdown in progress."));
     }
+    // Past busy-reply-threshold, as Redis: only SHUTDOWN NOSAVE, which
+    // stops the script (see `Shared::request_shutdown`).
+    if !nosave {
+        match ctx.shared.scripting.busy() {
+            Some(crate::scripting::RunKind::Eval) => {
+                return Err(Error::raw(crate::scripting::BUSY_EVAL))
+            }
+            Some(crate::scripting::RunKind::Function) => {
+                return Err(Error::raw(crate::scripting::BUSY_FUNCTION))
+            }
+            None => {}
+        }
+    }
     tracing::warn!("User requested shutdown...");
     ctx.shared.request_shutdown();
     // Like Redis, no reply: the connection just closes.

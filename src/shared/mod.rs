@@ -203,6 +203,10 @@ impl Shared {
 
     /// Asks the server to stop: listeners close, connections end.
     pub fn request_shutdown(&self) {
+        // A running script would hold its worker and the shutdown with it.
+        // Its writes so far stay (and are written behind): Redis, which
+        // exits at once, would lose them instead.
+        self.scripting.stop_running();
         self.stopping.store(true, Ordering::Release);
         self.shutdown_tx.send_replace(true);
     }
