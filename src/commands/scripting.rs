@@ -1,9 +1,11 @@
 //! EVAL, EVALSHA, EVAL_RO, EVALSHA_RO, SCRIPT, FUNCTION, FCALL, FCALL_RO.
 //!
-//! A script or function runs with every shard locked (it may touch any
-//! key, declared or not), so no other client sees a state in between; the
-//! commands it calls run through [`ScriptCaller`] under those locks. The
-//! Lua side lives in `crate::scripting`.
+//! A script or function runs holding the shards of the keys it declares
+//! (every shard if it declares none, or once it touches another key before
+//! writing), so no other client sees a state in between; the commands it
+//! calls run through [`ScriptCaller`], which checks them against those
+//! locks (see the README's "Lua scripting"). The Lua side lives in
+//! `crate::scripting`.
 
 use super::flags::*;
 use super::parse::{int_arg, is_keyword};

@@ -15,7 +15,7 @@ use mlua::{Function, Lua, MultiValue, Table, Value};
 use parking_lot::Mutex;
 
 use super::sandbox::Sandbox;
-use super::{RunState, ScriptFlags};
+use super::ScriptFlags;
 use crate::error::{Error, Result};
 
 /// A function's flags and the library it is in (FCALL's checks).
@@ -222,13 +222,7 @@ fn register_function(collected: &Collected, arguments: MultiValue) -> mlua::Resu
 impl Registry {
     /// Loads (compiles and runs) a library's code and returns its name and
     /// functions, without registering it.
-    fn compile(
-        &self,
-        lua: &Lua,
-        sandbox: &Sandbox,
-        code: &[u8],
-        state: &RunState,
-    ) -> Result<(String, Library)> {
+    fn compile(&self, lua: &Lua, sandbox: &Sandbox, code: &[u8]) -> Result<(String, Library)> {
         let name = library_name(code)?;
         let collected: Collected = Arc::new(Mutex::new(Vec::new()));
         let lua_error = |error: mlua::Error| {
@@ -287,7 +281,6 @@ impl Registry {
                     describe(&error)
                 ))
             })?;
-        let _ = state;
         chunk.call::<()>(()).map_err(lua_error)?;
         finish.call::<()>(()).map_err(lua_error)?;
         let functions = std::mem::take(&mut *collected.lock());
@@ -328,13 +321,12 @@ impl Registry {
         sandbox: &Sandbox,
         code: &[u8],
         replace: bool,
-        state: &RunState,
     ) -> Result<String> {
         let name = library_name(code)?;
         if self.libraries.contains_key(&name) && !replace {
             return Err(Error::raw(format!("ERR Library '{name}' already exists")));
         }
-        let (name, library) = self.compile(lua, sandbox, code, state)?;
+        let (name, library) = self.compile(lua, sandbox, code)?;
         self.check_collisions(&library, Some(&name))?;
         self.libraries.insert(name.clone(), library);
         Ok(name)
@@ -418,7 +410,6 @@ impl Registry {
         sandbox: &Sandbox,
         payload: &[u8],
         policy: RestorePolicy,
-        state: &RunState,
     ) -> Result<()> {
         let bad = || Error::err("DUMP payload version or checksum are wrong");
         if payload.len() < 10 {
@@ -446,7 +437,7 @@ impl Registry {
         // Compile everything first: a bad library restores nothing.
         let mut loaded: Vec<(String, Library)> = Vec::new();
         for code in &codes {
-            let (name, library) = self.compile(lua, sandbox, code, state)?;
+            let (name, library) = self.compile(lua, sandbox, code)?;
             if loaded.iter().any(|(other, _)| *other == name) {
                 return Err(Error::raw(format!("ERR Library '{name}' already exists")));
             }

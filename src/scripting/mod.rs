@@ -6,9 +6,10 @@
 //! in, which runs the command (under the locks the script holds) and
 //! writes its reply into a buffer that [`convert`] turns into Lua values.
 //!
-//! A script is atomic: the command layer runs it with every shard locked.
-//! While it runs, other connections wait asynchronously (see
-//! [`Scripting::wait_while_running`]); once it has run longer than
+//! A script is atomic: the command layer runs it holding the shards it
+//! touches. While it runs, connections that need those shards wait
+//! asynchronously (see [`Scripting::wait_while_running`] and
+//! [`Scripting::holds_any`]); once it has run longer than
 //! `busy-reply-threshold` they get BUSY, and SCRIPT KILL / FUNCTION KILL
 //! may stop it if it has not written yet.
 
@@ -518,9 +519,7 @@ impl Scripting {
             .store(state.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
         state.running.store(true, Ordering::SeqCst);
 
-        let outcome = vm
-            .sandbox
-            .call(&vm.lua, kind, function, keys, args, runner, state);
+        let outcome = vm.sandbox.call(&vm.lua, kind, function, keys, args, runner);
         match outcome {
             Ok(value) => convert::lua_to_reply(&value, out, vm.sandbox.script_resp3()),
             Err(failure) => {
@@ -541,9 +540,7 @@ impl Scripting {
     pub fn function_load(&self, code: &[u8], replace: bool) -> Result<String> {
         let mut vm = self.vm.lock();
         let vm = &mut *vm;
-        let loaded = vm
-            .functions
-            .load(&vm.lua, &vm.sandbox, code, replace, &self.state);
+        let loaded = vm.functions.load(&vm.lua, &vm.sandbox, code, replace);
         self.update_stats(vm);
         loaded
     }
@@ -614,15 +611,12 @@ impl Scripting {
     pub fn function_restore(&self, payload: &[u8], policy: RestorePolicy) -> Result<()> {
         let mut vm = self.vm.lock();
         let vm = &mut *vm;
-        let restored = vm
-            .functions
-            .restore(&vm.lua, &vm.sandbox, payload, policy, &self.state);
+        let restored = vm.functions.restore(&vm.lua, &vm.sandbox, payload, policy);
         self.update_stats(vm);
         restored
     }
 
-    /// FUNCTION STATS: (libraries, functions), and the running function's
-    /// name and arguments if a function runs.
+    /// FUNCTION STATS: (libraries, functions).
     pub fn function_counts(&self) -> (usize, usize) {
         let stats = self.stats();
         (stats.libraries, stats.functions)
@@ -631,24 +625,11 @@ impl Scripting {
     /// The running function's name, command and how long it has run (ms),
     /// for FUNCTION STATS.
     pub fn running_function(&self) -> Option<(String, Vec<Vec<u8>>, u64)> {
-        if self.running().map(|(kind, _)| kind) != Some(RunKind::Function) {
+        if !self.is_running() || self.running_kind() != RunKind::Function {
             return None;
         }
         let (name, command) = self.running_function.lock().clone()?;
         Some((name, command, self.state.elapsed_ms()))
-    }
-
-    /// The running script for FUNCTION STATS / busy replies: its kind and
-    /// how long it has run (ms), if one runs.
-    pub fn running(&self) -> Option<(RunKind, u64)> {
-        self.is_running()
-            .then(|| (self.running_kind(), self.state.elapsed_ms()))
-    }
-
-    /// Tells the engine that the running script has written (it can no
-    /// longer be killed).
-    pub fn note_write(&self) {
-        self.state.wrote.store(true, Ordering::Relaxed);
     }
 }
 

@@ -469,7 +469,6 @@ impl Sandbox {
         keys: &[&[u8]],
         args: &[&[u8]],
         runner: &mut dyn CommandRunner,
-        state: &RunState,
     ) -> Result<Value, Failure> {
         self.resp3.store(false, Ordering::Relaxed);
         let fail = |error: mlua::Error| Failure {
@@ -511,7 +510,6 @@ impl Sandbox {
                 }
             }
         };
-        let _ = state;
         match outcome {
             Ok((true, value)) => Ok(value),
             Ok((false, Value::Table(error))) => Err(Failure {
