@@ -3093,3 +3093,32 @@ fn shutdown_nosave_stops_a_busy_script() {
     assert!(lossy(&runner.read_reply()).starts_with("-ERR Script killed"));
     assert!(admin.is_closed());
 }
+
+/// Larder only: SCRIPT KILL stops a script that catches every error with
+/// pcall (Redis raises the kill on every line; Larder's pcall and xpcall
+/// let it through once the script is killed).
+#[test]
+fn script_kill_is_not_swallowed_by_pcall() {
+    if redis_only() {
+        return;
+    }
+    let server = TestServer::start();
+    let mut admin = server.raw();
+    reply(
+        &mut admin,
+        &["CONFIG", "SET", "busy-reply-threshold", "100"],
+    );
+    for script in [
+        "while true do pcall(function() while true do end end) end",
+        "while true do xpcall(function() while true do end end, function(e) return e end) end",
+    ] {
+        let mut runner = server.raw();
+        send(&mut runner, &["EVAL", script, "0"]);
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(reply(&mut admin, &["SCRIPT", "KILL"]), "+OK\r\n");
+        assert!(
+            lossy(&runner.read_reply()).starts_with("-ERR Script killed by user with SCRIPT KILL")
+        );
+        assert_eq!(reply(&mut admin, &["PING"]), "+PONG\r\n");
+    }
+}

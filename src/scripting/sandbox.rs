@@ -77,24 +77,32 @@ end
 /// they see Redis's read-only tables); `rawset`, `setmetatable` and the
 /// table functions that write raw refuse them, so that no script can leave
 /// anything behind for the next; and Redis's `pcall`, which turns an error
-/// table into its `err` string.
+/// table into its `err` string (and, like `xpcall`, never swallows the
+/// error that stops a killed script).
 const ITERATION_AND_PCALL: &str = r#"
-local real, proxied = ...
-local next, pairs, ipairs, pcall, type, rawget =
-      next, pairs, ipairs, pcall, type, rawget
+local real, proxied, killed = ...
+local next, pairs, ipairs, pcall, xpcall, type, rawget, error =
+      next, pairs, ipairs, pcall, xpcall, type, rawget, error
 real.next = function(t, k) return next(proxied[t] or t, k) end
 real.pairs = function(t) return pairs(proxied[t] or t) end
 real.ipairs = function(t) return ipairs(proxied[t] or t) end
 local function finish(ok, ...)
   if ok then return true, ... end
   local err = ...
+  -- A killed script stays killed: no pcall swallows the kill.
+  if killed() then error(err, 0) end
   if type(err) == 'table' and type(rawget(err, 'err')) == 'string' then
     return false, rawget(err, 'err')
   end
   return false, err
 end
 real.pcall = function(...) return finish(pcall(...)) end
-local rawset, setmetatable, error = rawset, setmetatable, error
+local function finish_xpcall(ok, ...)
+  if not ok and killed() then error((...), 0) end
+  return ok, ...
+end
+real.xpcall = function(f, handler) return finish_xpcall(xpcall(f, handler)) end
+local rawset, setmetatable = rawset, setmetatable
 real.setmetatable = function(t, m)
   if proxied[t] then error("Attempt to modify a readonly table", 0) end
   return setmetatable(t, m)
@@ -348,10 +356,13 @@ pub fn build(state: Arc<RunState>) -> mlua::Result<(Lua, Sandbox)> {
     proxied.raw_set(function_redis.clone(), runtime_redis)?;
     let proxy_globals = read_only_proxy(&lua, &real, true)?;
     proxied.raw_set(proxy_globals.clone(), real.clone())?;
+    let kill_state = state.clone();
+    let killed =
+        lua.create_function(move |_, ()| Ok(kill_state.kill_requested.load(Ordering::Relaxed)))?;
     lua.load(ITERATION_AND_PCALL)
         .set_name(PRELUDE_NAME)
         .set_mode(ChunkMode::Text)
-        .call::<()>((real.clone(), proxied))?;
+        .call::<()>((real.clone(), proxied, killed))?;
     real.raw_set("_G", proxy_globals.clone())?;
     lua.set_globals(proxy_globals)?;
 
