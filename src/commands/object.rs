@@ -399,7 +399,10 @@ pub fn memory_overhead(ctx: &mut Ctx) -> Result<MemoryOverhead> {
     let mut m = MemoryOverhead {
         total_allocated: total,
         peak_allocated: crate::memory::peak_memory().max(total),
-        startup_allocated: crate::memory::startup_allocated(),
+        // What startup held may since have been freed (buffers of the
+        // start, another thread's unflushed count): the baseline never
+        // exceeds what is allocated now.
+        startup_allocated: crate::memory::startup_allocated().min(total),
         // The read buffers as they are; the rest of a client estimated.
         clients_normal: ctx.shared.clients.len() as u64 * (CLIENT_BASE_BYTES - 16 * 1024)
             + crate::memory::query_buffer_bytes(),
