@@ -26,6 +26,13 @@ pub struct ClientMeta {
     pub blocked: bool,
     /// CLIENT UNBLOCK asked to end the blocked command this way.
     pub unblock: Option<UnblockReason>,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's
+    /// sub, psub, ssub).
+    pub subscriptions: [usize; 3],
+    /// Runs MONITOR (flag `O`).
+    pub monitor: bool,
+    /// CLIENT TRACKING is on (flag `t`).
+    pub tracking: bool,
 }
 
 /// How CLIENT UNBLOCK ends a blocked command.
