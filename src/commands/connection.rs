@@ -4,6 +4,7 @@ use super::flags::*;
 use super::parse::{int_arg, is_keyword};
 use super::{tracking, transaction, CommandSpec, Ctx, ReplyMode, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::pubsub::ClientClass;
 use crate::shared::UnblockReason;
 
 pub use crate::version::REDIS_VERSION;
@@ -567,19 +568,19 @@ fn client_info(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-/// Redis's client types for CLIENT LIST/KILL TYPE: whether Larder's
-/// clients (all normal) are of that type; an unknown type is an error that
-/// quotes the name as given.
-fn client_type_is_normal(kind: &[u8]) -> Result<bool> {
-    let lower = kind.to_ascii_lowercase();
-    match lower.as_slice() {
-        b"normal" => Ok(true),
-        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
-        _ => Err(Error::err(format!(
+/// Redis's client types for CLIENT LIST/KILL TYPE: the class a client
+/// must be of (`None`: master, which Larder never has); an unknown type is
+/// an error that quotes the name as given.
+fn client_type(kind: &[u8]) -> Result<Option<ClientClass>> {
+    if kind.eq_ignore_ascii_case(b"master") {
+        return Ok(None);
+    }
+    ClientClass::parse(kind).map(Some).ok_or_else(|| {
+        Error::err(format!(
             "Unknown client type '{}'",
             String::from_utf8_lossy(kind)
-        ))),
-    }
+        ))
+    })
 }
 
 fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
@@ -590,8 +591,9 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             text.push('\n');
         }
     } else if argv.len() == 4 && is_keyword(argv[2], "TYPE") {
-        if client_type_is_normal(argv[3])? {
-            for client in ctx.shared.clients.list() {
+        let class = client_type(argv[3])?;
+        for client in ctx.shared.clients.list() {
+            if Some(client.mailbox.class()) == class {
                 text.push_str(&client.info_line());
                 text.push('\n');
             }
@@ -666,7 +668,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut skip_me = true;
     let mut max_age = None;
     let mut user = None;
-    let mut kind_matches = true;
+    let mut kind: Option<Option<ClientClass>> = None;
     let mut i = 2;
     while i < argv.len() {
         let Some(value) = argv.get(i + 1) else {
@@ -694,7 +696,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 Ok(_) => return Err(Error::err("maxage should be greater than 0")),
                 Err(_) => return Err(Error::err("maxage is not an integer or out of range")),
             },
-            "TYPE" => kind_matches = client_type_is_normal(value)?,
+            "TYPE" => kind = Some(client_type(value)?),
             "SKIPME" => match text.to_ascii_lowercase().as_str() {
                 "yes" => skip_me = true,
                 "no" => skip_me = false,
@@ -707,7 +709,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut killed = 0;
     for client in clients {
         let me = client.id == ctx.session.handle.id;
-        let matches = kind_matches
+        let matches = kind.is_none_or(|kind| kind == Some(client.mailbox.class()))
             && id.is_none_or(|id| client.id == id)
             && addr.as_ref().is_none_or(|a| &client.addr == a)
             && laddr.as_ref().is_none_or(|a| &client.laddr == a)

@@ -705,11 +705,7 @@ fn after_command(
     argv: &[&[u8]],
     reply_start: usize,
 ) {
-    if shared.pubsub.has_monitors() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
-        shared
-            .pubsub
-            .feed_monitors(&pubsub::monitor_line(session, argv, false));
-    }
+    feed_monitors(shared, session, spec, argv, false);
     // As Redis, CLIENT CACHING covers the next command, or the whole
     // transaction, and CLIENT commands in between do not use it up.
     if session.caching && session.multi.is_none() && !spec.name.starts_with("client|") {
@@ -727,6 +723,23 @@ fn after_command(
             out.buffer().extend_from_slice(&reply);
         }
         out.buffer().extend_from_slice(&after);
+    }
+}
+
+/// Shows a command to MONITOR clients, unless it is one Redis hides
+/// (admin commands, and those flagged `skip_monitor`: EVAL, EXEC...).
+/// `script`: run by a script (shown as `lua`).
+pub fn feed_monitors(
+    shared: &Shared,
+    session: &Session,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    script: bool,
+) {
+    if shared.pubsub.has_monitors() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
+        shared
+            .pubsub
+            .feed_monitors(&pubsub::monitor_line(session, argv, script));
     }
 }
 

@@ -17,7 +17,9 @@ pub fn turn_off(shared: &Shared, session: &mut Session) {
         shared.pubsub.disable_tracking(session.handle.id);
     }
     session.caching = false;
-    session.handle.meta.lock().tracking = false;
+    let mut meta = session.handle.meta.lock();
+    meta.tracking = false;
+    meta.redirect = -1;
 }
 
 /// CLIENT TRACKING ON|OFF [REDIRECT id] [PREFIX p]... [BCAST] [OPTIN]
@@ -136,7 +138,10 @@ pub fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     ctx.shared.pubsub.enable_tracking(&mailbox, options, target);
     ctx.session.tracking = Some(mode);
     ctx.session.caching = false;
-    ctx.session.handle.meta.lock().tracking = true;
+    let mut meta = ctx.session.handle.meta.lock();
+    meta.tracking = true;
+    meta.redirect = redirect.map_or(0, |id| id as i64);
+    drop(meta);
     ctx.out.ok();
     Ok(())
 }

@@ -238,6 +238,7 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
             args,
             Some(&mut locks),
         );
+        super::feed_monitors(ctx.shared, ctx.session, spec, args, false);
     }
     Ok(())
 }
