@@ -476,7 +476,7 @@ fn a_write_that_changes_nothing_does_not_invalidate() {
 fn expiry_by_ttl_invalidates_without_any_access() {
     let pair = Pair::start();
     let (mut tracker, mut writer) = tracker_and_writer(&pair, &[]);
-    writer.expect(&["SET", "short", "v", "PX", "150"], "+OK|");
+    writer.expect(&["SET", "short", "v", "PX", "300"], "+OK|");
     tracker.expect(&["GET", "short"], "$1|v|");
     // Nobody touches the key: active expiry must find it and say so.
     assert_eq!(
@@ -490,11 +490,21 @@ fn expiry_by_ttl_invalidates_without_any_access() {
 fn a_read_of_an_expired_key_sends_its_invalidation() {
     let pair = Pair::start();
     let (mut tracker, mut writer) = tracker_and_writer(&pair, &[]);
-    // Another client reads the key right after it expired: whichever comes
-    // first, that read or active expiry, the tracker hears of it once.
-    writer.expect(&["SET", "k", "v", "PX", "60"], "+OK|");
+    // Another client reads the key once it expired: whichever comes first,
+    // that read or active expiry, the tracker hears of it once.
+    writer.expect(&["SET", "k", "v", "PX", "100"], "+OK|");
     tracker.expect(&["GET", "k"], "$1|v|");
-    std::thread::sleep(Duration::from_millis(80));
+    for conn in [&mut writer.ours, &mut writer.theirs] {
+        let deadline = Instant::now() + PATIENCE;
+        while conn.command(&["PTTL", "k"]) != b":-2\r\n" {
+            assert!(
+                Instant::now() < deadline,
+                "{}: k never expired",
+                conn.server
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
     writer.expect(&["GET", "k"], "$-1|");
     let pushes = tracker.pushes("the expired key read by another client");
     assert_eq!(pushes, invalidate(&["k"]));
@@ -1350,4 +1360,143 @@ fn info_reports_tracking_clients_keys_items_and_prefixes_as_redis() {
         "after FLUSHALL, with d gone and c off",
     );
     drop(b);
+}
+
+// ---------------------------------------------------------------- eviction
+
+/// `larder-server` as a process: it installs the counting allocator, so
+/// INFO's used_memory (and with it maxmemory) is exact there, as in
+/// tests/eviction.rs.
+struct LarderProcess {
+    child: std::process::Child,
+    addr: SocketAddr,
+}
+
+impl LarderProcess {
+    fn start() -> Self {
+        let port = common::free_port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_larder-server"))
+            .args(["--port", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn larder-server");
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+        let deadline = Instant::now() + PATIENCE;
+        while TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "larder-server did not start");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        LarderProcess { child, addr }
+    }
+}
+
+impl Drop for LarderProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Keys are written, then read by the tracking client (so tracked), while
+/// memory fills past maxmemory: each key evicted must be invalidated, and
+/// only those (nothing else writes them).
+fn eviction_invalidates_on(addr: SocketAddr, server: &'static str) {
+    let mut admin = Conn::connect(addr, server);
+    let mut tracker = Conn::connect(addr, server);
+    let used = info_field(&mut admin, "memory", "used_memory");
+    let limit = (used + 1024 * 1024).to_string();
+    for (name, value) in [
+        ("maxmemory-policy", "allkeys-random"),
+        ("maxmemory", limit.as_str()),
+    ] {
+        let reply = admin.command(&["CONFIG", "SET", name, value]);
+        assert_eq!(
+            show(&reply, &[]),
+            "+OK|",
+            "{server}: CONFIG SET {name} {value}"
+        );
+    }
+    assert!(tracker.command(&["HELLO", "3"]).starts_with(b"%"));
+    assert_eq!(
+        show(&tracker.command(&["CLIENT", "TRACKING", "ON"]), &[]),
+        "+OK|"
+    );
+    let value = "x".repeat(10 * 1024);
+    let mut invalidated = std::collections::BTreeSet::new();
+    let mut note = |reply: &[u8]| {
+        let keys = push_keys(reply)
+            .unwrap_or_else(|| panic!("{server}: not an invalidation: {:?}", show(reply, &[])));
+        invalidated.extend(keys);
+    };
+    let keys: Vec<String> = (0..300).map(|i| format!("big:{i}")).collect();
+    let mut gone_before_read = std::collections::BTreeSet::new();
+    for key in &keys {
+        let reply = admin.command(&["SET", key, &value]);
+        assert_eq!(show(&reply, &[]), "+OK|", "{server}: SET {key}");
+        tracker.send(&["GET", key]);
+        loop {
+            let reply = tracker.read("GET");
+            if !is_push(&reply) {
+                // Evicted already (a server may evict before any command):
+                // never seen by the tracker, so nothing to invalidate.
+                if reply == b"_\r\n" {
+                    gone_before_read.insert(key.clone());
+                }
+                break;
+            }
+            note(&reply);
+        }
+    }
+    // No more evictions from here on (Redis evicts before any command).
+    let reply = admin.command(&["CONFIG", "SET", "maxmemory", "0"]);
+    assert_eq!(
+        show(&reply, &[]),
+        "+OK|",
+        "{server}: CONFIG SET maxmemory 0"
+    );
+    tracker.send(&["PING"]);
+    loop {
+        let reply = tracker.read("PING");
+        if !is_push(&reply) {
+            assert_eq!(show(&reply, &[]), "+PONG|", "{server}");
+            break;
+        }
+        note(&reply);
+    }
+    let evicted = info_field(&mut admin, "stats", "evicted_keys");
+    assert!(evicted > 0, "{server}: nothing was evicted");
+    let missing: std::collections::BTreeSet<String> = keys
+        .iter()
+        .filter(|key| admin.command(&["EXISTS", key]) == b":0\r\n")
+        .cloned()
+        .collect();
+    let evicted_after_read: std::collections::BTreeSet<String> =
+        missing.difference(&gone_before_read).cloned().collect();
+    let not_invalidated: Vec<&String> = evicted_after_read.difference(&invalidated).collect();
+    let invalidated_not_evicted: Vec<&String> =
+        invalidated.difference(&evicted_after_read).collect();
+    assert!(
+        not_invalidated.is_empty() && invalidated_not_evicted.is_empty(),
+        "{server}: {} keys evicted after the tracker read them; evicted but not invalidated: \
+         {not_invalidated:?}; invalidated but not evicted: {invalidated_not_evicted:?}",
+        evicted_after_read.len()
+    );
+    assert!(
+        evicted_after_read.len() > 10,
+        "{server}: too few evictions to tell"
+    );
+    assert_eq!(missing.len() as i64, evicted, "{server}: evicted_keys");
+}
+
+#[test]
+fn eviction_invalidates_tracked_keys_on_redis() {
+    let redis = RedisServer::start();
+    eviction_invalidates_on(redis.addr, "redis");
+}
+
+#[test]
+fn eviction_invalidates_tracked_keys_on_larder() {
+    let larder = LarderProcess::start();
+    eviction_invalidates_on(larder.addr, "larder");
 }

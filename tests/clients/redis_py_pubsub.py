@@ -434,7 +434,7 @@ def cache_section():
     check(cache.size, 0, "cache entries after FLUSHALL")
 
     # Expiry: the cached value goes once the key expires on the server.
-    writer.set("session", "s", px=150)
+    writer.set("session", "s", px=500)
     check(r.get("session"), "s", "GET of a key with a TTL")
     deadline = time.monotonic() + 3
     while r.get("session") is not None:
