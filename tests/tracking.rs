@@ -59,6 +59,28 @@ impl Pair {
     }
 }
 
+impl Drop for Pair {
+    fn drop(&mut self) {
+        let differences = DIFFERENCES.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        if !differences.is_empty() && !std::thread::panicking() {
+            panic!("Larder and Redis differ:\n{}", differences.join("\n"));
+        }
+    }
+}
+
+thread_local! {
+    /// Differences noted with `TRACKING_TESTS_KEEP_GOING=1`, reported when
+    /// the test's `Pair` goes.
+    static DIFFERENCES: std::cell::RefCell<Vec<String>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// With `TRACKING_TESTS_KEEP_GOING=1`, a difference between the servers is
+/// noted and the test goes on with Redis's reply, so that one run lists
+/// every difference of a test (later ones may follow from earlier ones).
+fn keep_going() -> bool {
+    std::env::var_os("TRACKING_TESTS_KEEP_GOING").is_some()
+}
+
 /// How long a reply (or an expected push) may take.
 const PATIENCE: Duration = Duration::from_secs(5);
 
@@ -181,6 +203,13 @@ impl Duo {
         let our_ids: Vec<i64> = ids.iter().map(|p| p.0).collect();
         let their_ids: Vec<i64> = ids.iter().map(|p| p.1).collect();
         let (ours, theirs) = (show(ours, &our_ids), show(theirs, &their_ids));
+        if ours != theirs && keep_going() {
+            DIFFERENCES.with(|d| {
+                d.borrow_mut()
+                    .push(format!("{what}\n  Larder: {ours:?}\n  Redis:  {theirs:?}"))
+            });
+            return theirs;
+        }
         assert_eq!(
             ours, theirs,
             "Larder (left) and Redis (right) differ: {what}"
