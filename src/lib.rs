@@ -18,6 +18,7 @@ pub mod glob;
 pub mod memory;
 pub mod numbers;
 pub mod protocol;
+pub mod pubsub;
 pub mod scripting;
 pub mod server;
 pub mod shared;

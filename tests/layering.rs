@@ -13,7 +13,7 @@ const FLOORS: &[&[&str]] = &[
     &["protocol"],
     &["store"],
     &["config"],
-    &["writebehind", "scripting"],
+    &["writebehind", "scripting", "pubsub"],
     &["shared"],
     &["commands"],
     &["server"],

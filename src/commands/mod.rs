@@ -437,6 +437,22 @@ impl<'c, 's> Ctx<'c, 's> {
     pub fn store(&self) -> &'s Store {
         self.locks.store
     }
+
+    /// Publishes the keyspace notification `event` of `class` (see
+    /// `pubsub::events`) for `key` in the selected database, if
+    /// `notify-keyspace-events` enables it (one load otherwise).
+    #[inline]
+    pub fn notify(&self, class: u32, event: &str, key: &[u8]) {
+        self.shared
+            .pubsub
+            .notify(class, event, key, self.session.db);
+    }
+
+    /// [`Ctx::notify`] in database `db` (MOVE, COPY ... DB).
+    #[inline]
+    pub fn notify_in(&self, db: usize, class: u32, event: &str, key: &[u8]) {
+        self.shared.pubsub.notify(class, event, key, db);
+    }
 }
 
 /// Redis's `%.<max>s` of a client argument: at most `max` bytes, ending at

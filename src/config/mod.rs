@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub mod keyspace_events;
 pub mod limits;
+pub mod output_limits;
 pub mod writebehind;
 
 use crate::store::{MemoryLimits, Policy};
@@ -43,6 +45,14 @@ pub struct Config {
     /// KILL may stop it, in ms (`busy-reply-threshold`, alias
     /// `lua-time-limit`).
     pub busy_reply_threshold: u64,
+    /// Which keyspace notifications are published
+    /// (`notify-keyspace-events`, see [`keyspace_events`]).
+    pub notify_keyspace_events: u32,
+    /// `client-output-buffer-limit`, by client class.
+    pub client_output_buffer_limit: output_limits::OutputLimits,
+    /// Keys the client-side caching table may remember
+    /// (`tracking-table-max-keys`; 0: no limit).
+    pub tracking_table_max_keys: u64,
     /// Longest bulk argument a client may send, in bytes.
     pub proto_max_bulk_len: u64,
     /// Largest unparsed request a client may accumulate, in bytes.
@@ -384,6 +394,42 @@ pub static SETTINGS: &[Setting] = &[
         get: |c| c.timeout.to_string(),
         set: |c, v| {
             c.timeout = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "notify-keyspace-events",
+        kind: Kind::Text,
+        mutable: true,
+        default: "",
+        description: "Keyspace notification classes to publish (K, E, g, $, l, s, h, z, x, e, t, m, d, n, A).",
+        get: |c| keyspace_events::format(c.notify_keyspace_events),
+        set: |c, v| {
+            c.notify_keyspace_events = keyspace_events::parse(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "client-output-buffer-limit",
+        kind: Kind::Words,
+        mutable: true,
+        default: "normal 0 0 0 slave 268435456 67108864 60 pubsub 33554432 8388608 60",
+        description: "Output a client of each class may have waiting before it is dropped: <class> <hard> <soft> <soft seconds>.",
+        get: |c| c.client_output_buffer_limit.to_config_string(),
+        set: |c, v| {
+            c.client_output_buffer_limit = c.client_output_buffer_limit.parse_onto(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tracking-table-max-keys",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "1000000",
+        description: "Keys the client-side caching table remembers before it invalidates some (0: no limit).",
+        get: |c| c.tracking_table_max_keys.to_string(),
+        set: |c, v| {
+            c.tracking_table_max_keys = ranged(v, 0, i64::MAX)? as u64;
             Ok(())
         },
     },
@@ -951,6 +997,9 @@ impl Default for Config {
             maxclients: 0,
             timeout: 0,
             busy_reply_threshold: 0,
+            notify_keyspace_events: 0,
+            client_output_buffer_limit: output_limits::OutputLimits::default(),
+            tracking_table_max_keys: 0,
             proto_max_bulk_len: 0,
             client_query_buffer_limit: 0,
             tcp_keepalive: 0,

@@ -51,6 +51,9 @@ pub struct ClientHandle {
     killed: AtomicBool,
     kill_signal: Notify,
     unblock_signal: Notify,
+    /// What other clients and the server push to this one (pub/sub
+    /// messages, invalidations, MONITOR lines).
+    pub mailbox: Arc<crate::pubsub::Mailbox>,
     /// The connection's buffers as it last reported them (once per read
     /// batch): CLIENT LIST's qbuf, qbuf-free, obl, rbs and tot-mem.
     buffers: [AtomicUsize; 4],
@@ -79,6 +82,7 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
             unblock_signal: Notify::new(),
+            mailbox: Arc::new(crate::pubsub::Mailbox::new(id)),
             buffers: Default::default(),
         }
     }

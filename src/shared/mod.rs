@@ -21,6 +21,7 @@ pub use blocking::BlockingRegistry;
 pub use clients::{ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
 
 use crate::config::{Config, SharedConfig};
+use crate::pubsub::PubSub;
 use crate::scripting::Scripting;
 use crate::store::{Clock, Store, StoreOptions};
 use crate::writebehind::WriteBehind;
@@ -137,6 +138,8 @@ pub struct Shared {
     pub writebehind: Option<Arc<WriteBehind>>,
     /// The Lua VM, its script cache and function libraries.
     pub scripting: Scripting,
+    /// Pub/sub, keyspace notifications, MONITOR and client-side caching.
+    pub pubsub: Arc<PubSub>,
     shutdown_tx: watch::Sender<bool>,
     stopping: AtomicBool,
 }
@@ -169,6 +172,9 @@ impl Shared {
         let run_id: String = (0..40)
             .map(|_| char::from_digit(rand::random::<u32>() % 16, 16).unwrap_or('0'))
             .collect();
+        let pubsub = Arc::new(PubSub::default());
+        pubsub.configure(&config);
+        store.listen(pubsub.key_signals());
         let scripting = Scripting::new();
         scripting.set_busy_threshold_ms(config.busy_reply_threshold);
         Shared {
@@ -182,6 +188,7 @@ impl Shared {
             bound: Mutex::new(Vec::new()),
             writebehind,
             scripting,
+            pubsub,
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
@@ -192,6 +199,7 @@ impl Shared {
     pub fn set_config(&self, config: Config) {
         self.scripting
             .set_busy_threshold_ms(config.busy_reply_threshold);
+        self.pubsub.configure(&config);
         *self.config.write() = config;
         self.config_epoch.fetch_add(1, Ordering::Release);
     }

@@ -16,6 +16,7 @@ pub mod lazyfree;
 pub mod ops;
 mod s3fifo;
 mod shard;
+pub mod signals;
 pub mod types;
 mod value;
 
@@ -33,6 +34,7 @@ pub use evict::{MemoryLimits, Policy, Room};
 pub use lazyfree::LazyFreeStats;
 pub use ops::{parse_float_value, parse_int_value};
 pub use shard::{Db, ExpiredCounts, RemovedContents, Shard};
+pub use signals::{KeyListener, KeySignal, KeySignals};
 pub use value::{Entry, Key, LfuCounter, Value, ValueRef};
 
 use crate::error::{Error, Result};
@@ -425,6 +427,15 @@ impl Store {
         let mut all = self.lock_all();
         for (_, shard) in all.shards_mut() {
             shard.observe_changes(observer.clone());
+        }
+    }
+
+    /// Signals what happens to keys (see [`signals`]) to `signals`'
+    /// listener, from now on.
+    pub fn listen(&self, signals: KeySignals) {
+        let mut all = self.lock_all();
+        for (_, shard) in all.shards_mut() {
+            shard.listen(signals.clone());
         }
     }
 

@@ -14,6 +14,7 @@ use super::changes::{ChangeObserver, ChangeTracker, Effect, Pending, PendingStat
 use super::evict::{self, Policy};
 use super::keymap::EntryMap;
 use super::s3fifo::S3Fifo;
+use super::signals::{KeySignal, KeySignals};
 use super::value::{Entry, Key, Value, ValueRef};
 
 /// The part of one logical database that lives in one shard.
@@ -43,6 +44,9 @@ pub struct Db {
     changes: Option<Box<ChangeTracker>>,
     /// S3-FIFO queues, kept only while `allkeys-s3fifo` is the policy.
     fifo: Option<Box<S3Fifo>>,
+    /// Where changes are signalled (tracking, notifications), if a
+    /// listener is installed.
+    signals: Option<KeySignals>,
     /// Counts every removal of a key (deletion, expiry, eviction, flush,
     /// swap): a copy loaded from elsewhere is only stored if nothing was
     /// removed since it was asked for (see [`Db::insert_loaded`]).
@@ -180,7 +184,7 @@ impl Db {
             // A new key: one lookup was enough.
             self.insert_absent(key, Entry::new_str(key, value, expires_at, now_ms));
             self.file_field_expiry(key, None);
-            self.bump_watch(key);
+            self.changed(key);
             return;
         };
         // A live string rewritten with a value of the same length: in
@@ -193,7 +197,7 @@ impl Db {
             if old_expiry != expires_at {
                 self.reindex_expiry(key, old_expiry, expires_at);
             }
-            self.bump_watch(key);
+            self.changed(key);
             return;
         }
         self.insert_entry(key, Entry::new_str(key, value, expires_at, now_ms), now_ms);
@@ -222,7 +226,7 @@ impl Db {
             changes.written(self.index, key, Some(entry));
         }
         self.file_field_expiry(key, None);
-        self.bump_watch(key);
+        self.changed(key);
         true
     }
 
@@ -247,7 +251,7 @@ impl Db {
         };
         // What `touch` does; the change was recorded on `fresh` above,
         // saving a lookup.
-        self.bump_watch(key);
+        self.changed(key);
         previous
     }
 
@@ -255,6 +259,9 @@ impl Db {
     fn insert_absent(&mut self, key: &[u8], fresh: Entry) {
         if let Some(changes) = self.changes.as_deref_mut() {
             changes.written(self.index, key, Some(&fresh));
+        }
+        if let Some(signals) = &self.signals {
+            signals.send(self.index, key, KeySignal::Added);
         }
         let expires_at = fresh.expires_at();
         let hash = self.entries.insert_new(fresh);
@@ -296,9 +303,14 @@ impl Db {
         {
             return false;
         }
+        // Not a change to write behind, nor a new key to announce; but
+        // clients caching the key must forget what they had.
         let changes = self.changes.take();
+        let signals = self.signals.take();
         self.insert(key, value, expires_at, now_ms);
         self.changes = changes;
+        self.signals = signals;
+        self.signal(key, KeySignal::Modified);
         true
     }
 
@@ -319,6 +331,14 @@ impl Db {
         }
         self.file_field_expiry(key, None);
         self.bump_watch(key);
+        self.signal(
+            key,
+            match removal {
+                Removal::Deleted => KeySignal::Modified,
+                Removal::Expired => KeySignal::Expired,
+                Removal::Gone => KeySignal::Evicted,
+            },
+        );
         if let Some(changes) = self.changes.as_deref_mut() {
             match removal {
                 Removal::Deleted => changes.deleted(self.index, key, &entry),
@@ -592,6 +612,7 @@ impl Db {
                 self.removals += 1;
                 self.file_field_expiry(&key, None);
                 self.bump_watch(&key);
+                self.signal(&key, KeySignal::Expired);
                 if let Some(changes) = self.changes.as_deref_mut() {
                     changes.expired(self.index, &key, &entry);
                 }
@@ -634,12 +655,18 @@ impl Db {
                 (removed, hash.is_empty(), hash.next_field_expiry())
             };
             reclaimed += removed;
+            if removed > 0 {
+                self.signal(&key, KeySignal::FieldsExpired);
+            }
             if empty {
                 self.remove_entry(&key, Removal::Expired);
                 continue;
             }
             if removed > 0 {
-                self.touch(&key);
+                self.bump_watch(&key);
+                if let Some(changes) = self.changes.as_deref_mut() {
+                    changes.written(self.index, &key, self.entries.get(&key));
+                }
             }
             self.file_field_expiry(&key, next);
         }
@@ -686,7 +713,7 @@ impl Db {
     /// Records that `key` changed: WATCHers of it will abort their EXEC,
     /// and write-behind (if on) will store its new state.
     pub fn touch(&mut self, key: &[u8]) {
-        self.bump_watch(key);
+        self.changed(key);
         if let Some(changes) = self.changes.as_deref_mut() {
             changes.written(self.index, key, self.entries.get(key));
         }
@@ -695,7 +722,7 @@ impl Db {
     /// [`Db::touch`], saying what the change did (so that the write-behind
     /// journal records that rather than the whole value).
     pub fn touch_with(&mut self, key: &[u8], effect: Effect<'_>) {
-        self.bump_watch(key);
+        self.changed(key);
         if let Some(changes) = self.changes.as_deref_mut() {
             changes.written_with(self.index, key, self.entries.get(key), Some(effect));
         }
@@ -709,6 +736,24 @@ impl Db {
         if let Some(changes) = self.changes.as_deref_mut() {
             changes.restored(self.index, key, state, self.entries.get(key));
         }
+    }
+
+    /// A command changed `key`: WATCHers and the signal listener see it.
+    fn changed(&mut self, key: &[u8]) {
+        self.bump_watch(key);
+        self.signal(key, KeySignal::Modified);
+    }
+
+    #[inline]
+    fn signal(&self, key: &[u8], signal: KeySignal) {
+        if let Some(signals) = &self.signals {
+            signals.send(self.index, key, signal);
+        }
+    }
+
+    /// Starts signalling changes to `signals`' listener.
+    pub(crate) fn listen(&mut self, signals: KeySignals) {
+        self.signals = Some(signals);
     }
 
     fn bump_watch(&mut self, key: &[u8]) {
@@ -784,6 +829,8 @@ pub struct Shard {
     empty: Db,
     /// The write-behind observer every new part reports to.
     observer: Option<Arc<dyn ChangeObserver>>,
+    /// The signal listener every new part reports to.
+    signals: Option<KeySignals>,
     /// Whether new parts keep S3-FIFO queues (the store's flag).
     s3fifo: Arc<AtomicBool>,
     /// The number of databases configured.
@@ -807,6 +854,7 @@ impl Shard {
             dbs: Vec::new(),
             empty: Db::default(),
             observer: None,
+            signals: None,
             s3fifo,
             configured: databases,
         }
@@ -838,7 +886,7 @@ impl Shard {
         if index >= self.dbs.len() {
             self.dbs.resize_with(index + 1, || None);
         }
-        let (observer, s3fifo) = (&self.observer, &self.s3fifo);
+        let (observer, signals, s3fifo) = (&self.observer, &self.signals, &self.s3fifo);
         self.dbs[index].get_or_insert_with(|| {
             let mut db = Box::new(Db {
                 index,
@@ -846,6 +894,9 @@ impl Shard {
             });
             if let Some(observer) = observer {
                 db.observe_changes(observer.clone());
+            }
+            if let Some(signals) = signals {
+                db.listen(signals.clone());
             }
             if s3fifo.load(Ordering::Relaxed) {
                 db.track_s3fifo(true);
@@ -891,6 +942,14 @@ impl Shard {
             db.observe_changes(observer.clone());
         }
         self.observer = Some(observer);
+    }
+
+    /// Signals changes of every part, present and future, to `signals`.
+    pub(crate) fn listen(&mut self, signals: KeySignals) {
+        for db in self.existing_dbs_mut() {
+            db.listen(signals.clone());
+        }
+        self.signals = Some(signals);
     }
 
     /// Two distinct databases at once (MOVE, COPY ... DB).

@@ -1,0 +1,213 @@
+//! A client's mailbox: what other clients and the server push to it
+//! (pub/sub messages, invalidations, MONITOR lines), already encoded for
+//! its protocol, until its connection writes them out.
+//!
+//! Pushing never waits: the pusher appends bytes under the mailbox's own
+//! short lock and signals the connection. A client that does not read
+//! cannot make its mailbox grow without bound: past its class's
+//! `client-output-buffer-limit` the mailbox closes (the connection then
+//! drops the client), and what it held is freed at once.
+
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+pub use crate::config::output_limits::{ClientClass, OutputLimit, OutputLimits};
+
+/// What a mailbox holds.
+#[derive(Debug, Default)]
+struct Held {
+    frames: BytesMut,
+    /// When the pending output first went past the soft limit (cleared
+    /// once it is back under).
+    over_soft_since: Option<Instant>,
+}
+
+/// See the module docs. One per client, shared by its connection and the
+/// engines that push to it.
+#[derive(Debug)]
+pub struct Mailbox {
+    /// The client's id (CLIENT ID).
+    pub id: u64,
+    held: Mutex<Held>,
+    signal: Notify,
+    /// The client speaks RESP3: frames are pushes (`>`).
+    resp3: AtomicBool,
+    /// The client may receive pushes (it subscribed, tracks keys, or
+    /// monitors): its connection listens for them.
+    listening: AtomicBool,
+    /// Past its output limit: the connection must drop the client.
+    overflowed: AtomicBool,
+    /// The client has gone: nothing is delivered any more.
+    closed: AtomicBool,
+    /// Bytes the connection took from here (or its own replies) and has
+    /// not written yet: they count toward the output limit too.
+    unsent: AtomicUsize,
+    class: AtomicU8,
+}
+
+impl Mailbox {
+    pub fn new(id: u64) -> Self {
+        Mailbox {
+            id,
+            held: Mutex::new(Held::default()),
+            signal: Notify::new(),
+            resp3: AtomicBool::new(false),
+            listening: AtomicBool::new(false),
+            overflowed: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            unsent: AtomicUsize::new(0),
+            class: AtomicU8::new(ClientClass::Normal as u8),
+        }
+    }
+
+    pub fn is_resp3(&self) -> bool {
+        self.resp3.load(Ordering::Relaxed)
+    }
+
+    pub fn set_resp3(&self, resp3: bool) {
+        self.resp3.store(resp3, Ordering::Relaxed);
+    }
+
+    /// Whether the connection must listen for pushes.
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    pub fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Ordering::Relaxed);
+    }
+
+    pub fn class(&self) -> ClientClass {
+        match self.class.load(Ordering::Relaxed) {
+            1 => ClientClass::Replica,
+            2 => ClientClass::PubSub,
+            _ => ClientClass::Normal,
+        }
+    }
+
+    pub fn set_class(&self, class: ClientClass) {
+        self.class.store(class as u8, Ordering::Relaxed);
+    }
+
+    /// Appends one encoded frame, unless that takes the client past
+    /// `limit`: then the mailbox empties and closes, and this returns
+    /// false (the caller counts and logs the disconnection once).
+    pub fn push(&self, frame: &[u8], limit: OutputLimit) -> bool {
+        if self.overflowed.load(Ordering::Relaxed) || self.is_closed() {
+            return true;
+        }
+        let mut held = self.held.lock();
+        held.frames.extend_from_slice(frame);
+        let pending = (held.frames.len() + self.unsent.load(Ordering::Relaxed)) as u64;
+        if exceeds(&mut held.over_soft_since, pending, limit) {
+            held.frames = BytesMut::new();
+            drop(held);
+            self.overflowed.store(true, Ordering::Release);
+            self.signal.notify_one();
+            return false;
+        }
+        drop(held);
+        self.signal.notify_one();
+        true
+    }
+
+    /// The client has gone: what it held is freed, later pushes dropped.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.held.lock().frames = BytesMut::new();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Whether the client went past its output limit.
+    pub fn is_overflowed(&self) -> bool {
+        self.overflowed.load(Ordering::Acquire)
+    }
+
+    /// Takes everything pushed so far (appending it to `out`).
+    pub fn drain_into(&self, out: &mut BytesMut) {
+        let mut held = self.held.lock();
+        if !held.frames.is_empty() {
+            out.extend_from_slice(&held.frames);
+            held.frames.clear();
+            if held.frames.capacity() > 64 * 1024 {
+                held.frames = BytesMut::new();
+            }
+        }
+    }
+
+    /// Bytes waiting here.
+    pub fn held_bytes(&self) -> usize {
+        self.held.lock().frames.len()
+    }
+
+    /// The connection holds `bytes` it has not written yet.
+    pub fn set_unsent(&self, bytes: usize) {
+        self.unsent.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Resolves once something was pushed (or the mailbox closed) since
+    /// the last wait.
+    pub async fn pushed(&self) {
+        self.signal.notified().await;
+    }
+}
+
+/// Redis's checkClientOutputBufferLimits: past the hard limit, or past the
+/// soft limit for longer than its seconds.
+fn exceeds(over_soft_since: &mut Option<Instant>, pending: u64, limit: OutputLimit) -> bool {
+    if limit.hard > 0 && pending >= limit.hard {
+        return true;
+    }
+    if limit.soft > 0 && pending >= limit.soft {
+        let since = *over_soft_since.get_or_insert_with(Instant::now);
+        return since.elapsed() > Duration::from_secs(limit.soft_seconds);
+    }
+    *over_soft_since = None;
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mailbox_past_its_hard_limit_closes_and_frees() {
+        let mailbox = Mailbox::new(1);
+        let limit = OutputLimit {
+            hard: 100,
+            soft: 0,
+            soft_seconds: 0,
+        };
+        assert!(mailbox.push(&[b'x'; 60], limit));
+        assert!(!mailbox.push(&[b'x'; 60], limit));
+        assert!(mailbox.is_overflowed());
+        assert_eq!(mailbox.held_bytes(), 0);
+    }
+
+    #[test]
+    fn the_soft_limit_allows_a_burst_for_its_seconds() {
+        let mut since = None;
+        let limit = OutputLimit {
+            hard: 0,
+            soft: 10,
+            soft_seconds: 60,
+        };
+        assert!(!exceeds(&mut since, 20, limit));
+        assert!(since.is_some());
+        assert!(!exceeds(&mut since, 5, limit));
+        assert!(since.is_none());
+        let strict = OutputLimit {
+            soft_seconds: 0,
+            ..limit
+        };
+        let mut since = Some(Instant::now() - Duration::from_millis(10));
+        assert!(exceeds(&mut since, 20, strict));
+    }
+}
