@@ -625,8 +625,8 @@ fn active_expiry_sends_expired_without_the_key_being_touched() {
 fn subscribe(server: &Target, flags: &str, pattern: &str) -> RawClient {
     let mut admin = server.raw();
     assert_eq!(
-        admin.command(&["CONFIG", "SET", "notify-keyspace-events", flags]),
-        b"+OK\r\n"
+        show(&admin.command(&["CONFIG", "SET", "notify-keyspace-events", flags])),
+        show(b"+OK\r\n")
     );
     let mut subscriber = server.raw();
     let reply = subscriber.command(&["PSUBSCRIBE", pattern]);
@@ -651,8 +651,8 @@ fn eviction_sends_evicted_events() {
         .expect("used_memory");
     let limit = (used + (2 << 20)).to_string();
     assert_eq!(
-        writer.command(&["CONFIG", "SET", "maxmemory", &limit]),
-        b"+OK\r\n"
+        show(&writer.command(&["CONFIG", "SET", "maxmemory", &limit])),
+        show(b"+OK\r\n")
     );
     let value = vec![b'v'; 1024];
     let mut evicted = Vec::new();
@@ -701,7 +701,10 @@ fn eviction_sends_evicted_events() {
         .to_vec();
     assert_eq!(keyevent[2], Item::Bulk(b"__keyevent@0__:evicted".to_vec()));
     assert_eq!(keyevent[3], Item::Bulk(key.clone()));
-    assert_eq!(writer.command_bytes(&[b"EXISTS", &key]), b":0\r\n");
+    assert_eq!(
+        show(&writer.command_bytes(&[b"EXISTS", &key])),
+        show(b":0\r\n")
+    );
 }
 
 #[test]
@@ -730,13 +733,13 @@ fn hash_field_expiry_events_as_redis_7_4() {
     writer.command(&["HSET", "h", "a", "1", "b", "2"]);
     next(&event("hset", "h"));
     assert_eq!(
-        writer.command(&["HEXPIRE", "h", "100", "FIELDS", "1", "a"]),
-        b"*1\r\n:1\r\n"
+        show(&writer.command(&["HEXPIRE", "h", "100", "FIELDS", "1", "a"])),
+        show(b"*1\r\n:1\r\n")
     );
     next(&event("hexpire", "h"));
     assert_eq!(
-        writer.command(&["HPERSIST", "h", "FIELDS", "1", "a"]),
-        b"*1\r\n:1\r\n"
+        show(&writer.command(&["HPERSIST", "h", "FIELDS", "1", "a"])),
+        show(b"*1\r\n:1\r\n")
     );
     next(&event("hpersist", "h"));
     // Fields expiring by themselves: hexpired, and del once the hash is
@@ -745,5 +748,5 @@ fn hash_field_expiry_events_as_redis_7_4() {
     next(&event("hexpire", "h"));
     next(&event("hexpired", "h"));
     next(&event("del", "h"));
-    assert_eq!(writer.command(&["EXISTS", "h"]), b":0\r\n");
+    assert_eq!(show(&writer.command(&["EXISTS", "h"])), show(b":0\r\n"));
 }

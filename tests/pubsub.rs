@@ -934,17 +934,23 @@ fn client_pause_write_holds_writes_until_the_timeout_and_lets_reads_through() {
     let mut admin = server.raw();
     let mut writer = server.raw();
     let mut reader = server.raw();
-    assert_eq!(reader.command(&["SET", "k", "before"]), b"+OK\r\n");
+    assert_eq!(
+        show(&reader.command(&["SET", "k", "before"])),
+        show(b"+OK\r\n")
+    );
     let paused_at = Instant::now();
     assert_eq!(
-        admin.command(&["CLIENT", "PAUSE", "500", "WRITE"]),
-        b"+OK\r\n"
+        show(&admin.command(&["CLIENT", "PAUSE", "500", "WRITE"])),
+        show(b"+OK\r\n")
     );
     writer.send(&common::encode_command(&[b"SET", b"k", b"after"]));
     // Reads go on while writes wait.
     let start = Instant::now();
-    assert_eq!(reader.command(&["GET", "k"]), b"$6\r\nbefore\r\n");
-    assert_eq!(reader.command(&["EXISTS", "k"]), b":1\r\n");
+    assert_eq!(
+        show(&reader.command(&["GET", "k"])),
+        show(b"$6\r\nbefore\r\n")
+    );
+    assert_eq!(show(&reader.command(&["EXISTS", "k"])), show(b":1\r\n"));
     assert!(
         start.elapsed() < Duration::from_millis(250),
         "reads waited {:?} during CLIENT PAUSE WRITE",
@@ -957,7 +963,10 @@ fn client_pause_write_holds_writes_until_the_timeout_and_lets_reads_through() {
         held >= Duration::from_millis(450) && held < Duration::from_millis(2000),
         "the write was answered {held:?} after CLIENT PAUSE 500 WRITE"
     );
-    assert_eq!(reader.command(&["GET", "k"]), b"$5\r\nafter\r\n");
+    assert_eq!(
+        show(&reader.command(&["GET", "k"])),
+        show(b"$5\r\nafter\r\n")
+    );
 }
 
 #[test]
@@ -968,8 +977,8 @@ fn client_unpause_releases_paused_clients_at_once() {
     let mut publisher = server.raw();
     let mut reader = server.raw();
     assert_eq!(
-        admin.command(&["CLIENT", "PAUSE", "20000", "WRITE"]),
-        b"+OK\r\n"
+        show(&admin.command(&["CLIENT", "PAUSE", "20000", "WRITE"])),
+        show(b"+OK\r\n")
     );
     writer.send(&common::encode_command(&[b"INCR", b"n"]));
     // PUBLISH waits during a write pause too, as in Redis.
@@ -984,9 +993,12 @@ fn client_unpause_releases_paused_clients_at_once() {
         Arrival::Nothing,
         "PUBLISH went through CLIENT PAUSE WRITE"
     );
-    assert_eq!(reader.command(&["GET", "n"]), b"$-1\r\n");
+    assert_eq!(show(&reader.command(&["GET", "n"])), show(b"$-1\r\n"));
     let unpaused = Instant::now();
-    assert_eq!(admin.command(&["CLIENT", "UNPAUSE"]), b"+OK\r\n");
+    assert_eq!(
+        show(&admin.command(&["CLIENT", "UNPAUSE"])),
+        show(b"+OK\r\n")
+    );
     let (arrival, at) = timed_read(&mut writer, Duration::from_secs(3));
     assert_eq!(arrival, Arrival::Reply(b":1\r\n".to_vec()));
     assert!(
@@ -1002,7 +1014,10 @@ fn client_unpause_releases_paused_clients_at_once() {
     // command of every client: in Redis even CLIENT UNPAUSE waits for the
     // timeout.
     let paused_at = Instant::now();
-    assert_eq!(admin.command(&["CLIENT", "PAUSE", "400"]), b"+OK\r\n");
+    assert_eq!(
+        show(&admin.command(&["CLIENT", "PAUSE", "400"])),
+        show(b"+OK\r\n")
+    );
     reader.send(&common::encode_command(&[b"GET", b"n"]));
     admin.send(&common::encode_command(&[b"CLIENT", b"UNPAUSE"]));
     assert_eq!(
@@ -1084,8 +1099,8 @@ fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
     let mut subscriber = server.raw();
     let mut publisher = server.raw();
     assert_eq!(
-        subscriber.command(&["SUBSCRIBE", "flood"]),
-        b"*3\r\n$9\r\nsubscribe\r\n$5\r\nflood\r\n:1\r\n"
+        show(&subscriber.command(&["SUBSCRIBE", "flood"])),
+        show(b"*3\r\n$9\r\nsubscribe\r\n$5\r\nflood\r\n:1\r\n")
     );
     let baseline = info_u64(&mut admin, "used_memory");
     let payload = vec![b'x'; 64 * 1024];
@@ -1143,11 +1158,14 @@ fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
         "a batch of 16 publishes took {slowest:?}"
     );
     assert_eq!(
-        admin.command(&["PUBSUB", "NUMSUB", "flood"]),
-        b"*2\r\n$5\r\nflood\r\n:0\r\n"
+        show(&admin.command(&["PUBSUB", "NUMSUB", "flood"])),
+        show(b"*2\r\n$5\r\nflood\r\n:0\r\n")
     );
     // The publisher keeps being served.
-    assert_eq!(publisher.command(&["PUBLISH", "flood", "x"]), b":0\r\n");
+    assert_eq!(
+        show(&publisher.command(&["PUBLISH", "flood", "x"])),
+        show(b":0\r\n")
+    );
 }
 
 /// INFO's `client_output_buffer_limit_disconnections` (Redis 7.2 added it:
@@ -1187,8 +1205,8 @@ fn a_subscriber_over_the_soft_limit_for_longer_than_its_seconds_is_disconnected(
     let payload = vec![b'y'; 64 * 1024];
     for _ in 0..64 {
         assert_eq!(
-            publisher.command_bytes(&[b"PUBLISH", b"fast", &payload]),
-            b":1\r\n"
+            show(&publisher.command_bytes(&[b"PUBLISH", b"fast", &payload])),
+            show(b":1\r\n")
         );
         let message = reader.read_reply();
         assert_eq!(message.len(), payload.len() + 37);
@@ -1198,8 +1216,8 @@ fn a_subscriber_over_the_soft_limit_for_longer_than_its_seconds_is_disconnected(
     let burst_start = Instant::now();
     for _ in 0..256 {
         assert_eq!(
-            publisher.command_bytes(&[b"PUBLISH", b"slow", &payload]),
-            b":1\r\n"
+            show(&publisher.command_bytes(&[b"PUBLISH", b"slow", &payload])),
+            show(b":1\r\n")
         );
     }
     // Over the soft limit but not for long: still there.
@@ -1209,7 +1227,11 @@ fn a_subscriber_over_the_soft_limit_for_longer_than_its_seconds_is_disconnected(
         burst_start.elapsed()
     );
     let reply = publisher.command(&["PUBLISH", "slow", "small"]);
-    assert_eq!(reply, b":1\r\n", "disconnected at once at the soft limit");
+    assert_eq!(
+        show(&reply),
+        show(b":1\r\n"),
+        "disconnected at once at the soft limit"
+    );
     // Keep writing to it (Redis checks the limit as output is added) until
     // it is dropped.
     let mut dropped_after = None;
@@ -1229,9 +1251,12 @@ fn a_subscriber_over_the_soft_limit_for_longer_than_its_seconds_is_disconnected(
     assert!(subscriber_closes(&mut subscriber));
     assert_disconnections_counted(&mut admin, 1);
     // The reading subscriber is still there.
-    assert_eq!(publisher.command(&["PUBLISH", "fast", "still"]), b":1\r\n");
     assert_eq!(
-        reader.read_reply(),
-        b"*3\r\n$7\r\nmessage\r\n$4\r\nfast\r\n$5\r\nstill\r\n"
+        show(&publisher.command(&["PUBLISH", "fast", "still"])),
+        show(b":1\r\n")
+    );
+    assert_eq!(
+        show(&reader.read_reply()),
+        show(b"*3\r\n$7\r\nmessage\r\n$4\r\nfast\r\n$5\r\nstill\r\n")
     );
 }

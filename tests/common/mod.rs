@@ -299,11 +299,21 @@ impl RawClient {
 }
 
 /// What [`RawClient::read_within`] saw.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Arrival {
     Reply(Vec<u8>),
     Closed,
     Nothing,
+}
+
+impl std::fmt::Debug for Arrival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arrival::Reply(bytes) => write!(f, "Reply(\"{}\")", bytes.escape_ascii()),
+            Arrival::Closed => write!(f, "Closed"),
+            Arrival::Nothing => write!(f, "Nothing"),
+        }
+    }
 }
 
 /// The length of the first complete reply in `buf`, decoded with the
