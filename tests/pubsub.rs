@@ -579,7 +579,9 @@ fn reset_and_disconnect_drop_every_subscription() {
             PUBSUB SHARDNUMSUB s => *2|$1|s|:1|
             ",
         );
+        log_pubsub_info(s, q);
         s.script(sub, "RESET => +RESET|");
+        log_pubsub_info(s, q);
         s.script(
             q,
             "
@@ -618,6 +620,20 @@ fn reset_and_disconnect_drop_every_subscription() {
             ",
         );
     });
+}
+
+/// INFO's pub/sub counters (stats section), as Redis 7.0 reports them.
+fn log_pubsub_info(s: &mut Scenario, c: usize) {
+    let info = s.client(c).command(&["INFO", "stats"]);
+    let text = String::from_utf8_lossy(&info).into_owned();
+    for field in ["pubsub_channels", "pubsub_patterns", "pubsubshard_channels"] {
+        let value = text
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{field}:")))
+            .unwrap_or("(missing)")
+            .to_string();
+        s.log.push(format!("{c}< INFO {field}:{value}"));
+    }
 }
 
 #[test]
@@ -1094,8 +1110,18 @@ fn info_u64(client: &mut RawClient, name: &str) -> u64 {
 
 #[test]
 fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
-    let server = Target::larder_binary(&[("client-output-buffer-limit", "pubsub 1mb 256kb 60")]);
+    // Set at run time here (the soft-limit test sets it at start).
+    let server = Target::larder_binary(&[]);
     let mut admin = server.raw();
+    assert_eq!(
+        show(&admin.command(&[
+            "CONFIG",
+            "SET",
+            "client-output-buffer-limit",
+            "pubsub 1mb 256kb 60"
+        ])),
+        "+OK\\r\\n"
+    );
     let mut subscriber = server.raw();
     let mut publisher = server.raw();
     assert_eq!(
