@@ -15,7 +15,9 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::scenario::{differential, items, show, Item, Scenario, Target};
+use common::scenario::{
+    compact, differential, items, show, show_args, Item, Scenario, Target, EXPECTED_WITHIN,
+};
 use common::{Arrival, RawClient};
 
 #[test]
@@ -75,11 +77,14 @@ fn notify_keyspace_events_config_round_trip() {
     });
 }
 
-/// The connections of an event scenario: a writer, and a subscriber on
-/// every keyspace and keyevent channel plus the marker channel.
+/// The connections of an event scenario: a writer, a subscriber on every
+/// keyspace and keyevent channel and on the marker channel, and the
+/// connection that publishes the markers (not the writer, which may be in
+/// a transaction).
 struct Events {
     writer: usize,
     subscriber: usize,
+    marker: usize,
     marks: usize,
 }
 
@@ -89,6 +94,7 @@ impl Events {
     fn start(s: &mut Scenario, flags: &str, resp3: bool) -> Events {
         let writer = s.connect();
         let subscriber = s.connect();
+        let marker = s.connect();
         s.cmd(writer, &["CONFIG", "SET", "notify-keyspace-events", flags]);
         if resp3 {
             let reply = s.client(subscriber).command(&["HELLO", "3"]);
@@ -99,26 +105,44 @@ impl Events {
         Events {
             writer,
             subscriber,
+            marker,
             marks: 0,
         }
     }
 
-    /// Runs one command on the writer and logs its reply and every frame it
-    /// pushed.
+    /// Runs one command on the writer; logs, as one line, the command, its
+    /// reply and every frame it pushed.
     fn run(&mut self, s: &mut Scenario, args: &[&[u8]]) -> Vec<u8> {
-        let reply = s.cmd_bytes(self.writer, args);
-        self.collect(s);
+        let reply = s.client(self.writer).command_bytes(args);
+        let frames = self.frames(s);
+        s.log.push(format!(
+            "{} -> {} => {frames}",
+            show_args(args),
+            show(&reply)
+        ));
         reply
     }
 
-    /// Publishes a marker and logs the frames that came before it.
+    /// Logs the frames pushed since the last marker.
     fn collect(&mut self, s: &mut Scenario) {
+        let frames = self.frames(s);
+        s.log.push(format!("pushed => {frames}"));
+    }
+
+    /// Publishes a marker; returns the frames that came before it, in
+    /// order.
+    fn frames(&mut self, s: &mut Scenario) -> String {
         self.marks += 1;
         let mark = self.marks.to_string();
-        s.client(self.writer).command(&["PUBLISH", "marker", &mark]);
+        s.client(self.marker).command(&["PUBLISH", "marker", &mark]);
+        let mut frames = Vec::new();
         for _ in 0..64 {
-            let Some(frame) = s.read(self.subscriber) else {
-                return;
+            let frame = match s.client(self.subscriber).read_within(EXPECTED_WITHIN) {
+                Arrival::Reply(frame) => frame,
+                other => {
+                    frames.push(format!("{other:?} (no marker)"));
+                    break;
+                }
             };
             let ends = items(&frame).is_some_and(|e| {
                 e.len() == 3
@@ -126,9 +150,14 @@ impl Events {
                     && e[2] == Item::Bulk(mark.clone().into_bytes())
             });
             if ends {
-                s.log.pop();
-                return;
+                break;
             }
+            frames.push(compact(&frame));
+        }
+        if frames.is_empty() {
+            "(none)".to_string()
+        } else {
+            frames.join(" ; ")
         }
     }
 

@@ -301,36 +301,88 @@ pub fn differential_on(theirs: Target, ours: Target, scenario: impl Fn(&mut Scen
     assert_same_transcripts(&reference.log, &candidate.log);
 }
 
-/// Compares a Redis transcript with a Larder one; the failure message shows
-/// every differing line (the first ones) and the Redis transcript around the
-/// first difference.
+/// Compares a Redis transcript with a Larder one; the failure message is
+/// a line diff (`-` Redis only, `+` Larder only, two lines of context).
 pub fn assert_same_transcripts(redis: &[String], larder: &[String]) {
     if redis == larder {
         return;
     }
-    let length = redis.len().max(larder.len());
-    let mut differences = Vec::new();
-    let mut first = None;
-    for i in 0..length {
-        let a = redis.get(i).map(String::as_str).unwrap_or("(end)");
-        let b = larder.get(i).map(String::as_str).unwrap_or("(end)");
-        if a != b {
-            first.get_or_insert(i);
-            if differences.len() < 12 {
-                differences.push(format!("  step {i}:\n    redis:  {a}\n    larder: {b}"));
-            }
+    panic!(
+        "transcripts differ (- Redis, the reference; + Larder):\n{}",
+        diff(redis, larder)
+    );
+}
+
+/// A line diff of two transcripts (longest common subsequence), with two
+/// lines of context around each change; at most 80 lines.
+pub fn diff(a: &[String], b: &[String]) -> String {
+    let (n, m) = (a.len(), b.len());
+    // lcs[i][j]: the LCS length of a[i..] and b[j..].
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
-    let first = first.unwrap_or(0);
-    let context: Vec<String> = redis[first.saturating_sub(8)..first.min(redis.len())]
-        .iter()
-        .map(|line| format!("    {line}"))
-        .collect();
-    panic!(
-        "transcripts differ (Redis is the reference)\nbefore the first difference:\n{}\ndifferences:\n{}",
-        context.join("\n"),
-        differences.join("\n")
-    );
+    let mut lines: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            lines.push((' ', &a[i]));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i][j + 1] >= lcs[i + 1][j]) {
+            lines.push(('+', &b[j]));
+            j += 1;
+        } else {
+            lines.push(('-', &a[i]));
+            i += 1;
+        }
+    }
+    // Within a run of changes, pair each Redis line with a Larder line.
+    let mut paired: Vec<(char, &str)> = Vec::with_capacity(lines.len());
+    let mut k = 0;
+    while k < lines.len() {
+        if lines[k].0 == ' ' {
+            paired.push(lines[k]);
+            k += 1;
+            continue;
+        }
+        let end = (k..lines.len())
+            .find(|&e| lines[e].0 == ' ')
+            .unwrap_or(lines.len());
+        let minus: Vec<_> = lines[k..end].iter().filter(|l| l.0 == '-').collect();
+        let plus: Vec<_> = lines[k..end].iter().filter(|l| l.0 == '+').collect();
+        for p in 0..minus.len().max(plus.len()) {
+            paired.extend(minus.get(p).copied());
+            paired.extend(plus.get(p).copied());
+        }
+        k = end;
+    }
+    let lines = paired;
+    let changed: Vec<usize> = (0..lines.len()).filter(|&k| lines[k].0 != ' ').collect();
+    let mut out = Vec::new();
+    let mut last_shown = None;
+    for k in 0..lines.len() {
+        let near = changed.iter().any(|&c| c.abs_diff(k) <= 2);
+        if !near {
+            continue;
+        }
+        if last_shown.is_some_and(|l: usize| l + 1 < k) {
+            out.push("  ...".to_string());
+        }
+        out.push(format!("{} {}", lines[k].0, lines[k].1));
+        last_shown = Some(k);
+        if out.len() >= 80 {
+            out.push("  (more differences follow)".to_string());
+            break;
+        }
+    }
+    out.join("\n")
 }
 
 /// A decoded element of a flat frame (an array or push of scalars).
@@ -350,6 +402,17 @@ impl std::fmt::Debug for Item {
             Item::Nil => write!(f, "nil"),
             Item::Other(line) => write!(f, "{}", line.escape_debug()),
         }
+    }
+}
+
+/// A frame in a short form that still tells any two frames apart: the type
+/// and elements of a flat frame (`>4 ["pmessage", ...]`), else the raw bytes.
+pub fn compact(frame: &[u8]) -> String {
+    match items(frame) {
+        Some(elements) if !elements.iter().any(|e| matches!(e, Item::Other(_))) => {
+            format!("{}{} {elements:?}", show(&frame[..1]), elements.len())
+        }
+        _ => show(frame),
     }
 }
 
@@ -385,7 +448,6 @@ pub fn items(frame: &[u8]) -> Option<Vec<Item>> {
             }
             ":" => out.push(Item::Int(rest.parse().ok()?)),
             "_" => out.push(Item::Nil),
-            "+" => out.push(Item::Bulk(rest.as_bytes().to_vec())),
             _ => out.push(Item::Other(head)),
         }
     }
