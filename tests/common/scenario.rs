@@ -367,7 +367,7 @@ pub fn diff(a: &[String], b: &[String]) -> String {
     let changed: Vec<usize> = (0..lines.len()).filter(|&k| lines[k].0 != ' ').collect();
     let mut out = Vec::new();
     let mut last_shown = None;
-    for k in 0..lines.len() {
+    for (k, (mark, line)) in lines.iter().enumerate() {
         let near = changed.iter().any(|&c| c.abs_diff(k) <= 2);
         if !near {
             continue;
@@ -375,7 +375,7 @@ pub fn diff(a: &[String], b: &[String]) -> String {
         if last_shown.is_some_and(|l: usize| l + 1 < k) {
             out.push("  ...".to_string());
         }
-        out.push(format!("{} {}", lines[k].0, lines[k].1));
+        out.push(format!("{mark} {line}"));
         last_shown = Some(k);
         if out.len() >= 80 {
             out.push("  (more differences follow)".to_string());
