@@ -228,6 +228,9 @@ fn string_commands_notify_as_redis() {
         SET s1 v
         LCS s1 s5
         STRLEN s1
+        # From scripts (no spaces in these bodies: the script splits on them).
+        EVAL redis.call('set','lk','v') 0
+        EVAL redis.call('incr','ln');redis.call('del','lk') 0
         ",
     );
 }

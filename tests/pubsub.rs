@@ -217,6 +217,29 @@ fn publish_delivers_message_and_pmessage_frames() {
         s.read(both);
         s.cmd_bytes(publisher, &[b"PUBLISH", b"nope", b""]);
         s.read(patterns);
+        // From a script and from a transaction.
+        s.cmd(
+            publisher,
+            &["EVAL", "return redis.call('publish', 'news', 'lua')", "0"],
+        );
+        s.read(channel_only);
+        s.read_unordered(patterns, 2);
+        s.read(both);
+        s.read(both);
+        s.script(
+            publisher,
+            "
+            MULTI
+            PUBLISH news tx
+            PUBLISH other tx
+            EXEC
+            ",
+        );
+        s.read(channel_only);
+        s.read_unordered(patterns, 2);
+        s.read(both);
+        s.read(both);
+        s.quiet(patterns);
         // Many messages in a row arrive in order.
         for i in 0..20 {
             s.cmd(publisher, &["PUBLISH", "news", &i.to_string()]);
