@@ -1309,3 +1309,65 @@ fn a_subscriber_over_the_soft_limit_for_longer_than_its_seconds_is_disconnected(
         show(b"*3\r\n$7\r\nmessage\r\n$4\r\nfast\r\n$5\r\nstill\r\n")
     );
 }
+
+/// A `name=value` field of the CLIENT LIST line of the client named `name`.
+fn client_list_field(admin: &mut RawClient, client: &str, field: &str) -> String {
+    let list = admin.command(&["CLIENT", "LIST"]);
+    let text = String::from_utf8_lossy(&list).into_owned();
+    let line = text
+        .lines()
+        .find(|line| line.contains(&format!(" name={client} ")))
+        .unwrap_or_else(|| panic!("no client named {client} in CLIENT LIST: {text}"));
+    line.split(' ')
+        .find_map(|kv| kv.strip_prefix(&format!("{field}=")))
+        .unwrap_or_else(|| panic!("no {field}= in {line}"))
+        .to_string()
+}
+
+#[test]
+fn client_list_shows_a_slow_subscribers_output_buffer() {
+    let server = Target::larder();
+    let mut admin = server.raw();
+    let mut subscriber = server.raw();
+    let mut publisher = server.raw();
+    subscriber.command(&["CLIENT", "SETNAME", "slow"]);
+    subscriber.command(&["SUBSCRIBE", "c1", "c2"]);
+    subscriber.read_reply();
+    subscriber.command(&["PSUBSCRIBE", "p*"]);
+    assert_eq!(client_list_field(&mut admin, "slow", "flags"), "P");
+    assert_eq!(client_list_field(&mut admin, "slow", "sub"), "2");
+    assert_eq!(client_list_field(&mut admin, "slow", "psub"), "1");
+    assert_eq!(client_list_field(&mut admin, "slow", "omem"), "0");
+    // 16 MB that it does not read: more than the socket buffers hold, less
+    // than the default pubsub hard limit (32 MB).
+    let payload = vec![b'z'; 64 * 1024];
+    for _ in 0..256 {
+        assert_eq!(
+            show(&publisher.command_bytes(&[b"PUBLISH", b"c1", &payload])),
+            show(b":1\r\n")
+        );
+    }
+    let omem: u64 = client_list_field(&mut admin, "slow", "omem")
+        .parse()
+        .expect("omem is a number");
+    let total: u64 = client_list_field(&mut admin, "slow", "tot-mem")
+        .parse()
+        .expect("tot-mem is a number");
+    assert!(omem > 1 << 20, "omem={omem} with megabytes waiting");
+    assert!(total >= omem, "tot-mem={total} < omem={omem}");
+    // Once it reads everything, the buffer is gone.
+    for i in 0..256 {
+        match subscriber.read_within(Duration::from_secs(3)) {
+            Arrival::Reply(message) => assert_eq!(message.len(), payload.len() + 35),
+            other => panic!(
+                "message {i} of 256 never came ({other:?}); CLIENT LIST omem={}",
+                client_list_field(&mut admin, "slow", "omem")
+            ),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while client_list_field(&mut admin, "slow", "omem") != "0" && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(client_list_field(&mut admin, "slow", "omem"), "0");
+}
