@@ -1171,7 +1171,7 @@ fn a_subscriber_that_never_reads_is_disconnected_at_the_hard_limit() {
         }
         slowest = slowest.max(start.elapsed());
         sent += 16 * payload.len();
-        if sent % (8 << 20) == 0 {
+        if sent.is_multiple_of(8 << 20) {
             peak = peak.max(info_u64(&mut admin, "used_memory"));
         }
         if receivers.last().map(Vec::as_slice) == Some(b":0\r\n") {
