@@ -761,7 +761,10 @@ fn millis_timeout(arg: &[u8]) -> Result<Option<std::time::Duration>> {
 /// CLIENT PAUSE timeout [WRITE|ALL].
 fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if argv.len() > 4 {
-        return Err(Error::syntax());
+        return Err(Error::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+            String::from_utf8_lossy(argv[1])
+        )));
     }
     let all = match argv.get(3) {
         None => true,

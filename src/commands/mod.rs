@@ -592,12 +592,53 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     if argv.is_empty() {
         return;
     }
+    let reply_start = out.len();
+    match check_and_run(shared, session, out, argv) {
+        Some(spec) => after_command(shared, session, out, spec, reply_start),
+        None => apply_reply_mode(session, out, reply_start, false),
+    }
+}
+
+/// CLIENT REPLY OFF/SKIP: the command's reply (from `reply_start`) is
+/// dropped; `keeps_pushes`: it is a RESP3 push (Redis sends pushes
+/// whatever CLIENT REPLY says).
+fn apply_reply_mode(
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    reply_start: usize,
+    keeps_pushes: bool,
+) {
+    match session.reply_mode {
+        ReplyMode::On => {}
+        ReplyMode::Off => {
+            if !keeps_pushes {
+                out.truncate(reply_start);
+            }
+        }
+        ReplyMode::Skip => {
+            if !keeps_pushes {
+                out.truncate(reply_start);
+            }
+            session.reply_mode = ReplyMode::On;
+        }
+        ReplyMode::SkipNext => session.reply_mode = ReplyMode::Skip,
+    }
+}
+
+/// [`execute`] up to running the command: every check, then the handler.
+/// Returns the command if it ran (or was queued in MULTI).
+fn check_and_run(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    argv: &[&[u8]],
+) -> Option<&'static CommandSpec> {
     shared.stats.commands_processed.add(1);
     let spec = match resolve_raw(argv) {
         Ok(spec) => spec,
         Err(message) => {
             reject(shared, session, out, argv[0], &message);
-            return;
+            return None;
         }
     };
     // While a script runs past busy-reply-threshold, only ALLOW_BUSY
@@ -609,7 +650,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
                 crate::scripting::RunKind::Function => crate::scripting::BUSY_FUNCTION,
             };
             reject(shared, session, out, argv[0], message.as_bytes());
-            return;
+            return None;
         }
     }
     if !spec.has(flags::NO_AUTH) && session.requires_auth(shared) {
@@ -620,7 +661,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
             argv[0],
             Error::no_auth().message().as_bytes(),
         );
-        return;
+        return None;
     }
     // RESP2 has no room for replies between messages: a subscribed
     // client may only (un)subscribe, PING, QUIT and RESET.
@@ -630,7 +671,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     {
         let message = pubsub::subscribed_context_error(spec.name);
         reject(shared, session, out, argv[0], message.as_bytes());
-        return;
+        return None;
     }
     session
         .handle
@@ -652,12 +693,12 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
             {
                 let refusal = writebehind.memory_full_refusal();
                 reject(shared, session, out, argv[0], refusal.as_bytes());
-                return;
+                return None;
             }
         }
         let oom = b"OOM command not allowed when used memory > 'maxmemory'.";
         reject(shared, session, out, argv[0], oom);
-        return;
+        return None;
     }
     if let Some(writebehind) = shared.writebehind.as_deref() {
         // While the journal cannot be written (a full disk, a failed
@@ -667,7 +708,7 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
             if spec.has(flags::WRITE) || (spec.name == "exec" && queued_has(session, flags::WRITE))
             {
                 reject(shared, session, out, argv[0], misconf.as_bytes());
-                return;
+                return None;
             }
         }
         // Backpressure: past write-behind-max-pending, writes to
@@ -675,37 +716,43 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         if let Some(refusal) = writebehind.backlog_refusal() {
             if writebehind::writes_followed_key(writebehind, session, spec, argv) {
                 reject(shared, session, out, argv[0], refusal.as_bytes());
-                return;
+                return None;
             }
         }
     }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {
         session.flag_transaction_error();
         out.error("ERR Command not allowed inside a transaction");
-        return;
+        return None;
     }
     if session.multi.is_some() && !transaction::runs_inside_multi(spec) {
         session.queue(argv);
         out.simple("QUEUED");
-        return;
+        return Some(spec);
     }
-    let reply_start = out.len();
+    // Scripts show in MONITOR before the commands they run, as Redis.
+    if spec.has(flags::SKIP_MONITOR) && spec.group == "scripting" && shared.pubsub.has_monitors() {
+        shared
+            .pubsub
+            .feed_monitors(&pubsub::monitor_line(session, argv, false));
+    }
     run(shared, session, out, spec, argv, None);
-    after_command(shared, session, out, spec, argv, reply_start);
+    feed_monitors(shared, session, spec, argv, false);
+    Some(spec)
 }
 
-/// What follows a client's command: MONITOR sees it, CLIENT CACHING's
-/// one-command flag expires, and what the command pushed to this very
+/// What follows a client's command (or its queueing in MULTI): CLIENT
+/// REPLY applies, CLIENT CACHING's one-command flag expires, and what the command pushed to this very
 /// client goes out in Redis's order.
 fn after_command(
     shared: &Shared,
     session: &mut Session,
     out: &mut ReplyBuf,
     spec: &CommandSpec,
-    argv: &[&[u8]],
     reply_start: usize,
 ) {
-    feed_monitors(shared, session, spec, argv, false);
+    let pushes_only = out.is_resp3() && spec.has(flags::PUBSUB) && spec.name.contains("subscribe");
+    apply_reply_mode(session, out, reply_start, pushes_only);
     // As Redis, CLIENT CACHING covers the next command, or the whole
     // transaction, and CLIENT commands in between do not use it up.
     if session.caching && session.multi.is_none() && !spec.name.starts_with("client|") {

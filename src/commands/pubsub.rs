@@ -242,9 +242,11 @@ fn update_class(ctx: &Ctx) {
 }
 
 fn deny_blocking(ctx: &Ctx, name: &str) -> Result<()> {
-    // As Redis: a client that must get one reply per command (a script
-    // has none) cannot subscribe, except inside MULTI.
-    if !ctx.session.blocking_allowed && !ctx.locks.in_transaction() {
+    // As Redis: a client that must get one reply per command cannot
+    // subscribe; inside MULTI, SUBSCRIBE and PSUBSCRIBE still may (for
+    // compatibility), SSUBSCRIBE may not.
+    let in_multi_allowed = ctx.locks.in_transaction() && name != "SSUBSCRIBE";
+    if (!ctx.session.blocking_allowed || ctx.locks.in_transaction()) && !in_multi_allowed {
         return Err(crate::error::Error::err(format!(
             "{name} isn't allowed for a DENY BLOCKING client"
         )));

@@ -98,7 +98,11 @@ impl OutputLimits {
     /// The classes not named keep their limits.
     pub fn parse_onto(&self, value: &str) -> Result<OutputLimits, String> {
         let words: Vec<&str> = value.split_whitespace().collect();
-        if words.is_empty() || !words.len().is_multiple_of(4) {
+        // An empty value changes nothing, as in Redis.
+        if words.is_empty() {
+            return Ok(*self);
+        }
+        if !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.".into());
         }
         let mut limits = *self;
@@ -147,6 +151,7 @@ mod tests {
         );
         assert_eq!(changed.get(ClientClass::Normal), OutputLimit::default());
         assert!(limits.parse_onto("pubsub 1mb 256kb").is_err());
+        assert_eq!(limits.parse_onto(""), Ok(limits));
         assert!(limits.parse_onto("master 1 1 1").is_err());
         assert!(limits.parse_onto("pubsub x 1 1").is_err());
     }

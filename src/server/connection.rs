@@ -152,7 +152,7 @@ impl Connection<'_> {
                 _ = self.shutdown.wait_for(|&stop| stop) => return Ok(()),
             };
             let Some(read) = read else {
-                if !self.send_pushed(session, stream).await? {
+                if !self.send_pushed(stream).await? {
                     return Ok(());
                 }
                 continue;
@@ -192,10 +192,16 @@ impl Connection<'_> {
                     }
                 }
             };
-            if mailbox.is_listening() && !self.take_pushed(session) {
+            if mailbox.is_listening() && !self.take_pushed() {
                 return Ok(());
             }
             self.flush(stream).await?;
+            if mailbox.is_listening()
+                && mailbox.held_bytes() > 0
+                && !self.send_pushed(stream).await?
+            {
+                return Ok(());
+            }
             if !keep_open || handle.is_killed() {
                 return Ok(());
             }
@@ -210,15 +216,10 @@ impl Connection<'_> {
     /// Moves what was pushed to this client (messages, invalidations,
     /// MONITOR lines) into its output; false when it went past its output
     /// limit and must be dropped.
-    fn take_pushed(&mut self, session: &Session) -> bool {
+    fn take_pushed(&mut self) -> bool {
         let mailbox = &self.handle.mailbox;
         if mailbox.is_overflowed() {
             return false;
-        }
-        // CLIENT REPLY OFF silences pushes too, as in Redis.
-        if session.reply_mode == commands::ReplyMode::Off {
-            mailbox.take_split();
-            return true;
         }
         mailbox.drain_into(self.output.buffer());
         true
@@ -226,16 +227,21 @@ impl Connection<'_> {
 
     /// Writes out what was pushed to this idle client; false when it must
     /// be dropped.
-    async fn send_pushed(
-        &mut self,
-        session: &Session,
-        stream: &mut TcpStream,
-    ) -> std::io::Result<bool> {
-        if !self.take_pushed(session) {
-            return Ok(false);
+    async fn send_pushed(&mut self, stream: &mut TcpStream) -> std::io::Result<bool> {
+        // What arrives while a slow client reads the rest is sent too,
+        // without waiting for another push to wake the connection.
+        loop {
+            if !self.take_pushed() {
+                return Ok(false);
+            }
+            self.flush(stream).await?;
+            if self.handle.is_killed() {
+                return Ok(false);
+            }
+            if self.handle.mailbox.held_bytes() == 0 {
+                return Ok(true);
+            }
         }
-        self.flush(stream).await?;
-        Ok(!self.handle.is_killed())
     }
 
     /// Makes room in the input buffer for the next read. A big argument
@@ -377,18 +383,6 @@ impl Connection<'_> {
                             blocked = Some((args.iter().map(|a| a.to_vec()).collect(), request));
                         }
                         awaiting_flush = session.flush_wait.take();
-                        // CLIENT REPLY OFF / SKIP.
-                        match session.reply_mode {
-                            commands::ReplyMode::On => {}
-                            commands::ReplyMode::Off => self.output.truncate(reply_start),
-                            commands::ReplyMode::Skip => {
-                                self.output.truncate(reply_start);
-                                session.reply_mode = commands::ReplyMode::On;
-                            }
-                            commands::ReplyMode::SkipNext => {
-                                session.reply_mode = commands::ReplyMode::Skip;
-                            }
-                        }
                     }
                     drop(args);
                     self.note_journaled(reply_start);
