@@ -366,6 +366,25 @@ fn the_invalidation_reaches_the_tracking_client_before_its_next_reply() {
     tracker.send_get_expecting_push_first();
 }
 
+#[test]
+fn a_blocked_tracking_client_still_receives_its_invalidations() {
+    let pair = Pair::start();
+    let (mut tracker, mut writer) = tracker_and_writer(&pair, &[]);
+    tracker.expect(&["GET", "k"], "_|");
+    tracker.ours.send(&["BLPOP", "jobs", "0"]);
+    tracker.theirs.send(&["BLPOP", "jobs", "0"]);
+    writer.expect(&["SET", "k", "1"], "+OK|");
+    assert_eq!(
+        tracker.next("the invalidation while blocked"),
+        invalidate(&["k"])
+    );
+    writer.expect(&["RPUSH", "jobs", "x"], ":1|");
+    assert_eq!(
+        tracker.next("the BLPOP reply"),
+        "*2|$4|jobs|$1|x|".to_string()
+    );
+}
+
 impl Duo {
     fn send_get_expecting_push_first(&mut self) {
         for conn in [&mut self.ours, &mut self.theirs] {

@@ -509,7 +509,7 @@ impl Connection<'_> {
                 return Ok(true);
             }
             loop {
-                tokio::select! {
+                let pushed = tokio::select! {
                     _ = registration.woken() => break,
                     _ = &mut timeout => {
                         request.on_timeout.write(&mut self.output);
@@ -530,7 +530,14 @@ impl Connection<'_> {
                         if !read_while_waiting(shared, self.input.len(), read?) {
                             return Ok(false);
                         }
+                        false
                     }
+                    _ = handle.mailbox.pushed(), if handle.mailbox.is_listening() => true,
+                };
+                // A blocked RESP3 client still gets its pushes
+                // (invalidations, messages), as in Redis.
+                if pushed && !self.send_pushed(stream).await? {
+                    return Ok(false);
                 }
             }
             woken_by = Some(registration.take_ready_keys());
