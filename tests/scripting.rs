@@ -1145,7 +1145,7 @@ fn redis_object_api() {
     d.eval("return type(redis.register_function)", "$3|nil|");
 }
 
-/// REDIS_VERSION names the version the server reports (Larder says 7.2.4,
+/// REDIS_VERSION names the version the server reports (Larder says 7.4.0,
 /// the reference 7.0.15), so it is checked against INFO, not byte for byte.
 #[test]
 fn redis_version_fields_match_info() {

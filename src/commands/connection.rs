@@ -2,8 +2,9 @@
 
 use super::flags::*;
 use super::parse::{int_arg, is_keyword};
-use super::{transaction, CommandSpec, Ctx, NO_KEYS};
+use super::{tracking, transaction, CommandSpec, Ctx, ReplyMode, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::pubsub::ClientClass;
 use crate::shared::UnblockReason;
 
 pub use crate::version::REDIS_VERSION;
@@ -77,6 +78,14 @@ pub static COMMANDS: &[CommandSpec] = &[
     )
     .acl(CONN)
     .doc("connection", "6.2.0", "Resets the connection.", "O(1)"),
+    CommandSpec::new("wait", 3, NOSCRIPT, NO_KEYS, wait)
+        .acl(CONN)
+        .doc(
+            "generic",
+            "3.0.0",
+            "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
+            "O(1)",
+        ),
     CommandSpec::new("client", -2, 0, NO_KEYS, container)
         .doc(
             "connection",
@@ -191,6 +200,98 @@ static CLIENT_SUBCOMMANDS: &[CommandSpec] = &[
             "Controls whether commands sent by the client affect the LRU/LFU of accessed keys.",
             "O(1)",
         ),
+    CommandSpec::new(
+        "client|tracking",
+        -3,
+        CLIENT_FLAGS,
+        NO_KEYS,
+        tracking::client_tracking,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "6.0.0",
+        "Controls server-assisted client-side caching for the connection.",
+        "O(1). Some options may introduce additional complexity.",
+    ),
+    CommandSpec::new(
+        "client|caching",
+        3,
+        CLIENT_FLAGS,
+        NO_KEYS,
+        tracking::client_caching,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "6.0.0",
+        "Instructs the server whether to track the keys in the next request.",
+        "O(1)",
+    ),
+    CommandSpec::new(
+        "client|trackinginfo",
+        2,
+        CLIENT_FLAGS,
+        NO_KEYS,
+        tracking::client_trackinginfo,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "6.2.0",
+        "Returns information about server-assisted client-side caching for the connection.",
+        "O(1)",
+    ),
+    CommandSpec::new(
+        "client|getredir",
+        2,
+        CLIENT_FLAGS,
+        NO_KEYS,
+        tracking::client_getredir,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "6.0.0",
+        "Returns the client ID to which the connection's tracking notifications are redirected.",
+        "O(1)",
+    ),
+    CommandSpec::new(
+        "client|pause",
+        -3,
+        ADMIN | CLIENT_FLAGS,
+        NO_KEYS,
+        client_pause,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "3.0.0",
+        "Suspends commands processing.",
+        "O(1)",
+    ),
+    CommandSpec::new(
+        "client|unpause",
+        2,
+        ADMIN | CLIENT_FLAGS,
+        NO_KEYS,
+        client_unpause,
+    )
+    .acl(CONN)
+    .doc(
+        "connection",
+        "6.2.0",
+        "Resumes processing commands from paused clients.",
+        "O(N) Where N is the number of paused clients",
+    ),
+    CommandSpec::new("client|reply", 3, CLIENT_FLAGS, NO_KEYS, client_reply)
+        .acl(CONN)
+        .doc(
+            "connection",
+            "3.2.0",
+            "Instructs the server whether to reply to commands.",
+            "O(1)",
+        ),
     CommandSpec::new("client|help", 2, LOADING | STALE, NO_KEYS, client_help)
         .acl(CONN)
         .doc(
@@ -210,6 +311,17 @@ pub fn container(_ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn ping(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    // A subscribed RESP2 client gets a `pong` message-like array, as in
+    // Redis, so that it can tell the reply from a message.
+    if ctx.session.subscriptions.total() > 0 && !ctx.out.is_resp3() {
+        if argv.len() > 2 {
+            return Err(Error::wrong_arity("ping"));
+        }
+        ctx.out.array(2);
+        ctx.out.bulk(b"pong");
+        ctx.out.bulk(argv.get(1).copied().unwrap_or_default());
+        return Ok(());
+    }
     match argv.len() {
         1 => ctx.out.simple("PONG"),
         2 => ctx.out.bulk(argv[1]),
@@ -337,6 +449,7 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     if let Some(version) = protocol {
         ctx.out.set_resp3(version == 3);
+        ctx.session.handle.mailbox.set_resp3(version == 3);
         ctx.session.handle.meta.lock().resp = version as u8;
     }
     let proto = if ctx.out.is_resp3() { 3 } else { 2 };
@@ -384,7 +497,11 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.session.multi = None;
     transaction::unwatch_all(ctx.shared, ctx.session, None);
     ctx.session.set_db(0);
+    super::pubsub::drop_subscriptions(ctx.shared, ctx.session);
+    super::tracking::turn_off(ctx.shared, ctx.session);
+    ctx.session.reply_mode = super::ReplyMode::On;
     ctx.out.set_resp3(false);
+    ctx.session.handle.mailbox.set_resp3(false);
     ctx.session.authenticated = ctx.shared.config.read().requirepass.is_none();
     {
         let mut meta = ctx.session.handle.meta.lock();
@@ -451,19 +568,19 @@ fn client_info(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-/// Redis's client types for CLIENT LIST/KILL TYPE: whether Larder's
-/// clients (all normal) are of that type; an unknown type is an error that
-/// quotes the name as given.
-fn client_type_is_normal(kind: &[u8]) -> Result<bool> {
-    let lower = kind.to_ascii_lowercase();
-    match lower.as_slice() {
-        b"normal" => Ok(true),
-        b"master" | b"replica" | b"slave" | b"pubsub" => Ok(false),
-        _ => Err(Error::err(format!(
+/// Redis's client types for CLIENT LIST/KILL TYPE: the class a client
+/// must be of (`None`: master, which Larder never has); an unknown type is
+/// an error that quotes the name as given.
+fn client_type(kind: &[u8]) -> Result<Option<ClientClass>> {
+    if kind.eq_ignore_ascii_case(b"master") {
+        return Ok(None);
+    }
+    ClientClass::parse(kind).map(Some).ok_or_else(|| {
+        Error::err(format!(
             "Unknown client type '{}'",
             String::from_utf8_lossy(kind)
-        ))),
-    }
+        ))
+    })
 }
 
 fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
@@ -474,8 +591,9 @@ fn client_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             text.push('\n');
         }
     } else if argv.len() == 4 && is_keyword(argv[2], "TYPE") {
-        if client_type_is_normal(argv[3])? {
-            for client in ctx.shared.clients.list() {
+        let class = client_type(argv[3])?;
+        for client in ctx.shared.clients.list() {
+            if Some(client.mailbox.class()) == class {
                 text.push_str(&client.info_line());
                 text.push('\n');
             }
@@ -550,7 +668,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut skip_me = true;
     let mut max_age = None;
     let mut user = None;
-    let mut kind_matches = true;
+    let mut kind: Option<Option<ClientClass>> = None;
     let mut i = 2;
     while i < argv.len() {
         let Some(value) = argv.get(i + 1) else {
@@ -578,7 +696,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 Ok(_) => return Err(Error::err("maxage should be greater than 0")),
                 Err(_) => return Err(Error::err("maxage is not an integer or out of range")),
             },
-            "TYPE" => kind_matches = client_type_is_normal(value)?,
+            "TYPE" => kind = Some(client_type(value)?),
             "SKIPME" => match text.to_ascii_lowercase().as_str() {
                 "yes" => skip_me = true,
                 "no" => skip_me = false,
@@ -591,7 +709,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut killed = 0;
     for client in clients {
         let me = client.id == ctx.session.handle.id;
-        let matches = kind_matches
+        let matches = kind.is_none_or(|kind| kind == Some(client.mailbox.class()))
             && id.is_none_or(|id| client.id == id)
             && addr.as_ref().is_none_or(|a| &client.addr == a)
             && laddr.as_ref().is_none_or(|a| &client.laddr == a)
@@ -626,6 +744,78 @@ fn client_no_evict(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn client_no_touch(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     ctx.session.handle.meta.lock().no_touch = on_off(argv[2])?;
     ctx.out.ok();
+    Ok(())
+}
+
+/// A CLIENT PAUSE or WAIT timeout in milliseconds, as Redis's
+/// getTimeoutFromObjectOrReply with UNIT_MILLISECONDS; `None`: none.
+fn millis_timeout(arg: &[u8]) -> Result<Option<std::time::Duration>> {
+    let millis = super::parse::strict_i64(arg)
+        .ok_or_else(|| Error::err("timeout is not an integer or out of range"))?;
+    if millis < 0 {
+        return Err(Error::err("timeout is negative"));
+    }
+    Ok((millis > 0).then(|| std::time::Duration::from_millis(millis as u64)))
+}
+
+/// CLIENT PAUSE timeout [WRITE|ALL].
+fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    if argv.len() > 4 {
+        return Err(Error::syntax());
+    }
+    let all = match argv.get(3) {
+        None => true,
+        Some(mode) if is_keyword(mode, "WRITE") => false,
+        Some(mode) if is_keyword(mode, "ALL") => true,
+        Some(_) => return Err(Error::err("CLIENT PAUSE mode must be WRITE or ALL")),
+    };
+    let timeout = millis_timeout(argv[2])?.unwrap_or_default();
+    let until = std::time::Instant::now() + timeout;
+    ctx.shared.pause.pause(until, all);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn client_unpause(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    ctx.shared.pause.unpause();
+    ctx.out.ok();
+    Ok(())
+}
+
+/// CLIENT REPLY ON|OFF|SKIP (the connection drops the replies).
+fn client_reply(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    if is_keyword(argv[2], "ON") {
+        ctx.session.reply_mode = ReplyMode::On;
+        ctx.out.ok();
+    } else if is_keyword(argv[2], "OFF") {
+        ctx.session.reply_mode = ReplyMode::Off;
+    } else if is_keyword(argv[2], "SKIP") {
+        if ctx.session.reply_mode != ReplyMode::Off {
+            ctx.session.reply_mode = ReplyMode::SkipNext;
+        }
+    } else {
+        return Err(Error::syntax());
+    }
+    Ok(())
+}
+
+/// WAIT numreplicas timeout: Larder has no replicas, so the count of
+/// replicas that acknowledged is 0, given at once when 0 are asked for
+/// (or the client cannot block), else after the timeout, as Redis.
+fn wait(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let wanted = int_arg(argv[1])?;
+    let timeout = millis_timeout(argv[2])?;
+    if wanted <= 0 || !ctx.session.blocking_allowed || ctx.locks.in_transaction() {
+        ctx.out.int(0);
+        return Ok(());
+    }
+    ctx.session.block = Some(crate::shared::blocking::BlockRequest {
+        db: ctx.session.db,
+        keys: Vec::new(),
+        timeout,
+        kind: crate::shared::blocking::WaitKind::List,
+        on_timeout: crate::shared::blocking::TimeoutReply::Zero,
+    });
     Ok(())
 }
 

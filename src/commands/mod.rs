@@ -16,17 +16,19 @@ mod keyspace;
 mod list;
 mod long_double;
 mod object;
+mod pubsub;
 mod scripting;
 mod server;
 mod set;
 mod string;
+mod tracking;
 mod transaction;
 mod writebehind;
 mod zset;
 
 use smallvec::SmallVec;
 
-pub use session::{HotSettings, MultiState, Session, WatchedKey};
+pub use session::{HotSettings, MultiState, ReplyMode, Session, Subscriptions, WatchedKey};
 pub use table::{all_commands, lookup};
 pub use transaction::end_session;
 pub use writebehind::read_through_keys;
@@ -534,6 +536,28 @@ pub fn must_wait_for_script(shared: &Shared, argv: &[&[u8]]) -> bool {
     !shards.is_empty() && shared.scripting.holds_any(&shards)
 }
 
+/// While CLIENT PAUSE is in force: until when a request must wait, as
+/// Redis's processCommand decides: every command under ALL; under WRITE,
+/// those that may write or publish (and EXEC of a transaction that queued
+/// one). `None`: it runs now.
+pub fn paused_until(
+    shared: &Shared,
+    session: &Session,
+    argv: &[&[u8]],
+) -> Option<std::time::Instant> {
+    let pause = shared.pause.current()?;
+    if pause.all {
+        return Some(pause.until);
+    }
+    let spec = resolve_raw(argv).ok()?;
+    let writes =
+        |flag_holder: &CommandSpec| flag_holder.flags & (flags::WRITE | flags::MAY_REPLICATE) != 0;
+    let paused = writes(spec)
+        || (spec.name == "exec"
+            && (queued_has(session, flags::WRITE) || queued_has(session, flags::MAY_REPLICATE)));
+    paused.then_some(pause.until)
+}
+
 /// [`resolve`], with the rejection as the exact bytes Redis would send.
 fn resolve_raw(argv: &[&[u8]]) -> std::result::Result<&'static CommandSpec, Vec<u8>> {
     let spec = lookup(argv[0]).ok_or_else(|| unknown_command_message(argv))?;
@@ -598,6 +622,16 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         );
         return;
     }
+    // RESP2 has no room for replies between messages: a subscribed
+    // client may only (un)subscribe, PING, QUIT and RESET.
+    if session.subscriptions.total() > 0
+        && !out.is_resp3()
+        && !pubsub::allowed_while_subscribed(spec.name)
+    {
+        let message = pubsub::subscribed_context_error(spec.name);
+        reject(shared, session, out, argv[0], message.as_bytes());
+        return;
+    }
     session
         .handle
         .record_command(spec.name, session.last_command, session.last_read);
@@ -655,7 +689,58 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
         out.simple("QUEUED");
         return;
     }
+    let reply_start = out.len();
     run(shared, session, out, spec, argv, None);
+    after_command(shared, session, out, spec, argv, reply_start);
+}
+
+/// What follows a client's command: MONITOR sees it, CLIENT CACHING's
+/// one-command flag expires, and what the command pushed to this very
+/// client goes out in Redis's order.
+fn after_command(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    reply_start: usize,
+) {
+    feed_monitors(shared, session, spec, argv, false);
+    // As Redis, CLIENT CACHING covers the next command, or the whole
+    // transaction, and CLIENT commands in between do not use it up.
+    if session.caching && session.multi.is_none() && !spec.name.starts_with("client|") {
+        session.caching = false;
+    }
+    let mailbox = &session.handle.mailbox;
+    if mailbox.is_listening() {
+        // Messages and notifications the command caused for this client
+        // come before its reply, as Redis writes them while the command
+        // runs; its own invalidations come after (Redis defers them).
+        let (before, after) = mailbox.take_split();
+        if !before.is_empty() {
+            let reply = out.buffer().split_off(reply_start);
+            out.buffer().extend_from_slice(&before);
+            out.buffer().extend_from_slice(&reply);
+        }
+        out.buffer().extend_from_slice(&after);
+    }
+}
+
+/// Shows a command to MONITOR clients, unless it is one Redis hides
+/// (admin commands, and those flagged `skip_monitor`: EVAL, EXEC...).
+/// `script`: run by a script (shown as `lua`).
+pub fn feed_monitors(
+    shared: &Shared,
+    session: &Session,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    script: bool,
+) {
+    if shared.pubsub.has_monitors() && spec.flags & (flags::SKIP_MONITOR | flags::ADMIN) == 0 {
+        shared
+            .pubsub
+            .feed_monitors(&pubsub::monitor_line(session, argv, script));
+    }
 }
 
 /// Runs a blocked client's command again (see `shared::blocking`): right
@@ -726,7 +811,15 @@ pub fn run<'s>(
         locks: Locks::new(&shared.store, held),
     };
     let start = ctx.out.len();
-    if let Err(error) = (spec.handler)(&mut ctx, argv) {
+    let outcome = if shared.pubsub.tracking.is_active() {
+        if ctx.session.tracking.is_some() {
+            remember_read_keys(shared, ctx.session, spec, argv);
+        }
+        crate::pubsub::as_client(ctx.session.handle.id, || (spec.handler)(&mut ctx, argv))
+    } else {
+        (spec.handler)(&mut ctx, argv)
+    };
+    if let Err(error) = outcome {
         // A handler returns its error before writing anything; drop any
         // partial reply anyway so the stream stays well-formed.
         ctx.out.truncate(start);
@@ -735,6 +828,34 @@ pub fn run<'s>(
             .stats
             .error_replies
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Client-side caching: the keys a tracking client's read command reads
+/// are remembered before it runs (a change between the read and the
+/// remembering would otherwise be missed), as Redis's trackingRememberKeys
+/// decides: read-only commands (not scripts: the commands they run), in
+/// the default and OPTOUT modes unless CLIENT CACHING said otherwise.
+fn remember_read_keys(shared: &Shared, session: &Session, spec: &CommandSpec, argv: &[&[u8]]) {
+    use crate::pubsub::TrackingMode;
+    if !spec.has(flags::READONLY) || spec.group == "scripting" {
+        return;
+    }
+    let wanted = match session.tracking {
+        Some(TrackingMode::Default) => true,
+        Some(TrackingMode::OptIn) => session.caching,
+        Some(TrackingMode::OptOut) => !session.caching,
+        Some(TrackingMode::Broadcast) | None => false,
+    };
+    if !wanted {
+        return;
+    }
+    let keys: SmallVec<[&[u8]; 4]> = spec.key_positions(argv).iter().map(|&i| argv[i]).collect();
+    if !keys.is_empty() {
+        shared
+            .pubsub
+            .tracking
+            .remember(session.handle.id, &keys, &shared.pubsub);
     }
 }
 

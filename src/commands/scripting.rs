@@ -318,6 +318,7 @@ impl CommandRunner for ScriptCaller<'_, '_> {
             argv,
             Some(&mut *self.locks),
         );
+        super::feed_monitors(self.shared, self.session, spec, argv, true);
         self.wrote |= spec.has(WRITE);
         spec.has(WRITE)
     }

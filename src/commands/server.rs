@@ -301,6 +301,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.shared.stats.reset();
+    ctx.shared.pubsub.reset_stats();
     ctx.shared.store.reset_eviction_stats();
     // Redis's lazyfreeResetStats.
     ctx.shared.store.lazyfree_stats().reset();
@@ -750,7 +751,20 @@ fn clients_section(ctx: &Ctx) -> String {
             "blocked_clients",
             ctx.shared.blocking.blocked_clients().to_string(),
         ),
-        ("tracking_clients", "0".into()),
+        (
+            "pubsub_clients",
+            ctx.shared
+                .clients
+                .list()
+                .iter()
+                .filter(|client| client.meta.lock().subscriptions.iter().any(|&n| n > 0))
+                .count()
+                .to_string(),
+        ),
+        (
+            "tracking_clients",
+            ctx.shared.pubsub.tracking.client_count().to_string(),
+        ),
         (
             "clients_in_timeout_table",
             ctx.shared.blocking.clients_with_timeout().to_string(),
@@ -904,6 +918,9 @@ fn persistence_section() -> String {
 fn stats_section(ctx: &Ctx) -> String {
     let stats = &ctx.shared.stats;
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed).to_string();
+    let pubsub = &ctx.shared.pubsub;
+    let (tracking_keys, tracking_items, tracking_prefixes) = pubsub.tracking.totals();
+    use crate::pubsub::ChannelKind;
     fields(&[
         (
             "total_connections_received",
@@ -930,6 +947,22 @@ fn stats_section(ctx: &Ctx) -> String {
         ("expired_subkeys", get(&stats.expired_subkeys)),
         ("evicted_keys", ctx.store().evicted_keys().to_string()),
         ("total_error_replies", get(&stats.error_replies)),
+        (
+            "pubsub_channels",
+            pubsub.channel_count(ChannelKind::Classic).to_string(),
+        ),
+        ("pubsub_patterns", pubsub.pattern_count().to_string()),
+        (
+            "pubsubshard_channels",
+            pubsub.channel_count(ChannelKind::Shard).to_string(),
+        ),
+        ("tracking_total_keys", tracking_keys.to_string()),
+        ("tracking_total_items", tracking_items.to_string()),
+        ("tracking_total_prefixes", tracking_prefixes.to_string()),
+        (
+            "client_output_buffer_limit_disconnections",
+            pubsub.limit_disconnections().to_string(),
+        ),
     ])
 }
 

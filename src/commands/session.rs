@@ -33,6 +33,34 @@ pub struct WatchedKey {
     pub existed: bool,
 }
 
+/// The channels and patterns a client subscribes to, in subscription
+/// order.
+#[derive(Debug, Default)]
+pub struct Subscriptions {
+    pub channels: indexmap::IndexSet<bytes::Bytes>,
+    pub patterns: indexmap::IndexSet<bytes::Bytes>,
+    pub shard_channels: indexmap::IndexSet<bytes::Bytes>,
+}
+
+impl Subscriptions {
+    /// Redis's clientTotalPubSubSubscriptionCount.
+    pub fn total(&self) -> usize {
+        self.channels.len() + self.patterns.len() + self.shard_channels.len()
+    }
+}
+
+/// CLIENT REPLY.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReplyMode {
+    #[default]
+    On,
+    Off,
+    /// No reply to the next command.
+    Skip,
+    /// Set by CLIENT REPLY SKIP: becomes `Skip` once that command is done.
+    SkipNext,
+}
+
 /// Commands queued between MULTI and EXEC.
 #[derive(Debug, Default)]
 pub struct MultiState {
@@ -80,6 +108,17 @@ pub struct Session {
     /// The command this session last recorded in its registry entry
     /// (CLIENT LIST cmd=).
     pub last_command: &'static str,
+    /// Pub/sub subscriptions.
+    pub subscriptions: Subscriptions,
+    /// CLIENT TRACKING is on, in this mode.
+    pub tracking: Option<crate::pubsub::TrackingMode>,
+    /// CLIENT CACHING YES (OPTIN) or NO (OPTOUT) was sent: it applies to
+    /// the next command (or transaction) only.
+    pub caching: bool,
+    /// CLIENT REPLY.
+    pub reply_mode: ReplyMode,
+    /// Whether this client runs MONITOR.
+    pub monitoring: bool,
 }
 
 impl Session {
@@ -99,6 +138,11 @@ impl Session {
             woken_by: None,
             batch_time_ms: None,
             last_command: "NULL",
+            subscriptions: Subscriptions::default(),
+            tracking: None,
+            caching: false,
+            reply_mode: ReplyMode::On,
+            monitoring: false,
         }
     }
 

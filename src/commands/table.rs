@@ -6,13 +6,14 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 12] {
+fn families() -> [&'static [CommandSpec]; 13] {
     [
         super::connection::COMMANDS,
         super::hash::COMMANDS,
         super::keyspace::COMMANDS,
         super::list::COMMANDS,
         super::object::COMMANDS,
+        super::pubsub::COMMANDS,
         super::scripting::COMMANDS,
         super::server::COMMANDS,
         super::set::COMMANDS,

@@ -175,6 +175,10 @@ pub fn unwatch_all(shared: &Shared, session: &mut Session, mut held: Option<&mut
 pub fn end_session(shared: &Shared, session: &mut Session) {
     session.multi = None;
     unwatch_all(shared, session, None);
+    super::pubsub::drop_subscriptions(shared, session);
+    super::tracking::turn_off(shared, session);
+    // Invalidations redirected here now find the client gone.
+    session.handle.mailbox.close();
 }
 
 fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
@@ -234,6 +238,7 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
             args,
             Some(&mut locks),
         );
+        super::feed_monitors(ctx.shared, ctx.session, spec, args, false);
     }
     Ok(())
 }

@@ -98,7 +98,7 @@ impl OutputLimits {
     /// The classes not named keep their limits.
     pub fn parse_onto(&self, value: &str) -> Result<OutputLimits, String> {
         let words: Vec<&str> = value.split_whitespace().collect();
-        if words.is_empty() || words.len() % 4 != 0 {
+        if words.is_empty() || !words.len().is_multiple_of(4) {
             return Err("Wrong number of arguments in buffer limit configuration.".into());
         }
         let mut limits = *self;

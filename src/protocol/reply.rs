@@ -130,6 +130,16 @@ impl ReplyBuf {
         self.line(b'*', len as i64);
     }
 
+    /// An out-of-band push of `len` elements: `>` in RESP3, an array in
+    /// RESP2 (pub/sub replies and messages).
+    pub fn push(&mut self, len: usize) {
+        if self.resp3 {
+            self.line(b'>', len as i64);
+        } else {
+            self.line(b'*', len as i64);
+        }
+    }
+
     /// A map of `pairs` entries: `%` in RESP3, a flat array in RESP2.
     pub fn map(&mut self, pairs: usize) {
         if self.resp3 {

@@ -21,6 +21,9 @@ pub use crate::config::output_limits::{ClientClass, OutputLimit, OutputLimits};
 #[derive(Debug, Default)]
 struct Held {
     frames: BytesMut,
+    /// Frames for the client whose own command caused them, to go after
+    /// that command's reply (see [`Mailbox::push_after_reply`]).
+    after_reply: BytesMut,
     /// When the pending output first went past the soft limit (cleared
     /// once it is back under).
     over_soft_since: Option<Instant>,
@@ -97,14 +100,30 @@ impl Mailbox {
     /// `limit`: then the mailbox empties and closes, and this returns
     /// false (the caller counts and logs the disconnection once).
     pub fn push(&self, frame: &[u8], limit: OutputLimit) -> bool {
+        self.append(frame, limit, false)
+    }
+
+    /// [`Mailbox::push`] of a frame the client's own running command
+    /// caused and that Redis sends after that command's reply (its own
+    /// invalidations).
+    pub fn push_after_reply(&self, frame: &[u8], limit: OutputLimit) -> bool {
+        self.append(frame, limit, true)
+    }
+
+    fn append(&self, frame: &[u8], limit: OutputLimit, after_reply: bool) -> bool {
         if self.overflowed.load(Ordering::Relaxed) || self.is_closed() {
             return true;
         }
         let mut held = self.held.lock();
-        held.frames.extend_from_slice(frame);
-        let pending = (held.frames.len() + self.unsent.load(Ordering::Relaxed)) as u64;
-        if exceeds(&mut held.over_soft_since, pending, limit) {
-            held.frames = BytesMut::new();
+        if after_reply {
+            held.after_reply.extend_from_slice(frame);
+        } else {
+            held.frames.extend_from_slice(frame);
+        }
+        let pending =
+            held.frames.len() + held.after_reply.len() + self.unsent.load(Ordering::Relaxed);
+        if exceeds(&mut held.over_soft_since, pending as u64, limit) {
+            *held = Held::default();
             drop(held);
             self.overflowed.store(true, Ordering::Release);
             self.signal.notify_one();
@@ -118,7 +137,7 @@ impl Mailbox {
     /// The client has gone: what it held is freed, later pushes dropped.
     pub fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.held.lock().frames = BytesMut::new();
+        *self.held.lock() = Held::default();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -133,18 +152,31 @@ impl Mailbox {
     /// Takes everything pushed so far (appending it to `out`).
     pub fn drain_into(&self, out: &mut BytesMut) {
         let mut held = self.held.lock();
-        if !held.frames.is_empty() {
-            out.extend_from_slice(&held.frames);
-            held.frames.clear();
-            if held.frames.capacity() > 64 * 1024 {
-                held.frames = BytesMut::new();
-            }
+        if held.frames.is_empty() && held.after_reply.is_empty() {
+            return;
         }
+        out.extend_from_slice(&held.frames);
+        out.extend_from_slice(&held.after_reply);
+        if held.frames.capacity() + held.after_reply.capacity() > 64 * 1024 {
+            held.frames = BytesMut::new();
+            held.after_reply = BytesMut::new();
+        } else {
+            held.frames.clear();
+            held.after_reply.clear();
+        }
+    }
+
+    /// Takes what was pushed, as (frames to go before the running
+    /// command's reply, frames to go after it).
+    pub fn take_split(&self) -> (BytesMut, BytesMut) {
+        let mut held = self.held.lock();
+        (held.frames.split(), held.after_reply.split())
     }
 
     /// Bytes waiting here.
     pub fn held_bytes(&self) -> usize {
-        self.held.lock().frames.len()
+        let held = self.held.lock();
+        held.frames.len() + held.after_reply.len()
     }
 
     /// The connection holds `bytes` it has not written yet.

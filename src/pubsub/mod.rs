@@ -323,19 +323,31 @@ impl PubSub {
     /// drop if that takes it past its output limit.
     fn deliver(&self, mailbox: &Mailbox, frame: &[u8], limits: &OutputLimits) {
         if !mailbox.push(frame, limits.get(mailbox.class())) {
-            self.limit_disconnections.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(
-                client = mailbox.id,
-                "Client scheduled to be closed ASAP for overcoming of output buffer limits."
-            );
+            self.count_limit_disconnection(mailbox.id);
         }
     }
 
+    fn count_limit_disconnection(&self, id: u64) {
+        self.limit_disconnections.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            client = id,
+            "Client scheduled to be closed ASAP for overcoming of output buffer limits."
+        );
+    }
+
     /// Pushes an already encoded frame to one client (invalidations,
-    /// tracking-redir-broken).
+    /// tracking-redir-broken). To the client whose command is running, it
+    /// goes after that command's reply, as Redis defers it.
     pub fn push_to(&self, mailbox: &Mailbox, frame: &[u8]) {
-        let limits = *self.limits.read();
-        self.deliver(mailbox, frame, &limits);
+        let limit = self.limits.read().get(mailbox.class());
+        let delivered = if mailbox.id == current_client() {
+            mailbox.push_after_reply(frame, limit)
+        } else {
+            mailbox.push(frame, limit)
+        };
+        if !delivered {
+            self.count_limit_disconnection(mailbox.id);
+        }
     }
 
     /// Channels with subscribers, matching `pattern` if given (PUBSUB

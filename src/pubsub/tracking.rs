@@ -165,22 +165,25 @@ impl Tracking {
     }
 
     /// The error Redis gives when a client's BCAST prefixes would overlap
-    /// (one a prefix of another), among the new ones or with those it has.
+    /// (one is a prefix of the other, or they are equal), with those it has
+    /// or among the new ones.
     pub fn check_prefixes(&self, id: u64, new: &[Bytes]) -> Result<(), String> {
+        let overlap = |a: &[u8], b: &[u8]| a.starts_with(b) || b.starts_with(a);
         let trackers = self.trackers.read();
-        let existing: &[Bytes] = trackers
+        let mut existing: Vec<Bytes> = trackers
             .get(&id)
-            .map_or(&[], |tracker| tracker.options.prefixes.as_slice());
+            .map_or_else(Vec::new, |tracker| tracker.options.prefixes.clone());
+        existing.sort();
         for (i, prefix) in new.iter().enumerate() {
-            for other in existing {
-                if other != prefix && (other.starts_with(prefix) || prefix.starts_with(other)) {
-                    return Err(prefix_overlap_error(prefix, other));
-                }
+            if let Some(other) = existing.iter().find(|other| overlap(other, prefix)) {
+                return Err(prefix_overlap_error(prefix, other));
             }
-            for other in &new[i + 1..] {
-                if other != prefix && (other.starts_with(prefix) || prefix.starts_with(other)) {
-                    return Err(prefix_overlap_error(prefix, other));
-                }
+            if let Some(other) = new[i + 1..].iter().find(|other| overlap(other, prefix)) {
+                return Err(format!(
+                    "ERR Prefix '{}' overlaps with another provided prefix '{}'. Prefixes for a single client must not overlap.",
+                    String::from_utf8_lossy(prefix),
+                    String::from_utf8_lossy(other)
+                ));
             }
         }
         Ok(())

@@ -138,14 +138,24 @@ impl Connection<'_> {
             return Ok(());
         }
         let handle = self.handle.clone();
+        let mailbox = handle.mailbox.clone();
         loop {
             self.make_room_to_read();
             // `timeout` is not a timer per read: the idle sweep (see
             // `ClientRegistry::close_idle`) kills a client idle too long.
+            // Only a client that subscribed, tracks or monitors listens for
+            // pushes.
             let read = tokio::select! {
-                read = stream.read_buf(&mut self.input) => read?,
+                read = stream.read_buf(&mut self.input) => Some(read?),
+                _ = mailbox.pushed(), if mailbox.is_listening() => None,
                 _ = handle.killed() => return Ok(()),
                 _ = self.shutdown.wait_for(|&stop| stop) => return Ok(()),
+            };
+            let Some(read) = read else {
+                if !self.send_pushed(session, stream).await? {
+                    return Ok(());
+                }
+                continue;
             };
             if read == 0 {
                 return Ok(());
@@ -182,6 +192,9 @@ impl Connection<'_> {
                     }
                 }
             };
+            if mailbox.is_listening() && !self.take_pushed(session) {
+                return Ok(());
+            }
             self.flush(stream).await?;
             if !keep_open || handle.is_killed() {
                 return Ok(());
@@ -192,6 +205,37 @@ impl Connection<'_> {
             }
             self.report_query_buffer();
         }
+    }
+
+    /// Moves what was pushed to this client (messages, invalidations,
+    /// MONITOR lines) into its output; false when it went past its output
+    /// limit and must be dropped.
+    fn take_pushed(&mut self, session: &Session) -> bool {
+        let mailbox = &self.handle.mailbox;
+        if mailbox.is_overflowed() {
+            return false;
+        }
+        // CLIENT REPLY OFF silences pushes too, as in Redis.
+        if session.reply_mode == commands::ReplyMode::Off {
+            mailbox.take_split();
+            return true;
+        }
+        mailbox.drain_into(self.output.buffer());
+        true
+    }
+
+    /// Writes out what was pushed to this idle client; false when it must
+    /// be dropped.
+    async fn send_pushed(
+        &mut self,
+        session: &Session,
+        stream: &mut TcpStream,
+    ) -> std::io::Result<bool> {
+        if !self.take_pushed(session) {
+            return Ok(false);
+        }
+        self.flush(stream).await?;
+        Ok(!self.handle.is_killed())
     }
 
     /// Makes room in the input buffer for the next read. A big argument
@@ -262,6 +306,22 @@ impl Connection<'_> {
                     let mut awaiting_flush = None;
                     let reply_start = self.output.len();
                     if !args.is_empty() {
+                        // CLIENT PAUSE: the command waits (without holding
+                        // this worker) until the pause is over.
+                        while self.shared.pause.may_be_active() {
+                            let Some(until) = commands::paused_until(self.shared, session, &args)
+                            else {
+                                break;
+                            };
+                            tokio::select! {
+                                _ = self.shared.pause.changed_or_over(until) => {}
+                                _ = self.handle.killed() => return Ok(Processed::Close),
+                                _ = self.shutdown.wait_for(|&stop| stop) => {
+                                    return Ok(Processed::Close)
+                                }
+                            }
+                            session.batch_time_ms = Some(self.shared.store.now_ms());
+                        }
                         // A script holds shards this command needs: wait
                         // for it without holding this worker (once it is
                         // busy, the command gets BUSY or, if allowed, runs).
@@ -317,6 +377,18 @@ impl Connection<'_> {
                             blocked = Some((args.iter().map(|a| a.to_vec()).collect(), request));
                         }
                         awaiting_flush = session.flush_wait.take();
+                        // CLIENT REPLY OFF / SKIP.
+                        match session.reply_mode {
+                            commands::ReplyMode::On => {}
+                            commands::ReplyMode::Off => self.output.truncate(reply_start),
+                            commands::ReplyMode::Skip => {
+                                self.output.truncate(reply_start);
+                                session.reply_mode = commands::ReplyMode::On;
+                            }
+                            commands::ReplyMode::SkipNext => {
+                                session.reply_mode = commands::ReplyMode::Skip;
+                            }
+                        }
                     }
                     drop(args);
                     self.note_journaled(reply_start);
@@ -584,7 +656,10 @@ impl Connection<'_> {
             Err(error) => return Err(error),
         };
         let mut progress_at = Instant::now();
+        let mailbox = &self.handle.mailbox;
         while written < buffer.len() {
+            // What the client has not read counts toward its output limit.
+            mailbox.set_unsent(buffer.len() - written);
             tokio::select! {
                 biased;
                 sent = stream.write(&buffer[written..]) => match sent? {
@@ -594,6 +669,11 @@ impl Connection<'_> {
                         progress_at = Instant::now();
                     }
                 },
+                _ = mailbox.pushed(), if mailbox.is_listening() => {
+                    if mailbox.is_overflowed() {
+                        return Err(closing("output buffer limit reached"));
+                    }
+                }
                 _ = self.handle.killed() => return Err(closing("killed while writing")),
                 _ = self.shutdown.wait_for(|&stop| stop) => {
                     return Err(closing("server stopping while writing"))
@@ -603,6 +683,7 @@ impl Connection<'_> {
                 }
             }
         }
+        mailbox.set_unsent(0);
         self.shared.stats.net_output_bytes.add(buffer.len() as u64);
         buffer.clear();
         if buffer.capacity() > 4 * OUTPUT_FLUSH_THRESHOLD {

@@ -55,6 +55,8 @@ pub enum TimeoutReply {
     NullArray,
     /// `$-1` (`_` in RESP3).
     NullBulk,
+    /// `:0` (WAIT: no replica acknowledged).
+    Zero,
 }
 
 impl TimeoutReply {
@@ -62,6 +64,7 @@ impl TimeoutReply {
         match self {
             TimeoutReply::NullArray => out.null_array(),
             TimeoutReply::NullBulk => out.null(),
+            TimeoutReply::Zero => out.int(0),
         }
     }
 }

@@ -26,6 +26,16 @@ pub struct ClientMeta {
     pub blocked: bool,
     /// CLIENT UNBLOCK asked to end the blocked command this way.
     pub unblock: Option<UnblockReason>,
+    /// Channels, patterns and shard channels subscribed to (CLIENT LIST's
+    /// sub, psub, ssub).
+    pub subscriptions: [usize; 3],
+    /// Runs MONITOR (flag `O`).
+    pub monitor: bool,
+    /// CLIENT TRACKING is on (flag `t`).
+    pub tracking: bool,
+    /// Where its invalidations go (CLIENT LIST's redir: -1 without
+    /// tracking, 0 for itself).
+    pub redirect: i64,
 }
 
 /// How CLIENT UNBLOCK ends a blocked command.
@@ -76,6 +86,7 @@ impl ClientHandle {
             meta: Mutex::new(ClientMeta {
                 resp: 2,
                 multi: -1,
+                redirect: -1,
                 last_command: "NULL",
                 ..ClientMeta::default()
             }),
@@ -189,6 +200,8 @@ impl ClientHandle {
     /// One line of CLIENT LIST / CLIENT INFO, in Redis 7.2's format.
     pub fn info_line(&self) -> String {
         let meta = self.meta.lock().clone();
+        // What waits in the mailbox is Redis's reply list (omem).
+        let pushed = self.mailbox.held_bytes();
         let [query_len, query_capacity, output_len, output_capacity] =
             [QUERY_LEN, QUERY_CAPACITY, OUTPUT_LEN, OUTPUT_CAPACITY]
                 .map(|i| self.buffers[i].load(Ordering::Relaxed));
@@ -211,13 +224,22 @@ impl ClientHandle {
         if meta.no_touch {
             flags.push('T');
         }
+        if meta.monitor {
+            flags.push('O');
+        }
+        if self.mailbox.class() == crate::pubsub::ClientClass::PubSub {
+            flags.push('P');
+        }
+        if meta.tracking {
+            flags.push('t');
+        }
         if flags.is_empty() {
             flags.push('N');
         }
         format!(
-            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub=0 psub=0 ssub=0 multi={} \
-             watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll=0 omem=0 tot-mem={} events=r \
-             cmd={} user=default redir=-1 resp={} lib-name={} lib-ver={}",
+            "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
+             watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll=0 omem={} tot-mem={} events=r \
+             cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -226,14 +248,19 @@ impl ClientHandle {
             self.idle_secs(),
             flags,
             self.db.load(Ordering::Relaxed),
+            meta.subscriptions[0],
+            meta.subscriptions[1],
+            meta.subscriptions[2],
             meta.multi,
             meta.watching,
             query_len,
             query_capacity.saturating_sub(query_len),
             output_capacity,
             output_len,
-            query_capacity + output_capacity,
+            pushed,
+            query_capacity + output_capacity + pushed,
             meta.last_command,
+            meta.redirect,
             meta.resp,
             text(&meta.lib_name),
             text(&meta.lib_ver),

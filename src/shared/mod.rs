@@ -37,6 +37,83 @@ pub struct FlushWait {
     pub timeout: Option<std::time::Duration>,
 }
 
+/// CLIENT PAUSE: until when, and whether every command or only those
+/// that write waits.
+#[derive(Debug, Default)]
+pub struct ClientPause {
+    state: Mutex<Option<PauseState>>,
+    /// A pause may be on (one load on the request path).
+    active: AtomicBool,
+    /// Woken when the pause is lifted or changed.
+    changed: tokio::sync::Notify,
+}
+
+/// A pause in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PauseState {
+    pub until: Instant,
+    /// ALL (every command) rather than WRITE.
+    pub all: bool,
+}
+
+impl ClientPause {
+    /// Pauses clients until `until` (ALL or WRITE). As Redis, a pause
+    /// already in force is only ever extended and made stricter here.
+    pub fn pause(&self, until: Instant, all: bool) {
+        let mut state = self.state.lock();
+        let merged = match *state {
+            Some(current) if current.until > Instant::now() => PauseState {
+                until: current.until.max(until),
+                all: current.all || all,
+            },
+            _ => PauseState { until, all },
+        };
+        *state = Some(merged);
+        self.active.store(true, Ordering::Release);
+        drop(state);
+        self.changed.notify_waiters();
+    }
+
+    /// CLIENT UNPAUSE.
+    pub fn unpause(&self) {
+        *self.state.lock() = None;
+        self.active.store(false, Ordering::Release);
+        self.changed.notify_waiters();
+    }
+
+    #[inline]
+    pub fn may_be_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
+    }
+
+    /// The pause in force now, if any.
+    pub fn current(&self) -> Option<PauseState> {
+        let mut state = self.state.lock();
+        match *state {
+            Some(pause) if pause.until > Instant::now() => Some(pause),
+            _ => {
+                *state = None;
+                self.active.store(false, Ordering::Release);
+                None
+            }
+        }
+    }
+
+    /// Waits until the pause ends or changes (then check again).
+    pub async fn changed_or_over(&self, until: Instant) {
+        let changed = self.changed.notified();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        if self.current().is_none_or(|now| now.until != until) {
+            return;
+        }
+        tokio::select! {
+            _ = changed => {}
+            _ = tokio::time::sleep_until(until.into()) => {}
+        }
+    }
+}
+
 /// Server-wide counters reported by INFO.
 #[derive(Debug, Default)]
 pub struct Stats {
@@ -140,6 +217,8 @@ pub struct Shared {
     pub scripting: Scripting,
     /// Pub/sub, keyspace notifications, MONITOR and client-side caching.
     pub pubsub: Arc<PubSub>,
+    /// CLIENT PAUSE.
+    pub pause: ClientPause,
     shutdown_tx: watch::Sender<bool>,
     stopping: AtomicBool,
 }
@@ -189,6 +268,7 @@ impl Shared {
             writebehind,
             scripting,
             pubsub,
+            pause: ClientPause::default(),
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
             stopping: AtomicBool::new(false),
