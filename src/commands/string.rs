@@ -1109,8 +1109,11 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    let old = match write_string(db, key, now)? {
+    // Whether the string was created, grew, or the bit changed: only then
+    // does Redis announce the change.
+    let (old, changed) = match write_string(db, key, now)? {
         Some(s) => {
+            let grew = s.len() <= byte;
             grow_zeroed(s, byte + 1)?;
             let old = s[byte] & mask != 0;
             if on == 1 {
@@ -1119,7 +1122,7 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 s[byte] &= !mask;
             }
             db.touch(key);
-            old
+            (old, grew || old != (on == 1))
         }
         None => {
             let mut s = zeroed(byte + 1)?;
@@ -1127,10 +1130,12 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 s[byte] |= mask;
             }
             db.insert(key, Value::Str(s), None, now);
-            false
+            (false, true)
         }
     };
-    ctx.shared.pubsub.notify(events::STRING, "setbit", key, dbi);
+    if changed {
+        ctx.shared.pubsub.notify(events::STRING, "setbit", key, dbi);
+    }
     ctx.out.int(old as i64);
     Ok(())
 }
