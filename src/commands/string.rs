@@ -1655,15 +1655,19 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
         return Err(Error::err("BITFIELD_RO only supports the GET subcommand"));
     }
     let needed = (highest_write >> 3) as usize + 1;
-    if write_string(db, key, now)?.is_none() {
+    let created = write_string(db, key, now)?.is_none();
+    if created {
         db.insert(key, Value::Str(zeroed(needed)?), None, now);
     }
     let Some(s) = write_string(db, key, now)? else {
         return Err(Error::err("internal error: bitfield target vanished"));
     };
+    let grew = s.len() < needed;
     grow_zeroed(s, needed)?;
-    // Writes done; a write refused by OVERFLOW FAIL is not one.
-    let mut changes = 0;
+    // As Redis, a write changes the string if it was created or grew, or
+    // the field's value changed; one refused by OVERFLOW FAIL does not.
+    let dirty = created || grew;
+    let mut changed = false;
     ctx.out.array(ops.len());
     for op in &ops {
         match op.op {
@@ -1683,7 +1687,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
                 } else {
                     ctx.out.int(reply);
                     set_field(s, op.offset, op.bits, new as u64);
-                    changes += 1;
+                    changed |= dirty || new != old;
                 }
             }
             FieldOp::Set | FieldOp::IncrBy => {
@@ -1702,13 +1706,13 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
                 } else {
                     ctx.out.int(reply as i64);
                     set_field(s, op.offset, op.bits, new);
-                    changes += 1;
+                    changed |= dirty || new != old;
                 }
             }
         }
     }
     db.touch(key);
-    if changes > 0 {
+    if changed {
         pubsub.notify(events::STRING, "setbit", key, dbi);
     }
     Ok(())
