@@ -724,6 +724,14 @@ fn after_command(
         }
         out.buffer().extend_from_slice(&after);
     }
+    // BCAST clients hear of the command's changes once it is done.
+    let tracking = &shared.pubsub.tracking;
+    if tracking.has_pending_broadcasts() {
+        tracking.flush_broadcasts(&shared.pubsub);
+        if mailbox.is_listening() {
+            mailbox.drain_into(out.buffer());
+        }
+    }
 }
 
 /// Shows a command to MONITOR clients, unless it is one Redis hides
@@ -761,6 +769,10 @@ pub fn rerun_blocked(
     session.woken_by = woken_by;
     run(shared, session, out, spec, argv, None);
     session.woken_by = None;
+    let tracking = &shared.pubsub.tracking;
+    if tracking.has_pending_broadcasts() {
+        tracking.flush_broadcasts(&shared.pubsub);
+    }
 }
 
 /// Whether the open transaction queued a command flagged `denyoom`.

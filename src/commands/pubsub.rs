@@ -442,8 +442,8 @@ fn pubsub_shardchannels(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn subscriber_counts(ctx: &mut Ctx, argv: &[&[u8]], kind: ChannelKind) -> Result<()> {
-    // A map in RESP3, flat pairs in RESP2, as Redis.
-    ctx.out.map(argv.len() - 2);
+    // Flat pairs, in RESP3 too, as Redis.
+    ctx.out.array(2 * (argv.len() - 2));
     for channel in &argv[2..] {
         ctx.out.bulk(channel);
         let count = ctx.shared.pubsub.subscriber_count(kind, channel);

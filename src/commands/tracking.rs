@@ -90,7 +90,9 @@ pub fn client_tracking(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::err("OPTIN and OPTOUT are not compatible with BCAST"));
     }
     if optin && optout {
-        return Err(Error::err("You can't use both OPTIN and OPTOUT"));
+        return Err(Error::err(
+            "You can't specify both OPTIN mode and OPTOUT mode",
+        ));
     }
     let current = ctx.session.tracking;
     if (optin && current == Some(TrackingMode::OptOut))

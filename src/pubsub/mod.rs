@@ -225,7 +225,10 @@ impl PubSub {
         options: TrackingOptions,
         target: Arc<Mailbox>,
     ) {
+        // Both may receive pushes: invalidations, or the tracker being
+        // told that its redirect client went away.
         target.set_listening(true);
+        mailbox.set_listening(true);
         self.tracking.enable(mailbox, options, target);
         self.refresh_wanted();
     }

@@ -12,9 +12,9 @@
 //! Nothing here costs a client without tracking anything: the store asks
 //! [`Tracking::is_active`] (one load) before it reports a change.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -79,6 +79,12 @@ pub struct Tracking {
     items: AtomicUsize,
     /// BCAST prefixes and their clients ("" for every key).
     prefixes: RwLock<Vec<(Bytes, Vec<u64>)>>,
+    /// Keys changed under each BCAST prefix since the last
+    /// [`Tracking::flush_broadcasts`], with the client that changed them:
+    /// as Redis, BCAST clients get one message per prefix after each
+    /// command, its keys sorted.
+    pending_broadcasts: Mutex<BTreeMap<Bytes, BTreeMap<Bytes, u64>>>,
+    has_pending_broadcasts: AtomicBool,
     max_keys: AtomicU64,
 }
 
@@ -92,6 +98,8 @@ impl Default for Tracking {
             keys: AtomicUsize::new(0),
             items: AtomicUsize::new(0),
             prefixes: RwLock::default(),
+            pending_broadcasts: Mutex::default(),
+            has_pending_broadcasts: AtomicBool::new(false),
             max_keys: AtomicU64::new(1_000_000),
         }
     }
@@ -126,6 +134,11 @@ impl Tracking {
         let id = mailbox.id;
         let mut trackers = self.trackers.write();
         let mut options = options;
+        // BCAST without PREFIX: every key (the empty prefix), added to any
+        // prefixes it has, unchecked, as Redis.
+        if options.mode == TrackingMode::Broadcast && options.prefixes.is_empty() {
+            options.prefixes.push(Bytes::new());
+        }
         if let Some(existing) = trackers.get(&id) {
             // As Redis: prefixes add up while tracking stays on.
             let mut prefixes = existing.options.prefixes.clone();
@@ -139,9 +152,6 @@ impl Tracking {
             self.active.fetch_add(1, Ordering::Relaxed);
         }
         if options.mode == TrackingMode::Broadcast {
-            if options.prefixes.is_empty() {
-                options.prefixes.push(Bytes::new());
-            }
             let mut table = self.prefixes.write();
             for prefix in &options.prefixes {
                 match table.iter_mut().find(|(p, _)| p == prefix) {
@@ -153,6 +163,7 @@ impl Tracking {
                     None => table.push((prefix.clone(), vec![id])),
                 }
             }
+            table.sort_by(|a, b| a.0.cmp(&b.0));
         }
         trackers.insert(
             id,
@@ -301,9 +312,66 @@ impl Tracking {
         if prefixes.is_empty() {
             return;
         }
-        for (prefix, clients) in prefixes.iter() {
+        let mut pending = self.pending_broadcasts.lock();
+        for (prefix, _) in prefixes.iter() {
             if key.starts_with(prefix) {
-                self.send_to_clients(key, clients, by, pubsub);
+                pending
+                    .entry(prefix.clone())
+                    .or_default()
+                    .insert(Bytes::copy_from_slice(key), by);
+                self.has_pending_broadcasts.store(true, Ordering::Release);
+            }
+        }
+        drop(pending);
+        drop(prefixes);
+        // Changes no command made (expiry, eviction) go out at once.
+        if by == 0 {
+            self.flush_broadcasts(pubsub);
+        }
+    }
+
+    /// Whether BCAST messages wait to be sent (one load per command).
+    #[inline]
+    pub fn has_pending_broadcasts(&self) -> bool {
+        self.has_pending_broadcasts.load(Ordering::Acquire)
+    }
+
+    /// Sends the BCAST messages of the keys changed since the last call:
+    /// per prefix, in prefix order, the sorted keys, leaving out for a
+    /// NOLOOP client the keys it changed itself (Redis's
+    /// trackingBroadcastInvalidationMessages).
+    pub fn flush_broadcasts(&self, pubsub: &super::PubSub) {
+        let pending = {
+            let mut pending = self.pending_broadcasts.lock();
+            self.has_pending_broadcasts.store(false, Ordering::Release);
+            std::mem::take(&mut *pending)
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let prefixes = self.prefixes.read();
+        let trackers = self.trackers.read();
+        for (prefix, keys) in &pending {
+            let Some((_, clients)) = prefixes.iter().find(|(p, _)| p == prefix) else {
+                continue;
+            };
+            for id in clients {
+                let Some(tracker) = trackers.get(id) else {
+                    continue;
+                };
+                let sent: Vec<&Bytes> = keys
+                    .iter()
+                    .filter(|(_, by)| !(tracker.options.noloop && *by == id))
+                    .map(|(key, _)| key)
+                    .collect();
+                if sent.is_empty() {
+                    continue;
+                }
+                let mut value = format!("*{}\r\n", sent.len()).into_bytes();
+                for key in sent {
+                    push_bulk(&mut value, key);
+                }
+                self.send(tracker, &value, pubsub);
             }
         }
     }
@@ -430,11 +498,17 @@ mod tests {
         };
         tracking.enable(&a, options, a.clone());
         tracking.invalidate(b"user:1", 1, &pubsub);
+        tracking.flush_broadcasts(&pubsub);
         assert_eq!(drained(&a), "");
+        // One message per prefix, keys sorted.
+        tracking.invalidate(b"user:2", 2, &pubsub);
         tracking.invalidate(b"user:1", 2, &pubsub);
-        assert!(drained(&a).contains("user:1"));
         tracking.invalidate(b"other", 2, &pubsub);
-        assert_eq!(drained(&a), "");
+        tracking.flush_broadcasts(&pubsub);
+        assert_eq!(
+            drained(&a),
+            ">2\r\n$10\r\ninvalidate\r\n*2\r\n$6\r\nuser:1\r\n$6\r\nuser:2\r\n"
+        );
         assert_eq!(
             tracking.check_prefixes(1, &[Bytes::from_static(b"user")]),
             Err(prefix_overlap_error(b"user", b"user:"))

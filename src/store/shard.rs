@@ -134,9 +134,14 @@ impl Db {
     /// Like [`Db::get`], without counting as an access (OBJECT, TTL-like
     /// introspection).
     pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.entries
-            .get(key)
-            .filter(|entry| !entry.is_expired(now_ms))
+        let entry = self.entries.get(key)?;
+        if entry.is_expired(now_ms) {
+            // Clients caching it must forget it now, as when Redis
+            // reclaims a key on access, not when active expiry gets to it.
+            self.signal(key, KeySignal::Modified);
+            return None;
+        }
+        Some(entry)
     }
 
     /// The live value of `key` for in-place modification. Call

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod scenario;
 pub mod writebehind;
 
 use std::io::{Read, Write};
@@ -224,6 +225,62 @@ impl RawClient {
         }
     }
 
+    /// One reply if it arrives within `timeout`; tells a closed connection
+    /// from silence. For frames pushed by other connections' commands.
+    pub fn read_within(&mut self, timeout: Duration) -> Arrival {
+        let deadline = Instant::now() + timeout;
+        let outcome = loop {
+            if !self.pending.is_empty() {
+                match reply_length(&self.pending) {
+                    Ok(Some(length)) => {
+                        break Arrival::Reply(self.pending.drain(..length).collect())
+                    }
+                    Ok(None) => {}
+                    Err(error) => panic!(
+                        "undecodable reply {:?}: {error:?}",
+                        String::from_utf8_lossy(&self.pending)
+                    ),
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break Arrival::Nothing;
+            }
+            self.stream
+                .set_read_timeout(Some((deadline - now).max(Duration::from_millis(1))))
+                .expect("timeout");
+            let mut chunk = [0u8; 64 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break Arrival::Closed,
+                Ok(n) => self.pending.extend_from_slice(&chunk[..n]),
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(error)
+                    if matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::ConnectionAborted
+                    ) =>
+                {
+                    break Arrival::Closed
+                }
+                Err(error) => panic!("read failed: {error}"),
+            }
+        };
+        self.stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        outcome
+    }
+
+    /// Sends bytes, reporting failure (the server closed the connection)
+    /// instead of panicking.
+    pub fn try_send(&mut self, bytes: &[u8]) -> bool {
+        self.stream.write_all(bytes).is_ok()
+    }
+
     /// True once the server has closed the connection (reads return EOF).
     pub fn is_closed(&mut self) -> bool {
         self.try_read_reply().is_none()
@@ -238,6 +295,24 @@ impl RawClient {
     pub fn command_bytes(&mut self, args: &[&[u8]]) -> Vec<u8> {
         self.send(&encode_command(args));
         self.read_reply()
+    }
+}
+
+/// What [`RawClient::read_within`] saw.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Arrival {
+    Reply(Vec<u8>),
+    Closed,
+    Nothing,
+}
+
+impl std::fmt::Debug for Arrival {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arrival::Reply(bytes) => write!(f, "Reply(\"{}\")", bytes.escape_ascii()),
+            Arrival::Closed => write!(f, "Closed"),
+            Arrival::Nothing => write!(f, "Nothing"),
+        }
     }
 }
 
