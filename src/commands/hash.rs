@@ -26,6 +26,7 @@ use super::parse::{
 };
 use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
+use crate::pubsub::{events, PubSub};
 use crate::store::changes::{Effect, Items};
 use crate::store::types::HashValue;
 use crate::store::{Db, Value, ValueRef};
@@ -270,11 +271,57 @@ fn hash_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut H
     }
 }
 
+/// Where a hash command announces what it does: keyspace notifications in
+/// database `db`. They are published through the engine directly, under the
+/// key's shard lock (which borrows the `Ctx`), so that the events of one key
+/// come in the order of its changes.
+#[derive(Clone, Copy)]
+struct Events<'p> {
+    pubsub: &'p PubSub,
+    db: usize,
+}
+
+impl<'p> Events<'p> {
+    fn of(ctx: &Ctx<'_, 'p>) -> Self {
+        Events {
+            pubsub: &ctx.shared.pubsub,
+            db: ctx.db(),
+        }
+    }
+
+    /// A change of the hash at `key` (`event`), and its deletion if the
+    /// change `emptied` it.
+    fn changed(self, key: &[u8], event: &str, emptied: bool) {
+        self.pubsub.notify(events::HASH, event, key, self.db);
+        if emptied {
+            self.pubsub.notify(events::GENERIC, "del", key, self.db);
+        }
+    }
+
+    /// A read command missed `key` (Redis's lookupKeyRead).
+    fn key_miss(self, key: &[u8]) {
+        self.pubsub
+            .notify(events::KEY_MISS, "keymiss", key, self.db);
+    }
+}
+
+/// How a command announces the expired fields it reclaims: Redis 7.4 sends
+/// `hexpired` for each field its lazy expiry deletes, but HMGET and
+/// HRANDFIELD send one for all of them.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reclaimed {
+    EachField,
+    Once,
+}
+
 /// Lazy field expiry for the commands that name fields: each of `fields`
-/// whose time passed is removed now, so that the command sees it as absent.
-/// If that empties the hash, the key is removed. Returns whether `key` holds
-/// a hash afterwards; WRONGTYPE if it holds another type.
+/// whose time passed is removed now, so that the command sees it as absent,
+/// and announced (`hexpired`, as `mode` says). If that empties the hash, the
+/// key is removed (`del`). Returns whether `key` holds a hash afterwards;
+/// WRONGTYPE if it holds another type.
 fn reclaim_fields<'a>(
+    events: Events,
+    mode: Reclaimed,
     db: &mut Db,
     key: &[u8],
     fields: impl IntoIterator<Item = &'a [u8]>,
@@ -294,6 +341,11 @@ fn reclaim_fields<'a>(
         (removed, hash.is_empty())
     };
     if removed > 0 {
+        let announced = if mode == Reclaimed::Once { 1 } else { removed };
+        for _ in 1..announced {
+            events.changed(key, "hexpired", false);
+        }
+        events.changed(key, "hexpired", empty);
         if empty {
             db.remove(key, now);
             return Ok(false);
@@ -304,10 +356,13 @@ fn reclaim_fields<'a>(
     Ok(true)
 }
 
-/// Runs `read` on the hash at `key` (`None` if missing) once the expired
-/// ones among `fields` are reclaimed, as [`reclaim_fields`] does. A hash
-/// without field TTLs (the usual case) costs one lookup.
+/// Runs `read` on the hash at `key` (`None` if missing: announced as a
+/// miss) once the expired ones among `fields` are reclaimed, as
+/// [`reclaim_fields`] does. A hash without field TTLs (the usual case)
+/// costs one lookup.
 fn read_fields<'a, R>(
+    events: Events,
+    mode: Reclaimed,
     db: &mut Db,
     key: &[u8],
     fields: impl IntoIterator<Item = &'a [u8]>,
@@ -315,30 +370,47 @@ fn read_fields<'a, R>(
     read: impl FnOnce(Option<&HashValue>) -> R,
 ) -> Result<R> {
     match hash_mut(db, key, now)? {
-        None => return Ok(read(None)),
+        None => {
+            events.key_miss(key);
+            return Ok(read(None));
+        }
         Some(hash) if !hash.has_field_ttls() => return Ok(read(Some(hash))),
         Some(_) => {}
     }
-    reclaim_fields(db, key, fields, now)?;
+    reclaim_fields(events, mode, db, key, fields, now)?;
     Ok(read(hash_ref(db, key, now)?))
+}
+
+/// [`hash_ref`] for a read command: a miss is announced.
+fn read_hash<'d>(
+    events: Events,
+    db: &'d mut Db,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'d HashValue>> {
+    let hash = hash_ref(db, key, now)?;
+    if hash.is_none() {
+        events.key_miss(key);
+    }
+    Ok(hash)
 }
 
 /// After changing the hash at `key` in place: WATCH sees the change, an
 /// emptied hash is removed, and the field-expiry index follows the hash's
 /// TTLs if `ttls_involved` (it had or now has some).
 /// `fields`, if given, are all the fields the change touched (the journal
-/// then records only them).
+/// then records only them). Returns whether the hash was removed.
 fn finish_change(
     db: &mut Db,
     key: &[u8],
     now: u64,
     ttls_involved: bool,
     fields: Option<Items<'_>>,
-) {
+) -> bool {
     let empty = matches!(db.get(key, now), Some(entry) if matches!(entry.value(), ValueRef::Hash(h) if h.is_empty()));
     if empty {
         db.remove(key, now);
-        return;
+        return true;
     }
     match fields {
         Some(fields) => db.touch_with(key, Effect::HashFields(fields)),
@@ -347,6 +419,7 @@ fn finish_change(
     if ttls_involved {
         db.index_field_expiry(key);
     }
+    false
 }
 
 // ---------------------------------------------------------------- HSET, HMSET, HSETNX
@@ -372,6 +445,7 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]], name: &str) -> Result<usize> {
     let key = argv[1];
     let pairs = &argv[2..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let set_all = |hash: &mut HashValue| {
@@ -406,15 +480,17 @@ fn set_pairs(ctx: &mut Ctx, argv: &[&[u8]], name: &str) -> Result<usize> {
             created
         }
     };
+    events.changed(key, "hset", false);
     Ok(created)
 }
 
 fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field, value) = (argv[1], argv[2], argv[3]);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, [field], now)?;
+    reclaim_fields(events, Reclaimed::EachField, db, key, [field], now)?;
     let set = match hash_mut(db, key, now)? {
         Some(hash) if hash.contains(field, now) => false,
         Some(hash) => {
@@ -429,6 +505,9 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             true
         }
     };
+    if set {
+        events.changed(key, "hset", false);
+    }
     ctx.out.int(set as i64);
     Ok(())
 }
@@ -438,43 +517,67 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn hget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let out = &mut *ctx.out;
-    read_fields(db, key, [field], now, |hash| {
-        match hash.and_then(|hash| hash.get(field, now)) {
+    read_fields(
+        events,
+        Reclaimed::EachField,
+        db,
+        key,
+        [field],
+        now,
+        |hash| match hash.and_then(|hash| hash.get(field, now)) {
             Some(value) => out.bulk(value),
             None => out.null(),
-        }
-    })
+        },
+    )
 }
 
 fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let fields = &argv[2..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let out = &mut *ctx.out;
-    read_fields(db, key, fields.iter().copied(), now, |hash| {
-        out.array(fields.len());
-        for field in fields {
-            match hash.and_then(|hash| hash.get(field, now)) {
-                Some(value) => out.bulk(value),
-                None => out.null(),
+    let fields_named = fields.iter().copied();
+    read_fields(
+        events,
+        Reclaimed::Once,
+        db,
+        key,
+        fields_named,
+        now,
+        |hash| {
+            out.array(fields.len());
+            for field in fields {
+                match hash.and_then(|hash| hash.get(field, now)) {
+                    Some(value) => out.bulk(value),
+                    None => out.null(),
+                }
             }
-        }
-    })
+        },
+    )
 }
 
 fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    let found = read_fields(db, key, [field], now, |hash| {
-        hash.is_some_and(|hash| hash.contains(field, now))
-    })?;
+    let found = read_fields(
+        events,
+        Reclaimed::EachField,
+        db,
+        key,
+        [field],
+        now,
+        |hash| hash.is_some_and(|hash| hash.contains(field, now)),
+    )?;
     ctx.out.int(found as i64);
     Ok(())
 }
@@ -482,12 +585,21 @@ fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn hstrlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    let len = read_fields(db, key, [field], now, |hash| {
-        hash.and_then(|hash| hash.get(field, now))
-            .map_or(0, <[u8]>::len)
-    })?;
+    let len = read_fields(
+        events,
+        Reclaimed::EachField,
+        db,
+        key,
+        [field],
+        now,
+        |hash| {
+            hash.and_then(|hash| hash.get(field, now))
+                .map_or(0, <[u8]>::len)
+        },
+    )?;
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -497,8 +609,9 @@ fn hstrlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn hlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
-    let len = hash_ref(locked.db(dbi, key)?, key, now)?.map_or(0, HashValue::len);
+    let len = read_hash(events, locked.db(dbi, key)?, key, now)?.map_or(0, HashValue::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -529,8 +642,9 @@ fn hvals(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn get_all(ctx: &mut Ctx, argv: &[&[u8]], parts: Parts) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
-    let hash = hash_ref(locked.db(dbi, key)?, key, now)?;
+    let hash = read_hash(events, locked.db(dbi, key)?, key, now)?;
     let len = hash.map_or(0, |hash| hash.live_len(now));
     match parts {
         Parts::Both => ctx.out.map(len),
@@ -556,9 +670,17 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let fields = &argv[2..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, fields.iter().copied(), now)?;
+    reclaim_fields(
+        events,
+        Reclaimed::EachField,
+        db,
+        key,
+        fields.iter().copied(),
+        now,
+    )?;
     let (deleted, had_ttls) = match hash_mut(db, key, now)? {
         None => (0, false),
         Some(hash) => {
@@ -568,7 +690,8 @@ fn hdel(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     };
     if deleted > 0 {
-        finish_change(db, key, now, had_ttls, Some(Items::all(fields)));
+        let emptied = finish_change(db, key, now, had_ttls, Some(Items::all(fields)));
+        events.changed(key, "hdel", emptied);
     }
     ctx.out.int(deleted as i64);
     Ok(())
@@ -580,9 +703,10 @@ fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
     let increment = int_arg(argv[3])?;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, [field], now)?;
+    reclaim_fields(events, Reclaimed::EachField, db, key, [field], now)?;
     let current = match hash_ref(db, key, now)?.and_then(|hash| hash.get(field, now)) {
         None => 0,
         Some(text) => strict_i64(text).ok_or_else(|| Error::err("hash value is not an integer"))?,
@@ -590,6 +714,7 @@ fn hincrby(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let value = current.checked_add(increment).ok_or_else(Error::overflow)?;
     let mut digits = itoa::Buffer::new();
     store_keeping_ttl(db, key, field, digits.format(value).as_bytes(), now)?;
+    events.changed(key, "hincrby", false);
     ctx.out.int(value);
     Ok(())
 }
@@ -601,9 +726,10 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::err("value is NaN or Infinity"));
     }
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    reclaim_fields(db, key, [field], now)?;
+    reclaim_fields(events, Reclaimed::EachField, db, key, [field], now)?;
     let current = match hash_ref(db, key, now)?.and_then(|hash| hash.get(field, now)) {
         None => LongDouble::ZERO,
         Some(text) => {
@@ -616,6 +742,7 @@ fn hincrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let text = value.to_human_string();
     store_keeping_ttl(db, key, field, &text, now)?;
+    events.changed(key, "hincrbyfloat", false);
     ctx.out.bulk(&text);
     Ok(())
 }
@@ -674,17 +801,22 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
 
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     // Every expired field goes first, so that picks by position only see
-    // live ones (as Redis 7.4 does for HRANDFIELD).
+    // live ones (as Redis 7.4 does for HRANDFIELD, announcing them once).
     let exists = match hash_mut(db, key, now)? {
-        None => false,
+        None => {
+            events.key_miss(key);
+            false
+        }
         Some(hash) => {
             let reclaimed = hash.reclaim_expired(now, usize::MAX);
             let empty = hash.is_empty();
             if reclaimed > 0 {
                 finish_change(db, key, now, true, None);
+                events.changed(key, "hexpired", empty);
             }
             !empty
         }
@@ -798,8 +930,9 @@ fn hscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     // Redis reads the options only once it found the hash.
     let options = parse_scan_options(&argv[3..], ScanExtra::NoValues);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
-    let Some(hash) = hash_ref(locked.db(dbi, key)?, key, now)? else {
+    let Some(hash) = read_hash(events, locked.db(dbi, key)?, key, now)? else {
         ctx.out.raw(b"*2\r\n$1\r\n0\r\n*0\r\n");
         return Ok(());
     };
@@ -892,6 +1025,7 @@ fn expire_fields(
 ) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let exists = hash_ref(db, key, now)?.is_some();
@@ -933,14 +1067,14 @@ fn expire_fields(
     )?;
 
     let mut codes: SmallVec<[i64; 8]> = SmallVec::new();
-    let mut changed = false;
+    let (mut reclaimed, mut timed, mut deleted) = (false, false, false);
     if let Some(hash) = hash_mut(db, key, now)?.filter(|_| exists) {
         if hash.is_small() {
             hash.mark_field_expiry_used();
         }
         for field in fields {
             if hash.reclaim_if_expired(field, now) {
-                changed = true;
+                reclaimed = true;
             }
             let code = match field_ttl(hash, field, now) {
                 FieldTtl::Missing => -2,
@@ -958,12 +1092,12 @@ fn expire_fields(
                 }
                 _ if at <= now => {
                     hash.remove(field);
-                    changed = true;
+                    deleted = true;
                     2
                 }
                 _ => {
                     hash.set_field_expiry(field, at);
-                    changed = true;
+                    timed = true;
                     1
                 }
             };
@@ -972,8 +1106,19 @@ fn expire_fields(
     } else {
         codes.extend(fields.iter().map(|_| -2));
     }
-    if changed {
-        finish_change(db, key, now, true, Some(Items::all(fields)));
+    if reclaimed || timed || deleted {
+        let emptied = finish_change(db, key, now, true, Some(Items::all(fields)));
+        // Fields whose time had passed (Larder's lazy expiry), then, as
+        // Redis 7.4: `hdel` if a time in the past deleted fields, else
+        // `hexpire`; `del` if the hash is gone.
+        let changed = timed || deleted;
+        if reclaimed {
+            events.changed(key, "hexpired", emptied && !changed);
+        }
+        if changed {
+            let event = if deleted { "hdel" } else { "hexpire" };
+            events.changed(key, event, emptied);
+        }
     }
     drop(locked);
     ctx.out.array(codes.len());
@@ -1021,8 +1166,9 @@ const FIELD_COUNT_ERROR: &str = "Number of fields must be a positive integer";
 fn field_ttls(ctx: &mut Ctx, argv: &[&[u8]], report: TtlReport) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
-    let hash = hash_ref(locked.db(dbi, key)?, key, now)?;
+    let hash = read_hash(events, locked.db(dbi, key)?, key, now)?;
     let fields = fields_block(argv, 2, FIELD_COUNT_ERROR)?;
     ctx.out.array(fields.len());
     for field in fields {
@@ -1048,6 +1194,7 @@ fn field_ttls(ctx: &mut Ctx, argv: &[&[u8]], report: TtlReport) -> Result<()> {
 fn hpersist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let exists = hash_ref(db, key, now)?.is_some();
@@ -1071,6 +1218,7 @@ fn hpersist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     if changed {
         finish_change(db, key, now, true, Some(Items::all(fields)));
+        events.changed(key, "hpersist", false);
     }
     drop(locked);
     ctx.out.array(codes.len());

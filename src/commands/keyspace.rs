@@ -21,6 +21,7 @@ use super::parse::{
 };
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::pubsub::events;
 use crate::store::{lazyfree, Key};
 
 const KEYSPACE: &[&str] = &["keyspace"];
@@ -253,6 +254,14 @@ fn db_index_arg(ctx: &Ctx, arg: &[u8]) -> Result<usize> {
         .ok_or_else(Error::db_index_out_of_range)
 }
 
+/// Announces that a read command missed `key` (`keymiss`, as Redis's
+/// lookupKeyRead does). Handlers notify through the engine directly, under
+/// the key's shard lock (which borrows the `Ctx`), so that the events of one
+/// key come in the order of its changes.
+fn key_miss(pubsub: &crate::pubsub::PubSub, db: usize, key: &[u8]) {
+    pubsub.notify(events::KEY_MISS, "keymiss", key, db);
+}
+
 fn same_object() -> Error {
     Error::err("source and destination objects are the same")
 }
@@ -278,11 +287,13 @@ fn unlink(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn remove_keys(ctx: &mut Ctx, argv: &[&[u8]], unlink: bool) -> Result<()> {
     let keys = &argv[1..];
     let db = ctx.db();
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.keys(keys)?;
     let mut removed = 0;
     let mut big = Vec::new();
     for key in keys {
         if let Some(entry) = locked.db(db, key)?.remove(key, ctx.now_ms) {
+            pubsub.notify(events::GENERIC, "del", key, db);
             removed += 1;
             if lazyfree::free_effort(entry.value()) > lazyfree::LAZYFREE_THRESHOLD {
                 big.push(entry.into_value());
@@ -305,11 +316,14 @@ fn remove_keys(ctx: &mut Ctx, argv: &[&[u8]], unlink: bool) -> Result<()> {
 fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let keys = &argv[1..];
     let db = ctx.db();
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.keys(keys)?;
     let mut found = 0;
     for key in keys {
         if locked.db(db, key)?.contains(key, ctx.now_ms) {
             found += 1;
+        } else {
+            key_miss(pubsub, db, key);
         }
     }
     ctx.out.int(found);
@@ -320,10 +334,13 @@ fn type_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let db = ctx.db();
     let mut locked = ctx.locks.key(key)?;
-    let name = locked
-        .db(db, key)?
-        .get(key, ctx.now_ms)
-        .map_or("none", |entry| entry.value().type_name());
+    let name = match locked.db(db, key)?.get(key, ctx.now_ms) {
+        Some(entry) => entry.value().type_name(),
+        None => {
+            key_miss(&ctx.shared.pubsub, db, key);
+            "none"
+        }
+    };
     ctx.out.simple(name);
     Ok(())
 }
@@ -432,10 +449,13 @@ fn expire_generic(
         ctx.out.int(0);
         return Ok(());
     }
+    // A time already past deletes the key, announced as a deletion.
     if when <= now as i64 {
         part.remove(key, now);
+        ctx.shared.pubsub.notify(events::GENERIC, "del", key, db);
     } else {
         part.set_expiry(key, Some(when as u64), now);
+        ctx.shared.pubsub.notify(events::GENERIC, "expire", key, db);
     }
     ctx.out.int(1);
     Ok(())
@@ -467,7 +487,10 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], millis: bool, absolute: bool) -> R
     let now = ctx.now_ms;
     let mut locked = ctx.locks.key(key)?;
     let reply = match locked.db(db, key)?.get(key, now) {
-        None => -2,
+        None => {
+            key_miss(&ctx.shared.pubsub, db, key);
+            -2
+        }
         Some(entry) => match entry.expires_at() {
             None => -1,
             Some(at) => {
@@ -497,6 +520,9 @@ fn persist(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         .is_some_and(|entry| entry.expires_at().is_some());
     if had_ttl {
         part.set_expiry(key, None, now);
+        ctx.shared
+            .pubsub
+            .notify(events::GENERIC, "persist", key, db);
     }
     ctx.out.int(had_ttl as i64);
     Ok(())
@@ -544,9 +570,16 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
         return Err(Error::no_such_key());
     };
     let expires_at = entry.expires_at();
-    locked
-        .db(db, target)?
-        .insert(target, entry.into_value(), expires_at, now);
+    let part = locked.db(db, target)?;
+    let replaced = part.contains(target, now);
+    part.insert(target, entry.into_value(), expires_at, now);
+    let pubsub = &ctx.shared.pubsub;
+    if replaced {
+        // Redis deletes the old destination and adds the key anew.
+        pubsub.notify(events::NEW, "new", target, db);
+    }
+    pubsub.notify(events::GENERIC, "rename_from", source, db);
+    pubsub.notify(events::GENERIC, "rename_to", target, db);
     drop(locked);
     // Clients blocked (BLPOP...) on the new name may now be served.
     ctx.shared.blocking.key_ready(db, target, None);
@@ -576,10 +609,12 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(same_object());
     }
     let now = ctx.now_ms;
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.keys(&[source, target])?;
-    let copied = if !locked.db(source_db, source)?.contains(source, now)
-        || (!replace && locked.db(target_db, target)?.contains(target, now))
-    {
+    let copied = if !locked.db(source_db, source)?.contains(source, now) {
+        key_miss(pubsub, source_db, source);
+        false
+    } else if !replace && locked.db(target_db, target)?.contains(target, now) {
         false
     } else {
         let entry = locked
@@ -588,9 +623,14 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             .cloned()
             .ok_or_else(Error::no_such_key)?;
         let expires_at = entry.expires_at();
-        locked
-            .db(target_db, target)?
-            .insert(target, entry.into_value(), expires_at, now);
+        let part = locked.db(target_db, target)?;
+        let replaced = part.contains(target, now);
+        part.insert(target, entry.into_value(), expires_at, now);
+        if replaced {
+            // Redis deletes the old destination and adds the copy anew.
+            pubsub.notify(events::NEW, "new", target, target_db);
+        }
+        pubsub.notify(events::GENERIC, "copy_to", target, target_db);
         true
     };
     drop(locked);
@@ -619,6 +659,9 @@ fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         if let Some(entry) = source.remove(key, now) {
             let expires_at = entry.expires_at();
             target.insert(key, entry.into_value(), expires_at, now);
+            let pubsub = &ctx.shared.pubsub;
+            pubsub.notify(events::GENERIC, "move_from", key, source_db);
+            pubsub.notify(events::GENERIC, "move_to", key, target_db);
         }
     }
     drop(locked);
@@ -794,6 +837,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     // Detach every shard's maps under all the locks (atomic for other
     // clients, O(shards)); free them after the locks are released.
     let removed = ctx.locks.all()?.clear_db(db);
+    ctx.shared.pubsub.flushed();
     ctx.store().free_removed(removed, background);
     ctx.out.ok();
     Ok(())
@@ -802,6 +846,7 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let background = flush_in_background(ctx, argv)?;
     let removed = ctx.locks.all()?.clear_all_dbs();
+    ctx.shared.pubsub.flushed();
     ctx.store().free_removed(removed, background);
     ctx.out.ok();
     Ok(())

@@ -18,6 +18,7 @@ use super::long_double::LongDouble;
 use super::parse::{int_arg, is_keyword, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
+use crate::pubsub::{events, PubSub};
 use crate::shared::blocking::{BlockRequest, TimeoutReply, WaitKind};
 use crate::store::changes::Effect;
 use crate::store::types::ListValue;
@@ -38,6 +39,22 @@ enum End {
 impl End {
     fn left(self) -> bool {
         self == End::Left
+    }
+
+    /// The keyspace event of a pop from this end.
+    fn pop_event(self) -> &'static str {
+        match self {
+            End::Left => "lpop",
+            End::Right => "rpop",
+        }
+    }
+
+    /// The keyspace event of a push to this end.
+    fn push_event(self) -> &'static str {
+        match self {
+            End::Left => "lpush",
+            End::Right => "rpush",
+        }
     }
 }
 
@@ -301,6 +318,35 @@ fn after_change(db: &mut Db, key: &[u8], now: u64, empty: bool, effect: Option<E
     }
 }
 
+/// Keyspace notifications are published through the engine directly, under
+/// the key's shard lock (which borrows the `Ctx`), so that the events of one
+/// key come in the order of its changes.
+///
+/// Announces a change of the list at `key` (`event`), and its deletion if
+/// the change `emptied` it, as Redis does.
+fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: bool) {
+    pubsub.notify(events::LIST, event, key, db);
+    if emptied {
+        pubsub.notify(events::GENERIC, "del", key, db);
+    }
+}
+
+/// [`get_list`] for a read command: a miss is announced (`keymiss`, as
+/// Redis's lookupKeyRead does).
+fn read_list<'d>(
+    pubsub: &PubSub,
+    db: &'d Db,
+    dbi: usize,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'d ListValue>> {
+    let list = get_list(db, key, now)?;
+    if list.is_none() {
+        pubsub.notify(events::KEY_MISS, "keymiss", key, dbi);
+    }
+    Ok(list)
+}
+
 /// What popping `count` elements from one end did.
 fn popped_from(left: bool, count: usize) -> Option<Effect<'static>> {
     Some(if left {
@@ -480,6 +526,7 @@ fn rpushx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn push(ctx: &mut Ctx, argv: &[&[u8]], end: End, only_existing: bool) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let part = locked.db(db, key)?;
     let len = if let Some(list) = get_list_mut(part, key, now)? {
@@ -506,6 +553,9 @@ fn push(ctx: &mut Ctx, argv: &[&[u8]], end: End, only_existing: bool) -> Result<
         part.insert(key, Value::List(Box::new(list)), None, now);
         len
     };
+    if len > 0 {
+        notify_change(pubsub, db, key, end.push_event(), false);
+    }
     drop(locked);
     ctx.out.int(len as i64);
     if len > 0 {
@@ -537,6 +587,7 @@ fn linsert(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let len = list.len();
     part.touch(key);
+    notify_change(&ctx.shared.pubsub, db, key, "linsert", false);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -586,6 +637,7 @@ fn pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> Result<()> {
             let popped = list.pop_many(end.left(), count_to_usize(count));
             let empty = list.is_empty();
             after_change(part, key, now, empty, popped_from(end.left(), popped.len()));
+            notify_change(&ctx.shared.pubsub, db, key, end.pop_event(), empty);
             drop(locked);
             reply_elements(ctx, &popped);
         }
@@ -594,6 +646,9 @@ fn pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> Result<()> {
             let empty = list.is_empty();
             let count = usize::from(popped.is_some());
             after_change(part, key, now, empty, popped_from(end.left(), count));
+            if count > 0 {
+                notify_change(&ctx.shared.pubsub, db, key, end.pop_event(), empty);
+            }
             drop(locked);
             match popped {
                 Some(element) => ctx.out.bulk(&element),
@@ -609,8 +664,9 @@ fn pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> Result<()> {
 fn llen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let len = get_list(locked.db(db, key)?, key, now)?.map_or(0, ListValue::len);
+    let len = read_list(pubsub, locked.db(db, key)?, db, key, now)?.map_or(0, ListValue::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -621,8 +677,9 @@ fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let end = int_arg(argv[3])?;
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let Some(list) = get_list(locked.db(db, key)?, key, now)? else {
+    let Some(list) = read_list(pubsub, locked.db(db, key)?, db, key, now)? else {
         ctx.out.array(0);
         return Ok(());
     };
@@ -642,8 +699,9 @@ fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn lindex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let Some(list) = get_list(locked.db(db, key)?, key, now)? else {
+    let Some(list) = read_list(pubsub, locked.db(db, key)?, db, key, now)? else {
         ctx.out.null();
         return Ok(());
     };
@@ -682,8 +740,9 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let found = match get_list(locked.db(db, key)?, key, now)? {
+    let found = match read_list(pubsub, locked.db(db, key)?, db, key, now)? {
         Some(list) => list.positions(argv[2], rank, count, maxlen),
         None => Vec::new(),
     };
@@ -716,6 +775,7 @@ fn lset(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::err("index out of range"));
     }
     part.touch(key);
+    notify_change(&ctx.shared.pubsub, db, key, "lset", false);
     ctx.out.ok();
     Ok(())
 }
@@ -735,6 +795,7 @@ fn lrem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if removed > 0 {
         let empty = list.is_empty();
         after_change(part, key, now, empty, None);
+        notify_change(&ctx.shared.pubsub, db, key, "lrem", empty);
     }
     ctx.out.int(removed as i64);
     Ok(())
@@ -752,14 +813,16 @@ fn ltrim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let before = list.len();
         let kept = list.range_bounds(start, end);
         list.trim(start, end);
+        let empty = list.is_empty();
         if list.len() != before {
-            let empty = list.is_empty();
             let effect = kept.map(|(first, last)| Effect::ListTrim {
                 head: first,
                 tail: before - 1 - last,
             });
             after_change(part, key, now, empty, effect);
         }
+        // Announced even when nothing was trimmed, as in Redis.
+        notify_change(&ctx.shared.pubsub, db, key, "ltrim", empty);
     }
     ctx.out.ok();
     Ok(())
@@ -830,9 +893,12 @@ fn move_element(
     let Some(element) = list.pop(from.left()) else {
         return Ok(None);
     };
+    // Redis announces the push before the pop.
     if source == target {
         list.push(to.left(), &element);
         part.touch(source);
+        notify_change(&shared.pubsub, db, target, to.push_event(), false);
+        notify_change(&shared.pubsub, db, source, from.pop_event(), false);
         return Ok(Some(element));
     }
     let empty = list.is_empty();
@@ -855,6 +921,8 @@ fn move_element(
             part.insert(target, Value::List(Box::new(list)), None, now);
         }
     }
+    notify_change(&shared.pubsub, db, target, to.push_event(), false);
+    notify_change(&shared.pubsub, db, source, from.pop_event(), empty);
     Ok(Some(element))
 }
 
@@ -897,6 +965,7 @@ fn pop_first(
         let popped = list.pop_many(end.left(), count.unwrap_or(1));
         let empty = list.is_empty();
         after_change(part, key, now, empty, popped_from(end.left(), popped.len()));
+        notify_change(&shared.pubsub, db, key, end.pop_event(), empty);
         drop(locked);
         ctx.out.array(2);
         ctx.out.bulk(key);

@@ -21,6 +21,7 @@ use super::parse::{
 };
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
+use crate::pubsub::{events, PubSub};
 use crate::store::changes::{Effect, Items};
 use crate::store::types::SetValue;
 use crate::store::{Db, LockSet, Value, ValueRef};
@@ -202,14 +203,55 @@ fn get_set_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mu
     }
 }
 
+/// Keyspace notifications are published through the engine directly, under
+/// the key's shard lock (which borrows the `Ctx`), so that the events of one
+/// key come in the order of its changes.
+///
+/// Announces a change of the set at `key` (`event`), and its deletion if
+/// the change `emptied` it, as Redis does.
+fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: bool) {
+    pubsub.notify(events::SET, event, key, db);
+    if emptied {
+        pubsub.notify(events::GENERIC, "del", key, db);
+    }
+}
+
+/// [`get_set`] for a read command: a miss is announced (`keymiss`, as
+/// Redis's lookupKeyRead does).
+fn read_set<'d>(
+    pubsub: &PubSub,
+    db: &'d mut Db,
+    dbi: usize,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'d SetValue>> {
+    let set = get_set(db, key, now)?;
+    if set.is_none() {
+        pubsub.notify(events::KEY_MISS, "keymiss", key, dbi);
+    }
+    Ok(set)
+}
+
 /// Stores `set` at `key` (replacing whatever is there, TTL included), or
-/// deletes `key` if `set` is empty, as the STORE forms do.
-fn store_result(db: &mut Db, key: &[u8], set: SetValue, now: u64) -> usize {
+/// deletes `key` if `set` is empty, as the STORE forms do; announces it as
+/// `event`, or as a deletion.
+fn store_result(
+    pubsub: &PubSub,
+    db: &mut Db,
+    dbi: usize,
+    key: &[u8],
+    set: SetValue,
+    now: u64,
+    event: &str,
+) -> usize {
     let len = set.len();
     if set.is_empty() {
-        db.remove(key, now);
+        if db.remove(key, now).is_some() {
+            pubsub.notify(events::GENERIC, "del", key, dbi);
+        }
     } else {
         db.insert(key, Value::Set(Box::new(set)), None, now);
+        pubsub.notify(events::SET, event, key, dbi);
     }
     len
 }
@@ -231,6 +273,9 @@ fn sadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         part.insert(key, Value::Set(Box::new(set)), None, now);
         added
     };
+    if added > 0 {
+        notify_change(&ctx.shared.pubsub, db, key, "sadd", false);
+    }
     ctx.out.int(added as i64);
     Ok(())
 }
@@ -251,6 +296,9 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     } else if removed > 0 {
         part.touch_with(key, Effect::SetMembers(Items::all(&argv[2..])));
     }
+    if removed > 0 {
+        notify_change(&ctx.shared.pubsub, db, key, "srem", emptied);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -259,8 +307,9 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn smembers(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    match get_set(locked.db(db, key)?, key, now)? {
+    match read_set(pubsub, locked.db(db, key)?, db, key, now)? {
         None => ctx.out.set(0),
         Some(set) => {
             ctx.out.set(set.len());
@@ -275,8 +324,10 @@ fn smembers(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn sismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let found = get_set(locked.db(db, key)?, key, now)?.is_some_and(|set| set.contains(argv[2]));
+    let found = read_set(pubsub, locked.db(db, key)?, db, key, now)?
+        .is_some_and(|set| set.contains(argv[2]));
     ctx.out.int(found as i64);
     Ok(())
 }
@@ -284,8 +335,9 @@ fn sismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn smismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let set = get_set(locked.db(db, key)?, key, now)?;
+    let set = read_set(pubsub, locked.db(db, key)?, db, key, now)?;
     ctx.out.array(argv.len() - 2);
     for member in &argv[2..] {
         ctx.out
@@ -297,8 +349,9 @@ fn smismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn scard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let len = get_set(locked.db(db, key)?, key, now)?.map_or(0, SetValue::len);
+    let len = read_set(pubsub, locked.db(db, key)?, db, key, now)?.map_or(0, SetValue::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -341,11 +394,13 @@ fn spop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         None => 1,
     };
     let popped = set.pop_random(wanted, &mut rand::thread_rng());
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    if emptied {
         part.remove(key, now);
     } else {
         part.touch(key);
     }
+    notify_change(&ctx.shared.pubsub, db, key, "spop", emptied);
     drop(locked);
     if count.is_some() {
         ctx.out.set(popped.len());
@@ -389,8 +444,9 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let reply_limit = ctx.shared.config.read().proto_max_bulk_len;
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let Some(set) = get_set(locked.db(db, key)?, key, now)? else {
+    let Some(set) = read_set(pubsub, locked.db(db, key)?, db, key, now)? else {
         if count.is_some() {
             ctx.out.array(0);
         } else {
@@ -484,34 +540,45 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Ok(());
     }
     let moved = [member];
-    if set.is_empty() {
+    let emptied = set.is_empty();
+    if emptied {
         part.remove(source, now);
     } else {
         part.touch_with(source, Effect::SetMembers(Items::all(&moved)));
     }
+    let pubsub = &*ctx.shared.pubsub;
+    notify_change(pubsub, db, source, "srem", emptied);
     let part = locked.db(db, target)?;
-    if let Some(set) = get_set_mut(part, target, now)? {
-        if set.insert(member) {
+    let added = if let Some(set) = get_set_mut(part, target, now)? {
+        let added = set.insert(member);
+        if added {
             part.touch_with(target, Effect::SetMembers(Items::all(&moved)));
         }
+        added
     } else {
         let set: SetValue = std::iter::once(member).collect();
         part.insert(target, Value::Set(Box::new(set)), None, now);
+        true
+    };
+    if added {
+        notify_change(pubsub, db, target, "sadd", false);
     }
     ctx.out.int(1);
     Ok(())
 }
 
 /// Checks every key in order (the first that holds another type is a
-/// WRONGTYPE error) and returns each one's size, `None` for a missing key.
+/// WRONGTYPE error; a missing one is announced) and returns each one's
+/// size, `None` for a missing key.
 fn source_sizes(
+    pubsub: &PubSub,
     locked: &mut LockSet,
     db: usize,
     keys: &[&[u8]],
     now: u64,
 ) -> Result<Vec<Option<usize>>> {
     keys.iter()
-        .map(|key| Ok(get_set(locked.db(db, key)?, key, now)?.map(SetValue::len)))
+        .map(|key| Ok(read_set(pubsub, locked.db(db, key)?, db, key, now)?.map(SetValue::len)))
         .collect()
 }
 
@@ -650,10 +717,11 @@ fn set_operation(
     destination: Option<&[u8]>,
 ) -> Result<()> {
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut all_keys: Vec<&[u8]> = sources.to_vec();
     all_keys.extend(destination);
     let mut locked = ctx.locks.keys(&all_keys)?;
-    let sizes = source_sizes(&mut locked, db, sources, now)?;
+    let sizes = source_sizes(pubsub, &mut locked, db, sources, now)?;
     let result = match op {
         SetOp::Inter => {
             let members = intersection(&mut locked, db, sources, &sizes, now, 0)?;
@@ -672,7 +740,13 @@ fn set_operation(
     };
     match destination {
         Some(destination) => {
-            let len = store_result(locked.db(db, destination)?, destination, result, now);
+            let event = match op {
+                SetOp::Inter => "sinterstore",
+                SetOp::Union => "sunionstore",
+                SetOp::Diff => "sdiffstore",
+            };
+            let part = locked.db(db, destination)?;
+            let len = store_result(pubsub, part, db, destination, result, now, event);
             ctx.out.int(len as i64);
         }
         None => {
@@ -736,8 +810,9 @@ fn sintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let keys = &argv[2..2 + numkeys];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.keys(keys)?;
-    let sizes = source_sizes(&mut locked, db, keys, now)?;
+    let sizes = source_sizes(pubsub, &mut locked, db, keys, now)?;
     let members = intersection(&mut locked, db, keys, &sizes, now, limit)?;
     drop(locked);
     ctx.out.int(members.len() as i64);
@@ -762,8 +837,9 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let cursor = parse_cursor(argv[2]).ok_or_else(|| Error::err("invalid cursor"))?;
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let Some(set) = get_set(locked.db(db, key)?, key, now)? else {
+    let Some(set) = read_set(pubsub, locked.db(db, key)?, db, key, now)? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");
         ctx.out.array(0);

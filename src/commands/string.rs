@@ -13,6 +13,7 @@ use super::long_double::LongDouble;
 use super::parse::{int_arg, strict_i64};
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
+use crate::pubsub::{events, PubSub};
 use crate::store::{Db, Value, ValueRef};
 
 const STRING: &[&str] = &["string"];
@@ -350,6 +351,29 @@ fn zeroed(len: usize) -> Result<Vec<u8>> {
     Ok(v)
 }
 
+/// Announces that a read command missed `key` (`keymiss`, as Redis's
+/// lookupKeyRead does). Handlers notify through the engine directly, under
+/// the key's shard lock (which borrows the `Ctx`), so that the events of one
+/// key come in the order of its changes.
+fn key_miss(pubsub: &PubSub, db: usize, key: &[u8]) {
+    pubsub.notify(events::KEY_MISS, "keymiss", key, db);
+}
+
+/// [`read_string`] for a read command: a miss is announced.
+fn read_string_noted<'d>(
+    pubsub: &PubSub,
+    db: &'d mut Db,
+    dbi: usize,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'d [u8]>> {
+    let found = read_string(db, key, now)?;
+    if found.is_none() {
+        key_miss(pubsub, dbi, key);
+    }
+    Ok(found)
+}
+
 // ---------------------------------------------------------------------------
 // GET, SET and friends
 // ---------------------------------------------------------------------------
@@ -357,8 +381,9 @@ fn zeroed(len: usize) -> Result<Vec<u8>> {
 fn get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    match read_string(locked.db(dbi, key)?, key, now)? {
+    match read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? {
         None => ctx.out.null(),
         Some(s) => ctx.out.bulk(s),
     }
@@ -475,12 +500,14 @@ fn set_generic(
         None => None,
     };
     let dbi = ctx.db();
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let with_get = flags & OPT_GET != 0;
     let (found, old_expiry) = match db.get(key, now) {
         None => {
             if with_get {
+                key_miss(pubsub, dbi, key);
                 ctx.out.null();
             }
             (false, None)
@@ -509,6 +536,10 @@ fn set_generic(
         None
     };
     db.insert_str(key, value, expires_at, now);
+    pubsub.notify(events::STRING, "set", key, dbi);
+    if at.is_some() {
+        pubsub.notify(events::GENERIC, "expire", key, dbi);
+    }
     if !with_get {
         match reply {
             SetReply::Ok => ctx.out.ok(),
@@ -563,10 +594,12 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let args = parse_extended(argv, false)?;
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let had_expiry = match db.get(key, now) {
         None => {
+            key_miss(pubsub, dbi, key);
             ctx.out.null();
             return Ok(());
         }
@@ -586,12 +619,15 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     match at {
         Some(at) if args.flags & (OPT_EXAT | OPT_PXAT) != 0 && at <= now => {
             db.remove(key, now);
+            pubsub.notify(events::GENERIC, "del", key, dbi);
         }
         Some(at) => {
             db.set_expiry(key, Some(at), now);
+            pubsub.notify(events::GENERIC, "expire", key, dbi);
         }
         None if args.flags & OPT_PERSIST != 0 && had_expiry => {
             db.set_expiry(key, None, now);
+            pubsub.notify(events::GENERIC, "persist", key, dbi);
         }
         None => {}
     }
@@ -601,13 +637,15 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    match read_string(db, key, now)? {
+    match read_string_noted(pubsub, db, dbi, key, now)? {
         None => ctx.out.null(),
         Some(value) => {
             ctx.out.bulk(value);
             db.remove(key, now);
+            pubsub.notify(events::GENERIC, "del", key, dbi);
         }
     }
     Ok(())
@@ -616,19 +654,22 @@ fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    match read_string(db, key, now)? {
+    match read_string_noted(pubsub, db, dbi, key, now)? {
         None => ctx.out.null(),
         Some(old) => ctx.out.bulk(old),
     }
     db.insert_str(key, argv[2], None, now);
+    pubsub.notify(events::STRING, "set", key, dbi);
     Ok(())
 }
 
 fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let keys = &argv[1..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.keys(keys)?;
     ctx.out.array(keys.len());
     for key in keys {
@@ -637,7 +678,10 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 Ok(s) => ctx.out.bulk(s),
                 Err(_) => ctx.out.null(),
             },
-            None => ctx.out.null(),
+            None => {
+                key_miss(pubsub, dbi, key);
+                ctx.out.null();
+            }
         }
     }
     Ok(())
@@ -658,10 +702,12 @@ fn mset_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
             }
         }
     }
+    let pubsub = &*ctx.shared.pubsub;
     for pair in argv[1..].chunks_exact(2) {
         locked
             .db(dbi, pair[0])?
             .insert_str(pair[0], pair[1], None, now);
+        pubsub.notify(events::STRING, "set", pair[0], dbi);
     }
     if nx {
         ctx.out.int(1);
@@ -687,6 +733,7 @@ fn incr_decr(ctx: &mut Ctx, key: &[u8], delta: i64) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let value = crate::store::ops::incr_by(locked.db(dbi, key)?, key, delta, now)?;
+    ctx.shared.pubsub.notify(events::STRING, "incrby", key, dbi);
     ctx.out.int(value);
     Ok(())
 }
@@ -732,6 +779,9 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if !db.replace_str(key, &text, now) {
         db.insert_str(key, &text, None, now);
     }
+    ctx.shared
+        .pubsub
+        .notify(events::STRING, "incrbyfloat", key, dbi);
     Ok(())
 }
 
@@ -761,6 +811,7 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             total
         }
     };
+    ctx.shared.pubsub.notify(events::STRING, "append", key, dbi);
     ctx.out.int(total as i64);
     Ok(())
 }
@@ -768,8 +819,10 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn strlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let len = read_string(locked.db(dbi, key)?, key, now)?.map_or(0, <[u8]>::len);
+    let len =
+        read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)?.map_or(0, <[u8]>::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -780,8 +833,9 @@ fn getrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let start = int_arg(argv[2])?;
     let end = int_arg(argv[3])?;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let Some(s) = read_string(locked.db(dbi, key)?, key, now)? else {
+    let Some(s) = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.bulk(b"");
         return Ok(());
     };
@@ -849,6 +903,9 @@ fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             len
         }
     };
+    ctx.shared
+        .pubsub
+        .notify(events::STRING, "setrange", key, dbi);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -861,11 +918,15 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let max = max_bulk_len(ctx);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     // Copy both strings out so the O(N*M) work runs without any shard lock.
+    let pubsub = &*ctx.shared.pubsub;
     let (a, b) = {
         let mut locked = ctx.locks.keys(&argv[1..3])?;
         let mut fetch = |key: &[u8]| -> Result<Vec<u8>> {
             match locked.db(dbi, key)?.get(key, now) {
-                None => Ok(Vec::new()),
+                None => {
+                    key_miss(pubsub, dbi, key);
+                    Ok(Vec::new())
+                }
                 Some(entry) => as_str(entry.value())
                     .map(<[u8]>::to_vec)
                     .map_err(|_| Error::err("The specified keys must contain string values")),
@@ -1048,8 +1109,11 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    let old = match write_string(db, key, now)? {
+    // Whether the string was created, grew, or the bit changed: only then
+    // does Redis announce the change.
+    let (old, changed) = match write_string(db, key, now)? {
         Some(s) => {
+            let grew = s.len() <= byte;
             grow_zeroed(s, byte + 1)?;
             let old = s[byte] & mask != 0;
             if on == 1 {
@@ -1058,7 +1122,7 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 s[byte] &= !mask;
             }
             db.touch(key);
-            old
+            (old, grew || old != (on == 1))
         }
         None => {
             let mut s = zeroed(byte + 1)?;
@@ -1066,9 +1130,12 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 s[byte] |= mask;
             }
             db.insert(key, Value::Str(s), None, now);
-            false
+            (false, true)
         }
     };
+    if changed {
+        ctx.shared.pubsub.notify(events::STRING, "setbit", key, dbi);
+    }
     ctx.out.int(old as i64);
     Ok(())
 }
@@ -1078,8 +1145,9 @@ fn getbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let max = max_bulk_len(ctx);
     let offset = bit_offset(argv[2], None, max)?;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let bit = match read_string(locked.db(dbi, key)?, key, now)? {
+    let bit = match read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? {
         None => false,
         Some(s) => {
             let byte = offset >> 3;
@@ -1147,8 +1215,9 @@ fn count_bits(s: &[u8], first: u64, last: u64) -> u64 {
 fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let Some(s) = read_string(locked.db(dbi, key)?, key, now)? else {
+    let Some(s) = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -1189,8 +1258,9 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let want = bit == 1;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
-    let Some(s) = read_string(locked.db(dbi, key)?, key, now)? else {
+    let Some(s) = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.int(if want { -1 } else { 0 });
         return Ok(());
     };
@@ -1289,10 +1359,12 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let dest = argv[2];
     let sources = &argv[3..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.keys(&argv[2..])?;
     let mut lengths: SmallVec<[usize; 8]> = SmallVec::new();
     for key in sources {
-        lengths.push(read_string(locked.db(dbi, key)?, key, now)?.map_or(0, <[u8]>::len));
+        let source = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)?;
+        lengths.push(source.map_or(0, <[u8]>::len));
     }
     let max_len = lengths.iter().copied().max().unwrap_or(0);
     let mut result = zeroed(max_len)?;
@@ -1331,8 +1403,9 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = locked.db(dbi, dest)?;
     if max_len > 0 {
         db.insert(dest, Value::Str(result), None, now);
-    } else {
-        db.remove(dest, now);
+        pubsub.notify(events::STRING, "set", dest, dbi);
+    } else if db.remove(dest, now).is_some() {
+        pubsub.notify(events::GENERIC, "del", dest, dbi);
     }
     ctx.out.int(max_len as i64);
     Ok(())
@@ -1564,10 +1637,11 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
 
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     if read_only {
-        let s: &[u8] = match read_string(db, key, now)? {
+        let s: &[u8] = match read_string_noted(pubsub, db, dbi, key, now)? {
             Some(s) => s,
             None => &[],
         };
@@ -1581,13 +1655,19 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
         return Err(Error::err("BITFIELD_RO only supports the GET subcommand"));
     }
     let needed = (highest_write >> 3) as usize + 1;
-    if write_string(db, key, now)?.is_none() {
+    let created = write_string(db, key, now)?.is_none();
+    if created {
         db.insert(key, Value::Str(zeroed(needed)?), None, now);
     }
     let Some(s) = write_string(db, key, now)? else {
         return Err(Error::err("internal error: bitfield target vanished"));
     };
+    let grew = s.len() < needed;
     grow_zeroed(s, needed)?;
+    // As Redis, a write changes the string if it was created or grew, or
+    // the field's value changed; one refused by OVERFLOW FAIL does not.
+    let dirty = created || grew;
+    let mut changed = false;
     ctx.out.array(ops.len());
     for op in &ops {
         match op.op {
@@ -1607,6 +1687,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
                 } else {
                     ctx.out.int(reply);
                     set_field(s, op.offset, op.bits, new as u64);
+                    changed |= dirty || new != old;
                 }
             }
             FieldOp::Set | FieldOp::IncrBy => {
@@ -1625,10 +1706,14 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
                 } else {
                     ctx.out.int(reply as i64);
                     set_field(s, op.offset, op.bits, new);
+                    changed |= dirty || new != old;
                 }
             }
         }
     }
     db.touch(key);
+    if changed {
+        pubsub.notify(events::STRING, "setbit", key, dbi);
+    }
     Ok(())
 }

@@ -30,6 +30,7 @@ use super::parse::{
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
+use crate::pubsub::{events, PubSub};
 use crate::shared::blocking::{TimeoutReply, WaitKind};
 use crate::store::changes::{Effect, Items};
 use crate::store::types::{SetValue, ZSetValue};
@@ -562,6 +563,61 @@ fn get_zset_mut<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a m
     }
 }
 
+/// Keyspace notifications are published through the engine directly, under
+/// the key's shard lock (which borrows the `Ctx`), so that the events of one
+/// key come in the order of its changes.
+///
+/// Announces a change of the sorted set at `key` (`event`), and its
+/// deletion if the change `emptied` it, as Redis does.
+fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: bool) {
+    pubsub.notify(events::ZSET, event, key, db);
+    if emptied {
+        pubsub.notify(events::GENERIC, "del", key, db);
+    }
+}
+
+/// Announces that a read command missed `key` (`keymiss`, as Redis's
+/// lookupKeyRead does).
+fn key_miss(pubsub: &PubSub, db: usize, key: &[u8]) {
+    pubsub.notify(events::KEY_MISS, "keymiss", key, db);
+}
+
+/// [`get_zset`] for a read command: a miss is announced.
+fn read_zset<'a>(
+    pubsub: &PubSub,
+    db: &'a mut Db,
+    dbi: usize,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'a ZSetValue>> {
+    let z = get_zset(db, key, now)?;
+    if z.is_none() {
+        key_miss(pubsub, dbi, key);
+    }
+    Ok(z)
+}
+
+/// Stores the result of a STORE form at `dst`, announced as `event`; an
+/// empty result deletes `dst` instead, announced as a deletion.
+fn store_zset(
+    pubsub: &PubSub,
+    db: &mut Db,
+    dbi: usize,
+    dst: &[u8],
+    out: ZSetValue,
+    now: u64,
+    event: &str,
+) {
+    if out.is_empty() {
+        if db.remove(dst, now).is_some() {
+            pubsub.notify(events::GENERIC, "del", dst, dbi);
+        }
+    } else {
+        db.insert(dst, Value::ZSet(Box::new(out)), None, now);
+        pubsub.notify(events::ZSET, event, dst, dbi);
+    }
+}
+
 /// After an in-place change: an emptied set is deleted (as Redis does),
 /// otherwise WATCHers see the change.
 fn finish_write(db: &mut Db, key: &[u8], now: u64, emptied: bool, changed: bool) {
@@ -658,6 +714,7 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], mut flags: u8) -> Result<()> {
 
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let apply = |z: &mut ZSetValue| -> Result<(usize, usize, Option<f64>)> {
@@ -694,6 +751,10 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], mut flags: u8) -> Result<()> {
             result
         }
     };
+    if added + updated > 0 {
+        let event = if incr { "zincr" } else { "zadd" };
+        notify_change(pubsub, dbi, key, event, false);
+    }
     if added > 0 {
         // Clients blocked (BZPOPMIN...) on the key may now be served.
         ctx.shared
@@ -736,6 +797,9 @@ fn zrem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     } else if deleted > 0 {
         db.touch_with(key, Effect::ZSetMembers(Items::all(&argv[2..])));
     }
+    if deleted > 0 {
+        notify_change(&ctx.shared.pubsub, dbi, key, "zrem", emptied);
+    }
     ctx.out.int(deleted);
     Ok(())
 }
@@ -745,7 +809,8 @@ fn zcard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let len = get_zset(locked.db(dbi, key)?, key, now)?.map_or(0, ZSetValue::len);
+    let len = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
+        .map_or(0, ZSetValue::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -755,7 +820,9 @@ fn zscore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    match get_zset(locked.db(dbi, key)?, key, now)?.and_then(|z| z.score(argv[2])) {
+    match read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
+        .and_then(|z| z.score(argv[2]))
+    {
         Some(score) => ctx.out.double(score),
         None => ctx.out.null(),
     }
@@ -767,7 +834,7 @@ fn zmscore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let z = get_zset(locked.db(dbi, key)?, key, now)?;
+    let z = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?;
     ctx.out.array(argv.len() - 2);
     for member in &argv[2..] {
         match z.and_then(|z| z.score(member)) {
@@ -796,7 +863,7 @@ fn count_generic(
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let count = get_zset(locked.db(dbi, key)?, key, now)?
+    let count = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
         .and_then(ranks)
         .map_or(0, |(first, last)| last - first + 1);
     ctx.out.int(count as i64);
@@ -829,7 +896,7 @@ fn rank_generic(ctx: &mut Ctx, argv: &[&[u8]], reverse: bool) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let found = get_zset(locked.db(dbi, key)?, key, now)?
+    let found = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
         .and_then(|z| z.rank(argv[2]).map(|(rank, score)| (rank, score, z.len())));
     match found {
         Some((rank, score, len)) => {
@@ -1070,7 +1137,7 @@ fn range_generic(
         ParsedRange::Lex(r) => select_by_span(z.len(), r.ranks(z), offset, limit, reverse),
     };
     let Some(dst) = store else {
-        let Some(z) = get_zset(locked.db(dbi, key)?, key, now)? else {
+        let Some(z) = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
             ctx.out.array(0);
             return Ok(());
         };
@@ -1086,8 +1153,9 @@ fn range_generic(
 
     // ZRANGESTORE: copy the selection out, then write the destination
     // (which may be the source).
+    let pubsub = &*ctx.shared.pubsub;
     let (result, expected): (Vec<(Vec<u8>, f64)>, usize) =
-        match get_zset(locked.db(dbi, key)?, key, now)? {
+        match read_zset(pubsub, locked.db(dbi, key)?, dbi, key, now)? {
             None => (Vec::new(), 0),
             Some(z) => {
                 let sel = select(z);
@@ -1105,17 +1173,16 @@ fn range_generic(
             }
         };
     let db = locked.db(dbi, dst)?;
-    if result.is_empty() {
-        db.remove(dst, now);
-        ctx.out.int(0);
-        return Ok(());
-    }
     let mut out = ZSetValue::with_expected_len(expected);
     for (member, score) in &result {
         out.insert(member, *score);
     }
     let len = out.len();
-    db.insert(dst, Value::ZSet(Box::new(out)), None, now);
+    store_zset(pubsub, db, dbi, dst, out, now, "zrangestore");
+    if len == 0 {
+        ctx.out.int(0);
+        return Ok(());
+    }
     ctx.shared
         .blocking
         .key_ready(dbi, dst, Some(WaitKind::ZSet));
@@ -1130,7 +1197,7 @@ fn range_generic(
 fn zremrangebyrank(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let start = int_arg(argv[2])?;
     let end = int_arg(argv[3])?;
-    remrange_generic(ctx, argv[1], |z| {
+    remrange_generic(ctx, argv[1], "zremrangebyrank", |z| {
         let sel = select_by_rank(z.len(), start, end, false);
         (sel.len > 0).then(|| (sel.start, sel.start + sel.len - 1))
     })
@@ -1138,17 +1205,18 @@ fn zremrangebyrank(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn zremrangebyscore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let range = ScoreRange::parse(argv[2], argv[3])?;
-    remrange_generic(ctx, argv[1], |z| range.ranks(z))
+    remrange_generic(ctx, argv[1], "zremrangebyscore", |z| range.ranks(z))
 }
 
 fn zremrangebylex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let range = LexRange::parse(argv[2], argv[3])?;
-    remrange_generic(ctx, argv[1], |z| range.ranks(z))
+    remrange_generic(ctx, argv[1], "zremrangebylex", |z| range.ranks(z))
 }
 
 fn remrange_generic(
     ctx: &mut Ctx,
     key: &[u8],
+    event: &str,
     ranks: impl Fn(&ZSetValue) -> Option<(usize, usize)>,
 ) -> Result<()> {
     let now = ctx.now_ms;
@@ -1166,6 +1234,9 @@ fn remrange_generic(
         }
     };
     finish_write(db, key, now, emptied, removed > 0);
+    if removed > 0 {
+        notify_change(&ctx.shared.pubsub, dbi, key, event, emptied);
+    }
     ctx.out.int(removed as i64);
     Ok(())
 }
@@ -1175,11 +1246,14 @@ fn remrange_generic(
 // ---------------------------------------------------------------------------
 
 /// Pops up to `count` elements from the lowest (or, with `max`, highest)
-/// end of the sorted set at `key`, deleting the key when it empties.
-/// `Ok(None)` if there is no such key; WRONGTYPE if it holds another type.
-/// BZPOPMIN/BZPOPMAX/BZMPOP call this once a key is ready.
+/// end of the sorted set at `key` in database `dbi`, deleting the key when
+/// it empties, and announces it. `Ok(None)` if there is no such key;
+/// WRONGTYPE if it holds another type. BZPOPMIN/BZPOPMAX/BZMPOP call this
+/// once a key is ready.
 pub fn pop_elements(
+    pubsub: &PubSub,
     db: &mut Db,
+    dbi: usize,
     key: &[u8],
     max: bool,
     count: usize,
@@ -1198,6 +1272,10 @@ pub fn pop_elements(
     }
     let emptied = z.is_empty();
     finish_write(db, key, now, emptied, !popped.is_empty());
+    if !popped.is_empty() {
+        let event = if max { "zpopmax" } else { "zpopmin" };
+        notify_change(pubsub, dbi, key, event, emptied);
+    }
     Ok(Some(popped))
 }
 
@@ -1255,7 +1333,8 @@ fn zpop_minmax(ctx: &mut Ctx, argv: &[&[u8]], max: bool) -> Result<()> {
         Some(n) => usize::try_from(n).unwrap_or(usize::MAX),
         None => 1,
     };
-    let popped = pop_elements(db, key, max, wanted, now)?.unwrap_or_default();
+    let popped =
+        pop_elements(&ctx.shared.pubsub, db, dbi, key, max, wanted, now)?.unwrap_or_default();
     let nested = ctx.out.is_resp3() && count.is_some();
     let items = popped.iter().map(|(m, s)| (&m[..], *s));
     if nested {
@@ -1313,7 +1392,7 @@ fn zmpop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut locked = ctx.locks.keys(&keys)?;
     for key in &keys {
         let db = locked.db(dbi, key)?;
-        if let Some(popped) = pop_elements(db, key, max, count, now)? {
+        if let Some(popped) = pop_elements(&ctx.shared.pubsub, db, dbi, key, max, count, now)? {
             reply_mpop(ctx.out, key, &popped);
             return Ok(());
         }
@@ -1382,7 +1461,8 @@ fn pop_first_zset(ctx: &mut Ctx, keys: &[&[u8]], max: bool, count: Option<usize>
         if fair && !shared.blocking.may_take(dbi, key, client, WaitKind::ZSet) {
             continue;
         }
-        let popped = pop_elements(db, key, max, count.unwrap_or(1), now)?.unwrap_or_default();
+        let popped = pop_elements(&shared.pubsub, db, dbi, key, max, count.unwrap_or(1), now)?
+            .unwrap_or_default();
         drop(locked);
         match count {
             Some(_) => reply_mpop(ctx.out, key, &popped),
@@ -1411,7 +1491,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let dbi = ctx.session.db;
     if argv.len() < 3 {
         let mut locked = ctx.locks.key(key)?;
-        match get_zset(locked.db(dbi, key)?, key, now)? {
+        match read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? {
             None => ctx.out.null(),
             Some(z) => {
                 let rank = rand::thread_rng().gen_range(0..z.len());
@@ -1437,7 +1517,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::err("value is out of range"));
     }
     let mut locked = ctx.locks.key(key)?;
-    let Some(z) = get_zset(locked.db(dbi, key)?, key, now)? else {
+    let Some(z) = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.array(0);
         return Ok(());
     };
@@ -1644,12 +1724,17 @@ fn set_op_generic(
     let mut lock_keys: Vec<&[u8]> = Vec::with_capacity(setnum + 1);
     lock_keys.extend(dst);
     lock_keys.extend_from_slice(source_keys);
+    let pubsub = &*ctx.shared.pubsub;
     let mut locked = ctx.locks.keys(&lock_keys)?;
 
     // Inputs are looked up (and type-checked) before the options are read.
     let mut sources: Vec<Source> = Vec::with_capacity(setnum);
     for key in source_keys {
-        let len = get_input(locked.db(dbi, key)?, key, now)?.map_or(0, |i| i.len());
+        let input = get_input(locked.db(dbi, key)?, key, now)?;
+        if input.is_none() {
+            key_miss(pubsub, dbi, key);
+        }
+        let len = input.map_or(0, |i| i.len());
         sources.push(Source {
             key,
             weight: 1.0,
@@ -1807,18 +1892,22 @@ fn set_op_generic(
     }
     if let Some(dst) = dst {
         let db = locked.db(dbi, dst)?;
-        if result.is_empty() {
-            db.remove(dst, now);
-            ctx.out.int(0);
-            return Ok(());
-        }
         let mut out = ZSetValue::new();
         for (member, score) in result {
             out.push_new_shared(member, score);
         }
         out.finish_store();
         let len = out.len();
-        db.insert(dst, Value::ZSet(Box::new(out)), None, now);
+        let event = match op {
+            SetOp::Union => "zunionstore",
+            SetOp::Inter => "zinterstore",
+            SetOp::Diff => "zdiffstore",
+        };
+        store_zset(pubsub, db, dbi, dst, out, now, event);
+        if len == 0 {
+            ctx.out.int(0);
+            return Ok(());
+        }
         ctx.shared
             .blocking
             .key_ready(dbi, dst, Some(WaitKind::ZSet));
@@ -1862,7 +1951,7 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let Some(z) = get_zset(locked.db(dbi, key)?, key, now)? else {
+    let Some(z) = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");
         ctx.out.array(0);
