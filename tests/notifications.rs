@@ -449,7 +449,8 @@ fn sorted_set_commands_notify_as_redis() {
         ZREMRANGEBYSCORE z 100 200
         ZREMRANGEBYRANK z 0 0
         ZADD z 0 x 0 y 0 w 0 v
-        ZREMRANGEBYLEX z [v [w
+        ZADD zl 0 x 0 y 0 w 0 v
+        ZREMRANGEBYLEX zl [v [w
         ZPOPMIN z
         ZPOPMAX z
         ZPOPMIN z 10

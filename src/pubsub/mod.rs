@@ -166,6 +166,7 @@ impl KeyListener for PubSub {
             KeySignal::Expired => self.notify(events::EXPIRED, "expired", key, db),
             KeySignal::Evicted => self.notify(events::EVICTED, "evicted", key, db),
             KeySignal::FieldsExpired => self.notify(events::HASH, "hexpired", key, db),
+            KeySignal::Emptied => self.notify(events::GENERIC, "del", key, db),
         }
         if signal != KeySignal::Added && self.tracking.is_active() {
             self.tracking.invalidate(key, current_client(), self);
@@ -209,6 +210,10 @@ impl PubSub {
             (
                 KeySignal::FieldsExpired,
                 tracking || self.notifies(events::HASH),
+            ),
+            (
+                KeySignal::Emptied,
+                tracking || self.notifies(events::GENERIC),
             ),
         ] {
             if needed {

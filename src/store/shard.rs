@@ -4,7 +4,7 @@
 //! A shard is only ever used behind its lock (see `store::LockSet`); nothing
 //! here blocks or awaits.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -47,6 +47,11 @@ pub struct Db {
     /// Where changes are signalled (tracking, notifications), if a
     /// listener is installed.
     signals: Option<KeySignals>,
+    /// Keys a read found past their TTL and announced as expired (as
+    /// Redis does when it reclaims a key on access), not reclaimed yet:
+    /// their reclaiming is not announced again. Only filled while the
+    /// listener wants expiries. (A read holds the shard lock but not `&mut`.)
+    announced_expired: std::cell::RefCell<HashSet<Key, RandomState>>,
     /// Counts every removal of a key (deletion, expiry, eviction, flush,
     /// swap): a copy loaded from elsewhere is only stored if nothing was
     /// removed since it was asked for (see [`Db::insert_loaded`]).
@@ -58,8 +63,10 @@ pub struct Db {
 enum Removal {
     /// Deleted by a command.
     Deleted,
-    /// Its TTL passed (or, for a hash, its last field's).
+    /// Its TTL passed.
     Expired,
+    /// Its last hash fields' TTLs passed.
+    FieldsExpired,
     /// Evicted.
     Gone,
 }
@@ -136,9 +143,7 @@ impl Db {
     pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let entry = self.entries.get(key)?;
         if entry.is_expired(now_ms) {
-            // Clients caching it must forget it now, as when Redis
-            // reclaims a key on access, not when active expiry gets to it.
-            self.signal(key, KeySignal::Modified);
+            self.announce_expired(key);
             return None;
         }
         Some(entry)
@@ -336,18 +341,22 @@ impl Db {
         }
         self.file_field_expiry(key, None);
         self.bump_watch(key);
-        self.signal(
-            key,
-            match removal {
-                Removal::Deleted => KeySignal::Modified,
-                Removal::Expired => KeySignal::Expired,
-                Removal::Gone => KeySignal::Evicted,
-            },
-        );
+        let announced = self.forget_announced(key);
+        let signal = match removal {
+            Removal::Deleted => Some(KeySignal::Modified),
+            Removal::Expired => (!announced).then_some(KeySignal::Expired),
+            Removal::FieldsExpired => Some(KeySignal::Emptied),
+            Removal::Gone => Some(KeySignal::Evicted),
+        };
+        if let Some(signal) = signal {
+            self.signal(key, signal);
+        }
         if let Some(changes) = self.changes.as_deref_mut() {
             match removal {
                 Removal::Deleted => changes.deleted(self.index, key, &entry),
-                Removal::Expired => changes.expired(self.index, key, &entry),
+                Removal::Expired | Removal::FieldsExpired => {
+                    changes.expired(self.index, key, &entry)
+                }
                 Removal::Gone => changes.gone(key, &entry),
             }
         }
@@ -524,6 +533,7 @@ impl Db {
     /// releasing the shard lock.
     #[must_use = "drop the removed contents outside the lock"]
     pub fn clear(&mut self) -> RemovedContents {
+        self.announced_expired.get_mut().clear();
         if !self.watched.is_empty() {
             let existing: Vec<Key> = self
                 .watched
@@ -560,6 +570,7 @@ impl Db {
         std::mem::swap(&mut a.entries, &mut b.entries);
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.field_expires, &mut b.field_expires);
+        std::mem::swap(&mut a.announced_expired, &mut b.announced_expired);
         std::mem::swap(&mut a.field_expires_of, &mut b.field_expires_of);
         std::mem::swap(&mut a.fifo, &mut b.fifo);
         for db in [&mut *a, &mut *b] {
@@ -617,7 +628,9 @@ impl Db {
                 self.removals += 1;
                 self.file_field_expiry(&key, None);
                 self.bump_watch(&key);
-                self.signal(&key, KeySignal::Expired);
+                if !self.forget_announced(&key) {
+                    self.signal(&key, KeySignal::Expired);
+                }
                 if let Some(changes) = self.changes.as_deref_mut() {
                     changes.expired(self.index, &key, &entry);
                 }
@@ -664,7 +677,7 @@ impl Db {
                 self.signal(&key, KeySignal::FieldsExpired);
             }
             if empty {
-                self.remove_entry(&key, Removal::Expired);
+                self.remove_entry(&key, Removal::FieldsExpired);
                 continue;
             }
             if removed > 0 {
@@ -747,6 +760,28 @@ impl Db {
     fn changed(&mut self, key: &[u8]) {
         self.bump_watch(key);
         self.signal(key, KeySignal::Modified);
+    }
+
+    /// A read found `key` past its TTL: listeners hear of its expiry now
+    /// (clients caching it forget it, `expired` is notified), once, as
+    /// when Redis reclaims a key on access; its reclaiming later is not
+    /// announced again.
+    #[cold]
+    fn announce_expired(&self, key: &[u8]) {
+        let Some(signals) = &self.signals else {
+            return;
+        };
+        if signals.wants(KeySignal::Expired)
+            && self.announced_expired.borrow_mut().insert(Key::from(key))
+        {
+            signals.send(self.index, key, KeySignal::Expired);
+        }
+    }
+
+    /// Whether `key`'s expiry was announced by a read (and forgets it).
+    fn forget_announced(&mut self, key: &[u8]) -> bool {
+        let announced = self.announced_expired.get_mut();
+        !announced.is_empty() && announced.remove(key)
     }
 
     #[inline]

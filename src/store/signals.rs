@@ -23,6 +23,9 @@ pub enum KeySignal {
     Evicted = 1 << 3,
     /// Some of its hash fields' TTLs passed and they were removed.
     FieldsExpired = 1 << 4,
+    /// Removed because its last hash fields' TTLs passed (Redis 7.4
+    /// announces a `del`).
+    Emptied = 1 << 5,
 }
 
 /// Receives [`KeySignal`]s. Called under the key's shard lock: it must not
@@ -50,6 +53,12 @@ impl std::fmt::Debug for KeySignals {
 impl KeySignals {
     pub fn new(listener: Arc<dyn KeyListener>, wanted: Arc<AtomicU8>) -> Self {
         KeySignals { wanted, listener }
+    }
+
+    /// Whether the listener wants `signal` now.
+    #[inline]
+    pub fn wants(&self, signal: KeySignal) -> bool {
+        self.wanted.load(Ordering::Relaxed) & signal as u8 != 0
     }
 
     /// Hands `signal` to the listener if it wants it.
