@@ -31,7 +31,7 @@
 #             tracking on against off on the same server (the cost of
 #             tracking), and Larder against Redis.
 #
-#   tools/compare-pubsub-with-redis.sh                 # all parts, pinned, 3 rounds (about 15 minutes on a quiet machine)
+#   tools/compare-pubsub-with-redis.sh                 # all parts, pinned, 3 rounds (about 8 minutes on a quiet machine)
 #   ROUNDS=1 PARTS=publish PIPELINES=16 tools/compare-pubsub-with-redis.sh   # quick look
 #   LARDER=/tmp/larder-other PARTS="invalidation tracking" tools/compare-pubsub-with-redis.sh
 #
