@@ -9,9 +9,12 @@ pub mod parse;
 mod session;
 mod table;
 
+mod command;
+mod config;
 mod connection;
 mod docs;
 mod hash;
+mod info;
 mod keyspace;
 mod list;
 mod long_double;

@@ -6,10 +6,13 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 13] {
+fn families() -> [&'static [CommandSpec]; 16] {
     [
+        super::command::COMMANDS,
+        super::config::COMMANDS,
         super::connection::COMMANDS,
         super::hash::COMMANDS,
+        super::info::COMMANDS,
         super::keyspace::COMMANDS,
         super::list::COMMANDS,
         super::object::COMMANDS,

@@ -1,0 +1,188 @@
+//! CONFIG: GET, SET, RESETSTAT, HELP over the settings in `crate::config`.
+
+use super::connection::container;
+use super::flags::*;
+use super::parse::glob_match;
+use super::{CommandSpec, Ctx, NO_KEYS};
+use crate::config::limits::fit_open_files_limit;
+use crate::config::{Config, ConfigError, SETTINGS};
+use crate::error::{Error, Result};
+
+pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("config", -2, 0, NO_KEYS, container)
+    .doc(
+        "server",
+        "2.0.0",
+        "A container for server configuration commands.",
+        "Depends on subcommand.",
+    )
+    .subcommands(CONFIG_SUBCOMMANDS)];
+
+static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new(
+        "config|get",
+        -3,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        config_get,
+    )
+    .doc(
+        "server",
+        "2.0.0",
+        "Returns the effective values of configuration parameters.",
+        "O(N) when N is the number of configuration parameters provided",
+    ),
+    CommandSpec::new(
+        "config|set",
+        -4,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        config_set,
+    )
+    .tips(&["request_policy:all_nodes", "response_policy:all_succeeded"])
+    .doc(
+        "server",
+        "2.0.0",
+        "Sets configuration parameters in-flight.",
+        "O(N) when N is the number of configuration parameters provided",
+    ),
+    CommandSpec::new(
+        "config|resetstat",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        config_resetstat,
+    )
+    .doc("server", "2.0.0", "Resets the server's statistics.", "O(1)"),
+    CommandSpec::new("config|help", 2, LOADING | STALE, NO_KEYS, config_help).doc(
+        "server",
+        "5.0.0",
+        "Returns helpful text about the different subcommands.",
+        "O(1)",
+    ),
+];
+
+// ---------------------------------------------------------------- CONFIG
+
+fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let config = ctx.shared.config.read().clone();
+    // As in Redis, the reply is keyed by the name as the client wrote it for
+    // an exact name, and by each matching name (aliases included) for a
+    // glob; names are compared case-insensitively.
+    let mut found: Vec<(Vec<u8>, String)> = Vec::new();
+    let seen = |found: &[(Vec<u8>, String)], name: &[u8]| {
+        found.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+    };
+    for pattern in &argv[2..] {
+        if !pattern.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
+            if seen(&found, pattern) {
+                continue;
+            }
+            if let Some(value) = config.get(&String::from_utf8_lossy(pattern)) {
+                found.push((pattern.to_vec(), value));
+            }
+            continue;
+        }
+        for name in Config::names() {
+            if seen(&found, name.as_bytes()) || !glob_match(pattern, name.as_bytes(), true) {
+                continue;
+            }
+            if let Some(value) = config.get(name) {
+                found.push((name.as_bytes().to_vec(), value));
+            }
+        }
+    }
+    ctx.out.map(found.len());
+    for (name, value) in found {
+        ctx.out.bulk(&name);
+        ctx.out.bulk(value.as_bytes());
+    }
+    Ok(())
+}
+
+fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    if !argv.len().is_multiple_of(2) {
+        return Err(Error::syntax());
+    }
+    // As Redis does: first every name is checked (unknown, immutable,
+    // duplicate; reported as the client wrote it), then every value is
+    // applied to a copy (reported under the setting's own name), and the
+    // copy replaces the configuration only if all of them succeed.
+    let mut updated = ctx.shared.config.read().clone();
+    let mut seen: Vec<String> = Vec::new();
+    for pair in argv[2..].chunks(2) {
+        let typed = String::from_utf8_lossy(pair[0]);
+        // Old names (hash-max-ziplist-entries...) count as settings of
+        // their own here, as in Redis 7.0.
+        let name = typed.to_ascii_lowercase();
+        if updated.get(&name).is_none() {
+            return Err(Error::err(format!(
+                "Unknown option or number of arguments for CONFIG SET - '{typed}'"
+            )));
+        }
+        if SETTINGS.iter().any(|s| s.name == name && !s.mutable) {
+            return Err(Error::err(format!(
+                "CONFIG SET failed (possibly related to argument '{typed}') - can't set immutable config"
+            )));
+        }
+        if seen.contains(&name) {
+            return Err(Error::err(format!(
+                "CONFIG SET failed (possibly related to argument '{typed}') - duplicate parameter"
+            )));
+        }
+        seen.push(name);
+    }
+    for (pair, name) in argv[2..].chunks(2).zip(&seen) {
+        let value = String::from_utf8_lossy(pair[1]);
+        updated.set_at_runtime(name, &value).map_err(|e| {
+            let reason = match e {
+                ConfigError::Immutable(_) => "can't set immutable config".to_string(),
+                ConfigError::Invalid { reason, .. } => reason,
+                ConfigError::Unknown(_) => "unknown setting".to_string(),
+            };
+            Error::err(format!(
+                "CONFIG SET failed (possibly related to argument '{name}') - {reason}"
+            ))
+        })?;
+    }
+    // As Redis's updateMaxclients: more clients need more descriptors.
+    let previous = ctx.shared.config.read().maxclients;
+    if updated.maxclients > previous {
+        let wanted = updated.maxclients;
+        let fitted = fit_open_files_limit(&mut updated);
+        if fitted.is_err() || updated.maxclients != wanted {
+            return Err(Error::err(format!(
+                "CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {}",
+                updated.maxclients.max(previous)
+            )));
+        }
+    }
+    ctx.shared.set_config(updated);
+    ctx.out.ok();
+    Ok(())
+}
+
+fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    ctx.shared.stats.reset();
+    ctx.shared.pubsub.reset_stats();
+    ctx.shared.store.reset_eviction_stats();
+    // Redis's lazyfreeResetStats.
+    ctx.shared.store.lazyfree_stats().reset();
+    ctx.out.ok();
+    Ok(())
+}
+
+fn config_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    super::reply_help(
+        ctx,
+        "CONFIG",
+        &[
+            "GET <pattern>",
+            "    Return parameters matching the glob-like <pattern> and their values.",
+            "SET <directive> <value>",
+            "    Set the configuration <directive> to <value>.",
+            "RESETSTAT",
+            "    Reset statistics reported by the INFO command.",
+        ],
+    );
+    Ok(())
+}
