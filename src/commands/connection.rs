@@ -352,13 +352,16 @@ fn same_password(expected: &[u8], given: &[u8]) -> bool {
 /// Checks credentials for the default user (Larder has no other users).
 fn check_credentials(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) -> Result<()> {
     let required = ctx.shared.config.read().requirepass.clone();
-    if username.is_some_and(|u| u != b"default") {
+    let accepted = username.is_none_or(|u| u == b"default")
+        && required
+            .as_ref()
+            .is_none_or(|expected| same_password(expected.as_bytes(), password));
+    if !accepted {
+        ctx.shared
+            .stats
+            .auth_failures
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         return Err(Error::raw(WRONGPASS));
-    }
-    match required {
-        None => {}
-        Some(expected) if same_password(expected.as_bytes(), password) => {}
-        Some(_) => return Err(Error::raw(WRONGPASS)),
     }
     ctx.session.authenticated = true;
     Ok(())

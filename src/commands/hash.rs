@@ -24,9 +24,11 @@ use super::long_double::LongDouble;
 use super::parse::{
     glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
 };
+use super::reads;
 use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
-use crate::pubsub::{events, PubSub};
+use crate::pubsub::events;
+use crate::shared::Shared;
 use crate::store::changes::{Effect, Items};
 use crate::store::types::HashValue;
 use crate::store::{Db, Value, ValueRef};
@@ -277,14 +279,14 @@ fn hash_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut H
 /// come in the order of its changes.
 #[derive(Clone, Copy)]
 struct Events<'p> {
-    pubsub: &'p PubSub,
+    shared: &'p Shared,
     db: usize,
 }
 
 impl<'p> Events<'p> {
     fn of(ctx: &Ctx<'_, 'p>) -> Self {
         Events {
-            pubsub: &ctx.shared.pubsub,
+            shared: ctx.shared,
             db: ctx.db(),
         }
     }
@@ -292,16 +294,17 @@ impl<'p> Events<'p> {
     /// A change of the hash at `key` (`event`), and its deletion if the
     /// change `emptied` it.
     fn changed(self, key: &[u8], event: &str, emptied: bool) {
-        self.pubsub.notify(events::HASH, event, key, self.db);
+        self.shared.pubsub.notify(events::HASH, event, key, self.db);
         if emptied {
-            self.pubsub.notify(events::GENERIC, "del", key, self.db);
+            self.shared
+                .pubsub
+                .notify(events::GENERIC, "del", key, self.db);
         }
     }
 
-    /// A read command missed `key` (Redis's lookupKeyRead).
-    fn key_miss(self, key: &[u8]) {
-        self.pubsub
-            .notify(events::KEY_MISS, "keymiss", key, self.db);
+    /// A read command looked `key` up (Redis's lookupKeyRead).
+    fn looked_up(self, key: &[u8], found: bool) {
+        reads::looked_up(self.shared, self.db, key, found);
     }
 }
 
@@ -369,11 +372,10 @@ fn read_fields<'a, R>(
     now: u64,
     read: impl FnOnce(Option<&HashValue>) -> R,
 ) -> Result<R> {
-    match hash_mut(db, key, now)? {
-        None => {
-            events.key_miss(key);
-            return Ok(read(None));
-        }
+    let hash = hash_mut(db, key, now)?;
+    events.looked_up(key, hash.is_some());
+    match hash {
+        None => return Ok(read(None)),
         Some(hash) if !hash.has_field_ttls() => return Ok(read(Some(hash))),
         Some(_) => {}
     }
@@ -389,9 +391,7 @@ fn read_hash<'d>(
     now: u64,
 ) -> Result<Option<&'d HashValue>> {
     let hash = hash_ref(db, key, now)?;
-    if hash.is_none() {
-        events.key_miss(key);
-    }
+    events.looked_up(key, hash.is_some());
     Ok(hash)
 }
 
@@ -806,11 +806,10 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = locked.db(dbi, key)?;
     // Every expired field goes first, so that picks by position only see
     // live ones (as Redis 7.4 does for HRANDFIELD, announcing them once).
-    let exists = match hash_mut(db, key, now)? {
-        None => {
-            events.key_miss(key);
-            false
-        }
+    let hash = hash_mut(db, key, now)?;
+    events.looked_up(key, hash.is_some());
+    let exists = match hash {
+        None => false,
         Some(hash) => {
             let reclaimed = hash.reclaim_expired(now, usize::MAX);
             let empty = hash.is_empty();

@@ -1,4 +1,10 @@
-//! INFO: the server's figures, section by section, as Redis prints them.
+//! INFO: the server's figures, section by section, in Redis 7.4's order
+//! and with its field names, so that tools written for Redis find what
+//! they look for. Figures of machinery Larder does not have (replication,
+//! AOF, forks, defragmentation, modules) are reported as Redis reports
+//! them when that machinery is idle or off. Larder's own figures are in
+//! the `larder` and `writebehind` sections, shown when asked for by name
+//! or with `everything`.
 
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -7,6 +13,7 @@ use super::connection::REDIS_VERSION;
 use super::flags::*;
 use super::{CommandSpec, Ctx, NO_KEYS};
 use crate::error::Result;
+use crate::shared::instantaneous::Metric;
 
 pub static COMMANDS: &[CommandSpec] =
     &[
@@ -25,70 +32,92 @@ pub static COMMANDS: &[CommandSpec] =
             ),
     ];
 
-// ---------------------------------------------------------------- INFO
+/// One INFO section: its name, and whether plain INFO (`default`) shows it.
+struct Section {
+    name: &'static str,
+    default: bool,
+    /// Shown by `all` (Redis's sections); Larder's own need `everything`
+    /// or their name.
+    in_all: bool,
+}
 
-const DEFAULT_SECTIONS: &[&str] = &[
-    "server",
-    "clients",
-    "memory",
-    "persistence",
-    "stats",
-    "replication",
-    "cpu",
-    "keyspace",
+const fn section(name: &'static str, default: bool, in_all: bool) -> Section {
+    Section {
+        name,
+        default,
+        in_all,
+    }
+}
+
+/// Every section, in the order INFO prints them.
+const SECTIONS: &[Section] = &[
+    section("server", true, true),
+    section("clients", true, true),
+    section("memory", true, true),
+    section("persistence", true, true),
+    section("stats", true, true),
+    section("replication", true, true),
+    section("cpu", true, true),
+    section("modules", true, true),
+    section("commandstats", false, true),
+    section("errorstats", true, true),
+    section("latencystats", false, true),
+    section("cluster", true, true),
+    section("keyspace", true, true),
+    section("larder", false, false),
+    section("writebehind", false, false),
 ];
 
-/// Larder's own sections: shown when asked for by name (or with
-/// `everything`), so that plain INFO has only Redis's sections.
-const LARDER_SECTIONS: &[&str] = &["writebehind"];
-
-fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    let mut wanted: Vec<&str> = Vec::new();
+/// Which sections INFO's arguments ask for (Redis 7's genInfoSectionDict:
+/// `all`, `default`, `everything` and section names, case-insensitively;
+/// unknown names are ignored).
+fn wanted_sections(argv: &[&[u8]]) -> Vec<bool> {
+    let mut wanted = vec![false; SECTIONS.len()];
+    let mut select = |pick: &dyn Fn(&Section) -> bool| {
+        for (i, section) in SECTIONS.iter().enumerate() {
+            wanted[i] |= pick(section);
+        }
+    };
     if argv.len() == 1 {
-        wanted.extend(DEFAULT_SECTIONS);
+        select(&|s| s.default);
     }
     for arg in &argv[1..] {
         let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
         match name.as_str() {
-            "all" | "default" => wanted.extend(DEFAULT_SECTIONS),
-            "everything" => {
-                wanted.extend(DEFAULT_SECTIONS);
-                wanted.extend(LARDER_SECTIONS);
-            }
-            other => {
-                if let Some(section) = DEFAULT_SECTIONS
-                    .iter()
-                    .chain(LARDER_SECTIONS)
-                    .find(|s| **s == other)
-                {
-                    wanted.push(section);
-                }
-            }
+            "default" => select(&|s| s.default),
+            "all" => select(&|s| s.in_all),
+            "everything" => select(&|_| true),
+            name => select(&|s| s.name == name),
         }
     }
+    wanted
+}
+
+fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let wanted = wanted_sections(argv);
     let mut text = String::new();
-    for section in DEFAULT_SECTIONS
-        .iter()
-        .chain(LARDER_SECTIONS)
-        .filter(|s| wanted.contains(s))
-    {
+    for (section, _) in SECTIONS.iter().zip(&wanted).filter(|(_, w)| **w) {
         if !text.is_empty() {
             text.push_str("\r\n");
         }
-        let body = match *section {
+        let body = match section.name {
             "server" => server_section(ctx),
-            "clients" => clients_section(ctx),
+            "clients" => clients_section(ctx)?,
             "memory" => memory_section(ctx)?,
-            "persistence" => persistence_section(),
+            "persistence" => persistence_section(ctx)?,
             "stats" => stats_section(ctx),
-            "replication" => replication_section(),
+            "replication" => replication_section(ctx),
             "cpu" => cpu_section(),
-            "writebehind" => writebehind_section(ctx),
-            _ => keyspace_section(ctx)?,
+            "modules" => String::new(),
+            "commandstats" | "errorstats" | "latencystats" => String::new(),
+            "cluster" => fields(&[("cluster_enabled", "0".into())]),
+            "keyspace" => keyspace_section(ctx)?,
+            "larder" => larder_section(ctx),
+            _ => writebehind_section(ctx),
         };
-        let title = match *section {
+        let title = match section.name {
             "cpu" => "CPU".to_string(),
-            _ => format!("{}{}", section[..1].to_ascii_uppercase(), &section[1..]),
+            name => format!("{}{}", name[..1].to_ascii_uppercase(), &name[1..]),
         };
         text.push_str(&format!("# {title}\r\n{body}"));
     }
@@ -96,85 +125,141 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-/// Write-behind to PostgreSQL (Larder-only).
-fn writebehind_section(ctx: &Ctx) -> String {
-    match &ctx.shared.writebehind {
-        Some(writebehind) => fields(&writebehind.status()),
-        None => fields(&[("writebehind_enabled", "0".to_string())]),
-    }
-}
-
 fn fields(pairs: &[(&str, String)]) -> String {
     pairs.iter().map(|(k, v)| format!("{k}:{v}\r\n")).collect()
 }
 
-fn server_section(ctx: &Ctx) -> String {
-    let uptime = ctx.shared.started.elapsed().as_secs();
-    let port = ctx.shared.bound.lock().first().map_or(0, |a| a.port());
-    let now_us = SystemTime::now()
+fn unix_now() -> std::time::Duration {
+    SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
-        .as_micros();
+}
+
+/// The server's start, in unix seconds: what Redis reports as the last
+/// save when it never saved (Larder has no snapshots yet).
+fn started_unix_secs(ctx: &Ctx) -> u64 {
+    unix_now()
+        .as_secs()
+        .saturating_sub(ctx.shared.started.elapsed().as_secs())
+}
+
+fn server_section(ctx: &Ctx) -> String {
+    let uptime = ctx.shared.started.elapsed().as_secs();
+    let bound = ctx.shared.bound.lock().clone();
+    let port = bound.first().map_or(0, |a| a.port());
+    let now = unix_now();
     let hz = ctx.shared.config.read().hz;
+    // Redis's LRU clock: seconds, in 24 bits.
+    let lru_clock = now.as_secs() & ((1 << 24) - 1);
+    let (sysname, release, machine) = uname();
+    let binds: String = bound.iter().map(|a| format!(",bind={}", a.ip())).collect();
     fields(&[
         ("redis_version", REDIS_VERSION.into()),
         ("redis_git_sha1", "00000000".into()),
         ("redis_git_dirty", "0".into()),
         ("redis_build_id", "0".into()),
         ("redis_mode", "standalone".into()),
-        ("larder_version", env!("CARGO_PKG_VERSION").into()),
-        (
-            "os",
-            format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
-        ),
+        ("os", format!("{sysname} {release} {machine}")),
         ("arch_bits", (usize::BITS).to_string()),
+        ("monotonic_clock", "POSIX clock_gettime".into()),
         ("multiplexing_api", "epoll".into()),
+        ("atomicvar_api", "c11-builtin".into()),
+        // Larder is not built by gcc.
+        ("gcc_version", "0.0.0".into()),
         ("process_id", std::process::id().to_string()),
+        ("process_supervised", "no".into()),
         ("run_id", ctx.shared.run_id.clone()),
         ("tcp_port", port.to_string()),
-        ("server_time_usec", now_us.to_string()),
+        ("server_time_usec", now.as_micros().to_string()),
         ("uptime_in_seconds", uptime.to_string()),
         ("uptime_in_days", (uptime / 86400).to_string()),
         ("hz", hz.to_string()),
         ("configured_hz", hz.to_string()),
+        ("lru_clock", lru_clock.to_string()),
         (
             "executable",
             std::env::current_exe()
                 .map(|p| p.display().to_string())
                 .unwrap_or_default(),
         ),
+        ("config_file", String::new()),
+        ("io_threads_active", "0".into()),
+        ("listener0", format!("name=tcp{binds},port={port}")),
+        ("larder_version", env!("CARGO_PKG_VERSION").into()),
     ])
 }
 
-fn clients_section(ctx: &Ctx) -> String {
+/// The kernel's name, release and machine (`uname -srm`), as Redis's `os`.
+fn uname() -> (String, String, String) {
+    // SAFETY: utsname is plain bytes; uname fills it or fails.
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return (
+            std::env::consts::OS.into(),
+            String::new(),
+            std::env::consts::ARCH.into(),
+        );
+    }
+    let text = |field: &[libc::c_char]| {
+        let bytes: Vec<u8> = field
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (
+        text(&name.sysname),
+        text(&name.release),
+        text(&name.machine),
+    )
+}
+
+fn clients_section(ctx: &mut Ctx) -> Result<String> {
     let maxclients = ctx.shared.config.read().maxclients;
-    fields(&[
-        ("connected_clients", ctx.shared.clients.len().to_string()),
+    let clients = ctx.shared.clients.list();
+    let (mut max_input, mut max_output) = (0, 0);
+    let (mut pubsub_clients, mut watching_clients) = (0, 0);
+    for client in &clients {
+        let (input, output) = client.buffer_lengths();
+        max_input = max_input.max(input);
+        max_output = max_output.max(output);
+        let meta = client.meta.lock();
+        pubsub_clients += usize::from(meta.subscriptions.iter().any(|&n| n > 0));
+        watching_clients += usize::from(meta.watching > 0);
+    }
+    let mut watched_keys = 0;
+    let databases = ctx.store().databases();
+    ctx.locks.each_shard(|shard| {
+        for db in 0..databases {
+            watched_keys += shard.db_ref(db).watched_len();
+        }
+        Ok(())
+    })?;
+    let blocking = &ctx.shared.blocking;
+    Ok(fields(&[
+        ("connected_clients", clients.len().to_string()),
         ("cluster_connections", "0".into()),
         ("maxclients", maxclients.to_string()),
-        (
-            "blocked_clients",
-            ctx.shared.blocking.blocked_clients().to_string(),
-        ),
-        (
-            "pubsub_clients",
-            ctx.shared
-                .clients
-                .list()
-                .iter()
-                .filter(|client| client.meta.lock().subscriptions.iter().any(|&n| n > 0))
-                .count()
-                .to_string(),
-        ),
+        ("client_recent_max_input_buffer", max_input.to_string()),
+        ("client_recent_max_output_buffer", max_output.to_string()),
+        ("blocked_clients", blocking.blocked_clients().to_string()),
         (
             "tracking_clients",
             ctx.shared.pubsub.tracking.client_count().to_string(),
         ),
+        ("pubsub_clients", pubsub_clients.to_string()),
+        ("watching_clients", watching_clients.to_string()),
         (
             "clients_in_timeout_table",
-            ctx.shared.blocking.clients_with_timeout().to_string(),
+            blocking.clients_with_timeout().to_string(),
         ),
-    ])
+        ("total_watched_keys", watched_keys.to_string()),
+        ("total_blocking_keys", blocking.waited_keys().to_string()),
+        // Keys waited on by clients that must wake if the key is deleted
+        // (XREADGROUP): Larder has no such waits.
+        ("total_blocking_keys_on_nokey", "0".into()),
+    ]))
 }
 
 /// Bytes in Redis's human form: 1.50K, 2.00M...
@@ -310,14 +395,49 @@ fn total_system_memory() -> u64 {
         .map_or(0, |kb| kb * 1024)
 }
 
-fn persistence_section() -> String {
-    fields(&[
+fn persistence_section(ctx: &mut Ctx) -> Result<String> {
+    let databases = ctx.store().databases();
+    let mut changes = 0;
+    ctx.locks.each_shard(|shard| {
+        for db in 0..databases {
+            changes += shard.db_ref(db).changes();
+        }
+        Ok(())
+    })?;
+    // Larder has no RDB or AOF yet: as Redis that never saved, with saving
+    // and AOF off.
+    Ok(fields(&[
         ("loading", "0".into()),
         ("async_loading", "0".into()),
+        ("current_cow_peak", "0".into()),
+        ("current_cow_size", "0".into()),
+        ("current_cow_size_age", "0".into()),
+        ("current_fork_perc", "0.00".into()),
+        ("current_save_keys_processed", "0".into()),
+        ("current_save_keys_total", "0".into()),
+        ("rdb_changes_since_last_save", changes.to_string()),
         ("rdb_bgsave_in_progress", "0".into()),
+        ("rdb_last_save_time", started_unix_secs(ctx).to_string()),
+        ("rdb_last_bgsave_status", "ok".into()),
+        ("rdb_last_bgsave_time_sec", "-1".into()),
+        ("rdb_current_bgsave_time_sec", "-1".into()),
+        ("rdb_saves", "0".into()),
+        ("rdb_last_cow_size", "0".into()),
+        ("rdb_last_load_keys_expired", "0".into()),
+        ("rdb_last_load_keys_loaded", "0".into()),
         ("aof_enabled", "0".into()),
         ("aof_rewrite_in_progress", "0".into()),
-    ])
+        ("aof_rewrite_scheduled", "0".into()),
+        ("aof_last_rewrite_time_sec", "-1".into()),
+        ("aof_current_rewrite_time_sec", "-1".into()),
+        ("aof_last_bgrewrite_status", "ok".into()),
+        ("aof_rewrites", "0".into()),
+        ("aof_rewrites_consecutive_failures", "0".into()),
+        ("aof_last_write_status", "ok".into()),
+        ("aof_last_cow_size", "0".into()),
+        ("module_fork_in_progress", "0".into()),
+        ("module_fork_last_cow_size", "0".into()),
+    ]))
 }
 
 fn stats_section(ctx: &Ctx) -> String {
@@ -325,6 +445,8 @@ fn stats_section(ctx: &Ctx) -> String {
     let get = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed).to_string();
     let pubsub = &ctx.shared.pubsub;
     let (tracking_keys, tracking_items, tracking_prefixes) = pubsub.tracking.totals();
+    let rate = |metric| stats.instantaneous.rate(metric);
+    let kbps = |metric| format!("{:.2}", rate(metric) / 1024.0);
     use crate::pubsub::ChannelKind;
     fields(&[
         (
@@ -336,6 +458,10 @@ fn stats_section(ctx: &Ctx) -> String {
             stats.commands_processed.load().to_string(),
         ),
         (
+            "instantaneous_ops_per_sec",
+            (rate(Metric::Commands) as u64).to_string(),
+        ),
+        (
             "total_net_input_bytes",
             stats.net_input_bytes.load().to_string(),
         ),
@@ -343,15 +469,41 @@ fn stats_section(ctx: &Ctx) -> String {
             "total_net_output_bytes",
             stats.net_output_bytes.load().to_string(),
         ),
+        ("total_net_repl_input_bytes", "0".into()),
+        ("total_net_repl_output_bytes", "0".into()),
+        ("instantaneous_input_kbps", kbps(Metric::NetInput)),
+        ("instantaneous_output_kbps", kbps(Metric::NetOutput)),
+        ("instantaneous_input_repl_kbps", "0.00".into()),
+        ("instantaneous_output_repl_kbps", "0.00".into()),
         ("rejected_connections", get(&stats.rejected_connections)),
+        ("sync_full", "0".into()),
+        ("sync_partial_ok", "0".into()),
+        ("sync_partial_err", "0".into()),
+        ("expired_subkeys", get(&stats.expired_subkeys)),
         (
             "expired_keys",
             (stats.expired_keys.load(Ordering::Relaxed) + ctx.store().expired_by_eviction())
                 .to_string(),
         ),
-        ("expired_subkeys", get(&stats.expired_subkeys)),
+        // Larder's active expiry pops due keys from a time-ordered index
+        // instead of sampling: no stale keys are estimated, and a cycle
+        // never stops at a time cap.
+        ("expired_stale_perc", "0.00".into()),
+        ("expired_time_cap_reached_count", "0".into()),
+        (
+            "expire_cycle_cpu_milliseconds",
+            (stats.expire_cycle_us.load(Ordering::Relaxed) / 1000).to_string(),
+        ),
         ("evicted_keys", ctx.store().evicted_keys().to_string()),
-        ("total_error_replies", get(&stats.error_replies)),
+        ("evicted_clients", "0".into()),
+        (
+            "evicted_scripts",
+            ctx.shared.scripting.stats().evicted_scripts.to_string(),
+        ),
+        ("total_eviction_exceeded_time", "0".into()),
+        ("current_eviction_exceeded_time", "0".into()),
+        ("keyspace_hits", stats.keyspace_hits.load().to_string()),
+        ("keyspace_misses", stats.keyspace_misses.load().to_string()),
         (
             "pubsub_channels",
             pubsub.channel_count(ChannelKind::Classic).to_string(),
@@ -361,56 +513,192 @@ fn stats_section(ctx: &Ctx) -> String {
             "pubsubshard_channels",
             pubsub.channel_count(ChannelKind::Shard).to_string(),
         ),
+        ("latest_fork_usec", "0".into()),
+        ("total_forks", "0".into()),
+        ("migrate_cached_sockets", "0".into()),
+        ("slave_expires_tracked_keys", "0".into()),
+        ("active_defrag_hits", "0".into()),
+        ("active_defrag_misses", "0".into()),
+        ("active_defrag_key_hits", "0".into()),
+        ("active_defrag_key_misses", "0".into()),
+        ("total_active_defrag_time", "0".into()),
+        ("current_active_defrag_time", "0".into()),
         ("tracking_total_keys", tracking_keys.to_string()),
         ("tracking_total_items", tracking_items.to_string()),
         ("tracking_total_prefixes", tracking_prefixes.to_string()),
+        ("unexpected_error_replies", "0".into()),
+        ("total_error_replies", get(&stats.error_replies)),
+        ("dump_payload_sanitizations", "0".into()),
+        (
+            "total_reads_processed",
+            stats.reads_processed.load().to_string(),
+        ),
+        (
+            "total_writes_processed",
+            stats.writes_processed.load().to_string(),
+        ),
+        // Larder's connections run on every worker thread; there are no
+        // separate I/O threads.
+        ("io_threaded_reads_processed", "0".into()),
+        ("io_threaded_writes_processed", "0".into()),
+        (
+            "client_query_buffer_limit_disconnections",
+            get(&stats.query_buffer_limit_disconnections),
+        ),
         (
             "client_output_buffer_limit_disconnections",
             pubsub.limit_disconnections().to_string(),
         ),
+        ("reply_buffer_shrinks", "0".into()),
+        ("reply_buffer_expands", "0".into()),
+        ("acl_access_denied_auth", get(&stats.auth_failures)),
+        ("acl_access_denied_cmd", "0".into()),
+        ("acl_access_denied_key", "0".into()),
+        ("acl_access_denied_channel", "0".into()),
     ])
 }
 
-fn replication_section() -> String {
-    fields(&[("role", "master".into()), ("connected_slaves", "0".into())])
+fn replication_section(ctx: &Ctx) -> String {
+    fields(&[
+        ("role", "master".into()),
+        ("connected_slaves", "0".into()),
+        ("master_failover_state", "no-failover".into()),
+        ("master_replid", ctx.shared.run_id.clone()),
+        ("master_replid2", "0".repeat(40)),
+        ("master_repl_offset", "0".into()),
+        ("second_repl_offset", "-1".into()),
+        ("repl_backlog_active", "0".into()),
+        ("repl_backlog_size", "1048576".into()),
+        ("repl_backlog_first_byte_offset", "0".into()),
+        ("repl_backlog_histlen", "0".into()),
+    ])
 }
 
+/// CPU time from getrusage: the process, its children, and the main
+/// thread (Redis's `_main_thread` fields; Larder's commands run on the
+/// runtime's worker threads, which `larder` lists).
 fn cpu_section() -> String {
-    // utime and stime, fields 14 and 15 of /proc/self/stat, in clock ticks.
-    let ticks: Vec<f64> = std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| s.rsplit_once(')').map(|(_, rest)| rest.to_string()))
-        .map(|rest| {
-            rest.split_whitespace()
-                .skip(11)
-                .take(2)
-                .filter_map(|t| t.parse().ok())
-                .collect()
-        })
-        .unwrap_or_default();
-    let seconds = |i: usize| format!("{:.6}", ticks.get(i).copied().unwrap_or(0.0) / 100.0);
-    fields(&[("used_cpu_sys", seconds(1)), ("used_cpu_user", seconds(0))])
+    let (self_sys, self_user) = rusage(libc::RUSAGE_SELF);
+    let (child_sys, child_user) = rusage(libc::RUSAGE_CHILDREN);
+    let (main_sys, main_user) = main_thread_cpu();
+    let seconds = |s: f64| format!("{s:.6}");
+    fields(&[
+        ("used_cpu_sys", seconds(self_sys)),
+        ("used_cpu_user", seconds(self_user)),
+        ("used_cpu_sys_children", seconds(child_sys)),
+        ("used_cpu_user_children", seconds(child_user)),
+        ("used_cpu_sys_main_thread", seconds(main_sys)),
+        ("used_cpu_user_main_thread", seconds(main_user)),
+    ])
+}
+
+/// (system, user) CPU seconds of `who`.
+fn rusage(who: libc::c_int) -> (f64, f64) {
+    // SAFETY: rusage is plain data that getrusage fills.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(who, &mut usage) } != 0 {
+        return (0.0, 0.0);
+    }
+    let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (seconds(usage.ru_stime), seconds(usage.ru_utime))
+}
+
+/// (system, user) CPU seconds of the process's first thread, from
+/// /proc (getrusage can only measure the calling thread).
+fn main_thread_cpu() -> (f64, f64) {
+    let pid = std::process::id();
+    thread_cpu(&format!("/proc/self/task/{pid}/stat")).unwrap_or((0.0, 0.0))
+}
+
+/// (system, user) CPU seconds from a /proc `stat` file.
+fn thread_cpu(path: &str) -> Option<(f64, f64)> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let (_, rest) = text.rsplit_once(')')?;
+    // After the name: state is field 3; utime and stime are 14 and 15.
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: f64 = fields.next()?.parse().ok()?;
+    let system: f64 = fields.next()?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    Some((system / ticks, user / ticks))
 }
 
 fn keyspace_section(ctx: &mut Ctx) -> Result<String> {
     let databases = ctx.store().databases();
-    let mut keys = vec![0usize; databases];
-    let mut volatile = vec![0usize; databases];
+    let now = ctx.now_ms;
+    #[derive(Default, Clone, Copy)]
+    struct Counts {
+        keys: usize,
+        volatile: usize,
+        ttl_sum: u128,
+        field_volatile: usize,
+    }
+    let mut counts = vec![Counts::default(); databases];
     ctx.locks.each_shard(|shard| {
-        for db in 0..databases {
+        for (db, counts) in counts.iter_mut().enumerate() {
             // db_ref: reading must not create the parts of unused databases.
-            keys[db] += shard.db_ref(db).len();
-            volatile[db] += shard.db_ref(db).volatile_len();
+            let part = shard.db_ref(db);
+            counts.keys += part.len();
+            counts.volatile += part.volatile_len();
+            counts.ttl_sum += u128::from(part.average_ttl_ms(now)) * part.volatile_len() as u128;
+            counts.field_volatile += part.field_volatile_len();
         }
         Ok(())
     })?;
-    Ok((0..databases)
-        .filter(|&db| keys[db] > 0)
-        .map(|db| {
+    Ok(counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.keys > 0)
+        .map(|(db, c)| {
+            let avg_ttl = if c.volatile == 0 {
+                0
+            } else {
+                c.ttl_sum / c.volatile as u128
+            };
             format!(
-                "db{db}:keys={},expires={},avg_ttl=0\r\n",
-                keys[db], volatile[db]
+                "db{db}:keys={},expires={},avg_ttl={avg_ttl},subexpiry={}\r\n",
+                c.keys, c.volatile, c.field_volatile
             )
         })
         .collect())
+}
+
+/// Larder's own figures: the store's layout, eviction and the hit ratio.
+fn larder_section(ctx: &Ctx) -> String {
+    let store = ctx.store();
+    let stats = &ctx.shared.stats;
+    let (hits, misses) = (stats.keyspace_hits.load(), stats.keyspace_misses.load());
+    let lookups = hits + misses;
+    let hit_ratio = if lookups == 0 {
+        0.0
+    } else {
+        hits as f64 / lookups as f64
+    };
+    let policy = ctx.shared.config.read().memory_limits().policy;
+    fields(&[
+        ("larder_version", env!("CARGO_PKG_VERSION").into()),
+        ("shards", store.shard_count().to_string()),
+        ("maxmemory_policy", policy.name().into()),
+        ("evicted_keys", store.evicted_keys().to_string()),
+        // Keys eviction found already expired and reclaimed as expired.
+        (
+            "expired_by_eviction",
+            store.expired_by_eviction().to_string(),
+        ),
+        ("keyspace_hit_ratio", format!("{hit_ratio:.4}")),
+        (
+            "worker_threads",
+            tokio::runtime::Handle::try_current()
+                .map_or(0, |runtime| runtime.metrics().num_workers())
+                .to_string(),
+        ),
+    ])
+}
+
+/// Write-behind to PostgreSQL (Larder-only).
+fn writebehind_section(ctx: &Ctx) -> String {
+    match &ctx.shared.writebehind {
+        Some(writebehind) => fields(&writebehind.status()),
+        None => fields(&[("writebehind_enabled", "0".to_string())]),
+    }
 }

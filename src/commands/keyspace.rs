@@ -19,6 +19,7 @@ use super::parse::{
     glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
     ScanOptions,
 };
+use super::reads;
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::pubsub::events;
@@ -254,14 +255,6 @@ fn db_index_arg(ctx: &Ctx, arg: &[u8]) -> Result<usize> {
         .ok_or_else(Error::db_index_out_of_range)
 }
 
-/// Announces that a read command missed `key` (`keymiss`, as Redis's
-/// lookupKeyRead does). Handlers notify through the engine directly, under
-/// the key's shard lock (which borrows the `Ctx`), so that the events of one
-/// key come in the order of its changes.
-fn key_miss(pubsub: &crate::pubsub::PubSub, db: usize, key: &[u8]) {
-    pubsub.notify(events::KEY_MISS, "keymiss", key, db);
-}
-
 fn same_object() -> Error {
     Error::err("source and destination objects are the same")
 }
@@ -287,7 +280,8 @@ fn unlink(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn remove_keys(ctx: &mut Ctx, argv: &[&[u8]], unlink: bool) -> Result<()> {
     let keys = &argv[1..];
     let db = ctx.db();
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.keys(keys)?;
     let mut removed = 0;
     let mut big = Vec::new();
@@ -316,14 +310,15 @@ fn remove_keys(ctx: &mut Ctx, argv: &[&[u8]], unlink: bool) -> Result<()> {
 fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let keys = &argv[1..];
     let db = ctx.db();
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.keys(keys)?;
     let mut found = 0;
     for key in keys {
         if locked.db(db, key)?.contains(key, ctx.now_ms) {
+            reads::hit(shared);
             found += 1;
         } else {
-            key_miss(pubsub, db, key);
+            reads::miss(shared, db, key);
         }
     }
     ctx.out.int(found);
@@ -335,9 +330,12 @@ fn type_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = ctx.db();
     let mut locked = ctx.locks.key(key)?;
     let name = match locked.db(db, key)?.get(key, ctx.now_ms) {
-        Some(entry) => entry.value().type_name(),
+        Some(entry) => {
+            reads::hit(ctx.shared);
+            entry.value().type_name()
+        }
         None => {
-            key_miss(&ctx.shared.pubsub, db, key);
+            reads::miss(ctx.shared, db, key);
             "none"
         }
     };
@@ -488,7 +486,7 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], millis: bool, absolute: bool) -> R
     let mut locked = ctx.locks.key(key)?;
     let reply = match locked.db(db, key)?.get(key, now) {
         None => {
-            key_miss(&ctx.shared.pubsub, db, key);
+            reads::miss(ctx.shared, db, key);
             -2
         }
         Some(entry) => match entry.expires_at() {
@@ -505,6 +503,9 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], millis: bool, absolute: bool) -> R
             }
         },
     };
+    if reply != -2 {
+        reads::hit(ctx.shared);
+    }
     ctx.out.int(reply);
     Ok(())
 }
@@ -609,30 +610,31 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(same_object());
     }
     let now = ctx.now_ms;
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.keys(&[source, target])?;
-    let copied = if !locked.db(source_db, source)?.contains(source, now) {
-        key_miss(pubsub, source_db, source);
-        false
-    } else if !replace && locked.db(target_db, target)?.contains(target, now) {
-        false
-    } else {
-        let entry = locked
-            .db(source_db, source)?
-            .get(source, now)
-            .cloned()
-            .ok_or_else(Error::no_such_key)?;
-        let expires_at = entry.expires_at();
-        let part = locked.db(target_db, target)?;
-        let replaced = part.contains(target, now);
-        part.insert(target, entry.into_value(), expires_at, now);
-        if replaced {
-            // Redis deletes the old destination and adds the copy anew.
-            pubsub.notify(events::NEW, "new", target, target_db);
-        }
-        pubsub.notify(events::GENERIC, "copy_to", target, target_db);
-        true
-    };
+    let source_found = locked.db(source_db, source)?.contains(source, now);
+    reads::looked_up(shared, source_db, source, source_found);
+    let copied =
+        if !source_found || (!replace && locked.db(target_db, target)?.contains(target, now)) {
+            false
+        } else {
+            let entry = locked
+                .db(source_db, source)?
+                .get(source, now)
+                .cloned()
+                .ok_or_else(Error::no_such_key)?;
+            let expires_at = entry.expires_at();
+            let part = locked.db(target_db, target)?;
+            let replaced = part.contains(target, now);
+            part.insert(target, entry.into_value(), expires_at, now);
+            if replaced {
+                // Redis deletes the old destination and adds the copy anew.
+                pubsub.notify(events::NEW, "new", target, target_db);
+            }
+            pubsub.notify(events::GENERIC, "copy_to", target, target_db);
+            true
+        };
     drop(locked);
     if copied {
         // Clients blocked (BLPOP...) on the copy may now be served.

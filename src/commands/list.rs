@@ -16,10 +16,12 @@ use std::time::Duration;
 use super::flags::*;
 use super::long_double::LongDouble;
 use super::parse::{int_arg, is_keyword, strict_i64};
+use super::reads;
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::pubsub::{events, PubSub};
 use crate::shared::blocking::{BlockRequest, TimeoutReply, WaitKind};
+use crate::shared::Shared;
 use crate::store::changes::Effect;
 use crate::store::types::ListValue;
 use crate::store::{Db, Value, ValueRef};
@@ -334,16 +336,14 @@ fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: b
 /// [`get_list`] for a read command: a miss is announced (`keymiss`, as
 /// Redis's lookupKeyRead does).
 fn read_list<'d>(
-    pubsub: &PubSub,
+    shared: &Shared,
     db: &'d Db,
     dbi: usize,
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d ListValue>> {
     let list = get_list(db, key, now)?;
-    if list.is_none() {
-        pubsub.notify(events::KEY_MISS, "keymiss", key, dbi);
-    }
+    reads::looked_up(shared, dbi, key, list.is_some());
     Ok(list)
 }
 
@@ -526,7 +526,8 @@ fn rpushx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn push(ctx: &mut Ctx, argv: &[&[u8]], end: End, only_existing: bool) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let part = locked.db(db, key)?;
     let len = if let Some(list) = get_list_mut(part, key, now)? {
@@ -664,9 +665,9 @@ fn pop(ctx: &mut Ctx, argv: &[&[u8]], end: End) -> Result<()> {
 fn llen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let len = read_list(pubsub, locked.db(db, key)?, db, key, now)?.map_or(0, ListValue::len);
+    let len = read_list(shared, locked.db(db, key)?, db, key, now)?.map_or(0, ListValue::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -677,9 +678,9 @@ fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let end = int_arg(argv[3])?;
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let Some(list) = read_list(pubsub, locked.db(db, key)?, db, key, now)? else {
+    let Some(list) = read_list(shared, locked.db(db, key)?, db, key, now)? else {
         ctx.out.array(0);
         return Ok(());
     };
@@ -699,9 +700,9 @@ fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn lindex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let Some(list) = read_list(pubsub, locked.db(db, key)?, db, key, now)? else {
+    let Some(list) = read_list(shared, locked.db(db, key)?, db, key, now)? else {
         ctx.out.null();
         return Ok(());
     };
@@ -740,9 +741,9 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let found = match read_list(pubsub, locked.db(db, key)?, db, key, now)? {
+    let found = match read_list(shared, locked.db(db, key)?, db, key, now)? {
         Some(list) => list.positions(argv[2], rank, count, maxlen),
         None => Vec::new(),
     };

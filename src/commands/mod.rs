@@ -20,6 +20,7 @@ mod list;
 mod long_double;
 mod object;
 mod pubsub;
+mod reads;
 mod scripting;
 mod server;
 mod set;

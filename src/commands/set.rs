@@ -19,9 +19,11 @@ use super::parse::{
     glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
     ScanOptions,
 };
+use super::reads;
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::pubsub::{events, PubSub};
+use crate::shared::Shared;
 use crate::store::changes::{Effect, Items};
 use crate::store::types::SetValue;
 use crate::store::{Db, LockSet, Value, ValueRef};
@@ -219,16 +221,14 @@ fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: b
 /// [`get_set`] for a read command: a miss is announced (`keymiss`, as
 /// Redis's lookupKeyRead does).
 fn read_set<'d>(
-    pubsub: &PubSub,
+    shared: &Shared,
     db: &'d mut Db,
     dbi: usize,
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d SetValue>> {
     let set = get_set(db, key, now)?;
-    if set.is_none() {
-        pubsub.notify(events::KEY_MISS, "keymiss", key, dbi);
-    }
+    reads::looked_up(shared, dbi, key, set.is_some());
     Ok(set)
 }
 
@@ -307,9 +307,9 @@ fn srem(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn smembers(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    match read_set(pubsub, locked.db(db, key)?, db, key, now)? {
+    match read_set(shared, locked.db(db, key)?, db, key, now)? {
         None => ctx.out.set(0),
         Some(set) => {
             ctx.out.set(set.len());
@@ -324,9 +324,9 @@ fn smembers(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn sismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let found = read_set(pubsub, locked.db(db, key)?, db, key, now)?
+    let found = read_set(shared, locked.db(db, key)?, db, key, now)?
         .is_some_and(|set| set.contains(argv[2]));
     ctx.out.int(found as i64);
     Ok(())
@@ -335,9 +335,9 @@ fn sismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn smismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let set = read_set(pubsub, locked.db(db, key)?, db, key, now)?;
+    let set = read_set(shared, locked.db(db, key)?, db, key, now)?;
     ctx.out.array(argv.len() - 2);
     for member in &argv[2..] {
         ctx.out
@@ -349,9 +349,9 @@ fn smismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn scard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let len = read_set(pubsub, locked.db(db, key)?, db, key, now)?.map_or(0, SetValue::len);
+    let len = read_set(shared, locked.db(db, key)?, db, key, now)?.map_or(0, SetValue::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -444,9 +444,9 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let reply_limit = ctx.shared.config.read().proto_max_bulk_len;
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let Some(set) = read_set(pubsub, locked.db(db, key)?, db, key, now)? else {
+    let Some(set) = read_set(shared, locked.db(db, key)?, db, key, now)? else {
         if count.is_some() {
             ctx.out.array(0);
         } else {
@@ -546,7 +546,8 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     } else {
         part.touch_with(source, Effect::SetMembers(Items::all(&moved)));
     }
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     notify_change(pubsub, db, source, "srem", emptied);
     let part = locked.db(db, target)?;
     let added = if let Some(set) = get_set_mut(part, target, now)? {
@@ -571,14 +572,14 @@ fn smove(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 /// WRONGTYPE error; a missing one is announced) and returns each one's
 /// size, `None` for a missing key.
 fn source_sizes(
-    pubsub: &PubSub,
+    shared: &Shared,
     locked: &mut LockSet,
     db: usize,
     keys: &[&[u8]],
     now: u64,
 ) -> Result<Vec<Option<usize>>> {
     keys.iter()
-        .map(|key| Ok(read_set(pubsub, locked.db(db, key)?, db, key, now)?.map(SetValue::len)))
+        .map(|key| Ok(read_set(shared, locked.db(db, key)?, db, key, now)?.map(SetValue::len)))
         .collect()
 }
 
@@ -717,11 +718,12 @@ fn set_operation(
     destination: Option<&[u8]>,
 ) -> Result<()> {
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut all_keys: Vec<&[u8]> = sources.to_vec();
     all_keys.extend(destination);
     let mut locked = ctx.locks.keys(&all_keys)?;
-    let sizes = source_sizes(pubsub, &mut locked, db, sources, now)?;
+    let sizes = source_sizes(shared, &mut locked, db, sources, now)?;
     let result = match op {
         SetOp::Inter => {
             let members = intersection(&mut locked, db, sources, &sizes, now, 0)?;
@@ -810,9 +812,9 @@ fn sintercard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let keys = &argv[2..2 + numkeys];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.keys(keys)?;
-    let sizes = source_sizes(pubsub, &mut locked, db, keys, now)?;
+    let sizes = source_sizes(shared, &mut locked, db, keys, now)?;
     let members = intersection(&mut locked, db, keys, &sizes, now, limit)?;
     drop(locked);
     ctx.out.int(members.len() as i64);
@@ -837,9 +839,9 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let cursor = parse_cursor(argv[2]).ok_or_else(|| Error::err("invalid cursor"))?;
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let Some(set) = read_set(pubsub, locked.db(db, key)?, db, key, now)? else {
+    let Some(set) = read_set(shared, locked.db(db, key)?, db, key, now)? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");
         ctx.out.array(0);

@@ -11,9 +11,11 @@ use smallvec::SmallVec;
 use super::flags::*;
 use super::long_double::LongDouble;
 use super::parse::{int_arg, strict_i64};
+use super::reads;
 use super::{CommandSpec, Ctx, KeySpec, ALL_KEYS, FIRST_KEY};
 use crate::error::{Error, Result};
-use crate::pubsub::{events, PubSub};
+use crate::pubsub::events;
+use crate::shared::Shared;
 use crate::store::{Db, Value, ValueRef};
 
 const STRING: &[&str] = &["string"];
@@ -351,26 +353,16 @@ fn zeroed(len: usize) -> Result<Vec<u8>> {
     Ok(v)
 }
 
-/// Announces that a read command missed `key` (`keymiss`, as Redis's
-/// lookupKeyRead does). Handlers notify through the engine directly, under
-/// the key's shard lock (which borrows the `Ctx`), so that the events of one
-/// key come in the order of its changes.
-fn key_miss(pubsub: &PubSub, db: usize, key: &[u8]) {
-    pubsub.notify(events::KEY_MISS, "keymiss", key, db);
-}
-
 /// [`read_string`] for a read command: a miss is announced.
 fn read_string_noted<'d>(
-    pubsub: &PubSub,
+    shared: &Shared,
     db: &'d mut Db,
     dbi: usize,
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d [u8]>> {
     let found = read_string(db, key, now)?;
-    if found.is_none() {
-        key_miss(pubsub, dbi, key);
-    }
+    reads::looked_up(shared, dbi, key, found.is_some());
     Ok(found)
 }
 
@@ -381,9 +373,9 @@ fn read_string_noted<'d>(
 fn get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    match read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? {
+    match read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? {
         None => ctx.out.null(),
         Some(s) => ctx.out.bulk(s),
     }
@@ -500,20 +492,22 @@ fn set_generic(
         None => None,
     };
     let dbi = ctx.db();
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let with_get = flags & OPT_GET != 0;
     let (found, old_expiry) = match db.get(key, now) {
         None => {
             if with_get {
-                key_miss(pubsub, dbi, key);
+                reads::miss(shared, dbi, key);
                 ctx.out.null();
             }
             (false, None)
         }
         Some(entry) => {
             if with_get {
+                reads::hit(shared);
                 ctx.out.bulk(as_str(entry.value())?);
             }
             (true, entry.expires_at())
@@ -594,16 +588,18 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let args = parse_extended(argv, false)?;
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let had_expiry = match db.get(key, now) {
         None => {
-            key_miss(pubsub, dbi, key);
+            reads::miss(shared, dbi, key);
             ctx.out.null();
             return Ok(());
         }
         Some(entry) => {
+            reads::hit(shared);
             as_str(entry.value())?;
             entry.expires_at().is_some()
         }
@@ -637,10 +633,11 @@ fn getex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    match read_string_noted(pubsub, db, dbi, key, now)? {
+    match read_string_noted(shared, db, dbi, key, now)? {
         None => ctx.out.null(),
         Some(value) => {
             ctx.out.bulk(value);
@@ -654,10 +651,11 @@ fn getdel(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    match read_string_noted(pubsub, db, dbi, key, now)? {
+    match read_string_noted(shared, db, dbi, key, now)? {
         None => ctx.out.null(),
         Some(old) => ctx.out.bulk(old),
     }
@@ -669,17 +667,20 @@ fn getset(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let keys = &argv[1..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.keys(keys)?;
     ctx.out.array(keys.len());
     for key in keys {
         match locked.db(dbi, key)?.get(key, now) {
-            Some(entry) => match as_str(entry.value()) {
-                Ok(s) => ctx.out.bulk(s),
-                Err(_) => ctx.out.null(),
-            },
+            Some(entry) => {
+                reads::hit(shared);
+                match as_str(entry.value()) {
+                    Ok(s) => ctx.out.bulk(s),
+                    Err(_) => ctx.out.null(),
+                }
+            }
             None => {
-                key_miss(pubsub, dbi, key);
+                reads::miss(shared, dbi, key);
                 ctx.out.null();
             }
         }
@@ -702,7 +703,8 @@ fn mset_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
             }
         }
     }
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     for pair in argv[1..].chunks_exact(2) {
         locked
             .db(dbi, pair[0])?
@@ -819,10 +821,10 @@ fn append(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn strlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
     let len =
-        read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)?.map_or(0, <[u8]>::len);
+        read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)?.map_or(0, <[u8]>::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -833,9 +835,9 @@ fn getrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let start = int_arg(argv[2])?;
     let end = int_arg(argv[3])?;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let Some(s) = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
+    let Some(s) = read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.bulk(b"");
         return Ok(());
     };
@@ -918,18 +920,21 @@ fn lcs(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let max = max_bulk_len(ctx);
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     // Copy both strings out so the O(N*M) work runs without any shard lock.
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let (a, b) = {
         let mut locked = ctx.locks.keys(&argv[1..3])?;
         let mut fetch = |key: &[u8]| -> Result<Vec<u8>> {
             match locked.db(dbi, key)?.get(key, now) {
                 None => {
-                    key_miss(pubsub, dbi, key);
+                    reads::miss(shared, dbi, key);
                     Ok(Vec::new())
                 }
-                Some(entry) => as_str(entry.value())
-                    .map(<[u8]>::to_vec)
-                    .map_err(|_| Error::err("The specified keys must contain string values")),
+                Some(entry) => {
+                    reads::hit(shared);
+                    as_str(entry.value())
+                }
+                .map(<[u8]>::to_vec)
+                .map_err(|_| Error::err("The specified keys must contain string values")),
             }
         };
         let a = fetch(argv[1]);
@@ -1145,9 +1150,9 @@ fn getbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let max = max_bulk_len(ctx);
     let offset = bit_offset(argv[2], None, max)?;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let bit = match read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? {
+    let bit = match read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? {
         None => false,
         Some(s) => {
             let byte = offset >> 3;
@@ -1215,9 +1220,9 @@ fn count_bits(s: &[u8], first: u64, last: u64) -> u64 {
 fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let Some(s) = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
+    let Some(s) = read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.int(0);
         return Ok(());
     };
@@ -1258,9 +1263,9 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let want = bit == 1;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let Some(s) = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
+    let Some(s) = read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.int(if want { -1 } else { 0 });
         return Ok(());
     };
@@ -1359,11 +1364,12 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let dest = argv[2];
     let sources = &argv[3..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.keys(&argv[2..])?;
     let mut lengths: SmallVec<[usize; 8]> = SmallVec::new();
     for key in sources {
-        let source = read_string_noted(pubsub, locked.db(dbi, key)?, dbi, key, now)?;
+        let source = read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)?;
         lengths.push(source.map_or(0, <[u8]>::len));
     }
     let max_len = lengths.iter().copied().max().unwrap_or(0);
@@ -1637,11 +1643,12 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
 
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     if read_only {
-        let s: &[u8] = match read_string_noted(pubsub, db, dbi, key, now)? {
+        let s: &[u8] = match read_string_noted(shared, db, dbi, key, now)? {
             Some(s) => s,
             None => &[],
         };

@@ -27,11 +27,13 @@ use super::parse::{
     glob_match, int_arg, is_keyword, parse_cursor, parse_scan_options, strict_i64, ScanExtra,
     ScanOptions,
 };
+use super::reads;
 use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::pubsub::{events, PubSub};
 use crate::shared::blocking::{TimeoutReply, WaitKind};
+use crate::shared::Shared;
 use crate::store::changes::{Effect, Items};
 use crate::store::types::{SetValue, ZSetValue};
 use crate::store::{Db, Value, ValueRef};
@@ -576,24 +578,16 @@ fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: b
     }
 }
 
-/// Announces that a read command missed `key` (`keymiss`, as Redis's
-/// lookupKeyRead does).
-fn key_miss(pubsub: &PubSub, db: usize, key: &[u8]) {
-    pubsub.notify(events::KEY_MISS, "keymiss", key, db);
-}
-
 /// [`get_zset`] for a read command: a miss is announced.
 fn read_zset<'a>(
-    pubsub: &PubSub,
+    shared: &Shared,
     db: &'a mut Db,
     dbi: usize,
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'a ZSetValue>> {
     let z = get_zset(db, key, now)?;
-    if z.is_none() {
-        key_miss(pubsub, dbi, key);
-    }
+    reads::looked_up(shared, dbi, key, z.is_some());
     Ok(z)
 }
 
@@ -714,7 +708,8 @@ fn zadd_generic(ctx: &mut Ctx, argv: &[&[u8]], mut flags: u8) -> Result<()> {
 
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let apply = |z: &mut ZSetValue| -> Result<(usize, usize, Option<f64>)> {
@@ -809,8 +804,7 @@ fn zcard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let len = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
-        .map_or(0, ZSetValue::len);
+    let len = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?.map_or(0, ZSetValue::len);
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -820,8 +814,7 @@ fn zscore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    match read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
-        .and_then(|z| z.score(argv[2]))
+    match read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?.and_then(|z| z.score(argv[2]))
     {
         Some(score) => ctx.out.double(score),
         None => ctx.out.null(),
@@ -834,7 +827,7 @@ fn zmscore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let z = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?;
+    let z = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?;
     ctx.out.array(argv.len() - 2);
     for member in &argv[2..] {
         match z.and_then(|z| z.score(member)) {
@@ -863,7 +856,7 @@ fn count_generic(
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let count = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
+    let count = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?
         .and_then(ranks)
         .map_or(0, |(first, last)| last - first + 1);
     ctx.out.int(count as i64);
@@ -896,7 +889,7 @@ fn rank_generic(ctx: &mut Ctx, argv: &[&[u8]], reverse: bool) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let found = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)?
+    let found = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?
         .and_then(|z| z.rank(argv[2]).map(|(rank, score)| (rank, score, z.len())));
     match found {
         Some((rank, score, len)) => {
@@ -1137,7 +1130,7 @@ fn range_generic(
         ParsedRange::Lex(r) => select_by_span(z.len(), r.ranks(z), offset, limit, reverse),
     };
     let Some(dst) = store else {
-        let Some(z) = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
+        let Some(z) = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? else {
             ctx.out.array(0);
             return Ok(());
         };
@@ -1153,9 +1146,10 @@ fn range_generic(
 
     // ZRANGESTORE: copy the selection out, then write the destination
     // (which may be the source).
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let (result, expected): (Vec<(Vec<u8>, f64)>, usize) =
-        match read_zset(pubsub, locked.db(dbi, key)?, dbi, key, now)? {
+        match read_zset(shared, locked.db(dbi, key)?, dbi, key, now)? {
             None => (Vec::new(), 0),
             Some(z) => {
                 let sel = select(z);
@@ -1491,7 +1485,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let dbi = ctx.session.db;
     if argv.len() < 3 {
         let mut locked = ctx.locks.key(key)?;
-        match read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? {
+        match read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? {
             None => ctx.out.null(),
             Some(z) => {
                 let rank = rand::thread_rng().gen_range(0..z.len());
@@ -1517,7 +1511,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::err("value is out of range"));
     }
     let mut locked = ctx.locks.key(key)?;
-    let Some(z) = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
+    let Some(z) = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.array(0);
         return Ok(());
     };
@@ -1724,16 +1718,15 @@ fn set_op_generic(
     let mut lock_keys: Vec<&[u8]> = Vec::with_capacity(setnum + 1);
     lock_keys.extend(dst);
     lock_keys.extend_from_slice(source_keys);
-    let pubsub = &*ctx.shared.pubsub;
+    let shared = ctx.shared;
+    let pubsub = &*shared.pubsub;
     let mut locked = ctx.locks.keys(&lock_keys)?;
 
     // Inputs are looked up (and type-checked) before the options are read.
     let mut sources: Vec<Source> = Vec::with_capacity(setnum);
     for key in source_keys {
         let input = get_input(locked.db(dbi, key)?, key, now)?;
-        if input.is_none() {
-            key_miss(pubsub, dbi, key);
-        }
+        reads::looked_up(shared, dbi, key, input.is_some());
         let len = input.map_or(0, |i| i.len());
         sources.push(Source {
             key,
@@ -1951,7 +1944,7 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     let mut locked = ctx.locks.key(key)?;
-    let Some(z) = read_zset(&ctx.shared.pubsub, locked.db(dbi, key)?, dbi, key, now)? else {
+    let Some(z) = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");
         ctx.out.array(0);

@@ -168,6 +168,8 @@ struct Vm {
     eval_scripts: HashMap<String, u64>,
     /// Counts uses of EVAL scripts: their last-use stamps in `eval_scripts`.
     eval_clock: u64,
+    /// EVAL scripts dropped from the cache (INFO evicted_scripts).
+    evicted_scripts: u64,
     functions: functions::Registry,
 }
 
@@ -209,6 +211,8 @@ pub struct ScriptStats {
     pub lua_memory: usize,
     pub libraries: usize,
     pub functions: usize,
+    /// EVAL scripts dropped from the cache past [`MAX_EVAL_SCRIPTS`].
+    pub evicted_scripts: u64,
 }
 
 /// How many EVAL-loaded scripts stay cached (Redis 7.4's figure).
@@ -250,6 +254,7 @@ impl Scripting {
                 scripts: HashMap::new(),
                 eval_scripts: HashMap::new(),
                 eval_clock: 0,
+                evicted_scripts: 0,
                 functions: functions::Registry::default(),
             }),
             state,
@@ -409,6 +414,7 @@ impl Scripting {
                 if let Some(oldest) = oldest {
                     vm.eval_scripts.remove(&oldest);
                     vm.scripts.remove(&oldest);
+                    vm.evicted_scripts += 1;
                 }
             }
         }
@@ -458,6 +464,7 @@ impl Scripting {
             lua_memory: vm.lua.used_memory(),
             libraries,
             functions,
+            evicted_scripts: vm.evicted_scripts,
         };
     }
 

@@ -166,6 +166,7 @@ impl Connection<'_> {
             // slowly is not idle.
             handle.touch(session.last_read);
             self.shared.stats.net_input_bytes.add(read as u64);
+            self.shared.stats.reads_processed.add(1);
             let keep_open = loop {
                 let processed = self.process_input(session, stream).await;
                 // The next run of requests reads the clock again.
@@ -407,6 +408,10 @@ impl Connection<'_> {
                 Ok(None) => {
                     let limit = session.hot(self.shared).query_buffer_limit;
                     if self.input.len() as u64 > limit {
+                        self.shared
+                            .stats
+                            .query_buffer_limit_disconnections
+                            .fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(
                             client = session.handle.id,
                             "closing client that reached max query buffer length"
@@ -686,6 +691,7 @@ impl Connection<'_> {
         }
         mailbox.set_unsent(0);
         self.shared.stats.net_output_bytes.add(buffer.len() as u64);
+        self.shared.stats.writes_processed.add(1);
         buffer.clear();
         if buffer.capacity() > 4 * OUTPUT_FLUSH_THRESHOLD {
             *buffer = BytesMut::with_capacity(16 * 1024);
@@ -721,7 +727,15 @@ fn read_while_waiting(shared: &Shared, input_len: usize, read: usize) -> bool {
         return false;
     }
     shared.stats.net_input_bytes.add(read as u64);
-    input_len as u64 <= shared.config.read().client_query_buffer_limit
+    shared.stats.reads_processed.add(1);
+    let within = input_len as u64 <= shared.config.read().client_query_buffer_limit;
+    if !within {
+        shared
+            .stats
+            .query_buffer_limit_disconnections
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    within
 }
 
 /// The error that ends a connection the server closes on purpose.

@@ -353,11 +353,17 @@ fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandl
                     }
                     last_cron = Instant::now();
                 }
+                shared.stats.sample_instantaneous();
+                let cycle_started = Instant::now();
                 let reclaimed = shared.store.expire_cycle();
-                shared
-                    .stats
+                let stats = &shared.stats;
+                stats
                     .expired_keys
                     .fetch_add(reclaimed as u64, Ordering::Relaxed);
+                stats.expire_cycle_us.fetch_add(
+                    cycle_started.elapsed().as_micros() as u64,
+                    Ordering::Relaxed,
+                );
                 if reclaimed == 0 {
                     let hz = shared.config.read().hz.max(1);
                     std::thread::sleep(Duration::from_millis(1000 / hz));

@@ -104,6 +104,14 @@ impl ClientHandle {
         self.buffers[QUERY_CAPACITY].store(capacity, Ordering::Relaxed);
     }
 
+    /// (query buffer, reply buffer) lengths as last reported.
+    pub fn buffer_lengths(&self) -> (usize, usize) {
+        (
+            self.buffers[QUERY_LEN].load(Ordering::Relaxed),
+            self.buffers[OUTPUT_LEN].load(Ordering::Relaxed),
+        )
+    }
+
     /// The connection's reply buffer holds `len` bytes of `capacity`.
     pub fn set_output_buffer(&self, len: usize, capacity: usize) {
         self.buffers[OUTPUT_LEN].store(len, Ordering::Relaxed);

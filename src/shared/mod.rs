@@ -7,6 +7,7 @@
 
 pub mod blocking;
 mod clients;
+pub mod instantaneous;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -124,17 +125,48 @@ pub struct Stats {
     pub net_input_bytes: StripedCounter,
     pub net_output_bytes: StripedCounter,
     pub expired_keys: AtomicU64,
+    /// Read commands' key lookups that found / missed their key (see
+    /// `commands::reads`).
+    pub keyspace_hits: StripedCounter,
+    pub keyspace_misses: StripedCounter,
     /// Hash fields reclaimed by their own TTL.
     pub expired_subkeys: AtomicU64,
+    /// Socket reads and writes (INFO total_reads/writes_processed).
+    pub reads_processed: StripedCounter,
+    pub writes_processed: StripedCounter,
+    /// Clients closed for going past `client-query-buffer-limit`.
+    pub query_buffer_limit_disconnections: AtomicU64,
+    /// AUTH / HELLO AUTH attempts refused (acl_access_denied_auth).
+    pub auth_failures: AtomicU64,
+    /// Time spent in active expiry cycles, in µs.
+    pub expire_cycle_us: AtomicU64,
+    /// instantaneous_ops_per_sec and the kbps figures.
+    pub instantaneous: instantaneous::InstantaneousMetrics,
 }
 
 impl Stats {
+    /// Feeds the instantaneous figures (called about every 100 ms).
+    pub fn sample_instantaneous(&self) {
+        self.instantaneous.sample(
+            Instant::now(),
+            [
+                self.commands_processed.load(),
+                self.net_input_bytes.load(),
+                self.net_output_bytes.load(),
+            ],
+        );
+    }
+
     /// CONFIG RESETSTAT.
     pub fn reset(&self) {
         for counter in [
             &self.commands_processed,
             &self.net_input_bytes,
             &self.net_output_bytes,
+            &self.keyspace_hits,
+            &self.keyspace_misses,
+            &self.reads_processed,
+            &self.writes_processed,
         ] {
             counter.reset();
         }
@@ -144,9 +176,13 @@ impl Stats {
             &self.error_replies,
             &self.expired_keys,
             &self.expired_subkeys,
+            &self.expire_cycle_us,
+            &self.query_buffer_limit_disconnections,
+            &self.auth_failures,
         ] {
             counter.store(0, Ordering::Relaxed);
         }
+        self.instantaneous.reset();
     }
 }
 

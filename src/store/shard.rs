@@ -27,6 +27,10 @@ pub struct Db {
     /// (expiry time, key) for every key with a TTL, earliest first: active
     /// expiry pops from the front instead of sampling.
     expires: BTreeSet<(u64, Key)>,
+    /// The sum of the expiry times in `expires` (INFO's avg_ttl).
+    expiry_sum: u128,
+    /// Changes and removals of keys so far (see [`Db::changes`]).
+    dirty: u64,
     /// Hashes with field TTLs, filed under their earliest field expiry, so
     /// that active expiry reclaims due fields without scanning. A filed time
     /// is never later than the hash's real earliest expiry (it may be earlier
@@ -91,6 +95,40 @@ impl Db {
     /// Number of keys with a TTL.
     pub fn volatile_len(&self) -> usize {
         self.expires.len()
+    }
+
+    /// The mean time to live of the keys with a TTL, in ms (0 if none).
+    pub fn average_ttl_ms(&self, now_ms: u64) -> u64 {
+        let count = self.expires.len() as u128;
+        if count == 0 {
+            return 0;
+        }
+        u64::try_from(self.expiry_sum / count)
+            .unwrap_or(u64::MAX)
+            .saturating_sub(now_ms)
+    }
+
+    fn index_expiry(&mut self, key: &[u8], at: u64) {
+        if self.expires.insert((at, Key::from(key))) {
+            self.expiry_sum += u128::from(at);
+        }
+    }
+
+    fn unindex_expiry(&mut self, key: &[u8], at: u64) {
+        if self.expires.remove(&(at, Key::from(key))) {
+            self.expiry_sum -= u128::from(at);
+        }
+    }
+
+    /// Number of keys some client WATCHes.
+    pub fn watched_len(&self) -> usize {
+        self.watched.len()
+    }
+
+    /// Keys changed since the server started (Redis's `dirty`, INFO's
+    /// rdb_changes_since_last_save: Larder never saves).
+    pub fn changes(&self) -> u64 {
+        self.dirty
     }
 
     /// Number of hashes with field TTLs (Redis 7.4's `subexpiry`).
@@ -276,7 +314,7 @@ impl Db {
         let expires_at = fresh.expires_at();
         let hash = self.entries.insert_new(fresh);
         if let Some(at) = expires_at {
-            self.expires.insert((at, Key::from(key)));
+            self.index_expiry(key, at);
         }
         if let Some(fifo) = &mut self.fifo {
             fifo.inserted(hash, &self.entries);
@@ -336,8 +374,9 @@ impl Db {
     fn remove_entry(&mut self, key: &[u8], removal: Removal) -> Option<Entry> {
         let entry = self.entries.remove(key)?;
         self.removals += 1;
+        self.dirty += 1;
         if let Some(at) = entry.expires_at() {
-            self.expires.remove(&(at, Key::from(key)));
+            self.unindex_expiry(key, at);
         }
         self.file_field_expiry(key, None);
         self.bump_watch(key);
@@ -411,10 +450,10 @@ impl Db {
 
     fn reindex_expiry(&mut self, key: &[u8], old: Option<u64>, new: Option<u64>) {
         if let Some(at) = old {
-            self.expires.remove(&(at, Key::from(key)));
+            self.unindex_expiry(key, at);
         }
         if let Some(at) = new {
-            self.expires.insert((at, Key::from(key)));
+            self.index_expiry(key, at);
         }
     }
 
@@ -555,7 +594,10 @@ impl Db {
         RemovedContents {
             keys: self.entries.len(),
             _entries: std::mem::take(&mut self.entries),
-            _expires: std::mem::take(&mut self.expires),
+            _expires: {
+                self.expiry_sum = 0;
+                std::mem::take(&mut self.expires)
+            },
             _field_expires: std::mem::take(&mut self.field_expires),
             _field_expires_of: std::mem::take(&mut self.field_expires_of),
         }
@@ -569,6 +611,7 @@ impl Db {
     pub fn swap_contents(a: &mut Db, b: &mut Db, announce: bool) {
         std::mem::swap(&mut a.entries, &mut b.entries);
         std::mem::swap(&mut a.expires, &mut b.expires);
+        std::mem::swap(&mut a.expiry_sum, &mut b.expiry_sum);
         std::mem::swap(&mut a.field_expires, &mut b.field_expires);
         std::mem::swap(&mut a.announced_expired, &mut b.announced_expired);
         std::mem::swap(&mut a.field_expires_of, &mut b.field_expires_of);
@@ -619,9 +662,10 @@ impl Db {
             if *at >= now_ms {
                 break;
             }
-            let Some((_, key)) = self.expires.pop_first() else {
+            let Some((at, key)) = self.expires.pop_first() else {
                 break;
             };
+            self.expiry_sum -= u128::from(at);
             if let Some(entry) = self.entries.remove(&key) {
                 // A removal like any other: a copy being loaded from
                 // elsewhere may predate it (see `insert_loaded`).
@@ -758,6 +802,7 @@ impl Db {
 
     /// A command changed `key`: WATCHers and the signal listener see it.
     fn changed(&mut self, key: &[u8]) {
+        self.dirty += 1;
         self.bump_watch(key);
         self.signal(key, KeySignal::Modified);
     }
