@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 
 use common::{Pair, RawClient};
 
-/// INFO text parsed into (section, [field names in order]) and a map of
-/// every field's value.
-fn info(
-    client: &mut RawClient,
-    args: &[&str],
-) -> (Vec<(String, Vec<String>)>, BTreeMap<String, String>) {
+/// Each section's title and its field names, in order.
+type Sections = Vec<(String, Vec<String>)>;
+
+/// INFO text parsed into its sections and a map of every field's value.
+fn info(client: &mut RawClient, args: &[&str]) -> (Sections, BTreeMap<String, String>) {
     let mut command = vec!["INFO"];
     command.extend_from_slice(args);
     let reply = client.command(&command);
