@@ -35,6 +35,25 @@ const DEFAULT_SECTIONS: &[&str] = &[
     "stats",
     "replication",
     "cpu",
+    "errorstats",
+    "keyspace",
+];
+
+/// Sections in `INFO all`/`everything` only, as in Redis.
+const ALL_ONLY_SECTIONS: &[&str] = &["commandstats", "latencystats"];
+
+/// Redis's sections in Redis's order.
+const SECTION_ORDER: &[&str] = &[
+    "server",
+    "clients",
+    "memory",
+    "persistence",
+    "stats",
+    "replication",
+    "cpu",
+    "commandstats",
+    "errorstats",
+    "latencystats",
     "keyspace",
 ];
 
@@ -50,13 +69,18 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     for arg in &argv[1..] {
         let name = String::from_utf8_lossy(arg).to_ascii_lowercase();
         match name.as_str() {
-            "all" | "default" => wanted.extend(DEFAULT_SECTIONS),
+            "default" => wanted.extend(DEFAULT_SECTIONS),
+            "all" => {
+                wanted.extend(DEFAULT_SECTIONS);
+                wanted.extend(ALL_ONLY_SECTIONS);
+            }
             "everything" => {
                 wanted.extend(DEFAULT_SECTIONS);
+                wanted.extend(ALL_ONLY_SECTIONS);
                 wanted.extend(LARDER_SECTIONS);
             }
             other => {
-                if let Some(section) = DEFAULT_SECTIONS
+                if let Some(section) = SECTION_ORDER
                     .iter()
                     .chain(LARDER_SECTIONS)
                     .find(|s| **s == other)
@@ -67,7 +91,7 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     let mut text = String::new();
-    for section in DEFAULT_SECTIONS
+    for section in SECTION_ORDER
         .iter()
         .chain(LARDER_SECTIONS)
         .filter(|s| wanted.contains(s))
@@ -84,6 +108,9 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             "replication" => replication_section(),
             "cpu" => cpu_section(),
             "writebehind" => writebehind_section(ctx),
+            "commandstats" => super::commandstats_info(ctx.shared),
+            "errorstats" => super::errorstats_info(ctx.shared),
+            "latencystats" => super::latencystats_info(ctx.shared),
             _ => keyspace_section(ctx)?,
         };
         let title = match *section {
