@@ -1126,10 +1126,43 @@ fn run_counted<'s>(
                 String::from_utf8_lossy(&name).into_owned(),
             )
         };
+        let argv = redact_secrets(spec, argv);
         shared
             .slowlog
-            .push(argv, micros, addr, name, hot.slowlog_max_len);
+            .push(&argv, micros, addr, name, hot.slowlog_max_len);
     }
+}
+
+/// `argv` with its secrets as `(redacted)`, as Redis shows them in the
+/// slow log: AUTH's arguments, HELLO's AUTH username and password, and
+/// the value of a CONFIG SET of `requirepass`.
+fn redact_secrets<'a>(spec: &CommandSpec, argv: &[&'a [u8]]) -> SmallVec<[&'a [u8]; 8]> {
+    const REDACTED: &[u8] = b"(redacted)";
+    let mut shown: SmallVec<[&[u8]; 8]> = argv.iter().copied().collect();
+    match spec.name {
+        "auth" => shown[1..].fill(REDACTED),
+        "hello" => {
+            let mut i = 2;
+            while i < shown.len() {
+                if shown[i].eq_ignore_ascii_case(b"auth") && i + 2 < shown.len() {
+                    shown[i + 1] = REDACTED;
+                    shown[i + 2] = REDACTED;
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        "config|set" => {
+            for pair in shown[2..].chunks_mut(2) {
+                if pair.len() == 2 && pair[0].eq_ignore_ascii_case(b"requirepass") {
+                    pair[1] = REDACTED;
+                }
+            }
+        }
+        _ => {}
+    }
+    shown
 }
 
 /// A command replied an error (from `start` in `out`): its failed call,

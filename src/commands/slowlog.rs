@@ -69,9 +69,10 @@ static SLOWLOG_SUBCOMMANDS: &[CommandSpec] = &[
 /// `[id, time, duration µs, argv, client addr, client name]`.
 fn slowlog_get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if argv.len() > 3 {
-        return Err(Error::raw(
-            "ERR unknown subcommand or wrong number of arguments for 'get'. Try SLOWLOG HELP.",
-        ));
+        return Err(Error::raw(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try SLOWLOG HELP.",
+            String::from_utf8_lossy(argv[1])
+        )));
     }
     let count = match argv.get(2) {
         None => Some(10),
