@@ -920,7 +920,7 @@ fn reject(
 
 /// The command a refused request counts against: the one named, when only
 /// its arity was wrong (a container alone, as `CONFIG`, is itself).
-fn rejected_spec(argv: &[&[u8]]) -> Option<&'static CommandSpec> {
+pub(crate) fn rejected_spec(argv: &[&[u8]]) -> Option<&'static CommandSpec> {
     let spec = lookup(argv[0])?;
     if spec.subcommands.is_empty() || argv.len() == 1 {
         return Some(spec);
@@ -930,6 +930,23 @@ fn rejected_spec(argv: &[&[u8]]) -> Option<&'static CommandSpec> {
             .as_bytes()
             .eq_ignore_ascii_case(argv[1])
     })
+}
+
+/// A command a script called was refused before it ran (see
+/// `scripting::ScriptCaller`): counted as `rejectCommand` counts, and
+/// remembered so that the script failing with the same error does not
+/// count it twice.
+pub(crate) fn count_script_refusal(
+    shared: &Shared,
+    session: &mut Session,
+    spec: Option<&CommandSpec>,
+    message: &[u8],
+) {
+    if let Some(spec) = spec {
+        shared.command_stats.record_rejected(stat_slot(spec));
+    }
+    count_error_reply(shared, message);
+    session.nested_error = Some(message.to_vec());
 }
 
 /// Counts an error reply (`message` without the `-`): in
