@@ -635,6 +635,51 @@ fn a_blocked_command_counts_once_and_an_unblock_error_as_redis() {
         total_error_replies(&mut clients.ours),
         total_error_replies(&mut clients.theirs)
     );
+
+    // A timeout: as in Redis 7.0, no latency sample, no slow log entry.
+    clients.same(&["CONFIG", "RESETSTAT"]);
+    clients.same(&["CONFIG", "SET", "slowlog-log-slower-than", "0"]);
+    clients.same(&["SLOWLOG", "RESET"]);
+    clients.same(&["BLPOP", "nothing", "0.01"]);
+    let blpop_latency = |client: &mut RawClient| -> Vec<String> {
+        info_lines(client, "latencystats")
+            .into_iter()
+            .filter(|line| line.starts_with("latency_percentiles_usec_blpop:"))
+            .collect()
+    };
+    assert_eq!(blpop_latency(&mut clients.ours), Vec::<String>::new());
+    assert_eq!(blpop_latency(&mut clients.theirs), Vec::<String>::new());
+    for client in [&mut clients.ours, &mut clients.theirs] {
+        let log = parse(&client.command(&["SLOWLOG", "GET", "-1"]));
+        assert!(array(&log)
+            .iter()
+            .all(|entry| masked_entry(entry)[1] != "BLPOP"));
+    }
+    let ours = commandstats(&mut clients.ours);
+    assert!(ours
+        .iter()
+        .any(|line| line.starts_with("cmdstat_blpop:calls=1,")));
+    assert_eq!(ours, commandstats(&mut clients.theirs));
+}
+
+#[test]
+fn protocol_errors_count_as_errors() {
+    let pair = Pair::start();
+    let mut clients = pair.clients();
+    clients.same(&["CONFIG", "RESETSTAT"]);
+    for server in [pair.larder.addr, pair.redis.addr] {
+        let mut bad = RawClient::connect(server);
+        bad.send(b"*1\r\n$x\r\n");
+        assert!(String::from_utf8_lossy(&bad.read_reply()).starts_with("-ERR Protocol error"));
+    }
+    assert_eq!(
+        info_lines(&mut clients.ours, "errorstats"),
+        info_lines(&mut clients.theirs, "errorstats")
+    );
+    assert_eq!(
+        total_error_replies(&mut clients.ours),
+        "total_error_replies:1"
+    );
 }
 
 fn wait_blocked(client: &mut RawClient) {

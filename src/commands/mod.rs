@@ -868,7 +868,9 @@ pub fn rerun_blocked(
 
 /// A blocked command ends with the error `message` without running again
 /// (CLIENT UNBLOCK ... ERROR): its failed call and the error are counted,
-/// as Redis counts them.
+/// as Redis counts them. (Redis 7.0 gives a blocked command that ends
+/// without running again, by a timeout or an error, no latency sample and
+/// no slow log entry; neither does Larder.)
 pub fn blocked_command_failed(shared: &Shared, argv: &[&[u8]], message: &str) {
     if let Ok(spec) = resolve(argv) {
         shared.command_stats.record_failed(stat_slot(spec));
@@ -1128,9 +1130,25 @@ fn run_counted<'s>(
             .latency()
             .add_sample_if_needed(event, nanos / 1_000_000);
     }
-    let micros = nanos / 1000;
-    if !blocked
-        && hot.slowlog_slower_than >= 0
+    // A command that blocked is logged when it is served.
+    if !blocked {
+        log_if_slow(shared, session, spec, argv, nanos / 1000, &hot);
+    }
+}
+
+/// Redis's `slowlogPushCurrentCommand`: `argv` goes to the slow log if it
+/// ran at least `slowlog-log-slower-than` µs (a command a script ran
+/// shows as run by Redis's script client).
+fn log_if_slow(
+    shared: &Shared,
+    session: &Session,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    micros: u64,
+    hot: &HotSettings,
+) {
+    let nested = session.nesting > 0;
+    if hot.slowlog_slower_than >= 0
         && micros >= hot.slowlog_slower_than as u64
         && !spec.has(flags::SKIP_SLOWLOG)
     {

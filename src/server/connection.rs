@@ -421,7 +421,9 @@ impl Connection<'_> {
                         error = error.0,
                         "protocol error"
                     );
-                    self.output.error_bytes(&error.message_bytes());
+                    let message = error.message_bytes();
+                    commands::count_error_reply(self.shared, &message);
+                    self.output.error_bytes(&message);
                     return Ok(Processed::Close);
                 }
             }
