@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod glob;
+pub mod latency;
 pub mod memory;
 pub mod numbers;
 pub mod protocol;

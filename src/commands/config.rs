@@ -167,6 +167,9 @@ fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.shared.store.reset_eviction_stats();
     // Redis's lazyfreeResetStats.
     ctx.shared.store.lazyfree_stats().reset();
+    // Commandstats, errorstats and latencystats (not the slow log, as in
+    // Redis).
+    ctx.shared.command_stats.reset();
     ctx.out.ok();
     Ok(())
 }

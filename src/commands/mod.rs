@@ -16,6 +16,7 @@ mod docs;
 mod hash;
 mod info;
 mod keyspace;
+mod latency;
 mod list;
 mod long_double;
 mod object;
@@ -24,6 +25,7 @@ mod reads;
 mod scripting;
 mod server;
 mod set;
+mod slowlog;
 mod string;
 mod tracking;
 mod transaction;
@@ -641,7 +643,10 @@ fn check_and_run(
     let spec = match resolve_raw(argv) {
         Ok(spec) => spec,
         Err(message) => {
-            reject(shared, session, out, argv[0], &message);
+            // An arity error is the command's rejection; an unknown
+            // command or subcommand is nobody's.
+            let refused = rejected_spec(argv);
+            reject(shared, session, out, argv[0], refused, &message);
             return None;
         }
     };
@@ -653,7 +658,14 @@ fn check_and_run(
                 crate::scripting::RunKind::Eval => crate::scripting::BUSY_EVAL,
                 crate::scripting::RunKind::Function => crate::scripting::BUSY_FUNCTION,
             };
-            reject(shared, session, out, argv[0], message.as_bytes());
+            reject(
+                shared,
+                session,
+                out,
+                argv[0],
+                Some(spec),
+                message.as_bytes(),
+            );
             return None;
         }
     }
@@ -663,6 +675,7 @@ fn check_and_run(
             session,
             out,
             argv[0],
+            Some(spec),
             Error::no_auth().message().as_bytes(),
         );
         return None;
@@ -674,7 +687,14 @@ fn check_and_run(
         && !pubsub::allowed_while_subscribed(spec.name)
     {
         let message = pubsub::subscribed_context_error(spec.name);
-        reject(shared, session, out, argv[0], message.as_bytes());
+        reject(
+            shared,
+            session,
+            out,
+            argv[0],
+            Some(spec),
+            message.as_bytes(),
+        );
         return None;
     }
     session
@@ -696,12 +716,19 @@ fn check_and_run(
                 && writebehind::writes_followed_key(writebehind, session, spec, argv)
             {
                 let refusal = writebehind.memory_full_refusal();
-                reject(shared, session, out, argv[0], refusal.as_bytes());
+                reject(
+                    shared,
+                    session,
+                    out,
+                    argv[0],
+                    Some(spec),
+                    refusal.as_bytes(),
+                );
                 return None;
             }
         }
         let oom = b"OOM command not allowed when used memory > 'maxmemory'.";
-        reject(shared, session, out, argv[0], oom);
+        reject(shared, session, out, argv[0], Some(spec), oom);
         return None;
     }
     if let Some(writebehind) = shared.writebehind.as_deref() {
@@ -711,7 +738,14 @@ fn check_and_run(
         if let Some(misconf) = writebehind.disk_error() {
             if spec.has(flags::WRITE) || (spec.name == "exec" && queued_has(session, flags::WRITE))
             {
-                reject(shared, session, out, argv[0], misconf.as_bytes());
+                reject(
+                    shared,
+                    session,
+                    out,
+                    argv[0],
+                    Some(spec),
+                    misconf.as_bytes(),
+                );
                 return None;
             }
         }
@@ -719,14 +753,21 @@ fn check_and_run(
         // written-behind keys wait for PostgreSQL to catch up.
         if let Some(refusal) = writebehind.backlog_refusal() {
             if writebehind::writes_followed_key(writebehind, session, spec, argv) {
-                reject(shared, session, out, argv[0], refusal.as_bytes());
+                reject(
+                    shared,
+                    session,
+                    out,
+                    argv[0],
+                    Some(spec),
+                    refusal.as_bytes(),
+                );
                 return None;
             }
         }
     }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {
-        session.flag_transaction_error();
-        out.error("ERR Command not allowed inside a transaction");
+        let message = b"ERR Command not allowed inside a transaction";
+        reject(shared, session, out, argv[0], Some(spec), message);
         return None;
     }
     if session.multi.is_some() && !transaction::runs_inside_multi(spec) {
@@ -818,12 +859,24 @@ pub fn rerun_blocked(
         return;
     };
     session.woken_by = woken_by;
-    run(shared, session, out, spec, argv, None);
+    run_counted(shared, session, out, spec, argv, None, false);
     session.woken_by = None;
     let tracking = &shared.pubsub.tracking;
     if tracking.has_pending_broadcasts() {
         tracking.flush_broadcasts(&shared.pubsub);
     }
+}
+
+/// A blocked command ends with the error `message` without running again
+/// (CLIENT UNBLOCK ... ERROR): its failed call and the error are counted,
+/// as Redis counts them. (Redis 7.0 gives a blocked command that ends
+/// without running again, by a timeout or an error, no latency sample and
+/// no slow log entry; neither does Larder.)
+pub fn blocked_command_failed(shared: &Shared, argv: &[&[u8]], message: &str) {
+    if let Ok(spec) = resolve(argv) {
+        shared.command_stats.record_failed(stat_slot(spec));
+    }
+    count_error_reply(shared, message.as_bytes());
 }
 
 /// Whether the open transaction queued a command flagged `denyoom`.
@@ -837,12 +890,24 @@ fn queued_has(session: &Session, flag: u32) -> bool {
 }
 
 /// Refuses a command before it runs, as Redis's `rejectCommand` does: the
-/// open transaction is flagged; and a refused EXEC (wrong arity, not
-/// authenticated) discards the transaction and the watches and answers
-/// EXECABORT with the reason.
-fn reject(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, name: &[u8], message: &[u8]) {
+/// refusal counts as the command's rejected call (`spec`: none for an
+/// unknown command) and as an error reply; the open transaction is
+/// flagged; and a refused EXEC (wrong arity, not authenticated) discards
+/// the transaction and the watches and answers EXECABORT with the reason.
+fn reject(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    name: &[u8],
+    spec: Option<&CommandSpec>,
+    message: &[u8],
+) {
     session.flag_transaction_error();
+    if let Some(spec) = spec {
+        shared.command_stats.record_rejected(stat_slot(spec));
+    }
     if !name.eq_ignore_ascii_case(b"exec") {
+        count_error_reply(shared, message);
         out.error_bytes(message);
         return;
     }
@@ -852,10 +917,126 @@ fn reject(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, name: &[u8
     let reason = message.strip_prefix(b"ERR ").unwrap_or(message);
     let mut text = b"EXECABORT Transaction discarded because of: ".to_vec();
     text.extend_from_slice(reason);
+    count_error_reply(shared, &text);
     out.error_bytes(&text);
 }
 
-/// Runs a looked-up, checked command (also used by EXEC for queued ones).
+/// The command a refused request counts against: the one named, when only
+/// its arity was wrong (a container alone, as `CONFIG`, is itself).
+pub(crate) fn rejected_spec(argv: &[&[u8]]) -> Option<&'static CommandSpec> {
+    let spec = lookup(argv[0])?;
+    if spec.subcommands.is_empty() || argv.len() == 1 {
+        return Some(spec);
+    }
+    spec.subcommands.iter().find(|sub| {
+        sub.subcommand_name()
+            .as_bytes()
+            .eq_ignore_ascii_case(argv[1])
+    })
+}
+
+/// A command a script called was refused before it ran (see
+/// `scripting::ScriptCaller`): counted as `rejectCommand` counts, and
+/// remembered so that the script failing with the same error does not
+/// count it twice.
+pub(crate) fn count_script_refusal(
+    shared: &Shared,
+    session: &mut Session,
+    spec: Option<&CommandSpec>,
+    message: &[u8],
+) {
+    if let Some(spec) = spec {
+        shared.command_stats.record_rejected(stat_slot(spec));
+    }
+    count_error_reply(shared, message);
+    session.nested_error = Some(message.to_vec());
+}
+
+/// Counts an error reply (`message` without the `-`): in
+/// `total_error_replies` and by its code in errorstats, together, so that
+/// they agree.
+pub fn count_error_reply(shared: &Shared, message: &[u8]) {
+    shared
+        .stats
+        .error_replies
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    shared.command_stats.record_error(message);
+}
+
+/// Each command's slot in `shared::command_stats`, found from the
+/// address of its `&'static CommandSpec` (no hashing of the name).
+struct StatSlots {
+    /// (address, slot), by address.
+    by_address: Vec<(usize, usize)>,
+    /// Names by slot, in table order.
+    names: Vec<&'static str>,
+}
+
+fn stat_slots() -> &'static StatSlots {
+    static SLOTS: std::sync::OnceLock<StatSlots> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let mut names = Vec::new();
+        let mut by_address = Vec::new();
+        for spec in all_commands() {
+            for spec in std::iter::once(spec).chain(spec.subcommands) {
+                by_address.push((spec as *const CommandSpec as usize, names.len()));
+                names.push(spec.name);
+            }
+        }
+        by_address.sort_unstable();
+        StatSlots { by_address, names }
+    })
+}
+
+/// `spec`'s slot in the command statistics.
+#[inline]
+pub fn stat_slot(spec: &CommandSpec) -> usize {
+    let slots = stat_slots();
+    let address = spec as *const CommandSpec as usize;
+    match slots.by_address.binary_search_by_key(&address, |&(a, _)| a) {
+        Ok(found) => slots.by_address[found].1,
+        // A copy of a spec (not one from the table): found by name.
+        Err(_) => slots
+            .names
+            .iter()
+            .position(|name| *name == spec.name)
+            .unwrap_or(shared_stats::MAX_COMMANDS - 1),
+    }
+}
+
+/// Every command's slot and name, in table order (for INFO and LATENCY).
+pub fn stat_names() -> impl Iterator<Item = (usize, &'static str)> {
+    stat_slots().names.iter().copied().enumerate()
+}
+
+use crate::shared::command_stats as shared_stats;
+
+/// The body of INFO commandstats.
+pub fn commandstats_info(shared: &Shared) -> String {
+    shared.command_stats.render_commandstats(stat_names())
+}
+
+/// The body of INFO errorstats.
+pub fn errorstats_info(shared: &Shared) -> String {
+    shared.command_stats.render_errorstats()
+}
+
+/// The body of INFO latencystats.
+pub fn latencystats_info(shared: &Shared) -> String {
+    let percentiles = shared
+        .config
+        .read()
+        .latency_tracking_info_percentiles
+        .clone();
+    shared
+        .command_stats
+        .render_latencystats(stat_names(), &percentiles)
+}
+
+/// Runs a looked-up, checked command (also used by EXEC for queued ones,
+/// and by scripts for the commands they call), with Redis's `call()`
+/// bookkeeping: commandstats, the latency histogram, the slow log and the
+/// latency monitor.
 pub fn run<'s>(
     shared: &'s Shared,
     session: &mut Session,
@@ -864,33 +1045,189 @@ pub fn run<'s>(
     argv: &[&[u8]],
     held: Option<&mut LockSet<'s>>,
 ) {
-    let mut ctx = Ctx {
-        shared,
-        now_ms: session
-            .batch_time_ms
-            .unwrap_or_else(|| shared.store.now_ms()),
-        session,
-        out,
-        locks: Locks::new(&shared.store, held),
+    run_counted(shared, session, out, spec, argv, held, true);
+}
+
+/// [`run`]; `first_run`: false when a blocked command runs again (it was
+/// counted as a call when it first ran).
+fn run_counted<'s>(
+    shared: &'s Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    held: Option<&mut LockSet<'s>>,
+    first_run: bool,
+) {
+    let nested = session.nesting > 0;
+    // A command of a run of requests starts where the previous one ended
+    // (one clock read per command); nested ones (EXEC's, a script's) read
+    // the clock.
+    let started = match session.run_clock.take() {
+        Some(mark) if !nested => mark,
+        _ => std::time::Instant::now(),
     };
-    let start = ctx.out.len();
-    let outcome = if shared.pubsub.tracking.is_active() {
-        if ctx.session.tracking.is_some() {
-            remember_read_keys(shared, ctx.session, spec, argv);
+    if !nested {
+        session.nested_error = None;
+        session.in_script = spec.group == "scripting";
+    }
+    session.nesting += 1;
+    let start = out.len();
+    {
+        let mut ctx = Ctx {
+            shared,
+            now_ms: session
+                .batch_time_ms
+                .unwrap_or_else(|| shared.store.now_ms()),
+            session: &mut *session,
+            out: &mut *out,
+            locks: Locks::new(&shared.store, held),
+        };
+        let outcome = if shared.pubsub.tracking.is_active() {
+            if ctx.session.tracking.is_some() {
+                remember_read_keys(shared, ctx.session, spec, argv);
+            }
+            crate::pubsub::as_client(ctx.session.handle.id, || (spec.handler)(&mut ctx, argv))
+        } else {
+            (spec.handler)(&mut ctx, argv)
+        };
+        if let Err(error) = outcome {
+            // A handler returns its error before writing anything; drop any
+            // partial reply anyway so the stream stays well-formed.
+            ctx.out.truncate(start);
+            ctx.out.error(error.message());
         }
-        crate::pubsub::as_client(ctx.session.handle.id, || (spec.handler)(&mut ctx, argv))
-    } else {
-        (spec.handler)(&mut ctx, argv)
-    };
-    if let Err(error) = outcome {
-        // A handler returns its error before writing anything; drop any
-        // partial reply anyway so the stream stays well-formed.
-        ctx.out.truncate(start);
-        ctx.out.error(error.message());
+    }
+    session.nesting -= 1;
+    let ended = std::time::Instant::now();
+    if !nested {
+        session.run_clock = Some(ended);
+    }
+    let nanos = ended.saturating_duration_since(started).as_nanos() as u64;
+    let failed = out.len() > start && out.buffer()[start] == b'-';
+    if failed {
+        count_failure(shared, session, out, spec, start, nested);
+    }
+    let blocked = session.block.is_some();
+    let hot = session.hot(shared);
+    let slot = stat_slot(spec);
+    shared.command_stats.record(
+        slot,
+        shared_stats::Run {
+            call: first_run,
+            nanos,
+            failed,
+            histogram: hot.latency_tracking && !blocked,
+        },
+    );
+    if hot.latency_threshold_ms > 0 {
+        let event = if spec.has(flags::FAST) {
+            "fast-command"
+        } else {
+            "command"
+        };
         shared
-            .stats
-            .error_replies
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            .store
+            .latency()
+            .add_sample_if_needed(event, nanos / 1_000_000);
+    }
+    // A command that blocked is logged when it is served.
+    if !blocked {
+        log_if_slow(shared, session, spec, argv, nanos / 1000, &hot);
+    }
+}
+
+/// Redis's `slowlogPushCurrentCommand`: `argv` goes to the slow log if it
+/// ran at least `slowlog-log-slower-than` µs (a command a script ran
+/// shows as run by Redis's script client).
+fn log_if_slow(
+    shared: &Shared,
+    session: &Session,
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+    micros: u64,
+    hot: &HotSettings,
+) {
+    let nested = session.nesting > 0;
+    if hot.slowlog_slower_than >= 0
+        && micros >= hot.slowlog_slower_than as u64
+        && !spec.has(flags::SKIP_SLOWLOG)
+    {
+        let (addr, name) = if nested && session.in_script {
+            ("?:0".to_string(), String::new())
+        } else {
+            let name = session.handle.meta.lock().name.clone().unwrap_or_default();
+            (
+                session.handle.addr.clone(),
+                String::from_utf8_lossy(&name).into_owned(),
+            )
+        };
+        let argv = redact_secrets(spec, argv);
+        shared
+            .slowlog
+            .push(&argv, micros, addr, name, hot.slowlog_max_len);
+    }
+}
+
+/// `argv` with its secrets as `(redacted)`, as Redis shows them in the
+/// slow log: AUTH's arguments, HELLO's AUTH username and password, and
+/// the value of a CONFIG SET of `requirepass`.
+fn redact_secrets<'a>(spec: &CommandSpec, argv: &[&'a [u8]]) -> SmallVec<[&'a [u8]; 8]> {
+    const REDACTED: &[u8] = b"(redacted)";
+    let mut shown: SmallVec<[&[u8]; 8]> = argv.iter().copied().collect();
+    match spec.name {
+        "auth" => shown[1..].fill(REDACTED),
+        "hello" => {
+            let mut i = 2;
+            while i < shown.len() {
+                if shown[i].eq_ignore_ascii_case(b"auth") && i + 2 < shown.len() {
+                    shown[i + 1] = REDACTED;
+                    shown[i + 2] = REDACTED;
+                    i += 3;
+                } else {
+                    i += 1;
+                }
+            }
+        }
+        "config|set" => {
+            for pair in shown[2..].chunks_mut(2) {
+                if pair.len() == 2 && pair[0].eq_ignore_ascii_case(b"requirepass") {
+                    pair[1] = REDACTED;
+                }
+            }
+        }
+        _ => {}
+    }
+    shown
+}
+
+/// A command replied an error (from `start` in `out`): its failed call,
+/// and the error counted, unless a script only passes on the error of a
+/// command it called, counted already (as Redis's
+/// `ERR_REPLY_FLAG_NO_STATS_UPDATE`).
+fn count_failure(
+    shared: &Shared,
+    session: &mut Session,
+    out: &mut ReplyBuf,
+    spec: &CommandSpec,
+    start: usize,
+    nested: bool,
+) {
+    let reply = &out.buffer()[start + 1..];
+    let line = &reply[..reply
+        .iter()
+        .position(|&b| b == b'\r')
+        .unwrap_or(reply.len())];
+    let passed_on = spec.group == "scripting"
+        && session
+            .nested_error
+            .as_deref()
+            .is_some_and(|inner| line.starts_with(inner));
+    if !passed_on {
+        count_error_reply(shared, line);
+    }
+    if nested {
+        session.nested_error = Some(line.to_vec());
     }
 }
 

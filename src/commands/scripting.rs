@@ -285,25 +285,31 @@ impl CommandRunner for ScriptCaller<'_, '_> {
                 } else {
                     &message
                 };
-                out.error_bytes(text);
+                self.refuse(super::rejected_spec(argv), text, out);
                 return false;
             }
         };
         if spec.has(NOSCRIPT) {
-            out.error("ERR This Redis command is not allowed from script");
+            self.refuse(
+                Some(spec),
+                b"ERR This Redis command is not allowed from script",
+                out,
+            );
             return false;
         }
         let writes = spec.has(WRITE) || spec.has(MAY_REPLICATE);
         if writes && self.read_only {
-            out.error("ERR Write commands are not allowed from read-only scripts.");
+            let message = b"ERR Write commands are not allowed from read-only scripts.";
+            self.refuse(Some(spec), message, out);
             return false;
         }
         if spec.has(DENYOOM) && self.compat_mode && !self.allow_oom && self.out_of_memory {
-            out.error("OOM command not allowed when used memory > 'maxmemory'.");
+            let message = b"OOM command not allowed when used memory > 'maxmemory'.";
+            self.refuse(Some(spec), message, out);
             return false;
         }
         if let Some(refusal) = self.write_behind_refusal(spec, argv) {
-            out.error(&refusal);
+            self.refuse(Some(spec), refusal.as_bytes(), out);
             return false;
         }
         if !self.hold_shards_for(spec, argv, out) {
@@ -336,6 +342,14 @@ impl CommandRunner for ScriptCaller<'_, '_> {
 }
 
 impl ScriptCaller<'_, '_> {
+    /// Refuses a command the script called, as Redis's `scriptCall`: the
+    /// command's rejected call and the error are counted (once: the script
+    /// failing with it does not count it again).
+    fn refuse(&mut self, spec: Option<&CommandSpec>, message: &[u8], out: &mut ReplyBuf) {
+        super::count_script_refusal(self.shared, self.session, spec, message);
+        out.error_bytes(message);
+    }
+
     /// What write-behind says against running `argv` now, as `execute`
     /// checks it for a client's own commands: no writes while the journal
     /// cannot be written, none to followed keys past the backlog limit;

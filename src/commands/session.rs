@@ -19,6 +19,14 @@ pub struct HotSettings {
     pub memory: crate::store::MemoryLimits,
     /// `write-behind-read-through` (only meaningful with write-behind on).
     pub read_through: bool,
+    /// `slowlog-log-slower-than` (µs; negative: off).
+    pub slowlog_slower_than: i64,
+    /// `slowlog-max-len`.
+    pub slowlog_max_len: usize,
+    /// `latency-monitor-threshold` (ms; 0: off).
+    pub latency_threshold_ms: u64,
+    /// `latency-tracking`.
+    pub latency_tracking: bool,
 }
 
 /// A key WATCHed by this client, with what it looked like then.
@@ -119,6 +127,20 @@ pub struct Session {
     pub reply_mode: ReplyMode,
     /// Whether this client runs MONITOR.
     pub monitoring: bool,
+    /// When the previous command of this run of requests ended: the next
+    /// one is timed from there, so that timing a command costs one clock
+    /// read. Cleared whenever the connection reads or waits (see
+    /// [`Session::begin_batch`]), so that no wait is counted as a run.
+    pub run_clock: Option<std::time::Instant>,
+    /// How deep in nested runs the current command is (inside EXEC or a
+    /// script: 1).
+    pub(crate) nesting: u32,
+    /// The last error a command run by a script replied (counted then):
+    /// the script failing with it does not count it again, as Redis.
+    pub(crate) nested_error: Option<Vec<u8>>,
+    /// A script is running the commands now nested: the slow log shows
+    /// them as run by Redis's script client (no address, no name).
+    pub(crate) in_script: bool,
 }
 
 impl Session {
@@ -143,7 +165,24 @@ impl Session {
             caching: false,
             reply_mode: ReplyMode::On,
             monitoring: false,
+            run_clock: None,
+            nesting: 0,
+            nested_error: None,
+            in_script: false,
         }
+    }
+
+    /// The connection starts a run of requests at `now_ms` (after a read
+    /// or a wait): commands see that time, and the first is timed afresh.
+    pub fn begin_batch(&mut self, now_ms: u64) {
+        self.batch_time_ms = Some(now_ms);
+        self.run_clock = None;
+    }
+
+    /// The run of requests is over: the next reads the clock again.
+    pub fn end_batch(&mut self) {
+        self.batch_time_ms = None;
+        self.run_clock = None;
     }
 
     /// Whether commands other than AUTH/HELLO... are refused with NOAUTH.
@@ -167,6 +206,10 @@ impl Session {
                     query_buffer_limit: config.client_query_buffer_limit,
                     memory: config.memory_limits(),
                     read_through: config.write_behind_read_through,
+                    slowlog_slower_than: config.slowlog_log_slower_than,
+                    slowlog_max_len: config.slowlog_max_len.min(usize::MAX as u64) as usize,
+                    latency_threshold_ms: config.latency_monitor_threshold,
+                    latency_tracking: config.latency_tracking,
                 };
                 self.hot = Some(hot);
                 hot

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 16] {
+fn families() -> [&'static [CommandSpec]; 18] {
     [
         super::command::COMMANDS,
         super::config::COMMANDS,
@@ -14,12 +14,14 @@ fn families() -> [&'static [CommandSpec]; 16] {
         super::hash::COMMANDS,
         super::info::COMMANDS,
         super::keyspace::COMMANDS,
+        super::latency::COMMANDS,
         super::list::COMMANDS,
         super::object::COMMANDS,
         super::pubsub::COMMANDS,
         super::scripting::COMMANDS,
         super::server::COMMANDS,
         super::set::COMMANDS,
+        super::slowlog::COMMANDS,
         super::string::COMMANDS,
         super::transaction::COMMANDS,
         super::writebehind::COMMANDS,

@@ -45,6 +45,19 @@ pub struct Config {
     /// KILL may stop it, in ms (`busy-reply-threshold`, alias
     /// `lua-time-limit`).
     pub busy_reply_threshold: u64,
+    /// Commands slower than this many microseconds go to the slow log
+    /// (`slowlog-log-slower-than`; -1: none, 0: all).
+    pub slowlog_log_slower_than: i64,
+    /// Entries the slow log keeps (`slowlog-max-len`).
+    pub slowlog_max_len: u64,
+    /// Events at least this many milliseconds long are sampled by the
+    /// latency monitor (`latency-monitor-threshold`; 0: off).
+    pub latency_monitor_threshold: u64,
+    /// Per-command latency histograms (`latency-tracking`).
+    pub latency_tracking: bool,
+    /// The percentiles INFO latencystats reports
+    /// (`latency-tracking-info-percentiles`).
+    pub latency_tracking_info_percentiles: Vec<f64>,
     /// Which keyspace notifications are published
     /// (`notify-keyspace-events`, see [`keyspace_events`]).
     pub notify_keyspace_events: u32,
@@ -315,6 +328,25 @@ pub fn parse_memory(value: &str) -> Option<u64> {
     lower.parse().ok()
 }
 
+/// `latency-tracking-info-percentiles`: numbers from 0 to 100, separated
+/// by spaces ("" for none), with Redis's errors.
+fn parse_percentiles(value: &str) -> Result<Vec<f64>, String> {
+    value
+        .split_ascii_whitespace()
+        .map(|word| {
+            let percentile = crate::numbers::strict_f64(word.as_bytes())
+                .ok_or("Invalid latency-tracking-info-percentiles parameters")?;
+            if !(0.0..=100.0).contains(&percentile) {
+                return Err(
+                    "latency-tracking-info-percentiles parameters should sit between [0.0,100.0]"
+                        .to_string(),
+                );
+            }
+            Ok(percentile)
+        })
+        .collect()
+}
+
 fn memory(value: &str) -> Result<u64, String> {
     parse_memory(value).ok_or_else(|| "argument must be a memory value".to_string())
 }
@@ -442,6 +474,72 @@ pub static SETTINGS: &[Setting] = &[
         get: |c| c.busy_reply_threshold.to_string(),
         set: |c, v| {
             c.busy_reply_threshold = ranged(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "slowlog-log-slower-than",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "10000",
+        description: "Commands that run at least this many microseconds go to the slow log (-1: none, 0: every command).",
+        get: |c| c.slowlog_log_slower_than.to_string(),
+        set: |c, v| {
+            c.slowlog_log_slower_than = ranged(v, -1, i64::MAX)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "slowlog-max-len",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "128",
+        description: "Entries the slow log keeps (the oldest go first).",
+        get: |c| c.slowlog_max_len.to_string(),
+        set: |c, v| {
+            c.slowlog_max_len = ranged(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "latency-monitor-threshold",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "0",
+        description: "Events (commands, expiry and eviction cycles, write-behind flushes, journal fsyncs) at least this many milliseconds long are sampled for LATENCY (0: off).",
+        get: |c| c.latency_monitor_threshold.to_string(),
+        set: |c, v| {
+            c.latency_monitor_threshold = ranged(v, 0, i64::MAX)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "latency-tracking",
+        kind: Kind::Text,
+        mutable: true,
+        default: "yes",
+        description: "Whether each command's latencies are kept in a histogram (INFO latencystats, LATENCY HISTOGRAM).",
+        get: |c| yes_no_text(c.latency_tracking),
+        set: |c, v| {
+            c.latency_tracking = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "latency-tracking-info-percentiles",
+        kind: Kind::Words,
+        mutable: true,
+        default: "50 99 99.9",
+        description: "The percentiles INFO latencystats reports, separated by spaces.",
+        get: |c| {
+            c.latency_tracking_info_percentiles
+                .iter()
+                .map(|p| crate::latency::percentile_name(*p))
+                .collect::<Vec<_>>()
+                .join(" ")
+        },
+        set: |c, v| {
+            c.latency_tracking_info_percentiles = parse_percentiles(v)?;
             Ok(())
         },
     },
@@ -997,6 +1095,11 @@ impl Default for Config {
             maxclients: 0,
             timeout: 0,
             busy_reply_threshold: 0,
+            slowlog_log_slower_than: 0,
+            slowlog_max_len: 0,
+            latency_monitor_threshold: 0,
+            latency_tracking: false,
+            latency_tracking_info_percentiles: Vec::new(),
             notify_keyspace_events: 0,
             client_output_buffer_limit: output_limits::OutputLimits::default(),
             tracking_table_max_keys: 0,

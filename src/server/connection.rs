@@ -170,7 +170,7 @@ impl Connection<'_> {
             let keep_open = loop {
                 let processed = self.process_input(session, stream).await;
                 // The next run of requests reads the clock again.
-                session.batch_time_ms = None;
+                session.end_batch();
                 self.prefetched = 0;
                 match processed? {
                     Processed::Open => break true,
@@ -296,7 +296,7 @@ impl Connection<'_> {
             // Every few requests: the clock is read again, and the keys of
             // the next requests are prefetched.
             if self.prefetched == 0 {
-                session.batch_time_ms = Some(self.shared.store.now_ms());
+                session.begin_batch(self.shared.store.now_ms());
                 // Not while a request is half arrived: the lookahead would
                 // parse its arguments again on every read.
                 self.prefetched = if limits.unauthenticated || !self.decoder.is_idle() {
@@ -327,7 +327,7 @@ impl Connection<'_> {
                                     return Ok(Processed::Close)
                                 }
                             }
-                            session.batch_time_ms = Some(self.shared.store.now_ms());
+                            session.begin_batch(self.shared.store.now_ms());
                         }
                         // A script holds shards this command needs: wait
                         // for it without holding this worker (once it is
@@ -342,7 +342,7 @@ impl Connection<'_> {
                                     return Ok(Processed::Close)
                                 }
                             }
-                            session.batch_time_ms = Some(self.shared.store.now_ms());
+                            session.begin_batch(self.shared.store.now_ms());
                         }
                         if let Some(writebehind) = self.shared.writebehind.as_deref() {
                             if session.hot(self.shared).read_through {
@@ -356,7 +356,7 @@ impl Connection<'_> {
                                             return Ok(Processed::Close)
                                         }
                                     }
-                                    session.batch_time_ms = Some(self.shared.store.now_ms());
+                                    session.begin_batch(self.shared.store.now_ms());
                                 }
                             }
                         }
@@ -426,7 +426,9 @@ impl Connection<'_> {
                         error = error.0,
                         "protocol error"
                     );
-                    self.output.error_bytes(&error.message_bytes());
+                    let message = error.message_bytes();
+                    commands::count_error_reply(self.shared, &message);
+                    self.output.error_bytes(&message);
                     return Ok(Processed::Close);
                 }
             }
@@ -523,9 +525,11 @@ impl Connection<'_> {
                     reason = handle.unblock_requested() => {
                         match reason {
                             UnblockReason::Timeout => request.on_timeout.write(&mut self.output),
-                            UnblockReason::Error => self
-                                .output
-                                .error("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
+                            UnblockReason::Error => {
+                                let message = "UNBLOCKED client unblocked via CLIENT UNBLOCK";
+                                commands::blocked_command_failed(shared, &args, message);
+                                self.output.error(message);
+                            }
                         }
                         return Ok(true);
                     }

@@ -7,6 +7,7 @@
 
 pub mod blocking;
 mod clients;
+pub mod command_stats;
 pub mod instantaneous;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 
 pub use blocking::BlockingRegistry;
 pub use clients::{ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
+pub use command_stats::{CommandStats, SlowLog};
 
 use crate::config::{Config, SharedConfig};
 use crate::pubsub::PubSub;
@@ -239,6 +241,10 @@ pub struct Shared {
     /// Bumped by every configuration change (see `Session::hot`).
     config_epoch: AtomicU64,
     pub stats: Stats,
+    /// INFO commandstats, errorstats and latencystats.
+    pub command_stats: CommandStats,
+    /// SLOWLOG.
+    pub slowlog: SlowLog,
     pub clients: ClientRegistry,
     /// Clients blocked by BLPOP & co., queued on the keys they wait for.
     pub blocking: BlockingRegistry,
@@ -292,8 +298,13 @@ impl Shared {
         store.listen(pubsub.key_signals());
         let scripting = Scripting::new();
         scripting.set_busy_threshold_ms(config.busy_reply_threshold);
+        store
+            .latency()
+            .set_threshold_ms(config.latency_monitor_threshold);
         Shared {
             store,
+            command_stats: CommandStats::default(),
+            slowlog: SlowLog::default(),
             config: Arc::new(RwLock::new(config)),
             stats: Stats::default(),
             clients: ClientRegistry::default(),
@@ -316,6 +327,9 @@ impl Shared {
         self.scripting
             .set_busy_threshold_ms(config.busy_reply_threshold);
         self.pubsub.configure(&config);
+        self.store
+            .latency()
+            .set_threshold_ms(config.latency_monitor_threshold);
         *self.config.write() = config;
         self.config_epoch.fetch_add(1, Ordering::Release);
     }

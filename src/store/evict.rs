@@ -333,6 +333,10 @@ impl Store {
             return Room::OutOfMemory;
         }
         let started = Instant::now();
+        let _cycle = EvictionCycle {
+            store: self,
+            started,
+        };
         // Without waiting: if another command holds the pool, it is
         // evicting, so there was something to evict.
         if let Some(pool) = self.inner.eviction_pool.try_lock() {
@@ -634,6 +638,23 @@ impl Store {
     pub fn reset_eviction_stats(&self) {
         self.inner.evicted_keys.store(0, Ordering::Relaxed);
         self.inner.expired_by_eviction.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Reports the eviction cycle of `make_room` to the latency monitor
+/// (`eviction-cycle`) however it ends.
+struct EvictionCycle<'s> {
+    store: &'s Store,
+    started: Instant,
+}
+
+impl Drop for EvictionCycle<'_> {
+    fn drop(&mut self) {
+        let monitor = self.store.latency();
+        if monitor.is_on() {
+            monitor
+                .add_sample_if_needed("eviction-cycle", self.started.elapsed().as_millis() as u64);
+        }
     }
 }
 

@@ -27,6 +27,7 @@ impl Store {
     /// [`Store::expire_cycle`], with keys and hash fields counted apart (for
     /// INFO's `expired_keys` and `expired_subkeys`).
     pub fn expire_cycle_counts(&self) -> ExpiredCounts {
+        let probe = self.latency().start();
         let now = self.now_ms();
         let mut total = ExpiredCounts::default();
         for index in 0..self.shard_count() {
@@ -40,6 +41,7 @@ impl Store {
                 total.fields += counts.fields;
             }
         }
+        self.latency().finish("expire-cycle", probe);
         total
     }
 }

@@ -91,6 +91,8 @@ struct StoreInner {
     s3fifo: Arc<std::sync::atomic::AtomicBool>,
     /// What this store handed to the background free thread.
     lazyfree: Arc<LazyFreeStats>,
+    /// Where active expiry and eviction report slow cycles (LATENCY).
+    latency: Arc<crate::latency::LatencyMonitor>,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -152,6 +154,7 @@ impl Store {
                 eviction_pool: Default::default(),
                 s3fifo,
                 lazyfree: Default::default(),
+                latency: Default::default(),
             }),
         }
     }
@@ -168,6 +171,11 @@ impl Store {
     /// The store's notion of now, in Unix milliseconds.
     pub fn now_ms(&self) -> u64 {
         self.inner.clock.now_ms()
+    }
+
+    /// The latency monitor this store's expiry and eviction report to.
+    pub fn latency(&self) -> &Arc<crate::latency::LatencyMonitor> {
+        &self.inner.latency
     }
 
     pub fn clock(&self) -> &Clock {

@@ -189,7 +189,11 @@ pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
                 _ = tokio::time::sleep(Duration::from_millis(delay)) => {}
             }
         }
+        // A pass, PostgreSQL's round trips included, is the
+        // `write-behind-flush` latency event.
+        let probe = flusher.store.latency().start();
         let complete = flusher.pass(batch_size).await;
+        flusher.store.latency().finish("write-behind-flush", probe);
         if stopping {
             let left = flusher.wb.pending_keys();
             if complete && left == 0 {

@@ -237,6 +237,23 @@ pub struct Journal {
     rewrite_not_before: Mutex<Option<Instant>>,
 }
 
+impl Journal {
+    /// Starts timing an fsync for the latency monitor of the store this
+    /// journal serves (`None`, no clock read, while the monitor is off).
+    fn fsync_probe(&self) -> Option<(Arc<crate::latency::LatencyMonitor>, Instant)> {
+        let monitor = self.store.lock().as_ref()?.latency().clone();
+        let started = monitor.start()?;
+        Some((monitor, started))
+    }
+
+    /// Reports a timed fsync as the `journal-fsync` latency event.
+    fn report_fsync(&self, probe: Option<(Arc<crate::latency::LatencyMonitor>, Instant)>) {
+        if let Some((monitor, started)) = probe {
+            monitor.finish("journal-fsync", Some(started));
+        }
+    }
+}
+
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Journal")
@@ -1922,7 +1939,10 @@ impl Writer {
                 .spawn(move || {
                     // Ends when the writer (the sender) is gone.
                     for (file, position) in receiver {
-                        match file.sync_data() {
+                        let probe = background.fsync_probe();
+                        let synced = file.sync_data();
+                        background.report_fsync(probe);
+                        match synced {
                             Ok(()) => {
                                 background
                                     .synced_in_background
@@ -2091,7 +2111,10 @@ impl Writer {
             self.last_sync = Instant::now();
             return;
         }
-        match appender.file.sync_data() {
+        let probe = self.journal.fsync_probe();
+        let synced = appender.file.sync_data();
+        self.journal.report_fsync(probe);
+        match synced {
             Ok(()) => self.synced = appender.written,
             Err(error) if self.journal.fsync == JournalFsync::Always => {
                 self.journal.writes_failing("fsync", &error)
