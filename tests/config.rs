@@ -252,6 +252,10 @@ fn validation_errors_match_redis_byte_for_byte() {
         CONFIG SET activedefrag yes
         CONFIG SET tls-port 1
         CONFIG SET tls-cluster yes
+        # names in any case; CONFIG HELP
+        CONFIG SET MAXMEMORY foo
+        CONFIG GET MaxMemory
+        CONFIG HELP
         # aliases
         CONFIG GET slave-priority
         CONFIG SET slave-priority -1
@@ -753,5 +757,97 @@ fn an_unwritable_logfile_stops_the_start_as_in_redis() {
     assert!(
         stderr.contains("Can't open the log file: No such file or directory"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn enable_protected_configs_lets_protected_parameters_change() {
+    let larder = TestServer::with_config(|config| {
+        config.set("enable-protected-configs", "yes").unwrap();
+    });
+    let mut client = larder.raw();
+    assert_eq!(
+        client.command(&["CONFIG", "SET", "dbfilename", "x.rdb"]),
+        b"+OK\r\n"
+    );
+    assert_eq!(
+        pairs(&client.command(&["CONFIG", "GET", "dbfilename"])),
+        [("dbfilename".to_string(), "x.rdb".to_string())]
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&client.command(&["CONFIG", "SET", "dbfilename", "a/x.rdb"])),
+        "-ERR CONFIG SET failed (possibly related to argument 'dbfilename') - dbfilename can't be a path, just a filename\r\n"
+    );
+    // Larder's dir holds the journal: fixed at start-up all the same.
+    assert_eq!(
+        String::from_utf8_lossy(&client.command(&["CONFIG", "SET", "dir", "/tmp"])),
+        "-ERR CONFIG SET failed (possibly related to argument 'dir') - can't set immutable config\r\n"
+    );
+    // `local` allows a client on the loopback interface.
+    let local = TestServer::with_config(|config| {
+        config.set("enable-protected-configs", "local").unwrap();
+    });
+    assert_eq!(
+        local
+            .raw()
+            .command(&["CONFIG", "SET", "dbfilename", "y.rdb"]),
+        b"+OK\r\n"
+    );
+}
+
+#[test]
+fn settings_redis_would_act_on_but_larder_cannot_are_refused_at_start() {
+    let mut config = larder::Config::default();
+    for line in [
+        "replicaof 10.0.0.1 6379",
+        "cluster-enabled yes",
+        "tls-port 6380",
+        "activedefrag yes",
+    ] {
+        assert!(config.load_str(line).is_err(), "{line}");
+    }
+    config
+        .load_str(
+            "replicaof no one\nslaveof no one\ncluster-enabled no\ntls-port 0\ndaemonize yes\n",
+        )
+        .expect("what pretends nothing is accepted");
+    assert_eq!(config.get("daemonize").as_deref(), Some("yes"));
+}
+
+#[test]
+fn syslog_enabled_keeps_the_logfile_and_starts() {
+    let scratch = Scratch::new("syslog");
+    let port = free_port();
+    let log_path = scratch.0.join("larder.log");
+    let config_file = scratch.0.join("larder.conf");
+    std::fs::write(
+        &config_file,
+        format!(
+            "port {port}\nlogfile {}\nsyslog-enabled yes\nsyslog-ident larder-test\nsyslog-facility local3\n",
+            log_path.display()
+        ),
+    )
+    .unwrap();
+    let binary = Binary::start(&config_file, port);
+    assert!(log_after(&log_path, "Larder ready to accept connections").is_some());
+    let mut client = RawClient::connect(binary.addr);
+    assert_eq!(
+        pairs(&client.command(&["CONFIG", "GET", "syslog-*"])),
+        [
+            ("syslog-enabled".to_string(), "yes".to_string()),
+            ("syslog-facility".to_string(), "local3".to_string()),
+            ("syslog-ident".to_string(), "larder-test".to_string()),
+        ]
+    );
+    let bad = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+        .args(["--port", "0", "--syslog-facility", "local8"])
+        .output()
+        .expect("larder-server");
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("argument(s) must be one of the following: user, local0"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
     );
 }
