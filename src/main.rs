@@ -185,7 +185,7 @@ struct Cli {
     /// Password clients must AUTH with.
     #[arg(long)]
     requirepass: Option<String>,
-    /// Log level: debug, verbose, notice, warning (or a tracing filter).
+    /// Log level: debug, verbose, notice, warning, nothing.
     #[arg(long)]
     loglevel: Option<String>,
     /// Any other setting, as NAME VALUE (e.g. --set maxclients 100).
@@ -258,16 +258,6 @@ fn build_config(cli: &Cli) -> Result<Config, String> {
     Ok(config)
 }
 
-fn tracing_filter(loglevel: &str) -> &'static str {
-    match loglevel {
-        "debug" => "debug",
-        "verbose" => "info",
-        "warning" => "warn",
-        "nothing" => "off",
-        _ => "info",
-    }
-}
-
 fn main() -> ExitCode {
     let cli = Cli::parse_from(setting_flags_as_set(std::env::args_os()));
     let config = match build_config(&cli) {
@@ -285,13 +275,12 @@ fn main() -> ExitCode {
         stats: mi::stats,
         committed: mi::committed,
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(tracing_filter(&config.loglevel))
-            }),
-        )
-        .init();
+    // As Redis: the log (standard output or `logfile`, syslog) in Redis's
+    // line format; see `larder::config::logging`.
+    if let Err(error) = larder::config::logging::init(&config) {
+        eprintln!("larder-server: {error}");
+        return ExitCode::FAILURE;
+    }
     mi::log(tuning);
     let mut config = config;
     if let Err(message) = larder::config::limits::fit_open_files_limit(&mut config) {
@@ -316,6 +305,12 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        if let Some(path) = &cli.config_file {
+            // Absolute, as Redis keeps it: CONFIG REWRITE writes there
+            // whatever the working directory.
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            let _ = server.shared().config_file.set(path);
+        }
         larder::memory::mark_startup();
         tracing::info!(address = %server.local_addr(), "Larder ready to accept connections");
         let shared = server.shared();

@@ -1,11 +1,12 @@
-//! CONFIG: GET, SET, RESETSTAT, HELP over the settings in `crate::config`.
+//! CONFIG: GET, SET, RESETSTAT, REWRITE, HELP over the settings in
+//! `crate::config`.
 
 use super::connection::container;
 use super::flags::*;
 use super::parse::glob_match;
 use super::{CommandSpec, Ctx, NO_KEYS};
 use crate::config::limits::fit_open_files_limit;
-use crate::config::{Config, ConfigError, SETTINGS};
+use crate::config::{Config, ConfigError, Mutability};
 use crate::error::{Error, Result};
 
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new("config", -2, 0, NO_KEYS, container)
@@ -53,6 +54,19 @@ static CONFIG_SUBCOMMANDS: &[CommandSpec] = &[
         config_resetstat,
     )
     .doc("server", "2.0.0", "Resets the server's statistics.", "O(1)"),
+    CommandSpec::new(
+        "config|rewrite",
+        2,
+        ADMIN | NOSCRIPT | LOADING | STALE,
+        NO_KEYS,
+        config_rewrite,
+    )
+    .doc(
+        "server",
+        "2.8.0",
+        "Rewrite the configuration file with the in memory configuration",
+        "O(1)",
+    ),
     CommandSpec::new("config|help", 2, LOADING | STALE, NO_KEYS, config_help).doc(
         "server",
         "5.0.0",
@@ -99,29 +113,55 @@ fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
+/// Whether `enable-protected-configs` lets this client change protected
+/// settings (`dir`, `dbfilename`): `yes`, or `local` for a client on the
+/// loopback interface or a Unix socket, as Redis's allowProtectedAction.
+fn protected_configs_allowed(ctx: &Ctx, config: &Config) -> bool {
+    match config.get("enable-protected-configs").as_deref() {
+        Some("yes") => true,
+        Some("local") => {
+            let addr = &ctx.session.handle.addr;
+            addr.parse::<std::net::SocketAddr>()
+                .map_or(true, |a| a.ip().is_loopback())
+        }
+        _ => false,
+    }
+}
+
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if !argv.len().is_multiple_of(2) {
         return Err(Error::syntax());
     }
-    // As Redis does: first every name is checked (unknown, immutable,
-    // duplicate; reported as the client wrote it), then every value is
-    // applied to a copy (reported under the setting's own name), and the
-    // copy replaces the configuration only if all of them succeed.
-    let mut updated = ctx.shared.config.read().clone();
+    // As Redis: first every name is checked (unknown, immutable or
+    // protected, duplicate; the first problem is reported, under the name as
+    // the client wrote it), then every value is applied to a copy (an error
+    // is reported under the setting's name), and the copy replaces the
+    // configuration only if all of them succeed: all or nothing.
+    let current = ctx.shared.config.read().clone();
+    let mut updated = current.clone();
     let mut seen: Vec<String> = Vec::new();
     for pair in argv[2..].chunks(2) {
         let typed = String::from_utf8_lossy(pair[0]);
         // Old names (hash-max-ziplist-entries...) count as settings of
         // their own here, as in Redis 7.0.
         let name = typed.to_ascii_lowercase();
-        if updated.get(&name).is_none() {
+        let refusal = match Config::mutability(&name) {
+            None => {
+                return Err(Error::err(format!(
+                    "Unknown option or number of arguments for CONFIG SET - '{typed}'"
+                )))
+            }
+            Some(Mutability::Immutable) => Some("can't set immutable config"),
+            Some(Mutability::Protected) if !protected_configs_allowed(ctx, &current) => {
+                Some("can't set protected config")
+            }
+            // `dir` is protected in Redis, and fixed at start-up in Larder.
+            Some(Mutability::Protected) if name == "dir" => Some("can't set immutable config"),
+            Some(_) => None,
+        };
+        if let Some(refusal) = refusal {
             return Err(Error::err(format!(
-                "Unknown option or number of arguments for CONFIG SET - '{typed}'"
-            )));
-        }
-        if SETTINGS.iter().any(|s| s.name == name && !s.mutable) {
-            return Err(Error::err(format!(
-                "CONFIG SET failed (possibly related to argument '{typed}') - can't set immutable config"
+                "CONFIG SET failed (possibly related to argument '{typed}') - {refusal}"
             )));
         }
         if seen.contains(&name) {
@@ -133,7 +173,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     for (pair, name) in argv[2..].chunks(2).zip(&seen) {
         let value = String::from_utf8_lossy(pair[1]);
-        updated.set_at_runtime(name, &value).map_err(|e| {
+        updated.set(name, &value).map_err(|e| {
             let reason = match e {
                 ConfigError::Immutable(_) => "can't set immutable config".to_string(),
                 ConfigError::Invalid { reason, .. } => reason,
@@ -145,7 +185,7 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         })?;
     }
     // As Redis's updateMaxclients: more clients need more descriptors.
-    let previous = ctx.shared.config.read().maxclients;
+    let previous = current.maxclients;
     if updated.maxclients > previous {
         let wanted = updated.maxclients;
         let fitted = fit_open_files_limit(&mut updated);
@@ -156,9 +196,35 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             )));
         }
     }
+    let level_changed = updated.loglevel != current.loglevel;
+    let loglevel = updated.loglevel.clone();
     ctx.shared.set_config(updated);
+    if level_changed {
+        crate::config::logging::set_level(&loglevel);
+    }
     ctx.out.ok();
     Ok(())
+}
+
+/// CONFIG REWRITE: the file the server started with, written back with the
+/// current settings (see `crate::config::rewrite`).
+fn config_rewrite(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    let Some(path) = ctx.shared.config_file.get() else {
+        return Err(Error::err("The server is running without a config file"));
+    };
+    let config = ctx.shared.config.read().clone();
+    match crate::config::rewrite::rewrite_file(&config, path) {
+        Ok(()) => {
+            tracing::warn!("CONFIG REWRITE executed with success.");
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(error) => {
+            let reason = crate::config::rewrite::strerror(&error);
+            tracing::warn!("CONFIG REWRITE failed: {reason}");
+            Err(Error::err(format!("Rewriting config file: {reason}")))
+        }
+    }
 }
 
 fn config_resetstat(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
@@ -185,6 +251,8 @@ fn config_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
             "    Set the configuration <directive> to <value>.",
             "RESETSTAT",
             "    Reset statistics reported by the INFO command.",
+            "REWRITE",
+            "    Rewrite the configuration file.",
         ],
     );
     Ok(())

@@ -7,10 +7,14 @@ use std::path::Path;
 
 pub mod keyspace_events;
 pub mod limits;
+pub mod logging;
 pub mod output_limits;
+pub mod redis_params;
+pub mod rewrite;
 pub mod writebehind;
 
 use crate::store::{MemoryLimits, Policy};
+pub use redis_params::Mutability;
 pub use writebehind::{JournalFsync, KeyFilter, Mapping};
 
 /// The settings of a running server, shared by its parts: read freely;
@@ -77,8 +81,16 @@ pub struct Config {
     pub shutdown_timeout: u64,
     /// Background task frequency (active expiry passes per second).
     pub hz: u64,
-    /// Log verbosity: debug, verbose, notice, warning.
+    /// Log verbosity: debug, verbose, notice, warning, nothing.
     pub loglevel: String,
+    /// File the log is appended to (`logfile`); empty: standard output.
+    pub logfile: String,
+    /// Log to syslog too (`syslog-enabled`).
+    pub syslog_enabled: bool,
+    /// `syslog-ident`.
+    pub syslog_ident: String,
+    /// `syslog-facility`: user, local0...local7.
+    pub syslog_facility: String,
     /// Number of keyspace shards (Larder-specific; power of two).
     pub shards: usize,
     /// Memory limit in bytes (`maxmemory`, 0: none).
@@ -161,99 +173,9 @@ pub struct Config {
     pub accepted_only: BTreeMap<&'static str, String>,
 }
 
-/// How an accepted-only parameter's value is checked, as Redis checks it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Accepts {
-    /// yes or no.
-    YesNo,
-    /// An integer between the bounds.
-    Integer(i64, i64),
-    /// A byte count (Redis's memory units), up to i64::MAX.
-    Memory,
-}
-
-/// Redis 7 tuning parameters Larder accepts and reports but does not act on,
-/// with Redis's compiled-in defaults. Larder's data structures do not switch
-/// encodings at thresholds, so these have nothing to steer.
-pub const ACCEPTED_ONLY: &[(&str, &str, Accepts)] = &[
-    ("activerehashing", "yes", Accepts::YesNo),
-    (
-        "hash-max-listpack-entries",
-        "512",
-        Accepts::Integer(0, i64::MAX),
-    ),
-    ("hash-max-listpack-value", "64", Accepts::Memory),
-    ("hll-sparse-max-bytes", "3000", Accepts::Memory),
-    ("lazyfree-lazy-eviction", "no", Accepts::YesNo),
-    (
-        "maxmemory-eviction-tenacity",
-        "10",
-        Accepts::Integer(0, 100),
-    ),
-    ("lazyfree-lazy-expire", "no", Accepts::YesNo),
-    ("lazyfree-lazy-server-del", "no", Accepts::YesNo),
-    (
-        "list-compress-depth",
-        "0",
-        Accepts::Integer(0, i32::MAX as i64),
-    ),
-    (
-        "list-max-listpack-size",
-        "-2",
-        Accepts::Integer(i32::MIN as i64, i32::MAX as i64),
-    ),
-    (
-        "set-max-intset-entries",
-        "512",
-        Accepts::Integer(0, i64::MAX),
-    ),
-    (
-        "set-max-listpack-entries",
-        "128",
-        Accepts::Integer(0, i64::MAX),
-    ),
-    ("set-max-listpack-value", "64", Accepts::Memory),
-    ("stream-node-max-bytes", "4096", Accepts::Memory),
-    (
-        "stream-node-max-entries",
-        "100",
-        Accepts::Integer(0, i64::MAX),
-    ),
-    (
-        "zset-max-listpack-entries",
-        "128",
-        Accepts::Integer(0, i64::MAX),
-    ),
-    ("zset-max-listpack-value", "64", Accepts::Memory),
-];
-
-impl Accepts {
-    /// The value as CONFIG GET will show it, or Redis's reason to refuse it.
-    fn check(self, value: &str) -> Result<String, String> {
-        match self {
-            Accepts::YesNo => match value.to_ascii_lowercase().as_str() {
-                "yes" => Ok("yes".into()),
-                "no" => Ok("no".into()),
-                _ => Err("argument must be 'yes' or 'no'".into()),
-            },
-            Accepts::Integer(min, max) => ranged(value, min, max).map(|n| n.to_string()),
-            Accepts::Memory => match parse_memory(value) {
-                Some(n) if n <= i64::MAX as u64 => Ok(n.to_string()),
-                _ => Err("argument must be a memory value".into()),
-            },
-        }
-    }
-}
-
-/// Old names Redis still accepts for some of them.
-const ALIASES: &[(&str, &str)] = &[
-    ("hash-max-ziplist-entries", "hash-max-listpack-entries"),
-    ("hash-max-ziplist-value", "hash-max-listpack-value"),
-    ("list-max-ziplist-size", "list-max-listpack-size"),
-    ("zset-max-ziplist-entries", "zset-max-listpack-entries"),
-    ("zset-max-ziplist-value", "zset-max-listpack-value"),
-    ("lua-time-limit", "busy-reply-threshold"),
-];
+/// Old names Redis still accepts for settings Larder acts on (those of the
+/// accepted-only parameters are in [`redis_params::PARAMS`]).
+const SETTING_ALIASES: &[(&str, &str)] = &[("lua-time-limit", "busy-reply-threshold")];
 
 /// How a setting's value is written and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,7 +183,15 @@ pub enum Kind {
     Integer,
     /// A byte count with Redis's units (1k, 1kb, 5mb, 1gb...).
     Memory,
+    /// yes or no.
+    YesNo,
+    /// One of a list of names.
+    Enum,
+    /// A string, written quoted by CONFIG REWRITE.
     Text,
+    /// A string where empty means "not set" (CONFIG REWRITE removes it).
+    NullableText,
+    /// Space-separated words, written as they are.
     Words,
 }
 
@@ -278,10 +208,10 @@ pub struct Setting {
     set: fn(&mut Config, &str) -> Result<(), String>,
 }
 
-fn int<T: std::str::FromStr>(value: &str) -> Result<T, String> {
-    value
-        .parse()
-        .map_err(|_| "argument couldn't be parsed into an integer".to_string())
+/// An integer as Redis's string2ll reads it (no sign `+`, no spaces).
+fn int(value: &str) -> Result<i64, String> {
+    redis_params::string2ll(value)
+        .ok_or_else(|| "argument couldn't be parsed into an integer".to_string())
 }
 
 fn parse_yes_no(value: &str) -> Result<bool, String> {
@@ -297,7 +227,7 @@ fn yes_no_text(on: bool) -> String {
 }
 
 fn ranged(value: &str, min: i64, max: i64) -> Result<i64, String> {
-    let n: i64 = int(value)?;
+    let n = int(value)?;
     if n < min || n > max {
         return Err(format!(
             "argument must be between {min} and {max} inclusive"
@@ -306,26 +236,10 @@ fn ranged(value: &str, min: i64, max: i64) -> Result<i64, String> {
     Ok(n)
 }
 
-/// Parses a byte count with Redis's units: k=1000, kb=1024, m, mb, g, gb.
+/// Parses a byte count with Redis's units: k=1000, kb=1024, m, mb, g, gb
+/// (as Redis's memtoull: digits and a unit, nothing else).
 pub fn parse_memory(value: &str) -> Option<u64> {
-    let lower = value.to_ascii_lowercase();
-    let units: [(&str, u64); 6] = [
-        ("kb", 1024),
-        ("mb", 1024 * 1024),
-        ("gb", 1024 * 1024 * 1024),
-        ("k", 1000),
-        ("m", 1000 * 1000),
-        ("g", 1000 * 1000 * 1000),
-    ];
-    for (suffix, factor) in units {
-        if let Some(number) = lower.strip_suffix(suffix) {
-            return number.parse::<u64>().ok()?.checked_mul(factor);
-        }
-    }
-    if let Some(number) = lower.strip_suffix('b') {
-        return number.parse().ok();
-    }
-    lower.parse().ok()
+    redis_params::memtoull(value)
 }
 
 /// `latency-tracking-info-percentiles`: numbers from 0 to 100, separated
@@ -395,7 +309,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "requirepass",
-        kind: Kind::Text,
+        kind: Kind::NullableText,
         mutable: true,
         default: "",
         description: "Password clients must AUTH with; empty: none.",
@@ -413,7 +327,7 @@ pub static SETTINGS: &[Setting] = &[
         description: "Maximum simultaneous clients; more are refused.",
         get: |c| c.maxclients.to_string(),
         set: |c, v| {
-            c.maxclients = ranged(v, 1, i32::MAX as i64)? as usize;
+            c.maxclients = ranged(v, 1, u32::MAX as i64)? as usize;
             Ok(())
         },
     },
@@ -611,13 +525,14 @@ pub static SETTINGS: &[Setting] = &[
         description: "Active expiry passes per second.",
         get: |c| c.hz.to_string(),
         set: |c, v| {
-            c.hz = ranged(v, 1, 500)? as u64;
+            // As Redis: any count is taken, and held between 1 and 500.
+            c.hz = ranged(v, 0, i32::MAX as i64)?.clamp(1, 500) as u64;
             Ok(())
         },
     },
     Setting {
         name: "loglevel",
-        kind: Kind::Text,
+        kind: Kind::Enum,
         mutable: true,
         default: "notice",
         description: "Log verbosity: debug, verbose, notice, warning.",
@@ -632,14 +547,86 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
-        name: "save",
+        name: "logfile",
         kind: Kind::Text,
+        mutable: false,
+        default: "",
+        description: "File log lines are appended to (opened for each line, so rotation needs no signal); empty: standard output.",
+        get: |c| c.logfile.clone(),
+        set: |c, v| {
+            c.logfile = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "syslog-enabled",
+        kind: Kind::YesNo,
+        mutable: false,
+        default: "no",
+        description: "yes: log lines also go to syslog.",
+        get: |c| yes_no_text(c.syslog_enabled),
+        set: |c, v| {
+            c.syslog_enabled = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "syslog-ident",
+        kind: Kind::Text,
+        mutable: false,
+        default: "redis",
+        description: "The identity syslog lines carry.",
+        get: |c| c.syslog_ident.clone(),
+        set: |c, v| {
+            c.syslog_ident = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "syslog-facility",
+        kind: Kind::Enum,
+        mutable: false,
+        default: "local0",
+        description: "The syslog facility: user or local0 to local7.",
+        get: |c| c.syslog_facility.clone(),
+        set: |c, v| {
+            const FACILITIES: [&str; 9] = [
+                "user", "local0", "local1", "local2", "local3", "local4", "local5", "local6",
+                "local7",
+            ];
+            let facility = FACILITIES
+                .iter()
+                .find(|f| f.eq_ignore_ascii_case(v))
+                .ok_or_else(|| {
+                    format!(
+                        "argument(s) must be one of the following: {}",
+                        FACILITIES.join(", ")
+                    )
+                })?;
+            c.syslog_facility = facility.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "save",
+        kind: Kind::Words,
         mutable: true,
         default: "",
         description: "Larder writes no RDB snapshots: only the empty value (no save points) is accepted. Reported so tools that read it work.",
         get: |_| String::new(),
         set: |_, v| {
-            if v.trim().is_empty() {
+            // Redis's checks first (pairs of seconds >= 1, changes >= 0),
+            // so that a malformed value gets Redis's answer.
+            let words: Vec<&str> = v.split_whitespace().collect();
+            let valid = words.len().is_multiple_of(2)
+                && words.iter().enumerate().all(|(i, w)| {
+                    w.parse::<i64>()
+                        .is_ok_and(|n| if i % 2 == 0 { n >= 1 } else { n >= 0 })
+                });
+            if !valid {
+                return Err("Invalid save parameters".into());
+            }
+            if words.is_empty() {
                 Ok(())
             } else {
                 Err("Larder writes no RDB snapshots; only \"\" (no save points) is accepted".into())
@@ -648,7 +635,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "appendonly",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: true,
         default: "no",
         description: "Larder has no append-only file: only `no` is accepted. Reported so tools that read it work.",
@@ -687,7 +674,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "maxmemory-policy",
-        kind: Kind::Text,
+        kind: Kind::Enum,
         mutable: true,
         default: "noeviction",
         description: "What to evict over maxmemory: noeviction, allkeys-lru, allkeys-lfu, allkeys-random, volatile-lru, volatile-lfu, volatile-random, volatile-ttl, or Larder's allkeys-s3fifo (S3-FIFO per shard).",
@@ -741,7 +728,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "lazyfree-lazy-user-del",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: true,
         default: "no",
         description: "yes: DEL frees a big value (over 64 elements) in the background, as UNLINK does.",
@@ -753,7 +740,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "lazyfree-lazy-user-flush",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: true,
         default: "no",
         description: "yes: FLUSHALL and FLUSHDB without SYNC or ASYNC free the keys in the background.",
@@ -869,7 +856,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "write-behind-warm-start",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: false,
         default: "no",
         description: "yes: at start-up, load the keys the write-behind table holds into memory (most recently written first, stopping at maxmemory).",
@@ -881,7 +868,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "write-behind-expiry-deletes",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: false,
         default: "no",
         description: "yes: a key whose TTL passes is deleted from PostgreSQL too (by default expiry and eviction leave the stored copy: PostgreSQL stays the system of record).",
@@ -893,7 +880,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "write-behind-read-through",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: true,
         default: "no",
         description: "yes: a command naming a written-behind key missing from memory first loads it from PostgreSQL (one query for concurrent misses of the same key).",
@@ -956,7 +943,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "write-behind-journal",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: false,
         default: "no",
         description: "yes: keep changes PostgreSQL has not confirmed in an append-only journal in dir, replayed at start-up.",
@@ -968,7 +955,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "write-behind-fsync",
-        kind: Kind::Text,
+        kind: Kind::Enum,
         mutable: false,
         default: "everysec",
         description: "When the journal is fsynced: always (before the reply), everysec, or no (left to the OS), as appendfsync.",
@@ -1109,6 +1096,10 @@ impl Default for Config {
             shutdown_timeout: 0,
             hz: 0,
             loglevel: String::new(),
+            logfile: String::new(),
+            syslog_enabled: false,
+            syslog_ident: String::new(),
+            syslog_facility: String::new(),
             shards: 0,
             maxmemory: 0,
             maxmemory_policy: Policy::NoEviction,
@@ -1139,9 +1130,9 @@ impl Default for Config {
             write_behind_journal: false,
             write_behind_fsync: JournalFsync::EverySec,
             write_behind_journal_max_size: 256 * 1024 * 1024,
-            accepted_only: ACCEPTED_ONLY
+            accepted_only: redis_params::PARAMS
                 .iter()
-                .map(|(k, v, _)| (*k, v.to_string()))
+                .map(|p| (p.name, p.default.to_string()))
                 .collect(),
         };
         for setting in SETTINGS {
@@ -1152,12 +1143,17 @@ impl Default for Config {
     }
 }
 
-fn canonical(name: &str) -> String {
+/// The name a setting or parameter is known by: `name` in lower case, an
+/// alias replaced by the name it stands for.
+pub fn canonical(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    ALIASES
-        .iter()
-        .find(|(alias, _)| *alias == lower)
-        .map_or(lower, |(_, real)| real.to_string())
+    if let Some((_, real)) = SETTING_ALIASES.iter().find(|(alias, _)| *alias == lower) {
+        return real.to_string();
+    }
+    match redis_params::find(&lower) {
+        Some(param) => param.name.to_string(),
+        None => lower,
+    }
 }
 
 impl Config {
@@ -1172,13 +1168,32 @@ impl Config {
         }
     }
 
-    /// All setting names, real ones and accepted-only ones, sorted.
+    /// All setting names, real ones, accepted-only ones and aliases, sorted.
     pub fn names() -> Vec<&'static str> {
         let mut names: Vec<&'static str> = SETTINGS.iter().map(|s| s.name).collect();
-        names.extend(ACCEPTED_ONLY.iter().map(|(n, _, _)| *n));
-        names.extend(ALIASES.iter().map(|(n, _)| *n));
+        names.extend(SETTING_ALIASES.iter().map(|(n, _)| *n));
+        for param in redis_params::PARAMS {
+            names.push(param.name);
+            names.extend(param.alias);
+        }
         names.sort_unstable();
         names
+    }
+
+    /// Whether CONFIG SET may change the setting called `name` (any case,
+    /// aliases too); `None` if there is no such setting.
+    pub fn mutability(name: &str) -> Option<Mutability> {
+        let name = canonical(name);
+        if let Some(setting) = SETTINGS.iter().find(|s| s.name == name) {
+            // `dir` is protected in Redis; in Larder it is also fixed at
+            // start-up (the journal lives there).
+            return Some(match (setting.name, setting.mutable) {
+                ("dir", _) => Mutability::Protected,
+                (_, true) => Mutability::Mutable,
+                (_, false) => Mutability::Immutable,
+            });
+        }
+        redis_params::find(&name).map(|p| p.mutability)
     }
 
     /// The current value of a setting, as CONFIG GET shows it.
@@ -1197,26 +1212,26 @@ impl Config {
             return (setting.set)(self, value)
                 .map_err(|reason| ConfigError::Invalid { name, reason });
         }
-        match ACCEPTED_ONLY.iter().find(|(n, _, _)| *n == name) {
-            Some((key, _, accepts)) => {
-                let value = accepts
-                    .check(value)
-                    .map_err(|reason| ConfigError::Invalid { name, reason })?;
-                self.accepted_only.insert(key, value);
-                Ok(())
-            }
-            None => Err(ConfigError::Unknown(name)),
-        }
+        let Some(param) = redis_params::find(&name) else {
+            return Err(ConfigError::Unknown(name));
+        };
+        let shown = param
+            .check
+            .parse(value)
+            .and_then(|shown| match redis_params::Check::refusal(param, &shown) {
+                Some(reason) => Err(reason),
+                None => Ok(shown),
+            })
+            .map_err(|reason| ConfigError::Invalid { name, reason })?;
+        self.accepted_only.insert(param.name, shown);
+        Ok(())
     }
 
-    /// Like [`Config::set`], but refuses settings fixed at start-up.
+    /// Like [`Config::set`], but refuses settings fixed at start-up (and
+    /// protected ones: see `enable-protected-configs`).
     pub fn set_at_runtime(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
-        let canonical_name = canonical(name);
-        if SETTINGS
-            .iter()
-            .any(|s| s.name == canonical_name && !s.mutable)
-        {
-            return Err(ConfigError::Immutable(canonical_name));
+        if Config::mutability(name).is_some_and(|m| m != Mutability::Mutable) {
+            return Err(ConfigError::Immutable(canonical(name)));
         }
         self.set(name, value)
     }

@@ -828,8 +828,9 @@ fn register_redis_object(lua: &Lua, redis: &Table, resp3: Arc<AtomicBool>) -> ml
             }
             let message = String::from_utf8_lossy(&message);
             match level {
-                0 => tracing::debug!(target: "larder::script", "{message}"),
-                1 => tracing::info!(target: "larder::script", verbose = true, "{message}"),
+                // Redis's levels as `config::logging` maps them.
+                0 => tracing::trace!(target: "larder::script", "{message}"),
+                1 => tracing::debug!(target: "larder::script", "{message}"),
                 2 => tracing::info!(target: "larder::script", "{message}"),
                 _ => tracing::warn!(target: "larder::script", "{message}"),
             }

@@ -261,6 +261,9 @@ pub struct Shared {
     pub pubsub: Arc<PubSub>,
     /// CLIENT PAUSE.
     pub pause: ClientPause,
+    /// The configuration file the server started with (absolute), for
+    /// CONFIG REWRITE; unset: started without one.
+    pub config_file: std::sync::OnceLock<std::path::PathBuf>,
     shutdown_tx: watch::Sender<bool>,
     stopping: AtomicBool,
 }
@@ -316,6 +319,7 @@ impl Shared {
             scripting,
             pubsub,
             pause: ClientPause::default(),
+            config_file: std::sync::OnceLock::new(),
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
             stopping: AtomicBool::new(false),

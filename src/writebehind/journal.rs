@@ -60,6 +60,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// How often a long journal replay logs its progress.
+const REPLAY_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
@@ -598,7 +601,19 @@ impl Journal {
         let started = Instant::now();
         let mut replay = Replay::default();
         let mut total_bytes = 0u64;
-        for (_, path) in files {
+        let mut reported = started;
+        for (read, (_, path)) in files.iter().enumerate() {
+            // Reading many large files takes a while: say how far it got.
+            if reported.elapsed() >= REPLAY_PROGRESS_INTERVAL {
+                reported = Instant::now();
+                tracing::info!(
+                    files_read = read,
+                    files = files.len(),
+                    bytes = total_bytes,
+                    records = replay.records,
+                    "write-behind journal: reading"
+                );
+            }
             let data = fs::read(path)?;
             total_bytes += data.len() as u64;
             if let Err(why) = read_records(&data, |record| replay.add(record)) {
@@ -624,7 +639,18 @@ impl Journal {
         }
         let now = store.now_ms();
         let (mut loaded, mut expired, mut deleted) = (0u64, 0u64, 0u64);
-        for survivor in survivors {
+        let keys = survivors.len();
+        for (done, survivor) in survivors.into_iter().enumerate() {
+            // The clock is read every 4096 keys only.
+            if done % 4096 == 4095 && reported.elapsed() >= REPLAY_PROGRESS_INTERVAL {
+                reported = Instant::now();
+                tracing::info!(
+                    keys_done = done + 1,
+                    keys,
+                    seconds = started.elapsed().as_secs(),
+                    "write-behind journal: replay in progress"
+                );
+            }
             let db = survivor.db as usize;
             let key = survivor.key;
             if db >= databases {

@@ -52,6 +52,9 @@ const WARM_START_MEMORY_SHARE: f64 = 0.9;
 /// Rows between two progress lines in the log.
 const PROGRESS_EVERY: u64 = 100_000;
 
+/// ... or at least this often while rows keep coming.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
+
 /// One lookup in flight: every command missing the key awaits the same cell.
 type Lookup = Arc<OnceCell<()>>;
 
@@ -532,6 +535,8 @@ impl WriteBehind {
             loaded: 0,
             seen: 0,
             full: false,
+            started,
+            reported: started,
         };
         let table = self.loader.sink.table().to_string();
         if !table_exists(&client, &table).await? {
@@ -597,6 +602,7 @@ impl WriteBehind {
         }
         tracing::info!(
             loaded = progress.loaded,
+            rows = progress.seen,
             seconds = started.elapsed().as_secs_f64(),
             "write-behind warm start: done"
         );
@@ -623,6 +629,9 @@ struct WarmStart<'a> {
     loaded: u64,
     seen: u64,
     full: bool,
+    started: Instant,
+    /// When progress was last logged.
+    reported: Instant,
 }
 
 impl WarmStart<'_> {
@@ -658,8 +667,17 @@ impl WarmStart<'_> {
             if matches!(stored, Ok(true)) {
                 self.loaded += 1;
             }
-            if self.seen.is_multiple_of(PROGRESS_EVERY) {
-                tracing::info!(loaded = self.loaded, "write-behind warm start: in progress");
+            // The clock is read every 1024 rows only.
+            if self.seen.is_multiple_of(PROGRESS_EVERY)
+                || (self.seen.is_multiple_of(1024) && self.reported.elapsed() >= PROGRESS_INTERVAL)
+            {
+                self.reported = Instant::now();
+                tracing::info!(
+                    loaded = self.loaded,
+                    rows = self.seen,
+                    seconds = self.started.elapsed().as_secs(),
+                    "write-behind warm start: in progress"
+                );
             }
         }
         Ok(())
