@@ -429,7 +429,7 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "latency-tracking",
-        kind: Kind::Text,
+        kind: Kind::YesNo,
         mutable: true,
         default: "yes",
         description: "Whether each command's latencies are kept in a histogram (INFO latencystats, LATENCY HISTOGRAM).",
