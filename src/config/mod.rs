@@ -66,6 +66,8 @@ pub struct Config {
     pub hz: u64,
     /// Log verbosity: debug, verbose, notice, warning.
     pub loglevel: String,
+    /// Who may run DEBUG (`enable-debug-command`): no, yes, local.
+    pub enable_debug_command: String,
     /// Number of keyspace shards (Larder-specific; power of two).
     pub shards: usize,
     /// Memory limit in bytes (`maxmemory`, 0: none).
@@ -530,6 +532,22 @@ pub static SETTINGS: &[Setting] = &[
                 return Err("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into());
             }
             c.loglevel = level;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "enable-debug-command",
+        kind: Kind::Text,
+        mutable: false,
+        default: "no",
+        description: "Whether DEBUG may run: no, yes, or local (loopback and unix socket clients only).",
+        get: |c| c.enable_debug_command.clone(),
+        set: |c, v| {
+            let value = v.to_ascii_lowercase();
+            if !["no", "yes", "local"].contains(&value.as_str()) {
+                return Err("argument(s) must be one of the following: no, yes, local".into());
+            }
+            c.enable_debug_command = value;
             Ok(())
         },
     },
@@ -1006,6 +1024,7 @@ impl Default for Config {
             shutdown_timeout: 0,
             hz: 0,
             loglevel: String::new(),
+            enable_debug_command: String::new(),
             shards: 0,
             maxmemory: 0,
             maxmemory_policy: Policy::NoEviction,

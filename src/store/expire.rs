@@ -27,8 +27,11 @@ impl Store {
     /// [`Store::expire_cycle`], with keys and hash fields counted apart (for
     /// INFO's `expired_keys` and `expired_subkeys`).
     pub fn expire_cycle_counts(&self) -> ExpiredCounts {
-        let now = self.now_ms();
         let mut total = ExpiredCounts::default();
+        if !self.active_expire() {
+            return total;
+        }
+        let now = self.now_ms();
         for index in 0..self.shard_count() {
             let mut locks = self.lock_shard(index);
             let Ok(shard) = locks.shard(index) else {

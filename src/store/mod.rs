@@ -91,6 +91,9 @@ struct StoreInner {
     s3fifo: Arc<std::sync::atomic::AtomicBool>,
     /// What this store handed to the background free thread.
     lazyfree: Arc<LazyFreeStats>,
+    /// Whether active expiry runs (`DEBUG SET-ACTIVE-EXPIRE`); off, keys
+    /// past their TTL go only when accessed.
+    active_expire: std::sync::atomic::AtomicBool,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -152,8 +155,22 @@ impl Store {
                 eviction_pool: Default::default(),
                 s3fifo,
                 lazyfree: Default::default(),
+                active_expire: std::sync::atomic::AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Turns active expiry on or off (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub fn set_active_expire(&self, on: bool) {
+        self.inner
+            .active_expire
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn active_expire(&self) -> bool {
+        self.inner
+            .active_expire
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Number of logical databases.
