@@ -308,3 +308,116 @@ fn redis_cli_builds_hints_from_larder_docs() {
         assert!(stdout.contains(hint), "no hint {hint:?} in {stdout}");
     }
 }
+
+/// The subcommand entries of a COMMAND INFO entry (its tenth field), by
+/// name.
+fn subcommand_entries(entry: &Node) -> HashMap<String, &Node> {
+    entry.children[9]
+        .children
+        .iter()
+        .map(|sub| (text(&sub.children[0]), sub))
+        .collect()
+}
+
+/// Commands whose COMMAND INFO differs from Redis 7.0.15 on purpose:
+/// ZRANK and ZREVRANK take 7.2's WITHSCORE, so their arity is -3 (7.2's).
+const NEWER_ARITY: &[&str] = &["zrank", "zrevrank"];
+
+/// COMMAND INFO of every command and subcommand both servers have, byte
+/// for byte: name, arity, flags, legacy key positions, ACL categories,
+/// tips and key specs. Containers list their subcommands in Redis's hash
+/// table order and Larder has only some, so that field is compared entry
+/// by entry.
+fn every_command_info_matches(protocol: &str) {
+    let mut pair = Pair::start();
+    pair.hello(protocol);
+    let redis_names: Vec<String> = names(&mut pair.redis);
+    let ours = names(&mut pair.larder);
+    let mut compared = 0;
+    for name in ours.iter().filter(|n| redis_names.contains(n)) {
+        let larder = pair.larder.command(&["COMMAND", "INFO", name]);
+        let redis = pair.redis.command(&["COMMAND", "INFO", name]);
+        compared += 1;
+        if larder == redis {
+            continue;
+        }
+        let (larder, redis) = (parse(&larder), parse(&redis));
+        let (ours, theirs) = (&larder.children[0], &redis.children[0]);
+        assert_eq!(ours.children.len(), 10, "{name}: ten fields");
+        for field in 0..9 {
+            if field == 1 && NEWER_ARITY.contains(&name.as_str()) {
+                assert_eq!(ours.children[1].raw, b":-3\r\n", "{name}");
+                continue;
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&ours.children[field].raw),
+                String::from_utf8_lossy(&theirs.children[field].raw),
+                "COMMAND INFO {name} (RESP{protocol}): field {field} differs"
+            );
+        }
+        let redis_subs = subcommand_entries(theirs);
+        let our_subs = subcommand_entries(ours);
+        assert!(
+            !our_subs.is_empty() || NEWER_ARITY.contains(&name.as_str()),
+            "{name}: differs outside subcommands"
+        );
+        for (sub, entry) in our_subs {
+            match redis_subs.get(&sub) {
+                Some(theirs) => assert_eq!(
+                    String::from_utf8_lossy(&entry.raw),
+                    String::from_utf8_lossy(&theirs.raw),
+                    "COMMAND INFO {name}: subcommand {sub} differs"
+                ),
+                None => assert!(
+                    ["client|setinfo", "client|no-touch"].contains(&sub.as_str()),
+                    "{sub} is not a Redis 7.0 subcommand"
+                ),
+            }
+        }
+    }
+    assert!(compared > 240, "compared only {compared} commands");
+}
+
+#[test]
+fn every_shared_command_reports_info_like_redis_resp2() {
+    every_command_info_matches("2");
+}
+
+#[test]
+fn every_shared_command_reports_info_like_redis_resp3() {
+    every_command_info_matches("3");
+}
+
+/// Several names at once, unknown ones, subcommands by full name.
+#[test]
+fn command_info_of_several_names() {
+    let mut pair = Pair::start();
+    for protocol in ["2", "3"] {
+        pair.hello(protocol);
+        pair.check(&[
+            "COMMAND",
+            "INFO",
+            "get",
+            "SET",
+            "nosuch",
+            "client|kill",
+            "zunionstore",
+        ]);
+        pair.check(&[
+            "COMMAND",
+            "INFO",
+            "role",
+            "lastsave",
+            "lolwut",
+            "debug",
+            "module|list",
+        ]);
+        pair.check(&[
+            "COMMAND",
+            "INFO",
+            "command|getkeysandflags",
+            "memory|doctor",
+        ]);
+        pair.check(&["COMMAND", "INFO", "nosuch|thing", "client|nosuch"]);
+    }
+}

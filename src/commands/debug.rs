@@ -82,13 +82,10 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             Ok(())
         }
         ("error", 3) => {
-            // As Redis's addReplyError: the text is the error, with the
-            // ERR code unless it brings its own dash.
+            // As Redis's addReplyError: the text is the whole error line,
+            // with no ERR code added.
             let text = String::from_utf8_lossy(argv[2]).replace(['\r', '\n'], " ");
-            match text.strip_prefix('-') {
-                Some(own) => Err(Error::raw(own.to_owned())),
-                None => Err(Error::err(text)),
-            }
+            Err(Error::raw(text))
         }
         ("protocol", 3) => debug_protocol(ctx, argv[2]),
         ("populate", 3..=5) => debug_populate(ctx, argv),
