@@ -421,3 +421,35 @@ fn command_info_of_several_names() {
         pair.check(&["COMMAND", "INFO", "nosuch|thing", "client|nosuch"]);
     }
 }
+
+/// Every command and subcommand Larder lists has COMMAND INFO and COMMAND
+/// DOCS with a summary, Redis's or (for those Redis 7.0 lacks) its own.
+#[test]
+fn every_listed_command_has_info_and_docs() {
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr);
+    let all = names(&mut client);
+    assert!(all.len() > 250, "{}", all.len());
+    for name in &all {
+        let info = parse(&client.command(&["COMMAND", "INFO", name]));
+        assert_eq!(info.children.len(), 1, "{name}");
+        assert_eq!(info.children[0].children.len(), 10, "COMMAND INFO {name}");
+        assert_eq!(&text(&info.children[0].children[0]), name);
+        let docs = parse(&client.command(&["COMMAND", "DOCS", name]));
+        assert_eq!(docs.children.len(), 2, "COMMAND DOCS {name}");
+        let fields: Vec<String> = docs.children[1]
+            .children
+            .iter()
+            .step_by(2)
+            .map(text)
+            .collect();
+        assert!(
+            fields.iter().any(|f| f == "summary") && fields.iter().any(|f| f == "group"),
+            "COMMAND DOCS {name}: {fields:?}"
+        );
+    }
+    // COUNT counts the top-level commands.
+    let count = String::from_utf8_lossy(&client.command(&["COMMAND", "COUNT"])).into_owned();
+    let top_level = all.iter().filter(|n| !n.contains('|')).count();
+    assert_eq!(count, format!(":{top_level}\r\n"));
+}

@@ -459,8 +459,21 @@ fn lolwut_draws_schotter_for_version_5() {
         .all(|r| r.chars().all(|c| ('\u{2800}'..='\u{28ff}').contains(&c))));
     // Squares are drawn: dots on the first rows of squares.
     assert!(rows[1].chars().any(|c| c != '\u{2800}'));
-    let v6 = text(&client.command(&["LOLWUT", "VERSION", "6"]));
-    assert!(v6.ends_with("Redis ver. 7.4.0\n\r\n"));
+    let v6 = text(&client.command(&["LOLWUT", "VERSION", "6", "30", "10"]));
+    assert!(
+        v6.ends_with("\nDedicated to the 8 bit game developers of past and present.\nOriginal 8 bit image from Plaguemon by hikikomori. Redis ver. 7.4.0\n\r\n"),
+        "{v6}"
+    );
+    let sky = v6.split_once("\r\n").unwrap().1;
+    assert_eq!(
+        sky.lines()
+            .take(10)
+            .filter(|l| l.matches("\x1b[0m").count() == 30)
+            .count(),
+        10
+    );
+    let v7 = text(&client.command(&["LOLWUT", "VERSION", "7"]));
+    assert!(v7.ends_with("\r\nRedis ver. 7.4.0\n\r\n"), "{v7}");
     // RESP3: a verbatim string.
     client.command(&["HELLO", "3"]);
     let verbatim = text(&client.command(&["LOLWUT"]));

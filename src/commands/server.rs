@@ -168,8 +168,9 @@ fn module_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 }
 
 /// LOLWUT [VERSION v] [args]: Redis 5's art (Georg Nees's Schotter) for
-/// version 5 (and 4.9); for any other version the line Redis prints for
-/// versions without art of their own. (Redis 6's piece is not ported.)
+/// version 5 (and 4.9), Redis 6's skyline for version 6 (and 5.9); for any
+/// other version the line Redis prints for versions without art of their
+/// own (Redis 7 has none).
 fn lolwut(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut args = &argv[1..];
     let mut version = crate::version::REDIS_VERSION.to_owned();
@@ -192,6 +193,20 @@ fn lolwut(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             per_col.clamp(1, 200) as usize,
         );
         text.push_str("\nGeorg Nees - schotter, plotter on paper, 1968. Redis ver. ");
+        text.push_str(crate::version::REDIS_VERSION);
+        text.push('\n');
+        text
+    } else if (v[0] == b'6' && v[1] == b'.' && v[2] != b'9') || v.starts_with(b"5.9") {
+        let mut numbers = [80i64, 20];
+        for (slot, arg) in numbers.iter_mut().zip(args) {
+            *slot = super::parse::strict_i64(arg).ok_or_else(Error::not_integer)?;
+        }
+        let [cols, rows] = numbers;
+        let mut text = lolwut::skyline(cols.clamp(1, 1000) as usize, rows.clamp(1, 1000) as usize);
+        text.push_str(
+            "\nDedicated to the 8 bit game developers of past and present.\n\
+             Original 8 bit image from Plaguemon by hikikomori. Redis ver. ",
+        );
         text.push_str(crate::version::REDIS_VERSION);
         text.push('\n');
         text
@@ -267,9 +282,153 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 /// LOLWUT version 5: Georg Nees's "Schotter" (1968) drawn in Braille
 /// characters, after Redis 5's lolwut.c (BSD-3-Clause): a grid of squares
-/// that rotate and shift more and more randomly row after row.
+/// that rotate and shift more and more randomly row after row. Version 6:
+/// a city skyline in the four grays of a terminal, after Redis 6's
+/// lolwut6.c (BSD-3-Clause), itself after the 8-bit game Plaguemon.
 mod lolwut {
     use rand::Rng;
+
+    /// One skyscraper of the skyline: where, how big, which gray.
+    struct Skyscraper {
+        xoff: i32,
+        width: i32,
+        height: i32,
+        windows: bool,
+        color: u8,
+    }
+
+    /// The skyline's canvas: one gray level (0 black .. 3 white) a cell.
+    struct Grays {
+        width: i32,
+        height: i32,
+        cells: Vec<u8>,
+    }
+
+    impl Grays {
+        fn get(&self, x: i32, y: i32) -> u8 {
+            if (0..self.width).contains(&x) && (0..self.height).contains(&y) {
+                self.cells[(x + y * self.width) as usize]
+            } else {
+                0
+            }
+        }
+
+        fn set(&mut self, x: i32, y: i32, color: u8) {
+            if (0..self.width).contains(&x) && (0..self.height).contains(&y) {
+                self.cells[(x + y * self.width) as usize] = color;
+            }
+        }
+
+        fn skyscraper(&mut self, s: &Skyscraper, rng: &mut impl Rng) {
+            let start_y = self.height - 1;
+            let end_y = start_y - s.height + 1;
+            for y in (end_y..=start_y).rev() {
+                for x in s.xoff..s.xoff + s.width {
+                    // The roof is four cells narrower.
+                    if y == end_y && (x <= s.xoff + 1 || x >= s.xoff + s.width - 2) {
+                        continue;
+                    }
+                    let mut color = s.color;
+                    // Windows, away from the walls: two cells wide (terminal
+                    // cells are tall), one high, in one of the other grays.
+                    if s.windows
+                        && x > s.xoff + 1
+                        && x < s.xoff + s.width - 2
+                        && y > end_y + 1
+                        && y < start_y - 1
+                    {
+                        let (rel_x, rel_y) = (x - (s.xoff + 1), y - (end_y + 1));
+                        if (rel_x / 2) % 2 != 0 && rel_y % 2 != 0 {
+                            loop {
+                                color = 1 + rng.gen_range(0..2u8);
+                                if color != s.color {
+                                    break;
+                                }
+                            }
+                            if rel_x % 2 != 0 {
+                                color = self.get(x - 1, y);
+                            }
+                        }
+                    }
+                    self.set(x, y, color);
+                }
+            }
+        }
+    }
+
+    pub fn skyline(cols: usize, rows: usize) -> String {
+        let (width, height) = (cols as i32, rows as i32);
+        let mut canvas = Grays {
+            width,
+            height,
+            cells: vec![3; cols * rows],
+        };
+        let mut rng = rand::thread_rng();
+        let below = |n: i32, rng: &mut rand::rngs::ThreadRng| rng.gen_range(0..n.max(1));
+        // Background towers without windows, the lighter gray behind.
+        for color in [2u8, 1] {
+            let mut offset = -10;
+            while offset < width {
+                offset += below(8, &mut rng);
+                let tower_width = 10 + below(9, &mut rng);
+                let tower_height = if color == 2 {
+                    height / 2 + below(height, &mut rng) / 2
+                } else {
+                    height / 2 + below(height, &mut rng) / 3
+                };
+                let tower = Skyscraper {
+                    xoff: offset,
+                    width: tower_width,
+                    height: tower_height,
+                    windows: false,
+                    color,
+                };
+                canvas.skyscraper(&tower, &mut rng);
+                offset += if color == 2 {
+                    tower_width / 2
+                } else {
+                    tower_width + 1
+                };
+            }
+        }
+        // Black towers with lit windows in front.
+        let mut offset = -10;
+        while offset < width {
+            offset += below(8, &mut rng);
+            let mut tower_width = 5 + below(14, &mut rng);
+            if tower_width % 4 != 0 {
+                tower_width += tower_width % 3;
+            }
+            let tower = Skyscraper {
+                xoff: offset,
+                width: tower_width,
+                height: height / 3 + below(height, &mut rng) / 2,
+                windows: true,
+                color: 0,
+            };
+            canvas.skyscraper(&tower, &mut rng);
+            offset += tower_width + 5;
+        }
+        // Each cell a space with its gray as both colours, as Redis 6.
+        let mut text = String::new();
+        for y in 0..height {
+            for x in 0..width {
+                let escape = match canvas.get(x, y) {
+                    1 => "0;90;100m",
+                    2 => "0;37;47m",
+                    3 => "0;97;107m",
+                    _ => "0;30;40m",
+                };
+                text.push_str("\x1b[");
+                text.push_str(escape);
+                text.push_str(" \x1b[0m");
+            }
+            if y != height - 1 {
+                text.push('\n');
+            }
+        }
+        text
+    }
 
     struct Canvas {
         width: i32,
@@ -418,6 +577,21 @@ mod lolwut {
             // The first rows are straight squares: some dots, some blanks.
             assert!(lines[1].chars().any(|c| c != '\u{2800}'));
             assert!(art.chars().any(|c| c == '\u{2800}'));
+        }
+
+        #[test]
+        fn draws_a_skyline() {
+            let art = super::skyline(80, 20);
+            let lines: Vec<&str> = art.split('\n').collect();
+            assert_eq!(lines.len(), 20);
+            for line in &lines {
+                assert_eq!(line.matches("\x1b[0m").count(), 80);
+            }
+            // The sky is white; the bottom row is all towers (black or
+            // grays), with black foreground towers somewhere.
+            assert!(lines[0].contains("0;97;107m"));
+            assert!(!lines[19].contains("0;97;107m"));
+            assert!(art.contains("0;30;40m"));
         }
     }
 }
