@@ -619,3 +619,66 @@ fn memory_doctor_speaks_like_redis() {
         assert!(report.ends_with("I'm here to keep you safe, Sam. I want to help you.\n\r\n"));
     }
 }
+
+/// DEBUG DIGEST and DIGEST-VALUE: Redis's digest of the same data, whatever
+/// the layout, so a test suite can compare a Larder and a Redis dataset.
+#[test]
+fn debug_digest_matches_redis() {
+    let mut both = Both::start("yes");
+    both.same(&["DEBUG", "DIGEST"]);
+    let members: Vec<String> = (0..300).map(|i| format!("m{i}")).collect();
+    let mut zadd = vec!["ZADD", "zset:big"];
+    let scores: Vec<String> = (0..300).map(|i| format!("{}", i as f64 / 7.0)).collect();
+    for (score, member) in scores.iter().zip(&members) {
+        zadd.push(score);
+        zadd.push(member);
+    }
+    both.same(&zadd);
+    let mut sadd = vec!["SADD", "set:big"];
+    sadd.extend(members.iter().map(String::as_str));
+    both.same(&sadd);
+    let mut hset = vec!["HSET", "hash:big"];
+    for member in &members {
+        hset.push(member);
+        hset.push("value");
+    }
+    both.same(&hset);
+    for command in [
+        "SET str hello",
+        "SET int 123",
+        "SET ttl v EX 1000",
+        "RPUSH list a b c a",
+        "SADD ints 1 2 3",
+        "HSET hash f1 v1 f2 v2",
+        "ZADD zset 1 a 2.5 b 0.1 c -inf d",
+        "SELECT 5",
+        "SET other db",
+        "SELECT 0",
+    ] {
+        let args: Vec<&str> = command.split(' ').collect();
+        both.same(&args);
+    }
+    let digest = both.same(&["DEBUG", "DIGEST"]);
+    assert_ne!(digest, "+0000000000000000000000000000000000000000\r\n");
+    both.same(&[
+        "DEBUG",
+        "DIGEST-VALUE",
+        "str",
+        "int",
+        "ttl",
+        "list",
+        "ints",
+        "hash",
+        "zset",
+        "zset:big",
+        "set:big",
+        "hash:big",
+        "nosuch",
+    ]);
+    both.same(&["DEBUG", "DIGEST-VALUE"]);
+    // Order matters for lists only.
+    both.same(&["RPUSH", "list2", "c", "b", "a", "a"]);
+    both.same(&["DEBUG", "DIGEST-VALUE", "list", "list2"]);
+    both.same(&["PERSIST", "ttl"]);
+    both.same(&["DEBUG", "DIGEST"]);
+}

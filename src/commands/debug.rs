@@ -88,6 +88,8 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             Err(Error::raw(text))
         }
         ("protocol", 3) => debug_protocol(ctx, argv[2]),
+        ("digest", 2) => debug_digest(ctx),
+        ("digest-value", _) => debug_digest_value(ctx, &argv[2..]),
         ("populate", 3..=5) => debug_populate(ctx, argv),
         ("segfault" | "panic" | "assert" | "oom" | "crash-and-recover" | "restart" | "leak", _) => {
             Err(Error::err(format!(
@@ -109,7 +111,6 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
         (
             "digest"
-            | "digest-value"
             | "htstats"
             | "htstats-key"
             | "mallctl"
@@ -239,6 +240,137 @@ fn rdb_string_len(s: &[u8]) -> usize {
         }
     }
     rdb_len_len(s.len()) + s.len()
+}
+
+// ---------------------------------------------------------------- DIGEST
+//
+// Redis's dataset digest (debug.c): unordered collections xor their
+// elements' SHA1s, ordered ones feed each SHA1 back, so two servers with
+// the same data give the same digest whatever their layout.
+
+type Digest = [u8; 20];
+
+fn sha1(data: &[u8]) -> Digest {
+    use sha1::Digest as _;
+    sha1::Sha1::digest(data).into()
+}
+
+fn xor_digest(digest: &mut Digest, data: &[u8]) {
+    for (d, h) in digest.iter_mut().zip(sha1(data)) {
+        *d ^= h;
+    }
+}
+
+fn mix_digest(digest: &mut Digest, data: &[u8]) {
+    xor_digest(digest, data);
+    *digest = sha1(digest);
+}
+
+/// Redis's object type numbers (OBJ_STRING...), which the digest mixes in.
+fn type_number(value: &ValueRef) -> u32 {
+    match value {
+        ValueRef::Str(_) => 0,
+        ValueRef::List(_) => 1,
+        ValueRef::Set(_) => 2,
+        ValueRef::ZSet(_) => 3,
+        ValueRef::Hash(_) => 4,
+    }
+}
+
+/// `xorObjectDigest`: the value's type, its elements, and whether it has
+/// a TTL.
+fn value_digest(digest: &mut Digest, entry: &crate::store::Entry, now_ms: u64) {
+    let value = entry.value();
+    mix_digest(digest, &type_number(&value).to_be_bytes());
+    match value {
+        ValueRef::Str(s) => mix_digest(digest, s),
+        ValueRef::List(list) => list.iter().for_each(|item| mix_digest(digest, item)),
+        ValueRef::Set(set) => set.iter().for_each(|member| xor_digest(digest, member)),
+        ValueRef::ZSet(zset) => {
+            for (member, score) in zset.iter_members() {
+                let mut element = [0u8; 20];
+                mix_digest(&mut element, member.as_ref());
+                mix_digest(
+                    &mut element,
+                    crate::protocol::format_double(score).as_bytes(),
+                );
+                xor_digest(digest, &element);
+            }
+        }
+        ValueRef::Hash(hash) => {
+            for (field, value) in hash.iter_live(now_ms) {
+                let mut element = [0u8; 20];
+                mix_digest(&mut element, field);
+                mix_digest(&mut element, value);
+                xor_digest(digest, &element);
+            }
+        }
+    }
+    if entry.expires_at().is_some() {
+        xor_digest(digest, b"!!expire!!");
+    }
+}
+
+fn hex(digest: &Digest) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// DEBUG DIGEST: every database's keys and values, all zeros when empty.
+fn debug_digest(ctx: &mut Ctx) -> Result<()> {
+    let now = ctx.now_ms;
+    let databases = ctx.store().databases();
+    let mut per_db: Vec<Option<Digest>> = vec![None; databases];
+    ctx.locks.each_shard(|shard| {
+        for (db, combined) in per_db.iter_mut().enumerate() {
+            let Some(keys) = shard.existing_db(db) else {
+                continue;
+            };
+            for (key, entry) in keys.iter(now) {
+                let mut digest = [0u8; 20];
+                mix_digest(&mut digest, key);
+                value_digest(&mut digest, entry, now);
+                // Redis: xorDigest(final, digest), final ^= SHA1(digest).
+                xor_digest(combined.get_or_insert([0u8; 20]), &digest);
+            }
+        }
+        Ok(())
+    })?;
+    let mut total = [0u8; 20];
+    for (db, keys) in per_db.iter().enumerate() {
+        if let Some(keys) = keys {
+            mix_digest(&mut total, &(db as u32).to_be_bytes());
+            xor_digest_raw(&mut total, keys);
+        }
+    }
+    ctx.out.simple(&hex(&total));
+    Ok(())
+}
+
+/// Xors a database's combined key digests into the total: xor commutes,
+/// so this is Redis's key-by-key xor after the database's id is mixed in.
+fn xor_digest_raw(total: &mut Digest, keys: &Digest) {
+    for (t, k) in total.iter_mut().zip(keys) {
+        *t ^= k;
+    }
+}
+
+/// DEBUG DIGEST-VALUE key...: each value's digest (zeros for a missing key).
+fn debug_digest_value(ctx: &mut Ctx, keys: &[&[u8]]) -> Result<()> {
+    let (db, now) = (ctx.db(), ctx.now_ms);
+    let mut digests = Vec::with_capacity(keys.len());
+    for key in keys {
+        let mut digest = [0u8; 20];
+        let mut locked = ctx.locks.key(key)?;
+        if let Some(entry) = locked.db(db, key)?.peek(key, now) {
+            value_digest(&mut digest, entry, now);
+        }
+        digests.push(hex(&digest));
+    }
+    ctx.out.array(digests.len());
+    for digest in digests {
+        ctx.out.simple(&digest);
+    }
+    Ok(())
 }
 
 /// DEBUG PROTOCOL <type>: a sample reply of each RESP type, as Redis's.
