@@ -419,3 +419,26 @@ fn latency_reports_samples() {
         );
     }
 }
+
+/// `--hotkeys` reads OBJECT FREQ under an LFU policy: the key read most
+/// is the hottest on both servers.
+#[test]
+fn hotkeys_finds_the_most_read_key() {
+    let pair = Pair::start();
+    fill_every_type(&pair);
+    let reads = "GET str:short\n".repeat(300);
+    pair.same_with_stdin(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"], b"");
+    pair.same_with_stdin(&[], reads.as_bytes());
+    for addr in [pair.larder.addr, pair.redis.addr] {
+        let output = cli(addr, &["--hotkeys"]);
+        let hottest = output
+            .lines()
+            .find(|l| l.starts_with("hot key found"))
+            .unwrap_or_else(|| panic!("no hot key in {output}"));
+        assert!(hottest.ends_with("keyname: \"str:short\""), "{output}");
+        assert!(
+            output.contains("Sampled 11 keys in the keyspace!"),
+            "{output}"
+        );
+    }
+}
