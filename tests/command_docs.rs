@@ -308,3 +308,148 @@ fn redis_cli_builds_hints_from_larder_docs() {
         assert!(stdout.contains(hint), "no hint {hint:?} in {stdout}");
     }
 }
+
+/// The subcommand entries of a COMMAND INFO entry (its tenth field), by
+/// name.
+fn subcommand_entries(entry: &Node) -> HashMap<String, &Node> {
+    entry.children[9]
+        .children
+        .iter()
+        .map(|sub| (text(&sub.children[0]), sub))
+        .collect()
+}
+
+/// Commands whose COMMAND INFO differs from Redis 7.0.15 on purpose:
+/// ZRANK and ZREVRANK take 7.2's WITHSCORE, so their arity is -3 (7.2's).
+const NEWER_ARITY: &[&str] = &["zrank", "zrevrank"];
+
+/// COMMAND INFO of every command and subcommand both servers have, byte
+/// for byte: name, arity, flags, legacy key positions, ACL categories,
+/// tips and key specs. Containers list their subcommands in Redis's hash
+/// table order and Larder has only some, so that field is compared entry
+/// by entry.
+fn every_command_info_matches(protocol: &str) {
+    let mut pair = Pair::start();
+    pair.hello(protocol);
+    let redis_names: Vec<String> = names(&mut pair.redis);
+    let ours = names(&mut pair.larder);
+    let mut compared = 0;
+    for name in ours.iter().filter(|n| redis_names.contains(n)) {
+        let larder = pair.larder.command(&["COMMAND", "INFO", name]);
+        let redis = pair.redis.command(&["COMMAND", "INFO", name]);
+        compared += 1;
+        if larder == redis {
+            continue;
+        }
+        let (larder, redis) = (parse(&larder), parse(&redis));
+        let (ours, theirs) = (&larder.children[0], &redis.children[0]);
+        assert_eq!(ours.children.len(), 10, "{name}: ten fields");
+        for field in 0..9 {
+            if field == 1 && NEWER_ARITY.contains(&name.as_str()) {
+                assert_eq!(ours.children[1].raw, b":-3\r\n", "{name}");
+                continue;
+            }
+            assert_eq!(
+                String::from_utf8_lossy(&ours.children[field].raw),
+                String::from_utf8_lossy(&theirs.children[field].raw),
+                "COMMAND INFO {name} (RESP{protocol}): field {field} differs"
+            );
+        }
+        let redis_subs = subcommand_entries(theirs);
+        let our_subs = subcommand_entries(ours);
+        assert!(
+            !our_subs.is_empty() || NEWER_ARITY.contains(&name.as_str()),
+            "{name}: differs outside subcommands"
+        );
+        for (sub, entry) in our_subs {
+            match redis_subs.get(&sub) {
+                Some(theirs) => assert_eq!(
+                    String::from_utf8_lossy(&entry.raw),
+                    String::from_utf8_lossy(&theirs.raw),
+                    "COMMAND INFO {name}: subcommand {sub} differs"
+                ),
+                None => assert!(
+                    ["client|setinfo", "client|no-touch"].contains(&sub.as_str()),
+                    "{sub} is not a Redis 7.0 subcommand"
+                ),
+            }
+        }
+    }
+    assert!(compared > 240, "compared only {compared} commands");
+}
+
+#[test]
+fn every_shared_command_reports_info_like_redis_resp2() {
+    every_command_info_matches("2");
+}
+
+#[test]
+fn every_shared_command_reports_info_like_redis_resp3() {
+    every_command_info_matches("3");
+}
+
+/// Several names at once, unknown ones, subcommands by full name.
+#[test]
+fn command_info_of_several_names() {
+    let mut pair = Pair::start();
+    for protocol in ["2", "3"] {
+        pair.hello(protocol);
+        pair.check(&[
+            "COMMAND",
+            "INFO",
+            "get",
+            "SET",
+            "nosuch",
+            "client|kill",
+            "zunionstore",
+        ]);
+        pair.check(&[
+            "COMMAND",
+            "INFO",
+            "role",
+            "lastsave",
+            "lolwut",
+            "debug",
+            "module|list",
+        ]);
+        pair.check(&[
+            "COMMAND",
+            "INFO",
+            "command|getkeysandflags",
+            "memory|doctor",
+        ]);
+        pair.check(&["COMMAND", "INFO", "nosuch|thing", "client|nosuch"]);
+    }
+}
+
+/// Every command and subcommand Larder lists has COMMAND INFO and COMMAND
+/// DOCS with a summary, Redis's or (for those Redis 7.0 lacks) its own.
+#[test]
+fn every_listed_command_has_info_and_docs() {
+    let server = TestServer::start();
+    let mut client = Client::connect(server.addr);
+    let all = names(&mut client);
+    assert!(all.len() > 250, "{}", all.len());
+    for name in &all {
+        let info = parse(&client.command(&["COMMAND", "INFO", name]));
+        assert_eq!(info.children.len(), 1, "{name}");
+        assert_eq!(info.children[0].children.len(), 10, "COMMAND INFO {name}");
+        assert_eq!(&text(&info.children[0].children[0]), name);
+        let docs = parse(&client.command(&["COMMAND", "DOCS", name]));
+        assert_eq!(docs.children.len(), 2, "COMMAND DOCS {name}");
+        let fields: Vec<String> = docs.children[1]
+            .children
+            .iter()
+            .step_by(2)
+            .map(text)
+            .collect();
+        assert!(
+            fields.iter().any(|f| f == "summary") && fields.iter().any(|f| f == "group"),
+            "COMMAND DOCS {name}: {fields:?}"
+        );
+    }
+    // COUNT counts the top-level commands.
+    let count = String::from_utf8_lossy(&client.command(&["COMMAND", "COUNT"])).into_owned();
+    let top_level = all.iter().filter(|n| !n.contains('|')).count();
+    assert_eq!(count, format!(":{top_level}\r\n"));
+}

@@ -236,3 +236,209 @@ fn redis_benchmark_completes() {
     // with a 3-byte payload).
     assert_eq!(cli(server.addr, &["GET", "key:__rand_int__"]).len(), 4);
 }
+
+/// The same data of every type on both servers: strings (one long), lists,
+/// sets (intset and hashtable), hashes, sorted sets.
+fn fill_every_type(pair: &Pair) {
+    let long = "x".repeat(500);
+    let members: Vec<String> = (0..200).map(|i| format!("member{i}")).collect();
+    let mut script = format!(
+        "SET str:short hello\nSET str:long {long}\nSET str:int 12345\n\
+         RPUSH list:small a b c d\nLPUSH list:one x\n\
+         SADD set:ints 1 2 3\nSADD set:words {}\n\
+         HSET hash:small f1 v1 f2 v2\nHSET hash:wide {}\n\
+         ZADD zset:small 1 a 2 b\nZADD zset:wide {}\n",
+        members.join(" "),
+        members
+            .iter()
+            .map(|m| format!("{m} v"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        members
+            .iter()
+            .enumerate()
+            .map(|(i, m)| format!("{i} {m}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    script.push_str("DBSIZE\n");
+    let out = pair.same_with_stdin(&[], script.as_bytes());
+    assert!(out.trim_end().ends_with("11"), "{out}");
+}
+
+/// The lines from redis-cli's `-------- summary -------` on.
+fn summary(output: &str) -> String {
+    let start = output
+        .find("-------- summary -------")
+        .unwrap_or_else(|| panic!("no summary in {output}"));
+    output[start..].to_owned()
+}
+
+/// `--bigkeys` scans the keyspace with SCAN, TYPE and the per-type size
+/// commands: the summary (biggest key of each type, counts and sizes) is
+/// the same as against redis-server. (The "found so far" lines follow the
+/// SCAN order, which differs.)
+#[test]
+fn bigkeys_finds_the_same_keys() {
+    let pair = Pair::start();
+    fill_every_type(&pair);
+    let ours = cli(pair.larder.addr, &["--bigkeys"]);
+    let theirs = cli(pair.redis.addr, &["--bigkeys"]);
+    assert_eq!(summary(&ours), summary(&theirs));
+    for expected in [
+        "Biggest string found '\"str:long\"' has 500 bytes",
+        "Biggest   list found '\"list:small\"' has 4 items",
+        "Biggest    set found '\"set:words\"' has 200 members",
+        "Biggest   hash found '\"hash:wide\"' has 200 fields",
+        "Biggest   zset found '\"zset:wide\"' has 200 members",
+        "Sampled 11 keys in the keyspace!",
+    ] {
+        assert!(ours.contains(expected), "no {expected:?} in {ours}");
+    }
+}
+
+/// `--memkeys` asks MEMORY USAGE of every key: the same biggest key of
+/// each type and the same key counts per type as redis-server (the byte
+/// figures are each server's own).
+#[test]
+fn memkeys_finds_the_same_keys() {
+    let pair = Pair::start();
+    fill_every_type(&pair);
+    let ours = cli(pair.larder.addr, &["--memkeys"]);
+    let theirs = cli(pair.redis.addr, &["--memkeys"]);
+    // "Biggest   list found '"list:small"' has 117 bytes" -> the name and key;
+    // "2 lists with 231 bytes (...)" -> "2 lists".
+    let shape = |output: &str| -> Vec<String> {
+        summary(output)
+            .lines()
+            .map(|line| {
+                if let Some((head, _)) = line.split_once(" has ") {
+                    head.to_owned()
+                } else if let Some((head, _)) = line.split_once(" with ") {
+                    head.to_owned()
+                } else {
+                    line.to_owned()
+                }
+            })
+            .collect()
+    };
+    assert_eq!(
+        shape(&ours),
+        shape(&theirs),
+        "ours:\n{ours}\ntheirs:\n{theirs}"
+    );
+    assert!(
+        ours.contains("Biggest string found '\"str:long\"' has"),
+        "{ours}"
+    );
+    assert!(
+        ours.contains("1 zsets with") || ours.contains("2 zsets with"),
+        "{ours}"
+    );
+}
+
+/// Runs `redis-cli --stat` for a moment and stops it, as a person would
+/// with Ctrl-C. stdbuf unbuffers its output, which it never flushes.
+fn stat_output(addr: SocketAddr) -> String {
+    let child = Command::new("stdbuf")
+        .args([
+            "-o0",
+            "redis-cli",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &addr.port().to_string(),
+        ])
+        .args(["--stat", "-i", "0.2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("stdbuf and redis-cli");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let pid = child.id().to_string();
+    let _ = Command::new("kill").args(["-INT", &pid]).status();
+    let output = child.wait_with_output().expect("redis-cli --stat");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `--stat` reads INFO every interval: its header is Redis's, and each
+/// line shows the key count, memory, clients and a request count that
+/// moves.
+#[test]
+fn stat_prints_a_line_per_interval() {
+    let pair = Pair::start();
+    fill_every_type(&pair);
+    let ours = stat_output(pair.larder.addr);
+    let theirs = stat_output(pair.redis.addr);
+    let header = |output: &str| {
+        output
+            .lines()
+            .take(2)
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        header(&ours),
+        header(&theirs),
+        "ours:\n{ours}\ntheirs:\n{theirs}"
+    );
+    let rows: Vec<Vec<&str>> = ours
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|fields| fields.len() >= 6)
+        .collect();
+    assert!(rows.len() >= 3, "{ours}");
+    let mut requests = Vec::new();
+    for fields in &rows {
+        assert_eq!(fields[0], "11", "keys column: {ours}");
+        assert!(fields[1].ends_with(['K', 'M', 'B']), "mem column: {ours}");
+        assert_eq!(fields[2], "1", "clients column: {ours}");
+        requests.push(fields[4].parse::<u64>().expect("requests"));
+    }
+    assert!(requests.windows(2).all(|w| w[1] > w[0]), "{ours}");
+}
+
+/// `--latency` pings and reports min, max, average and count: with `--raw`
+/// it prints one line and exits.
+#[test]
+fn latency_reports_samples() {
+    let pair = Pair::start();
+    for addr in [pair.larder.addr, pair.redis.addr] {
+        let output = cli(addr, &["--latency", "--raw", "-i", "0.2"]);
+        let fields: Vec<&str> = output.split_whitespace().collect();
+        assert_eq!(fields.len(), 4, "{output}");
+        let min: u64 = fields[0].parse().expect("min");
+        let max: u64 = fields[1].parse().expect("max");
+        let avg: f64 = fields[2].parse().expect("avg");
+        let count: u64 = fields[3].parse().expect("count");
+        assert!(count >= 2, "{output}");
+        assert!(
+            min <= max && avg <= max as f64 && avg >= min as f64,
+            "{output}"
+        );
+    }
+}
+
+/// `--hotkeys` reads OBJECT FREQ under an LFU policy: the key read most
+/// is the hottest on both servers.
+#[test]
+fn hotkeys_finds_the_most_read_key() {
+    let pair = Pair::start();
+    fill_every_type(&pair);
+    let reads = "GET str:short\n".repeat(300);
+    pair.same_with_stdin(&["CONFIG", "SET", "maxmemory-policy", "allkeys-lfu"], b"");
+    pair.same_with_stdin(&[], reads.as_bytes());
+    for addr in [pair.larder.addr, pair.redis.addr] {
+        let output = cli(addr, &["--hotkeys"]);
+        let hottest = output
+            .lines()
+            .find(|l| l.starts_with("hot key found"))
+            .unwrap_or_else(|| panic!("no hot key in {output}"));
+        assert!(hottest.ends_with("keyname: \"str:short\""), "{output}");
+        assert!(
+            output.contains("Sampled 11 keys in the keyspace!"),
+            "{output}"
+        );
+    }
+}

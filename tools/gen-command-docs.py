@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Regenerates src/commands/docs.json: the COMMAND DOCS entries of Redis 7.0.15
-for every command and subcommand Larder has.
+for every command and subcommand Larder has, and src/commands/keyspecs.json:
+the tips and key specs COMMAND INFO reports for them.
 
 The documentation text (summaries, argument lists, history...) comes from
 Redis 7.0.15 (Copyright (c) 2006-2022, Redis Ltd., BSD-3-Clause license); this
@@ -17,6 +18,13 @@ with the keys Redis reports (summary, since, group, complexity, doc_flags,
 deprecated_since, replaced_by, history, arguments), minus "subcommands":
 Larder lists its own subcommands from its command table. The RESP types are
 fixed by the field (see src/commands/docs.rs), so plain JSON is enough.
+
+keyspecs.json: full command name -> {"tips": [...], "key_specs": [...]}, each
+key spec {"notes"?, "flags": [...], "begin_search": [type, [[name, value]...]],
+"find_keys": [type, [[name, value]...]]} in Redis's reply order (see
+src/commands/command.rs). Larder's command table cannot say everything Redis's
+key specs say (keyword searches, several specs per command, per-spec flags),
+so COMMAND INFO and COMMAND GETKEYSANDFLAGS read them from here.
 """
 import json, os, socket, subprocess, sys, time
 
@@ -128,6 +136,41 @@ def convert_doc(node, name, out):
     out[name] = doc
 
 
+def convert_pairs(node, what):
+    return [[expect(k, "$", what), v[1]] for k, v in expect(node, "%", what)]
+
+
+def convert_key_spec(node, what):
+    spec = {}
+    for k, v in expect(node, "%", what):
+        key = expect(k, "$", what)
+        if key == "notes":
+            spec["notes"] = expect(v, "$", what)
+        elif key == "flags":
+            spec["flags"] = [expect(f, "+", what) for f in expect(v, "~", what)]
+        elif key in ("begin_search", "find_keys"):
+            fields = dict((expect(a, "$", what), b) for a, b in expect(v, "%", what))
+            spec[key] = [expect(fields["type"], "$", what),
+                         convert_pairs(fields["spec"], what)]
+        else:
+            raise ValueError("%s: unexpected key spec field %s" % (what, key))
+    return spec
+
+
+def convert_info(node, out):
+    """One COMMAND INFO entry (and its subcommands) -> out[name]."""
+    fields = expect(node, "*", "COMMAND INFO")
+    name = expect(fields[0], "$", "name")
+    out[name] = {
+        "tips": [expect(t, "$", name) for t in expect(fields[7], "~", name)],
+        "key_specs": [convert_key_spec(s, name) for s in expect(fields[8], "~", name)],
+    }
+    subs = fields[9]
+    if subs[0] == "*":
+        for sub in subs[1]:
+            convert_info(sub, out)
+
+
 def main():
     larder_bin = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         ROOT, "target", "debug", "larder-server")
@@ -152,6 +195,15 @@ def main():
         print("wrote %d entries to %s" % (len(docs), path))
         if missing:
             print("not in Redis (document them in docs_extra.json): " + " ".join(missing))
+        all_info = {}
+        for entry in expect(rc.cmd("COMMAND", "INFO"), "*", "COMMAND INFO"):
+            convert_info(entry, all_info)
+        info = {n: all_info[n] for n in names if n in all_info}
+        path = os.path.join(ROOT, "src", "commands", "keyspecs.json")
+        with open(path, "w") as f:
+            json.dump(info, f, indent=1, sort_keys=True, ensure_ascii=False)
+            f.write("\n")
+        print("wrote %d entries to %s" % (len(info), path))
     finally:
         redis.terminate()
         larder.terminate()

@@ -12,6 +12,7 @@ mod table;
 mod command;
 mod config;
 mod connection;
+mod debug;
 mod docs;
 mod hash;
 mod info;
@@ -67,6 +68,9 @@ pub mod flags {
     pub const ALLOW_BUSY: u32 = 1 << 15;
     /// The command's keys may be zero in number (EVAL, FCALL...).
     pub const NO_MANDATORY_KEYS: u32 = 1 << 16;
+    /// Refused while a replica loads asynchronously (MODULE LOAD...):
+    /// reported only, Larder has no replication.
+    pub const NO_ASYNC_LOADING: u32 = 1 << 17;
     /// Larder-only, not reported: the command may touch any key (KEYS, SCAN,
     /// FLUSHDB...), so a transaction containing it locks every shard.
     pub const WHOLE_KEYSPACE: u32 = 1 << 30;
@@ -86,8 +90,9 @@ pub mod flags {
         (SKIP_SLOWLOG, "skip_slowlog"),
         (FAST, "fast"),
         (NO_AUTH, "no_auth"),
-        (MAY_REPLICATE, "may_replicate"),
+        // MAY_REPLICATE is hidden, as Redis hides it.
         (NO_MANDATORY_KEYS, "no_mandatory_keys"),
+        (NO_ASYNC_LOADING, "no_async_loading"),
         (NO_MULTI, "no_multi"),
         (ALLOW_BUSY, "allow_busy"),
     ];
@@ -251,7 +256,10 @@ impl CommandSpec {
                 self.acl_categories.contains(category)
                     || match *category {
                         "write" => self.has(flags::WRITE),
-                        "read" => self.has(flags::READONLY),
+                        // As Redis's setImplicitACLCategories: not for scripts.
+                        "read" => {
+                            self.has(flags::READONLY) && !self.acl_categories.contains(&"scripting")
+                        }
                         "admin" | "dangerous" => self.has(flags::ADMIN),
                         "pubsub" => self.has(flags::PUBSUB),
                         "fast" => self.has(flags::FAST),

@@ -501,7 +501,7 @@ fn memory_stats(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 }
 
 /// Redis's `getMemoryDoctorReport`, on Larder's figures.
-pub fn memory_doctor_report(m: &MemoryOverhead, clients: u64) -> String {
+pub fn memory_doctor_report(m: &MemoryOverhead, clients: u64, cached_scripts: u64) -> String {
     const MB10: i64 = 10 << 20;
     let mut issues: Vec<&str> = Vec::new();
     let empty = m.total_allocated < 5 * 1024 * 1024;
@@ -524,6 +524,9 @@ pub fn memory_doctor_report(m: &MemoryOverhead, clients: u64) -> String {
         if clients > 0 && m.clients_normal / clients > 200 * 1024 {
             issues.push(" * Big client buffers: The clients output buffers in this instance are greater than 200K per client (on average). This may result from different causes, like Pub/Sub clients subscribed to channels bot not receiving data fast enough, so that data piles on the Redis instance output buffer, or clients sending commands with large replies or very large sequences of commands in the same pipeline. Please use the CLIENT LIST command in order to investigate the issue if it causes problems in your instance, or to understand better why certain clients are using a big amount of memory.\n\n");
         }
+        if cached_scripts > 1000 {
+            issues.push(" * Many scripts: There seem to be many cached scripts in this instance (more than 1000). This may be because scripts are generated and `EVAL`ed, instead of being parameterized (with KEYS and ARGV), `SCRIPT LOAD`ed and `EVALSHA`ed. Unless `SCRIPT FLUSH` is called periodically, the scripts' caches may end up consuming most of your memory.\n\n");
+        }
     }
     if empty {
         "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n".to_string()
@@ -545,7 +548,8 @@ const HIGH_FRAG: &str = " * High total RSS: This instance has a memory fragmenta
 
 fn memory_doctor(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     let m = memory_overhead(ctx)?;
-    let report = memory_doctor_report(&m, ctx.shared.clients.len() as u64);
+    let cached_scripts = ctx.shared.scripting.stats().cached_scripts as u64;
+    let report = memory_doctor_report(&m, ctx.shared.clients.len() as u64, cached_scripts);
     ctx.out.verbatim("txt", report.as_bytes());
     Ok(())
 }

@@ -102,6 +102,8 @@ pub struct Session {
     pub block: Option<BlockRequest>,
     /// Left by `WRITEBEHIND FLUSH`: the connection waits for the flush.
     pub flush_wait: Option<crate::shared::FlushWait>,
+    /// DEBUG SLEEP: how long the connection waits after this command.
+    pub debug_sleep: Option<std::time::Duration>,
     /// While a blocked client's command runs again after a wakeup: the keys
     /// it was woken for, in the order they got data. As Redis 7.0 serves a
     /// blocked client from the key that became ready (first), the command
@@ -157,6 +159,7 @@ impl Session {
             blocking_allowed: false,
             block: None,
             flush_wait: None,
+            debug_sleep: None,
             woken_by: None,
             batch_time_ms: None,
             last_command: "NULL",

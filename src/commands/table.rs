@@ -6,11 +6,12 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 18] {
+fn families() -> [&'static [CommandSpec]; 19] {
     [
         super::command::COMMANDS,
         super::config::COMMANDS,
         super::connection::COMMANDS,
+        super::debug::COMMANDS,
         super::hash::COMMANDS,
         super::info::COMMANDS,
         super::keyspace::COMMANDS,

@@ -91,6 +91,8 @@ pub struct Config {
     pub syslog_ident: String,
     /// `syslog-facility`: user, local0...local7.
     pub syslog_facility: String,
+    /// Who may run DEBUG (`enable-debug-command`): no, yes, local.
+    pub enable_debug_command: String,
     /// Number of keyspace shards (Larder-specific; power of two).
     pub shards: usize,
     /// Memory limit in bytes (`maxmemory`, 0: none).
@@ -543,6 +545,22 @@ pub static SETTINGS: &[Setting] = &[
                 return Err("argument(s) must be one of the following: debug, verbose, notice, warning, nothing".into());
             }
             c.loglevel = level;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "enable-debug-command",
+        kind: Kind::Enum,
+        mutable: false,
+        default: "no",
+        description: "Whether DEBUG may run: no, yes, or local (loopback and unix socket clients only).",
+        get: |c| c.enable_debug_command.clone(),
+        set: |c, v| {
+            let value = v.to_ascii_lowercase();
+            if !["no", "yes", "local"].contains(&value.as_str()) {
+                return Err("argument(s) must be one of the following: no, yes, local".into());
+            }
+            c.enable_debug_command = value;
             Ok(())
         },
     },
@@ -1100,6 +1118,7 @@ impl Default for Config {
             syslog_enabled: false,
             syslog_ident: String::new(),
             syslog_facility: String::new(),
+            enable_debug_command: String::new(),
             shards: 0,
             maxmemory: 0,
             maxmemory_policy: Policy::NoEviction,

@@ -378,6 +378,17 @@ impl Connection<'_> {
                                 }
                             }
                         }
+                        // DEBUG SLEEP: only this connection waits.
+                        if let Some(pause) = session.debug_sleep.take() {
+                            self.prefetched = 0;
+                            tokio::select! {
+                                _ = tokio::time::sleep(pause) => {}
+                                _ = self.handle.killed() => return Ok(Processed::Close),
+                                _ = self.shutdown.wait_for(|&stop| stop) => {
+                                    return Ok(Processed::Close)
+                                }
+                            }
+                        }
                         // The command runs again when woken: keep a copy
                         // (the input buffer moves on).
                         if let Some(request) = session.block.take() {

@@ -27,9 +27,12 @@ impl Store {
     /// [`Store::expire_cycle`], with keys and hash fields counted apart (for
     /// INFO's `expired_keys` and `expired_subkeys`).
     pub fn expire_cycle_counts(&self) -> ExpiredCounts {
+        let mut total = ExpiredCounts::default();
+        if !self.active_expire() {
+            return total;
+        }
         let probe = self.latency().start();
         let now = self.now_ms();
-        let mut total = ExpiredCounts::default();
         for index in 0..self.shard_count() {
             let mut locks = self.lock_shard(index);
             let Ok(shard) = locks.shard(index) else {

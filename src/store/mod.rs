@@ -93,6 +93,9 @@ struct StoreInner {
     lazyfree: Arc<LazyFreeStats>,
     /// Where active expiry and eviction report slow cycles (LATENCY).
     latency: Arc<crate::latency::LatencyMonitor>,
+    /// Whether active expiry runs (`DEBUG SET-ACTIVE-EXPIRE`); off, keys
+    /// past their TTL go only when accessed.
+    active_expire: std::sync::atomic::AtomicBool,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -155,8 +158,22 @@ impl Store {
                 s3fifo,
                 lazyfree: Default::default(),
                 latency: Default::default(),
+                active_expire: std::sync::atomic::AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Turns active expiry on or off (`DEBUG SET-ACTIVE-EXPIRE`).
+    pub fn set_active_expire(&self, on: bool) {
+        self.inner
+            .active_expire
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn active_expire(&self) -> bool {
+        self.inner
+            .active_expire
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Number of logical databases.
