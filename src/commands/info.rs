@@ -137,14 +137,6 @@ fn unix_now() -> std::time::Duration {
         .unwrap_or_default()
 }
 
-/// The server's start, in unix seconds: what Redis reports as the last
-/// save when it never saved (Larder has no snapshots yet).
-fn started_unix_secs(ctx: &Ctx) -> u64 {
-    unix_now()
-        .as_secs()
-        .saturating_sub(ctx.shared.started.elapsed().as_secs())
-}
-
 fn server_section(ctx: &Ctx) -> String {
     let uptime = ctx.shared.started.elapsed().as_secs();
     let bound = ctx.shared.bound.lock().clone();
@@ -419,7 +411,10 @@ fn persistence_section(ctx: &mut Ctx) -> Result<String> {
         ("current_save_keys_total", "0".into()),
         ("rdb_changes_since_last_save", changes.to_string()),
         ("rdb_bgsave_in_progress", "0".into()),
-        ("rdb_last_save_time", started_unix_secs(ctx).to_string()),
+        (
+            "rdb_last_save_time",
+            super::server::start_time_unix(ctx.shared).to_string(),
+        ),
         ("rdb_last_bgsave_status", "ok".into()),
         ("rdb_last_bgsave_time_sec", "-1".into()),
         ("rdb_current_bgsave_time_sec", "-1".into()),
