@@ -16,6 +16,7 @@ pub mod config;
 pub mod error;
 pub mod glob;
 pub mod memory;
+pub mod metrics;
 pub mod numbers;
 pub mod protocol;
 pub mod pubsub;

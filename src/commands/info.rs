@@ -40,7 +40,7 @@ const DEFAULT_SECTIONS: &[&str] = &[
 
 /// Larder's own sections: shown when asked for by name (or with
 /// `everything`), so that plain INFO has only Redis's sections.
-const LARDER_SECTIONS: &[&str] = &["writebehind"];
+const LARDER_SECTIONS: &[&str] = &["writebehind", "larder"];
 
 fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut wanted: Vec<&str> = Vec::new();
@@ -84,6 +84,7 @@ fn info(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             "replication" => replication_section(),
             "cpu" => cpu_section(),
             "writebehind" => writebehind_section(ctx),
+            "larder" => larder_section(ctx),
             _ => keyspace_section(ctx)?,
         };
         let title = match *section {
@@ -102,6 +103,24 @@ fn writebehind_section(ctx: &Ctx) -> String {
         Some(writebehind) => fields(&writebehind.status()),
         None => fields(&[("writebehind_enabled", "0".to_string())]),
     }
+}
+
+/// Larder's own store figures: shard-lock contention and evictions by
+/// the policy that chose them (one `evicted_keys_<policy>` line for each
+/// policy that evicted, and for the current one).
+fn larder_section(ctx: &Ctx) -> String {
+    let store = ctx.store();
+    let current = ctx.shared.config.read().maxmemory_policy;
+    let mut text = fields(&[
+        ("shards", store.shard_count().to_string()),
+        ("shard_lock_waits", store.shard_lock_waits().to_string()),
+    ]);
+    for (policy, evicted) in store.evicted_keys_by_policy() {
+        if evicted > 0 || policy == current {
+            text.push_str(&format!("evicted_keys_{}:{evicted}\r\n", policy.name()));
+        }
+    }
+    text
 }
 
 fn fields(pairs: &[(&str, String)]) -> String {
