@@ -396,3 +396,102 @@ fn redis_7_info_renders_a_valid_exposition() {
     let quantiles: Vec<(f64, f64)> = quantiles.iter().map(|q| (q.quantile, q.count)).collect();
     assert_eq!(quantiles, vec![(50.0, 3.007), (99.0, 5.023), (99.9, 5.023)]);
 }
+
+/// Write-behind's figures, with a real PostgreSQL (see
+/// `common::postgres`): pending keys and lag while changes wait, rows
+/// written once they are flushed, the circuit's state.
+#[test]
+fn writebehind_series_follow_the_engine() {
+    let pg = common::postgres::Postgres::start();
+    let port = free_port();
+    let url = pg.url();
+    let server = TestServer::with_config(|c| {
+        c.write_behind_url = url;
+        // Long enough that the changes below wait for the flush.
+        c.write_behind_delay = 30_000;
+        c.set("metrics-port", &port.to_string()).unwrap();
+    });
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut con = server.client();
+    let before = scrape(addr);
+    assert_eq!(gauge(&before, "larder_writebehind_enabled", &[]), 1.0);
+    for i in 0..10 {
+        command(&mut con, &["SET", &format!("wb:{i}"), "v"]);
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let waiting = scrape(addr);
+    assert_eq!(
+        gauge(&waiting, "larder_writebehind_pending_keys", &[]),
+        10.0
+    );
+    assert!(gauge(&waiting, "larder_writebehind_lag_seconds", &[]) >= 0.1);
+    common::writebehind::flush(&mut con);
+    let flushed = scrape(addr);
+    assert_eq!(gauge(&flushed, "larder_writebehind_pending_keys", &[]), 0.0);
+    assert_eq!(gauge(&flushed, "larder_writebehind_lag_seconds", &[]), 0.0);
+    assert!(
+        counter(&flushed, "larder_writebehind_rows_written_total", &[])
+            - counter(&before, "larder_writebehind_rows_written_total", &[])
+            >= 10.0
+    );
+    assert!(counter(&flushed, "larder_writebehind_batches_total", &[]) >= 1.0);
+    assert_eq!(
+        counter(&flushed, "larder_writebehind_errors_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        counter(&flushed, "larder_writebehind_dead_letters_total", &[]),
+        0.0
+    );
+    assert_eq!(gauge(&flushed, "larder_writebehind_up", &[]), 1.0);
+    assert_eq!(
+        gauge(
+            &flushed,
+            "larder_writebehind_circuit_state",
+            &[("state", "closed")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        gauge(
+            &flushed,
+            "larder_writebehind_circuit_state",
+            &[("state", "open")]
+        ),
+        0.0
+    );
+}
+
+/// Evictions show under the policy that made them, and add up to
+/// `redis_evicted_keys_total`. (In the test process `used_memory` is the
+/// RSS, far above 1 MB: every key can go.)
+#[test]
+fn evictions_are_reported_by_policy() {
+    let (server, addr) = server_with_metrics();
+    let mut con = server.client();
+    for i in 0..50 {
+        command(&mut con, &["SET", &format!("e:{i}"), "v"]);
+    }
+    command(
+        &mut con,
+        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
+    );
+    command(&mut con, &["CONFIG", "SET", "maxmemory", "1mb"]);
+    // Evicts what it can, then (still over) refuses with OOM.
+    let _: redis::RedisResult<()> = redis::cmd("SET").arg("one-more").arg("v").query(&mut con);
+    command(&mut con, &["CONFIG", "SET", "maxmemory", "0"]);
+    let scrape = scrape(addr);
+    let by_policy = counter(
+        &scrape,
+        "larder_evicted_keys_total",
+        &[("policy", "allkeys-random")],
+    );
+    assert!(by_policy >= 1.0, "{by_policy}");
+    assert_eq!(by_policy, counter(&scrape, "redis_evicted_keys_total", &[]));
+    assert!(find(
+        &scrape,
+        "larder_evicted_keys_total",
+        &[("policy", "noeviction")]
+    )
+    .is_none());
+}
