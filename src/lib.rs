@@ -17,6 +17,7 @@ pub mod error;
 pub mod glob;
 pub mod latency;
 pub mod memory;
+pub mod metrics;
 pub mod numbers;
 pub mod protocol;
 pub mod pubsub;

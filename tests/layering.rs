@@ -16,6 +16,9 @@ const FLOORS: &[&[&str]] = &[
     &["writebehind", "scripting", "pubsub"],
     &["shared"],
     &["commands"],
+    // The Prometheus endpoint: serves a socket and runs INFO through the
+    // command layer; the server starts and stops it.
+    &["metrics"],
     &["server"],
 ];
 

@@ -660,7 +660,10 @@ fn keyspace_section(ctx: &mut Ctx) -> Result<String> {
         .collect())
 }
 
-/// Larder's own figures: the store's layout, eviction and the hit ratio.
+/// Larder's own figures: the store's layout and lock contention,
+/// evictions by the policy that chose them (one `evicted_keys_<policy>`
+/// line for each policy that evicted, and for the current one), the hit
+/// ratio.
 fn larder_section(ctx: &Ctx) -> String {
     let store = ctx.store();
     let stats = &ctx.shared.stats;
@@ -671,25 +674,29 @@ fn larder_section(ctx: &Ctx) -> String {
     } else {
         hits as f64 / lookups as f64
     };
-    let policy = ctx.shared.config.read().memory_limits().policy;
-    fields(&[
+    let current = ctx.shared.config.read().maxmemory_policy;
+    let mut text = fields(&[
         ("larder_version", env!("CARGO_PKG_VERSION").into()),
         ("shards", store.shard_count().to_string()),
-        ("maxmemory_policy", policy.name().into()),
-        ("evicted_keys", store.evicted_keys().to_string()),
-        // Keys eviction found already expired and reclaimed as expired.
-        (
-            "expired_by_eviction",
-            store.expired_by_eviction().to_string(),
-        ),
-        ("keyspace_hit_ratio", format!("{hit_ratio:.4}")),
+        ("shard_lock_waits", store.shard_lock_waits().to_string()),
         (
             "worker_threads",
             tokio::runtime::Handle::try_current()
                 .map_or(0, |runtime| runtime.metrics().num_workers())
                 .to_string(),
         ),
-    ])
+        ("maxmemory_policy", current.name().into()),
+        ("evicted_keys", store.evicted_keys().to_string()),
+        // Keys eviction found already expired and reclaimed as expired.
+        ("expired_by_eviction", store.expired_by_eviction().to_string()),
+        ("keyspace_hit_ratio", format!("{hit_ratio:.4}")),
+    ]);
+    for (policy, evicted) in store.evicted_keys_by_policy() {
+        if evicted > 0 || policy == current {
+            text.push_str(&format!("evicted_keys_{}:{evicted}\r\n", policy.name()));
+        }
+    }
+    text
 }
 
 /// Write-behind to PostgreSQL (Larder-only).

@@ -37,6 +37,10 @@ pub struct Config {
     /// Addresses to listen on (`bind`).
     pub bind: Vec<String>,
     pub port: u16,
+    /// Port of the Prometheus endpoint (`metrics-port`, 0: off).
+    pub metrics_port: u16,
+    /// Address the Prometheus endpoint listens on (`metrics-bind`).
+    pub metrics_bind: String,
     /// Number of logical databases.
     pub databases: usize,
     /// Password for the default user (`requirepass`); `None`: no auth.
@@ -294,6 +298,34 @@ pub static SETTINGS: &[Setting] = &[
         get: |c| c.port.to_string(),
         set: |c, v| {
             c.port = ranged(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "metrics-port",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "0",
+        description: "TCP port of the Prometheus endpoint, GET /metrics over HTTP (0: off).",
+        get: |c| c.metrics_port.to_string(),
+        set: |c, v| {
+            c.metrics_port = ranged(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "metrics-bind",
+        kind: Kind::Text,
+        mutable: false,
+        default: "127.0.0.1",
+        description: "Address the Prometheus endpoint listens on (one IPv4 or IPv6 address).",
+        get: |c| c.metrics_bind.clone(),
+        set: |c, v| {
+            let host = v.trim().trim_start_matches('[').trim_end_matches(']');
+            if host.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("invalid address '{v}'"));
+            }
+            c.metrics_bind = host.to_string();
             Ok(())
         },
     },
@@ -1095,6 +1127,8 @@ impl Default for Config {
         let mut config = Config {
             bind: Vec::new(),
             port: 0,
+            metrics_port: 0,
+            metrics_bind: String::new(),
             databases: 0,
             requirepass: None,
             maxclients: 0,

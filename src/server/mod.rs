@@ -36,6 +36,8 @@ use crate::writebehind::WriteBehind;
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    /// The Prometheus endpoint's listener (`metrics-port`), if on.
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -63,12 +65,17 @@ impl Server {
                 "no bind address",
             ));
         }
+        let metrics = crate::metrics::bind(&config).await?;
         let shared = Arc::new(Shared::new(config));
         *shared.bound.lock() = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())
             .collect();
-        Ok(Server { shared, listeners })
+        Ok(Server {
+            shared,
+            listeners,
+            metrics,
+        })
     }
 
     /// Binds and serves in the background on the current tokio runtime.
@@ -76,13 +83,24 @@ impl Server {
         let server = Server::bind(config).await?;
         let shared = server.shared.clone();
         let addr = server.local_addr();
+        let metrics_addr = server.metrics_addr();
         let task = tokio::spawn(server.run());
-        Ok(RunningServer { shared, addr, task })
+        Ok(RunningServer {
+            shared,
+            addr,
+            metrics_addr,
+            task,
+        })
     }
 
     /// The first bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.shared.bound.lock()[0]
+    }
+
+    /// The Prometheus endpoint's address (`metrics-port`), if on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn store(&self) -> Store {
@@ -141,6 +159,17 @@ impl Server {
         let mut accept_tasks = Vec::new();
         for listener in self.listeners {
             accept_tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
+        }
+        if let Some(listener) = self.metrics {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "Prometheus metrics at http://{address}/metrics");
+            }
+            // It stops by itself on shutdown; aborted with the listeners
+            // all the same.
+            accept_tasks.push(tokio::spawn(crate::metrics::serve(
+                self.shared.clone(),
+                listener,
+            )));
         }
         let mut shutdown = self.shared.shutdown_receiver();
         let _ = shutdown.wait_for(|&stop| stop).await;
@@ -252,12 +281,18 @@ fn writebehind_leftovers(writebehind: &WriteBehind) -> Option<String> {
 pub struct RunningServer {
     shared: Arc<Shared>,
     addr: SocketAddr,
+    metrics_addr: Option<SocketAddr>,
     task: JoinHandle<io::Result<()>>,
 }
 
 impl RunningServer {
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The Prometheus endpoint's address (`metrics-port`), if on.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     pub fn store(&self) -> Store {

@@ -578,7 +578,7 @@ impl Store {
                         .expired_by_eviction
                         .fetch_add(1, Ordering::Relaxed);
                 } else {
-                    self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
+                    self.count_eviction(Policy::AllKeysS3Fifo);
                 }
                 // Freed here, after the shard lock was released.
                 drop(entry);
@@ -618,9 +618,26 @@ impl Store {
                 .expired_by_eviction
                 .fetch_add(1, Ordering::Relaxed);
         } else {
-            self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
+            self.count_eviction(policy);
         }
         Ok(entry)
+    }
+
+    fn count_eviction(&self, policy: Policy) {
+        self.inner.evicted_keys.fetch_add(1, Ordering::Relaxed);
+        if let Some(at) = Policy::ALL.iter().position(|&p| p == policy) {
+            self.inner.evicted_by_policy[at].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Keys evicted since the start, by the policy that chose them (every
+    /// policy of [`Policy::ALL`], in that order).
+    pub fn evicted_keys_by_policy(&self) -> Vec<(Policy, u64)> {
+        Policy::ALL
+            .iter()
+            .zip(&self.inner.evicted_by_policy)
+            .map(|(&policy, count)| (policy, count.load(Ordering::Relaxed)))
+            .collect()
     }
 
     /// Keys evicted for `maxmemory` since the start (INFO's `evicted_keys`).
@@ -637,6 +654,9 @@ impl Store {
     /// CONFIG RESETSTAT's part for eviction counters.
     pub fn reset_eviction_stats(&self) {
         self.inner.evicted_keys.store(0, Ordering::Relaxed);
+        for count in &self.inner.evicted_by_policy {
+            count.store(0, Ordering::Relaxed);
+        }
         self.inner.expired_by_eviction.store(0, Ordering::Relaxed);
     }
 }
@@ -724,6 +744,34 @@ mod tests {
             assert_eq!(store.dbsize(1).unwrap(), 0, "{policy:?}");
             assert_eq!(store.evicted_keys(), 5);
         }
+    }
+
+    #[test]
+    fn evictions_are_counted_by_the_policy_that_chose_them() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..10 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        for _ in 0..3 {
+            assert!(store.evict_one(&limits(Policy::AllKeysLru)));
+        }
+        for _ in 0..2 {
+            assert!(store.evict_one(&limits(Policy::AllKeysRandom)));
+        }
+        let count = |policy| {
+            store
+                .evicted_keys_by_policy()
+                .into_iter()
+                .find(|(p, _)| *p == policy)
+                .unwrap()
+                .1
+        };
+        assert_eq!(count(Policy::AllKeysLru), 3);
+        assert_eq!(count(Policy::AllKeysRandom), 2);
+        assert_eq!(count(Policy::VolatileLru), 0);
+        assert_eq!(store.evicted_keys(), 5);
+        store.reset_eviction_stats();
+        assert_eq!(count(Policy::AllKeysLru), 0);
     }
 
     #[test]

@@ -84,7 +84,13 @@ struct StoreInner {
     databases: usize,
     clock: Clock,
     evicted_keys: std::sync::atomic::AtomicU64,
+    /// `evicted_keys` by the policy that chose them (positions of
+    /// [`Policy::ALL`]): a policy changed at run time keeps its count.
+    evicted_by_policy: [std::sync::atomic::AtomicU64; Policy::ALL.len()],
     expired_by_eviction: std::sync::atomic::AtomicU64,
+    /// Shard-lock acquisitions that found the lock held and had to wait
+    /// (bumped only then: an uncontended lock costs nothing more).
+    shard_lock_waits: CachePadded<std::sync::atomic::AtomicU64>,
     eviction_pool: Mutex<evict::EvictionPool>,
     /// Whether the shards keep S3-FIFO queues (the policy is, or was last
     /// seen as, `allkeys-s3fifo`).
@@ -153,7 +159,9 @@ impl Store {
                 databases,
                 clock: options.clock,
                 evicted_keys: Default::default(),
+                evicted_by_policy: Default::default(),
                 expired_by_eviction: Default::default(),
+                shard_lock_waits: Default::default(),
                 eviction_pool: Default::default(),
                 s3fifo,
                 lazyfree: Default::default(),
@@ -263,9 +271,13 @@ impl Store {
                 let shard = &self.inner.shards[index];
                 match shard.try_lock() {
                     Some(guard) => guards.push((index, guard)),
-                    None if guards.is_empty() => guards.push((index, shard.lock())),
+                    None if guards.is_empty() => {
+                        self.count_shard_lock_wait();
+                        guards.push((index, shard.lock()))
+                    }
                     None => {
                         drop(guards);
+                        self.count_shard_lock_wait();
                         drop(shard.lock());
                         continue 'start_over;
                     }
@@ -281,11 +293,37 @@ impl Store {
     /// Locks one shard.
     pub fn lock_shard(&self, index: usize) -> LockSet<'_> {
         let mut guards = SmallVec::new();
-        guards.push((index, self.inner.shards[index].lock()));
+        guards.push((index, self.lock_shard_counted(index)));
         LockSet {
             store: self,
             guards,
         }
+    }
+
+    /// Shard `index`'s lock, counting a wait in `shard_lock_waits` when
+    /// another thread holds it (`try_lock` first: the same cost as `lock`
+    /// when the lock is free).
+    fn lock_shard_counted(&self, index: usize) -> MutexGuard<'_, Shard> {
+        let shard = &self.inner.shards[index];
+        shard.try_lock().unwrap_or_else(|| {
+            self.count_shard_lock_wait();
+            shard.lock()
+        })
+    }
+
+    #[cold]
+    fn count_shard_lock_wait(&self) {
+        self.inner
+            .shard_lock_waits
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Shard-lock acquisitions that had to wait for another thread since
+    /// the start (INFO's `shard_lock_waits`).
+    pub fn shard_lock_waits(&self) -> u64 {
+        self.inner
+            .shard_lock_waits
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Locks every shard (transactions that touch the whole keyspace), as
@@ -311,7 +349,7 @@ impl Store {
     ) -> Result<R> {
         self.check_db(db)?;
         let now = self.now_ms();
-        let mut shard = self.inner.shards[self.shard_index(key)].lock();
+        let mut shard = self.lock_shard_counted(self.shard_index(key));
         Ok(f(shard.db(db), now))
     }
 
@@ -572,7 +610,7 @@ impl<'s> LockSet<'s> {
         };
         let shard = &self.store.inner.shards[index];
         let guard = if position == self.guards.len() {
-            Some(shard.lock())
+            Some(self.store.lock_shard_counted(index))
         } else {
             let deadline = std::time::Instant::now() + patience;
             loop {
@@ -620,5 +658,34 @@ impl<'s> LockSet<'s> {
 
     pub fn store(&self) -> &'s Store {
         self.store
+    }
+}
+
+#[cfg(test)]
+mod shard_lock_wait_tests {
+    use super::*;
+    use std::time::Instant;
+
+    #[test]
+    fn only_an_acquisition_that_waits_is_counted() {
+        let store = Store::new();
+        drop(store.lock_keys([&b"k"[..]]));
+        store.set(0, b"k", b"v").unwrap();
+        assert_eq!(store.shard_lock_waits(), 0);
+        let held = store.lock_keys([&b"k"[..]]);
+        let waiter = {
+            let store = store.clone();
+            std::thread::spawn(move || drop(store.lock_keys([&b"k"[..]])))
+        };
+        // The wait is counted before it starts.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while store.shard_lock_waits() == 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(store.shard_lock_waits(), 1);
+        drop(held);
+        waiter.join().unwrap();
+        assert_eq!(store.get(0, b"k").unwrap().as_deref(), Some(&b"v"[..]));
+        assert_eq!(store.shard_lock_waits(), 1);
     }
 }
