@@ -688,7 +688,10 @@ fn larder_section(ctx: &Ctx) -> String {
         ("maxmemory_policy", current.name().into()),
         ("evicted_keys", store.evicted_keys().to_string()),
         // Keys eviction found already expired and reclaimed as expired.
-        ("expired_by_eviction", store.expired_by_eviction().to_string()),
+        (
+            "expired_by_eviction",
+            store.expired_by_eviction().to_string(),
+        ),
         ("keyspace_hit_ratio", format!("{hit_ratio:.4}")),
     ]);
     for (policy, evicted) in store.evicted_keys_by_policy() {
