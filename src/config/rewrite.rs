@@ -374,7 +374,7 @@ mod tests {
         let dir = std::path::absolute(".").unwrap().display().to_string();
         assert_eq!(
             new,
-            format!("# top\nport 7000\n\nmaxmemory 0\ntimeout 20\n\nreplica-priority 50\n\n# ??? no-such-thing 1\n\n# end\n\n{SIGNATURE}\nsave \"\"\ndir \"{dir}\"\nhash-max-listpack-value 2kb\nmaxmemory-clients 10%\nignore-warnings \"a b\"\n")
+            format!("# top\nport 7000\n\nmaxmemory 0\ntimeout 20\n\nreplica-priority 50\n\n# ??? no-such-thing 1\n\n# end\n\n{SIGNATURE}\nlatency-tracking-info-percentiles 50 99 99.9\nsave \"\"\ndir \"{dir}\"\nhash-max-listpack-value 2kb\nmaxmemory-clients 10%\nignore-warnings \"a b\"\n")
         );
         // As Redis, a second rewrite keeps the file's last (empty) line,
         // and then nothing changes.
