@@ -33,6 +33,8 @@ mod transaction;
 mod writebehind;
 mod zset;
 
+use std::cell::Cell;
+
 use smallvec::SmallVec;
 
 pub use session::{HotSettings, MultiState, ReplyMode, Session, Subscriptions, WatchedKey};
@@ -996,9 +998,29 @@ fn stat_slots() -> &'static StatSlots {
     })
 }
 
-/// `spec`'s slot in the command statistics.
+/// `spec`'s slot in the command statistics. Every command run asks, so
+/// each thread remembers the slots it found lately (a direct-mapped cache
+/// by address: one load instead of a binary search of 400 addresses).
 #[inline]
 pub fn stat_slot(spec: &CommandSpec) -> usize {
+    const WAYS: usize = 64;
+    thread_local! {
+        static RECENT: [Cell<(usize, usize)>; WAYS] = const { [const { Cell::new((0, 0)) }; WAYS] };
+    }
+    let address = spec as *const CommandSpec as usize;
+    let way = (address / std::mem::size_of::<CommandSpec>()) % WAYS;
+    RECENT.with(|recent| {
+        let (cached, slot) = recent[way].get();
+        if cached == address {
+            return slot;
+        }
+        let slot = find_stat_slot(spec);
+        recent[way].set((address, slot));
+        slot
+    })
+}
+
+fn find_stat_slot(spec: &CommandSpec) -> usize {
     let slots = stat_slots();
     let address = spec as *const CommandSpec as usize;
     match slots.by_address.binary_search_by_key(&address, |&(a, _)| a) {

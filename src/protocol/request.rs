@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 const INLINE_MAX_SIZE: usize = 64 * 1024;
 
 /// The limits that apply while decoding one client's requests.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     /// `proto-max-bulk-len`: the longest bulk argument.
     pub max_bulk_len: usize,

@@ -85,6 +85,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
         lookahead: RequestDecoder::new(),
+        decoded_ahead: DecodedAhead::default(),
         prefetched: 0,
         journal: shared
             .writebehind
@@ -117,6 +118,9 @@ struct Connection<'a> {
     decoder: RequestDecoder,
     /// Decodes the requests after the running one, to prefetch their keys.
     lookahead: RequestDecoder,
+    /// What `lookahead` decoded, so that those requests are not decoded
+    /// twice.
+    decoded_ahead: DecodedAhead,
     /// Requests at the start of `input` whose keys were prefetched and
     /// have not run yet.
     prefetched: usize,
@@ -130,6 +134,63 @@ struct Connection<'a> {
     /// Where in `output` the replies of the commands that journaled
     /// records are: replaced by an error if writing the records fails.
     journaled_replies: Vec<std::ops::Range<usize>>,
+}
+
+/// The requests at the start of the input buffer that the lookahead
+/// decoded, in order: each request's length and where its arguments are
+/// in it. The connection runs them from here instead of decoding them a
+/// second time; anything else that moves the input clears them.
+#[derive(Default)]
+struct DecodedAhead {
+    /// (length, range of `spans`) of each request; `next` is the first
+    /// not yet taken.
+    requests: SmallVec<[(usize, (u32, u32)); PREFETCH_REQUESTS]>,
+    spans: Vec<(usize, usize)>,
+    next: usize,
+    /// What they were decoded under: a request must be decoded again if
+    /// the limits changed since (a CONFIG SET of proto-max-bulk-len
+    /// earlier in the pipeline).
+    limits: Option<Limits>,
+}
+
+impl DecodedAhead {
+    fn clear(&mut self) {
+        self.requests.clear();
+        self.spans.clear();
+        self.next = 0;
+        self.limits = None;
+    }
+
+    fn start(&mut self, limits: Limits) {
+        self.clear();
+        self.limits = Some(limits);
+    }
+
+    fn push(&mut self, length: usize, spans: &[(usize, usize)]) {
+        let first = self.spans.len() as u32;
+        self.spans.extend_from_slice(spans);
+        self.requests
+            .push((length, (first, self.spans.len() as u32)));
+    }
+
+    /// The next request's length and argument spans, if it was decoded
+    /// under `limits`.
+    fn next(&mut self, limits: Limits) -> Option<(usize, (u32, u32))> {
+        let request = *self.requests.get(self.next)?;
+        if self.limits != Some(limits) {
+            self.clear();
+            return None;
+        }
+        self.next += 1;
+        Some(request)
+    }
+
+    fn args<'a>(&self, (first, end): (u32, u32), frame: &'a [u8]) -> SmallVec<[&'a [u8]; 16]> {
+        self.spans[first as usize..end as usize]
+            .iter()
+            .map(|&(start, end)| &frame[start..end])
+            .collect()
+    }
 }
 
 impl Connection<'_> {
@@ -300,15 +361,25 @@ impl Connection<'_> {
                 // Not while a request is half arrived: the lookahead would
                 // parse its arguments again on every read.
                 self.prefetched = if limits.unauthenticated || !self.decoder.is_idle() {
+                    self.decoded_ahead.clear();
                     1
                 } else {
                     self.prefetch_ahead(session.db, limits)
                 };
             }
-            match self.decoder.decode(&self.input, limits) {
+            let ahead = self.decoded_ahead.next(limits);
+            let decoded = match ahead {
+                Some((length, _)) => Ok(Some(length)),
+                None => self.decoder.decode(&self.input, limits),
+            };
+            match decoded {
                 Ok(Some(length)) => {
                     self.prefetched = self.prefetched.saturating_sub(1);
-                    let args = self.decoder.args(&self.input[..length]);
+                    let frame = &self.input[..length];
+                    let args = match ahead {
+                        Some((_, spans)) => self.decoded_ahead.args(spans, frame),
+                        None => self.decoder.args(frame),
+                    };
                     let mut blocked = None;
                     let mut awaiting_flush = None;
                     let reply_start = self.output.len();
@@ -451,6 +522,7 @@ impl Connection<'_> {
     /// overlap (see `Store::prefetch`). Returns how many requests that
     /// covers; a lone request is not worth it and counts as covered.
     fn prefetch_ahead(&mut self, db: usize, limits: Limits) -> usize {
+        self.decoded_ahead.start(limits);
         let mut keys: SmallVec<[&[u8]; PREFETCH_KEYS]> = SmallVec::new();
         let mut offset = 0;
         let mut requests = 0;
@@ -468,6 +540,7 @@ impl Connection<'_> {
             };
             let frame = &self.input[offset..offset + length];
             let argv: SmallVec<[&[u8]; 16]> = spans.iter().map(|&(s, e)| &frame[s..e]).collect();
+            self.decoded_ahead.push(length, spans);
             if !argv.is_empty() {
                 for position in commands::key_positions(&argv) {
                     if keys.len() == PREFETCH_KEYS {

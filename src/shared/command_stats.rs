@@ -23,7 +23,7 @@ use std::sync::OnceLock;
 
 use parking_lot::Mutex;
 
-use super::{this_threads_stripe, STRIPES};
+use super::{bump, this_threads_stripe, STRIPES};
 
 /// Slots for commands and subcommands (more than Redis 7 has).
 pub const MAX_COMMANDS: usize = 512;
@@ -97,11 +97,19 @@ struct AtomicHistogram {
 
 impl AtomicHistogram {
     #[inline]
-    fn record(&self, nanos: u64) {
+    fn record(&self, nanos: u64, exclusive: bool) {
         let index = counts_index(nanos.clamp(1, HISTOGRAM_MAX_NS));
         let segment = self.segments[index >> SUB_BUCKET_HALF_COUNT_MAGNITUDE]
             .get_or_init(|| Box::new(std::array::from_fn(|_| AtomicU64::new(0))));
-        segment[index & (SUB_BUCKET_HALF_COUNT - 1)].fetch_add(1, Ordering::Relaxed);
+        bump(&segment[index & (SUB_BUCKET_HALF_COUNT - 1)], 1, exclusive);
+    }
+
+    fn zero(&self) {
+        for segment in self.segments.iter().filter_map(OnceLock::get) {
+            for count in segment.iter() {
+                count.store(0, Ordering::Relaxed);
+            }
+        }
     }
 
     /// Adds this histogram's counts into `counts`; whether it had any.
@@ -196,16 +204,34 @@ struct Slot {
     histogram: AtomicHistogram,
 }
 
+impl Slot {
+    fn zero(&self) {
+        for counter in [&self.calls, &self.nanos, &self.rejected, &self.failed] {
+            counter.store(0, Ordering::Relaxed);
+        }
+        self.histogram.zero();
+    }
+}
+
 /// One stripe: a slot per command, allocated when the command first runs
 /// on a thread of this stripe.
 struct Stripe {
     slots: Box<[OnceLock<Box<Slot>>]>,
+    /// The reset its counts come after (see [`CommandStats::reset`]).
+    epoch: AtomicU64,
 }
 
 impl Stripe {
-    fn new() -> Self {
+    fn new(epoch: u64) -> Self {
         Stripe {
             slots: (0..MAX_COMMANDS).map(|_| OnceLock::new()).collect(),
+            epoch: AtomicU64::new(epoch),
+        }
+    }
+
+    fn zero(&self) {
+        for slot in self.slots.iter().filter_map(OnceLock::get) {
+            slot.zero();
         }
     }
 }
@@ -233,8 +259,15 @@ pub struct Run {
 }
 
 /// INFO commandstats, latencystats, errorstats and the figures behind them.
+///
+/// A thread with a stripe to itself counts with plain loads and stores
+/// (see `StripedCounter`), so a reset must not write its stripe: it bumps
+/// `epoch` instead, reports skip the stripes of an older epoch, and each
+/// such thread zeroes its own stripe when it next counts. The stripe the
+/// other threads share is zeroed in place.
 pub struct CommandStats {
     stripes: [OnceLock<Stripe>; STRIPES],
+    epoch: AtomicU64,
     errors: Mutex<ErrorTable>,
 }
 
@@ -248,43 +281,75 @@ impl Default for CommandStats {
     fn default() -> Self {
         CommandStats {
             stripes: std::array::from_fn(|_| OnceLock::new()),
+            epoch: AtomicU64::new(0),
             errors: Mutex::new(ErrorTable::default()),
         }
     }
 }
 
 impl CommandStats {
+    /// The calling thread's slot for `command`, and whether no other
+    /// thread writes it.
     #[inline]
-    fn slot(&self, command: usize) -> &Slot {
-        let stripe = self.stripes[this_threads_stripe()].get_or_init(Stripe::new);
-        stripe.slots[command.min(MAX_COMMANDS - 1)].get_or_init(Default::default)
+    fn slot(&self, command: usize) -> (&Slot, bool) {
+        let me = this_threads_stripe();
+        let stripe = self.stripes[me.index].get_or_init(|| Stripe::new(self.current_epoch()));
+        if me.exclusive {
+            let epoch = self.epoch.load(Ordering::Relaxed);
+            if stripe.epoch.load(Ordering::Relaxed) != epoch {
+                // Reset since this thread last counted.
+                stripe.zero();
+                stripe.epoch.store(epoch, Ordering::Release);
+            }
+        }
+        let slot = stripe.slots[command.min(MAX_COMMANDS - 1)].get_or_init(Default::default);
+        (slot, me.exclusive)
+    }
+
+    fn current_epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// The stripes whose counts are since the last reset.
+    fn live_stripes(&self) -> impl Iterator<Item = &Stripe> {
+        let epoch = self.current_epoch();
+        self.stripes
+            .iter()
+            .enumerate()
+            .filter_map(move |(index, stripe)| {
+                let stripe = stripe.get()?;
+                let shared = index == STRIPES - 1;
+                (shared || stripe.epoch.load(Ordering::Acquire) == epoch).then_some(stripe)
+            })
     }
 
     /// A command ran (Redis's `call()` bookkeeping).
     #[inline]
     pub fn record(&self, command: usize, run: Run) {
-        let slot = self.slot(command);
+        let (slot, exclusive) = self.slot(command);
         if run.call {
-            slot.calls.fetch_add(1, Ordering::Relaxed);
+            bump(&slot.calls, 1, exclusive);
         }
-        slot.nanos.fetch_add(run.nanos, Ordering::Relaxed);
+        bump(&slot.nanos, run.nanos, exclusive);
         if run.failed {
-            slot.failed.fetch_add(1, Ordering::Relaxed);
+            bump(&slot.failed, 1, exclusive);
         }
         if run.histogram {
-            slot.histogram.record(run.nanos);
+            slot.histogram.record(run.nanos, exclusive);
         }
     }
 
     /// A command was refused before it ran (Redis's `rejectCommand`).
     pub fn record_rejected(&self, command: usize) {
-        self.slot(command).rejected.fetch_add(1, Ordering::Relaxed);
+        let (slot, exclusive) = self.slot(command);
+        bump(&slot.rejected, 1, exclusive);
     }
 
     /// A command failed without running again (a blocked command
     /// unblocked with an error).
     pub fn record_failed(&self, command: usize) {
-        self.slot(command).failed.fetch_add(1, Ordering::Relaxed);
+        let (slot, exclusive) = self.slot(command);
+        bump(&slot.failed, 1, exclusive);
     }
 
     /// Counts an error reply (`line` without the `-` and the CRLF) by its
@@ -297,7 +362,7 @@ impl CommandStats {
     pub fn figures(&self, command: usize) -> CommandFigures {
         let mut figures = CommandFigures::default();
         let mut nanos = 0u64;
-        for stripe in self.stripes.iter().filter_map(OnceLock::get) {
+        for stripe in self.live_stripes() {
             if let Some(slot) = stripe.slots[command].get() {
                 figures.calls += slot.calls.load(Ordering::Relaxed);
                 nanos += slot.nanos.load(Ordering::Relaxed);
@@ -314,7 +379,7 @@ impl CommandStats {
     pub fn histogram(&self, command: usize) -> Option<Histogram> {
         let mut counts = vec![0u64; COUNTS_LEN];
         let mut any = false;
-        for stripe in self.stripes.iter().filter_map(OnceLock::get) {
+        for stripe in self.live_stripes() {
             if let Some(slot) = stripe.slots[command].get() {
                 any |= slot.histogram.add_into(&mut counts);
             }
@@ -325,21 +390,14 @@ impl CommandStats {
 
     /// CONFIG RESETSTAT: every command figure, histogram and error count.
     pub fn reset(&self) {
-        for stripe in self.stripes.iter().filter_map(OnceLock::get) {
-            for slot in stripe.slots.iter().filter_map(OnceLock::get) {
-                for counter in [&slot.calls, &slot.nanos, &slot.rejected, &slot.failed] {
-                    counter.store(0, Ordering::Relaxed);
-                }
-                for segment in slot.histogram.segments.iter().filter_map(OnceLock::get) {
-                    for count in segment.iter() {
-                        count.store(0, Ordering::Relaxed);
-                    }
-                }
-            }
+        // The stripes of single threads are zeroed by their threads (or
+        // skipped by reports until then); the shared one here.
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(shared) = self.stripes[STRIPES - 1].get() {
+            shared.zero();
         }
-        // Zeroed in place (a thread may be recording): a histogram with no
-        // counts is left out of reports, as Redis leaves out the ones it
-        // frees.
+        // A histogram with no counts is left out of reports, as Redis
+        // leaves out the ones it frees.
         *self.errors.lock() = ErrorTable::default();
     }
 

@@ -219,34 +219,40 @@ impl Store {
     /// entry. A pipeline's lookups then wait for memory together instead of
     /// one after another, as with Valkey's batched key prefetching; on a
     /// keyspace larger than the CPU caches these misses are most of a GET's
-    /// time. Nothing changes: each step takes the shard's lock with
-    /// `try_lock` (a shard another thread holds is skipped) and reads only
-    /// what the previous step brought in.
+    /// time. Nothing changes: each shard is taken with `try_lock` (one
+    /// another thread holds is skipped), once for all three steps, and
+    /// each step reads only what the previous one brought in.
     pub fn prefetch(&self, db: usize, keys: &[&[u8]]) {
-        let mut hashes: SmallVec<[(usize, u64); 32]> = SmallVec::new();
+        let mut held: SmallVec<[(usize, MutexGuard<'_, Shard>); 32]> = SmallVec::new();
+        // (position in `held`, hash) of each key whose part exists.
+        let mut targets: SmallVec<[(usize, u64); 32]> = SmallVec::new();
         // Every group first, then (once they have had time to arrive) every
         // entry, whose address is in the group; then the rest of the long
         // entries, whose headers give their length.
         for key in keys {
             let shard = self.shard_index(key);
-            self.on_free_part(shard, db, |part| {
-                hashes.push((shard, part.prefetch_home(key)))
-            });
+            let position = match held.iter().position(|(index, _)| *index == shard) {
+                Some(position) => position,
+                None => match self.inner.shards[shard].try_lock() {
+                    Some(guard) => {
+                        held.push((shard, guard));
+                        held.len() - 1
+                    }
+                    None => continue,
+                },
+            };
+            if let Some(part) = held[position].1.existing_db(db) {
+                targets.push((position, part.prefetch_home(key)));
+            }
         }
-        for &(shard, hash) in &hashes {
-            self.on_free_part(shard, db, |part| part.prefetch_entry(hash));
+        for &(position, hash) in &targets {
+            if let Some(part) = held[position].1.existing_db(db) {
+                part.prefetch_entry(hash);
+            }
         }
-        for &(shard, hash) in &hashes {
-            self.on_free_part(shard, db, |part| part.prefetch_entry_rest(hash));
-        }
-    }
-
-    /// Runs `step` on the part of database `db` in `shard`, if no other
-    /// thread holds that shard and the part exists (for prefetching).
-    fn on_free_part(&self, shard: usize, db: usize, step: impl FnOnce(&Db)) {
-        if let Some(guard) = self.inner.shards[shard].try_lock() {
-            if let Some(part) = guard.existing_db(db) {
-                step(part);
+        for &(position, hash) in &targets {
+            if let Some(part) = held[position].1.existing_db(db) {
+                part.prefetch_entry_rest(hash);
             }
         }
     }
@@ -263,6 +269,10 @@ impl Store {
     /// alone, and locking starts over. A script may then wait for a shard
     /// out of order (see `LockSet::extend`) without deadlock.
     pub fn lock_shards(&self, mut indexes: SmallVec<[usize; 4]>) -> LockSet<'_> {
+        if let [index] = indexes[..] {
+            // Most commands name one key: no ordering to do.
+            return self.lock_shard(index);
+        }
         indexes.sort_unstable();
         indexes.dedup();
         'start_over: loop {
