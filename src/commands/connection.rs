@@ -778,12 +778,17 @@ fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let timeout = millis_timeout(argv[2])?.unwrap_or_default();
     let until = std::time::Instant::now() + timeout;
     ctx.shared.pause.pause(until, all);
+    // Expiry and eviction stop too (both modes, as Redis 7.0), until the
+    // same moment on the store's clock.
+    let store = &ctx.shared.store;
+    store.pause_expiry(store.now_ms().saturating_add(timeout.as_millis() as u64));
     ctx.out.ok();
     Ok(())
 }
 
 fn client_unpause(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.shared.pause.unpause();
+    ctx.shared.store.resume_expiry();
     ctx.out.ok();
     Ok(())
 }
