@@ -675,6 +675,112 @@ fn tracking_in_resp2_without_redirect_sends_nothing() {
     );
 }
 
+/// The protocol is looked at when an invalidation is sent, as Redis's
+/// sendTrackingMessage does: keys read in RESP2 are invalidated by pushes
+/// once the client switched to RESP3, and a client back in RESP2 without
+/// REDIRECT gets nothing (its keys are still dropped from the table).
+#[test]
+fn invalidations_follow_the_protocol_hello_switches_to() {
+    let pair = Pair::start();
+    let mut tracker = Duo::open(&pair);
+    let mut writer = Duo::open(&pair);
+    tracker.expect(&["CLIENT", "TRACKING", "ON"], "+OK|");
+    tracker.expect(&["GET", "k"], "$-1|");
+    tracker.expect(&["GET", "k2"], "$-1|");
+    tracker.hello3();
+    writer.expect(&["SET", "k", "1"], "+OK|");
+    assert_eq!(
+        tracker.next("the invalidation after HELLO 3"),
+        invalidate(&["k"])
+    );
+    assert_eq!(tracker.pushes("nothing more"), "");
+    // Back to RESP2: a tracked key's write sends nothing, and forgets it.
+    tracker.expect(&["GET", "k"], "$1|1|");
+    let hello2 = |conn: &mut Conn| {
+        let reply = conn.command(&["HELLO", "2"]);
+        assert!(
+            reply.starts_with(b"*"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    };
+    hello2(&mut tracker.ours);
+    hello2(&mut tracker.theirs);
+    writer.expect(&["SET", "k", "2"], "+OK|");
+    writer.expect(&["SET", "k2", "2"], "+OK|");
+    assert_eq!(tracker.pushes("writes while in RESP2"), "");
+    tracker.hello3();
+    writer.expect(&["SET", "k", "3"], "+OK|");
+    assert_eq!(tracker.pushes("a write to a key invalidated in RESP2"), "");
+    // Read again in RESP3: invalidated again.
+    tracker.expect(&["GET", "k"], "$1|3|");
+    writer.expect(&["DEL", "k"], ":1|");
+    assert_eq!(tracker.next("the invalidation of DEL"), invalidate(&["k"]));
+    tracker.expect(
+        &["CLIENT", "TRACKINGINFO"],
+        "%3|$5|flags|~1|$2|on|$8|redirect|:0|$8|prefixes|*0|",
+    );
+}
+
+/// BCAST alike: turned on in RESP2 (nothing sent), announced as pushes
+/// after HELLO 3.
+#[test]
+fn bcast_invalidations_follow_the_protocol_hello_switches_to() {
+    let pair = Pair::start();
+    let mut tracker = Duo::open(&pair);
+    let mut writer = Duo::open(&pair);
+    tracker.expect(
+        &["CLIENT", "TRACKING", "ON", "BCAST", "PREFIX", "user:"],
+        "+OK|",
+    );
+    writer.expect(&["SET", "user:1", "a"], "+OK|");
+    assert_eq!(tracker.pushes("a write while in RESP2"), "");
+    tracker.hello3();
+    writer.expect(&["SET", "user:2", "b"], "+OK|");
+    writer.expect(&["SET", "other", "b"], "+OK|");
+    assert_eq!(
+        tracker.next("the broadcast after HELLO 3"),
+        invalidate(&["user:2"])
+    );
+    assert_eq!(tracker.pushes("nothing more"), "");
+}
+
+/// With REDIRECT, the target's protocol when the invalidation is sent
+/// decides: a RESP3 target gets pushes, the same target after HELLO 2
+/// (allowed while subscribed in RESP3, not in RESP2) gets `message`s.
+#[test]
+fn redirected_invalidations_follow_the_targets_protocol() {
+    let pair = Pair::start();
+    let mut target = Duo::open_resp3(&pair);
+    let mut tracker = Duo::open(&pair);
+    let mut writer = Duo::open(&pair);
+    target.expect(
+        &["SUBSCRIBE", "__redis__:invalidate"],
+        ">3|$9|subscribe|$20|__redis__:invalidate|:1|",
+    );
+    let ids = [target.id];
+    assert_eq!(
+        tracker.same_ids(&["CLIENT", "TRACKING", "ON", "REDIRECT", "{0}"], &ids),
+        "+OK|"
+    );
+    tracker.expect(&["GET", "k"], "$-1|");
+    writer.expect(&["SET", "k", "1"], "+OK|");
+    assert_eq!(target.next("the push in RESP3"), invalidate(&["k"]));
+    for conn in [&mut target.ours, &mut target.theirs] {
+        let reply = conn.command(&["HELLO", "2"]);
+        assert!(
+            reply.starts_with(b"*"),
+            "{}",
+            String::from_utf8_lossy(&reply)
+        );
+    }
+    tracker.expect(&["GET", "k"], "$1|1|");
+    writer.expect(&["SET", "k", "2"], "+OK|");
+    assert_eq!(target.next("the message after HELLO 2"), message(&["k"]));
+    // Subscribed in RESP2 now: HELLO is refused as in Redis.
+    target.same(&["HELLO", "3"]);
+}
+
 // ------------------------------------------------------------------- BCAST
 
 #[test]

@@ -86,6 +86,14 @@ pub static COMMANDS: &[CommandSpec] = &[
             "Blocks until the asynchronous replication of all preceding write commands sent by the connection is completed.",
             "O(1)",
         ),
+    CommandSpec::new("waitaof", 4, NOSCRIPT, NO_KEYS, waitaof)
+        .acl(CONN)
+        .doc(
+            "generic",
+            "7.2.0",
+            "Blocks until all of the preceding write commands sent by the connection are written to the append-only file of the master and/or replicas.",
+            "O(1)",
+        ),
     CommandSpec::new("client", -2, 0, NO_KEYS, container)
         .doc(
             "connection",
@@ -778,12 +786,17 @@ fn client_pause(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let timeout = millis_timeout(argv[2])?.unwrap_or_default();
     let until = std::time::Instant::now() + timeout;
     ctx.shared.pause.pause(until, all);
+    // Expiry and eviction stop too (both modes, as Redis 7.0), until the
+    // same moment on the store's clock.
+    let store = &ctx.shared.store;
+    store.pause_expiry(store.now_ms().saturating_add(timeout.as_millis() as u64));
     ctx.out.ok();
     Ok(())
 }
 
 fn client_unpause(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.shared.pause.unpause();
+    ctx.shared.store.resume_expiry();
     ctx.out.ok();
     Ok(())
 }
@@ -821,6 +834,46 @@ fn wait(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         timeout,
         kind: crate::shared::blocking::WaitKind::List,
         on_timeout: crate::shared::blocking::TimeoutReply::Zero,
+    });
+    Ok(())
+}
+
+/// WAITAOF numlocal numreplicas timeout, as Redis 7.2 with `appendonly
+/// no` and no replicas (Larder has no append-only file: write-behind's
+/// journal is not waited on here): numlocal 1 is refused; otherwise
+/// nothing was fsynced and no replica acknowledged, so the answer is
+/// `[0, 0]`, at once if that is enough (numreplicas 0, or the client may
+/// not block), else after the timeout (never, for 0), as Redis's
+/// waitaofCommand.
+fn waitaof(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let numlocal = int_arg(argv[1])?;
+    if !(0..=1).contains(&numlocal) {
+        return Err(Error::err(
+            "value is out of range, value must between 0 and 1",
+        ));
+    }
+    let numreplicas = int_arg(argv[2])?;
+    if numreplicas < 0 {
+        return Err(Error::err("value is out of range, must be positive"));
+    }
+    let timeout = millis_timeout(argv[3])?;
+    if numlocal > 0 {
+        return Err(Error::err(
+            "WAITAOF cannot be used when numlocal is set but appendonly is disabled.",
+        ));
+    }
+    if numreplicas == 0 || !ctx.session.blocking_allowed || ctx.locks.in_transaction() {
+        ctx.out.array(2);
+        ctx.out.int(0);
+        ctx.out.int(0);
+        return Ok(());
+    }
+    ctx.session.block = Some(crate::shared::blocking::BlockRequest {
+        db: ctx.session.db,
+        keys: Vec::new(),
+        timeout,
+        kind: crate::shared::blocking::WaitKind::List,
+        on_timeout: crate::shared::blocking::TimeoutReply::TwoZeroes,
     });
     Ok(())
 }

@@ -492,7 +492,10 @@ fn stats_section(ctx: &Ctx) -> String {
             (stats.expire_cycle_us.load(Ordering::Relaxed) / 1000).to_string(),
         ),
         ("evicted_keys", ctx.store().evicted_keys().to_string()),
-        ("evicted_clients", "0".into()),
+        (
+            "evicted_clients",
+            ctx.shared.clients.memory().evicted().to_string(),
+        ),
         (
             "evicted_scripts",
             ctx.shared.scripting.stats().evicted_scripts.to_string(),

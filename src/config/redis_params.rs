@@ -3,7 +3,8 @@
 //! the like. Each is checked with the rules (types, bounds, enum values,
 //! error texts) of Redis 7's config.c, keeps the value it was given, shows it
 //! in CONFIG GET as Redis formats it, and is written back by CONFIG REWRITE;
-//! nothing in Larder reads it. What Larder acts on is in `super::SETTINGS`.
+//! nothing in Larder reads it (except `maxmemory-clients`, acted on by
+//! client eviction). What Larder acts on is in `super::SETTINGS`.
 
 /// Whether CONFIG SET may change a parameter, as Redis's config flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,6 +224,8 @@ pub static PARAMS: &[Param] = &[
         "10",
         Int(0, 100),
     ),
+    // The exception: kept and checked here, but acted on (client eviction:
+    // the expire thread reads it, see `shared::client_eviction_limit`).
     param(
         "maxmemory-clients",
         None,

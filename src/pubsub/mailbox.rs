@@ -8,7 +8,8 @@
 //! `client-output-buffer-limit` the mailbox closes (the connection then
 //! drops the client), and what it held is freed at once.
 
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -16,6 +17,86 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 
 pub use crate::config::output_limits::{ClientClass, OutputLimit, OutputLimits};
+
+/// Client eviction (`maxmemory-clients`, as Redis 7): the memory all
+/// normal and pub/sub clients use together (query buffer, reply buffer and
+/// what waits in their mailboxes: CLIENT LIST's tot-mem), kept up to date
+/// only while a limit is set. Each client adds what changed since it last
+/// reported (see [`Mailbox::account`]), so the sum stays exact without a
+/// scan; while the limit is off, nothing is counted (one load).
+#[derive(Default)]
+pub struct ClientMemory {
+    /// Bytes; 0: no client eviction.
+    limit: AtomicU64,
+    /// What the clients last reported, together.
+    total: AtomicI64,
+    /// Clients evicted (INFO `evicted_clients`).
+    evicted: AtomicU64,
+    /// Who evicts clients when the total reaches the limit (the client
+    /// registry, above this layer).
+    evictor: OnceLock<Weak<dyn ClientEvictor>>,
+}
+
+impl std::fmt::Debug for ClientMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientMemory")
+            .field("limit", &self.limit.load(Ordering::Relaxed))
+            .field("total", &self.total.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Closes the clients using the most memory until the total is under the
+/// limit again.
+pub trait ClientEvictor: Send + Sync {
+    fn evict_clients(&self, memory: &ClientMemory);
+}
+
+impl ClientMemory {
+    /// The limit in bytes (0: off).
+    #[inline]
+    pub fn limit(&self) -> u64 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets the limit; returns the previous one.
+    pub fn set_limit(&self, limit: u64) -> u64 {
+        self.limit.swap(limit, Ordering::Relaxed)
+    }
+
+    /// The memory the clients last reported, together.
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Whether the clients together use more than the limit allows
+    /// (Redis evicts while the total is at or past it).
+    pub fn over(&self) -> bool {
+        let limit = self.limit();
+        limit > 0 && self.total() >= limit
+    }
+
+    pub fn set_evictor(&self, evictor: Weak<dyn ClientEvictor>) {
+        let _ = self.evictor.set(evictor);
+    }
+
+    pub fn count_eviction(&self) {
+        self.evicted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
+    }
+
+    /// Evicts clients if the total reached the limit.
+    pub fn evict_if_over(&self) {
+        if self.over() {
+            if let Some(evictor) = self.evictor.get().and_then(Weak::upgrade) {
+                evictor.evict_clients(self);
+            }
+        }
+    }
+}
 
 /// What a mailbox holds.
 #[derive(Debug, Default)]
@@ -50,10 +131,23 @@ pub struct Mailbox {
     /// not written yet: they count toward the output limit too.
     unsent: AtomicUsize,
     class: AtomicU8,
+    /// Client eviction's accounting (`None`: a client outside any
+    /// server's registry).
+    memory: Option<Arc<ClientMemory>>,
+    /// The client's query and reply buffers, as its connection reported
+    /// them.
+    buffer_bytes: AtomicUsize,
+    /// What this client counts for in `memory`'s total.
+    accounted: AtomicUsize,
 }
 
 impl Mailbox {
     pub fn new(id: u64) -> Self {
+        Self::with_memory(id, None)
+    }
+
+    /// A mailbox whose client counts toward `memory` (client eviction).
+    pub fn with_memory(id: u64, memory: Option<Arc<ClientMemory>>) -> Self {
         Mailbox {
             id,
             held: Mutex::new(Held::default()),
@@ -64,6 +158,58 @@ impl Mailbox {
             closed: AtomicBool::new(false),
             unsent: AtomicUsize::new(0),
             class: AtomicU8::new(ClientClass::Normal as u8),
+            memory,
+            buffer_bytes: AtomicUsize::new(0),
+            accounted: AtomicUsize::new(0),
+        }
+    }
+
+    /// The client's connection buffers now take `bytes` (query plus reply
+    /// buffer capacity); with client eviction on, the total is updated and
+    /// clients are evicted if it reached the limit.
+    pub fn set_buffer_bytes(&self, bytes: usize) {
+        self.buffer_bytes.store(bytes, Ordering::Relaxed);
+        if let Some(memory) = self.memory.as_deref() {
+            if memory.limit() > 0 {
+                self.account(memory, self.held_bytes());
+                memory.evict_if_over();
+            }
+        }
+    }
+
+    /// What this client uses: buffers and mailbox (CLIENT LIST's tot-mem).
+    pub fn memory_bytes(&self) -> usize {
+        self.buffer_bytes.load(Ordering::Relaxed) + self.held_bytes()
+    }
+
+    /// Brings this client's share of `memory`'s total up to date, `held`
+    /// being what its mailbox holds.
+    fn account(&self, memory: &ClientMemory, held: usize) {
+        if self.class() == ClientClass::Replica || self.is_closed() {
+            return;
+        }
+        let now = self.buffer_bytes.load(Ordering::Relaxed) + held;
+        let before = self.accounted.swap(now, Ordering::Relaxed);
+        if now != before {
+            memory
+                .total
+                .fetch_add(now as i64 - before as i64, Ordering::Relaxed);
+        }
+    }
+
+    /// Re-counts this client (client eviction was just turned on: its share
+    /// may be stale).
+    pub fn reaccount(&self) {
+        if let Some(memory) = self.memory.as_deref() {
+            self.account(memory, self.held_bytes());
+        }
+    }
+
+    /// The client has gone: its share leaves the total.
+    pub fn unaccount(&self) {
+        if let Some(memory) = self.memory.as_deref() {
+            let before = self.accounted.swap(0, Ordering::Relaxed);
+            memory.total.fetch_sub(before as i64, Ordering::Relaxed);
         }
     }
 
@@ -129,8 +275,15 @@ impl Mailbox {
             self.signal.notify_one();
             return false;
         }
+        let held_now = held.frames.len() + held.after_reply.len();
         drop(held);
         self.signal.notify_one();
+        if let Some(memory) = self.memory.as_deref() {
+            if memory.limit() > 0 {
+                self.account(memory, held_now);
+                memory.evict_if_over();
+            }
+        }
         true
     }
 

@@ -23,7 +23,7 @@ use parking_lot::RwLock;
 
 pub use crate::config::keyspace_events as events;
 use crate::store::{KeyListener, KeySignal, KeySignals};
-pub use mailbox::{ClientClass, Mailbox, OutputLimit, OutputLimits};
+pub use mailbox::{ClientClass, ClientEvictor, ClientMemory, Mailbox, OutputLimit, OutputLimits};
 pub use tracking::{Tracking, TrackingMode, TrackingOptions};
 
 /// Stripes of the channel tables.

@@ -378,6 +378,7 @@ fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandl
         .name("larder-expire".into())
         .spawn(move || {
             let mut last_cron = Instant::now();
+            let mut last_client_check = Instant::now() - Duration::from_secs(1);
             while !shared.is_stopping() {
                 // Once a second: freed memory goes back to the OS.
                 if last_cron.elapsed() >= Duration::from_secs(1) {
@@ -387,6 +388,18 @@ fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandl
                         shared.clients.close_idle(Duration::from_secs(timeout));
                     }
                     last_cron = Instant::now();
+                }
+                // Client eviction follows `maxmemory-clients` (and
+                // `maxmemory`, for a percentage) within a cycle; past the
+                // limit, it also catches what pushes from here added.
+                if last_client_check.elapsed() >= Duration::from_millis(50) {
+                    let limit = {
+                        let config = shared.config.read();
+                        let setting = config.get("maxmemory-clients").unwrap_or_default();
+                        crate::shared::client_eviction_limit(&setting, config.maxmemory)
+                    };
+                    shared.clients.set_eviction_limit(limit);
+                    last_client_check = Instant::now();
                 }
                 shared.stats.sample_instantaneous();
                 let cycle_started = Instant::now();

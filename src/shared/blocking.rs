@@ -57,6 +57,8 @@ pub enum TimeoutReply {
     NullBulk,
     /// `:0` (WAIT: no replica acknowledged).
     Zero,
+    /// `*2 :0 :0` (WAITAOF: no local fsync, no replica acknowledged).
+    TwoZeroes,
 }
 
 impl TimeoutReply {
@@ -65,6 +67,11 @@ impl TimeoutReply {
             TimeoutReply::NullArray => out.null_array(),
             TimeoutReply::NullBulk => out.null(),
             TimeoutReply::Zero => out.int(0),
+            TimeoutReply::TwoZeroes => {
+                out.array(2);
+                out.int(0);
+                out.int(0);
+            }
         }
     }
 }

@@ -9,6 +9,8 @@ use std::time::Instant;
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
+use crate::pubsub::{ClientClass, ClientEvictor, ClientMemory};
+
 /// Mutable, rarely-changing details of a client.
 #[derive(Debug, Default, Clone)]
 pub struct ClientMeta {
@@ -76,6 +78,16 @@ const OUTPUT_CAPACITY: usize = 3;
 
 impl ClientHandle {
     pub fn new(id: u64, addr: Option<SocketAddr>, laddr: Option<SocketAddr>) -> Self {
+        Self::with_memory(id, addr, laddr, None)
+    }
+
+    /// A client counted toward `memory` (client eviction).
+    fn with_memory(
+        id: u64,
+        addr: Option<SocketAddr>,
+        laddr: Option<SocketAddr>,
+        memory: Option<Arc<ClientMemory>>,
+    ) -> Self {
         ClientHandle {
             id,
             addr: addr.map_or_else(String::new, |a| a.to_string()),
@@ -93,7 +105,7 @@ impl ClientHandle {
             killed: AtomicBool::new(false),
             kill_signal: Notify::new(),
             unblock_signal: Notify::new(),
-            mailbox: Arc::new(crate::pubsub::Mailbox::new(id)),
+            mailbox: Arc::new(crate::pubsub::Mailbox::with_memory(id, memory)),
             buffers: Default::default(),
         }
     }
@@ -102,6 +114,15 @@ impl ClientHandle {
     pub fn set_query_buffer(&self, len: usize, capacity: usize) {
         self.buffers[QUERY_LEN].store(len, Ordering::Relaxed);
         self.buffers[QUERY_CAPACITY].store(capacity, Ordering::Relaxed);
+        self.report_buffer_bytes();
+    }
+
+    /// Client eviction sees the buffers' new size.
+    fn report_buffer_bytes(&self) {
+        self.mailbox.set_buffer_bytes(
+            self.buffers[QUERY_CAPACITY].load(Ordering::Relaxed)
+                + self.buffers[OUTPUT_CAPACITY].load(Ordering::Relaxed),
+        );
     }
 
     /// (query buffer, reply buffer) lengths as last reported.
@@ -116,6 +137,7 @@ impl ClientHandle {
     pub fn set_output_buffer(&self, len: usize, capacity: usize) {
         self.buffers[OUTPUT_LEN].store(len, Ordering::Relaxed);
         self.buffers[OUTPUT_CAPACITY].store(capacity, Ordering::Relaxed);
+        self.report_buffer_bytes();
     }
 
     /// Records the command the client runs, at `at` (the connection passes
@@ -276,14 +298,120 @@ impl ClientHandle {
     }
 }
 
+/// The client eviction limit in bytes for a `maxmemory-clients` value as
+/// CONFIG GET shows it (bytes, or a percentage of `maxmemory`), as Redis 7's
+/// getClientEvictionLimit: 0 (off) for 0 or a percentage without
+/// `maxmemory`, and never under 128 KiB, so that a server cannot be set up
+/// to evict every client at once.
+pub fn client_eviction_limit(setting: &str, maxmemory: u64) -> u64 {
+    let bytes = match setting.strip_suffix('%') {
+        Some(percent) => {
+            let percent: u64 = percent.parse().unwrap_or(0);
+            (maxmemory as f64 * percent as f64 / 100.0) as u64
+        }
+        None => setting.parse().unwrap_or(0),
+    };
+    if bytes == 0 {
+        0
+    } else {
+        bytes.max(128 * 1024)
+    }
+}
+
 /// All connected clients, by id.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ClientRegistry {
     next_id: AtomicU64,
+    clients: Arc<ClientMap>,
+    /// Client eviction (`maxmemory-clients`).
+    memory: Arc<ClientMemory>,
+}
+
+/// The connected clients; evicts them for client eviction.
+#[derive(Debug, Default)]
+struct ClientMap {
     clients: Mutex<BTreeMap<u64, Arc<ClientHandle>>>,
+    /// Held by the one eviction running (others skip: it is doing their
+    /// work).
+    evicting: Mutex<()>,
+}
+
+impl std::ops::Deref for ClientMap {
+    type Target = Mutex<BTreeMap<u64, Arc<ClientHandle>>>;
+    fn deref(&self) -> &Self::Target {
+        &self.clients
+    }
+}
+
+impl Default for ClientRegistry {
+    fn default() -> Self {
+        let clients = Arc::new(ClientMap::default());
+        let memory = Arc::new(ClientMemory::default());
+        let evictor: Arc<dyn ClientEvictor> = clients.clone();
+        memory.set_evictor(Arc::downgrade(&evictor));
+        ClientRegistry {
+            next_id: AtomicU64::new(0),
+            clients,
+            memory,
+        }
+    }
+}
+
+impl ClientEvictor for ClientMap {
+    /// Redis 7's evictClients: while the normal and pub/sub clients use
+    /// together at least the limit, the one using the most that may be
+    /// evicted (not NO-EVICT) is closed, counted and logged. A sort of the
+    /// candidates instead of Redis's buckets: this only runs past the limit.
+    fn evict_clients(&self, memory: &ClientMemory) {
+        let Some(_running) = self.evicting.try_lock() else {
+            return;
+        };
+        let clients: Vec<Arc<ClientHandle>> = self.clients.lock().values().cloned().collect();
+        let mut candidates: Vec<(usize, Arc<ClientHandle>)> = clients
+            .into_iter()
+            .filter(|client| {
+                !client.is_killed()
+                    && client.mailbox.class() != ClientClass::Replica
+                    && !client.meta.lock().no_evict
+            })
+            .map(|client| (client.mailbox.memory_bytes(), client))
+            .collect();
+        candidates.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+        for (_, client) in candidates {
+            if !memory.over() {
+                break;
+            }
+            tracing::info!("Evicting client: {}", client.info_line());
+            client.kill();
+            // Gone for the accounting at once (its connection closes
+            // later): what it held is freed, nothing more reaches it.
+            client.mailbox.close();
+            client.mailbox.unaccount();
+            memory.count_eviction();
+        }
+    }
 }
 
 impl ClientRegistry {
+    /// Client eviction's accounting and limit.
+    pub fn memory(&self) -> &Arc<ClientMemory> {
+        &self.memory
+    }
+
+    /// Sets the client eviction limit in bytes (0: off). Turned on, every
+    /// client is counted afresh, and clients are evicted if already over.
+    pub fn set_eviction_limit(&self, limit: u64) {
+        let before = self.memory.set_limit(limit);
+        if limit > 0 && before == 0 {
+            for client in self.list() {
+                client.mailbox.reaccount();
+            }
+        }
+        if limit > 0 {
+            self.memory.evict_if_over();
+        }
+    }
+
     /// Registers a new client and returns its handle (ids start at 1).
     pub fn register(
         &self,
@@ -291,9 +419,18 @@ impl ClientRegistry {
         laddr: Option<SocketAddr>,
     ) -> Arc<ClientHandle> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+        let handle = Arc::new(self.new_handle(id, addr, laddr));
         self.clients.lock().insert(id, handle.clone());
         handle
+    }
+
+    fn new_handle(
+        &self,
+        id: u64,
+        addr: Option<SocketAddr>,
+        laddr: Option<SocketAddr>,
+    ) -> ClientHandle {
+        ClientHandle::with_memory(id, addr, laddr, Some(self.memory.clone()))
     }
 
     /// Registers a new client unless `max` are connected already: the
@@ -310,13 +447,15 @@ impl ClientRegistry {
             return None;
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-        let handle = Arc::new(ClientHandle::new(id, addr, laddr));
+        let handle = Arc::new(self.new_handle(id, addr, laddr));
         clients.insert(id, handle.clone());
         Some(handle)
     }
 
     pub fn unregister(&self, id: u64) {
-        self.clients.lock().remove(&id);
+        if let Some(client) = self.clients.lock().remove(&id) {
+            client.mailbox.unaccount();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -360,5 +499,19 @@ impl ClientRegistry {
             closed += 1;
         }
         closed
+    }
+}
+
+#[cfg(test)]
+mod eviction_limit_tests {
+    use super::client_eviction_limit;
+
+    #[test]
+    fn limits_follow_redis() {
+        assert_eq!(client_eviction_limit("0", 1 << 30), 0);
+        assert_eq!(client_eviction_limit("10%", 0), 0);
+        assert_eq!(client_eviction_limit("10%", 10 << 20), 1 << 20);
+        assert_eq!(client_eviction_limit("1", 0), 128 * 1024);
+        assert_eq!(client_eviction_limit("1048576", 0), 1 << 20);
     }
 }

@@ -20,7 +20,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 pub use blocking::BlockingRegistry;
-pub use clients::{ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
+pub use clients::{client_eviction_limit, ClientHandle, ClientMeta, ClientRegistry, UnblockReason};
 pub use command_stats::{CommandStats, SlowLog};
 
 use crate::config::{Config, SharedConfig};

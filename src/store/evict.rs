@@ -329,6 +329,12 @@ impl Store {
         if limits.maxmemory == 0 || used() <= limits.maxmemory {
             return Room::Ok;
         }
+        // As Redis 7.0 (isSafeToPerformEvictions): while clients are
+        // paused the dataset stays as it is, and the command goes on as if
+        // there were room (writes are held by the pause anyway).
+        if self.expiry_paused(self.now_ms()) {
+            return Room::Ok;
+        }
         if limits.policy == Policy::NoEviction {
             return Room::OutOfMemory;
         }

@@ -6,8 +6,28 @@
 //! visits what is actually due. Work is bounded per lock hold so that no
 //! client waits long behind it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use super::shard::ExpiredCounts;
 use super::Store;
+
+/// While CLIENT PAUSE (WRITE or ALL) is in force the dataset stays as it
+/// is, as in Redis 7.0: active expiry and eviction delete nothing, and a
+/// read of a key past its TTL answers as if it were gone without reclaiming
+/// or announcing it (DBSIZE still counts it). Holds the store-clock time
+/// the pause ends at (0: none); shared by the store and every part, so a
+/// check is one load.
+#[derive(Debug, Clone, Default)]
+pub struct ExpiryPause(Arc<AtomicU64>);
+
+impl ExpiryPause {
+    /// Whether keys must stay at `now_ms`.
+    #[inline]
+    pub fn paused(&self, now_ms: u64) -> bool {
+        now_ms < self.0.load(Ordering::Relaxed)
+    }
+}
 
 /// Keys (and, separately, hash fields) reclaimed per shard per lock hold: at
 /// well under a microsecond each, a lock is never held for more than a few
@@ -15,6 +35,27 @@ use super::Store;
 pub const EXPIRE_BATCH: usize = 64;
 
 impl Store {
+    /// Keeps every key, expired or not, until `until_ms` (store clock) or
+    /// [`Store::resume_expiry`]: CLIENT PAUSE. A pause already in force is
+    /// only extended.
+    pub fn pause_expiry(&self, until_ms: u64) {
+        self.inner
+            .expiry_pause
+            .0
+            .fetch_max(until_ms, Ordering::Relaxed);
+    }
+
+    /// CLIENT UNPAUSE: expiry and eviction go on.
+    pub fn resume_expiry(&self) {
+        self.inner.expiry_pause.0.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether CLIENT PAUSE holds expiry and eviction at `now_ms`.
+    #[inline]
+    pub fn expiry_paused(&self, now_ms: u64) -> bool {
+        self.inner.expiry_pause.paused(now_ms)
+    }
+
     /// One pass over every shard, reclaiming up to `EXPIRE_BATCH` due keys and
     /// `EXPIRE_BATCH` due hash fields per database part. Returns the number
     /// reclaimed, keys and fields together; if it is high, more are probably
@@ -28,11 +69,11 @@ impl Store {
     /// INFO's `expired_keys` and `expired_subkeys`).
     pub fn expire_cycle_counts(&self) -> ExpiredCounts {
         let mut total = ExpiredCounts::default();
-        if !self.active_expire() {
+        let now = self.now_ms();
+        if !self.active_expire() || self.expiry_paused(now) {
             return total;
         }
         let probe = self.latency().start();
-        let now = self.now_ms();
         for index in 0..self.shard_count() {
             let mut locks = self.lock_shard(index);
             let Ok(shard) = locks.shard(index) else {

@@ -11,6 +11,7 @@ mod clock;
 mod entry;
 pub mod evict;
 mod expire;
+pub use expire::ExpiryPause;
 mod keymap;
 pub mod lazyfree;
 pub mod ops;
@@ -102,6 +103,8 @@ struct StoreInner {
     /// Whether active expiry runs (`DEBUG SET-ACTIVE-EXPIRE`); off, keys
     /// past their TTL go only when accessed.
     active_expire: std::sync::atomic::AtomicBool,
+    /// CLIENT PAUSE holds expiry and eviction (see `expire.rs`).
+    expiry_pause: expire::ExpiryPause,
 }
 
 /// An in-memory keyspace, usable in-process without any socket. Cloning is
@@ -149,10 +152,17 @@ impl Store {
         let shard_count = options.shards.max(1).next_power_of_two();
         let databases = options.databases.max(1);
         let s3fifo: Arc<std::sync::atomic::AtomicBool> = Default::default();
+        let expiry_pause = expire::ExpiryPause::default();
         Store {
             inner: Arc::new(StoreInner {
                 shards: (0..shard_count)
-                    .map(|_| CachePadded::new(Mutex::new(Shard::new(databases, s3fifo.clone()))))
+                    .map(|_| {
+                        CachePadded::new(Mutex::new(Shard::new(
+                            databases,
+                            s3fifo.clone(),
+                            expiry_pause.clone(),
+                        )))
+                    })
                     .collect(),
                 shard_mask: shard_count - 1,
                 hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
@@ -167,6 +177,7 @@ impl Store {
                 lazyfree: Default::default(),
                 latency: Default::default(),
                 active_expire: std::sync::atomic::AtomicBool::new(true),
+                expiry_pause,
             }),
         }
     }

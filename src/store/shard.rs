@@ -12,6 +12,7 @@ use foldhash::fast::RandomState;
 
 use super::changes::{ChangeObserver, ChangeTracker, Effect, Pending, PendingState};
 use super::evict::{self, Policy};
+use super::expire::ExpiryPause;
 use super::keymap::EntryMap;
 use super::s3fifo::S3Fifo;
 use super::signals::{KeySignal, KeySignals};
@@ -60,6 +61,10 @@ pub struct Db {
     /// swap): a copy loaded from elsewhere is only stored if nothing was
     /// removed since it was asked for (see [`Db::insert_loaded`]).
     removals: u64,
+    /// The store's CLIENT PAUSE state: while it holds, reads leave expired
+    /// keys alone (not reclaimed, not announced). `None` in a part not
+    /// created by a shard (tests, the empty part).
+    expiry_pause: Option<ExpiryPause>,
 }
 
 /// Why a key left the map, for change observers.
@@ -181,7 +186,7 @@ impl Db {
     pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let entry = self.entries.get(key)?;
         if entry.is_expired(now_ms) {
-            self.announce_expired(key);
+            self.announce_expired(key, now_ms);
             return None;
         }
         Some(entry)
@@ -476,6 +481,9 @@ impl Db {
             let key = Key::from(entry.key());
             if !entry.is_expired(now_ms) {
                 return Some(key);
+            }
+            if self.keeps_expired(now_ms) {
+                continue;
             }
             self.remove_entry(&key, Removal::Expired);
         }
@@ -812,15 +820,25 @@ impl Db {
     /// when Redis reclaims a key on access; its reclaiming later is not
     /// announced again.
     #[cold]
-    fn announce_expired(&self, key: &[u8]) {
+    fn announce_expired(&self, key: &[u8], now_ms: u64) {
         let Some(signals) = &self.signals else {
             return;
         };
+        // Paused: the key is not reclaimed now, so nothing is announced;
+        // its reclaiming after the pause is.
         if signals.wants(KeySignal::Expired)
+            && !self.keeps_expired(now_ms)
             && self.announced_expired.borrow_mut().insert(Key::from(key))
         {
             signals.send(self.index, key, KeySignal::Expired);
         }
+    }
+
+    /// Whether CLIENT PAUSE keeps keys past their TTL at `now_ms`.
+    fn keeps_expired(&self, now_ms: u64) -> bool {
+        self.expiry_pause
+            .as_ref()
+            .is_some_and(|pause| pause.paused(now_ms))
     }
 
     /// Whether `key`'s expiry was announced by a read (and forgets it).
@@ -918,6 +936,8 @@ pub struct Shard {
     signals: Option<KeySignals>,
     /// Whether new parts keep S3-FIFO queues (the store's flag).
     s3fifo: Arc<AtomicBool>,
+    /// The store's CLIENT PAUSE state, handed to every new part.
+    expiry_pause: ExpiryPause,
     /// The number of databases configured.
     configured: usize,
 }
@@ -933,14 +953,16 @@ impl std::fmt::Debug for Shard {
 
 impl Shard {
     /// A shard for `databases` databases, with no part yet; `s3fifo` is
-    /// the store's flag saying whether parts keep S3-FIFO queues.
-    pub fn new(databases: usize, s3fifo: Arc<AtomicBool>) -> Self {
+    /// the store's flag saying whether parts keep S3-FIFO queues, and
+    /// `expiry_pause` its CLIENT PAUSE state.
+    pub fn new(databases: usize, s3fifo: Arc<AtomicBool>, expiry_pause: ExpiryPause) -> Self {
         Shard {
             dbs: Vec::new(),
             empty: Db::default(),
             observer: None,
             signals: None,
             s3fifo,
+            expiry_pause,
             configured: databases,
         }
     }
@@ -972,9 +994,11 @@ impl Shard {
             self.dbs.resize_with(index + 1, || None);
         }
         let (observer, signals, s3fifo) = (&self.observer, &self.signals, &self.s3fifo);
+        let expiry_pause = &self.expiry_pause;
         self.dbs[index].get_or_insert_with(|| {
             let mut db = Box::new(Db {
                 index,
+                expiry_pause: Some(expiry_pause.clone()),
                 ..Db::default()
             });
             if let Some(observer) = observer {
