@@ -1207,12 +1207,13 @@ fn type_code(type_name: &str) -> u8 {
         "set" => 2,
         "hash" => 3,
         "zset" => 4,
+        "stream" => 5,
         _ => u8::MAX,
     }
 }
 
 fn type_name(code: u8) -> Option<&'static str> {
-    ["string", "list", "set", "hash", "zset"]
+    ["string", "list", "set", "hash", "zset", "stream"]
         .get(code as usize)
         .copied()
 }
@@ -1224,6 +1225,8 @@ fn is_empty_collection(value: &Value) -> bool {
         Value::Set(set) => set.iter().next().is_none(),
         Value::Hash(hash) => hash.is_empty(),
         Value::ZSet(zset) => zset.iter().next().is_none(),
+        // An empty stream is a key of its own, as in Redis.
+        Value::Stream(_) => false,
     }
 }
 
