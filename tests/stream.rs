@@ -1,0 +1,251 @@
+//! Stream commands: differential tests against a real redis-server 7.0
+//! for every deterministic reply and error (RESP2 and RESP3), and the
+//! Redis 7.4 `+` of XREAD, keyspace events and TYPE/OBJECT checks.
+
+mod common;
+
+use common::{Differential, TestServer};
+
+/// Explicit IDs, every option and error of XADD/XLEN/XRANGE/XREVRANGE/
+/// XDEL/XTRIM/XREAD/XSETID/XINFO STREAM.
+const SCRIPT: &str = r#"
+# IDs and their errors
+XADD s 1-1 a 1 b 2
+XADD s 1-2 a 1 b 3
+XADD s 1-* a 9 b 9
+XADD s 2-* a 9
+XADD s 1-5 a 1
+XADD s 2-1 a 1
+XADD s 0-0 a 1
+XADD s 0 a 1
+XADD s - a 1
+XADD s + a 1
+XADD s abc a 1
+XADD s 3-x a 1
+XADD s 1-2-3 a 1
+XADD s 18446744073709551616-0 a 1
+XADD s -1-0 a 1
+XADD s 3-1 a
+XADD s 3-1 a 1 b
+XADD s 3-1
+XADD s MAXLEN
+XADD new 0-* f v
+EXISTS new
+XLEN new
+XADD new2 0-0 f v
+EXISTS new2
+XADD missing NOMKSTREAM 5-5 f v
+EXISTS missing
+XADD s NOMKSTREAM 5-5 f v x y
+XLEN s
+XLEN nokey
+# trimming options
+XADD s MAXLEN -1 6-1 f v
+XADD s MAXLEN abc 6-1 f v
+XADD s MAXLEN 3 MINID 0 6-1 f v
+XADD s MINID 0 MAXLEN 3 6-1 f v
+XADD s LIMIT 10 6-1 f v
+XADD s MAXLEN 5 LIMIT 10 6-1 f v
+XADD s MAXLEN = 5 LIMIT 10 6-1 f v
+XADD s MAXLEN ~ 5 LIMIT -1 6-1 f v
+XADD s MINID bad 6-1 f v
+XADD s MAXLEN = 4 6-1 f v
+XRANGE s - +
+XADD s MINID 2 7-1 f v
+XRANGE s - +
+XADD s MAXLEN ~ 1 8-1 f v
+XLEN s
+XADD s MAXLEN ~ 1 LIMIT 1 8-2 f v
+XLEN s
+# ranges
+XRANGE s - + COUNT 2
+XRANGE s - + COUNT 0
+XRANGE s - + COUNT -5
+XRANGE s - + COUNT
+XRANGE s - + FOO 1
+XRANGE s - + COUNT x
+XRANGE s (6-1 +
+XRANGE s - (7-1
+XRANGE s (- +
+XRANGE s ( +
+XRANGE s 7 7
+XRANGE s 7 6
+XRANGE s (18446744073709551615-18446744073709551615 +
+XRANGE s - (0-0
+XRANGE s 0 +
+XREVRANGE s + -
+XREVRANGE s + - COUNT 1
+XREVRANGE s (8-2 -
+XREVRANGE s 7 7
+XRANGE nokey - +
+XREVRANGE nokey + -
+# XDEL
+XDEL s 7-1 7-1 99-1
+XDEL s bad
+XDEL s 1-1 bad
+XDEL nokey bad
+XLEN s
+XINFO STREAM s
+XINFO STREAM nokey
+XINFO STREAM s FOO
+XINFO NOPE s
+# XTRIM
+XTRIM s
+XTRIM s FOO
+XTRIM s MAXLEN
+XTRIM s MAXLEN 1 LIMIT 1
+XTRIM s MAXLEN ~ 1 LIMIT 1
+XTRIM s LIMIT 1
+XTRIM s MAXLEN 100
+XTRIM s MINID 0
+XTRIM s MAXLEN 1
+XTRIM nokey MAXLEN 1
+XRANGE s - +
+XINFO STREAM s
+# XSETID
+XSETID s 1-1
+XSETID s 100-1 ENTRIESADDED 0
+XSETID s 100-1 ENTRIESADDED -1
+XSETID s 100-1 ENTRIESADDED x
+XSETID s 100-1 MAXDELETEDID 200-1
+XSETID s 100-1 MAXDELETEDID bad
+XSETID s 100-1 FOO 1
+XSETID s 100-1 ENTRIESADDED
+XSETID s 100-1 ENTRIESADDED 50 MAXDELETEDID 90-9
+XINFO STREAM s
+XSETID s 95-0
+XSETID nokey 1-1
+XSETID s +
+XSETID s bad
+XADD s 100-1 f v
+XADD s 100-* f v
+# XREAD
+XREAD STREAMS s 0
+XREAD COUNT 1 STREAMS s 0
+XREAD COUNT 1 STREAMS s nokey 0 0
+XREAD STREAMS s $
+XREAD STREAMS nokey $
+XREAD STREAMS s 100-2
+XREAD STREAMS s
+XREAD STREAMS s a 0
+XREAD COUNT x STREAMS s 0
+XREAD FOO STREAMS s 0
+XREAD COUNT 1
+XREAD STREAMS s >
+XREAD STREAMS s -
+XREAD STREAMS s bad
+XREAD GROUP g c STREAMS s 0
+XREAD NOACK STREAMS s 0
+# wrong types
+SET str v
+XADD str 1-1 f v
+XLEN str
+XRANGE str - +
+XREVRANGE str + -
+XDEL str 1-1
+XTRIM str MAXLEN 1
+XSETID str 1-1
+XINFO STREAM str
+XREAD STREAMS s str 0 0
+XREAD STREAMS str s bad 0
+GET s
+LPUSH s x
+TYPE s
+OBJECT ENCODING s
+# an empty stream stays a key
+XDEL s 100-1 100-2 100-3
+XLEN s
+EXISTS s
+XINFO STREAM s
+XRANGE s - +
+XREAD STREAMS s 0
+"#;
+
+fn run(resp3: bool) {
+    let mut diff = Differential::start();
+    if resp3 {
+        diff.larder.command(&["HELLO", "3"]);
+        diff.redis.command(&["HELLO", "3"]);
+    }
+    diff.script(SCRIPT);
+}
+
+#[test]
+fn commands_match_redis_resp2() {
+    run(false);
+}
+
+#[test]
+fn commands_match_redis_resp3() {
+    run(true);
+}
+
+/// Many entries: node splits by count and by bytes, partial and whole-node
+/// trims, XINFO's radix tree counts, deletes across nodes.
+#[test]
+fn large_streams_match_redis() {
+    let mut diff = Differential::start();
+    for i in 1..=1000u64 {
+        let id = format!("{}-{}", 1000 + i / 3, i % 3);
+        let value = "x".repeat((i % 97) as usize);
+        let (a, b) = if i % 7 == 0 {
+            ("other", "field")
+        } else {
+            ("a", "b")
+        };
+        diff.check(&["XADD", "big", &id, a, &value, b, &i.to_string()]);
+    }
+    for i in (0..1000u64).step_by(13) {
+        let id = format!("{}-{}", 1000 + i / 3, i % 3);
+        diff.check(&["XDEL", "big", &id]);
+    }
+    diff.check(&["XINFO", "STREAM", "big"]);
+    diff.check(&["XRANGE", "big", "1100", "1110"]);
+    diff.check(&["XREVRANGE", "big", "1200", "1150", "COUNT", "7"]);
+    diff.check(&["XTRIM", "big", "MAXLEN", "~", "900"]);
+    diff.check(&["XINFO", "STREAM", "big"]);
+    diff.check(&["XTRIM", "big", "MAXLEN", "~", "10", "LIMIT", "150"]);
+    diff.check(&["XINFO", "STREAM", "big"]);
+    diff.check(&["XTRIM", "big", "MINID", "=", "1150-1"]);
+    diff.check(&["XINFO", "STREAM", "big"]);
+    diff.check(&["XTRIM", "big", "MINID", "~", "1250"]);
+    diff.check(&["XINFO", "STREAM", "big"]);
+    diff.check(&["XTRIM", "big", "MAXLEN", "333"]);
+    diff.check(&["XINFO", "STREAM", "big"]);
+    diff.check(&["XRANGE", "big", "-", "+", "COUNT", "5"]);
+    diff.check(&["XREAD", "COUNT", "3", "STREAMS", "big", "1300"]);
+    // Auto IDs: compare shapes only where time enters.
+    let ours = diff.larder.command(&["XADD", "big", "*", "f", "v"]);
+    assert!(ours.starts_with(b"$"), "{}", String::from_utf8_lossy(&ours));
+    // Big values close nodes by bytes.
+    let big_value = "y".repeat(1500);
+    for i in 1..=20 {
+        diff.check(&["XADD", "bytes", &format!("{i}-0"), "f", &big_value]);
+    }
+    diff.check(&["XINFO", "STREAM", "bytes"]);
+    diff.check(&["XADD", "ints", "1-1", "1", "2"]);
+    for i in 2..=300 {
+        diff.check(&[
+            "XADD",
+            "ints",
+            &format!("{i}-{i}"),
+            "1",
+            &(i * 1000).to_string(),
+        ]);
+    }
+    diff.check(&["XINFO", "STREAM", "ints"]);
+}
+
+/// Redis 7.4's `+` in XREAD: the last entry of each stream.
+#[test]
+fn xread_plus_reads_the_last_entry() {
+    let server = TestServer::start();
+    let mut client = server.raw();
+    client.command(&["XADD", "s", "1-1", "a", "1"]);
+    client.command(&["XADD", "s", "2-1", "b", "2"]);
+    let reply = client.command(&["XREAD", "STREAMS", "s", "e", "+", "+"]);
+    assert_eq!(
+        String::from_utf8_lossy(&reply),
+        "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
+    );
+}
