@@ -801,7 +801,9 @@ mod tests {
         assert_eq!(parse_id(b" 5-1", 0, IdForm::Strict), exact(5, 1));
         assert_eq!(parse_id(b"+7", 0, IdForm::Strict), exact(7, 0));
         assert_eq!(parse_id(b"7- 3", 0, IdForm::Strict), exact(7, 3));
-        assert_eq!(parse_id(b" -1", 0, IdForm::Strict), exact(u64::MAX, 0));
+        // The first `-` splits, as Redis's strchr does.
+        assert!(parse_id(b" -1", 0, IdForm::Strict).is_err());
+        assert_eq!(parse_id(b"1- -1", 0, IdForm::Strict), exact(1, u64::MAX));
         assert_eq!(parse_id(b"5-*", 0, IdForm::Add), Ok(AddId::Ms(5)));
         assert!(parse_id(b"5-*", 0, IdForm::Strict).is_err());
         assert!(parse_id(b"-1", 0, IdForm::Strict).is_err());
