@@ -249,3 +249,109 @@ fn xread_plus_reads_the_last_entry() {
         "*1\r\n*2\r\n$1\r\ns\r\n*1\r\n*2\r\n$3\r\n2-1\r\n*2\r\n$1\r\nb\r\n$1\r\n2\r\n"
     );
 }
+
+/// The frames `subscriber` received before the marker `mark`.
+fn frames_until(subscriber: &mut common::RawClient, mark: &str) -> Vec<String> {
+    let marker = format!("$6\r\nmarker\r\n${}\r\n{mark}\r\n", mark.len());
+    let mut frames = Vec::new();
+    loop {
+        let frame = String::from_utf8_lossy(&subscriber.read_reply()).into_owned();
+        if frame.ends_with(&marker) {
+            return frames;
+        }
+        frames.push(frame);
+    }
+}
+
+/// Keyspace events of the stream commands, frame for frame as Redis's:
+/// xadd, xtrim (from XADD's trimming and XTRIM), xdel, xsetid, and none
+/// for commands that change nothing.
+#[test]
+fn stream_commands_notify_as_redis() {
+    let pair = common::Pair::start();
+    let mut writer = pair.clients();
+    let mut subscriber = pair.clients();
+    writer.same(&["CONFIG", "SET", "notify-keyspace-events", "KEA"]);
+    for client in [&mut subscriber.ours, &mut subscriber.theirs] {
+        client.command(&["PSUBSCRIBE", "__key*__:*"]);
+        client.command(&["SUBSCRIBE", "marker"]);
+    }
+    let script = [
+        "XADD s 1-1 f v",
+        "XADD s MAXLEN 1 2-1 f v",
+        "XADD s MAXLEN 5 3-1 f v",
+        "XADD s 0-1 f v",
+        "XADD nomk NOMKSTREAM 1-1 f v",
+        "XDEL s 3-1 9-9",
+        "XDEL s 9-9",
+        "XTRIM s MAXLEN 0",
+        "XTRIM s MAXLEN 0",
+        "XSETID s 10-1",
+        "XLEN s",
+        "XRANGE s - +",
+        "DEL s",
+    ];
+    for (n, line) in script.iter().enumerate() {
+        let args: Vec<&str> = line.split_whitespace().collect();
+        writer.same(&args);
+        let mark = n.to_string();
+        writer.same(&["PUBLISH", "marker", &mark]);
+        let ours = frames_until(&mut subscriber.ours, &mark);
+        let theirs = frames_until(&mut subscriber.theirs, &mark);
+        assert_eq!(ours, theirs, "events of {line}");
+        if n == 1 {
+            // XADD with trimming: both events, on both channels.
+            assert_eq!(ours.len(), 4, "{ours:?}");
+            assert!(ours[3].contains("xtrim"), "{ours:?}");
+        }
+    }
+}
+
+/// The generic commands on a stream key: TYPE, OBJECT ENCODING, SCAN TYPE,
+/// COPY, RENAME, MOVE, DUMP-free round trips, WRONGTYPE from other types.
+#[test]
+fn generic_commands_handle_streams_as_redis() {
+    let mut diff = Differential::start();
+    diff.script(
+        "
+        XADD s 1-1 a 1 b 2
+        XADD s 2-1 a 3 b 4
+        XSETID s 5-5 ENTRIESADDED 9 MAXDELETEDID 3-3
+        TYPE s
+        OBJECT ENCODING s
+        SCAN 0 TYPE stream
+        SCAN 0 TYPE string
+        COPY s c
+        XINFO STREAM c
+        XADD c 6-1 x y
+        XLEN s
+        XLEN c
+        RENAME c r
+        XRANGE r - +
+        EXISTS c
+        MOVE r 1
+        SELECT 1
+        XINFO STREAM r
+        XRANGE r - +
+        SELECT 0
+        SET str v
+        LPUSH s x
+        HSET s f v
+        SADD s m
+        ZADD s 1 m
+        GET s
+        INCR s
+        APPEND s x
+        LRANGE s 0 -1
+        DEL s
+        XLEN s
+        ",
+    );
+    let usage = diff.larder.command(&["MEMORY", "USAGE", "str"]);
+    assert!(usage.starts_with(b":"));
+    diff.larder.command(&["XADD", "m", "1-1", "f", "v"]);
+    let usage =
+        String::from_utf8_lossy(&diff.larder.command(&["MEMORY", "USAGE", "m"])).into_owned();
+    let bytes: u64 = usage.trim_start_matches(':').trim().parse().unwrap();
+    assert!(bytes > 16 && bytes < 10_000, "{usage}");
+}
