@@ -432,11 +432,10 @@ fn streams_are_written_behind_and_read_back() {
                     .next()
                     .unwrap()
                     .to_string()
-                    + &String::from_utf8_lossy(reply)
+                    + String::from_utf8_lossy(reply)
                         .split("last-generated-id")
                         .nth(1)
                         .unwrap()
-                        .to_string()
             };
             assert_eq!(strip(ours), strip(theirs));
         }
