@@ -23,6 +23,7 @@ XADD s + a 1
 XADD s abc a 1
 XADD s 3-x a 1
 XADD s 1-2-3 a 1
+XADD s 1-+2 a 1
 XADD s 18446744073709551616-0 a 1
 XADD s -1-0 a 1
 XADD s 3-1 a
@@ -88,6 +89,16 @@ XLEN s
 XINFO STREAM s
 XINFO STREAM nokey
 XINFO STREAM s FOO
+XINFO STREAM nokey FOO
+XINFO STREAM s FULL
+XINFO STREAM s FULL COUNT 1
+XINFO STREAM s FULL COUNT 0
+XINFO STREAM s FULL COUNT -1
+XINFO STREAM s FULL COUNT x
+XINFO STREAM s FULL COUNT
+XINFO STREAM s FULL LIMIT 1
+XINFO STREAM s full count 2
+XINFO STREAM s FOO COUNT 2
 XINFO NOPE s
 # XTRIM
 XTRIM s
@@ -212,6 +223,7 @@ fn large_streams_match_redis() {
     diff.check(&["XINFO", "STREAM", "big"]);
     diff.check(&["XTRIM", "big", "MAXLEN", "333"]);
     diff.check(&["XINFO", "STREAM", "big"]);
+    diff.check(&["XINFO", "STREAM", "big", "FULL", "COUNT", "0"]);
     diff.check(&["XRANGE", "big", "-", "+", "COUNT", "5"]);
     diff.check(&["XREAD", "COUNT", "3", "STREAMS", "big", "1300"]);
     // Auto IDs: compare shapes only where time enters.

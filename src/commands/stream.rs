@@ -1,7 +1,7 @@
 //! Stream commands, at Redis 7.0 fidelity: XADD, XLEN, XRANGE, XREVRANGE,
 //! XDEL, XTRIM, XREAD (without BLOCK; `+` reads the last entry as in Redis
-//! 7.4), XSETID, XINFO STREAM (without FULL). Consumer groups and blocking
-//! reads are not implemented yet.
+//! 7.4), XSETID, XINFO STREAM (FULL and COUNT included). Consumer groups
+//! and blocking reads are not implemented yet.
 //!
 //! Argument parsing, its order of checks and its error texts follow
 //! Redis's `t_stream.c`, including its ID parser (`strtoull`'s leading
@@ -739,25 +739,31 @@ fn xsetid(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 // ---------------------------------------------------------------- XINFO STREAM
 
 fn xinfo_stream(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    if argv.len() > 3 {
-        if is_keyword(argv[3], "full") {
-            return Err(Error::err(
-                "XINFO STREAM FULL is not supported by Larder yet",
-            ));
-        }
-        return Err(Error::err(format!(
-            "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
-            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
-        )));
-    }
     let key = argv[2];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
+    // The key is looked up before the options are read, as in Redis.
     let Some(stream) = stream_ref(locked.db(dbi, key)?, key, now)? else {
         return Err(Error::no_such_key());
     };
+    let syntax = || {
+        Error::err(format!(
+            "unknown subcommand or wrong number of arguments for '{}'. Try XINFO HELP.",
+            String::from_utf8_lossy(&argv[1][..argv[1].len().min(128)])
+        ))
+    };
+    // XINFO STREAM key [FULL [COUNT count]]: None when not FULL.
+    let full_count = match &argv[3..] {
+        [] => None,
+        [full] if is_keyword(full, "full") => Some(10),
+        [full, count, n] if is_keyword(full, "full") && is_keyword(count, "count") => {
+            let n = int_arg(n)?;
+            Some(if n < 0 { 10 } else { n as u64 })
+        }
+        _ => return Err(syntax()),
+    };
     let out = &mut *ctx.out;
-    out.map(10);
+    out.map(if full_count.is_some() { 9 } else { 10 });
     out.bulk(b"length");
     out.int(stream.len() as i64);
     out.bulk(b"radix-tree-keys");
@@ -772,6 +778,14 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     out.int(stream.entries_added() as i64);
     out.bulk(b"recorded-first-entry-id");
     write_id(out, stream.first_id());
+    if let Some(count) = full_count {
+        out.bulk(b"entries");
+        write_range(out, stream, StreamId::MIN, StreamId::MAX, false, count);
+        // Consumer groups are not implemented: there are none to list.
+        out.bulk(b"groups");
+        out.array(0);
+        return Ok(());
+    }
     out.bulk(b"groups");
     out.int(stream.groups().len() as i64);
     for (name, rev) in [(&b"first-entry"[..], false), (b"last-entry", true)] {
