@@ -455,3 +455,76 @@ fn streams_are_written_behind_and_read_back() {
     compare(&writebehind_server(&pg, true, false));
     compare(&writebehind_server(&pg, false, true));
 }
+
+/// XREAD BLOCK: woken by an XADD from another client (every blocked reader
+/// of the key, `$` meaning the last ID when it blocked), timing out with a
+/// null array, not blocking inside MULTI; its errors.
+#[test]
+fn xread_block_matches_redis() {
+    let pair = common::Pair::start();
+    let mut writer = pair.clients();
+    let mut readers = [pair.clients(), pair.clients()];
+    writer.script(
+        "
+        XADD s 1-1 f v
+        XREAD BLOCK x STREAMS s 0
+        XREAD BLOCK -1 STREAMS s 0
+        XREAD BLOCK 1.5 STREAMS s 0
+        XREAD BLOCK 0 STREAMS s 0
+        XREAD BLOCK 10 STREAMS s $
+        XREAD BLOCK 10 STREAMS nokey $
+        MULTI
+        XREAD BLOCK 0 STREAMS s $
+        EXEC
+        ",
+    );
+    let request = |args: &[&str]| {
+        let bytes: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        common::encode_command(&bytes)
+    };
+    readers[0].ours.send(&request(&[
+        "XREAD", "BLOCK", "0", "STREAMS", "s", "other", "$", "$",
+    ]));
+    readers[0].theirs.send(&request(&[
+        "XREAD", "BLOCK", "0", "STREAMS", "s", "other", "$", "$",
+    ]));
+    readers[1].ours.send(&request(&[
+        "XREAD", "COUNT", "1", "BLOCK", "5000", "STREAMS", "other", "0",
+    ]));
+    readers[1].theirs.send(&request(&[
+        "XREAD", "COUNT", "1", "BLOCK", "5000", "STREAMS", "other", "0",
+    ]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    writer.same(&["XADD", "other", "5-1", "a", "1"]);
+    for reader in &mut readers {
+        let ours = reader.ours.read_reply();
+        let theirs = reader.theirs.read_reply();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+        assert!(
+            ours.starts_with(b"*1\r\n"),
+            "{}",
+            String::from_utf8_lossy(&ours)
+        );
+    }
+    // A `$` reader is not served by an older entry, only by a new one.
+    readers[0]
+        .ours
+        .send(&request(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]));
+    readers[0]
+        .theirs
+        .send(&request(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    writer.same(&["XADD", "s", "9-1", "late", "entry"]);
+    let ours = readers[0].ours.read_reply();
+    let theirs = readers[0].theirs.read_reply();
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&theirs)
+    );
+    assert!(String::from_utf8_lossy(&ours).contains("9-1"));
+    // A timeout answers a null array.
+    readers[1].same(&["XREAD", "BLOCK", "50", "STREAMS", "s", "$"]);
+}

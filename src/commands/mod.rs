@@ -873,7 +873,9 @@ pub fn rerun_blocked(
         return;
     };
     session.woken_by = woken_by;
+    session.rerunning = true;
     run_counted(shared, session, out, spec, argv, None, false);
+    session.rerunning = false;
     session.woken_by = None;
     let tracking = &shared.pubsub.tracking;
     if tracking.has_pending_broadcasts() {

@@ -1,13 +1,14 @@
 //! Stream commands, at Redis 7.0 fidelity: XADD, XLEN, XRANGE, XREVRANGE,
-//! XDEL, XTRIM, XREAD (without BLOCK; `+` reads the last entry as in Redis
-//! 7.4), XSETID, XINFO STREAM (FULL and COUNT included). Consumer groups
-//! and blocking reads are not implemented yet.
+//! XDEL, XTRIM, XREAD (BLOCK included; `+` reads the last entry as in
+//! Redis 7.4), XSETID, XINFO STREAM (FULL and COUNT included). Consumer
+//! groups are not implemented yet.
 //!
 //! Argument parsing, its order of checks and its error texts follow
 //! Redis's `t_stream.c`, including its ID parser (`strtoull`'s leading
 //! spaces and signs are accepted, as there).
 
 use std::io::Write as _;
+use std::time::Duration;
 
 use super::connection::container;
 use super::flags::*;
@@ -17,6 +18,7 @@ use super::{CommandSpec, Ctx, KeySpec, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::pubsub::events;
+use crate::shared::blocking::{TimeoutReply, WaitKind};
 use crate::store::types::{AddError, AddId, EntryView, StreamId, StreamValue, Trim};
 use crate::store::{Db, Value, ValueRef};
 
@@ -399,6 +401,7 @@ fn xadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     db.touch(key);
     drop(locked);
     write_id(ctx.out, new_id);
+    shared.blocking.key_ready(dbi, key, Some(WaitKind::Stream));
     notify(shared, "xadd", key, dbi);
     if trimmed > 0 {
         notify(shared, "xtrim", key, dbi);
@@ -573,15 +576,27 @@ pub fn xread_key_range(argv: &[&[u8]]) -> Option<std::ops::Range<usize>> {
     None
 }
 
+/// XREAD BLOCK's timeout: integer milliseconds, 0 for ever.
+fn block_timeout(arg: &[u8]) -> Result<Option<Duration>> {
+    let millis =
+        strict_i64(arg).ok_or_else(|| Error::err("timeout is not an integer or out of range"))?;
+    if millis < 0 {
+        return Err(Error::err("timeout is negative"));
+    }
+    Ok((millis > 0).then(|| Duration::from_millis(millis as u64)))
+}
+
 fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut count = 0u64;
+    let mut block = None;
     let mut streams_at = None;
     let mut i = 1;
     while i < argv.len() {
         let more = argv.len() - i - 1;
         let opt = argv[i];
         if is_keyword(opt, "block") && more > 0 {
-            return Err(Error::err("XREAD BLOCK is not supported by Larder yet"));
+            block = Some(block_timeout(argv[i + 1])?);
+            i += 2;
         } else if is_keyword(opt, "count") && more > 0 {
             count = int_arg(argv[i + 1])?.max(0) as u64;
             i += 2;
@@ -614,57 +629,73 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let id_args = &argv[first + n..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
+    // A blocked XREAD running again reads after what `$` meant when it
+    // blocked.
+    let resumed = ctx.session.rerunning && ctx.session.xread_after.len() == n;
     let mut locked = ctx.locks.keys(keys)?;
-    // What each stream must be read after: `None` for `+` (its last entry).
-    let mut after: Vec<Option<StreamId>> = Vec::with_capacity(n);
-    for (key, arg) in keys.iter().zip(id_args) {
+    let mut after: Vec<StreamId> = Vec::with_capacity(n);
+    for (j, (key, arg)) in keys.iter().zip(id_args).enumerate() {
         let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
+        if resumed {
+            after.push(ctx.session.xread_after[j]);
+            continue;
+        }
+        let last = stream.map_or(StreamId::MIN, StreamValue::last_id);
         after.push(match *arg {
-            b"$" => Some(stream.map_or(StreamId::MIN, StreamValue::last_id)),
+            b"$" => last,
             b">" => {
                 return Err(Error::err(
                     "The > ID can be specified only when calling XREADGROUP using the GROUP <group> <consumer> option.",
                 ))
             }
-            // Redis 7.4: the last entry.
-            b"+" => None,
-            _ => Some(parse_strict_id(arg, 0)?),
+            // Redis 7.4: the last entry (entries after the one before it).
+            b"+" => last.prev().unwrap_or(StreamId::MIN),
+            _ => parse_strict_id(arg, 0)?,
         });
     }
     let mut body = ReplyBuf::new();
     body.set_resp3(ctx.out.is_resp3());
     let mut served = 0;
-    for (key, after) in keys.iter().zip(after) {
+    for (key, &after) in keys.iter().zip(&after) {
         let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
         reads::looked_up(shared, dbi, key, stream.is_some());
-        let Some(stream) = stream.filter(|s| !s.is_empty()) else {
+        let Some(stream) = stream else {
             continue;
         };
-        let Some(last) = stream.last_live_id() else {
-            continue;
-        };
-        let (start, limit) = match after {
-            None => (last, 1),
-            Some(after) if last > after => (after.next().unwrap_or(StreamId::MAX), count),
-            Some(_) => continue,
-        };
+        match stream.last_live_id() {
+            Some(last) if last > after => {}
+            _ => continue,
+        }
         served += 1;
         if !body.is_resp3() {
             body.array(2);
         }
         body.bulk(key);
-        write_range(&mut body, stream, start, StreamId::MAX, false, limit);
+        let start = after.next().unwrap_or(StreamId::MAX);
+        write_range(&mut body, stream, start, StreamId::MAX, false, count);
     }
     drop(locked);
-    if served == 0 {
-        ctx.out.null_array();
-    } else {
+    if served > 0 {
         if ctx.out.is_resp3() {
             ctx.out.map(served);
         } else {
             ctx.out.array(served);
         }
         ctx.out.raw(&body.buffer()[..]);
+        return Ok(());
+    }
+    match block {
+        Some(timeout) => {
+            ctx.session.xread_after = after;
+            super::list::block_or_timeout(
+                ctx,
+                keys,
+                timeout,
+                WaitKind::Stream,
+                TimeoutReply::NullArray,
+            );
+        }
+        None => ctx.out.null_array(),
     }
     Ok(())
 }
