@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::pubsub::events;
 use crate::shared::blocking::{TimeoutReply, WaitKind};
+use crate::store::changes::Effect;
 use crate::store::types::{AddError, AddId, EntryView, StreamId, StreamValue, Trim};
 use crate::store::{Db, Value, ValueRef};
 
@@ -370,7 +371,8 @@ fn xadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    if stream_mut(db, key, now)?.is_none() {
+    let created = stream_mut(db, key, now)?.is_none();
+    if created {
         if args.no_mkstream {
             ctx.out.null();
             return Ok(());
@@ -398,7 +400,17 @@ fn xadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             ))
         }
     };
-    db.touch(key);
+    if trimmed > 0 || created {
+        db.touch(key);
+    } else {
+        // The journal records the entry, not the whole stream.
+        db.touch_with(
+            key,
+            Effect::StreamAdd {
+                fields_and_values: fields,
+            },
+        );
+    }
     drop(locked);
     write_id(ctx.out, new_id);
     shared.blocking.key_ready(dbi, key, Some(WaitKind::Stream));
