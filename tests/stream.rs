@@ -331,6 +331,7 @@ fn generic_commands_handle_streams_as_redis() {
         XSETID s 5-5 ENTRIESADDED 9 MAXDELETEDID 3-3
         TYPE s
         OBJECT ENCODING s
+        DEBUG DIGEST-VALUE s
         SCAN 0 TYPE stream
         SCAN 0 TYPE string
         COPY s c
@@ -525,6 +526,26 @@ fn xread_block_matches_redis() {
         String::from_utf8_lossy(&theirs)
     );
     assert!(String::from_utf8_lossy(&ours).contains("9-1"));
+    // A key re-typed while a reader waits leaves it waiting; the stream
+    // coming back with an entry serves it.
+    readers[0]
+        .ours
+        .send(&request(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]));
+    readers[0]
+        .theirs
+        .send(&request(&["XREAD", "BLOCK", "0", "STREAMS", "s", "$"]));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    writer.same(&["SET", "s", "now a string"]);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    writer.same(&["DEL", "s"]);
+    writer.same(&["XADD", "s", "20-1", "back", "again"]);
+    let ours = readers[0].ours.read_reply();
+    let theirs = readers[0].theirs.read_reply();
+    assert_eq!(
+        String::from_utf8_lossy(&ours),
+        String::from_utf8_lossy(&theirs)
+    );
+    assert!(String::from_utf8_lossy(&ours).contains("20-1"));
     // A timeout answers a null array.
     readers[1].same(&["XREAD", "BLOCK", "50", "STREAMS", "s", "$"]);
 }

@@ -647,11 +647,11 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut locked = ctx.locks.keys(keys)?;
     let mut after: Vec<StreamId> = Vec::with_capacity(n);
     for (j, (key, arg)) in keys.iter().zip(id_args).enumerate() {
-        let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
         if resumed {
             after.push(ctx.session.xread_after[j]);
             continue;
         }
+        let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
         let last = stream.map_or(StreamId::MIN, StreamValue::last_id);
         after.push(match *arg {
             b"$" => last,
@@ -669,7 +669,12 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     body.set_resp3(ctx.out.is_resp3());
     let mut served = 0;
     for (key, &after) in keys.iter().zip(&after) {
-        let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
+        let stream = match stream_ref(locked.db(dbi, key)?, key, now) {
+            // A key re-typed while the reader waited does not end the wait,
+            // as in Redis 7.0: it just has nothing to serve.
+            Err(_) if resumed => None,
+            other => other?,
+        };
         reads::looked_up(shared, dbi, key, stream.is_some());
         let Some(stream) = stream else {
             continue;
