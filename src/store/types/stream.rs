@@ -7,7 +7,7 @@
 //! fields*) stored once, then each entry as
 //!
 //! ```text
-//! flags | varint ms-delta | varint seq | [varint nfields] | (varint len, bytes)...
+//! varint (ms-delta << 2 | flags) | varint seq | [varint nfields] | (varint len, bytes)...
 //! ```
 //!
 //! where the ID is delta-encoded against the master ID (the sequence is a
@@ -187,9 +187,10 @@ impl Node {
     /// Decodes the entry at `pos`.
     fn entry_at(&self, master_id: StreamId, pos: usize) -> RawEntry {
         let buf = &self.buf;
-        let flags = buf[pos];
-        let mut at = pos + 1;
-        let ms_delta = read_varint(buf, &mut at);
+        let mut at = pos;
+        let head = read_varint128(buf, &mut at);
+        let flags = (head & 3) as u8;
+        let ms_delta = (head >> 2) as u64;
         let seq = read_varint(buf, &mut at);
         let id = if ms_delta == 0 {
             StreamId::new(master_id.ms, master_id.seq.wrapping_add(seq))
@@ -530,9 +531,11 @@ impl StreamValue {
                 .all(|field| read_string(&node.buf, &mut at) == *field)
         };
         let flags = if same { FLAG_SAME_FIELDS } else { 0 };
-        node.buf.push(flags);
         let ms_delta = id.ms - master_id.ms;
-        write_varint(&mut node.buf, ms_delta);
+        // The flags share the first varint's low bits: one byte less per
+        // entry. (Bit 0 of the first byte is bit 0 of the value, so
+        // deletion flips it in place.)
+        write_varint128(&mut node.buf, (ms_delta as u128) << 2 | flags as u128);
         write_varint(
             &mut node.buf,
             if ms_delta == 0 {
@@ -824,6 +827,28 @@ fn read_varint(buf: &[u8], at: &mut usize) -> u64 {
     }
 }
 
+fn write_varint128(buf: &mut Vec<u8>, mut value: u128) {
+    while value >= 0x80 {
+        buf.push(value as u8 | 0x80);
+        value >>= 7;
+    }
+    buf.push(value as u8);
+}
+
+fn read_varint128(buf: &[u8], at: &mut usize) -> u128 {
+    let mut value = 0u128;
+    let mut shift = 0;
+    loop {
+        let byte = buf[*at];
+        *at += 1;
+        value |= ((byte & 0x7f) as u128) << shift;
+        if byte < 0x80 {
+            return value;
+        }
+        shift += 7;
+    }
+}
+
 fn write_string(buf: &mut Vec<u8>, s: &[u8]) {
     write_varint(buf, s.len() as u64);
     buf.extend_from_slice(s);
@@ -988,6 +1013,28 @@ mod tests {
             big.add(AddId::Exact(id(i, 0)), &[b"f", &value], 0).unwrap();
         }
         assert_eq!(big.node_count(), 3);
+    }
+
+    #[test]
+    fn huge_id_deltas_round_trip_and_delete() {
+        let mut s = StreamValue::new();
+        s.add(AddId::Exact(id(1, 7)), &[b"f", b"v"], 0).unwrap();
+        s.add(AddId::Exact(id(u64::MAX, 2)), &[b"f", b"w"], 0)
+            .unwrap();
+        s.add(AddId::Exact(StreamId::MAX), &[b"g", b"x"], 0)
+            .unwrap();
+        assert_eq!(s.node_count(), 1);
+        assert_eq!(
+            ids(&s, false),
+            vec![id(1, 7), id(u64::MAX, 2), StreamId::MAX]
+        );
+        assert_eq!(s.delete_ids(&[id(u64::MAX, 2)]), 1);
+        assert_eq!(ids(&s, true), vec![StreamId::MAX, id(1, 7)]);
+        let mut pairs = vec![];
+        s.range(StreamId::MAX, StreamId::MAX, false, 0, |e| {
+            pairs.extend(e.pairs().map(|(f, v)| (f.to_vec(), v.to_vec())))
+        });
+        assert_eq!(pairs, vec![(b"g".to_vec(), b"x".to_vec())]);
     }
 
     #[test]
