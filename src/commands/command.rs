@@ -442,7 +442,7 @@ fn legacy_key_triple(spec: &CommandSpec) -> (i64, i64, i64) {
     match spec.keys {
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
         KeySpec::DestAndNumKeys { .. } => (1, 1, 1),
-        KeySpec::None | KeySpec::NumKeys { .. } => (0, 0, 0),
+        KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StreamsKeyword => (0, 0, 0),
     }
 }
 
@@ -454,7 +454,7 @@ fn write_command_info(out: &mut ReplyBuf, spec: &CommandSpec) {
         .collect();
     if matches!(
         spec.keys,
-        KeySpec::NumKeys { .. } | KeySpec::DestAndNumKeys { .. }
+        KeySpec::NumKeys { .. } | KeySpec::DestAndNumKeys { .. } | KeySpec::StreamsKeyword
     ) {
         // Redis's order puts it before allow_busy.
         let at = flag_names.len() - usize::from(spec.has(ALLOW_BUSY));
@@ -522,6 +522,37 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
     let access = default_key_flags(spec);
     match spec.keys {
         KeySpec::None => out.set(0),
+        KeySpec::StreamsKeyword => {
+            // As Redis reports XREAD: the keyword STREAMS, then half of
+            // what follows.
+            out.set(1);
+            out.map(3);
+            out.bulk(b"flags");
+            out.set(access.len());
+            access.iter().for_each(|f| out.simple(f));
+            out.bulk(b"begin_search");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"keyword");
+            out.bulk(b"spec");
+            out.map(2);
+            out.bulk(b"keyword");
+            out.bulk(b"STREAMS");
+            out.bulk(b"startfrom");
+            out.int(1);
+            out.bulk(b"find_keys");
+            out.map(2);
+            out.bulk(b"type");
+            out.bulk(b"range");
+            out.bulk(b"spec");
+            out.map(3);
+            out.bulk(b"lastkey");
+            out.int(-1);
+            out.bulk(b"keystep");
+            out.int(1);
+            out.bulk(b"limit");
+            out.int(2);
+        }
         KeySpec::Range { first, last, step } => {
             let last_key = if last < 0 {
                 last as i64

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::flags::*;
 use super::{CommandSpec, Ctx, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::store::types::StreamId;
 use crate::store::ValueRef;
 
 pub static COMMANDS: &[CommandSpec] = &[CommandSpec::new(
@@ -210,6 +211,17 @@ fn serialized_length(value: ValueRef, now_ms: u64) -> usize {
                     .map(|(member, _)| rdb_string_len(member.as_ref()) + 8)
                     .sum::<usize>()
         }
+        ValueRef::Stream(stream) => {
+            // Each entry: its 16-byte ID, field count, fields and values.
+            let mut total = rdb_len_len(stream.len() as usize) + 16 * 3;
+            stream.range(StreamId::MIN, StreamId::MAX, false, 0, |entry| {
+                total += 16 + rdb_len_len(entry.len());
+                for (field, value) in entry.pairs() {
+                    total += rdb_string_len(field) + rdb_string_len(value);
+                }
+            });
+            total
+        }
     }
 }
 
@@ -274,6 +286,7 @@ fn type_number(value: &ValueRef) -> u32 {
         ValueRef::Set(_) => 2,
         ValueRef::ZSet(_) => 3,
         ValueRef::Hash(_) => 4,
+        ValueRef::Stream(_) => 6,
     }
 }
 
@@ -304,6 +317,19 @@ fn value_digest(digest: &mut Digest, entry: &crate::store::Entry, now_ms: u64) {
                 mix_digest(&mut element, value);
                 xor_digest(digest, &element);
             }
+        }
+        ValueRef::Stream(stream) => {
+            // As Redis: each entry's "ms.seq", then its fields and values.
+            stream.range(StreamId::MIN, StreamId::MAX, false, 0, |entry| {
+                mix_digest(
+                    digest,
+                    format!("{}.{}", entry.id.ms, entry.id.seq).as_bytes(),
+                );
+                for (field, value) in entry.pairs() {
+                    mix_digest(digest, field);
+                    mix_digest(digest, value);
+                }
+            });
         }
     }
     if entry.expires_at().is_some() {

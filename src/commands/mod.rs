@@ -27,6 +27,7 @@ mod scripting;
 mod server;
 mod set;
 mod slowlog;
+mod stream;
 mod string;
 mod tracking;
 mod transaction;
@@ -113,6 +114,8 @@ pub enum KeySpec {
     /// A destination key at 1, then a count at `numkeys_index` followed by
     /// that many keys (ZUNIONSTORE-style).
     DestAndNumKeys { numkeys_index: usize },
+    /// After the STREAMS keyword, the first half of the rest (XREAD).
+    StreamsKeyword,
 }
 
 /// One command: what `COMMAND INFO`/`COMMAND DOCS` report, and its handler.
@@ -293,6 +296,9 @@ impl CommandSpec {
         let mut positions = SmallVec::new();
         match self.keys {
             KeySpec::None => {}
+            KeySpec::StreamsKeyword => {
+                positions.extend(stream::xread_key_range(argv).unwrap_or_default())
+            }
             KeySpec::Range { first, last, step } => {
                 if first <= 0 {
                     return positions;
@@ -869,7 +875,9 @@ pub fn rerun_blocked(
         return;
     };
     session.woken_by = woken_by;
+    session.rerunning = true;
     run_counted(shared, session, out, spec, argv, None, false);
+    session.rerunning = false;
     session.woken_by = None;
     let tracking = &shared.pubsub.tracking;
     if tracking.has_pending_broadcasts() {

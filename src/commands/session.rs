@@ -109,6 +109,11 @@ pub struct Session {
     /// blocked client from the key that became ready (first), the command
     /// tries those keys first, and a key of another type no longer fails it.
     pub woken_by: Option<Vec<Vec<u8>>>,
+    /// True while a blocked command runs again (see `rerun_blocked`).
+    pub rerunning: bool,
+    /// What a blocked XREAD reads after, per stream, resolved (`$`) when
+    /// it blocked: its reruns use these.
+    pub xread_after: Vec<crate::store::types::StreamId>,
     /// The store's time, read once for a run of up to 16 pipelined
     /// requests (and again after anything the run waited for): the
     /// commands of the run see the same now, as those of a MULTI do.
@@ -161,6 +166,8 @@ impl Session {
             flush_wait: None,
             debug_sleep: None,
             woken_by: None,
+            rerunning: false,
+            xread_after: Vec::new(),
             batch_time_ms: None,
             last_command: "NULL",
             subscriptions: Subscriptions::default(),

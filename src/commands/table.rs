@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 19] {
+fn families() -> [&'static [CommandSpec]; 20] {
     [
         super::command::COMMANDS,
         super::config::COMMANDS,
@@ -23,6 +23,7 @@ fn families() -> [&'static [CommandSpec]; 19] {
         super::server::COMMANDS,
         super::set::COMMANDS,
         super::slowlog::COMMANDS,
+        super::stream::COMMANDS,
         super::string::COMMANDS,
         super::transaction::COMMANDS,
         super::writebehind::COMMANDS,

@@ -43,6 +43,8 @@ use crate::protocol::ReplyBuf;
 pub enum WaitKind {
     List,
     ZSet,
+    /// XREAD: reading takes nothing, so every waiter is woken.
+    Stream,
 }
 
 /// The reply of a blocking command whose timeout passed, or that cannot
@@ -261,9 +263,9 @@ impl BlockingRegistry {
                 queue.retain(|w| !Arc::ptr_eq(w, &registration.waiter));
                 if queue.is_empty() {
                     keys.remove(key);
-                } else {
+                } else if registration.waiter.kind != WaitKind::Stream {
                     // Whatever this client was woken for, or left behind,
-                    // is the next one's to take.
+                    // is the next one's to take (an XREAD takes nothing).
                     wake_first(queue, key, Some(registration.waiter.kind));
                 }
             }
@@ -284,6 +286,10 @@ fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &[u8], kind: Option<WaitKind>)
     let mut woken: [bool; 2] = [false; 2];
     for waiter in queue {
         if kind.is_some_and(|k| k != waiter.kind) {
+            continue;
+        }
+        if waiter.kind == WaitKind::Stream {
+            waiter.wake(key);
             continue;
         }
         let slot = &mut woken[waiter.kind as usize];

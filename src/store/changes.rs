@@ -79,6 +79,9 @@ pub enum Effect<'a> {
     HashFields(Items<'a>),
     /// These members were added, removed or re-scored.
     ZSetMembers(Items<'a>),
+    /// XADD appended an entry of these fields and values, under the
+    /// stream's last ID.
+    StreamAdd { fields_and_values: &'a [&'a [u8]] },
     /// Only the key's expiry changed.
     Expiry,
 }

@@ -1016,6 +1016,9 @@ mod tests {
             Value::ZSet(z) => {
                 z.insert(extra, -1.0);
             }
+            Value::Stream(s) => {
+                let _ = s.add(crate::store::types::AddId::Auto, &[extra, b"x"], 0);
+            }
         }
     }
 

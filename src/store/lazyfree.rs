@@ -125,6 +125,8 @@ pub fn free_effort(value: ValueRef<'_>) -> usize {
         ValueRef::Hash(hash) => hash.len(),
         ValueRef::Set(set) => set.len(),
         ValueRef::ZSet(zset) => zset.len(),
+        // Redis counts a stream's radix tree nodes.
+        ValueRef::Stream(stream) => stream.node_count().max(1),
     }
 }
 

@@ -7,12 +7,16 @@
 //!   field TTLs are not stored).
 //! - `zset`: member, score, member, score... in rank order (ascending
 //!   score), the score as the decimal text ZSCORE replies with.
+//! - `stream`: the last generated ID, entries-added and the largest deleted
+//!   ID (IDs as `ms-seq` text, the count in decimal), then each live entry
+//!   in ID order: its ID, its number of fields, then field, value, field,
+//!   value... Deleted entries and node boundaries are not stored.
 //!
 //! Every item of a collection is a 4-byte big-endian length followed by that
 //! many bytes; an empty collection is empty bytes.
 
 use crate::protocol::format_double;
-use crate::store::types::{HashValue, ListValue, SetValue, ZSetValue};
+use crate::store::types::{HashValue, ListValue, SetValue, StreamId, StreamValue, ZSetValue};
 use crate::store::{Value, ValueRef};
 
 /// The type name stored in the `type` column and the encoded value (of a
@@ -58,6 +62,19 @@ pub fn encode_into<'a>(
                 item(out, member);
                 item(out, format_double(score).as_bytes());
             }
+        }
+        ValueRef::Stream(stream) => {
+            item(out, stream.last_id().to_string().as_bytes());
+            item(out, stream.entries_added().to_string().as_bytes());
+            item(out, stream.max_deleted_id().to_string().as_bytes());
+            stream.range(StreamId::MIN, StreamId::MAX, false, 0, |entry| {
+                item(out, entry.id.to_string().as_bytes());
+                item(out, entry.len().to_string().as_bytes());
+                for (field, value) in entry.pairs() {
+                    item(out, field);
+                    item(out, value);
+                }
+            });
         }
     }
     value.type_name()
@@ -129,9 +146,38 @@ pub fn decode(type_name: &str, bytes: &[u8]) -> Option<Value> {
             }
             Value::ZSet(Box::new(zset))
         }
+        "stream" => Value::Stream(Box::new(decode_stream(&items)?)),
         _ => return None,
     };
     Some(value)
+}
+
+/// A stream from its encoded items (see the module's documentation).
+fn decode_stream(items: &[Vec<u8>]) -> Option<StreamValue> {
+    let [last_id, entries_added, max_deleted, rest @ ..] = items else {
+        return None;
+    };
+    let number = |bytes: &[u8]| -> Option<u64> { std::str::from_utf8(bytes).ok()?.parse().ok() };
+    let mut entries = Vec::new();
+    let mut rest = rest;
+    while let [id, count, tail @ ..] = rest {
+        let strings = usize::try_from(number(count)?).ok()?.checked_mul(2)?;
+        if tail.len() < strings {
+            return None;
+        }
+        let fields = tail[..strings].iter().map(Vec::as_slice).collect();
+        entries.push((StreamId::from_text(id)?, fields));
+        rest = &tail[strings..];
+    }
+    if !rest.is_empty() {
+        return None;
+    }
+    StreamValue::restore(
+        entries,
+        StreamId::from_text(last_id)?,
+        number(entries_added)?,
+        StreamId::from_text(max_deleted)?,
+    )
 }
 
 #[cfg(test)]
@@ -144,7 +190,7 @@ mod tests {
         #[test]
         fn arbitrary_bytes_decode_without_panicking(
             bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
-            type_name in "string|list|set|hash|zset|other",
+            type_name in "string|list|set|hash|zset|stream|other",
         ) {
             let _ = decode(&type_name, &bytes);
             let _ = decode_items(&bytes);
@@ -208,6 +254,39 @@ mod tests {
             zset.insert(member, score);
         }
         round_trip(Value::ZSet(Box::new(zset.clone())));
+        let mut stream = StreamValue::new();
+        for n in 1..=150u64 {
+            let value = n.to_string();
+            let fields: &[&[u8]] = if n % 3 == 0 {
+                &[b"other", value.as_bytes()]
+            } else {
+                &[b"f", value.as_bytes(), b"", b"\x00"]
+            };
+            stream
+                .add(
+                    crate::store::types::AddId::Exact(StreamId::new(n, n)),
+                    fields,
+                    0,
+                )
+                .unwrap();
+        }
+        stream.delete_ids(&[StreamId::new(7, 7)]);
+        stream.set_last_id(StreamId::new(900, 1));
+        round_trip(Value::Stream(Box::new(stream.clone())));
+        let (_, bytes) = encode(&Value::Stream(Box::new(stream.clone())), 0);
+        let Some(Value::Stream(back)) = decode("stream", &bytes) else {
+            panic!("stream decodes");
+        };
+        assert_eq!(
+            (
+                back.len(),
+                back.last_id(),
+                back.entries_added(),
+                back.max_deleted_id()
+            ),
+            (149, StreamId::new(900, 1), 150, StreamId::new(7, 7))
+        );
+        round_trip(Value::Stream(Box::new(StreamValue::new())));
         let (_, bytes) = encode(&Value::ZSet(Box::new(zset)), 0);
         let Some(Value::ZSet(back)) = decode("zset", &bytes) else {
             panic!("zset decodes");
@@ -222,6 +301,29 @@ mod tests {
     #[test]
     fn malformed_encodings_are_refused() {
         assert_eq!(decode("nosuchtype", b""), None);
+        // A stream whose entries go backwards, or lack fields.
+        let mut bytes = Vec::new();
+        for text in [
+            &b"9-0"[..],
+            b"2",
+            b"0-0",
+            b"5-0",
+            b"1",
+            b"f",
+            b"v",
+            b"4-0",
+            b"1",
+            b"f",
+            b"v",
+        ] {
+            item(&mut bytes, text);
+        }
+        assert_eq!(decode("stream", &bytes), None);
+        let mut bytes = Vec::new();
+        for text in [&b"9-0"[..], b"1", b"0-0", b"5-0", b"0"] {
+            item(&mut bytes, text);
+        }
+        assert_eq!(decode("stream", &bytes), None);
         assert_eq!(decode("list", &[0, 0, 0, 9, b'x']), None);
         assert_eq!(decode("hash", &[0, 0, 0, 1, b'f']), None);
         assert_eq!(decode("zset", &[0, 0, 0, 1, b'm', 0, 0, 0, 1, b'x']), None);

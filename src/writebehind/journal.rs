@@ -69,6 +69,7 @@ use tokio::sync::watch;
 use super::encode::{decode, decode_items, encode_into, item};
 use super::unix_ms;
 use crate::store::changes::{Change, Effect};
+use crate::store::types::{AddId, StreamId};
 use crate::store::{PendingState, Store, Value, ValueRef};
 
 /// A rewrite lets at most this much of its records wait for the writer.
@@ -102,6 +103,7 @@ const OP_SET: u8 = 3;
 const OP_HASH: u8 = 4;
 const OP_ZSET: u8 = 5;
 const OP_EXPIRY: u8 = 6;
+const OP_STREAM_ADD: u8 = 7;
 
 /// Type codes of full records: 0 to 4 are the table's types in its
 /// encoding (a hash without field TTLs, as files of earlier versions
@@ -109,6 +111,7 @@ const OP_EXPIRY: u8 = 6;
 /// little-endian, or empty).
 const TYPE_SET: u8 = 2;
 const TYPE_HASH_WITH_TTLS: u8 = 5;
+const TYPE_STREAM: u8 = 6;
 
 thread_local! {
     /// The journal position the last record appended by this thread ends
@@ -1188,6 +1191,16 @@ fn encode_effect(record: &mut Vec<u8>, effect: Effect<'_>, value: ValueRef<'_>) 
                 }
             }
         }
+        (Effect::StreamAdd { fields_and_values }, ValueRef::Stream(stream)) => {
+            record.push(OP_STREAM_ADD);
+            let id = stream.last_id();
+            record.extend_from_slice(&id.ms.to_le_bytes());
+            record.extend_from_slice(&id.seq.to_le_bytes());
+            record.extend_from_slice(&(fields_and_values.len() as u64).to_le_bytes());
+            for item in fields_and_values {
+                put_bytes(record, item);
+            }
+        }
         (Effect::Expiry, _) => record.push(OP_EXPIRY),
         _ => return false,
     }
@@ -1207,11 +1220,16 @@ fn type_code(type_name: &str) -> u8 {
         "set" => 2,
         "hash" => 3,
         "zset" => 4,
+        // 5 is TYPE_HASH_WITH_TTLS.
+        "stream" => TYPE_STREAM,
         _ => u8::MAX,
     }
 }
 
 fn type_name(code: u8) -> Option<&'static str> {
+    if code == TYPE_STREAM {
+        return Some("stream");
+    }
     ["string", "list", "set", "hash", "zset"]
         .get(code as usize)
         .copied()
@@ -1224,6 +1242,8 @@ fn is_empty_collection(value: &Value) -> bool {
         Value::Set(set) => set.iter().next().is_none(),
         Value::Hash(hash) => hash.is_empty(),
         Value::ZSet(zset) => zset.iter().next().is_none(),
+        // An empty stream is a key of its own, as in Redis.
+        Value::Stream(_) => false,
     }
 }
 
@@ -1325,6 +1345,8 @@ enum EffectOp {
     Hash(Vec<(Vec<u8>, Option<FieldState>)>),
     /// Members with their score, or gone.
     ZSet(Vec<(Vec<u8>, Option<f64>)>),
+    /// An XADD: the entry's ID, fields and values.
+    StreamAdd(StreamId, Vec<Vec<u8>>),
     Expiry,
 }
 
@@ -1379,6 +1401,15 @@ impl EffectOp {
                             zset.remove(member);
                         }
                     }
+                }
+            }
+            (EffectOp::StreamAdd(id, fields_and_values), Value::Stream(stream)) => {
+                let refs: Vec<&[u8]> = fields_and_values.iter().map(Vec::as_slice).collect();
+                if refs.is_empty() || !refs.len().is_multiple_of(2) {
+                    return false;
+                }
+                if stream.add(AddId::Exact(*id), &refs, 0).is_err() {
+                    return false;
                 }
             }
             (EffectOp::Expiry, _) => {}
@@ -1758,6 +1789,15 @@ fn parse_body(body: &[u8]) -> Option<Record> {
                         members.push((member, score));
                     }
                     EffectOp::ZSet(members)
+                }
+                OP_STREAM_ADD => {
+                    let id = StreamId::new(reader.u64()?, reader.u64()?);
+                    let count = reader.u64()?;
+                    let mut items = Vec::new();
+                    for _ in 0..count {
+                        items.push(reader.bytes()?);
+                    }
+                    EffectOp::StreamAdd(id, items)
                 }
                 OP_EXPIRY => EffectOp::Expiry,
                 _ => return None,
@@ -2316,6 +2356,7 @@ mod tests {
         FieldTtl(u8, u8),
         ZAdd(u8, Vec<(u8, i8)>),
         ZRemove(u8, Vec<u8>),
+        XAdd(u8, Vec<(u8, u8)>),
         Expire(u8, Option<u64>),
         Delete(u8),
         /// PostgreSQL takes every pending key: the next change of each
@@ -2339,6 +2380,7 @@ mod tests {
             1 => (key.clone(), 0..6u8).prop_map(|(k, f)| Op::FieldTtl(k, f)),
             3 => (key.clone(), vec((0..6u8, any::<i8>()), 1..3)).prop_map(|(k, m)| Op::ZAdd(k, m)),
             2 => (key.clone(), items()).prop_map(|(k, m)| Op::ZRemove(k, m)),
+            3 => (key.clone(), vec((0..6u8, any::<u8>()), 1..3)).prop_map(|(k, f)| Op::XAdd(k, f)),
             1 => (0..8u8, proptest::option::of(1u64 << 50..1u64 << 51))
                 .prop_map(|(k, at)| Op::Expire(k, at)),
             1 => (0..8u8).prop_map(Op::Delete),
@@ -2365,6 +2407,7 @@ mod tests {
             Op::SetAdd(k, _) | Op::SetRemove(k, _) => name("s", *k),
             Op::HashSet(k, _) | Op::HashDelete(k, _) | Op::FieldTtl(k, _) => name("h", *k),
             Op::ZAdd(k, _) | Op::ZRemove(k, _) => name("z", *k),
+            Op::XAdd(k, _) => name("x", *k),
             Op::Expire(k, _) | Op::Delete(k) => name(["l", "s", "h", "z"][*k as usize % 4], *k / 4),
             Op::Drain => {
                 for shard in 0..store.shard_count() {
@@ -2529,6 +2572,29 @@ mod tests {
                     }
                 }
             }
+            Op::XAdd(_, pairs) => {
+                let items: Vec<Vec<u8>> = pairs
+                    .iter()
+                    .flat_map(|&(f, v)| [item(f), vec![v]])
+                    .collect();
+                let refs: Vec<&[u8]> = items.iter().map(Vec::as_slice).collect();
+                match db.value_mut(&key, now) {
+                    Some(Value::Stream(stream)) => {
+                        stream.add(AddId::Auto, &refs, now).unwrap();
+                        db.touch_with(
+                            &key,
+                            Effect::StreamAdd {
+                                fields_and_values: &refs,
+                            },
+                        );
+                    }
+                    _ => {
+                        let mut stream = crate::store::types::StreamValue::new();
+                        stream.add(AddId::Auto, &refs, now).unwrap();
+                        db.insert(&key, Value::Stream(Box::new(stream)), None, now);
+                    }
+                }
+            }
             Op::Expire(_, at) => {
                 db.set_expiry(&key, *at, now);
             }
@@ -2588,7 +2654,7 @@ mod tests {
                 })
                 .collect();
             let now = store.now_ms();
-            for kind in ["l", "s", "h", "z"] {
+            for kind in ["l", "s", "h", "z", "x"] {
                 for k in 0..2 {
                     let key = name(kind, k);
                     let mut locks = store.lock_keys([key.as_slice()]);

@@ -5,9 +5,13 @@
 mod hash;
 mod list;
 mod set;
+mod stream;
 mod zset;
 
 pub use hash::HashValue;
 pub use list::ListValue;
 pub use set::SetValue;
+pub use stream::{
+    AddError, AddId, ConsumerGroup, EntryView, NodeLimits, StreamId, StreamValue, Trim,
+};
 pub use zset::ZSetValue;
