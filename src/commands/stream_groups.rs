@@ -504,7 +504,7 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             ctx,
             args.keys,
             timeout,
-            WaitKind::Stream,
+            WaitKind::StreamGroup,
             TimeoutReply::NullArray,
         ),
         None => ctx.out.null_array(),
@@ -629,7 +629,7 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
         ctx,
         args.keys,
         args.block.flatten(),
-        WaitKind::Stream,
+        WaitKind::StreamGroup,
         TimeoutReply::NullArray,
     );
     Ok(())

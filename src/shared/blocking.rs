@@ -45,7 +45,31 @@ pub enum WaitKind {
     ZSet,
     /// XREAD: reading takes nothing, so every waiter is woken.
     Stream,
+    /// XREADGROUP: woken as XREAD is (each group reader takes only what
+    /// its group has not read), and also every [`GROUP_RECHECK`] to look
+    /// at its keys again: a deleted or re-typed key, which signals no
+    /// waiter, ends its wait with Redis's error.
+    StreamGroup,
 }
+
+impl WaitKind {
+    /// Whether data of `kind` may serve a waiter of this kind (stream
+    /// data serves XREAD and XREADGROUP alike).
+    fn served_by(self, kind: WaitKind) -> bool {
+        self.family() == kind.family()
+    }
+
+    fn family(self) -> WaitKind {
+        match self {
+            WaitKind::StreamGroup => WaitKind::Stream,
+            other => other,
+        }
+    }
+}
+
+/// How often a blocked XREADGROUP looks at its keys again (see
+/// [`WaitKind::StreamGroup`]).
+pub const GROUP_RECHECK: Duration = Duration::from_millis(100);
 
 /// The reply of a blocking command whose timeout passed, or that cannot
 /// block (inside MULTI/EXEC). Redis 7.0 answers every timed-out list or
@@ -97,13 +121,16 @@ struct Waiter {
 impl Waiter {
     /// Wakes the client for `key`.
     fn wake(&self, key: &[u8]) {
-        {
-            let mut ready = self.ready.lock();
-            if !ready.iter().any(|k| **k == *key) {
-                ready.push(Box::from(key));
-            }
-        }
+        self.mark_ready(key);
         self.wakeup.notify_one();
+    }
+
+    /// Adds `key` to the keys to look at when the client runs again.
+    fn mark_ready(&self, key: &[u8]) {
+        let mut ready = self.ready.lock();
+        if !ready.iter().any(|k| **k == *key) {
+            ready.push(Box::from(key));
+        }
     }
 }
 
@@ -256,7 +283,7 @@ impl BlockingRegistry {
                 queue.retain(|w| !Arc::ptr_eq(w, &registration.waiter));
                 if queue.is_empty() {
                     keys.remove(key);
-                } else if registration.waiter.kind != WaitKind::Stream {
+                } else if registration.waiter.kind.family() != WaitKind::Stream {
                     // Whatever this client was woken for, or left behind,
                     // is the next one's to take (an XREAD takes nothing).
                     wake_first(queue, key, Some(registration.waiter.kind));
@@ -278,10 +305,10 @@ impl BlockingRegistry {
 fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &[u8], kind: Option<WaitKind>) {
     let mut woken: [bool; 2] = [false; 2];
     for waiter in queue {
-        if kind.is_some_and(|k| k != waiter.kind) {
+        if kind.is_some_and(|k| !waiter.kind.served_by(k)) {
             continue;
         }
-        if waiter.kind == WaitKind::Stream {
+        if waiter.kind.family() == WaitKind::Stream {
             waiter.wake(key);
             continue;
         }
@@ -311,7 +338,17 @@ impl Registration<'_> {
     /// Resolves once one of the keys may serve this client (a wakeup that
     /// arrived while it was not waiting is kept).
     pub async fn woken(&self) {
-        self.waiter.wakeup.notified().await;
+        if self.waiter.kind != WaitKind::StreamGroup {
+            return self.waiter.wakeup.notified().await;
+        }
+        tokio::select! {
+            _ = self.waiter.wakeup.notified() => {}
+            _ = tokio::time::sleep(GROUP_RECHECK) => {
+                for key in &self.keys {
+                    self.waiter.mark_ready(key);
+                }
+            }
+        }
     }
 
     /// The keys this client was woken for since the last call, in the
