@@ -460,14 +460,15 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                     .group(args.group)
                     .map_or(StreamId::MAX, |g| g.last_delivered)
             });
+        if !history && !has_new {
+            continue;
+        }
+        // Redis 7.0 creates the consumer only when it serves the key.
         let group = stream.group_mut(args.group).expect("checked above");
         let (_, new_consumer) = group.consumer_or_create(args.consumer, now);
         group.touch_consumer(args.consumer, now);
         if new_consumer {
             created.push(key);
-        }
-        if !history && !has_new {
-            continue;
         }
         served += 1;
         if !body.is_resp3() {
@@ -919,6 +920,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         j += 1;
     }
     let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let stream = stream_mut(db, key, now)?;
@@ -942,6 +944,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         .collect();
     let mut next = 0;
     let mut consumer: Option<ConsumerName> = None;
+    let mut created = false;
     let mut claimed = Vec::new();
     let mut deleted = Vec::new();
     while attempts > 0 && count > 0 && next < candidates.len() {
@@ -965,9 +968,9 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let owner = match &consumer {
             Some(owner) => owner.clone(),
             None => {
-                // Created without an event, as Redis 7.0 does here.
-                let (owner, _) = group.consumer_or_create(consumer_name, now);
+                let (owner, new) = group.consumer_or_create(consumer_name, now);
                 group.touch_consumer(consumer_name, now);
+                created = new;
                 consumer = Some(owner.clone());
                 owner
             }
@@ -991,6 +994,10 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     out.array(deleted.len());
     for id in deleted {
         write_id(out, id);
+    }
+    drop(locked);
+    if created {
+        notify(shared, "xgroup-createconsumer", key, dbi);
     }
     Ok(())
 }
