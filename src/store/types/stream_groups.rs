@@ -198,3 +198,132 @@ impl ConsumerGroup {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::stream::{AddId, StreamValue};
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Add,
+        Read {
+            consumer: u8,
+            count: u8,
+            noack: bool,
+        },
+        Ack(usize),
+        Claim {
+            consumer: u8,
+            pick: usize,
+            force: bool,
+        },
+        DeleteConsumer(u8),
+        Delete(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            4 => Just(Op::Add),
+            3 => (0u8..4, 0u8..4, any::<bool>())
+                .prop_map(|(consumer, count, noack)| Op::Read { consumer, count, noack }),
+            2 => any::<usize>().prop_map(Op::Ack),
+            2 => (0u8..4, any::<usize>(), any::<bool>())
+                .prop_map(|(consumer, pick, force)| Op::Claim { consumer, pick, force }),
+            1 => (0u8..4).prop_map(Op::DeleteConsumer),
+            1 => any::<usize>().prop_map(Op::Delete),
+        ]
+    }
+
+    fn name(consumer: u8) -> Vec<u8> {
+        vec![b'c', b'0' + consumer]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+        /// PEL ownership through XREADGROUP, XCLAIM (FORCE), XACK,
+        /// DELCONSUMER and XDEL, against a model: every pending ID has one
+        /// owner, in the group PEL and in that consumer's PEL.
+        #[test]
+        fn pel_ownership_matches_model(ops in prop::collection::vec(op(), 1..200)) {
+            let mut stream = StreamValue::new();
+            stream.create_group(b"g", ConsumerGroup::new(StreamId::MIN, None));
+            // id -> (owner, delivery count)
+            let mut model: BTreeMap<StreamId, (Vec<u8>, u64)> = BTreeMap::new();
+            let mut live: BTreeSet<StreamId> = BTreeSet::new();
+            let mut last = StreamId::MIN;
+            let mut next_ms = 1;
+            let mut all_ids: Vec<StreamId> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::Add => {
+                        let id = stream.add(AddId::Exact(StreamId::new(next_ms, 0)), &[b"f", b"v"], 0).unwrap();
+                        next_ms += 1;
+                        live.insert(id);
+                        all_ids.push(id);
+                    }
+                    Op::Read { consumer, count, noack } => {
+                        let mut seen = Vec::new();
+                        stream.read_group(b"g", &name(consumer), count as u64, noack, 5, |e| seen.push(e.id)).unwrap();
+                        let want: Vec<StreamId> = live
+                            .range(last.next().unwrap()..)
+                            .take(if count == 0 { usize::MAX } else { count as usize })
+                            .copied()
+                            .collect();
+                        prop_assert_eq!(&seen, &want);
+                        if let Some(&top) = want.last() {
+                            last = top;
+                        }
+                        if !noack {
+                            for id in want {
+                                model.insert(id, (name(consumer), 1));
+                            }
+                        }
+                    }
+                    Op::Ack(pick) if !all_ids.is_empty() => {
+                        let id = all_ids[pick % all_ids.len()];
+                        let group = stream.group_mut(b"g").unwrap();
+                        prop_assert_eq!(group.ack(id), model.remove(&id).is_some());
+                    }
+                    Op::Claim { consumer, pick, force } if !all_ids.is_empty() => {
+                        let id = all_ids[pick % all_ids.len()];
+                        let exists = stream.entry_exists(id);
+                        let group = stream.group_mut(b"g").unwrap();
+                        if !exists {
+                            group.ack(id);
+                            model.remove(&id);
+                        } else if group.pel.contains_key(&id) || force {
+                            let (owner, _) = group.consumer_or_create(&name(consumer), 5);
+                            group.claim(id, &owner, 7, None, true);
+                            let count = model.get(&id).map_or(1, |(_, n)| *n) + 1;
+                            model.insert(id, (name(consumer), count));
+                        }
+                    }
+                    Op::DeleteConsumer(consumer) => {
+                        let owned = model.values().filter(|(owner, _)| *owner == name(consumer)).count();
+                        let group = stream.group_mut(b"g").unwrap();
+                        let removed = group.delete_consumer(&name(consumer));
+                        prop_assert_eq!(removed.unwrap_or(0), owned);
+                        model.retain(|_, (owner, _)| *owner != name(consumer));
+                    }
+                    Op::Delete(pick) if !all_ids.is_empty() => {
+                        let id = all_ids[pick % all_ids.len()];
+                        stream.delete_ids(&[id]);
+                        live.remove(&id);
+                    }
+                    _ => {}
+                }
+                let group = stream.group(b"g").unwrap();
+                prop_assert!(group.is_consistent());
+                prop_assert_eq!(group.last_delivered, last);
+                let got: BTreeMap<StreamId, (Vec<u8>, u64)> = group
+                    .pel
+                    .iter()
+                    .map(|(id, e)| (*id, (e.consumer.to_vec(), e.delivery_count)))
+                    .collect();
+                prop_assert_eq!(&got, &model);
+            }
+        }
+    }
+}
