@@ -587,6 +587,8 @@ fn generic_commands_keep_groups_as_redis() {
         XGROUP CREATE s g 0
         XGROUP CREATE s h $
         XREADGROUP GROUP g c1 COUNT 1 STREAMS s >
+        DEBUG DIGEST-VALUE s
+        XINFO STREAM s
         COPY s c
         XINFO GROUPS c
         XPENDING c g
@@ -604,6 +606,26 @@ fn generic_commands_keep_groups_as_redis() {
         DEL s
         XADD s 3-1 x y
         XINFO GROUPS s
+        ",
+    );
+    // From a script (which cannot block) and inside MULTI.
+    run_script(&mut diff, "XGROUP CREATE s g 0");
+    for script in [
+        "return redis.call('XREAD','BLOCK','0','streams','s','0')",
+        "return redis.call('xreadgroup','group','g','c3','block','0','streams','s','>')",
+        "return redis.call('xreadgroup','group','g','c3','streams','s','0')",
+        "return redis.call('xack','s','g','3-1')",
+    ] {
+        diff.check(&["EVAL", script, "1", "s"]);
+    }
+    run_script(
+        &mut diff,
+        "
+        XADD s 4-1 x y
+        MULTI
+        XREADGROUP GROUP g c3 BLOCK 0 STREAMS s >
+        XREADGROUP GROUP g c3 BLOCK 0 STREAMS s >
+        EXEC
         ",
     );
     let usage = |client: &mut RawClient, key: &str| -> u64 {

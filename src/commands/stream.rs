@@ -594,6 +594,15 @@ pub fn xread_key_range(argv: &[&[u8]]) -> Option<std::ops::Range<usize>> {
     None
 }
 
+/// BLOCK given to XREAD or XREADGROUP from a script (Redis refuses it
+/// rather than treating it as a timeout).
+pub(super) fn no_block_in_scripts(command: &[u8]) -> Error {
+    Error::err(format!(
+        "{} command is not allowed with BLOCK option from scripts",
+        String::from_utf8_lossy(command)
+    ))
+}
+
 /// XREAD BLOCK's timeout: integer milliseconds, 0 for ever.
 pub(super) fn block_timeout(arg: &[u8]) -> Result<Option<Duration>> {
     let millis =
@@ -613,6 +622,9 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let more = argv.len() - i - 1;
         let opt = argv[i];
         if is_keyword(opt, "block") && more > 0 {
+            if ctx.session.in_script {
+                return Err(no_block_in_scripts(argv[0]));
+            }
             block = Some(block_timeout(argv[i + 1])?);
             i += 2;
         } else if is_keyword(opt, "count") && more > 0 {

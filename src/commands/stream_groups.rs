@@ -361,7 +361,7 @@ struct ReadGroupArgs<'a> {
     ids: &'a [&'a [u8]],
 }
 
-fn parse_readgroup<'a>(argv: &'a [&'a [u8]]) -> Result<ReadGroupArgs<'a>> {
+fn parse_readgroup<'a>(argv: &'a [&'a [u8]], in_script: bool) -> Result<ReadGroupArgs<'a>> {
     let mut count = 0u64;
     let mut block = None;
     let mut streams_at = None;
@@ -372,6 +372,9 @@ fn parse_readgroup<'a>(argv: &'a [&'a [u8]]) -> Result<ReadGroupArgs<'a>> {
         let more = argv.len() - i - 1;
         let opt = argv[i];
         if is_keyword(opt, "block") && more > 0 {
+            if in_script {
+                return Err(super::stream::no_block_in_scripts(argv[0]));
+            }
             block = Some(block_timeout(argv[i + 1])?);
             i += 2;
         } else if is_keyword(opt, "count") && more > 0 {
@@ -415,7 +418,7 @@ fn parse_readgroup<'a>(argv: &'a [&'a [u8]]) -> Result<ReadGroupArgs<'a>> {
 }
 
 fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    let args = parse_readgroup(argv)?;
+    let args = parse_readgroup(argv, ctx.session.in_script)?;
     if ctx.session.rerunning {
         if let Some(woken) = ctx.session.woken_by.take().filter(|keys| !keys.is_empty()) {
             return serve_woken(ctx, &args, &woken);
