@@ -446,6 +446,38 @@ fn xreadgroup_block_matches_redis() {
     writer.same(&["XADD", "t", "2-1", "f", "v"]);
     let served = read_both(&mut reader);
     assert!(served.contains("2-1"), "{served}");
+    // CLIENT UNBLOCK: as a timeout, or with an error.
+    let id = |client: &mut RawClient| -> String {
+        let reply = String::from_utf8_lossy(&client.command(&["CLIENT", "ID"])).into_owned();
+        reply.trim_start_matches(':').trim().to_string()
+    };
+    let (ours_id, theirs_id) = (id(&mut reader.ours), id(&mut reader.theirs));
+    for how in ["TIMEOUT", "ERROR"] {
+        send_both(
+            &mut reader,
+            &[
+                "XREADGROUP",
+                "GROUP",
+                "g",
+                "c",
+                "BLOCK",
+                "0",
+                "STREAMS",
+                "s",
+                ">",
+            ],
+        );
+        std::thread::sleep(Duration::from_millis(200));
+        let ours = writer.ours.command(&["CLIENT", "UNBLOCK", &ours_id, how]);
+        let theirs = writer
+            .theirs
+            .command(&["CLIENT", "UNBLOCK", &theirs_id, how]);
+        assert_eq!(
+            (ours.as_slice(), theirs.as_slice()),
+            (&b":1\r\n"[..], &b":1\r\n"[..])
+        );
+        read_both(&mut reader);
+    }
     for (action, error) in [
         (&["DEL", "s"][..], "UNBLOCKED"),
         (&["SET", "s", "x"][..], "UNBLOCKED"),
@@ -775,4 +807,38 @@ fn entry_ids_of(entries: &redis::Value) -> Vec<String> {
             _ => None,
         })
         .collect()
+}
+
+/// Consumer groups live in memory: a stream with groups is written behind
+/// with its entries and counters, and comes back (warm start) without its
+/// groups; group commands write nothing behind.
+#[test]
+fn groups_are_not_written_behind() {
+    use common::writebehind::flush;
+    let pg = common::postgres::Postgres::start();
+    let server_with = |warm: bool| {
+        let url = pg.url();
+        TestServer::with_config(|config| {
+            config.write_behind_url = url;
+            config.write_behind_delay = 50;
+            config.write_behind_warm_start = warm;
+        })
+    };
+    {
+        let server = server_with(false);
+        let mut raw = server.raw();
+        raw.command(&["XADD", "s", "1-1", "f", "v"]);
+        raw.command(&["XADD", "s", "2-1", "f", "w"]);
+        raw.command(&["XGROUP", "CREATE", "s", "g", "0"]);
+        raw.command(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
+        raw.command(&["XGROUP", "CREATE", "made", "g", "$", "MKSTREAM"]);
+        flush(&mut server.client());
+    }
+    let server = server_with(true);
+    let mut raw = server.raw();
+    let range = raw.command(&["XRANGE", "s", "-", "+"]);
+    assert!(String::from_utf8_lossy(&range).starts_with("*2\r\n"));
+    assert_eq!(raw.command(&["XINFO", "GROUPS", "s"]), b"*0\r\n");
+    assert_eq!(raw.command(&["XLEN", "made"]), b":0\r\n");
+    assert_eq!(raw.command(&["XINFO", "GROUPS", "made"]), b"*0\r\n");
 }
