@@ -505,29 +505,36 @@ fn xreadgroup_block_matches_redis() {
     }
 }
 
-/// Two consumers of a group blocked on a key: one XADD serves exactly one
-/// of them; the next serves the other.
+/// Two consumers of a group blocked on a key: one XADD serves the one
+/// that blocked first (and a reader of another group blocked between
+/// them); the next XADD serves the other.
 #[test]
 fn one_entry_serves_one_blocked_consumer() {
     let server = TestServer::start();
     let mut writer = server.raw();
     writer.command(&["XGROUP", "CREATE", "s", "g", "$", "MKSTREAM"]);
-    let mut readers: Vec<RawClient> = (0..2).map(|_| server.raw()).collect();
-    for (n, reader) in readers.iter_mut().enumerate() {
-        let name = format!("c{n}");
-        reader.send(&request(&[
+    writer.command(&["XGROUP", "CREATE", "s", "other", "$"]);
+    let block = |group: &str, consumer: &str| {
+        request(&[
             "XREADGROUP",
             "GROUP",
-            "g",
-            &name,
+            group,
+            consumer,
             "BLOCK",
             "0",
             "STREAMS",
             "s",
             ">",
-        ]));
-    }
-    std::thread::sleep(Duration::from_millis(200));
+        ])
+    };
+    let mut readers: Vec<RawClient> = (0..2).map(|_| server.raw()).collect();
+    let mut other = server.raw();
+    readers[0].send(&block("g", "c0"));
+    std::thread::sleep(Duration::from_millis(100));
+    other.send(&block("other", "o"));
+    std::thread::sleep(Duration::from_millis(100));
+    readers[1].send(&block("g", "c1"));
+    std::thread::sleep(Duration::from_millis(100));
     writer.command(&["XADD", "s", "1-1", "f", "v"]);
     let mut served = Vec::new();
     let mut waiting = Vec::new();
@@ -540,9 +547,11 @@ fn one_entry_serves_one_blocked_consumer() {
             _ => waiting.push(n),
         }
     }
-    assert_eq!((served.len(), waiting.len()), (1, 1), "{served:?}");
+    assert_eq!((served, waiting), (vec![0], vec![1]));
+    let reply = other.read_reply();
+    assert!(String::from_utf8_lossy(&reply).contains("1-1"));
     writer.command(&["XADD", "s", "2-1", "f", "v"]);
-    let reply = readers[waiting[0]].read_reply();
+    let reply = readers[1].read_reply();
     assert!(String::from_utf8_lossy(&reply).contains("2-1"));
     let pending = writer.command(&["XPENDING", "s", "g"]);
     assert!(String::from_utf8_lossy(&pending).starts_with("*4\r\n:2\r\n"));

@@ -351,6 +351,15 @@ const NEW_ENTRIES: StreamId = StreamId::MAX;
 /// `XREAD_BLOCKED_DEFAULT_COUNT`).
 const BLOCKED_DEFAULT_COUNT: u64 = 1000;
 
+/// The blocking kind of a group's readers: its tag is a hash of the group
+/// name (FNV-1a), so that readers of one group are served in turn.
+fn wait_kind(group: &[u8]) -> WaitKind {
+    let hash = group.iter().fold(0xcbf2_9ce4_8422_2325u64, |hash, &byte| {
+        (hash ^ byte as u64).wrapping_mul(0x0100_0000_01b3)
+    });
+    WaitKind::StreamGroup(hash)
+}
+
 struct ReadGroupArgs<'a> {
     group: &'a [u8],
     consumer: &'a [u8],
@@ -451,6 +460,7 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     body.set_resp3(ctx.out.is_resp3());
     let mut served = 0;
     let mut created: Vec<&[u8]> = Vec::new();
+    let client = ctx.session.handle.id;
     for (key, &after) in args.keys.iter().zip(&after) {
         let db = locked.db(dbi, key)?;
         let stream = stream_mut(db, key, now)?.expect("checked above");
@@ -463,7 +473,13 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                     .group(args.group)
                     .map_or(StreamId::MAX, |g| g.last_delivered)
             });
-        if !history && !has_new {
+        // A reader of the group blocked before this one goes first.
+        if !history
+            && (!has_new
+                || !shared
+                    .blocking
+                    .may_take(dbi, key, client, wait_kind(args.group)))
+        {
             continue;
         }
         // Redis 7.0 creates the consumer only when it serves the key.
@@ -508,7 +524,7 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             ctx,
             args.keys,
             timeout,
-            WaitKind::StreamGroup,
+            wait_kind(args.group),
             TimeoutReply::NullArray,
         ),
         None => ctx.out.null_array(),
@@ -591,6 +607,7 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
         0 => BLOCKED_DEFAULT_COUNT,
         n => n,
     };
+    let client = ctx.session.handle.id;
     let mut locked = ctx.locks.keys(args.keys)?;
     for key in woken {
         let key = key.as_slice();
@@ -606,7 +623,11 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
                 "NOGROUP the consumer group this client was blocked on no longer exists",
             ));
         };
-        if stream.last_id() <= group.last_delivered {
+        if stream.last_id() <= group.last_delivered
+            || !shared
+                .blocking
+                .may_take(dbi, key, client, wait_kind(args.group))
+        {
             continue;
         }
         let group = stream.group_mut(args.group).expect("checked above");
@@ -633,7 +654,7 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
         ctx,
         args.keys,
         args.block.flatten(),
-        WaitKind::StreamGroup,
+        wait_kind(args.group),
         TimeoutReply::NullArray,
     );
     Ok(())

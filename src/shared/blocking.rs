@@ -45,11 +45,13 @@ pub enum WaitKind {
     ZSet,
     /// XREAD: reading takes nothing, so every waiter is woken.
     Stream,
-    /// XREADGROUP: woken as XREAD is (each group reader takes only what
-    /// its group has not read), and also every [`GROUP_RECHECK`] to look
-    /// at its keys again: a deleted or re-typed key, which signals no
-    /// waiter, ends its wait with Redis's error.
-    StreamGroup,
+    /// XREADGROUP, for the consumer group the tag names: woken as XREAD
+    /// is, but served first-come first-served among the readers of the
+    /// same group ([`BlockingRegistry::may_take`] with the same tag); also
+    /// woken every [`GROUP_RECHECK`] to look at its keys again, so that a
+    /// deleted or re-typed key, which signals no waiter, ends its wait
+    /// with Redis's error.
+    StreamGroup(u64),
 }
 
 impl WaitKind {
@@ -61,7 +63,7 @@ impl WaitKind {
 
     fn family(self) -> WaitKind {
         match self {
-            WaitKind::StreamGroup => WaitKind::Stream,
+            WaitKind::StreamGroup(_) => WaitKind::Stream,
             other => other,
         }
     }
@@ -283,7 +285,7 @@ impl BlockingRegistry {
                 queue.retain(|w| !Arc::ptr_eq(w, &registration.waiter));
                 if queue.is_empty() {
                     keys.remove(key);
-                } else if registration.waiter.kind.family() != WaitKind::Stream {
+                } else if registration.waiter.kind != WaitKind::Stream {
                     // Whatever this client was woken for, or left behind,
                     // is the next one's to take (an XREAD takes nothing).
                     wake_first(queue, key, Some(registration.waiter.kind));
@@ -312,7 +314,7 @@ fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &[u8], kind: Option<WaitKind>)
             waiter.wake(key);
             continue;
         }
-        let slot = &mut woken[waiter.kind as usize];
+        let slot = &mut woken[(waiter.kind != WaitKind::List) as usize];
         if !*slot {
             *slot = true;
             waiter.wake(key);
@@ -338,7 +340,7 @@ impl Registration<'_> {
     /// Resolves once one of the keys may serve this client (a wakeup that
     /// arrived while it was not waiting is kept).
     pub async fn woken(&self) {
-        if self.waiter.kind != WaitKind::StreamGroup {
+        if !matches!(self.waiter.kind, WaitKind::StreamGroup(_)) {
             return self.waiter.wakeup.notified().await;
         }
         tokio::select! {
