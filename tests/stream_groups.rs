@@ -290,7 +290,8 @@ fn group_commands_match_redis_resp3() {
     run(true);
 }
 
-/// Lag and entries-read through deletions, trims and XSETID, and XINFO
+/// Lag and entries-read through deletions, trims, XSETID and XGROUP SETID
+/// backwards (entries delivered again change owner), and XINFO
 /// STREAM FULL's groups section (delivery and seen times compared within
 /// a few seconds).
 #[test]
@@ -349,6 +350,38 @@ fn lag_and_full_info_match_redis() {
             XINFO STREAM t FULL COUNT 1
             XINFO STREAM t FULL COUNT 0
             ~XINFO CONSUMERS t g
+            FLUSHALL
+            xadd s 1-1 a 1
+            xadd s 2-1 b 2
+            xadd s 3-1 c 3
+            xgroup create s g 0 entriesread 10
+            xinfo groups s
+            xreadgroup group g c1 streams s >
+            xinfo groups s
+            xgroup setid s g 1-1
+            xreadgroup group g c2 count 1 streams s >
+            xpending s g
+            xinfo groups s
+            xgroup setid s g 0 entriesread 0
+            xreadgroup group g c2 streams s >
+            xpending s g
+            xinfo groups s
+            xgroup create s h 2-1
+            xinfo groups s
+            xadd s 4-1 d 4
+            xdel s 1-1
+            xinfo groups s
+            xgroup create s i 0
+            xreadgroup group i c streams s >
+            xinfo groups s
+            xsetid s 4-1 entriesadded 100
+            xinfo groups s
+            xgroup create s j 18446744073709551615-18446744073709551615
+            xinfo groups s
+            xreadgroup group j c streams s >
+            xreadgroup group g c9 count 1 streams s 3-1 >
+            xreadgroup group g c2 count 1 streams s 0 
+            xreadgroup group g c2 count 1 streams s (1-1
             ",
         );
     }
