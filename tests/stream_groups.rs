@@ -413,9 +413,18 @@ fn read_both(client: &mut common::Clients) -> String {
 /// re-typed key, or a destroyed group, ends the wait with Redis's errors.
 #[test]
 fn xreadgroup_block_matches_redis() {
+    xreadgroup_block(false);
+    xreadgroup_block(true);
+}
+
+fn xreadgroup_block(resp3: bool) {
     let pair = common::Pair::start();
     let mut writer = pair.clients();
     let mut reader = pair.clients();
+    if resp3 {
+        reader.ours.command(&["HELLO", "3"]);
+        reader.theirs.command(&["HELLO", "3"]);
+    }
     writer.script(
         "
         XGROUP CREATE s g $ MKSTREAM
