@@ -466,13 +466,15 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let stream = stream_mut(db, key, now)?.expect("checked above");
         reads::looked_up(shared, dbi, key, true);
         let history = after != NEW_ENTRIES;
+        let delivered = stream
+            .group(args.group)
+            .map_or(StreamId::MAX, |g| g.last_delivered);
+        // The last ID first: it is stored, while finding the last live
+        // entry decodes the tail node.
         let has_new = !history
             && !stream.is_empty()
-            && stream.last_live_id().is_some_and(|last| {
-                last > stream
-                    .group(args.group)
-                    .map_or(StreamId::MAX, |g| g.last_delivered)
-            });
+            && stream.last_id() > delivered
+            && stream.last_live_id().is_some_and(|last| last > delivered);
         // A reader of the group blocked before this one goes first.
         if !history
             && (!has_new
