@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 use crate::protocol::ReplyBuf;
@@ -285,10 +286,21 @@ impl BlockingRegistry {
                 queue.retain(|w| !Arc::ptr_eq(w, &registration.waiter));
                 if queue.is_empty() {
                     keys.remove(key);
-                } else if registration.waiter.kind != WaitKind::Stream {
+                } else {
                     // Whatever this client was woken for, or left behind,
-                    // is the next one's to take (an XREAD takes nothing).
-                    wake_first(queue, key, Some(registration.waiter.kind));
+                    // is the next one's to take (an XREAD takes nothing;
+                    // an XREADGROUP leaves the rest to its group's next).
+                    match registration.waiter.kind {
+                        WaitKind::Stream => {}
+                        WaitKind::StreamGroup(_) => {
+                            if let Some(next) =
+                                queue.iter().find(|w| w.kind == registration.waiter.kind)
+                            {
+                                next.wake(key);
+                            }
+                        }
+                        kind => wake_first(queue, key, Some(kind)),
+                    }
                 }
             }
             if keys.is_empty() {
@@ -306,21 +318,31 @@ impl BlockingRegistry {
 /// of `key`.
 fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &[u8], kind: Option<WaitKind>) {
     let mut woken: [bool; 2] = [false; 2];
+    // The groups whose first XREADGROUP reader was woken: the others of
+    // the group wait for it to be served (it passes the wakeup on).
+    let mut groups_woken: SmallVec<[u64; 4]> = SmallVec::new();
     for waiter in queue {
         if kind.is_some_and(|k| !waiter.kind.served_by(k)) {
             continue;
         }
-        if waiter.kind.family() == WaitKind::Stream {
-            waiter.wake(key);
-            continue;
-        }
-        let slot = &mut woken[(waiter.kind != WaitKind::List) as usize];
-        if !*slot {
-            *slot = true;
-            waiter.wake(key);
-        }
-        if kind.is_some() || woken.iter().all(|w| *w) {
-            return;
+        match waiter.kind {
+            WaitKind::Stream => waiter.wake(key),
+            WaitKind::StreamGroup(group) => {
+                if !groups_woken.contains(&group) {
+                    groups_woken.push(group);
+                    waiter.wake(key);
+                }
+            }
+            WaitKind::List | WaitKind::ZSet => {
+                let slot = &mut woken[(waiter.kind != WaitKind::List) as usize];
+                if !*slot {
+                    *slot = true;
+                    waiter.wake(key);
+                }
+                if kind.is_some() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -403,5 +425,29 @@ mod tests {
         drop(second);
         assert_eq!(registry.blocked_clients(), 0);
         assert_eq!(registry.waited_keys(), 0);
+    }
+
+    #[test]
+    fn stream_data_wakes_every_reader_and_the_first_of_each_group() {
+        let registry = BlockingRegistry::default();
+        let (g, h) = (WaitKind::StreamGroup(1), WaitKind::StreamGroup(2));
+        let first = registry.register(1, &request(&["s"], g));
+        let second = registry.register(2, &request(&["s"], g));
+        let other_group = registry.register(3, &request(&["s"], h));
+        let reader = registry.register(4, &request(&["s"], WaitKind::Stream));
+        let list = registry.register(5, &request(&["s"], WaitKind::List));
+        registry.key_ready(0, b"s", Some(WaitKind::Stream));
+        let woken = |r: &Registration<'_>| !r.take_ready_keys().is_empty();
+        assert!(woken(&first) && woken(&other_group) && woken(&reader));
+        assert!(!woken(&second) && !woken(&list));
+        // Readers of a group take in turn; other groups do not wait.
+        assert!(registry.may_take(0, b"s", 1, g));
+        assert!(!registry.may_take(0, b"s", 2, g));
+        assert!(registry.may_take(0, b"s", 3, h));
+        // The first reader served passes the wakeup to its group's next.
+        drop(first);
+        assert!(woken(&second));
+        assert!(registry.may_take(0, b"s", 2, g));
+        assert!(!woken(&list));
     }
 }
