@@ -893,3 +893,86 @@ fn groups_are_not_written_behind() {
     assert_eq!(raw.command(&["XLEN", "made"]), b":0\r\n");
     assert_eq!(raw.command(&["XINFO", "GROUPS", "made"]), b"*0\r\n");
 }
+
+/// Random sequences of group commands (reads, acks, claims, autoclaims,
+/// deletes, trims, SETID, consumer changes) give the same replies as
+/// Redis: PEL ownership, delivery counts, lag and entries-read agree step
+/// by step.
+#[test]
+fn random_group_workloads_match_redis() {
+    let mut diff = Differential::start();
+    // A small deterministic generator (no seed to carry around).
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move |bound: u64| -> u64 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state % bound
+    };
+    for round in 0..4 {
+        let key = format!("w{round}");
+        let mut commands: Vec<String> = vec![format!("XGROUP CREATE {key} g 0 MKSTREAM")];
+        let mut top = 0;
+        for _ in 0..250 {
+            let id = |n: u64| format!("{}-1", n);
+            let pick = |next: &mut dyn FnMut(u64) -> u64, top: u64| id(next(top + 2));
+            let consumer = format!("c{}", next(4));
+            let command = match next(14) {
+                0..=2 => {
+                    top += 1 + next(2);
+                    format!("XADD {key} {} f {}", id(top), next(100))
+                }
+                3 | 4 => {
+                    let noack = if next(4) == 0 { "NOACK" } else { "" };
+                    format!(
+                        "XREADGROUP GROUP g {consumer} COUNT {} {noack} STREAMS {key} >",
+                        next(4)
+                    )
+                }
+                5 => format!(
+                    "XREADGROUP GROUP g {consumer} COUNT {} STREAMS {key} {}",
+                    next(3),
+                    pick(&mut next, top)
+                ),
+                6 => format!(
+                    "XACK {key} g {} {}",
+                    pick(&mut next, top),
+                    pick(&mut next, top)
+                ),
+                7 => {
+                    let force = if next(2) == 0 { "FORCE" } else { "" };
+                    let justid = if next(2) == 0 { "JUSTID" } else { "" };
+                    format!(
+                        "XCLAIM {key} g {consumer} 0 {} {} {force} {justid} RETRYCOUNT {}",
+                        pick(&mut next, top),
+                        pick(&mut next, top),
+                        next(3) as i64 - 1
+                    )
+                }
+                8 => {
+                    let justid = if next(2) == 0 { "JUSTID" } else { "" };
+                    format!(
+                        "XAUTOCLAIM {key} g {consumer} 0 {} COUNT {} {justid}",
+                        pick(&mut next, top),
+                        1 + next(3)
+                    )
+                }
+                9 => format!("XDEL {key} {}", pick(&mut next, top)),
+                10 => match next(4) {
+                    0 => format!("XTRIM {key} MAXLEN {}", next(6)),
+                    1 => format!("XGROUP SETID {key} g {}", pick(&mut next, top)),
+                    2 => format!("XGROUP DELCONSUMER {key} g {consumer}"),
+                    _ => format!("XGROUP CREATECONSUMER {key} g {consumer}"),
+                },
+                11 => format!("XPENDING {key} g"),
+                12 => format!("~XPENDING {key} g - + 100"),
+                _ => format!("XINFO GROUPS {key}"),
+            };
+            commands.push(command);
+        }
+        commands.push(format!("XPENDING {key} g"));
+        commands.push(format!("XINFO GROUPS {key}"));
+        commands.push(format!("~XPENDING {key} g - + 1000"));
+        run_script(&mut diff, &commands.join("\n"));
+    }
+}
