@@ -28,6 +28,7 @@ mod server;
 mod set;
 mod slowlog;
 mod stream;
+mod stream_groups;
 mod string;
 mod tracking;
 mod transaction;

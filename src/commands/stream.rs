@@ -1,7 +1,7 @@
 //! Stream commands, at Redis 7.0 fidelity: XADD, XLEN, XRANGE, XREVRANGE,
 //! XDEL, XTRIM, XREAD (BLOCK included; `+` reads the last entry as in
 //! Redis 7.4), XSETID, XINFO STREAM (FULL and COUNT included). Consumer
-//! groups are not implemented yet.
+//! groups are in `stream_groups.rs`.
 //!
 //! Argument parsing, its order of checks and its error texts follow
 //! Redis's `t_stream.c`, including its ID parser (`strtoull`'s leading
@@ -23,9 +23,9 @@ use crate::store::changes::Effect;
 use crate::store::types::{AddError, AddId, EntryView, StreamId, StreamValue, Trim};
 use crate::store::{Db, Value, ValueRef};
 
-const STREAM: &[&str] = &["stream"];
+pub(super) const STREAM: &[&str] = &["stream"];
 
-const KEY_AT_2: KeySpec = KeySpec::Range {
+pub(super) const KEY_AT_2: KeySpec = KeySpec::Range {
     first: 2,
     last: 2,
     step: 1,
@@ -103,21 +103,23 @@ pub static COMMANDS: &[CommandSpec] = &[
         .subcommands(XINFO_SUBCOMMANDS),
 ];
 
-static XINFO_SUBCOMMANDS: &[CommandSpec] =
-    &[
-        CommandSpec::new("xinfo|stream", -3, READONLY, KEY_AT_2, xinfo_stream)
-            .acl(STREAM)
-            .doc(
-                "stream",
-                "5.0.0",
-                "Returns information about a stream.",
-                "O(1)",
-            ),
-    ];
+static XINFO_SUBCOMMANDS: &[CommandSpec] = &[
+    CommandSpec::new("xinfo|stream", -3, READONLY, KEY_AT_2, xinfo_stream)
+        .acl(STREAM)
+        .doc(
+            "stream",
+            "5.0.0",
+            "Returns information about a stream.",
+            "O(1)",
+        ),
+    super::stream_groups::XINFO_GROUPS,
+    super::stream_groups::XINFO_CONSUMERS,
+    super::stream_groups::XINFO_HELP,
+];
 
 // ---------------------------------------------------------------- IDs
 
-fn invalid_id() -> Error {
+pub(super) fn invalid_id() -> Error {
     Error::err("Invalid stream ID specified as stream command argument")
 }
 
@@ -153,7 +155,7 @@ fn string2ull(s: &[u8]) -> Option<u64> {
 
 /// What an ID argument may be.
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum IdForm {
+pub(super) enum IdForm {
     /// `-` and `+` allowed (XRANGE bounds).
     Loose,
     /// Only `ms[-seq]` (XADD, XDEL, XREAD...).
@@ -164,7 +166,7 @@ enum IdForm {
 
 /// Redis's `streamGenericParseIDOrReply`: `missing_seq` is the sequence of
 /// a bare `ms`. For [`IdForm::Add`], `ms-*` gives `AddId::Ms`.
-fn parse_id(arg: &[u8], missing_seq: u64, form: IdForm) -> Result<AddId> {
+pub(super) fn parse_id(arg: &[u8], missing_seq: u64, form: IdForm) -> Result<AddId> {
     if arg.len() > 127 {
         return Err(invalid_id());
     }
@@ -191,7 +193,7 @@ fn parse_id(arg: &[u8], missing_seq: u64, form: IdForm) -> Result<AddId> {
     }
 }
 
-fn parse_strict_id(arg: &[u8], missing_seq: u64) -> Result<StreamId> {
+pub(super) fn parse_strict_id(arg: &[u8], missing_seq: u64) -> Result<StreamId> {
     match parse_id(arg, missing_seq, IdForm::Strict)? {
         AddId::Exact(id) => Ok(id),
         _ => Err(invalid_id()),
@@ -199,7 +201,7 @@ fn parse_strict_id(arg: &[u8], missing_seq: u64) -> Result<StreamId> {
 }
 
 /// An XRANGE bound: `(` makes it exclusive (then strict).
-fn parse_interval_id(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool)> {
+pub(super) fn parse_interval_id(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool)> {
     let exclusive = arg.len() > 1 && arg[0] == b'(';
     let form = if exclusive {
         IdForm::Strict
@@ -213,7 +215,7 @@ fn parse_interval_id(arg: &[u8], missing_seq: u64) -> Result<(StreamId, bool)> {
     }
 }
 
-fn write_id(out: &mut ReplyBuf, id: StreamId) {
+pub(super) fn write_id(out: &mut ReplyBuf, id: StreamId) {
     let mut buf = [0u8; 41];
     let mut cursor = std::io::Cursor::new(&mut buf[..]);
     let _ = write!(cursor, "{}-{}", id.ms, id.seq);
@@ -221,7 +223,7 @@ fn write_id(out: &mut ReplyBuf, id: StreamId) {
     out.bulk(&buf[..len]);
 }
 
-fn write_entry(out: &mut ReplyBuf, entry: EntryView<'_>) {
+pub(super) fn write_entry(out: &mut ReplyBuf, entry: EntryView<'_>) {
     out.array(2);
     write_id(out, entry.id);
     out.array(entry.len() * 2);
@@ -233,7 +235,7 @@ fn write_entry(out: &mut ReplyBuf, entry: EntryView<'_>) {
 
 // ---------------------------------------------------------------- lookups
 
-fn stream_ref<'d>(db: &'d Db, key: &[u8], now: u64) -> Result<Option<&'d StreamValue>> {
+pub(super) fn stream_ref<'d>(db: &'d Db, key: &[u8], now: u64) -> Result<Option<&'d StreamValue>> {
     match db.get(key, now) {
         None => Ok(None),
         Some(entry) => match entry.value() {
@@ -243,7 +245,11 @@ fn stream_ref<'d>(db: &'d Db, key: &[u8], now: u64) -> Result<Option<&'d StreamV
     }
 }
 
-fn stream_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut StreamValue>> {
+pub(super) fn stream_mut<'d>(
+    db: &'d mut Db,
+    key: &[u8],
+    now: u64,
+) -> Result<Option<&'d mut StreamValue>> {
     match db.value_mut(key, now) {
         None => Ok(None),
         Some(Value::Stream(stream)) => Ok(Some(stream)),
@@ -251,7 +257,7 @@ fn stream_mut<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d mut
     }
 }
 
-fn notify(ctx_shared: &crate::shared::Shared, event: &str, key: &[u8], db: usize) {
+pub(super) fn notify(ctx_shared: &crate::shared::Shared, event: &str, key: &[u8], db: usize) {
     ctx_shared.pubsub.notify(events::STREAM, event, key, db);
 }
 
@@ -588,8 +594,17 @@ pub fn xread_key_range(argv: &[&[u8]]) -> Option<std::ops::Range<usize>> {
     None
 }
 
+/// BLOCK given to XREAD or XREADGROUP from a script (Redis refuses it
+/// rather than treating it as a timeout).
+pub(super) fn no_block_in_scripts(command: &[u8]) -> Error {
+    Error::err(format!(
+        "{} command is not allowed with BLOCK option from scripts",
+        String::from_utf8_lossy(command)
+    ))
+}
+
 /// XREAD BLOCK's timeout: integer milliseconds, 0 for ever.
-fn block_timeout(arg: &[u8]) -> Result<Option<Duration>> {
+pub(super) fn block_timeout(arg: &[u8]) -> Result<Option<Duration>> {
     let millis =
         strict_i64(arg).ok_or_else(|| Error::err("timeout is not an integer or out of range"))?;
     if millis < 0 {
@@ -607,6 +622,9 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let more = argv.len() - i - 1;
         let opt = argv[i];
         if is_keyword(opt, "block") && more > 0 {
+            if ctx.session.in_script {
+                return Err(no_block_in_scripts(argv[0]));
+            }
             block = Some(block_timeout(argv[i + 1])?);
             i += 2;
         } else if is_keyword(opt, "count") && more > 0 {
@@ -829,9 +847,8 @@ fn xinfo_stream(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if let Some(count) = full_count {
         out.bulk(b"entries");
         write_range(out, stream, StreamId::MIN, StreamId::MAX, false, count);
-        // Consumer groups are not implemented: there are none to list.
         out.bulk(b"groups");
-        out.array(0);
+        super::stream_groups::write_full_groups(out, stream, count);
         return Ok(());
     }
     out.bulk(b"groups");

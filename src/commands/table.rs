@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 20] {
+fn families() -> [&'static [CommandSpec]; 21] {
     [
         super::command::COMMANDS,
         super::config::COMMANDS,
@@ -24,6 +24,7 @@ fn families() -> [&'static [CommandSpec]; 20] {
         super::set::COMMANDS,
         super::slowlog::COMMANDS,
         super::stream::COMMANDS,
+        super::stream_groups::COMMANDS,
         super::string::COMMANDS,
         super::transaction::COMMANDS,
         super::writebehind::COMMANDS,

@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use smallvec::SmallVec;
 use tokio::sync::Notify;
 
 use crate::protocol::ReplyBuf;
@@ -45,7 +46,33 @@ pub enum WaitKind {
     ZSet,
     /// XREAD: reading takes nothing, so every waiter is woken.
     Stream,
+    /// XREADGROUP, for the consumer group the tag names: woken as XREAD
+    /// is, but served first-come first-served among the readers of the
+    /// same group ([`BlockingRegistry::may_take`] with the same tag); also
+    /// woken every [`GROUP_RECHECK`] to look at its keys again, so that a
+    /// deleted or re-typed key, which signals no waiter, ends its wait
+    /// with Redis's error.
+    StreamGroup(u64),
 }
+
+impl WaitKind {
+    /// Whether data of `kind` may serve a waiter of this kind (stream
+    /// data serves XREAD and XREADGROUP alike).
+    fn served_by(self, kind: WaitKind) -> bool {
+        self.family() == kind.family()
+    }
+
+    fn family(self) -> WaitKind {
+        match self {
+            WaitKind::StreamGroup(_) => WaitKind::Stream,
+            other => other,
+        }
+    }
+}
+
+/// How often a blocked XREADGROUP looks at its keys again (see
+/// [`WaitKind::StreamGroup`]).
+pub const GROUP_RECHECK: Duration = Duration::from_millis(100);
 
 /// The reply of a blocking command whose timeout passed, or that cannot
 /// block (inside MULTI/EXEC). Redis 7.0 answers every timed-out list or
@@ -104,13 +131,16 @@ struct Waiter {
 impl Waiter {
     /// Wakes the client for `key`.
     fn wake(&self, key: &[u8]) {
-        {
-            let mut ready = self.ready.lock();
-            if !ready.iter().any(|k| **k == *key) {
-                ready.push(Box::from(key));
-            }
-        }
+        self.mark_ready(key);
         self.wakeup.notify_one();
+    }
+
+    /// Adds `key` to the keys to look at when the client runs again.
+    fn mark_ready(&self, key: &[u8]) {
+        let mut ready = self.ready.lock();
+        if !ready.iter().any(|k| **k == *key) {
+            ready.push(Box::from(key));
+        }
     }
 }
 
@@ -263,10 +293,21 @@ impl BlockingRegistry {
                 queue.retain(|w| !Arc::ptr_eq(w, &registration.waiter));
                 if queue.is_empty() {
                     keys.remove(key);
-                } else if registration.waiter.kind != WaitKind::Stream {
+                } else {
                     // Whatever this client was woken for, or left behind,
-                    // is the next one's to take (an XREAD takes nothing).
-                    wake_first(queue, key, Some(registration.waiter.kind));
+                    // is the next one's to take (an XREAD takes nothing;
+                    // an XREADGROUP leaves the rest to its group's next).
+                    match registration.waiter.kind {
+                        WaitKind::Stream => {}
+                        WaitKind::StreamGroup(_) => {
+                            if let Some(next) =
+                                queue.iter().find(|w| w.kind == registration.waiter.kind)
+                            {
+                                next.wake(key);
+                            }
+                        }
+                        kind => wake_first(queue, key, Some(kind)),
+                    }
                 }
             }
             if keys.is_empty() {
@@ -284,21 +325,31 @@ impl BlockingRegistry {
 /// of `key`.
 fn wake_first(queue: &VecDeque<Arc<Waiter>>, key: &[u8], kind: Option<WaitKind>) {
     let mut woken: [bool; 2] = [false; 2];
+    // The groups whose first XREADGROUP reader was woken: the others of
+    // the group wait for it to be served (it passes the wakeup on).
+    let mut groups_woken: SmallVec<[u64; 4]> = SmallVec::new();
     for waiter in queue {
-        if kind.is_some_and(|k| k != waiter.kind) {
+        if kind.is_some_and(|k| !waiter.kind.served_by(k)) {
             continue;
         }
-        if waiter.kind == WaitKind::Stream {
-            waiter.wake(key);
-            continue;
-        }
-        let slot = &mut woken[waiter.kind as usize];
-        if !*slot {
-            *slot = true;
-            waiter.wake(key);
-        }
-        if kind.is_some() || woken.iter().all(|w| *w) {
-            return;
+        match waiter.kind {
+            WaitKind::Stream => waiter.wake(key),
+            WaitKind::StreamGroup(group) => {
+                if !groups_woken.contains(&group) {
+                    groups_woken.push(group);
+                    waiter.wake(key);
+                }
+            }
+            WaitKind::List | WaitKind::ZSet => {
+                let slot = &mut woken[(waiter.kind != WaitKind::List) as usize];
+                if !*slot {
+                    *slot = true;
+                    waiter.wake(key);
+                }
+                if kind.is_some() {
+                    return;
+                }
+            }
         }
     }
 }
@@ -318,7 +369,17 @@ impl Registration<'_> {
     /// Resolves once one of the keys may serve this client (a wakeup that
     /// arrived while it was not waiting is kept).
     pub async fn woken(&self) {
-        self.waiter.wakeup.notified().await;
+        if !matches!(self.waiter.kind, WaitKind::StreamGroup(_)) {
+            return self.waiter.wakeup.notified().await;
+        }
+        tokio::select! {
+            _ = self.waiter.wakeup.notified() => {}
+            _ = tokio::time::sleep(GROUP_RECHECK) => {
+                for key in &self.keys {
+                    self.waiter.mark_ready(key);
+                }
+            }
+        }
     }
 
     /// The keys this client was woken for since the last call, in the
@@ -371,5 +432,29 @@ mod tests {
         drop(second);
         assert_eq!(registry.blocked_clients(), 0);
         assert_eq!(registry.waited_keys(), 0);
+    }
+
+    #[test]
+    fn stream_data_wakes_every_reader_and_the_first_of_each_group() {
+        let registry = BlockingRegistry::default();
+        let (g, h) = (WaitKind::StreamGroup(1), WaitKind::StreamGroup(2));
+        let first = registry.register(1, &request(&["s"], g));
+        let second = registry.register(2, &request(&["s"], g));
+        let other_group = registry.register(3, &request(&["s"], h));
+        let reader = registry.register(4, &request(&["s"], WaitKind::Stream));
+        let list = registry.register(5, &request(&["s"], WaitKind::List));
+        registry.key_ready(0, b"s", Some(WaitKind::Stream));
+        let woken = |r: &Registration<'_>| !r.take_ready_keys().is_empty();
+        assert!(woken(&first) && woken(&other_group) && woken(&reader));
+        assert!(!woken(&second) && !woken(&list));
+        // Readers of a group take in turn; other groups do not wait.
+        assert!(registry.may_take(0, b"s", 1, g));
+        assert!(!registry.may_take(0, b"s", 2, g));
+        assert!(registry.may_take(0, b"s", 3, h));
+        // The first reader served passes the wakeup to its group's next.
+        drop(first);
+        assert!(woken(&second));
+        assert!(registry.may_take(0, b"s", 2, g));
+        assert!(!woken(&list));
     }
 }

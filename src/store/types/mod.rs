@@ -6,12 +6,12 @@ mod hash;
 mod list;
 mod set;
 mod stream;
+mod stream_groups;
 mod zset;
 
 pub use hash::HashValue;
 pub use list::ListValue;
 pub use set::SetValue;
-pub use stream::{
-    AddError, AddId, ConsumerGroup, EntryView, NodeLimits, StreamId, StreamValue, Trim,
-};
+pub use stream::{AddError, AddId, EntryView, NodeLimits, StreamId, StreamValue, Trim};
+pub use stream_groups::{Consumer, ConsumerGroup, ConsumerName, PendingEntry};
 pub use zset::ZSetValue;

@@ -28,6 +28,8 @@ use std::fmt;
 
 use smallvec::SmallVec;
 
+use super::stream_groups::ConsumerGroup;
+
 /// A stream entry ID: milliseconds and a sequence number.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct StreamId {
@@ -144,14 +146,6 @@ pub enum Trim {
     MaxLen(u64),
     /// No entry with a smaller ID.
     MinId(StreamId),
-}
-
-/// A consumer group: created by XGROUP CREATE (not implemented yet; the
-/// field keeps the stream's shape ready for it).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsumerGroup {
-    pub last_delivered: StreamId,
-    pub entries_read: Option<u64>,
 }
 
 const FLAG_DELETED: u8 = 1;
@@ -386,6 +380,132 @@ impl StreamValue {
         &self.groups
     }
 
+    pub fn group(&self, name: &[u8]) -> Option<&ConsumerGroup> {
+        self.groups.get(name)
+    }
+
+    pub fn group_mut(&mut self, name: &[u8]) -> Option<&mut ConsumerGroup> {
+        self.groups.get_mut(name)
+    }
+
+    /// XGROUP CREATE: false if a group of that name exists.
+    pub fn create_group(&mut self, name: &[u8], group: ConsumerGroup) -> bool {
+        if self.groups.contains_key(name) {
+            return false;
+        }
+        self.groups.insert(Box::from(name), group);
+        true
+    }
+
+    /// XGROUP DESTROY: false if there is no such group.
+    pub fn destroy_group(&mut self, name: &[u8]) -> bool {
+        self.groups.remove(name).is_some()
+    }
+
+    /// Whether a live entry has the ID `id`.
+    pub fn entry_exists(&self, id: StreamId) -> bool {
+        self.range(id, id, false, 1, |_| {}) == 1
+    }
+
+    /// Redis's `streamRangeHasTombstones` from `start` to the end: whether
+    /// a deleted entry may lie in that range.
+    pub fn range_has_tombstones(&self, start: StreamId) -> bool {
+        if self.length == 0 || self.max_deleted_id == StreamId::MIN {
+            return false;
+        }
+        if self.first_id > self.max_deleted_id {
+            return false;
+        }
+        start <= self.max_deleted_id
+    }
+
+    /// Redis's `streamEstimateDistanceFromFirstEverEntry`: how many
+    /// entries were added up to `id`, when that can be known.
+    pub fn entries_up_to(&self, id: StreamId) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        if self.length == 0 && id <= self.last_id {
+            return Some(self.entries_added);
+        }
+        match id.cmp(&self.last_id) {
+            std::cmp::Ordering::Equal => return Some(self.entries_added),
+            std::cmp::Ordering::Greater => return None,
+            std::cmp::Ordering::Less => {}
+        }
+        if self.max_deleted_id == StreamId::MIN || self.max_deleted_id < self.first_id {
+            match id.cmp(&self.first_id) {
+                std::cmp::Ordering::Less => return Some(self.entries_added - self.length),
+                std::cmp::Ordering::Equal => return Some(self.entries_added - self.length + 1),
+                std::cmp::Ordering::Greater => {}
+            }
+        }
+        None
+    }
+
+    /// A group's lag (Redis's `streamReplyWithCGLag`): entries added and
+    /// not yet read by the group, when that can be known.
+    pub fn group_lag(&self, group: &ConsumerGroup) -> Option<u64> {
+        if self.entries_added == 0 {
+            return Some(0);
+        }
+        let read = match group.entries_read {
+            Some(read) if !self.range_has_tombstones(group.last_delivered) => read,
+            _ => self.entries_up_to(group.last_delivered)?,
+        };
+        Some(self.entries_added.wrapping_sub(read))
+    }
+
+    /// XREADGROUP `>`: visits up to `count` (0: all) entries after the
+    /// group's last delivered ID, advances the group over them (with its
+    /// `entries-read`) and, unless `noack`, makes them pending for
+    /// `consumer`. Returns how many were visited; `None` if the group does
+    /// not exist.
+    pub fn read_group(
+        &mut self,
+        group: &[u8],
+        consumer: &[u8],
+        count: u64,
+        noack: bool,
+        now_ms: u64,
+        mut visit: impl FnMut(EntryView<'_>),
+    ) -> Option<u64> {
+        let last = self.groups.get(group)?.last_delivered;
+        let mut delivered: Vec<StreamId> = Vec::new();
+        if let Some(start) = last.next() {
+            self.range(start, StreamId::MAX, false, count, |entry| {
+                delivered.push(entry.id);
+                visit(entry);
+            });
+        }
+        // Each delivered ID's counter, computed before the group changes.
+        let counters: Vec<(StreamId, bool, Option<u64>)> = delivered
+            .iter()
+            .map(|&id| (id, self.range_has_tombstones(id), self.entries_up_to(id)))
+            .collect();
+        let entries_added = self.entries_added;
+        let group = self.groups.get_mut(group)?;
+        for (id, tombstones, estimate) in counters {
+            if id > group.last_delivered {
+                group.entries_read = match group.entries_read {
+                    Some(read) if !tombstones => Some(read + 1),
+                    _ if entries_added > 0 => estimate,
+                    current => current,
+                };
+                group.last_delivered = id;
+            }
+            if !noack {
+                group.deliver(id, consumer, now_ms);
+            }
+        }
+        Some(delivered.len() as u64)
+    }
+
+    /// Visits the entry `id` if it is live; returns whether it was.
+    pub fn visit_entry(&self, id: StreamId, visit: impl FnMut(EntryView<'_>)) -> bool {
+        self.range(id, id, false, 1, visit) == 1
+    }
+
     /// XSETID: the caller checked the new values against the stream.
     pub fn set_last_id(&mut self, id: StreamId) {
         self.last_id = id;
@@ -441,8 +561,8 @@ impl StreamValue {
             .sum::<usize>()
             + self
                 .groups
-                .keys()
-                .map(|name| name.len() + std::mem::size_of::<ConsumerGroup>() + 48)
+                .iter()
+                .map(|(name, group)| name.len() + 48 + group.heap_size())
                 .sum::<usize>()
     }
 
