@@ -263,6 +263,33 @@ fn keys_and_flags(target: &[&[u8]]) -> Result<Vec<(usize, Vec<&'static str>)>> {
     Ok(keys)
 }
 
+/// The flags of each key spec of `spec` (not_key ones left out), as
+/// COMMAND INFO reports them: what the ACL check reads.
+pub(super) fn key_spec_flags(spec: &CommandSpec) -> Vec<Vec<&'static str>> {
+    match reported_info(spec.name) {
+        Some(info) => info
+            .key_specs
+            .iter()
+            .filter(|k| !k.flags.contains(&"not_key"))
+            .map(|k| k.flags.clone())
+            .collect(),
+        None if spec.keys == KeySpec::None => Vec::new(),
+        None => vec![default_key_flags(spec).to_vec()],
+    }
+}
+
+/// The keys of `argv` with their flags, as COMMAND GETKEYSANDFLAGS finds
+/// them (no arity or "has keys" errors: the command was resolved).
+pub(super) fn keys_with_flags(
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+) -> Vec<(usize, Vec<&'static str>)> {
+    match reported_info(spec.name) {
+        Some(info) => keys_from_specs(spec, &info.key_specs, argv),
+        None => table_keys(spec, argv),
+    }
+}
+
 /// Keys by the table, for commands Redis 7.0 lacks, flagged as COMMAND
 /// INFO reports them.
 fn table_keys(spec: &CommandSpec, target: &[&[u8]]) -> Vec<(usize, Vec<&'static str>)> {

@@ -9,6 +9,7 @@ pub mod parse;
 mod session;
 mod table;
 
+mod acl;
 mod command;
 mod config;
 mod connection;
@@ -38,6 +39,7 @@ use std::cell::Cell;
 
 use smallvec::SmallVec;
 
+pub use acl::{catalog as acl_catalog, default_needs_no_auth, load_initial as load_acl};
 pub use session::{HotSettings, MultiState, ReplyMode, Session, Subscriptions, WatchedKey};
 pub use table::{all_commands, lookup};
 pub use transaction::end_session;
@@ -717,6 +719,27 @@ fn check_and_run(
         .handle
         .record_command(spec.name, session.last_command, session.last_read);
     session.last_command = spec.name;
+    // After recording the command: ACL LOG shows it in the client's info.
+    if !session.hot(shared).acl_open {
+        if let Err(denial) = acl::check(&session.user, spec, argv) {
+            let context = if session.multi.is_some() {
+                acl::Context::Multi
+            } else {
+                acl::Context::TopLevel
+            };
+            acl::log_denial(shared, session, spec, argv, denial, context);
+            let message = acl::noperm_message(spec, denial);
+            reject(
+                shared,
+                session,
+                out,
+                argv[0],
+                Some(spec),
+                message.as_bytes(),
+            );
+            return None;
+        }
+    }
     // As Redis's processCommand: evict if over maxmemory; if that fails,
     // refuse commands that may add data (EXEC too, if it queued some).
     let limits = session.hot(shared).memory;

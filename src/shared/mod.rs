@@ -307,6 +307,8 @@ pub struct Shared {
     pub pubsub: Arc<PubSub>,
     /// CLIENT PAUSE.
     pub pause: ClientPause,
+    /// ACL users and the ACL log.
+    pub acl: crate::acl::Acl,
     /// The configuration file the server started with (absolute), for
     /// CONFIG REWRITE; unset: started without one.
     pub config_file: std::sync::OnceLock<std::path::PathBuf>,
@@ -350,6 +352,7 @@ impl Shared {
         store
             .latency()
             .set_threshold_ms(config.latency_monitor_threshold);
+        let acl = crate::acl::Acl::new(config.requirepass.as_deref());
         Shared {
             store,
             command_stats: CommandStats::default(),
@@ -368,12 +371,18 @@ impl Shared {
             config_file: std::sync::OnceLock::new(),
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
+            acl,
             stopping: AtomicBool::new(false),
         }
     }
 
     /// Replaces the configuration (CONFIG SET).
     pub fn set_config(&self, config: Config) {
+        // As Redis: setting requirepass replaces the default user's
+        // passwords.
+        if self.config.read().requirepass != config.requirepass {
+            self.acl.set_requirepass(config.requirepass.as_deref());
+        }
         self.scripting
             .set_busy_threshold_ms(config.busy_reply_threshold);
         self.pubsub.configure(&config);
@@ -381,6 +390,12 @@ impl Shared {
             .latency()
             .set_threshold_ms(config.latency_monitor_threshold);
         *self.config.write() = config;
+        self.config_epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// An ACL user changed: sessions refresh their user (see
+    /// `Session::hot`).
+    pub fn acl_changed(&self) {
         self.config_epoch.fetch_add(1, Ordering::Release);
     }
 
