@@ -551,3 +551,29 @@ fn acl_save_without_a_file_and_user_lines_in_the_config() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     assert!(runtime.block_on(larder::Server::bind(config)).is_err());
 }
+
+#[test]
+fn config_rewrite_writes_the_users_back() {
+    let dir = TempDir::new();
+    let path = dir.0.join("larder.conf");
+    std::fs::write(&path, "port 0\nuser app on >apppw ~app:* +@read\n").unwrap();
+    let larder = TestServer::with_config(|config| config.load_file(&path).expect("config"));
+    let _ = larder.shared.config_file.set(path.clone());
+    let mut client = larder.raw();
+    let ok = "+OK\r\n";
+    assert_eq!(
+        text(client.command(&["ACL", "SETUSER", "bob", "on", "nopass", "(~b* +get)"])),
+        ok
+    );
+    assert_eq!(text(client.command(&["CONFIG", "REWRITE"])), ok);
+    let listed = text(client.command(&["ACL", "LIST"]));
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert!(written.contains("user app on #"), "{written}");
+    assert!(
+        written.contains("user default on nopass ~* &* +@all"),
+        "{written}"
+    );
+    // The rewritten file starts a server with the same users.
+    let again = TestServer::with_config(|config| config.load_file(&path).expect("rewritten"));
+    assert_eq!(text(again.raw().command(&["ACL", "LIST"])), listed);
+}

@@ -579,6 +579,16 @@ fn acl_users(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
+/// Every user as `name rules...` (CONFIG REWRITE's `user` lines).
+pub fn user_lines(shared: &Shared) -> Vec<String> {
+    shared
+        .acl
+        .users()
+        .iter()
+        .map(|u| format!("{} {}", u.name, u.describe(catalog())))
+        .collect()
+}
+
 fn acl_lines(shared: &Shared) -> Vec<String> {
     shared
         .acl
