@@ -337,6 +337,12 @@ pub fn log_denial(
     denial: Denial,
     context: Context,
 ) {
+    let counter = match denial {
+        Denial::Command => 0,
+        Denial::Key(_) => 1,
+        Denial::Channel(_) => 2,
+    };
+    shared.stats.acl_denied[counter].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let object = match denial {
         Denial::Command => spec.name.as_bytes().to_vec(),
         Denial::Key(i) | Denial::Channel(i) => argv.get(i).map_or(Vec::new(), |a| a.to_vec()),

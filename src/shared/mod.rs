@@ -140,6 +140,9 @@ pub struct Stats {
     pub query_buffer_limit_disconnections: AtomicU64,
     /// AUTH / HELLO AUTH attempts refused (acl_access_denied_auth).
     pub auth_failures: AtomicU64,
+    /// Commands refused by the ACL: for the command, a key, a channel
+    /// (acl_access_denied_cmd, _key, _channel).
+    pub acl_denied: [AtomicU64; 3],
     /// Time spent in active expiry cycles, in µs.
     pub expire_cycle_us: AtomicU64,
     /// instantaneous_ops_per_sec and the kbps figures.
@@ -181,6 +184,9 @@ impl Stats {
             &self.expire_cycle_us,
             &self.query_buffer_limit_disconnections,
             &self.auth_failures,
+            &self.acl_denied[0],
+            &self.acl_denied[1],
+            &self.acl_denied[2],
         ] {
             counter.store(0, Ordering::Relaxed);
         }
