@@ -593,3 +593,31 @@ fn config_rewrite_writes_the_users_back() {
     let again = TestServer::with_config(|config| config.load_file(&path).expect("rewritten"));
     assert_eq!(text(again.raw().command(&["ACL", "LIST"])), listed);
 }
+
+#[test]
+fn the_slow_log_hides_acl_setuser_arguments() {
+    let pair = Pair::start();
+    let mut c = pair.clients();
+    c.script(
+        "
+        CONFIG SET slowlog-log-slower-than 0
+        SLOWLOG RESET
+        ",
+    );
+    c.same(&["ACL", "SETUSER", "zed", "on", ">secret"]);
+    let entry = |client: &mut RawClient| {
+        let reply = text(client.command(&["SLOWLOG", "GET", "1"]));
+        reply
+            .split("\r\n")
+            .skip(6)
+            .take(11)
+            .collect::<Vec<_>>()
+            .join("|")
+    };
+    let ours = entry(&mut c.ours);
+    assert_eq!(ours, entry(&mut c.theirs));
+    assert!(
+        ours.contains("(redacted)") && !ours.contains("secret"),
+        "{ours}"
+    );
+}

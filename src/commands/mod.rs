@@ -1233,13 +1233,15 @@ fn log_if_slow(
 }
 
 /// `argv` with its secrets as `(redacted)`, as Redis shows them in the
-/// slow log: AUTH's arguments, HELLO's AUTH username and password, and
+/// slow log: AUTH's arguments, ACL SETUSER's, HELLO's AUTH username and password, and
 /// the value of a CONFIG SET of `requirepass`.
 fn redact_secrets<'a>(spec: &CommandSpec, argv: &[&'a [u8]]) -> SmallVec<[&'a [u8]; 8]> {
     const REDACTED: &[u8] = b"(redacted)";
     let mut shown: SmallVec<[&[u8]; 8]> = argv.iter().copied().collect();
     match spec.name {
         "auth" => shown[1..].fill(REDACTED),
+        // The user's name and rules (passwords among them).
+        "acl|setuser" => shown[2..].fill(REDACTED),
         "hello" => {
             let mut i = 2;
             while i < shown.len() {
