@@ -621,3 +621,27 @@ fn the_slow_log_hides_acl_setuser_arguments() {
         "{ours}"
     );
 }
+
+#[test]
+fn revoking_a_channel_disconnects_its_subscribers() {
+    let pair = Pair::start();
+    let mut admin = pair.clients();
+    admin.same(&[
+        "ACL", "SETUSER", "sub", "on", "nopass", "&news*", "&alerts", "+@all",
+    ]);
+    let mut kept = pair.clients();
+    kept.same(&["AUTH", "sub", "x"]);
+    kept.same(&["SUBSCRIBE", "alerts"]);
+    let mut dropped = pair.clients();
+    dropped.same(&["AUTH", "sub", "x"]);
+    dropped.same(&["PSUBSCRIBE", "news*"]);
+    admin.same(&["ACL", "SETUSER", "sub", "resetchannels", "&alerts"]);
+    for client in [&mut dropped.ours, &mut dropped.theirs] {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !client.is_closed() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(client.is_closed());
+    }
+    kept.same(&["PING"]);
+}

@@ -487,6 +487,51 @@ fn kill_clients_of(shared: &Shared, name: &str) {
     }
 }
 
+/// Redis's ACLKillPubsubClientsIfNeeded: after `name` changed, its
+/// subscribed clients that now hold a channel or pattern the user may not
+/// use are disconnected.
+fn kill_pubsub_clients_if_needed(shared: &Shared, name: &str) {
+    let Some(user) = shared.acl.user(name) else {
+        return;
+    };
+    if user.unrestricted() {
+        return;
+    }
+    for client in shared.clients.list() {
+        let (of_user, subscribed) = {
+            let meta = client.meta.lock();
+            (
+                meta.user.as_deref().unwrap_or("default") == name,
+                meta.subscriptions.iter().sum::<usize>() > 0,
+            )
+        };
+        if !of_user || !subscribed {
+            continue;
+        }
+        let [channels, shard_channels, patterns] = shared.pubsub.subscriptions_of(client.id);
+        let mut named: Vec<(usize, &[u8], bool)> = Vec::new();
+        named.extend(patterns.iter().map(|p| (0, p.as_ref(), true)));
+        named.extend(
+            channels
+                .iter()
+                .chain(&shard_channels)
+                .map(|c| (0, c.as_ref(), false)),
+        );
+        let allowed = named.iter().all(|&channel| {
+            user.check(&Request {
+                command: 0,
+                exempt: true,
+                keys: &[],
+                channels: &[channel],
+            })
+            .is_ok()
+        });
+        if !allowed {
+            client.kill();
+        }
+    }
+}
+
 // ------------------------------------------------------------ ACL ...
 
 fn text(arg: &[u8]) -> String {
@@ -515,6 +560,7 @@ fn acl_setuser(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }));
     }
     ctx.shared.acl_changed();
+    kill_pubsub_clients_if_needed(ctx.shared, &name);
     ctx.out.ok();
     Ok(())
 }
