@@ -645,3 +645,21 @@ fn revoking_a_channel_disconnects_its_subscribers() {
     }
     kept.same(&["PING"]);
 }
+
+#[test]
+fn acl_pubsub_default_decides_new_users_channels() {
+    let pair = Pair::start();
+    let mut c = pair.clients();
+    c.script(
+        "
+        CONFIG SET acl-pubsub-default allchannels
+        ACL SETUSER fresh
+        ACL GETUSER fresh
+        ACL SETUSER fresh resetchannels &a reset
+        ACL GETUSER fresh
+        CONFIG SET acl-pubsub-default resetchannels
+        ACL SETUSER other
+        ACL LIST
+        ",
+    );
+}
