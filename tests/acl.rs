@@ -167,6 +167,13 @@ fn commands_keys_and_channels_are_refused_with_redis_texts() {
         ACL DRYRUN bob get
         ACL DRYRUN default hget foo a
         ACL DRYRUN bob client id
+        ACL SETUSER shard on nopass ~k* &ch* +spublish +ssubscribe +xread +lmove
+        ACL DRYRUN shard spublish ch1 x
+        ACL DRYRUN shard spublish zz x
+        ACL DRYRUN shard ssubscribe ch1 zz
+        ACL DRYRUN shard xread STREAMS k1 0
+        ACL DRYRUN shard xread COUNT 1 STREAMS k1 zz 0 0
+        ACL DRYRUN shard lmove k1 zz LEFT LEFT
         PSUBSCRIBE c*
         SUBSCRIBE ch1 zz
         ",

@@ -189,7 +189,7 @@ fn table() -> &'static AclTable {
             let flag_sets = super::command::key_spec_flags(spec);
             key_rules[id] = if spec.name == "set" {
                 KeyRule::Set
-            } else if flag_sets.len() <= 1 {
+            } else if flag_sets.len() <= 1 && super::command::table_matches_key_spec(spec) {
                 KeyRule::Uniform(flag_sets.first().map_or(0, |f| perm_of(f)))
             } else {
                 KeyRule::Specs
@@ -886,4 +886,52 @@ fn acl_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
         ],
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rule(name: &[u8]) -> KeyRule {
+        let spec = super::super::lookup(name).expect("command");
+        table().key_rules[stat_slot(spec)]
+    }
+
+    #[test]
+    fn key_rules_use_the_table_only_where_it_matches_the_key_specs() {
+        assert!(matches!(rule(b"get"), KeyRule::Uniform(acl::READ)));
+        assert!(matches!(rule(b"del"), KeyRule::Uniform(acl::WRITE)));
+        assert!(matches!(rule(b"mget"), KeyRule::Uniform(acl::READ)));
+        assert!(matches!(rule(b"set"), KeyRule::Set));
+        // Several specs, or a keyword search: the key specs decide.
+        assert!(matches!(rule(b"lmove"), KeyRule::Specs));
+        assert!(matches!(rule(b"xread"), KeyRule::Specs));
+        assert!(matches!(rule(b"eval"), KeyRule::Uniform(_)));
+    }
+
+    #[test]
+    fn every_command_finds_the_same_keys_by_either_path() {
+        // For the fast-path commands, the table and the specs agree on a
+        // few argument shapes.
+        for spec in all_commands().flat_map(|s| std::iter::once(s).chain(s.subcommands)) {
+            if !matches!(table().key_rules[stat_slot(spec)], KeyRule::Uniform(_)) {
+                continue;
+            }
+            for argc in 1..7usize {
+                let mut argv: Vec<&[u8]> = vec![spec.name.as_bytes(); argc];
+                for arg in argv.iter_mut().skip(1) {
+                    *arg = b"1";
+                }
+                if !spec.arity_ok(argc) {
+                    continue;
+                }
+                let table: Vec<usize> = spec.key_positions(&argv).to_vec();
+                let specs: Vec<usize> = super::super::command::keys_with_flags(spec, &argv)
+                    .into_iter()
+                    .map(|k| k.0)
+                    .collect();
+                assert_eq!(table, specs, "{} with {argc} arguments", spec.name);
+            }
+        }
+    }
 }

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 20] {
+fn families() -> [&'static [CommandSpec]; 21] {
     [
         super::acl::COMMANDS,
         super::command::COMMANDS,
