@@ -515,12 +515,31 @@ fn acl_save_and_load_round_trip_through_a_file_redis_reads() {
     let theirs_saved = std::fs::read_to_string(&theirs_path).unwrap();
     std::fs::write(&ours_path, &theirs_saved).unwrap();
     std::fs::write(&theirs_path, &saved).unwrap();
+    // As Redis 7.0, ACL LOAD disconnects the clients of every user but
+    // the default one.
+    let mut alice = Clients {
+        ours: larder.raw(),
+        theirs: RawClient::connect(redis.addr),
+    };
+    alice.same(&["AUTH", "alice", "pw"]);
+    let mut anonymous = Clients {
+        ours: larder.raw(),
+        theirs: RawClient::connect(redis.addr),
+    };
     c.script(
         "
         ACL LOAD
         ACL LIST
         ",
     );
+    for client in [&mut alice.ours, &mut alice.theirs] {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !client.is_closed() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        assert!(client.is_closed());
+    }
+    anonymous.same(&["PING"]);
     // A bad file is refused whole, with the line and reason.
     std::fs::write(
         &ours_path,
