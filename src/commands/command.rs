@@ -263,6 +263,96 @@ fn keys_and_flags(target: &[&[u8]]) -> Result<Vec<(usize, Vec<&'static str>)>> {
     Ok(keys)
 }
 
+/// The flags of each key spec of `spec` (not_key ones left out), as
+/// COMMAND INFO reports them: what the ACL check reads.
+pub(super) fn key_spec_flags(spec: &CommandSpec) -> Vec<Vec<&'static str>> {
+    match reported_info(spec.name) {
+        Some(info) => info
+            .key_specs
+            .iter()
+            .filter(|k| !k.flags.contains(&"not_key"))
+            .map(|k| k.flags.clone())
+            .collect(),
+        None if spec.keys == KeySpec::None => Vec::new(),
+        None => vec![default_key_flags(spec).to_vec()],
+    }
+}
+
+/// Whether the table's key positions are exactly those of the command's
+/// one reported key spec (a fixed index and a range, or a key count), so
+/// that the ACL check may use the table's allocation-free finder.
+pub(super) fn table_matches_key_spec(spec: &CommandSpec) -> bool {
+    let Some(info) = reported_info(spec.name) else {
+        // Commands Redis 7.0 lacks: the table is their only key finder.
+        return true;
+    };
+    // Channels of SPUBLISH & co. are `not_key` specs: not keys to the ACL.
+    let keys: Vec<&ReportedKeySpec> = info
+        .key_specs
+        .iter()
+        .filter(|k| !k.flags.contains(&"not_key"))
+        .collect();
+    let [key_spec] = keys.as_slice() else {
+        return keys.is_empty() && spec.keys == KeySpec::None;
+    };
+    let BeginSearch::Index(begin) = key_spec.begin else {
+        return false;
+    };
+    match (key_spec.find.clone_shape(), spec.keys) {
+        (
+            Some((false, last_key, step, 0)),
+            KeySpec::Range {
+                first,
+                last,
+                step: table_step,
+            },
+        ) => {
+            i64::from(first) == begin
+                && i64::from(table_step) == step
+                && match last_key {
+                    0 => last == first,
+                    -1 => last == -1,
+                    _ => false,
+                }
+        }
+        (Some((true, 0, 1, 1)), KeySpec::NumKeys { numkeys_index }) => {
+            numkeys_index as i64 == begin
+        }
+        _ => false,
+    }
+}
+
+impl FindKeys {
+    /// (is keynum, lastkey or keynumidx, step, limit or firstkey).
+    fn clone_shape(&self) -> Option<(bool, i64, i64, i64)> {
+        match *self {
+            FindKeys::Range {
+                last_key,
+                step,
+                limit,
+            } => Some((false, last_key, step, limit)),
+            FindKeys::KeyNum {
+                numkeys_index,
+                first_key,
+                step,
+            } => Some((true, numkeys_index, step, first_key)),
+            FindKeys::Unknown => None,
+        }
+    }
+}
+
+/// The keys of `argv` with their flags, as COMMAND GETKEYSANDFLAGS finds
+/// them (no arity or "has keys" errors: the command was resolved).
+pub(super) fn keys_with_flags(
+    spec: &CommandSpec,
+    argv: &[&[u8]],
+) -> Vec<(usize, Vec<&'static str>)> {
+    match reported_info(spec.name) {
+        Some(info) => keys_from_specs(spec, &info.key_specs, argv),
+        None => table_keys(spec, argv),
+    }
+}
+
 /// Keys by the table, for commands Redis 7.0 lacks, flagged as COMMAND
 /// INFO reports them.
 fn table_keys(spec: &CommandSpec, target: &[&[u8]]) -> Vec<(usize, Vec<&'static str>)> {

@@ -212,7 +212,12 @@ fn config_rewrite(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     let Some(path) = ctx.shared.config_file.get() else {
         return Err(Error::err("The server is running without a config file"));
     };
-    let config = ctx.shared.config.read().clone();
+    let mut config = ctx.shared.config.read().clone();
+    // The users as they are now, as Redis's rewriteConfigUserOption.
+    config.acl_users = super::acl::user_lines(ctx.shared)
+        .iter()
+        .map(|line| line.split(' ').map(|w| w.as_bytes().to_vec()).collect())
+        .collect();
     match crate::config::rewrite::rewrite_file(&config, path) {
         Ok(()) => {
             tracing::warn!("CONFIG REWRITE executed with success.");

@@ -345,40 +345,19 @@ fn echo(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is disabled.";
 
-/// Compares passwords in constant time, on their SHA-256 digests so that
-/// neither the bytes nor the length of the expected one leak through
-/// timing (as Redis's time_independent_strcmp compares hashes).
-fn same_password(expected: &[u8], given: &[u8]) -> bool {
-    use sha2::{Digest, Sha256};
-    use subtle::ConstantTimeEq;
-    Sha256::digest(expected)
-        .as_slice()
-        .ct_eq(Sha256::digest(given).as_slice())
-        .into()
-}
-
-/// Checks credentials for the default user (Larder has no other users).
+/// Checks credentials against the ACL users: on success the session
+/// runs as that user (`None`: the default user, AUTH's one-argument form).
 fn check_credentials(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) -> Result<()> {
-    let required = ctx.shared.config.read().requirepass.clone();
-    let accepted = username.is_none_or(|u| u == b"default")
-        && required
-            .as_ref()
-            .is_none_or(|expected| same_password(expected.as_bytes(), password));
-    if !accepted {
-        ctx.shared
-            .stats
-            .auth_failures
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    if !super::acl::authenticate(ctx, username.unwrap_or(b"default"), password) {
         return Err(Error::raw(WRONGPASS));
     }
-    ctx.session.authenticated = true;
     Ok(())
 }
 
 fn auth(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     match argv.len() {
         2 => {
-            if ctx.shared.config.read().requirepass.is_none() {
+            if ctx.shared.acl.default_user().nopass {
                 return Err(Error::err(
                     "AUTH <password> called without any password configured for the default user. \
                      Are you sure your configuration is correct?",
@@ -513,7 +492,8 @@ fn reset(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     ctx.session.reply_mode = super::ReplyMode::On;
     ctx.out.set_resp3(false);
     ctx.session.handle.mailbox.set_resp3(false);
-    ctx.session.authenticated = ctx.shared.config.read().requirepass.is_none();
+    ctx.session.set_user(ctx.shared.acl.default_user());
+    ctx.session.authenticated = super::acl::default_needs_no_auth(ctx.shared);
     {
         let mut meta = ctx.session.handle.meta.lock();
         meta.resp = 2;
@@ -695,8 +675,7 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             "ADDR" => addr = Some(text),
             "LADDR" => laddr = Some(text),
             "USER" => {
-                // Larder has only the default user.
-                if text != "default" {
+                if ctx.shared.acl.user(&text).is_none() {
                     return Err(Error::err(format!("No such user '{text}'")));
                 }
                 user = Some(text)
@@ -724,7 +703,9 @@ fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             && id.is_none_or(|id| client.id == id)
             && addr.as_ref().is_none_or(|a| &client.addr == a)
             && laddr.as_ref().is_none_or(|a| &client.laddr == a)
-            && user.as_ref().is_none_or(|u| u == "default")
+            && user
+                .as_ref()
+                .is_none_or(|u| client.meta.lock().user.as_deref().unwrap_or("default") == u)
             && max_age.is_none_or(|age| client.age_secs() as i64 >= age)
             && !(skip_me && me);
         if matches {
@@ -923,19 +904,4 @@ fn client_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
         ],
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod password_tests {
-    use super::same_password;
-
-    #[test]
-    fn passwords_compare_by_content_and_length() {
-        assert!(same_password(b"s3cret", b"s3cret"));
-        assert!(!same_password(b"s3cret", b"s3cre"));
-        assert!(!same_password(b"s3cret", b"s3cret "));
-        assert!(!same_password(b"s3cret", b"S3cret"));
-        assert!(same_password(b"", b""));
-        assert!(!same_password(b"", b"x"));
-    }
 }

@@ -552,9 +552,9 @@ fn stats_section(ctx: &Ctx) -> String {
         ("reply_buffer_shrinks", "0".into()),
         ("reply_buffer_expands", "0".into()),
         ("acl_access_denied_auth", get(&stats.auth_failures)),
-        ("acl_access_denied_cmd", "0".into()),
-        ("acl_access_denied_key", "0".into()),
-        ("acl_access_denied_channel", "0".into()),
+        ("acl_access_denied_cmd", get(&stats.acl_denied[0])),
+        ("acl_access_denied_key", get(&stats.acl_denied[1])),
+        ("acl_access_denied_channel", get(&stats.acl_denied[2])),
     ])
 }
 

@@ -9,6 +9,7 @@ pub mod parse;
 mod session;
 mod table;
 
+mod acl;
 mod command;
 mod config;
 mod connection;
@@ -39,6 +40,7 @@ use std::cell::Cell;
 
 use smallvec::SmallVec;
 
+pub use acl::{catalog as acl_catalog, default_needs_no_auth, load_initial as load_acl};
 pub use session::{HotSettings, MultiState, ReplyMode, Session, Subscriptions, WatchedKey};
 pub use table::{all_commands, lookup};
 pub use transaction::end_session;
@@ -718,9 +720,32 @@ fn check_and_run(
         .handle
         .record_command(spec.name, session.last_command, session.last_read);
     session.last_command = spec.name;
+    // After recording the command: ACL LOG shows it in the client's info.
+    // For an unrestricted user (the default one) this is one branch.
+    let hot = session.hot(shared);
+    if !hot.acl_open {
+        if let Err(denial) = acl::check(&session.user, spec, argv) {
+            let context = if session.multi.is_some() {
+                acl::Context::Multi
+            } else {
+                acl::Context::TopLevel
+            };
+            acl::log_denial(shared, session, spec, argv, denial, context);
+            let message = acl::noperm_message(spec, denial);
+            reject(
+                shared,
+                session,
+                out,
+                argv[0],
+                Some(spec),
+                message.as_bytes(),
+            );
+            return None;
+        }
+    }
     // As Redis's processCommand: evict if over maxmemory; if that fails,
     // refuse commands that may add data (EXEC too, if it queued some).
-    let limits = session.hot(shared).memory;
+    let limits = hot.memory;
     let room = shared.store.make_room(&limits);
     if room != crate::store::Room::Ok
         && (spec.has(flags::DENYOOM)
@@ -1209,13 +1234,15 @@ fn log_if_slow(
 }
 
 /// `argv` with its secrets as `(redacted)`, as Redis shows them in the
-/// slow log: AUTH's arguments, HELLO's AUTH username and password, and
+/// slow log: AUTH's arguments, ACL SETUSER's, HELLO's AUTH username and password, and
 /// the value of a CONFIG SET of `requirepass`.
 fn redact_secrets<'a>(spec: &CommandSpec, argv: &[&'a [u8]]) -> SmallVec<[&'a [u8]; 8]> {
     const REDACTED: &[u8] = b"(redacted)";
     let mut shown: SmallVec<[&[u8]; 8]> = argv.iter().copied().collect();
     match spec.name {
         "auth" => shown[1..].fill(REDACTED),
+        // The user's name and rules (passwords among them).
+        "acl|setuser" => shown[2..].fill(REDACTED),
         "hello" => {
             let mut i = 2;
             while i < shown.len() {

@@ -297,6 +297,19 @@ impl CommandRunner for ScriptCaller<'_, '_> {
             );
             return false;
         }
+        // The script runs with its caller's permissions (scriptVerifyACL).
+        if !self.session.hot(self.shared).acl_open {
+            if let Err(denial) = super::acl::check(&self.session.user, spec, argv) {
+                let context = super::acl::Context::Lua;
+                super::acl::log_denial(self.shared, self.session, spec, argv, denial, context);
+                self.refuse(
+                    Some(spec),
+                    super::acl::script_message(denial).as_bytes(),
+                    out,
+                );
+                return false;
+            }
+        }
         let writes = spec.has(WRITE) || spec.has(MAY_REPLICATE);
         if writes && self.read_only {
             let message = b"ERR Write commands are not allowed from read-only scripts.";

@@ -11,7 +11,13 @@ use crate::shared::{ClientHandle, Shared};
 pub struct HotSettings {
     /// `Shared::config_epoch` when this copy was taken.
     epoch: u64,
+    /// The default user needs a password (or is off): new connections
+    /// must authenticate.
     pub requirepass_set: bool,
+    /// The session's user allows every command, key and channel: the ACL
+    /// check is skipped (refreshed with the rest when the epoch moves,
+    /// which every ACL change bumps, or when the session's user changes).
+    pub acl_open: bool,
     /// `proto-max-bulk-len`.
     pub max_bulk_len: usize,
     /// `client-query-buffer-limit`.
@@ -87,6 +93,9 @@ pub struct Session {
     /// When the connection last received requests (CLIENT LIST idle=).
     pub last_read: std::time::Instant,
     pub authenticated: bool,
+    /// The ACL user this connection runs as (refreshed from the ACL when
+    /// the epoch moves).
+    pub user: Arc<crate::acl::User>,
     pub multi: Option<MultiState>,
     pub watched: Vec<WatchedKey>,
     /// Set by QUIT (and fatal errors): close once the replies are written.
@@ -157,6 +166,7 @@ impl Session {
             hot: None,
             last_read: std::time::Instant::now(),
             authenticated: false,
+            user: Arc::new(crate::acl::User::default_user()),
             multi: None,
             watched: Vec::new(),
             close_after_reply: false,
@@ -208,10 +218,13 @@ impl Session {
         match self.hot {
             Some(hot) if hot.epoch == epoch => hot,
             _ => {
+                self.refresh_user(shared);
+                let default = shared.acl.default_user();
                 let config = shared.config.read();
                 let hot = HotSettings {
                     epoch,
-                    requirepass_set: config.requirepass.is_some(),
+                    requirepass_set: !(default.nopass && default.enabled),
+                    acl_open: self.user.unrestricted(),
                     max_bulk_len: config.proto_max_bulk_len as usize,
                     query_buffer_limit: config.client_query_buffer_limit,
                     memory: config.memory_limits(),
@@ -223,6 +236,26 @@ impl Session {
                 };
                 self.hot = Some(hot);
                 hot
+            }
+        }
+    }
+
+    /// The session now runs as `user` (AUTH, HELLO AUTH, RESET).
+    pub fn set_user(&mut self, user: Arc<crate::acl::User>) {
+        let name = (user.name != "default").then(|| user.name.clone());
+        self.handle.meta.lock().user = name;
+        self.user = user;
+        self.hot = None;
+    }
+
+    /// Picks up the current definition of the session's user; a deleted
+    /// user's connection closes (its commands are refused until then).
+    fn refresh_user(&mut self, shared: &Shared) {
+        match shared.acl.user(&self.user.name) {
+            Some(user) => self.user = user,
+            None => {
+                self.user = Arc::new(crate::acl::User::new(&self.user.name, false));
+                self.close_after_reply = true;
             }
         }
     }

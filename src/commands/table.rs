@@ -8,6 +8,7 @@ use super::CommandSpec;
 /// Every family's command list.
 fn families() -> [&'static [CommandSpec]; 21] {
     [
+        super::acl::COMMANDS,
         super::command::COMMANDS,
         super::config::COMMANDS,
         super::connection::COMMANDS,

@@ -229,7 +229,19 @@ fn exec(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
         return Ok(());
     }
     ctx.out.array(queued.len());
+    let acl_open = ctx.session.hot(ctx.shared).acl_open;
     for (spec, args) in &queued {
+        // The rules may have changed since the command was queued.
+        if !acl_open {
+            if let Err(denial) = super::acl::check(&ctx.session.user, spec, args) {
+                let context = super::acl::Context::Multi;
+                super::acl::log_denial(ctx.shared, ctx.session, spec, args, denial, context);
+                let message = super::acl::exec_message(denial);
+                super::count_error_reply(ctx.shared, message.as_bytes());
+                ctx.out.error(message);
+                continue;
+            }
+        }
         run(
             ctx.shared,
             ctx.session,

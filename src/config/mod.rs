@@ -45,6 +45,9 @@ pub struct Config {
     pub databases: usize,
     /// Password for the default user (`requirepass`); `None`: no auth.
     pub requirepass: Option<String>,
+    /// `user` lines of the configuration file, each split into words
+    /// (name, then rules); applied by the ACL at start-up.
+    pub acl_users: Vec<Vec<Vec<u8>>>,
     /// Maximum simultaneous clients.
     pub maxclients: usize,
     /// Close clients idle for this many seconds (0: never).
@@ -1131,6 +1134,7 @@ impl Default for Config {
             metrics_bind: String::new(),
             databases: 0,
             requirepass: None,
+            acl_users: Vec::new(),
             maxclients: 0,
             timeout: 0,
             busy_reply_threshold: 0,
@@ -1310,6 +1314,14 @@ impl Config {
                 continue;
             };
             let name = String::from_utf8_lossy(name);
+            if name.eq_ignore_ascii_case("user") {
+                // ACL users: several lines, parsed by the ACL at start-up.
+                if values.is_empty() {
+                    return Err(format!("line {}: wrong number of arguments", number + 1));
+                }
+                self.acl_users.push(values.to_vec());
+                continue;
+            }
             let value = values
                 .iter()
                 .map(|v| String::from_utf8_lossy(v).into_owned())

@@ -277,11 +277,23 @@ pub fn rewrite(config: &Config, old: &str) -> String {
             ),
         }
     }
-    // Larder has no ACL users and no modules: their lines go, as Redis's
-    // rewrite replaces them with the users and modules it has.
+    // The ACL users (set by the caller to the current ones) replace the
+    // file's `user` lines, unless they live in an ACL file; Larder has no
+    // modules, so their lines go.
+    if config.get("aclfile").is_none_or(|f| f.is_empty()) {
+        for words in &config.acl_users {
+            let words: Vec<String> = words.iter().map(|w| repr_word(w)).collect();
+            state.line("user", format!("user {}", words.join(" ")), true);
+        }
+    }
     state.mark("user");
     state.mark("loadmodule");
     state.finish()
+}
+
+/// A word of a `user` line, as written (ACL rules hold no spaces).
+fn repr_word(word: &[u8]) -> String {
+    String::from_utf8_lossy(word).into_owned()
 }
 
 fn rewrite_output_limits(state: &mut State, config: &Config) {

@@ -287,6 +287,38 @@ impl PubSub {
         }
     }
 
+    /// The classic channels, shard channels and patterns client `id`
+    /// subscribes to: a walk of every table, for the rare ACL change that
+    /// must check them.
+    pub fn subscriptions_of(&self, id: u64) -> [Vec<Bytes>; 3] {
+        let of_table = |table: &ChannelTable| -> Vec<Bytes> {
+            table
+                .stripes
+                .iter()
+                .flat_map(|stripe| {
+                    stripe
+                        .read()
+                        .iter()
+                        .filter(|(_, subscribers)| subscribers.iter().any(|m| m.id == id))
+                        .map(|(channel, _)| channel.clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect()
+        };
+        let patterns = self
+            .patterns
+            .read()
+            .iter()
+            .filter(|(_, subscribers)| subscribers.iter().any(|m| m.id == id))
+            .map(|(pattern, _)| pattern.clone())
+            .collect();
+        [
+            of_table(&self.channels),
+            of_table(&self.shard_channels),
+            patterns,
+        ]
+    }
+
     /// Sends `message` to `channel`'s subscribers (and, for a classic
     /// channel, to the matching patterns'); returns how many received it.
     pub fn publish(&self, kind: ChannelKind, channel: &[u8], message: &[u8]) -> usize {

@@ -74,7 +74,7 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     let mut session = Session::new(handle.clone());
     // As in Redis, a client that connects while no password is set stays
     // authenticated if one is set later.
-    session.authenticated = shared.config.read().requirepass.is_none();
+    session.authenticated = crate::commands::default_needs_no_auth(&shared);
     session.blocking_allowed = true;
     let mut connection = Connection {
         shared: &shared,

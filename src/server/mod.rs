@@ -67,6 +67,8 @@ impl Server {
         }
         let metrics = crate::metrics::bind(&config).await?;
         let shared = Arc::new(Shared::new(config));
+        crate::commands::load_acl(&shared)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         *shared.bound.lock() = listeners
             .iter()
             .filter_map(|l| l.local_addr().ok())

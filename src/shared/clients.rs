@@ -38,6 +38,8 @@ pub struct ClientMeta {
     /// Where its invalidations go (CLIENT LIST's redir: -1 without
     /// tracking, 0 for itself).
     pub redirect: i64,
+    /// The ACL user, when not `default`.
+    pub user: Option<String>,
 }
 
 /// How CLIENT UNBLOCK ends a blocked command.
@@ -269,7 +271,7 @@ impl ClientHandle {
         format!(
             "id={} addr={} laddr={} fd=-1 name={} age={} idle={} flags={} db={} sub={} psub={} ssub={} multi={} \
              watch={} qbuf={} qbuf-free={} argv-mem=0 multi-mem=0 rbs={} rbp=0 obl={} oll=0 omem={} tot-mem={} events=r \
-             cmd={} user=default redir={} resp={} lib-name={} lib-ver={}",
+             cmd={} user={} redir={} resp={} lib-name={} lib-ver={}",
             self.id,
             self.addr,
             self.laddr,
@@ -290,6 +292,7 @@ impl ClientHandle {
             pushed,
             query_capacity + output_capacity + pushed,
             meta.last_command,
+            meta.user.as_deref().unwrap_or("default"),
             meta.redirect,
             meta.resp,
             text(&meta.lib_name),

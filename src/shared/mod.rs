@@ -140,6 +140,9 @@ pub struct Stats {
     pub query_buffer_limit_disconnections: AtomicU64,
     /// AUTH / HELLO AUTH attempts refused (acl_access_denied_auth).
     pub auth_failures: AtomicU64,
+    /// Commands refused by the ACL: for the command, a key, a channel
+    /// (acl_access_denied_cmd, _key, _channel).
+    pub acl_denied: [AtomicU64; 3],
     /// Time spent in active expiry cycles, in µs.
     pub expire_cycle_us: AtomicU64,
     /// instantaneous_ops_per_sec and the kbps figures.
@@ -181,6 +184,9 @@ impl Stats {
             &self.expire_cycle_us,
             &self.query_buffer_limit_disconnections,
             &self.auth_failures,
+            &self.acl_denied[0],
+            &self.acl_denied[1],
+            &self.acl_denied[2],
         ] {
             counter.store(0, Ordering::Relaxed);
         }
@@ -307,6 +313,8 @@ pub struct Shared {
     pub pubsub: Arc<PubSub>,
     /// CLIENT PAUSE.
     pub pause: ClientPause,
+    /// ACL users and the ACL log.
+    pub acl: crate::acl::Acl,
     /// The configuration file the server started with (absolute), for
     /// CONFIG REWRITE; unset: started without one.
     pub config_file: std::sync::OnceLock<std::path::PathBuf>,
@@ -350,6 +358,7 @@ impl Shared {
         store
             .latency()
             .set_threshold_ms(config.latency_monitor_threshold);
+        let acl = crate::acl::Acl::new(config.requirepass.as_deref());
         Shared {
             store,
             command_stats: CommandStats::default(),
@@ -368,12 +377,18 @@ impl Shared {
             config_file: std::sync::OnceLock::new(),
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
+            acl,
             stopping: AtomicBool::new(false),
         }
     }
 
     /// Replaces the configuration (CONFIG SET).
     pub fn set_config(&self, config: Config) {
+        // As Redis: setting requirepass replaces the default user's
+        // passwords.
+        if self.config.read().requirepass != config.requirepass {
+            self.acl.set_requirepass(config.requirepass.as_deref());
+        }
         self.scripting
             .set_busy_threshold_ms(config.busy_reply_threshold);
         self.pubsub.configure(&config);
@@ -381,6 +396,12 @@ impl Shared {
             .latency()
             .set_threshold_ms(config.latency_monitor_threshold);
         *self.config.write() = config;
+        self.config_epoch.fetch_add(1, Ordering::Release);
+    }
+
+    /// An ACL user changed: sessions refresh their user (see
+    /// `Session::hot`).
+    pub fn acl_changed(&self) {
         self.config_epoch.fetch_add(1, Ordering::Release);
     }
 
