@@ -11,6 +11,7 @@
 //! assert_eq!(store.get(0, b"user:1:name").unwrap().as_deref(), Some(&b"Ada"[..]));
 //! ```
 
+pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod error;

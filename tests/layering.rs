@@ -13,7 +13,7 @@ const FLOORS: &[&[&str]] = &[
     &["protocol"],
     &["store"],
     &["config"],
-    &["writebehind", "scripting", "pubsub"],
+    &["writebehind", "scripting", "pubsub", "audit"],
     &["shared"],
     &["commands"],
     // The Prometheus endpoint: serves a socket and runs INFO through the

@@ -358,12 +358,26 @@ fn same_password(expected: &[u8], given: &[u8]) -> bool {
 }
 
 /// Checks credentials for the default user (Larder has no other users).
-fn check_credentials(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) -> Result<()> {
+/// `command`: AUTH or HELLO, for the audit trail.
+fn check_credentials(
+    ctx: &mut Ctx,
+    command: &'static str,
+    username: Option<&[u8]>,
+    password: &[u8],
+) -> Result<()> {
     let required = ctx.shared.config.read().requirepass.clone();
     let accepted = username.is_none_or(|u| u == b"default")
         && required
             .as_ref()
             .is_none_or(|expected| same_password(expected.as_bytes(), password));
+    if ctx.shared.audit.is_on() {
+        let user = username.map_or(
+            std::borrow::Cow::Borrowed("default"),
+            String::from_utf8_lossy,
+        );
+        let result = if accepted { Ok(()) } else { Err(WRONGPASS) };
+        super::audited::record(ctx, &user, command, None, result);
+    }
     if !accepted {
         ctx.shared
             .stats
@@ -384,9 +398,9 @@ fn auth(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                      Are you sure your configuration is correct?",
                 ));
             }
-            check_credentials(ctx, None, argv[1])?;
+            check_credentials(ctx, "auth", None, argv[1])?;
         }
-        3 => check_credentials(ctx, Some(argv[1]), argv[2])?,
+        3 => check_credentials(ctx, "auth", Some(argv[1]), argv[2])?,
         _ => return Err(Error::syntax()),
     }
     ctx.out.ok();
@@ -446,7 +460,7 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     if let Some((user, pass)) = credentials {
-        check_credentials(ctx, Some(user), pass)?;
+        check_credentials(ctx, "hello", Some(user), pass)?;
     }
     if ctx.session.requires_auth(ctx.shared) {
         return Err(Error::raw(
@@ -661,6 +675,10 @@ fn client_unblock(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "client", Some("kill"), client_kill_unaudited)
+}
+
+fn client_kill_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let clients = ctx.shared.clients.list();
     if argv.len() == 3 {
         // Old form: CLIENT KILL addr:port.

@@ -36,18 +36,9 @@ const REFUSED: &str = "DEBUG command not allowed. If the enable-debug-command op
 fn allowed(ctx: &Ctx) -> bool {
     match ctx.shared.config.read().enable_debug_command.as_str() {
         "yes" => true,
-        "local" => is_local(&ctx.session.handle.addr),
+        "local" => ctx.session.handle.is_local(),
         _ => false,
     }
-}
-
-/// Redis's `islocalClient`: a loopback peer, or one without an IP address
-/// (a unix socket; Larder's in-process clients).
-fn is_local(addr: &str) -> bool {
-    addr.is_empty()
-        || addr
-            .parse::<std::net::SocketAddr>()
-            .is_ok_and(|a| a.ip().is_loopback())
 }
 
 fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
@@ -606,14 +597,6 @@ const HELP: &[&str] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn local_clients() {
-        assert!(is_local("127.0.0.1:5000"));
-        assert!(is_local("[::1]:5000"));
-        assert!(is_local(""));
-        assert!(!is_local("10.1.2.3:5000"));
-    }
 
     #[test]
     fn rdb_lengths() {

@@ -9,6 +9,7 @@ pub mod parse;
 mod session;
 mod table;
 
+mod audited;
 mod command;
 mod config;
 mod connection;
@@ -23,6 +24,7 @@ mod long_double;
 mod object;
 mod pubsub;
 mod reads;
+mod renamed;
 mod scripting;
 mod server;
 mod set;
@@ -614,6 +616,14 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     if argv.is_empty() {
         return;
     }
+    if let Some(renames) = shared.renamed_commands.as_deref() {
+        return renamed::execute(shared, session, out, argv, renames);
+    }
+    execute_resolved(shared, session, out, argv);
+}
+
+/// [`execute`], once `rename-command` names are translated.
+fn execute_resolved(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv: &[&[u8]]) {
     let reply_start = out.len();
     match check_and_run(shared, session, out, argv) {
         Some(spec) => after_command(shared, session, out, spec, reply_start),
