@@ -15,10 +15,9 @@ pub(super) fn audited(
     subcommand: Option<&'static str>,
     handler: Handler,
 ) -> Result<()> {
-    if !ctx.shared.audit.is_on() {
-        return handler(ctx, argv);
-    }
     let result = handler(ctx, argv);
+    // Looked at after the command: CONFIG SET audit-log-file that turns
+    // the trail on is its first line.
     record(
         ctx,
         DEFAULT_USER,

@@ -177,7 +177,12 @@ impl Server {
         for listener in self.listeners {
             accept_tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
         }
-        let unix_path = self.unix.as_ref().map(|(_, path)| path.clone());
+        // As Redis: the socket file goes with the server, also when this
+        // future is dropped rather than run to its end.
+        let _socket_file = self
+            .unix
+            .as_ref()
+            .map(|(_, path)| UnixSocketFile(path.clone()));
         if let Some((listener, path)) = self.unix {
             tracing::info!("The server is now ready to accept connections at {path}");
             accept_tasks.push(tokio::spawn(accept_unix_loop(
@@ -201,12 +206,6 @@ impl Server {
         let _ = shutdown.wait_for(|&stop| stop).await;
         for task in accept_tasks {
             task.abort();
-        }
-        // As Redis: the socket file goes with the server.
-        if let Some(path) = unix_path {
-            if let Err(error) = std::fs::remove_file(&*path) {
-                tracing::warn!(%error, "Error removing the unix socket file {path}");
-            }
         }
         stop_within_deadline(&self.shared, flusher, expiry).await;
         Ok(())
@@ -380,6 +379,18 @@ fn bind_unix_socket(config: &Config) -> io::Result<Option<(UnixListener, Arc<str
         std::fs::set_permissions(path, permissions)?;
     }
     Ok(Some((listener, Arc::from(path))))
+}
+
+/// Removes the Unix socket's file when dropped.
+struct UnixSocketFile(Arc<str>);
+
+impl Drop for UnixSocketFile {
+    fn drop(&mut self) {
+        let path = &*self.0;
+        if let Err(error) = std::fs::remove_file(path) {
+            tracing::warn!(%error, "Error removing the unix socket file {path}");
+        }
+    }
 }
 
 async fn accept_unix_loop(shared: Arc<Shared>, listener: UnixListener, path: Arc<str>) {
