@@ -550,3 +550,44 @@ fn audit_trail_records_admin_commands_without_their_arguments() {
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Debian's stock redis.conf (Redis 7.0) loads, with its security
+/// directives, and a server starts from it (port and files moved aside).
+#[test]
+fn stock_redis_conf_with_security_directives_starts() {
+    let stock = std::fs::read_to_string("/etc/redis/redis.conf").unwrap_or_default();
+    if stock.is_empty() {
+        eprintln!("no /etc/redis/redis.conf: checking the added directives only");
+    }
+    let socket = socket_path("stock");
+    let extra = format!(
+        "\nprotected-mode yes\nrename-command CONFIG \"\"\nrename-command FLUSHDB \"wipe-db\"\nunixsocket {}\nunixsocketperm 770\nenable-debug-command local\nenable-protected-configs no\nenable-module-command no\n",
+        socket.display()
+    );
+    let mut config = Config::default();
+    config
+        .load_str(&format!("{stock}{extra}"))
+        .expect("the stock file loads");
+    config.port = 0;
+    config.logfile = String::new();
+    config.dir = std::env::temp_dir().display().to_string();
+    for name in ["daemonize", "pidfile"] {
+        let _ = config.set(name, if name == "daemonize" { "no" } else { "" });
+    }
+    assert!(config.protected_mode);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let server = runtime.block_on(Server::start(config)).expect("starts");
+    let mut client = RawClient::connect(server.local_addr());
+    assert!(client
+        .command(&["CONFIG", "GET", "port"])
+        .starts_with(b"-ERR unknown command 'CONFIG'"));
+    assert_eq!(client.command(&["WIPE-DB"]), b"+OK\r\n");
+    let mut unix = UnixStream::connect(&socket).expect("unix socket");
+    assert_eq!(unix_command(&mut unix, &["PING"]), "+PONG\r\n");
+    runtime.block_on(server.shutdown());
+    assert!(!socket.exists());
+}
