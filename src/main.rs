@@ -311,7 +311,9 @@ fn main() -> ExitCode {
         let server = match Server::bind(config).await {
             Ok(server) => server,
             Err(error) => {
-                tracing::error!(%error, "cannot listen");
+                // Sockets, and what must be right before serving
+                // (rename-command, audit-log-file).
+                tracing::error!("cannot start: {error}");
                 return ExitCode::FAILURE;
             }
         };
