@@ -418,6 +418,40 @@ fn debug_module_and_protected_configs_refused_by_default_as_redis() {
     assert!(ours
         .command(&["MODULE", "LOAD", "/x.so"])
         .starts_with(b"-ERR MODULE command not allowed."));
+    theirs.command(&["MODULE", "LOAD", "/x.so"]);
+    // Refused before running, as Redis's processCommand: a rejected call,
+    // and inside MULTI the transaction is discarded.
+    for args in [
+        &["MULTI"][..],
+        &["DEBUG", "SLEEP", "0"],
+        &["SET", "k", "v"],
+        &["EXEC"],
+        &["EXISTS", "k"],
+    ] {
+        let a = ours.command(args);
+        let b = theirs.command(args);
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "replies differ for {args:?}"
+        );
+    }
+    let stats = |client: &mut RawClient| {
+        let info = String::from_utf8_lossy(&client.command(&["INFO", "commandstats"])).into_owned();
+        info.lines()
+            .filter(|l| l.starts_with("cmdstat_debug:") || l.starts_with("cmdstat_module|load:"))
+            .map(|l| {
+                l.split(",usec=").next().unwrap_or("").to_string()
+                    + &l[l.find(",rejected_calls").unwrap_or(l.len())..]
+            })
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    let ours_stats = stats(&mut ours);
+    assert_eq!(ours_stats, stats(&mut theirs));
+    assert!(
+        ours_stats.contains("cmdstat_debug:calls=0,rejected_calls=2,failed_calls=0"),
+        "{ours_stats:?}"
+    );
 }
 
 fn audit_lines(path: &Path) -> Vec<serde_json::Value> {

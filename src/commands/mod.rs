@@ -676,6 +676,20 @@ fn check_and_run(
             return None;
         }
     };
+    // DEBUG, MODULE LOAD...: refused unless enable-*-command allows them.
+    if spec.has(flags::ADMIN) {
+        if let Some(refusal) = debug::protected_command_refusal(shared, session, spec) {
+            reject(
+                shared,
+                session,
+                out,
+                argv[0],
+                Some(spec),
+                refusal.as_bytes(),
+            );
+            return None;
+        }
+    }
     // While a script runs past busy-reply-threshold, only ALLOW_BUSY
     // commands run (SCRIPT KILL, FUNCTION KILL...), as in Redis.
     if let Some(kind) = shared.scripting.busy() {

@@ -111,27 +111,7 @@ fn module_list(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-const MODULE_REFUSED: &str = "MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.";
-
-/// As Redis 7.0: MODULE LOAD, LOADEX and UNLOAD run only as
-/// `enable-module-command` allows (no by default; local: loopback and
-/// Unix socket clients).
-fn module_command_allowed(ctx: &Ctx) -> Result<()> {
-    let setting = ctx.shared.config.read().get("enable-module-command");
-    let allowed = match setting.as_deref() {
-        Some("yes") => true,
-        Some("local") => ctx.session.handle.is_local(),
-        _ => false,
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(Error::err(MODULE_REFUSED))
-    }
-}
-
-fn module_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    module_command_allowed(ctx)?;
+fn module_load(_ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     tracing::warn!(
         path = %String::from_utf8_lossy(argv[2]),
         "MODULE LOAD refused: Larder has no module support"
@@ -142,7 +122,6 @@ fn module_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn module_loadex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
-    module_command_allowed(ctx)?;
     // Redis checks the CONFIG/ARGS layout before it tries the library.
     let mut i = 3;
     while i < argv.len() {
@@ -164,8 +143,7 @@ fn module_loadex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     module_load(ctx, argv)
 }
 
-fn module_unload(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
-    module_command_allowed(ctx)?;
+fn module_unload(_ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Err(Error::err(
         "Error unloading module: no such module with that name",
     ))
