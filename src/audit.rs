@@ -44,6 +44,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,8 +80,10 @@ impl AuditLog {
         self.on.load(Ordering::Relaxed)
     }
 
-    /// Appends to `path` from now on (created if missing); an empty path
-    /// turns the log off. On error the log stays as it was.
+    /// Appends to `path` from now on (created if missing, mode 0600); an
+    /// empty path turns the log off. Opening the same path again follows a
+    /// rotation (the old file moved away). On error the log stays as it
+    /// was.
     pub fn reopen(&self, path: &str) -> io::Result<()> {
         let mut file = self.file.lock();
         if path.is_empty() {
@@ -88,7 +91,12 @@ impl AuditLog {
             self.on.store(false, Ordering::Relaxed);
             return Ok(());
         }
-        let opened = OpenOptions::new().create(true).append(true).open(path)?;
+        // Only the server's user reads it: it tells who did what.
+        let opened = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)?;
         *file = Some(opened);
         self.on.store(true, Ordering::Relaxed);
         Ok(())

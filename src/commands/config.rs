@@ -196,7 +196,9 @@ fn config_set_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             )));
         }
     }
-    if updated.audit_log_file != current.audit_log_file {
+    // Set again to the same path, it is reopened: log rotation (move the
+    // file away, then CONFIG SET audit-log-file <same path>).
+    if seen.iter().any(|name| name == "audit-log-file") {
         // Turning the trail off is itself recorded, in the file it leaves.
         if updated.audit_log_file.is_empty() {
             super::audited::record(
