@@ -635,6 +635,19 @@ fn stock_redis_conf_with_security_directives_starts() {
         .command(&["CONFIG", "GET", "port"])
         .starts_with(b"-ERR unknown command 'CONFIG'"));
     assert_eq!(client.command(&["WIPE-DB"]), b"+OK\r\n");
+    // The new name is the command for everything before dispatch too:
+    // CLIENT PAUSE WRITE holds it as it holds FLUSHDB.
+    let mut pauser = RawClient::connect(server.local_addr());
+    assert_eq!(
+        pauser.command(&["CLIENT", "PAUSE", "300", "WRITE"]),
+        b"+OK\r\n"
+    );
+    let started = Instant::now();
+    assert_eq!(client.command(&["wipe-db"]), b"+OK\r\n");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "a renamed write ran during CLIENT PAUSE WRITE"
+    );
     let mut unix = UnixStream::connect(&socket).expect("unix socket");
     assert_eq!(unix_command(&mut unix, &["PING"]), "+PONG\r\n");
     runtime.block_on(server.shutdown());

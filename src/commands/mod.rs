@@ -40,6 +40,7 @@ use std::cell::Cell;
 
 use smallvec::SmallVec;
 
+pub use renamed::{apply_renames, refuse_renamed_away};
 pub use session::{HotSettings, MultiState, ReplyMode, Session, Subscriptions, WatchedKey};
 pub use table::{all_commands, lookup};
 pub use transaction::end_session;
@@ -616,14 +617,6 @@ pub fn execute(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv:
     if argv.is_empty() {
         return;
     }
-    if let Some(renames) = shared.renamed_commands.as_deref() {
-        return renamed::execute(shared, session, out, argv, renames);
-    }
-    execute_resolved(shared, session, out, argv);
-}
-
-/// [`execute`], once `rename-command` names are translated.
-fn execute_resolved(shared: &Shared, session: &mut Session, out: &mut ReplyBuf, argv: &[&[u8]]) {
     let reply_start = out.len();
     match check_and_run(shared, session, out, argv) {
         Some(spec) => after_command(shared, session, out, spec, reply_start),

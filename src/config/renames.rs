@@ -11,16 +11,16 @@ pub struct CommandRenames {
     /// Lower-case name a client types -> the command's own (lower-case)
     /// name, or `None` for a name that no longer exists (renamed away or
     /// removed).
-    names: HashMap<Vec<u8>, Option<String>>,
+    names: HashMap<Vec<u8>, Option<&'static str>>,
 }
 
 /// What a typed name resolves to.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Renamed<'a> {
+pub enum Renamed {
     /// Not touched by rename-command: look it up as typed.
     AsTyped,
     /// The command's own name.
-    Command(&'a str),
+    Command(&'static str),
     /// Renamed away or removed: unknown.
     Gone,
 }
@@ -28,21 +28,23 @@ pub enum Renamed<'a> {
 impl CommandRenames {
     /// Applies the directives in order, as Redis does: the name renamed
     /// must exist now (its own, or given by an earlier directive), and the
-    /// new name must not. `exists` tells whether the command table has a
-    /// (lower-case) name. Errors are Redis's texts.
+    /// new name must not. `command_named` finds a (lower-case) name in the
+    /// command table, giving the table's own name. Errors are Redis's texts.
     pub fn build(
         directives: &[(String, String)],
-        exists: impl Fn(&str) -> bool,
+        command_named: impl Fn(&str) -> Option<&'static str>,
     ) -> Result<CommandRenames, String> {
         let mut renames = CommandRenames::default();
         for (from, to) in directives {
             let from = from.to_ascii_lowercase();
             let to = to.to_ascii_lowercase();
             let command = match renames.names.get(from.as_bytes()) {
-                Some(Some(command)) => command.clone(),
+                Some(Some(command)) => *command,
                 Some(None) => return Err("No such command in rename-command".into()),
-                None if !from.contains('|') && exists(&from) => from.clone(),
-                None => return Err("No such command in rename-command".into()),
+                None if from.contains('|') => {
+                    return Err("No such command in rename-command".into())
+                }
+                None => command_named(&from).ok_or("No such command in rename-command")?,
             };
             renames.names.insert(from.into_bytes(), None);
             if to.is_empty() {
@@ -50,7 +52,7 @@ impl CommandRenames {
             }
             let taken = match renames.names.get(to.as_bytes()) {
                 Some(target) => target.is_some(),
-                None => exists(&to),
+                None => command_named(&to).is_some(),
             };
             if taken {
                 return Err("Target command name already exists".into());
@@ -66,7 +68,7 @@ impl CommandRenames {
 
     /// What the name a client typed stands for (any case; allocates only
     /// for a long name).
-    pub fn resolve(&self, typed: &[u8]) -> Renamed<'_> {
+    pub fn resolve(&self, typed: &[u8]) -> Renamed {
         let mut lower = smallvec::SmallVec::<[u8; 32]>::from_slice(typed);
         lower.make_ascii_lowercase();
         match self.names.get(lower.as_slice()) {
@@ -81,8 +83,10 @@ impl CommandRenames {
 mod tests {
     use super::*;
 
-    fn exists(name: &str) -> bool {
-        ["get", "set", "config", "flushall"].contains(&name)
+    fn exists(name: &str) -> Option<&'static str> {
+        ["get", "set", "config", "flushall"]
+            .into_iter()
+            .find(|known| *known == name)
     }
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {

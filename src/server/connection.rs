@@ -451,9 +451,14 @@ impl Connection<'_> {
                 Ok(Some(length)) => {
                     self.prefetched = self.prefetched.saturating_sub(1);
                     let frame = &self.input[..length];
-                    let args = match ahead {
+                    let mut args = match ahead {
                         Some((_, spans)) => self.decoded_ahead.args(spans, frame),
                         None => self.decoder.args(frame),
+                    };
+                    // rename-command: the command's own name from here on.
+                    let renamed_away = match self.shared.renamed_commands.as_deref() {
+                        Some(renames) => !commands::apply_renames(renames, &mut args),
+                        None => false,
                     };
                     let mut blocked = None;
                     let mut awaiting_flush = None;
@@ -507,7 +512,12 @@ impl Connection<'_> {
                             }
                         }
                         let ((), frees) = lazyfree::collect_sync_frees(|| {
-                            commands::execute(self.shared, session, &mut self.output, &args)
+                            if renamed_away {
+                                let output = &mut self.output;
+                                commands::refuse_renamed_away(self.shared, session, output, &args)
+                            } else {
+                                commands::execute(self.shared, session, &mut self.output, &args)
+                            }
                         });
                         // A big DEL or FLUSHALL SYNC replies once its memory
                         // is freed, on the lazyfree thread: wait without

@@ -352,8 +352,8 @@ fn command_renames(config: &Config) -> io::Result<Option<Box<CommandRenames>>> {
     if config.rename_commands.is_empty() {
         return Ok(None);
     }
-    let exists = |name: &str| crate::commands::lookup(name.as_bytes()).is_some();
-    CommandRenames::build(&config.rename_commands, exists)
+    let command_named = |name: &str| crate::commands::lookup(name.as_bytes()).map(|s| s.name);
+    CommandRenames::build(&config.rename_commands, command_named)
         .map(|renames| Some(Box::new(renames)))
         .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
 }
