@@ -12,6 +12,7 @@
 //! ```
 
 pub mod acl;
+pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -223,6 +223,16 @@ fn setting_flags_as_set(args: impl IntoIterator<Item = OsString>) -> Vec<OsStrin
                 out.push(name.into());
                 out.extend(args.next());
             }
+            // `--rename-command CONFIG ""`: two words, as in the file.
+            None if arg == "--rename-command" => {
+                out.push("--set".into());
+                out.push(larder::config::RENAME_COMMAND.into());
+                let mut words = OsString::new();
+                words.extend(args.next());
+                words.push(" ");
+                words.extend(args.next());
+                out.push(words);
+            }
             None => out.push(arg),
         }
     }
@@ -301,7 +311,9 @@ fn main() -> ExitCode {
         let server = match Server::bind(config).await {
             Ok(server) => server,
             Err(error) => {
-                tracing::error!(%error, "cannot listen");
+                // Sockets, and what must be right before serving
+                // (rename-command, audit-log-file).
+                tracing::error!("cannot start: {error}");
                 return ExitCode::FAILURE;
             }
         };
@@ -442,6 +454,36 @@ mod tests {
                 "host=/tmp user=app"
             ]
         );
+    }
+
+    #[test]
+    fn rename_command_takes_two_words() {
+        assert_eq!(
+            rewritten(&[
+                "larder-server",
+                "--rename-command",
+                "CONFIG",
+                "",
+                "--port",
+                "1"
+            ]),
+            [
+                "larder-server",
+                "--set",
+                "rename-command",
+                "CONFIG ",
+                "--port",
+                "1"
+            ]
+        );
+        let cli = Cli::try_parse_from(setting_flags_as_set(
+            ["larder-server", "--rename-command", "flushall", "wipe"].map(OsString::from),
+        ))
+        .map_err(|e| e.to_string());
+        let config = cli
+            .and_then(|cli| build_config(&cli))
+            .map(|c| c.rename_commands);
+        assert_eq!(config, Ok(vec![("flushall".into(), "wipe".into())]));
     }
 
     #[test]

@@ -16,6 +16,7 @@ use common::{free_port, Pair, RawClient, TestServer};
 /// Names Larder has that Redis 7.0 does not: Larder's own settings, and
 /// the parameters Redis 7.2 added.
 const LARDER_ONLY: &[&str] = &[
+    "audit-log-file",
     "shards",
     "write-behind-batch-size",
     "write-behind-circuit-cooldown",

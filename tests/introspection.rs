@@ -83,7 +83,9 @@ impl Both {
         let debug_owned = debug.to_owned();
         let larder = TestServer::with_config(move |c| {
             c.set("enable-debug-command", &debug_owned)
-                .expect("enable-debug-command")
+                .expect("enable-debug-command");
+            c.set("enable-module-command", "yes")
+                .expect("enable-module-command")
         });
         let redis = Redis::start(&[
             "--enable-debug-command",

@@ -13,7 +13,7 @@ const FLOORS: &[&[&str]] = &[
     &["protocol"],
     &["store"],
     &["config"],
-    &["writebehind", "scripting", "pubsub", "acl"],
+    &["writebehind", "scripting", "pubsub", "acl", "audit"],
     &["shared"],
     &["commands"],
     // The Prometheus endpoint: serves a socket and runs INFO through the

@@ -538,7 +538,12 @@ fn text(arg: &[u8]) -> String {
     String::from_utf8_lossy(arg).into_owned()
 }
 
+/// ACL SETUSER, recorded in the audit trail.
 fn acl_setuser(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "acl", Some("setuser"), acl_setuser_unaudited)
+}
+
+fn acl_setuser_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let name = text(argv[2]);
     let rules: Vec<Vec<u8>> = argv[3..].iter().map(|a| a.to_vec()).collect();
     let all_channels = all_channels_default(ctx.shared);
@@ -605,7 +610,12 @@ fn acl_getuser(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
+/// ACL DELUSER, recorded in the audit trail.
 fn acl_deluser(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "acl", Some("deluser"), acl_deluser_unaudited)
+}
+
+fn acl_deluser_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if argv[2..].iter().any(|n| *n == b"default") {
         return Err(Error::err("The 'default' user cannot be removed"));
     }
@@ -815,7 +825,12 @@ fn aclfile(shared: &Shared) -> Option<String> {
         .filter(|f| !f.is_empty())
 }
 
-fn acl_save(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+/// ACL SAVE, recorded in the audit trail.
+fn acl_save(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "acl", Some("save"), acl_save_unaudited)
+}
+
+fn acl_save_unaudited(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     let path = aclfile(ctx.shared).ok_or_else(|| Error::err(NO_ACL_FILE))?;
     let mut text = acl_lines(ctx.shared).join("\n");
     text.push('\n');
@@ -833,7 +848,12 @@ fn acl_save(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-fn acl_load(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+/// ACL LOAD, recorded in the audit trail.
+fn acl_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "acl", Some("load"), acl_load_unaudited)
+}
+
+fn acl_load_unaudited(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     let path = aclfile(ctx.shared).ok_or_else(|| Error::err(NO_ACL_FILE))?;
     let users = read_acl_file(&path, all_channels_default(ctx.shared)).map_err(|errors| {
         Error::err(format!(

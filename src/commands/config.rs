@@ -119,16 +119,16 @@ fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn protected_configs_allowed(ctx: &Ctx, config: &Config) -> bool {
     match config.get("enable-protected-configs").as_deref() {
         Some("yes") => true,
-        Some("local") => {
-            let addr = &ctx.session.handle.addr;
-            addr.parse::<std::net::SocketAddr>()
-                .map_or(true, |a| a.ip().is_loopback())
-        }
+        Some("local") => ctx.session.handle.is_local(),
         _ => false,
     }
 }
 
 fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "config", Some("set"), config_set_unaudited)
+}
+
+fn config_set_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if !argv.len().is_multiple_of(2) {
         return Err(Error::syntax());
     }
@@ -193,6 +193,20 @@ fn config_set(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             return Err(Error::err(format!(
                 "CONFIG SET failed (possibly related to argument 'maxclients') - The operating system is not able to handle the specified number of clients, try with {}",
                 updated.maxclients.max(previous)
+            )));
+        }
+    }
+    // Set again to the same path, it is reopened: log rotation (move the
+    // file away, then CONFIG SET audit-log-file <same path>).
+    if seen.iter().any(|name| name == "audit-log-file") {
+        // Turning the trail off is itself recorded, in the file it leaves.
+        if updated.audit_log_file.is_empty() {
+            let user = ctx.session.user.clone();
+            super::audited::record(ctx, &user.name, "config", Some("set"), Ok(()));
+        }
+        if let Err(error) = ctx.shared.audit.reopen(&updated.audit_log_file) {
+            return Err(Error::err(format!(
+                "CONFIG SET failed (possibly related to argument 'audit-log-file') - {error}"
             )));
         }
     }

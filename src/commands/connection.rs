@@ -347,8 +347,20 @@ const WRONGPASS: &str = "WRONGPASS invalid username-password pair or user is dis
 
 /// Checks credentials against the ACL users: on success the session
 /// runs as that user (`None`: the default user, AUTH's one-argument form).
-fn check_credentials(ctx: &mut Ctx, username: Option<&[u8]>, password: &[u8]) -> Result<()> {
-    if !super::acl::authenticate(ctx, username.unwrap_or(b"default"), password) {
+/// `command`: AUTH or HELLO, for the audit trail.
+fn check_credentials(
+    ctx: &mut Ctx,
+    command: &'static str,
+    username: Option<&[u8]>,
+    password: &[u8],
+) -> Result<()> {
+    let user = username.unwrap_or(b"default");
+    let accepted = super::acl::authenticate(ctx, user, password);
+    if ctx.shared.audit.is_on() {
+        let result = if accepted { Ok(()) } else { Err(WRONGPASS) };
+        super::audited::record(ctx, &String::from_utf8_lossy(user), command, None, result);
+    }
+    if !accepted {
         return Err(Error::raw(WRONGPASS));
     }
     Ok(())
@@ -363,9 +375,9 @@ fn auth(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                      Are you sure your configuration is correct?",
                 ));
             }
-            check_credentials(ctx, None, argv[1])?;
+            check_credentials(ctx, "auth", None, argv[1])?;
         }
-        3 => check_credentials(ctx, Some(argv[1]), argv[2])?,
+        3 => check_credentials(ctx, "auth", Some(argv[1]), argv[2])?,
         _ => return Err(Error::syntax()),
     }
     ctx.out.ok();
@@ -425,7 +437,7 @@ fn hello(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     if let Some((user, pass)) = credentials {
-        check_credentials(ctx, Some(user), pass)?;
+        check_credentials(ctx, "hello", Some(user), pass)?;
     }
     if ctx.session.requires_auth(ctx.shared) {
         return Err(Error::raw(
@@ -641,6 +653,10 @@ fn client_unblock(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn client_kill(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "client", Some("kill"), client_kill_unaudited)
+}
+
+fn client_kill_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let clients = ctx.shared.clients.list();
     if argv.len() == 3 {
         // Old form: CLIENT KILL addr:port.

@@ -834,6 +834,10 @@ fn flush_in_background(ctx: &Ctx, argv: &[&[u8]]) -> Result<bool> {
 }
 
 fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "flushdb", None, flushdb_unaudited)
+}
+
+fn flushdb_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let background = flush_in_background(ctx, argv)?;
     let db = ctx.db();
     // Detach every shard's maps under all the locks (atomic for other
@@ -846,6 +850,10 @@ fn flushdb(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "flushall", None, flushall_unaudited)
+}
+
+fn flushall_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let background = flush_in_background(ctx, argv)?;
     let removed = ctx.locks.all()?.clear_all_dbs();
     ctx.shared.pubsub.flushed();

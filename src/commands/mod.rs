@@ -10,6 +10,7 @@ mod session;
 mod table;
 
 mod acl;
+mod audited;
 mod command;
 mod config;
 mod connection;
@@ -24,6 +25,7 @@ mod long_double;
 mod object;
 mod pubsub;
 mod reads;
+mod renamed;
 mod scripting;
 mod server;
 mod set;
@@ -41,6 +43,7 @@ use std::cell::Cell;
 use smallvec::SmallVec;
 
 pub use acl::{catalog as acl_catalog, default_needs_no_auth, load_initial as load_acl};
+pub use renamed::{apply_renames, refuse_renamed_away};
 pub use session::{HotSettings, MultiState, ReplyMode, Session, Subscriptions, WatchedKey};
 pub use table::{all_commands, lookup};
 pub use transaction::end_session;
@@ -669,6 +672,20 @@ fn check_and_run(
             return None;
         }
     };
+    // DEBUG, MODULE LOAD...: refused unless enable-*-command allows them.
+    if spec.has(flags::ADMIN) {
+        if let Some(refusal) = debug::protected_command_refusal(shared, session, spec) {
+            reject(
+                shared,
+                session,
+                out,
+                argv[0],
+                Some(spec),
+                refusal.as_bytes(),
+            );
+            return None;
+        }
+    }
     // While a script runs past busy-reply-threshold, only ALLOW_BUSY
     // commands run (SCRIPT KILL, FUNCTION KILL...), as in Redis.
     if let Some(kind) = shared.scripting.busy() {

@@ -525,6 +525,11 @@ pub fn monitor_line(session: &Session, argv: &[&[u8]], script: bool) -> Vec<u8> 
     .into_bytes();
     if script {
         line.extend_from_slice(b"lua");
+    } else if session.handle.unix_socket {
+        // As Redis: `unix:<path>` rather than `<path>:0`.
+        line.extend_from_slice(b"unix:");
+        let path = session.handle.addr.strip_suffix(":0");
+        line.extend_from_slice(path.unwrap_or(&session.handle.addr).as_bytes());
     } else {
         line.extend_from_slice(session.handle.addr.as_bytes());
     }

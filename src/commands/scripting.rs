@@ -10,6 +10,7 @@
 use super::flags::*;
 use super::parse::{int_arg, is_keyword};
 use super::{reply_help, resolve_raw, run, CommandSpec, Ctx, KeySpec, Session, NO_KEYS};
+use crate::config::renames::Renamed;
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::scripting::{CommandRunner, RestorePolicy, RunKind, Script, ScriptFlags};
@@ -273,8 +274,9 @@ struct ScriptCaller<'c, 's> {
     allow_oom: bool,
 }
 
-impl CommandRunner for ScriptCaller<'_, '_> {
-    fn call(&mut self, argv: &[&[u8]], out: &mut ReplyBuf) -> bool {
+impl ScriptCaller<'_, '_> {
+    /// A command the script called, its name its own.
+    fn call_resolved(&mut self, argv: &[&[u8]], out: &mut ReplyBuf) -> bool {
         let spec = match resolve_raw(argv) {
             Ok(spec) => spec,
             Err(message) => {
@@ -341,9 +343,38 @@ impl CommandRunner for ScriptCaller<'_, '_> {
         self.wrote |= spec.has(WRITE);
         spec.has(WRITE)
     }
+}
+
+impl CommandRunner for ScriptCaller<'_, '_> {
+    fn call(&mut self, argv: &[&[u8]], out: &mut ReplyBuf) -> bool {
+        // rename-command applies to scripts too, as in Redis.
+        if let (Some(renames), Some(typed)) =
+            (self.shared.renamed_commands.as_deref(), argv.first())
+        {
+            match renames.resolve(typed) {
+                Renamed::AsTyped => {}
+                Renamed::Command(name) => {
+                    return self.call_resolved(&super::renamed::translate(argv, name), out)
+                }
+                Renamed::Gone => {
+                    self.refuse(None, b"ERR Unknown Redis command called from script", out);
+                    return false;
+                }
+            }
+        }
+        self.call_resolved(argv, out)
+    }
 
     fn command_known(&self, argv: &[&[u8]]) -> bool {
-        super::lookup(argv[0]).is_some_and(|spec| {
+        let name = match self.shared.renamed_commands.as_deref() {
+            Some(renames) => match renames.resolve(argv[0]) {
+                Renamed::AsTyped => argv[0],
+                Renamed::Command(name) => name.as_bytes(),
+                Renamed::Gone => return false,
+            },
+            None => argv[0],
+        };
+        super::lookup(name).is_some_and(|spec| {
             spec.subcommands.is_empty()
                 || argv.get(1).is_none_or(|sub| {
                     spec.subcommands
@@ -673,6 +704,10 @@ fn fcall_ro(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn script_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "script", Some("load"), script_load_unaudited)
+}
+
+fn script_load_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let script = ctx.shared.scripting.load(argv[2], false)?;
     ctx.out.bulk(script.sha.as_bytes());
     Ok(())
@@ -737,6 +772,10 @@ fn script_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 }
 
 fn function_load(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "function", Some("load"), function_load_unaudited)
+}
+
+fn function_load_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (replace, code) = match argv.len() {
         3 => (false, argv[2]),
         4 if is_keyword(argv[2], "replace") => (true, argv[3]),

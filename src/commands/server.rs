@@ -238,6 +238,10 @@ fn dbsize(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 }
 
 fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "shutdown", None, shutdown_unaudited)
+}
+
+fn shutdown_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut abort = false;
     let (mut save, mut nosave) = (false, false);
     for arg in &argv[1..] {

@@ -111,6 +111,10 @@ fn enabled<'a>(ctx: &Ctx<'_, 'a>) -> Result<&'a WriteBehind> {
 /// [`crate::shared::FlushWait`]), holding no thread, cancellable by
 /// CLIENT KILL, CLIENT UNBLOCK and shutdown.
 fn flush(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    super::audited::audited(ctx, argv, "writebehind", Some("flush"), flush_unaudited)
+}
+
+fn flush_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let timeout_ms = match argv.get(2) {
         None => ctx.shared.config.read().write_behind_flush_timeout,
         Some(arg) => match strict_i64(arg) {

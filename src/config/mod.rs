@@ -10,6 +10,7 @@ pub mod limits;
 pub mod logging;
 pub mod output_limits;
 pub mod redis_params;
+pub mod renames;
 pub mod rewrite;
 pub mod writebehind;
 
@@ -100,6 +101,22 @@ pub struct Config {
     pub syslog_facility: String,
     /// Who may run DEBUG (`enable-debug-command`): no, yes, local.
     pub enable_debug_command: String,
+    /// Refuse clients from other hosts while the default user has no
+    /// password (`protected-mode`), as Redis.
+    pub protected_mode: bool,
+    /// Path of a Unix socket to listen on as well (`unixsocket`; empty:
+    /// none).
+    pub unixsocket: String,
+    /// The Unix socket's permissions (`unixsocketperm`, octal; 0: as the
+    /// umask leaves them).
+    pub unixsocketperm: u32,
+    /// File the audit trail is appended to (`audit-log-file`; empty: off).
+    /// See `crate::audit`.
+    pub audit_log_file: String,
+    /// `rename-command` directives of the config file, in order: (name,
+    /// new name; empty: the command is removed). Checked against the
+    /// command table when the server starts.
+    pub rename_commands: Vec<(String, String)>,
     /// Number of keyspace shards (Larder-specific; power of two).
     pub shards: usize,
     /// Memory limit in bytes (`maxmemory`, 0: none).
@@ -185,6 +202,10 @@ pub struct Config {
 /// Old names Redis still accepts for settings Larder acts on (those of the
 /// accepted-only parameters are in [`redis_params::PARAMS`]).
 const SETTING_ALIASES: &[(&str, &str)] = &[("lua-time-limit", "busy-reply-threshold")];
+
+/// The config file directive that renames (or removes) a command; not a
+/// setting: CONFIG GET and SET do not know it, as in Redis.
+pub const RENAME_COMMAND: &str = "rename-command";
 
 /// How a setting's value is written and read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -596,6 +617,55 @@ pub static SETTINGS: &[Setting] = &[
                 return Err("argument(s) must be one of the following: no, yes, local".into());
             }
             c.enable_debug_command = value;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "protected-mode",
+        kind: Kind::YesNo,
+        mutable: true,
+        default: "yes",
+        description: "While the default user has no password, clients from other hosts get DENIED and are closed (loopback and Unix socket clients are served).",
+        get: |c| yes_no_text(c.protected_mode),
+        set: |c, v| {
+            c.protected_mode = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "unixsocket",
+        kind: Kind::NullableText,
+        mutable: false,
+        default: "",
+        description: "Path of a Unix socket to listen on besides TCP (empty: none); removed at shutdown.",
+        get: |c| c.unixsocket.clone(),
+        set: |c, v| {
+            c.unixsocket = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "unixsocketperm",
+        kind: Kind::Integer,
+        mutable: false,
+        default: "0",
+        description: "Permissions of the Unix socket, in octal (0: as the umask leaves them).",
+        get: |c| format!("{:o}", c.unixsocketperm),
+        set: |c, v| {
+            let shown = redis_params::Check::Octal(0, 0o777).parse(v)?;
+            c.unixsocketperm = u32::from_str_radix(&shown, 8).map_err(|e| e.to_string())?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "audit-log-file",
+        kind: Kind::Text,
+        mutable: true,
+        default: "",
+        description: "File the audit trail goes to, one JSON line per authentication, CONFIG SET, FLUSHALL/FLUSHDB, SHUTDOWN, CLIENT KILL, SCRIPT/FUNCTION LOAD and WRITEBEHIND admin command (empty: off).",
+        get: |c| c.audit_log_file.clone(),
+        set: |c, v| {
+            c.audit_log_file = v.to_string();
             Ok(())
         },
     },
@@ -1157,6 +1227,11 @@ impl Default for Config {
             syslog_ident: String::new(),
             syslog_facility: String::new(),
             enable_debug_command: String::new(),
+            protected_mode: false,
+            unixsocket: String::new(),
+            unixsocketperm: 0,
+            audit_log_file: String::new(),
+            rename_commands: Vec::new(),
             shards: 0,
             maxmemory: 0,
             maxmemory_policy: Policy::NoEviction,
@@ -1265,6 +1340,9 @@ impl Config {
     /// Sets a setting from its textual value (config file, CLI, CONFIG SET).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
         let name = canonical(name);
+        if name == RENAME_COMMAND {
+            return self.add_rename_command(value);
+        }
         if let Some(setting) = SETTINGS.iter().find(|s| s.name == name) {
             return (setting.set)(self, value)
                 .map_err(|reason| ConfigError::Invalid { name, reason });
@@ -1284,9 +1362,31 @@ impl Config {
         Ok(())
     }
 
+    /// A `rename-command` directive: "<command> <new name>", the new name
+    /// possibly empty (the command is removed), as Redis's config file
+    /// writes `rename-command CONFIG ""`.
+    fn add_rename_command(&mut self, value: &str) -> Result<(), ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            name: RENAME_COMMAND.into(),
+            reason: reason.into(),
+        };
+        let (command, new_name) = value
+            .split_once(' ')
+            .ok_or_else(|| invalid("wrong number of arguments"))?;
+        if command.is_empty() || new_name.contains(' ') {
+            return Err(invalid("wrong number of arguments"));
+        }
+        self.rename_commands
+            .push((command.to_string(), new_name.to_string()));
+        Ok(())
+    }
+
     /// Like [`Config::set`], but refuses settings fixed at start-up (and
     /// protected ones: see `enable-protected-configs`).
     pub fn set_at_runtime(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        if canonical(name) == RENAME_COMMAND {
+            return Err(ConfigError::Unknown(RENAME_COMMAND.into()));
+        }
         if Config::mutability(name).is_some_and(|m| m != Mutability::Mutable) {
             return Err(ConfigError::Immutable(canonical(name)));
         }

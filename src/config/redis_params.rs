@@ -645,7 +645,6 @@ pub static PARAMS: &[Param] = &[
             validate: Some(valid_proc_title_template),
         },
     ),
-    param("protected-mode", None, Mutable, "yes", Bool),
     param("set-proc-title", None, Immutable, "yes", Bool),
     param(
         "shutdown-on-sigint",
@@ -676,8 +675,6 @@ pub static PARAMS: &[Param] = &[
         Enum(&["upstart", "systemd", "auto", "no"]),
     ),
     param("tcp-backlog", None, Immutable, "511", Int(0, INT_MAX)),
-    param("unixsocket", None, Immutable, "", nullable()),
-    param("unixsocketperm", None, Immutable, "0", Octal(0, 0o777)),
     param("server_cpulist", None, Immutable, "", nullable()),
     param("bio_cpulist", None, Immutable, "", nullable()),
     param("aof_rewrite_cpulist", None, Immutable, "", nullable()),

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpStream, UnixStream};
 
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
@@ -35,31 +35,63 @@ const PREFETCH_KEYS: usize = 32;
 /// How often a waiting connection looks at the `timeout` setting again.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
-/// Serves one client until it quits, is killed, errs, or the server stops.
-pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr) {
-    let (maxclients, keepalive) = {
-        let config = shared.config.read();
-        (config.maxclients, config.tcp_keepalive)
-    };
-    let Some(handle) =
-        shared
-            .clients
-            .register_within(maxclients, Some(peer), stream.local_addr().ok())
-    else {
-        shared
-            .stats
-            .rejected_connections
-            .fetch_add(1, Ordering::Relaxed);
-        let refusal = stream.write_all(b"-ERR max number of clients reached\r\n");
-        let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
-        return;
-    };
-    // As in Redis, a refused connection is not counted as received.
-    shared
-        .stats
-        .connections_received
-        .fetch_add(1, Ordering::Relaxed);
+/// A client's byte stream: TCP or a Unix socket.
+pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {
+    /// Writes what the socket takes now, without waiting.
+    fn try_write_now(&self, buffer: &[u8]) -> std::io::Result<usize>;
+}
+
+impl ClientStream for TcpStream {
+    fn try_write_now(&self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.try_write(buffer)
+    }
+}
+
+impl ClientStream for UnixStream {
+    fn try_write_now(&self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.try_write(buffer)
+    }
+}
+
+/// Where a client connected from.
+pub(super) enum Origin {
+    Tcp {
+        peer: SocketAddr,
+        local: Option<SocketAddr>,
+    },
+    /// The `unixsocket` path.
+    Unix(Arc<str>),
+}
+
+impl Origin {
+    /// Redis's connIsLocal: a loopback peer or a Unix socket.
+    fn is_local(&self) -> bool {
+        match self {
+            Origin::Tcp { peer, .. } => peer.ip().is_loopback(),
+            Origin::Unix(_) => true,
+        }
+    }
+}
+
+/// Redis 7's refusal of a client from another host in protected mode.
+pub const PROTECTED_MODE_DENIED: &str = "-DENIED Redis is running in protected mode because protected mode is enabled and no password is set for the default user. In this mode connections are only accepted from the loopback interface. If you want to connect from external computers to Redis you may adopt one of the following solutions: 1) Just disable protected mode sending the command 'CONFIG SET protected-mode no' from the loopback interface by connecting to Redis from the same host the server is running, however MAKE SURE Redis is not publicly accessible from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) Alternatively you can just disable the protected mode by editing the Redis configuration file, and setting the protected mode option to 'no', and then restarting the server. 3) If you started the server manually just for testing, restart it with the '--protected-mode no' option. 4) Setup a an authentication password for the default user. NOTE: You only need to do one of the above things in order for the server to start accepting connections from the outside.\r\n";
+
+/// Whether protected mode turns this client away: it is on, the default
+/// user has no password, and the client is neither on the loopback
+/// interface nor on the Unix socket. As in Redis 7, the bind addresses do
+/// not matter.
+pub fn protected_mode_refuses(
+    protected_mode: bool,
+    default_user_nopass: bool,
+    peer_is_local: bool,
+) -> bool {
+    protected_mode && default_user_nopass && !peer_is_local
+}
+
+/// A TCP client: socket options, then [`serve`].
+pub(super) async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
+    let keepalive = shared.config.read().tcp_keepalive;
     if keepalive > 0 {
         // As Redis's anetKeepAlive: the first probe after `tcp-keepalive`
         // seconds of silence, then every third of it, 3 probes in all: a
@@ -69,7 +101,57 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
             .with_time(idle)
             .with_interval((idle / 3).max(Duration::from_secs(1)))
             .with_retries(3);
-        let _ = socket2_ref(&stream).set_tcp_keepalive(&probes);
+        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes);
+    }
+    let local = stream.local_addr().ok();
+    serve(shared, stream, Origin::Tcp { peer, local }).await
+}
+
+/// Serves one client until it quits, is killed, errs, or the server stops.
+pub(super) async fn serve<S: ClientStream>(shared: Arc<Shared>, mut stream: S, origin: Origin) {
+    let (maxclients, refused) = {
+        let config = shared.config.read();
+        (
+            config.maxclients,
+            protected_mode_refuses(
+                config.protected_mode,
+                shared.acl.default_user().nopass,
+                origin.is_local(),
+            ),
+        )
+    };
+    let registered = match &origin {
+        Origin::Tcp { peer, local } => {
+            shared
+                .clients
+                .register_within(maxclients, Some(*peer), *local)
+        }
+        Origin::Unix(path) => shared.clients.register_unix_within(maxclients, path),
+    };
+    let Some(handle) = registered else {
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let refusal = stream.write_all(b"-ERR max number of clients reached\r\n");
+        let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
+        return;
+    };
+    // As in Redis, a refused connection is not counted as received; one
+    // turned away by protected mode was accepted first, and is.
+    shared
+        .stats
+        .connections_received
+        .fetch_add(1, Ordering::Relaxed);
+    if refused {
+        shared
+            .stats
+            .rejected_connections
+            .fetch_add(1, Ordering::Relaxed);
+        let refusal = stream.write_all(PROTECTED_MODE_DENIED.as_bytes());
+        let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
+        shared.clients.unregister(handle.id);
+        return;
     }
     let mut session = Session::new(handle.clone());
     // As in Redis, a client that connects while no password is set stays
@@ -99,10 +181,6 @@ pub async fn serve(shared: Arc<Shared>, mut stream: TcpStream, peer: SocketAddr)
     }
     commands::end_session(&shared, &mut session);
     shared.clients.unregister(handle.id);
-}
-
-fn socket2_ref(stream: &TcpStream) -> socket2::SockRef<'_> {
-    socket2::SockRef::from(stream)
 }
 
 struct Connection<'a> {
@@ -194,7 +272,11 @@ impl DecodedAhead {
 }
 
 impl Connection<'_> {
-    async fn run(&mut self, session: &mut Session, stream: &mut TcpStream) -> std::io::Result<()> {
+    async fn run<S: ClientStream>(
+        &mut self,
+        session: &mut Session,
+        stream: &mut S,
+    ) -> std::io::Result<()> {
         if self.shared.is_stopping() {
             return Ok(());
         }
@@ -289,7 +371,7 @@ impl Connection<'_> {
 
     /// Writes out what was pushed to this idle client; false when it must
     /// be dropped.
-    async fn send_pushed(&mut self, stream: &mut TcpStream) -> std::io::Result<bool> {
+    async fn send_pushed<S: ClientStream>(&mut self, stream: &mut S) -> std::io::Result<bool> {
         // What arrives while a slow client reads the rest is sent too,
         // without waiting for another push to wake the connection.
         loop {
@@ -343,10 +425,10 @@ impl Connection<'_> {
 
     /// Executes every complete request in the input buffer, up to the
     /// first one that blocks the client.
-    async fn process_input(
+    async fn process_input<S: ClientStream>(
         &mut self,
         session: &mut Session,
-        stream: &mut TcpStream,
+        stream: &mut S,
     ) -> std::io::Result<Processed> {
         loop {
             let hot = session.hot(self.shared);
@@ -376,9 +458,14 @@ impl Connection<'_> {
                 Ok(Some(length)) => {
                     self.prefetched = self.prefetched.saturating_sub(1);
                     let frame = &self.input[..length];
-                    let args = match ahead {
+                    let mut args = match ahead {
                         Some((_, spans)) => self.decoded_ahead.args(spans, frame),
                         None => self.decoder.args(frame),
+                    };
+                    // rename-command: the command's own name from here on.
+                    let renamed_away = match self.shared.renamed_commands.as_deref() {
+                        Some(renames) => !commands::apply_renames(renames, &mut args),
+                        None => false,
                     };
                     let mut blocked = None;
                     let mut awaiting_flush = None;
@@ -432,7 +519,12 @@ impl Connection<'_> {
                             }
                         }
                         let ((), frees) = lazyfree::collect_sync_frees(|| {
-                            commands::execute(self.shared, session, &mut self.output, &args)
+                            if renamed_away {
+                                let output = &mut self.output;
+                                commands::refuse_renamed_away(self.shared, session, output, &args)
+                            } else {
+                                commands::execute(self.shared, session, &mut self.output, &args)
+                            }
                         });
                         // A big DEL or FLUSHALL SYNC replies once its memory
                         // is freed, on the lazyfree thread: wait without
@@ -573,10 +665,10 @@ impl Connection<'_> {
     /// client that leaves while blocked leaves no trace, its registration
     /// is dropped on every path. Requests the client pipelines meanwhile
     /// are read into `input` (so that its closing is seen), not run.
-    async fn wait_unblocked(
+    async fn wait_unblocked<S: ClientStream>(
         &mut self,
         session: &mut Session,
-        stream: &mut TcpStream,
+        stream: &mut S,
         argv: Vec<Vec<u8>>,
         request: BlockRequest,
     ) -> std::io::Result<bool> {
@@ -642,10 +734,10 @@ impl Connection<'_> {
     /// incomplete-flush error at the timeout or on CLIENT UNBLOCK. Returns
     /// false when the connection must close (killed, shutdown, the peer
     /// closed). The wait holds no thread.
-    async fn await_flush(
+    async fn await_flush<S: ClientStream>(
         &mut self,
         session: &mut Session,
-        stream: &mut TcpStream,
+        stream: &mut S,
         wait: FlushWait,
     ) -> std::io::Result<bool> {
         let Some(writebehind) = self.shared.writebehind.clone() else {
@@ -708,7 +800,7 @@ impl Connection<'_> {
         }
     }
 
-    async fn flush(&mut self, stream: &mut TcpStream) -> std::io::Result<()> {
+    async fn flush<S: ClientStream>(&mut self, stream: &mut S) -> std::io::Result<()> {
         if self.output.is_empty() {
             return Ok(());
         }
@@ -744,7 +836,7 @@ impl Connection<'_> {
             .set_output_buffer(buffer.len(), buffer.capacity());
         // Usually the socket takes everything at once: only what it does not
         // take arms the waits below.
-        let mut written = match stream.try_write(buffer) {
+        let mut written = match stream.try_write_now(buffer) {
             Ok(sent) => sent,
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => 0,
             Err(error) => return Err(error),

@@ -4,15 +4,18 @@
 
 mod connection;
 
+pub use connection::{protected_mode_refuses, PROTECTED_MODE_DENIED};
+
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UnixListener};
 use tokio::task::JoinHandle;
 
+use crate::config::renames::CommandRenames;
 use crate::config::Config;
 use crate::shared::Shared;
 use crate::store::Store;
@@ -36,6 +39,8 @@ use crate::writebehind::WriteBehind;
 pub struct Server {
     shared: Arc<Shared>,
     listeners: Vec<TcpListener>,
+    /// The `unixsocket` listener and its path.
+    unix: Option<(UnixListener, Arc<str>)>,
     /// The Prometheus endpoint's listener (`metrics-port`), if on.
     metrics: Option<TcpListener>,
 }
@@ -65,8 +70,19 @@ impl Server {
                 "no bind address",
             ));
         }
+        let renames = command_renames(&config)?;
+        let unix = bind_unix_socket(&config)?;
         let metrics = crate::metrics::bind(&config).await?;
-        let shared = Arc::new(Shared::new(config));
+        let audit_log_file = config.audit_log_file.clone();
+        let mut shared = Shared::new(config);
+        shared.renamed_commands = renames;
+        shared.audit.reopen(&audit_log_file).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("audit-log-file '{audit_log_file}': {error}"),
+            )
+        })?;
+        let shared = Arc::new(shared);
         crate::commands::load_acl(&shared)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         *shared.bound.lock() = listeners
@@ -76,6 +92,7 @@ impl Server {
         Ok(Server {
             shared,
             listeners,
+            unix,
             metrics,
         })
     }
@@ -161,6 +178,20 @@ impl Server {
         let mut accept_tasks = Vec::new();
         for listener in self.listeners {
             accept_tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
+        }
+        // As Redis: the socket file goes with the server, also when this
+        // future is dropped rather than run to its end.
+        let _socket_file = self
+            .unix
+            .as_ref()
+            .map(|(_, path)| UnixSocketFile(path.clone()));
+        if let Some((listener, path)) = self.unix {
+            tracing::info!("The server is now ready to accept connections at {path}");
+            accept_tasks.push(tokio::spawn(accept_unix_loop(
+                self.shared.clone(),
+                listener,
+                path,
+            )));
         }
         if let Some(listener) = self.metrics {
             if let Ok(address) = listener.local_addr() {
@@ -317,13 +348,77 @@ impl RunningServer {
     }
 }
 
+/// What `rename-command` made of the command names, checked against the
+/// command table (Redis's errors); `None` when nothing is renamed.
+fn command_renames(config: &Config) -> io::Result<Option<Box<CommandRenames>>> {
+    if config.rename_commands.is_empty() {
+        return Ok(None);
+    }
+    let command_named = |name: &str| crate::commands::lookup(name.as_bytes()).map(|s| s.name);
+    CommandRenames::build(&config.rename_commands, command_named)
+        .map(|renames| Some(Box::new(renames)))
+        .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
+}
+
+/// Listens on `unixsocket`, if set: a file left there (by a server that
+/// did not stop cleanly) is removed first, and `unixsocketperm` applied,
+/// as Redis's anetUnixServer does.
+fn bind_unix_socket(config: &Config) -> io::Result<Option<(UnixListener, Arc<str>)>> {
+    if config.unixsocket.is_empty() {
+        return Ok(None);
+    }
+    let path = config.unixsocket.as_str();
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path).map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!("Failed opening Unix socket {path}: {error}"),
+        )
+    })?;
+    if config.unixsocketperm != 0 {
+        use std::os::unix::fs::PermissionsExt;
+        let permissions = std::fs::Permissions::from_mode(config.unixsocketperm);
+        std::fs::set_permissions(path, permissions)?;
+    }
+    Ok(Some((listener, Arc::from(path))))
+}
+
+/// Removes the Unix socket's file when dropped.
+struct UnixSocketFile(Arc<str>);
+
+impl Drop for UnixSocketFile {
+    fn drop(&mut self) {
+        let path = &*self.0;
+        if let Err(error) = std::fs::remove_file(path) {
+            tracing::warn!(%error, "Error removing the unix socket file {path}");
+        }
+    }
+}
+
+async fn accept_unix_loop(shared: Arc<Shared>, listener: UnixListener, path: Arc<str>) {
+    let mut failures = AcceptFailures::default();
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                failures.succeeded();
+                let origin = connection::Origin::Unix(path.clone());
+                tokio::spawn(connection::serve(shared.clone(), stream, origin));
+            }
+            Err(error) => {
+                let pause = failures.failed(&error);
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let mut failures = AcceptFailures::default();
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 failures.succeeded();
-                tokio::spawn(connection::serve(shared.clone(), stream, peer));
+                tokio::spawn(connection::serve_tcp(shared.clone(), stream, peer));
             }
             Err(error) => {
                 // Typically EMFILE: the connection waits in the backlog

@@ -57,6 +57,8 @@ pub struct ClientHandle {
     pub id: u64,
     pub addr: String,
     pub laddr: String,
+    /// Connected through the `unixsocket` (`addr` is then `<path>:0`).
+    pub unix_socket: bool,
     created: Instant,
     /// Milliseconds since `created` of the last command.
     last_active_ms: AtomicU64,
@@ -94,6 +96,7 @@ impl ClientHandle {
             id,
             addr: addr.map_or_else(String::new, |a| a.to_string()),
             laddr: laddr.map_or_else(String::new, |a| a.to_string()),
+            unix_socket: false,
             created: Instant::now(),
             last_active_ms: AtomicU64::new(0),
             db: AtomicUsize::new(0),
@@ -110,6 +113,17 @@ impl ClientHandle {
             mailbox: Arc::new(crate::pubsub::Mailbox::with_memory(id, memory)),
             buffers: Default::default(),
         }
+    }
+
+    /// Redis's islocalClient: on the loopback interface, on the Unix
+    /// socket, or in-process (no address at all).
+    pub fn is_local(&self) -> bool {
+        self.unix_socket
+            || self.addr.is_empty()
+            || self
+                .addr
+                .parse::<SocketAddr>()
+                .is_ok_and(|a| a.ip().is_loopback())
     }
 
     /// The connection's query buffer holds `len` bytes of `capacity`.
@@ -249,6 +263,9 @@ impl ClientHandle {
         }
         if meta.blocked {
             flags.push('b');
+        }
+        if self.unix_socket {
+            flags.push('U');
         }
         if meta.no_evict {
             flags.push('e');
@@ -455,6 +472,24 @@ impl ClientRegistry {
         Some(handle)
     }
 
+    /// [`ClientRegistry::register_within`] for a client of the Unix socket
+    /// at `path`: its address and local address are `<path>:0`, as Redis
+    /// shows them.
+    pub fn register_unix_within(&self, max: usize, path: &str) -> Option<Arc<ClientHandle>> {
+        let mut clients = self.clients.lock();
+        if clients.len() >= max {
+            return None;
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut handle = self.new_handle(id, None, None);
+        handle.addr = format!("{path}:0");
+        handle.laddr = handle.addr.clone();
+        handle.unix_socket = true;
+        let handle = Arc::new(handle);
+        clients.insert(id, handle.clone());
+        Some(handle)
+    }
+
     pub fn unregister(&self, id: u64) {
         if let Some(client) = self.clients.lock().remove(&id) {
             client.mailbox.unaccount();
@@ -516,5 +551,28 @@ mod eviction_limit_tests {
         assert_eq!(client_eviction_limit("10%", 10 << 20), 1 << 20);
         assert_eq!(client_eviction_limit("1", 0), 128 * 1024);
         assert_eq!(client_eviction_limit("1048576", 0), 1 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_clients() {
+        let tcp = |addr: &str| ClientHandle::new(1, addr.parse().ok(), None).is_local();
+        assert!(tcp("127.0.0.1:5000"));
+        assert!(tcp("[::1]:5000"));
+        assert!(!tcp("10.1.2.3:5000"));
+        // In-process: no address.
+        assert!(ClientHandle::new(1, None, None).is_local());
+        let registry = ClientRegistry::default();
+        let unix = registry.register_unix_within(10, "/tmp/l.sock").unwrap();
+        assert!(unix.is_local());
+        assert_eq!(unix.addr, "/tmp/l.sock:0");
+        assert!(unix
+            .info_line()
+            .contains(" addr=/tmp/l.sock:0 laddr=/tmp/l.sock:0 "));
+        assert!(unix.info_line().contains(" flags=U "));
     }
 }

@@ -318,6 +318,12 @@ pub struct Shared {
     /// The configuration file the server started with (absolute), for
     /// CONFIG REWRITE; unset: started without one.
     pub config_file: std::sync::OnceLock<std::path::PathBuf>,
+    /// The audit trail (`audit-log-file`); opened by the server at start
+    /// and by CONFIG SET.
+    pub audit: crate::audit::AuditLog,
+    /// What `rename-command` made of command names; `None` when the config
+    /// file renamed nothing (one branch per command, then).
+    pub renamed_commands: Option<Box<crate::config::renames::CommandRenames>>,
     shutdown_tx: watch::Sender<bool>,
     stopping: AtomicBool,
 }
@@ -375,6 +381,8 @@ impl Shared {
             pubsub,
             pause: ClientPause::default(),
             config_file: std::sync::OnceLock::new(),
+            audit: crate::audit::AuditLog::default(),
+            renamed_commands: None,
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
             acl,
