@@ -662,7 +662,7 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         mutable: true,
         default: "",
-        description: "File the audit trail goes to, one JSON line per authentication, CONFIG SET, FLUSHALL/FLUSHDB, SHUTDOWN, CLIENT KILL, SCRIPT/FUNCTION LOAD and WRITEBEHIND admin command (empty: off).",
+        description: "File the audit trail goes to, one JSON line per authentication, CONFIG SET, FLUSHALL/FLUSHDB, SHUTDOWN, CLIENT KILL, SCRIPT/FUNCTION LOAD, ACL SETUSER/DELUSER/LOAD/SAVE and WRITEBEHIND admin command (empty: off).",
         get: |c| c.audit_log_file.clone(),
         set: |c, v| {
             c.audit_log_file = v.to_string();

@@ -268,7 +268,7 @@ pub static PARAMS: &[Param] = &[
         Int(0, 1000),
     ),
     param("jemalloc-bg-thread", None, Mutable, "yes", Bool),
-    // ACL (Larder has the default user's requirepass only).
+    // ACL: kept and checked here, acted on by `crate::acl` and ACL LOG.
     param(
         "acl-pubsub-default",
         None,
