@@ -163,6 +163,17 @@ fn protected_mode_refuses_other_hosts_with_redis_text() {
         "{:?}",
         String::from_utf8_lossy(&reply)
     );
+    // What counts is the default user's password, however it was set.
+    local.command(&["AUTH", "secret"]);
+    local.command(&["CONFIG", "SET", "requirepass", ""]);
+    assert!(greeting_of(SocketAddr::new(remote_ip, larder.addr.port())).starts_with(b"-DENIED"));
+    local.command(&["ACL", "SETUSER", "default", ">viaacl"]);
+    let reply = greeting_of(SocketAddr::new(remote_ip, larder.addr.port()));
+    assert!(
+        reply.starts_with(b"-NOAUTH"),
+        "{:?}",
+        String::from_utf8_lossy(&reply)
+    );
 }
 
 #[test]
