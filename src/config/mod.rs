@@ -9,6 +9,7 @@ pub mod keyspace_events;
 pub mod limits;
 pub mod logging;
 pub mod output_limits;
+pub mod pg_tls;
 pub mod redis_params;
 pub mod renames;
 pub mod rewrite;
@@ -1075,11 +1076,14 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         mutable: false,
         default: "",
-        description: "PostgreSQL connection string (postgresql://user:password@host:port/db or key=value form) that changes are written behind to; empty: write-behind is off.",
+        description: "PostgreSQL connection string (postgresql://user:password@host:port/db or key=value form) that changes are written behind to; empty: write-behind is off. `sslmode` (disable, prefer, require, verify-ca, verify-full) and `sslrootcert` as in libpq.",
         get: |c| c.write_behind_url.clone(),
         set: |c, v| {
             if !v.is_empty() {
-                v.parse::<tokio_postgres::Config>()
+                let (rest, _) = pg_tls::split_tls_options(v).map_err(|e| {
+                    format!("argument must be a PostgreSQL connection string ({e})")
+                })?;
+                rest.parse::<tokio_postgres::Config>()
                     .map_err(|e| format!("argument must be a PostgreSQL connection string ({e})"))?;
             }
             c.write_behind_url = v.to_string();
