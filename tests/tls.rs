@@ -636,3 +636,55 @@ fn a_start_with_a_bad_tls_configuration_fails_with_the_reason() {
         .expect("an unknown cipher: refused");
     assert!(error.to_string().contains("RC4-MD5"), "{error}");
 }
+
+/// Whether a second TLS 1.2 connection resumes the first one's session
+/// (openssl s_client -sess_out, then -sess_in).
+fn resumes_session(certs: &Certs, port: u16) -> bool {
+    let session = certs.path("session.pem");
+    let _ = std::fs::remove_file(&session);
+    let connect = |flag: &str| {
+        let output = Command::new("timeout")
+            .args(["10", "openssl", "s_client", "-tls1_2", "-connect"])
+            .arg(format!("127.0.0.1:{port}"))
+            .args(["-CAfile", &certs.path("ca.crt")])
+            .args([
+                "-cert",
+                &certs.path("client.crt"),
+                "-key",
+                &certs.path("client.key"),
+            ])
+            .args([flag, &session])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        stdout(&output)
+    };
+    let first = connect("-sess_out");
+    assert!(first.contains("New, TLSv1.2"), "{first}");
+    connect("-sess_in").contains("Reused, TLSv1.2")
+}
+
+#[test]
+fn sessions_resume_while_tls_session_caching_is_on() {
+    let certs = Certs::new();
+    let (server, tls_port) = tls_server(&certs, |_| {});
+    assert!(resumes_session(&certs, tls_port), "tls-session-caching yes");
+    let mut plain = server.raw();
+    assert_eq!(
+        plain.command(&["CONFIG", "SET", "tls-session-caching", "no"]),
+        b"+OK\r\n".to_vec()
+    );
+    assert!(!resumes_session(&certs, tls_port), "tls-session-caching no");
+    assert_eq!(
+        plain.command(&[
+            "CONFIG",
+            "SET",
+            "tls-session-caching",
+            "yes",
+            "tls-session-cache-timeout",
+            "0"
+        ]),
+        b"+OK\r\n".to_vec()
+    );
+    assert!(!resumes_session(&certs, tls_port), "a timeout of 0");
+}
