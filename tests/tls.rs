@@ -432,6 +432,11 @@ assert all(pipe.execute())
 big = "y" * 300000
 r.set("big", big)
 assert r.get("big") == big.encode()
+# Replies far past the socket's and rustls's buffers: written out in parts.
+pipe = r.pipeline(transaction=False)
+for _ in range(40):
+    pipe.get("big")
+assert all(v == big.encode() for v in pipe.execute())
 assert r.dbsize() == 502
 print("ok")
 "#;
