@@ -693,3 +693,65 @@ fn sessions_resume_while_tls_session_caching_is_on() {
     );
     assert!(!resumes_session(&certs, tls_port), "a timeout of 0");
 }
+
+#[test]
+fn ciphersuites_and_the_servers_preference() {
+    let certs = Certs::new();
+    let (server, tls_port) = tls_server(&certs, |config| {
+        config.tls.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_256_GCM_SHA384".into();
+    });
+    // The client prefers AES-256, then ChaCha20.
+    let negotiated = || {
+        let output = Command::new("timeout")
+            .args(["10", "openssl", "s_client", "-tls1_3", "-connect"])
+            .arg(format!("127.0.0.1:{tls_port}"))
+            .args(["-CAfile", &certs.path("ca.crt")])
+            .args([
+                "-cert",
+                &certs.path("client.crt"),
+                "-key",
+                &certs.path("client.key"),
+            ])
+            .args([
+                "-ciphersuites",
+                "TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = stdout(&output);
+        // "New, TLSv1.3, Cipher is TLS_AES_256_GCM_SHA384"
+        text.lines()
+            .find_map(|line| line.trim().strip_prefix("New, TLSv1.3, Cipher is "))
+            .unwrap_or("none")
+            .to_string()
+    };
+    assert_eq!(negotiated(), "TLS_AES_256_GCM_SHA384", "the client's order");
+    let mut plain = server.raw();
+    assert_eq!(
+        plain.command(&["CONFIG", "SET", "tls-prefer-server-ciphers", "yes"]),
+        b"+OK\r\n".to_vec()
+    );
+    assert_eq!(
+        negotiated(),
+        "TLS_CHACHA20_POLY1305_SHA256",
+        "the server's order"
+    );
+    assert_eq!(
+        plain.command(&[
+            "CONFIG",
+            "SET",
+            "tls-ciphersuites",
+            "TLS_AES_128_GCM_SHA256"
+        ]),
+        b"+OK\r\n".to_vec()
+    );
+    assert_eq!(negotiated(), "TLS_AES_128_GCM_SHA256");
+    let refused = plain.command(&[
+        "CONFIG",
+        "SET",
+        "tls-ciphersuites",
+        "TLS_AES_128_CCM_SHA256",
+    ]);
+    assert!(refused.starts_with(b"-ERR CONFIG SET failed"));
+}
