@@ -776,7 +776,7 @@ fn settings_redis_would_act_on_but_larder_cannot_are_refused_at_start() {
     for line in [
         "replicaof 10.0.0.1 6379",
         "cluster-enabled yes",
-        "tls-port 6380",
+        "tls-cluster yes",
         "activedefrag yes",
     ] {
         assert!(config.load_str(line).is_err(), "{line}");

@@ -210,6 +210,19 @@ fn config_set_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             )));
         }
     }
+    // As Redis's applyTlsCfg: any tls-* change rebuilds the TLS context
+    // (new connections get it); a bad one leaves everything as it was.
+    if seen.iter().any(|name| name.starts_with("tls-")) {
+        if let Some(reconfigure) = ctx.shared.tls_reconfigure.get() {
+            if let Err(reason) = (reconfigure.0)(&current, &updated) {
+                let name = seen.iter().find(|n| n.starts_with("tls-")).cloned();
+                return Err(Error::err(format!(
+                    "CONFIG SET failed (possibly related to argument '{}') - {reason}",
+                    name.unwrap_or_default()
+                )));
+            }
+        }
+    }
     let level_changed = updated.loglevel != current.loglevel;
     let loglevel = updated.loglevel.clone();
     ctx.shared.set_config(updated);

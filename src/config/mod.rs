@@ -9,6 +9,7 @@ pub mod keyspace_events;
 pub mod limits;
 pub mod logging;
 pub mod output_limits;
+pub mod pg_tls;
 pub mod redis_params;
 pub mod renames;
 pub mod rewrite;
@@ -110,6 +111,8 @@ pub struct Config {
     /// The Unix socket's permissions (`unixsocketperm`, octal; 0: as the
     /// umask leaves them).
     pub unixsocketperm: u32,
+    /// TLS (`tls-port` and the `tls-*` settings the server acts on).
+    pub tls: TlsConfig,
     /// File the audit trail is appended to (`audit-log-file`; empty: off).
     /// See `crate::audit`.
     pub audit_log_file: String,
@@ -197,6 +200,33 @@ pub struct Config {
     /// thresholds and the like): accepted, kept and reported back so that
     /// existing redis.conf files and tools work.
     pub accepted_only: BTreeMap<&'static str, String>,
+}
+
+/// The TLS settings, as Redis's `tls-*` (see the server's tls module for
+/// what each one does). Kept as given: checked when the TLS context is
+/// built (start-up, CONFIG SET), as in Redis.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsConfig {
+    /// `tls-port` (0: no TLS listener).
+    pub port: u16,
+    pub cert_file: String,
+    pub key_file: String,
+    pub key_file_pass: String,
+    pub ca_cert_file: String,
+    pub ca_cert_dir: String,
+    /// `tls-auth-clients`: "yes", "no" or "optional".
+    pub auth_clients: String,
+    /// `tls-protocols`, e.g. "TLSv1.2 TLSv1.3" (empty: both).
+    pub protocols: String,
+    /// `tls-ciphers`: TLS 1.2 suites, OpenSSL names.
+    pub ciphers: String,
+    /// `tls-ciphersuites`: TLS 1.3 suites.
+    pub ciphersuites: String,
+    pub prefer_server_ciphers: bool,
+    pub session_caching: bool,
+    pub session_cache_size: u64,
+    /// Seconds.
+    pub session_cache_timeout: u64,
 }
 
 /// Old names Redis still accepts for settings Larder acts on (those of the
@@ -658,6 +688,174 @@ pub static SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        name: "tls-port",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "0",
+        description: "TLS port, served besides the plaintext `port` on the same `bind` addresses (0: no TLS). CONFIG SET moves the listener.",
+        get: |c| c.tls.port.to_string(),
+        set: |c, v| {
+            c.tls.port = ranged(v, 0, 65535)? as u16;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-cert-file",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "PEM file with the server certificate (then its chain). Any tls-* CONFIG SET reloads it, for new connections.",
+        get: |c| c.tls.cert_file.clone(),
+        set: |c, v| {
+            c.tls.cert_file = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-key-file",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "PEM file with the server certificate's private key (PKCS#8, PKCS#1 or SEC1; encrypted only as PKCS#8).",
+        get: |c| c.tls.key_file.clone(),
+        set: |c, v| {
+            c.tls.key_file = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-key-file-pass",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "Password of an encrypted PKCS#8 `tls-key-file` (`ENCRYPTED PRIVATE KEY`).",
+        get: |c| c.tls.key_file_pass.clone(),
+        set: |c, v| {
+            c.tls.key_file_pass = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-ca-cert-file",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "PEM file of the CA certificates client certificates are checked against (this or tls-ca-cert-dir is required).",
+        get: |c| c.tls.ca_cert_file.clone(),
+        set: |c, v| {
+            c.tls.ca_cert_file = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-ca-cert-dir",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "Directory whose PEM files hold CA certificates client certificates are checked against.",
+        get: |c| c.tls.ca_cert_dir.clone(),
+        set: |c, v| {
+            c.tls.ca_cert_dir = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-auth-clients",
+        kind: Kind::Enum,
+        mutable: true,
+        default: "yes",
+        description: "yes: clients must present a certificate signed by a trusted CA; optional: one is checked if presented; no: none is asked for.",
+        get: |c| c.tls.auth_clients.clone(),
+        set: |c, v| {
+            c.tls.auth_clients = redis_params::Check::Enum(&["no", "yes", "optional"]).parse(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-protocols",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "TLS versions served, e.g. `TLSv1.2 TLSv1.3` (empty: both; TLSv1 and TLSv1.1 are not supported).",
+        get: |c| c.tls.protocols.clone(),
+        set: |c, v| {
+            c.tls.protocols = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-ciphers",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "TLS 1.2 cipher suites, OpenSSL names separated by `:` (ECDHE-ECDSA/RSA with AES-GCM or CHACHA20-POLY1305, or DEFAULT/HIGH; empty: all of them).",
+        get: |c| c.tls.ciphers.clone(),
+        set: |c, v| {
+            c.tls.ciphers = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-ciphersuites",
+        kind: Kind::NullableText,
+        mutable: true,
+        default: "",
+        description: "TLS 1.3 cipher suites separated by `:` (TLS_AES_256_GCM_SHA384, TLS_AES_128_GCM_SHA256, TLS_CHACHA20_POLY1305_SHA256; empty: all).",
+        get: |c| c.tls.ciphersuites.clone(),
+        set: |c, v| {
+            c.tls.ciphersuites = v.to_string();
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-prefer-server-ciphers",
+        kind: Kind::YesNo,
+        mutable: true,
+        default: "no",
+        description: "Choose the cipher suite by the server's order rather than the client's.",
+        get: |c| yes_no_text(c.tls.prefer_server_ciphers),
+        set: |c, v| {
+            c.tls.prefer_server_ciphers = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-session-caching",
+        kind: Kind::YesNo,
+        mutable: true,
+        default: "yes",
+        description: "Let clients resume TLS sessions (server-side session cache; TLS 1.3 stateful tickets).",
+        get: |c| yes_no_text(c.tls.session_caching),
+        set: |c, v| {
+            c.tls.session_caching = parse_yes_no(v)?;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-session-cache-size",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "20480",
+        description: "TLS sessions kept for resumption (0: no limit, as OpenSSL).",
+        get: |c| c.tls.session_cache_size.to_string(),
+        set: |c, v| {
+            c.tls.session_cache_size = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "tls-session-cache-timeout",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "300",
+        description: "Seconds a cached TLS session may be resumed for.",
+        get: |c| c.tls.session_cache_timeout.to_string(),
+        set: |c, v| {
+            c.tls.session_cache_timeout = ranged(v, 0, i32::MAX as i64)? as u64;
+            Ok(())
+        },
+    },
+    Setting {
         name: "audit-log-file",
         kind: Kind::Text,
         mutable: true,
@@ -878,11 +1076,14 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Text,
         mutable: false,
         default: "",
-        description: "PostgreSQL connection string (postgresql://user:password@host:port/db or key=value form) that changes are written behind to; empty: write-behind is off.",
+        description: "PostgreSQL connection string (postgresql://user:password@host:port/db or key=value form) that changes are written behind to; empty: write-behind is off. `sslmode` (disable, prefer, require, verify-ca, verify-full) and `sslrootcert` as in libpq.",
         get: |c| c.write_behind_url.clone(),
         set: |c, v| {
             if !v.is_empty() {
-                v.parse::<tokio_postgres::Config>()
+                let (rest, _) = pg_tls::split_tls_options(v).map_err(|e| {
+                    format!("argument must be a PostgreSQL connection string ({e})")
+                })?;
+                rest.parse::<tokio_postgres::Config>()
                     .map_err(|e| format!("argument must be a PostgreSQL connection string ({e})"))?;
             }
             c.write_behind_url = v.to_string();
@@ -1230,6 +1431,7 @@ impl Default for Config {
             protected_mode: false,
             unixsocket: String::new(),
             unixsocketperm: 0,
+            tls: TlsConfig::default(),
             audit_log_file: String::new(),
             rename_commands: Vec::new(),
             shards: 0,

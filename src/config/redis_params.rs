@@ -1,5 +1,5 @@
 //! The Redis 7 parameters Larder accepts, validates and reports but does not
-//! act on: replication, persistence, cluster, TLS, encoding thresholds and
+//! act on: replication, persistence, cluster, TLS to other servers, encoding thresholds and
 //! the like. Each is checked with the rules (types, bounds, enum values,
 //! error texts) of Redis 7's config.c, keeps the value it was given, shows it
 //! in CONFIG GET as Redis formats it, and is written back by CONFIG REWRITE;
@@ -557,45 +557,15 @@ pub static PARAMS: &[Param] = &[
         Int(0, INT_MAX),
     ),
     param("cluster-require-full-coverage", None, Mutable, "yes", Bool),
-    // TLS (Larder serves plain TCP only).
-    param(
-        "tls-auth-clients",
-        None,
-        Mutable,
-        "yes",
-        Enum(&["no", "yes", "optional"]),
-    ),
-    param("tls-ca-cert-dir", None, Mutable, "", nullable()),
-    param("tls-ca-cert-file", None, Mutable, "", nullable()),
-    param("tls-cert-file", None, Mutable, "", nullable()),
-    param("tls-ciphers", None, Mutable, "", nullable()),
-    param("tls-ciphersuites", None, Mutable, "", nullable()),
+    // TLS to other servers (replication, cluster) and DH parameters:
+    // Larder has neither, and rustls no finite-field DH. What it serves is
+    // in `super::SETTINGS`.
     param("tls-client-cert-file", None, Mutable, "", nullable()),
     param("tls-client-key-file", None, Mutable, "", nullable()),
     param("tls-client-key-file-pass", None, Mutable, "", nullable()),
     param("tls-cluster", None, Mutable, "no", Bool),
     param("tls-dh-params-file", None, Mutable, "", nullable()),
-    param("tls-key-file", None, Mutable, "", nullable()),
-    param("tls-key-file-pass", None, Mutable, "", nullable()),
-    param("tls-port", None, Mutable, "0", Int(0, 65535)),
-    param("tls-prefer-server-ciphers", None, Mutable, "no", Bool),
-    param("tls-protocols", None, Mutable, "", nullable()),
     param("tls-replication", None, Mutable, "no", Bool),
-    param(
-        "tls-session-cache-size",
-        None,
-        Mutable,
-        "20480",
-        Int(0, INT_MAX),
-    ),
-    param(
-        "tls-session-cache-timeout",
-        None,
-        Mutable,
-        "300",
-        Int(0, INT_MAX),
-    ),
-    param("tls-session-caching", None, Mutable, "yes", Bool),
     // Process, network and logging details Larder does not use.
     param("always-show-logo", None, Immutable, "no", Bool),
     param("bind-source-addr", None, Mutable, "", nullable()),
@@ -982,9 +952,6 @@ impl Check {
     /// own, given by a Redis built without them).
     pub fn refusal(param: &Param, shown: &str) -> Option<String> {
         match (param.name, shown) {
-            ("tls-port", port) if port != "0" => {
-                Some("Unable to update TLS configuration. Check server logs.".into())
-            }
             ("tls-cluster" | "tls-replication", "yes") => {
                 Some("Unable to update TLS configuration. Check server logs.".into())
             }

@@ -10,6 +10,7 @@ use bytes::{Buf, BytesMut};
 use smallvec::SmallVec;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::server::TlsStream;
 
 use crate::commands::{self, Session};
 use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
@@ -35,21 +36,77 @@ const PREFETCH_KEYS: usize = 32;
 /// How often a waiting connection looks at the `timeout` setting again.
 const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
-/// A client's byte stream: TCP or a Unix socket.
+/// A client's byte stream: TCP, a Unix socket, or TLS over TCP.
 pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send {
     /// Writes what the socket takes now, without waiting.
-    fn try_write_now(&self, buffer: &[u8]) -> std::io::Result<usize>;
+    fn try_write_now(&mut self, buffer: &[u8]) -> std::io::Result<usize>;
+
+    /// Whether bytes taken by a write still wait in the stream (TLS
+    /// records not yet on the socket); a constant `false` for plain
+    /// sockets, so that their write path has no extra step.
+    fn has_pending_output(&self) -> bool {
+        false
+    }
 }
 
 impl ClientStream for TcpStream {
-    fn try_write_now(&self, buffer: &[u8]) -> std::io::Result<usize> {
+    fn try_write_now(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
         self.try_write(buffer)
     }
 }
 
 impl ClientStream for UnixStream {
-    fn try_write_now(&self, buffer: &[u8]) -> std::io::Result<usize> {
+    fn try_write_now(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
         self.try_write(buffer)
+    }
+}
+
+impl ClientStream for TlsStream<TcpStream> {
+    /// Encrypts what rustls takes, then writes the records the socket
+    /// takes now; the rest goes out through the async write path.
+    fn try_write_now(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        use std::io::Write;
+        let (socket, session) = self.get_mut();
+        let taken = session.writer().write(buffer)?;
+        while session.wants_write() {
+            match session.write_tls(&mut SocketNow(socket)) {
+                Ok(0) => break,
+                Ok(_) => {}
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(taken)
+    }
+
+    fn has_pending_output(&self) -> bool {
+        self.get_ref().1.wants_write()
+    }
+}
+
+/// A TCP socket as a synchronous writer that never waits.
+struct SocketNow<'a>(&'a TcpStream);
+
+impl std::io::Write for SocketNow<'_> {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.0.try_write(buffer)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes some of `buffer`, or, when it is empty, what the stream still
+/// holds (TLS): how much of `buffer` went.
+async fn write_some<S: ClientStream>(stream: &mut S, buffer: &[u8]) -> std::io::Result<usize> {
+    if buffer.is_empty() {
+        stream.flush().await?;
+        return Ok(0);
+    }
+    match stream.write(buffer).await? {
+        0 => Err(std::io::ErrorKind::WriteZero.into()),
+        sent => Ok(sent),
     }
 }
 
@@ -90,6 +147,41 @@ pub fn protected_mode_refuses(
 
 /// A TCP client: socket options, then [`serve`].
 pub(super) async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: SocketAddr) {
+    set_socket_options(&shared, &stream);
+    let local = stream.local_addr().ok();
+    serve(shared, stream, Origin::Tcp { peer, local }).await
+}
+
+/// A client of the TLS port: socket options, the handshake (here, in the
+/// connection's own task, within a time limit), then [`serve`].
+pub(super) async fn serve_tls(
+    shared: Arc<Shared>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    context: Arc<rustls::ServerConfig>,
+) {
+    set_socket_options(&shared, &stream);
+    let local = stream.local_addr().ok();
+    let mut shutdown = shared.shutdown_receiver();
+    let handshake = tokio_rustls::TlsAcceptor::from(context).accept(stream);
+    let stream = tokio::select! {
+        done = tokio::time::timeout(super::tls::HANDSHAKE_TIMEOUT, handshake) => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(%peer, %error, "Error accepting a client connection (TLS handshake)");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "Error accepting a client connection: TLS handshake timed out");
+                return;
+            }
+        },
+        _ = shutdown.wait_for(|&stop| stop) => return,
+    };
+    serve(shared, stream, Origin::Tcp { peer, local }).await
+}
+
+fn set_socket_options(shared: &Shared, stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
     let keepalive = shared.config.read().tcp_keepalive;
     if keepalive > 0 {
@@ -101,10 +193,8 @@ pub(super) async fn serve_tcp(shared: Arc<Shared>, stream: TcpStream, peer: Sock
             .with_time(idle)
             .with_interval((idle / 3).max(Duration::from_secs(1)))
             .with_retries(3);
-        let _ = socket2::SockRef::from(&stream).set_tcp_keepalive(&probes);
+        let _ = socket2::SockRef::from(stream).set_tcp_keepalive(&probes);
     }
-    let local = stream.local_addr().ok();
-    serve(shared, stream, Origin::Tcp { peer, local }).await
 }
 
 /// Serves one client until it quits, is killed, errs, or the server stops.
@@ -133,7 +223,12 @@ pub(super) async fn serve<S: ClientStream>(shared: Arc<Shared>, mut stream: S, o
             .stats
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
-        let refusal = stream.write_all(b"-ERR max number of clients reached\r\n");
+        let refusal = async {
+            stream
+                .write_all(b"-ERR max number of clients reached\r\n")
+                .await?;
+            stream.flush().await
+        };
         let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
         return;
     };
@@ -148,7 +243,10 @@ pub(super) async fn serve<S: ClientStream>(shared: Arc<Shared>, mut stream: S, o
             .stats
             .rejected_connections
             .fetch_add(1, Ordering::Relaxed);
-        let refusal = stream.write_all(PROTECTED_MODE_DENIED.as_bytes());
+        let refusal = async {
+            stream.write_all(PROTECTED_MODE_DENIED.as_bytes()).await?;
+            stream.flush().await
+        };
         let _ = tokio::time::timeout(Duration::from_secs(1), refusal).await;
         shared.clients.unregister(handle.id);
         return;
@@ -843,17 +941,14 @@ impl Connection<'_> {
         };
         let mut progress_at = Instant::now();
         let mailbox = &self.handle.mailbox;
-        while written < buffer.len() {
+        while written < buffer.len() || stream.has_pending_output() {
             // What the client has not read counts toward its output limit.
             mailbox.set_unsent(buffer.len() - written);
             tokio::select! {
                 biased;
-                sent = stream.write(&buffer[written..]) => match sent? {
-                    0 => return Err(std::io::ErrorKind::WriteZero.into()),
-                    sent => {
-                        written += sent;
-                        progress_at = Instant::now();
-                    }
+                sent = write_some(stream, &buffer[written..]) => {
+                    written += sent?;
+                    progress_at = Instant::now();
                 },
                 _ = mailbox.pushed(), if mailbox.is_listening() => {
                     if mailbox.is_overflowed() {

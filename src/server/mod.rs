@@ -3,6 +3,7 @@
 //! to [`crate::commands::execute`].
 
 mod connection;
+mod tls;
 
 pub use connection::{protected_mode_refuses, PROTECTED_MODE_DENIED};
 
@@ -43,6 +44,10 @@ pub struct Server {
     unix: Option<(UnixListener, Arc<str>)>,
     /// The Prometheus endpoint's listener (`metrics-port`), if on.
     metrics: Option<TcpListener>,
+    /// `tls-port`: its context and listeners.
+    tls: Arc<tls::Tls>,
+    /// The `bind` addresses, for the TLS listeners CONFIG SET opens.
+    ips: Vec<std::net::IpAddr>,
 }
 
 impl Server {
@@ -50,15 +55,8 @@ impl Server {
     pub async fn bind(config: Config) -> io::Result<Server> {
         let mut listeners = Vec::new();
         let mut port = config.port;
-        for address in &config.bind {
-            let host = address.trim_start_matches('-');
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            let ip: std::net::IpAddr = host.parse().map_err(|_| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("invalid bind address '{address}'"),
-                )
-            })?;
+        let ips = bind_ips(&config)?;
+        for &ip in &ips {
             let listener = TcpListener::bind(SocketAddr::new(ip, port)).await?;
             // With port 0, every further address uses the port the first got.
             port = listener.local_addr()?.port();
@@ -73,6 +71,7 @@ impl Server {
         let renames = command_renames(&config)?;
         let unix = bind_unix_socket(&config)?;
         let metrics = crate::metrics::bind(&config).await?;
+        let tls = tls::Tls::bind(&config, &ips).await?;
         let audit_log_file = config.audit_log_file.clone();
         let mut shared = Shared::new(config);
         shared.renamed_commands = renames;
@@ -94,6 +93,8 @@ impl Server {
             listeners,
             unix,
             metrics,
+            tls,
+            ips,
         })
     }
 
@@ -176,6 +177,7 @@ impl Server {
             )
         });
         let mut accept_tasks = Vec::new();
+        self.tls.start(&self.shared, self.ips.clone());
         for listener in self.listeners {
             accept_tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
         }
@@ -209,6 +211,7 @@ impl Server {
         for task in accept_tasks {
             task.abort();
         }
+        self.tls.stop();
         stop_within_deadline(&self.shared, flusher, expiry).await;
         Ok(())
     }
@@ -358,6 +361,24 @@ fn command_renames(config: &Config) -> io::Result<Option<Box<CommandRenames>>> {
     CommandRenames::build(&config.rename_commands, command_named)
         .map(|renames| Some(Box::new(renames)))
         .map_err(|reason| io::Error::new(io::ErrorKind::InvalidInput, reason))
+}
+
+/// The `bind` addresses (a leading `-`, Redis's "optional", is dropped).
+fn bind_ips(config: &Config) -> io::Result<Vec<std::net::IpAddr>> {
+    config
+        .bind
+        .iter()
+        .map(|address| {
+            let host = address.trim_start_matches('-');
+            let host = host.trim_start_matches('[').trim_end_matches(']');
+            host.parse().map_err(|_| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("invalid bind address '{address}'"),
+                )
+            })
+        })
+        .collect()
 }
 
 /// Listens on `unixsocket`, if set: a file left there (by a server that

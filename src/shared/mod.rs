@@ -324,8 +324,23 @@ pub struct Shared {
     /// What `rename-command` made of command names; `None` when the config
     /// file renamed nothing (one branch per command, then).
     pub renamed_commands: Option<Box<crate::config::renames::CommandRenames>>,
+    /// Applies a CONFIG SET that touched `tls-*` settings (old, new):
+    /// installed by the server, which owns the TLS listener and context.
+    pub tls_reconfigure: std::sync::OnceLock<TlsReconfigure>,
     shutdown_tx: watch::Sender<bool>,
     stopping: AtomicBool,
+}
+
+/// See [`Shared::tls_reconfigure`]: Err is CONFIG SET's error text.
+pub struct TlsReconfigure(pub Box<TlsReconfigureFn>);
+
+/// (current configuration, configuration CONFIG SET makes).
+pub type TlsReconfigureFn = dyn Fn(&Config, &Config) -> Result<(), String> + Send + Sync;
+
+impl std::fmt::Debug for TlsReconfigure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsReconfigure")
+    }
 }
 
 impl Shared {
@@ -383,6 +398,7 @@ impl Shared {
             config_file: std::sync::OnceLock::new(),
             audit: crate::audit::AuditLog::default(),
             renamed_commands: None,
+            tls_reconfigure: std::sync::OnceLock::new(),
             shutdown_tx: watch::channel(false).0,
             config_epoch: AtomicU64::new(0),
             acl,

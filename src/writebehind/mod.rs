@@ -29,6 +29,7 @@ pub mod flusher;
 pub mod journal;
 pub mod loader;
 pub mod mapping;
+pub mod pg_tls;
 pub mod sink;
 
 use std::collections::HashMap;

@@ -113,7 +113,18 @@ impl From<tokio_postgres::Error> for Failure {
                     data,
                 }
             }
-            None => Failure::other(error.to_string()),
+            None => {
+                // tokio-postgres's text leaves the cause out ("error
+                // performing TLS handshake"): the operator needs it.
+                let mut message = error.to_string();
+                let mut cause = std::error::Error::source(&error);
+                while let Some(inner) = cause {
+                    message.push_str(": ");
+                    message.push_str(&inner.to_string());
+                    cause = inner.source();
+                }
+                Failure::other(message)
+            }
         }
     }
 }
@@ -136,6 +147,8 @@ pub fn quote_table(name: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Sink {
     config: tokio_postgres::Config,
+    /// TLS to PostgreSQL (`sslmode`); `None`: plain.
+    tls: Option<super::pg_tls::Connector>,
     table: String,
     table_name: String,
     dead_letter: String,
@@ -179,8 +192,11 @@ impl Sink {
         dead_letter: &str,
         maps: Vec<Mapping>,
     ) -> Result<Sink, String> {
+        let (url, tls_options) = crate::config::pg_tls::split_tls_options(url)
+            .map_err(|e| format!("write-behind-url: {e}"))?;
         let mut config: tokio_postgres::Config =
             url.parse().map_err(|e| format!("write-behind-url: {e}"))?;
+        let tls = super::pg_tls::connector(&tls_options)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(Duration::from_secs(5));
         }
@@ -189,6 +205,7 @@ impl Sink {
         }
         Ok(Sink {
             config,
+            tls,
             table: quote_table(table),
             table_name: table.to_string(),
             dead_letter: quote_table(dead_letter),
@@ -204,7 +221,16 @@ impl Sink {
 
     /// Opens a connection, its I/O driven by a task of its own.
     pub async fn connect_plain(&self) -> Result<Client, tokio_postgres::Error> {
-        let (client, connection) = self.config.connect(NoTls).await?;
+        let Some(tls) = &self.tls else {
+            let (client, connection) = self.config.connect(NoTls).await?;
+            tokio::spawn(async move {
+                if let Err(error) = connection.await {
+                    tracing::debug!(%error, "write-behind connection closed");
+                }
+            });
+            return Ok(client);
+        };
+        let (client, connection) = self.config.connect(tls.0.clone()).await?;
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "write-behind connection closed");
