@@ -557,11 +557,18 @@ pub fn count_registers(registers: &[u8; REGISTERS]) -> u64 {
 /// `hllMerge`: `max[i] = max(max[i], register i)` for a valid HLL.
 pub fn merge_into(max: &mut [u8; REGISTERS], hll: &[u8]) -> Result<(), Corrupt> {
     if hll[4] == DENSE {
-        let regs = &hll[HDR_SIZE..];
-        for (i, slot) in max.iter_mut().enumerate() {
-            let value = dense_get(regs, i);
-            if value > *slot {
-                *slot = value;
+        // Four registers in every three bytes.
+        let regs = &hll[HDR_SIZE..HDR_SIZE + REGISTERS * BITS / 8];
+        for (bytes, slots) in regs.chunks_exact(3).zip(max.chunks_exact_mut(4)) {
+            let (a, b, c) = (bytes[0], bytes[1], bytes[2]);
+            let values = [
+                a & 63,
+                (a >> 6 | b << 2) & 63,
+                (b >> 4 | c << 4) & 63,
+                c >> 2,
+            ];
+            for (slot, value) in slots.iter_mut().zip(values) {
+                *slot = (*slot).max(value);
             }
         }
         return Ok(());
@@ -596,6 +603,18 @@ pub fn merge_into(max: &mut [u8; REGISTERS], hll: &[u8]) -> Result<(), Corrupt> 
         return Err(Corrupt);
     }
     Ok(())
+}
+
+/// Writes `registers` (values below 64) as the registers of a dense HLL,
+/// packed four to three bytes.
+pub fn set_dense_registers(hll: &mut [u8], registers: &[u8; REGISTERS]) {
+    let regs = &mut hll[HDR_SIZE..HDR_SIZE + REGISTERS * BITS / 8];
+    for (bytes, values) in regs.chunks_exact_mut(3).zip(registers.chunks_exact(4)) {
+        let [r0, r1, r2, r3] = [values[0], values[1], values[2], values[3]].map(|v| v & 63);
+        bytes[0] = r0 | r1 << 6;
+        bytes[1] = r1 >> 2 | r2 << 4;
+        bytes[2] = r2 >> 4 | r3 << 2;
+    }
 }
 
 /// Every register of a dense HLL (PFDEBUG GETREG).
@@ -747,6 +766,27 @@ mod tests {
         assert_eq!(set_register(&mut big, 5, 33, 3000), Ok(true));
         assert_eq!(encoding(&big), DENSE);
         assert_eq!(dense_registers(&big)[5], 33);
+    }
+
+    #[test]
+    fn packed_registers_round_trip() {
+        let mut registers = [0u8; REGISTERS];
+        for (i, r) in registers.iter_mut().enumerate() {
+            *r = (i * 7 % 64) as u8;
+        }
+        let mut hll = new_sparse();
+        sparse_to_dense(&mut hll).unwrap();
+        set_dense_registers(&mut hll, &registers);
+        assert_eq!(dense_registers(&hll), registers.to_vec());
+        let mut max = [0u8; REGISTERS];
+        merge_into(&mut max, &hll).unwrap();
+        assert_eq!(max, registers);
+        let mut one_by_one = new_sparse();
+        sparse_to_dense(&mut one_by_one).unwrap();
+        for (i, &r) in registers.iter().enumerate() {
+            set_register(&mut one_by_one, i, r, 3000).unwrap();
+        }
+        assert_eq!(one_by_one, hll);
     }
 
     #[test]

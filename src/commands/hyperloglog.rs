@@ -245,11 +245,17 @@ fn pfmerge(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         if use_dense {
             hll::sparse_to_dense(value).map_err(corrupt)?;
         }
-        for (index, &count) in max.iter().enumerate() {
-            if count != 0 {
-                // As Redis, a failure here (a corrupted destination was
-                // caught above) is not reported.
-                let _ = hll::set_register(value, index, count, max_bytes);
+        if hll::encoding(value) == hll::DENSE {
+            // The destination was merged into `max` too, so raising each of
+            // its registers to `max` is writing `max` whole.
+            hll::set_dense_registers(value, &max);
+        } else {
+            for (index, &count) in max.iter().enumerate() {
+                if count != 0 {
+                    // As Redis, a failure here (a corrupted destination was
+                    // caught above) is not reported.
+                    let _ = hll::set_register(value, index, count, max_bytes);
+                }
             }
         }
         hll::invalidate_cache(value);
