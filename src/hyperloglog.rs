@@ -335,48 +335,45 @@ fn sparse_set(
     }
 
     if !in_place {
-        // The general case: split the opcode into up to three.
-        let mut seq: Vec<u8> = Vec::with_capacity(5);
+        // The general case: split the opcode into up to three (five bytes
+        // at most: XZERO-VAL-XZERO), built on the stack.
+        let mut seq = [0u8; 5];
+        let mut n = 0;
         let last = first + span - 1;
-        if zero || xzero {
-            let push_zeros = |seq: &mut Vec<u8>, len: usize| {
-                if len > SPARSE_ZERO_MAX_LEN {
-                    seq.extend_from_slice(&xzero_op(len));
-                } else {
-                    seq.push(zero_op(len));
-                }
-            };
-            if index != first {
-                push_zeros(&mut seq, index - first);
+        let current = val_value(op);
+        for (len, middle) in [(index - first, false), (1, true), (last - index, false)] {
+            if len == 0 {
+                continue;
             }
-            seq.push(val_op(count, 1));
-            if index != last {
-                push_zeros(&mut seq, last - index);
-            }
-        } else {
-            let current = val_value(op);
-            if index != first {
-                seq.push(val_op(current, index - first));
-            }
-            seq.push(val_op(count, 1));
-            if index != last {
-                seq.push(val_op(current, last - index));
+            if middle {
+                seq[n] = val_op(count, 1);
+                n += 1;
+            } else if val {
+                seq[n] = val_op(current, len);
+                n += 1;
+            } else if len > SPARSE_ZERO_MAX_LEN {
+                seq[n..n + 2].copy_from_slice(&xzero_op(len));
+                n += 2;
+            } else {
+                seq[n] = zero_op(len);
+                n += 1;
             }
         }
+        let seq = &seq[..n];
         // Step 3: put the new sequence in place of the old opcode.
         let oldlen = if xzero { 2 } else { 1 };
-        let delta = seq.len() as isize - oldlen as isize;
+        let delta = n as isize - oldlen as isize;
         if delta > 0 && (end as u64).saturating_add(delta as u64) > sparse_max_bytes {
             return promote(hll, index, count);
         }
         let new_len = (end as isize + delta) as usize;
         if has_next {
-            hll.splice(p..p + oldlen, seq);
+            hll.splice(p..p + oldlen, seq.iter().copied());
         } else {
             // The last opcode (possibly cut short): Redis writes the sequence
             // at `p` and sets the length to the old one plus the delta.
             hll.truncate(p);
-            hll.extend_from_slice(&seq);
+            hll.extend_from_slice(seq);
             hll.resize(new_len, 0);
         }
     }
