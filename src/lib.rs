@@ -17,6 +17,7 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod glob;
+pub mod hyperloglog;
 pub mod latency;
 pub mod memory;
 pub mod metrics;

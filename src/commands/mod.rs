@@ -17,6 +17,7 @@ mod connection;
 mod debug;
 mod docs;
 mod hash;
+mod hyperloglog;
 mod info;
 mod keyspace;
 mod latency;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 22] {
+fn families() -> [&'static [CommandSpec]; 23] {
     [
         super::acl::COMMANDS,
         super::command::COMMANDS,
@@ -14,6 +14,7 @@ fn families() -> [&'static [CommandSpec]; 22] {
         super::connection::COMMANDS,
         super::debug::COMMANDS,
         super::hash::COMMANDS,
+        super::hyperloglog::COMMANDS,
         super::info::COMMANDS,
         super::keyspace::COMMANDS,
         super::latency::COMMANDS,
