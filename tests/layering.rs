@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 /// modules of the floors below its own, never those of its floor's
 /// neighbours or above.
 const FLOORS: &[&[&str]] = &[
-    &["error", "glob", "latency", "numbers", "memory", "version"],
+    &[
+        "error", "geohash", "glob", "latency", "numbers", "memory", "version",
+    ],
     &["protocol"],
     &["store"],
     &["config"],
