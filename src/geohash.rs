@@ -505,15 +505,26 @@ pub fn areas_by_shape(shape: &Shape) -> SearchArea {
     }
 }
 
-/// Haversine great circle distance in meters, as Redis 7.0 computes it.
+/// The distance in meters along a meridian (`geohashGetLatDistance`).
+pub fn lat_distance(lat1d: f64, lat2d: f64) -> f64 {
+    EARTH_RADIUS_IN_METERS * (deg_rad(lat2d) - deg_rad(lat1d)).abs()
+}
+
+/// Haversine great circle distance in meters, as redis-server 7.0.15
+/// computes it: on one meridian (`v == 0`) it takes the simpler
+/// [`lat_distance`], which can differ from the haversine in the last bit.
 pub fn distance(lon1d: f64, lat1d: f64, lon2d: f64, lat2d: f64) -> f64 {
-    let lat1r = deg_rad(lat1d);
     let lon1r = deg_rad(lon1d);
-    let lat2r = deg_rad(lat2d);
     let lon2r = deg_rad(lon2d);
-    let u = ((lat2r - lat1r) / 2.0).sin();
     let v = ((lon2r - lon1r) / 2.0).sin();
-    2.0 * EARTH_RADIUS_IN_METERS * (u * u + lat1r.cos() * lat2r.cos() * v * v).sqrt().asin()
+    if v == 0.0 {
+        return lat_distance(lat1d, lat2d);
+    }
+    let lat1r = deg_rad(lat1d);
+    let lat2r = deg_rad(lat2d);
+    let u = ((lat2r - lat1r) / 2.0).sin();
+    let a = u * u + lat1r.cos() * lat2r.cos() * v * v;
+    2.0 * EARTH_RADIUS_IN_METERS * a.sqrt().asin()
 }
 
 /// The distance from the center (x1, y1) to (x2, y2), if within `radius`
@@ -538,9 +549,10 @@ pub fn distance_if_in_rectangle(
     x2: f64,
     y2: f64,
 ) -> Option<f64> {
-    let lon_distance = distance(x2, y2, x1, y2);
-    let lat_distance = distance(x2, y2, x2, y1);
-    if lon_distance > width_m / 2.0 || lat_distance > height_m / 2.0 {
+    if lat_distance(y2, y1) > height_m / 2.0 {
+        return None;
+    }
+    if distance(x2, y2, x1, y2) > width_m / 2.0 {
         return None;
     }
     Some(distance(x1, y1, x2, y2))

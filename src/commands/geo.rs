@@ -206,16 +206,35 @@ fn reply_distance(out: &mut ReplyBuf, distance: f64) {
     out.bulk(format_distance(distance).as_bytes());
 }
 
-/// C's `%.4f` (glibc writes a NaN with its sign bit as "-nan").
+/// Redis's `fixedpoint_d2string(.., 4)` (what redis-server 7.0.15 uses
+/// instead of `%.4f`): `llrint(d * 10000)` written with four decimals. The
+/// product is rounded to a double first, so a value just above a half
+/// (14191129.865050001) can round down where printf would round up.
 fn format_distance(distance: f64) -> String {
-    if distance.is_nan() {
-        return if distance.is_sign_negative() {
-            "-nan".into()
-        } else {
-            "nan".into()
-        };
+    if distance == 0.0 {
+        return "0.0000".into();
     }
-    format!("{distance:.4}")
+    let scaled = c_llrint(distance * 10000.0);
+    let digits = scaled.unsigned_abs().to_string();
+    let sign = if scaled < 0 { "-" } else { "" };
+    if digits.len() <= 4 {
+        format!("{sign}0.{digits:0>4}")
+    } else {
+        let (integer, fraction) = digits.split_at(digits.len() - 4);
+        format!("{sign}{integer}.{fraction}")
+    }
+}
+
+/// C's `llrint` on x86-64: ties to even; NaN and out-of-range values give
+/// the "integer indefinite" `LLONG_MIN`.
+fn c_llrint(value: f64) -> i64 {
+    const TWO_63: f64 = 9223372036854775808.0;
+    let rounded = value.round_ties_even();
+    if rounded.is_nan() || !(-TWO_63..TWO_63).contains(&rounded) {
+        i64::MIN
+    } else {
+        rounded as i64
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -972,7 +991,11 @@ mod tests {
     #[test]
     fn distances_and_coordinates_format_like_c() {
         assert_eq!(format_distance(166274.1516), "166274.1516");
-        assert_eq!(format_distance(-f64::NAN), "-nan");
+        assert_eq!(format_distance(14191129.865050001), "14191129.8650");
+        assert_eq!(format_distance(0.00004), "0.0000");
+        assert_eq!(format_distance(0.00006), "0.0001");
+        assert_eq!(format_distance(12.5), "12.5000");
+        assert_eq!(format_distance(f64::NAN), "-922337203685477.5808");
         let mut out = ReplyBuf::new();
         reply_coordinate(&mut out, 13.361389338970184);
         reply_coordinate(&mut out, 2.0);
