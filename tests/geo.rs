@@ -439,7 +439,12 @@ fn random_points_and_searches_match_redis() {
 
         for round in 0..250 {
             let mut cmd: Vec<String> = Vec::new();
-            let (clon, clat) = centers[rng.gen_range(0..centers.len())];
+            // Mostly near a cluster; sometimes anywhere (poles, antimeridian).
+            let (clon, clat) = if rng.gen_bool(0.2) {
+                (rng.gen_range(-181.0..181.0), rng.gen_range(-86.0..86.0))
+            } else {
+                centers[rng.gen_range(0..centers.len())]
+            };
             let near = |rng: &mut StdRng, c: f64, lim: f64| {
                 format!("{:.5}", (c + rng.gen_range(-1.0..1.0)).clamp(-lim, lim))
             };
@@ -480,8 +485,13 @@ fn random_points_and_searches_match_redis() {
                     }
                 }
                 1 => {
+                    let name = if !store && rng.gen_bool(0.3) {
+                        "GEORADIUS_RO"
+                    } else {
+                        "GEORADIUS"
+                    };
                     cmd.extend([
-                        "GEORADIUS".into(),
+                        name.into(),
                         "pts".into(),
                         near(&mut rng, clon, 180.0),
                         near(&mut rng, clat, 85.0),
@@ -490,8 +500,13 @@ fn random_points_and_searches_match_redis() {
                     ]);
                 }
                 _ => {
+                    let name = if !store && rng.gen_bool(0.3) {
+                        "GEORADIUSBYMEMBER_RO"
+                    } else {
+                        "GEORADIUSBYMEMBER"
+                    };
                     cmd.extend([
-                        "GEORADIUSBYMEMBER".into(),
+                        name.into(),
                         "pts".into(),
                         member,
                         size(&mut rng),
