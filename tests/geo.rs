@@ -387,6 +387,20 @@ fn store_inside_transactions_and_scripts() {
         "lua1",
     ]);
     clients.same(&["ZRANGE", "lua1", "0", "-1", "WITHSCORES"]);
+    // ACL key permissions see the STORE destination.
+    clients.script(
+        "
+        ACL SETUSER geo on nopass ~Sicily ~allowed +@all
+        AUTH geo x
+        GEORADIUS Sicily 15 37 200 km
+        GEORADIUS Sicily 15 37 200 km STORE forbidden
+        GEORADIUS Sicily 15 37 200 km STOREDIST allowed
+        GEORADIUSBYMEMBER Sicily Palermo 200 km STORE forbidden
+        GEOSEARCHSTORE forbidden Sicily FROMLONLAT 15 37 BYRADIUS 200 km
+        GEOSEARCHSTORE allowed Sicily FROMLONLAT 15 37 BYRADIUS 200 km
+        GEOSEARCH forbidden FROMLONLAT 15 37 BYRADIUS 200 km
+        ",
+    );
     clients.same(&[
         "EVAL",
         "return redis.call('GEOSEARCH', KEYS[1], 'FROMLONLAT', 15, 37, 'BYRADIUS', 200, 'km', 'WITHDIST', 'WITHCOORD')",
