@@ -7,6 +7,12 @@
 //! them by distance with the same algorithms Redis uses (glibc's merge
 //! sort for a full sort, Redis's `pqsort` when COUNT cuts the result), so
 //! that equal distances come out in Redis's order.
+//!
+//! The reference is redis-server 7.0.15 as it answers, which differs from
+//! the 7.0.0 sources in two backported details: distances along a meridian
+//! take the linear formula (`geohash::distance`), and distances are written
+//! with `fixedpoint_d2string` rather than `%.4f` (`format_distance`).
+//! A WRONGTYPE key counts as a keyspace hit, as `lookupKeyRead` counts it.
 
 use super::flags::*;
 use super::parse::int_arg;
@@ -18,6 +24,7 @@ use crate::geohash::{self, Shape, ShapeKind};
 use crate::protocol::ReplyBuf;
 use crate::pubsub::events;
 use crate::shared::blocking::WaitKind;
+use crate::shared::Shared;
 use crate::store::types::ZSetValue;
 use crate::store::{Db, Value, ValueRef};
 
@@ -163,7 +170,7 @@ pub(super) fn store_key_position(argv: &[&[u8]]) -> Option<usize> {
 
 /// `lookupKeyRead` + `checkType` for a sorted set.
 fn read_zset<'a>(
-    ctx_shared: &crate::shared::Shared,
+    shared: &Shared,
     db: &'a mut Db,
     dbi: usize,
     key: &[u8],
@@ -174,12 +181,12 @@ fn read_zset<'a>(
         Some(entry) => match entry.value() {
             ValueRef::ZSet(z) => Some(z),
             _ => {
-                reads::hit(ctx_shared);
+                reads::hit(shared);
                 return Err(Error::wrong_type());
             }
         },
     };
-    reads::looked_up(ctx_shared, dbi, key, found.is_some());
+    reads::looked_up(shared, dbi, key, found.is_some());
     Ok(found)
 }
 
