@@ -590,3 +590,38 @@ fn random_points_and_searches_match_redis() {
         }
     }
 }
+
+/// Read lookups count as `lookupKeyRead` counts them: a key of the wrong
+/// type is a hit.
+#[test]
+fn keyspace_hits_and_misses_count_as_in_redis() {
+    let pair = Pair::start();
+    let mut clients = pair.clients();
+    clients.script(&format!(
+        "
+        {SICILY}
+        SET str x
+        CONFIG RESETSTAT
+        GEOPOS str a
+        GEOPOS nokey a
+        GEOHASH Sicily Palermo
+        GEODIST nokey a b
+        GEODIST str a b
+        GEORADIUS str 1 1 1 km
+        GEOSEARCH Sicily FROMLONLAT 15 37 BYRADIUS 200 km
+        GEOSEARCHSTORE dst nokey FROMLONLAT 15 37 BYRADIUS 200 km
+        GEORADIUSBYMEMBER Sicily Palermo 10 km STORE dst
+        "
+    ));
+    let counters = |client: &mut RawClient| {
+        let info = String::from_utf8_lossy(&client.command(&["INFO", "stats"])).into_owned();
+        info.lines()
+            .filter(|l| l.starts_with("keyspace_hits") || l.starts_with("keyspace_misses"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let ours = counters(&mut clients.ours);
+    let theirs = counters(&mut clients.theirs);
+    assert_eq!(theirs.len(), 2);
+    assert_eq!(ours, theirs);
+}
