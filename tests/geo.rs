@@ -625,3 +625,46 @@ fn keyspace_hits_and_misses_count_as_in_redis() {
     assert_eq!(theirs.len(), 2);
     assert_eq!(ours, theirs);
 }
+
+/// A client blocked on the destination is served by the stored result.
+#[test]
+fn stores_wake_blocked_clients() {
+    let pair = Pair::start();
+    let mut clients = pair.clients();
+    clients.script(SICILY);
+    for (command, key) in [("GEOSEARCHSTORE", "woken1"), ("GEORADIUS", "woken2")] {
+        let mut ours_blocked = pair.larder.raw();
+        let mut theirs_blocked = pair.redis.raw();
+        for blocked in [&mut ours_blocked, &mut theirs_blocked] {
+            blocked.send(&common::encode_command(&[
+                b"BZPOPMIN",
+                key.as_bytes(),
+                b"5",
+            ]));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        if command == "GEOSEARCHSTORE" {
+            clients.same(&[
+                command,
+                key,
+                "Sicily",
+                "FROMLONLAT",
+                "15",
+                "37",
+                "BYRADIUS",
+                "200",
+                "km",
+                "STOREDIST",
+            ]);
+        } else {
+            clients.same(&[command, "Sicily", "15", "37", "200", "km", "STOREDIST", key]);
+        }
+        let ours = ours_blocked.read_reply();
+        let theirs = theirs_blocked.read_reply();
+        assert!(theirs.starts_with(b"*3"));
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs)
+        );
+    }
+}
