@@ -16,6 +16,7 @@ pub mod audit;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod geohash;
 pub mod glob;
 pub mod hyperloglog;
 pub mod latency;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 const FLOORS: &[&[&str]] = &[
     &[
         "error",
+        "geohash",
         "glob",
         "hyperloglog",
         "latency",

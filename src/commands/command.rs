@@ -531,7 +531,7 @@ fn command_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 fn legacy_key_triple(spec: &CommandSpec) -> (i64, i64, i64) {
     match spec.keys {
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
-        KeySpec::DestAndNumKeys { .. } => (1, 1, 1),
+        KeySpec::DestAndNumKeys { .. } | KeySpec::StoreOption => (1, 1, 1),
         KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StreamsKeyword => (0, 0, 0),
     }
 }
@@ -544,7 +544,10 @@ fn write_command_info(out: &mut ReplyBuf, spec: &CommandSpec) {
         .collect();
     if matches!(
         spec.keys,
-        KeySpec::NumKeys { .. } | KeySpec::DestAndNumKeys { .. } | KeySpec::StreamsKeyword
+        KeySpec::NumKeys { .. }
+            | KeySpec::DestAndNumKeys { .. }
+            | KeySpec::StreamsKeyword
+            | KeySpec::StoreOption
     ) {
         // Redis's order puts it before allow_busy.
         let at = flag_names.len() - usize::from(spec.has(ALLOW_BUSY));
@@ -660,6 +663,12 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
         KeySpec::NumKeys { numkeys_index } => {
             out.set(1);
             write_key_spec(out, access, numkeys_index as i64, TableFindKeys::KeyNum);
+        }
+        KeySpec::StoreOption => {
+            // Redis's own key specs (keyspecs.json) describe the STORE
+            // keyword search; the table knows the source key only.
+            out.set(1);
+            write_key_spec(out, access, 1, TableFindKeys::Range(0, 1));
         }
         KeySpec::DestAndNumKeys { numkeys_index } => {
             // As Redis reports ZUNIONSTORE: the destination (overwritten),

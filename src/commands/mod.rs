@@ -16,6 +16,7 @@ mod config;
 mod connection;
 mod debug;
 mod docs;
+mod geo;
 mod hash;
 mod hyperloglog;
 mod info;
@@ -123,6 +124,9 @@ pub enum KeySpec {
     DestAndNumKeys { numkeys_index: usize },
     /// After the STREAMS keyword, the first half of the rest (XREAD).
     StreamsKeyword,
+    /// The key at 1, and the destination after a STORE or STOREDIST
+    /// option (GEORADIUS, GEORADIUSBYMEMBER).
+    StoreOption,
 }
 
 /// One command: what `COMMAND INFO`/`COMMAND DOCS` report, and its handler.
@@ -306,6 +310,11 @@ impl CommandSpec {
             KeySpec::StreamsKeyword => {
                 positions.extend(stream::xread_key_range(argv).unwrap_or_default())
             }
+            KeySpec::StoreOption if argv.len() > 1 => {
+                positions.push(1);
+                positions.extend(geo::store_key_position(argv));
+            }
+            KeySpec::StoreOption => {}
             KeySpec::Range { first, last, step } => {
                 if first <= 0 {
                     return positions;

@@ -392,7 +392,7 @@ fn parse_hex_float(s: &[u8]) -> Option<(f64, usize, bool)> {
 /// A score as Redis's `getDoubleFromObject` reads it: the whole argument is
 /// a number for strtod, no leading space, no overflow/underflow to
 /// infinity/zero, not NaN.
-fn parse_score(arg: &[u8]) -> Option<f64> {
+pub(super) fn parse_score(arg: &[u8]) -> Option<f64> {
     if arg.is_empty() || is_c_space(arg[0]) {
         return None;
     }
@@ -647,7 +647,7 @@ fn reply_elements<'a>(
 // ZADD, ZINCRBY, ZREM, ZCARD, ZSCORE, ZMSCORE, ZCOUNT, ZLEXCOUNT, ZRANK.
 // ---------------------------------------------------------------------------
 
-fn zadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+pub(super) fn zadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     zadd_generic(ctx, argv, 0)
 }
 
