@@ -24,7 +24,9 @@
 # the release one), ROUNDS (5), WORKLOADS ("get set"), PIPELINES ("1 16"),
 # CLIENTS (50), KEYS (100000: key:%012d written with 32-byte values before
 # the runs, and redis-benchmark's -r), REQUESTS_P1 (300000),
-# REQUESTS_PIPELINED (2000000), LARDER_PORT (7401), REDIS_PORT (7402).
+# REQUESTS_PIPELINED (2000000), LARDER_PORT (7401), REDIS_PORT (7402), RAW
+# (set: also print every run's line, "round workload pipeline server acl
+# rps cpu_seconds requests").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -215,3 +217,8 @@ awk '
             printf "%-4s %3s %-3s | %7.2f %7.2f\n", f[1], f[2], acl, median(tr), median(te)
         }
     }' "$results"
+if [ -n "${RAW:-}" ]; then
+    echo
+    echo "every run: round workload pipeline server acl rps cpu_seconds requests"
+    cat "$results"
+fi

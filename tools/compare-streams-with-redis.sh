@@ -40,7 +40,8 @@
 # (1000000, at -P above 1), READ_REQUESTS_P1 (20000), READ_REQUESTS
 # (40000), READ_ENTRIES (1000), GROUP_MESSAGES (300000), GROUP_COUNTS
 # ("10 100"), CONSUMERS (10), MEMORY_ENTRIES (1000000), LARDER_PORT (7401),
-# REDIS_PORT (7402).
+# REDIS_PORT (7402), RAW (set: also print every run's line, "part round test
+# pipeline server rate cpu_seconds units").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -307,6 +308,11 @@ if [ -s "$results" ]; then
                     median(cpus[key, "larder"]), median(cpus[key, "redis"]), median(te)
             }
         }' "$results"
+fi
+if [ -n "${RAW:-}" ] && [ -s "$results" ]; then
+    echo
+    echo "every run: part round test pipeline server rate cpu_seconds units"
+    cat "$results"
 fi
 if [ -s "$work/memory" ]; then
     echo
