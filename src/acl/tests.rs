@@ -209,3 +209,24 @@ proptest::proptest! {
         }
     }
 }
+
+proptest::proptest! {
+    /// The shortcuts for plain and `prefix*` patterns answer as the glob
+    /// matcher does (a lone `*` and the empty key included).
+    #[test]
+    fn key_patterns_match_as_the_glob_matcher(
+        pattern in "[ab:*?\\[\\]\\\\]{0,6}",
+        key in "[ab:*?\\[\\]\\\\]{0,8}",
+    ) {
+        let compiled = KeyPattern::new(pattern.as_bytes(), READ);
+        proptest::prop_assert_eq!(
+            compiled.matches(key.as_bytes()),
+            crate::glob::glob_match(pattern.as_bytes(), key.as_bytes(), false)
+        );
+        let prefixed = format!("{key}*");
+        proptest::prop_assert_eq!(
+            KeyPattern::new(prefixed.as_bytes(), READ).matches(key.as_bytes()),
+            crate::glob::glob_match(prefixed.as_bytes(), key.as_bytes(), false)
+        );
+    }
+}
