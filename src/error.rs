@@ -40,6 +40,10 @@ impl Error {
         Error::raw("WRONGTYPE Operation against a key holding the wrong kind of value")
     }
 
+    pub fn is_wrong_type(&self) -> bool {
+        self.message.starts_with("WRONGTYPE ")
+    }
+
     pub fn not_integer() -> Self {
         Error::raw("ERR value is not an integer or out of range")
     }

@@ -154,6 +154,59 @@ fn keyspace_hits_and_misses_count_as_redis_counts_them() {
     assert_eq!(ours["keyspace_misses"], "0");
 }
 
+/// Redis's lookupKeyRead counts a key of the wrong type as a hit before the
+/// type check fails; OBJECT counts without announcing; XREAD looks every
+/// key up twice. Compared after each command, so a failure names it.
+#[test]
+fn wrong_type_reads_object_and_xread_count_as_in_redis() {
+    let pair = Pair::start();
+    let mut c = pair.clients();
+    c.script(
+        "
+        SET s v
+        RPUSH l a
+        SADD st a
+        ZADD z 1 a
+        XADD x 1-1 f v
+        CONFIG RESETSTAT
+        ",
+    );
+    let commands = [
+        "GET l",
+        "STRLEN l",
+        "LRANGE s 0 1",
+        "LPOS s a",
+        "SMEMBERS s",
+        "SINTER s st",
+        "HGET s f",
+        "HGETALL s",
+        "HRANDFIELD s",
+        "ZSCORE s a",
+        "ZRANGE s 0 1",
+        "ZUNION 2 s z",
+        "XRANGE s - +",
+        "XLEN s",
+        "XREAD STREAMS s 0",
+        "XREAD STREAMS x 0",
+        "XREAD STREAMS x nosuch 0 0",
+        "XREAD STREAMS x $",
+        "OBJECT ENCODING l",
+        "OBJECT ENCODING nosuch",
+        "OBJECT REFCOUNT l",
+        "LPUSH s a",
+        "SUNIONSTORE d s st",
+    ];
+    for command in commands {
+        let argv: Vec<&str> = command.split(' ').collect();
+        c.same(&argv);
+        let (_, ours) = info(&mut c.ours, &["stats"]);
+        let (_, theirs) = info(&mut c.theirs, &["stats"]);
+        for field in ["keyspace_hits", "keyspace_misses"] {
+            assert_eq!(ours[field], theirs[field], "{field} after {command}");
+        }
+    }
+}
+
 #[test]
 fn figures_follow_the_traffic() {
     let pair = Pair::start();

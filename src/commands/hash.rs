@@ -302,9 +302,10 @@ impl<'p> Events<'p> {
         }
     }
 
-    /// A read command looked `key` up (Redis's lookupKeyRead).
-    fn looked_up(self, key: &[u8], found: bool) {
-        reads::looked_up(self.shared, self.db, key, found);
+    /// A read command looked `key` up (Redis's lookupKeyRead):
+    /// [`reads::counted`] for this client's database.
+    fn counted<T>(self, key: &[u8], lookup: Result<Option<T>>) -> Result<Option<T>> {
+        reads::counted(self.shared, self.db, key, lookup)
     }
 }
 
@@ -372,8 +373,7 @@ fn read_fields<'a, R>(
     now: u64,
     read: impl FnOnce(Option<&HashValue>) -> R,
 ) -> Result<R> {
-    let hash = hash_mut(db, key, now)?;
-    events.looked_up(key, hash.is_some());
+    let hash = events.counted(key, hash_mut(db, key, now))?;
     match hash {
         None => return Ok(read(None)),
         Some(hash) if !hash.has_field_ttls() => return Ok(read(Some(hash))),
@@ -390,9 +390,7 @@ fn read_hash<'d>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d HashValue>> {
-    let hash = hash_ref(db, key, now)?;
-    events.looked_up(key, hash.is_some());
-    Ok(hash)
+    events.counted(key, hash_ref(db, key, now))
 }
 
 /// After changing the hash at `key` in place: WATCH sees the change, an
@@ -806,8 +804,7 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = locked.db(dbi, key)?;
     // Every expired field goes first, so that picks by position only see
     // live ones (as Redis 7.4 does for HRANDFIELD, announcing them once).
-    let hash = hash_mut(db, key, now)?;
-    events.looked_up(key, hash.is_some());
+    let hash = events.counted(key, hash_mut(db, key, now))?;
     let exists = match hash {
         None => false,
         Some(hash) => {

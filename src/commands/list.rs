@@ -342,9 +342,7 @@ fn read_list<'d>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d ListValue>> {
-    let list = get_list(db, key, now)?;
-    reads::looked_up(shared, dbi, key, list.is_some());
-    Ok(list)
+    reads::counted(shared, dbi, key, get_list(db, key, now))
 }
 
 /// What popping `count` elements from one end did.

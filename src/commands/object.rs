@@ -144,6 +144,7 @@ fn with_entry<R>(
         let mut locked = ctx.locks.key(key)?;
         locked.db(db, key)?.peek(key, now).map(f)
     };
+    super::reads::looked_up_quietly(ctx.shared, found.is_some());
     match found {
         Some(result) => reply(ctx, result),
         None => {

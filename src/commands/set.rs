@@ -227,9 +227,7 @@ fn read_set<'d>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d SetValue>> {
-    let set = get_set(db, key, now)?;
-    reads::looked_up(shared, dbi, key, set.is_some());
-    Ok(set)
+    reads::counted(shared, dbi, key, get_set(db, key, now))
 }
 
 /// Stores `set` at `key` (replacing whatever is there, TTL included), or

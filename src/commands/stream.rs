@@ -434,8 +434,7 @@ fn xlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
-    reads::looked_up(shared, dbi, key, stream.is_some());
+    let stream = reads::counted(shared, dbi, key, stream_ref(locked.db(dbi, key)?, key, now))?;
     ctx.out.int(stream.map_or(0, |s| s.len() as i64));
     Ok(())
 }
@@ -480,8 +479,7 @@ fn range_command(ctx: &mut Ctx, argv: &[&[u8]], rev: bool) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
     let mut locked = ctx.locks.key(key)?;
-    let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
-    reads::looked_up(shared, dbi, key, stream.is_some());
+    let stream = reads::counted(shared, dbi, key, stream_ref(locked.db(dbi, key)?, key, now))?;
     let Some(stream) = stream else {
         ctx.out.array(0);
         return Ok(());
@@ -669,7 +667,9 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             after.push(ctx.session.xread_after[j]);
             continue;
         }
-        let stream = stream_ref(locked.db(dbi, key)?, key, now)?;
+        // Counted here and again when served below: Redis 7.0 looks every
+        // key up in both of its passes.
+        let stream = reads::counted(shared, dbi, key, stream_ref(locked.db(dbi, key)?, key, now))?;
         let last = stream.map_or(StreamId::MIN, StreamValue::last_id);
         after.push(match *arg {
             b"$" => last,
@@ -690,10 +690,12 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let stream = match stream_ref(locked.db(dbi, key)?, key, now) {
             // A key re-typed while the reader waited does not end the wait,
             // as in Redis 7.0: it just has nothing to serve.
-            Err(_) if resumed => None,
-            other => other?,
+            Err(_) if resumed => {
+                reads::looked_up(shared, dbi, key, false);
+                None
+            }
+            other => reads::counted(shared, dbi, key, other)?,
         };
-        reads::looked_up(shared, dbi, key, stream.is_some());
         let Some(stream) = stream else {
             continue;
         };

@@ -361,9 +361,7 @@ fn read_string_noted<'d>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d [u8]>> {
-    let found = read_string(db, key, now)?;
-    reads::looked_up(shared, dbi, key, found.is_some());
-    Ok(found)
+    reads::counted(shared, dbi, key, read_string(db, key, now))
 }
 
 // ---------------------------------------------------------------------------

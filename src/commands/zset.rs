@@ -586,9 +586,7 @@ fn read_zset<'a>(
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'a ZSetValue>> {
-    let z = get_zset(db, key, now)?;
-    reads::looked_up(shared, dbi, key, z.is_some());
-    Ok(z)
+    reads::counted(shared, dbi, key, get_zset(db, key, now))
 }
 
 /// Stores the result of a STORE form at `dst`, announced as `event`; an
@@ -1725,8 +1723,7 @@ fn set_op_generic(
     // Inputs are looked up (and type-checked) before the options are read.
     let mut sources: Vec<Source> = Vec::with_capacity(setnum);
     for key in source_keys {
-        let input = get_input(locked.db(dbi, key)?, key, now)?;
-        reads::looked_up(shared, dbi, key, input.is_some());
+        let input = reads::counted(shared, dbi, key, get_input(locked.db(dbi, key)?, key, now))?;
         let len = input.map_or(0, |i| i.len());
         sources.push(Source {
             key,
