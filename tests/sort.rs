@@ -374,3 +374,54 @@ fn sortstore_is_announced() {
         );
     }
 }
+
+#[test]
+fn store_touches_watched_keys_and_lookups_count_as_reads() {
+    let pair = Pair::start();
+    let mut a = pair.clients();
+    let mut b = pair.clients();
+    a.script(
+        "
+        RPUSH ids 2 1 3
+        SET w_1 3
+        SET w_2 1
+        SET name_2 two
+        SET dst x
+        WATCH dst
+        ",
+    );
+    b.same(&["SORT", "ids", "BY", "w_*"]);
+    a.script(
+        "
+        MULTI
+        PING
+        EXEC
+        WATCH dst
+        ",
+    );
+    b.same(&["SORT", "ids", "STORE", "dst"]);
+    a.script(
+        "
+        MULTI
+        PING
+        EXEC
+        CONFIG RESETSTAT
+        SORT ids BY w_* GET # GET name_* GET h_*->f
+        SORT_RO ids BY nosort GET nokey
+        ",
+    );
+    for field in ["keyspace_hits", "keyspace_misses"] {
+        let ours = info_field(&mut a.ours, field);
+        let theirs = info_field(&mut a.theirs, field);
+        assert_eq!(ours, theirs, "{field}");
+    }
+}
+
+fn info_field(client: &mut common::RawClient, field: &str) -> String {
+    let reply = String::from_utf8_lossy(&client.command(&["INFO", "stats"])).into_owned();
+    reply
+        .lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {reply}"))
+        .to_string()
+}

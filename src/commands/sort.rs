@@ -159,8 +159,10 @@ fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> Result<()> {
     let mut sort_by: Option<&[u8]> = None;
     let mut store: Option<&[u8]> = None;
     let mut gets: Vec<&[u8]> = Vec::new();
-    let full_key_access = match super::lookup(argv[0]) {
-        Some(spec) => super::acl::may_read_any_key(&ctx.session.user, spec, argv),
+    // Asked only when a pattern comes up.
+    let user = &ctx.session.user;
+    let full_key_access = || match super::lookup(argv[0]) {
+        Some(spec) => super::acl::may_read_any_key(user, spec, argv),
         None => true,
     };
     let mut j = 2;
@@ -185,14 +187,14 @@ fn sort_generic(ctx: &mut Ctx, argv: &[&[u8]], readonly: bool) -> Result<()> {
             // A pattern without `*` is constant: nothing to sort by.
             if !c_str(argv[j + 1]).contains(&b'*') {
                 dontsort = true;
-            } else if !full_key_access {
+            } else if !full_key_access() {
                 return Err(Error::err(
                     "BY option of SORT denied due to insufficient ACL permissions.",
                 ));
             }
             j += 1;
         } else if keyword(arg, "get") && left >= 1 {
-            if !full_key_access {
+            if !full_key_access() {
                 return Err(Error::err(
                     "GET option of SORT denied due to insufficient ACL permissions.",
                 ));
