@@ -294,6 +294,12 @@ fn patterns_inside_multi_and_scripts_reach_every_shard() {
         "out2",
     ]);
     d.check(&["LRANGE", "out2", "0", "-1"]);
+    d.check(&[
+        "EVAL",
+        "return redis.call('SORT', KEYS[1], 'GET', 'name_*', 'GET', '#')",
+        "1",
+        "ids",
+    ]);
     // In a script a set sorted BY nosort comes back sorted.
     d.check(&[
         "EVAL",
