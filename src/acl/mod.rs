@@ -637,6 +637,19 @@ impl User {
         self.unrestricted
     }
 
+    /// Redis's ACLUserCheckCmdWithUnrestrictedKeyAccess: a selector that
+    /// allows `request` has all keys, or a `*` pattern that may read.
+    pub fn may_read_any_key(&self, request: &Request) -> bool {
+        self.unrestricted
+            || std::iter::once(&self.root).chain(&self.selectors).any(|s| {
+                s.check(request).is_ok()
+                    && (s.all_keys
+                        || s.keys
+                            .iter()
+                            .any(|p| p.pattern == b"*" && p.perm & READ == READ))
+            })
+    }
+
     /// Redis's ACLCheckAllUserCommandPerm: allowed if one selector allows;
     /// otherwise the most relevant refusal.
     pub fn check(&self, request: &Request) -> Result<(), Denial> {

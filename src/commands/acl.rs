@@ -232,6 +232,17 @@ pub fn check(user: &User, spec: &CommandSpec, argv: &[&[u8]]) -> std::result::Re
     if user.unrestricted() {
         return Ok(());
     }
+    with_request(spec, argv, |request| user.check(request))
+}
+
+/// Redis's `ACLUserCheckCmdWithUnrestrictedKeyAccess` (SORT's BY and GET
+/// patterns): a selector that allows `argv` may read every key.
+pub fn may_read_any_key(user: &User, spec: &CommandSpec, argv: &[&[u8]]) -> bool {
+    user.unrestricted() || with_request(spec, argv, |request| user.may_read_any_key(request))
+}
+
+/// Builds what `argv` needs from the ACL and hands it to `f`.
+fn with_request<R>(spec: &CommandSpec, argv: &[&[u8]], f: impl FnOnce(&Request) -> R) -> R {
     let id = stat_slot(spec);
     let mut keys: SmallVec<[(usize, &[u8], u8); 4]> = SmallVec::new();
     match table().key_rules.get(id).copied().unwrap_or(KeyRule::Specs) {
@@ -257,7 +268,7 @@ pub fn check(user: &User, spec: &CommandSpec, argv: &[&[u8]]) -> std::result::Re
         .into_iter()
         .map(|(i, pattern)| (i, argv[i], pattern))
         .collect();
-    user.check(&Request {
+    f(&Request {
         command: id,
         exempt: spec.has(NO_AUTH),
         keys: &keys,

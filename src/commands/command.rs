@@ -383,6 +383,22 @@ fn keys_from_specs(
             Some(positions) => {
                 keys.extend(positions.into_iter().map(|i| (i, key_spec.flags.clone())));
             }
+            // SORT's specs cannot find its keys: Redis falls back to its
+            // own finder (sortGetKeys), the table's.
+            None if matches!(spec.keys, KeySpec::SortStore | KeySpec::SortReadOnly) => {
+                return spec
+                    .key_positions(argv)
+                    .into_iter()
+                    .map(|i| {
+                        let flags = if i == 1 {
+                            ["RO", "access"]
+                        } else {
+                            ["OW", "update"]
+                        };
+                        (i, flags.to_vec())
+                    })
+                    .collect();
+            }
             // An invalid spec for these arguments: Redis returns no keys.
             None => return Vec::new(),
         }
@@ -531,7 +547,10 @@ fn command_help(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
 fn legacy_key_triple(spec: &CommandSpec) -> (i64, i64, i64) {
     match spec.keys {
         KeySpec::Range { first, last, step } => (first as i64, last as i64, step as i64),
-        KeySpec::DestAndNumKeys { .. } | KeySpec::StoreOption => (1, 1, 1),
+        KeySpec::DestAndNumKeys { .. }
+        | KeySpec::StoreOption
+        | KeySpec::SortStore
+        | KeySpec::SortReadOnly => (1, 1, 1),
         KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StreamsKeyword => (0, 0, 0),
     }
 }
@@ -548,6 +567,8 @@ fn write_command_info(out: &mut ReplyBuf, spec: &CommandSpec) {
             | KeySpec::DestAndNumKeys { .. }
             | KeySpec::StreamsKeyword
             | KeySpec::StoreOption
+            | KeySpec::SortStore
+            | KeySpec::SortReadOnly
     ) {
         // Redis's order puts it before allow_busy.
         let at = flag_names.len() - usize::from(spec.has(ALLOW_BUSY));
@@ -664,7 +685,7 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
             out.set(1);
             write_key_spec(out, access, numkeys_index as i64, TableFindKeys::KeyNum);
         }
-        KeySpec::StoreOption => {
+        KeySpec::StoreOption | KeySpec::SortStore | KeySpec::SortReadOnly => {
             // Redis's own key specs (keyspecs.json) describe the STORE
             // keyword search; the table knows the source key only.
             out.set(1);

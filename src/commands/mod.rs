@@ -32,6 +32,7 @@ mod scripting;
 mod server;
 mod set;
 mod slowlog;
+mod sort;
 mod stream;
 mod stream_groups;
 mod string;
@@ -127,6 +128,10 @@ pub enum KeySpec {
     /// The key at 1, and the destination after a STORE or STOREDIST
     /// option (GEORADIUS, GEORADIUSBYMEMBER).
     StoreOption,
+    /// The key at 1, and the destination after SORT's last STORE option.
+    SortStore,
+    /// SORT_RO's key at 1, reported as movable like Redis's.
+    SortReadOnly,
 }
 
 /// One command: what `COMMAND INFO`/`COMMAND DOCS` report, and its handler.
@@ -315,6 +320,12 @@ impl CommandSpec {
                 positions.extend(geo::store_key_position(argv));
             }
             KeySpec::StoreOption => {}
+            KeySpec::SortReadOnly if argv.len() > 1 => positions.push(1),
+            KeySpec::SortStore if argv.len() > 1 => {
+                positions.push(1);
+                positions.extend(sort::store_key_position(argv));
+            }
+            KeySpec::SortStore | KeySpec::SortReadOnly => {}
             KeySpec::Range { first, last, step } => {
                 if first <= 0 {
                     return positions;

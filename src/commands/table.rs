@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 24] {
+fn families() -> [&'static [CommandSpec]; 25] {
     [
         super::acl::COMMANDS,
         super::command::COMMANDS,
@@ -26,6 +26,7 @@ fn families() -> [&'static [CommandSpec]; 24] {
         super::server::COMMANDS,
         super::set::COMMANDS,
         super::slowlog::COMMANDS,
+        super::sort::COMMANDS,
         super::stream::COMMANDS,
         super::stream_groups::COMMANDS,
         super::string::COMMANDS,

@@ -189,19 +189,19 @@ fn c_str(arg: &[u8]) -> &[u8] {
 }
 
 /// What C's `strtod` returns for a prefix of `s`.
-struct Strtod {
-    value: f64,
+pub(super) struct Strtod {
+    pub(super) value: f64,
     /// Bytes consumed (0 when nothing was converted, as `endptr == nptr`).
-    end: usize,
+    pub(super) end: usize,
     /// `errno == ERANGE`: the text overflowed to infinity or underflowed to 0.
-    range_error: bool,
+    pub(super) range_error: bool,
 }
 
 /// glibc's `strtod` on `s`: leading white space, a sign, then a decimal
 /// number, a hexadecimal one (`0x1.8p3`), `inf`/`infinity` or
 /// `nan`/`nan(...)`, case-insensitively. Stops at the first byte that does
 /// not fit (including NUL).
-fn strtod(s: &[u8]) -> Strtod {
+pub(super) fn strtod(s: &[u8]) -> Strtod {
     let none = Strtod {
         value: 0.0,
         end: 0,
