@@ -611,16 +611,34 @@ pub(super) fn block_timeout(arg: &[u8]) -> Result<Option<Duration>> {
     Ok((millis > 0).then(|| Duration::from_millis(millis as u64)))
 }
 
-fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+/// The arguments of XREAD and XREADGROUP, parsed as Redis's
+/// xreadCommand parses both.
+pub(super) struct ReadArgs<'a> {
+    pub count: u64,
+    pub block: Option<Option<Duration>>,
+    /// XREADGROUP's GROUP group consumer.
+    pub group: Option<(&'a [u8], &'a [u8])>,
+    pub noack: bool,
+    pub keys: &'a [&'a [u8]],
+    pub ids: &'a [&'a [u8]],
+}
+
+pub(super) fn parse_read<'a>(
+    argv: &'a [&'a [u8]],
+    in_script: bool,
+    xreadgroup: bool,
+) -> Result<ReadArgs<'a>> {
     let mut count = 0u64;
     let mut block = None;
     let mut streams_at = None;
+    let mut group = None;
+    let mut noack = false;
     let mut i = 1;
     while i < argv.len() {
         let more = argv.len() - i - 1;
         let opt = argv[i];
         if is_keyword(opt, "block") && more > 0 {
-            if ctx.session.in_script {
+            if in_script {
                 return Err(no_block_in_scripts(argv[0]));
             }
             block = Some(block_timeout(argv[i + 1])?);
@@ -638,13 +656,21 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             streams_at = Some(i + 1);
             break;
         } else if is_keyword(opt, "group") && more >= 2 {
-            return Err(Error::err(
-                "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
+            if !xreadgroup {
+                return Err(Error::err(
+                    "The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            group = Some((argv[i + 1], argv[i + 2]));
+            i += 3;
         } else if is_keyword(opt, "noack") {
-            return Err(Error::err(
-                "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
-            ));
+            if !xreadgroup {
+                return Err(Error::err(
+                    "The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
+                ));
+            }
+            noack = true;
+            i += 1;
         } else {
             return Err(Error::syntax());
         }
@@ -653,8 +679,25 @@ fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(Error::syntax());
     };
     let n = (argv.len() - first) / 2;
-    let keys = &argv[first..first + n];
-    let id_args = &argv[first + n..];
+    Ok(ReadArgs {
+        count,
+        block,
+        group,
+        noack,
+        keys: &argv[first..first + n],
+        ids: &argv[first + n..],
+    })
+}
+
+fn xread(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let ReadArgs {
+        count,
+        block,
+        keys,
+        ids: id_args,
+        ..
+    } = parse_read(argv, ctx.session.in_script, false)?;
+    let n = keys.len();
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
     // A blocked XREAD running again reads after what `$` meant when it

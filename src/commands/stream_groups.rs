@@ -14,8 +14,8 @@ use super::connection::container;
 use super::flags::*;
 use super::parse::{int_arg, is_keyword, strict_i64};
 use super::stream::{
-    block_timeout, notify, parse_id, parse_interval_id, parse_strict_id, stream_mut, stream_ref,
-    write_entry, write_id, IdForm, KEY_AT_2, STREAM,
+    notify, parse_id, parse_interval_id, parse_strict_id, stream_mut, stream_ref, write_entry,
+    write_id, IdForm, KEY_AT_2, STREAM,
 };
 use super::{reads, reply_help, CommandSpec, Ctx, KeySpec, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
@@ -371,58 +371,18 @@ struct ReadGroupArgs<'a> {
 }
 
 fn parse_readgroup<'a>(argv: &'a [&'a [u8]], in_script: bool) -> Result<ReadGroupArgs<'a>> {
-    let mut count = 0u64;
-    let mut block = None;
-    let mut streams_at = None;
-    let mut group = None;
-    let mut noack = false;
-    let mut i = 1;
-    while i < argv.len() {
-        let more = argv.len() - i - 1;
-        let opt = argv[i];
-        if is_keyword(opt, "block") && more > 0 {
-            if in_script {
-                return Err(super::stream::no_block_in_scripts(argv[0]));
-            }
-            block = Some(block_timeout(argv[i + 1])?);
-            i += 2;
-        } else if is_keyword(opt, "count") && more > 0 {
-            count = int_arg(argv[i + 1])?.max(0) as u64;
-            i += 2;
-        } else if is_keyword(opt, "streams") && more > 0 {
-            let rest = argv.len() - (i + 1);
-            if !rest.is_multiple_of(2) {
-                return Err(Error::err(
-                    "Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
-                ));
-            }
-            streams_at = Some(i + 1);
-            break;
-        } else if is_keyword(opt, "group") && more >= 2 {
-            group = Some((argv[i + 1], argv[i + 2]));
-            i += 3;
-        } else if is_keyword(opt, "noack") {
-            noack = true;
-            i += 1;
-        } else {
-            return Err(Error::syntax());
-        }
-    }
-    let Some(first) = streams_at else {
-        return Err(Error::syntax());
-    };
-    let Some((group, consumer)) = group else {
+    let args = super::stream::parse_read(argv, in_script, true)?;
+    let Some((group, consumer)) = args.group else {
         return Err(Error::err("Missing GROUP option for XREADGROUP"));
     };
-    let n = (argv.len() - first) / 2;
     Ok(ReadGroupArgs {
         group,
         consumer,
-        count,
-        block,
-        noack,
-        keys: &argv[first..first + n],
-        ids: &argv[first + n..],
+        count: args.count,
+        block: args.block,
+        noack: args.noack,
+        keys: args.keys,
+        ids: args.ids,
     })
 }
 
