@@ -25,6 +25,7 @@ pub mod metrics;
 pub mod numbers;
 pub mod protocol;
 pub mod pubsub;
+pub mod rdb;
 pub mod scripting;
 pub mod server;
 pub mod shared;
