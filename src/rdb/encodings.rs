@@ -108,10 +108,16 @@ fn decode_backlen(blob: &[u8], end: usize) -> Option<usize> {
 
 /// Builds a listpack as `lpAppend` does: strings that are integers in
 /// Redis's `string2ll` form are stored as integers.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct ListpackWriter {
     buf: Vec<u8>,
     count: usize,
+}
+
+impl Default for ListpackWriter {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ListpackWriter {
@@ -449,8 +455,11 @@ pub fn write_intset(members: &mut [i64]) -> Vec<u8> {
 // Zipmaps (zipmap.c, Redis 2.4's small hashes; read only).
 // ---------------------------------------------------------------------------
 
+/// A field and its value.
+pub type Pair<'a> = (&'a [u8], &'a [u8]);
+
 /// The field/value pairs of a zipmap.
-pub fn zipmap_pairs(blob: &[u8]) -> Result<Vec<(&[u8], &[u8])>, RdbError> {
+pub fn zipmap_pairs(blob: &[u8]) -> Result<Vec<Pair<'_>>, RdbError> {
     let bad = || corrupt("zipmap out of range");
     let mut p = 1usize; // zmlen
     if blob.is_empty() {
@@ -472,10 +481,7 @@ pub fn zipmap_pairs(blob: &[u8]) -> Result<Vec<(&[u8], &[u8])>, RdbError> {
         }
     };
     let mut pairs = Vec::new();
-    loop {
-        let Some(flen) = read_len(&mut p)? else {
-            break;
-        };
+    while let Some(flen) = read_len(&mut p)? {
         let field = blob.get(p..).and_then(|r| r.get(..flen)).ok_or_else(bad)?;
         p += flen;
         let vlen = read_len(&mut p)?.ok_or_else(bad)?;

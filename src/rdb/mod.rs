@@ -9,10 +9,25 @@
 //! is checked against the bytes that remain before anything is allocated,
 //! and nothing panics.
 //!
+//! ```
+//! use larder::rdb::{read_object, write_object, Reader};
+//! use larder::store::Value;
+//!
+//! let value = Value::Str(b"hello".to_vec());
+//! let mut out = Vec::new();
+//! write_object(&mut out, value.view(), true);
+//! let mut r = Reader::new(&out[1..]);
+//! let back = read_object(&mut r, out[0], 0).expect("valid").expect("not empty");
+//! assert_eq!(back, value);
+//! assert_eq!(r.remaining(), 0);
+//! ```
+//!
 
 mod crc64;
 mod encodings;
 pub mod lzf;
+mod object;
+mod stream;
 
 use std::fmt;
 
@@ -21,6 +36,7 @@ pub use encodings::{
     intset_members, listpack_elements, write_intset, ziplist_elements, zipmap_pairs, Element,
     ListpackWriter,
 };
+pub use object::{needs_version_12, read_object, write_object};
 
 /// The RDB version Larder writes (Redis 7.0's).
 pub const RDB_VERSION: u16 = 10;
