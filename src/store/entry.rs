@@ -599,6 +599,19 @@ impl Entry {
         }
     }
 
+    /// Dates the last access `idle_secs` seconds back (RESTORE IDLETIME,
+    /// loading an RDB file's idle time), on the wrapping 24-bit clock as
+    /// Redis's `objectSetLRUOrLFU`.
+    pub fn set_idle_secs(&self, idle_secs: u64, now_ms: u64) {
+        self.last_access().set_idle_secs(idle_secs, now_ms);
+    }
+
+    /// Sets the LFU counter (RESTORE FREQ, an RDB file's frequency), its
+    /// decay time now, as Redis's `objectSetLRUOrLFU`.
+    pub fn set_frequency(&self, counter: u8, now_ms: u64) {
+        self.lfu().set_counter(counter, now_ms);
+    }
+
     /// Seconds since the last read or write (OBJECT IDLETIME).
     pub fn idle_secs(&self, now_ms: u64) -> u64 {
         self.last_access().idle_secs(now_ms)

@@ -189,6 +189,14 @@ impl AccessTime {
         }
     }
 
+    pub(super) fn set_idle_secs(&self, idle_secs: u64, now_ms: u64) {
+        let back = (idle_secs & ACCESS_TIME_MASK as u64) as u32;
+        let then = AccessTime::word_at(now_ms).wrapping_sub(back) & ACCESS_TIME_MASK;
+        let word = self.0.load(Ordering::Relaxed);
+        self.0
+            .store((word & !ACCESS_TIME_MASK) | then, Ordering::Relaxed);
+    }
+
     pub(super) fn idle_secs(&self, now_ms: u64) -> u64 {
         let then = self.0.load(Ordering::Relaxed) & ACCESS_TIME_MASK;
         (AccessTime::word_at(now_ms).wrapping_sub(then) & ACCESS_TIME_MASK) as u64
@@ -220,6 +228,15 @@ impl LfuCounter {
         let word = self.0.load(Ordering::Relaxed);
         self.0
             .store((word & !LFU_MASK) | (bits & LFU_MASK), Ordering::Relaxed);
+    }
+
+    /// Sets the counter, decremented last now; the S3-FIFO and layout
+    /// bits are kept.
+    pub(super) fn set_counter(&self, counter: u8, now_ms: u64) {
+        const MINUTES_AND_COUNTER: u32 = (1 << 24) - 1;
+        let word = self.0.load(Ordering::Relaxed);
+        let updated = (word & !MINUTES_AND_COUNTER) | pack_lfu(lfu_minutes(now_ms), counter);
+        self.0.store(updated, Ordering::Relaxed);
     }
 
     /// The counter, decayed for the time since its last decrement (Redis's
