@@ -766,3 +766,38 @@ fn old_encodings_restore_as_in_redis() {
         );
     }
 }
+
+/// RESTORE REPLACE deletes the old key and adds a new one: the LFU counter
+/// starts afresh (FREQ sets it), as in Redis; a TTL in the past with
+/// REPLACE only deletes.
+#[test]
+fn replace_starts_afresh_like_redis() {
+    let mut d = Differential::start();
+    d.script(
+        "
+        CONFIG SET maxmemory-policy allkeys-lfu
+        SET k v
+        GET k
+        GET k
+        GET k
+        OBJECT FREQ k
+        ",
+    );
+    let text = d.redis.command(&["DUMP", "k"]);
+    let start = text.iter().position(|&b| b == b'\n').expect("header") + 1;
+    let payload = text[start..text.len() - 2].to_vec();
+    d.larder.command(&["DUMP", "k"]);
+    for args in [
+        vec![&b"RESTORE"[..], b"k", b"0", &payload, b"REPLACE"],
+        vec![b"OBJECT", b"FREQ", b"k"],
+        vec![b"RESTORE", b"k", b"0", &payload, b"REPLACE", b"FREQ", b"77"],
+        vec![b"OBJECT", b"FREQ", b"k"],
+        vec![b"RESTORE", b"k", b"1", &payload, b"REPLACE", b"ABSTTL"],
+        vec![b"EXISTS", b"k"],
+        vec![b"RESTORE", b"k", b"1", &payload, b"ABSTTL"],
+        vec![b"EXISTS", b"k"],
+        vec![b"CONFIG", b"SET", b"maxmemory-policy", b"noeviction"],
+    ] {
+        d.check_raw(&encode_command(&args));
+    }
+}

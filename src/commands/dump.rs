@@ -9,7 +9,7 @@ use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
 use crate::pubsub::events;
 use crate::rdb::{self, Reader};
-use crate::store::ValueRef;
+use crate::store::{lazyfree, ValueRef};
 
 const KEYSPACE: &[&str] = &["keyspace"];
 const KEYSPACE_DANGEROUS: &[&str] = &["keyspace", "dangerous"];
@@ -179,21 +179,18 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         t => Err(rdb::RdbError::UnknownType(t)),
     };
     let value = match value {
-        Ok(Some(value)) => value,
-        // An empty collection is bad data to Redis; a hash whose fields all
-        // expired is gone, as a key restored with a TTL in the past.
+        Ok(Some(value)) => Some(value),
+        // A hash whose fields all expired is gone, as a key restored with a
+        // TTL in the past.
         Ok(None)
             if matches!(
                 payload[0],
                 rdb::types::HASH_METADATA | rdb::types::HASH_LISTPACK_EX
             ) =>
         {
-            if replace && db.remove(key, now).is_some() {
-                pubsub.notify(events::GENERIC, "del", key, dbi);
-            }
-            ctx.out.ok();
-            return Ok(());
+            None
         }
+        // An empty collection is bad data to Redis.
         Ok(None) | Err(_) => return Err(Error::err("Bad data format")),
     };
     let expires_at = match ttl {
@@ -201,28 +198,43 @@ fn restore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         t if absttl => Some(t as u64),
         t => Some((t as u64).saturating_add(now)),
     };
-    if expires_at.is_some_and(|at| at <= now) {
-        // Already expired: only the old key goes (REPLACE).
-        if replace && db.remove(key, now).is_some() {
-            pubsub.notify(events::GENERIC, "del", key, dbi);
+    // REPLACE: Redis deletes the old key, then adds the new one afresh (no
+    // LFU counter inherited).
+    let old = if replace { db.remove(key, now) } else { None };
+    let restored = match value {
+        Some(value) if expires_at.is_none_or(|at| at > now) => {
+            db.insert(key, value, expires_at, now);
+            if let Some(entry) = db.peek(key, now) {
+                if let Some(idle) = idle {
+                    entry.set_idle_secs(idle, now);
+                }
+                if let Some(freq) = freq {
+                    entry.set_frequency(freq, now);
+                }
+            }
+            pubsub.notify(events::GENERIC, "restore", key, dbi);
+            true
         }
-        ctx.out.ok();
-        return Ok(());
-    }
-    // REPLACE: Redis deletes the old key, then adds the new one.
-    db.insert(key, value, expires_at, now);
-    if let Some(entry) = db.peek(key, now) {
-        if let Some(idle) = idle {
-            entry.set_idle_secs(idle, now);
+        // Already expired: only the old key goes.
+        _ => {
+            if old.is_some() {
+                pubsub.notify(events::GENERIC, "del", key, dbi);
+            }
+            false
         }
-        if let Some(freq) = freq {
-            entry.set_frequency(freq, now);
-        }
-    }
-    pubsub.notify(events::GENERIC, "restore", key, dbi);
+    };
     drop(locked);
-    // Clients blocked (BLPOP...) on the key may now be served.
-    ctx.shared.blocking.key_ready(dbi, key, None);
+    if restored {
+        // Clients blocked (BLPOP...) on the key may now be served.
+        ctx.shared.blocking.key_ready(dbi, key, None);
+    }
+    // The old value is freed off the shard lock, as DEL frees (Redis's
+    // dbDelete frees it synchronously).
+    if let Some(old) = old {
+        if lazyfree::free_effort(old.value()) > lazyfree::LAZYFREE_THRESHOLD {
+            ctx.store().free_value(old.into_value(), false);
+        }
+    }
     ctx.out.ok();
     Ok(())
 }
