@@ -801,3 +801,29 @@ fn replace_starts_afresh_like_redis() {
         d.check_raw(&encode_command(&args));
     }
 }
+
+/// A client tracking a key hears of its RESTORE (REPLACE) as Redis sends
+/// it: an `invalidate` push naming the key.
+#[test]
+fn restore_invalidates_tracked_keys() {
+    let larder = TestServer::start();
+    let mut tracker = larder.raw();
+    tracker.command(&["HELLO", "3"]);
+    assert_eq!(tracker.command(&["CLIENT", "TRACKING", "ON"]), b"+OK\r\n");
+    let mut writer = larder.raw();
+    writer.command(&["SET", "k", "old"]);
+    tracker.command(&["GET", "k"]);
+    let text = writer.command(&["DUMP", "k"]);
+    let start = text.iter().position(|&b| b == b'\n').expect("header") + 1;
+    let payload = text[start..text.len() - 2].to_vec();
+    let reply = writer.command_bytes(&[b"RESTORE", b"k", b"0", &payload, b"REPLACE"]);
+    assert_eq!(reply, b"+OK\r\n");
+    // The push is already sent when RESTORE replies; the next frame is it.
+    let push = tracker.read_reply();
+    assert_eq!(
+        push,
+        b">2\r\n$10\r\ninvalidate\r\n*1\r\n$1\r\nk\r\n",
+        "{}",
+        String::from_utf8_lossy(&push)
+    );
+}
