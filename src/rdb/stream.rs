@@ -371,7 +371,9 @@ mod tests {
         s
     }
 
-    fn entries(s: &StreamValue) -> Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)> {
+    type Entries = Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+    fn entries(s: &StreamValue) -> Entries {
         let mut out = Vec::new();
         s.range(StreamId::MIN, StreamId::MAX, false, 0, |e| {
             out.push((
