@@ -365,7 +365,8 @@ pub fn read_object(
                     .checked_add(ttl - 1)
                     .filter(|&at| at <= FIELD_EXPIRY_MAX)
                     .ok_or_else(|| corrupt("hash field TTL out of range"))?;
-                if at < now_ms {
+                // Time 0 means "no TTL" in a listpack-ex: a field due at 0 is gone.
+                if at < now_ms.max(1) {
                     dropped += 1;
                     if hash.contains(&field, 0) {
                         return Err(corrupt("Duplicate hash fields detected"));
