@@ -4,9 +4,18 @@
 //! CONSUMERS / HELP.
 //!
 //! Argument parsing, its order of checks, error texts and keyspace events
-//! follow Redis 7.0's `t_stream.c`. Group changes are not written behind:
-//! a stream's write-behind record carries its entries and counters only,
-//! so consumer groups live in memory (COPY, RENAME and MOVE keep them).
+//! follow Redis 7.0's `t_stream.c`; XINFO CONSUMERS and XINFO STREAM FULL
+//! add Redis 7.2's `inactive` and `active-time` (a consumer's last
+//! successful interaction: an entry XREADGROUP delivered to it, or one it
+//! claimed), and a consumer's seen time follows 7.2 too (any read or claim
+//! naming an existing consumer, whether it got anything or not), while
+//! consumers are created where 7.0 creates them.
+//!
+//! Every change to a group is written behind with its stream (the stream's
+//! record carries its groups: see `writebehind::encode`) through
+//! [`Db::touch_unsignalled`](crate::store::Db::touch_unsignalled): like
+//! Redis, group commands do not signal the key as modified, so WATCH and
+//! client tracking do not see them.
 
 use std::time::Duration;
 
@@ -21,6 +30,7 @@ use super::{reads, reply_help, CommandSpec, Ctx, KeySpec, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::shared::blocking::{TimeoutReply, WaitKind};
+use crate::store::changes::Effect;
 use crate::store::types::{AddId, ConsumerGroup, ConsumerName, StreamId, StreamValue};
 use crate::store::Value;
 
@@ -331,6 +341,9 @@ fn xgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     } else {
         return Err(subcommand_syntax(sub, "XGROUP"));
     }
+    if event.is_some() {
+        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
+    }
     drop(locked);
     if let Some(event) = event {
         notify(shared, event, key, dbi);
@@ -435,6 +448,11 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             && !stream.is_empty()
             && stream.last_id() > delivered
             && stream.last_live_id().is_some_and(|last| last > delivered);
+        // An existing consumer is seen now whether or not the key serves
+        // it (Redis 7.2's seen time: any attempted interaction).
+        let group = stream.group_mut(args.group).expect("checked above");
+        let seen = group.consumers.contains_key(args.consumer);
+        group.touch_consumer(args.consumer, now);
         // A reader of the group blocked before this one goes first.
         if !history
             && (!has_new
@@ -442,12 +460,14 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                     .blocking
                     .may_take(dbi, key, client, wait_kind(args.group)))
         {
+            if seen {
+                db.touch_unsignalled(key, Some(Effect::StreamGroup { group: args.group }));
+            }
             continue;
         }
         // Redis 7.0 creates the consumer only when it serves the key.
         let group = stream.group_mut(args.group).expect("checked above");
         let (_, new_consumer) = group.consumer_or_create(args.consumer, now);
-        group.touch_consumer(args.consumer, now);
         if new_consumer {
             created.push(key);
         }
@@ -467,6 +487,7 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         } else {
             write_new(&mut body, stream, &args, args.count, now);
         }
+        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: args.group }));
     }
     drop(locked);
     for key in created {
@@ -604,6 +625,7 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
         }
         out.bulk(key);
         write_new(out, stream, args, count, now);
+        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: args.group }));
         drop(locked);
         if created {
             notify(shared, "xgroup-createconsumer", key, dbi);
@@ -638,6 +660,9 @@ fn xack(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         .map(|arg| parse_strict_id(arg, 0))
         .collect::<Result<Vec<_>>>()?;
     let acked = ids.into_iter().filter(|&id| group.ack(id)).count();
+    if acked > 0 {
+        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
+    }
     ctx.out.int(acked as i64);
     Ok(())
 }
@@ -821,8 +846,15 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         _ => now,
     };
     let group = stream.group_mut(group_name).expect("checked above");
+    let mut changed = false;
     if last_id > group.last_delivered {
         group.last_delivered = last_id;
+        changed = true;
+    }
+    // An existing consumer is seen now, whatever it claims (Redis 7.2).
+    if group.consumers.contains_key(consumer_name) {
+        group.touch_consumer(consumer_name, now);
+        changed = true;
     }
     let mut consumer: Option<ConsumerName> = None;
     let mut created = false;
@@ -832,7 +864,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         let group = stream.group_mut(group_name).expect("checked above");
         if !exists {
             // An entry deleted from the stream leaves the PEL.
-            group.ack(id);
+            changed |= group.ack(id);
             continue;
         }
         // An entry FORCE creates is claimed whatever its idle time.
@@ -854,8 +886,10 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         };
         let count = u64::try_from(retry_count).ok();
         group.claim(id, &owner, delivery_time, count, !justid);
+        group.mark_active(consumer_name, now);
         claimed.push(id);
     }
+    changed |= !claimed.is_empty();
     let out = &mut *ctx.out;
     out.array(claimed.len());
     for id in claimed {
@@ -864,6 +898,9 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         } else {
             stream.visit_entry(id, |entry| write_entry(out, entry));
         }
+    }
+    if changed {
+        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
     }
     drop(locked);
     if created {
@@ -913,6 +950,10 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let Some(stream) = stream.filter(|s| s.group(group_name).is_some()) else {
         return Err(no_key_or_group(key, group_name));
     };
+    // An existing consumer is seen now, whatever it claims (Redis 7.2).
+    let group = stream.group_mut(group_name).expect("checked above");
+    let seen = group.consumers.contains_key(consumer_name);
+    group.touch_consumer(consumer_name, now);
     let mut attempts = count.saturating_mul(ATTEMPTS_FACTOR);
     // The PEL from `start`: as many IDs as may be examined, and one more
     // for the cursor.
@@ -962,9 +1003,11 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             }
         };
         group.claim(id, &owner, now, None, !justid);
+        group.mark_active(consumer_name, now);
         claimed.push(id);
         count -= 1;
     }
+    let changed = seen || !claimed.is_empty() || !deleted.is_empty();
     let cursor = candidates.get(next).copied().unwrap_or(StreamId::MIN);
     let out = &mut *ctx.out;
     out.array(3);
@@ -980,6 +1023,9 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     out.array(deleted.len());
     for id in deleted {
         write_id(out, id);
+    }
+    if changed {
+        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
     }
     drop(locked);
     if created {
@@ -1058,13 +1104,17 @@ fn xinfo_consumers(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let out = &mut *ctx.out;
     out.array(group.consumers.len());
     for (name, consumer) in &group.consumers {
-        out.map(3);
+        out.map(4);
         out.bulk(b"name");
         out.bulk(name);
         out.bulk(b"pending");
         out.int(consumer.pending.len() as i64);
         out.bulk(b"idle");
         out.int(elapsed(now, consumer.seen_time));
+        // Redis 7.2: milliseconds since the last successful interaction,
+        // -1 if none.
+        out.bulk(b"inactive");
+        out.int(consumer.active_time.map_or(-1, |at| elapsed(now, at)));
     }
     Ok(())
 }
@@ -1098,11 +1148,14 @@ pub(super) fn write_full_groups(out: &mut ReplyBuf, stream: &StreamValue, count:
         out.bulk(b"consumers");
         out.array(group.consumers.len());
         for (name, consumer) in &group.consumers {
-            out.map(4);
+            out.map(5);
             out.bulk(b"name");
             out.bulk(name);
             out.bulk(b"seen-time");
             out.int(consumer.seen_time as i64);
+            // Redis 7.2: the last successful interaction, -1 if none.
+            out.bulk(b"active-time");
+            out.int(consumer.active_time.map_or(-1, |at| at as i64));
             out.bulk(b"pel-count");
             out.int(consumer.pending.len() as i64);
             out.bulk(b"pending");

@@ -82,6 +82,9 @@ pub enum Effect<'a> {
     /// XADD appended an entry of these fields and values, under the
     /// stream's last ID.
     StreamAdd { fields_and_values: &'a [&'a [u8]] },
+    /// Only this consumer group of the stream changed (created, changed or
+    /// destroyed); the journal records the group's whole state.
+    StreamGroup { group: &'a [u8] },
     /// Only the key's expiry changed.
     Expiry,
 }

@@ -66,10 +66,10 @@ const REPLAY_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::encode::{decode, decode_items, encode_into, item};
+use super::encode::{decode, decode_group, decode_items, encode_group, encode_into, item};
 use super::unix_ms;
 use crate::store::changes::{Change, Effect};
-use crate::store::types::{AddId, StreamId};
+use crate::store::types::{AddId, ConsumerGroup, StreamId};
 use crate::store::{PendingState, Store, Value, ValueRef};
 
 /// A rewrite lets at most this much of its records wait for the writer.
@@ -104,6 +104,9 @@ const OP_HASH: u8 = 4;
 const OP_ZSET: u8 = 5;
 const OP_EXPIRY: u8 = 6;
 const OP_STREAM_ADD: u8 = 7;
+/// A stream's consumer group: its name, then a flag (0: destroyed; 1: its
+/// whole state follows, as the table's encoding of a group, one item).
+const OP_STREAM_GROUP: u8 = 8;
 
 /// Type codes of full records: 0 to 4 are the table's types in its
 /// encoding (a hash without field TTLs, as files of earlier versions
@@ -1201,6 +1204,19 @@ fn encode_effect(record: &mut Vec<u8>, effect: Effect<'_>, value: ValueRef<'_>) 
                 put_bytes(record, item);
             }
         }
+        (Effect::StreamGroup { group }, ValueRef::Stream(stream)) => {
+            record.push(OP_STREAM_GROUP);
+            put_bytes(record, group);
+            match stream.group(group) {
+                Some(state) => {
+                    record.push(1);
+                    let mut body = Vec::new();
+                    encode_group(&mut body, group, state);
+                    put_bytes(record, &body);
+                }
+                None => record.push(0),
+            }
+        }
         (Effect::Expiry, _) => record.push(OP_EXPIRY),
         _ => return false,
     }
@@ -1347,6 +1363,8 @@ enum EffectOp {
     ZSet(Vec<(Vec<u8>, Option<f64>)>),
     /// An XADD: the entry's ID, fields and values.
     StreamAdd(StreamId, Vec<Vec<u8>>),
+    /// A consumer group's name and whole state, or its destruction.
+    StreamGroup(Vec<u8>, Option<Box<ConsumerGroup>>),
     Expiry,
 }
 
@@ -1410,6 +1428,12 @@ impl EffectOp {
                 }
                 if stream.add(AddId::Exact(*id), &refs, 0).is_err() {
                     return false;
+                }
+            }
+            (EffectOp::StreamGroup(name, group), Value::Stream(stream)) => {
+                stream.destroy_group(name);
+                if let Some(group) = group {
+                    stream.create_group(name, (**group).clone());
                 }
             }
             (EffectOp::Expiry, _) => {}
@@ -1798,6 +1822,18 @@ fn parse_body(body: &[u8]) -> Option<Record> {
                         items.push(reader.bytes()?);
                     }
                     EffectOp::StreamAdd(id, items)
+                }
+                OP_STREAM_GROUP => {
+                    let name = reader.bytes()?;
+                    let group = if reader.flag()? {
+                        let items = decode_items(&reader.bytes()?)?;
+                        let (stored_name, group, rest) = decode_group(&items)?;
+                        (stored_name == name && rest.is_empty()).then_some(())?;
+                        Some(Box::new(group))
+                    } else {
+                        None
+                    };
+                    EffectOp::StreamGroup(name, group)
                 }
                 OP_EXPIRY => EffectOp::Expiry,
                 _ => return None,
@@ -2357,6 +2393,10 @@ mod tests {
         ZAdd(u8, Vec<(u8, i8)>),
         ZRemove(u8, Vec<u8>),
         XAdd(u8, Vec<(u8, u8)>),
+        /// A consumer group change of stream `.0`: on group `.1`, action
+        /// `.2` (create, deliver, ack, claim, create a consumer, destroy)
+        /// for consumer `.3`.
+        XGroup(u8, u8, u8, u8),
         Expire(u8, Option<u64>),
         Delete(u8),
         /// PostgreSQL takes every pending key: the next change of each
@@ -2381,6 +2421,7 @@ mod tests {
             3 => (key.clone(), vec((0..6u8, any::<i8>()), 1..3)).prop_map(|(k, m)| Op::ZAdd(k, m)),
             2 => (key.clone(), items()).prop_map(|(k, m)| Op::ZRemove(k, m)),
             3 => (key.clone(), vec((0..6u8, any::<u8>()), 1..3)).prop_map(|(k, f)| Op::XAdd(k, f)),
+            4 => (key.clone(), 0..2u8, 0..6u8, 0..3u8).prop_map(|(k, g, a, c)| Op::XGroup(k, g, a, c)),
             1 => (0..8u8, proptest::option::of(1u64 << 50..1u64 << 51))
                 .prop_map(|(k, at)| Op::Expire(k, at)),
             1 => (0..8u8).prop_map(Op::Delete),
@@ -2407,7 +2448,7 @@ mod tests {
             Op::SetAdd(k, _) | Op::SetRemove(k, _) => name("s", *k),
             Op::HashSet(k, _) | Op::HashDelete(k, _) | Op::FieldTtl(k, _) => name("h", *k),
             Op::ZAdd(k, _) | Op::ZRemove(k, _) => name("z", *k),
-            Op::XAdd(k, _) => name("x", *k),
+            Op::XAdd(k, _) | Op::XGroup(k, ..) => name("x", *k),
             Op::Expire(k, _) | Op::Delete(k) => name(["l", "s", "h", "z"][*k as usize % 4], *k / 4),
             Op::Drain => {
                 for shard in 0..store.shard_count() {
@@ -2593,6 +2634,44 @@ mod tests {
                         stream.add(AddId::Auto, &refs, now).unwrap();
                         db.insert(&key, Value::Stream(Box::new(stream)), None, now);
                     }
+                }
+            }
+            Op::XGroup(_, group, action, consumer) => {
+                use crate::store::types::ConsumerGroup;
+                let group = [b'g', b'0' + group];
+                let consumer = [b'c', b'0' + consumer];
+                let Some(Value::Stream(stream)) = db.value_mut(&key, now) else {
+                    return;
+                };
+                let changed = match action {
+                    0 => stream.create_group(
+                        &group,
+                        ConsumerGroup::new(crate::store::types::StreamId::MIN, None),
+                    ),
+                    5 => stream.destroy_group(&group),
+                    1 => stream
+                        .read_group(&group, &consumer, 2, false, now, |_| {})
+                        .is_some(),
+                    action => match stream.group_mut(&group) {
+                        Some(g) => {
+                            let first = g.pel.keys().next().copied();
+                            match (action, first) {
+                                (2, Some(id)) => g.ack(id),
+                                (3, Some(id)) => {
+                                    let (owner, _) = g.consumer_or_create(&consumer, now);
+                                    g.claim(id, &owner, now, None, true);
+                                    g.mark_active(&consumer, now);
+                                    true
+                                }
+                                (4, _) => g.create_consumer(&consumer, now),
+                                _ => false,
+                            }
+                        }
+                        None => false,
+                    },
+                };
+                if changed {
+                    db.touch_unsignalled(&key, Some(Effect::StreamGroup { group: &group }));
                 }
             }
             Op::Expire(_, at) => {
