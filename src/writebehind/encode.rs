@@ -150,11 +150,14 @@ fn optional(bytes: &[u8]) -> Option<Option<u64>> {
     }
 }
 
+/// A group's name, the group, and the items after it.
+pub(super) type DecodedGroup<'a> = (Vec<u8>, ConsumerGroup, &'a [Vec<u8>]);
+
 /// Reads one group [`encode_group`] wrote from the front of `items`;
 /// returns its name, the group and the items after it. `None` if the items
 /// are malformed or contradict each other (an ID pending for two
 /// consumers, two consumers of one name).
-pub(super) fn decode_group(items: &[Vec<u8>]) -> Option<(Vec<u8>, ConsumerGroup, &[Vec<u8>])> {
+pub(super) fn decode_group(items: &[Vec<u8>]) -> Option<DecodedGroup<'_>> {
     let [name, last_delivered, entries_read, consumers, rest @ ..] = items else {
         return None;
     };
