@@ -30,7 +30,7 @@ use super::{reads, reply_help, CommandSpec, Ctx, KeySpec, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::shared::blocking::{TimeoutReply, WaitKind};
-use crate::store::changes::Effect;
+use crate::store::changes::{Effect, GroupChange};
 use crate::store::types::{AddId, ConsumerGroup, ConsumerName, StreamId, StreamValue};
 use crate::store::Value;
 
@@ -342,7 +342,14 @@ fn xgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(subcommand_syntax(sub, "XGROUP"));
     }
     if event.is_some() {
-        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
+        let change = GroupChange::Whole;
+        db.touch_unsignalled(
+            key,
+            Some(Effect::StreamGroup {
+                group: group_name,
+                change,
+            }),
+        );
     }
     drop(locked);
     if let Some(event) = event {
@@ -461,7 +468,17 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                     .may_take(dbi, key, client, wait_kind(args.group)))
         {
             if seen {
-                db.touch_unsignalled(key, Some(Effect::StreamGroup { group: args.group }));
+                let change = GroupChange::Pending {
+                    consumer: Some(args.consumer),
+                    ids: &[],
+                };
+                db.touch_unsignalled(
+                    key,
+                    Some(Effect::StreamGroup {
+                        group: args.group,
+                        change,
+                    }),
+                );
             }
             continue;
         }
@@ -476,18 +493,28 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             body.array(2);
         }
         body.bulk(key);
-        if history {
+        let touched = if history {
             write_history(
                 &mut body,
                 stream,
                 &args,
                 after.next().unwrap_or(StreamId::MAX),
                 now,
-            );
+            )
         } else {
-            write_new(&mut body, stream, &args, args.count, now);
-        }
-        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: args.group }));
+            write_new(&mut body, stream, &args, args.count, now)
+        };
+        let change = GroupChange::Pending {
+            consumer: Some(args.consumer),
+            ids: &touched,
+        };
+        db.touch_unsignalled(
+            key,
+            Some(Effect::StreamGroup {
+                group: args.group,
+                change,
+            }),
+        );
     }
     drop(locked);
     for key in created {
@@ -516,36 +543,42 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 /// New entries for the group (`>`), made pending for the consumer unless
-/// NOACK; the array of entries.
+/// NOACK; the array of entries. Returns the IDs made pending.
 fn write_new(
     out: &mut ReplyBuf,
     stream: &mut StreamValue,
     args: &ReadGroupArgs<'_>,
     count: u64,
     now: u64,
-) {
+) -> Vec<StreamId> {
     let mut entries = ReplyBuf::new();
     entries.set_resp3(out.is_resp3());
+    let mut delivered = Vec::new();
     let n = stream
         .read_group(args.group, args.consumer, count, args.noack, now, |entry| {
+            delivered.push(entry.id);
             write_entry(&mut entries, entry)
         })
         .unwrap_or(0);
     out.array(n as usize);
     out.raw(&entries.buffer()[..]);
+    if args.noack {
+        delivered.clear();
+    }
+    delivered
 }
 
 /// The consumer's pending entries from `start` (Redis's
 /// `streamReplyWithRangeFromConsumerPEL`): each entry still in the stream
 /// is delivered again (its count and time updated); a deleted one is
-/// answered with its ID and a null.
+/// answered with its ID and a null. Returns the IDs delivered again.
 fn write_history(
     out: &mut ReplyBuf,
     stream: &mut StreamValue,
     args: &ReadGroupArgs<'_>,
     start: StreamId,
     now: u64,
-) {
+) -> Vec<StreamId> {
     let ids: Vec<StreamId> = stream
         .group(args.group)
         .and_then(|g| g.consumers.get(args.consumer))
@@ -570,13 +603,14 @@ fn write_history(
         }
     }
     if let Some(group) = stream.group_mut(args.group) {
-        for id in redelivered {
-            if let Some(entry) = group.pel.get_mut(&id) {
+        for id in &redelivered {
+            if let Some(entry) = group.pel.get_mut(id) {
                 entry.delivery_time = now;
                 entry.delivery_count += 1;
             }
         }
     }
+    redelivered
 }
 
 /// A blocked XREADGROUP woken for `woken` keys: served from the first of
@@ -624,8 +658,18 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
             out.array(2);
         }
         out.bulk(key);
-        write_new(out, stream, args, count, now);
-        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: args.group }));
+        let delivered = write_new(out, stream, args, count, now);
+        let change = GroupChange::Pending {
+            consumer: Some(args.consumer),
+            ids: &delivered,
+        };
+        db.touch_unsignalled(
+            key,
+            Some(Effect::StreamGroup {
+                group: args.group,
+                change,
+            }),
+        );
         drop(locked);
         if created {
             notify(shared, "xgroup-createconsumer", key, dbi);
@@ -659,11 +703,21 @@ fn xack(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         .iter()
         .map(|arg| parse_strict_id(arg, 0))
         .collect::<Result<Vec<_>>>()?;
-    let acked = ids.into_iter().filter(|&id| group.ack(id)).count();
-    if acked > 0 {
-        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
+    let acked: Vec<StreamId> = ids.into_iter().filter(|&id| group.ack(id)).collect();
+    if !acked.is_empty() {
+        let change = GroupChange::Pending {
+            consumer: None,
+            ids: &acked,
+        };
+        db.touch_unsignalled(
+            key,
+            Some(Effect::StreamGroup {
+                group: group_name,
+                change,
+            }),
+        );
     }
-    ctx.out.int(acked as i64);
+    ctx.out.int(acked.len() as i64);
     Ok(())
 }
 
@@ -859,12 +913,15 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut consumer: Option<ConsumerName> = None;
     let mut created = false;
     let mut claimed = Vec::new();
+    let mut dropped = Vec::new();
     for id in ids {
         let exists = stream.entry_exists(id);
         let group = stream.group_mut(group_name).expect("checked above");
         if !exists {
             // An entry deleted from the stream leaves the PEL.
-            changed |= group.ack(id);
+            if group.ack(id) {
+                dropped.push(id);
+            }
             continue;
         }
         // An entry FORCE creates is claimed whatever its idle time.
@@ -889,7 +946,9 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         group.mark_active(consumer_name, now);
         claimed.push(id);
     }
-    changed |= !claimed.is_empty();
+    changed |= !claimed.is_empty() || !dropped.is_empty();
+    dropped.extend_from_slice(&claimed);
+    let touched = dropped;
     let out = &mut *ctx.out;
     out.array(claimed.len());
     for id in claimed {
@@ -900,7 +959,17 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     if changed {
-        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
+        let change = GroupChange::Pending {
+            consumer: Some(consumer_name),
+            ids: &touched,
+        };
+        db.touch_unsignalled(
+            key,
+            Some(Effect::StreamGroup {
+                group: group_name,
+                change,
+            }),
+        );
     }
     drop(locked);
     if created {
@@ -1009,11 +1078,12 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let changed = seen || !claimed.is_empty() || !deleted.is_empty();
     let cursor = candidates.get(next).copied().unwrap_or(StreamId::MIN);
+    let touched: Vec<StreamId> = claimed.iter().chain(&deleted).copied().collect();
     let out = &mut *ctx.out;
     out.array(3);
     write_id(out, cursor);
     out.array(claimed.len());
-    for id in claimed {
+    for &id in &claimed {
         if justid {
             write_id(out, id);
         } else {
@@ -1021,11 +1091,21 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     out.array(deleted.len());
-    for id in deleted {
+    for &id in &deleted {
         write_id(out, id);
     }
     if changed {
-        db.touch_unsignalled(key, Some(Effect::StreamGroup { group: group_name }));
+        let change = GroupChange::Pending {
+            consumer: Some(consumer_name),
+            ids: &touched,
+        };
+        db.touch_unsignalled(
+            key,
+            Some(Effect::StreamGroup {
+                group: group_name,
+                change,
+            }),
+        );
     }
     drop(locked);
     if created {

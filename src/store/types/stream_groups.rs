@@ -119,6 +119,32 @@ impl ConsumerGroup {
         Some(consumer.pending.len())
     }
 
+    /// Sets the pending entry `id` to `entry`, or removes it (`None`),
+    /// keeping the owners' PELs in step; false (and nothing changed) if
+    /// `entry`'s owner is not a consumer of the group. For the write-behind
+    /// journal's replay.
+    pub fn set_pending(&mut self, id: StreamId, entry: Option<PendingEntry>) -> bool {
+        let entry = match entry {
+            Some(mut entry) => {
+                // The owner's name as the group shares it.
+                let Some((name, _)) = self.consumers.get_key_value(&entry.consumer) else {
+                    return false;
+                };
+                entry.consumer = name.clone();
+                Some(entry)
+            }
+            None => None,
+        };
+        self.ack(id);
+        if let Some(entry) = entry {
+            if let Some(owner) = self.consumers.get_mut(&entry.consumer) {
+                owner.pending.insert(id);
+            }
+            self.pel.insert(id, entry);
+        }
+        true
+    }
+
     /// Acknowledges `id`: removes it from the PELs; false if not pending.
     pub fn ack(&mut self, id: StreamId) -> bool {
         match self.pel.remove(&id) {
