@@ -1367,3 +1367,78 @@ fn stream_groups_replay_after_a_crash() {
     assert_eq!(items[groups + 1], b"2");
     assert!(items.contains(&b"carol".to_vec()) && items.contains(&b"idle".to_vec()));
 }
+
+/// A group command journals what it touched (the group's counters, its
+/// consumer, the pending entries it named), not the whole pending entries
+/// list: with 5,000 entries pending, an XACK, an XCLAIM or a read of a
+/// consumer's history adds a record of well under a kilobyte, where the
+/// group's whole state is over 100 KB. After a crash the PEL is as it was.
+#[test]
+fn group_records_are_proportional_to_what_changed() {
+    let pg = Postgres::start();
+    let dir = temp_dir("group-size");
+    let settings = [
+        ("write-behind-journal", "yes"),
+        ("write-behind-fsync", "everysec"),
+        ("write-behind-delay", NEVER),
+    ];
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    let mut pipe = redis::pipe();
+    for i in 1..=5000 {
+        pipe.cmd("XADD")
+            .arg("s")
+            .arg(format!("{i}-1"))
+            .arg("f")
+            .arg("v")
+            .ignore();
+    }
+    let () = pipe.query(&mut con).expect("XADDs");
+    cmd(&mut con, &["XGROUP", "CREATE", "s", "g", "0"]);
+    let bytes = |con: &mut redis::Connection| -> u64 {
+        info_field(con, "journal_bytes").parse().expect("bytes")
+    };
+    let start = bytes(&mut con);
+    cmd(
+        &mut con,
+        &["XREADGROUP", "GROUP", "g", "alice", "STREAMS", "s", ">"],
+    );
+    let read = bytes(&mut con) - start;
+    // The read names all 5,000 entries it made pending.
+    assert!(read > 5000 * 20, "{read}");
+    for args in [
+        &["XACK", "s", "g", "2500-1"][..],
+        &["XCLAIM", "s", "g", "bob", "0", "10-1"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "alice",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            "0",
+        ],
+        &["XAUTOCLAIM", "s", "g", "carol", "0", "4000-1", "COUNT", "2"],
+    ] {
+        let before = bytes(&mut con);
+        cmd(&mut con, args);
+        let grew = bytes(&mut con) - before;
+        assert!(grew > 0 && grew < 1000, "{args:?}: {grew} bytes");
+    }
+    let pending = |con: &mut redis::Connection| format!("{:?}", cmd(con, &["XPENDING", "s", "g"]));
+    let full = |con: &mut redis::Connection| {
+        format!(
+            "{:?}",
+            cmd(con, &["XINFO", "STREAM", "s", "FULL", "COUNT", "0"])
+        )
+    };
+    let (pending_before, full_before) = (pending(&mut con), full(&mut con));
+    assert!(pending_before.contains("4999"), "{pending_before}");
+    larder.kill();
+    let larder = Larder::start(&pg, &dir, &settings);
+    let mut con = larder.client();
+    assert_eq!(pending(&mut con), pending_before);
+    assert_eq!(full(&mut con), full_before);
+}

@@ -7,8 +7,9 @@
 //! while it stays pending only the change's EFFECT where the command said
 //! it ([`Effect`]: list elements pushed, counts popped from either end,
 //! the set members, hash fields or zset members touched with their state
-//! now, an expiry change), so that a change costs in proportion to what it
-//! changed. Replay applies a key's last whole state, then the effects after
+//! now, an XADD's entry, a consumer group's counters, consumer and the
+//! pending entries a group command named, an expiry change), so that a
+//! change costs in proportion to what it changed. Replay applies a key's last whole state, then the effects after
 //! it in order. An effect whose whole state is no longer in the files is
 //! dropped: its file was deleted because PostgreSQL confirmed it, and the
 //! key was handed to PostgreSQL after the effect (it was still pending at
