@@ -32,7 +32,7 @@ use crate::protocol::ReplyBuf;
 use crate::shared::blocking::{TimeoutReply, WaitKind};
 use crate::store::changes::{Effect, GroupChange};
 use crate::store::types::{AddId, ConsumerGroup, ConsumerName, StreamId, StreamValue};
-use crate::store::Value;
+use crate::store::{Db, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xgroup", -2, 0, NO_KEYS, container)
@@ -212,6 +212,12 @@ fn no_group(key: &[u8], group: &[u8]) -> Error {
     ))
 }
 
+/// Records that `change` happened to `group` of the stream `key`, for
+/// write-behind (see the module's documentation).
+fn group_changed(db: &mut Db, key: &[u8], group: &[u8], change: GroupChange<'_>) {
+    db.touch_unsignalled(key, Some(Effect::StreamGroup { group, change }));
+}
+
 /// `now - then` in Redis's signed milliseconds.
 fn elapsed(now: u64, then: u64) -> i64 {
     (now as i64).wrapping_sub(then as i64)
@@ -342,14 +348,7 @@ fn xgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         return Err(subcommand_syntax(sub, "XGROUP"));
     }
     if event.is_some() {
-        let change = GroupChange::Whole;
-        db.touch_unsignalled(
-            key,
-            Some(Effect::StreamGroup {
-                group: group_name,
-                change,
-            }),
-        );
+        group_changed(db, key, group_name, GroupChange::Whole);
     }
     drop(locked);
     if let Some(event) = event {
@@ -472,13 +471,7 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                     consumer: Some(args.consumer),
                     ids: &[],
                 };
-                db.touch_unsignalled(
-                    key,
-                    Some(Effect::StreamGroup {
-                        group: args.group,
-                        change,
-                    }),
-                );
+                group_changed(db, key, args.group, change);
             }
             continue;
         }
@@ -508,13 +501,7 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             consumer: Some(args.consumer),
             ids: &touched,
         };
-        db.touch_unsignalled(
-            key,
-            Some(Effect::StreamGroup {
-                group: args.group,
-                change,
-            }),
-        );
+        group_changed(db, key, args.group, change);
     }
     drop(locked);
     for key in created {
@@ -663,13 +650,7 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
             consumer: Some(args.consumer),
             ids: &delivered,
         };
-        db.touch_unsignalled(
-            key,
-            Some(Effect::StreamGroup {
-                group: args.group,
-                change,
-            }),
-        );
+        group_changed(db, key, args.group, change);
         drop(locked);
         if created {
             notify(shared, "xgroup-createconsumer", key, dbi);
@@ -709,13 +690,7 @@ fn xack(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             consumer: None,
             ids: &acked,
         };
-        db.touch_unsignalled(
-            key,
-            Some(Effect::StreamGroup {
-                group: group_name,
-                change,
-            }),
-        );
+        group_changed(db, key, group_name, change);
     }
     ctx.out.int(acked.len() as i64);
     Ok(())
@@ -963,13 +938,7 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             consumer: Some(consumer_name),
             ids: &touched,
         };
-        db.touch_unsignalled(
-            key,
-            Some(Effect::StreamGroup {
-                group: group_name,
-                change,
-            }),
-        );
+        group_changed(db, key, group_name, change);
     }
     drop(locked);
     if created {
@@ -1099,13 +1068,7 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             consumer: Some(consumer_name),
             ids: &touched,
         };
-        db.touch_unsignalled(
-            key,
-            Some(Effect::StreamGroup {
-                group: group_name,
-                change,
-            }),
-        );
+        group_changed(db, key, group_name, change);
     }
     drop(locked);
     if created {
