@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -40,8 +40,165 @@ fn assert_same(ours: &[u8], theirs: &[u8], fuzzy: bool, what: &str) {
     );
 }
 
+/// A RESP reply as a tree: a leaf keeps its raw bytes (line, or length
+/// line and data); an aggregate its type byte and children (a RESP3 map's
+/// keys and values in turn).
+enum Resp {
+    Leaf(Vec<u8>),
+    Aggregate {
+        kind: u8,
+        map: bool,
+        items: Vec<Resp>,
+    },
+}
+
+fn parse_resp(bytes: &[u8]) -> (Resp, &[u8]) {
+    let end = bytes.windows(2).position(|w| w == b"\r\n").expect("a line");
+    let (line, rest) = (&bytes[..end], &bytes[end + 2..]);
+    let count = || -> i64 {
+        String::from_utf8_lossy(&line[1..])
+            .parse()
+            .expect("a count")
+    };
+    match line[0] {
+        b'$' | b'=' | b'!' if count() >= 0 => {
+            let len = count() as usize + 2;
+            let raw = bytes[..end + 2 + len].to_vec();
+            (Resp::Leaf(raw), &rest[len..])
+        }
+        kind @ (b'*' | b'%' | b'~' | b'>' | b'|') if count() >= 0 => {
+            let map = matches!(kind, b'%' | b'|');
+            let n = count() as usize * if map { 2 } else { 1 };
+            let mut items = Vec::with_capacity(n);
+            let mut rest = rest;
+            for _ in 0..n {
+                let (item, after) = parse_resp(rest);
+                items.push(item);
+                rest = after;
+            }
+            (Resp::Aggregate { kind, map, items }, rest)
+        }
+        _ => (Resp::Leaf(bytes[..end + 2].to_vec()), rest),
+    }
+}
+
+fn write_resp(resp: &Resp, out: &mut Vec<u8>) {
+    match resp {
+        Resp::Leaf(raw) => out.extend_from_slice(raw),
+        Resp::Aggregate { kind, map, items } => {
+            let n = items.len() / if *map { 2 } else { 1 };
+            out.push(*kind);
+            out.extend_from_slice(format!("{n}\r\n").as_bytes());
+            for item in items {
+                write_resp(item, out);
+            }
+        }
+    }
+}
+
+fn bulk_text(resp: &Resp) -> Option<String> {
+    match resp {
+        Resp::Leaf(raw) if raw.first() == Some(&b'$') => {
+            let text = String::from_utf8_lossy(raw).into_owned();
+            text.split("\r\n").nth(1).map(str::to_string)
+        }
+        _ => None,
+    }
+}
+
+fn int_value(resp: &Resp) -> i64 {
+    match resp {
+        Resp::Leaf(raw) if raw.first() == Some(&b':') => String::from_utf8_lossy(&raw[1..])
+            .trim()
+            .parse()
+            .expect("an integer"),
+        _ => panic!("not an integer"),
+    }
+}
+
+/// One consumer's Redis 7.2 fields, taken out of a Larder reply: from XINFO
+/// CONSUMERS its `idle` and `inactive`, from XINFO STREAM FULL its
+/// `seen-time` and `active-time`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Times {
+    Consumers { idle: i64, inactive: i64 },
+    Full { seen: i64, active: i64 },
+}
+
+/// Removes Redis 7.2's consumer fields (`inactive` after `idle`,
+/// `active-time` after `seen-time`) wherever a consumer's description
+/// holds them, so that the rest compares with Redis 7.0; returns them.
+fn strip_7_2(resp: &mut Resp, found: &mut Vec<Times>) {
+    let Resp::Aggregate { items, .. } = resp else {
+        return;
+    };
+    let keys: Vec<Option<String>> = items.iter().step_by(2).map(bulk_text).collect();
+    let at = |name: &str| {
+        keys.iter()
+            .position(|k| k.as_deref() == Some(name))
+            .map(|i| 2 * i)
+    };
+    let taken = match (
+        at("idle"),
+        at("inactive"),
+        at("seen-time"),
+        at("active-time"),
+    ) {
+        (Some(idle), Some(inactive), _, _) if inactive == idle + 2 => Some((
+            inactive,
+            Times::Consumers {
+                idle: int_value(&items[idle + 1]),
+                inactive: int_value(&items[inactive + 1]),
+            },
+        )),
+        (_, _, Some(seen), Some(active)) if active == seen + 2 => Some((
+            active,
+            Times::Full {
+                seen: int_value(&items[seen + 1]),
+                active: int_value(&items[active + 1]),
+            },
+        )),
+        _ => None,
+    };
+    if let Some((at, times)) = taken {
+        items.drain(at..at + 2);
+        found.push(times);
+    }
+    for item in items.iter_mut() {
+        strip_7_2(item, found);
+    }
+}
+
+/// [`strip_7_2`] of a whole reply, as bytes.
+fn without_7_2(reply: &[u8]) -> (Vec<u8>, Vec<Times>) {
+    let (mut resp, rest) = parse_resp(reply);
+    assert!(rest.is_empty(), "one reply");
+    let mut found = Vec::new();
+    strip_7_2(&mut resp, &mut found);
+    let mut out = Vec::new();
+    write_resp(&resp, &mut out);
+    (out, found)
+}
+
+/// The Redis 7.2 fields must agree with the 7.0 ones next to them: a
+/// consumer never active says -1; otherwise its last success is no later
+/// than its last attempt (the seen time moves on every read or claim).
+fn check_7_2(times: &[Times], what: &str) {
+    for t in times {
+        let ok = match *t {
+            Times::Consumers { idle, inactive } => inactive == -1 || inactive >= idle,
+            Times::Full { seen, active } => active == -1 || (active > 0 && active <= seen),
+        };
+        assert!(ok, "Redis 7.2 consumer fields of {what}: {t:?}");
+    }
+}
+
 /// Runs a script (one command a line; `~` first marks a reply with idle
-/// times) on both servers.
+/// times) on both servers. The reference is Redis 7.0, which has no
+/// `inactive` (XINFO CONSUMERS) or `active-time` (XINFO STREAM FULL):
+/// Larder's replies are compared byte for byte without those two fields,
+/// which are checked on their own (see [`check_7_2`], and
+/// `seven_two_consumer_times` for their exact rules).
 fn run_script(diff: &mut Differential, script: &str) {
     for line in script.lines().map(str::trim) {
         if line.is_empty() || line.starts_with('#') {
@@ -54,6 +211,8 @@ fn run_script(diff: &mut Differential, script: &str) {
         let args: Vec<&str> = command.split_whitespace().collect();
         let ours = diff.larder.command(&args);
         let theirs = diff.redis.command(&args);
+        let (ours, times) = without_7_2(&ours);
+        check_7_2(&times, command);
         assert_same(&ours, &theirs, fuzzy, command);
     }
 }
@@ -860,38 +1019,366 @@ fn entry_ids_of(entries: &redis::Value) -> Vec<String> {
         .collect()
 }
 
-/// Consumer groups live in memory: a stream with groups is written behind
-/// with its entries and counters, and comes back (warm start) without its
-/// groups; group commands write nothing behind.
+/// Like Redis 7.0, group commands do not signal the key as modified: a
+/// WATCH of the stream survives them (XADD, for contrast, aborts it).
 #[test]
-fn groups_are_not_written_behind() {
-    use common::writebehind::flush;
+fn group_commands_leave_watch_as_redis() {
+    let pair = common::Pair::start();
+    let mut watcher = pair.clients();
+    let mut writer = pair.clients();
+    writer.script(
+        "
+        XADD s 1-1 a 1
+        XADD s 2-1 b 2
+        ",
+    );
+    for line in [
+        "XGROUP CREATE s g 0",
+        "XREADGROUP GROUP g c COUNT 1 STREAMS s >",
+        "XREADGROUP GROUP g c STREAMS s 0",
+        "XACK s g 1-1",
+        "XGROUP CREATECONSUMER s g c2",
+        "XCLAIM s g c2 0 1-1 FORCE",
+        "XAUTOCLAIM s g c3 0 0",
+        "XGROUP SETID s g 0",
+        "XGROUP DELCONSUMER s g c2",
+        "XREADGROUP GROUP g c NOACK STREAMS s >",
+        "XGROUP DESTROY s g",
+        "XADD s 3-1 c 3",
+    ] {
+        watcher.same(&["WATCH", "s"]);
+        let args: Vec<&str> = line.split_whitespace().collect();
+        writer.same(&args);
+        watcher.same(&["MULTI"]);
+        watcher.same(&["PING"]);
+        let exec = watcher.same(&["EXEC"]);
+        let aborted = line.starts_with("XADD");
+        assert_eq!(exec == "*-1\r\n", aborted, "{line}: {exec:?}");
+    }
+}
+
+/// A consumer's field of an XINFO CONSUMERS or XINFO STREAM FULL reply
+/// (RESP2: flat arrays), by consumer name.
+fn consumer_field(reply: &[u8], consumer: &str, field: &str) -> i64 {
+    fn find(resp: &Resp, consumer: &str, field: &str) -> Option<i64> {
+        let Resp::Aggregate { items, .. } = resp else {
+            return None;
+        };
+        let named = items.len() >= 2
+            && bulk_text(&items[0]).as_deref() == Some("name")
+            && bulk_text(&items[1]).as_deref() == Some(consumer);
+        if named {
+            let at = items
+                .iter()
+                .step_by(2)
+                .position(|k| bulk_text(k).as_deref() == Some(field))?;
+            return Some(int_value(&items[2 * at + 1]));
+        }
+        items.iter().find_map(|item| find(item, consumer, field))
+    }
+    let (resp, _) = parse_resp(reply);
+    find(&resp, consumer, field)
+        .unwrap_or_else(|| panic!("{consumer}'s {field} in {}", String::from_utf8_lossy(reply)))
+}
+
+/// Redis 7.2's rules for a consumer's seen and active times (t_stream.c of
+/// 7.2: `seen_time` is set by any read or claim naming the consumer,
+/// `active_time` where an entry enters its PEL by XREADGROUP, or where
+/// XCLAIM or XAUTOCLAIM claims one; a new consumer's active time is -1).
+/// Larder only: the reference redis-server 7.0 has neither field. Time
+/// must pass between two steps for their times to differ: each such step
+/// waits 5 ms first, and only ">=" is asserted of the gap.
+#[test]
+fn seven_two_consumer_times() {
+    let server = TestServer::start();
+    let mut raw = server.raw();
+    let pause = || std::thread::sleep(Duration::from_millis(5));
+    for args in [
+        &["XADD", "s", "1-1", "a", "1"][..],
+        &["XADD", "s", "2-1", "b", "2"],
+        &["XADD", "s", "3-1", "c", "3"],
+        &["XGROUP", "CREATE", "s", "g", "0"],
+        &["XGROUP", "CREATECONSUMER", "s", "g", "never"],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "noack",
+            "COUNT",
+            "1",
+            "NOACK",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+        &[
+            "XREADGROUP",
+            "GROUP",
+            "g",
+            "reader",
+            "COUNT",
+            "1",
+            "STREAMS",
+            "s",
+            ">",
+        ],
+    ] {
+        raw.command(args);
+    }
+    let full = |raw: &mut RawClient| raw.command(&["XINFO", "STREAM", "s", "FULL"]);
+    let info = full(&mut raw);
+    // Created, or read only with NOACK: never active.
+    for name in ["never", "noack"] {
+        assert_eq!(consumer_field(&info, name, "active-time"), -1, "{name}");
+        let consumers = raw.command(&["XINFO", "CONSUMERS", "s", "g"]);
+        assert_eq!(consumer_field(&consumers, name, "inactive"), -1, "{name}");
+    }
+    // A delivery into the PEL: active when seen.
+    let seen = consumer_field(&info, "reader", "seen-time");
+    assert_eq!(consumer_field(&info, "reader", "active-time"), seen);
+    // Reading its history, or finding nothing new: seen, not active.
+    pause();
+    raw.command(&["XREADGROUP", "GROUP", "g", "reader", "STREAMS", "s", "0"]);
+    let info = full(&mut raw);
+    let later = consumer_field(&info, "reader", "seen-time");
+    assert!(later >= seen + 5, "{seen} -> {later}");
+    assert_eq!(consumer_field(&info, "reader", "active-time"), seen);
+    let consumers = raw.command(&["XINFO", "CONSUMERS", "s", "g"]);
+    assert!(
+        consumer_field(&consumers, "reader", "inactive")
+            >= consumer_field(&consumers, "reader", "idle") + 5
+    );
+    // XAUTOCLAIM and XCLAIM that claim nothing (the entry is not idle
+    // enough): seen, not active.
+    pause();
+    raw.command(&["XAUTOCLAIM", "s", "g", "never", "100000", "0"]);
+    raw.command(&["XCLAIM", "s", "g", "noack", "100000", "2-1"]);
+    let info = full(&mut raw);
+    for name in ["never", "noack"] {
+        assert!(
+            consumer_field(&info, name, "seen-time") >= later + 5,
+            "{name}"
+        );
+        assert_eq!(consumer_field(&info, name, "active-time"), -1, "{name}");
+    }
+    // Claims that take an entry: active when seen.
+    raw.command(&["XCLAIM", "s", "g", "never", "0", "2-1"]);
+    raw.command(&["XAUTOCLAIM", "s", "g", "noack", "0", "0", "COUNT", "1"]);
+    let info = full(&mut raw);
+    for name in ["never", "noack"] {
+        let seen = consumer_field(&info, name, "seen-time");
+        assert_eq!(consumer_field(&info, name, "active-time"), seen, "{name}");
+    }
+    // RESP3 carries the same fields.
+    raw.command(&["HELLO", "3"]);
+    let consumers =
+        String::from_utf8_lossy(&raw.command(&["XINFO", "CONSUMERS", "s", "g"])).into_owned();
+    assert!(consumers.starts_with("*3\r\n%4\r\n"), "{consumers}");
+    assert!(consumers.contains("$8\r\ninactive\r\n:"), "{consumers}");
+    let info = String::from_utf8_lossy(&full(&mut raw)).into_owned();
+    assert!(info.contains("%5\r\n$4\r\nname\r\n"), "{info}");
+    assert!(info.contains("$11\r\nactive-time\r\n:"), "{info}");
+}
+
+/// Replies that must come back the same from PostgreSQL. XINFO STREAM
+/// FULL holds every group, PEL entry and consumer with their absolute
+/// times (delivery, seen, active), so it compares byte for byte but for
+/// the node counts (the stored form keeps no deleted entries); the
+/// replies with idle times (XINFO CONSUMERS, XPENDING's extended form)
+/// compare with those times normalized: each may only have grown, by no
+/// more than the time that passed.
+const GROUP_STATE: &[&[&str]] = &[
+    &["XINFO", "STREAM", "s", "FULL"],
+    &["XINFO", "GROUPS", "s"],
+    &["XINFO", "CONSUMERS", "s", "g"],
+    &["XINFO", "CONSUMERS", "s", "h"],
+    &["XPENDING", "s", "g"],
+    &["XPENDING", "s", "g", "-", "+", "100"],
+    &["XPENDING", "s", "h", "-", "+", "100"],
+    &["XINFO", "STREAM", "made", "FULL"],
+    &["XINFO", "GROUPS", "plain"],
+];
+
+/// The integers of a reply, and the reply with each integer that follows
+/// an idle-time key (`idle`, `inactive`; XPENDING rows' third element)
+/// blanked out.
+fn idle_times(command: &[&str], reply: &[u8]) -> (String, Vec<i64>) {
+    let text = String::from_utf8_lossy(reply).into_owned();
+    let lines: Vec<&str> = text.split("\r\n").collect();
+    let mut kept = Vec::new();
+    let mut idles = Vec::new();
+    let pending_rows = command[0] == "XPENDING" && command.len() > 3;
+    for (i, line) in lines.iter().enumerate() {
+        let after_key = i >= 1 && (lines[i - 1] == "idle" || lines[i - 1] == "inactive");
+        // An XPENDING row: *4, $id-len, id, $name-len, name, :idle, :count.
+        let pending_idle = pending_rows && i >= 5 && lines[i - 5] == "*4";
+        if line.starts_with(':') && (after_key || pending_idle) {
+            idles.push(line[1..].parse().expect("an idle time"));
+            kept.push(":?".to_string());
+        } else if i >= 1
+            && (lines[i - 1] == "radix-tree-keys" || lines[i - 1] == "radix-tree-nodes")
+        {
+            kept.push(":nodes".to_string());
+        } else {
+            kept.push(line.to_string());
+        }
+    }
+    (kept.join("\r\n"), idles)
+}
+
+/// A stream's consumer groups are written behind with it: groups created
+/// (one on a stream made by MKSTREAM, one set back with SETID), entries
+/// delivered, some acked, some claimed (XCLAIM with RETRYCOUNT and FORCE,
+/// XAUTOCLAIM), a consumer created and never active, one deleted, a
+/// group destroyed; a restart from PostgreSQL, by warm start and by
+/// read-through, brings back every group, PEL entry and consumer exactly.
+/// A stream that lost its groups is stored without them.
+#[test]
+fn groups_are_written_behind_and_read_back() {
+    use common::writebehind::{cmd, flush};
     let pg = common::postgres::Postgres::start();
-    let server_with = |warm: bool| {
+    let server_with = |warm: bool, read_through: bool| {
         let url = pg.url();
         TestServer::with_config(|config| {
             config.write_behind_url = url;
             config.write_behind_delay = 50;
             config.write_behind_warm_start = warm;
+            config.write_behind_read_through = read_through;
         })
     };
+    let script = "
+        XADD s 1-1 f a
+        XADD s 2-1 f b
+        XADD s 3-1 f c
+        XADD s 4-1 f d
+        XADD s 5-1 f e
+        XADD s 6-1 f g
+        XGROUP CREATE s g 0
+        XGROUP CREATE s h 0 ENTRIESREAD 0
+        XGROUP CREATE s gone 0
+        XREADGROUP GROUP g alice COUNT 3 STREAMS s >
+        XREADGROUP GROUP g bob COUNT 2 STREAMS s >
+        XREADGROUP GROUP h carol NOACK COUNT 2 STREAMS s >
+        XREADGROUP GROUP h dave STREAMS s >
+        XACK s g 2-1
+        XCLAIM s g bob 0 1-1 RETRYCOUNT 5
+        XAUTOCLAIM s g erin 0 3-1 COUNT 1
+        XGROUP CREATECONSUMER s g idle-one
+        XGROUP CREATECONSUMER s g doomed
+        XREADGROUP GROUP g doomed STREAMS s >
+        XGROUP DELCONSUMER s g doomed
+        XDEL s 4-1
+        XCLAIM s h dave 0 1-1 FORCE JUSTID
+        XGROUP SETID s h 4-1 ENTRIESREAD 3
+        XGROUP DESTROY s gone
+        XGROUP CREATE made g $ MKSTREAM
+        XGROUP CREATECONSUMER made g c
+        XADD plain 1-1 f v
+        XGROUP CREATE plain g 0
+        XGROUP DESTROY plain g
+    ";
+    let mut before = Vec::new();
+    let started;
     {
-        let server = server_with(false);
+        let server = server_with(false, false);
         let mut raw = server.raw();
-        raw.command(&["XADD", "s", "1-1", "f", "v"]);
-        raw.command(&["XADD", "s", "2-1", "f", "w"]);
-        raw.command(&["XGROUP", "CREATE", "s", "g", "0"]);
-        raw.command(&["XREADGROUP", "GROUP", "g", "c", "STREAMS", "s", ">"]);
-        raw.command(&["XGROUP", "CREATE", "made", "g", "$", "MKSTREAM"]);
-        flush(&mut server.client());
+        let mut con = server.client();
+        // Each command's change reaches PostgreSQL by itself: flushed
+        // after each, the key's stored record changes every time (a group
+        // command that did not mark its key would leave it as it was).
+        let mut stored: BTreeMap<String, Option<Vec<u8>>> = BTreeMap::new();
+        for line in script.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let args: Vec<&str> = line.split_whitespace().collect();
+            let reply = raw.command(&args);
+            assert!(
+                !reply.starts_with(b"-"),
+                "{line}: {}",
+                String::from_utf8_lossy(&reply)
+            );
+            flush(&mut con);
+            let key = match args[0] {
+                "XGROUP" => args[2],
+                "XREADGROUP" => args[args.len() - 2],
+                _ => args[1],
+            };
+            let value: Option<Vec<u8>> = pg
+                .query(
+                    &format!("SELECT value FROM larder_kv WHERE key = '{key}'::bytea"),
+                    |r| r.get(0),
+                )
+                .into_iter()
+                .next();
+            assert!(value.is_some(), "{line}: {key} is stored");
+            let previous = stored.insert(key.to_string(), value.clone()).flatten();
+            assert_ne!(previous, value, "{line} changed the stored {key}");
+        }
+        started = Instant::now();
+        for command in GROUP_STATE {
+            before.push(raw.command(command));
+        }
+        // The setup holds what the test means to store.
+        let full = String::from_utf8_lossy(&before[0]).into_owned();
+        for needle in ["idle-one", "erin", "carol", "dave", "$9\r\npel-count\r\n:3"] {
+            assert!(full.contains(needle), "{needle} in {full}");
+        }
+        assert!(!full.contains("doomed") && !full.contains("gone"), "{full}");
+        flush(&mut con);
+        cmd(&mut con, &["DBSIZE"]);
     }
-    let server = server_with(true);
-    let mut raw = server.raw();
-    let range = raw.command(&["XRANGE", "s", "-", "+"]);
-    assert!(String::from_utf8_lossy(&range).starts_with("*2\r\n"));
-    assert_eq!(raw.command(&["XINFO", "GROUPS", "s"]), b"*0\r\n");
-    assert_eq!(raw.command(&["XLEN", "made"]), b":0\r\n");
-    assert_eq!(raw.command(&["XINFO", "GROUPS", "made"]), b"*0\r\n");
+    // The stored record: the groups section after the entries.
+    let rows: Vec<(Vec<u8>, Vec<u8>)> = pg
+        .query("SELECT key, value FROM larder_kv ORDER BY key", |r| {
+            (r.get(0), r.get(1))
+        });
+    let record = |key: &str| -> Vec<Vec<u8>> {
+        let value = &rows.iter().find(|(k, _)| k == key.as_bytes()).expect(key).1;
+        larder::writebehind::encode::decode_items(value).expect("items")
+    };
+    let made = record("made");
+    assert_eq!(
+        made[3..6],
+        [b"groups".to_vec(), b"1".to_vec(), b"g".to_vec()],
+        "{made:?}"
+    );
+    assert!(!record("plain").contains(&b"groups".to_vec()));
+    let s = record("s");
+    let at = s
+        .iter()
+        .position(|item| item == b"groups")
+        .expect("a groups section");
+    assert_eq!(s[at + 1], b"2", "two groups");
+    for (name, restart) in [
+        ("warm start", server_with(true, false)),
+        ("read-through", server_with(false, true)),
+    ] {
+        let mut raw = restart.raw();
+        let after: Vec<Vec<u8>> = GROUP_STATE.iter().map(|c| raw.command(c)).collect();
+        let elapsed = started.elapsed().as_millis() as i64 + 1;
+        for ((command, was), now) in GROUP_STATE.iter().zip(&before).zip(&after) {
+            let (was_text, was_idle) = idle_times(command, was);
+            let (now_text, now_idle) = idle_times(command, now);
+            assert_eq!(now_text, was_text, "{name}: {command:?}");
+            for (a, b) in was_idle.iter().zip(&now_idle) {
+                let grew = if *a == -1 {
+                    *b == -1
+                } else {
+                    *b >= *a && *b - *a <= elapsed
+                };
+                assert!(grew, "{name}: {command:?}: idle {a} -> {b} in {elapsed} ms");
+            }
+        }
+        // The groups work on: the restored PEL is acked and claimed (on
+        // the last server only: its changes are written behind too).
+        if name == "read-through" {
+            assert_eq!(raw.command(&["XACK", "s", "g", "1-1", "3-1"]), b":2\r\n");
+            let claimed = raw.command(&["XAUTOCLAIM", "s", "g", "zed", "0", "0", "JUSTID"]);
+            let claimed = String::from_utf8_lossy(&claimed).into_owned();
+            assert!(
+                claimed.contains("5-1") && claimed.contains("4-1"),
+                "{claimed}"
+            );
+        }
+    }
 }
 
 /// Random sequences of group commands (reads, acks, claims, autoclaims,

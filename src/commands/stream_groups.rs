@@ -4,9 +4,18 @@
 //! CONSUMERS / HELP.
 //!
 //! Argument parsing, its order of checks, error texts and keyspace events
-//! follow Redis 7.0's `t_stream.c`. Group changes are not written behind:
-//! a stream's write-behind record carries its entries and counters only,
-//! so consumer groups live in memory (COPY, RENAME and MOVE keep them).
+//! follow Redis 7.0's `t_stream.c`; XINFO CONSUMERS and XINFO STREAM FULL
+//! add Redis 7.2's `inactive` and `active-time` (a consumer's last
+//! successful interaction: an entry XREADGROUP delivered to it, or one it
+//! claimed), and a consumer's seen time follows 7.2 too (any read or claim
+//! naming an existing consumer, whether it got anything or not), while
+//! consumers are created where 7.0 creates them.
+//!
+//! Every change to a group is written behind with its stream (the stream's
+//! record carries its groups: see `writebehind::encode`) through
+//! [`Db::touch_unsignalled`](crate::store::Db::touch_unsignalled): like
+//! Redis, group commands do not signal the key as modified, so WATCH and
+//! client tracking do not see them.
 
 use std::time::Duration;
 
@@ -21,8 +30,9 @@ use super::{reads, reply_help, CommandSpec, Ctx, KeySpec, FIRST_KEY, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::shared::blocking::{TimeoutReply, WaitKind};
+use crate::store::changes::{Effect, GroupChange};
 use crate::store::types::{AddId, ConsumerGroup, ConsumerName, StreamId, StreamValue};
-use crate::store::Value;
+use crate::store::{Db, Value};
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("xgroup", -2, 0, NO_KEYS, container)
@@ -202,6 +212,12 @@ fn no_group(key: &[u8], group: &[u8]) -> Error {
     ))
 }
 
+/// Records that `change` happened to `group` of the stream `key`, for
+/// write-behind (see the module's documentation).
+fn group_changed(db: &mut Db, key: &[u8], group: &[u8], change: GroupChange<'_>) {
+    db.touch_unsignalled(key, Some(Effect::StreamGroup { group, change }));
+}
+
 /// `now - then` in Redis's signed milliseconds.
 fn elapsed(now: u64, then: u64) -> i64 {
     (now as i64).wrapping_sub(then as i64)
@@ -331,6 +347,9 @@ fn xgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     } else {
         return Err(subcommand_syntax(sub, "XGROUP"));
     }
+    if event.is_some() {
+        group_changed(db, key, group_name, GroupChange::Whole);
+    }
     drop(locked);
     if let Some(event) = event {
         notify(shared, event, key, dbi);
@@ -435,6 +454,11 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             && !stream.is_empty()
             && stream.last_id() > delivered
             && stream.last_live_id().is_some_and(|last| last > delivered);
+        // An existing consumer is seen now whether or not the key serves
+        // it (Redis 7.2's seen time: any attempted interaction).
+        let group = stream.group_mut(args.group).expect("checked above");
+        let seen = group.consumers.contains_key(args.consumer);
+        group.touch_consumer(args.consumer, now);
         // A reader of the group blocked before this one goes first.
         if !history
             && (!has_new
@@ -442,12 +466,18 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                     .blocking
                     .may_take(dbi, key, client, wait_kind(args.group)))
         {
+            if seen {
+                let change = GroupChange::Pending {
+                    consumer: Some(args.consumer),
+                    ids: &[],
+                };
+                group_changed(db, key, args.group, change);
+            }
             continue;
         }
         // Redis 7.0 creates the consumer only when it serves the key.
         let group = stream.group_mut(args.group).expect("checked above");
         let (_, new_consumer) = group.consumer_or_create(args.consumer, now);
-        group.touch_consumer(args.consumer, now);
         if new_consumer {
             created.push(key);
         }
@@ -456,17 +486,22 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             body.array(2);
         }
         body.bulk(key);
-        if history {
+        let touched = if history {
             write_history(
                 &mut body,
                 stream,
                 &args,
                 after.next().unwrap_or(StreamId::MAX),
                 now,
-            );
+            )
         } else {
-            write_new(&mut body, stream, &args, args.count, now);
-        }
+            write_new(&mut body, stream, &args, args.count, now)
+        };
+        let change = GroupChange::Pending {
+            consumer: Some(args.consumer),
+            ids: &touched,
+        };
+        group_changed(db, key, args.group, change);
     }
     drop(locked);
     for key in created {
@@ -495,36 +530,42 @@ fn xreadgroup(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 /// New entries for the group (`>`), made pending for the consumer unless
-/// NOACK; the array of entries.
+/// NOACK; the array of entries. Returns the IDs made pending.
 fn write_new(
     out: &mut ReplyBuf,
     stream: &mut StreamValue,
     args: &ReadGroupArgs<'_>,
     count: u64,
     now: u64,
-) {
+) -> Vec<StreamId> {
     let mut entries = ReplyBuf::new();
     entries.set_resp3(out.is_resp3());
+    let mut delivered = Vec::new();
     let n = stream
         .read_group(args.group, args.consumer, count, args.noack, now, |entry| {
+            delivered.push(entry.id);
             write_entry(&mut entries, entry)
         })
         .unwrap_or(0);
     out.array(n as usize);
     out.raw(&entries.buffer()[..]);
+    if args.noack {
+        delivered.clear();
+    }
+    delivered
 }
 
 /// The consumer's pending entries from `start` (Redis's
 /// `streamReplyWithRangeFromConsumerPEL`): each entry still in the stream
 /// is delivered again (its count and time updated); a deleted one is
-/// answered with its ID and a null.
+/// answered with its ID and a null. Returns the IDs delivered again.
 fn write_history(
     out: &mut ReplyBuf,
     stream: &mut StreamValue,
     args: &ReadGroupArgs<'_>,
     start: StreamId,
     now: u64,
-) {
+) -> Vec<StreamId> {
     let ids: Vec<StreamId> = stream
         .group(args.group)
         .and_then(|g| g.consumers.get(args.consumer))
@@ -549,13 +590,14 @@ fn write_history(
         }
     }
     if let Some(group) = stream.group_mut(args.group) {
-        for id in redelivered {
-            if let Some(entry) = group.pel.get_mut(&id) {
+        for id in &redelivered {
+            if let Some(entry) = group.pel.get_mut(id) {
                 entry.delivery_time = now;
                 entry.delivery_count += 1;
             }
         }
     }
+    redelivered
 }
 
 /// A blocked XREADGROUP woken for `woken` keys: served from the first of
@@ -603,7 +645,12 @@ fn serve_woken(ctx: &mut Ctx, args: &ReadGroupArgs<'_>, woken: &[Vec<u8>]) -> Re
             out.array(2);
         }
         out.bulk(key);
-        write_new(out, stream, args, count, now);
+        let delivered = write_new(out, stream, args, count, now);
+        let change = GroupChange::Pending {
+            consumer: Some(args.consumer),
+            ids: &delivered,
+        };
+        group_changed(db, key, args.group, change);
         drop(locked);
         if created {
             notify(shared, "xgroup-createconsumer", key, dbi);
@@ -637,8 +684,15 @@ fn xack(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         .iter()
         .map(|arg| parse_strict_id(arg, 0))
         .collect::<Result<Vec<_>>>()?;
-    let acked = ids.into_iter().filter(|&id| group.ack(id)).count();
-    ctx.out.int(acked as i64);
+    let acked: Vec<StreamId> = ids.into_iter().filter(|&id| group.ack(id)).collect();
+    if !acked.is_empty() {
+        let change = GroupChange::Pending {
+            consumer: None,
+            ids: &acked,
+        };
+        group_changed(db, key, group_name, change);
+    }
+    ctx.out.int(acked.len() as i64);
     Ok(())
 }
 
@@ -821,18 +875,28 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         _ => now,
     };
     let group = stream.group_mut(group_name).expect("checked above");
+    let mut changed = false;
     if last_id > group.last_delivered {
         group.last_delivered = last_id;
+        changed = true;
+    }
+    // An existing consumer is seen now, whatever it claims (Redis 7.2).
+    if group.consumers.contains_key(consumer_name) {
+        group.touch_consumer(consumer_name, now);
+        changed = true;
     }
     let mut consumer: Option<ConsumerName> = None;
     let mut created = false;
     let mut claimed = Vec::new();
+    let mut dropped = Vec::new();
     for id in ids {
         let exists = stream.entry_exists(id);
         let group = stream.group_mut(group_name).expect("checked above");
         if !exists {
             // An entry deleted from the stream leaves the PEL.
-            group.ack(id);
+            if group.ack(id) {
+                dropped.push(id);
+            }
             continue;
         }
         // An entry FORCE creates is claimed whatever its idle time.
@@ -854,8 +918,12 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         };
         let count = u64::try_from(retry_count).ok();
         group.claim(id, &owner, delivery_time, count, !justid);
+        group.mark_active(consumer_name, now);
         claimed.push(id);
     }
+    changed |= !claimed.is_empty() || !dropped.is_empty();
+    dropped.extend_from_slice(&claimed);
+    let touched = dropped;
     let out = &mut *ctx.out;
     out.array(claimed.len());
     for id in claimed {
@@ -864,6 +932,13 @@ fn xclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         } else {
             stream.visit_entry(id, |entry| write_entry(out, entry));
         }
+    }
+    if changed {
+        let change = GroupChange::Pending {
+            consumer: Some(consumer_name),
+            ids: &touched,
+        };
+        group_changed(db, key, group_name, change);
     }
     drop(locked);
     if created {
@@ -913,6 +988,10 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let Some(stream) = stream.filter(|s| s.group(group_name).is_some()) else {
         return Err(no_key_or_group(key, group_name));
     };
+    // An existing consumer is seen now, whatever it claims (Redis 7.2).
+    let group = stream.group_mut(group_name).expect("checked above");
+    let seen = group.consumers.contains_key(consumer_name);
+    group.touch_consumer(consumer_name, now);
     let mut attempts = count.saturating_mul(ATTEMPTS_FACTOR);
     // The PEL from `start`: as many IDs as may be examined, and one more
     // for the cursor.
@@ -962,15 +1041,18 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             }
         };
         group.claim(id, &owner, now, None, !justid);
+        group.mark_active(consumer_name, now);
         claimed.push(id);
         count -= 1;
     }
+    let changed = seen || !claimed.is_empty() || !deleted.is_empty();
     let cursor = candidates.get(next).copied().unwrap_or(StreamId::MIN);
+    let touched: Vec<StreamId> = claimed.iter().chain(&deleted).copied().collect();
     let out = &mut *ctx.out;
     out.array(3);
     write_id(out, cursor);
     out.array(claimed.len());
-    for id in claimed {
+    for &id in &claimed {
         if justid {
             write_id(out, id);
         } else {
@@ -978,8 +1060,15 @@ fn xautoclaim(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     out.array(deleted.len());
-    for id in deleted {
+    for &id in &deleted {
         write_id(out, id);
+    }
+    if changed {
+        let change = GroupChange::Pending {
+            consumer: Some(consumer_name),
+            ids: &touched,
+        };
+        group_changed(db, key, group_name, change);
     }
     drop(locked);
     if created {
@@ -1058,13 +1147,17 @@ fn xinfo_consumers(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let out = &mut *ctx.out;
     out.array(group.consumers.len());
     for (name, consumer) in &group.consumers {
-        out.map(3);
+        out.map(4);
         out.bulk(b"name");
         out.bulk(name);
         out.bulk(b"pending");
         out.int(consumer.pending.len() as i64);
         out.bulk(b"idle");
         out.int(elapsed(now, consumer.seen_time));
+        // Redis 7.2: milliseconds since the last successful interaction,
+        // -1 if none.
+        out.bulk(b"inactive");
+        out.int(consumer.active_time.map_or(-1, |at| elapsed(now, at)));
     }
     Ok(())
 }
@@ -1098,11 +1191,14 @@ pub(super) fn write_full_groups(out: &mut ReplyBuf, stream: &StreamValue, count:
         out.bulk(b"consumers");
         out.array(group.consumers.len());
         for (name, consumer) in &group.consumers {
-            out.map(4);
+            out.map(5);
             out.bulk(b"name");
             out.bulk(name);
             out.bulk(b"seen-time");
             out.int(consumer.seen_time as i64);
+            // Redis 7.2: the last successful interaction, -1 if none.
+            out.bulk(b"active-time");
+            out.int(consumer.active_time.map_or(-1, |at| at as i64));
             out.bulk(b"pel-count");
             out.int(consumer.pending.len() as i64);
             out.bulk(b"pending");

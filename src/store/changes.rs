@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use foldhash::fast::RandomState;
 
+use super::types::StreamId;
 use super::value::{Entry, Key, Value};
 
 /// Told about committed changes by the store; decides which keys are
@@ -82,8 +83,32 @@ pub enum Effect<'a> {
     /// XADD appended an entry of these fields and values, under the
     /// stream's last ID.
     StreamAdd { fields_and_values: &'a [&'a [u8]] },
+    /// Only this consumer group of the stream changed: see [`GroupChange`]
+    /// for what the journal records of it.
+    StreamGroup {
+        group: &'a [u8],
+        change: GroupChange<'a>,
+    },
     /// Only the key's expiry changed.
     Expiry,
+}
+
+/// What a consumer group command changed in its group.
+#[derive(Debug, Clone, Copy)]
+pub enum GroupChange<'a> {
+    /// Anything (the group created, destroyed, a consumer deleted): the
+    /// journal records the group's whole state, or its absence.
+    Whole,
+    /// The group's last delivered ID and entries-read, the times of
+    /// `consumer` (created if new) and the pending entries `ids`
+    /// (delivered, acknowledged, claimed, delivered again, or dropped
+    /// because their entry was deleted), and nothing else: the journal
+    /// records those, so that a change costs in proportion to what it
+    /// touched, not to the size of the group's pending entries list.
+    Pending {
+        consumer: Option<&'a [u8]>,
+        ids: &'a [StreamId],
+    },
 }
 
 /// Every `stride`-th item of `items` (so that a command's `field value

@@ -798,6 +798,19 @@ impl Db {
         }
     }
 
+    /// Records a change Redis makes without `signalModifiedKey` (the
+    /// state of a stream's consumer groups: XREADGROUP, XACK, XCLAIM,
+    /// XAUTOCLAIM, XGROUP): counted as a change (INFO's
+    /// `rdb_changes_since_last_save`) and stored by write-behind, saying
+    /// what it did when `effect` is set; WATCH, client tracking and the
+    /// signal listener do not see it, as in Redis.
+    pub fn touch_unsignalled(&mut self, key: &[u8], effect: Option<Effect<'_>>) {
+        self.dirty += 1;
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.written_with(self.index, key, self.entries.get(key), effect);
+        }
+    }
+
     /// Makes `state` a pending change of `key` for write-behind without
     /// touching the map (journal replay of a delete, or of a value whose
     /// TTL passed while the server was down). Nothing happens without a

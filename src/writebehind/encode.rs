@@ -10,13 +10,29 @@
 //! - `stream`: the last generated ID, entries-added and the largest deleted
 //!   ID (IDs as `ms-seq` text, the count in decimal), then each live entry
 //!   in ID order: its ID, its number of fields, then field, value, field,
-//!   value... Deleted entries and node boundaries are not stored.
+//!   value... Deleted entries and node boundaries are not stored. A stream
+//!   with consumer groups then has the item `groups` (never an entry ID),
+//!   the number of groups, and each group in name order: its name, its
+//!   last delivered ID, its entries-read (`-1` when unknown), its number of
+//!   consumers, and each consumer in name order: its name, its seen time
+//!   and active time (Unix milliseconds, `-1` if it never had one), its
+//!   number of pending entries, and each of them in ID order: its ID, its
+//!   last delivery time and its delivery count. A group's pending entries
+//!   list is the union of its consumers' (every pending entry has one
+//!   owner). A record without the `groups` item (a stream without groups,
+//!   or one written before groups were stored) is a stream without groups.
 //!
 //! Every item of a collection is a 4-byte big-endian length followed by that
 //! many bytes; an empty collection is empty bytes.
 
 use crate::protocol::format_double;
-use crate::store::types::{HashValue, ListValue, SetValue, StreamId, StreamValue, ZSetValue};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::store::types::{
+    Consumer, ConsumerGroup, ConsumerName, HashValue, ListValue, PendingEntry, SetValue, StreamId,
+    StreamValue, ZSetValue,
+};
 use crate::store::{Value, ValueRef};
 
 /// The type name stored in the `type` column and the encoded value (of a
@@ -75,9 +91,111 @@ pub fn encode_into<'a>(
                     item(out, value);
                 }
             });
+            if !stream.groups().is_empty() {
+                item(out, GROUPS);
+                item(out, stream.groups().len().to_string().as_bytes());
+                for (name, group) in stream.groups() {
+                    encode_group(out, name, group);
+                }
+            }
         }
     }
     value.type_name()
+}
+
+/// The item that starts a stream's groups section.
+const GROUPS: &[u8] = b"groups";
+
+/// A time or counter that may be unknown, as decimal text (`-1`: unknown).
+fn optional_number(value: Option<u64>) -> String {
+    value.map_or_else(|| "-1".to_string(), |n| n.to_string())
+}
+
+/// One consumer group of a stream's record (see the module's
+/// documentation), also the body of the journal's group records.
+pub(super) fn encode_group(out: &mut Vec<u8>, name: &[u8], group: &ConsumerGroup) {
+    item(out, name);
+    item(out, group.last_delivered.to_string().as_bytes());
+    item(out, optional_number(group.entries_read).as_bytes());
+    item(out, group.consumers.len().to_string().as_bytes());
+    for (consumer_name, consumer) in &group.consumers {
+        item(out, consumer_name);
+        item(out, consumer.seen_time.to_string().as_bytes());
+        item(out, optional_number(consumer.active_time).as_bytes());
+        item(out, consumer.pending.len().to_string().as_bytes());
+        for id in &consumer.pending {
+            // The two PELs always agree (see `ConsumerGroup`): the lookup
+            // finds the entry.
+            let (time, count) = group
+                .pel
+                .get(id)
+                .map_or((0, 0), |entry| (entry.delivery_time, entry.delivery_count));
+            item(out, id.to_string().as_bytes());
+            item(out, time.to_string().as_bytes());
+            item(out, count.to_string().as_bytes());
+        }
+    }
+}
+
+fn number(bytes: &[u8]) -> Option<u64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// [`optional_number`] read back.
+fn optional(bytes: &[u8]) -> Option<Option<u64>> {
+    if bytes == b"-1" {
+        Some(None)
+    } else {
+        number(bytes).map(Some)
+    }
+}
+
+/// A group's name, the group, and the items after it.
+pub(super) type DecodedGroup<'a> = (Vec<u8>, ConsumerGroup, &'a [Vec<u8>]);
+
+/// Reads one group [`encode_group`] wrote from the front of `items`;
+/// returns its name, the group and the items after it. `None` if the items
+/// are malformed or contradict each other (an ID pending for two
+/// consumers, two consumers of one name).
+pub(super) fn decode_group(items: &[Vec<u8>]) -> Option<DecodedGroup<'_>> {
+    let [name, last_delivered, entries_read, consumers, rest @ ..] = items else {
+        return None;
+    };
+    let mut rest = rest;
+    let mut group = ConsumerGroup::new(
+        StreamId::from_text(last_delivered)?,
+        optional(entries_read)?,
+    );
+    for _ in 0..number(consumers)? {
+        let [consumer_name, seen, active, pending, tail @ ..] = rest else {
+            return None;
+        };
+        let consumer_name: ConsumerName = Arc::from(consumer_name.as_slice());
+        let mut owned = BTreeSet::new();
+        let pending = usize::try_from(number(pending)?).ok()?;
+        let (entries, tail) = tail.split_at_checked(pending.checked_mul(3)?)?;
+        for entry in entries.chunks_exact(3) {
+            let id = StreamId::from_text(&entry[0])?;
+            let pending_entry = PendingEntry {
+                consumer: consumer_name.clone(),
+                delivery_time: number(&entry[1])?,
+                delivery_count: number(&entry[2])?,
+            };
+            if group.pel.insert(id, pending_entry).is_some() || !owned.insert(id) {
+                return None;
+            }
+        }
+        let consumer = Consumer {
+            seen_time: number(seen)?,
+            active_time: optional(active)?,
+            pending: owned,
+        };
+        if group.consumers.insert(consumer_name, consumer).is_some() {
+            return None;
+        }
+        rest = tail;
+    }
+    Some((name.clone(), group, rest))
 }
 
 /// One item of an encoded collection: its length (4 bytes, big-endian),
@@ -157,10 +275,23 @@ fn decode_stream(items: &[Vec<u8>]) -> Option<StreamValue> {
     let [last_id, entries_added, max_deleted, rest @ ..] = items else {
         return None;
     };
-    let number = |bytes: &[u8]| -> Option<u64> { std::str::from_utf8(bytes).ok()?.parse().ok() };
     let mut entries = Vec::new();
     let mut rest = rest;
+    let mut groups = BTreeMap::new();
     while let [id, count, tail @ ..] = rest {
+        if id == GROUPS {
+            // The groups section ends the record.
+            let mut left = tail;
+            for _ in 0..number(count)? {
+                let (name, group, after) = decode_group(left)?;
+                if groups.insert(name, group).is_some() {
+                    return None;
+                }
+                left = after;
+            }
+            rest = left;
+            break;
+        }
         let strings = usize::try_from(number(count)?).ok()?.checked_mul(2)?;
         if tail.len() < strings {
             return None;
@@ -172,12 +303,16 @@ fn decode_stream(items: &[Vec<u8>]) -> Option<StreamValue> {
     if !rest.is_empty() {
         return None;
     }
-    StreamValue::restore(
+    let mut stream = StreamValue::restore(
         entries,
         StreamId::from_text(last_id)?,
         number(entries_added)?,
         StreamId::from_text(max_deleted)?,
-    )
+    )?;
+    for (name, group) in groups {
+        stream.create_group(&name, group);
+    }
+    Some(stream)
 }
 
 #[cfg(test)]
@@ -296,6 +431,214 @@ mod tests {
             scores.contains(&(0.1 + 0.2)),
             "scores are exact: {scores:?}"
         );
+    }
+
+    /// A stream with groups: created, delivered to, acked, claimed
+    /// (FORCE included), a consumer never active, a group that read
+    /// everything with NOACK, a destroyed consumer's entries gone.
+    fn stream_with_groups() -> StreamValue {
+        let mut stream = StreamValue::new();
+        for n in 1..=20u64 {
+            stream
+                .add(
+                    crate::store::types::AddId::Exact(StreamId::new(n, 0)),
+                    &[b"f", n.to_string().as_bytes()],
+                    0,
+                )
+                .unwrap();
+        }
+        stream.create_group(b"g", ConsumerGroup::new(StreamId::MIN, None));
+        stream.create_group(b"h", ConsumerGroup::new(StreamId::new(5, 0), Some(5)));
+        stream.create_group(b"", ConsumerGroup::new(StreamId::MAX, None));
+        stream
+            .read_group(b"g", b"alice", 5, false, 1_000, |_| {})
+            .unwrap();
+        stream
+            .read_group(b"g", b"bob", 3, false, 2_000, |_| {})
+            .unwrap();
+        stream
+            .read_group(b"h", b"carol", 0, true, 3_000, |_| {})
+            .unwrap();
+        let group = stream.group_mut(b"g").unwrap();
+        assert!(group.ack(StreamId::new(2, 0)));
+        let (bob, _) = group.consumer_or_create(b"bob", 4_000);
+        group.claim(StreamId::new(1, 0), &bob, 4_000, None, true);
+        group.claim(StreamId::new(19, 0), &bob, 4_500, Some(7), false);
+        group.mark_active(b"bob", 4_500);
+        group.create_consumer(b"idle \x00 one", 5_000);
+        group.create_consumer(b"gone", 5_000);
+        group.deliver(StreamId::new(20, 0), b"gone", 5_500);
+        group.delete_consumer(b"gone");
+        stream.delete_ids(&[StreamId::new(3, 0)]);
+        stream
+    }
+
+    #[test]
+    fn groups_round_trip_exactly() {
+        let stream = stream_with_groups();
+        assert!(stream.groups().values().all(ConsumerGroup::is_consistent));
+        round_trip(Value::Stream(Box::new(stream.clone())));
+        let (_, bytes) = encode(&Value::Stream(Box::new(stream.clone())), 0);
+        let Some(Value::Stream(back)) = decode("stream", &bytes) else {
+            panic!("stream decodes");
+        };
+        assert_eq!(back.groups(), stream.groups());
+        let g = back.group(b"g").unwrap();
+        assert!(g.is_consistent());
+        assert_eq!(g.consumers[&b"alice"[..]].active_time, Some(1_000));
+        assert_eq!(g.consumers[&b"bob"[..]].active_time, Some(4_500));
+        assert_eq!(g.consumers[&b"idle \x00 one"[..]].active_time, None);
+        assert_eq!(g.pel[&StreamId::new(19, 0)].delivery_count, 7);
+        assert_eq!(back.group(b"h").unwrap().entries_read, Some(20));
+        assert_eq!(back.group(b"").unwrap().entries_read, None);
+        // A stream's own counters come back too.
+        assert_eq!(
+            (back.len(), back.last_id(), back.max_deleted_id()),
+            (19, StreamId::new(20, 0), StreamId::new(3, 0))
+        );
+    }
+
+    /// Records written before groups were stored (or of a stream without
+    /// groups) have no `groups` item, and a stream without groups is
+    /// still written that way.
+    #[test]
+    fn records_without_groups_decode() {
+        let mut legacy = Vec::new();
+        for text in [
+            &b"9-0"[..],
+            b"2",
+            b"3-0",
+            b"5-0",
+            b"1",
+            b"f",
+            b"v",
+            b"9-0",
+            b"1",
+            b"f",
+            b"w",
+        ] {
+            item(&mut legacy, text);
+        }
+        let Some(Value::Stream(stream)) = decode("stream", &legacy) else {
+            panic!("a record without groups decodes");
+        };
+        assert!(stream.groups().is_empty());
+        assert_eq!((stream.len(), stream.entries_added()), (2, 2));
+        assert_eq!(encode(&Value::Stream(stream), 0).1, legacy);
+    }
+
+    #[test]
+    fn malformed_groups_are_refused() {
+        let stream = stream_with_groups();
+        let (_, good) = encode(&Value::Stream(Box::new(stream)), 0);
+        let items = decode_items(&good).unwrap();
+        let at = items.iter().position(|i| i == b"groups").unwrap();
+        let rebuild = |items: &[Vec<u8>]| {
+            let mut out = Vec::new();
+            for i in items {
+                item(&mut out, i);
+            }
+            out
+        };
+        // Truncated anywhere inside the section.
+        for cut in at + 1..items.len() {
+            assert!(
+                decode("stream", &rebuild(&items[..cut])).is_none(),
+                "cut at {cut}"
+            );
+        }
+        // Trailing items after the section.
+        let mut extra = items.clone();
+        extra.push(b"1-0".to_vec());
+        assert!(decode("stream", &rebuild(&extra)).is_none());
+        // A group count larger than the groups there.
+        let mut more = items.clone();
+        more[at + 1] = b"4".to_vec();
+        assert!(decode("stream", &rebuild(&more)).is_none());
+        // One ID pending for two consumers, and a repeated group.
+        let mut two = Vec::new();
+        for text in [
+            &b"5-0"[..],
+            b"1",
+            b"0-0",
+            b"5-0",
+            b"1",
+            b"f",
+            b"v",
+            b"groups",
+            b"1",
+            b"g",
+            b"5-0",
+            b"1",
+            b"2",
+            b"a",
+            b"1",
+            b"-1",
+            b"1",
+            b"5-0",
+            b"1",
+            b"1",
+            b"b",
+            b"1",
+            b"1",
+            b"1",
+            b"5-0",
+            b"1",
+            b"1",
+        ] {
+            item(&mut two, text);
+        }
+        assert!(decode("stream", &two).is_none());
+        // The same record with the second consumer owning nothing decodes.
+        let mut one = Vec::new();
+        for text in [
+            &b"5-0"[..],
+            b"1",
+            b"0-0",
+            b"5-0",
+            b"1",
+            b"f",
+            b"v",
+            b"groups",
+            b"1",
+            b"g",
+            b"5-0",
+            b"1",
+            b"2",
+            b"a",
+            b"1",
+            b"-1",
+            b"1",
+            b"5-0",
+            b"1",
+            b"1",
+            b"b",
+            b"1",
+            b"1",
+            b"0",
+        ] {
+            item(&mut one, text);
+        }
+        assert!(decode("stream", &one).is_some());
+        let mut repeated = Vec::new();
+        for text in [
+            &b"5-0"[..],
+            b"1",
+            b"0-0",
+            b"groups",
+            b"2",
+            b"g",
+            b"0-0",
+            b"-1",
+            b"0",
+            b"g",
+            b"0-0",
+            b"-1",
+            b"0",
+        ] {
+            item(&mut repeated, text);
+        }
+        assert!(decode("stream", &repeated).is_none());
     }
 
     #[test]

@@ -7,8 +7,9 @@
 //! while it stays pending only the change's EFFECT where the command said
 //! it ([`Effect`]: list elements pushed, counts popped from either end,
 //! the set members, hash fields or zset members touched with their state
-//! now, an expiry change), so that a change costs in proportion to what it
-//! changed. Replay applies a key's last whole state, then the effects after
+//! now, an XADD's entry, a consumer group's counters, consumer and the
+//! pending entries a group command named, an expiry change), so that a
+//! change costs in proportion to what it changed. Replay applies a key's last whole state, then the effects after
 //! it in order. An effect whose whole state is no longer in the files is
 //! dropped: its file was deleted because PostgreSQL confirmed it, and the
 //! key was handed to PostgreSQL after the effect (it was still pending at
@@ -66,10 +67,10 @@ const REPLAY_PROGRESS_INTERVAL: Duration = Duration::from_secs(5);
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
-use super::encode::{decode, decode_items, encode_into, item};
+use super::encode::{decode, decode_group, decode_items, encode_group, encode_into, item};
 use super::unix_ms;
-use crate::store::changes::{Change, Effect};
-use crate::store::types::{AddId, StreamId};
+use crate::store::changes::{Change, Effect, GroupChange};
+use crate::store::types::{AddId, ConsumerGroup, PendingEntry, StreamId};
 use crate::store::{PendingState, Store, Value, ValueRef};
 
 /// A rewrite lets at most this much of its records wait for the writer.
@@ -104,6 +105,15 @@ const OP_HASH: u8 = 4;
 const OP_ZSET: u8 = 5;
 const OP_EXPIRY: u8 = 6;
 const OP_STREAM_ADD: u8 = 7;
+/// A stream's consumer group: its name, then a flag (0: destroyed; 1: its
+/// whole state follows, as the table's encoding of a group, one item).
+const OP_STREAM_GROUP: u8 = 8;
+/// Part of a stream's consumer group ([`GroupChange::Pending`]): its name,
+/// last delivered ID (ms, seq), entries-read (flag, count), a consumer
+/// (flag; its name, seen time, active time as flag and time), then the
+/// number of pending entries named, each as its ID (ms, seq) and a flag
+/// (0: not pending; 1: owner, delivery time, delivery count follow).
+const OP_STREAM_GROUP_PENDING: u8 = 9;
 
 /// Type codes of full records: 0 to 4 are the table's types in its
 /// encoding (a hash without field TTLs, as files of earlier versions
@@ -1201,10 +1211,76 @@ fn encode_effect(record: &mut Vec<u8>, effect: Effect<'_>, value: ValueRef<'_>) 
                 put_bytes(record, item);
             }
         }
+        (
+            Effect::StreamGroup {
+                group,
+                change: GroupChange::Pending { consumer, ids },
+            },
+            ValueRef::Stream(stream),
+        ) => {
+            let Some(state) = stream.group(group) else {
+                return false;
+            };
+            record.push(OP_STREAM_GROUP_PENDING);
+            put_bytes(record, group);
+            put_id(record, state.last_delivered);
+            put_option(record, state.entries_read);
+            match consumer.and_then(|name| Some((name, state.consumers.get(name)?))) {
+                Some((name, consumer)) => {
+                    record.push(1);
+                    put_bytes(record, name);
+                    record.extend_from_slice(&consumer.seen_time.to_le_bytes());
+                    put_option(record, consumer.active_time);
+                }
+                None => record.push(0),
+            }
+            record.extend_from_slice(&(ids.len() as u64).to_le_bytes());
+            for id in ids {
+                put_id(record, *id);
+                match state.pel.get(id) {
+                    Some(entry) => {
+                        record.push(1);
+                        put_bytes(record, &entry.consumer);
+                        record.extend_from_slice(&entry.delivery_time.to_le_bytes());
+                        record.extend_from_slice(&entry.delivery_count.to_le_bytes());
+                    }
+                    None => record.push(0),
+                }
+            }
+        }
+        (
+            Effect::StreamGroup {
+                group,
+                change: GroupChange::Whole,
+            },
+            ValueRef::Stream(stream),
+        ) => {
+            record.push(OP_STREAM_GROUP);
+            put_bytes(record, group);
+            match stream.group(group) {
+                Some(state) => {
+                    record.push(1);
+                    let mut body = Vec::new();
+                    encode_group(&mut body, group, state);
+                    put_bytes(record, &body);
+                }
+                None => record.push(0),
+            }
+        }
         (Effect::Expiry, _) => record.push(OP_EXPIRY),
         _ => return false,
     }
     true
+}
+
+fn put_id(record: &mut Vec<u8>, id: StreamId) {
+    record.extend_from_slice(&id.ms.to_le_bytes());
+    record.extend_from_slice(&id.seq.to_le_bytes());
+}
+
+/// An optional number, as an expiry is written.
+fn put_option(record: &mut Vec<u8>, value: Option<u64>) {
+    put_expiry(record, value);
 }
 
 fn head(record: &mut Vec<u8>, kind: u8, version: u64, db: usize) {
@@ -1328,6 +1404,48 @@ enum Record {
 /// A hash field's value and TTL.
 type FieldState = (Vec<u8>, Option<u64>);
 
+/// What a [`GroupChange::Pending`] record holds.
+#[derive(Debug, Clone, PartialEq)]
+struct GroupPart {
+    name: Vec<u8>,
+    last_delivered: StreamId,
+    entries_read: Option<u64>,
+    /// A consumer's name, seen time and active time.
+    consumer: Option<(Vec<u8>, u64, Option<u64>)>,
+    /// Pending entries by ID: owner, delivery time and count, or none.
+    ids: Vec<(StreamId, Option<NackState>)>,
+}
+
+/// A pending entry's owner, delivery time and delivery count.
+type NackState = (Vec<u8>, u64, u64);
+
+impl GroupPart {
+    /// Applies the part to its group; false if the group is missing or an
+    /// entry's owner is not one of its consumers.
+    fn apply(&self, stream: &mut crate::store::types::StreamValue) -> bool {
+        let Some(group) = stream.group_mut(&self.name) else {
+            return false;
+        };
+        group.last_delivered = self.last_delivered;
+        group.entries_read = self.entries_read;
+        if let Some((name, seen, active)) = &self.consumer {
+            group.consumer_or_create(name, *seen);
+            if let Some(consumer) = group.consumers.get_mut(name.as_slice()) {
+                consumer.seen_time = *seen;
+                consumer.active_time = *active;
+            }
+        }
+        self.ids.iter().all(|(id, entry)| {
+            let entry = entry.as_ref().map(|(owner, time, count)| PendingEntry {
+                consumer: std::sync::Arc::from(owner.as_slice()),
+                delivery_time: *time,
+                delivery_count: *count,
+            });
+            group.set_pending(*id, entry)
+        })
+    }
+}
+
 /// An effect record's operation, read back (see [`Effect`]).
 #[derive(Debug, Clone, PartialEq)]
 enum EffectOp {
@@ -1347,6 +1465,10 @@ enum EffectOp {
     ZSet(Vec<(Vec<u8>, Option<f64>)>),
     /// An XADD: the entry's ID, fields and values.
     StreamAdd(StreamId, Vec<Vec<u8>>),
+    /// A consumer group's name and whole state, or its destruction.
+    StreamGroup(Vec<u8>, Option<Box<ConsumerGroup>>),
+    /// Part of a consumer group (see [`OP_STREAM_GROUP_PENDING`]).
+    StreamGroupPending(Box<GroupPart>),
     Expiry,
 }
 
@@ -1410,6 +1532,17 @@ impl EffectOp {
                 }
                 if stream.add(AddId::Exact(*id), &refs, 0).is_err() {
                     return false;
+                }
+            }
+            (EffectOp::StreamGroupPending(part), Value::Stream(stream)) => {
+                if !part.apply(stream) {
+                    return false;
+                }
+            }
+            (EffectOp::StreamGroup(name, group), Value::Stream(stream)) => {
+                stream.destroy_group(name);
+                if let Some(group) = group {
+                    stream.create_group(name, (**group).clone());
                 }
             }
             (EffectOp::Expiry, _) => {}
@@ -1799,6 +1932,46 @@ fn parse_body(body: &[u8]) -> Option<Record> {
                     }
                     EffectOp::StreamAdd(id, items)
                 }
+                OP_STREAM_GROUP => {
+                    let name = reader.bytes()?;
+                    let group = if reader.flag()? {
+                        let items = decode_items(&reader.bytes()?)?;
+                        let (stored_name, group, rest) = decode_group(&items)?;
+                        (stored_name == name && rest.is_empty()).then_some(())?;
+                        Some(Box::new(group))
+                    } else {
+                        None
+                    };
+                    EffectOp::StreamGroup(name, group)
+                }
+                OP_STREAM_GROUP_PENDING => {
+                    let name = reader.bytes()?;
+                    let last_delivered = StreamId::new(reader.u64()?, reader.u64()?);
+                    let entries_read = reader.option()?;
+                    let consumer = if reader.flag()? {
+                        Some((reader.bytes()?, reader.u64()?, reader.option()?))
+                    } else {
+                        None
+                    };
+                    let count = reader.u64()?;
+                    let mut ids = Vec::new();
+                    for _ in 0..count {
+                        let id = StreamId::new(reader.u64()?, reader.u64()?);
+                        let entry = if reader.flag()? {
+                            Some((reader.bytes()?, reader.u64()?, reader.u64()?))
+                        } else {
+                            None
+                        };
+                        ids.push((id, entry));
+                    }
+                    EffectOp::StreamGroupPending(Box::new(GroupPart {
+                        name,
+                        last_delivered,
+                        entries_read,
+                        consumer,
+                        ids,
+                    }))
+                }
                 OP_EXPIRY => EffectOp::Expiry,
                 _ => return None,
             };
@@ -1851,6 +2024,11 @@ impl Reader<'_> {
             1 => Some(true),
             _ => None,
         }
+    }
+
+    /// What [`put_option`] wrote.
+    fn option(&mut self) -> Option<Option<u64>> {
+        self.expiry()
     }
 
     /// `Some(None)` for no expiry, `Some(Some(at))`; `None` if malformed.
@@ -2357,6 +2535,10 @@ mod tests {
         ZAdd(u8, Vec<(u8, i8)>),
         ZRemove(u8, Vec<u8>),
         XAdd(u8, Vec<(u8, u8)>),
+        /// A consumer group change of stream `.0`: on group `.1`, action
+        /// `.2` (create, deliver, ack, claim, create a consumer, destroy,
+        /// deliver with NOACK, delete a consumer) for consumer `.3`.
+        XGroup(u8, u8, u8, u8),
         Expire(u8, Option<u64>),
         Delete(u8),
         /// PostgreSQL takes every pending key: the next change of each
@@ -2381,6 +2563,7 @@ mod tests {
             3 => (key.clone(), vec((0..6u8, any::<i8>()), 1..3)).prop_map(|(k, m)| Op::ZAdd(k, m)),
             2 => (key.clone(), items()).prop_map(|(k, m)| Op::ZRemove(k, m)),
             3 => (key.clone(), vec((0..6u8, any::<u8>()), 1..3)).prop_map(|(k, f)| Op::XAdd(k, f)),
+            6 => (key.clone(), 0..2u8, 0..8u8, 0..3u8).prop_map(|(k, g, a, c)| Op::XGroup(k, g, a, c)),
             1 => (0..8u8, proptest::option::of(1u64 << 50..1u64 << 51))
                 .prop_map(|(k, at)| Op::Expire(k, at)),
             1 => (0..8u8).prop_map(Op::Delete),
@@ -2407,7 +2590,7 @@ mod tests {
             Op::SetAdd(k, _) | Op::SetRemove(k, _) => name("s", *k),
             Op::HashSet(k, _) | Op::HashDelete(k, _) | Op::FieldTtl(k, _) => name("h", *k),
             Op::ZAdd(k, _) | Op::ZRemove(k, _) => name("z", *k),
-            Op::XAdd(k, _) => name("x", *k),
+            Op::XAdd(k, _) | Op::XGroup(k, ..) => name("x", *k),
             Op::Expire(k, _) | Op::Delete(k) => name(["l", "s", "h", "z"][*k as usize % 4], *k / 4),
             Op::Drain => {
                 for shard in 0..store.shard_count() {
@@ -2593,6 +2776,81 @@ mod tests {
                         stream.add(AddId::Auto, &refs, now).unwrap();
                         db.insert(&key, Value::Stream(Box::new(stream)), None, now);
                     }
+                }
+            }
+            Op::XGroup(_, group, action, consumer) => {
+                use crate::store::changes::GroupChange;
+                use crate::store::types::ConsumerGroup;
+                let group = [b'g', b'0' + group];
+                let consumer = [b'c', b'0' + consumer];
+                let Some(Value::Stream(stream)) = db.value_mut(&key, now) else {
+                    return;
+                };
+                // What changed: nothing, the whole group, or the consumer
+                // and these pending entries.
+                let mut touched = Vec::new();
+                let change: Option<Option<&[u8]>> = match action {
+                    0 => stream
+                        .create_group(
+                            &group,
+                            ConsumerGroup::new(crate::store::types::StreamId::MIN, None),
+                        )
+                        .then_some(None),
+                    5 => stream.destroy_group(&group).then_some(None),
+                    1 | 6 => {
+                        let noack = *action == 6;
+                        stream
+                            .read_group(&group, &consumer, 2, noack, now, |e| touched.push(e.id))
+                            .map(|_| Some(&consumer[..]))
+                            .inspect(|_| {
+                                if noack {
+                                    touched.clear();
+                                }
+                            })
+                    }
+                    action => match stream.group_mut(&group) {
+                        Some(g) => {
+                            let first = g.pel.keys().next().copied();
+                            match (action, first) {
+                                (2, Some(id)) => {
+                                    g.ack(id);
+                                    touched.push(id);
+                                    Some(None)
+                                }
+                                (3, Some(id)) => {
+                                    let (owner, _) = g.consumer_or_create(&consumer, now);
+                                    g.claim(id, &owner, now, None, true);
+                                    g.mark_active(&consumer, now);
+                                    touched.push(id);
+                                    Some(Some(&consumer[..]))
+                                }
+                                (4, _) => g
+                                    .create_consumer(&consumer, now)
+                                    .then_some(Some(&consumer[..])),
+                                (7, _) => g.delete_consumer(&consumer).map(|_| None),
+                                _ => None,
+                            }
+                        }
+                        None => None,
+                    },
+                };
+                let whole = matches!(action, 0 | 5 | 7);
+                if let Some(named) = change {
+                    let change = if whole {
+                        GroupChange::Whole
+                    } else {
+                        GroupChange::Pending {
+                            consumer: named,
+                            ids: &touched,
+                        }
+                    };
+                    db.touch_unsignalled(
+                        &key,
+                        Some(Effect::StreamGroup {
+                            group: &group,
+                            change,
+                        }),
+                    );
                 }
             }
             Op::Expire(_, at) => {

@@ -2,7 +2,8 @@
 //! last delivered ID, the `entries-read` counter, the pending entries list
 //! (PEL: every entry delivered and not yet acknowledged, with its owner,
 //! last delivery time and delivery count) and the consumers, each with its
-//! own share of the PEL.
+//! own share of the PEL, its seen time and (as Redis 7.2 added) its active
+//! time.
 //!
 //! The group PEL and the consumers' PELs always agree: an ID is in the
 //! group PEL with owner `c` exactly when it is in `c`'s PEL. Every change
@@ -28,8 +29,14 @@ pub struct PendingEntry {
 /// A consumer of a group.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Consumer {
-    /// Unix time in milliseconds of its last read or claim.
+    /// Unix time in milliseconds of its last attempted interaction (a read
+    /// or claim, whether or not it got anything).
     pub seen_time: u64,
+    /// Unix time in milliseconds of its last successful interaction (an
+    /// entry delivered to it by XREADGROUP, or claimed by XCLAIM or
+    /// XAUTOCLAIM), as Redis 7.2's `active_time`; `None` (Redis's -1) if it
+    /// never had one.
+    pub active_time: Option<u64>,
     /// The IDs it owns in the group PEL.
     pub pending: BTreeSet<StreamId>,
 }
@@ -75,6 +82,7 @@ impl ConsumerGroup {
             key.clone(),
             Consumer {
                 seen_time: now_ms,
+                active_time: None,
                 pending: BTreeSet::new(),
             },
         );
@@ -93,6 +101,14 @@ impl ConsumerGroup {
         }
     }
 
+    /// Marks the consumer `name` active now (an entry was delivered to it
+    /// or claimed by it); it must exist.
+    pub fn mark_active(&mut self, name: &[u8], now_ms: u64) {
+        if let Some(consumer) = self.consumers.get_mut(name) {
+            consumer.active_time = Some(now_ms);
+        }
+    }
+
     /// Deletes the consumer `name` and its pending entries; returns how
     /// many it had, `None` if there is no such consumer.
     pub fn delete_consumer(&mut self, name: &[u8]) -> Option<usize> {
@@ -101,6 +117,32 @@ impl ConsumerGroup {
             self.pel.remove(id);
         }
         Some(consumer.pending.len())
+    }
+
+    /// Sets the pending entry `id` to `entry`, or removes it (`None`),
+    /// keeping the owners' PELs in step; false (and nothing changed) if
+    /// `entry`'s owner is not a consumer of the group. For the write-behind
+    /// journal's replay.
+    pub fn set_pending(&mut self, id: StreamId, entry: Option<PendingEntry>) -> bool {
+        let entry = match entry {
+            Some(mut entry) => {
+                // The owner's name as the group shares it.
+                let Some((name, _)) = self.consumers.get_key_value(&entry.consumer) else {
+                    return false;
+                };
+                entry.consumer = name.clone();
+                Some(entry)
+            }
+            None => None,
+        };
+        self.ack(id);
+        if let Some(entry) = entry {
+            if let Some(owner) = self.consumers.get_mut(&entry.consumer) {
+                owner.pending.insert(id);
+            }
+            self.pel.insert(id, entry);
+        }
+        true
     }
 
     /// Acknowledges `id`: removes it from the PELs; false if not pending.
@@ -119,8 +161,10 @@ impl ConsumerGroup {
     /// XREADGROUP delivered `id` to `consumer` (created if missing): a
     /// new pending entry, or an existing one moved to `consumer` with its
     /// count reset to 1, as Redis does after an XGROUP SETID backwards.
+    /// The consumer is active now.
     pub fn deliver(&mut self, id: StreamId, consumer: &[u8], now_ms: u64) {
         let (name, _) = self.consumer_or_create(consumer, now_ms);
+        self.mark_active(&name, now_ms);
         if let Some(previous) = self.pel.get(&id).map(|entry| entry.consumer.clone()) {
             if let Some(owner) = self.consumers.get_mut(&previous) {
                 owner.pending.remove(&id);
