@@ -193,7 +193,10 @@ fn debug_object_and_populate() {
     both.same(&["SET", "n", "12345"]);
     both.same(&["SET", "small", "7"]);
     both.same(&["SET", "big", "70000"]);
-    for key in ["s", "n", "small", "big"] {
+    // Appended to: a raw string, not a shared integer.
+    both.same(&["SET", "app", "1"]);
+    both.same(&["APPEND", "app", "2"]);
+    for key in ["s", "n", "small", "big", "app"] {
         let ours = text(&both.larder.command(&["DEBUG", "OBJECT", key]));
         let theirs = text(&both.redis.command(&["DEBUG", "OBJECT", key]));
         // The address and LRU clock are the process's own; the rest match.
