@@ -37,6 +37,128 @@ fn object_matches_redis_for_strings() {
     pair.check(&["OBJECT", "ENCODING", "long"]);
 }
 
+/// Redis's string encodings follow how a string was made, not only its
+/// content: PFADD, PFMERGE, SETRANGE, SETBIT, BITFIELD and BITOP create raw
+/// strings, and APPEND, SETRANGE, SETBIT, BITFIELD, PFADD and PFMERGE turn
+/// an existing one raw (`dbUnshareStringValue`), short or numeric as it
+/// may be; writing it whole again encodes it by content. RENAME, MOVE and
+/// COPY keep the encoding.
+#[test]
+fn object_encoding_of_strings_built_in_place_matches_redis() {
+    let mut pair = Differential::start();
+    pair.script(
+        "
+        PFADD hll a b c
+        OBJECT ENCODING hll
+        STRLEN hll
+        PFADD hll d
+        OBJECT ENCODING hll
+        PFADD nothing
+        OBJECT ENCODING nothing
+        PFMERGE merged hll
+        OBJECT ENCODING merged
+        PFMERGE hll2 nothing
+        OBJECT ENCODING hll2
+        SET n 1
+        OBJECT REFCOUNT n
+        APPEND n 1
+        GET n
+        OBJECT ENCODING n
+        OBJECT REFCOUNT n
+        APPEND fresh 12
+        OBJECT ENCODING fresh
+        APPEND freshtext hello
+        OBJECT ENCODING freshtext
+        SETRANGE r 0 ab
+        OBJECT ENCODING r
+        SET s 12
+        SETRANGE s 0 3
+        GET s
+        OBJECT ENCODING s
+        SETBIT b 3 1
+        OBJECT ENCODING b
+        SET sb 12
+        SETBIT sb 0 0
+        OBJECT ENCODING sb
+        BITFIELD bf SET u8 0 1
+        OBJECT ENCODING bf
+        SET bfget 12
+        BITFIELD bfget GET u8 0
+        OBJECT ENCODING bfget
+        SET bfset 12
+        BITFIELD bfset SET u8 0 49
+        OBJECT ENCODING bfset
+        SET src ab
+        BITOP AND dest src src
+        OBJECT ENCODING dest
+        SET ren x
+        APPEND ren y
+        RENAME ren renamed
+        OBJECT ENCODING renamed
+        COPY renamed copied
+        OBJECT ENCODING copied
+        MOVE renamed 1
+        SELECT 1
+        OBJECT ENCODING renamed
+        SELECT 0
+        SET again 12
+        APPEND again 3
+        SET again 12
+        OBJECT ENCODING again
+        SET counter 1
+        APPEND counter 2
+        INCR counter
+        OBJECT ENCODING counter
+        SET long 123456789012345678901234567890123456789012345
+        OBJECT ENCODING long
+        ",
+    );
+    // Appending or setting nothing: APPEND still makes the string raw,
+    // SETRANGE leaves it as it was.
+    pair.check(&["SET", "e", "hello"]);
+    pair.check(&["APPEND", "e", ""]);
+    pair.check(&["OBJECT", "ENCODING", "e"]);
+    pair.check(&["SET", "t", "hello"]);
+    pair.check(&["SETRANGE", "t", "1", ""]);
+    pair.check(&["OBJECT", "ENCODING", "t"]);
+    pair.check(&["SETRANGE", "nokey", "1", ""]);
+    pair.check(&["EXISTS", "nokey"]);
+    // An HLL written whole (SET of its bytes) is an embstr; PFCOUNT makes
+    // it raw, whether it caches its count or finds it cached.
+    let reply = pair.check(&["GET", "hll"]);
+    let start = reply
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a bulk reply")
+        + 1;
+    let bytes = &reply[start..reply.len() - 2];
+    pair.check_raw(&common::encode_command(&[b"SET", b"hcopy", bytes]));
+    pair.script(
+        "
+        OBJECT ENCODING hcopy
+        PFCOUNT hcopy
+        OBJECT ENCODING hcopy
+        PFCOUNT hcopy
+        ",
+    );
+    let reply = pair.check(&["GET", "hcopy"]);
+    let start = reply
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a bulk reply")
+        + 1;
+    let cached = &reply[start..reply.len() - 2];
+    pair.check_raw(&common::encode_command(&[b"SET", b"hcached", cached]));
+    pair.script(
+        "
+        OBJECT ENCODING hcached
+        PFCOUNT hcached
+        OBJECT ENCODING hcached
+        PFCOUNT hcached hcopy
+        ",
+    );
+}
+
 #[test]
 fn memory_usage_grows_with_the_value() {
     let server = TestServer::start();

@@ -118,6 +118,11 @@ pub struct KeyPattern {
     pub perm: u8,
     /// How the pattern is matched, decided once when it is added.
     shape: PatternShape,
+    /// The first 8 bytes of the literal part (the pattern, or the pattern
+    /// without its `*` for a prefix), little-endian, zero-padded; `mask`
+    /// covers the bytes it has. A key's first 8 bytes masked must equal it.
+    head: u64,
+    mask: u64,
 }
 
 /// Most key patterns are `prefix*` or a plain key: those are matched
@@ -146,20 +151,64 @@ impl PatternShape {
     }
 }
 
+/// The first 8 bytes of `bytes` as a little-endian word, zero-padded.
+#[inline]
+fn head_word(bytes: &[u8]) -> u64 {
+    match bytes.first_chunk::<8>() {
+        Some(first) => u64::from_le_bytes(*first),
+        None => {
+            let mut word = [0u8; 8];
+            word[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(word)
+        }
+    }
+}
+
 impl KeyPattern {
     fn new(pattern: &[u8], perm: u8) -> Self {
+        let shape = PatternShape::of(pattern);
+        let literal = match shape {
+            PatternShape::Literal => pattern,
+            PatternShape::Prefix => &pattern[..pattern.len() - 1],
+            PatternShape::Glob => &[],
+        };
+        let covered = literal.len().min(8);
         KeyPattern {
             pattern: pattern.to_vec(),
             perm,
-            shape: PatternShape::of(pattern),
+            shape,
+            head: head_word(literal),
+            mask: if covered == 8 {
+                u64::MAX
+            } else {
+                (1u64 << (covered * 8)) - 1
+            },
         }
     }
 
     /// Whether the key matches, as `glob::glob_match` says.
     pub fn matches(&self, key: &[u8]) -> bool {
+        self.matches_with_head(key, head_word(key))
+    }
+
+    /// [`Self::matches`] with the key's [`head_word`] computed once for
+    /// all the patterns: a literal or prefix pattern is then decided by a
+    /// length test and one masked compare, unless it is longer than 8
+    /// bytes.
+    #[inline]
+    fn matches_with_head(&self, key: &[u8], key_head: u64) -> bool {
         match self.shape {
-            PatternShape::Literal => self.pattern == key,
-            PatternShape::Prefix => key.starts_with(&self.pattern[..self.pattern.len() - 1]),
+            PatternShape::Literal => {
+                key.len() == self.pattern.len()
+                    && key_head & self.mask == self.head
+                    && (key.len() <= 8 || key[8..] == self.pattern[8..])
+            }
+            PatternShape::Prefix => {
+                let literal = self.pattern.len() - 1;
+                key.len() >= literal
+                    && key_head & self.mask == self.head
+                    && (literal <= 8 || key[8..literal] == self.pattern[8..literal])
+            }
             PatternShape::Glob => crate::glob::glob_match(&self.pattern, key, false),
         }
     }
@@ -273,16 +322,17 @@ impl Selector {
         }
         if !self.all_keys {
             for &(index, key, needed) in request.keys {
+                let key_head = head_word(key);
                 let allowed = self
                     .keys
                     .iter()
-                    .any(|p| p.perm & needed == needed && p.matches(key));
+                    .any(|p| p.perm & needed == needed && p.matches_with_head(key, key_head));
                 if !allowed {
                     return Err(Denial::Key(index));
                 }
             }
         }
-        if !self.all_channels {
+        if !self.all_channels && !request.channels.is_empty() {
             for &(index, channel, is_pattern) in request.channels {
                 let allowed = self.channels.iter().any(|p| {
                     if is_pattern {
@@ -656,18 +706,21 @@ impl User {
         if self.unrestricted {
             return Ok(());
         }
-        let mut worst: Option<Denial> = None;
-        for selector in std::iter::once(&self.root).chain(&self.selectors) {
+        let mut worst = match self.root.check(request) {
+            Ok(()) => return Ok(()),
+            Err(denial) => denial,
+        };
+        for selector in &self.selectors {
             match selector.check(request) {
                 Ok(()) => return Ok(()),
                 Err(denial) => {
-                    if worst.is_none_or(|w| denial.rank() > w.rank()) {
-                        worst = Some(denial);
+                    if denial.rank() > worst.rank() {
+                        worst = denial;
                     }
                 }
             }
         }
-        Err(worst.unwrap_or(Denial::Command))
+        Err(worst)
     }
 
     /// Whether `password` is one of the user's (constant time in the

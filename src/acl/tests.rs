@@ -215,8 +215,8 @@ proptest::proptest! {
     /// matcher does (a lone `*` and the empty key included).
     #[test]
     fn key_patterns_match_as_the_glob_matcher(
-        pattern in "[ab:*?\\[\\]\\\\]{0,6}",
-        key in "[ab:*?\\[\\]\\\\]{0,8}",
+        pattern in "[ab:*?\\[\\]\\\\]{0,12}",
+        key in "[ab:*?\\[\\]\\\\]{0,14}",
     ) {
         let compiled = KeyPattern::new(pattern.as_bytes(), READ);
         proptest::prop_assert_eq!(
@@ -227,6 +227,31 @@ proptest::proptest! {
         proptest::prop_assert_eq!(
             KeyPattern::new(prefixed.as_bytes(), READ).matches(key.as_bytes()),
             crate::glob::glob_match(prefixed.as_bytes(), key.as_bytes(), false)
+        );
+    }
+}
+
+proptest::proptest! {
+    /// Plain and `prefix*` patterns of every length around the 8 bytes
+    /// compared as one word: cut from the key, or cut and changed in one
+    /// byte, they answer as the glob matcher does.
+    #[test]
+    fn literal_and_prefix_patterns_of_any_length_match_as_the_glob_matcher(
+        key in proptest::collection::vec(proptest::sample::select(b"ab:k".to_vec()), 0..20),
+        cut in 0usize..20,
+        star in proptest::bool::ANY,
+        flip in proptest::option::of(0usize..20),
+    ) {
+        let mut pattern = key[..cut.min(key.len())].to_vec();
+        if let Some(at) = flip.filter(|&at| at < pattern.len()) {
+            pattern[at] ^= 1;
+        }
+        if star {
+            pattern.push(b'*');
+        }
+        proptest::prop_assert_eq!(
+            KeyPattern::new(&pattern, READ).matches(&key),
+            crate::glob::glob_match(&pattern, &key, false)
         );
     }
 }

@@ -127,16 +127,49 @@ static ACL_SUBCOMMANDS: &[CommandSpec] = &[
 enum KeyRule {
     /// Every key the table finds needs this ([`acl::READ`]/[`acl::WRITE`]).
     Uniform(u8),
+    /// The key at argv 1 only (GET, INCR, HSET...), which needs this: the
+    /// common case, checked without walking the key spec.
+    First(u8),
     /// SET: write, and read too with GET.
     Set,
     /// Several key specs with their own flags: read from the key specs.
     Specs,
 }
 
+/// Which arguments of a command are channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChannelRule {
+    None,
+    /// PUBLISH, SPUBLISH: argv 1.
+    First,
+    /// SUBSCRIBE, SSUBSCRIBE: every argument.
+    All,
+    /// PSUBSCRIBE: every argument, as patterns.
+    AllPatterns,
+}
+
+impl ChannelRule {
+    fn of(name: &str) -> Self {
+        match name {
+            "publish" | "spublish" => ChannelRule::First,
+            "subscribe" | "ssubscribe" => ChannelRule::All,
+            "psubscribe" => ChannelRule::AllPatterns,
+            _ => ChannelRule::None,
+        }
+    }
+}
+
+/// How a command is checked, by command id.
+#[derive(Debug, Clone, Copy)]
+struct CheckRule {
+    keys: KeyRule,
+    channels: ChannelRule,
+}
+
 struct AclTable {
     catalog: Catalog,
     /// By command id.
-    key_rules: Vec<KeyRule>,
+    rules: Vec<CheckRule>,
 }
 
 /// What a key spec's flags ask of a key pattern (Redis's
@@ -172,7 +205,13 @@ fn table() -> &'static AclTable {
                 is_subcommand: false,
             })
             .collect();
-        let mut key_rules = vec![KeyRule::Uniform(0); count];
+        let mut rules = vec![
+            CheckRule {
+                keys: KeyRule::Uniform(0),
+                channels: ChannelRule::None,
+            };
+            count
+        ];
         for spec in &specs {
             let id = stat_slot(spec);
             let categories = spec
@@ -187,17 +226,27 @@ fn table() -> &'static AclTable {
                 is_subcommand: spec.name.contains('|'),
             };
             let flag_sets = super::command::key_spec_flags(spec);
-            key_rules[id] = if spec.name == "set" {
+            let keys = if spec.name == "set" {
                 KeyRule::Set
             } else if flag_sets.len() <= 1 && super::command::table_matches_key_spec(spec) {
-                KeyRule::Uniform(flag_sets.first().map_or(0, |f| perm_of(f)))
+                let perm = flag_sets.first().map_or(0, |f| perm_of(f));
+                match spec.keys {
+                    super::KeySpec::Range {
+                        first: 1, last: 1, ..
+                    } => KeyRule::First(perm),
+                    _ => KeyRule::Uniform(perm),
+                }
             } else {
                 KeyRule::Specs
+            };
+            rules[id] = CheckRule {
+                keys,
+                channels: ChannelRule::of(spec.name),
             };
         }
         AclTable {
             catalog: Catalog::new(commands),
-            key_rules,
+            rules,
         }
     })
 }
@@ -217,16 +266,6 @@ fn all_channels_default(shared: &Shared) -> bool {
 
 // ------------------------------------------------------------ the check
 
-/// The channels a pub/sub command names: (argv index, is a pattern).
-fn channel_positions(spec: &CommandSpec, argv: &[&[u8]]) -> SmallVec<[(usize, bool); 4]> {
-    match spec.name {
-        "publish" | "spublish" => SmallVec::from_slice(&[(1, false)]),
-        "subscribe" | "ssubscribe" => (1..argv.len()).map(|i| (i, false)).collect(),
-        "psubscribe" => (1..argv.len()).map(|i| (i, true)).collect(),
-        _ => SmallVec::new(),
-    }
-}
-
 /// Checks `argv` (already resolved to `spec`) against `user`.
 pub fn check(user: &User, spec: &CommandSpec, argv: &[&[u8]]) -> std::result::Result<(), Denial> {
     if user.unrestricted() {
@@ -241,11 +280,41 @@ pub fn may_read_any_key(user: &User, spec: &CommandSpec, argv: &[&[u8]]) -> bool
     user.unrestricted() || with_request(spec, argv, |request| user.may_read_any_key(request))
 }
 
-/// Builds what `argv` needs from the ACL and hands it to `f`.
+/// Builds what `argv` needs from the ACL and hands it to `f`. A command
+/// with one key at argv 1 and no channels (most commands) is described on
+/// the stack, without walking its key spec or collecting anything.
 fn with_request<R>(spec: &CommandSpec, argv: &[&[u8]], f: impl FnOnce(&Request) -> R) -> R {
     let id = stat_slot(spec);
+    let rule = table().rules.get(id).copied().unwrap_or(CheckRule {
+        keys: KeyRule::Specs,
+        channels: ChannelRule::None,
+    });
+    let exempt = spec.has(NO_AUTH);
+    let first_key = |perm: u8| argv.get(1).map(|key| (1, *key, perm));
+    let single = match rule.keys {
+        KeyRule::First(perm) => Some(first_key(perm)),
+        // SET reads too with GET.
+        KeyRule::Set => {
+            let get = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET"));
+            Some(first_key(acl::WRITE | if get { acl::READ } else { 0 }))
+        }
+        _ => None,
+    };
+    if let (Some(key), ChannelRule::None) = (single, rule.channels) {
+        let keys = match &key {
+            Some(key) => std::slice::from_ref(key),
+            None => &[],
+        };
+        return f(&Request {
+            command: id,
+            exempt,
+            keys,
+            channels: &[],
+        });
+    }
     let mut keys: SmallVec<[(usize, &[u8], u8); 4]> = SmallVec::new();
-    match table().key_rules.get(id).copied().unwrap_or(KeyRule::Specs) {
+    match rule.keys {
+        KeyRule::First(_) | KeyRule::Set => keys.extend(single.flatten()),
         KeyRule::Uniform(perm) => {
             keys.extend(
                 spec.key_positions(argv)
@@ -253,24 +322,23 @@ fn with_request<R>(spec: &CommandSpec, argv: &[&[u8]], f: impl FnOnce(&Request) 
                     .map(|i| (i, argv[i], perm)),
             );
         }
-        KeyRule::Set => {
-            let get = argv.iter().skip(3).any(|a| a.eq_ignore_ascii_case(b"GET"));
-            let perm = acl::WRITE | if get { acl::READ } else { 0 };
-            keys.push((1, argv[1], perm));
-        }
         KeyRule::Specs => {
             for (i, flags) in super::command::keys_with_flags(spec, argv) {
                 keys.push((i, argv[i], perm_of(&flags)));
             }
         }
     }
-    let channels: SmallVec<[(usize, &[u8], bool); 4]> = channel_positions(spec, argv)
-        .into_iter()
-        .map(|(i, pattern)| (i, argv[i], pattern))
-        .collect();
+    let channels: SmallVec<[(usize, &[u8], bool); 4]> = match rule.channels {
+        ChannelRule::None => SmallVec::new(),
+        ChannelRule::First => argv.get(1).map(|c| (1, *c, false)).into_iter().collect(),
+        ChannelRule::All | ChannelRule::AllPatterns => {
+            let pattern = rule.channels == ChannelRule::AllPatterns;
+            (1..argv.len()).map(|i| (i, argv[i], pattern)).collect()
+        }
+    };
     f(&Request {
         command: id,
-        exempt: spec.has(NO_AUTH),
+        exempt,
         keys: &keys,
         channels: &channels,
     })
@@ -925,12 +993,13 @@ mod tests {
 
     fn rule(name: &[u8]) -> KeyRule {
         let spec = super::super::lookup(name).expect("command");
-        table().key_rules[stat_slot(spec)]
+        table().rules[stat_slot(spec)].keys
     }
 
     #[test]
     fn key_rules_use_the_table_only_where_it_matches_the_key_specs() {
-        assert!(matches!(rule(b"get"), KeyRule::Uniform(acl::READ)));
+        assert!(matches!(rule(b"get"), KeyRule::First(acl::READ)));
+        assert!(matches!(rule(b"incr"), KeyRule::First(p) if p == acl::READ | acl::WRITE));
         assert!(matches!(rule(b"del"), KeyRule::Uniform(acl::WRITE)));
         assert!(matches!(rule(b"mget"), KeyRule::Uniform(acl::READ)));
         assert!(matches!(rule(b"set"), KeyRule::Set));
@@ -941,13 +1010,29 @@ mod tests {
     }
 
     #[test]
+    fn channel_rules_name_the_pubsub_commands() {
+        let channels = |name: &[u8]| {
+            let spec = super::super::lookup(name).expect("command");
+            table().rules[stat_slot(spec)].channels
+        };
+        assert_eq!(channels(b"publish"), ChannelRule::First);
+        assert_eq!(channels(b"spublish"), ChannelRule::First);
+        assert_eq!(channels(b"subscribe"), ChannelRule::All);
+        assert_eq!(channels(b"ssubscribe"), ChannelRule::All);
+        assert_eq!(channels(b"psubscribe"), ChannelRule::AllPatterns);
+        assert_eq!(channels(b"get"), ChannelRule::None);
+    }
+
+    #[test]
     fn every_command_finds_the_same_keys_by_either_path() {
         // For the fast-path commands, the table and the specs agree on a
         // few argument shapes.
         for spec in all_commands().flat_map(|s| std::iter::once(s).chain(s.subcommands)) {
-            if !matches!(table().key_rules[stat_slot(spec)], KeyRule::Uniform(_)) {
-                continue;
-            }
+            let first_only = match table().rules[stat_slot(spec)].keys {
+                KeyRule::Uniform(_) => false,
+                KeyRule::First(_) => true,
+                _ => continue,
+            };
             for argc in 1..7usize {
                 let mut argv: Vec<&[u8]> = vec![spec.name.as_bytes(); argc];
                 for arg in argv.iter_mut().skip(1) {
@@ -956,7 +1041,11 @@ mod tests {
                 if !spec.arity_ok(argc) {
                     continue;
                 }
-                let table: Vec<usize> = spec.key_positions(&argv).to_vec();
+                let table: Vec<usize> = if first_only {
+                    vec![1]
+                } else {
+                    spec.key_positions(&argv).to_vec()
+                };
                 let specs: Vec<usize> = super::super::command::keys_with_flags(spec, &argv)
                     .into_iter()
                     .map(|k| k.0)

@@ -169,7 +169,8 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Result<()> {
         };
         let value = entry.value();
         // Redis shares the integers 0..9999 (refcount INT_MAX).
-        let shared = matches!(value, ValueRef::Str(s)
+        let shared = !entry.is_raw_string()
+            && matches!(value, ValueRef::Str(s)
             if super::parse::strict_i64(s).is_some_and(|n| (0..10_000).contains(&n)));
         let idle = entry.idle_secs(now);
         // Redis's LRU clock: seconds, 24 bits, as of the last access.
@@ -178,7 +179,7 @@ fn debug_object(ctx: &mut Ctx, key: &[u8]) -> Result<()> {
             "Value at:{:p} refcount:{} encoding:{} serializedlength:{} lru:{} lru_seconds_idle:{}",
             entry as *const _,
             if shared { i32::MAX } else { 1 },
-            value.encoding(),
+            entry.encoding(),
             serialized_length(value, now),
             lru,
             idle

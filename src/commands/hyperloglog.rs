@@ -173,7 +173,8 @@ fn pfadd(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 }
             }
             hll::invalidate_cache(&mut value);
-            db.insert(key, Value::Str(value), None, now);
+            // A raw string, as Redis's createHLLObject makes it.
+            db.insert_raw_str(key, value, None, now);
             updated = true;
             outcome
         }
@@ -209,8 +210,15 @@ fn pfcount(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         ctx.out.int(0);
         return Ok(());
     };
+    // Redis unshares the string first (dbUnshareStringValue), cached count
+    // or not: a PFCOUNTed HLL is a raw string.
     let card = match hll::cached_cardinality(value) {
-        Some(card) => card,
+        Some(card) => {
+            if db.get(key, now).is_some_and(|e| !e.is_raw_string()) {
+                db.value_mut(key, now);
+            }
+            card
+        }
         None => {
             let card = hll::count(value).map_err(corrupt)?;
             // Caching the count changes the string: a write, as in Redis
@@ -269,7 +277,7 @@ fn pfmerge(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         None => {
             let mut value = hll::new_sparse();
             write(&mut value)?;
-            db.insert(dest, Value::Str(value), None, now);
+            db.insert_raw_str(dest, value, None, now);
         }
     }
     drop(locked);

@@ -573,7 +573,7 @@ fn rename_generic(ctx: &mut Ctx, argv: &[&[u8]], nx: bool) -> Result<()> {
     let expires_at = entry.expires_at();
     let part = locked.db(db, target)?;
     let replaced = part.contains(target, now);
-    part.insert(target, entry.into_value(), expires_at, now);
+    part.insert_from(target, entry, expires_at, now);
     let pubsub = &ctx.shared.pubsub;
     if replaced {
         // Redis deletes the old destination and adds the key anew.
@@ -627,7 +627,7 @@ fn copy(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             let expires_at = entry.expires_at();
             let part = locked.db(target_db, target)?;
             let replaced = part.contains(target, now);
-            part.insert(target, entry.into_value(), expires_at, now);
+            part.insert_from(target, entry, expires_at, now);
             if replaced {
                 // Redis deletes the old destination and adds the copy anew.
                 pubsub.notify(events::NEW, "new", target, target_db);
@@ -660,7 +660,7 @@ fn move_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if moved {
         if let Some(entry) = source.remove(key, now) {
             let expires_at = entry.expires_at();
-            target.insert(key, entry.into_value(), expires_at, now);
+            target.insert_from(key, entry, expires_at, now);
             let pubsub = &ctx.shared.pubsub;
             pubsub.notify(events::GENERIC, "move_from", key, source_db);
             pubsub.notify(events::GENERIC, "move_to", key, target_db);

@@ -158,7 +158,7 @@ fn object_encoding(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     with_entry(
         ctx,
         argv,
-        |entry| entry.value().encoding(),
+        |entry| entry.encoding(),
         |ctx, encoding| {
             ctx.out.bulk(encoding.as_bytes());
             Ok(())
@@ -171,9 +171,10 @@ fn object_refcount(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         ctx,
         argv,
         // Redis shares the integers 0..9999 and reports them with the
-        // "shared" reference count; every other value has one owner.
+        // "shared" reference count; every other value has one owner (a raw
+        // string too, numeric as it may be).
         |entry| match entry.value() {
-            ValueRef::Str(s) => {
+            ValueRef::Str(s) if !entry.is_raw_string() => {
                 super::parse::strict_i64(s).is_some_and(|n| (0..10_000).contains(&n))
             }
             _ => false,

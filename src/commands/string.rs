@@ -875,25 +875,25 @@ fn setrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
     let offset = offset as u64;
+    if value.is_empty() {
+        // Nothing to write: Redis answers the length and leaves the string
+        // as it was (its encoding too).
+        let len = read_string(db, key, now)?.map_or(0, <[u8]>::len);
+        ctx.out.int(len as i64);
+        return Ok(());
+    }
     let len = match write_string(db, key, now)? {
         None => {
-            if value.is_empty() {
-                ctx.out.int(0);
-                return Ok(());
-            }
             check_string_length(offset, value.len() as u64, max)?;
             let offset = offset as usize;
             let mut s = zeroed(offset + value.len())?;
             s[offset..].copy_from_slice(value);
             let len = s.len();
-            db.insert(key, Value::Str(s), None, now);
+            // Raw, as Redis's createObject makes it.
+            db.insert_raw_str(key, s, None, now);
             len
         }
         Some(s) => {
-            if value.is_empty() {
-                ctx.out.int(s.len() as i64);
-                return Ok(());
-            }
             check_string_length(offset, value.len() as u64, max)?;
             let offset = offset as usize;
             grow_zeroed(s, offset + value.len())?;
@@ -1132,7 +1132,7 @@ fn setbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             if on == 1 {
                 s[byte] |= mask;
             }
-            db.insert(key, Value::Str(s), None, now);
+            db.insert_raw_str(key, s, None, now);
             (false, true)
         }
     };
@@ -1406,7 +1406,8 @@ fn bitop(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
     let db = locked.db(dbi, dest)?;
     if max_len > 0 {
-        db.insert(dest, Value::Str(result), None, now);
+        // Raw, as Redis's createObject makes it.
+        db.insert_raw_str(dest, result, None, now);
         pubsub.notify(events::STRING, "set", dest, dbi);
     } else if db.remove(dest, now).is_some() {
         pubsub.notify(events::GENERIC, "del", dest, dbi);
@@ -1662,7 +1663,7 @@ fn bitfield_generic(ctx: &mut Ctx, argv: &[&[u8]], read_only_command: bool) -> R
     let needed = (highest_write >> 3) as usize + 1;
     let created = write_string(db, key, now)?.is_none();
     if created {
-        db.insert(key, Value::Str(zeroed(needed)?), None, now);
+        db.insert_raw_str(key, zeroed(needed)?, None, now);
     }
     let Some(s) = write_string(db, key, now)? else {
         return Err(Error::err("internal error: bitfield target vanished"));

@@ -29,7 +29,10 @@
 //! inline when written whole (SET and friends); a command that changes one
 //! in place (APPEND, SETRANGE, SETBIT...) gets it as a `Value::Str(Vec)` in
 //! the BOXED form, so that repeated appends stay amortized O(1) — as Redis
-//! turns an embstr into a raw string.
+//! turns an embstr into a raw string. A BOXED string is what OBJECT
+//! ENCODING reports as `raw` (see [`Entry::encoding`]); commands that
+//! create a raw string in Redis (PFADD, SETRANGE, BITOP...) store theirs
+//! BOXED from the start, so the encoding needs no bit of its own.
 //!
 //! All the unsafe code of the entry layout is in this module.
 
@@ -183,6 +186,22 @@ impl Entry {
             }
             other => Entry::build(key, expires_at, Payload::Boxed(other), access, lfu),
         }
+    }
+
+    /// A new entry holding the string `value` out of line, accessed now:
+    /// what Redis calls a raw string (see [`Entry::encoding`]), as the
+    /// commands that build a string in place make it (PFADD, SETRANGE,
+    /// SETBIT, BITOP...).
+    pub fn new_raw_str(key: &[u8], value: Vec<u8>, expires_at: Option<u64>, now_ms: u64) -> Entry {
+        let access = AccessTime::word_at(now_ms);
+        let lfu = LfuCounter::fresh_word(now_ms);
+        Entry::build(
+            key,
+            expires_at,
+            Payload::Boxed(Value::Str(value)),
+            access,
+            lfu,
+        )
     }
 
     /// A new entry holding the string `value` inline, accessed now.
@@ -389,6 +408,28 @@ impl Entry {
             ValueRef::Str(unsafe {
                 std::slice::from_raw_parts(p.add(shape.value_at), shape.value_len)
             })
+        }
+    }
+
+    /// Whether the value is a string kept out of line: one changed in
+    /// place or built by a command that makes raw strings.
+    #[inline]
+    pub fn is_raw_string(&self) -> bool {
+        self.flags() & BOXED != 0 && matches!(self.value(), ValueRef::Str(_))
+    }
+
+    /// The encoding OBJECT ENCODING reports. A string kept out of line is
+    /// `raw` whatever its length or content, as Redis's strings changed in
+    /// place (APPEND, SETRANGE, SETBIT, BITFIELD, PFADD...: its
+    /// `dbUnshareStringValue`) or created raw (`createObject`,
+    /// `createHLLObject`: SETRANGE, SETBIT and BITFIELD on a new key,
+    /// BITOP, PFADD, PFMERGE); a string written whole is encoded as
+    /// Redis's `tryObjectEncoding` would (int, embstr, raw by content).
+    pub fn encoding(&self) -> &'static str {
+        if self.is_raw_string() {
+            "raw"
+        } else {
+            self.value().encoding()
         }
     }
 

@@ -229,6 +229,41 @@ impl Db {
         previous
     }
 
+    /// [`Db::insert`] of a string kept out of line: a raw string, as
+    /// OBJECT ENCODING reports it (see [`Entry::encoding`]).
+    pub fn insert_raw_str(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        expires_at: Option<u64>,
+        now_ms: u64,
+    ) -> Option<Entry> {
+        let previous = self.insert_entry(
+            key,
+            Entry::new_raw_str(key, value, expires_at, now_ms),
+            now_ms,
+        );
+        self.file_field_expiry(key, None);
+        previous
+    }
+
+    /// [`Db::insert`] of the value of `entry`, taken from another key or
+    /// database (RENAME, MOVE, COPY), in the same form: a raw string stays
+    /// raw, as Redis moves (or, for COPY, duplicates) the object itself.
+    pub fn insert_from(
+        &mut self,
+        key: &[u8],
+        entry: Entry,
+        expires_at: Option<u64>,
+        now_ms: u64,
+    ) -> Option<Entry> {
+        let raw = entry.is_raw_string();
+        match entry.into_value() {
+            Value::Str(bytes) if raw => self.insert_raw_str(key, bytes, expires_at, now_ms),
+            value => self.insert(key, value, expires_at, now_ms),
+        }
+    }
+
     /// [`Db::insert`] of a string, stored inline in the key's entry (no
     /// intermediate `Vec`); a live string of the same length is rewritten
     /// in place.
