@@ -131,7 +131,15 @@ fn stream_from(ops: &[(u8, Vec<u8>)], deletes: &[usize]) -> StreamValue {
     s
 }
 
+/// A stream as read back from the 7.0 layout, which has no active times:
+/// as Redis 7.2, a loaded consumer's active time is its seen time.
 fn stream_logic(s: &StreamValue) -> String {
+    let mut groups = s.groups().clone();
+    for group in groups.values_mut() {
+        for consumer in group.consumers.values_mut() {
+            consumer.active_time = Some(consumer.seen_time);
+        }
+    }
     let mut entries = Vec::new();
     s.range(StreamId::MIN, StreamId::MAX, false, 0, |e| {
         entries.push((
@@ -148,7 +156,7 @@ fn stream_logic(s: &StreamValue) -> String {
         s.first_id(),
         s.max_deleted_id(),
         s.entries_added(),
-        s.groups()
+        groups
     )
 }
 

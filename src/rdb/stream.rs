@@ -132,7 +132,9 @@ fn write_stream_as(out: &mut Vec<u8>, stream: &StreamValue, compress: bool, vers
             write_string(out, name, compress);
             out.extend_from_slice(&consumer.seen_time.to_le_bytes());
             if version >= 3 {
-                out.extend_from_slice(&consumer.seen_time.to_le_bytes());
+                // Redis 7.2 saves a never-active consumer's -1 as is.
+                let active_time = consumer.active_time.map_or(-1, |t| t as i64);
+                out.extend_from_slice(&active_time.to_le_bytes());
             }
             write_length(out, consumer.pending.len() as u64);
             for id in &consumer.pending {
@@ -306,11 +308,17 @@ pub fn read_stream(r: &mut Reader<'_>, type_byte: u8) -> Result<StreamValue, Rdb
         for _ in 0..consumers {
             let cname: ConsumerName = Arc::from(r.read_string()?);
             let seen_time = r.read_u64_le()?;
-            if version >= 3 {
-                let _active_time = r.read_u64_le()?;
-            }
+            // Layout 3 (Redis 7.2) has the active time, -1 for "never";
+            // older layouts have none, and Redis 7.2 takes the seen time
+            // as the best estimate.
+            let active_time = if version >= 3 {
+                Some(r.read_u64_le()? as i64).filter(|t| *t >= 0).map(|t| t as u64)
+            } else {
+                Some(seen_time)
+            };
             let mut consumer = Consumer {
                 seen_time,
+                active_time,
                 ..Consumer::default()
             };
             let owned = r.read_count(16)?;
@@ -400,12 +408,22 @@ mod tests {
             assert_eq!(entries(&back), entries(&s), "version {version}");
             assert_eq!(back.last_id(), s.last_id());
             assert_eq!(back.groups()[&b"g"[..]].pel, s.groups()[&b"g"[..]].pel);
+            // Only layout 3 (Redis 7.2) keeps active times; older ones read
+            // the seen time in their place, as Redis 7.2 does.
+            let mut expected = s.groups().clone();
+            if version < 3 {
+                for group in expected.values_mut() {
+                    for consumer in group.consumers.values_mut() {
+                        consumer.active_time = Some(consumer.seen_time);
+                    }
+                }
+            }
             assert_eq!(
                 back.groups()[&b"g"[..]].consumers,
-                s.groups()[&b"g"[..]].consumers
+                expected[&b"g"[..]].consumers
             );
             if version >= 2 {
-                assert_eq!(back.groups(), s.groups());
+                assert_eq!(back.groups(), &expected);
                 assert_eq!(back.entries_added(), s.entries_added());
                 assert_eq!(back.max_deleted_id(), s.max_deleted_id());
             } else {
