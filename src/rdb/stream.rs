@@ -312,7 +312,9 @@ pub fn read_stream(r: &mut Reader<'_>, type_byte: u8) -> Result<StreamValue, Rdb
             // older layouts have none, and Redis 7.2 takes the seen time
             // as the best estimate.
             let active_time = if version >= 3 {
-                Some(r.read_u64_le()? as i64).filter(|t| *t >= 0).map(|t| t as u64)
+                Some(r.read_u64_le()? as i64)
+                    .filter(|t| *t >= 0)
+                    .map(|t| t as u64)
             } else {
                 Some(seen_time)
             };

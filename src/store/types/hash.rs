@@ -25,9 +25,9 @@ use std::collections::{BTreeSet, HashMap};
 use foldhash::fast::RandomState;
 use indexmap::IndexMap;
 
-/// Redis's `hash-max-listpack-entries` default: more fields than this and a
+/// Redis 7.0's `hash-max-listpack-entries` default (512): more fields than this and a
 /// hash is reported as `hashtable`.
-pub const LISTPACK_MAX_ENTRIES: usize = 128;
+pub const LISTPACK_MAX_ENTRIES: usize = 512;
 /// Redis's `hash-max-listpack-value` default: a longer field or value and a
 /// hash is reported as `hashtable`.
 pub const LISTPACK_MAX_VALUE: usize = 64;
@@ -400,7 +400,7 @@ mod tests {
         assert_eq!(h.encoding(), "hashtable", "never converted back");
 
         let mut h = HashValue::new();
-        for i in 0..128 {
+        for i in 0..LISTPACK_MAX_ENTRIES {
             h.set(format!("f{i}").as_bytes(), b"v");
         }
         assert_eq!(h.encoding(), "listpack");
@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn scan_returns_every_stable_field_despite_removals() {
         let mut h = HashValue::new();
-        for i in 0..500 {
+        for i in 0..700 {
             h.set(format!("f{i}").as_bytes(), b"v");
         }
         assert!(!h.is_small());
