@@ -36,7 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 ];
 
 /// Whether strings in payloads are LZF-compressed (`rdbcompression`).
-fn compression(ctx: &Ctx) -> bool {
+pub(super) fn compression(ctx: &Ctx) -> bool {
     ctx.shared
         .config
         .read()

@@ -857,7 +857,8 @@ fn function_list(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 }
 
 fn function_dump(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
-    let payload = ctx.shared.scripting.function_dump();
+    let compress = super::dump::compression(ctx);
+    let payload = ctx.shared.scripting.function_dump(compress);
     ctx.out.bulk(&payload);
     Ok(())
 }

@@ -391,14 +391,15 @@ impl Registry {
     }
 
     /// FUNCTION DUMP: every library's code as Redis serializes it (RDB
-    /// function records, the RDB version, a CRC64).
-    pub fn dump(&self) -> Vec<u8> {
+    /// function records, the RDB version, a CRC64), LZF-compressed when
+    /// `compress` (`rdbcompression`).
+    pub fn dump(&self, compress: bool) -> Vec<u8> {
         let mut payload = Vec::new();
         for library in self.libraries.values() {
             payload.push(RDB_OPCODE_FUNCTION2);
-            rdb_write_string(&mut payload, &library.code);
+            crate::rdb::write_string(&mut payload, &library.code, compress);
         }
-        payload.extend_from_slice(&RDB_VERSION.to_le_bytes());
+        payload.extend_from_slice(&crate::rdb::RDB_VERSION.to_le_bytes());
         let crc = crate::rdb::crc64(0, &payload);
         payload.extend_from_slice(&crc.to_le_bytes());
         payload
@@ -418,22 +419,24 @@ impl Registry {
         let (body, footer) = payload.split_at(payload.len() - 10);
         let version = u16::from_le_bytes([footer[0], footer[1]]);
         let crc = u64::from_le_bytes(footer[2..10].try_into().map_err(|_| bad())?);
-        if version > RDB_VERSION
+        if version > crate::rdb::RDB_VERSION
             || (crc != 0 && crate::rdb::crc64(0, &payload[..payload.len() - 8]) != crc)
         {
             return Err(bad());
         }
         let mut codes = Vec::new();
-        let mut at = 0;
-        while at < body.len() {
-            match body[at] {
-                RDB_OPCODE_FUNCTION2 => {}
-                RDB_OPCODE_FUNCTION_PRE_GA => return Err(Error::err("Failed loading engine name")),
+        let mut reader = crate::rdb::Reader::new(body);
+        while reader.remaining() > 0 {
+            match reader.read_u8() {
+                Ok(RDB_OPCODE_FUNCTION2) => {}
+                Ok(RDB_OPCODE_FUNCTION_PRE_GA) => {
+                    return Err(Error::err("Failed loading engine name"))
+                }
                 _ => return Err(Error::err("given type is not a function")),
             }
-            at += 1;
-            let code = rdb_read_string(body, &mut at)
-                .ok_or_else(|| Error::err("payload version or checksum are wrong"))?;
+            let code = reader
+                .read_string()
+                .map_err(|_| Error::err("payload version or checksum are wrong"))?;
             codes.push(code);
         }
         // Compile everything first: a bad library restores nothing.
@@ -539,99 +542,10 @@ fn describe(error: &mlua::Error) -> String {
 const RDB_OPCODE_FUNCTION2: u8 = 245;
 /// The record of Redis 7.0's release candidates, which Redis refuses.
 const RDB_OPCODE_FUNCTION_PRE_GA: u8 = 246;
-/// The RDB version Redis 7.0 writes (Redis 7.0 refuses payloads of newer
-/// versions, so Larder writes the oldest one that carries functions).
-const RDB_VERSION: u16 = 10;
-
-/// RDB's length-prefixed string (never compressed when Larder writes it).
-fn rdb_write_string(out: &mut Vec<u8>, data: &[u8]) {
-    let len = data.len();
-    if len < 1 << 6 {
-        out.push(len as u8);
-    } else if len < 1 << 14 {
-        out.push(0x40 | (len >> 8) as u8);
-        out.push(len as u8);
-    } else if len <= u32::MAX as usize {
-        out.push(0x80);
-        out.extend_from_slice(&(len as u32).to_be_bytes());
-    } else {
-        out.push(0x81);
-        out.extend_from_slice(&(len as u64).to_be_bytes());
-    }
-    out.extend_from_slice(data);
-}
-
-/// Reads an RDB string: plain, or LZF-compressed as Redis writes strings
-/// longer than 20 bytes when `rdbcompression` is on.
-fn rdb_read_string(input: &[u8], at: &mut usize) -> Option<Vec<u8>> {
-    let first = *input.get(*at)?;
-    *at += 1;
-    let len = match first >> 6 {
-        0 => (first & 0x3f) as usize,
-        1 => {
-            let next = *input.get(*at)? as usize;
-            *at += 1;
-            (((first & 0x3f) as usize) << 8) | next
-        }
-        2 if first == 0x80 => {
-            let bytes = input.get(*at..*at + 4)?;
-            *at += 4;
-            u32::from_be_bytes(bytes.try_into().ok()?) as usize
-        }
-        2 if first == 0x81 => {
-            let bytes = input.get(*at..*at + 8)?;
-            *at += 8;
-            usize::try_from(u64::from_be_bytes(bytes.try_into().ok()?)).ok()?
-        }
-        3 if first & 0x3f == 3 => {
-            // LZF: compressed length, plain length, data.
-            let compressed = rdb_read_length(input, at)?;
-            let plain = rdb_read_length(input, at)?;
-            let data = input.get(*at..at.checked_add(compressed)?)?;
-            *at += compressed;
-            return crate::rdb::lzf::decompress(data, plain);
-        }
-        _ => return None,
-    };
-    let data = input.get(*at..at.checked_add(len)?)?;
-    *at += len;
-    Some(data.to_vec())
-}
-
-fn rdb_read_length(input: &[u8], at: &mut usize) -> Option<usize> {
-    let first = *input.get(*at)?;
-    *at += 1;
-    match first >> 6 {
-        0 => Some((first & 0x3f) as usize),
-        1 => {
-            let next = *input.get(*at)? as usize;
-            *at += 1;
-            Some((((first & 0x3f) as usize) << 8) | next)
-        }
-        2 if first == 0x80 => {
-            let bytes = input.get(*at..*at + 4)?;
-            *at += 4;
-            Some(u32::from_be_bytes(bytes.try_into().ok()?) as usize)
-        }
-        _ => None,
-    }
-}
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rdb_strings_round_trip_at_every_length_class() {
-        for len in [0, 63, 64, 16383, 16384, 70000] {
-            let data = vec![b'x'; len];
-            let mut encoded = Vec::new();
-            rdb_write_string(&mut encoded, &data);
-            let mut at = 0;
-            assert_eq!(rdb_read_string(&encoded, &mut at), Some(data));
-            assert_eq!(at, encoded.len());
-        }
-    }
 
     #[test]
     fn library_metadata_is_checked() {

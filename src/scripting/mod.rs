@@ -609,9 +609,9 @@ impl Scripting {
         self.vm.lock().functions.list(pattern)
     }
 
-    /// FUNCTION DUMP's payload.
-    pub fn function_dump(&self) -> Vec<u8> {
-        self.vm.lock().functions.dump()
+    /// FUNCTION DUMP's payload (`compress`: `rdbcompression`).
+    pub fn function_dump(&self, compress: bool) -> Vec<u8> {
+        self.vm.lock().functions.dump(compress)
     }
 
     /// FUNCTION RESTORE.
