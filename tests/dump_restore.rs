@@ -769,7 +769,8 @@ fn old_encodings_restore_as_in_redis() {
 
 /// RESTORE REPLACE deletes the old key and adds a new one: the LFU counter
 /// starts afresh (FREQ sets it), as in Redis; a TTL in the past with
-/// REPLACE only deletes.
+/// REPLACE only deletes. (One GET before: from an LFU counter of 6 on, the
+/// next increments are random, in Redis as in Larder.)
 #[test]
 fn replace_starts_afresh_like_redis() {
     let mut d = Differential::start();
@@ -777,8 +778,6 @@ fn replace_starts_afresh_like_redis() {
         "
         CONFIG SET maxmemory-policy allkeys-lfu
         SET k v
-        GET k
-        GET k
         GET k
         OBJECT FREQ k
         ",
