@@ -14,15 +14,63 @@ fn idx(h: u32) -> usize {
     ((h >> (3 * 8 - HLOG)).wrapping_sub(h.wrapping_mul(5)) as usize) & (HSIZE - 1)
 }
 
+/// liblzf's hash table of positions in the input (0 = none: liblzf never
+/// refers to the first byte), zeroed for each call. Zeroing (or allocating)
+/// 256 KiB for every string made saving a million short strings take
+/// seconds, so each thread keeps one table whose slots are tagged with the
+/// call that wrote them: a slot of an earlier call reads as 0.
+struct HashTable {
+    slots: Vec<u64>,
+    call: u32,
+}
+
+impl HashTable {
+    /// Starts a call: every slot reads as 0 again.
+    fn clear(&mut self) {
+        if self.slots.is_empty() {
+            self.slots = vec![0; HSIZE];
+        }
+        self.call = self.call.wrapping_add(1);
+        if self.call == 0 {
+            self.slots.fill(0);
+            self.call = 1;
+        }
+    }
+
+    fn get(&self, slot: usize) -> usize {
+        let tagged = self.slots[slot];
+        if (tagged >> 32) as u32 == self.call {
+            tagged as u32 as usize
+        } else {
+            0
+        }
+    }
+
+    fn set(&mut self, slot: usize, position: usize) {
+        self.slots[slot] = (u64::from(self.call) << 32) | position as u64;
+    }
+}
+
+thread_local! {
+    static TABLE: std::cell::RefCell<HashTable> =
+        const { std::cell::RefCell::new(HashTable { slots: Vec::new(), call: 0 }) };
+}
+
 /// Compresses `input` into at most `max_out` bytes; `None` when the
 /// result would not fit (liblzf's 0).
 pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
-    let in_len = input.len();
-    if in_len == 0 || max_out == 0 {
+    if input.is_empty() || max_out == 0 || input.len() > u32::MAX as usize {
         return None;
     }
-    // Positions in `input` (0 = none: liblzf never refers to the first byte).
-    let mut htab = vec![0u32; HSIZE];
+    TABLE.with(|table| {
+        let mut htab = table.borrow_mut();
+        htab.clear();
+        compress_with(&mut htab, input, max_out)
+    })
+}
+
+fn compress_with(htab: &mut HashTable, input: &[u8], max_out: usize) -> Option<Vec<u8>> {
+    let in_len = input.len();
     let mut out = vec![0u8; max_out];
     let out_end = max_out;
     let mut ip = 0usize;
@@ -34,8 +82,8 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
     while in_len > 2 && ip < in_len - 2 {
         hval = next(hval, ip);
         let slot = idx(hval);
-        let reference = htab[slot] as usize;
-        htab[slot] = ip as u32;
+        let reference = htab.get(slot);
+        htab.set(slot, ip);
         let off = ip.wrapping_sub(reference).wrapping_sub(1);
         if reference < ip
             && off < MAX_OFF
@@ -78,10 +126,10 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
             ip -= 2;
             hval = frst(ip);
             hval = next(hval, ip);
-            htab[idx(hval)] = ip as u32;
+            htab.set(idx(hval), ip);
             ip += 1;
             hval = next(hval, ip);
-            htab[idx(hval)] = ip as u32;
+            htab.set(idx(hval), ip);
             ip += 1;
         } else {
             if op >= out_end {
@@ -176,6 +224,25 @@ pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The table one thread reuses must not leak positions from one call
+    /// into the next: a string compresses the same after others as on a
+    /// fresh thread.
+    #[test]
+    fn a_reused_table_gives_the_same_output() {
+        let target: Vec<u8> = b"abcabcabcXYZabcabc-".repeat(40);
+        let fresh = std::thread::spawn({
+            let target = target.clone();
+            move || compress(&target, target.len())
+        })
+        .join()
+        .expect("thread");
+        for other in [&b"zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz"[..], &target[..100]] {
+            let _ = compress(other, other.len());
+        }
+        assert_eq!(compress(&target, target.len()), fresh);
+        assert!(fresh.is_some());
+    }
 
     #[test]
     fn round_trips() {
