@@ -22,7 +22,7 @@ const FLOORS: &[&[&str]] = &[
     &["protocol"],
     &["store"],
     &["config"],
-    &["writebehind", "scripting", "pubsub", "acl", "audit"],
+    &["writebehind", "scripting", "pubsub", "acl", "audit", "persistence"],
     &["shared"],
     &["commands"],
     // The Prometheus endpoint: serves a socket and runs INFO through the

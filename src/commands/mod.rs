@@ -30,6 +30,7 @@ mod reads;
 mod renamed;
 mod scripting;
 mod server;
+pub use server::shutdown_save;
 mod set;
 mod slowlog;
 mod sort;
@@ -843,6 +844,31 @@ fn check_and_run(
                 );
                 return None;
             }
+        }
+    }
+    // As Redis's stop-writes-on-bgsave-error: after a failed background
+    // save, with save points configured, writes (and PING) are refused
+    // until a save succeeds. One load while saves succeed.
+    if shared.persistence.bgsave_failed()
+        && (spec.has(flags::WRITE)
+            || spec.name == "ping"
+            || (spec.name == "exec" && queued_has(session, flags::WRITE)))
+    {
+        let refuse = {
+            let config = shared.config.read();
+            !config.save_points.is_empty()
+                && config.get("stop-writes-on-bgsave-error").as_deref() != Some("no")
+        };
+        if refuse {
+            reject(
+                shared,
+                session,
+                out,
+                argv[0],
+                Some(spec),
+                crate::persistence::MISCONF.as_bytes(),
+            );
+            return None;
         }
     }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {

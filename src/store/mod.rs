@@ -18,6 +18,7 @@ pub mod ops;
 mod s3fifo;
 mod shard;
 pub mod signals;
+pub mod snapshot;
 pub mod types;
 mod value;
 
@@ -36,6 +37,7 @@ pub use lazyfree::LazyFreeStats;
 pub use ops::{parse_float_value, parse_int_value};
 pub use shard::{Db, ExpiredCounts, RemovedContents, Shard};
 pub use signals::{KeyListener, KeySignal, KeySignals};
+pub use snapshot::SnapshotCapture;
 pub use value::{Entry, Key, LfuCounter, Value, ValueRef};
 
 use crate::error::{Error, Result};
@@ -287,7 +289,8 @@ impl Store {
         indexes.sort_unstable();
         indexes.dedup();
         'start_over: loop {
-            let mut guards = SmallVec::with_capacity(indexes.len());
+            let mut guards: SmallVec<[(usize, MutexGuard<'_, Shard>); 4]> =
+                SmallVec::with_capacity(indexes.len());
             for &index in &indexes {
                 let shard = &self.inner.shards[index];
                 match shard.try_lock() {
@@ -303,6 +306,9 @@ impl Store {
                         continue 'start_over;
                     }
                 }
+            }
+            for (index, guard) in guards.iter_mut() {
+                capture_if_pending(*index, guard);
             }
             return LockSet {
                 store: self,
@@ -326,10 +332,60 @@ impl Store {
     /// when the lock is free).
     fn lock_shard_counted(&self, index: usize) -> MutexGuard<'_, Shard> {
         let shard = &self.inner.shards[index];
-        shard.try_lock().unwrap_or_else(|| {
+        let mut guard = shard.try_lock().unwrap_or_else(|| {
             self.count_shard_lock_wait();
             shard.lock()
-        })
+        });
+        capture_if_pending(index, &mut guard);
+        guard
+    }
+
+    /// Starts a point-in-time snapshot (see [`snapshot`]): under every
+    /// shard lock, runs `under_locks` (to read what must be read at the
+    /// same instant, such as the key counts), then marks every shard
+    /// pending for `capture`. Returns what `under_locks` returned. The
+    /// caller then calls [`Store::capture_shard`] for every shard (or lets
+    /// clients' commands do it by touching them).
+    pub fn begin_snapshot<R>(
+        &self,
+        capture: Arc<dyn SnapshotCapture>,
+        under_locks: impl FnOnce(&mut LockSet<'_>) -> R,
+    ) -> R {
+        let mut all = self.lock_all();
+        let result = under_locks(&mut all);
+        for (_, shard) in all.shards_mut() {
+            shard.snapshot = Some(capture.clone());
+        }
+        result
+    }
+
+    /// Captures shard `index` for the running snapshot if nothing touched
+    /// it since the snapshot started (the lock path does the capture).
+    pub fn capture_shard(&self, index: usize) {
+        if index < self.inner.shards.len() {
+            drop(self.lock_shard_counted(index));
+        }
+    }
+
+    /// Runs `f` on shard `index` under its lock, read-only, without
+    /// capturing it for a running snapshot first (a read changes nothing a
+    /// snapshot keeps): for whole-keyspace figures such as INFO's, which
+    /// would otherwise serialize every pending shard on the caller.
+    pub fn read_shard<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> Option<R> {
+        let shard = self.inner.shards.get(index)?;
+        let guard = shard.try_lock().unwrap_or_else(|| {
+            self.count_shard_lock_wait();
+            shard.lock()
+        });
+        Some(f(&guard))
+    }
+
+    /// Whether some shard still waits to be captured by a snapshot.
+    pub fn snapshot_pending(&self) -> bool {
+        self.inner
+            .shards
+            .iter()
+            .any(|shard| shard.lock().snapshot.is_some())
     }
 
     #[cold]
@@ -544,6 +600,23 @@ impl Store {
     }
 }
 
+/// Hands a shard just locked to the running snapshot if it is still
+/// pending, before anyone changes it; one predictable branch otherwise.
+#[inline]
+fn capture_if_pending(index: usize, shard: &mut Shard) {
+    if shard.snapshot.is_some() {
+        capture_now(index, shard);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn capture_now(index: usize, shard: &mut Shard) {
+    if let Some(capture) = shard.snapshot.take() {
+        capture.capture(index, shard);
+    }
+}
+
 /// Asks the CPU to start loading the cache line at `address` (a hint: no
 /// read happens, an invalid address is harmless).
 #[inline]
@@ -645,7 +718,8 @@ impl<'s> LockSet<'s> {
             }
         };
         match guard {
-            Some(guard) => {
+            Some(mut guard) => {
+                capture_if_pending(index, &mut guard);
                 self.guards.insert(position, (index, guard));
                 true
             }

@@ -244,6 +244,12 @@ impl LfuCounter {
         }
     }
 
+    /// Sets the counter to `counter`, last decremented at `now_ms` (a key
+    /// loaded with its saved frequency: RDB `FREQ`, RESTORE FREQ).
+    pub(super) fn restore(&self, counter: u8, now_ms: u64) {
+        self.set_bits(pack_lfu(lfu_minutes(now_ms), counter));
+    }
+
     /// The S3-FIFO frequency (0..=3): reads since the key was inserted or
     /// last passed the head of an S3-FIFO queue.
     pub fn fifo_freq(&self) -> u8 {
