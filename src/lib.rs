@@ -26,6 +26,7 @@ pub mod numbers;
 pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
+pub mod rdb;
 pub mod scripting;
 pub mod server;
 pub mod shared;

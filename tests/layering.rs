@@ -21,6 +21,8 @@ const FLOORS: &[&[&str]] = &[
     ],
     &["protocol"],
     &["store"],
+    // Redis's RDB value encoding: reads and writes store values.
+    &["rdb"],
     &["config"],
     &["writebehind", "scripting", "pubsub", "acl", "audit", "persistence"],
     &["shared"],

@@ -12,6 +12,8 @@ mod zset;
 pub use hash::HashValue;
 pub use list::ListValue;
 pub use set::SetValue;
-pub use stream::{AddError, AddId, EntryView, NodeLimits, StreamId, StreamValue, Trim};
+pub use stream::{
+    AddError, AddId, EntryView, NodeLimits, RawNodeEntry, StreamId, StreamValue, Trim,
+};
 pub use stream_groups::{Consumer, ConsumerGroup, ConsumerName, PendingEntry};
 pub use zset::ZSetValue;

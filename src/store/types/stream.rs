@@ -298,6 +298,17 @@ impl<'a> EntryView<'a> {
     }
 }
 
+/// One entry of a node, live or deleted, as [`StreamValue::for_each_node`]
+/// shows it.
+#[derive(Debug, Clone)]
+pub struct RawNodeEntry<'a> {
+    pub id: StreamId,
+    pub deleted: bool,
+    /// The entry has the node's master fields (Redis's `SAMEFIELDS` flag).
+    pub same_fields: bool,
+    pub pairs: Vec<(&'a [u8], &'a [u8])>,
+}
+
 /// A stream.
 ///
 /// ```
@@ -543,6 +554,36 @@ impl StreamValue {
         stream.entries_added = entries_added;
         stream.max_deleted_id = max_deleted_id;
         Some(stream)
+    }
+
+    /// Every node as Redis's stream listpack lays it out (the RDB codec
+    /// writes them): its master ID, its master fields, and each entry, live
+    /// or deleted, in order.
+    pub fn for_each_node<'s>(
+        &'s self,
+        mut visit: impl FnMut(StreamId, &[&'s [u8]], &[RawNodeEntry<'s>]),
+    ) {
+        for (&master_id, node) in &self.nodes {
+            let master = node.master();
+            let mut at = 0;
+            let count = read_varint(master, &mut at);
+            let fields: Vec<&[u8]> = (0..count).map(|_| read_string(master, &mut at)).collect();
+            let entries: Vec<RawNodeEntry<'s>> = node
+                .positions(master_id)
+                .iter()
+                .map(|&pos| {
+                    let raw = node.entry_at(master_id, pos as usize);
+                    let view = node.view(&raw);
+                    RawNodeEntry {
+                        id: raw.id,
+                        deleted: raw.is_deleted(),
+                        same_fields: raw.flags & FLAG_SAME_FIELDS != 0,
+                        pairs: view.pairs().collect(),
+                    }
+                })
+                .collect();
+            visit(master_id, &fields, &entries);
+        }
     }
 
     /// Nodes (Redis's `radix-tree-keys`).
