@@ -416,8 +416,14 @@ fn persistence_section(ctx: &mut Ctx) -> Result<String> {
     Ok(fields(&[
         ("loading", u8::from(p.loading).to_string()),
         ("async_loading", "0".into()),
-        ("current_cow_peak", if saving { p.cow_peak } else { 0 }.to_string()),
-        ("current_cow_size", if saving { p.cow_now } else { 0 }.to_string()),
+        (
+            "current_cow_peak",
+            if saving { p.cow_peak } else { 0 }.to_string(),
+        ),
+        (
+            "current_cow_size",
+            if saving { p.cow_now } else { 0 }.to_string(),
+        ),
         ("current_cow_size_age", "0".into()),
         ("current_fork_perc", format!("{percent:.2}")),
         ("current_save_keys_processed", p.keys_processed.to_string()),
@@ -426,21 +432,36 @@ fn persistence_section(ctx: &mut Ctx) -> Result<String> {
             "rdb_changes_since_last_save",
             changes.saturating_sub(p.changes_at_last_save).to_string(),
         ),
-        ("rdb_bgsave_in_progress", u8::from(p.bgsave_in_progress).to_string()),
+        (
+            "rdb_bgsave_in_progress",
+            u8::from(p.bgsave_in_progress).to_string(),
+        ),
         ("rdb_last_save_time", p.lastsave.to_string()),
         (
             "rdb_last_bgsave_status",
             if p.last_bgsave_ok { "ok" } else { "err" }.into(),
         ),
-        ("rdb_last_bgsave_time_sec", p.last_bgsave_time_sec.to_string()),
+        (
+            "rdb_last_bgsave_time_sec",
+            p.last_bgsave_time_sec.to_string(),
+        ),
         (
             "rdb_current_bgsave_time_sec",
             p.current_bgsave_time_sec.to_string(),
         ),
         ("rdb_saves", p.saves.to_string()),
-        ("rdb_last_cow_size", if saving { 0 } else { p.cow_peak }.to_string()),
-        ("rdb_last_load_keys_expired", p.last_load_keys_expired.to_string()),
-        ("rdb_last_load_keys_loaded", p.last_load_keys_loaded.to_string()),
+        (
+            "rdb_last_cow_size",
+            if saving { 0 } else { p.cow_peak }.to_string(),
+        ),
+        (
+            "rdb_last_load_keys_expired",
+            p.last_load_keys_expired.to_string(),
+        ),
+        (
+            "rdb_last_load_keys_loaded",
+            p.last_load_keys_loaded.to_string(),
+        ),
         ("aof_enabled", "0".into()),
         ("aof_rewrite_in_progress", "0".into()),
         ("aof_rewrite_scheduled", "0".into()),

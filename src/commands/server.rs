@@ -149,15 +149,6 @@ fn bgsave(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     }
 }
 
-/// The Unix time (seconds) the server started, from its monotonic start
-/// instant, so it stays put while the server runs.
-pub fn start_time_unix(shared: &crate::shared::Shared) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    now.saturating_sub(shared.started.elapsed()).as_secs()
-}
-
 // Larder loads no modules: MODULE answers as a Redis with none loaded, and
 // every load fails with the text Redis gives for a library it cannot load.
 fn module_list(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
@@ -348,14 +339,22 @@ fn shutdown_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 /// running is stopped; then a final snapshot is written if save points are
 /// configured (unless NOSAVE) or SAVE was given. Returns false when that
 /// save failed and FORCE was not given: the server must not stop.
-pub fn shutdown_save(shared: &crate::shared::Shared, save: bool, nosave: bool, force: bool) -> bool {
+pub fn shutdown_save(
+    shared: &crate::shared::Shared,
+    save: bool,
+    nosave: bool,
+    force: bool,
+) -> bool {
     shared.persistence.abort(true);
     let wanted = save || (!nosave && !shared.config.read().save_points.is_empty());
     if !wanted {
         return true;
     }
     tracing::info!("Saving the final RDB snapshot before exiting.");
-    match shared.persistence.save(&shared.store, &shared.save_options()) {
+    match shared
+        .persistence
+        .save(&shared.store, &shared.save_options())
+    {
         Ok(_) => true,
         Err(_) if force => {
             tracing::warn!("Error trying to save the DB. Exit anyway.");

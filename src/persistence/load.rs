@@ -87,7 +87,9 @@ pub fn load_bytes(
         .and_then(|v| v.parse::<u16>().ok())
         .unwrap_or(0);
     if version < 1 || version > rdb::RDB_VERSION_FIELD_TTLS {
-        return Err(invalid(format!("Can't handle RDB format version {version}")));
+        return Err(invalid(format!(
+            "Can't handle RDB format version {version}"
+        )));
     }
     // The checksum of a well-formed file is its last 8 bytes: checked
     // before anything is stored. (A file with bytes after its checksum is

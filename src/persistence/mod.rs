@@ -310,7 +310,11 @@ impl Persistence {
             } else {
                 0
             },
-            keys_total: if self.is_saving() { state.keys_total } else { 0 },
+            keys_total: if self.is_saving() {
+                state.keys_total
+            } else {
+                0
+            },
         }
     }
 
@@ -378,11 +382,7 @@ impl Persistence {
 
     /// BGSAVE: starts writing the snapshot on a thread of its own.
     /// `Err(InProgress)` if a snapshot is being written.
-    pub fn bgsave(
-        self: &Arc<Self>,
-        store: &Store,
-        options: SaveOptions,
-    ) -> Result<(), SaveError> {
+    pub fn bgsave(self: &Arc<Self>, store: &Store, options: SaveOptions) -> Result<(), SaveError> {
         let cancel = self.claim()?;
         {
             let mut state = self.state.lock();
@@ -431,7 +431,9 @@ impl Persistence {
                 state.last_bgsave_ok = false;
                 self.bgsave_failed.store(true, Ordering::Relaxed);
                 self.running.store(false, Ordering::Release);
-                Err(SaveError::Failed(format!("Can't save in background: {error}")))
+                Err(SaveError::Failed(format!(
+                    "Can't save in background: {error}"
+                )))
             }
         }
     }

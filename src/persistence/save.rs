@@ -153,9 +153,7 @@ pub fn write_snapshot(
     keys_total: impl FnOnce(u64),
 ) -> Result<SaveStats, String> {
     let started = Instant::now();
-    let temp = options
-        .dir
-        .join(format!("temp-{}.rdb", std::process::id()));
+    let temp = options.dir.join(format!("temp-{}.rdb", std::process::id()));
     let file = File::create(&temp).map_err(|error| {
         format!(
             "Failed opening the temp RDB file {} (in server root dir {}) for saving: {error}",
@@ -212,22 +210,21 @@ fn write_into(
     // Under every lock: the counts RESIZEDB gives, whether some hash has
     // field TTLs, the change counter; then every shard is pending.
     let databases = store.databases();
-    let (sizes, field_ttls, changes_at_start) =
-        store.begin_snapshot(capture.clone(), |all| {
-            let mut sizes = vec![(0u64, 0u64); databases];
-            let mut field_ttls = false;
-            let mut changes = 0;
-            for (_, shard) in all.shards_mut() {
-                for db in 0..shard.databases().min(databases) {
-                    let part = shard.db_ref(db);
-                    sizes[db].0 += part.len() as u64;
-                    sizes[db].1 += part.volatile_len() as u64;
-                    field_ttls |= part.field_volatile_len() > 0;
-                    changes += part.changes();
-                }
+    let (sizes, field_ttls, changes_at_start) = store.begin_snapshot(capture.clone(), |all| {
+        let mut sizes = vec![(0u64, 0u64); databases];
+        let mut field_ttls = false;
+        let mut changes = 0;
+        for (_, shard) in all.shards_mut() {
+            for db in 0..shard.databases().min(databases) {
+                let part = shard.db_ref(db);
+                sizes[db].0 += part.len() as u64;
+                sizes[db].1 += part.volatile_len() as u64;
+                field_ttls |= part.field_volatile_len() > 0;
+                changes += part.changes();
             }
-            (sizes, field_ttls, changes)
-        });
+        }
+        (sizes, field_ttls, changes)
+    });
     keys_total(sizes.iter().map(|(keys, _)| keys).sum());
     let version = if field_ttls {
         rdb::RDB_VERSION_FIELD_TTLS
@@ -235,10 +232,18 @@ fn write_into(
         rdb::RDB_VERSION
     };
     let mut header = format!("REDIS{version:04}").into_bytes();
-    aux(&mut header, "redis-ver", crate::version::REDIS_VERSION.as_bytes());
+    aux(
+        &mut header,
+        "redis-ver",
+        crate::version::REDIS_VERSION.as_bytes(),
+    );
     aux(&mut header, "redis-bits", b"64");
     aux(&mut header, "ctime", unix_now().to_string().as_bytes());
-    aux(&mut header, "used-mem", options.used_mem.to_string().as_bytes());
+    aux(
+        &mut header,
+        "used-mem",
+        options.used_mem.to_string().as_bytes(),
+    );
     aux(&mut header, "aof-base", b"0");
     for code in &options.functions {
         header.push(FUNCTION2);

@@ -24,8 +24,8 @@ pub use clients::{client_eviction_limit, ClientHandle, ClientMeta, ClientRegistr
 pub use command_stats::{CommandStats, SlowLog};
 
 use crate::config::{Config, SharedConfig};
-use crate::pubsub::PubSub;
 use crate::persistence::{AccessInfo, Persistence, SaveOptions};
+use crate::pubsub::PubSub;
 use crate::scripting::Scripting;
 use crate::store::{Clock, Store, StoreOptions};
 use crate::writebehind::WriteBehind;
@@ -495,8 +495,6 @@ impl Shared {
         match self.persistence.load(&self.store, &path, &mut functions) {
             Ok(stats) => {
                 tracing::info!(
-                    keys = stats.keys_loaded,
-                    expired = stats.keys_expired,
                     "Done loading RDB, keys loaded: {}, keys expired: {}. DB loaded from disk: {:.3} seconds",
                     stats.keys_loaded,
                     stats.keys_expired,
