@@ -86,7 +86,7 @@ fn keyspace(conn: &mut redis::Connection, databases: usize) -> Keyspace {
                                     .arg("+")
                                     .arg(100)
                                     .query::<Value>(conn)
-                                    .map(|v| strip_idle(v))
+                                    .map(strip_idle)
                                     .expect("XPENDING")
                             })
                             .collect(),

@@ -86,7 +86,7 @@ pub fn load_bytes(
         .ok()
         .and_then(|v| v.parse::<u16>().ok())
         .unwrap_or(0);
-    if version < 1 || version > rdb::RDB_VERSION_FIELD_TTLS {
+    if !(1..=rdb::RDB_VERSION_FIELD_TTLS).contains(&version) {
         return Err(invalid(format!(
             "Can't handle RDB format version {version}"
         )));

@@ -215,10 +215,10 @@ fn write_into(
         let mut field_ttls = false;
         let mut changes = 0;
         for (_, shard) in all.shards_mut() {
-            for db in 0..shard.databases().min(databases) {
+            for (db, size) in sizes.iter_mut().enumerate().take(shard.databases()) {
                 let part = shard.db_ref(db);
-                sizes[db].0 += part.len() as u64;
-                sizes[db].1 += part.volatile_len() as u64;
+                size.0 += part.len() as u64;
+                size.1 += part.volatile_len() as u64;
                 field_ttls |= part.field_volatile_len() > 0;
                 changes += part.changes();
             }

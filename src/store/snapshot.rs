@@ -30,10 +30,13 @@ mod tests {
     use parking_lot::Mutex;
     use std::sync::Arc;
 
+    /// (shard, its string keys and values in database 0).
+    type Captured = (usize, Vec<(Vec<u8>, Vec<u8>)>);
+
     /// Records the string keys of database 0 of every shard it captures.
     #[derive(Default)]
     struct Recorder {
-        seen: Mutex<Vec<(usize, Vec<(Vec<u8>, Vec<u8>)>)>>,
+        seen: Mutex<Vec<Captured>>,
     }
 
     impl SnapshotCapture for Recorder {
