@@ -369,10 +369,13 @@ impl Persistence {
                 self.bgsave_failed.store(false, Ordering::Relaxed);
                 state.changes_at_last_save = stats.changes_at_start;
                 tracing::info!(
-                    keys = stats.keys,
-                    bytes = stats.bytes,
-                    ms = stats.elapsed.as_millis() as u64,
-                    "DB saved on disk"
+                    "DB saved on disk: {} keys, {} bytes in {} ms; {} of the shards captured by the saving thread, the others by the clients that touched them first; longest capture {:.3} ms; at most {} bytes of captured shards waiting for the writer",
+                    stats.keys,
+                    stats.bytes,
+                    stats.elapsed.as_millis(),
+                    stats.walker_captures,
+                    stats.longest_capture.as_secs_f64() * 1000.0,
+                    self.queued.peak.load(Ordering::Relaxed)
                 );
             }
             Err(error) => tracing::warn!("Error saving DB on disk: {error:?}"),
