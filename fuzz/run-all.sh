@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 secs="${1:-600}"
 export RUSTC_BOOTSTRAP=1
 cargo fuzz build
-for target in decode_request execute_commands encode_reply config_parse glob_match journal_replay hll_decode; do
+for target in decode_request execute_commands encode_reply config_parse glob_match journal_replay hll_decode rdb_object; do
     dict=""
     if [ "$target" = decode_request ]; then
         dict="-dict=dicts/resp.dict"

@@ -16,6 +16,7 @@ mod config;
 mod connection;
 mod debug;
 mod docs;
+mod dump;
 mod geo;
 mod hash;
 mod hyperloglog;
@@ -47,6 +48,7 @@ use std::cell::Cell;
 use smallvec::SmallVec;
 
 pub use acl::{catalog as acl_catalog, default_needs_no_auth, load_initial as load_acl};
+pub use dump::dump_payload;
 pub use renamed::{apply_renames, refuse_renamed_away};
 pub use session::{HotSettings, MultiState, ReplyMode, Session, Subscriptions, WatchedKey};
 pub use table::{all_commands, lookup};

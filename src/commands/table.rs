@@ -6,13 +6,14 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 25] {
+fn families() -> [&'static [CommandSpec]; 26] {
     [
         super::acl::COMMANDS,
         super::command::COMMANDS,
         super::config::COMMANDS,
         super::connection::COMMANDS,
         super::debug::COMMANDS,
+        super::dump::COMMANDS,
         super::geo::COMMANDS,
         super::hash::COMMANDS,
         super::hyperloglog::COMMANDS,

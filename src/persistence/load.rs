@@ -227,7 +227,12 @@ pub fn load_bytes(
                 }
                 if key_idle.is_some() || key_freq.is_some() {
                     if let Some(entry) = part.peek(&key, now_ms) {
-                        entry.restore_access(key_idle, key_freq, now_ms);
+                        if let Some(idle) = key_idle {
+                            entry.set_idle_secs(idle, now_ms);
+                        }
+                        if let Some(counter) = key_freq {
+                            entry.set_frequency(counter, now_ms);
+                        }
                     }
                 }
                 stats.keys_loaded += 1;

@@ -128,6 +128,11 @@ pub fn compress(input: &[u8], max_out: usize) -> Option<Vec<u8>> {
 /// Every byte is checked: `None` for anything liblzf would refuse
 /// (`EINVAL`, `E2BIG`) or a result of another length.
 pub fn decompress(input: &[u8], out_len: usize) -> Option<Vec<u8>> {
+    // A 3-byte back-reference expands to at most 264 bytes: a longer
+    // promised result cannot be honest, and is refused before allocating.
+    if out_len > input.len().saturating_mul(88).saturating_add(8) {
+        return None;
+    }
     let mut out: Vec<u8> = Vec::with_capacity(out_len);
     let mut ip = 0usize;
     while ip < input.len() {

@@ -347,6 +347,8 @@ pub fn read_object(
             let min_expire = r.read_u64_le()?;
             let n = r.read_count(3)?;
             let mut hash = HashValue::new();
+            // Fields got TTLs: a field-expiry command ran on it.
+            hash.mark_field_expiry_used();
             let mut dropped = 0;
             for _ in 0..n {
                 let ttl = r.read_length()?;

@@ -80,8 +80,15 @@ fn node_listpack(master_id: StreamId, fields: &[&[u8]], entries: &[RawNodeEntry<
     lp.finish()
 }
 
-/// Appends a stream's body (after the type byte).
+/// Appends a stream's body (after the type byte), as
+/// `RDB_TYPE_STREAM_LISTPACKS_2`.
 pub fn write_stream(out: &mut Vec<u8>, stream: &StreamValue, compress: bool) {
+    write_stream_as(out, stream, compress, 2);
+}
+
+/// The body in the layout of stream type `version` (1: Redis 5/6, 2: 7.0,
+/// 3: 7.2, whose consumers' active time is their seen time here).
+fn write_stream_as(out: &mut Vec<u8>, stream: &StreamValue, compress: bool, version: u8) {
     let mut nodes: Vec<(StreamId, Vec<u8>)> = Vec::new();
     stream.for_each_node(|master_id, fields, entries| {
         nodes.push((master_id, node_listpack(master_id, fields, entries)));
@@ -95,21 +102,25 @@ pub fn write_stream(out: &mut Vec<u8>, stream: &StreamValue, compress: bool) {
     let last = stream.last_id();
     write_length(out, last.ms);
     write_length(out, last.seq);
-    let first = stream.first_id();
-    write_length(out, first.ms);
-    write_length(out, first.seq);
-    let tomb = stream.max_deleted_id();
-    write_length(out, tomb.ms);
-    write_length(out, tomb.seq);
-    write_length(out, stream.entries_added());
+    if version >= 2 {
+        let first = stream.first_id();
+        write_length(out, first.ms);
+        write_length(out, first.seq);
+        let tomb = stream.max_deleted_id();
+        write_length(out, tomb.ms);
+        write_length(out, tomb.seq);
+        write_length(out, stream.entries_added());
+    }
     let groups = stream.groups();
     write_length(out, groups.len() as u64);
     for (name, group) in groups {
         write_string(out, name, compress);
         write_length(out, group.last_delivered.ms);
         write_length(out, group.last_delivered.seq);
-        // SCG_INVALID_ENTRIES_READ is -1, saved as an unsigned length.
-        write_length(out, group.entries_read.unwrap_or(u64::MAX));
+        if version >= 2 {
+            // SCG_INVALID_ENTRIES_READ is -1, saved as an unsigned length.
+            write_length(out, group.entries_read.unwrap_or(u64::MAX));
+        }
         write_length(out, group.pel.len() as u64);
         for (id, nack) in &group.pel {
             out.extend_from_slice(&id_key(*id));
@@ -120,6 +131,9 @@ pub fn write_stream(out: &mut Vec<u8>, stream: &StreamValue, compress: bool) {
         for (name, consumer) in &group.consumers {
             write_string(out, name, compress);
             out.extend_from_slice(&consumer.seen_time.to_le_bytes());
+            if version >= 3 {
+                out.extend_from_slice(&consumer.seen_time.to_le_bytes());
+            }
             write_length(out, consumer.pending.len() as u64);
             for id in &consumer.pending {
                 out.extend_from_slice(&id_key(*id));
@@ -329,4 +343,99 @@ pub fn read_stream(r: &mut Reader<'_>, type_byte: u8) -> Result<StreamValue, Rdb
         }
     }
     Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::types::AddId;
+
+    fn sample() -> StreamValue {
+        let mut s = StreamValue::new();
+        for i in 1..=300u64 {
+            let v = i.to_string();
+            let pairs: Vec<&[u8]> = if i % 4 == 0 {
+                vec![b"other", v.as_bytes()]
+            } else {
+                vec![b"f", v.as_bytes(), b"g", b"x"]
+            };
+            s.add(AddId::Exact(StreamId::new(i, 1)), &pairs, 0)
+                .expect("increasing IDs");
+        }
+        s.delete_ids(&[StreamId::new(3, 1), StreamId::new(300, 1)]);
+        let mut g = ConsumerGroup::new(StreamId::new(10, 1), Some(9));
+        g.deliver(StreamId::new(4, 1), b"alice", 100);
+        g.deliver(StreamId::new(7, 1), b"bob", 200);
+        g.create_consumer(b"idle", 300);
+        s.create_group(b"g", g);
+        s
+    }
+
+    type Entries = Vec<(StreamId, Vec<(Vec<u8>, Vec<u8>)>)>;
+
+    fn entries(s: &StreamValue) -> Entries {
+        let mut out = Vec::new();
+        s.range(StreamId::MIN, StreamId::MAX, false, 0, |e| {
+            out.push((
+                e.id,
+                e.pairs().map(|(f, v)| (f.to_vec(), v.to_vec())).collect(),
+            ))
+        });
+        out
+    }
+
+    #[test]
+    fn every_stream_layout_reads_back() {
+        let s = sample();
+        for (version, type_byte) in [
+            (1, types::STREAM_LISTPACKS),
+            (2, types::STREAM_LISTPACKS_2),
+            (3, types::STREAM_LISTPACKS_3),
+        ] {
+            let mut out = Vec::new();
+            write_stream_as(&mut out, &s, true, version);
+            let mut r = Reader::new(&out);
+            let back = read_stream(&mut r, type_byte).expect("valid");
+            assert_eq!(r.remaining(), 0, "version {version}");
+            assert_eq!(entries(&back), entries(&s), "version {version}");
+            assert_eq!(back.last_id(), s.last_id());
+            assert_eq!(back.groups()[&b"g"[..]].pel, s.groups()[&b"g"[..]].pel);
+            assert_eq!(
+                back.groups()[&b"g"[..]].consumers,
+                s.groups()[&b"g"[..]].consumers
+            );
+            if version >= 2 {
+                assert_eq!(back.groups(), s.groups());
+                assert_eq!(back.entries_added(), s.entries_added());
+                assert_eq!(back.max_deleted_id(), s.max_deleted_id());
+            } else {
+                // Redis 5/6 kept no counters: entries-added is the length.
+                assert_eq!(back.entries_added(), s.len());
+            }
+        }
+    }
+
+    #[test]
+    fn inconsistent_groups_are_refused() {
+        // A consumer owning an ID the group PEL lacks.
+        let mut s = StreamValue::new();
+        s.add(AddId::Exact(StreamId::new(1, 1)), &[b"f", b"v"], 0)
+            .expect("first entry");
+        let mut g = ConsumerGroup::new(StreamId::new(1, 1), Some(1));
+        g.deliver(StreamId::new(1, 1), b"alice", 5);
+        s.create_group(b"g", g);
+        let mut out = Vec::new();
+        write_stream(&mut out, &s, false);
+        // The group PEL count is the byte after entries-read: make it 0 and
+        // drop its one entry (16-byte ID, 8-byte time, 1-byte count).
+        let mut r = Reader::new(&out);
+        let _ = read_stream(&mut r, types::STREAM_LISTPACKS_2).expect("valid");
+        let tail = 1 + 16 + 8 + 1 + 1 + 1 + 5 + 8 + 1 + 16;
+        let pel_at = out.len() - tail;
+        assert_eq!(out[pel_at], 1, "PEL count where expected");
+        let mut bad = out[..pel_at].to_vec();
+        bad.push(0);
+        bad.extend_from_slice(&out[pel_at + 26..]);
+        assert!(read_stream(&mut Reader::new(&bad), types::STREAM_LISTPACKS_2).is_err());
+    }
 }

@@ -399,7 +399,7 @@ impl Registry {
             rdb_write_string(&mut payload, &library.code);
         }
         payload.extend_from_slice(&RDB_VERSION.to_le_bytes());
-        let crc = crc64(0, &payload);
+        let crc = crate::rdb::crc64(0, &payload);
         payload.extend_from_slice(&crc.to_le_bytes());
         payload
     }
@@ -418,7 +418,9 @@ impl Registry {
         let (body, footer) = payload.split_at(payload.len() - 10);
         let version = u16::from_le_bytes([footer[0], footer[1]]);
         let crc = u64::from_le_bytes(footer[2..10].try_into().map_err(|_| bad())?);
-        if version > RDB_VERSION || (crc != 0 && crc64(0, &payload[..payload.len() - 8]) != crc) {
+        if version > RDB_VERSION
+            || (crc != 0 && crate::rdb::crc64(0, &payload[..payload.len() - 8]) != crc)
+        {
             return Err(bad());
         }
         let mut codes = Vec::new();
@@ -587,7 +589,7 @@ fn rdb_read_string(input: &[u8], at: &mut usize) -> Option<Vec<u8>> {
             let plain = rdb_read_length(input, at)?;
             let data = input.get(*at..at.checked_add(compressed)?)?;
             *at += compressed;
-            return lzf_decompress(data, plain);
+            return crate::rdb::lzf::decompress(data, plain);
         }
         _ => return None,
     };
@@ -615,63 +617,9 @@ fn rdb_read_length(input: &[u8], at: &mut usize) -> Option<usize> {
     }
 }
 
-/// LZF decompression (the format Redis compresses RDB strings with).
-fn lzf_decompress(input: &[u8], plain_len: usize) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(plain_len.min(1 << 26));
-    let mut i = 0;
-    while i < input.len() {
-        let control = input[i] as usize;
-        i += 1;
-        if control < 32 {
-            let run = control + 1;
-            out.extend_from_slice(input.get(i..i + run)?);
-            i += run;
-        } else {
-            let mut len = control >> 5;
-            if len == 7 {
-                len += *input.get(i)? as usize;
-                i += 1;
-            }
-            let back = ((control & 0x1f) << 8) + *input.get(i)? as usize + 1;
-            i += 1;
-            let start = out.len().checked_sub(back)?;
-            for k in 0..len + 2 {
-                let byte = out[start + k];
-                out.push(byte);
-            }
-        }
-        if out.len() > plain_len {
-            return None;
-        }
-    }
-    (out.len() == plain_len).then_some(out)
-}
-
-/// Redis's CRC64 (Jones polynomial, reflected, as in `crc64.c`).
-fn crc64(mut crc: u64, data: &[u8]) -> u64 {
-    const POLY: u64 = 0x95ac_9329_ac4b_c9b5;
-    for &byte in data {
-        crc ^= byte as u64;
-        for _ in 0..8 {
-            crc = if crc & 1 == 1 {
-                (crc >> 1) ^ POLY
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    crc
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn crc64_matches_redis_check_value() {
-        // From Redis's crc64.c self-test.
-        assert_eq!(crc64(0, b"123456789"), 0xe9c6_d914_c4b8_d9ca);
-    }
 
     #[test]
     fn rdb_strings_round_trip_at_every_length_class() {
@@ -683,16 +631,6 @@ mod tests {
             assert_eq!(rdb_read_string(&encoded, &mut at), Some(data));
             assert_eq!(at, encoded.len());
         }
-    }
-
-    #[test]
-    fn lzf_back_references_expand() {
-        // "abcabcabc": literal "abc" then a back reference of 6 at distance 3.
-        let compressed = [2, b'a', b'b', b'c', (4 << 5), 2];
-        assert_eq!(
-            lzf_decompress(&compressed, 9).as_deref(),
-            Some(&b"abcabcabc"[..])
-        );
     }
 
     #[test]

@@ -599,19 +599,17 @@ impl Entry {
         }
     }
 
-    /// Gives a key loaded from a file the access history it was saved with:
-    /// `idle_secs` since its last access (RDB `IDLE`), its LFU counter
-    /// (RDB `FREQ`).
-    pub fn restore_access(&self, idle_secs: Option<u64>, frequency: Option<u8>, now_ms: u64) {
-        if let Some(idle) = idle_secs {
-            let word = self.last_access().word();
-            let at = AccessTime::word_at(now_ms.saturating_sub(idle.saturating_mul(1000)));
-            self.last_access()
-                .store_word((word & !super::value::ACCESS_TIME_MASK) | at);
-        }
-        if let Some(counter) = frequency {
-            self.lfu().restore(counter, now_ms);
-        }
+    /// Dates the last access `idle_secs` seconds back (RESTORE IDLETIME,
+    /// loading an RDB file's idle time), on the wrapping 24-bit clock as
+    /// Redis's `objectSetLRUOrLFU`.
+    pub fn set_idle_secs(&self, idle_secs: u64, now_ms: u64) {
+        self.last_access().set_idle_secs(idle_secs, now_ms);
+    }
+
+    /// Sets the LFU counter (RESTORE FREQ, an RDB file's frequency), its
+    /// decay time now, as Redis's `objectSetLRUOrLFU`.
+    pub fn set_frequency(&self, counter: u8, now_ms: u64) {
+        self.lfu().set_counter(counter, now_ms);
     }
 
     /// Seconds since the last read or write (OBJECT IDLETIME).

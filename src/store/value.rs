@@ -189,6 +189,14 @@ impl AccessTime {
         }
     }
 
+    pub(super) fn set_idle_secs(&self, idle_secs: u64, now_ms: u64) {
+        let back = (idle_secs & ACCESS_TIME_MASK as u64) as u32;
+        let then = AccessTime::word_at(now_ms).wrapping_sub(back) & ACCESS_TIME_MASK;
+        let word = self.0.load(Ordering::Relaxed);
+        self.0
+            .store((word & !ACCESS_TIME_MASK) | then, Ordering::Relaxed);
+    }
+
     pub(super) fn idle_secs(&self, now_ms: u64) -> u64 {
         let then = self.0.load(Ordering::Relaxed) & ACCESS_TIME_MASK;
         (AccessTime::word_at(now_ms).wrapping_sub(then) & ACCESS_TIME_MASK) as u64
@@ -222,6 +230,15 @@ impl LfuCounter {
             .store((word & !LFU_MASK) | (bits & LFU_MASK), Ordering::Relaxed);
     }
 
+    /// Sets the counter, decremented last now; the S3-FIFO and layout
+    /// bits are kept.
+    pub(super) fn set_counter(&self, counter: u8, now_ms: u64) {
+        const MINUTES_AND_COUNTER: u32 = (1 << 24) - 1;
+        let word = self.0.load(Ordering::Relaxed);
+        let updated = (word & !MINUTES_AND_COUNTER) | pack_lfu(lfu_minutes(now_ms), counter);
+        self.0.store(updated, Ordering::Relaxed);
+    }
+
     /// The counter, decayed for the time since its last decrement (Redis's
     /// `LFUDecrAndReturn`); what OBJECT FREQ reports.
     pub fn frequency(&self, now_ms: u64) -> u8 {
@@ -242,12 +259,6 @@ impl LfuCounter {
         if updated != packed {
             self.0.store(updated, Ordering::Relaxed);
         }
-    }
-
-    /// Sets the counter to `counter`, last decremented at `now_ms` (a key
-    /// loaded with its saved frequency: RDB `FREQ`, RESTORE FREQ).
-    pub(super) fn restore(&self, counter: u8, now_ms: u64) {
-        self.set_bits(pack_lfu(lfu_minutes(now_ms), counter));
     }
 
     /// The S3-FIFO frequency (0..=3): reads since the key was inserted or
