@@ -367,6 +367,9 @@ impl CommandSpec {
 pub struct Locks<'c, 's> {
     store: &'s Store,
     held: Option<&'c mut LockSet<'s>>,
+    /// The command is read-only: the shards it locks are not captured for
+    /// a running BGSAVE (see `Store::lock_keys_reading`).
+    reading: bool,
 }
 
 /// Locks obtained by [`Locks`]; derefs to the [`LockSet`].
@@ -396,11 +399,22 @@ impl<'s> std::ops::DerefMut for Locked<'_, 's> {
 
 impl<'c, 's> Locks<'c, 's> {
     pub fn new(store: &'s Store, held: Option<&'c mut LockSet<'s>>) -> Self {
-        Locks { store, held }
+        Locks {
+            store,
+            held,
+            reading: false,
+        }
     }
 
     pub fn store(&self) -> &'s Store {
         self.store
+    }
+
+    /// Locks for a command flagged read-only (`reading`), which leaves
+    /// shards a snapshot has not reached to the snapshot's own thread.
+    pub fn reading(mut self, reading: bool) -> Self {
+        self.reading = reading;
+        self
     }
 
     /// True inside EXEC, where locks are already held.
@@ -420,6 +434,9 @@ impl<'c, 's> Locks<'c, 's> {
                     ))
                 }
             }
+            None if self.reading => Ok(Locked::Own(
+                self.store.lock_keys_reading(keys.iter().copied()),
+            )),
             None => Ok(Locked::Own(self.store.lock_keys(keys.iter().copied()))),
         }
     }
@@ -465,6 +482,7 @@ impl<'c, 's> Locks<'c, 's> {
             Some(_) => Err(Error::err(
                 "internal error: transaction did not lock a shard it uses",
             )),
+            None if self.reading => Ok(Locked::Own(self.store.lock_shard_reading(index))),
             None => Ok(Locked::Own(self.store.lock_shard(index))),
         }
     }
@@ -1211,7 +1229,7 @@ fn run_counted<'s>(
                 .unwrap_or_else(|| shared.store.now_ms()),
             session: &mut *session,
             out: &mut *out,
-            locks: Locks::new(&shared.store, held),
+            locks: Locks::new(&shared.store, held).reading(spec.has(flags::READONLY)),
         };
         let outcome = if shared.pubsub.tracking.is_active() {
             if ctx.session.tracking.is_some() {

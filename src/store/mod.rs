@@ -276,16 +276,51 @@ impl Store {
         self.lock_shards(indexes)
     }
 
+    /// [`Store::lock_keys`] for a read-only command: a shard a running
+    /// snapshot has not captured yet is left for the snapshot's walker
+    /// instead of being captured here (see [`snapshot`]). The caller must
+    /// not change what a snapshot keeps: the only removals a read may do
+    /// are of keys past their TTL, which a file loaded later skips anyway.
+    pub fn lock_keys_reading<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> LockSet<'_> {
+        let indexes: SmallVec<[usize; 4]> = keys.into_iter().map(|k| self.shard_index(k)).collect();
+        if let [index] = indexes[..] {
+            let mut guards = SmallVec::new();
+            guards.push((index, self.lock_shard_raw(index)));
+            return LockSet {
+                store: self,
+                guards,
+            };
+        }
+        self.lock_shards_with(indexes, false)
+    }
+
+    /// [`Store::lock_shard`] for a read-only command (see
+    /// [`Store::lock_keys_reading`]).
+    pub fn lock_shard_reading(&self, index: usize) -> LockSet<'_> {
+        let mut guards = SmallVec::new();
+        guards.push((index, self.lock_shard_raw(index)));
+        LockSet {
+            store: self,
+            guards,
+        }
+    }
+
     /// Locks the given shards (any order, duplicates allowed), in ascending
     /// order and without waiting for one while holding others: if a shard
     /// is taken, what was locked is released, that shard is waited for
     /// alone, and locking starts over. A script may then wait for a shard
     /// out of order (see `LockSet::extend`) without deadlock.
-    pub fn lock_shards(&self, mut indexes: SmallVec<[usize; 4]>) -> LockSet<'_> {
+    pub fn lock_shards(&self, indexes: SmallVec<[usize; 4]>) -> LockSet<'_> {
         if let [index] = indexes[..] {
             // Most commands name one key: no ordering to do.
             return self.lock_shard(index);
         }
+        self.lock_shards_with(indexes, true)
+    }
+
+    /// [`Store::lock_shards`]; `capture`: hand shards a running snapshot
+    /// has not captured yet to it first.
+    fn lock_shards_with(&self, mut indexes: SmallVec<[usize; 4]>, capture: bool) -> LockSet<'_> {
         indexes.sort_unstable();
         indexes.dedup();
         'start_over: loop {
@@ -307,8 +342,10 @@ impl Store {
                     }
                 }
             }
-            for (index, guard) in guards.iter_mut() {
-                capture_if_pending(*index, guard);
+            if capture {
+                for (index, guard) in guards.iter_mut() {
+                    capture_if_pending(*index, guard);
+                }
             }
             return LockSet {
                 store: self,
@@ -331,13 +368,19 @@ impl Store {
     /// another thread holds it (`try_lock` first: the same cost as `lock`
     /// when the lock is free).
     fn lock_shard_counted(&self, index: usize) -> MutexGuard<'_, Shard> {
-        let shard = &self.inner.shards[index];
-        let mut guard = shard.try_lock().unwrap_or_else(|| {
-            self.count_shard_lock_wait();
-            shard.lock()
-        });
+        let mut guard = self.lock_shard_raw(index);
         capture_if_pending(index, &mut guard);
         guard
+    }
+
+    /// Shard `index`'s lock, counting a wait, without the snapshot capture.
+    #[inline]
+    fn lock_shard_raw(&self, index: usize) -> MutexGuard<'_, Shard> {
+        let shard = &self.inner.shards[index];
+        shard.try_lock().unwrap_or_else(|| {
+            self.count_shard_lock_wait();
+            shard.lock()
+        })
     }
 
     /// Starts a point-in-time snapshot (see [`snapshot`]): under every
@@ -372,12 +415,10 @@ impl Store {
     /// snapshot keeps): for whole-keyspace figures such as INFO's, which
     /// would otherwise serialize every pending shard on the caller.
     pub fn read_shard<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> Option<R> {
-        let shard = self.inner.shards.get(index)?;
-        let guard = shard.try_lock().unwrap_or_else(|| {
-            self.count_shard_lock_wait();
-            shard.lock()
-        });
-        Some(f(&guard))
+        if index >= self.inner.shards.len() {
+            return None;
+        }
+        Some(f(&self.lock_shard_raw(index)))
     }
 
     /// Whether some shard still waits to be captured by a snapshot.

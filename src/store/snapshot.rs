@@ -134,6 +134,10 @@ mod tests {
         let shard = store.shard_index(b"k");
         assert_eq!(store.read_shard(shard, |s| s.db_ref(0).len()), Some(1));
         assert!(recorder.seen.lock().is_empty());
+        // A read-only command's locks leave the shard to the walker.
+        drop(store.lock_keys_reading([&b"k"[..], &b"other"[..]]));
+        drop(store.lock_shard_reading(shard));
+        assert!(recorder.seen.lock().is_empty());
         assert_eq!(store.get(0, b"k").unwrap().as_deref(), Some(&b"v"[..]));
         assert_eq!(recorder.seen.lock().len(), 1);
     }
