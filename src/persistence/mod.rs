@@ -15,10 +15,14 @@
 //!    lock; if the shard is still pending, it serializes it to RDB bytes
 //!    (a *chunk*: `SELECTDB` and the keys of each database the shard
 //!    holds) and clears the mark.
-//! 3. Whoever else locks a pending shard first — a client's command, even
-//!    a read, active expiry, eviction — serializes it the same way before
-//!    doing anything with it. So every shard is written exactly as it was
-//!    at step 1: the file is the keyspace at that instant.
+//! 3. Whoever else locks a pending shard first to change it — a client's
+//!    write command, active expiry, eviction, FLUSHALL — serializes it the
+//!    same way before doing anything with it. So every shard is written
+//!    exactly as it was at step 1: the file is the keyspace at that
+//!    instant. Read-only commands do not capture (they leave the shard to
+//!    the walker): the only thing a read may remove is a key past its TTL,
+//!    which the loader would skip anyway, and PFCOUNT's cached
+//!    cardinality, which does not change what the value holds.
 //! 4. Chunks go over an unbounded channel to the thread that writes the
 //!    file (in the order they were captured: Redis's loader, like ours,
 //!    takes `SELECTDB` again at any point). A chunk captured early by a
@@ -26,8 +30,11 @@
 //!    of a snapshot is at most the serialized size of what clients touched
 //!    before the walker got there (INFO `current_cow_peak` reports the
 //!    largest amount queued at once), against Redis's copy-on-write pages.
-//!    The cost to a client is the one command that captures a shard: it
-//!    waits while 1/256 of the keyspace is serialized.
+//!    The cost to clients is the one write that captures a shard: it (and
+//!    whoever waits for that shard) waits while 1/256 of the keyspace is
+//!    serialized. Right after a BGSAVE starts, a write-heavy load touches
+//!    most shards within milliseconds, so most of the serialization then
+//!    runs on the threads serving clients (see the README's figures).
 //!
 //! SAVE runs the same walk on the calling connection and replies when the
 //! file is renamed into place: other clients keep being served (Redis

@@ -2,9 +2,11 @@
 //!
 //! A snapshot starts under every shard lock: each shard is marked *pending*
 //! with a [`SnapshotCapture`]. From then on, whoever takes a pending
-//! shard's lock first — a client's command, active expiry, eviction, or the
-//! snapshot's own walker — hands the shard to the capture before doing
-//! anything else with it, and clears the mark. Each shard is therefore
+//! shard's lock first to change it — a client's write, active expiry,
+//! eviction, or the snapshot's own walker — hands the shard to the capture
+//! before doing anything else with it, and clears the mark. Read-only
+//! commands lock with `Store::lock_keys_reading` and leave the shard
+//! pending. Each shard is therefore
 //! captured exactly once, exactly as it was when the snapshot started: a
 //! consistent point in time, shard by shard copy-on-first-touch.
 //!
