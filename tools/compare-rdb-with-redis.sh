@@ -15,8 +15,9 @@
 #   LARDER=/tmp/larder-before tools/compare-rdb-with-redis.sh
 #
 # Settings (environment): KEYS (1000000), SIZE (32: value bytes), CLIENTS
-# (50), REQUESTS (1000000 per redis-benchmark run), LARDER (a built binary;
-# default: cargo build --release).
+# (50), REQUESTS (1000000 per redis-benchmark run), COMPRESSION (yes:
+# `rdbcompression` of both servers), LARDER (a built binary; default: cargo
+# build --release).
 #
 # The machine is shared: figures move between runs; compare the two servers
 # within one run, and run it more than once.
@@ -27,6 +28,7 @@ keys=${KEYS:-1000000}
 size=${SIZE:-32}
 clients=${CLIENTS:-50}
 requests=${REQUESTS:-1000000}
+compression=${COMPRESSION:-yes}
 larder_port=${LARDER_PORT:-6579}
 redis_port=${REDIS_PORT:-6580}
 
@@ -61,6 +63,7 @@ wait_pong() {
 
 start_larder() {
     "$LARDER" --port "$larder_port" --dir "$work/larder" --enable-debug-command yes \
+        --rdbcompression "$compression" \
         >>"$work/larder.log" 2>&1 &
     larder_pid=$!
     pids+=("$larder_pid")
@@ -68,7 +71,7 @@ start_larder() {
 
 start_redis() {
     redis-server --port "$redis_port" --dir "$work/redis" --save '' --appendonly no \
-        --enable-debug-command yes >>"$work/redis.log" 2>&1 &
+        --enable-debug-command yes --rdbcompression "$compression" >>"$work/redis.log" 2>&1 &
     redis_pid=$!
     pids+=("$redis_pid")
 }
@@ -80,7 +83,7 @@ elapsed() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "-"; else printf "%.2f", a / b }'; }
 info() { cli "$1" info persistence | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
 
-echo "# $keys keys of $size bytes; $(nproc) cores, shared with other work: figures are noisy"
+echo "# $keys keys of $size bytes, rdbcompression $compression; $(nproc) cores, shared with other work: figures are noisy"
 start_larder
 start_redis
 wait_pong "$larder_port"

@@ -376,7 +376,7 @@ impl Persistence {
                 self.bgsave_failed.store(false, Ordering::Relaxed);
                 state.changes_at_last_save = stats.changes_at_start;
                 tracing::info!(
-                    "DB saved on disk: {} keys, {} bytes in {} ms; {} of the shards captured by the saving thread, the others by the clients that touched them first; longest capture {:.3} ms; at most {} bytes of captured shards waiting for the writer",
+                    "DB saved on disk: {} keys, {} bytes in {} ms; {} of the shards captured by the saving thread, the others by the threads that wrote to them first (clients' writes, active expiry); longest capture {:.3} ms; at most {} bytes of captured shards waiting for the writer",
                     stats.keys,
                     stats.bytes,
                     stats.elapsed.as_millis(),
