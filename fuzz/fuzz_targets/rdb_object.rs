@@ -1,7 +1,8 @@
 //! RDB values from arbitrary bytes: `read_object` of any type byte over
 //! any body must return a value or an error, never panic, loop or allocate
 //! beyond its input; a value it accepts writes back to bytes it reads
-//! again as an equal value, as DUMP then RESTORE would.
+//! again, and that value writes the same bytes (DUMP of a RESTORE of a
+//! DUMP is the DUMP).
 #![no_main]
 
 use larder::rdb::{read_object, write_object, Reader};
@@ -22,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
     let back = read_object(&mut again, out[0], 0)
         .expect("what we wrote reads back")
         .expect("not empty");
-    if !matches!(value, larder::store::Value::Stream(_)) {
-        assert_eq!(back, value);
-    }
+    let mut rewritten = Vec::new();
+    write_object(&mut rewritten, back.view(), true);
+    assert_eq!(rewritten, out);
 });

@@ -15,6 +15,9 @@ const QUICKLIST_NODE_BYTES: usize = 8192;
 /// `SIZE_ESTIMATE_OVERHEAD` of quicklist.c: the bytes an entry adds beyond
 /// its own, estimated high.
 const QUICKLIST_ENTRY_OVERHEAD: usize = 8;
+/// The latest hash field expiry Redis 7.4 accepts (`EB_EXPIRE_TIME_MAX`,
+/// 2^48 - 1 ms); a later one in a payload is corrupt.
+const FIELD_EXPIRY_MAX: u64 = (1 << 48) - 1;
 /// Quicklist node containers (quicklist.h).
 const QUICKLIST_NODE_PLAIN: u64 = 1;
 const QUICKLIST_NODE_PACKED: u64 = 2;
@@ -328,7 +331,7 @@ pub fn read_object(
             hash.mark_field_expiry_used();
             for triple in elements.chunks_exact(3) {
                 let ttl = match triple[2] {
-                    Element::Int(t) if t >= 0 => t as u64,
+                    Element::Int(t) if (0..=FIELD_EXPIRY_MAX as i64).contains(&t) => t as u64,
                     _ => return Err(corrupt("hash listpack-ex with a bad TTL")),
                 };
                 let field = triple[0].to_vec();
@@ -360,8 +363,10 @@ pub fn read_object(
                 }
                 let at = min_expire
                     .checked_add(ttl - 1)
+                    .filter(|&at| at <= FIELD_EXPIRY_MAX)
                     .ok_or_else(|| corrupt("hash field TTL out of range"))?;
-                if at < now_ms {
+                // Time 0 means "no TTL" in a listpack-ex: a field due at 0 is gone.
+                if at < now_ms.max(1) {
                     dropped += 1;
                     if hash.contains(&field, 0) {
                         return Err(corrupt("Duplicate hash fields detected"));
