@@ -23,6 +23,7 @@ pub mod latency;
 pub mod memory;
 pub mod metrics;
 pub mod numbers;
+pub mod persistence;
 pub mod protocol;
 pub mod pubsub;
 pub mod rdb;

@@ -24,7 +24,14 @@ const FLOORS: &[&[&str]] = &[
     // Redis's RDB value encoding: reads and writes store values.
     &["rdb"],
     &["config"],
-    &["writebehind", "scripting", "pubsub", "acl", "audit"],
+    &[
+        "writebehind",
+        "scripting",
+        "pubsub",
+        "acl",
+        "audit",
+        "persistence",
+    ],
     &["shared"],
     &["commands"],
     // The Prometheus endpoint: serves a socket and runs INFO through the

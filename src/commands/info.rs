@@ -390,38 +390,78 @@ fn total_system_memory() -> u64 {
 }
 
 fn persistence_section(ctx: &mut Ctx) -> Result<String> {
-    let databases = ctx.store().databases();
-    let mut changes = 0;
-    ctx.locks.each_shard(|shard| {
-        for db in 0..databases {
-            changes += shard.db_ref(db).changes();
-        }
-        Ok(())
-    })?;
-    // Larder has no RDB or AOF yet: as Redis that never saved, with saving
-    // and AOF off.
+    // Inside EXEC the shards are held already; outside, read without
+    // capturing shards a BGSAVE has not reached yet.
+    let changes = if ctx.locks.in_transaction() {
+        let mut changes = 0;
+        ctx.locks.each_shard(|shard| {
+            for db in 0..shard.databases() {
+                changes += shard.db_ref(db).changes();
+            }
+            Ok(())
+        })?;
+        changes
+    } else {
+        crate::persistence::store_changes(ctx.store())
+    };
+    let p = ctx.shared.persistence.info();
+    let saving = p.keys_total > 0 || p.bgsave_in_progress;
+    let percent = if p.keys_total > 0 {
+        p.keys_processed as f64 * 100.0 / p.keys_total as f64
+    } else {
+        0.0
+    };
+    // The copy-on-write figures are the snapshot's queued chunks (see
+    // `crate::persistence`): what Larder holds in memory for it.
     Ok(fields(&[
-        ("loading", "0".into()),
+        ("loading", u8::from(p.loading).to_string()),
         ("async_loading", "0".into()),
-        ("current_cow_peak", "0".into()),
-        ("current_cow_size", "0".into()),
-        ("current_cow_size_age", "0".into()),
-        ("current_fork_perc", "0.00".into()),
-        ("current_save_keys_processed", "0".into()),
-        ("current_save_keys_total", "0".into()),
-        ("rdb_changes_since_last_save", changes.to_string()),
-        ("rdb_bgsave_in_progress", "0".into()),
         (
-            "rdb_last_save_time",
-            super::server::start_time_unix(ctx.shared).to_string(),
+            "current_cow_peak",
+            if saving { p.cow_peak } else { 0 }.to_string(),
         ),
-        ("rdb_last_bgsave_status", "ok".into()),
-        ("rdb_last_bgsave_time_sec", "-1".into()),
-        ("rdb_current_bgsave_time_sec", "-1".into()),
-        ("rdb_saves", "0".into()),
-        ("rdb_last_cow_size", "0".into()),
-        ("rdb_last_load_keys_expired", "0".into()),
-        ("rdb_last_load_keys_loaded", "0".into()),
+        (
+            "current_cow_size",
+            if saving { p.cow_now } else { 0 }.to_string(),
+        ),
+        ("current_cow_size_age", "0".into()),
+        ("current_fork_perc", format!("{percent:.2}")),
+        ("current_save_keys_processed", p.keys_processed.to_string()),
+        ("current_save_keys_total", p.keys_total.to_string()),
+        (
+            "rdb_changes_since_last_save",
+            changes.saturating_sub(p.changes_at_last_save).to_string(),
+        ),
+        (
+            "rdb_bgsave_in_progress",
+            u8::from(p.bgsave_in_progress).to_string(),
+        ),
+        ("rdb_last_save_time", p.lastsave.to_string()),
+        (
+            "rdb_last_bgsave_status",
+            if p.last_bgsave_ok { "ok" } else { "err" }.into(),
+        ),
+        (
+            "rdb_last_bgsave_time_sec",
+            p.last_bgsave_time_sec.to_string(),
+        ),
+        (
+            "rdb_current_bgsave_time_sec",
+            p.current_bgsave_time_sec.to_string(),
+        ),
+        ("rdb_saves", p.saves.to_string()),
+        (
+            "rdb_last_cow_size",
+            if saving { 0 } else { p.cow_peak }.to_string(),
+        ),
+        (
+            "rdb_last_load_keys_expired",
+            p.last_load_keys_expired.to_string(),
+        ),
+        (
+            "rdb_last_load_keys_loaded",
+            p.last_load_keys_loaded.to_string(),
+        ),
         ("aof_enabled", "0".into()),
         ("aof_rewrite_in_progress", "0".into()),
         ("aof_rewrite_scheduled", "0".into()),

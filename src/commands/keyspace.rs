@@ -855,9 +855,19 @@ fn flushall(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn flushall_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let background = flush_in_background(ctx, argv)?;
+    // As Redis 7.0's flushAllDataAndResetRDB: a background save running
+    // is stopped (inside EXEC, whose locks its walker needs, without
+    // waiting for it), and with save points the empty dataset is saved.
+    let in_exec = ctx.locks.in_transaction();
+    ctx.shared.persistence.abort(!in_exec);
     let removed = ctx.locks.all()?.clear_all_dbs();
     ctx.shared.pubsub.flushed();
     ctx.store().free_removed(removed, background);
+    if !in_exec && !ctx.shared.config.read().save_points.is_empty() {
+        let options = ctx.shared.save_options();
+        // Its failure is in the log; FLUSHALL itself succeeded.
+        let _ = ctx.shared.persistence.save(&ctx.shared.store, &options);
+    }
     ctx.out.ok();
     Ok(())
 }

@@ -31,6 +31,7 @@ mod reads;
 mod renamed;
 mod scripting;
 mod server;
+pub use server::shutdown_save;
 mod set;
 mod slowlog;
 mod sort;
@@ -366,6 +367,9 @@ impl CommandSpec {
 pub struct Locks<'c, 's> {
     store: &'s Store,
     held: Option<&'c mut LockSet<'s>>,
+    /// The command is read-only: the shards it locks are not captured for
+    /// a running BGSAVE (see `Store::lock_keys_reading`).
+    reading: bool,
 }
 
 /// Locks obtained by [`Locks`]; derefs to the [`LockSet`].
@@ -395,11 +399,22 @@ impl<'s> std::ops::DerefMut for Locked<'_, 's> {
 
 impl<'c, 's> Locks<'c, 's> {
     pub fn new(store: &'s Store, held: Option<&'c mut LockSet<'s>>) -> Self {
-        Locks { store, held }
+        Locks {
+            store,
+            held,
+            reading: false,
+        }
     }
 
     pub fn store(&self) -> &'s Store {
         self.store
+    }
+
+    /// Locks for a command flagged read-only (`reading`), which leaves
+    /// shards a snapshot has not reached to the snapshot's own thread.
+    pub fn reading(mut self, reading: bool) -> Self {
+        self.reading = reading;
+        self
     }
 
     /// True inside EXEC, where locks are already held.
@@ -419,6 +434,9 @@ impl<'c, 's> Locks<'c, 's> {
                     ))
                 }
             }
+            None if self.reading => Ok(Locked::Own(
+                self.store.lock_keys_reading(keys.iter().copied()),
+            )),
             None => Ok(Locked::Own(self.store.lock_keys(keys.iter().copied()))),
         }
     }
@@ -464,6 +482,7 @@ impl<'c, 's> Locks<'c, 's> {
             Some(_) => Err(Error::err(
                 "internal error: transaction did not lock a shard it uses",
             )),
+            None if self.reading => Ok(Locked::Own(self.store.lock_shard_reading(index))),
             None => Ok(Locked::Own(self.store.lock_shard(index))),
         }
     }
@@ -847,6 +866,31 @@ fn check_and_run(
             }
         }
     }
+    // As Redis's stop-writes-on-bgsave-error: after a failed background
+    // save, with save points configured, writes (and PING) are refused
+    // until a save succeeds. One load while saves succeed.
+    if shared.persistence.bgsave_failed()
+        && (spec.has(flags::WRITE)
+            || spec.name == "ping"
+            || (spec.name == "exec" && queued_has(session, flags::WRITE)))
+    {
+        let refuse = {
+            let config = shared.config.read();
+            !config.save_points.is_empty()
+                && config.get("stop-writes-on-bgsave-error").as_deref() != Some("no")
+        };
+        if refuse {
+            reject(
+                shared,
+                session,
+                out,
+                argv[0],
+                Some(spec),
+                crate::persistence::MISCONF.as_bytes(),
+            );
+            return None;
+        }
+    }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {
         let message = b"ERR Command not allowed inside a transaction";
         reject(shared, session, out, argv[0], Some(spec), message);
@@ -1185,7 +1229,7 @@ fn run_counted<'s>(
                 .unwrap_or_else(|| shared.store.now_ms()),
             session: &mut *session,
             out: &mut *out,
-            locks: Locks::new(&shared.store, held),
+            locks: Locks::new(&shared.store, held).reading(spec.has(flags::READONLY)),
         };
         let outcome = if shared.pubsub.tracking.is_active() {
             if ctx.session.tracking.is_some() {

@@ -8,6 +8,7 @@ use super::flags::*;
 use super::parse::is_keyword;
 use super::{CommandSpec, Ctx, NO_KEYS};
 use crate::error::{Error, Result};
+use crate::persistence::SaveError;
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("time", 1, LOADING | STALE | FAST, NO_KEYS, time)
@@ -22,6 +23,10 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("role", 1, NOSCRIPT | LOADING | STALE | FAST, NO_KEYS, role)
         .acl(&["admin", "dangerous"])
         .doc("server", "2.8.12", "Returns the replication role.", "O(1)"),
+    CommandSpec::new("save", 1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING | NO_MULTI, NO_KEYS, save)
+        .doc("server", "1.0.0", "Synchronously saves the database(s) to disk.", "O(N) where N is the total number of keys in all databases"),
+    CommandSpec::new("bgsave", -1, ADMIN | NOSCRIPT | NO_ASYNC_LOADING, NO_KEYS, bgsave)
+        .doc("server", "1.0.0", "Asynchronously saves the database(s) to disk.", "O(1)"),
     CommandSpec::new("lastsave", 1, LOADING | STALE | FAST, NO_KEYS, lastsave)
         .acl(&["admin", "dangerous"])
         .tips(&["nondeterministic_output"])
@@ -88,20 +93,60 @@ fn role(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     Ok(())
 }
 
-/// Larder has no snapshots yet: like a Redis that never saved, the time the
-/// server started.
+/// The time of the last successful save; the time the server started
+/// until then, as Redis.
 fn lastsave(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
-    ctx.out.int(start_time_unix(ctx.shared) as i64);
+    ctx.out.int(ctx.shared.persistence.lastsave() as i64);
     Ok(())
 }
 
-/// The Unix time (seconds) the server started, from its monotonic start
-/// instant, so it stays put while the server runs.
-pub fn start_time_unix(shared: &crate::shared::Shared) -> u64 {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
-    now.saturating_sub(shared.started.elapsed()).as_secs()
+/// SAVE: the snapshot is written on this connection's thread; unlike
+/// Redis, other clients are served meanwhile (see `crate::persistence`).
+fn save(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
+    let options = ctx.shared.save_options();
+    match ctx.shared.persistence.save(&ctx.shared.store, &options) {
+        Ok(_) => {
+            ctx.out.ok();
+            Ok(())
+        }
+        Err(SaveError::InProgress) => Err(Error::err("Background save already in progress")),
+        // Redis answers a bare `-ERR`; the reason is in the log.
+        Err(SaveError::Failed(_)) => Err(Error::raw("ERR")),
+    }
+}
+
+/// BGSAVE [SCHEDULE].
+fn bgsave(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
+    let schedule = match argv {
+        [_] => false,
+        [_, option] if is_keyword(option, "SCHEDULE") => true,
+        _ => return Err(Error::syntax()),
+    };
+    let persistence = &ctx.shared.persistence;
+    if persistence.bgsave_in_progress() {
+        return Err(Error::err("Background save already in progress"));
+    }
+    // Inside EXEC this connection holds shard locks the snapshot's start
+    // needs: as Redis in EXEC, the save is scheduled (the cron starts it).
+    // A SAVE running: as Redis with another child active.
+    if ctx.locks.in_transaction() || persistence.is_saving() {
+        if schedule || ctx.locks.in_transaction() {
+            persistence.schedule_bgsave();
+            ctx.out.simple("Background saving scheduled");
+            return Ok(());
+        }
+        return Err(Error::err(
+            "Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE in order to schedule a BGSAVE whenever possible.",
+        ));
+    }
+    match persistence.bgsave(&ctx.shared.store, ctx.shared.save_options()) {
+        Ok(()) => {
+            ctx.out.simple("Background saving started");
+            Ok(())
+        }
+        Err(SaveError::InProgress) => Err(Error::err("Background save already in progress")),
+        Err(SaveError::Failed(_)) => Err(Error::raw("ERR")),
+    }
 }
 
 // Larder loads no modules: MODULE answers as a Redis with none loaded, and
@@ -243,14 +288,16 @@ fn shutdown(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn shutdown_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let mut abort = false;
-    let (mut save, mut nosave) = (false, false);
+    let (mut save, mut nosave, mut force) = (false, false, false);
     for arg in &argv[1..] {
         if is_keyword(arg, "NOSAVE") {
             nosave = true;
         } else if is_keyword(arg, "SAVE") {
             save = true;
-        } else if is_keyword(arg, "NOW") || is_keyword(arg, "FORCE") {
-            // Larder has no replicas to wait for and no save that could fail.
+        } else if is_keyword(arg, "NOW") {
+            // Larder has no replicas to wait for.
+        } else if is_keyword(arg, "FORCE") {
+            force = true;
         } else if is_keyword(arg, "ABORT") {
             abort = true;
         } else {
@@ -278,10 +325,49 @@ fn shutdown_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
         }
     }
     tracing::warn!("User requested shutdown...");
+    if !shutdown_save(ctx.shared, save, nosave, force) {
+        return Err(Error::err("Errors trying to SHUTDOWN. Check logs."));
+    }
+    ctx.shared.persistence.mark_shutdown_handled();
     ctx.shared.request_shutdown();
     // Like Redis, no reply: the connection just closes.
     ctx.session.close_after_reply = true;
     Ok(())
+}
+
+/// What Redis's finishShutdown does with the RDB file: a background save
+/// running is stopped; then a final snapshot is written if save points are
+/// configured (unless NOSAVE) or SAVE was given. Returns false when that
+/// save failed and FORCE was not given: the server must not stop.
+pub fn shutdown_save(
+    shared: &crate::shared::Shared,
+    save: bool,
+    nosave: bool,
+    force: bool,
+) -> bool {
+    shared.persistence.abort(true);
+    let wanted = save || (!nosave && !shared.config.read().save_points.is_empty());
+    if !wanted {
+        return true;
+    }
+    tracing::info!("Saving the final RDB snapshot before exiting.");
+    match shared
+        .persistence
+        .save(&shared.store, &shared.save_options())
+    {
+        Ok(_) => true,
+        Err(_) if force => {
+            tracing::warn!("Error trying to save the DB. Exit anyway.");
+            true
+        }
+        Err(_) => {
+            tracing::warn!("Error trying to save the DB, can't exit.");
+            tracing::warn!(
+                "Errors trying to shut down the server. Check the logs for more information."
+            );
+            false
+        }
+    }
 }
 
 /// LOLWUT version 5: Georg Nees's "Schotter" (1968) drawn in Braille

@@ -186,8 +186,13 @@ pub struct Config {
     /// (`write-behind-read-timeout`).
     pub write_behind_read_timeout: u64,
     /// Working directory for files Larder writes (`dir`): the write-behind
-    /// journal.
+    /// journal, the RDB file.
     pub dir: String,
+    /// RDB save points (`save`): a background save starts when at least
+    /// `.1` changes happened and `.0` seconds passed since the last save.
+    /// None by default (Redis has three): Larder's persistence is
+    /// write-behind, and a server started for a test leaves no dump.rdb.
+    pub save_points: Vec<(u64, u64)>,
     /// Keep a local journal of changes PostgreSQL has not confirmed yet
     /// (`write-behind-journal`).
     pub write_behind_journal: bool,
@@ -933,25 +938,11 @@ pub static SETTINGS: &[Setting] = &[
         kind: Kind::Words,
         mutable: true,
         default: "",
-        description: "Larder writes no RDB snapshots: only the empty value (no save points) is accepted. Reported so tools that read it work.",
-        get: |_| String::new(),
-        set: |_, v| {
-            // Redis's checks first (pairs of seconds >= 1, changes >= 0),
-            // so that a malformed value gets Redis's answer.
-            let words: Vec<&str> = v.split_whitespace().collect();
-            let valid = words.len().is_multiple_of(2)
-                && words.iter().enumerate().all(|(i, w)| {
-                    w.parse::<i64>()
-                        .is_ok_and(|n| if i % 2 == 0 { n >= 1 } else { n >= 0 })
-                });
-            if !valid {
-                return Err("Invalid save parameters".into());
-            }
-            if words.is_empty() {
-                Ok(())
-            } else {
-                Err("Larder writes no RDB snapshots; only \"\" (no save points) is accepted".into())
-            }
+        description: "RDB save points, as Redis: pairs of <seconds> <changes>; a background save starts when that many changes happened within that many seconds since the last save. \"\" (the default): none.",
+        get: |c| format_save_points(&c.save_points),
+        set: |c, v| {
+            c.save_points = parse_save_points(v)?;
+            Ok(())
         },
     },
     Setting {
@@ -1461,6 +1452,7 @@ impl Default for Config {
             write_behind_read_through: false,
             write_behind_read_timeout: 0,
             dir: String::new(),
+            save_points: Vec::new(),
             write_behind_journal: false,
             write_behind_fsync: JournalFsync::EverySec,
             write_behind_journal_max_size: 256 * 1024 * 1024,
@@ -1605,6 +1597,9 @@ impl Config {
 
     /// Applies redis.conf-style directives.
     pub fn load_str(&mut self, text: &str) -> Result<(), String> {
+        // As Redis: the first `save` line replaces the save points, the
+        // next ones add to them.
+        let mut save_lines = 0;
         for (number, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -1629,6 +1624,17 @@ impl Config {
                 .map(|v| String::from_utf8_lossy(v).into_owned())
                 .collect::<Vec<_>>()
                 .join(" ");
+            let value = if name.eq_ignore_ascii_case("save") {
+                save_lines += 1;
+                let earlier = format_save_points(&self.save_points);
+                if save_lines > 1 && !earlier.is_empty() {
+                    format!("{earlier} {value}")
+                } else {
+                    value
+                }
+            } else {
+                value
+            };
             self.set(&name, &value)
                 .map_err(|e| format!("line {}: {e}", number + 1))?;
         }
@@ -1636,9 +1642,59 @@ impl Config {
     }
 }
 
+/// Parses a `save` value: pairs of `<seconds> <changes>`, as Redis
+/// (seconds at least 1, changes at least 0).
+pub fn parse_save_points(value: &str) -> Result<Vec<(u64, u64)>, String> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    if !words.len().is_multiple_of(2) {
+        return Err("Invalid save parameters".into());
+    }
+    words
+        .chunks(2)
+        .map(|pair| {
+            let seconds = pair[0].parse::<i64>().ok().filter(|&s| s >= 1);
+            let changes = pair[1].parse::<i64>().ok().filter(|&c| c >= 0);
+            match (seconds, changes) {
+                (Some(seconds), Some(changes)) => Ok((seconds as u64, changes as u64)),
+                _ => Err("Invalid save parameters".into()),
+            }
+        })
+        .collect()
+}
+
+/// Save points as CONFIG GET shows them (`3600 1 300 100`).
+pub fn format_save_points(points: &[(u64, u64)]) -> String {
+    points
+        .iter()
+        .map(|(seconds, changes)| format!("{seconds} {changes}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn save_points_accumulate_in_a_file_and_are_replaced_by_config_set() {
+        let mut config = Config::default();
+        assert_eq!(config.get("save").as_deref(), Some(""));
+        config
+            .load_str("save 900 1\nsave 300 10\nsave 60 10000\n")
+            .unwrap();
+        assert_eq!(config.save_points, vec![(900, 1), (300, 10), (60, 10000)]);
+        assert_eq!(config.get("save").as_deref(), Some("900 1 300 10 60 10000"));
+        config.set("save", "3600 1").unwrap();
+        assert_eq!(config.save_points, vec![(3600, 1)]);
+        config.set("save", "").unwrap();
+        assert!(config.save_points.is_empty());
+        for bad in ["10", "0 1", "10 -1", "x 1"] {
+            assert!(
+                matches!(config.set("save", bad), Err(ConfigError::Invalid { reason, .. }) if reason == "Invalid save parameters"),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn defaults_parse() {

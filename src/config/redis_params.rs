@@ -4,7 +4,7 @@
 //! error texts) of Redis 7's config.c, keeps the value it was given, shows it
 //! in CONFIG GET as Redis formats it, and is written back by CONFIG REWRITE;
 //! nothing in Larder reads it (except `maxmemory-clients`, acted on by
-//! client eviction). What Larder acts on is in `super::SETTINGS`.
+//! client eviction, and the RDB settings, read by persistence). What Larder acts on is in `super::SETTINGS`.
 
 /// Whether CONFIG SET may change a parameter, as Redis's config flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -278,8 +278,11 @@ pub static PARAMS: &[Param] = &[
     ),
     param("aclfile", None, Immutable, "", string()),
     param("acllog-max-len", None, Mutable, "128", Int(0, LONG_MAX)),
-    // RDB and AOF persistence (Larder has none; `save` and `appendonly`
-    // are settings of their own).
+    // RDB and AOF persistence: `dbfilename`, `rdbcompression`,
+    // `rdbchecksum` and `stop-writes-on-bgsave-error` are checked here and
+    // read by `crate::shared::Shared::save_options` and the command layer
+    // for RDB snapshots (`save` is a setting of its own); the rest (AOF)
+    // Larder does not act on.
     param(
         "dbfilename",
         None,

@@ -241,8 +241,10 @@ pub fn rewrite(config: &Config, old: &str) -> String {
         let value = config.get(name).unwrap_or_default();
         let default = defaults.get(name).unwrap_or_default();
         match name {
-            // Larder takes no save points: as Redis with none.
-            "save" => state.line(name, "save \"\"".into(), true),
+            // As Redis 7: one line with every save point, or `save ""`
+            // so that no default applies.
+            "save" if value.is_empty() => state.line(name, "save \"\"".into(), true),
+            "save" => state.line(name, format!("save {value}"), true),
             "dir" => {
                 let absolute = std::path::absolute(&config.dir)
                     .map(|p| p.display().to_string())

@@ -134,9 +134,17 @@ impl Server {
     /// Serves until shutdown is requested (SHUTDOWN, or a handle).
     pub async fn run(self) -> io::Result<()> {
         // Before any client is served (those that connect meanwhile wait in
-        // the listen queue): the warm start from PostgreSQL, then, on top of
-        // it, the changes PostgreSQL had not confirmed when an earlier run
-        // stopped (the journal).
+        // the listen queue): the RDB file `dir/dbfilename`, if there is
+        // one (a file that cannot be read whole stops the start-up), then
+        // the warm start from PostgreSQL, which adds the keys the file did
+        // not have (it never replaces a key), then, on top of both, the
+        // changes PostgreSQL had not confirmed when an earlier run stopped
+        // (the journal).
+        let loader = self.shared.clone();
+        tokio::task::spawn_blocking(move || loader.load_rdb())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
         if let Some(writebehind) = self.shared.writebehind.as_deref() {
             if writebehind.warm_start_enabled() {
                 let maxmemory = self.shared.config.read().maxmemory;
@@ -210,6 +218,15 @@ impl Server {
         let _ = shutdown.wait_for(|&stop| stop).await;
         for task in accept_tasks {
             task.abort();
+        }
+        // Stopped otherwise than by SHUTDOWN (a signal, the embedding
+        // program): as Redis, a final snapshot if save points are set.
+        if !self.shared.persistence.shutdown_handled() {
+            let shared = self.shared.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::commands::shutdown_save(&shared, false, false, false)
+            })
+            .await;
         }
         self.tls.stop();
         stop_within_deadline(&self.shared, flusher, expiry).await;
@@ -497,7 +514,17 @@ fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandl
         .spawn(move || {
             let mut last_cron = Instant::now();
             let mut last_client_check = Instant::now() - Duration::from_secs(1);
+            let mut last_save_check = Instant::now();
             while !shared.is_stopping() {
+                // Save points and BGSAVE SCHEDULE, as Redis's serverCron
+                // (10 times a second).
+                if last_save_check.elapsed() >= Duration::from_millis(100) {
+                    let save_points = shared.config.read().save_points.clone();
+                    shared
+                        .persistence
+                        .cron(&shared.store, &save_points, || shared.save_options());
+                    last_save_check = Instant::now();
+                }
                 // Once a second: freed memory goes back to the OS.
                 if last_cron.elapsed() >= Duration::from_secs(1) {
                     crate::memory::purge_if_retaining();

@@ -24,6 +24,7 @@ pub use clients::{client_eviction_limit, ClientHandle, ClientMeta, ClientRegistr
 pub use command_stats::{CommandStats, SlowLog};
 
 use crate::config::{Config, SharedConfig};
+use crate::persistence::{AccessInfo, Persistence, SaveOptions};
 use crate::pubsub::PubSub;
 use crate::scripting::Scripting;
 use crate::store::{Clock, Store, StoreOptions};
@@ -309,6 +310,8 @@ pub struct Shared {
     pub writebehind: Option<Arc<WriteBehind>>,
     /// The Lua VM, its script cache and function libraries.
     pub scripting: Scripting,
+    /// RDB snapshots: SAVE, BGSAVE, save points, INFO persistence.
+    pub persistence: Arc<Persistence>,
     /// Pub/sub, keyspace notifications, MONITOR and client-side caching.
     pub pubsub: Arc<PubSub>,
     /// CLIENT PAUSE.
@@ -393,6 +396,7 @@ impl Shared {
             bound: Mutex::new(Vec::new()),
             writebehind,
             scripting,
+            persistence: Arc::new(Persistence::new(crate::persistence::unix_now())),
             pubsub,
             pause: ClientPause::default(),
             config_file: std::sync::OnceLock::new(),
@@ -432,6 +436,74 @@ impl Shared {
     /// Changes whenever the configuration does.
     pub fn config_epoch(&self) -> u64 {
         self.config_epoch.load(Ordering::Acquire)
+    }
+
+    /// How a snapshot is written under the current settings (`dir`,
+    /// `dbfilename`, `rdbcompression`, `rdbchecksum`, the eviction policy
+    /// for IDLE/FREQ), with the function libraries of now.
+    pub fn save_options(&self) -> SaveOptions {
+        let config = self.config.read();
+        let yes = |name: &str| config.get(name).is_none_or(|v| v == "yes");
+        let policy = config.maxmemory_policy;
+        let access = if policy.is_lfu() {
+            AccessInfo::Lfu
+        } else if matches!(
+            policy,
+            crate::store::Policy::AllKeysLru | crate::store::Policy::VolatileLru
+        ) {
+            AccessInfo::Lru
+        } else {
+            AccessInfo::None
+        };
+        SaveOptions {
+            dir: std::path::PathBuf::from(if config.dir.is_empty() {
+                "."
+            } else {
+                config.dir.as_str()
+            }),
+            dbfilename: config
+                .get("dbfilename")
+                .unwrap_or_else(|| "dump.rdb".to_string()),
+            compress: yes("rdbcompression"),
+            checksum: yes("rdbchecksum"),
+            access,
+            functions: self
+                .scripting
+                .function_list(None)
+                .into_iter()
+                .map(|library| library.code)
+                .collect(),
+            used_mem: crate::memory::used_memory(),
+        }
+    }
+
+    /// Loads `dir/dbfilename` if it exists (at start, before any client
+    /// is served), function libraries included. `Ok(None)`: no file.
+    pub fn load_rdb(&self) -> Result<Option<crate::persistence::LoadStats>, String> {
+        let options = self.save_options();
+        let path = options.path();
+        if !path.exists() {
+            return Ok(None);
+        }
+        tracing::info!("Loading RDB file {}", path.display());
+        let mut functions = |code: &[u8]| {
+            self.scripting
+                .function_load(code, false)
+                .map(|_| ())
+                .map_err(|error| error.to_string())
+        };
+        match self.persistence.load(&self.store, &path, &mut functions) {
+            Ok(stats) => {
+                tracing::info!(
+                    "Done loading RDB, keys loaded: {}, keys expired: {}. DB loaded from disk: {:.3} seconds",
+                    stats.keys_loaded,
+                    stats.keys_expired,
+                    stats.elapsed.as_secs_f64()
+                );
+                Ok(Some(stats))
+            }
+            Err(error) => Err(format!("Error loading {}: {error}", path.display())),
+        }
     }
 
     /// Asks the server to stop: listeners close, connections end.

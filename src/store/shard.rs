@@ -988,6 +988,9 @@ pub struct Shard {
     expiry_pause: ExpiryPause,
     /// The number of databases configured.
     configured: usize,
+    /// A snapshot started and this shard is not captured yet (see
+    /// `store::snapshot`): whoever locks it next captures it first.
+    pub(super) snapshot: Option<Arc<dyn super::snapshot::SnapshotCapture>>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -995,6 +998,7 @@ impl std::fmt::Debug for Shard {
         f.debug_struct("Shard")
             .field("dbs", &self.dbs)
             .field("observed", &self.observer.is_some())
+            .field("snapshot_pending", &self.snapshot.is_some())
             .finish()
     }
 }
@@ -1012,6 +1016,7 @@ impl Shard {
             s3fifo,
             expiry_pause,
             configured: databases,
+            snapshot: None,
         }
     }
 

@@ -22,6 +22,25 @@ pub struct TestServer {
     pub addr: SocketAddr,
     pub shared: Arc<Shared>,
     runtime: Option<tokio::runtime::Runtime>,
+    /// The fresh `dir` the harness made, removed on drop (none when the
+    /// test chose its own `dir`).
+    own_dir: Option<std::path::PathBuf>,
+}
+
+/// A new empty directory under the system's temp dir, unique to this call:
+/// servers started by tests work there, so that none loads or leaves a
+/// stray dump.rdb.
+pub fn fresh_dir(label: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "larder-{label}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a test directory");
+    dir
 }
 
 impl TestServer {
@@ -30,11 +49,17 @@ impl TestServer {
     }
 
     pub fn with_config(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = fresh_dir("server");
         let mut config = Config {
             port: 0,
+            dir: dir.display().to_string(),
             ..Config::default()
         };
         adjust(&mut config);
+        let own_dir = (config.dir == dir.display().to_string()).then_some(dir.clone());
+        if own_dir.is_none() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -50,6 +75,7 @@ impl TestServer {
             addr,
             shared,
             runtime: Some(runtime),
+            own_dir,
         }
     }
 
@@ -82,6 +108,9 @@ impl Drop for TestServer {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_timeout(Duration::from_secs(2));
         }
+        if let Some(dir) = self.own_dir.take() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -109,6 +138,10 @@ pub fn free_port() -> u16 {
 pub struct RedisServer {
     pub addr: SocketAddr,
     child: Child,
+    /// Its working directory (`dir`), removed on drop when the harness
+    /// made it.
+    pub dir: std::path::PathBuf,
+    own_dir: bool,
 }
 
 impl RedisServer {
@@ -117,18 +150,30 @@ impl RedisServer {
     /// say) may take it first: then redis-server exits and the start is
     /// retried on another port.
     pub fn start() -> Self {
+        let dir = fresh_dir("redis");
+        let mut server = Self::start_in(&dir, &[]);
+        server.own_dir = true;
+        server
+    }
+
+    /// A redis-server working in `dir` (where it loads and saves its RDB
+    /// file), with `extra` arguments.
+    pub fn start_in(dir: &std::path::Path, extra: &[&str]) -> Self {
         for _ in 0..5 {
-            if let Some(server) = Self::try_start() {
+            if let Some(server) = Self::try_start(dir, extra) {
                 return server;
             }
         }
         panic!("redis-server did not start");
     }
 
-    fn try_start() -> Option<Self> {
+    fn try_start(dir: &std::path::Path, extra: &[&str]) -> Option<Self> {
         let port = free_port();
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(["--dir", &dir.display().to_string()])
+            .args(extra)
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -146,7 +191,12 @@ impl RedisServer {
                 if let Some(reply) = client.try_read_reply() {
                     let info = String::from_utf8_lossy(&reply);
                     if info.contains("redis_version") && !info.contains("larder_version") {
-                        return Some(RedisServer { addr, child });
+                        return Some(RedisServer {
+                            addr,
+                            child,
+                            dir: dir.to_path_buf(),
+                            own_dir: false,
+                        });
                     }
                 }
             }
@@ -166,6 +216,9 @@ impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.own_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -59,6 +59,8 @@ impl Target {
             let port = super::free_port();
             let mut command = Command::new(env!("CARGO_BIN_EXE_larder-server"));
             command.arg("--port").arg(port.to_string());
+            // Its `dir` is ".": a fresh one, so no stray dump.rdb is loaded.
+            command.current_dir(super::fresh_dir("binary"));
             for (name, value) in settings {
                 command.arg("--set").arg(name).arg(value);
             }
