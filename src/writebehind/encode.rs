@@ -334,6 +334,15 @@ mod tests {
     use crate::store::types::HashValue;
     use crate::store::Value;
 
+    /// A stored record from its items, written as words.
+    fn record(words: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for word in words.split(' ') {
+            item(&mut out, word.as_bytes());
+        }
+        out
+    }
+
     #[test]
     fn hashes_encode_sorted_and_decode() {
         let mut hash = HashValue::new();
@@ -503,22 +512,7 @@ mod tests {
     /// still written that way.
     #[test]
     fn records_without_groups_decode() {
-        let mut legacy = Vec::new();
-        for text in [
-            &b"9-0"[..],
-            b"2",
-            b"3-0",
-            b"5-0",
-            b"1",
-            b"f",
-            b"v",
-            b"9-0",
-            b"1",
-            b"f",
-            b"w",
-        ] {
-            item(&mut legacy, text);
-        }
+        let legacy = record("9-0 2 3-0 5-0 1 f v 9-0 1 f w");
         let Some(Value::Stream(stream)) = decode("stream", &legacy) else {
             panic!("a record without groups decodes");
         };
@@ -556,88 +550,12 @@ mod tests {
         more[at + 1] = b"4".to_vec();
         assert!(decode("stream", &rebuild(&more)).is_none());
         // One ID pending for two consumers, and a repeated group.
-        let mut two = Vec::new();
-        for text in [
-            &b"5-0"[..],
-            b"1",
-            b"0-0",
-            b"5-0",
-            b"1",
-            b"f",
-            b"v",
-            b"groups",
-            b"1",
-            b"g",
-            b"5-0",
-            b"1",
-            b"2",
-            b"a",
-            b"1",
-            b"-1",
-            b"1",
-            b"5-0",
-            b"1",
-            b"1",
-            b"b",
-            b"1",
-            b"1",
-            b"1",
-            b"5-0",
-            b"1",
-            b"1",
-        ] {
-            item(&mut two, text);
-        }
+        let two = record("5-0 1 0-0 5-0 1 f v groups 1 g 5-0 1 2 a 1 -1 1 5-0 1 1 b 1 1 1 5-0 1 1");
         assert!(decode("stream", &two).is_none());
         // The same record with the second consumer owning nothing decodes.
-        let mut one = Vec::new();
-        for text in [
-            &b"5-0"[..],
-            b"1",
-            b"0-0",
-            b"5-0",
-            b"1",
-            b"f",
-            b"v",
-            b"groups",
-            b"1",
-            b"g",
-            b"5-0",
-            b"1",
-            b"2",
-            b"a",
-            b"1",
-            b"-1",
-            b"1",
-            b"5-0",
-            b"1",
-            b"1",
-            b"b",
-            b"1",
-            b"1",
-            b"0",
-        ] {
-            item(&mut one, text);
-        }
+        let one = record("5-0 1 0-0 5-0 1 f v groups 1 g 5-0 1 2 a 1 -1 1 5-0 1 1 b 1 1 0");
         assert!(decode("stream", &one).is_some());
-        let mut repeated = Vec::new();
-        for text in [
-            &b"5-0"[..],
-            b"1",
-            b"0-0",
-            b"groups",
-            b"2",
-            b"g",
-            b"0-0",
-            b"-1",
-            b"0",
-            b"g",
-            b"0-0",
-            b"-1",
-            b"0",
-        ] {
-            item(&mut repeated, text);
-        }
+        let repeated = record("5-0 1 0-0 groups 2 g 0-0 -1 0 g 0-0 -1 0");
         assert!(decode("stream", &repeated).is_none());
     }
 
@@ -645,28 +563,9 @@ mod tests {
     fn malformed_encodings_are_refused() {
         assert_eq!(decode("nosuchtype", b""), None);
         // A stream whose entries go backwards, or lack fields.
-        let mut bytes = Vec::new();
-        for text in [
-            &b"9-0"[..],
-            b"2",
-            b"0-0",
-            b"5-0",
-            b"1",
-            b"f",
-            b"v",
-            b"4-0",
-            b"1",
-            b"f",
-            b"v",
-        ] {
-            item(&mut bytes, text);
-        }
+        let bytes = record("9-0 2 0-0 5-0 1 f v 4-0 1 f v");
         assert_eq!(decode("stream", &bytes), None);
-        let mut bytes = Vec::new();
-        for text in [&b"9-0"[..], b"1", b"0-0", b"5-0", b"0"] {
-            item(&mut bytes, text);
-        }
-        assert_eq!(decode("stream", &bytes), None);
+        assert_eq!(decode("stream", &record("9-0 1 0-0 5-0 0")), None);
         assert_eq!(decode("list", &[0, 0, 0, 9, b'x']), None);
         assert_eq!(decode("hash", &[0, 0, 0, 1, b'f']), None);
         assert_eq!(decode("zset", &[0, 0, 0, 1, b'm', 0, 0, 0, 1, b'x']), None);
