@@ -689,3 +689,137 @@ fn acl_pubsub_default_decides_new_users_channels() {
         ",
     );
 }
+
+#[test]
+fn first_arg_rules_allow_a_command_with_that_first_argument_only() {
+    let pair = Pair::start();
+    let mut admin = pair.clients();
+    admin.script(
+        "
+        ACL SETUSER fa on nopass ~* +select|0 +select|1
+        ACL GETUSER fa
+        ACL LIST => *2|$34|user default on nopass ~* &* +@all|$60|user fa on nopass ~* resetchannels -@all +select|0 +select|1|
+        ACL SETUSER fa +SELECT|1 +select|A +select|a
+        ACL GETUSER fa
+        ACL DRYRUN fa select 0
+        ACL DRYRUN fa select a
+        ACL DRYRUN fa select 2
+        ACL DRYRUN fa select
+        ACL SETUSER fa -select|0 => -ERR Error in ACL SETUSER modifier '-select|0': Unknown command or category name in ACL|
+        ACL SETUSER fa +select|
+        ACL SETUSER fa +select|0|x
+        ACL SETUSER fa +config|get|x
+        ACL SETUSER fa -config|get|x
+        ACL SETUSER fa -config|
+        ACL SETUSER fa +nosuch|x
+        ACL GETUSER fa
+        ACL SETUSER fa2 on nopass +ping|x (+select|1 ~a*)
+        ACL LIST
+        ACL DRYRUN fa2 ping
+        ACL DRYRUN fa2 ping X
+        ACL DRYRUN fa2 select 1
+        ACL DRYRUN fa2 select 0
+        ACL SETUSER getx on nopass ~* +get|x
+        ACL GETUSER getx
+        ACL DRYRUN getx get x
+        ACL DRYRUN getx get y
+        ACL SETUSER cfg on nopass +config|get
+        ACL GETUSER cfg
+        ACL DRYRUN cfg config get maxmemory
+        ACL DRYRUN cfg config set maxmemory 0
+        ACL LOG RESET
+        ",
+    );
+    let mut c = pair.clients();
+    c.script(
+        "
+        AUTH fa x
+        SELECT 0 => +OK|
+        SELECT 1
+        SELECT 2 => -NOPERM this user has no permissions to run the 'select' command|
+        SELECT a
+        SELECT
+        PING
+        MULTI
+        ",
+    );
+    let ours = normalise_log(&text(admin.ours.command(&["ACL", "LOG"])));
+    let theirs = normalise_log(&text(admin.theirs.command(&["ACL", "LOG"])));
+    assert_eq!(ours, theirs);
+    assert!(ours.contains("select"), "{ours}");
+    // A whole-command rule, a category holding the command, or +@all /
+    // -@all drop its first-arg rules.
+    admin.script(
+        "
+        ACL SETUSER fa +select
+        ACL GETUSER fa
+        ACL SETUSER fa -select +select|5
+        ACL GETUSER fa
+        ACL SETUSER fa -select
+        ACL GETUSER fa
+        ACL SETUSER fa +select|5 -@keyspace
+        ACL GETUSER fa
+        ACL SETUSER fa +@connection
+        ACL GETUSER fa
+        ACL SETUSER fa -@all +select|5 -@connection
+        ACL GETUSER fa
+        ACL SETUSER fa +select|5 +@all -select +select|7
+        ACL GETUSER fa
+        ACL SETUSER fa +select|5 allcommands
+        ACL GETUSER fa
+        ACL SETUSER fa +select|5 nocommands
+        ACL GETUSER fa
+        ACL SETUSER fa +select|5 reset
+        ACL GETUSER fa
+        ",
+    );
+    admin.same(&["ACL", "SETUSER", "fa", "on", "nopass", "+select|9"]);
+    c.same(&["SELECT", "1"]);
+    c.same(&["SELECT", "9"]);
+}
+
+#[test]
+fn first_arg_rules_survive_acl_save_and_load() {
+    let dir = TempDir::new();
+    let ours_path = dir.0.join("larder.acl");
+    let theirs_path = dir.0.join("redis.acl");
+    std::fs::write(&ours_path, "").unwrap();
+    std::fs::write(&theirs_path, "").unwrap();
+    let larder = TestServer::with_config(|config| {
+        config
+            .load_str(&format!("aclfile {}", ours_path.display()))
+            .expect("aclfile");
+    });
+    let redis = RedisWithAclFile::start(&theirs_path);
+    let mut c = Clients {
+        ours: larder.raw(),
+        theirs: RawClient::connect(redis.addr),
+    };
+    c.script(
+        "
+        ACL SETUSER fa on nopass ~* +select|0 +select|3 (+select|1)
+        ACL SAVE
+        ACL SETUSER fa -@all
+        ACL LOAD
+        ACL LIST
+        ",
+    );
+    let saved = std::fs::read_to_string(&ours_path).unwrap();
+    assert!(
+        saved.contains("-@all +select|0 +select|3 (resetchannels -@all +select|1)"),
+        "{saved}"
+    );
+    // Each server loads the other's file.
+    let theirs_saved = std::fs::read_to_string(&theirs_path).unwrap();
+    std::fs::write(&ours_path, &theirs_saved).unwrap();
+    std::fs::write(&theirs_path, &saved).unwrap();
+    c.script(
+        "
+        ACL LOAD
+        ACL LIST
+        ACL DRYRUN fa select 3
+        ACL DRYRUN fa select 1
+        ACL DRYRUN fa select 2
+        ",
+    );
+}

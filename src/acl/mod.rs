@@ -226,6 +226,11 @@ pub struct Selector {
     pub keys: Vec<KeyPattern>,
     pub all_channels: bool,
     pub channels: Vec<Vec<u8>>,
+    /// Redis 7.0's first-arg rules (`+select|0`): a command whose bit is
+    /// clear may still run when its first argument is one of these
+    /// (compared without case). Looked at only when the bit is clear, and
+    /// empty for almost every user.
+    first_args: Vec<(usize, Vec<Vec<u8>>)>,
 }
 
 /// Why a selector refused a request (ordered as Redis ranks them: the
@@ -267,6 +272,8 @@ pub struct Request<'a> {
     pub keys: &'a [(usize, &'a [u8], u8)],
     /// (argv index, channel, is a pattern (PSUBSCRIBE)).
     pub channels: &'a [(usize, &'a [u8], bool)],
+    /// argv\[1\], for first-arg rules (`+select|0`).
+    pub first_arg: Option<&'a [u8]>,
 }
 
 impl Selector {
@@ -278,6 +285,7 @@ impl Selector {
             keys: Vec::new(),
             all_channels,
             channels: Vec::new(),
+            first_args: Vec::new(),
         }
     }
 
@@ -285,7 +293,12 @@ impl Selector {
         self.allowed[id / 64] & (1 << (id % 64)) != 0
     }
 
+    /// Sets or clears a command's bit; its first-arg rules go, as in
+    /// Redis's ACLChangeSelectorPerm.
     fn set_command(&mut self, id: usize, allow: bool) {
+        if !self.first_args.is_empty() {
+            self.first_args.retain(|(command, _)| *command != id);
+        }
         if allow {
             self.allowed[id / 64] |= 1 << (id % 64);
         } else {
@@ -315,9 +328,50 @@ impl Selector {
         self.all_keys && self.all_channels && self.allowed.iter().all(|w| *w == u64::MAX)
     }
 
+    /// Redis's ACLAddAllowedFirstArg: `arg` once, without case.
+    fn add_first_arg(&mut self, id: usize, arg: &[u8]) {
+        let at = match self.first_args.iter().position(|(c, _)| *c == id) {
+            Some(at) => at,
+            None => {
+                self.first_args.push((id, Vec::new()));
+                self.first_args.len() - 1
+            }
+        };
+        let args = &mut self.first_args[at].1;
+        if !args.iter().any(|a| a.eq_ignore_ascii_case(arg)) {
+            args.push(arg.to_vec());
+        }
+    }
+
+    /// The first-arg rules of a command, in the order they were given.
+    fn first_args_of(&self, id: usize) -> &[Vec<u8>] {
+        self.first_args
+            .iter()
+            .find(|(c, _)| *c == id)
+            .map_or(&[], |(_, args)| args.as_slice())
+    }
+
+    /// Whether the command may run: its bit, or (only when the bit is
+    /// clear and the selector has first-arg rules) its first argument.
+    #[inline]
+    fn allows_request(&self, request: &Request) -> bool {
+        request.exempt
+            || self.allows_command(request.command)
+            || (!self.first_args.is_empty() && self.allows_first_arg(request))
+    }
+
+    #[cold]
+    fn allows_first_arg(&self, request: &Request) -> bool {
+        request.first_arg.is_some_and(|arg| {
+            self.first_args_of(request.command)
+                .iter()
+                .any(|a| a.eq_ignore_ascii_case(arg))
+        })
+    }
+
     /// Redis's ACLSelectorCheckCmd.
     pub fn check(&self, request: &Request) -> Result<(), Denial> {
-        if !request.exempt && !self.allows_command(request.command) {
+        if !self.allows_request(request) {
             return Err(Denial::Command);
         }
         if !self.all_keys {
@@ -372,10 +426,12 @@ impl Selector {
             b"allcommands" | b"+@all" => {
                 self.allowed = [u64::MAX; WORDS];
                 self.all_commands = true;
+                self.first_args.clear();
             }
             b"nocommands" | b"-@all" => {
                 self.allowed = [0; WORDS];
                 self.all_commands = false;
+                self.first_args.clear();
             }
             _ => match op.first() {
                 Some(b'~') | Some(b'%') => self.add_key_pattern(op)?,
@@ -441,31 +497,31 @@ impl Selector {
         Ok(())
     }
 
+    /// `+name`/`-name` (Redis 7.0's ACLSetSelector): `-` takes a command
+    /// or subcommand name only; `+container|sub` allows a subcommand, and
+    /// `+command|arg` on a command without subcommands adds a first-arg
+    /// rule.
     fn apply_command(
         &mut self,
         catalog: &Catalog,
         name: &str,
         allow: bool,
     ) -> Result<(), RuleError> {
-        if let Some((container, sub)) = name.rsplit_once('|') {
-            let parent = catalog.find(container).ok_or(RuleError::Unknown)?;
-            if catalog.commands[parent].is_subcommand {
-                return Err(RuleError::FirstArgOfSubcommand);
-            }
-            if sub.is_empty() {
-                return Err(RuleError::Syntax);
-            }
-            if catalog.commands[parent].subcommands.is_empty() {
-                // `+select|0`: first-argument rules are deprecated and
-                // Larder does not keep them.
-                return Err(if allow {
-                    RuleError::FirstArgUnsupported
-                } else {
-                    RuleError::NegativeFirstArg
-                });
-            }
+        let split = if allow { name.rsplit_once('|') } else { None };
+        let Some((container, arg)) = split else {
             let id = catalog.find(name).ok_or(RuleError::Unknown)?;
             self.change_command(catalog, id, allow);
+            return Ok(());
+        };
+        let parent = catalog.find(container).ok_or(RuleError::Unknown)?;
+        if catalog.commands[parent].is_subcommand {
+            return Err(RuleError::FirstArgOfSubcommand);
+        }
+        if arg.is_empty() {
+            return Err(RuleError::Syntax);
+        }
+        if catalog.commands[parent].subcommands.is_empty() {
+            self.add_first_arg(parent, arg.as_bytes());
         } else {
             let id = catalog.find(name).ok_or(RuleError::Unknown)?;
             self.change_command(catalog, id, allow);
@@ -526,6 +582,15 @@ impl Selector {
                 rules.push_str(command.name);
                 rules.push(' ');
                 fake.change_command(catalog, id, mine);
+            }
+            if !mine {
+                for arg in self.first_args_of(id) {
+                    rules.push('+');
+                    rules.push_str(command.name);
+                    rules.push('|');
+                    rules.push_str(&String::from_utf8_lossy(arg));
+                    rules.push(' ');
+                }
             }
         }
         rules.pop();
@@ -603,8 +668,6 @@ pub enum RuleError {
     NoSuchPassword,
     BadHash,
     FirstArgOfSubcommand,
-    FirstArgUnsupported,
-    NegativeFirstArg,
     /// A selector's `(` has no `)` (ACL SETUSER's own message).
     Unmatched,
 }
@@ -627,10 +690,6 @@ impl RuleError {
                 "The password hash must be exactly 64 characters and contain only lowercase hexadecimal characters"
             }
             RuleError::FirstArgOfSubcommand => "Allowing first-arg of a subcommand is not supported",
-            RuleError::FirstArgUnsupported => {
-                "Larder does not support first-arg rules (+command|arg); allow the whole command or use selectors"
-            }
-            RuleError::NegativeFirstArg => "Unknown command or category name in ACL",
             RuleError::Unmatched => "Unmatched parenthesis in acl selector",
         }
     }

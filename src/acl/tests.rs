@@ -30,6 +30,7 @@ fn request<'a>(command: usize, keys: &'a [(usize, &'a [u8], u8)]) -> Request<'a>
         exempt: false,
         keys,
         channels: &[],
+        first_arg: None,
     }
 }
 
@@ -254,4 +255,27 @@ proptest::proptest! {
             crate::glob::glob_match(&pattern, &key, false)
         );
     }
+}
+
+#[test]
+fn first_arg_rules_allow_only_their_argument() {
+    let u = user(&["+get|a", "+get|B", "~*"]);
+    let with = |arg: Option<&'static [u8]>| Request {
+        command: 0,
+        exempt: false,
+        keys: &[],
+        channels: &[],
+        first_arg: arg,
+    };
+    assert_eq!(u.check(&with(Some(b"A"))), Ok(()));
+    assert_eq!(u.check(&with(Some(b"b"))), Ok(()));
+    assert_eq!(u.check(&with(Some(b"c"))), Err(Denial::Command));
+    assert_eq!(u.check(&with(None)), Err(Denial::Command));
+    assert_eq!(u.root.describe_commands(&catalog()), "-@all +get|a +get|B");
+    // A whole-command rule drops them.
+    let u = u
+        .apply_rules(&catalog(), &[b"-get".to_vec()], false)
+        .unwrap();
+    assert_eq!(u.check(&with(Some(b"a"))), Err(Denial::Command));
+    assert_eq!(u.root.describe_commands(&catalog()), "-@all");
 }

@@ -310,6 +310,7 @@ fn with_request<R>(spec: &CommandSpec, argv: &[&[u8]], f: impl FnOnce(&Request) 
             exempt,
             keys,
             channels: &[],
+            first_arg: argv.get(1).copied(),
         });
     }
     let mut keys: SmallVec<[(usize, &[u8], u8); 4]> = SmallVec::new();
@@ -341,6 +342,7 @@ fn with_request<R>(spec: &CommandSpec, argv: &[&[u8]], f: impl FnOnce(&Request) 
         exempt,
         keys: &keys,
         channels: &channels,
+        first_arg: argv.get(1).copied(),
     })
 }
 
@@ -602,6 +604,7 @@ fn kill_pubsub_clients_if_needed(shared: &Shared, name: &str) {
                 exempt: true,
                 keys: &[],
                 channels: &[channel],
+                first_arg: None,
             })
             .is_ok()
         });
