@@ -974,7 +974,34 @@ fn postgres_down_with_memory_full_of_unflushed_data_refuses_followed_writes_and_
             .expect("followed writes evict clean keys");
     }
     assert!(info_u64(&mut con, "evicted_keys") >= evicted + 50);
-    assert_eq!(count_existing(&mut con, "wb:", 5_000..5_050), 50);
+    // A followed key the flusher took into the batch it now retries is
+    // clean in memory, so it may have been evicted for a later write; its
+    // copy waits in that batch. Every other one is still in memory, and
+    // once PostgreSQL is back all 50 are there.
+    for i in 5_000..5_050 {
+        let value: Option<Vec<u8>> = redis::cmd("GET")
+            .arg(format!("wb:{i}"))
+            .query(&mut con)
+            .expect("GET");
+        if let Some(value) = value {
+            assert_eq!(value, big_value(i), "wb:{i}");
+        }
+    }
+    pg.start_server();
+    flush(&mut con);
+    let rows: std::collections::BTreeMap<Vec<u8>, Vec<u8>> = pg
+        .query("SELECT key, value FROM larder_kv WHERE db = 0", |row| {
+            (row.get::<_, Vec<u8>>(0), row.get::<_, Vec<u8>>(1))
+        })
+        .into_iter()
+        .collect();
+    for i in 5_000..5_050 {
+        assert_eq!(
+            rows.get(format!("wb:{i}").as_bytes()),
+            Some(&big_value(i)),
+            "wb:{i} in PostgreSQL"
+        );
+    }
 }
 
 /// GET of `key`, with a short message (not 100 KB of bytes) if it is not
