@@ -42,7 +42,12 @@ impl BinServer {
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if server.try_client().is_ok() {
+            // PONG, not -LOADING: with write-behind on, the server loads
+            // (journal, warm start) before it serves.
+            let pong = server
+                .try_client()
+                .and_then(|mut con| redis::cmd("PING").query::<String>(&mut con));
+            if pong.is_ok() {
                 return server;
             }
             std::thread::sleep(Duration::from_millis(20));

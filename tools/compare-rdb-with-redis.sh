@@ -6,9 +6,9 @@
 #   3. p50/p99/max latency of GET and SET on other clients (redis-benchmark)
 #      with no save running, then while BGSAVEs run back to back, and the
 #      snapshot's memory cost (Redis: rdb_last_cow_size, copy-on-write pages;
-#      Larder: the most serialized shard chunks waiting for the writer), and
-#      Larder's longest single shard capture (the stall of the one command
-#      that touches a shard first).
+#      Larder: the most serialized records waiting for the writer), and
+#      Larder's longest single key write by a client (the extra cost of the
+#      first write to a key the snapshot has not reached).
 #
 #   tools/compare-rdb-with-redis.sh                  # 1M keys
 #   KEYS=10000000 tools/compare-rdb-with-redis.sh

@@ -413,8 +413,8 @@ fn persistence_section(ctx: &mut Ctx) -> Result<String> {
     };
     // The copy-on-write figures are the snapshot's queued chunks (see
     // `crate::persistence`): what Larder holds in memory for it.
-    Ok(fields(&[
-        ("loading", u8::from(p.loading).to_string()),
+    let mut section = fields(&[
+        ("loading", u8::from(p.loading.is_some()).to_string()),
         ("async_loading", "0".into()),
         (
             "current_cow_peak",
@@ -474,7 +474,18 @@ fn persistence_section(ctx: &mut Ctx) -> Result<String> {
         ("aof_last_cow_size", "0".into()),
         ("module_fork_in_progress", "0".into()),
         ("module_fork_last_cow_size", "0".into()),
-    ]))
+    ]);
+    if let Some(load) = p.loading {
+        section.push_str(&fields(&[
+            ("loading_start_time", load.start_time.to_string()),
+            ("loading_total_bytes", load.total_bytes.to_string()),
+            ("loading_rdb_used_mem", load.rdb_used_mem.to_string()),
+            ("loading_loaded_bytes", load.loaded_bytes.to_string()),
+            ("loading_loaded_perc", format!("{:.2}", load.loaded_perc)),
+            ("loading_eta_seconds", load.eta_seconds.to_string()),
+        ]));
+    }
+    Ok(section)
 }
 
 fn stats_section(ctx: &Ctx) -> String {

@@ -367,9 +367,6 @@ impl CommandSpec {
 pub struct Locks<'c, 's> {
     store: &'s Store,
     held: Option<&'c mut LockSet<'s>>,
-    /// The command is read-only: the shards it locks are not captured for
-    /// a running BGSAVE (see `Store::lock_keys_reading`).
-    reading: bool,
 }
 
 /// Locks obtained by [`Locks`]; derefs to the [`LockSet`].
@@ -399,22 +396,11 @@ impl<'s> std::ops::DerefMut for Locked<'_, 's> {
 
 impl<'c, 's> Locks<'c, 's> {
     pub fn new(store: &'s Store, held: Option<&'c mut LockSet<'s>>) -> Self {
-        Locks {
-            store,
-            held,
-            reading: false,
-        }
+        Locks { store, held }
     }
 
     pub fn store(&self) -> &'s Store {
         self.store
-    }
-
-    /// Locks for a command flagged read-only (`reading`), which leaves
-    /// shards a snapshot has not reached to the snapshot's own thread.
-    pub fn reading(mut self, reading: bool) -> Self {
-        self.reading = reading;
-        self
     }
 
     /// True inside EXEC, where locks are already held.
@@ -434,9 +420,6 @@ impl<'c, 's> Locks<'c, 's> {
                     ))
                 }
             }
-            None if self.reading => Ok(Locked::Own(
-                self.store.lock_keys_reading(keys.iter().copied()),
-            )),
             None => Ok(Locked::Own(self.store.lock_keys(keys.iter().copied()))),
         }
     }
@@ -482,7 +465,6 @@ impl<'c, 's> Locks<'c, 's> {
             Some(_) => Err(Error::err(
                 "internal error: transaction did not lock a shard it uses",
             )),
-            None if self.reading => Ok(Locked::Own(self.store.lock_shard_reading(index))),
             None => Ok(Locked::Own(self.store.lock_shard(index))),
         }
     }
@@ -891,6 +873,16 @@ fn check_and_run(
             return None;
         }
     }
+    // While the dataset loads at start, only commands flagged `loading`
+    // run (INFO, CONFIG, CLIENT, SHUTDOWN...), and EXEC only if all it
+    // queued are such, as in Redis.
+    if shared.persistence.is_loading()
+        && (!spec.has(flags::LOADING)
+            || (spec.name == "exec" && queued_lacks(session, flags::LOADING)))
+    {
+        reject(shared, session, out, argv[0], Some(spec), LOADING);
+        return None;
+    }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {
         let message = b"ERR Command not allowed inside a transaction";
         reject(shared, session, out, argv[0], Some(spec), message);
@@ -1007,12 +999,24 @@ pub fn blocked_command_failed(shared: &Shared, argv: &[&[u8]], message: &str) {
     count_error_reply(shared, message.as_bytes());
 }
 
-/// Whether the open transaction queued a command flagged `denyoom`.
+/// Redis's reply to a command that needs the dataset while it loads.
+const LOADING: &[u8] = b"LOADING Redis is loading the dataset in memory";
+
+/// Whether the open transaction queued a command without flag `flag`.
+fn queued_lacks(session: &Session, flag: u32) -> bool {
+    queued_any(session, |spec| !spec.has(flag))
+}
+
+/// Whether the open transaction queued a command with flag `flag`.
 fn queued_has(session: &Session, flag: u32) -> bool {
+    queued_any(session, |spec| spec.has(flag))
+}
+
+fn queued_any(session: &Session, matches: impl Fn(&CommandSpec) -> bool) -> bool {
     session.multi.as_ref().is_some_and(|multi| {
         multi.queued.iter().any(|command| {
             let argv: SmallVec<[&[u8]; 8]> = command.iter().map(Vec::as_slice).collect();
-            !argv.is_empty() && resolve_raw(&argv).is_ok_and(|spec| spec.has(flag))
+            !argv.is_empty() && resolve_raw(&argv).is_ok_and(&matches)
         })
     })
 }
@@ -1229,7 +1233,7 @@ fn run_counted<'s>(
                 .unwrap_or_else(|| shared.store.now_ms()),
             session: &mut *session,
             out: &mut *out,
-            locks: Locks::new(&shared.store, held).reading(spec.has(flags::READONLY)),
+            locks: Locks::new(&shared.store, held),
         };
         let outcome = if shared.pubsub.tracking.is_active() {
             if ctx.session.tracking.is_some() {

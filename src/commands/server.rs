@@ -347,7 +347,8 @@ pub fn shutdown_save(
 ) -> bool {
     shared.persistence.abort(true);
     let wanted = save || (!nosave && !shared.config.read().save_points.is_empty());
-    if !wanted {
+    // As Redis: a half-loaded dataset is never saved over the file.
+    if !wanted || shared.persistence.is_loading() {
         return true;
     }
     tracing::info!("Saving the final RDB snapshot before exiting.");

@@ -90,6 +90,9 @@ pub struct Config {
     pub shutdown_timeout: u64,
     /// Background task frequency (active expiry passes per second).
     pub hz: u64,
+    /// Microseconds slept per key loaded from an RDB file (`key-load-delay`,
+    /// Redis's debugging parameter, for tests that need a long load).
+    pub key_load_delay: i64,
     /// Log verbosity: debug, verbose, notice, warning, nothing.
     pub loglevel: String,
     /// File the log is appended to (`logfile`); empty: standard output.
@@ -620,6 +623,18 @@ pub static SETTINGS: &[Setting] = &[
         set: |c, v| {
             // As Redis: any count is taken, and held between 1 and 500.
             c.hz = ranged(v, 0, i32::MAX as i64)?.clamp(1, 500) as u64;
+            Ok(())
+        },
+    },
+    Setting {
+        name: "key-load-delay",
+        kind: Kind::Integer,
+        mutable: true,
+        default: "0",
+        description: "Microseconds to sleep per key loaded from the RDB file (-N: 1 µs for one key in N), for tests of loading; Redis's debugging parameter.",
+        get: |c| c.key_load_delay.to_string(),
+        set: |c, v| {
+            c.key_load_delay = ranged(v, i32::MIN as i64, i32::MAX as i64)?;
             Ok(())
         },
     },
@@ -1413,6 +1428,7 @@ impl Default for Config {
             tcp_keepalive: 0,
             shutdown_timeout: 0,
             hz: 0,
+            key_load_delay: 0,
             loglevel: String::new(),
             logfile: String::new(),
             syslog_enabled: false,

@@ -33,6 +33,19 @@ pub enum LoadError {
     /// The file is not an RDB file Larder can read: what is wrong, and
     /// where.
     Invalid(String),
+    /// The caller stopped the load (a shutdown asked for meanwhile).
+    Stopped,
+}
+
+/// What the loader tells its caller as it goes (INFO's `loading_*`
+/// fields, `key-load-delay`).
+#[derive(Debug, Clone, Copy)]
+pub enum LoadEvent {
+    /// The file's `used-mem` AUX field: the memory of the server that
+    /// wrote it.
+    UsedMem(u64),
+    /// A key was stored; `position` bytes of the file are read.
+    Key { position: u64 },
 }
 
 impl fmt::Display for LoadError {
@@ -40,6 +53,7 @@ impl fmt::Display for LoadError {
         match self {
             LoadError::Io(error) => write!(f, "{error}"),
             LoadError::Invalid(what) => f.write_str(what),
+            LoadError::Stopped => f.write_str("loading stopped by a shutdown"),
         }
     }
 }
@@ -57,16 +71,18 @@ fn invalid(what: impl Into<String>) -> LoadError {
 
 /// Loads the RDB file at `path` into `store` (which should be empty);
 /// keys whose TTL passed before `now_ms` are skipped. `functions` gets the
-/// code of each function library. Progress goes to the log.
+/// code of each function library; `events` hears of progress and stops
+/// the load by returning false. Progress goes to the log too.
 pub fn load_file(
     store: &Store,
     path: &Path,
     now_ms: u64,
     functions: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    events: &mut dyn FnMut(LoadEvent) -> bool,
 ) -> Result<LoadStats, LoadError> {
     let started = Instant::now();
     let data = std::fs::read(path).map_err(LoadError::Io)?;
-    let mut stats = load_bytes(store, &data, now_ms, functions, started)?;
+    let mut stats = load_bytes(store, &data, now_ms, functions, events, started)?;
     stats.elapsed = started.elapsed();
     Ok(stats)
 }
@@ -77,6 +93,7 @@ pub fn load_bytes(
     data: &[u8],
     now_ms: u64,
     functions: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    events: &mut dyn FnMut(LoadEvent) -> bool,
     started: Instant,
 ) -> Result<LoadStats, LoadError> {
     if data.len() < 9 || &data[..5] != b"REDIS" {
@@ -236,6 +253,11 @@ pub fn load_bytes(
                     }
                 }
                 stats.keys_loaded += 1;
+                if !events(LoadEvent::Key {
+                    position: at(&r) as u64,
+                }) {
+                    return Err(LoadError::Stopped);
+                }
                 if stats.keys_loaded.is_multiple_of(PROGRESS_KEYS)
                     || (stats.keys_loaded.is_multiple_of(1024)
                         && last_progress.elapsed() >= PROGRESS_EVERY)

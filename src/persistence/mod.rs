@@ -5,36 +5,35 @@
 //! # A consistent point in time without fork
 //!
 //! Redis forks and lets the kernel's copy-on-write keep the child's view
-//! of memory frozen. Larder snapshots shard by shard instead (see
-//! `store::snapshot`):
+//! of memory frozen. Larder copies on write one key at a time instead
+//! (see `store::snapshot`):
 //!
 //! 1. Under every shard lock at once (a few microseconds: no key is
 //!    copied), the snapshot reads each database's key counts and the
-//!    change counter, and marks every shard *pending*.
-//! 2. A background thread walks the shards. For each shard it takes the
-//!    lock; if the shard is still pending, it serializes it to RDB bytes
-//!    (a *chunk*: `SELECTDB` and the keys of each database the shard
-//!    holds) and clears the mark.
-//! 3. Whoever else locks a pending shard first to change it — a client's
-//!    write command, active expiry, eviction, FLUSHALL — serializes it the
-//!    same way before doing anything with it. So every shard is written
-//!    exactly as it was at step 1: the file is the keyspace at that
-//!    instant. Read-only commands do not capture (they leave the shard to
-//!    the walker): the only thing a read may remove is a key past its TTL,
-//!    which the loader would skip anyway, and PFCOUNT's cached
-//!    cardinality, which does not change what the value holds.
-//! 4. Chunks go over an unbounded channel to the thread that writes the
-//!    file (in the order they were captured: Redis's loader, like ours,
-//!    takes `SELECTDB` again at any point). A chunk captured early by a
-//!    client waits in memory until the writer reaches it: the memory cost
-//!    of a snapshot is at most the serialized size of what clients touched
-//!    before the walker got there (INFO `current_cow_peak` reports the
-//!    largest amount queued at once), against Redis's copy-on-write pages.
-//!    The cost to clients is the one write that captures a shard: it (and
-//!    whoever waits for that shard) waits while 1/256 of the keyspace is
-//!    serialized. Right after a BGSAVE starts, a write-heavy load touches
-//!    most shards within milliseconds, so most of the serialization then
-//!    runs on the threads serving clients (see the README's figures).
+//!    change counter, and every non-empty database part starts keeping
+//!    the set of keys the snapshot has written.
+//! 2. A background thread walks each part's table, a few hundred slots
+//!    per hold of the shard lock, serializing to RDB every key it has not
+//!    written yet.
+//! 3. Whatever is about to change or remove a key of a part not fully
+//!    walked — a client's write, active expiry, eviction — first
+//!    serializes that key, if it was not written yet, and marks it
+//!    written; a key created since the start is marked too, so it is left
+//!    out. FLUSHDB, FLUSHALL and SWAPDB first serialize what the walker
+//!    has not reached of the parts they replace. Every key is thus written
+//!    once, as it was at step 1: the file is the keyspace at that
+//!    instant. Reads write nothing (a read may reclaim a key past its TTL,
+//!    which the snapshot leaves out anyway).
+//! 4. Records go in batches of about 64 KiB (`SELECTDB` and the records)
+//!    over an unbounded channel to the thread that writes the file, in
+//!    the order they were made (Redis's loader, like ours, takes
+//!    `SELECTDB` again at any point). Records a client made wait in memory
+//!    until the writer reaches them: the memory cost of a snapshot is the
+//!    serialized size of the keys changed before the walker got to them,
+//!    plus a copy of their names (INFO `current_cow_peak` reports the
+//!    largest amount of records queued at once), against Redis's
+//!    copy-on-write pages. The cost to a client is serializing the one key
+//!    it changes, the first time; the walker holds a lock for one step.
 //!
 //! SAVE runs the same walk on the calling connection and replies when the
 //! file is renamed into place: other clients keep being served (Redis
@@ -60,7 +59,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
 
-pub use load::{load_file, LoadError, LoadStats};
+pub use load::{load_file, LoadError, LoadEvent, LoadStats};
 pub use save::{write_snapshot, SaveStats};
 
 use crate::store::Store;
@@ -142,8 +141,11 @@ pub struct Persistence {
     /// Bytes of captured chunks waiting for the writer now, and the most
     /// there were during the last or current snapshot.
     pub(crate) queued: Arc<Queued>,
-    /// Loading the RDB file at start.
+    /// Loading the dataset at start (the RDB file, write-behind's warm
+    /// start and journal): commands not flagged `loading` get -LOADING.
     loading: AtomicBool,
+    /// How far the load of the RDB file is (INFO's `loading_*` fields).
+    load_progress: LoadProgress,
     /// The last background save failed (a copy of the state's flag, read
     /// on every command for `stop-writes-on-bgsave-error`).
     bgsave_failed: AtomicBool,
@@ -152,7 +154,29 @@ pub struct Persistence {
     shutdown_handled: AtomicBool,
 }
 
-/// Captured chunks waiting for the file writer.
+/// The RDB file being loaded, for INFO (Redis's `loading_*` fields).
+#[derive(Debug, Default)]
+struct LoadProgress {
+    /// Unix seconds when loading started.
+    started: AtomicU64,
+    total_bytes: AtomicU64,
+    loaded_bytes: AtomicU64,
+    /// The file's `used-mem` AUX field.
+    rdb_used_mem: AtomicU64,
+}
+
+/// INFO persistence's figures while loading.
+#[derive(Debug, Clone)]
+pub struct LoadingInfo {
+    pub start_time: u64,
+    pub total_bytes: u64,
+    pub rdb_used_mem: u64,
+    pub loaded_bytes: u64,
+    pub loaded_perc: f64,
+    pub eta_seconds: u64,
+}
+
+/// Records waiting for the file writer.
 #[derive(Debug, Default)]
 pub struct Queued {
     pub now: AtomicU64,
@@ -201,7 +225,7 @@ struct State {
 /// INFO persistence's figures.
 #[derive(Debug, Clone)]
 pub struct PersistenceInfo {
-    pub loading: bool,
+    pub loading: Option<LoadingInfo>,
     pub bgsave_in_progress: bool,
     pub lastsave: u64,
     pub last_bgsave_ok: bool,
@@ -261,6 +285,7 @@ impl Persistence {
             cancel: Mutex::new(Arc::default()),
             queued: Arc::default(),
             loading: AtomicBool::new(false),
+            load_progress: LoadProgress::default(),
             bgsave_failed: AtomicBool::new(false),
             shutdown_handled: AtomicBool::new(false),
         }
@@ -281,6 +306,56 @@ impl Persistence {
         self.bgsave_failed.load(Ordering::Relaxed)
     }
 
+    /// Whether the dataset is still being loaded at start.
+    #[inline]
+    pub fn is_loading(&self) -> bool {
+        self.loading.load(Ordering::Acquire)
+    }
+
+    /// Starts or ends the loading phase (see [`Persistence::is_loading`]).
+    pub fn set_loading(&self, loading: bool) {
+        if loading {
+            let progress = &self.load_progress;
+            progress.started.store(unix_now(), Ordering::Relaxed);
+            progress.total_bytes.store(0, Ordering::Relaxed);
+            progress.loaded_bytes.store(0, Ordering::Relaxed);
+            progress.rdb_used_mem.store(0, Ordering::Relaxed);
+        }
+        self.loading.store(loading, Ordering::Release);
+    }
+
+    /// Redis's figures: the share of the file read, and the seconds left
+    /// at the pace so far (1 in the first second).
+    fn loading_info(&self) -> LoadingInfo {
+        let progress = &self.load_progress;
+        let start_time = progress.started.load(Ordering::Relaxed);
+        let total_bytes = progress.total_bytes.load(Ordering::Relaxed);
+        let loaded_bytes = progress.loaded_bytes.load(Ordering::Relaxed);
+        let rdb_used_mem = progress.rdb_used_mem.load(Ordering::Relaxed);
+        let (loaded_perc, remaining) = if total_bytes > 0 {
+            (
+                loaded_bytes as f64 * 100.0 / total_bytes as f64,
+                total_bytes.saturating_sub(loaded_bytes),
+            )
+        } else {
+            (0.0, 1)
+        };
+        let elapsed = unix_now().saturating_sub(start_time);
+        let eta_seconds = if elapsed == 0 {
+            1
+        } else {
+            elapsed.saturating_mul(remaining) / (loaded_bytes + 1)
+        };
+        LoadingInfo {
+            start_time,
+            total_bytes,
+            rdb_used_mem,
+            loaded_bytes,
+            loaded_perc,
+            eta_seconds,
+        }
+    }
+
     /// LASTSAVE.
     pub fn lastsave(&self) -> u64 {
         self.state.lock().lastsave
@@ -298,7 +373,7 @@ impl Persistence {
     pub fn info(&self) -> PersistenceInfo {
         let state = self.state.lock();
         PersistenceInfo {
-            loading: self.loading.load(Ordering::Relaxed),
+            loading: self.is_loading().then(|| self.loading_info()),
             bgsave_in_progress: state.bgsave_started.is_some(),
             lastsave: state.lastsave,
             last_bgsave_ok: state.last_bgsave_ok,
@@ -376,12 +451,12 @@ impl Persistence {
                 self.bgsave_failed.store(false, Ordering::Relaxed);
                 state.changes_at_last_save = stats.changes_at_start;
                 tracing::info!(
-                    "DB saved on disk: {} keys, {} bytes in {} ms; {} of the shards captured by the saving thread, the others by the threads that wrote to them first (clients' writes, active expiry); longest capture {:.3} ms; at most {} bytes of captured shards waiting for the writer",
+                    "DB saved on disk: {} keys, {} bytes in {} ms; {} keys written by the threads about to change them (clients' writes, active expiry, eviction), the longest in {:.3} ms; at most {} bytes of records waiting for the writer",
                     stats.keys,
                     stats.bytes,
                     stats.elapsed.as_millis(),
-                    stats.walker_captures,
-                    stats.longest_capture.as_secs_f64() * 1000.0,
+                    stats.keys_written_by_changes,
+                    stats.longest_key_write.as_secs_f64() * 1000.0,
                     self.queued.peak.load(Ordering::Relaxed)
                 );
             }
@@ -510,17 +585,34 @@ impl Persistence {
         self.bgsave(store, options()).is_ok()
     }
 
-    /// Loads `path` into `store` (at start, before clients are served).
-    /// `functions` receives each function library's code.
+    /// Loads `path` into `store` (at start, while clients get -LOADING).
+    /// `functions` receives each function library's code; `after_key`
+    /// runs after each key is stored (`key-load-delay`) and stops the load
+    /// by returning false (a shutdown).
     pub fn load(
         &self,
         store: &Store,
         path: &Path,
         functions: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+        after_key: &mut dyn FnMut() -> bool,
     ) -> Result<LoadStats, LoadError> {
-        self.loading.store(true, Ordering::Relaxed);
-        let result = load_file(store, path, store.now_ms(), functions);
-        self.loading.store(false, Ordering::Relaxed);
+        let progress = &self.load_progress;
+        let total = std::fs::metadata(path).map_or(0, |meta| meta.len());
+        progress.total_bytes.store(total, Ordering::Relaxed);
+        let mut events = |event: LoadEvent| match event {
+            LoadEvent::UsedMem(bytes) => {
+                progress.rdb_used_mem.store(bytes, Ordering::Relaxed);
+                true
+            }
+            LoadEvent::Key { position } => {
+                progress.loaded_bytes.store(position, Ordering::Relaxed);
+                after_key()
+            }
+        };
+        let result = load_file(store, path, store.now_ms(), functions, &mut events);
+        if result.is_ok() {
+            progress.loaded_bytes.store(total, Ordering::Relaxed);
+        }
         if let Ok(stats) = &result {
             let mut state = self.state.lock();
             state.last_load_keys_loaded = stats.keys_loaded;

@@ -1,5 +1,5 @@
-//! Writing a snapshot: the capture of each shard (see the module notes),
-//! the walk over the shards and the file around the chunks.
+//! Writing a snapshot: the record of each key (see the module notes), the
+//! walk over the shards and the file around the chunks.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -12,7 +12,8 @@ use crossbeam::channel::{unbounded, Receiver, Sender};
 use super::opcodes::*;
 use super::{unix_now, AccessInfo, Queued, SaveOptions};
 use crate::rdb;
-use crate::store::{Shard, SnapshotCapture, Store};
+use crate::store::{Entry, SnapshotCapture, Store};
+use parking_lot::Mutex;
 
 /// What a snapshot wrote.
 #[derive(Debug, Clone)]
@@ -22,20 +23,20 @@ pub struct SaveStats {
     pub elapsed: Duration,
     /// The store's change count when the snapshot started.
     pub changes_at_start: u64,
-    /// Shards captured by the walker (the others were captured by whoever
-    /// touched them first).
-    pub walker_captures: u64,
-    /// The longest a single shard capture took.
-    pub longest_capture: Duration,
+    /// Keys written by the threads that were about to change them
+    /// (clients' writes, active expiry, eviction) rather than by the walker.
+    pub keys_written_by_changes: u64,
+    /// The longest one of those took, under its shard lock.
+    pub longest_key_write: Duration,
 }
 
-/// One shard as RDB records.
+/// Records of one database, ready for the file.
 struct Chunk {
     bytes: Vec<u8>,
     keys: u64,
 }
 
-/// Serializes each shard once, under its lock (see `store::snapshot`).
+/// Serializes each key once (see `store::snapshot`).
 struct Capture {
     chunks: Sender<Chunk>,
     /// The snapshot's instant: keys past their TTL then are left out, idle
@@ -45,74 +46,77 @@ struct Capture {
     access: AccessInfo,
     cancel: Arc<AtomicBool>,
     queued: Arc<Queued>,
-    /// The longest capture, in ns.
-    longest_ns: AtomicU64,
-    /// The thread walking the shards, and how many it captured itself.
+    /// The thread walking the keyspace; keys written by any other thread,
+    /// and the longest such write, in ns.
     walker: std::thread::ThreadId,
-    walker_captures: AtomicU64,
+    keys_written_by_changes: AtomicU64,
+    longest_key_write_ns: AtomicU64,
+    /// A reusable buffer for a value's encoding.
+    value: Mutex<Vec<u8>>,
 }
 
 impl SnapshotCapture for Capture {
-    fn capture(&self, _index: usize, shard: &Shard) {
-        let started = Instant::now();
-        let mut chunk = Chunk {
-            bytes: Vec::new(),
-            keys: 0,
-        };
-        if !self.cancel.load(Ordering::Relaxed) {
-            self.serialize(shard, &mut chunk);
+    fn record(&self, out: &mut Vec<u8>, key: &[u8], entry: &Entry) -> bool {
+        if self.cancel.load(Ordering::Relaxed) || entry.is_expired(self.now_ms) {
+            return false;
         }
-        self.queued.add(chunk.bytes.len() as u64);
-        self.longest_ns
-            .fetch_max(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         if std::thread::current().id() == self.walker {
-            self.walker_captures.fetch_add(1, Ordering::Relaxed);
+            self.serialize(out, key, entry);
+        } else {
+            let started = Instant::now();
+            self.serialize(out, key, entry);
+            self.keys_written_by_changes.fetch_add(1, Ordering::Relaxed);
+            self.longest_key_write_ns
+                .fetch_max(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
         }
+        true
+    }
+
+    fn deliver(&self, db: usize, records: Vec<u8>, keys: u64) {
+        let mut bytes = Vec::with_capacity(records.len() + 10);
+        bytes.push(SELECTDB);
+        rdb::write_length(&mut bytes, db as u64);
+        bytes.extend_from_slice(&records);
+        self.queued.add(bytes.len() as u64);
         // The writer may have gone (an I/O error): the chunk is dropped.
-        let _ = self.chunks.send(chunk);
+        let _ = self.chunks.send(Chunk { bytes, keys });
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
     }
 }
 
 impl Capture {
-    fn serialize(&self, shard: &Shard, chunk: &mut Chunk) {
-        let out = &mut chunk.bytes;
-        let mut value = Vec::new();
-        for db in 0..shard.databases() {
-            let Some(part) = shard.existing_db(db) else {
-                continue;
-            };
-            if part.is_empty() {
-                continue;
+    /// One key's record: `EXPIRETIME_MS`, `IDLE` or `FREQ`, type, key, value.
+    fn serialize(&self, out: &mut Vec<u8>, key: &[u8], entry: &Entry) {
+        if let Some(at) = entry.expires_at() {
+            out.push(EXPIRETIME_MS);
+            out.extend_from_slice(&at.to_le_bytes());
+        }
+        match self.access {
+            AccessInfo::None => {}
+            AccessInfo::Lru => {
+                out.push(IDLE);
+                rdb::write_length(out, entry.idle_secs(self.now_ms));
             }
-            out.push(SELECTDB);
-            rdb::write_length(out, db as u64);
-            for (key, entry) in part.iter(self.now_ms) {
-                if let Some(at) = entry.expires_at() {
-                    out.push(EXPIRETIME_MS);
-                    out.extend_from_slice(&at.to_le_bytes());
-                }
-                match self.access {
-                    AccessInfo::None => {}
-                    AccessInfo::Lru => {
-                        out.push(IDLE);
-                        rdb::write_length(out, entry.idle_secs(self.now_ms));
-                    }
-                    AccessInfo::Lfu => {
-                        out.push(FREQ);
-                        out.push(entry.frequency(self.now_ms));
-                    }
-                }
-                // The codec writes type and body; the key goes between.
-                value.clear();
-                rdb::write_object(&mut value, entry.value(), self.compress);
-                let Some((&type_byte, body)) = value.split_first() else {
-                    continue;
-                };
-                out.push(type_byte);
-                rdb::write_string(out, key, self.compress);
-                out.extend_from_slice(body);
-                chunk.keys += 1;
+            AccessInfo::Lfu => {
+                out.push(FREQ);
+                out.push(entry.frequency(self.now_ms));
             }
+        }
+        // The codec writes type and body; the key goes between. Several
+        // threads may write keys at once (one per shard): a thread that
+        // finds the buffer taken uses one of its own.
+        let mut shared = self.value.try_lock();
+        let mut own = Vec::new();
+        let value = shared.as_deref_mut().unwrap_or(&mut own);
+        value.clear();
+        rdb::write_object(value, entry.value(), self.compress);
+        if let Some((&type_byte, body)) = value.split_first() {
+            out.push(type_byte);
+            rdb::write_string(out, key, self.compress);
+            out.extend_from_slice(body);
         }
     }
 }
@@ -203,12 +207,13 @@ fn write_into(
         access: options.access,
         cancel: cancel.clone(),
         queued: queued.clone(),
-        longest_ns: AtomicU64::new(0),
         walker: std::thread::current().id(),
-        walker_captures: AtomicU64::new(0),
+        keys_written_by_changes: AtomicU64::new(0),
+        longest_key_write_ns: AtomicU64::new(0),
+        value: Mutex::new(Vec::new()),
     });
     // Under every lock: the counts RESIZEDB gives, whether some hash has
-    // field TTLs, the change counter; then every shard is pending.
+    // field TTLs, the change counter; then every part is to be walked.
     let databases = store.databases();
     let (sizes, field_ttls, changes_at_start) = store.begin_snapshot(capture.clone(), |all| {
         let mut sizes = vec![(0u64, 0u64); databases];
@@ -266,8 +271,9 @@ fn write_into(
         bytes: 0,
     };
     let io = |error: std::io::Error| format!("Write error saving DB on disk: {error}");
-    // Whatever happens below, every shard gets its mark cleared: the walk
-    // always ends (a cancelled capture serializes nothing).
+    // Whatever happens below, the walk goes to the end of every part, so
+    // that no part keeps paying for the snapshot (a cancelled one writes
+    // nothing more).
     let mut written_keys = 0;
     let mut write_error = file.write(&header).err().map(io);
     let drain = |file: &mut RdbFile,
@@ -287,11 +293,12 @@ fn write_into(
         store.capture_shard(index);
         drain(&mut file, &chunks, &mut write_error, &mut written_keys);
     }
-    // Every shard was captured before its lock came back to the walker, so
+    // Every part was walked to its end, which delivers what it held, so
     // every chunk is in the channel by now.
     drain(&mut file, &chunks, &mut write_error, &mut written_keys);
-    let longest_capture = Duration::from_nanos(capture.longest_ns.load(Ordering::Relaxed));
-    let walker_captures = capture.walker_captures.load(Ordering::Relaxed);
+    let keys_written_by_changes = capture.keys_written_by_changes.load(Ordering::Relaxed);
+    let longest_key_write =
+        Duration::from_nanos(capture.longest_key_write_ns.load(Ordering::Relaxed));
     drop(capture);
     if cancel.load(Ordering::Relaxed) {
         return Err("Background saving stopped".into());
@@ -313,7 +320,7 @@ fn write_into(
         bytes,
         elapsed: started.elapsed(),
         changes_at_start,
-        walker_captures,
-        longest_capture,
+        keys_written_by_changes,
+        longest_key_write,
     })
 }

@@ -81,6 +81,12 @@ impl Server {
                 format!("audit-log-file '{audit_log_file}': {error}"),
             )
         })?;
+        // Until `run` has loaded the dataset, clients get -LOADING. With
+        // nothing to load the server serves at once, as before.
+        let rdb_file = shared.save_options().path().exists();
+        shared
+            .persistence
+            .set_loading(rdb_file || shared.writebehind.is_some());
         let shared = Arc::new(shared);
         crate::commands::load_acl(&shared)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
@@ -132,46 +138,23 @@ impl Server {
     }
 
     /// Serves until shutdown is requested (SHUTDOWN, or a handle).
-    pub async fn run(self) -> io::Result<()> {
-        // Before any client is served (those that connect meanwhile wait in
-        // the listen queue): the RDB file `dir/dbfilename`, if there is
-        // one (a file that cannot be read whole stops the start-up), then
-        // the warm start from PostgreSQL, which adds the keys the file did
-        // not have (it never replaces a key), then, on top of both, the
-        // changes PostgreSQL had not confirmed when an earlier run stopped
-        // (the journal).
-        let loader = self.shared.clone();
-        tokio::task::spawn_blocking(move || loader.load_rdb())
-            .await
-            .map_err(io::Error::other)?
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
-        if let Some(writebehind) = self.shared.writebehind.as_deref() {
-            if writebehind.warm_start_enabled() {
-                let maxmemory = self.shared.config.read().maxmemory;
-                let mut shutdown = self.shared.shutdown_receiver();
-                tokio::select! {
-                    started = writebehind.warm_start(&self.shared.store, maxmemory) => {
-                        if let Err(error) = started {
-                            tracing::error!(%error, "write-behind warm start failed; starting without it");
-                        }
-                    }
-                    // A stop asked for during a long warm start ends it.
-                    _ = shutdown.wait_for(|&stop| stop) => {
-                        tracing::warn!("write-behind warm start interrupted by shutdown");
-                        return Ok(());
-                    }
-                }
-            }
-        }
-        if let Some(writebehind) = &self.shared.writebehind {
-            let shared = self.shared.clone();
-            let writebehind = writebehind.clone();
-            tokio::task::spawn_blocking(move || writebehind.start_journal(&shared.store))
-                .await
-                .map_err(io::Error::other)?
-                .map_err(|error| {
-                    io::Error::new(error.kind(), format!("write-behind journal: {error}"))
-                })?;
+    pub async fn run(mut self) -> io::Result<()> {
+        // While the dataset loads, clients are served already and get
+        // -LOADING for what needs the data, as in Redis; with nothing to
+        // load, serving starts once the background tasks are up.
+        let mut serving = self
+            .shared
+            .persistence
+            .is_loading()
+            .then(|| self.start_serving());
+        let loaded = self.load_dataset().await;
+        self.shared.persistence.set_loading(false);
+        match loaded {
+            Ok(true) => {}
+            // A shutdown asked for while loading: nothing more to do.
+            Ok(false) => return Ok(()),
+            Err(_) if self.shared.is_stopping() => return Ok(()),
+            Err(error) => return Err(error),
         }
         let expiry = spawn_active_expiry(self.shared.clone())?;
         let flusher = self.shared.writebehind.clone().map(|writebehind| {
@@ -184,41 +167,10 @@ impl Server {
                 )),
             )
         });
-        let mut accept_tasks = Vec::new();
-        self.tls.start(&self.shared, self.ips.clone());
-        for listener in self.listeners {
-            accept_tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
-        }
-        // As Redis: the socket file goes with the server, also when this
-        // future is dropped rather than run to its end.
-        let _socket_file = self
-            .unix
-            .as_ref()
-            .map(|(_, path)| UnixSocketFile(path.clone()));
-        if let Some((listener, path)) = self.unix {
-            tracing::info!("The server is now ready to accept connections at {path}");
-            accept_tasks.push(tokio::spawn(accept_unix_loop(
-                self.shared.clone(),
-                listener,
-                path,
-            )));
-        }
-        if let Some(listener) = self.metrics {
-            if let Ok(address) = listener.local_addr() {
-                tracing::info!(%address, "Prometheus metrics at http://{address}/metrics");
-            }
-            // It stops by itself on shutdown; aborted with the listeners
-            // all the same.
-            accept_tasks.push(tokio::spawn(crate::metrics::serve(
-                self.shared.clone(),
-                listener,
-            )));
-        }
+        let serving = serving.get_or_insert_with(|| self.start_serving());
         let mut shutdown = self.shared.shutdown_receiver();
         let _ = shutdown.wait_for(|&stop| stop).await;
-        for task in accept_tasks {
-            task.abort();
-        }
+        serving.stop();
         // Stopped otherwise than by SHUTDOWN (a signal, the embedding
         // program): as Redis, a final snapshot if save points are set.
         if !self.shared.persistence.shutdown_handled() {
@@ -228,9 +180,111 @@ impl Server {
             })
             .await;
         }
-        self.tls.stop();
         stop_within_deadline(&self.shared, flusher, expiry).await;
         Ok(())
+    }
+
+    /// The dataset, before commands that need it are served: the RDB file
+    /// `dir/dbfilename`, if there is one (a file that cannot be read
+    /// whole stops the start-up), then the warm start from PostgreSQL,
+    /// which adds the keys the file did not have (it never replaces a
+    /// key), then, on top of both, the changes PostgreSQL had not
+    /// confirmed when an earlier run stopped (the journal). `Ok(false)`:
+    /// a shutdown was asked for meanwhile.
+    async fn load_dataset(&self) -> io::Result<bool> {
+        let loader = self.shared.clone();
+        tokio::task::spawn_blocking(move || loader.load_rdb())
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;
+        let Some(writebehind) = &self.shared.writebehind else {
+            return Ok(true);
+        };
+        if writebehind.warm_start_enabled() {
+            let maxmemory = self.shared.config.read().maxmemory;
+            let mut shutdown = self.shared.shutdown_receiver();
+            tokio::select! {
+                started = writebehind.warm_start(&self.shared.store, maxmemory) => {
+                    if let Err(error) = started {
+                        tracing::error!(%error, "write-behind warm start failed; starting without it");
+                    }
+                }
+                // A stop asked for during a long warm start ends it.
+                _ = shutdown.wait_for(|&stop| stop) => {
+                    tracing::warn!("write-behind warm start interrupted by shutdown");
+                    return Ok(false);
+                }
+            }
+        }
+        let shared = self.shared.clone();
+        let writebehind = writebehind.clone();
+        tokio::task::spawn_blocking(move || writebehind.start_journal(&shared.store))
+            .await
+            .map_err(io::Error::other)?
+            .map_err(|error| {
+                io::Error::new(error.kind(), format!("write-behind journal: {error}"))
+            })?;
+        Ok(true)
+    }
+
+    /// Starts accepting connections on every listener (TCP, TLS, Unix
+    /// socket, metrics).
+    fn start_serving(&mut self) -> Serving {
+        let mut tasks = Vec::new();
+        self.tls.start(&self.shared, self.ips.clone());
+        for listener in std::mem::take(&mut self.listeners) {
+            tasks.push(tokio::spawn(accept_loop(self.shared.clone(), listener)));
+        }
+        // As Redis: the socket file goes with the server, also when the
+        // server's future is dropped rather than run to its end.
+        let mut socket_file = None;
+        if let Some((listener, path)) = self.unix.take() {
+            tracing::info!("The server is now ready to accept connections at {path}");
+            socket_file = Some(UnixSocketFile(path.clone()));
+            tasks.push(tokio::spawn(accept_unix_loop(
+                self.shared.clone(),
+                listener,
+                path,
+            )));
+        }
+        if let Some(listener) = self.metrics.take() {
+            if let Ok(address) = listener.local_addr() {
+                tracing::info!(%address, "Prometheus metrics at http://{address}/metrics");
+            }
+            // It stops by itself on shutdown; aborted with the listeners
+            // all the same.
+            tasks.push(tokio::spawn(crate::metrics::serve(
+                self.shared.clone(),
+                listener,
+            )));
+        }
+        Serving {
+            tasks,
+            tls: self.tls.clone(),
+            _socket_file: socket_file,
+        }
+    }
+}
+
+/// The accept loops of a running server; dropped (or stopped), they end.
+struct Serving {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    tls: Arc<tls::Tls>,
+    _socket_file: Option<UnixSocketFile>,
+}
+
+impl Serving {
+    fn stop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.tls.stop();
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 

@@ -492,7 +492,22 @@ impl Shared {
                 .map(|_| ())
                 .map_err(|error| error.to_string())
         };
-        match self.persistence.load(&self.store, &path, &mut functions) {
+        // `key-load-delay` may change meanwhile (CONFIG SET works while
+        // loading): read again every 256 keys, or every key while it is on.
+        let mut delay = self.config.read().key_load_delay;
+        let mut keys = 0u32;
+        let mut after_key = || {
+            keys = keys.wrapping_add(1);
+            if delay != 0 || keys.is_multiple_of(256) {
+                delay = self.config.read().key_load_delay;
+                debug_delay(delay);
+            }
+            !self.is_stopping()
+        };
+        match self
+            .persistence
+            .load(&self.store, &path, &mut functions, &mut after_key)
+        {
             Ok(stats) => {
                 tracing::info!(
                     "Done loading RDB, keys loaded: {}, keys expired: {}. DB loaded from disk: {:.3} seconds",
@@ -545,5 +560,18 @@ mod tests {
         assert_eq!(counter.load(), 20_005);
         counter.reset();
         assert_eq!(counter.load(), 0);
+    }
+}
+
+/// Redis's debugDelay: sleeps `usec` microseconds; a negative `-N` sleeps
+/// 1 µs once in N calls (a short sleep costs a context switch anyway).
+fn debug_delay(usec: i64) {
+    let usec = if usec < 0 {
+        u64::from(rand::random::<u64>().is_multiple_of(usec.unsigned_abs()))
+    } else {
+        usec as u64
+    };
+    if usec > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(usec));
     }
 }

@@ -34,6 +34,9 @@ pub struct EntryMap {
     len: usize,
     deleted: usize,
     hasher: RandomState,
+    /// Counts rebuilds: slot positions hold from one rebuild to the next
+    /// (a snapshot's walk by position starts over when this changes).
+    generation: u64,
 }
 
 impl std::fmt::Debug for EntryMap {
@@ -236,6 +239,7 @@ impl EntryMap {
     }
 
     fn rebuild(&mut self, groups: usize) {
+        self.generation += 1;
         let old = std::mem::replace(
             &mut self.slots,
             std::iter::repeat_with(|| None)
@@ -293,6 +297,22 @@ impl EntryMap {
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
         self.slots.iter().flatten()
+    }
+
+    /// How many slots the table has (positions for [`EntryMap::slot`]).
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The entry at slot `index`, if that slot is full.
+    pub fn slot(&self, index: usize) -> Option<&Entry> {
+        self.slots.get(index)?.as_ref()
+    }
+
+    /// Changes whenever the table is rebuilt, which moves entries to other
+    /// slots.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// A random entry: the first full slot from slot `nth` (reduced modulo

@@ -276,35 +276,6 @@ impl Store {
         self.lock_shards(indexes)
     }
 
-    /// [`Store::lock_keys`] for a read-only command: a shard a running
-    /// snapshot has not captured yet is left for the snapshot's walker
-    /// instead of being captured here (see [`snapshot`]). The caller must
-    /// not change what a snapshot keeps: the only removals a read may do
-    /// are of keys past their TTL, which a file loaded later skips anyway.
-    pub fn lock_keys_reading<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> LockSet<'_> {
-        let indexes: SmallVec<[usize; 4]> = keys.into_iter().map(|k| self.shard_index(k)).collect();
-        if let [index] = indexes[..] {
-            let mut guards = SmallVec::new();
-            guards.push((index, self.lock_shard_raw(index)));
-            return LockSet {
-                store: self,
-                guards,
-            };
-        }
-        self.lock_shards_with(indexes, false)
-    }
-
-    /// [`Store::lock_shard`] for a read-only command (see
-    /// [`Store::lock_keys_reading`]).
-    pub fn lock_shard_reading(&self, index: usize) -> LockSet<'_> {
-        let mut guards = SmallVec::new();
-        guards.push((index, self.lock_shard_raw(index)));
-        LockSet {
-            store: self,
-            guards,
-        }
-    }
-
     /// Locks the given shards (any order, duplicates allowed), in ascending
     /// order and without waiting for one while holding others: if a shard
     /// is taken, what was locked is released, that shard is waited for
@@ -315,12 +286,7 @@ impl Store {
             // Most commands name one key: no ordering to do.
             return self.lock_shard(index);
         }
-        self.lock_shards_with(indexes, true)
-    }
-
-    /// [`Store::lock_shards`]; `capture`: hand shards a running snapshot
-    /// has not captured yet to it first.
-    fn lock_shards_with(&self, mut indexes: SmallVec<[usize; 4]>, capture: bool) -> LockSet<'_> {
+        let mut indexes = indexes;
         indexes.sort_unstable();
         indexes.dedup();
         'start_over: loop {
@@ -340,11 +306,6 @@ impl Store {
                         drop(shard.lock());
                         continue 'start_over;
                     }
-                }
-            }
-            if capture {
-                for (index, guard) in guards.iter_mut() {
-                    capture_if_pending(*index, guard);
                 }
             }
             return LockSet {
@@ -367,15 +328,8 @@ impl Store {
     /// Shard `index`'s lock, counting a wait in `shard_lock_waits` when
     /// another thread holds it (`try_lock` first: the same cost as `lock`
     /// when the lock is free).
-    fn lock_shard_counted(&self, index: usize) -> MutexGuard<'_, Shard> {
-        let mut guard = self.lock_shard_raw(index);
-        capture_if_pending(index, &mut guard);
-        guard
-    }
-
-    /// Shard `index`'s lock, counting a wait, without the snapshot capture.
     #[inline]
-    fn lock_shard_raw(&self, index: usize) -> MutexGuard<'_, Shard> {
+    fn lock_shard_counted(&self, index: usize) -> MutexGuard<'_, Shard> {
         let shard = &self.inner.shards[index];
         shard.try_lock().unwrap_or_else(|| {
             self.count_shard_lock_wait();
@@ -383,50 +337,13 @@ impl Store {
         })
     }
 
-    /// Starts a point-in-time snapshot (see [`snapshot`]): under every
-    /// shard lock, runs `under_locks` (to read what must be read at the
-    /// same instant, such as the key counts), then marks every shard
-    /// pending for `capture`. Returns what `under_locks` returned. The
-    /// caller then calls [`Store::capture_shard`] for every shard (or lets
-    /// clients' commands do it by touching them).
-    pub fn begin_snapshot<R>(
-        &self,
-        capture: Arc<dyn SnapshotCapture>,
-        under_locks: impl FnOnce(&mut LockSet<'_>) -> R,
-    ) -> R {
-        let mut all = self.lock_all();
-        let result = under_locks(&mut all);
-        for (_, shard) in all.shards_mut() {
-            shard.snapshot = Some(capture.clone());
-        }
-        result
-    }
-
-    /// Captures shard `index` for the running snapshot if nothing touched
-    /// it since the snapshot started (the lock path does the capture).
-    pub fn capture_shard(&self, index: usize) {
-        if index < self.inner.shards.len() {
-            drop(self.lock_shard_counted(index));
-        }
-    }
-
-    /// Runs `f` on shard `index` under its lock, read-only, without
-    /// capturing it for a running snapshot first (a read changes nothing a
-    /// snapshot keeps): for whole-keyspace figures such as INFO's, which
-    /// would otherwise serialize every pending shard on the caller.
+    /// Runs `f` on shard `index` under its lock, read-only: for
+    /// whole-keyspace figures such as INFO's.
     pub fn read_shard<R>(&self, index: usize, f: impl FnOnce(&Shard) -> R) -> Option<R> {
         if index >= self.inner.shards.len() {
             return None;
         }
-        Some(f(&self.lock_shard_raw(index)))
-    }
-
-    /// Whether some shard still waits to be captured by a snapshot.
-    pub fn snapshot_pending(&self) -> bool {
-        self.inner
-            .shards
-            .iter()
-            .any(|shard| shard.lock().snapshot.is_some())
+        Some(f(&self.lock_shard_counted(index)))
     }
 
     #[cold]
@@ -641,23 +558,6 @@ impl Store {
     }
 }
 
-/// Hands a shard just locked to the running snapshot if it is still
-/// pending, before anyone changes it; one predictable branch otherwise.
-#[inline]
-fn capture_if_pending(index: usize, shard: &mut Shard) {
-    if shard.snapshot.is_some() {
-        capture_now(index, shard);
-    }
-}
-
-#[cold]
-#[inline(never)]
-fn capture_now(index: usize, shard: &mut Shard) {
-    if let Some(capture) = shard.snapshot.take() {
-        capture.capture(index, shard);
-    }
-}
-
 /// Asks the CPU to start loading the cache line at `address` (a hint: no
 /// read happens, an invalid address is harmless).
 #[inline]
@@ -759,8 +659,7 @@ impl<'s> LockSet<'s> {
             }
         };
         match guard {
-            Some(mut guard) => {
-                capture_if_pending(index, &mut guard);
+            Some(guard) => {
                 self.guards.insert(position, (index, guard));
                 true
             }

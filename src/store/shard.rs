@@ -16,6 +16,7 @@ use super::expire::ExpiryPause;
 use super::keymap::EntryMap;
 use super::s3fifo::S3Fifo;
 use super::signals::{KeySignal, KeySignals};
+use super::snapshot::{PartSnapshot, SnapshotCapture};
 use super::value::{Entry, Key, Value, ValueRef};
 
 /// The part of one logical database that lives in one shard.
@@ -65,6 +66,9 @@ pub struct Db {
     /// keys alone (not reclaimed, not announced). `None` in a part not
     /// created by a shard (tests, the empty part).
     expiry_pause: Option<ExpiryPause>,
+    /// A running snapshot that has not walked this part to the end (see
+    /// `store::snapshot`): every change first lets it write the key.
+    snapshot: Option<Box<PartSnapshot>>,
 }
 
 /// Why a key left the map, for change observers.
@@ -195,6 +199,7 @@ impl Db {
     /// The live value of `key` for in-place modification. Call
     /// [`Db::touch`] after changing it, so WATCH and change observers see it.
     pub fn value_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Value> {
+        self.before_change(key);
         if self.expire_if_due(key, now_ms) {
             self.entries.get_mut(key).map(|entry| {
                 entry.mark_access(now_ms);
@@ -268,6 +273,7 @@ impl Db {
     /// intermediate `Vec`); a live string of the same length is rewritten
     /// in place.
     pub fn insert_str(&mut self, key: &[u8], value: &[u8], expires_at: Option<u64>, now_ms: u64) {
+        self.before_change(key);
         let Some(entry) = self.entries.get_mut(key) else {
             // A new key: one lookup was enough.
             self.insert_absent(key, Entry::new_str(key, value, expires_at, now_ms));
@@ -296,6 +302,7 @@ impl Db {
     /// again), keeping its TTL and access history; touches the key. False
     /// if there is no live key.
     pub fn replace_str(&mut self, key: &[u8], value: &[u8], now_ms: u64) -> bool {
+        self.before_change(key);
         let Some(entry) = self.entries.get_mut(key) else {
             return false;
         };
@@ -319,6 +326,7 @@ impl Db {
     }
 
     fn insert_entry(&mut self, key: &[u8], mut fresh: Entry, now_ms: u64) -> Option<Entry> {
+        self.before_change(key);
         let expires_at = fresh.expires_at();
         let live = self.expire_if_due(key, now_ms);
         let previous = if live {
@@ -412,6 +420,7 @@ impl Db {
     }
 
     fn remove_entry(&mut self, key: &[u8], removal: Removal) -> Option<Entry> {
+        self.before_change(key);
         let entry = self.entries.remove(key)?;
         self.removals += 1;
         self.dirty += 1;
@@ -473,6 +482,7 @@ impl Db {
 
     /// Sets or clears the expiry of a live key. Returns false if there is none.
     pub fn set_expiry(&mut self, key: &[u8], expires_at: Option<u64>, now_ms: u64) -> bool {
+        self.before_change(key);
         if !self.expire_if_due(key, now_ms) {
             return false;
         }
@@ -615,6 +625,7 @@ impl Db {
     /// releasing the shard lock.
     #[must_use = "drop the removed contents outside the lock"]
     pub fn clear(&mut self) -> RemovedContents {
+        self.finish_snapshot_now();
         self.announced_expired.get_mut().clear();
         if !self.watched.is_empty() {
             let existing: Vec<Key> = self
@@ -652,6 +663,8 @@ impl Db {
     /// (once per SWAPDB, by its first shard: a later announcement would
     /// also drop the rows the earlier shards just wrote back).
     pub fn swap_contents(a: &mut Db, b: &mut Db, announce: bool) {
+        a.finish_snapshot_now();
+        b.finish_snapshot_now();
         std::mem::swap(&mut a.entries, &mut b.entries);
         std::mem::swap(&mut a.expires, &mut b.expires);
         std::mem::swap(&mut a.expiry_sum, &mut b.expiry_sum);
@@ -679,6 +692,45 @@ impl Db {
                 }
             }
         }
+    }
+
+    /// Before `key` changes or goes: a running snapshot that has not
+    /// written it yet writes it now (see `store::snapshot`).
+    #[inline]
+    fn before_change(&mut self, key: &[u8]) {
+        if let Some(snapshot) = self.snapshot.as_deref_mut() {
+            snapshot.capture_key(self.index, key, self.entries.get(key));
+        }
+    }
+
+    /// Joins a snapshot starting now, if this part has keys.
+    pub(super) fn begin_snapshot(&mut self, capture: &Arc<dyn SnapshotCapture>) {
+        if !self.entries.is_empty() {
+            self.snapshot = Some(PartSnapshot::new(capture.clone(), &self.entries));
+        }
+    }
+
+    /// One step of the running snapshot's walk over this part (at most
+    /// `slots` table slots); true once the walk is over (or none runs).
+    pub(super) fn walk_snapshot(&mut self, slots: usize) -> bool {
+        let Some(snapshot) = self.snapshot.as_deref_mut() else {
+            return true;
+        };
+        let finished = snapshot.walk(self.index, &self.entries, slots);
+        if finished {
+            self.snapshot = None;
+        }
+        finished
+    }
+
+    /// Before the whole part is replaced: the running snapshot writes
+    /// all it has not written yet, now.
+    fn finish_snapshot_now(&mut self) {
+        self.walk_snapshot(usize::MAX);
+    }
+
+    pub(super) fn snapshot_pending(&self) -> bool {
+        self.snapshot.is_some()
     }
 
     /// Reclaims at most `limit` keys whose TTL passed and at most `limit`
@@ -709,6 +761,7 @@ impl Db {
                 break;
             };
             self.expiry_sum -= u128::from(at);
+            self.before_change(&key);
             if let Some(entry) = self.entries.remove(&key) {
                 // A removal like any other: a copy being loaded from
                 // elsewhere may predate it (see `insert_loaded`).
@@ -745,6 +798,7 @@ impl Db {
             };
             visited += 1;
             self.field_expires_of.remove(&key);
+            self.before_change(&key);
             let (removed, empty, next) = {
                 let Some(entry) = self.entries.get_mut(&key) else {
                     continue;
@@ -988,9 +1042,6 @@ pub struct Shard {
     expiry_pause: ExpiryPause,
     /// The number of databases configured.
     configured: usize,
-    /// A snapshot started and this shard is not captured yet (see
-    /// `store::snapshot`): whoever locks it next captures it first.
-    pub(super) snapshot: Option<Arc<dyn super::snapshot::SnapshotCapture>>,
 }
 
 impl std::fmt::Debug for Shard {
@@ -998,7 +1049,6 @@ impl std::fmt::Debug for Shard {
         f.debug_struct("Shard")
             .field("dbs", &self.dbs)
             .field("observed", &self.observer.is_some())
-            .field("snapshot_pending", &self.snapshot.is_some())
             .finish()
     }
 }
@@ -1016,7 +1066,6 @@ impl Shard {
             s3fifo,
             expiry_pause,
             configured: databases,
-            snapshot: None,
         }
     }
 

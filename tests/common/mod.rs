@@ -70,7 +70,17 @@ impl TestServer {
             .expect("bind test server");
         let addr = server.local_addr();
         let shared = server.shared();
-        runtime.spawn(server.run());
+        let running = runtime.spawn(server.run());
+        // A server with a dataset to load (an RDB file, write-behind)
+        // answers -LOADING until it is loaded: tests start after that.
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while shared.persistence.is_loading() && !running.is_finished() {
+            assert!(
+                Instant::now() < deadline,
+                "the test server is still loading"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         TestServer {
             addr,
             shared,

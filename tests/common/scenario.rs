@@ -75,8 +75,14 @@ impl Target {
                 if matches!(child.try_wait(), Ok(Some(_))) {
                     break;
                 }
-                if std::net::TcpStream::connect(addr).is_ok() {
-                    return Target::Binary { addr, child };
+                // PONG, not -LOADING: with write-behind on, the server
+                // loads (journal, warm start) before it serves.
+                if let Ok(stream) = std::net::TcpStream::connect(addr) {
+                    let mut client = super::RawClient::from_stream(stream);
+                    client.send(&super::encode_command(&[b"PING"]));
+                    if client.try_read_reply().as_deref() == Some(&b"+PONG\r\n"[..]) {
+                        return Target::Binary { addr, child };
+                    }
                 }
                 std::thread::sleep(Duration::from_millis(20));
             }
