@@ -746,3 +746,170 @@ fn idle_times_and_lfu_counters_are_saved_and_loaded_per_policy() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+/// A `larder-server` process on `dir` (a long load is watched from
+/// outside: the in-process test server waits for loads to end).
+struct LarderProcess {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl LarderProcess {
+    /// Starts it and waits until it accepts connections (not until it
+    /// has loaded).
+    fn start(dir: &Path, extra: &[&str]) -> Self {
+        let port = free_port();
+        let child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
+            .args(["--port", &port.to_string(), "--dir", &dir.display().to_string()])
+            .args(extra)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn larder-server");
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(addr).is_err() {
+            assert!(Instant::now() < deadline, "larder-server did not listen");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        LarderProcess { child, addr }
+    }
+}
+
+impl Drop for LarderProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A dump.rdb of `keys` small string keys, written by Redis 7.0, in a
+/// fresh directory.
+fn redis_dump_of(label: &str, keys: u64) -> std::path::PathBuf {
+    let dir = fresh_dir(label);
+    let redis = RedisServer::start_in(&dir, &["--enable-debug-command", "yes"]);
+    let mut raw = redis.raw();
+    raw.command(&["DEBUG", "POPULATE", &keys.to_string(), "key", "8"]);
+    assert_eq!(raw.command(&["SAVE"]), b"+OK\r\n");
+    drop(redis);
+    dir
+}
+
+fn info_has_loading(raw: &mut common::RawClient) -> bool {
+    String::from_utf8_lossy(&raw.command(&["INFO", "persistence"])).contains("loading:1")
+}
+
+/// The field names of INFO persistence (values differ between servers).
+fn persistence_field_names(raw: &mut common::RawClient) -> Vec<String> {
+    String::from_utf8_lossy(&raw.command(&["INFO", "persistence"]))
+        .lines()
+        .filter_map(|line| line.split_once(':').map(|(name, _)| name.to_string()))
+        .collect()
+}
+
+#[test]
+fn while_loading_commands_get_loading_as_in_redis() {
+    // 3000 keys at 1 ms each: three seconds of loading on both servers.
+    let source = redis_dump_of("loading-source", 3000);
+    let larder_dir = fresh_dir("loading-larder");
+    let redis_dir = fresh_dir("loading-redis");
+    for dir in [&larder_dir, &redis_dir] {
+        std::fs::copy(source.join("dump.rdb"), dir.join("dump.rdb")).expect("copy the dump");
+    }
+    let slow = ["--key-load-delay", "1000"];
+    let larder = LarderProcess::start(&larder_dir, &slow);
+    // Redis serves clients between keys only every so many bytes read.
+    let redis = RedisServer::start_in(
+        &redis_dir,
+        &[&slow[..], &["--loading-process-events-interval-bytes", "1024"]].concat(),
+    );
+    let mut ours = common::RawClient::connect(larder.addr);
+    let mut theirs = redis.raw();
+    assert!(info_has_loading(&mut ours), "Larder is loading");
+    assert!(info_has_loading(&mut theirs), "Redis is loading");
+    // The same fields, Redis's loading_* ones included.
+    let names = persistence_field_names(&mut ours);
+    assert_eq!(names, persistence_field_names(&mut theirs));
+    assert!(names.iter().any(|name| name == "loading_eta_seconds"));
+
+    let mut same = |args: &[&str]| {
+        let (a, b) = (ours.command(args), theirs.command(args));
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "replies differ for {args:?}"
+        );
+        a
+    };
+    // What needs the dataset is refused; what does not, runs.
+    assert_eq!(
+        same(&["GET", "key:1"]),
+        b"-LOADING Redis is loading the dataset in memory\r\n"
+    );
+    same(&["PING"]);
+    same(&["SET", "new", "value"]);
+    same(&["DBSIZE"]);
+    same(&["BGSAVE"]);
+    same(&["CONFIG", "GET", "key-load-delay"]);
+    same(&["CLIENT", "SETNAME", "watcher"]);
+    same(&["ECHO", "hi"]);
+    // A transaction that queued a refused command is discarded.
+    same(&["MULTI"]);
+    same(&["GET", "key:1"]);
+    same(&["EXEC"]);
+    // One made only of commands allowed while loading runs.
+    same(&["MULTI"]);
+    same(&["CONFIG", "GET", "port-not-a-setting"]);
+    same(&["EXEC"]);
+
+    // Loading ends (faster now): everything is there, nothing was added.
+    for raw in [&mut ours, &mut theirs] {
+        assert_eq!(
+            raw.command(&["CONFIG", "SET", "key-load-delay", "0"]),
+            b"+OK\r\n"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while ours.command(&["PING"]) != b"+PONG\r\n" || theirs.command(&["PING"]) != b"+PONG\r\n" {
+        assert!(Instant::now() < deadline, "loading did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(ours.command(&["DBSIZE"]), b":3000\r\n");
+    assert_eq!(theirs.command(&["DBSIZE"]), b":3000\r\n");
+    assert_eq!(ours.command(&["GET", "key:17"]), theirs.command(&["GET", "key:17"]));
+    assert!(!info_has_loading(&mut ours));
+    drop(larder);
+    drop(redis);
+    for dir in [source, larder_dir, redis_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[test]
+fn shutdown_while_loading_stops_at_once_and_leaves_the_file_alone() {
+    let dir = redis_dump_of("loading-shutdown", 5000);
+    let before = std::fs::read(dir.join("dump.rdb")).expect("the dump");
+    // Save points on: a normal SHUTDOWN would save. Five seconds of load.
+    let larder = LarderProcess::start(&dir, &["--key-load-delay", "1000", "--save", "1 1"]);
+    let mut raw = common::RawClient::connect(larder.addr);
+    assert!(info_has_loading(&mut raw));
+    let asked = Instant::now();
+    raw.send(&common::encode_command(&[b"SHUTDOWN", b"SAVE"]));
+    assert_eq!(raw.try_read_reply(), None, "no reply: the server goes");
+    let mut larder = larder;
+    let status = larder.child.wait().expect("exit status");
+    assert!(status.success(), "{status}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(4),
+        "the load was stopped rather than finished ({:?})",
+        asked.elapsed()
+    );
+    assert_eq!(
+        std::fs::read(dir.join("dump.rdb")).expect("the dump"),
+        before,
+        "a half-loaded dataset is never saved"
+    );
+    drop(larder);
+    let _ = std::fs::remove_dir_all(dir);
+}

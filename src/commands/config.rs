@@ -97,7 +97,10 @@ fn config_get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
             continue;
         }
         for name in Config::names() {
-            if seen(&found, name.as_bytes()) || !glob_match(pattern, name.as_bytes(), true) {
+            if seen(&found, name.as_bytes())
+                || Config::HIDDEN.contains(&name)
+                || !glob_match(pattern, name.as_bytes(), true)
+            {
                 continue;
             }
             if let Some(value) = config.get(name) {

@@ -1511,6 +1511,10 @@ impl Config {
     }
 
     /// All setting names, real ones, accepted-only ones and aliases, sorted.
+    /// Settings that CONFIG GET lists for their exact name only, never
+    /// for a pattern: Redis's hidden debugging parameters.
+    pub const HIDDEN: &'static [&'static str] = &["key-load-delay"];
+
     pub fn names() -> Vec<&'static str> {
         let mut names: Vec<&'static str> = SETTINGS.iter().map(|s| s.name).collect();
         names.extend(SETTING_ALIASES.iter().map(|(n, _)| *n));
