@@ -760,7 +760,12 @@ impl LarderProcess {
     fn start(dir: &Path, extra: &[&str]) -> Self {
         let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_larder-server"))
-            .args(["--port", &port.to_string(), "--dir", &dir.display().to_string()])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--dir",
+                &dir.display().to_string(),
+            ])
             .args(extra)
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -822,7 +827,11 @@ fn while_loading_commands_get_loading_as_in_redis() {
     // Redis serves clients between keys only every so many bytes read.
     let redis = RedisServer::start_in(
         &redis_dir,
-        &[&slow[..], &["--loading-process-events-interval-bytes", "1024"]].concat(),
+        &[
+            &slow[..],
+            &["--loading-process-events-interval-bytes", "1024"],
+        ]
+        .concat(),
     );
     let mut ours = common::RawClient::connect(larder.addr);
     let mut theirs = redis.raw();
@@ -877,7 +886,10 @@ fn while_loading_commands_get_loading_as_in_redis() {
     }
     assert_eq!(ours.command(&["DBSIZE"]), b":3000\r\n");
     assert_eq!(theirs.command(&["DBSIZE"]), b":3000\r\n");
-    assert_eq!(ours.command(&["GET", "key:17"]), theirs.command(&["GET", "key:17"]));
+    assert_eq!(
+        ours.command(&["GET", "key:17"]),
+        theirs.command(&["GET", "key:17"])
+    );
     assert!(!info_has_loading(&mut ours));
     drop(larder);
     drop(redis);

@@ -104,13 +104,23 @@ impl Server {
         })
     }
 
-    /// Binds and serves in the background on the current tokio runtime.
+    /// Binds and serves in the background on the current tokio runtime;
+    /// returns once the dataset is loaded (RDB file, write-behind warm
+    /// start and journal), so that every command is served from then on.
     pub async fn start(config: Config) -> io::Result<RunningServer> {
         let server = Server::bind(config).await?;
         let shared = server.shared.clone();
         let addr = server.local_addr();
         let metrics_addr = server.metrics_addr();
         let task = tokio::spawn(server.run());
+        while shared.persistence.is_loading() && !task.is_finished() {
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        if task.is_finished() {
+            // It could not start (a damaged RDB file...).
+            task.await.map_err(io::Error::other)??;
+            return Err(io::Error::other("the server stopped while starting"));
+        }
         Ok(RunningServer {
             shared,
             addr,
