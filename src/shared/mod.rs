@@ -540,6 +540,19 @@ impl Shared {
     }
 }
 
+/// Redis's debugDelay: sleeps `usec` microseconds; a negative `-N` sleeps
+/// 1 µs once in N calls (a short sleep costs a context switch anyway).
+fn debug_delay(usec: i64) {
+    let usec = if usec < 0 {
+        u64::from(rand::random::<u64>().is_multiple_of(usec.unsigned_abs()))
+    } else {
+        usec as u64
+    };
+    if usec > 0 {
+        std::thread::sleep(std::time::Duration::from_micros(usec));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::StripedCounter;
@@ -560,18 +573,5 @@ mod tests {
         assert_eq!(counter.load(), 20_005);
         counter.reset();
         assert_eq!(counter.load(), 0);
-    }
-}
-
-/// Redis's debugDelay: sleeps `usec` microseconds; a negative `-N` sleeps
-/// 1 µs once in N calls (a short sleep costs a context switch anyway).
-fn debug_delay(usec: i64) {
-    let usec = if usec < 0 {
-        u64::from(rand::random::<u64>().is_multiple_of(usec.unsigned_abs()))
-    } else {
-        usec as u64
-    };
-    if usec > 0 {
-        std::thread::sleep(std::time::Duration::from_micros(usec));
     }
 }

@@ -222,10 +222,13 @@ mod tests {
     /// Records each string key written, with its value then, and who wrote
     /// it (the test's walker thread calls `capture_shard`; the writes
     /// capture on the same thread, so "by the walker" is told by a flag).
+    /// (key, value, written by the walker).
+    type Written = (Vec<u8>, Vec<u8>, bool);
+
     #[derive(Default)]
     struct Recorder {
         walking: std::sync::atomic::AtomicBool,
-        written: Mutex<Vec<(Vec<u8>, Vec<u8>, bool)>>,
+        written: Mutex<Vec<Written>>,
         delivered: Mutex<Vec<(usize, u64)>>,
     }
 
