@@ -374,6 +374,17 @@ fn keys_from_specs(
     if specs.iter().any(|k| k.flags.contains(&"variable_flags")) {
         return variable_flag_keys(spec.name, argv);
     }
+    // A spec that cannot find every key (MIGRATE's KEYS): Redis's own key
+    // finder instead, the table's here.
+    if matches!(spec.keys, KeySpec::Migrate)
+        && specs.iter().any(|k| k.flags.contains(&"incomplete"))
+    {
+        return spec
+            .key_positions(argv)
+            .into_iter()
+            .map(|i| (i, vec!["RW", "access", "delete"]))
+            .collect();
+    }
     let mut keys = Vec::new();
     for key_spec in specs {
         if key_spec.flags.contains(&"not_key") {
@@ -551,6 +562,7 @@ fn legacy_key_triple(spec: &CommandSpec) -> (i64, i64, i64) {
         | KeySpec::StoreOption
         | KeySpec::SortStore
         | KeySpec::SortReadOnly => (1, 1, 1),
+        KeySpec::Migrate => (3, 3, 1),
         KeySpec::None | KeySpec::NumKeys { .. } | KeySpec::StreamsKeyword => (0, 0, 0),
     }
 }
@@ -569,6 +581,7 @@ fn write_command_info(out: &mut ReplyBuf, spec: &CommandSpec) {
             | KeySpec::StoreOption
             | KeySpec::SortStore
             | KeySpec::SortReadOnly
+            | KeySpec::Migrate
     ) {
         // Redis's order puts it before allow_busy.
         let at = flag_names.len() - usize::from(spec.has(ALLOW_BUSY));
@@ -684,6 +697,10 @@ fn write_key_specs(out: &mut ReplyBuf, spec: &CommandSpec) {
         KeySpec::NumKeys { numkeys_index } => {
             out.set(1);
             write_key_spec(out, access, numkeys_index as i64, TableFindKeys::KeyNum);
+        }
+        KeySpec::Migrate => {
+            out.set(1);
+            write_key_spec(out, access, 3, TableFindKeys::Range(0, 1));
         }
         KeySpec::StoreOption | KeySpec::SortStore | KeySpec::SortReadOnly => {
             // Redis's own key specs (keyspecs.json) describe the STORE

@@ -25,6 +25,7 @@ mod keyspace;
 mod latency;
 mod list;
 mod long_double;
+mod migrate;
 mod object;
 mod pubsub;
 mod reads;
@@ -135,6 +136,8 @@ pub enum KeySpec {
     SortStore,
     /// SORT_RO's key at 1, reported as movable like Redis's.
     SortReadOnly,
+    /// MIGRATE's key at 3, or the keys after its KEYS option.
+    Migrate,
 }
 
 /// One command: what `COMMAND INFO`/`COMMAND DOCS` report, and its handler.
@@ -329,6 +332,7 @@ impl CommandSpec {
                 positions.extend(sort::store_key_position(argv));
             }
             KeySpec::SortStore | KeySpec::SortReadOnly => {}
+            KeySpec::Migrate => positions.extend(migrate::key_positions(argv)),
             KeySpec::Range { first, last, step } => {
                 if first <= 0 {
                     return positions;

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use super::CommandSpec;
 
 /// Every family's command list.
-fn families() -> [&'static [CommandSpec]; 26] {
+fn families() -> [&'static [CommandSpec]; 27] {
     [
         super::acl::COMMANDS,
         super::command::COMMANDS,
@@ -14,6 +14,7 @@ fn families() -> [&'static [CommandSpec]; 26] {
         super::connection::COMMANDS,
         super::debug::COMMANDS,
         super::dump::COMMANDS,
+        super::migrate::COMMANDS,
         super::geo::COMMANDS,
         super::hash::COMMANDS,
         super::hyperloglog::COMMANDS,
