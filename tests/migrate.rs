@@ -248,3 +248,55 @@ fn migrate_errors_are_redis_errors() {
         "COMMAND", "GETKEYS", "MIGRATE", "h", "1", "", "0", "5", "AUTH", "KEYS", "KEYS", "a", "b",
     ]);
 }
+
+/// A key written by another client while MIGRATE waits for the target is
+/// neither blocked nor lost: the write goes through at once (no lock is
+/// held meanwhile), and the key, no longer what was sent, is not deleted.
+/// The target is a stand-in that holds its replies until told (a real
+/// server answers too fast to write in between).
+#[test]
+fn a_key_written_during_the_exchange_is_kept() {
+    use std::io::{Read, Write};
+    let server = TestServer::start();
+    let mut source = server.raw();
+    let mut other = server.raw();
+    assert_eq!(source.command(&["SET", "k", "before"]), b"+OK\r\n");
+    assert_eq!(source.command(&["SET", "j", "moves"]), b"+OK\r\n");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().unwrap().port().to_string();
+    let (received_tx, received_rx) = std::sync::mpsc::channel();
+    let (reply_tx, reply_rx) = std::sync::mpsc::channel::<()>();
+    let target = std::thread::spawn(move || {
+        let (mut conn, _) = listener.accept().expect("accept");
+        // SELECT and two RESTOREs, all in one write; wait for the end of it.
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while seen.windows(7).filter(|w| w == b"RESTORE").count() < 2 || !seen.ends_with(b"\r\n") {
+            let n = conn.read(&mut buf).expect("read");
+            assert!(n > 0, "the source closed early");
+            seen.extend_from_slice(&buf[..n]);
+        }
+        received_tx.send(seen).unwrap();
+        reply_rx.recv().unwrap();
+        conn.write_all(b"+OK\r\n+OK\r\n+OK\r\n").unwrap();
+    });
+    source.send(&common::encode_command(&[
+        b"MIGRATE",
+        b"127.0.0.1",
+        port.as_bytes(),
+        b"",
+        b"0",
+        b"10000",
+        b"KEYS",
+        b"k",
+        b"j",
+    ]));
+    let request = received_rx.recv().unwrap();
+    assert!(request.starts_with(b"*2\r\n$6\r\nSELECT\r\n$1\r\n0\r\n"));
+    assert_eq!(other.command(&["SET", "k", "after"]), b"+OK\r\n");
+    reply_tx.send(()).unwrap();
+    assert_eq!(source.read_reply(), b"+OK\r\n");
+    target.join().unwrap();
+    assert_eq!(source.command(&["GET", "k"]), b"$5\r\nafter\r\n");
+    assert_eq!(source.command(&["EXISTS", "j"]), b":0\r\n");
+}
