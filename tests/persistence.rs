@@ -925,3 +925,104 @@ fn shutdown_while_loading_stops_at_once_and_leaves_the_file_alone() {
     drop(larder);
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn debug_reload_saves_empties_and_loads_back_as_redis_does() {
+    let larder_dir = fresh_dir("reload-larder");
+    let redis_dir = fresh_dir("reload-redis");
+    let dir_text = larder_dir.display().to_string();
+    let larder = TestServer::with_config(|c| {
+        c.dir = dir_text.clone();
+        c.enable_debug_command = "yes".into();
+    });
+    let redis = RedisServer::start_in(&redis_dir, &["--enable-debug-command", "yes"]);
+    let (mut ours, mut theirs) = (larder.raw(), redis.raw());
+    let mut same = |args: &[&str]| {
+        let (a, b) = (ours.command(args), theirs.command(args));
+        assert_eq!(
+            String::from_utf8_lossy(&a),
+            String::from_utf8_lossy(&b),
+            "replies differ for {args:?}"
+        );
+        a
+    };
+    same(&["SET", "a", "1", "EX", "1000"]);
+    same(&["HSET", "h", "f", "v"]);
+    same(&["SELECT", "2"]);
+    same(&["RPUSH", "l", "x", "y"]);
+    same(&["SELECT", "0"]);
+    same(&[
+        "FUNCTION",
+        "LOAD",
+        "#!lua name=lib\nredis.register_function('f', function() return 7 end)",
+    ]);
+    assert_eq!(same(&["DEBUG", "RELOAD"]), b"+OK\r\n");
+    assert_eq!(same(&["DBSIZE"]), b":2\r\n");
+    same(&["HGETALL", "h"]);
+    same(&["EXPIRETIME", "a"]);
+    assert_eq!(same(&["FCALL", "f", "0"]), b":7\r\n");
+    same(&["SELECT", "2"]);
+    same(&["LRANGE", "l", "0", "-1"]);
+    same(&["SELECT", "0"]);
+    // Keeping the dataset: the library is there twice, unless MERGE.
+    assert_eq!(
+        same(&["DEBUG", "RELOAD", "NOFLUSH"]),
+        b"-ERR Error trying to load the RDB dump\r\n"
+    );
+    assert_eq!(same(&["DEBUG", "RELOAD", "NOFLUSH", "MERGE"]), b"+OK\r\n");
+    assert_eq!(same(&["DBSIZE"]), b":2\r\n");
+    // NOSAVE loads the file as it was: a key set since is gone.
+    same(&["SET", "b", "2"]);
+    assert_eq!(same(&["DEBUG", "RELOAD", "NOSAVE"]), b"+OK\r\n");
+    assert_eq!(same(&["EXISTS", "b"]), b":0\r\n");
+    same(&["DEBUG", "RELOAD", "SOON"]);
+    // No file: the dataset is emptied all the same, and the load fails.
+    std::fs::remove_file(larder_dir.join("dump.rdb")).expect("Larder's dump");
+    std::fs::remove_file(redis_dir.join("dump.rdb")).expect("Redis's dump");
+    assert_eq!(
+        same(&["DEBUG", "RELOAD", "NOSAVE"]),
+        b"-ERR Error trying to load the RDB dump\r\n"
+    );
+    assert_eq!(same(&["DBSIZE"]), b":0\r\n");
+    drop(larder);
+    drop(redis);
+    let _ = std::fs::remove_dir_all(larder_dir);
+    let _ = std::fs::remove_dir_all(redis_dir);
+}
+
+#[test]
+fn flushall_inside_exec_saves_the_empty_dataset_after_exec() {
+    let dir = fresh_dir("persist-flushall-exec");
+    let dir_text = dir.display().to_string();
+    // A save point that does not come due during the test.
+    let server = TestServer::with_config(|c| {
+        c.dir = dir_text.clone();
+        c.set("save", "3600 1").unwrap();
+    });
+    let mut conn = server.client();
+    run(&mut conn, &["SET", "k", "v"]);
+    run(&mut conn, &["MULTI"]);
+    run(&mut conn, &["SET", "k9", "v"]);
+    run(&mut conn, &["FLUSHALL"]);
+    run(&mut conn, &["EXEC"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while info_field(&mut conn, "rdb_saves") == "0" {
+        assert!(Instant::now() < deadline, "FLUSHALL in EXEC saved nothing");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    wait_for_bgsave(&mut conn);
+    let loaded = larder::store::Store::new();
+    let stats = larder::persistence::load_file(
+        &loaded,
+        &dir.join("dump.rdb"),
+        0,
+        false,
+        &mut |_| Ok(()),
+        &mut |_| true,
+    )
+    .expect("the saved file loads");
+    assert_eq!(stats.keys_loaded, 0, "the file is the flushed dataset");
+    drop(conn);
+    drop(server);
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use super::flags::*;
+use super::parse::is_keyword;
 use super::{CommandSpec, Ctx, NO_KEYS};
 use crate::error::{Error, Result};
 use crate::store::types::StreamId;
@@ -105,9 +106,10 @@ fn debug(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
                 sub.to_ascii_uppercase()
             )))
         }
-        ("reload" | "loadaof" | "aof-flush-sleep" | "set-skip-checksum-validation", _) => {
+        ("reload", _) => debug_reload(ctx, &argv[2..]),
+        ("loadaof" | "aof-flush-sleep" | "set-skip-checksum-validation", _) => {
             Err(Error::err(format!(
-                "DEBUG {} is not supported: Larder has no RDB or AOF persistence",
+                "DEBUG {} is not supported: Larder has no AOF",
                 sub.to_ascii_uppercase()
             )))
         }
@@ -405,6 +407,69 @@ fn debug_digest_value(ctx: &mut Ctx, keys: &[&[u8]]) -> Result<()> {
         ctx.out.simple(&digest);
     }
     Ok(())
+}
+
+/// DEBUG RELOAD [MERGE] [NOFLUSH] [NOSAVE], as Redis: saves the RDB file,
+/// empties every database and the function libraries, and loads the file
+/// back; meanwhile other clients get -LOADING. NOSAVE loads the file as it
+/// is, NOFLUSH keeps the dataset (a key or library the file also has is
+/// then an error, unless MERGE, which replaces it).
+fn debug_reload(ctx: &mut Ctx, options: &[&[u8]]) -> Result<()> {
+    let (mut merge, mut flush, mut save) = (false, true, true);
+    for option in options {
+        if is_keyword(option, "MERGE") {
+            merge = true;
+        } else if is_keyword(option, "NOFLUSH") {
+            flush = false;
+        } else if is_keyword(option, "NOSAVE") {
+            save = false;
+        } else {
+            return Err(Error::err(
+                "DEBUG RELOAD only supports the MERGE, NOFLUSH and NOSAVE options.",
+            ));
+        }
+    }
+    // The save and the load take every shard lock in turn, which a
+    // transaction holds.
+    if ctx.locks.in_transaction() {
+        return Err(Error::err(
+            "DEBUG RELOAD is not allowed inside a transaction",
+        ));
+    }
+    // Emptying the databases would delete every row written behind, and
+    // keys loaded from a file are not written behind again.
+    if ctx.shared.writebehind.is_some() {
+        return Err(Error::err(
+            "DEBUG RELOAD is not supported while write-behind is on: it would delete the keys from PostgreSQL",
+        ));
+    }
+    let shared = ctx.shared;
+    if save
+        && shared
+            .persistence
+            .save(&shared.store, &shared.save_options())
+            .is_err()
+    {
+        // Redis answers a bare `-ERR`; the reason is in the log.
+        return Err(Error::raw("ERR"));
+    }
+    shared.persistence.set_loading(true);
+    if flush {
+        let removed = ctx.locks.all()?.clear_all_dbs();
+        shared.pubsub.flushed();
+        ctx.store().free_removed(removed, false);
+        shared.scripting.function_flush();
+    }
+    let loaded = shared.load_rdb(merge);
+    shared.persistence.set_loading(false);
+    match loaded {
+        Ok(Some(_)) => {
+            tracing::warn!("DB reloaded by DEBUG RELOAD");
+            ctx.out.ok();
+            Ok(())
+        }
+        Ok(None) | Err(_) => Err(Error::err("Error trying to load the RDB dump")),
+    }
 }
 
 /// DEBUG PROTOCOL <type>: a sample reply of each RESP type, as Redis's.

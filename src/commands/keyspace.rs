@@ -858,15 +858,21 @@ fn flushall_unaudited(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     // As Redis 7.0's flushAllDataAndResetRDB: a background save running
     // is stopped (inside EXEC, whose locks its walker needs, without
     // waiting for it), and with save points the empty dataset is saved.
+    // Inside EXEC, which holds the locks a save takes, the save is
+    // scheduled instead: the cron runs it once the transaction is over.
     let in_exec = ctx.locks.in_transaction();
     ctx.shared.persistence.abort(!in_exec);
     let removed = ctx.locks.all()?.clear_all_dbs();
     ctx.shared.pubsub.flushed();
     ctx.store().free_removed(removed, background);
-    if !in_exec && !ctx.shared.config.read().save_points.is_empty() {
-        let options = ctx.shared.save_options();
-        // Its failure is in the log; FLUSHALL itself succeeded.
-        let _ = ctx.shared.persistence.save(&ctx.shared.store, &options);
+    if !ctx.shared.config.read().save_points.is_empty() {
+        if in_exec {
+            ctx.shared.persistence.schedule_bgsave();
+        } else {
+            let options = ctx.shared.save_options();
+            // Its failure is in the log; FLUSHALL itself succeeded.
+            let _ = ctx.shared.persistence.save(&ctx.shared.store, &options);
+        }
     }
     ctx.out.ok();
     Ok(())

@@ -72,17 +72,20 @@ fn invalid(what: impl Into<String>) -> LoadError {
 /// Loads the RDB file at `path` into `store` (which should be empty);
 /// keys whose TTL passed before `now_ms` are skipped. `functions` gets the
 /// code of each function library; `events` hears of progress and stops
-/// the load by returning false. Progress goes to the log too.
+/// the load by returning false. With `merge`, a key already in the store
+/// is replaced (DEBUG RELOAD MERGE); else it is an error. Progress goes to
+/// the log too.
 pub fn load_file(
     store: &Store,
     path: &Path,
     now_ms: u64,
+    merge: bool,
     functions: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     events: &mut dyn FnMut(LoadEvent) -> bool,
 ) -> Result<LoadStats, LoadError> {
     let started = Instant::now();
     let data = std::fs::read(path).map_err(LoadError::Io)?;
-    let mut stats = load_bytes(store, &data, now_ms, functions, events, started)?;
+    let mut stats = load_bytes(store, &data, now_ms, merge, functions, events, started)?;
     stats.elapsed = started.elapsed();
     Ok(stats)
 }
@@ -92,6 +95,7 @@ pub fn load_bytes(
     store: &Store,
     data: &[u8],
     now_ms: u64,
+    merge: bool,
     functions: &mut dyn FnMut(&[u8]) -> Result<(), String>,
     events: &mut dyn FnMut(LoadEvent) -> bool,
     started: Instant,
@@ -236,6 +240,9 @@ pub fn load_bytes(
                 let part = locks
                     .db(db, &key)
                     .map_err(|error| invalid(error.to_string()))?;
+                if merge {
+                    drop(part.remove(&key, now_ms));
+                }
                 if !part.insert_loaded(&key, value, expiry, part.removals(), now_ms) {
                     return Err(invalid(format!(
                         "RDB has duplicated key '{}' in DB {db}",

@@ -585,14 +585,16 @@ impl Persistence {
         self.bgsave(store, options()).is_ok()
     }
 
-    /// Loads `path` into `store` (at start, while clients get -LOADING).
-    /// `functions` receives each function library's code; `after_key`
-    /// runs after each key is stored (`key-load-delay`) and stops the load
-    /// by returning false (a shutdown).
+    /// Loads `path` into `store` (at start or for DEBUG RELOAD, while
+    /// clients get -LOADING); with `merge`, keys already there are
+    /// replaced. `functions` receives each function library's code;
+    /// `after_key` runs after each key is stored (`key-load-delay`) and
+    /// stops the load by returning false (a shutdown).
     pub fn load(
         &self,
         store: &Store,
         path: &Path,
+        merge: bool,
         functions: &mut dyn FnMut(&[u8]) -> Result<(), String>,
         after_key: &mut dyn FnMut() -> bool,
     ) -> Result<LoadStats, LoadError> {
@@ -609,7 +611,7 @@ impl Persistence {
                 after_key()
             }
         };
-        let result = load_file(store, path, store.now_ms(), functions, &mut events);
+        let result = load_file(store, path, store.now_ms(), merge, functions, &mut events);
         if result.is_ok() {
             progress.loaded_bytes.store(total, Ordering::Relaxed);
         }

@@ -203,7 +203,7 @@ impl Server {
     /// a shutdown was asked for meanwhile.
     async fn load_dataset(&self) -> io::Result<bool> {
         let loader = self.shared.clone();
-        tokio::task::spawn_blocking(move || loader.load_rdb())
+        tokio::task::spawn_blocking(move || loader.load_rdb(false))
             .await
             .map_err(io::Error::other)?
             .map_err(|error| io::Error::new(io::ErrorKind::InvalidData, error))?;

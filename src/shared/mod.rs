@@ -477,9 +477,11 @@ impl Shared {
         }
     }
 
-    /// Loads `dir/dbfilename` if it exists (at start, before any client
-    /// is served), function libraries included. `Ok(None)`: no file.
-    pub fn load_rdb(&self) -> Result<Option<crate::persistence::LoadStats>, String> {
+    /// Loads `dir/dbfilename` if it exists (at start, or for DEBUG
+    /// RELOAD, while clients get -LOADING), function libraries included;
+    /// with `merge`, keys and libraries already there are replaced.
+    /// `Ok(None)`: no file.
+    pub fn load_rdb(&self, merge: bool) -> Result<Option<crate::persistence::LoadStats>, String> {
         let options = self.save_options();
         let path = options.path();
         if !path.exists() {
@@ -488,7 +490,7 @@ impl Shared {
         tracing::info!("Loading RDB file {}", path.display());
         let mut functions = |code: &[u8]| {
             self.scripting
-                .function_load(code, false)
+                .function_load(code, merge)
                 .map(|_| ())
                 .map_err(|error| error.to_string())
         };
@@ -506,7 +508,7 @@ impl Shared {
         };
         match self
             .persistence
-            .load(&self.store, &path, &mut functions, &mut after_key)
+            .load(&self.store, &path, merge, &mut functions, &mut after_key)
         {
             Ok(stats) => {
                 tracing::info!(
