@@ -331,13 +331,17 @@ fn reclaim_fields<'a>(
     fields: impl IntoIterator<Item = &'a [u8]>,
     now: u64,
 ) -> Result<bool> {
+    // Looked at read-only first: a hash without field TTLs (the usual
+    // case) is not taken for change (a running BGSAVE would copy it).
+    match hash_ref(db, key, now)? {
+        None => return Ok(false),
+        Some(hash) if !hash.has_field_ttls() => return Ok(true),
+        Some(_) => {}
+    }
     let (removed, empty) = {
         let Some(hash) = hash_mut(db, key, now)? else {
             return Ok(false);
         };
-        if !hash.has_field_ttls() {
-            return Ok(true);
-        }
         let removed = fields
             .into_iter()
             .filter(|field| hash.reclaim_if_expired(field, now))
@@ -373,7 +377,7 @@ fn read_fields<'a, R>(
     now: u64,
     read: impl FnOnce(Option<&HashValue>) -> R,
 ) -> Result<R> {
-    let hash = events.counted(key, hash_mut(db, key, now))?;
+    let hash = events.counted(key, hash_ref(db, key, now))?;
     match hash {
         None => return Ok(read(None)),
         Some(hash) if !hash.has_field_ttls() => return Ok(read(Some(hash))),
@@ -804,18 +808,22 @@ fn hrandfield(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let db = locked.db(dbi, key)?;
     // Every expired field goes first, so that picks by position only see
     // live ones (as Redis 7.4 does for HRANDFIELD, announcing them once).
-    let hash = events.counted(key, hash_mut(db, key, now))?;
+    let hash = events.counted(key, hash_ref(db, key, now))?;
     let exists = match hash {
         None => false,
-        Some(hash) => {
-            let reclaimed = hash.reclaim_expired(now, usize::MAX);
-            let empty = hash.is_empty();
-            if reclaimed > 0 {
-                finish_change(db, key, now, true, None);
-                events.changed(key, "hexpired", empty);
+        Some(hash) if !hash.has_field_ttls() => !hash.is_empty(),
+        Some(_) => match hash_mut(db, key, now)? {
+            None => false,
+            Some(hash) => {
+                let reclaimed = hash.reclaim_expired(now, usize::MAX);
+                let empty = hash.is_empty();
+                if reclaimed > 0 {
+                    finish_change(db, key, now, true, None);
+                    events.changed(key, "hexpired", empty);
+                }
+                !empty
             }
-            !empty
-        }
+        },
     };
     let hash = if exists {
         hash_ref(db, key, now)?
