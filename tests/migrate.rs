@@ -241,6 +241,17 @@ fn migrate_errors_are_redis_errors() {
         );
     }
     assert_eq!(s.same(&["GET", "k"]), b"$1\r\nv\r\n");
+    // AUTH to a target without a password fails while the RESTORE
+    // succeeds: Redis counts the key as not moved and keeps it.
+    s.on_targets(&["CONFIG", "SET", "requirepass", ""]);
+    let reply = s.migrate(&["k", "0", "5000", "AUTH", "secret"]);
+    assert!(
+        reply.starts_with(b"-ERR Target instance replied with error: ERR AUTH <password> called without any password configured"),
+        "{}",
+        String::from_utf8_lossy(&reply)
+    );
+    assert_eq!(s.same(&["GET", "k"]), b"$1\r\nv\r\n");
+    assert_eq!(s.on_targets(&["GET", "k"]), b"$1\r\nv\r\n");
     // Larder's COMMAND entry is Redis's.
     s.same(&["COMMAND", "INFO", "MIGRATE"]);
     s.same(&["COMMAND", "GETKEYS", "MIGRATE", "h", "1", "k", "0", "5"]);

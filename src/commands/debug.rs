@@ -444,24 +444,48 @@ fn debug_reload(ctx: &mut Ctx, options: &[&[u8]]) -> Result<()> {
         ));
     }
     let shared = ctx.shared;
-    if save
-        && shared
-            .persistence
-            .save(&shared.store, &shared.save_options())
-            .is_err()
-    {
-        // Redis answers a bare `-ERR`; the reason is in the log.
-        return Err(Error::raw("ERR"));
+    let persistence = &shared.persistence;
+    if persistence.is_loading() {
+        return Err(Error::raw(super::LOADING_ERROR));
     }
-    shared.persistence.set_loading(true);
+    if save {
+        // A background save running finishes first (Redis's foreground
+        // save does not wait for its child; one snapshot at a time here).
+        let saved = super::off_the_worker(|| {
+            while persistence.is_saving() {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            persistence.save(&shared.store, &shared.save_options())
+        });
+        if saved.is_err() {
+            // Redis answers a bare `-ERR`; the reason is in the log.
+            return Err(Error::raw("ERR"));
+        }
+    }
+    // Other clients get -LOADING from here on; taking every lock below
+    // waits for the commands already running.
+    if !persistence.begin_loading() {
+        return Err(Error::raw(super::LOADING_ERROR));
+    }
     if flush {
-        let removed = ctx.locks.all()?.clear_all_dbs();
+        let removed = match ctx.locks.all() {
+            Ok(mut all) => all.clear_all_dbs(),
+            Err(error) => {
+                persistence.set_loading(false);
+                return Err(error);
+            }
+        };
         shared.pubsub.flushed();
         ctx.store().free_removed(removed, false);
         shared.scripting.function_flush();
     }
     let loaded = shared.load_rdb(merge);
-    shared.persistence.set_loading(false);
+    // Stopped by a shutdown: the dataset is partial and stays flagged as
+    // loading, so that the shutdown does not save it over the file.
+    if shared.is_stopping() {
+        return Err(Error::err("Error trying to load the RDB dump"));
+    }
+    persistence.set_loading(false);
     match loaded {
         Ok(Some(_)) => {
             tracing::warn!("DB reloaded by DEBUG RELOAD");

@@ -123,8 +123,9 @@ struct Outgoing<'a> {
 
 /// How the exchange with the target ended.
 enum Exchange {
-    /// Every reply was read: for each key, whether the target restored it;
-    /// and the first error the target replied, if any.
+    /// The replies were read (after an error from the target, as many as
+    /// came): for each key, whether the target restored it; and the first
+    /// error the target replied, if any.
     Replied {
         restored: Vec<bool>,
         error: Option<String>,
@@ -280,34 +281,34 @@ fn exchange(
     // Redis reports the first error in its order: AUTH's, SELECT's, then
     // the first RESTORE's.
     let mut error = None;
-    let mut note = |reply: &str| {
-        if let Some(text) = reply.strip_prefix('-') {
+    let note = |reply: &str, error: &mut Option<String>| match reply.strip_prefix('-') {
+        Some(text) => {
             error.get_or_insert_with(|| format!("Target instance replied with error: {text}"));
             false
-        } else {
-            true
         }
+        None => true,
     };
-    if options.password.is_some() {
-        let Some(reply) = line() else {
-            return failed(READ_ERROR, Vec::new());
-        };
-        note(&reply);
-    }
-    let Some(reply) = line() else {
-        return failed(READ_ERROR, Vec::new());
+    // As Redis: an AUTH or SELECT error counts every key as not moved,
+    // whatever the RESTOREs answered.
+    let authenticated = match options.password {
+        None => true,
+        Some(_) => match line() {
+            Some(reply) => note(&reply, &mut error),
+            None => return failed(READ_ERROR, Vec::new()),
+        },
     };
-    let selected = note(&reply);
+    let selected = match line() {
+        Some(reply) => note(&reply, &mut error),
+        None => return failed(READ_ERROR, Vec::new()),
+    };
     let mut restored = Vec::with_capacity(outgoing.len());
     for _ in outgoing {
         match line() {
-            Some(reply) => restored.push(note(&reply) && selected),
+            Some(reply) => restored.push(note(&reply, &mut error) && authenticated && selected),
+            // The target's error, if it sent one, is the reply.
+            None if error.is_some() => break,
             None => return failed(READ_ERROR, restored),
         }
-    }
-    // An AUTH or SELECT error makes every RESTORE fail at the target too.
-    if error.is_some() && !selected {
-        restored.iter_mut().for_each(|ok| *ok = false);
     }
     Exchange::Replied { restored, error }
 }

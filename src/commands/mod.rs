@@ -884,7 +884,14 @@ fn check_and_run(
         && (!spec.has(flags::LOADING)
             || (spec.name == "exec" && queued_lacks(session, flags::LOADING)))
     {
-        reject(shared, session, out, argv[0], Some(spec), LOADING);
+        reject(
+            shared,
+            session,
+            out,
+            argv[0],
+            Some(spec),
+            LOADING_ERROR.as_bytes(),
+        );
         return None;
     }
     if session.multi.is_some() && spec.has(flags::NO_MULTI) {
@@ -1004,7 +1011,7 @@ pub fn blocked_command_failed(shared: &Shared, argv: &[&[u8]], message: &str) {
 }
 
 /// Redis's reply to a command that needs the dataset while it loads.
-const LOADING: &[u8] = b"LOADING Redis is loading the dataset in memory";
+const LOADING_ERROR: &str = "LOADING Redis is loading the dataset in memory";
 
 /// Whether the open transaction queued a command without flag `flag`.
 fn queued_lacks(session: &Session, flag: u32) -> bool {

@@ -315,13 +315,29 @@ impl Persistence {
     /// Starts or ends the loading phase (see [`Persistence::is_loading`]).
     pub fn set_loading(&self, loading: bool) {
         if loading {
-            let progress = &self.load_progress;
-            progress.started.store(unix_now(), Ordering::Relaxed);
-            progress.total_bytes.store(0, Ordering::Relaxed);
-            progress.loaded_bytes.store(0, Ordering::Relaxed);
-            progress.rdb_used_mem.store(0, Ordering::Relaxed);
+            self.reset_load_progress();
         }
         self.loading.store(loading, Ordering::Release);
+    }
+
+    /// Starts a loading phase unless one runs; false if one does.
+    pub fn begin_loading(&self) -> bool {
+        let begun = self
+            .loading
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if begun {
+            self.reset_load_progress();
+        }
+        begun
+    }
+
+    fn reset_load_progress(&self) {
+        let progress = &self.load_progress;
+        progress.started.store(unix_now(), Ordering::Relaxed);
+        progress.total_bytes.store(0, Ordering::Relaxed);
+        progress.loaded_bytes.store(0, Ordering::Relaxed);
+        progress.rdb_used_mem.store(0, Ordering::Relaxed);
     }
 
     /// Redis's figures: the share of the file read, and the seconds left
@@ -553,7 +569,8 @@ impl Persistence {
         save_points: &[(u64, u64)],
         options: impl FnOnce() -> SaveOptions,
     ) -> bool {
-        if self.is_saving() {
+        // A dataset being loaded (DEBUG RELOAD) is not one to save.
+        if self.is_saving() || self.is_loading() {
             return false;
         }
         let now = unix_now();

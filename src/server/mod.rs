@@ -157,14 +157,18 @@ impl Server {
             .persistence
             .is_loading()
             .then(|| self.start_serving());
-        let loaded = self.load_dataset().await;
-        self.shared.persistence.set_loading(false);
-        match loaded {
-            Ok(true) => {}
+        // Only a complete dataset is served (and saved): after a failed or
+        // interrupted load, the clients connected meanwhile keep getting
+        // -LOADING until the stop closes them.
+        match self.load_dataset().await {
+            Ok(true) => self.shared.persistence.set_loading(false),
             // A shutdown asked for while loading: nothing more to do.
             Ok(false) => return Ok(()),
             Err(_) if self.shared.is_stopping() => return Ok(()),
-            Err(error) => return Err(error),
+            Err(error) => {
+                self.shared.request_shutdown();
+                return Err(error);
+            }
         }
         let expiry = spawn_active_expiry(self.shared.clone())?;
         let flusher = self.shared.writebehind.clone().map(|writebehind| {
