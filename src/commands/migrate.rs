@@ -18,6 +18,7 @@ use super::flags::*;
 use super::parse::{int_arg, is_keyword};
 use super::{reads, CommandSpec, Ctx, KeySpec};
 use crate::error::{Error, Result};
+use crate::protocol::ReplyBuf;
 use crate::pubsub::events;
 
 const KEYSPACE_WRITE_DANGEROUS: &[&str] = &["keyspace", "dangerous"];
@@ -248,24 +249,29 @@ fn exchange(
         Ok(stream) => stream,
         Err(message) => return failed(message, Vec::new()),
     };
-    let mut request = Vec::new();
+    // A request is an array of bulk strings, as a RESP2 reply is.
+    let mut request = ReplyBuf::new();
+    let mut command = |args: &[&[u8]]| {
+        request.array(args.len());
+        args.iter().for_each(|arg| request.bulk(arg));
+    };
     if let Some(password) = options.password {
         let mut args: Vec<&[u8]> = vec![b"AUTH"];
         args.extend(options.username);
         args.push(password);
-        encode(&mut request, &args);
+        command(&args);
     }
-    encode(&mut request, &[b"SELECT", target_db.to_string().as_bytes()]);
+    command(&[b"SELECT", target_db.to_string().as_bytes()]);
     for sent in outgoing {
         let ttl = sent.ttl_ms.to_string();
         let mut args: Vec<&[u8]> = vec![b"RESTORE", sent.key, ttl.as_bytes(), &sent.payload];
         if options.replace {
             args.push(b"REPLACE");
         }
-        encode(&mut request, &args);
+        command(&args);
     }
     let mut writer = &stream;
-    if writer.write_all(&request).is_err() {
+    if writer.write_all(request.buffer()).is_err() {
         return failed(WRITE_ERROR, Vec::new());
     }
     let mut reader = BufReader::new(&stream);
@@ -344,14 +350,4 @@ fn connect(
     configured.map_err(|_| WRITE_ERROR)?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
-}
-
-/// A command as a RESP array of bulk strings.
-fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
-    out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
 }
