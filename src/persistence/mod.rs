@@ -138,7 +138,7 @@ pub struct Persistence {
     running: AtomicBool,
     /// The running snapshot should stop (FLUSHALL, SHUTDOWN).
     cancel: Mutex<Arc<AtomicBool>>,
-    /// Bytes of captured chunks waiting for the writer now, and the most
+    /// Bytes of records waiting for the file writer now, and the most
     /// there were during the last or current snapshot.
     pub(crate) queued: Arc<Queued>,
     /// Loading the dataset at start (the RDB file, write-behind's warm
