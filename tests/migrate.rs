@@ -51,51 +51,49 @@ impl Setup {
 
     /// Runs `args` on both sources and asserts the same reply.
     fn same(&mut self, args: &[&str]) -> Vec<u8> {
-        let ours = self.larder.command(args);
-        let theirs = self.redis.command(args);
-        assert_eq!(
-            String::from_utf8_lossy(&ours),
-            String::from_utf8_lossy(&theirs),
-            "replies differ for {args:?}"
-        );
-        ours
+        same_reply(&mut self.larder, &mut self.redis, args, args)
     }
 
-    /// MIGRATE to each source's own target (`{}` in `rest` is nothing:
-    /// host, port, then `rest`).
+    /// MIGRATE host port `rest...` to each source's own target.
     fn migrate(&mut self, rest: &[&str]) -> Vec<u8> {
-        let command = |port: &str| {
-            let mut args = vec!["MIGRATE".to_string(), "127.0.0.1".into(), port.into()];
-            args.extend(rest.iter().map(|a| a.to_string()));
-            args
-        };
-        let ours = command(&self.larder_target_port.clone());
-        let theirs = command(&self.redis_target_port.clone());
-        let ours = self
-            .larder
-            .command(&ours.iter().map(String::as_str).collect::<Vec<_>>());
-        let theirs = self
-            .redis
-            .command(&theirs.iter().map(String::as_str).collect::<Vec<_>>());
-        assert_eq!(
-            String::from_utf8_lossy(&ours),
-            String::from_utf8_lossy(&theirs),
-            "replies differ for MIGRATE {rest:?}"
+        let (ours, theirs) = (
+            self.larder_target_port.clone(),
+            self.redis_target_port.clone(),
         );
-        ours
+        let ours: Vec<&str> = ["MIGRATE", "127.0.0.1", &ours]
+            .iter()
+            .chain(rest)
+            .copied()
+            .collect();
+        let theirs: Vec<&str> = ["MIGRATE", "127.0.0.1", &theirs]
+            .iter()
+            .chain(rest)
+            .copied()
+            .collect();
+        same_reply(&mut self.larder, &mut self.redis, &ours, &theirs)
     }
 
     /// Runs `args` on both targets and asserts the same reply.
     fn on_targets(&mut self, args: &[&str]) -> Vec<u8> {
-        let ours = self.larder_target.command(args);
-        let theirs = self.redis_target.command(args);
-        assert_eq!(
-            String::from_utf8_lossy(&ours),
-            String::from_utf8_lossy(&theirs),
-            "target replies differ for {args:?}"
-        );
-        ours
+        same_reply(&mut self.larder_target, &mut self.redis_target, args, args)
     }
+}
+
+/// Sends `ours` to one server and `theirs` to the other; asserts the
+/// replies are the same bytes and returns them.
+fn same_reply(
+    larder: &mut RawClient,
+    redis: &mut RawClient,
+    ours: &[&str],
+    theirs: &[&str],
+) -> Vec<u8> {
+    let (a, b) = (larder.command(ours), redis.command(theirs));
+    assert_eq!(
+        String::from_utf8_lossy(&a),
+        String::from_utf8_lossy(&b),
+        "replies differ for {theirs:?}"
+    );
+    a
 }
 
 #[test]
