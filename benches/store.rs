@@ -8,6 +8,11 @@ use std::time::{Duration, Instant};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use larder::Store;
 
+// The allocator the server runs with (src/main.rs): a GET hit allocates
+// the copy it returns.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const KEYS: usize = 100_000;
 
 fn keys(prefix: &str) -> Vec<Vec<u8>> {

@@ -248,8 +248,9 @@ pub(super) fn lfu_log_incr(counter: u8) -> u8 {
     }
     let r = (random_u64() >> 11) as f64 / (1u64 << 53) as f64;
     let base = counter.saturating_sub(LFU_INIT_VAL) as f64;
-    let p = 1.0 / (base * LFU_LOG_FACTOR.load(Ordering::Relaxed) as f64 + 1.0);
-    if r < p {
+    // r < 1 / odds, without the division (every read of a key comes here).
+    let odds = base * LFU_LOG_FACTOR.load(Ordering::Relaxed) as f64 + 1.0;
+    if r * odds < 1.0 {
         counter + 1
     } else {
         counter

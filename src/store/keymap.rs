@@ -104,6 +104,10 @@ impl EntryMap {
         }
         let pattern = u64::from(tag_of(hash)) * LOW_BITS;
         let mut group = Self::home(hash, groups);
+        // The home group's slots are most likely read next: start loading
+        // them now, so that their cache miss overlaps the control bytes'
+        // instead of following it.
+        super::prefetch(self.slots[group * GROUP..].as_ptr());
         for _ in 0..groups {
             let word = self.ctrl_word(group);
             let mut matches = zero_bytes(word ^ pattern);

@@ -390,13 +390,15 @@ impl Store {
 
     /// The string value of `key`; `WRONGTYPE` if it holds another type.
     pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.with_db(db, key, |d, now| match d.get(key, now) {
+        self.check_db(db)?;
+        let shard = self.lock_shard_counted(self.shard_index(key));
+        match shard.db_ref(db).get_reading_clock(key, &self.inner.clock) {
             None => Ok(None),
             Some(entry) => match entry.value() {
                 ValueRef::Str(s) => Ok(Some(s.to_vec())),
                 _ => Err(Error::wrong_type()),
             },
-        })?
+        }
     }
 
     /// Sets `key` to a string, removing any TTL (like SET).

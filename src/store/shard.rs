@@ -11,6 +11,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 
 use super::changes::{ChangeObserver, ChangeTracker, Effect, Pending, PendingState};
+use super::clock::Clock;
 use super::evict::{self, Policy};
 use super::expire::ExpiryPause;
 use super::keymap::EntryMap;
@@ -162,6 +163,27 @@ impl Db {
     /// active expiry (GET hits stay read-only).
     pub fn get(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {
         let entry = self.peek(key, now_ms)?;
+        entry.mark_access(now_ms);
+        Some(entry)
+    }
+
+    /// Like [`Db::get`], reading the clock only as finely as the key
+    /// needs: the precise time to check a TTL, the coarse one (for the
+    /// access time, kept in seconds) when there is none. For callers with
+    /// no time already read for a batch of commands (the library's
+    /// `Store::get`).
+    pub fn get_reading_clock(&self, key: &[u8], clock: &Clock) -> Option<&Entry> {
+        let entry = self.entries.get(key)?;
+        let now_ms = if entry.expires_at().is_some() {
+            let now_ms = clock.now_ms();
+            if entry.is_expired(now_ms) {
+                self.announce_expired(key, now_ms);
+                return None;
+            }
+            now_ms
+        } else {
+            clock.coarse_now_ms()
+        };
         entry.mark_access(now_ms);
         Some(entry)
     }
