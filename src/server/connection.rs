@@ -26,6 +26,11 @@ const OUTPUT_FLUSH_THRESHOLD: usize = 1024 * 1024;
 
 /// What a read asks for at least (and an idle connection's input buffer).
 const READ_CHUNK: usize = 16 * 1024;
+/// What a read asks for at most when a client keeps filling its reads (a
+/// pipeline of large values): one read then takes in a batch that would
+/// otherwise need several reads, each followed by a write of the replies
+/// so far.
+const MAX_READ_CHUNK: usize = 64 * 1024;
 
 /// How many requests, from the next one to run, have their keys
 /// prefetched at a time (see [`Connection::prefetch_ahead`]), and how many
@@ -261,6 +266,7 @@ pub(super) async fn serve<S: ClientStream>(shared: Arc<Shared>, mut stream: S, o
         handle: handle.clone(),
         shutdown: shared.shutdown_receiver(),
         input: BytesMut::with_capacity(READ_CHUNK),
+        read_chunk: READ_CHUNK,
         reported_query_capacity: 0,
         output: ReplyBuf::new(),
         decoder: RequestDecoder::new(),
@@ -287,6 +293,11 @@ struct Connection<'a> {
     handle: Arc<ClientHandle>,
     shutdown: tokio::sync::watch::Receiver<bool>,
     input: BytesMut,
+    /// How much room the next read gets (READ_CHUNK..=MAX_READ_CHUNK): it
+    /// doubles when a read fills the room it had, and halves when a read
+    /// that starts a batch (nothing left over before it) fills less than a
+    /// quarter of it.
+    read_chunk: usize,
     /// The input buffer's capacity as last counted in
     /// `memory::query_buffer_bytes`.
     reported_query_capacity: usize,
@@ -381,7 +392,8 @@ impl Connection<'_> {
         let handle = self.handle.clone();
         let mailbox = handle.mailbox.clone();
         loop {
-            self.make_room_to_read();
+            let left_over = self.input.len();
+            let room = self.make_room_to_read();
             // `timeout` is not a timer per read: the idle sweep (see
             // `ClientRegistry::close_idle`) kills a client idle too long.
             // Only a client that subscribed, tracks or monitors listens for
@@ -401,6 +413,7 @@ impl Connection<'_> {
             if read == 0 {
                 return Ok(());
             }
+            self.adapt_read_chunk(read, room, left_over);
             self.report_query_buffer();
             session.last_read = Instant::now();
             // Any read is activity, as in Redis: a big argument arriving
@@ -492,7 +505,8 @@ impl Connection<'_> {
     /// needs: the length is the client's word, the data is not there yet,
     /// and a buffer sized by the announcement costs its full size once
     /// copied (as Redis grows a big argument's buffer as data comes).
-    fn make_room_to_read(&mut self) {
+    /// Returns the room the read gets.
+    fn make_room_to_read(&mut self) -> usize {
         let len = self.input.len();
         let spare = self.input.capacity() - len;
         match self.decoder.bytes_needed() {
@@ -503,8 +517,20 @@ impl Connection<'_> {
                     self.input.reserve(wanted);
                 }
             }
-            None if spare < 4096 => self.input.reserve(READ_CHUNK),
+            None if spare < 4096 || spare < self.read_chunk / 2 => {
+                self.input.reserve(self.read_chunk)
+            }
             None => {}
+        }
+        self.input.capacity() - len
+    }
+
+    /// Follows how much a client sends at a time (see `read_chunk`).
+    fn adapt_read_chunk(&mut self, read: usize, room: usize, left_over: usize) {
+        if read == room {
+            self.read_chunk = (self.read_chunk * 2).min(MAX_READ_CHUNK);
+        } else if left_over == 0 && read < self.read_chunk / 4 {
+            self.read_chunk = (self.read_chunk / 2).max(READ_CHUNK);
         }
     }
 
