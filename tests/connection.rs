@@ -1317,3 +1317,52 @@ fn shutdown_stops_the_server() {
     }
     assert!(pair.larder.shared.is_stopping());
 }
+
+/// Reads grow while a client keeps filling them and shrink back for small
+/// requests: pipelines of large values, whole or split in the middle of a
+/// value, then small requests, all arrive intact.
+#[test]
+fn pipelines_of_large_values_arrive_intact_as_reads_grow_and_shrink() {
+    let server = TestServer::start();
+    let mut client = server.raw();
+    let value = |round: usize, i: usize| -> Vec<u8> {
+        (0..4000)
+            .map(|n| b'a' + ((n + round * 7 + i) % 26) as u8)
+            .collect()
+    };
+    for round in 0..8 {
+        let mut pipeline = Vec::new();
+        for i in 0..16 {
+            let key = format!("big:{round}:{i}");
+            pipeline.extend(common::encode_command(&[
+                b"SET",
+                key.as_bytes(),
+                &value(round, i),
+            ]));
+        }
+        if round % 2 == 1 {
+            // Split inside a value: the second read starts with a left-over.
+            let (first, second) = pipeline.split_at(pipeline.len() / 2 + 17);
+            client.send(first);
+            std::thread::sleep(Duration::from_millis(20));
+            client.send(second);
+        } else {
+            client.send(&pipeline);
+        }
+        for _ in 0..16 {
+            assert_eq!(client.read_reply(), b"+OK\r\n");
+        }
+        // Small requests in between.
+        assert_eq!(client.command(&["PING"]), b"+PONG\r\n");
+    }
+    for round in 0..8 {
+        for i in 0..16 {
+            let key = format!("big:{round}:{i}");
+            let reply = client.command_bytes(&[b"GET", key.as_bytes()]);
+            let mut expected = b"$4000\r\n".to_vec();
+            expected.extend(value(round, i));
+            expected.extend(b"\r\n");
+            assert!(reply == expected, "{key} came back different");
+        }
+    }
+}
