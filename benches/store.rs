@@ -1,6 +1,7 @@
 //! The store's read path: `Store::get` hits and misses on a store holding
 //! 100,000 keys, from one thread and from two threads reading different keys
-//! at the same time (throughput in GETs per second over both threads).
+//! at the same time (throughput in GETs per second over both threads), and
+//! hits in batches of 16 announced with `Store::prefetch`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -89,6 +90,24 @@ fn bench_get(c: &mut Criterion) {
             });
         }
     }
+    // A batch of 16 reads announced first with `Store::prefetch`, as the
+    // server does for a pipeline: the batch's cache misses overlap.
+    group.throughput(Throughput::Elements(16));
+    group.bench_function("hit_prefetched_16/1_thread", |b| {
+        let batches: Vec<Vec<&[u8]>> = hit_keys
+            .chunks(16)
+            .map(|chunk| chunk.iter().map(|k| &k[..]).collect())
+            .collect();
+        let mut i = 0;
+        b.iter(|| {
+            let batch = &batches[i];
+            store.prefetch(0, batch);
+            for key in batch {
+                black_box(store.get(0, key).ok());
+            }
+            i = (i + 1) % batches.len();
+        });
+    });
     group.finish();
 }
 
