@@ -80,8 +80,10 @@ mod tests {
         let before = clock.now_ms();
         let coarse = clock.coarse_now_ms();
         let after = clock.now_ms();
-        // One kernel tick is at most 10 ms (HZ=100).
-        assert!(coarse + 20 >= before, "coarse {coarse} vs {before}");
+        // A kernel tick is at most 10 ms (HZ=100); access times are kept
+        // in seconds, so anything well within one is close enough (a busy
+        // VM may delay a tick).
+        assert!(coarse + 500 >= before, "coarse {coarse} vs {before}");
         assert!(coarse <= after, "coarse {coarse} vs {after}");
     }
 
