@@ -1,6 +1,7 @@
 //! Sorted set store operations on a 1,000,000-member set (built once):
 //! a 10-member index range in the middle, a narrow score range, ZRANK and
-//! ZSCORE — the store-level functions the commands call.
+//! ZSCORE — the store-level functions the commands call — and ZADD of
+//! random members with random scores, as `redis-benchmark -t zadd -r` sends.
 //!
 //! Run with `cargo bench --bench zset`.
 
@@ -8,6 +9,10 @@ use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use larder::store::types::ZSetValue;
+
+// The server's allocator: node and member allocations cost what they cost there.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MEMBERS: usize = 1_000_000;
 
@@ -117,6 +122,24 @@ fn zset(c: &mut Criterion) {
         b.iter(|| {
             bump += 1.0;
             black_box(w.insert(black_box(probe.as_bytes()), 123_456.5 + bump % 1000.0))
+        })
+    });
+
+    // Every member of the set, each moved to a random new score: both
+    // descents (find the node, insert it again) go all over the skiplist.
+    let members: Vec<Vec<u8>> = (0..MEMBERS)
+        .map(|i| format!("member:{i}").into_bytes())
+        .collect();
+    c.bench_function("zadd_random_update", |b| {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        b.iter(|| {
+            // xorshift64: cheap, and no pattern the skiplist could exploit.
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let member = &members[(state % MEMBERS as u64) as usize];
+            let score = ((state >> 32) % MEMBERS as u64) as f64;
+            black_box(w.insert(member, score))
         })
     });
 }

@@ -2,7 +2,12 @@
 //! (score, member), as Redis's `zset` (dict + zskiplist).
 //!
 //! The skiplist lives in an arena (`Vec<Node>`, links are `u32` indexes, no
-//! `unsafe`); slot 0 is the header. Every link carries its span (how many
+//! `unsafe`); slot 0 is the header. A node is 32 bytes, two to a cache line:
+//! its score and its links on levels 0 and 1, which is all a descent reads
+//! on the bottom levels (a ZADD on a large set is bound by those cache
+//! misses). Links from level 2 up (a quarter of the nodes have any) sit in
+//! one shared pool, small enough to stay in cache; members are in a
+//! parallel vector that only ties and replies read. Every link carries its span (how many
 //! level-0 steps it jumps), so rank lookups, "element at rank r" and the
 //! first/last element of a score or lexicographic range are all O(log n),
 //! and a range of m elements is O(log n + m).
@@ -32,7 +37,6 @@ use std::fmt;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
-use smallvec::SmallVec;
 
 /// A member's bytes, shared by the map and the skiplist.
 pub type Member = Arc<[u8]>;
@@ -47,6 +51,8 @@ const MAX_LEVEL: usize = 32;
 /// "no node" in `next`/`prev` links.
 const HEAD: u32 = 0;
 const NONE: u32 = 0;
+/// Levels whose links are kept in the node itself.
+const INLINE_LEVELS: usize = 2;
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Link {
@@ -55,19 +61,17 @@ struct Link {
     span: u32,
 }
 
-#[derive(Clone, Debug)]
+/// What a descent reads of a node; aligned so that it never straddles two
+/// cache lines.
+#[derive(Clone, Copy, Debug, Default)]
+#[repr(align(32))]
 struct Node {
-    /// `None` for the header and for free slots.
-    member: Option<Member>,
     score: f64,
     prev: u32,
-    links: SmallVec<[Link; 2]>,
-}
-
-impl Node {
-    fn member(&self) -> &[u8] {
-        self.member.as_deref().unwrap_or(&[])
-    }
+    /// Where the node's links from level [`INLINE_LEVELS`] up start in
+    /// `ZSetValue::upper` (meaningless for lower nodes).
+    upper: u32,
+    low: [Link; INLINE_LEVELS],
 }
 
 /// What [`ZSetValue::add`] did; the score is the member's score afterwards.
@@ -108,14 +112,22 @@ pub struct ScoreIsNan;
 pub struct ZSetValue {
     index: HashMap<Member, u32, RandomState>,
     nodes: Vec<Node>,
+    /// Each slot's member: `None` for the header and for free slots.
+    members: Vec<Option<Member>>,
+    /// Each slot's level (number of links).
+    levels: Vec<u8>,
+    /// The links of levels from [`INLINE_LEVELS`] up, a block per node.
+    upper: Vec<Link>,
+    /// Free blocks of `upper`, by length.
+    upper_free: Vec<Vec<u32>>,
     free: Vec<u32>,
     length: usize,
     level: usize,
     tail: u32,
     /// Whether Redis would have converted this set to a skiplist.
     skiplist_encoded: bool,
-    /// Heap bytes of the live nodes' members and spilled link arrays, kept
-    /// up to date so that `heap_size` is O(1).
+    /// Heap bytes of the live nodes' members, kept up to date so that
+    /// `heap_size` is O(1).
     payload_bytes: usize,
 }
 
@@ -168,12 +180,12 @@ impl ZSetValue {
     pub fn new() -> Self {
         ZSetValue {
             index: HashMap::default(),
-            nodes: vec![Node {
-                member: None,
-                score: 0.0,
-                prev: NONE,
-                links: SmallVec::from_elem(Link::default(), MAX_LEVEL),
-            }],
+            // The header: every level, its upper links at the pool's start.
+            nodes: vec![Node::default()],
+            members: vec![None],
+            levels: vec![MAX_LEVEL as u8],
+            upper: vec![Link::default(); MAX_LEVEL - INLINE_LEVELS],
+            upper_free: Vec::new(),
             free: Vec::new(),
             length: 0,
             level: 1,
@@ -201,10 +213,17 @@ impl ZSetValue {
 
     /// Approximate heap bytes held.
     pub fn heap_size(&self) -> usize {
-        let nodes = self.nodes.capacity() * std::mem::size_of::<Node>();
-        let header = MAX_LEVEL * std::mem::size_of::<Link>();
+        let slots = self.nodes.capacity() * std::mem::size_of::<Node>()
+            + self.members.capacity() * std::mem::size_of::<Option<Member>>()
+            + self.levels.capacity();
+        let upper = self.upper.capacity() * std::mem::size_of::<Link>()
+            + self
+                .upper_free
+                .iter()
+                .map(|f| f.capacity() * 4)
+                .sum::<usize>();
         let map = self.index.capacity() * (std::mem::size_of::<(Member, u32)>() + 1);
-        nodes + header + self.payload_bytes + map + self.free.capacity() * 4
+        slots + upper + self.payload_bytes + map + self.free.capacity() * 4
     }
 
     /// The encoding name Redis would report (OBJECT ENCODING).
@@ -237,60 +256,97 @@ impl ZSetValue {
         &self.nodes[i as usize]
     }
 
+    fn score_of(&self, i: u32) -> f64 {
+        self.nodes[i as usize].score
+    }
+
+    fn member(&self, i: u32) -> &[u8] {
+        self.members[i as usize].as_deref().unwrap_or(&[])
+    }
+
     fn link(&self, i: u32, level: usize) -> Link {
-        self.nodes[i as usize].links[level]
+        let node = &self.nodes[i as usize];
+        match node.low.get(level) {
+            Some(&link) => link,
+            None => self.upper[node.upper as usize + level - INLINE_LEVELS],
+        }
     }
 
     fn link_mut(&mut self, i: u32, level: usize) -> &mut Link {
-        &mut self.nodes[i as usize].links[level]
+        let node = &mut self.nodes[i as usize];
+        if level < INLINE_LEVELS {
+            &mut node.low[level]
+        } else {
+            &mut self.upper[node.upper as usize + level - INLINE_LEVELS]
+        }
     }
 
     /// Whether node `i` orders strictly before (score, member).
     fn before(&self, i: u32, score: f64, member: &[u8]) -> bool {
-        let n = self.node(i);
-        n.score < score || (n.score == score && n.member() < member)
+        let s = self.score_of(i);
+        s < score || (s == score && self.member(i) < member)
     }
 
-    /// Heap bytes a node holds besides its slot: the member (with the Arc's
-    /// counters) and a spilled link array.
-    fn payload(member_len: usize, links: &SmallVec<[Link; 2]>) -> usize {
-        let spilled = if links.spilled() {
-            links.capacity() * std::mem::size_of::<Link>()
-        } else {
-            0
-        };
-        member_len + 16 + spilled
+    /// Heap bytes a member holds besides its slot (with the Arc's counters).
+    fn payload(member: &[u8]) -> usize {
+        member.len() + 16
+    }
+
+    /// A block of `len` links in `upper`, reusing a freed one of that length.
+    fn alloc_upper(&mut self, len: usize) -> u32 {
+        if let Some(at) = self.upper_free.get_mut(len).and_then(Vec::pop) {
+            self.upper[at as usize..at as usize + len].fill(Link::default());
+            return at;
+        }
+        let at = self.upper.len() as u32;
+        self.upper.resize(self.upper.len() + len, Link::default());
+        at
     }
 
     fn alloc(&mut self, member: Member, score: f64, level: usize) -> u32 {
-        let links = SmallVec::from_elem(Link::default(), level);
-        self.payload_bytes += Self::payload(member.len(), &links);
+        self.payload_bytes += Self::payload(&member);
+        let upper = match level.checked_sub(INLINE_LEVELS) {
+            Some(len) if len > 0 => self.alloc_upper(len),
+            _ => 0,
+        };
         let node = Node {
-            member: Some(member),
             score,
             prev: NONE,
-            links,
+            upper,
+            low: [Link::default(); INLINE_LEVELS],
         };
         match self.free.pop() {
             Some(slot) => {
-                self.nodes[slot as usize] = node;
+                let i = slot as usize;
+                self.nodes[i] = node;
+                self.members[i] = Some(member);
+                self.levels[i] = level as u8;
                 slot
             }
             None => {
                 self.nodes.push(node);
+                self.members.push(Some(member));
+                self.levels.push(level as u8);
                 (self.nodes.len() - 1) as u32
             }
         }
     }
 
     fn release(&mut self, i: u32) -> Option<Member> {
-        let node = &mut self.nodes[i as usize];
-        let member = node.member.take();
-        let payload = Self::payload(member.as_ref().map_or(0, |m| m.len()), &node.links);
-        self.payload_bytes = self.payload_bytes.saturating_sub(payload);
-        let node = &mut self.nodes[i as usize];
-        node.links = SmallVec::new();
-        node.prev = NONE;
+        let slot = i as usize;
+        let member = self.members[slot].take();
+        if let Some(m) = &member {
+            self.payload_bytes = self.payload_bytes.saturating_sub(Self::payload(m));
+        }
+        let upper_len = (self.levels[slot] as usize).saturating_sub(INLINE_LEVELS);
+        if upper_len > 0 {
+            if self.upper_free.len() <= upper_len {
+                self.upper_free.resize_with(upper_len + 1, Vec::new);
+            }
+            self.upper_free[upper_len].push(self.nodes[slot].upper);
+        }
+        self.nodes[slot] = Node::default();
+        self.levels[slot] = 0;
         self.free.push(i);
         member
     }
@@ -428,10 +484,7 @@ impl ZSetValue {
 
     /// Removes the node of `member` (known to be at slot `idx`).
     fn remove_node(&mut self, idx: u32) -> Option<Member> {
-        let (score, member) = {
-            let n = self.node(idx);
-            (n.score, n.member.clone()?)
-        };
+        let (score, member) = (self.score_of(idx), self.members[idx as usize].clone()?);
         let update = self.update_path(score, &member);
         self.sl_unlink(idx, &update);
         self.index.remove(&*member);
@@ -440,13 +493,13 @@ impl ZSetValue {
 
     /// Counts the leading elements for which `pred` holds (`pred` must hold
     /// for a prefix of the order): O(log n).
-    fn count_prefix(&self, pred: impl Fn(&Node) -> bool) -> usize {
+    fn count_prefix(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
         let mut x = HEAD;
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
-                if l.next != NONE && pred(self.node(l.next)) {
+                if l.next != NONE && pred(self.score_of(l.next), self.member(l.next)) {
                     rank += l.span as usize;
                     x = l.next;
                 } else {
@@ -486,8 +539,8 @@ impl ZSetValue {
             loop {
                 let l = self.link(x, i);
                 if l.next != NONE && {
-                    let n = self.node(l.next);
-                    n.score < score || (n.score == score && n.member() <= member)
+                    let s = self.score_of(l.next);
+                    s < score || (s == score && self.member(l.next) <= member)
                 } {
                     rank += l.span as usize;
                     x = l.next;
@@ -495,11 +548,8 @@ impl ZSetValue {
                     break;
                 }
             }
-            if x != HEAD {
-                let n = self.node(x);
-                if n.score == score && n.member() == member {
-                    return rank;
-                }
+            if x != HEAD && self.score_of(x) == score && self.member(x) == member {
+                return rank;
             }
         }
         0
@@ -538,7 +588,7 @@ impl ZSetValue {
                 if has(Self::NX) {
                     return Ok(AddOutcome::Skipped);
                 }
-                let current = self.node(idx).score;
+                let current = self.score_of(idx);
                 let mut score = score;
                 if has(Self::INCR) {
                     score += current;
@@ -569,16 +619,16 @@ impl ZSetValue {
     /// place when its neighbours allow).
     fn update_score(&mut self, idx: u32, score: f64) {
         let (prev, next) = (self.node(idx).prev, self.link(idx, 0).next);
-        if (prev == NONE || self.node(prev).score < score)
-            && (next == NONE || self.node(next).score > score)
+        if (prev == NONE || self.score_of(prev) < score)
+            && (next == NONE || self.score_of(next) > score)
         {
             self.nodes[idx as usize].score = score;
             return;
         }
-        let Some(member) = self.node(idx).member.clone() else {
+        let Some(member) = self.members[idx as usize].clone() else {
             return;
         };
-        let update = self.update_path(self.node(idx).score, &member);
+        let update = self.update_path(self.score_of(idx), &member);
         self.sl_unlink(idx, &update);
         self.release(idx);
         let new_idx = self.sl_insert(member.clone(), score);
@@ -610,8 +660,8 @@ impl ZSetValue {
         let longest = self.index.keys().map(|m| m.len()).max().unwrap_or(0);
         if self.length <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE {
             self.skiplist_encoded = false;
-            for node in self.nodes.iter_mut().skip(1) {
-                if node.member.is_some() && node.score == 0.0 {
+            for (node, member) in self.nodes.iter_mut().zip(&self.members).skip(1) {
+                if member.is_some() && node.score == 0.0 {
                     node.score = 0.0;
                 }
             }
@@ -633,7 +683,7 @@ impl ZSetValue {
     /// The 0-based rank of `member` (ascending order) and its score.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
         let &idx = self.index.get(member)?;
-        let score = self.node(idx).score;
+        let score = self.score_of(idx);
         let rank1 = self.rank1_of(score, member);
         (rank1 > 0).then(|| (rank1 - 1, score))
     }
@@ -641,10 +691,7 @@ impl ZSetValue {
     /// The element at 0-based rank `rank` (ascending order).
     pub fn at_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
         let x = self.at_rank1(rank.checked_add(1)?);
-        (x != NONE).then(|| {
-            let n = self.node(x);
-            (n.member(), n.score)
-        })
+        (x != NONE).then(|| (self.member(x), self.score_of(x)))
     }
 
     /// 0-based inclusive ranks (first, last) of the elements after those
@@ -658,8 +705,8 @@ impl ZSetValue {
         before: impl Fn(f64, &[u8]) -> bool,
         through: impl Fn(f64, &[u8]) -> bool,
     ) -> Option<(usize, usize)> {
-        let skipped = self.count_prefix(|n| before(n.score, n.member()));
-        let last = self.count_prefix(|n| through(n.score, n.member()));
+        let skipped = self.count_prefix(&before);
+        let last = self.count_prefix(&through);
         (last > skipped).then(|| (skipped, last - 1))
     }
 
@@ -725,9 +772,9 @@ impl ZSetValue {
             if at == NONE {
                 return None;
             }
-            let n = self.node(at);
-            at = n.links[0].next;
-            Some((n.member.clone()?, n.score))
+            let (score, member) = (self.score_of(at), self.members[at as usize].clone()?);
+            at = self.link(at, 0).next;
+            Some((member, score))
         })
     }
 
@@ -735,7 +782,7 @@ impl ZSetValue {
     pub fn shared_member(&self, member: &[u8]) -> Option<(Member, f64)> {
         self.index
             .get_key_value(member)
-            .map(|(m, &i)| (m.clone(), self.node(i).score))
+            .map(|(m, &i)| (m.clone(), self.score_of(i)))
     }
 
     /// Removes the elements of 0-based ranks `first..=last` (clamped);
@@ -790,7 +837,7 @@ impl ZSetValue {
         if x == NONE {
             return None;
         }
-        let score = self.node(x).score;
+        let score = self.score_of(x);
         // The first or last node: its update path is the header (min) or
         // found by one descent (max).
         let member = self.remove_node(x)?;
@@ -819,9 +866,8 @@ impl ZSetValue {
         let mut budget = count.saturating_mul(10);
         let mut seen = 0;
         while slot < self.nodes.len() && seen < count && budget > 0 {
-            let n = &self.nodes[slot];
-            if let Some(m) = &n.member {
-                f(m, n.score);
+            if let Some(m) = &self.members[slot] {
+                f(m, self.nodes[slot].score);
                 seen += 1;
             }
             slot += 1;
@@ -841,35 +887,33 @@ impl ZSetValue {
         let mut x = self.link(HEAD, 0).next;
         let mut prev = NONE;
         while x != NONE {
-            let n = self.node(x);
-            if n.prev != prev {
+            if self.node(x).prev != prev {
                 return Err(format!("bad prev at slot {x}"));
             }
-            if prev != NONE {
-                let p = self.node(prev);
-                if !(p.score < n.score || (p.score == n.score && p.member() < n.member())) {
-                    return Err("out of order".into());
-                }
+            if prev != NONE && !self.before(prev, self.score_of(x), self.member(x)) {
+                return Err("out of order".into());
             }
-            if self.index.get(n.member()) != Some(&x) {
+            if self.index.get(self.member(x)) != Some(&x) {
                 return Err("index mismatch".into());
             }
             count += 1;
-            if self.rank1_of(n.score, n.member()) != count {
+            if self.rank1_of(self.score_of(x), self.member(x)) != count {
                 return Err(format!("rank mismatch at {count}"));
             }
             if self.at_rank1(count) != x {
                 return Err(format!("select mismatch at {count}"));
             }
             prev = x;
-            x = n.links[0].next;
+            x = self.link(x, 0).next;
         }
         if count != self.length || self.index.len() != self.length || self.tail != prev {
             return Err("length/tail mismatch".into());
         }
-        let payload: usize = self.nodes[1..]
+        let payload: usize = self
+            .members
             .iter()
-            .filter_map(|n| Some(Self::payload(n.member.as_ref()?.len(), &n.links)))
+            .flatten()
+            .map(|m| Self::payload(m))
             .sum();
         if payload != self.payload_bytes {
             return Err(format!("payload {} != {}", self.payload_bytes, payload));
@@ -893,14 +937,14 @@ impl<'a> Iterator for Iter<'a> {
         if self.at == NONE {
             return None;
         }
-        let n = self.set.node(self.at);
+        let at = self.at;
         self.at = if self.reverse {
-            n.prev
+            self.set.node(at).prev
         } else {
-            n.links[0].next
+            self.set.link(at, 0).next
         };
         self.remaining = self.remaining.saturating_sub(1);
-        Some((n.member(), n.score))
+        Some((self.set.member(at), self.set.score_of(at)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -1109,6 +1153,30 @@ mod tests {
         assert!(z.heap_size() < heap_before);
         assert_eq!(z.encoding(), "skiplist", "compaction keeps the encoding");
         assert_eq!(z.rank(b"m999").map(|(_, s)| s), Some((999 % 13) as f64));
+    }
+
+    #[test]
+    fn upper_link_blocks_are_reused_as_members_move() {
+        let mut z = ZSetValue::new();
+        for i in 0..2000 {
+            z.insert(format!("m{i}").as_bytes(), i as f64);
+        }
+        let pool = z.upper.len();
+        // Every move frees a node's block and draws a new random level.
+        for round in 1..=20 {
+            for i in 0..2000 {
+                z.insert(
+                    format!("m{i}").as_bytes(),
+                    ((i * 7 + round * 131) % 2000) as f64,
+                );
+            }
+        }
+        z.check_invariants().unwrap();
+        assert!(
+            z.upper.len() < 2 * pool + 64,
+            "upper pool grew from {pool} to {} links",
+            z.upper.len()
+        );
     }
 
     #[test]
