@@ -3,7 +3,9 @@
 //!
 //! The fields live in an insertion-ordered map (`IndexMap`), which gives O(1)
 //! lookups, O(1) access by position (for HRANDFIELD and HSCAN) and a stable
-//! iteration order. Field TTLs, when a hash has any, live beside it in a
+//! iteration order. A field and its value share one allocation
+//! ([`FieldEntry`]): HGET on a large hash is bound by cache misses, and this
+//! saves one (and an allocation per field). Field TTLs, when a hash has any, live beside it in a
 //! second structure ordered by time, so that due fields are found without a
 //! scan and hashes without TTLs pay one null pointer for the feature.
 //!
@@ -22,8 +24,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use std::hash::{Hash, Hasher};
+
 use foldhash::fast::RandomState;
-use indexmap::IndexMap;
+use indexmap::map::MutableKeys;
+use indexmap::{Equivalent, IndexMap};
 
 /// Redis 7.0's `hash-max-listpack-entries` default (512): more fields than this and a
 /// hash is reported as `hashtable`.
@@ -34,11 +39,96 @@ pub const LISTPACK_MAX_VALUE: usize = 64;
 
 type Bytes = Box<[u8]>;
 
+/// A field and its value in one allocation: the field's length (LEB128: one
+/// byte below 128), the field, the value. It hashes and compares as its field
+/// alone, so the map finds it by a `&[u8]` field name.
+#[derive(Clone)]
+struct FieldEntry(Bytes);
+
+impl FieldEntry {
+    fn new(field: &[u8], value: &[u8]) -> Self {
+        let mut bytes = Vec::with_capacity(1 + field.len() + value.len());
+        let mut len = field.len();
+        while len >= 0x80 {
+            bytes.push(len as u8 | 0x80);
+            len >>= 7;
+        }
+        bytes.push(len as u8);
+        bytes.extend_from_slice(field);
+        bytes.extend_from_slice(value);
+        FieldEntry(bytes.into_boxed_slice())
+    }
+
+    fn split(&self) -> (&[u8], &[u8]) {
+        let mut field_len = 0usize;
+        let mut at = 0;
+        for (i, &byte) in self.0.iter().enumerate() {
+            field_len |= usize::from(byte & 0x7f) << (7 * i);
+            if byte & 0x80 == 0 {
+                at = i + 1;
+                break;
+            }
+        }
+        self.0[at..].split_at(field_len)
+    }
+
+    fn field(&self) -> &[u8] {
+        self.split().0
+    }
+
+    fn value(&self) -> &[u8] {
+        self.split().1
+    }
+
+    /// Replaces the value, in place when the length is unchanged.
+    fn set_value(&mut self, value: &[u8]) {
+        let value_at = self.0.len() - self.value().len();
+        if self.0.len() - value_at == value.len() {
+            self.0[value_at..].copy_from_slice(value);
+        } else {
+            *self = FieldEntry::new(self.field(), value);
+        }
+    }
+}
+
+impl Hash for FieldEntry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.field().hash(state)
+    }
+}
+
+impl PartialEq for FieldEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.field() == other.field()
+    }
+}
+
+impl Eq for FieldEntry {}
+
+impl Equivalent<FieldEntry> for [u8] {
+    fn equivalent(&self, entry: &FieldEntry) -> bool {
+        self == entry.field()
+    }
+}
+
+impl std::fmt::Debug for FieldEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (field, value) = self.split();
+        write!(
+            f,
+            "{:?}: {:?}",
+            String::from_utf8_lossy(field),
+            String::from_utf8_lossy(value)
+        )
+    }
+}
+
 /// A hash of fields to values, with optional per-field expiry times (Unix
 /// milliseconds; a field is gone once the clock is past its time, as keys are).
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct HashValue {
-    fields: IndexMap<Bytes, Bytes, RandomState>,
+    /// The fields (a set of entries: each carries its value).
+    fields: IndexMap<FieldEntry, (), RandomState>,
     ttls: Option<Box<FieldTtls>>,
     /// Redis never converts a hash back to a listpack: once it outgrew the
     /// listpack limits it stays a hashtable, whatever is removed later.
@@ -73,6 +163,21 @@ impl FieldTtls {
     }
 }
 
+/// Equal when they hold the same fields with the same values and TTLs, in
+/// any order (as maps compare).
+impl PartialEq for HashValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields.len() == other.fields.len()
+            && self.fields.keys().all(|entry| {
+                let (field, value) = entry.split();
+                other.fields.get_key_value(field).map(|(e, _)| e.value()) == Some(value)
+            })
+            && self.ttls == other.ttls
+            && self.hashtable == other.hashtable
+            && self.listpack_ex == other.listpack_ex
+    }
+}
+
 impl HashValue {
     pub fn new() -> Self {
         Self::default()
@@ -89,12 +194,8 @@ impl HashValue {
     }
 
     pub fn heap_size(&self) -> usize {
-        let fields: usize = self
-            .fields
-            .iter()
-            .map(|(f, v)| f.len() + v.len())
-            .sum::<usize>()
-            + self.fields.capacity() * (std::mem::size_of::<(Bytes, Bytes)>() + 16);
+        let fields: usize = self.fields.keys().map(|e| e.0.len()).sum::<usize>()
+            + self.fields.capacity() * (std::mem::size_of::<FieldEntry>() + 16);
         let ttls = self.ttls.as_ref().map_or(0, |t| {
             t.by_field.keys().map(|f| 2 * f.len() + 80).sum::<usize>()
         });
@@ -153,11 +254,11 @@ impl HashValue {
 
     /// The value of a live field.
     pub fn get(&self, field: &[u8], now_ms: u64) -> Option<&[u8]> {
-        let value = self.fields.get(field)?;
+        let (entry, ()) = self.fields.get_key_value(field)?;
         if self.is_expired(field, now_ms) {
             None
         } else {
-            Some(value)
+            Some(entry.value())
         }
     }
 
@@ -194,9 +295,9 @@ impl HashValue {
     /// The live fields and values, in iteration order.
     pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.fields
-            .iter()
+            .keys()
+            .map(FieldEntry::split)
             .filter(move |(field, _)| !self.is_expired(field, now_ms))
-            .map(|(field, value)| (&**field, &**value))
     }
 
     /// The field and value stored at `index` in iteration order (expired
@@ -204,7 +305,7 @@ impl HashValue {
     pub fn get_index(&self, index: usize) -> Option<(&[u8], &[u8])> {
         self.fields
             .get_index(index)
-            .map(|(field, value)| (&**field, &**value))
+            .map(|(entry, ())| entry.split())
     }
 
     /// Sets `field` to `value`, clearing any TTL the field had (HSET).
@@ -222,17 +323,14 @@ impl HashValue {
     /// Sets `field` to `value`, keeping its TTL if it has one (HINCRBY).
     /// Returns true if the field is new.
     pub fn set_keep_ttl(&mut self, field: &[u8], value: &[u8]) -> bool {
-        let created = match self.fields.get_mut(field) {
-            Some(stored) => {
-                if stored.len() == value.len() {
-                    stored.copy_from_slice(value);
-                } else {
-                    *stored = Bytes::from(value);
-                }
+        let created = match self.fields.get_full_mut2(field) {
+            // The field part, which the map hashes, stays as it is.
+            Some((_, stored, ())) => {
+                stored.set_value(value);
                 false
             }
             None => {
-                self.fields.insert(Bytes::from(field), Bytes::from(value));
+                self.fields.insert(FieldEntry::new(field, value), ());
                 true
             }
         };
@@ -350,7 +448,8 @@ impl HashValue {
         while remaining > 0 && visited < count {
             remaining -= 1;
             visited += 1;
-            if let Some((field, value)) = self.fields.get_index(remaining as usize) {
+            if let Some((entry, ())) = self.fields.get_index(remaining as usize) {
+                let (field, value) = entry.split();
                 if !self.is_expired(field, now_ms) {
                     visit(field, value);
                 }
@@ -370,6 +469,33 @@ mod tests {
             h.set(f.as_bytes(), v.as_bytes());
         }
         h
+    }
+
+    #[test]
+    fn entries_keep_fields_and_values_of_any_length_apart() {
+        for field_len in [0, 1, 127, 128, 300, 16_383, 16_384, 70_000] {
+            let field = vec![b'f'; field_len];
+            let mut entry = FieldEntry::new(&field, b"value");
+            assert_eq!(entry.split(), (&field[..], &b"value"[..]));
+            entry.set_value(b"other");
+            assert_eq!(
+                entry.split(),
+                (&field[..], &b"other"[..]),
+                "same length, in place"
+            );
+            entry.set_value(b"");
+            assert_eq!(entry.split(), (&field[..], &b""[..]));
+            entry.set_value(&[b'v'; 200]);
+            assert_eq!(entry.split(), (&field[..], &[b'v'; 200][..]));
+        }
+    }
+
+    #[test]
+    fn hashes_compare_as_maps_whatever_the_order() {
+        let a = hash(&[("a", "1"), ("b", "2")]);
+        assert_eq!(a, hash(&[("b", "2"), ("a", "1")]));
+        assert_ne!(a, hash(&[("a", "1"), ("b", "3")]));
+        assert_ne!(a, hash(&[("a", "1")]));
     }
 
     fn keys(h: &HashValue, now: u64) -> Vec<String> {
