@@ -1,7 +1,8 @@
 //! The store's read path: `Store::get` hits and misses on a store holding
 //! 100,000 keys, from one thread and from two threads reading different keys
 //! at the same time (throughput in GETs per second over both threads), and
-//! hits in batches of 16 announced with `Store::prefetch`.
+//! hits in batches of 16 announced with `Store::prefetch`, and hits read in
+//! place with `Store::get_with`.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -90,6 +91,16 @@ fn bench_get(c: &mut Criterion) {
             });
         }
     }
+    // Hits read in place with `Store::get_with`: no copy to allocate.
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("hit_in_place/1_thread", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let got = store.get_with(0, black_box(&hit_keys[i]), |v| v[0]).ok();
+            i = (i + 1) % KEYS;
+            got
+        });
+    });
     // A batch of 16 reads announced first with `Store::prefetch`, as the
     // server does for a pipeline: the batch's cache misses overlap.
     group.throughput(Throughput::Elements(16));

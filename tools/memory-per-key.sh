@@ -3,14 +3,20 @@
 # same run: loads N keys `key:%012d` with 32-byte values into each through
 # `redis-cli --pipe` and prints RSS (VmRSS) and INFO used_memory before and
 # after, bytes per key from the difference, and the Larder/Redis ratio.
+# SHAPE=hash loads N fields `field:%012d` of one hash instead, SHAPE=zset
+# N members `member:%012d` of one sorted set (scores spread over the set),
+# and the figures are per field or member.
 #
 #   tools/memory-per-key.sh            # 1,000,000 keys
 #   KEYS=200000 tools/memory-per-key.sh
+#   SHAPE=zset tools/memory-per-key.sh
 #   NO_BUILD=1 tools/memory-per-key.sh # use the release binary as it is
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 keys=${KEYS:-1000000}
+shape=${SHAPE:-strings}
+case $shape in strings | hash | zset) ;; *) echo "SHAPE is strings, hash or zset" >&2 && exit 2 ;; esac
 larder_port=${LARDER_PORT:-6481}
 redis_port=${REDIS_PORT:-6482}
 
@@ -30,15 +36,24 @@ cleanup() {
 trap cleanup EXIT
 
 # The load, as RESP, generated once and fed to both servers.
-python3 - "$keys" >"$workdir/load.resp" <<'EOF'
+python3 - "$keys" "$shape" >"$workdir/load.resp" <<'EOF'
 import sys
-n = int(sys.argv[1])
+n, shape = int(sys.argv[1]), sys.argv[2]
 value = b"v" * 32
 out = sys.stdout.buffer
 chunk = []
+
+def command(*args):
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in args)
+
 for i in range(n):
-    key = b"key:%012d" % i
-    chunk.append(b"*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n" % (len(key), key, len(value), value))
+    if shape == "hash":
+        chunk.append(command(b"HSET", b"bighash", b"field:%012d" % i, value))
+    elif shape == "zset":
+        score = b"%d" % (i * 7919 % n)
+        chunk.append(command(b"ZADD", b"bigzset", score, b"member:%012d" % i))
+    else:
+        chunk.append(command(b"SET", b"key:%012d" % i, value))
     if len(chunk) == 10000:
         out.write(b"".join(chunk))
         chunk = []
@@ -67,7 +82,11 @@ measure() { # name pid port
     used0=$(used "$port")
     redis-cli -p "$port" --pipe <"$workdir/load.resp" >/dev/null
     sleep 1
-    dbsize=$(redis-cli -p "$port" dbsize | tr -d '\r')
+    case $shape in
+        hash) dbsize=$(redis-cli -p "$port" hlen bighash | tr -d '\r') ;;
+        zset) dbsize=$(redis-cli -p "$port" zcard bigzset | tr -d '\r') ;;
+        *) dbsize=$(redis-cli -p "$port" dbsize | tr -d '\r') ;;
+    esac
     rss1=$(rss "$pid")
     used1=$(used "$port")
     echo "$name $rss0 $rss1 $used0 $used1 $dbsize"
@@ -76,7 +95,11 @@ measure() { # name pid port
 larder=$(measure larder "$larder_pid" "$larder_port")
 redis=$(measure redis "$redis_pid" "$redis_port")
 
-echo "$keys keys key:%012d, 32-byte values, loaded with redis-cli --pipe ($(nproc) cores)"
+case $shape in
+    hash) echo "one hash of $keys fields field:%012d, 32-byte values, loaded with redis-cli --pipe ($(nproc) cores); per field:" ;;
+    zset) echo "one sorted set of $keys members member:%012d, loaded with redis-cli --pipe ($(nproc) cores); per member:" ;;
+    *) echo "$keys keys key:%012d, 32-byte values, loaded with redis-cli --pipe ($(nproc) cores)" ;;
+esac
 printf '%-8s %12s %12s %10s %14s %14s %10s %10s\n' \
     server "rss before" "rss after" "rss/key" "used before" "used after" "used/key" keys
 for line in "$larder" "$redis"; do

@@ -390,12 +390,31 @@ impl Store {
 
     /// The string value of `key`; `WRONGTYPE` if it holds another type.
     pub fn get(&self, db: usize, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.get_with(db, key, <[u8]>::to_vec)
+    }
+
+    /// Runs `read` on the string value of `key` where it is stored, without
+    /// copying it, and returns what `read` returns; `WRONGTYPE` if the key
+    /// holds another type. `read` runs under the key's shard lock: keep it
+    /// short, and do not call the store from it (that would deadlock).
+    ///
+    /// ```
+    /// let store = larder::Store::new();
+    /// store.set(0, b"k", b"hello").unwrap();
+    /// assert_eq!(store.get_with(0, b"k", |v| v.len()).unwrap(), Some(5));
+    /// ```
+    pub fn get_with<R>(
+        &self,
+        db: usize,
+        key: &[u8],
+        read: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
         self.check_db(db)?;
         let shard = self.lock_shard_counted(self.shard_index(key));
         match shard.db_ref(db).get_reading_clock(key, &self.inner.clock) {
             None => Ok(None),
             Some(entry) => match entry.value() {
-                ValueRef::Str(s) => Ok(Some(s.to_vec())),
+                ValueRef::Str(s) => Ok(Some(read(s))),
                 _ => Err(Error::wrong_type()),
             },
         }
