@@ -7,7 +7,10 @@
 //! on the bottom levels (a ZADD on a large set is bound by those cache
 //! misses). Links from level 2 up (a quarter of the nodes have any) sit in
 //! one shared pool, small enough to stay in cache; members are in a
-//! parallel vector that only ties and replies read. Every link carries its span (how many
+//! parallel vector that only ties and replies read. The member -> node map
+//! ([`MemberIndex`]) holds slot numbers only and grows incrementally, as
+//! Redis's dict rehashes, so that no one ZADD pays for moving a million
+//! entries. Every link carries its span (how many
 //! level-0 steps it jumps), so rank lookups, "element at rank r" and the
 //! first/last element of a score or lexicographic range are all O(log n),
 //! and a range of m elements is O(log n + m).
@@ -32,11 +35,12 @@
 //! assert_eq!(z.score_range_ranks(1.0, false, 1.5, false), Some((0, 0)));
 //! ```
 
-use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
+use hashbrown::HashTable;
 
 /// A member's bytes, shared by the map and the skiplist.
 pub type Member = Arc<[u8]>;
@@ -72,6 +76,105 @@ struct Node {
     /// `ZSetValue::upper` (meaningless for lower nodes).
     upper: u32,
     low: [Link; INLINE_LEVELS],
+}
+
+/// Slots the index moves to its new table per insertion while it grows:
+/// the arena holds at most four slots per member (see `maybe_shrink`), so
+/// the move ends well before the new table (twice the old) fills.
+const MIGRATE_SLOTS_PER_INSERT: usize = 64;
+
+/// The member -> slot map: slot numbers hashed by the member they hold
+/// (4 bytes and a control byte per entry; the member is read from the
+/// arena). It never rehashes at once: when the table is full, a table twice
+/// as large takes the new entries, and every insertion moves the entries of
+/// the next [`MIGRATE_SLOTS_PER_INSERT`] arena slots over, walking the
+/// arena, until the old table is empty.
+#[derive(Clone, Default)]
+struct MemberIndex {
+    hasher: RandomState,
+    table: HashTable<u32>,
+    /// The table being emptied into `table` (empty when not growing).
+    old: HashTable<u32>,
+    /// The next arena slot whose entry moves from `old`.
+    cursor: usize,
+}
+
+fn member_at(members: &[Option<Member>], slot: u32) -> &[u8] {
+    members[slot as usize].as_deref().unwrap_or(&[])
+}
+
+impl MemberIndex {
+    fn hash(&self, member: &[u8]) -> u64 {
+        self.hasher.hash_one(member)
+    }
+
+    fn len(&self) -> usize {
+        self.table.len() + self.old.len()
+    }
+
+    fn heap_size(&self) -> usize {
+        (self.table.capacity() + self.old.capacity()) * (std::mem::size_of::<u32>() + 1)
+    }
+
+    fn get(&self, members: &[Option<Member>], member: &[u8]) -> Option<u32> {
+        let hash = self.hash(member);
+        let holds = |&slot: &u32| member_at(members, slot) == member;
+        self.table
+            .find(hash, holds)
+            .or_else(|| self.old.find(hash, holds))
+            .copied()
+    }
+
+    /// Adds the member now stored at `slot` (not in the index yet).
+    fn insert(&mut self, members: &[Option<Member>], slot: u32) {
+        if self.old.is_empty() && self.table.len() == self.table.capacity() {
+            let larger = HashTable::with_capacity((self.table.len() + 1) * 2);
+            self.old = std::mem::replace(&mut self.table, larger);
+            self.cursor = 0;
+        }
+        if !self.old.is_empty() {
+            self.migrate(members);
+        }
+        let hash = self.hash(member_at(members, slot));
+        let hasher = &self.hasher;
+        self.table
+            .insert_unique(hash, slot, |&s| hasher.hash_one(member_at(members, s)));
+    }
+
+    /// Moves the entries of the next slots from `old` to `table`.
+    fn migrate(&mut self, members: &[Option<Member>]) {
+        let end = (self.cursor + MIGRATE_SLOTS_PER_INSERT).min(members.len());
+        for slot in self.cursor..end {
+            let Some(member) = &members[slot] else {
+                continue;
+            };
+            let hash = self.hasher.hash_one(&**member);
+            if let Ok(entry) = self.old.find_entry(hash, |&s| s as usize == slot) {
+                entry.remove();
+                let hasher = &self.hasher;
+                self.table.insert_unique(hash, slot as u32, |&s| {
+                    hasher.hash_one(member_at(members, s))
+                });
+            }
+        }
+        self.cursor = end;
+        if self.cursor >= members.len() {
+            // Every stored member was visited: nothing is left behind.
+            debug_assert!(self.old.is_empty());
+            self.old = HashTable::new();
+        }
+    }
+
+    /// Removes the entry of the member stored at `slot` (still stored).
+    fn remove(&mut self, members: &[Option<Member>], slot: u32) {
+        let hash = self.hash(member_at(members, slot));
+        let at_slot = |&s: &u32| s == slot;
+        if let Ok(entry) = self.table.find_entry(hash, at_slot) {
+            entry.remove();
+        } else if let Ok(entry) = self.old.find_entry(hash, at_slot) {
+            entry.remove();
+        }
+    }
 }
 
 /// What [`ZSetValue::add`] did; the score is the member's score afterwards.
@@ -110,7 +213,7 @@ pub struct ScoreIsNan;
 /// A sorted set.
 #[derive(Clone)]
 pub struct ZSetValue {
-    index: HashMap<Member, u32, RandomState>,
+    index: MemberIndex,
     nodes: Vec<Node>,
     /// Each slot's member: `None` for the header and for free slots.
     members: Vec<Option<Member>>,
@@ -179,7 +282,7 @@ impl ZSetValue {
 
     pub fn new() -> Self {
         ZSetValue {
-            index: HashMap::default(),
+            index: MemberIndex::default(),
             // The header: every level, its upper links at the pool's start.
             nodes: vec![Node::default()],
             members: vec![None],
@@ -222,8 +325,7 @@ impl ZSetValue {
                 .iter()
                 .map(|f| f.capacity() * 4)
                 .sum::<usize>();
-        let map = self.index.capacity() * (std::mem::size_of::<(Member, u32)>() + 1);
-        slots + upper + self.payload_bytes + map + self.free.capacity() * 4
+        slots + upper + self.payload_bytes + self.index.heap_size() + self.free.capacity() * 4
     }
 
     /// The encoding name Redis would report (OBJECT ENCODING).
@@ -241,13 +343,15 @@ impl ZSetValue {
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.index
-            .get(member)
-            .map(|&i| self.nodes[i as usize].score)
+        self.slot_of(member).map(|i| self.score_of(i))
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
-        self.index.contains_key(member)
+        self.slot_of(member).is_some()
+    }
+
+    fn slot_of(&self, member: &[u8]) -> Option<u32> {
+        self.index.get(&self.members, member)
     }
 
     // ----- skiplist internals --------------------------------------------
@@ -366,7 +470,7 @@ impl ZSetValue {
         let encoded = self.skiplist_encoded;
         *self = ZSetValue::new();
         self.skiplist_encoded = encoded;
-        self.index.reserve(items.len());
+        self.index.table = HashTable::with_capacity(items.len());
         // Insert from the largest: each insertion then stops at the head.
         for (member, score) in items.into_iter().rev() {
             self.sl_insert_new(member, score);
@@ -375,8 +479,8 @@ impl ZSetValue {
 
     /// Inserts a member known to be absent, in the skiplist and the map.
     fn sl_insert_new(&mut self, member: Member, score: f64) -> u32 {
-        let idx = self.sl_insert(member.clone(), score);
-        self.index.insert(member, idx);
+        let idx = self.sl_insert(member, score);
+        self.index.insert(&self.members, idx);
         idx
     }
 
@@ -487,7 +591,7 @@ impl ZSetValue {
         let (score, member) = (self.score_of(idx), self.members[idx as usize].clone()?);
         let update = self.update_path(score, &member);
         self.sl_unlink(idx, &update);
-        self.index.remove(&*member);
+        self.index.remove(&self.members, idx);
         self.release(idx)
     }
 
@@ -583,7 +687,7 @@ impl ZSetValue {
         if score.is_nan() {
             return Err(ScoreIsNan);
         }
-        match self.index.get(member).copied() {
+        match self.slot_of(member) {
             Some(idx) => {
                 if has(Self::NX) {
                     return Ok(AddOutcome::Skipped);
@@ -631,10 +735,10 @@ impl ZSetValue {
         let update = self.update_path(self.score_of(idx), &member);
         self.sl_unlink(idx, &update);
         self.release(idx);
-        let new_idx = self.sl_insert(member.clone(), score);
-        if let Some(slot) = self.index.get_mut(&*member) {
-            *slot = new_idx;
-        }
+        // The free list is last in, first out: the node gets its slot back,
+        // where the index already points.
+        let new_idx = self.sl_insert(member, score);
+        debug_assert_eq!(new_idx, idx);
     }
 
     /// Adds or replaces `member` with `score` (no conditions). NaN is
@@ -647,7 +751,7 @@ impl ZSetValue {
     /// bookkeeping (building ZUNIONSTORE-style results; finish them with
     /// [`ZSetValue::finish_store`]).
     pub fn push_new_shared(&mut self, member: Member, score: f64) {
-        if score.is_nan() || self.index.contains_key(&*member) {
+        if score.is_nan() || self.contains(&member) {
             return;
         }
         self.skiplist_encoded = true;
@@ -657,7 +761,13 @@ impl ZSetValue {
     /// zsetConvertToListpackIfNeeded for a freshly built result: small
     /// results are listpacks (whose -0 scores read back as 0).
     pub fn finish_store(&mut self) {
-        let longest = self.index.keys().map(|m| m.len()).max().unwrap_or(0);
+        let longest = self
+            .members
+            .iter()
+            .flatten()
+            .map(|m| m.len())
+            .max()
+            .unwrap_or(0);
         if self.length <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE {
             self.skiplist_encoded = false;
             for (node, member) in self.nodes.iter_mut().zip(&self.members).skip(1) {
@@ -672,7 +782,7 @@ impl ZSetValue {
 
     /// Removes `member`; true if it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        let Some(&idx) = self.index.get(member) else {
+        let Some(idx) = self.slot_of(member) else {
             return false;
         };
         self.remove_node(idx);
@@ -682,7 +792,7 @@ impl ZSetValue {
 
     /// The 0-based rank of `member` (ascending order) and its score.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
-        let &idx = self.index.get(member)?;
+        let idx = self.slot_of(member)?;
         let score = self.score_of(idx);
         let rank1 = self.rank1_of(score, member);
         (rank1 > 0).then(|| (rank1 - 1, score))
@@ -780,9 +890,8 @@ impl ZSetValue {
 
     /// The shared bytes of a member (to build results without copying).
     pub fn shared_member(&self, member: &[u8]) -> Option<(Member, f64)> {
-        self.index
-            .get_key_value(member)
-            .map(|(m, &i)| (m.clone(), self.score_of(i)))
+        let slot = self.slot_of(member)?;
+        Some((self.members[slot as usize].clone()?, self.score_of(slot)))
     }
 
     /// Removes the elements of 0-based ranks `first..=last` (clamped);
@@ -815,9 +924,8 @@ impl ZSetValue {
         while x != NONE && traversed <= end {
             let next = self.link(x, 0).next;
             self.sl_unlink(x, &update);
-            if let Some(member) = self.release(x) {
-                self.index.remove(&*member);
-            }
+            self.index.remove(&self.members, x);
+            self.release(x);
             removed += 1;
             traversed += 1;
             x = next;
@@ -893,7 +1001,7 @@ impl ZSetValue {
             if prev != NONE && !self.before(prev, self.score_of(x), self.member(x)) {
                 return Err("out of order".into());
             }
-            if self.index.get(self.member(x)) != Some(&x) {
+            if self.slot_of(self.member(x)) != Some(x) {
                 return Err("index mismatch".into());
             }
             count += 1;
@@ -956,7 +1064,7 @@ impl<'a> Iterator for Iter<'a> {
 mod tests {
     use super::*;
     use rand::Rng;
-    use std::collections::BTreeSet;
+    use std::collections::{BTreeSet, HashMap};
 
     #[derive(PartialEq, Clone, Debug)]
     struct Key(f64, Vec<u8>);
@@ -1153,6 +1261,48 @@ mod tests {
         assert!(z.heap_size() < heap_before);
         assert_eq!(z.encoding(), "skiplist", "compaction keeps the encoding");
         assert_eq!(z.rank(b"m999").map(|(_, s)| s), Some((999 % 13) as f64));
+    }
+
+    #[test]
+    fn the_index_grows_incrementally_and_finds_every_member_meanwhile() {
+        let mut z = ZSetValue::new();
+        let mut model: HashMap<String, f64> = HashMap::new();
+        let mut rng = rand::thread_rng();
+        let mut saw_growth = 0;
+        for i in 0..30_000 {
+            let member = format!("m{i}");
+            let score = rng.gen_range(0..1000) as f64;
+            assert!(z.insert(member.as_bytes(), score));
+            model.insert(member, score);
+            // Meanwhile: move, remove and look up older members.
+            let other = format!("m{}", rng.gen_range(0..=i));
+            match rng.gen_range(0..4) {
+                0 => {
+                    let removed = z.remove(other.as_bytes());
+                    assert_eq!(removed, model.remove(&other).is_some());
+                }
+                1 if model.contains_key(&other) => {
+                    let score = rng.gen_range(0..1000) as f64;
+                    assert!(!z.insert(other.as_bytes(), score));
+                    model.insert(other, score);
+                }
+                _ => assert_eq!(z.score(other.as_bytes()), model.get(&other).copied()),
+            }
+            if !z.index.old.is_empty() {
+                saw_growth += 1;
+                if saw_growth % 97 == 0 {
+                    for (member, &score) in &model {
+                        assert_eq!(z.score(member.as_bytes()), Some(score), "{member}");
+                    }
+                }
+            }
+        }
+        assert!(
+            saw_growth > 100,
+            "the index grew over {saw_growth} insertions only"
+        );
+        assert_eq!(z.len(), model.len());
+        z.check_invariants().unwrap();
     }
 
     #[test]
