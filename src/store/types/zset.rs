@@ -16,8 +16,8 @@
 //! and a range of m elements is O(log n + m).
 //!
 //! Ordering is Redis's: by score, ties by member bytes (memcmp order).
-//! NaN is never stored. Members are shared (`Arc<[u8]>`) between the map and
-//! the skiplist node, as Redis shares one SDS string.
+//! NaN is never stored. Members are `Arc<[u8]>`, so that results built from
+//! a set (ZUNIONSTORE and friends) share them instead of copying.
 //!
 //! Encoding: Redis keeps small sorted sets in a listpack (at most 128 members
 //! of at most 64 bytes) and converts to a skiplist for good, never back,
@@ -42,7 +42,7 @@ use std::sync::Arc;
 use foldhash::fast::RandomState;
 use hashbrown::HashTable;
 
-/// A member's bytes, shared by the map and the skiplist.
+/// A member's bytes, shared with the sets built from this one.
 pub type Member = Arc<[u8]>;
 
 /// Redis's `zset-max-listpack-entries` default.
