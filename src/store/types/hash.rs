@@ -1,11 +1,13 @@
 //! Hashes: fields and their values, with an optional expiry time per field
 //! (Redis 7.4's hash field expiration).
 //!
-//! The fields live in an insertion-ordered map (`IndexMap`), which gives O(1)
-//! lookups, O(1) access by position (for HRANDFIELD and HSCAN) and a stable
-//! iteration order. A field and its value share one allocation
-//! ([`FieldEntry`]): HGET on a large hash is bound by cache misses, and this
-//! saves one (and an allocation per field). Field TTLs, when a hash has any, live beside it in a
+//! The fields live in a vector in iteration order with a hash index of
+//! positions beside it ([`Fields`]), which gives O(1) lookups, O(1) access by
+//! position (for HRANDFIELD and HSCAN) and a stable iteration order. The
+//! index grows incrementally (see `slot_index`), so that no one HSET pays
+//! for rehashing a million fields. A field and its value share one
+//! allocation ([`FieldEntry`]): HGET on a large hash is bound by cache
+//! misses, and this saves one (and an allocation per field). Field TTLs, when a hash has any, live beside it in a
 //! second structure ordered by time, so that due fields are found without a
 //! scan and hashes without TTLs pay one null pointer for the feature.
 //!
@@ -24,11 +26,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use std::hash::{Hash, Hasher};
-
 use foldhash::fast::RandomState;
-use indexmap::map::MutableKeys;
-use indexmap::{Equivalent, IndexMap};
+
+use super::slot_index::{SlotIndex, Slots};
 
 /// Redis 7.0's `hash-max-listpack-entries` default (512): more fields than this and a
 /// hash is reported as `hashtable`.
@@ -40,8 +40,7 @@ pub const LISTPACK_MAX_VALUE: usize = 64;
 type Bytes = Box<[u8]>;
 
 /// A field and its value in one allocation: the field's length (LEB128: one
-/// byte below 128), the field, the value. It hashes and compares as its field
-/// alone, so the map finds it by a `&[u8]` field name.
+/// byte below 128), the field, the value.
 #[derive(Clone)]
 struct FieldEntry(Bytes);
 
@@ -91,35 +90,99 @@ impl FieldEntry {
     }
 }
 
-impl Hash for FieldEntry {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.field().hash(state)
+/// The entries, as the index reads them.
+impl Slots for [FieldEntry] {
+    fn key(&self, slot: u32) -> Option<&[u8]> {
+        self.get(slot as usize).map(FieldEntry::field)
+    }
+
+    fn slot_count(&self) -> usize {
+        self.len()
     }
 }
 
-impl PartialEq for FieldEntry {
-    fn eq(&self, other: &Self) -> bool {
-        self.field() == other.field()
+/// The entries in iteration order and the index of their positions.
+#[derive(Clone, Default)]
+struct Fields {
+    entries: Vec<FieldEntry>,
+    index: SlotIndex,
+}
+
+impl Fields {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn position(&self, field: &[u8]) -> Option<u32> {
+        self.index.get(&self.entries[..], field)
+    }
+
+    fn get(&self, field: &[u8]) -> Option<&FieldEntry> {
+        Some(&self.entries[self.position(field)? as usize])
+    }
+
+    fn get_mut(&mut self, field: &[u8]) -> Option<&mut FieldEntry> {
+        let at = self.position(field)?;
+        Some(&mut self.entries[at as usize])
+    }
+
+    fn get_index(&self, index: usize) -> Option<&FieldEntry> {
+        self.entries.get(index)
+    }
+
+    /// Appends a field that is not stored yet.
+    fn push(&mut self, entry: FieldEntry) {
+        self.entries.push(entry);
+        let at = (self.entries.len() - 1) as u32;
+        self.index.insert(&self.entries[..], at);
+    }
+
+    /// Removes `field`, moving the last entry into its place: O(1).
+    fn swap_remove(&mut self, field: &[u8]) -> bool {
+        let Some(at) = self.position(field) else {
+            return false;
+        };
+        self.index.remove(&self.entries[..], at);
+        let last = (self.entries.len() - 1) as u32;
+        self.entries.swap_remove(at as usize);
+        if at != last {
+            self.index.moved(&self.entries[..], last, at);
+        }
+        true
+    }
+
+    /// Removes `field`, shifting the later entries down: O(n), for small
+    /// hashes, whose order is Redis's listpack order.
+    fn shift_remove(&mut self, field: &[u8]) -> bool {
+        let Some(at) = self.position(field) else {
+            return false;
+        };
+        self.entries.remove(at as usize);
+        self.index.clear();
+        for position in 0..self.entries.len() as u32 {
+            self.index.insert(&self.entries[..], position);
+        }
+        true
+    }
+
+    fn heap_size(&self) -> usize {
+        self.entries.iter().map(|e| e.0.len()).sum::<usize>()
+            + self.entries.capacity() * std::mem::size_of::<FieldEntry>()
+            + self.index.heap_size()
     }
 }
 
-impl Eq for FieldEntry {}
-
-impl Equivalent<FieldEntry> for [u8] {
-    fn equivalent(&self, entry: &FieldEntry) -> bool {
-        self == entry.field()
-    }
-}
-
-impl std::fmt::Debug for FieldEntry {
+impl std::fmt::Debug for Fields {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (field, value) = self.split();
-        write!(
-            f,
-            "{:?}: {:?}",
-            String::from_utf8_lossy(field),
-            String::from_utf8_lossy(value)
-        )
+        f.debug_map()
+            .entries(self.entries.iter().map(|e| {
+                let (field, value) = e.split();
+                (
+                    String::from_utf8_lossy(field),
+                    String::from_utf8_lossy(value),
+                )
+            }))
+            .finish()
     }
 }
 
@@ -127,8 +190,7 @@ impl std::fmt::Debug for FieldEntry {
 /// milliseconds; a field is gone once the clock is past its time, as keys are).
 #[derive(Debug, Clone, Default)]
 pub struct HashValue {
-    /// The fields (a set of entries: each carries its value).
-    fields: IndexMap<FieldEntry, (), RandomState>,
+    fields: Fields,
     ttls: Option<Box<FieldTtls>>,
     /// Redis never converts a hash back to a listpack: once it outgrew the
     /// listpack limits it stays a hashtable, whatever is removed later.
@@ -168,9 +230,9 @@ impl FieldTtls {
 impl PartialEq for HashValue {
     fn eq(&self, other: &Self) -> bool {
         self.fields.len() == other.fields.len()
-            && self.fields.keys().all(|entry| {
+            && self.fields.entries.iter().all(|entry| {
                 let (field, value) = entry.split();
-                other.fields.get_key_value(field).map(|(e, _)| e.value()) == Some(value)
+                other.fields.get(field).map(FieldEntry::value) == Some(value)
             })
             && self.ttls == other.ttls
             && self.hashtable == other.hashtable
@@ -190,12 +252,11 @@ impl HashValue {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.fields.len() == 0
     }
 
     pub fn heap_size(&self) -> usize {
-        let fields: usize = self.fields.keys().map(|e| e.0.len()).sum::<usize>()
-            + self.fields.capacity() * (std::mem::size_of::<FieldEntry>() + 16);
+        let fields = self.fields.heap_size();
         let ttls = self.ttls.as_ref().map_or(0, |t| {
             t.by_field.keys().map(|f| 2 * f.len() + 80).sum::<usize>()
         });
@@ -227,7 +288,7 @@ impl HashValue {
         if count > LISTPACK_MAX_ENTRIES {
             self.hashtable = true;
         }
-        self.fields.reserve(count.min(LISTPACK_MAX_ENTRIES));
+        self.fields.entries.reserve(count.min(LISTPACK_MAX_ENTRIES));
     }
 
     /// Records that a field-expiry command ran on this hash (`listpackex`).
@@ -254,7 +315,7 @@ impl HashValue {
 
     /// The value of a live field.
     pub fn get(&self, field: &[u8], now_ms: u64) -> Option<&[u8]> {
-        let (entry, ()) = self.fields.get_key_value(field)?;
+        let entry = self.fields.get(field)?;
         if self.is_expired(field, now_ms) {
             None
         } else {
@@ -270,9 +331,7 @@ impl HashValue {
     /// there is no such field (or it expired), `Some(None)` if it never
     /// expires, `Some(Some(at))` if it expires at `at`.
     pub fn field_expiry(&self, field: &[u8], now_ms: u64) -> Option<Option<u64>> {
-        if !self.fields.contains_key(field) {
-            return None;
-        }
+        self.fields.position(field)?;
         match self.ttls.as_ref().and_then(|t| t.by_field.get(field)) {
             None => Some(None),
             Some(&at) if at < now_ms => None,
@@ -295,7 +354,8 @@ impl HashValue {
     /// The live fields and values, in iteration order.
     pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.fields
-            .keys()
+            .entries
+            .iter()
             .map(FieldEntry::split)
             .filter(move |(field, _)| !self.is_expired(field, now_ms))
     }
@@ -303,9 +363,7 @@ impl HashValue {
     /// The field and value stored at `index` in iteration order (expired
     /// or not; callers reclaim expired fields first or check them).
     pub fn get_index(&self, index: usize) -> Option<(&[u8], &[u8])> {
-        self.fields
-            .get_index(index)
-            .map(|(entry, ())| entry.split())
+        self.fields.get_index(index).map(FieldEntry::split)
     }
 
     /// Sets `field` to `value`, clearing any TTL the field had (HSET).
@@ -323,14 +381,13 @@ impl HashValue {
     /// Sets `field` to `value`, keeping its TTL if it has one (HINCRBY).
     /// Returns true if the field is new.
     pub fn set_keep_ttl(&mut self, field: &[u8], value: &[u8]) -> bool {
-        let created = match self.fields.get_full_mut2(field) {
-            // The field part, which the map hashes, stays as it is.
-            Some((_, stored, ())) => {
+        let created = match self.fields.get_mut(field) {
+            Some(stored) => {
                 stored.set_value(value);
                 false
             }
             None => {
-                self.fields.insert(FieldEntry::new(field, value), ());
+                self.fields.push(FieldEntry::new(field, value));
                 true
             }
         };
@@ -345,7 +402,7 @@ impl HashValue {
         } else {
             self.fields.shift_remove(field)
         };
-        if removed.is_none() {
+        if !removed {
             return false;
         }
         if let Some(ttls) = &mut self.ttls {
@@ -395,7 +452,7 @@ impl HashValue {
 
     /// Gives a stored field an expiry time; false if there is no such field.
     pub fn set_field_expiry(&mut self, field: &[u8], at: u64) -> bool {
-        if !self.fields.contains_key(field) {
+        if self.fields.position(field).is_none() {
             return false;
         }
         self.ttls
@@ -448,7 +505,7 @@ impl HashValue {
         while remaining > 0 && visited < count {
             remaining -= 1;
             visited += 1;
-            if let Some((entry, ())) = self.fields.get_index(remaining as usize) {
+            if let Some(entry) = self.fields.get_index(remaining as usize) {
                 let (field, value) = entry.split();
                 if !self.is_expired(field, now_ms) {
                     visit(field, value);
@@ -488,6 +545,50 @@ mod tests {
             entry.set_value(&[b'v'; 200]);
             assert_eq!(entry.split(), (&field[..], &[b'v'; 200][..]));
         }
+    }
+
+    #[test]
+    fn the_index_grows_incrementally_and_finds_every_field_meanwhile() {
+        use rand::Rng;
+        let mut h = HashValue::new();
+        let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let mut rng = rand::thread_rng();
+        let mut saw_growth = 0;
+        for i in 0..30_000u32 {
+            let field = format!("f{i}").into_bytes();
+            assert!(h.set(&field, &i.to_le_bytes()));
+            model.insert(field, i.to_le_bytes().to_vec());
+            // Meanwhile: remove (the last field moves into the hole), update
+            // and read older fields.
+            let other = format!("f{}", rng.gen_range(0..=i)).into_bytes();
+            match rng.gen_range(0..4) {
+                0 => assert_eq!(h.remove(&other), model.remove(&other).is_some()),
+                1 if model.contains_key(&other) => {
+                    assert!(!h.set(&other, b"updated"));
+                    model.insert(other, b"updated".to_vec());
+                }
+                _ => assert_eq!(h.get(&other, 0), model.get(&other).map(|v| &v[..])),
+            }
+            if h.fields.index.is_growing() {
+                saw_growth += 1;
+                if saw_growth % 97 == 0 {
+                    for (field, value) in &model {
+                        assert_eq!(h.get(field, 0), Some(&value[..]));
+                    }
+                }
+            }
+        }
+        assert!(
+            saw_growth > 100,
+            "the index grew over {saw_growth} insertions only"
+        );
+        assert_eq!(h.len(), model.len());
+        assert_eq!(h.fields.index.len(), model.len());
+        let listed: HashMap<Vec<u8>, Vec<u8>> = h
+            .iter_live(0)
+            .map(|(f, v)| (f.to_vec(), v.to_vec()))
+            .collect();
+        assert_eq!(listed, model);
     }
 
     #[test]

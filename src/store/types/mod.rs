@@ -5,6 +5,7 @@
 mod hash;
 mod list;
 mod set;
+mod slot_index;
 mod stream;
 mod stream_groups;
 mod zset;

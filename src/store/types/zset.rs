@@ -8,9 +8,8 @@
 //! misses). Links from level 2 up (a quarter of the nodes have any) sit in
 //! one shared pool, small enough to stay in cache; members are in a
 //! parallel vector that only ties and replies read. The member -> node map
-//! ([`MemberIndex`]) holds slot numbers only and grows incrementally, as
-//! Redis's dict rehashes, so that no one ZADD pays for moving a million
-//! entries. Every link carries its span (how many
+//! holds slot numbers only and grows incrementally (see `slot_index`), so
+//! that no one ZADD pays for rehashing a million members. Every link carries its span (how many
 //! level-0 steps it jumps), so rank lookups, "element at rank r" and the
 //! first/last element of a score or lexicographic range are all O(log n),
 //! and a range of m elements is O(log n + m).
@@ -36,11 +35,9 @@
 //! ```
 
 use std::fmt;
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
-use foldhash::fast::RandomState;
-use hashbrown::HashTable;
+use super::slot_index::{SlotIndex, Slots};
 
 /// A member's bytes, shared with the sets built from this one.
 pub type Member = Arc<[u8]>;
@@ -78,102 +75,14 @@ struct Node {
     low: [Link; INLINE_LEVELS],
 }
 
-/// Slots the index moves to its new table per insertion while it grows:
-/// the arena holds at most four slots per member (see `maybe_shrink`), so
-/// the move ends well before the new table (twice the old) fills.
-const MIGRATE_SLOTS_PER_INSERT: usize = 64;
-
-/// The member -> slot map: slot numbers hashed by the member they hold
-/// (4 bytes and a control byte per entry; the member is read from the
-/// arena). It never rehashes at once: when the table is full, a table twice
-/// as large takes the new entries, and every insertion moves the entries of
-/// the next [`MIGRATE_SLOTS_PER_INSERT`] arena slots over, walking the
-/// arena, until the old table is empty.
-#[derive(Clone, Default)]
-struct MemberIndex {
-    hasher: RandomState,
-    table: HashTable<u32>,
-    /// The table being emptied into `table` (empty when not growing).
-    old: HashTable<u32>,
-    /// The next arena slot whose entry moves from `old`.
-    cursor: usize,
-}
-
-fn member_at(members: &[Option<Member>], slot: u32) -> &[u8] {
-    members[slot as usize].as_deref().unwrap_or(&[])
-}
-
-impl MemberIndex {
-    fn hash(&self, member: &[u8]) -> u64 {
-        self.hasher.hash_one(member)
+/// The arena's members, as the index reads them.
+impl Slots for [Option<Member>] {
+    fn key(&self, slot: u32) -> Option<&[u8]> {
+        self[slot as usize].as_deref()
     }
 
-    fn len(&self) -> usize {
-        self.table.len() + self.old.len()
-    }
-
-    fn heap_size(&self) -> usize {
-        (self.table.capacity() + self.old.capacity()) * (std::mem::size_of::<u32>() + 1)
-    }
-
-    fn get(&self, members: &[Option<Member>], member: &[u8]) -> Option<u32> {
-        let hash = self.hash(member);
-        let holds = |&slot: &u32| member_at(members, slot) == member;
-        self.table
-            .find(hash, holds)
-            .or_else(|| self.old.find(hash, holds))
-            .copied()
-    }
-
-    /// Adds the member now stored at `slot` (not in the index yet).
-    fn insert(&mut self, members: &[Option<Member>], slot: u32) {
-        if self.old.is_empty() && self.table.len() == self.table.capacity() {
-            let larger = HashTable::with_capacity((self.table.len() + 1) * 2);
-            self.old = std::mem::replace(&mut self.table, larger);
-            self.cursor = 0;
-        }
-        if !self.old.is_empty() {
-            self.migrate(members);
-        }
-        let hash = self.hash(member_at(members, slot));
-        let hasher = &self.hasher;
-        self.table
-            .insert_unique(hash, slot, |&s| hasher.hash_one(member_at(members, s)));
-    }
-
-    /// Moves the entries of the next slots from `old` to `table`.
-    fn migrate(&mut self, members: &[Option<Member>]) {
-        let end = (self.cursor + MIGRATE_SLOTS_PER_INSERT).min(members.len());
-        for slot in self.cursor..end {
-            let Some(member) = &members[slot] else {
-                continue;
-            };
-            let hash = self.hasher.hash_one(&**member);
-            if let Ok(entry) = self.old.find_entry(hash, |&s| s as usize == slot) {
-                entry.remove();
-                let hasher = &self.hasher;
-                self.table.insert_unique(hash, slot as u32, |&s| {
-                    hasher.hash_one(member_at(members, s))
-                });
-            }
-        }
-        self.cursor = end;
-        if self.cursor >= members.len() {
-            // Every stored member was visited: nothing is left behind.
-            debug_assert!(self.old.is_empty());
-            self.old = HashTable::new();
-        }
-    }
-
-    /// Removes the entry of the member stored at `slot` (still stored).
-    fn remove(&mut self, members: &[Option<Member>], slot: u32) {
-        let hash = self.hash(member_at(members, slot));
-        let at_slot = |&s: &u32| s == slot;
-        if let Ok(entry) = self.table.find_entry(hash, at_slot) {
-            entry.remove();
-        } else if let Ok(entry) = self.old.find_entry(hash, at_slot) {
-            entry.remove();
-        }
+    fn slot_count(&self) -> usize {
+        self.len()
     }
 }
 
@@ -213,7 +122,7 @@ pub struct ScoreIsNan;
 /// A sorted set.
 #[derive(Clone)]
 pub struct ZSetValue {
-    index: MemberIndex,
+    index: SlotIndex,
     nodes: Vec<Node>,
     /// Each slot's member: `None` for the header and for free slots.
     members: Vec<Option<Member>>,
@@ -282,7 +191,7 @@ impl ZSetValue {
 
     pub fn new() -> Self {
         ZSetValue {
-            index: MemberIndex::default(),
+            index: SlotIndex::default(),
             // The header: every level, its upper links at the pool's start.
             nodes: vec![Node::default()],
             members: vec![None],
@@ -351,7 +260,7 @@ impl ZSetValue {
     }
 
     fn slot_of(&self, member: &[u8]) -> Option<u32> {
-        self.index.get(&self.members, member)
+        self.index.get(&self.members[..], member)
     }
 
     // ----- skiplist internals --------------------------------------------
@@ -470,7 +379,7 @@ impl ZSetValue {
         let encoded = self.skiplist_encoded;
         *self = ZSetValue::new();
         self.skiplist_encoded = encoded;
-        self.index.table = HashTable::with_capacity(items.len());
+        self.index = SlotIndex::with_capacity(items.len());
         // Insert from the largest: each insertion then stops at the head.
         for (member, score) in items.into_iter().rev() {
             self.sl_insert_new(member, score);
@@ -480,7 +389,7 @@ impl ZSetValue {
     /// Inserts a member known to be absent, in the skiplist and the map.
     fn sl_insert_new(&mut self, member: Member, score: f64) -> u32 {
         let idx = self.sl_insert(member, score);
-        self.index.insert(&self.members, idx);
+        self.index.insert(&self.members[..], idx);
         idx
     }
 
@@ -591,7 +500,7 @@ impl ZSetValue {
         let (score, member) = (self.score_of(idx), self.members[idx as usize].clone()?);
         let update = self.update_path(score, &member);
         self.sl_unlink(idx, &update);
-        self.index.remove(&self.members, idx);
+        self.index.remove(&self.members[..], idx);
         self.release(idx)
     }
 
@@ -924,7 +833,7 @@ impl ZSetValue {
         while x != NONE && traversed <= end {
             let next = self.link(x, 0).next;
             self.sl_unlink(x, &update);
-            self.index.remove(&self.members, x);
+            self.index.remove(&self.members[..], x);
             self.release(x);
             removed += 1;
             traversed += 1;
@@ -1288,7 +1197,7 @@ mod tests {
                 }
                 _ => assert_eq!(z.score(other.as_bytes()), model.get(&other).copied()),
             }
-            if !z.index.old.is_empty() {
+            if z.index.is_growing() {
                 saw_growth += 1;
                 if saw_growth % 97 == 0 {
                     for (member, &score) in &model {
