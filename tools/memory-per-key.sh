@@ -5,7 +5,8 @@
 # after, bytes per key from the difference, and the Larder/Redis ratio.
 # SHAPE=hash loads N fields `field:%012d` of one hash instead, SHAPE=zset
 # N members `member:%012d` of one sorted set (scores spread over the set),
-# and the figures are per field or member.
+# SHAPE=set N members `member:%012d` of one set, and the figures are per
+# field or member.
 #
 #   tools/memory-per-key.sh            # 1,000,000 keys
 #   KEYS=200000 tools/memory-per-key.sh
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 
 keys=${KEYS:-1000000}
 shape=${SHAPE:-strings}
-case $shape in strings | hash | zset) ;; *) echo "SHAPE is strings, hash or zset" >&2 && exit 2 ;; esac
+case $shape in strings | hash | zset | set) ;; *) echo "SHAPE is strings, hash, zset or set" >&2 && exit 2 ;; esac
 larder_port=${LARDER_PORT:-6481}
 redis_port=${REDIS_PORT:-6482}
 
@@ -49,6 +50,8 @@ def command(*args):
 for i in range(n):
     if shape == "hash":
         chunk.append(command(b"HSET", b"bighash", b"field:%012d" % i, value))
+    elif shape == "set":
+        chunk.append(command(b"SADD", b"bigset", b"member:%012d" % i))
     elif shape == "zset":
         score = b"%d" % (i * 7919 % n)
         chunk.append(command(b"ZADD", b"bigzset", score, b"member:%012d" % i))
@@ -85,6 +88,7 @@ measure() { # name pid port
     case $shape in
         hash) dbsize=$(redis-cli -p "$port" hlen bighash | tr -d '\r') ;;
         zset) dbsize=$(redis-cli -p "$port" zcard bigzset | tr -d '\r') ;;
+        set) dbsize=$(redis-cli -p "$port" scard bigset | tr -d '\r') ;;
         *) dbsize=$(redis-cli -p "$port" dbsize | tr -d '\r') ;;
     esac
     rss1=$(rss "$pid")
@@ -98,6 +102,7 @@ redis=$(measure redis "$redis_pid" "$redis_port")
 case $shape in
     hash) echo "one hash of $keys fields field:%012d, 32-byte values, loaded with redis-cli --pipe ($(nproc) cores); per field:" ;;
     zset) echo "one sorted set of $keys members member:%012d, loaded with redis-cli --pipe ($(nproc) cores); per member:" ;;
+    set) echo "one set of $keys members member:%012d, loaded with redis-cli --pipe ($(nproc) cores); per member:" ;;
     *) echo "$keys keys key:%012d, 32-byte values, loaded with redis-cli --pipe ($(nproc) cores)" ;;
 esac
 printf '%-8s %12s %12s %10s %14s %14s %10s %10s\n' \

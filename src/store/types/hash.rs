@@ -2,7 +2,7 @@
 //! (Redis 7.4's hash field expiration).
 //!
 //! The fields live in a vector in iteration order with a hash index of
-//! positions beside it ([`Fields`]), which gives O(1) lookups, O(1) access by
+//! positions beside it (an `IndexedVec`), which gives O(1) lookups, O(1) access by
 //! position (for HRANDFIELD and HSCAN) and a stable iteration order. The
 //! index grows incrementally (see `slot_index`), so that no one HSET pays
 //! for rehashing a million fields. A field and its value share one
@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use foldhash::fast::RandomState;
 
-use super::slot_index::{SlotIndex, Slots};
+use super::slot_index::{IndexedVec, Keyed};
 
 /// Redis 7.0's `hash-max-listpack-entries` default (512): more fields than this and a
 /// hash is reported as `hashtable`.
@@ -90,99 +90,21 @@ impl FieldEntry {
     }
 }
 
-/// The entries, as the index reads them.
-impl Slots for [FieldEntry] {
-    fn key(&self, slot: u32) -> Option<&[u8]> {
-        self.get(slot as usize).map(FieldEntry::field)
-    }
-
-    fn slot_count(&self) -> usize {
-        self.len()
+impl Keyed for FieldEntry {
+    fn key(&self) -> &[u8] {
+        self.field()
     }
 }
 
-/// The entries in iteration order and the index of their positions.
-#[derive(Clone, Default)]
-struct Fields {
-    entries: Vec<FieldEntry>,
-    index: SlotIndex,
-}
-
-impl Fields {
-    fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    fn position(&self, field: &[u8]) -> Option<u32> {
-        self.index.get(&self.entries[..], field)
-    }
-
-    fn get(&self, field: &[u8]) -> Option<&FieldEntry> {
-        Some(&self.entries[self.position(field)? as usize])
-    }
-
-    fn get_mut(&mut self, field: &[u8]) -> Option<&mut FieldEntry> {
-        let at = self.position(field)?;
-        Some(&mut self.entries[at as usize])
-    }
-
-    fn get_index(&self, index: usize) -> Option<&FieldEntry> {
-        self.entries.get(index)
-    }
-
-    /// Appends a field that is not stored yet.
-    fn push(&mut self, entry: FieldEntry) {
-        self.entries.push(entry);
-        let at = (self.entries.len() - 1) as u32;
-        self.index.insert(&self.entries[..], at);
-    }
-
-    /// Removes `field`, moving the last entry into its place: O(1).
-    fn swap_remove(&mut self, field: &[u8]) -> bool {
-        let Some(at) = self.position(field) else {
-            return false;
-        };
-        self.index.remove(&self.entries[..], at);
-        let last = (self.entries.len() - 1) as u32;
-        self.entries.swap_remove(at as usize);
-        if at != last {
-            self.index.moved(&self.entries[..], last, at);
-        }
-        true
-    }
-
-    /// Removes `field`, shifting the later entries down: O(n), for small
-    /// hashes, whose order is Redis's listpack order.
-    fn shift_remove(&mut self, field: &[u8]) -> bool {
-        let Some(at) = self.position(field) else {
-            return false;
-        };
-        self.entries.remove(at as usize);
-        self.index.clear();
-        for position in 0..self.entries.len() as u32 {
-            self.index.insert(&self.entries[..], position);
-        }
-        true
-    }
-
-    fn heap_size(&self) -> usize {
-        self.entries.iter().map(|e| e.0.len()).sum::<usize>()
-            + self.entries.capacity() * std::mem::size_of::<FieldEntry>()
-            + self.index.heap_size()
-    }
-}
-
-impl std::fmt::Debug for Fields {
+impl std::fmt::Debug for FieldEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_map()
-            .entries(self.entries.iter().map(|e| {
-                let (field, value) = e.split();
-                (
-                    String::from_utf8_lossy(field),
-                    String::from_utf8_lossy(value),
-                )
-            }))
-            .finish()
+        let (field, value) = self.split();
+        write!(
+            f,
+            "{:?}: {:?}",
+            String::from_utf8_lossy(field),
+            String::from_utf8_lossy(value)
+        )
     }
 }
 
@@ -190,7 +112,7 @@ impl std::fmt::Debug for Fields {
 /// milliseconds; a field is gone once the clock is past its time, as keys are).
 #[derive(Debug, Clone, Default)]
 pub struct HashValue {
-    fields: Fields,
+    fields: IndexedVec<FieldEntry>,
     ttls: Option<Box<FieldTtls>>,
     /// Redis never converts a hash back to a listpack: once it outgrew the
     /// listpack limits it stays a hashtable, whatever is removed later.
@@ -230,7 +152,7 @@ impl FieldTtls {
 impl PartialEq for HashValue {
     fn eq(&self, other: &Self) -> bool {
         self.fields.len() == other.fields.len()
-            && self.fields.entries.iter().all(|entry| {
+            && self.fields.as_slice().iter().all(|entry| {
                 let (field, value) = entry.split();
                 other.fields.get(field).map(FieldEntry::value) == Some(value)
             })
@@ -252,11 +174,17 @@ impl HashValue {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.fields.len() == 0
+        self.fields.is_empty()
     }
 
     pub fn heap_size(&self) -> usize {
-        let fields = self.fields.heap_size();
+        let fields = self.fields.heap_size()
+            + self
+                .fields
+                .as_slice()
+                .iter()
+                .map(|e| e.0.len())
+                .sum::<usize>();
         let ttls = self.ttls.as_ref().map_or(0, |t| {
             t.by_field.keys().map(|f| 2 * f.len() + 80).sum::<usize>()
         });
@@ -288,7 +216,7 @@ impl HashValue {
         if count > LISTPACK_MAX_ENTRIES {
             self.hashtable = true;
         }
-        self.fields.entries.reserve(count.min(LISTPACK_MAX_ENTRIES));
+        self.fields.reserve(count.min(LISTPACK_MAX_ENTRIES));
     }
 
     /// Records that a field-expiry command ran on this hash (`listpackex`).
@@ -354,7 +282,7 @@ impl HashValue {
     /// The live fields and values, in iteration order.
     pub fn iter_live(&self, now_ms: u64) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
         self.fields
-            .entries
+            .as_slice()
             .iter()
             .map(FieldEntry::split)
             .filter(move |(field, _)| !self.is_expired(field, now_ms))
@@ -387,7 +315,7 @@ impl HashValue {
                 false
             }
             None => {
-                self.fields.push(FieldEntry::new(field, value));
+                self.fields.push_new(FieldEntry::new(field, value));
                 true
             }
         };
@@ -402,7 +330,7 @@ impl HashValue {
         } else {
             self.fields.shift_remove(field)
         };
-        if !removed {
+        if removed.is_none() {
             return false;
         }
         if let Some(ttls) = &mut self.ttls {
@@ -569,7 +497,7 @@ mod tests {
                 }
                 _ => assert_eq!(h.get(&other, 0), model.get(&other).map(|v| &v[..])),
             }
-            if h.fields.index.is_growing() {
+            if h.fields.index().is_growing() {
                 saw_growth += 1;
                 if saw_growth % 97 == 0 {
                     for (field, value) in &model {
@@ -583,7 +511,7 @@ mod tests {
             "the index grew over {saw_growth} insertions only"
         );
         assert_eq!(h.len(), model.len());
-        assert_eq!(h.fields.index.len(), model.len());
+        assert_eq!(h.fields.index().len(), model.len());
         let listed: HashMap<Vec<u8>, Vec<u8>> = h
             .iter_live(0)
             .map(|(f, v)| (f.to_vec(), v.to_vec()))

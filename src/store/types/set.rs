@@ -1,9 +1,11 @@
 //! Sets: an insertion-ordered hash set of byte strings.
 //!
-//! Members live in an [`IndexSet`], which gives O(1) membership, insertion
-//! and (swap-)removal, plus O(1) access by position: random picks for SPOP
-//! and SRANDMEMBER are uniform without sampling tricks, and SSCAN can walk
-//! positions (see [`SetValue::scan`]).
+//! Members live in an `IndexedVec` (a vector with an index of positions that
+//! grows incrementally, so that no one SADD rehashes a million members),
+//! which gives O(1) membership, insertion and (swap-)removal, plus O(1)
+//! access by position: random picks for SPOP and SRANDMEMBER are uniform
+//! without sampling tricks, and SSCAN can walk positions (see
+//! [`SetValue::scan`]).
 //!
 //! The encoding name is the one Redis 7.0 would report for the same history
 //! of operations: "intset" while every member is an integer (`string2ll`
@@ -12,16 +14,12 @@
 //! when members are removed (Redis 7.0 has no "listpack" sets; those came in
 //! 7.2).
 
-use foldhash::fast::RandomState;
-use indexmap::IndexSet;
 use rand::Rng;
+
+use super::slot_index::IndexedVec;
 
 /// Redis's `set-max-intset-entries` default.
 pub const MAX_INTSET_ENTRIES: usize = 512;
-
-/// Bytes a member costs beyond its own bytes: the boxed slice (16) and the
-/// index map's hash and bucket slots, roughly.
-const MEMBER_OVERHEAD: usize = 40;
 
 /// A set of byte strings.
 ///
@@ -38,14 +36,24 @@ const MEMBER_OVERHEAD: usize = 40;
 /// assert_eq!(set.encoding(), "hashtable"); // never converts back, as in Redis
 /// assert_eq!(set.len(), 1);
 /// ```
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default)]
 pub struct SetValue {
-    members: IndexSet<Box<[u8]>, RandomState>,
+    members: IndexedVec<Box<[u8]>>,
     /// Sum of the members' lengths (for `heap_size` without a walk).
     member_bytes: usize,
     /// Redis would have converted this set to a hash table (a non-integer
     /// member, or more than 512 members, was added at some point).
     hashtable: bool,
+}
+
+/// Equal when they hold the same members, in any order, and the same
+/// encoding.
+impl PartialEq for SetValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len()
+            && self.hashtable == other.hashtable
+            && self.iter().all(|m| other.contains(m))
+    }
 }
 
 /// Whether Redis would store `member` in an intset (`string2ll` accepts it).
@@ -67,7 +75,8 @@ impl SetValue {
     }
 
     pub fn heap_size(&self) -> usize {
-        self.member_bytes + self.members.capacity() * MEMBER_OVERHEAD
+        // Each boxed member also pays its allocation's rounding, roughly.
+        self.member_bytes + self.members.heap_size() + self.members.len() * 8
     }
 
     /// The encoding Redis 7.0 would report (OBJECT ENCODING).
@@ -84,7 +93,7 @@ impl SetValue {
         if self.members.contains(member) {
             return false;
         }
-        self.members.insert(Box::from(member));
+        self.members.push_new(Box::from(member));
         self.member_bytes += member.len();
         if !self.hashtable
             && (self.members.len() > MAX_INTSET_ENTRIES || !is_integer_member(member))
@@ -97,7 +106,7 @@ impl SetValue {
     /// Removes `member`; true if it was there. The last member takes its
     /// position (see [`SetValue::scan`] for why that is safe for cursors).
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        if self.members.swap_remove(member) {
+        if self.members.swap_remove(member).is_some() {
             self.member_bytes -= member.len();
             true
         } else {
@@ -116,7 +125,7 @@ impl SetValue {
 
     /// Members in storage order.
     pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
-        self.members.iter().map(|m| &**m)
+        self.members.as_slice().iter().map(|m| &**m)
     }
 
     /// The member at storage position `index`.
@@ -151,7 +160,7 @@ impl SetValue {
         let len = self.members.len();
         if count >= len {
             self.member_bytes = 0;
-            return self.members.drain(..).collect();
+            return self.members.take_all();
         }
         let mut indexes = rand::seq::index::sample(rng, len, count).into_vec();
         // Highest first: a swap-removal only moves the current last member,
@@ -195,8 +204,8 @@ impl SetValue {
     /// Gives the set the encoding a set built from scratch with the same
     /// members would have (Redis builds some results that way).
     pub fn refresh_encoding(&mut self) {
-        self.hashtable = self.members.len() > MAX_INTSET_ENTRIES
-            || !self.members.iter().all(|m| is_integer_member(m));
+        self.hashtable =
+            self.members.len() > MAX_INTSET_ENTRIES || !self.iter().all(is_integer_member);
     }
 
     /// One SSCAN step: `cursor` 0 starts an iteration, the returned cursor

@@ -1,5 +1,6 @@
 //! A hash index over a vector the collection owns: it maps a key (a sorted
-//! set's member, a hash's field) to the slot of the vector that holds it,
+//! set's member, a hash's field, a set's member) to the slot of the vector
+//! that holds it,
 //! storing only the 4-byte slot number (and hashbrown's control byte), and
 //! reading keys from the vector when it compares or rehashes.
 //!
@@ -17,7 +18,7 @@ use hashbrown::HashTable;
 
 /// Slots of the vector walked per insertion while the index grows. The
 /// collections keep at most four slots per entry (a sorted set compacts its
-/// arena below that; a hash has no holes), so the move ends after at most
+/// arena below that; an [`IndexedVec`] has no holes), so the move ends after at most
 /// len/16 insertions, well before the new table (twice the old) fills.
 const MIGRATE_SLOTS_PER_INSERT: usize = 64;
 
@@ -149,5 +150,229 @@ impl SlotIndex {
         self.table.clear();
         self.old = HashTable::new();
         self.cursor = 0;
+    }
+}
+
+/// An element with a key: what an [`IndexedVec`] finds it by.
+pub trait Keyed {
+    fn key(&self) -> &[u8];
+}
+
+impl Keyed for Box<[u8]> {
+    fn key(&self) -> &[u8] {
+        self
+    }
+}
+
+impl<T: Keyed> Slots for [T] {
+    fn key(&self, slot: u32) -> Option<&[u8]> {
+        self.get(slot as usize).map(Keyed::key)
+    }
+
+    fn slot_count(&self) -> usize {
+        self.len()
+    }
+}
+
+/// Elements with distinct keys in a vector, in insertion order (until a
+/// swap-removal), with a [`SlotIndex`] of their positions: O(1) lookup by
+/// key, O(1) access by position (random picks, cursors), O(1) removal that
+/// moves the last element into the hole. What hashes and sets are stored in.
+#[derive(Clone)]
+pub struct IndexedVec<T> {
+    entries: Vec<T>,
+    index: SlotIndex,
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for IndexedVec<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.entries).finish()
+    }
+}
+
+impl<T> Default for IndexedVec<T> {
+    fn default() -> Self {
+        IndexedVec {
+            entries: Vec::new(),
+            index: SlotIndex::default(),
+        }
+    }
+}
+
+impl<T: Keyed> IndexedVec<T> {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The elements in order.
+    pub fn as_slice(&self) -> &[T] {
+        &self.entries
+    }
+
+    pub fn position(&self, key: &[u8]) -> Option<usize> {
+        self.index.get(&self.entries[..], key).map(|at| at as usize)
+    }
+
+    pub fn contains(&self, key: &[u8]) -> bool {
+        self.position(key).is_some()
+    }
+
+    pub fn get(&self, key: &[u8]) -> Option<&T> {
+        Some(&self.entries[self.position(key)?])
+    }
+
+    /// The element of `key`, to change in ways that keep its key.
+    pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut T> {
+        let at = self.position(key)?;
+        Some(&mut self.entries[at])
+    }
+
+    pub fn get_index(&self, index: usize) -> Option<&T> {
+        self.entries.get(index)
+    }
+
+    /// Appends an element whose key is not stored yet.
+    pub fn push_new(&mut self, entry: T) {
+        self.entries.push(entry);
+        let at = (self.entries.len() - 1) as u32;
+        self.index.insert(&self.entries[..], at);
+    }
+
+    /// Removes the element at `index`, moving the last one into its place.
+    pub fn swap_remove_index(&mut self, index: usize) -> Option<T> {
+        if index >= self.entries.len() {
+            return None;
+        }
+        self.index.remove(&self.entries[..], index as u32);
+        let last = (self.entries.len() - 1) as u32;
+        let removed = self.entries.swap_remove(index);
+        if index as u32 != last {
+            self.index.moved(&self.entries[..], last, index as u32);
+        }
+        Some(removed)
+    }
+
+    /// Removes the element of `key`, moving the last one into its place.
+    pub fn swap_remove(&mut self, key: &[u8]) -> Option<T> {
+        self.swap_remove_index(self.position(key)?)
+    }
+
+    /// Removes the element of `key`, shifting the later ones down: O(n)
+    /// (it reindexes them), for small collections that keep their order.
+    pub fn shift_remove(&mut self, key: &[u8]) -> Option<T> {
+        let removed = self.entries.remove(self.position(key)?);
+        self.reindex();
+        Some(removed)
+    }
+
+    /// Keeps the elements for which `keep` is true, in order.
+    pub fn retain(&mut self, keep: impl FnMut(&T) -> bool) {
+        self.entries.retain(keep);
+        self.reindex();
+    }
+
+    /// Removes and returns every element.
+    pub fn take_all(&mut self) -> Vec<T> {
+        self.index.clear();
+        std::mem::take(&mut self.entries)
+    }
+
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
+    }
+
+    fn reindex(&mut self) {
+        self.index.clear();
+        for at in 0..self.entries.len() as u32 {
+            self.index.insert(&self.entries[..], at);
+        }
+    }
+
+    /// Heap bytes of the vector and the index (not of what elements own).
+    pub fn heap_size(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<T>() + self.index.heap_size()
+    }
+
+    #[cfg(test)]
+    pub fn index(&self) -> &SlotIndex {
+        &self.index
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::Rng;
+    use std::collections::HashSet;
+
+    fn key(i: usize) -> Box<[u8]> {
+        format!("k{i}").into_bytes().into_boxed_slice()
+    }
+
+    /// Every element is found at its position, and the index holds nothing else.
+    fn check(v: &IndexedVec<Box<[u8]>>, model: &HashSet<Box<[u8]>>) {
+        assert_eq!(v.len(), model.len());
+        assert_eq!(v.index().len(), model.len());
+        for (at, element) in v.as_slice().iter().enumerate() {
+            assert_eq!(v.position(element), Some(at));
+            assert!(model.contains(element));
+        }
+    }
+
+    #[test]
+    fn random_operations_through_growth_match_a_model() {
+        let mut rng = rand::thread_rng();
+        let mut v: IndexedVec<Box<[u8]>> = IndexedVec::default();
+        let mut model = HashSet::new();
+        let mut next = 0;
+        let mut checks_while_growing = 0;
+        for step in 0..40_000 {
+            match rng.gen_range(0..10) {
+                0..=5 => {
+                    v.push_new(key(next));
+                    model.insert(key(next));
+                    next += 1;
+                }
+                6 if !v.is_empty() => {
+                    let removed = v.swap_remove_index(rng.gen_range(0..v.len())).unwrap();
+                    assert!(model.remove(&removed));
+                }
+                7 => {
+                    let k = key(rng.gen_range(0..next.max(1)));
+                    assert_eq!(v.swap_remove(&k).is_some(), model.remove(&k));
+                }
+                8 if v.len() < 300 => {
+                    // Small collections keep their order.
+                    let k = key(rng.gen_range(0..next.max(1)));
+                    let before: Vec<_> =
+                        v.as_slice().iter().filter(|e| **e != k).cloned().collect();
+                    assert_eq!(v.shift_remove(&k).is_some(), model.remove(&k));
+                    assert_eq!(v.as_slice(), &before[..]);
+                }
+                _ => {
+                    let k = key(rng.gen_range(0..next.max(1)));
+                    assert_eq!(v.contains(&k), model.contains(&k));
+                }
+            }
+            if v.index().is_growing() && step % 50 == 0 {
+                check(&v, &model);
+                checks_while_growing += 1;
+            }
+        }
+        assert!(
+            checks_while_growing > 10,
+            "{checks_while_growing} checks while growing"
+        );
+        check(&v, &model);
+        v.retain(|e| e.len() % 2 == 0);
+        model.retain(|e| e.len() % 2 == 0);
+        check(&v, &model);
+        let all = v.take_all();
+        assert_eq!(all.len(), model.len());
+        assert!(v.is_empty() && v.index().len() == 0);
     }
 }
