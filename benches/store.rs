@@ -112,7 +112,7 @@ fn bench_get(c: &mut Criterion) {
         let mut i = 0;
         b.iter(|| {
             let batch = &batches[i];
-            store.prefetch(0, batch);
+            store.prefetch(0, batch, &[]);
             for key in batch {
                 black_box(store.get(0, key).ok());
             }

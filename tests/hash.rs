@@ -1500,3 +1500,86 @@ fn field_expiry_matches_a_model() {
         })
         .unwrap();
 }
+
+/// A pipeline of lookups inside large collections (past the size where the
+/// connection prefetches the member's index group, element and bytes
+/// before running them) answers as Redis does: fields and members present
+/// and absent, in a hash, a set and a sorted set, on a missing key and a
+/// key of the wrong type, with writes to the same collections in between.
+#[test]
+fn pipelined_member_lookups_in_large_collections_match_redis() {
+    let mut both = Differential::start();
+    let mut fill = Vec::new();
+    for i in 0..1000 {
+        let (field, value) = (format!("f{i}"), format!("v{i}"));
+        fill.extend(common::encode_command(&[
+            b"HSET",
+            b"h",
+            field.as_bytes(),
+            value.as_bytes(),
+        ]));
+        fill.extend(common::encode_command(&[b"SADD", b"s", field.as_bytes()]));
+        let score = (i * 7 % 1000).to_string();
+        fill.extend(common::encode_command(&[
+            b"ZADD",
+            b"z",
+            score.as_bytes(),
+            field.as_bytes(),
+        ]));
+    }
+    fill.extend(common::encode_command(&[b"SET", b"str", b"x"]));
+    fill.extend(common::encode_command(&[b"PING"]));
+    for client in [&mut both.larder, &mut both.redis] {
+        client.send(&fill);
+        for _ in 0..3001 {
+            client.read_reply();
+        }
+        assert_eq!(client.read_reply(), b"+PONG\r\n");
+    }
+    let lookups: &[&[&str]] = &[
+        &["HGET", "h", "f1"],
+        &["HGET", "h", "nope"],
+        &["HEXISTS", "h", "f999"],
+        &["HSTRLEN", "h", "f10"],
+        &["HMGET", "h", "f2", "nope", "f3"],
+        &["HINCRBY", "h", "counter", "5"],
+        &["HDEL", "h", "f4"],
+        &["HGET", "h", "f4"],
+        &["HSET", "h", "f4", "again"],
+        &["HGET", "h", "f4"],
+        &["SISMEMBER", "s", "f5"],
+        &["SISMEMBER", "s", "nope"],
+        &["SMISMEMBER", "s", "f6", "nope"],
+        &["SREM", "s", "f7"],
+        &["SISMEMBER", "s", "f7"],
+        &["SADD", "s", "f7"],
+        &["ZSCORE", "z", "f8"],
+        &["ZSCORE", "z", "nope"],
+        &["ZMSCORE", "z", "f9", "nope"],
+        &["ZRANK", "z", "f11"],
+        &["ZREVRANK", "z", "f11"],
+        &["ZINCRBY", "z", "2.5", "f12"],
+        &["ZREM", "z", "f13"],
+        &["ZSCORE", "z", "f13"],
+        &["HGET", "missing", "f1"],
+        &["SISMEMBER", "str", "x"],
+        &["ZSCORE", "h", "f1"],
+        &["HGET", "z", "f1"],
+    ];
+    let mut pipeline = Vec::new();
+    for args in lookups {
+        let args: Vec<&[u8]> = args.iter().map(|a| a.as_bytes()).collect();
+        pipeline.extend(common::encode_command(&args));
+    }
+    both.larder.send(&pipeline);
+    both.redis.send(&pipeline);
+    for args in lookups {
+        let ours = both.larder.read_reply();
+        let theirs = both.redis.read_reply();
+        assert_eq!(
+            String::from_utf8_lossy(&ours),
+            String::from_utf8_lossy(&theirs),
+            "replies differ for {args:?}"
+        );
+    }
+}

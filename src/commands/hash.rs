@@ -39,6 +39,7 @@ const FIELD_EXPIRY_COMPLEXITY: &str = "O(N) where N is the number of specified f
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("hset", -4, WRITE | DENYOOM | FAST, FIRST_KEY, hset)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -47,6 +48,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(1) for each field/value pair added, so O(N) to add N field/value pairs when the command is called with multiple field/value pairs.",
         ),
     CommandSpec::new("hsetnx", 4, WRITE | DENYOOM | FAST, FIRST_KEY, hsetnx)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -55,6 +57,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(1)",
         ),
     CommandSpec::new("hmset", -4, WRITE | DENYOOM | FAST, FIRST_KEY, hmset)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -63,9 +66,11 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(N) where N is the number of fields being set.",
         ),
     CommandSpec::new("hget", 3, READONLY | FAST, FIRST_KEY, hget)
+        .member_at(2)
         .acl(HASH)
         .doc("hash", "2.0.0", "Returns the value of a field in a hash.", "O(1)"),
     CommandSpec::new("hmget", -3, READONLY | FAST, FIRST_KEY, hmget)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -98,6 +103,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(N) where N is the size of the hash.",
         ),
     CommandSpec::new("hdel", -3, WRITE | FAST, FIRST_KEY, hdel)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -106,6 +112,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(N) where N is the number of fields to be removed.",
         ),
     CommandSpec::new("hexists", 3, READONLY | FAST, FIRST_KEY, hexists)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -117,6 +124,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(HASH)
         .doc("hash", "2.0.0", "Returns the number of fields in a hash.", "O(1)"),
     CommandSpec::new("hstrlen", 3, READONLY | FAST, FIRST_KEY, hstrlen)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -125,6 +133,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(1)",
         ),
     CommandSpec::new("hincrby", 4, WRITE | DENYOOM | FAST, FIRST_KEY, hincrby)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",
@@ -133,6 +142,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(1)",
         ),
     CommandSpec::new("hincrbyfloat", 4, WRITE | DENYOOM | FAST, FIRST_KEY, hincrbyfloat)
+        .member_at(2)
         .acl(HASH)
         .doc(
             "hash",

@@ -163,6 +163,10 @@ pub struct CommandSpec {
     /// `update`, `delete`...); empty: `RW update` for write commands, `RO
     /// access` for the others.
     pub key_spec_flags: &'static [&'static str],
+    /// Where the (first) member or field this command looks up inside its
+    /// key's value is among its arguments (HGET's field: 2); 0 for none.
+    /// What a pipeline's prefetch loads ahead (see `Store::prefetch`).
+    pub member_at: usize,
     pub handler: Handler,
 }
 
@@ -229,8 +233,16 @@ impl CommandSpec {
             subcommands: &[],
             tips: &[],
             key_spec_flags: &[],
+            member_at: 0,
             handler,
         }
+    }
+
+    /// Names the argument that is a member (or field) of the key's value
+    /// (see [`CommandSpec::member_at`]).
+    pub const fn member_at(mut self, position: usize) -> Self {
+        self.member_at = position;
+        self
     }
 
     /// Explicit ACL categories (without `@`); the implicit ones (read, write,
@@ -564,11 +576,16 @@ pub fn resolve(argv: &[&[u8]]) -> Result<&'static CommandSpec> {
 }
 
 /// Where the keys of a request are among its arguments (none for an
-/// unknown command or a wrong arity): what the connection prefetches.
-pub fn key_positions(argv: &[&[u8]]) -> SmallVec<[usize; 4]> {
+/// unknown command or a wrong arity), and where the member or field it
+/// looks up in the first key's value is: what the connection prefetches.
+pub fn prefetch_positions(argv: &[&[u8]]) -> (SmallVec<[usize; 4]>, Option<usize>) {
     match resolve_raw(argv) {
-        Ok(spec) => spec.key_positions(argv),
-        Err(_) => SmallVec::new(),
+        Ok(spec) => {
+            let member =
+                (spec.member_at > 0 && spec.member_at < argv.len()).then_some(spec.member_at);
+            (spec.key_positions(argv), member)
+        }
+        Err(_) => (SmallVec::new(), None),
     }
 }
 

@@ -46,6 +46,7 @@ const DEST_AND_SOURCES: KeySpec = KeySpec::Range {
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("sadd", -3, WRITE | DENYOOM | FAST, FIRST_KEY, sadd)
+        .member_at(2)
         .acl(SET)
         .doc(
             "set",
@@ -54,6 +55,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(1) for each element added, so O(N) to add N elements when the command is called with multiple arguments.",
         ),
     CommandSpec::new("srem", -3, WRITE | FAST, FIRST_KEY, srem)
+        .member_at(2)
         .acl(SET)
         .doc(
             "set",
@@ -70,6 +72,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(N) where N is the set cardinality.",
         ),
     CommandSpec::new("sismember", 3, READONLY | FAST, FIRST_KEY, sismember)
+        .member_at(2)
         .acl(SET)
         .doc(
             "set",
@@ -78,6 +81,7 @@ pub static COMMANDS: &[CommandSpec] = &[
             "O(1)",
         ),
     CommandSpec::new("smismember", -3, READONLY | FAST, FIRST_KEY, smismember)
+        .member_at(2)
         .acl(SET)
         .doc(
             "set",

@@ -66,18 +66,22 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(ZSET)
         .doc(GROUP, "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists", "O(log(N)) for each item added, where N is the number of elements in the sorted set."),
     CommandSpec::new("zincrby", 4, WRITE | DENYOOM | FAST, FIRST_KEY, zincrby)
+        .member_at(3)
         .acl(ZSET)
         .doc(GROUP, "1.2.0", "Increment the score of a member in a sorted set", "O(log(N)) where N is the number of elements in the sorted set."),
     CommandSpec::new("zrem", -3, WRITE | FAST, FIRST_KEY, zrem)
+        .member_at(2)
         .acl(ZSET)
         .doc(GROUP, "1.2.0", "Remove one or more members from a sorted set", "O(M*log(N)) with N being the number of elements in the sorted set and M the number of elements to be removed."),
     CommandSpec::new("zcard", 2, READONLY | FAST, FIRST_KEY, zcard)
         .acl(ZSET)
         .doc(GROUP, "1.2.0", "Get the number of members in a sorted set", "O(1)"),
     CommandSpec::new("zscore", 3, READONLY | FAST, FIRST_KEY, zscore)
+        .member_at(2)
         .acl(ZSET)
         .doc(GROUP, "1.2.0", "Get the score associated with the given member in a sorted set", "O(1)"),
     CommandSpec::new("zmscore", -3, READONLY | FAST, FIRST_KEY, zmscore)
+        .member_at(2)
         .acl(ZSET)
         .doc(GROUP, "6.2.0", "Get the score associated with the given members in a sorted set", "O(N) where N is the number of members being requested."),
     CommandSpec::new("zcount", 4, READONLY | FAST, FIRST_KEY, zcount)
@@ -87,9 +91,11 @@ pub static COMMANDS: &[CommandSpec] = &[
         .acl(ZSET)
         .doc(GROUP, "2.8.9", "Count the number of members in a sorted set between a given lexicographical range", "O(log(N)) with N being the number of elements in the sorted set."),
     CommandSpec::new("zrank", -3, READONLY | FAST, FIRST_KEY, zrank)
+        .member_at(2)
         .acl(ZSET)
         .doc(GROUP, "2.0.0", "Determine the index of a member in a sorted set", "O(log(N))"),
     CommandSpec::new("zrevrank", -3, READONLY | FAST, FIRST_KEY, zrevrank)
+        .member_at(2)
         .acl(ZSET)
         .doc(GROUP, "2.0.0", "Determine the index of a member in a sorted set, with scores ordered from high to low", "O(log(N))"),
     CommandSpec::new("zrange", -4, READONLY, FIRST_KEY, zrange)

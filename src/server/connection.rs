@@ -740,6 +740,8 @@ impl Connection<'_> {
     fn prefetch_ahead(&mut self, db: usize, limits: Limits) -> usize {
         self.decoded_ahead.start(limits);
         let mut keys: SmallVec<[&[u8]; PREFETCH_KEYS]> = SmallVec::new();
+        // (key, member) of the requests that look a member up in a key.
+        let mut members: SmallVec<[(&[u8], &[u8]); PREFETCH_REQUESTS]> = SmallVec::new();
         let mut offset = 0;
         let mut requests = 0;
         while requests < PREFETCH_REQUESTS && keys.len() < PREFETCH_KEYS {
@@ -758,7 +760,11 @@ impl Connection<'_> {
             let argv: SmallVec<[&[u8]; 16]> = spans.iter().map(|&(s, e)| &frame[s..e]).collect();
             self.decoded_ahead.push(length, spans);
             if !argv.is_empty() {
-                for position in commands::key_positions(&argv) {
+                let (key_positions, member) = commands::prefetch_positions(&argv);
+                if let (Some(&key), Some(member)) = (key_positions.first(), member) {
+                    members.push((argv[key], argv[member]));
+                }
+                for position in key_positions {
                     if keys.len() == PREFETCH_KEYS {
                         break;
                     }
@@ -778,7 +784,7 @@ impl Connection<'_> {
         }
         self.lookahead.reset();
         if keys.len() > 1 {
-            self.shared.store.prefetch(db, &keys);
+            self.shared.store.prefetch(db, &keys, &members);
         }
         requests.max(1)
     }

@@ -235,7 +235,12 @@ impl Store {
     /// time. Nothing changes: each shard is taken with `try_lock` (one
     /// another thread holds is skipped), once for all three steps, and
     /// each step reads only what the previous one brought in.
-    pub fn prefetch(&self, db: usize, keys: &[&[u8]]) {
+    ///
+    /// `members` are (key, member) pairs to look up inside the keys'
+    /// values (HGET's field, SISMEMBER's member, ZSCORE's member): for a
+    /// large hash, set or sorted set, the steps go on into the value's own
+    /// index ([`types::PrefetchStep`]).
+    pub fn prefetch(&self, db: usize, keys: &[&[u8]], members: &[(&[u8], &[u8])]) {
         let mut held: SmallVec<[(usize, MutexGuard<'_, Shard>); 32]> = SmallVec::new();
         // (position in `held`, hash) of each key whose part exists.
         let mut targets: SmallVec<[(usize, u64); 32]> = SmallVec::new();
@@ -266,6 +271,34 @@ impl Store {
         for &(position, hash) in &targets {
             if let Some(part) = held[position].1.existing_db(db) {
                 part.prefetch_entry_rest(hash);
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        // The values are read now (their entries were started first, and
+        // the keys of a pipeline on one big collection repeat, cached).
+        let mut lookups: SmallVec<[(ValueRef<'_>, u64); 16]> = SmallVec::new();
+        for &(key, member) in members {
+            let shard = self.shard_index(key);
+            let Some((_, guard)) = held.iter().find(|(index, _)| *index == shard) else {
+                continue;
+            };
+            let Some(entry) = guard
+                .existing_db(db)
+                .and_then(|part| part.entry_to_prefetch(key))
+            else {
+                continue;
+            };
+            let value = entry.value();
+            if let Some(hash) = value.member_hash(member) {
+                value.prefetch_member(hash, types::PrefetchStep::Group);
+                lookups.push((value, hash));
+            }
+        }
+        for step in [types::PrefetchStep::Element, types::PrefetchStep::Key] {
+            for &(value, hash) in &lookups {
+                value.prefetch_member(hash, step);
             }
         }
     }
@@ -582,7 +615,7 @@ impl Store {
 /// Asks the CPU to start loading the cache line at `address` (a hint: no
 /// read happens, an invalid address is harmless).
 #[inline]
-fn prefetch<T>(address: *const T) {
+pub(crate) fn prefetch<T>(address: *const T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};

@@ -207,6 +207,12 @@ impl Db {
         self.entries.prefetch_entry_rest(hash);
     }
 
+    /// The entry of `key`, expired or not, with no other effect: what a
+    /// prefetch reads its value from.
+    pub fn entry_to_prefetch(&self, key: &[u8]) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
     /// Like [`Db::get`], without counting as an access (OBJECT, TTL-like
     /// introspection).
     pub fn peek(&self, key: &[u8], now_ms: u64) -> Option<&Entry> {

@@ -5,7 +5,7 @@ pub type Key = Box<[u8]>;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use super::types::{HashValue, ListValue, SetValue, StreamValue, ZSetValue};
+use super::types::{HashValue, ListValue, PrefetchStep, SetValue, StreamValue, ZSetValue};
 
 /// A value of one of Redis's types. Collections are boxed so that the enum
 /// stays as small as a string's `Vec`.
@@ -92,6 +92,31 @@ impl<'a> ValueRef<'a> {
             ValueRef::Set(_) => "set",
             ValueRef::ZSet(_) => "zset",
             ValueRef::Stream(_) => "stream",
+        }
+    }
+
+    /// For a hash, set or sorted set large enough to miss the CPU caches:
+    /// the hash a lookup of `member` (a field, for a hash) uses, to start
+    /// that lookup in steps with [`ValueRef::prefetch_member`].
+    pub fn member_hash(self, member: &[u8]) -> Option<u64> {
+        // Smaller ones sit in a few cache lines, warm from the last use.
+        const WORTH_IT: usize = 128;
+        match self {
+            ValueRef::Hash(h) if h.len() > WORTH_IT => Some(h.field_hash(member)),
+            ValueRef::Set(s) if s.len() > WORTH_IT => Some(s.member_hash(member)),
+            ValueRef::ZSet(z) if z.len() > WORTH_IT => Some(z.member_hash(member)),
+            _ => None,
+        }
+    }
+
+    /// One step of a batched lookup of the member hashed as `hash` (see
+    /// `Store::prefetch`). A hint to the CPU; nothing changes.
+    pub fn prefetch_member(self, hash: u64, step: PrefetchStep) {
+        match self {
+            ValueRef::Hash(h) => h.prefetch_field(hash, step),
+            ValueRef::Set(s) => s.prefetch_member(hash, step),
+            ValueRef::ZSet(z) => z.prefetch_member(hash, step),
+            _ => {}
         }
     }
 

@@ -28,7 +28,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use foldhash::fast::RandomState;
 
-use super::slot_index::{IndexedVec, Keyed};
+use super::slot_index::{IndexedVec, Keyed, PrefetchStep};
 
 /// Redis 7.0's `hash-max-listpack-entries` default (512): more fields than this and a
 /// hash is reported as `hashtable`.
@@ -93,6 +93,11 @@ impl FieldEntry {
 impl Keyed for FieldEntry {
     fn key(&self) -> &[u8] {
         self.field()
+    }
+
+    fn key_address(&self) -> *const u8 {
+        // The field starts a byte or two in: its length comes first.
+        self.0.as_ptr()
     }
 }
 
@@ -175,6 +180,17 @@ impl HashValue {
 
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+
+    /// The hash a lookup of `field` uses, for [`HashValue::prefetch_field`].
+    pub fn field_hash(&self, field: &[u8]) -> u64 {
+        self.fields.key_hash(field)
+    }
+
+    /// One step of a batched lookup of the field hashed as `hash` (see
+    /// `Store::prefetch`).
+    pub fn prefetch_field(&self, hash: u64, step: PrefetchStep) {
+        self.fields.prefetch(hash, step);
     }
 
     pub fn heap_size(&self) -> usize {

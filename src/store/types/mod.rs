@@ -13,6 +13,7 @@ mod zset;
 pub use hash::HashValue;
 pub use list::ListValue;
 pub use set::SetValue;
+pub use slot_index::PrefetchStep;
 pub use stream::{
     AddError, AddId, EntryView, NodeLimits, RawNodeEntry, StreamId, StreamValue, Trim,
 };

@@ -16,7 +16,7 @@
 
 use rand::Rng;
 
-use super::slot_index::IndexedVec;
+use super::slot_index::{IndexedVec, PrefetchStep};
 
 /// Redis's `set-max-intset-entries` default.
 pub const MAX_INTSET_ENTRIES: usize = 512;
@@ -72,6 +72,17 @@ impl SetValue {
 
     pub fn is_empty(&self) -> bool {
         self.members.is_empty()
+    }
+
+    /// The hash a lookup of `member` uses, for [`SetValue::prefetch_member`].
+    pub fn member_hash(&self, member: &[u8]) -> u64 {
+        self.members.key_hash(member)
+    }
+
+    /// One step of a batched lookup of the member hashed as `hash` (see
+    /// `Store::prefetch`).
+    pub fn prefetch_member(&self, hash: u64, step: PrefetchStep) {
+        self.members.prefetch(hash, step);
     }
 
     pub fn heap_size(&self) -> usize {

@@ -76,6 +76,42 @@ impl SlotIndex {
             .copied()
     }
 
+    /// The hash a lookup of `key` uses, for the steps of a batched lookup
+    /// ([`IndexedVec::prefetch`]).
+    pub fn hash_of(&self, key: &[u8]) -> u64 {
+        self.hash(key)
+    }
+
+    /// Starts loading what a lookup of `hash` reads first: the control
+    /// bytes of its home group and the slot numbers beside them. A hint
+    /// to the CPU: it reads only the table's first group.
+    pub fn prefetch_group(&self, hash: u64) {
+        for table in [&self.table, &self.old] {
+            // A probe starts at the control byte `hash & (buckets - 1)`.
+            let Some(control) = table
+                .iter_buckets()
+                .next()
+                .and_then(|i| control_bytes(table, i))
+            else {
+                continue;
+            };
+            let home = hash as usize & (table.num_buckets() - 1);
+            crate::store::prefetch(control.wrapping_add(home));
+            let slots = control.cast::<u32>().wrapping_sub(home + 1);
+            crate::store::prefetch(slots);
+            crate::store::prefetch(slots.wrapping_sub(15));
+        }
+    }
+
+    /// Calls `f` with each slot a lookup of `hash` compares (those whose
+    /// control byte matches), once their group is cached
+    /// ([`SlotIndex::prefetch_group`]).
+    pub fn candidates(&self, hash: u64, mut f: impl FnMut(u32)) {
+        for table in [&self.table, &self.old] {
+            table.iter_hash(hash).for_each(|&slot| f(slot));
+        }
+    }
+
     /// Adds the key now stored at `slot` (not in the index yet).
     pub fn insert(&mut self, slots: &(impl Slots + ?Sized), slot: u32) {
         if self.old.is_empty() && self.table.len() == self.table.capacity() {
@@ -153,9 +189,38 @@ impl SlotIndex {
     }
 }
 
+/// Where `table`'s control bytes start, found from its full bucket number
+/// `index`: hashbrown keeps bucket `i` just below them, at
+/// `ctrl - (i + 1) * size_of::<u32>()`. If that layout ever changed, the
+/// prefetch hints computed from it would miss and cost nothing else (and
+/// the test `every_full_bucket_gives_the_same_control_bytes` would fail).
+fn control_bytes(table: &HashTable<u32>, index: usize) -> Option<*const u8> {
+    let bucket = table.get_bucket(index)?;
+    Some((bucket as *const u32).wrapping_add(index + 1).cast::<u8>())
+}
+
 /// An element with a key: what an [`IndexedVec`] finds it by.
 pub trait Keyed {
     fn key(&self) -> &[u8];
+
+    /// Where the key's bytes are (or start), without reading them: what a
+    /// batched lookup prefetches.
+    fn key_address(&self) -> *const u8 {
+        self.key().as_ptr()
+    }
+}
+
+/// The steps of a batched lookup of one key in a collection, each started
+/// for every request of a pipeline before the next (see `Store::prefetch`):
+/// each reads only what the step before it loaded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefetchStep {
+    /// The index group the key hashes to.
+    Group,
+    /// The elements of the candidates found there.
+    Element,
+    /// The keys those elements point to.
+    Key,
 }
 
 impl Keyed for Box<[u8]> {
@@ -211,6 +276,30 @@ impl<T: Keyed> IndexedVec<T> {
     /// The elements in order.
     pub fn as_slice(&self) -> &[T] {
         &self.entries
+    }
+
+    /// The hash a lookup of `key` uses (see [`IndexedVec::prefetch`]).
+    pub fn key_hash(&self, key: &[u8]) -> u64 {
+        self.index.hash_of(key)
+    }
+
+    /// Starts one step of a lookup of the key hashed as `hash`: the index
+    /// group, then the element, then the key's allocation. A hint to the
+    /// CPU; nothing changes.
+    pub fn prefetch(&self, hash: u64, step: PrefetchStep) {
+        match step {
+            PrefetchStep::Group => self.index.prefetch_group(hash),
+            PrefetchStep::Element => self.index.candidates(hash, |slot| {
+                if let Some(element) = self.entries.get(slot as usize) {
+                    crate::store::prefetch(element);
+                }
+            }),
+            PrefetchStep::Key => self.index.candidates(hash, |slot| {
+                if let Some(element) = self.entries.get(slot as usize) {
+                    crate::store::prefetch(element.key_address());
+                }
+            }),
+        }
     }
 
     pub fn position(&self, key: &[u8]) -> Option<usize> {
@@ -321,6 +410,59 @@ mod tests {
             assert_eq!(v.position(element), Some(at));
             assert!(model.contains(element));
         }
+    }
+
+    #[test]
+    fn every_full_bucket_gives_the_same_control_bytes() {
+        let mut v: IndexedVec<Box<[u8]>> = IndexedVec::default();
+        for i in 0..3000 {
+            v.push_new(key(i));
+        }
+        for table in [&v.index.table, &v.index.old] {
+            let mut buckets = table.iter_buckets();
+            let Some(first) = buckets.next() else {
+                continue;
+            };
+            let control = control_bytes(table, first);
+            assert!(control.is_some());
+            for index in buckets {
+                assert_eq!(control_bytes(table, index), control);
+            }
+        }
+    }
+
+    /// The prefetch steps run on every state of the index (empty, growing,
+    /// keys present and absent), and the candidates they load include the
+    /// slot a lookup then finds.
+    #[test]
+    fn the_prefetch_steps_visit_the_slot_a_lookup_finds() {
+        let mut v: IndexedVec<Box<[u8]>> = IndexedVec::default();
+        let steps = [
+            PrefetchStep::Group,
+            PrefetchStep::Element,
+            PrefetchStep::Key,
+        ];
+        let mut probed_while_growing = 0;
+        for i in 0..5000 {
+            for probe in [i, i / 2, i + 1] {
+                let k = key(probe);
+                let hash = v.key_hash(&k);
+                for step in steps {
+                    v.prefetch(hash, step);
+                }
+                let mut candidates = Vec::new();
+                v.index.candidates(hash, |slot| candidates.push(slot));
+                match v.position(&k) {
+                    Some(at) => assert!(candidates.contains(&(at as u32)), "{probe}"),
+                    None => assert!(candidates
+                        .iter()
+                        .all(|&slot| v.as_slice()[slot as usize] != k)),
+                }
+                probed_while_growing += usize::from(v.index().is_growing());
+            }
+            v.push_new(key(i));
+        }
+        assert!(probed_while_growing > 100, "{probed_while_growing}");
     }
 
     #[test]

@@ -37,7 +37,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::slot_index::{SlotIndex, Slots};
+use super::slot_index::{PrefetchStep, SlotIndex, Slots};
 
 /// A member's bytes, shared with the sets built from this one.
 pub type Member = Arc<[u8]>;
@@ -221,6 +221,32 @@ impl ZSetValue {
 
     pub fn is_empty(&self) -> bool {
         self.length == 0
+    }
+
+    /// The hash a lookup of `member` uses, for [`ZSetValue::prefetch_member`].
+    pub fn member_hash(&self, member: &[u8]) -> u64 {
+        self.index.hash_of(member)
+    }
+
+    /// One step of a batched lookup of the member hashed as `hash` (see
+    /// `Store::prefetch`): the index group, then the member's slot and
+    /// node (its score), then the member's bytes.
+    pub fn prefetch_member(&self, hash: u64, step: PrefetchStep) {
+        match step {
+            PrefetchStep::Group => self.index.prefetch_group(hash),
+            PrefetchStep::Element => self.index.candidates(hash, |slot| {
+                let slot = slot as usize;
+                if let (Some(member), Some(node)) = (self.members.get(slot), self.nodes.get(slot)) {
+                    crate::store::prefetch(member);
+                    crate::store::prefetch(node);
+                }
+            }),
+            PrefetchStep::Key => self.index.candidates(hash, |slot| {
+                if let Some(Some(member)) = self.members.get(slot as usize) {
+                    crate::store::prefetch(Arc::as_ptr(member).cast::<u8>());
+                }
+            }),
+        }
     }
 
     /// Approximate heap bytes held.
