@@ -63,6 +63,9 @@ const REMRANGE_COMPLEXITY: &str = "O(log(N)+M) with N being the number of elemen
 
 pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec::new("zadd", -4, WRITE | DENYOOM | FAST, FIRST_KEY, zadd)
+        // Without options (NX, GT, CH...), the first member; with them the
+        // prefetch loads a member that is not looked up, which is harmless.
+        .member_at(3)
         .acl(ZSET)
         .doc(GROUP, "1.2.0", "Add one or more members to a sorted set, or update its score if it already exists", "O(log(N)) for each item added, where N is the number of elements in the sorted set."),
     CommandSpec::new("zincrby", 4, WRITE | DENYOOM | FAST, FIRST_KEY, zincrby)
