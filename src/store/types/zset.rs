@@ -1026,7 +1026,7 @@ mod tests {
             let mut model: BTreeSet<Key> = BTreeSet::new();
             let mut scores: HashMap<Vec<u8>, f64> = HashMap::new();
             let universe = if round % 2 == 0 { 30 } else { 400 };
-            for _ in 0..3000 {
+            for step in 0..3000 {
                 let member = format!("m{}", rng.gen_range(0..universe)).into_bytes();
                 let score = rng.gen_range(0..20) as f64 / 2.0;
                 match rng.gen_range(0..10) {
@@ -1099,6 +1099,9 @@ mod tests {
                     }
                 }
                 assert_eq!(z.len(), model.len());
+                if step % 100 == 0 {
+                    z.check_invariants().unwrap();
+                }
             }
             z.check_invariants().unwrap();
             let ours: Vec<Key> = z.iter().map(|(m, s)| Key(s, m.to_vec())).collect();
