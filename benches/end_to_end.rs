@@ -1,6 +1,7 @@
 //! The whole server: an in-process Larder on a loopback port, one TCP
 //! connection sending pipelined batches of 100 GETs (raw RESP) and reading
-//! until the 100 replies have arrived; then the same against a real
+//! until the 100 replies have arrived, then batches of 100 HGETs of random
+//! fields of one hash of a million fields; then the same against a real
 //! `redis-server`, if one is installed, for a ratio from the same run.
 
 use std::hint::black_box;
@@ -14,6 +15,12 @@ use larder::{Config, Server};
 
 const BATCH: usize = 100;
 const VALUE_LEN: usize = 32;
+/// Fields of the hash the HGET batches read: large enough that its index
+/// and fields miss the CPU caches, as in `tools/compare-with-redis.sh`.
+const HASH_FIELDS: usize = 1_000_000;
+/// Distinct HGET batches, cycled (4,096 × 100 random fields), so that the
+/// timed batches do not keep reading the same cached fields.
+const HGET_BATCHES: usize = 4096;
 
 fn get_pipeline(prefix: &str) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -86,6 +93,49 @@ fn prefill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     assert_eq!(round_trip(stream, &request, buf), BATCH * b"+OK\r\n".len());
 }
 
+/// One request `*N` of `args`, in RESP.
+fn encode(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Fills hash `h` with `field:N` = `vN` for N below [`HASH_FIELDS`], a
+/// hundred HSETs a round trip.
+fn fill_hash(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+    for start in (0..HASH_FIELDS).step_by(BATCH) {
+        let mut request = Vec::new();
+        for i in start..start + BATCH {
+            let (field, value) = (format!("field:{i}"), format!("v{i}"));
+            request.extend(encode(&[b"HSET", b"h", field.as_bytes(), value.as_bytes()]));
+        }
+        round_trip(stream, &request, buf);
+    }
+}
+
+/// [`HGET_BATCHES`] batches of 100 HGETs of random fields of `h`.
+fn hget_batches() -> Vec<Vec<u8>> {
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    (0..HGET_BATCHES)
+        .map(|_| {
+            let mut request = Vec::new();
+            for _ in 0..BATCH {
+                // xorshift64: the same fields for both servers.
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let field = format!("field:{}", state % HASH_FIELDS as u64);
+                request.extend(encode(&[b"HGET", b"h", field.as_bytes()]));
+            }
+            request
+        })
+        .collect()
+}
+
 /// Benches hit and miss batches over `stream`, named `<server>/<case>`.
 fn bench_server(c: &mut Criterion, server: &str, stream: &mut TcpStream) {
     let mut buf = Vec::with_capacity(64 * 1024);
@@ -108,6 +158,17 @@ fn bench_server(c: &mut Criterion, server: &str, stream: &mut TcpStream) {
             b.iter(|| round_trip(stream, black_box(&request), &mut buf))
         });
     }
+    fill_hash(stream, &mut buf);
+    let batches = hget_batches();
+    // Every field exists: each reply is a bulk string `v<N>`.
+    assert!(round_trip(stream, &batches[0], &mut buf) > BATCH * "$2\r\nv0\r\n".len());
+    group.bench_function(format!("{server}/pipelined_hget_1m_fields_x100"), |b| {
+        let mut next = 0;
+        b.iter(|| {
+            next = (next + 1) % batches.len();
+            round_trip(stream, black_box(&batches[next]), &mut buf)
+        })
+    });
     group.finish();
 }
 
