@@ -93,17 +93,6 @@ fn prefill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
     assert_eq!(round_trip(stream, &request, buf), BATCH * b"+OK\r\n".len());
 }
 
-/// One request `*N` of `args`, in RESP.
-fn encode(args: &[&[u8]]) -> Vec<u8> {
-    let mut out = format!("*{}\r\n", args.len()).into_bytes();
-    for arg in args {
-        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-        out.extend_from_slice(arg);
-        out.extend_from_slice(b"\r\n");
-    }
-    out
-}
-
 /// Fills hash `h` with `field:N` = `vN` for N below [`HASH_FIELDS`], a
 /// hundred HSETs a round trip.
 fn fill_hash(stream: &mut TcpStream, buf: &mut Vec<u8>) {
@@ -111,7 +100,13 @@ fn fill_hash(stream: &mut TcpStream, buf: &mut Vec<u8>) {
         let mut request = Vec::new();
         for i in start..start + BATCH {
             let (field, value) = (format!("field:{i}"), format!("v{i}"));
-            request.extend(encode(&[b"HSET", b"h", field.as_bytes(), value.as_bytes()]));
+            request.extend(
+                redis::cmd("HSET")
+                    .arg("h")
+                    .arg(field)
+                    .arg(value)
+                    .get_packed_command(),
+            );
         }
         round_trip(stream, &request, buf);
     }
@@ -129,7 +124,7 @@ fn hget_batches() -> Vec<Vec<u8>> {
                 state ^= state >> 7;
                 state ^= state << 17;
                 let field = format!("field:{}", state % HASH_FIELDS as u64);
-                request.extend(encode(&[b"HGET", b"h", field.as_bytes()]));
+                request.extend(redis::cmd("HGET").arg("h").arg(field).get_packed_command());
             }
             request
         })
