@@ -29,6 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use foldhash::fast::RandomState;
 
 use super::slot_index::{IndexedVec, Keyed, PrefetchStep};
+use super::thin_bytes::{encode_len, ThinBytes};
 
 /// Redis 7.0's `hash-max-listpack-entries` default (512): more fields than this and a
 /// hash is reported as `hashtable`.
@@ -39,23 +40,15 @@ pub const LISTPACK_MAX_VALUE: usize = 64;
 
 type Bytes = Box<[u8]>;
 
-/// A field and its value in one allocation: the field's length (LEB128: one
-/// byte below 128), the field, the value.
+/// A field and its value in one allocation behind an 8-byte pointer: the
+/// field's length (LEB128: one byte below 128), the field, the value.
 #[derive(Clone)]
-struct FieldEntry(Bytes);
+struct FieldEntry(ThinBytes);
 
 impl FieldEntry {
     fn new(field: &[u8], value: &[u8]) -> Self {
-        let mut bytes = Vec::with_capacity(1 + field.len() + value.len());
-        let mut len = field.len();
-        while len >= 0x80 {
-            bytes.push(len as u8 | 0x80);
-            len >>= 7;
-        }
-        bytes.push(len as u8);
-        bytes.extend_from_slice(field);
-        bytes.extend_from_slice(value);
-        FieldEntry(bytes.into_boxed_slice())
+        let (field_len, prefix) = encode_len(field.len());
+        FieldEntry(ThinBytes::concat(&[&field_len[..prefix], field, value]))
     }
 
     fn split(&self) -> (&[u8], &[u8]) {
@@ -83,7 +76,7 @@ impl FieldEntry {
     fn set_value(&mut self, value: &[u8]) {
         let value_at = self.0.len() - self.value().len();
         if self.0.len() - value_at == value.len() {
-            self.0[value_at..].copy_from_slice(value);
+            self.0.as_bytes_mut()[value_at..].copy_from_slice(value);
         } else {
             *self = FieldEntry::new(self.field(), value);
         }
@@ -96,8 +89,8 @@ impl Keyed for FieldEntry {
     }
 
     fn key_address(&self) -> *const u8 {
-        // The field starts a byte or two in: its length comes first.
-        self.0.as_ptr()
+        // The field starts a few bytes in: its lengths come first.
+        self.0.address()
     }
 }
 

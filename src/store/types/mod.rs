@@ -8,6 +8,7 @@ mod set;
 mod slot_index;
 mod stream;
 mod stream_groups;
+mod thin_bytes;
 mod zset;
 
 pub use hash::HashValue;
@@ -18,4 +19,5 @@ pub use stream::{
     AddError, AddId, EntryView, NodeLimits, RawNodeEntry, StreamId, StreamValue, Trim,
 };
 pub use stream_groups::{Consumer, ConsumerGroup, ConsumerName, PendingEntry};
+pub use thin_bytes::ThinBytes;
 pub use zset::ZSetValue;

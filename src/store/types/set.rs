@@ -16,7 +16,8 @@
 
 use rand::Rng;
 
-use super::slot_index::{IndexedVec, PrefetchStep};
+use super::slot_index::{IndexedVec, Keyed, PrefetchStep};
+use super::thin_bytes::ThinBytes;
 
 /// Redis's `set-max-intset-entries` default.
 pub const MAX_INTSET_ENTRIES: usize = 512;
@@ -38,7 +39,7 @@ pub const MAX_INTSET_ENTRIES: usize = 512;
 /// ```
 #[derive(Debug, Clone, Default)]
 pub struct SetValue {
-    members: IndexedVec<Box<[u8]>>,
+    members: IndexedVec<ThinBytes>,
     /// Sum of the members' lengths (for `heap_size` without a walk).
     member_bytes: usize,
     /// Redis would have converted this set to a hash table (a non-integer
@@ -59,6 +60,17 @@ impl PartialEq for SetValue {
 /// Whether Redis would store `member` in an intset (`string2ll` accepts it).
 fn is_integer_member(member: &[u8]) -> bool {
     member.len() <= 20 && crate::numbers::strict_i64(member).is_some()
+}
+
+/// A member is found by its bytes; the prefetch loads its allocation.
+impl Keyed for ThinBytes {
+    fn key(&self) -> &[u8] {
+        self
+    }
+
+    fn key_address(&self) -> *const u8 {
+        self.address()
+    }
 }
 
 impl SetValue {
@@ -104,7 +116,7 @@ impl SetValue {
         if self.members.contains(member) {
             return false;
         }
-        self.members.push_new(Box::from(member));
+        self.members.push_new(ThinBytes::new(member));
         self.member_bytes += member.len();
         if !self.hashtable
             && (self.members.len() > MAX_INTSET_ENTRIES || !is_integer_member(member))
@@ -167,7 +179,7 @@ impl SetValue {
 
     /// Removes and returns up to `count` distinct members chosen uniformly at
     /// random.
-    pub fn pop_random(&mut self, count: usize, rng: &mut impl Rng) -> Vec<Box<[u8]>> {
+    pub fn pop_random(&mut self, count: usize, rng: &mut impl Rng) -> Vec<ThinBytes> {
         let len = self.members.len();
         if count >= len {
             self.member_bytes = 0;
