@@ -29,7 +29,7 @@ use std::collections::{BTreeSet, HashMap};
 use foldhash::fast::RandomState;
 
 use super::slot_index::{IndexedVec, Keyed, PrefetchStep};
-use super::thin_bytes::{encode_len, ThinBytes};
+use super::thin_bytes::{decode_len, encode_len, ThinBytes};
 
 /// Redis 7.0's `hash-max-listpack-entries` default (512): more fields than this and a
 /// hash is reported as `hashtable`.
@@ -52,15 +52,7 @@ impl FieldEntry {
     }
 
     fn split(&self) -> (&[u8], &[u8]) {
-        let mut field_len = 0usize;
-        let mut at = 0;
-        for (i, &byte) in self.0.iter().enumerate() {
-            field_len |= usize::from(byte & 0x7f) << (7 * i);
-            if byte & 0x80 == 0 {
-                at = i + 1;
-                break;
-            }
-        }
+        let (at, field_len) = decode_len(&self.0);
         self.0[at..].split_at(field_len)
     }
 

@@ -28,6 +28,19 @@ pub fn encode_len(mut len: usize) -> ([u8; 10], usize) {
     (out, at + 1)
 }
 
+/// Reads the LEB128 length at the start of `bytes`: (how many bytes it
+/// takes, the length). A truncated prefix reads as what it holds.
+pub fn decode_len(bytes: &[u8]) -> (usize, usize) {
+    let mut len = 0usize;
+    for (at, &byte) in bytes.iter().enumerate() {
+        len |= usize::from(byte & 0x7f) << (7 * at);
+        if byte & 0x80 == 0 {
+            return (at + 1, len);
+        }
+    }
+    (bytes.len(), len)
+}
+
 impl ThinBytes {
     pub fn new(bytes: &[u8]) -> Self {
         Self::concat(&[bytes])
@@ -191,6 +204,8 @@ mod tests {
             assert_eq!(encode_len(len).1, prefix, "{len}");
             let thin = ThinBytes::new(&vec![7u8; len]);
             assert_eq!(thin.lengths(), (prefix, len));
+            let (encoded, encoded_len) = encode_len(len);
+            assert_eq!(decode_len(&encoded[..encoded_len]), (prefix, len));
         }
     }
 }
