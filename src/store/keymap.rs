@@ -7,6 +7,12 @@
 //! full (10-13 bytes a key) instead of 44-87% (10-20 bytes a key). Slot
 //! indexes give O(1) random picks (eviction sampling, RANDOMKEY). No unsafe
 //! code: a slot is an `Option<Entry>`, 8 bytes.
+//!
+//! Resizing is incremental, as Redis's dict rehashing is: the old table
+//! stays beside the new one, and each insertion or removal moves a few of
+//! its entries over, so no single command pays for rehashing a whole part
+//! (a million keys in one part took 20 ms in one go). Lookups probe the new
+//! table, then the old one while it has entries.
 
 use std::hash::BuildHasher;
 
@@ -20,32 +26,31 @@ const DELETED: u8 = 0x01;
 /// Full slots have the high bit set and 7 bits of the hash below it.
 const FULL: u8 = 0x80;
 
-/// How many slots ahead a rebuild prefetches.
-const REBUILD_PREFETCH_DISTANCE: usize = 8;
+/// Entries of the old table moved per insertion or removal while resizing.
+/// A growth by a quarter starts with the old table 7/8 full and leaves room
+/// for 0.22 old tables' worth of slots of insertions before the new one is
+/// 7/8 full; moving 64 entries (about 73 slots) each time is done in a
+/// sixteenth of them, so lookups of absent keys probe two tables only a
+/// short while. A step costs a few microseconds.
+const MIGRATE_ENTRIES: usize = 64;
+/// Slots of the old table looked at per step at most: a shrink's old table
+/// is mostly empty.
+const MIGRATE_SLOTS: usize = 512;
+/// How many slots ahead a step prefetches the entries it will hash.
+const PREFETCH_AHEAD: usize = 8;
 
 const LOW_BITS: u64 = 0x0101_0101_0101_0101;
 const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
 
-/// One database part's keys.
+/// One open-addressing table: control bytes and slots.
 #[derive(Default)]
-pub struct EntryMap {
+struct Table {
     ctrl: Box<[u8]>,
     slots: Box<[Option<Entry>]>,
+    /// Full slots.
     len: usize,
+    /// Tombstones.
     deleted: usize,
-    hasher: RandomState,
-    /// Counts rebuilds: slot positions hold from one rebuild to the next
-    /// (a snapshot's walk by position starts over when this changes).
-    generation: u64,
-}
-
-impl std::fmt::Debug for EntryMap {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EntryMap")
-            .field("len", &self.len)
-            .field("slots", &self.slots.len())
-            .finish()
-    }
 }
 
 fn tag_of(hash: u64) -> u8 {
@@ -58,33 +63,25 @@ fn zero_bytes(word: u64) -> u64 {
     word.wrapping_sub(LOW_BITS) & !word & HIGH_BITS
 }
 
-impl EntryMap {
-    /// The hash this map files `key` under (also what S3-FIFO queues hold).
-    #[inline]
-    pub fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
+impl Table {
+    fn with_groups(groups: usize) -> Table {
+        Table {
+            ctrl: vec![EMPTY; groups * GROUP].into_boxed_slice(),
+            slots: std::iter::repeat_with(|| None)
+                .take(groups * GROUP)
+                .collect(),
+            len: 0,
+            deleted: 0,
+        }
     }
 
     fn groups(&self) -> usize {
         self.ctrl.len() / GROUP
     }
 
-    #[cfg(test)]
-    pub fn buckets(&self) -> usize {
-        self.slots.len()
-    }
-
     #[inline]
-    fn home(hash: u64, groups: usize) -> usize {
-        ((u128::from(hash) * groups as u128) >> 64) as usize
+    fn home(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.groups() as u128) >> 64) as usize
     }
 
     #[inline]
@@ -99,11 +96,11 @@ impl EntryMap {
     #[inline]
     fn find(&self, hash: u64, mut eq: impl FnMut(&Entry) -> bool) -> Option<usize> {
         let groups = self.groups();
-        if groups == 0 {
+        if self.len == 0 {
             return None;
         }
         let pattern = u64::from(tag_of(hash)) * LOW_BITS;
-        let mut group = Self::home(hash, groups);
+        let mut group = self.home(hash);
         // The home group's slots are most likely read next: start loading
         // them now, so that their cache miss overlaps the control bytes'
         // instead of following it.
@@ -128,16 +125,150 @@ impl EntryMap {
         None
     }
 
+    #[inline]
+    fn prefetch_home(&self, hash: u64) {
+        if self.len > 0 {
+            let start = self.home(hash) * GROUP;
+            super::prefetch(self.ctrl[start..].as_ptr());
+            super::prefetch(self.slots[start..].as_ptr());
+        }
+    }
+
+    /// The first entry of the home group whose control byte matches `hash`
+    /// (most likely the key's, not compared).
+    #[inline]
+    fn first_candidate(&self, hash: u64) -> Option<&Entry> {
+        if self.len == 0 {
+            return None;
+        }
+        let group = self.home(hash);
+        let pattern = u64::from(tag_of(hash)) * LOW_BITS;
+        let matches = zero_bytes(self.ctrl_word(group) ^ pattern);
+        if matches == 0 {
+            return None;
+        }
+        self.slots[group * GROUP + (matches.trailing_zeros() / 8) as usize].as_ref()
+    }
+
+    /// Puts `entry` in the first free slot from its home group on (there
+    /// is one: the table is kept at most 7/8 full).
+    fn place(&mut self, hash: u64, entry: Entry) {
+        let groups = self.groups();
+        let mut group = self.home(hash);
+        loop {
+            // EMPTY and DELETED have the high bit clear.
+            let free = !self.ctrl_word(group) & HIGH_BITS;
+            if free != 0 {
+                let index = group * GROUP + (free.trailing_zeros() / 8) as usize;
+                if self.ctrl[index] == DELETED {
+                    self.deleted -= 1;
+                }
+                self.ctrl[index] = tag_of(hash);
+                self.slots[index] = Some(entry);
+                self.len += 1;
+                return;
+            }
+            group = if group + 1 == groups { 0 } else { group + 1 };
+        }
+    }
+
+    /// Empties slot `index`.
+    fn take(&mut self, index: usize) -> Option<Entry> {
+        let entry = self.slots[index].take()?;
+        // A group that still has an empty slot ends every probe sequence
+        // through it, so the slot may be empty again; otherwise a probe
+        // for a key placed further on must not stop here.
+        if zero_bytes(self.ctrl_word(index / GROUP)) != 0 {
+            self.ctrl[index] = EMPTY;
+        } else {
+            self.ctrl[index] = DELETED;
+            self.deleted += 1;
+        }
+        self.len -= 1;
+        Some(entry)
+    }
+
+    /// Whether one more key fits while `keys` (some perhaps still in an
+    /// old table) are to live here.
+    fn has_room_for(&self, keys: usize) -> bool {
+        (keys + self.deleted + 1) * 8 <= self.slots.len() * 7
+    }
+}
+
+/// One database part's keys.
+#[derive(Default)]
+pub struct EntryMap {
+    /// Where keys are added.
+    table: Table,
+    /// While resizing, the table before: its entries move to `table` a few
+    /// at a time, from slot `cursor` on. Empty (no allocation) otherwise.
+    old: Table,
+    cursor: usize,
+    hasher: RandomState,
+    /// Counts the ends of resizes: slot positions (the old table's slots,
+    /// then the new table's) hold from one to the next, entries only
+    /// moving from the old table to the new one in between (a snapshot's
+    /// walk by position starts over when this changes).
+    generation: u64,
+}
+
+impl std::fmt::Debug for EntryMap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EntryMap")
+            .field("len", &self.len())
+            .field("slots", &self.table.slots.len())
+            .field("old_slots", &self.old.slots.len())
+            .finish()
+    }
+}
+
+impl EntryMap {
+    /// The hash this map files `key` under (also what S3-FIFO queues hold).
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.table.len + self.old.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    #[cfg(test)]
+    pub fn buckets(&self) -> usize {
+        self.table.slots.len()
+    }
+
+    fn resizing(&self) -> bool {
+        !self.old.slots.is_empty()
+    }
+
+    /// The position (see [`EntryMap::slot`]) of an entry with `hash` for
+    /// which `eq` holds.
+    #[inline]
+    fn find(&self, hash: u64, mut eq: impl FnMut(&Entry) -> bool) -> Option<usize> {
+        if let Some(index) = self.table.find(hash, &mut eq) {
+            return Some(self.old.slots.len() + index);
+        }
+        self.old.find(hash, eq)
+    }
+
+    fn slot_mut(&mut self, position: usize) -> Option<&mut Entry> {
+        match position.checked_sub(self.old.slots.len()) {
+            Some(index) => self.table.slots[index].as_mut(),
+            None => self.old.slots[position].as_mut(),
+        }
+    }
+
     /// Starts loading what a lookup of `hash` reads first: the home
     /// group's control bytes and slots. A hint to the CPU; reads nothing.
     #[inline]
     pub fn prefetch_home(&self, hash: u64) {
-        let groups = self.groups();
-        if groups > 0 {
-            let start = Self::home(hash, groups) * GROUP;
-            super::prefetch(self.ctrl[start..].as_ptr());
-            super::prefetch(self.slots[start..].as_ptr());
-        }
+        self.table.prefetch_home(hash);
+        self.old.prefetch_home(hash);
     }
 
     /// Once the home group is cached (see [`EntryMap::prefetch_home`]):
@@ -159,33 +290,22 @@ impl EntryMap {
         }
     }
 
-    /// The first entry of the home group whose control byte matches `hash`
-    /// (most likely the key's, not compared).
     #[inline]
     fn first_candidate(&self, hash: u64) -> Option<&Entry> {
-        let groups = self.groups();
-        if groups == 0 {
-            return None;
-        }
-        let group = Self::home(hash, groups);
-        let pattern = u64::from(tag_of(hash)) * LOW_BITS;
-        let matches = zero_bytes(self.ctrl_word(group) ^ pattern);
-        if matches == 0 {
-            return None;
-        }
-        self.slots[group * GROUP + (matches.trailing_zeros() / 8) as usize].as_ref()
+        self.table
+            .first_candidate(hash)
+            .or_else(|| self.old.first_candidate(hash))
     }
 
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        let index = self.find(self.hash(key), |e| e.key() == key)?;
-        self.slots[index].as_ref()
+        self.slot(self.find(self.hash(key), |e| e.key() == key)?)
     }
 
     #[inline]
     pub fn get_mut(&mut self, key: &[u8]) -> Option<&mut Entry> {
-        let index = self.find(self.hash(key), |e| e.key() == key)?;
-        self.slots[index].as_mut()
+        let position = self.find(self.hash(key), |e| e.key() == key)?;
+        self.slot_mut(position)
     }
 
     pub fn contains_key(&self, key: &[u8]) -> bool {
@@ -194,145 +314,154 @@ impl EntryMap {
 
     /// The entry whose key has `hash`, if any (S3-FIFO's queue slots).
     pub fn get_by_hash(&self, hash: u64) -> Option<&Entry> {
-        let index = self.find(hash, |e| self.hasher.hash_one(e.key()) == hash)?;
-        self.slots[index].as_ref()
+        self.slot(self.find(hash, |e| self.hasher.hash_one(e.key()) == hash)?)
     }
 
     /// Adds an entry whose key is not in the map yet; returns its hash.
     pub fn insert_new(&mut self, entry: Entry) -> u64 {
         let hash = self.hash(entry.key());
-        if (self.len + self.deleted + 1) * 8 > self.slots.len() * 7 {
+        if self.resizing() {
+            self.migrate_step();
+        }
+        if !self.table.has_room_for(self.len()) {
             self.grow();
         }
-        self.place(hash, entry);
-        self.len += 1;
+        self.table.place(hash, entry);
         hash
     }
 
-    /// Puts `entry` in the first free slot from its home group on (there
-    /// is one: the table is at most 7/8 full).
-    fn place(&mut self, hash: u64, entry: Entry) {
-        let groups = self.groups();
-        let mut group = Self::home(hash, groups);
-        loop {
-            // EMPTY and DELETED have the high bit clear.
-            let free = !self.ctrl_word(group) & HIGH_BITS;
-            if free != 0 {
-                let index = group * GROUP + (free.trailing_zeros() / 8) as usize;
-                if self.ctrl[index] == DELETED {
-                    self.deleted -= 1;
-                }
-                self.ctrl[index] = tag_of(hash);
-                self.slots[index] = Some(entry);
-                return;
-            }
-            group = if group + 1 == groups { 0 } else { group + 1 };
-        }
-    }
-
-    /// Rebuilds the table: a quarter larger, or as large if tombstones
-    /// rather than keys filled it.
+    /// Starts moving to a table a quarter larger, or as large if
+    /// tombstones rather than keys filled this one.
     fn grow(&mut self) {
-        let groups = self.groups();
-        let wanted = if self.deleted > self.len / 2 {
+        // A resize still under way (only if keys came faster than the
+        // steps moved them) is finished first, in one go.
+        self.finish_resize();
+        if self.table.has_room_for(self.len()) {
+            return;
+        }
+        let groups = self.table.groups();
+        let wanted = if self.table.deleted > self.table.len / 2 {
             groups.max(1)
         } else {
             (groups + groups / 4).max(groups + 1)
         };
-        self.rebuild(wanted);
+        self.start_resize(wanted);
     }
 
-    fn rebuild(&mut self, groups: usize) {
-        self.generation += 1;
-        let old = std::mem::replace(
-            &mut self.slots,
-            std::iter::repeat_with(|| None)
-                .take(groups * GROUP)
-                .collect(),
-        );
-        self.ctrl = vec![EMPTY; groups * GROUP].into_boxed_slice();
-        self.deleted = 0;
-        // Hashing reads every key, each a cache miss on a big table: the
-        // entries a few places ahead are prefetched so that the misses
-        // overlap (a rebuild is a pause for this shard's clients).
-        let mut old = old.into_vec();
-        for slot in old.iter().take(REBUILD_PREFETCH_DISTANCE).flatten() {
-            slot.prefetch();
+    fn start_resize(&mut self, groups: usize) {
+        let before = std::mem::replace(&mut self.table, Table::with_groups(groups));
+        if before.len == 0 {
+            // Nothing to move; positions changed all the same.
+            self.generation += 1;
+        } else {
+            self.old = before;
+            self.cursor = 0;
         }
-        for index in 0..old.len() {
-            if let Some(Some(ahead)) = old.get(index + REBUILD_PREFETCH_DISTANCE) {
+    }
+
+    /// Moves up to [`MIGRATE_ENTRIES`] entries from the old table to the
+    /// new one (looking at [`MIGRATE_SLOTS`] slots at most), then starts
+    /// loading the keys the next step will hash.
+    fn migrate_step(&mut self) {
+        let end = (self.cursor + MIGRATE_SLOTS).min(self.old.slots.len());
+        let mut moved = 0;
+        while self.cursor < end && moved < MIGRATE_ENTRIES {
+            if let Some(Some(ahead)) = self.old.slots.get(self.cursor + PREFETCH_AHEAD) {
                 ahead.prefetch();
             }
-            if let Some(entry) = old[index].take() {
+            if let Some(entry) = self.old.take(self.cursor) {
                 let hash = self.hash(entry.key());
-                self.place(hash, entry);
+                self.table.place(hash, entry);
+                moved += 1;
             }
+            self.cursor += 1;
+        }
+        if self.old.len == 0 {
+            self.old = Table::default();
+            self.cursor = 0;
+            self.generation += 1;
+            return;
+        }
+        let ahead = (self.cursor + PREFETCH_AHEAD).min(self.old.slots.len());
+        for entry in self.old.slots[self.cursor..ahead].iter().flatten() {
+            entry.prefetch();
+        }
+    }
+
+    fn finish_resize(&mut self) {
+        while self.resizing() {
+            self.migrate_step();
         }
     }
 
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let index = self.find(self.hash(key), |e| e.key() == key)?;
-        let entry = self.slots[index].take();
-        // A group that still has an empty slot ends every probe sequence
-        // through it, so the slot may be empty again; otherwise a probe
-        // for a key placed further on must not stop here.
-        let group = index / GROUP;
-        if zero_bytes(self.ctrl_word(group)) != 0 {
-            self.ctrl[index] = EMPTY;
+        let position = self.find(self.hash(key), |e| e.key() == key)?;
+        let entry = match position.checked_sub(self.old.slots.len()) {
+            Some(index) => self.table.take(index),
+            None => self.old.take(position),
+        };
+        if self.resizing() {
+            self.migrate_step();
         } else {
-            self.ctrl[index] = DELETED;
-            self.deleted += 1;
+            self.shrink_if_sparse();
         }
-        self.len -= 1;
-        self.shrink_if_sparse();
         entry
     }
 
     /// Gives memory back when most slots are empty (after mass expiry or
     /// deletion); also keeps random picks short.
     fn shrink_if_sparse(&mut self) {
-        let slots = self.slots.len();
-        if slots > 64 && self.len * 8 < slots {
-            // 4/3 of the keys: room to grow before the next rebuild.
-            let groups = (self.len * 4 / 3).div_ceil(GROUP).max(1);
-            self.rebuild(groups);
+        let slots = self.table.slots.len();
+        if slots > 64 && self.table.len * 8 < slots {
+            // 4/3 of the keys: room to grow before the next resize.
+            let groups = (self.table.len * 4 / 3).div_ceil(GROUP).max(1);
+            self.start_resize(groups);
         }
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Entry> + '_ {
-        self.slots.iter().flatten()
+        self.old
+            .slots
+            .iter()
+            .chain(self.table.slots.iter())
+            .flatten()
     }
 
-    /// How many slots the table has (positions for [`EntryMap::slot`]).
+    /// How many slot positions there are (for [`EntryMap::slot`]).
     pub fn slot_count(&self) -> usize {
-        self.slots.len()
+        self.old.slots.len() + self.table.slots.len()
     }
 
-    /// The entry at slot `index`, if that slot is full.
-    pub fn slot(&self, index: usize) -> Option<&Entry> {
-        self.slots.get(index)?.as_ref()
+    /// The entry at `position`, if that slot is full: the old table's
+    /// slots come first while resizing, then the new table's.
+    pub fn slot(&self, position: usize) -> Option<&Entry> {
+        match position.checked_sub(self.old.slots.len()) {
+            Some(index) => self.table.slots.get(index)?.as_ref(),
+            None => self.old.slots[position].as_ref(),
+        }
     }
 
-    /// Changes whenever the table is rebuilt, which moves entries to other
-    /// slots.
+    /// Changes whenever a resize ends, which moves positions.
     pub fn generation(&self) -> u64 {
         self.generation
     }
 
-    /// A random entry: the first full slot from slot `nth` (reduced modulo
-    /// the slot count) on, wrapping. `None` if the map is empty. Not
-    /// perfectly uniform (a key after a run of free slots is picked more
-    /// often), as Redis's `dictGetRandomKey` is not; the table is kept at
-    /// least 1/8 full, so the walk is short.
+    /// A random entry: the first full slot from position `nth` (reduced
+    /// modulo the positions still in use: not the old table's emptied
+    /// prefix) on, wrapping. `None` if the map is empty. Not perfectly
+    /// uniform (a key after a run of free slots is picked more often), as
+    /// Redis's `dictGetRandomKey` is not; the table is kept at least 1/8
+    /// full, so the walk is short.
     pub fn pick(&self, nth: u64) -> Option<&Entry> {
-        if self.len == 0 {
+        if self.is_empty() {
             return None;
         }
-        let slots = self.slots.len();
-        let start = (nth % slots as u64) as usize;
-        self.slots[start..]
-            .iter()
-            .chain(self.slots[..start].iter())
+        let unmoved = &self.old.slots[self.cursor.min(self.old.slots.len())..];
+        let in_use = || unmoved.iter().chain(self.table.slots.iter());
+        let start = (nth % (unmoved.len() + self.table.slots.len()) as u64) as usize;
+        in_use()
+            .skip(start)
+            .chain(in_use().take(start))
             .flatten()
             .next()
     }
@@ -436,47 +565,179 @@ mod tests {
         assert!(EntryMap::default().pick(3).is_none());
     }
 
+    /// Growing moves at most [`MIGRATE_ENTRIES`] entries per insertion,
+    /// every key stays findable throughout, and each resize ends before the
+    /// new table needs to grow again (no resize is finished in one go).
+    #[test]
+    fn growth_moves_a_few_entries_per_insertion() {
+        let n = if cfg!(miri) { 500 } else { 50_000 };
+        let mut map = EntryMap::default();
+        let mut resizes = 0;
+        let mut resize_size = 0;
+        for i in 0..n {
+            let old_before = map.old.len;
+            let was_resizing = map.resizing();
+            map.insert_new(Entry::new_str(format!("k{i}").as_bytes(), b"v", None, 0));
+            if was_resizing {
+                assert!(old_before - map.old.len <= MIGRATE_ENTRIES);
+                // The table the resize started with is the one keys go to
+                // until it ends.
+                assert_eq!(map.table.slots.len(), resize_size, "insertion {i}");
+            }
+            if map.resizing() && !was_resizing {
+                resizes += 1;
+                resize_size = map.table.slots.len();
+                assert!(map.old.len > 0);
+            }
+            if map.resizing() && i % 7 == 0 {
+                check_invariants(&map);
+                for j in (0..=i).step_by(97) {
+                    assert!(map.contains_key(format!("k{j}").as_bytes()), "k{j}");
+                }
+            }
+        }
+        assert!(resizes >= 10, "{resizes} resizes");
+        assert_eq!(map.len(), n);
+    }
+
+    /// Removing most keys shrinks the table, a few entries per removal.
+    #[test]
+    fn shrinking_moves_a_few_entries_per_removal() {
+        let n = if cfg!(miri) { 500 } else { 20_000 };
+        let mut map = map_of(n);
+        map.finish_resize();
+        let full_size = map.buckets();
+        let mut shrinks = 0;
+        for i in 0..n - 10 {
+            let was_resizing = map.resizing();
+            let old_before = map.old.len;
+            assert!(map.remove(format!("k{i}").as_bytes()).is_some());
+            if was_resizing {
+                assert!(old_before - map.old.len <= MIGRATE_ENTRIES + 1);
+            } else if map.resizing() {
+                shrinks += 1;
+                assert!(map.buckets() < full_size);
+            }
+            if i % 101 == 0 {
+                check_invariants(&map);
+            }
+        }
+        assert!(shrinks >= 2, "{shrinks} shrinks");
+        check_invariants(&map);
+        for i in n - 10..n {
+            assert!(map.contains_key(format!("k{i}").as_bytes()));
+        }
+    }
+
+    /// A walk by position (as a snapshot makes, starting over when the
+    /// generation changes) sees every key that lives through it, while
+    /// keys are added and removed and a resize ends under it.
+    #[test]
+    fn a_walk_by_position_sees_every_key_through_a_resize() {
+        let mut map = EntryMap::default();
+        let mut n = 0;
+        while !map.resizing() || n < 5_000 {
+            map.insert_new(Entry::new_str(format!("k{n}").as_bytes(), b"v", None, 0));
+            n += 1;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut removed = std::collections::HashSet::new();
+        let (mut cursor, mut generation) = (0, map.generation());
+        let mut restarts = 0;
+        let mut added = 0;
+        for _step in 0..100_000 {
+            if map.generation() != generation {
+                generation = map.generation();
+                cursor = 0;
+                restarts += 1;
+            }
+            let end = (cursor + 128).min(map.slot_count());
+            for position in cursor..end {
+                if let Some(entry) = map.slot(position) {
+                    seen.insert(entry.key().to_vec());
+                }
+            }
+            cursor = end;
+            if cursor == map.slot_count() {
+                break;
+            }
+            for _ in 0..4 {
+                map.insert_new(Entry::new_str(
+                    format!("new{added}").as_bytes(),
+                    b"v",
+                    None,
+                    0,
+                ));
+                added += 1;
+            }
+            let victim = format!("k{}", (added * 7919) % n);
+            if map.remove(victim.as_bytes()).is_some() {
+                removed.insert(victim.into_bytes());
+            }
+        }
+        assert_eq!(cursor, map.slot_count(), "the walk ended");
+        assert!(restarts >= 1, "a resize ended during the walk");
+        for i in 0..n {
+            let key = format!("k{i}").into_bytes();
+            assert!(seen.contains(&key) || removed.contains(&key), "k{i} missed");
+        }
+    }
+
     // ---- Property tests: the map against std's HashMap ----
 
     use proptest::prelude::*;
     use std::collections::HashMap;
 
-    /// The table's own invariants: control bytes agree with the slots and
-    /// their hashes, the counters with the control bytes, the load stays
-    /// under 7/8 (at least one free slot, so `place` ends), no group that
-    /// still has an empty slot holds a tombstone, and every entry is found
-    /// by a probe from its home group.
+    /// The tables' own invariants: control bytes agree with the slots and
+    /// their hashes, the counters with the control bytes, the new table
+    /// has room for every key (at least one free slot, so `place` ends),
+    /// no group that still has an empty slot holds a tombstone, every
+    /// entry is found by a probe at its position, and the old table's
+    /// slots before the cursor have been moved.
     fn check_invariants(map: &EntryMap) {
-        assert_eq!(map.ctrl.len(), map.slots.len());
-        assert_eq!(map.ctrl.len() % GROUP, 0);
-        let mut full = 0;
-        let mut deleted = 0;
-        for (i, slot) in map.slots.iter().enumerate() {
-            match (map.ctrl[i], slot) {
-                (EMPTY, None) => {}
-                (DELETED, None) => deleted += 1,
-                (tag, Some(entry)) => {
-                    full += 1;
-                    assert_eq!(tag, tag_of(map.hash(entry.key())), "slot {i}");
-                    assert_eq!(
-                        map.find(map.hash(entry.key()), |e| e.key() == entry.key()),
-                        Some(i)
-                    );
+        for (offset, table) in [(0, &map.old), (map.old.slots.len(), &map.table)] {
+            assert_eq!(table.ctrl.len(), table.slots.len());
+            assert_eq!(table.ctrl.len() % GROUP, 0);
+            let mut full = 0;
+            let mut deleted = 0;
+            for (i, slot) in table.slots.iter().enumerate() {
+                match (table.ctrl[i], slot) {
+                    (EMPTY, None) => {}
+                    (DELETED, None) => deleted += 1,
+                    (tag, Some(entry)) => {
+                        full += 1;
+                        assert_eq!(tag, tag_of(map.hash(entry.key())), "slot {i}");
+                        assert_eq!(
+                            map.find(map.hash(entry.key()), |e| e.key() == entry.key()),
+                            Some(offset + i)
+                        );
+                        assert_eq!(map.slot(offset + i).map(Entry::key), Some(entry.key()));
+                    }
+                    (tag, None) => panic!("slot {i}: control byte {tag:#x} over an empty slot"),
                 }
-                (tag, None) => panic!("slot {i}: control byte {tag:#x} over an empty slot"),
+            }
+            assert_eq!(full, table.len);
+            assert_eq!(deleted, table.deleted);
+            for group in 0..table.groups() {
+                let bytes = &table.ctrl[group * GROUP..(group + 1) * GROUP];
+                if bytes.contains(&EMPTY) {
+                    // A tombstone is only left in a group without an empty
+                    // slot, and a group never regains one until a resize.
+                    assert!(!bytes.contains(&DELETED), "group {group}: {bytes:?}");
+                }
             }
         }
-        assert_eq!(full, map.len);
-        assert_eq!(deleted, map.deleted);
-        assert!((map.len + map.deleted) * 8 <= map.slots.len() * 7 || map.slots.is_empty());
-        for group in 0..map.groups() {
-            let bytes = &map.ctrl[group * GROUP..(group + 1) * GROUP];
-            if bytes.contains(&EMPTY) {
-                // A tombstone is only left in a group without an empty
-                // slot, and a group never regains one until a rebuild.
-                assert!(!bytes.contains(&DELETED), "group {group}: {bytes:?}");
-            }
+        assert!(
+            (map.len() + map.table.deleted) * 8 <= map.table.slots.len() * 7
+                || map.table.slots.is_empty()
+        );
+        if map.resizing() {
+            assert!(map.old.len > 0, "an old table is dropped once emptied");
+            assert!(map.old.slots[..map.cursor].iter().all(Option::is_none));
+        } else {
+            assert_eq!(map.old.len + map.old.deleted, 0);
         }
+        assert_eq!(map.iter().count(), map.len());
     }
 
     #[derive(Debug, Clone)]
@@ -634,7 +895,7 @@ mod tests {
             assert!(map.remove(key.as_bytes()).is_some());
             assert!(map.get(b"absent").is_none());
             max_buckets = max_buckets.max(map.buckets());
-            assert!(map.deleted <= map.buckets());
+            assert!(map.table.deleted <= map.buckets());
             if round % 1000 == 0 {
                 check_invariants(&map);
                 assert_eq!(map.iter().count(), live);
