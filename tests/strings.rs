@@ -221,6 +221,10 @@ fn set_expiry_effects() {
         GET gs
         GET ms
         GET bo
+        INCR inc
+        TTL inc
+        INCRBYFLOAT fl 2
+        TTL fl
         ",
     );
 }

@@ -764,21 +764,21 @@ fn incrbyfloat(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let mut locked = ctx.locks.key(key)?;
     let db = locked.db(dbi, key)?;
-    let current = match read_string(db, key, now)? {
-        None => LongDouble::ZERO,
-        Some(s) => LongDouble::parse(s).ok_or_else(Error::not_float)?,
-    };
-    let increment = LongDouble::parse(argv[2]).ok_or_else(Error::not_float)?;
-    let sum = current.add(increment);
-    if sum.is_infinite() {
-        return Err(Error::err("increment would produce NaN or Infinity"));
-    }
-    let text = sum.to_human_string();
+    let text = db.update_str(key, now, |current, text| {
+        let current = match current {
+            None => LongDouble::ZERO,
+            Some(s) => LongDouble::parse(s).ok_or_else(Error::not_float)?,
+        };
+        let increment = LongDouble::parse(argv[2]).ok_or_else(Error::not_float)?;
+        let sum = current.add(increment);
+        if sum.is_infinite() {
+            return Err(Error::err("increment would produce NaN or Infinity"));
+        }
+        let human = sum.to_human_string();
+        text.extend_from_slice(&human);
+        Ok(human)
+    })?;
     ctx.out.bulk(&text);
-    // In place, keeping the TTL; inline, as SET would store it.
-    if !db.replace_str(key, &text, now) {
-        db.insert_str(key, &text, None, now);
-    }
     ctx.shared
         .pubsub
         .notify(events::STRING, "incrbyfloat", key, dbi);

@@ -4,7 +4,6 @@
 //! [`Store`]: super::Store
 
 use super::shard::Db;
-use super::value::ValueRef;
 use crate::error::{Error, Result};
 
 /// Reads a string value as Redis reads an integer: at most 20 bytes, strict
@@ -18,24 +17,15 @@ pub fn parse_float_value(bytes: &[u8]) -> Option<f64> {
     crate::numbers::strict_f64(bytes).filter(|v| !v.is_nan())
 }
 
-/// INCRBY on one key: missing counts as 0; keeps the TTL.
+/// INCRBY on one key, in one lookup: missing counts as 0; keeps the TTL.
 pub fn incr_by(db: &mut Db, key: &[u8], delta: i64, now_ms: u64) -> Result<i64> {
-    let current = match db.get(key, now_ms) {
-        None => None,
-        Some(entry) => match entry.value() {
-            ValueRef::Str(s) => Some(parse_int_value(s).ok_or_else(Error::not_integer)?),
-            _ => return Err(Error::wrong_type()),
-        },
-    };
-    let next = current
-        .unwrap_or(0)
-        .checked_add(delta)
-        .ok_or_else(Error::overflow)?;
-    let mut digits = itoa::Buffer::new();
-    let text = digits.format(next).as_bytes();
-    // In place, keeping the TTL; inline, as SET would store it.
-    if current.is_none() || !db.replace_str(key, text, now_ms) {
-        db.insert_str(key, text, None, now_ms);
-    }
-    Ok(next)
+    db.update_str(key, now_ms, |current, text| {
+        let current = match current {
+            None => 0,
+            Some(s) => parse_int_value(s).ok_or_else(Error::not_integer)?,
+        };
+        let next = current.checked_add(delta).ok_or_else(Error::overflow)?;
+        text.extend_from_slice(itoa::Buffer::new().format(next).as_bytes());
+        Ok(next)
+    })
 }

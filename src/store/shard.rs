@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use foldhash::fast::RandomState;
+use smallvec::SmallVec;
 
 use super::changes::{ChangeObserver, ChangeTracker, Effect, Pending, PendingState};
 use super::clock::Clock;
@@ -19,6 +20,7 @@ use super::s3fifo::S3Fifo;
 use super::signals::{KeySignal, KeySignals};
 use super::snapshot::{PartSnapshot, SnapshotCapture};
 use super::value::{Entry, Key, Value, ValueRef};
+use crate::error::{Error, Result};
 
 /// The part of one logical database that lives in one shard.
 #[derive(Debug, Default)]
@@ -326,31 +328,49 @@ impl Db {
         self.file_field_expiry(key, None);
     }
 
-    /// Replaces the string value of a live `key` by `value` (stored inline
-    /// again), keeping its TTL and access history; touches the key. False
-    /// if there is no live key.
-    pub fn replace_str(&mut self, key: &[u8], value: &[u8], now_ms: u64) -> bool {
+    /// Read-modify-write of a string in one lookup (INCR and friends):
+    /// `next` gets the live value of `key` (`None` if there is none),
+    /// writes the new value into the buffer it is given and returns what
+    /// the caller wants back; the new value is stored inline, keeping the
+    /// key's TTL and access history, and the key is touched. WRONGTYPE if
+    /// `key` holds another type; nothing changes if `next` fails.
+    pub fn update_str<R>(
+        &mut self,
+        key: &[u8],
+        now_ms: u64,
+        next: impl FnOnce(Option<&[u8]>, &mut SmallVec<[u8; 32]>) -> Result<R>,
+    ) -> Result<R> {
         self.before_change(key);
+        let mut text = SmallVec::new();
         let Some(entry) = self.entries.get_mut(key) else {
-            return false;
+            let result = next(None, &mut text)?;
+            self.insert_absent(key, Entry::new_str(key, &text, None, now_ms));
+            self.file_field_expiry(key, None);
+            self.changed(key);
+            return Ok(result);
         };
         if entry.is_expired(now_ms) {
+            // Rare: the lookup is repeated on the way that reclaims it.
             self.remove_entry(key, Removal::Expired);
-            return false;
+            return self.update_str(key, now_ms, next);
         }
+        let ValueRef::Str(current) = entry.value() else {
+            return Err(Error::wrong_type());
+        };
+        let result = next(Some(current), &mut text)?;
+        entry.mark_access(now_ms);
         let expires_at = entry.expires_at();
         // In place when the length is the same (a counter's usually is).
-        if !entry.overwrite_str(value, expires_at, now_ms) {
-            let mut fresh = Entry::new_str(key, value, expires_at, now_ms);
+        if !entry.overwrite_str(&text, expires_at, now_ms) {
+            let mut fresh = Entry::new_str(key, &text, expires_at, now_ms);
             fresh.inherit_access(entry);
             *entry = fresh;
         }
         if let Some(changes) = self.changes.as_deref_mut() {
             changes.written(self.index, key, Some(entry));
         }
-        self.file_field_expiry(key, None);
         self.changed(key);
-        true
+        Ok(result)
     }
 
     fn insert_entry(&mut self, key: &[u8], mut fresh: Entry, now_ms: u64) -> Option<Entry> {
