@@ -217,8 +217,8 @@ fn serialized_length(value: ValueRef, now_ms: u64) -> usize {
             // Members, then each score as an 8-byte binary double.
             rdb_len_len(zset.len())
                 + zset
-                    .iter_members()
-                    .map(|(member, _)| rdb_string_len(member.as_ref()) + 8)
+                    .iter()
+                    .map(|(member, _)| rdb_string_len(member) + 8)
                     .sum::<usize>()
         }
         ValueRef::Stream(stream) => {
@@ -310,9 +310,9 @@ fn value_digest(digest: &mut Digest, entry: &crate::store::Entry, now_ms: u64) {
         ValueRef::List(list) => list.iter().for_each(|item| mix_digest(digest, item)),
         ValueRef::Set(set) => set.iter().for_each(|member| xor_digest(digest, member)),
         ValueRef::ZSet(zset) => {
-            for (member, score) in zset.iter_members() {
+            for (member, score) in zset.iter() {
                 let mut element = [0u8; 20];
-                mix_digest(&mut element, member.as_ref());
+                mix_digest(&mut element, member);
                 mix_digest(
                     &mut element,
                     crate::protocol::format_double(score).as_bytes(),

@@ -25,6 +25,7 @@ use crate::protocol::ReplyBuf;
 use crate::pubsub::events;
 use crate::shared::blocking::WaitKind;
 use crate::shared::Shared;
+use crate::store::types::ThinBytes;
 use crate::store::types::ZSetValue;
 use crate::store::{Db, Value, ValueRef};
 
@@ -893,7 +894,7 @@ fn radius_generic(
         } else {
             point.score
         };
-        result.push_new_shared(point.member.into(), score);
+        result.push_new(ThinBytes::from(point.member), score);
     }
     result.finish_store();
     let db = locked.db(dbi, dst)?;

@@ -16,7 +16,6 @@
 //! clients blocked on it.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -35,13 +34,14 @@ use crate::pubsub::{events, PubSub};
 use crate::shared::blocking::{TimeoutReply, WaitKind};
 use crate::shared::Shared;
 use crate::store::changes::{Effect, Items};
+use crate::store::types::ThinBytes;
 use crate::store::types::{SetValue, ZSetValue};
 use crate::store::{Db, Value, ValueRef};
 
 const ZSET: &[&str] = &["sortedset"];
 
 /// A popped or computed element: the member's shared bytes and its score.
-pub type Element = (Arc<[u8]>, f64);
+pub type Element = (ThinBytes, f64);
 const GROUP: &str = "sorted-set";
 const TWO_KEYS: KeySpec = KeySpec::Range {
     first: 1,
@@ -1663,11 +1663,10 @@ impl Input<'_> {
         }
     }
 
-    /// Every element, with the member's bytes shared when they can be.
-    fn elements(&self) -> Box<dyn Iterator<Item = Element> + '_> {
+    fn elements(&self) -> Box<dyn Iterator<Item = (&[u8], f64)> + '_> {
         match self {
-            Input::ZSet(z) => Box::new(z.iter_members()),
-            Input::Set(s) => Box::new(s.iter().map(|m| (Arc::from(m), 1.0))),
+            Input::ZSet(z) => Box::new(z.iter()),
+            Input::Set(s) => Box::new(s.iter().map(|m| (m, 1.0))),
         }
     }
 
@@ -1680,8 +1679,8 @@ impl Input<'_> {
 }
 
 /// The input at `key`: None if missing, WRONGTYPE unless a set or sorted set.
-fn get_input<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<Input<'a>>> {
-    match db.get(key, now) {
+fn get_input<'a>(db: Option<&'a Db>, key: &[u8], now: u64) -> Result<Option<Input<'a>>> {
+    match db.and_then(|db| db.get(key, now)) {
         None => Ok(None),
         Some(entry) => match entry.value() {
             ValueRef::ZSet(z) => Ok(Some(Input::ZSet(z))),
@@ -1732,7 +1731,8 @@ fn set_op_generic(
     // Inputs are looked up (and type-checked) before the options are read.
     let mut sources: Vec<Source> = Vec::with_capacity(setnum);
     for key in source_keys {
-        let input = reads::counted(shared, dbi, key, get_input(locked.db(dbi, key)?, key, now))?;
+        let db = locked.db(dbi, key)?;
+        let input = reads::counted(shared, dbi, key, get_input(Some(db), key, now))?;
         let len = input.map_or(0, |i| i.len());
         sources.push(Source {
             key,
@@ -1799,32 +1799,33 @@ fn set_op_generic(
         sources.sort_by_key(|s| s.len);
     }
 
-    // The result, unsorted: (member, score).
-    let mut result: Vec<(Arc<[u8]>, f64)> = Vec::new();
+    // The inputs, read together; the result, unsorted, borrows their
+    // members (copied only into a stored result).
+    let mut inputs = Vec::with_capacity(sources.len());
+    for source in &sources {
+        inputs.push(get_input(locked.db_ref(dbi, source.key)?, source.key, now)?);
+    }
+    let mut result: Vec<(&[u8], f64)> = Vec::new();
     let mut cardinality = 0usize;
     match op {
         SetOp::Inter => {
-            if sources[0].len > 0 {
-                let first = &sources[0];
-                let z = get_input(locked.db(dbi, first.key)?, first.key, now)?;
-                let mut candidates: Vec<(Arc<[u8]>, f64)> = z
-                    .map(|z| {
-                        z.elements()
-                            .map(|(m, s)| {
-                                let score = first.weight * s;
-                                (m, if score.is_nan() { 0.0 } else { score })
-                            })
-                            .collect()
+            if let Some(first) = &inputs[0] {
+                let weight = sources[0].weight;
+                let mut candidates: Vec<(&[u8], f64)> = first
+                    .elements()
+                    .map(|(m, s)| {
+                        let score = weight * s;
+                        (m, if score.is_nan() { 0.0 } else { score })
                     })
-                    .unwrap_or_default();
-                for source in &sources[1..] {
-                    if candidates.is_empty() {
-                        break;
-                    }
-                    let Some(z) = get_input(locked.db(dbi, source.key)?, source.key, now)? else {
+                    .collect();
+                for (source, input) in sources.iter().zip(&inputs).skip(1) {
+                    let Some(z) = input else {
                         candidates.clear();
                         break;
                     };
+                    if candidates.is_empty() {
+                        break;
+                    }
                     candidates.retain_mut(|(member, score)| match z.score(member) {
                         Some(value) => {
                             aggregate(score, value * source.weight, how);
@@ -1838,12 +1839,9 @@ fn set_op_generic(
             }
         }
         SetOp::Union => {
-            let mut accumulator: HashMap<Arc<[u8]>, f64> = HashMap::new();
-            for source in &sources {
-                if source.len == 0 {
-                    continue;
-                }
-                let Some(z) = get_input(locked.db(dbi, source.key)?, source.key, now)? else {
+            let mut accumulator: HashMap<&[u8], f64> = HashMap::new();
+            for (source, input) in sources.iter().zip(&inputs) {
+                let Some(z) = input else {
                     continue;
                 };
                 for (member, s) in z.elements() {
@@ -1860,18 +1858,12 @@ fn set_op_generic(
             result = accumulator.into_iter().collect();
         }
         SetOp::Diff => {
-            if sources[0].len > 0 {
-                let first_key = sources[0].key;
-                let z = get_input(locked.db(dbi, first_key)?, first_key, now)?;
-                let mut candidates: HashMap<Arc<[u8]>, f64> =
-                    z.map(|z| z.elements().collect()).unwrap_or_default();
-                for source in &sources[1..] {
+            if let Some(first) = &inputs[0] {
+                let mut candidates: HashMap<&[u8], f64> = first.elements().collect();
+                for z in inputs[1..].iter().flatten() {
                     if candidates.is_empty() {
                         break;
                     }
-                    let Some(z) = get_input(locked.db(dbi, source.key)?, source.key, now)? else {
-                        continue;
-                    };
                     if z.len() < candidates.len() {
                         for member in z.members() {
                             candidates.remove(member);
@@ -1890,12 +1882,13 @@ fn set_op_generic(
         return Ok(());
     }
     if let Some(dst) = dst {
-        let db = locked.db(dbi, dst)?;
         let mut out = ZSetValue::new();
         for (member, score) in result {
-            out.push_new_shared(member, score);
+            out.push_new(ThinBytes::from(member), score);
         }
         out.finish_store();
+        drop(inputs);
+        let db = locked.db(dbi, dst)?;
         let len = out.len();
         let event = match op {
             SetOp::Union => "zunionstore",
@@ -1916,15 +1909,10 @@ fn set_op_generic(
     result.sort_by(|a, b| {
         a.1.partial_cmp(&b.1)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then_with(|| a.0.cmp(&b.0))
+            .then_with(|| a.0.cmp(b.0))
     });
     let len = result.len();
-    reply_elements(
-        ctx.out,
-        len,
-        result.iter().map(|(m, s)| (&m[..], *s)),
-        withscores,
-    );
+    reply_elements(ctx.out, len, result.iter().copied(), withscores);
     Ok(())
 }
 

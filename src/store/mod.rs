@@ -658,6 +658,21 @@ impl<'s> LockSet<'s> {
         Ok(self.shard_for(key)?.db(db))
     }
 
+    /// The part of database `db` that holds `key`, to read (several at
+    /// once); `None` if that part was never created (it holds no key).
+    pub fn db_ref(&self, db: usize, key: &[u8]) -> Result<Option<&Db>> {
+        if db >= self.store.databases() {
+            return Err(Error::db_index_out_of_range());
+        }
+        let index = self.store.shard_index(key);
+        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => Ok(self.guards[pos].1.existing_db(db)),
+            Err(_) => Err(Error::err(
+                "internal error: shard accessed without its lock",
+            )),
+        }
+    }
+
     /// Whether this set holds the lock of `key`'s shard.
     pub fn covers(&self, key: &[u8]) -> bool {
         self.covers_shard(self.store.shard_index(key))

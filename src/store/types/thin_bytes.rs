@@ -155,6 +155,27 @@ impl PartialEq for ThinBytes {
 
 impl Eq for ThinBytes {}
 
+impl PartialOrd for ThinBytes {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The bytes' order (memcmp's).
+impl Ord for ThinBytes {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+/// Hashes and compares as its bytes do, so maps keyed by it are looked up
+/// by `&[u8]`.
+impl std::borrow::Borrow<[u8]> for ThinBytes {
+    fn borrow(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
 impl std::hash::Hash for ThinBytes {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         self.as_bytes().hash(state);

@@ -15,8 +15,10 @@
 //! and a range of m elements is O(log n + m).
 //!
 //! Ordering is Redis's: by score, ties by member bytes (memcmp order).
-//! NaN is never stored. Members are `Arc<[u8]>`, so that results built from
-//! a set (ZUNIONSTORE and friends) share them instead of copying.
+//! NaN is never stored. Members are [`ThinBytes`]: an 8-byte pointer, the
+//! length in the allocation (an `Arc<[u8]>`, shared with the results built
+//! from the set, cost 24 bytes more a member: a 16-byte pointer and the
+//! counters; ZUNIONSTORE and friends copy members, as Redis does).
 //!
 //! Encoding: Redis keeps small sorted sets in a listpack (at most 128 members
 //! of at most 64 bytes) and converts to a skiplist for good, never back,
@@ -35,12 +37,12 @@
 //! ```
 
 use std::fmt;
-use std::sync::Arc;
 
 use super::slot_index::{PrefetchStep, SlotIndex, Slots};
+use super::thin_bytes::{self, ThinBytes};
 
-/// A member's bytes, shared with the sets built from this one.
-pub type Member = Arc<[u8]>;
+/// A member's bytes.
+pub type Member = ThinBytes;
 
 /// Redis's `zset-max-listpack-entries` default.
 pub const LISTPACK_MAX_ENTRIES: usize = 128;
@@ -243,7 +245,7 @@ impl ZSetValue {
             }),
             PrefetchStep::Key => self.index.candidates(hash, |slot| {
                 if let Some(Some(member)) = self.members.get(slot as usize) {
-                    crate::store::prefetch(Arc::as_ptr(member).cast::<u8>());
+                    crate::store::prefetch(member.address());
                 }
             }),
         }
@@ -326,9 +328,9 @@ impl ZSetValue {
         s < score || (s == score && self.member(i) < member)
     }
 
-    /// Heap bytes a member holds besides its slot (with the Arc's counters).
+    /// Heap bytes a member holds besides its slot (with its length).
     fn payload(member: &[u8]) -> usize {
-        member.len() + 16
+        thin_bytes::encode_len(member.len()).1 + member.len()
     }
 
     /// A block of `len` links in `upper`, reusing a freed one of that length.
@@ -401,7 +403,14 @@ impl ZSetValue {
     }
 
     fn rebuild(&mut self) {
-        let items: Vec<(Member, f64)> = self.iter_members().collect();
+        let mut items: Vec<(Member, f64)> = Vec::with_capacity(self.length);
+        let mut at = self.link(HEAD, 0).next;
+        while at != NONE {
+            if let Some(member) = self.members[at as usize].take() {
+                items.push((member, self.score_of(at)));
+            }
+            at = self.link(at, 0).next;
+        }
         let encoded = self.skiplist_encoded;
         *self = ZSetValue::new();
         self.skiplist_encoded = encoded;
@@ -523,8 +532,7 @@ impl ZSetValue {
 
     /// Removes the node of `member` (known to be at slot `idx`).
     fn remove_node(&mut self, idx: u32) -> Option<Member> {
-        let (score, member) = (self.score_of(idx), self.members[idx as usize].clone()?);
-        let update = self.update_path(score, &member);
+        let update = self.update_path(self.score_of(idx), self.members[idx as usize].as_deref()?);
         self.sl_unlink(idx, &update);
         self.index.remove(&self.members[..], idx);
         self.release(idx)
@@ -664,12 +672,14 @@ impl ZSetValue {
             self.nodes[idx as usize].score = score;
             return;
         }
-        let Some(member) = self.members[idx as usize].clone() else {
+        let Some(member) = self.members[idx as usize].as_deref() else {
             return;
         };
-        let update = self.update_path(self.score_of(idx), &member);
+        let update = self.update_path(self.score_of(idx), member);
         self.sl_unlink(idx, &update);
-        self.release(idx);
+        let Some(member) = self.release(idx) else {
+            return;
+        };
         // The free list is last in, first out: the node gets its slot back,
         // where the index already points.
         let new_idx = self.sl_insert(member, score);
@@ -682,10 +692,10 @@ impl ZSetValue {
         matches!(self.add(member, score, 0), Ok(AddOutcome::Added(_)))
     }
 
-    /// Adds a shared member known to be absent, without the listpack
-    /// bookkeeping (building ZUNIONSTORE-style results; finish them with
+    /// Adds a member known to be absent, without the listpack bookkeeping
+    /// (building ZUNIONSTORE-style results; finish them with
     /// [`ZSetValue::finish_store`]).
-    pub fn push_new_shared(&mut self, member: Member, score: f64) {
+    pub fn push_new(&mut self, member: Member, score: f64) {
         if score.is_nan() || self.contains(&member) {
             return;
         }
@@ -808,25 +818,6 @@ impl ZSetValue {
             reverse: true,
             remaining: self.length,
         }
-    }
-
-    /// All elements in ascending order, with their shared member bytes.
-    pub fn iter_members(&self) -> impl Iterator<Item = (Member, f64)> + '_ {
-        let mut at = self.link(HEAD, 0).next;
-        std::iter::from_fn(move || {
-            if at == NONE {
-                return None;
-            }
-            let (score, member) = (self.score_of(at), self.members[at as usize].clone()?);
-            at = self.link(at, 0).next;
-            Some((member, score))
-        })
-    }
-
-    /// The shared bytes of a member (to build results without copying).
-    pub fn shared_member(&self, member: &[u8]) -> Option<(Member, f64)> {
-        let slot = self.slot_of(member)?;
-        Some((self.members[slot as usize].clone()?, self.score_of(slot)))
     }
 
     /// Removes the elements of 0-based ranks `first..=last` (clamped);
