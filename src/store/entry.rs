@@ -1036,7 +1036,7 @@ mod tests {
         /// inline length boundaries is irrelevant once out of line, but
         /// an empty string must survive).
         TruncateInPlace(usize),
-        /// Replaced whole, as `Db::insert`/`replace_str` do.
+        /// Replaced whole, as `Db::insert`/`update_str` do.
         Replace(Value),
         ReplaceStr(Vec<u8>),
         Access(u64),
