@@ -626,6 +626,12 @@ fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandl
                     Ordering::Relaxed,
                 );
                 if reclaimed == 0 {
+                    // A key table resize that reads alone would leave
+                    // under way (Redis's `activerehashing`).
+                    let rehashing = shared.config.read().get("activerehashing");
+                    if rehashing.is_some_and(|on| on.eq_ignore_ascii_case("yes")) {
+                        shared.store.rehash_cycle();
+                    }
                     let hz = shared.config.read().hz.max(1);
                     std::thread::sleep(Duration::from_millis(1000 / hz));
                 } else {

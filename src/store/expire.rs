@@ -34,6 +34,10 @@ impl ExpiryPause {
 /// tens of microseconds.
 pub const EXPIRE_BATCH: usize = 64;
 
+/// Keys moved per database part per [`Store::rehash_cycle`]: a few tens of
+/// microseconds under the shard lock, as an expiry batch.
+pub const REHASH_BATCH: usize = 1024;
+
 impl Store {
     /// Keeps every key, expired or not, until `until_ms` (store clock) or
     /// [`Store::resume_expiry`]: CLIENT PAUSE. A pause already in force is
@@ -87,5 +91,60 @@ impl Store {
         }
         self.latency().finish("expire-cycle", probe);
         total
+    }
+
+    /// Redis's `activerehashing`: moves up to `REHASH_BATCH` keys of each
+    /// database part whose key table is resizing. Insertions and removals
+    /// move keys too; this finishes a resize that they left under way (a
+    /// part that is only read), so that lookups probe one table again.
+    /// Returns how many keys moved.
+    pub fn rehash_cycle(&self) -> usize {
+        let mut moved = 0;
+        for index in 0..self.shard_count() {
+            let mut locks = self.lock_shard(index);
+            let Ok(shard) = locks.shard(index) else {
+                continue;
+            };
+            for db in shard.existing_dbs_mut() {
+                moved += db.rehash(REHASH_BATCH);
+            }
+        }
+        moved
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::StoreOptions;
+
+    /// A store whose keys stopped coming while its key table was resizing:
+    /// the rehash cycles finish the resize, and every key stays readable.
+    #[test]
+    fn rehash_cycles_finish_a_resize_that_writes_left() {
+        let mut finished_one = false;
+        for keys in (2_000..8_000).step_by(97) {
+            let store = Store::with_options(StoreOptions {
+                shards: 1,
+                ..StoreOptions::default()
+            });
+            for i in 0..keys {
+                store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+            }
+            let mut cycles = 0;
+            while store.rehash_cycle() > 0 {
+                cycles += 1;
+                assert!(cycles < 100, "a resize ends");
+            }
+            assert_eq!(store.rehash_cycle(), 0);
+            if cycles > 0 {
+                finished_one = true;
+                for i in 0..keys {
+                    assert!(store.exists(0, format!("k{i}").as_bytes()).unwrap(), "k{i}");
+                }
+                assert_eq!(store.dbsize(0).unwrap(), keys);
+            }
+        }
+        assert!(finished_one, "some store was left resizing");
     }
 }

@@ -388,6 +388,20 @@ impl EntryMap {
         }
     }
 
+    /// Moves up to `entries` entries of a resize under way (a step at a
+    /// time), for the server's cron when inserts and removals are too few
+    /// to finish it (Redis's `activerehashing`): lookups then probe one
+    /// table again. Returns how many it moved.
+    pub fn rehash(&mut self, entries: usize) -> usize {
+        let mut moved = 0;
+        while self.resizing() && moved < entries {
+            let before = self.old.len;
+            self.migrate_step();
+            moved += before - self.old.len;
+        }
+        moved
+    }
+
     fn finish_resize(&mut self) {
         while self.resizing() {
             self.migrate_step();
@@ -598,6 +612,36 @@ mod tests {
         }
         assert!(resizes >= 10, "{resizes} resizes");
         assert_eq!(map.len(), n);
+    }
+
+    /// With no insertion or removal, the cron's rehashing finishes a
+    /// resize, a bounded number of entries at a time.
+    #[test]
+    fn rehashing_finishes_a_resize_without_writes() {
+        let mut map = EntryMap::default();
+        let mut n = 0;
+        while !map.resizing() || n < 5_000 {
+            map.insert_new(Entry::new_str(format!("k{n}").as_bytes(), b"v", None, 0));
+            n += 1;
+        }
+        let generation = map.generation();
+        let mut calls = 0;
+        loop {
+            let moved = map.rehash(100);
+            assert!(moved <= 100 + MIGRATE_ENTRIES, "{moved}");
+            if moved == 0 {
+                break;
+            }
+            calls += 1;
+            check_invariants(&map);
+        }
+        assert!(calls > 1, "{calls} calls");
+        assert!(!map.resizing());
+        assert_eq!(map.generation(), generation + 1);
+        assert_eq!(map.rehash(100), 0);
+        for i in 0..n {
+            assert!(map.contains_key(format!("k{i}").as_bytes()));
+        }
     }
 
     /// Removing most keys shrinks the table, a few entries per removal.

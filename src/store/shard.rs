@@ -781,6 +781,12 @@ impl Db {
         self.snapshot.is_some()
     }
 
+    /// Moves up to `entries` keys of a key table resize under way (see
+    /// `EntryMap::rehash`); returns how many.
+    pub fn rehash(&mut self, entries: usize) -> usize {
+        self.entries.rehash(entries)
+    }
+
     /// Reclaims at most `limit` keys whose TTL passed and at most `limit`
     /// hash fields whose TTL passed; returns how many of both (see
     /// [`Db::expire_due_counts`] for them apart).
