@@ -493,6 +493,18 @@ mod tests {
         map
     }
 
+    /// A map of at least 5,000 keys `k0`, `k1`... with a resize under
+    /// way, and how many keys it has.
+    fn map_mid_resize() -> (EntryMap, usize) {
+        let mut map = EntryMap::default();
+        let mut n = 0;
+        while !map.resizing() || n < 5_000 {
+            map.insert_new(Entry::new_str(format!("k{n}").as_bytes(), b"v", None, 0));
+            n += 1;
+        }
+        (map, n)
+    }
+
     #[test]
     fn prefetching_reads_and_changes_nothing() {
         let empty = EntryMap::default();
@@ -618,12 +630,7 @@ mod tests {
     /// resize, a bounded number of entries at a time.
     #[test]
     fn rehashing_finishes_a_resize_without_writes() {
-        let mut map = EntryMap::default();
-        let mut n = 0;
-        while !map.resizing() || n < 5_000 {
-            map.insert_new(Entry::new_str(format!("k{n}").as_bytes(), b"v", None, 0));
-            n += 1;
-        }
+        let (mut map, n) = map_mid_resize();
         let generation = map.generation();
         let mut calls = 0;
         loop {
@@ -678,12 +685,7 @@ mod tests {
     /// keys are added and removed and a resize ends under it.
     #[test]
     fn a_walk_by_position_sees_every_key_through_a_resize() {
-        let mut map = EntryMap::default();
-        let mut n = 0;
-        while !map.resizing() || n < 5_000 {
-            map.insert_new(Entry::new_str(format!("k{n}").as_bytes(), b"v", None, 0));
-            n += 1;
-        }
+        let (mut map, n) = map_mid_resize();
         let mut seen = std::collections::HashSet::new();
         let mut removed = std::collections::HashSet::new();
         let (mut cursor, mut generation) = (0, map.generation());
