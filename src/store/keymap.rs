@@ -15,8 +15,9 @@
 //! table, then the old one while it has entries.
 
 use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
-use foldhash::fast::RandomState;
+use foldhash::fast::FixedState;
 
 use super::entry::Entry;
 
@@ -51,6 +52,29 @@ struct Table {
     len: usize,
     /// Tombstones.
     deleted: usize,
+}
+
+/// The hash of `key` every key table files it under, and what the store
+/// picks the key's shard from (see [`shard_bits`]), so that a key is hashed
+/// once for both. The seed is random, drawn once a process, so that keys
+/// cannot be crafted to pile up in one group.
+#[inline]
+pub fn key_hash(key: &[u8]) -> u64 {
+    static HASHER: OnceLock<FixedState> = OnceLock::new();
+    HASHER
+        .get_or_init(|| {
+            FixedState::with_seed(std::collections::hash_map::RandomState::new().hash_one(0u64))
+        })
+        .hash_one(key)
+}
+
+/// The bits of a key's hash the store may take its shard from: those
+/// above the 7 of the control byte's tag. A table's home group comes from
+/// the top bits (see `Table::home`), which the shard bits must not reach,
+/// or keys of one shard would only use some of its table's groups.
+#[inline]
+pub fn shard_bits(hash: u64) -> u64 {
+    hash >> 7
 }
 
 fn tag_of(hash: u64) -> u8 {
@@ -204,7 +228,6 @@ pub struct EntryMap {
     /// at a time, from slot `cursor` on. Empty (no allocation) otherwise.
     old: Table,
     cursor: usize,
-    hasher: RandomState,
     /// Counts the ends of resizes: slot positions (the old table's slots,
     /// then the new table's) hold from one to the next, entries only
     /// moving from the old table to the new one in between (a snapshot's
@@ -226,7 +249,7 @@ impl EntryMap {
     /// The hash this map files `key` under (also what S3-FIFO queues hold).
     #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
-        self.hasher.hash_one(key)
+        key_hash(key)
     }
 
     pub fn len(&self) -> usize {
@@ -299,7 +322,13 @@ impl EntryMap {
 
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.slot(self.find(self.hash(key), |e| e.key() == key)?)
+        self.get_hashed(key, self.hash(key))
+    }
+
+    /// [`EntryMap::get`] for a key whose [`key_hash`] the caller has.
+    #[inline]
+    pub fn get_hashed(&self, key: &[u8], hash: u64) -> Option<&Entry> {
+        self.slot(self.find(hash, |e| e.key() == key)?)
     }
 
     #[inline]
@@ -314,7 +343,7 @@ impl EntryMap {
 
     /// The entry whose key has `hash`, if any (S3-FIFO's queue slots).
     pub fn get_by_hash(&self, hash: u64) -> Option<&Entry> {
-        self.slot(self.find(hash, |e| self.hasher.hash_one(e.key()) == hash)?)
+        self.slot(self.find(hash, |e| key_hash(e.key()) == hash)?)
     }
 
     /// Adds an entry whose key is not in the map yet; returns its hash.
@@ -913,7 +942,10 @@ mod tests {
             // pick of some index.
             if !model.is_empty() {
                 let mut picked = std::collections::HashSet::new();
-                for nth in 0..map.buckets() as u64 * 2 {
+                // Every position, the old table's too while a shrink
+                // (an old table larger than the new one) is under way.
+                let positions = map.old.slots.len() + map.table.slots.len();
+                for nth in 0..positions as u64 * 2 {
                     let entry = map.pick(nth).expect("non-empty map");
                     prop_assert!(model.contains_key(entry.key()));
                     picked.insert(entry.key().to_vec());

@@ -22,7 +22,6 @@ pub mod snapshot;
 pub mod types;
 mod value;
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -83,7 +82,6 @@ struct StoreInner {
     /// shards do not contend through false sharing.
     shards: Box<[CachePadded<Mutex<Shard>>]>,
     shard_mask: usize,
-    hasher: foldhash::fast::FixedState,
     databases: usize,
     clock: Clock,
     evicted_keys: std::sync::atomic::AtomicU64,
@@ -167,7 +165,6 @@ impl Store {
                     })
                     .collect(),
                 shard_mask: shard_count - 1,
-                hasher: foldhash::fast::FixedState::with_seed(0x6c61_7264_6572),
                 databases,
                 clock: options.clock,
                 evicted_keys: Default::default(),
@@ -222,9 +219,13 @@ impl Store {
 
     /// The shard `key` lives in.
     pub fn shard_index(&self, key: &[u8]) -> usize {
-        // High bits: the maps inside shards use their own hasher, but keeping
-        // the shard choice off the low bits avoids any correlation.
-        (self.inner.hasher.hash_one(key) >> 40) as usize & self.inner.shard_mask
+        self.shard_of_hash(keymap::key_hash(key))
+    }
+
+    /// The shard of a key with this [`keymap::key_hash`]: the key tables
+    /// hash with the same function, so a lookup hashes its key once.
+    fn shard_of_hash(&self, hash: u64) -> usize {
+        keymap::shard_bits(hash) as usize & self.inner.shard_mask
     }
 
     /// Starts loading, for every key, what looking it up in database `db`
@@ -248,7 +249,8 @@ impl Store {
         // entry, whose address is in the group; then the rest of the long
         // entries, whose headers give their length.
         for key in keys {
-            let shard = self.shard_index(key);
+            let hash = keymap::key_hash(key);
+            let shard = self.shard_of_hash(hash);
             let position = match held.iter().position(|(index, _)| *index == shard) {
                 Some(position) => position,
                 None => match self.inner.shards[shard].try_lock() {
@@ -260,7 +262,8 @@ impl Store {
                 },
             };
             if let Some(part) = held[position].1.existing_db(db) {
-                targets.push((position, part.prefetch_home(key)));
+                part.prefetch_home(hash);
+                targets.push((position, hash));
             }
         }
         for &(position, hash) in &targets {
@@ -443,8 +446,12 @@ impl Store {
         read: impl FnOnce(&[u8]) -> R,
     ) -> Result<Option<R>> {
         self.check_db(db)?;
-        let shard = self.lock_shard_counted(self.shard_index(key));
-        match shard.db_ref(db).get_reading_clock(key, &self.inner.clock) {
+        let hash = keymap::key_hash(key);
+        let shard = self.lock_shard_counted(self.shard_of_hash(hash));
+        match shard
+            .db_ref(db)
+            .get_reading_clock(key, hash, &self.inner.clock)
+        {
             None => Ok(None),
             Some(entry) => match entry.value() {
                 ValueRef::Str(s) => Ok(Some(read(s))),

@@ -174,8 +174,9 @@ impl Db {
     /// access time, kept in seconds) when there is none. For callers with
     /// no time already read for a batch of commands (the library's
     /// `Store::get`).
-    pub fn get_reading_clock(&self, key: &[u8], clock: &Clock) -> Option<&Entry> {
-        let entry = self.entries.get(key)?;
+    /// `hash` is the key's [`super::keymap::key_hash`].
+    pub fn get_reading_clock(&self, key: &[u8], hash: u64, clock: &Clock) -> Option<&Entry> {
+        let entry = self.entries.get_hashed(key, hash)?;
         let now_ms = if entry.expires_at().is_some() {
             let now_ms = clock.now_ms();
             if entry.is_expired(now_ms) {
@@ -190,12 +191,11 @@ impl Db {
         Some(entry)
     }
 
-    /// Starts loading the table group `key` hashes to, for
-    /// [`Db::prefetch_entry`] next; returns the hash. See `Store::prefetch`.
-    pub fn prefetch_home(&self, key: &[u8]) -> u64 {
-        let hash = self.entries.hash(key);
+    /// Starts loading the table group of the key hashed as `hash` (its
+    /// [`super::keymap::key_hash`]), for [`Db::prefetch_entry`] next. See
+    /// `Store::prefetch`.
+    pub fn prefetch_home(&self, hash: u64) {
         self.entries.prefetch_home(hash);
-        hash
     }
 
     /// Starts loading the entry a lookup of the key hashed as `hash` will

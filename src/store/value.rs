@@ -337,6 +337,11 @@ fn decayed(packed: u32, now_ms: u64) -> u8 {
     } else {
         65535 - ldt + now
     };
+    if elapsed == 0 {
+        // The common case for a key read often: no division (tens of
+        // cycles on every read).
+        return counter;
+    }
     let decay = super::evict::lfu_decay_time();
     let periods = elapsed.checked_div(decay).unwrap_or(0);
     counter.saturating_sub(periods.min(255) as u8)
