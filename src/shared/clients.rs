@@ -187,7 +187,8 @@ impl ClientHandle {
     /// Asks the client's connection to close.
     pub fn kill(&self) {
         self.killed.store(true, Ordering::Release);
-        self.kill_signal.notify_one();
+        // Every wait: the connection's own, and a blocked command's.
+        self.kill_signal.notify_waiters();
     }
 
     pub fn is_killed(&self) -> bool {
@@ -196,8 +197,14 @@ impl ClientHandle {
 
     /// Resolves once [`ClientHandle::kill`] was called.
     pub async fn killed(&self) {
-        while !self.is_killed() {
-            self.kill_signal.notified().await;
+        loop {
+            // Waiting before looking at the flag: a kill in between wakes
+            // this wait (`notify_waiters` keeps no permit for later ones).
+            let notified = self.kill_signal.notified();
+            if self.is_killed() {
+                return;
+            }
+            notified.await;
         }
     }
 
