@@ -363,11 +363,16 @@ impl Entry {
         true
     }
 
-    /// Starts loading the entry's first cache line (its header and, for a
-    /// small key, the key): a hint to the CPU.
+    /// Starts loading the entry's first 64 bytes (its header and, for a
+    /// small key, the key and a short value): a hint to the CPU. An entry
+    /// is rarely aligned to a cache line, so those bytes usually span two:
+    /// both are asked for now, rather than the second once the header
+    /// has arrived (see [`Entry::prefetch_rest`]).
     #[inline]
     pub fn prefetch(&self) {
-        super::prefetch(self.ptr.as_ptr().cast_const());
+        let start = self.ptr.as_ptr().cast_const();
+        super::prefetch(start);
+        super::prefetch(start.wrapping_add(63));
     }
 
     /// Starts loading the entry's lines after the first (up to 4 KiB): a
