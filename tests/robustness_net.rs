@@ -697,3 +697,75 @@ fn tcp_keepalive_sets_the_probe_interval() {
         .unwrap_or_else(|_| panic!("keepalive timer {timer}"));
     assert!(seconds <= 7.0, "keepalive timer {timer}");
 }
+
+/// On one worker thread a pipelined client's replies wait for the other
+/// ready connections (see `requeue_behind_ready_tasks`): many pipelining
+/// clients at once, plus one that is killed mid-stream and one that sends
+/// a request at a time, each get every reply, in order, and nothing else.
+#[test]
+fn pipelines_on_one_worker_get_their_replies_in_order() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = Config {
+        port: 0,
+        ..Config::default()
+    };
+    let server = runtime
+        .block_on(Server::start(config))
+        .expect("start server");
+    let addr = server.local_addr();
+    let mut doomed = RawClient::connect(addr);
+    assert_eq!(doomed.command(&["CLIENT", "SETNAME", "doomed"]), b"+OK\r\n");
+    let pipeliners: Vec<_> = (0..8)
+        .map(|client| {
+            std::thread::spawn(move || {
+                let mut raw = RawClient::connect(addr);
+                for round in 0..100 {
+                    let mut batch = Vec::new();
+                    for i in 0..16 {
+                        let key = format!("c{client}:k{i}");
+                        let value = format!("{client}-{round}-{i}");
+                        batch.extend(encode_command(&[b"SET", key.as_bytes(), value.as_bytes()]));
+                        batch.extend(encode_command(&[b"GET", key.as_bytes()]));
+                        batch.extend(encode_command(&[
+                            b"INCR",
+                            format!("c{client}:n").as_bytes(),
+                        ]));
+                    }
+                    raw.send(&batch);
+                    for i in 0..16 {
+                        assert_eq!(raw.read_reply(), b"+OK\r\n");
+                        let value = format!("{client}-{round}-{i}");
+                        let expected = format!("${}\r\n{value}\r\n", value.len());
+                        assert_eq!(text(&raw.read_reply()), expected);
+                        let count = round * 16 + i + 1;
+                        assert_eq!(text(&raw.read_reply()), format!(":{count}\r\n"));
+                    }
+                }
+            })
+        })
+        .collect();
+    // Meanwhile: one request at a time, then a kill.
+    let mut single = RawClient::connect(addr);
+    for i in 0..200 {
+        let reply = single.command(&["ECHO", &i.to_string()]);
+        assert_eq!(text(&reply), format!("${}\r\n{i}\r\n", i.to_string().len()));
+    }
+    let mut killer = RawClient::connect(addr);
+    let list = text(&killer.command(&["CLIENT", "LIST"]));
+    let id = list
+        .lines()
+        .find(|line| line.contains("name=doomed"))
+        .and_then(|line| line.split(' ').find_map(|f| f.strip_prefix("id=")))
+        .expect("the doomed client is listed")
+        .to_string();
+    assert_eq!(killer.command(&["CLIENT", "KILL", "ID", &id]), b":1\r\n");
+    for pipeliner in pipeliners {
+        pipeliner.join().expect("a pipelining client failed");
+    }
+    assert!(doomed.is_closed());
+    runtime.block_on(server.shutdown());
+}

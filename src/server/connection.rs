@@ -104,6 +104,23 @@ impl std::io::Write for SocketNow<'_> {
 
 /// Writes some of `buffer`, or, when it is empty, what the stream still
 /// holds (TLS): how much of `buffer` went.
+/// Lets the tasks already queued on this worker run before this one goes
+/// on: it wakes itself and returns `Pending` once, so the scheduler puts it
+/// at the back of the queue (without `yield_now`'s poll of the socket events
+/// when nothing else is queued).
+async fn requeue_behind_ready_tasks() {
+    let mut requeued = false;
+    std::future::poll_fn(|cx| {
+        if requeued {
+            return std::task::Poll::Ready(());
+        }
+        requeued = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    })
+    .await
+}
+
 async fn write_some<S: ClientStream>(stream: &mut S, buffer: &[u8]) -> std::io::Result<usize> {
     if buffer.is_empty() {
         stream.flush().await?;
@@ -274,6 +291,8 @@ pub(super) async fn serve<S: ClientStream>(shared: Arc<Shared>, mut stream: S, o
         decoded_ahead: DecodedAhead::default(),
         prefetched: 0,
         ran_since_read: 0,
+        lone_worker: tokio::runtime::Handle::try_current()
+            .is_ok_and(|runtime| runtime.metrics().num_workers() == 1),
         journal: shared
             .writebehind
             .as_ref()
@@ -314,6 +333,9 @@ struct Connection<'a> {
     prefetched: usize,
     /// Requests run since the last read.
     ran_since_read: u32,
+    /// Whether the runtime has a single worker thread (see the requeue
+    /// before a flush in `run`).
+    lone_worker: bool,
     /// The write-behind journal, when it is on: replies to write commands
     /// go out only once their records are written (fsynced under
     /// `always`).
@@ -470,15 +492,16 @@ impl Connection<'_> {
             if mailbox.is_listening() && !self.take_pushed() {
                 return Ok(());
             }
-            // A pipelined client's replies wait until the other connections
-            // this worker was woken for have run theirs, and leave together,
-            // as Redis writes its replies just before it sleeps: a client
-            // woken by the first of them is still awake for the next, and
-            // waking a sleeping one is the costliest part of a send on a VM.
-            // A client sending one request at a time gets its reply at once
-            // (the yield would cost it a poll of the socket events).
-            if self.ran_since_read > 1 {
-                tokio::task::yield_now().await;
+            // With one worker thread, a pipelined client's replies wait until
+            // the other connections already queued on it have run theirs, and
+            // leave together, as Redis writes its replies just before it
+            // sleeps: a client woken by the first of them is still awake for
+            // the next, and waking a sleeping one is the costliest part of a
+            // send on a VM. Not with several workers, where the requeued task
+            // wakes an idle worker to steal it, nor for a client sending one
+            // request at a time (README, "Performance", has the figures).
+            if self.ran_since_read > 1 && self.lone_worker {
+                requeue_behind_ready_tasks().await;
             }
             self.flush(stream).await?;
             if mailbox.is_listening()
