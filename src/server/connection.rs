@@ -803,13 +803,16 @@ impl Connection<'_> {
             let Ok(Some(length)) = self.lookahead.decode(&self.input[offset..], limits) else {
                 break;
             };
-            if requests == 0 && length == self.input.len() {
-                break;
-            }
             // Inline requests (typed by hand) are not worth it.
             let Some(spans) = self.lookahead.arg_spans() else {
                 break;
             };
+            // A request alone in the buffer is worth it only if it may
+            // name several keys (MGET, MSET: their misses overlap); one
+            // with a name and one argument names one key at most.
+            if requests == 0 && length == self.input.len() && spans.len() < 3 {
+                break;
+            }
             let frame = &self.input[offset..offset + length];
             let argv: SmallVec<[&[u8]; 16]> = spans.iter().map(|&(s, e)| &frame[s..e]).collect();
             self.decoded_ahead.push(length, spans);
