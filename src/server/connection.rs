@@ -102,8 +102,6 @@ impl std::io::Write for SocketNow<'_> {
     }
 }
 
-/// Writes some of `buffer`, or, when it is empty, what the stream still
-/// holds (TLS): how much of `buffer` went.
 /// Lets the tasks already queued on this worker run before this one goes
 /// on: it wakes itself and returns `Pending` once, so the scheduler puts it
 /// at the back of the queue (without `yield_now`'s poll of the socket events
@@ -121,6 +119,8 @@ async fn requeue_behind_ready_tasks() {
     .await
 }
 
+/// Writes some of `buffer`, or, when it is empty, what the stream still
+/// holds (TLS): how much of `buffer` went.
 async fn write_some<S: ClientStream>(stream: &mut S, buffer: &[u8]) -> std::io::Result<usize> {
     if buffer.is_empty() {
         stream.flush().await?;
