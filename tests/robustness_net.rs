@@ -700,8 +700,8 @@ fn tcp_keepalive_sets_the_probe_interval() {
 
 /// On one worker thread a pipelined client's replies wait for the other
 /// ready connections (see `requeue_behind_ready_tasks`): many pipelining
-/// clients at once, plus one that is killed mid-stream and one that sends
-/// a request at a time, each get every reply, in order, and nothing else.
+/// clients at once each get every reply, in order, while another client
+/// sends one request at a time and an idle one is killed.
 #[test]
 fn pipelines_on_one_worker_get_their_replies_in_order() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
