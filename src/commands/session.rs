@@ -213,31 +213,39 @@ impl Session {
     /// The settings consulted on every command, from this session's copy:
     /// refreshed only when the configuration changed, so that commands take
     /// no shared lock to read them.
+    #[inline]
     pub fn hot(&mut self, shared: &Shared) -> HotSettings {
         let epoch = shared.config_epoch();
         match self.hot {
             Some(hot) if hot.epoch == epoch => hot,
-            _ => {
-                self.refresh_user(shared);
-                let default = shared.acl.default_user();
-                let config = shared.config.read();
-                let hot = HotSettings {
-                    epoch,
-                    requirepass_set: !(default.nopass && default.enabled),
-                    acl_open: self.user.unrestricted(),
-                    max_bulk_len: config.proto_max_bulk_len as usize,
-                    query_buffer_limit: config.client_query_buffer_limit,
-                    memory: config.memory_limits(),
-                    read_through: config.write_behind_read_through,
-                    slowlog_slower_than: config.slowlog_log_slower_than,
-                    slowlog_max_len: config.slowlog_max_len.min(usize::MAX as u64) as usize,
-                    latency_threshold_ms: config.latency_monitor_threshold,
-                    latency_tracking: config.latency_tracking,
-                };
-                self.hot = Some(hot);
-                hot
-            }
+            _ => self.refresh_hot(shared, epoch),
         }
+    }
+
+    /// Takes a new copy of the settings (the configuration changed): out
+    /// of line, so that `hot` inlines to a load, a compare and the fields
+    /// its caller reads.
+    #[cold]
+    #[inline(never)]
+    fn refresh_hot(&mut self, shared: &Shared, epoch: u64) -> HotSettings {
+        self.refresh_user(shared);
+        let default = shared.acl.default_user();
+        let config = shared.config.read();
+        let hot = HotSettings {
+            epoch,
+            requirepass_set: !(default.nopass && default.enabled),
+            acl_open: self.user.unrestricted(),
+            max_bulk_len: config.proto_max_bulk_len as usize,
+            query_buffer_limit: config.client_query_buffer_limit,
+            memory: config.memory_limits(),
+            read_through: config.write_behind_read_through,
+            slowlog_slower_than: config.slowlog_log_slower_than,
+            slowlog_max_len: config.slowlog_max_len.min(usize::MAX as u64) as usize,
+            latency_threshold_ms: config.latency_monitor_threshold,
+            latency_tracking: config.latency_tracking,
+        };
+        self.hot = Some(hot);
+        hot
     }
 
     /// The session now runs as `user` (AUTH, HELLO AUTH, RESET).

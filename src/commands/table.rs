@@ -1,6 +1,5 @@
 //! The command table: every family's `COMMANDS`, indexed by name.
 
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use super::CommandSpec;
@@ -43,22 +42,63 @@ pub fn all_commands() -> impl Iterator<Item = &'static CommandSpec> {
     families().into_iter().flat_map(|family| family.iter())
 }
 
-type Index = HashMap<&'static str, &'static CommandSpec, foldhash::fast::RandomState>;
+/// The commands by name: an open-addressed table of at most a quarter
+/// full, probed linearly. Looked up twice for every request of a pipeline
+/// (its prefetch, then its run), so it hashes the name as it stands,
+/// without the lowercase copy, UTF-8 check and general-purpose hash a
+/// `HashMap<&str, _>` lookup needs.
+struct Index {
+    slots: Box<[Option<&'static CommandSpec>]>,
+    mask: usize,
+}
+
+impl Index {
+    fn build() -> Index {
+        let count = all_commands().count();
+        let size = (count * 4).next_power_of_two();
+        let mut slots = vec![None; size].into_boxed_slice();
+        let mask = size - 1;
+        for spec in all_commands() {
+            let mut slot = name_hash(spec.name.as_bytes()) & mask;
+            while slots[slot].is_some() {
+                slot = (slot + 1) & mask;
+            }
+            slots[slot] = Some(spec);
+        }
+        Index { slots, mask }
+    }
+
+    fn get(&self, name: &[u8]) -> Option<&'static CommandSpec> {
+        let mut slot = name_hash(name) & self.mask;
+        loop {
+            let spec = self.slots[slot]?;
+            if spec.name.len() == name.len() && spec.name.as_bytes().eq_ignore_ascii_case(name) {
+                return Some(spec);
+            }
+            slot = (slot + 1) & self.mask;
+        }
+    }
+}
+
+/// FNV-1a over the name's bytes with bit 5 set, so that a letter hashes
+/// the same in either case (other bytes only need to hash alike each time:
+/// a match is confirmed by comparing the names).
+fn name_hash(name: &[u8]) -> usize {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in name {
+        hash = (hash ^ u64::from(byte | 0x20)).wrapping_mul(0x0100_0000_01b3);
+    }
+    (hash ^ (hash >> 29)) as usize
+}
 
 fn index() -> &'static Index {
     static INDEX: OnceLock<Index> = OnceLock::new();
-    INDEX.get_or_init(|| all_commands().map(|spec| (spec.name, spec)).collect())
+    INDEX.get_or_init(Index::build)
 }
 
 /// Finds a command by name, case-insensitively, without allocating.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    let mut lower = [0u8; 32];
-    let lower = lower.get_mut(..name.len())?;
-    for (dst, src) in lower.iter_mut().zip(name) {
-        *dst = src.to_ascii_lowercase();
-    }
-    let name = std::str::from_utf8(lower).ok()?;
-    index().get(name).copied()
+    index().get(name)
 }
 
 #[cfg(test)]
@@ -80,5 +120,21 @@ mod tests {
         assert_eq!(lookup(b"GeT").map(|s| s.name), Some("get"));
         assert!(lookup(b"nope").is_none());
         assert!(lookup(&[b'a'; 100]).is_none());
+        assert!(lookup(b"").is_none());
+        // Bytes that differ from a name only in bit 5 hash alike: the
+        // names are compared too.
+        assert!(lookup(b"georadius\x7fro").is_none());
+    }
+
+    #[test]
+    fn every_command_is_found_in_any_case() {
+        for spec in all_commands() {
+            let upper = spec.name.to_ascii_uppercase();
+            assert_eq!(lookup(upper.as_bytes()).map(|s| s.name), Some(spec.name));
+            assert_eq!(
+                lookup(spec.name.as_bytes()).map(|s| s.name),
+                Some(spec.name)
+            );
+        }
     }
 }
