@@ -825,7 +825,11 @@ impl Connection<'_> {
                     if keys.len() == PREFETCH_KEYS {
                         break;
                     }
-                    keys.push(argv[position]);
+                    // A key repeated (a pipeline on one hot key) is
+                    // prefetched once.
+                    if keys.last() != Some(&argv[position]) {
+                        keys.push(argv[position]);
+                    }
                 }
             }
             offset += length;
@@ -840,7 +844,9 @@ impl Connection<'_> {
             self.lookahead = RequestDecoder::new();
         }
         self.lookahead.reset();
-        if keys.len() > 1 {
+        // One key, one member: nothing to overlap, and on a hot key (every
+        // request of redis-benchmark without -r) nothing to fetch either.
+        if keys.len() > 1 || members.len() > 1 {
             self.shared.store.prefetch(db, &keys, &members);
         }
         requests.max(1)
