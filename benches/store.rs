@@ -3,6 +3,12 @@
 //! at the same time (throughput in GETs per second over both threads), and
 //! hits in batches of 16 announced with `Store::prefetch`, and hits read in
 //! place with `Store::get_with`.
+//!
+//! The two-thread rows come in two kinds: `2_thread`, each thread on every
+//! other key (so both use every shard, as a server's workers do), and
+//! `2_thread_own_shards`, each thread on the keys of its own half of the
+//! shards. The gap between them is what the two threads pay for taking the
+//! same shard locks: a lock's cache line moves to the core that takes it.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -32,18 +38,36 @@ fn filled_store(hit_keys: &[Vec<u8>]) -> Store {
     store
 }
 
-/// `threads` threads each run `iters` GETs, thread `t` on keys `t`, `t +
-/// threads`, ...; returns the wall time of the slowest.
-fn parallel_gets(store: &Store, keys: &[Vec<u8>], threads: usize, iters: u64) -> Duration {
+/// Which keys thread `t` of `threads` reads.
+#[derive(Clone, Copy)]
+enum Split {
+    /// Keys `t`, `t + threads`, ...: every thread on every shard.
+    Interleaved,
+    /// The keys of the shards whose index is `t` modulo `threads`.
+    OwnShards,
+}
+
+/// `threads` threads each run `iters` GETs on their `split` of `keys`;
+/// returns the wall time of the slowest.
+fn parallel_gets(
+    store: &Store,
+    keys: &[Vec<u8>],
+    threads: usize,
+    split: Split,
+    iters: u64,
+) -> Duration {
     std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
             .map(|t| {
                 scope.spawn(move || {
                     let mine: Vec<&[u8]> = keys
                         .iter()
-                        .skip(t)
-                        .step_by(threads)
-                        .map(|k| &k[..])
+                        .enumerate()
+                        .filter(|(i, key)| match split {
+                            Split::Interleaved => i % threads == t,
+                            Split::OwnShards => store.shard_index(key) % threads == t,
+                        })
+                        .map(|(_, k)| &k[..])
                         .collect();
                     let start = Instant::now();
                     let mut i = 0;
@@ -74,20 +98,23 @@ fn bench_get(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("store_get");
     for (name, keys) in [("hit", &hit_keys), ("miss", &miss_keys)] {
-        for threads in [1usize, 2] {
-            // One iteration is one GET on each thread.
-            group.throughput(Throughput::Elements(threads as u64));
-            group.bench_function(format!("{name}/{threads}_thread"), |b| {
-                if threads == 1 {
-                    let mut i = 0;
-                    b.iter(|| {
-                        let got = store.get(0, black_box(&keys[i])).ok();
-                        i = (i + 1) % KEYS;
-                        got
-                    });
-                } else {
-                    b.iter_custom(|iters| parallel_gets(&store, keys, threads, iters));
-                }
+        group.throughput(Throughput::Elements(1));
+        group.bench_function(format!("{name}/1_thread"), |b| {
+            let mut i = 0;
+            b.iter(|| {
+                let got = store.get(0, black_box(&keys[i])).ok();
+                i = (i + 1) % KEYS;
+                got
+            });
+        });
+        // One iteration is one GET on each thread.
+        group.throughput(Throughput::Elements(2));
+        for (rows, split) in [
+            ("2_thread", Split::Interleaved),
+            ("2_thread_own_shards", Split::OwnShards),
+        ] {
+            group.bench_function(format!("{name}/{rows}"), |b| {
+                b.iter_custom(|iters| parallel_gets(&store, keys, 2, split, iters));
             });
         }
     }
