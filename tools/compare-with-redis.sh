@@ -19,7 +19,9 @@
 # Settings (environment): ROUNDS (3), MODES ("pinned unpinned"), SIZES
 # ("32 1024": value bytes for get, set, mget, mset; the other workloads use
 # 32), PIPELINES ("1 16"), CLIENTS (50), KEYS (1000000), WORKLOADS (all of:
-# ping get set incr mget mset hset hget lpush lpop zadd zrange), REQUESTS_P1
+# ping get set incr mget mset hset hget lpush lpop zadd zrange getone
+# setone; getone and setone are GET and SET of one key, as redis-benchmark
+# runs them without -r: a key always in cache), REQUESTS_P1
 # (300000) and REQUESTS_PIPELINED (2000000): requests per run (a fifth of
 # it for mget, mset and zadd, half for 1 KiB values).
 set -euo pipefail
@@ -31,7 +33,7 @@ sizes=${SIZES:-32 1024}
 pipelines=${PIPELINES:-1 16}
 clients=${CLIENTS:-50}
 keyspace=${KEYS:-1000000}
-workloads=${WORKLOADS:-ping get set incr mget mset hset hget lpush lpop zadd zrange}
+workloads=${WORKLOADS:-ping get set incr mget mset hset hget lpush lpop zadd zrange getone setone}
 requests_p1=${REQUESTS_P1:-300000}
 requests_pipelined=${REQUESTS_PIPELINED:-2000000}
 larder_port=${LARDER_PORT:-6479}
@@ -95,6 +97,9 @@ workload_args() {
         mget) echo "MGET $(mget_args)" ;;
         hget) echo "HGET myhash element:__rand_int__" ;;
         zrange) echo "ZRANGE myzset 0 9" ;;
+        # One key of the fill (32-byte values), read or rewritten.
+        getone) echo "GET key:000000000000" ;;
+        setone) echo "SET key:000000000000 $(printf '%032d' 0)" ;;
     esac
 }
 
