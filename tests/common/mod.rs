@@ -196,9 +196,14 @@ impl RedisServer {
             }
             if let Ok(stream) = TcpStream::connect(addr) {
                 let mut client = RawClient::from_stream(stream);
-                client.send(&encode_command(&[b"INFO", b"server"]));
+                // A connection reset (whatever held the port was closing)
+                // is a retry like any other, not a failure.
+                let asked = client
+                    .stream
+                    .write_all(&encode_command(&[b"INFO", b"server"]))
+                    .is_ok();
                 // Whoever answers must be this redis-server, not a Larder.
-                if let Some(reply) = client.try_read_reply() {
+                if let Some(reply) = asked.then(|| client.try_read_reply()).flatten() {
                     let info = String::from_utf8_lossy(&reply);
                     if info.contains("redis_version") && !info.contains("larder_version") {
                         return Some(RedisServer {
