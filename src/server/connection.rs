@@ -397,11 +397,19 @@ impl DecodedAhead {
         Some(request)
     }
 
-    fn args<'a>(&self, (first, end): (u32, u32), frame: &'a [u8]) -> SmallVec<[&'a [u8]; 16]> {
-        self.spans[first as usize..end as usize]
-            .iter()
-            .map(|&(start, end)| &frame[start..end])
-            .collect()
+    /// Puts a request's arguments into `args` (filled in place: a
+    /// returned `SmallVec` is a 264-byte copy a request).
+    fn fill_args<'a>(
+        &self,
+        (first, end): (u32, u32),
+        frame: &'a [u8],
+        args: &mut SmallVec<[&'a [u8]; 16]>,
+    ) {
+        args.extend(
+            self.spans[first as usize..end as usize]
+                .iter()
+                .map(|&(start, end)| &frame[start..end]),
+        );
     }
 }
 
@@ -635,10 +643,11 @@ impl Connection<'_> {
                 Ok(Some(length)) => {
                     self.prefetched = self.prefetched.saturating_sub(1);
                     let frame = &self.input[..length];
-                    let mut args = match ahead {
-                        Some((_, spans)) => self.decoded_ahead.args(spans, frame),
-                        None => self.decoder.args(frame),
-                    };
+                    let mut args = SmallVec::new();
+                    match ahead {
+                        Some((_, spans)) => self.decoded_ahead.fill_args(spans, frame, &mut args),
+                        None => args = self.decoder.args(frame),
+                    }
                     // rename-command: the command's own name from here on.
                     let renamed_away = match self.shared.renamed_commands.as_deref() {
                         Some(renames) => !commands::apply_renames(renames, &mut args),
@@ -796,6 +805,8 @@ impl Connection<'_> {
         let mut keys: SmallVec<[&[u8]; PREFETCH_KEYS]> = SmallVec::new();
         // (key, member) of the requests that look a member up in a key.
         let mut members: SmallVec<[(&[u8], &[u8]); PREFETCH_REQUESTS]> = SmallVec::new();
+        // Each request's arguments in turn, in one vector filled in place.
+        let mut argv: SmallVec<[&[u8]; 16]> = SmallVec::new();
         let mut offset = 0;
         let mut requests = 0;
         while requests < PREFETCH_REQUESTS && keys.len() < PREFETCH_KEYS {
@@ -814,7 +825,8 @@ impl Connection<'_> {
                 break;
             }
             let frame = &self.input[offset..offset + length];
-            let argv: SmallVec<[&[u8]; 16]> = spans.iter().map(|&(s, e)| &frame[s..e]).collect();
+            argv.clear();
+            argv.extend(spans.iter().map(|&(s, e)| &frame[s..e]));
             self.decoded_ahead.push(length, spans);
             if !argv.is_empty() {
                 let (key_positions, member) = commands::prefetch_positions(&argv);
