@@ -59,7 +59,7 @@ pub use writebehind::read_through_keys;
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::shared::Shared;
-use crate::store::{LockSet, Store};
+use crate::store::{Db, LockSet, Shard, ShardReadGuard, Store};
 
 /// A command handler. `argv[0]` is the command name, as in Redis.
 pub type Handler = fn(&mut Ctx<'_, '_>, &[&[u8]]) -> Result<()>;
@@ -410,6 +410,34 @@ impl<'s> std::ops::DerefMut for Locked<'_, 's> {
     }
 }
 
+/// A shard read by [`Locks::read_key`]: shared with other readers, or
+/// (inside EXEC) the transaction's exclusive lock.
+pub enum ReadLocked<'b, 's> {
+    Own(&'s Store, ShardReadGuard<'s, Shard>),
+    Held(&'b LockSet<'s>),
+}
+
+impl ReadLocked<'_, '_> {
+    /// The part of database `db` holding `key` (empty if never created).
+    pub fn db(&self, db: usize, key: &[u8]) -> Result<&Db> {
+        let shard = match self {
+            ReadLocked::Own(store, guard) => {
+                if db >= store.databases() {
+                    return Err(Error::db_index_out_of_range());
+                }
+                &**guard
+            }
+            ReadLocked::Held(set) => {
+                if db >= set.store().databases() {
+                    return Err(Error::db_index_out_of_range());
+                }
+                set.shard_ref(key)?
+            }
+        };
+        Ok(shard.db_ref(db))
+    }
+}
+
 impl<'c, 's> Locks<'c, 's> {
     pub fn new(store: &'s Store, held: Option<&'c mut LockSet<'s>>) -> Self {
         Locks { store, held }
@@ -437,6 +465,20 @@ impl<'c, 's> Locks<'c, 's> {
                 }
             }
             None => Ok(Locked::Own(self.store.lock_keys(keys.iter().copied()))),
+        }
+    }
+
+    /// The shard of one key, to read only: shared with other readers, so
+    /// that reads of the same shards from several cores do not contend
+    /// (see `store::shard_lock`). For a command that changes nothing but
+    /// access statistics.
+    pub fn read_key<'b>(&'b self, key: &[u8]) -> Result<ReadLocked<'b, 's>> {
+        match &self.held {
+            Some(held) if held.covers(key) => Ok(ReadLocked::Held(held)),
+            Some(_) => Err(Error::err(
+                "internal error: transaction did not lock a key it uses",
+            )),
+            None => Ok(ReadLocked::Own(self.store, self.store.read_key(key))),
         }
     }
 

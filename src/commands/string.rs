@@ -289,7 +289,7 @@ fn as_str_mut(value: &mut Value) -> Result<&mut Vec<u8>> {
 
 /// The string at `key`: `None` if there is no live key, WRONGTYPE if it holds
 /// another type.
-fn read_string<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d [u8]>> {
+fn read_string<'d>(db: &'d Db, key: &[u8], now: u64) -> Result<Option<&'d [u8]>> {
     match db.get(key, now) {
         None => Ok(None),
         Some(entry) => as_str(entry.value()).map(Some),
@@ -356,7 +356,7 @@ fn zeroed(len: usize) -> Result<Vec<u8>> {
 /// [`read_string`] for a read command: a miss is announced.
 fn read_string_noted<'d>(
     shared: &Shared,
-    db: &'d mut Db,
+    db: &'d Db,
     dbi: usize,
     key: &[u8],
     now: u64,
@@ -372,7 +372,7 @@ fn get(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     match read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? {
         None => ctx.out.null(),
         Some(s) => ctx.out.bulk(s),

@@ -17,6 +17,7 @@ pub mod lazyfree;
 pub mod ops;
 mod s3fifo;
 mod shard;
+mod shard_lock;
 pub mod signals;
 pub mod snapshot;
 pub mod types;
@@ -26,7 +27,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam::utils::CachePadded;
-use parking_lot::{Mutex, MutexGuard};
+use parking_lot::Mutex;
+pub use shard_lock::ShardReadGuard;
+use shard_lock::{ShardGuard, ShardLocks};
 use smallvec::SmallVec;
 
 pub use changes::{ChangeObserver, Pending, PendingState};
@@ -78,9 +81,10 @@ pub enum Ttl {
 }
 
 struct StoreInner {
-    /// Each lock on its own cache line, so that cores working on different
-    /// shards do not contend through false sharing.
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    /// Each shard behind its own lock, on cache lines of its own so that
+    /// cores working on different shards do not contend through false
+    /// sharing (see `shard_lock`).
+    shards: ShardLocks<Shard>,
     shard_mask: usize,
     databases: usize,
     clock: Clock,
@@ -155,15 +159,10 @@ impl Store {
         let expiry_pause = expire::ExpiryPause::default();
         Store {
             inner: Arc::new(StoreInner {
-                shards: (0..shard_count)
-                    .map(|_| {
-                        CachePadded::new(Mutex::new(Shard::new(
-                            databases,
-                            s3fifo.clone(),
-                            expiry_pause.clone(),
-                        )))
-                    })
-                    .collect(),
+                shards: ShardLocks::new(
+                    (0..shard_count)
+                        .map(|_| Shard::new(databases, s3fifo.clone(), expiry_pause.clone())),
+                ),
                 shard_mask: shard_count - 1,
                 databases,
                 clock: options.clock,
@@ -233,8 +232,8 @@ impl Store {
     /// entry. A pipeline's lookups then wait for memory together instead of
     /// one after another, as with Valkey's batched key prefetching; on a
     /// keyspace larger than the CPU caches these misses are most of a GET's
-    /// time. Nothing changes: each shard is taken with `try_lock` (one
-    /// another thread holds is skipped), once for all three steps, and
+    /// time. Nothing changes: each shard is read with `try_read` (one
+    /// another thread is writing is skipped), once for all three steps, and
     /// each step reads only what the previous one brought in.
     ///
     /// `members` are (key, member) pairs to look up inside the keys'
@@ -242,7 +241,7 @@ impl Store {
     /// large hash, set or sorted set, the steps go on into the value's own
     /// index ([`types::PrefetchStep`]).
     pub fn prefetch(&self, db: usize, keys: &[&[u8]], members: &[(&[u8], &[u8])]) {
-        let mut held: SmallVec<[(usize, MutexGuard<'_, Shard>); 32]> = SmallVec::new();
+        let mut held: SmallVec<[(usize, ShardReadGuard<'_, Shard>); 32]> = SmallVec::new();
         // (position in `held`, hash) of each key whose part exists.
         let mut targets: SmallVec<[(usize, u64); 32]> = SmallVec::new();
         // Every group first, then (once they have had time to arrive) every
@@ -253,7 +252,7 @@ impl Store {
             let shard = self.shard_of_hash(hash);
             let position = match held.iter().position(|(index, _)| *index == shard) {
                 Some(position) => position,
-                None => match self.inner.shards[shard].try_lock() {
+                None => match self.inner.shards.get(shard).try_read() {
                     Some(guard) => {
                         held.push((shard, guard));
                         held.len() - 1
@@ -306,6 +305,12 @@ impl Store {
         }
     }
 
+    /// The shard of `key`, to read (see [`Store::read_shard_guard`]).
+    #[inline]
+    pub fn read_key(&self, key: &[u8]) -> ShardReadGuard<'_, Shard> {
+        self.read_shard_guard(self.shard_index(key))
+    }
+
     /// Locks the shards of `keys` in ascending order.
     pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> LockSet<'_> {
         let indexes: SmallVec<[usize; 4]> = keys.into_iter().map(|k| self.shard_index(k)).collect();
@@ -326,10 +331,10 @@ impl Store {
         indexes.sort_unstable();
         indexes.dedup();
         'start_over: loop {
-            let mut guards: SmallVec<[(usize, MutexGuard<'_, Shard>); 4]> =
+            let mut guards: SmallVec<[(usize, ShardGuard<'_, Shard>); 4]> =
                 SmallVec::with_capacity(indexes.len());
             for &index in &indexes {
-                let shard = &self.inner.shards[index];
+                let shard = &self.inner.shards.get(index);
                 match shard.try_lock() {
                     Some(guard) => guards.push((index, guard)),
                     None if guards.is_empty() => {
@@ -365,8 +370,8 @@ impl Store {
     /// another thread holds it (`try_lock` first: the same cost as `lock`
     /// when the lock is free).
     #[inline]
-    fn lock_shard_counted(&self, index: usize) -> MutexGuard<'_, Shard> {
-        let shard = &self.inner.shards[index];
+    fn lock_shard_counted(&self, index: usize) -> ShardGuard<'_, Shard> {
+        let shard = &self.inner.shards.get(index);
         shard.try_lock().unwrap_or_else(|| {
             self.count_shard_lock_wait();
             shard.lock()
@@ -379,7 +384,16 @@ impl Store {
         if index >= self.inner.shards.len() {
             return None;
         }
-        Some(f(&self.lock_shard_counted(index)))
+        Some(f(&self.read_shard_guard(index)))
+    }
+
+    /// Shard `index` to read, shared with other readers: a lookup that
+    /// changes nothing but access statistics (which are atomics) reads
+    /// under this, so reads of the same shards from several cores do not
+    /// pass a lock's cache line between them (see `shard_lock`).
+    #[inline]
+    pub fn read_shard_guard(&self, index: usize) -> ShardReadGuard<'_, Shard> {
+        self.inner.shards.get(index).read()
     }
 
     #[cold]
@@ -447,7 +461,7 @@ impl Store {
     ) -> Result<Option<R>> {
         self.check_db(db)?;
         let hash = keymap::key_hash(key);
-        let shard = self.lock_shard_counted(self.shard_of_hash(hash));
+        let shard = self.read_shard_guard(self.shard_of_hash(hash));
         match shard
             .db_ref(db)
             .get_reading_clock(key, hash, &self.inner.clock)
@@ -518,11 +532,8 @@ impl Store {
     /// Number of keys in database `db`.
     pub fn dbsize(&self, db: usize) -> Result<usize> {
         self.check_db(db)?;
-        Ok(self
-            .inner
-            .shards
-            .iter()
-            .map(|s| s.lock().db_ref(db).len())
+        Ok((0..self.shard_count())
+            .map(|index| self.read_shard_guard(index).db_ref(db).len())
             .sum())
     }
 
@@ -612,7 +623,7 @@ impl Store {
             return 0;
         }
         // A part never created has nothing pending: do not create it.
-        match self.inner.shards[shard].lock().existing_db_mut(db) {
+        match self.inner.shards.get(shard).lock().existing_db_mut(db) {
             Some(part) => part.drain_changes(max, f),
             None => 0,
         }
@@ -637,7 +648,7 @@ pub(crate) fn prefetch<T>(address: *const T) {
 /// they guard. Dropping it releases them.
 pub struct LockSet<'s> {
     store: &'s Store,
-    guards: SmallVec<[(usize, MutexGuard<'s, Shard>); 4]>,
+    guards: SmallVec<[(usize, ShardGuard<'s, Shard>); 4]>,
 }
 
 impl<'s> LockSet<'s> {
@@ -663,6 +674,17 @@ impl<'s> LockSet<'s> {
             return Err(Error::db_index_out_of_range());
         }
         Ok(self.shard_for(key)?.db(db))
+    }
+
+    /// The shard holding `key`, to read, if this set locked it.
+    pub fn shard_ref(&self, key: &[u8]) -> Result<&Shard> {
+        let index = self.store.shard_index(key);
+        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => Ok(&self.guards[pos].1),
+            Err(_) => Err(Error::err(
+                "internal error: shard accessed without its lock",
+            )),
+        }
     }
 
     /// The part of database `db` that holds `key`, to read (several at
@@ -719,7 +741,7 @@ impl<'s> LockSet<'s> {
             Ok(_) => return true,
             Err(position) => position,
         };
-        let shard = &self.store.inner.shards[index];
+        let shard = &self.store.inner.shards.get(index);
         let guard = if position == self.guards.len() {
             Some(self.store.lock_shard_counted(index))
         } else {

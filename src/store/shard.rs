@@ -60,7 +60,7 @@ pub struct Db {
     /// Redis does when it reclaims a key on access), not reclaimed yet:
     /// their reclaiming is not announced again. Only filled while the
     /// listener wants expiries. (A read holds the shard lock but not `&mut`.)
-    announced_expired: std::cell::RefCell<HashSet<Key, RandomState>>,
+    announced_expired: parking_lot::Mutex<HashSet<Key, RandomState>>,
     /// Counts every removal of a key (deletion, expiry, eviction, flush,
     /// swap): a copy loaded from elsewhere is only stored if nothing was
     /// removed since it was asked for (see [`Db::insert_loaded`]).
@@ -984,7 +984,7 @@ impl Db {
         // its reclaiming after the pause is.
         if signals.wants(KeySignal::Expired)
             && !self.keeps_expired(now_ms)
-            && self.announced_expired.borrow_mut().insert(Key::from(key))
+            && self.announced_expired.lock().insert(Key::from(key))
         {
             signals.send(self.index, key, KeySignal::Expired);
         }
