@@ -1597,3 +1597,66 @@ fn redis_crate_resp3_lcs_idx() {
         .unwrap();
     assert_eq!(len, 6);
 }
+
+/// GET and MGET read their shards shared with other readers; writers
+/// still exclude them. Two clients MSET a run of keys (spread over many
+/// shards) to one value each round, and with DEL remove them all at once,
+/// while three others read: an MGET must see every key at one value or
+/// every key missing, never a mix, and a GET of any key only a value some
+/// round wrote.
+#[test]
+fn readers_never_see_half_of_an_mset_or_a_del() {
+    const KEYS: usize = 24;
+    const ROUNDS: u64 = 1500;
+    let server = TestServer::start();
+    let keys: Vec<String> = (0..KEYS).map(|i| format!("mset-key:{i}")).collect();
+    let writers: Vec<_> = (0..2u64)
+        .map(|writer| {
+            let mut con = server.client();
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                for round in 0..ROUNDS {
+                    if round % 10 == 9 {
+                        let _: i64 = redis::cmd("DEL").arg(&keys).query(&mut con).unwrap();
+                    } else {
+                        let value = format!("w{writer}-r{round}");
+                        let pairs: Vec<(&str, &str)> =
+                            keys.iter().map(|k| (k.as_str(), value.as_str())).collect();
+                        let _: () = redis::cmd("MSET").arg(&pairs).query(&mut con).unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..3usize)
+        .map(|reader| {
+            let mut con = server.client();
+            let keys = keys.clone();
+            std::thread::spawn(move || {
+                let mut seen_values = 0;
+                for i in 0..ROUNDS as usize {
+                    let values: Vec<Option<String>> =
+                        redis::cmd("MGET").arg(&keys).query(&mut con).unwrap();
+                    assert!(
+                        values.iter().all(|v| v == &values[0]),
+                        "MGET saw a write half done: {values:?}"
+                    );
+                    seen_values += usize::from(values[0].is_some());
+                    let one: Option<String> = redis::cmd("GET")
+                        .arg(&keys[(i + reader) % KEYS])
+                        .query(&mut con)
+                        .unwrap();
+                    if let Some(value) = one {
+                        assert!(value.starts_with('w') && value.contains("-r"), "{value}");
+                    }
+                }
+                seen_values
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let seen: usize = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(seen > 0, "the readers never saw the keys set");
+}

@@ -59,7 +59,7 @@ pub use writebehind::read_through_keys;
 use crate::error::{Error, Result};
 use crate::protocol::ReplyBuf;
 use crate::shared::Shared;
-use crate::store::{Db, LockSet, Shard, ShardReadGuard, Store};
+use crate::store::{Db, LockSet, ReadSet, Shard, ShardReadGuard, Store};
 
 /// A command handler. `argv[0]` is the command name, as in Redis.
 pub type Handler = fn(&mut Ctx<'_, '_>, &[&[u8]]) -> Result<()>;
@@ -413,27 +413,23 @@ impl<'s> std::ops::DerefMut for Locked<'_, 's> {
 /// A shard read by [`Locks::read_key`]: shared with other readers, or
 /// (inside EXEC) the transaction's exclusive lock.
 pub enum ReadLocked<'b, 's> {
-    Own(&'s Store, ShardReadGuard<'s, Shard>),
+    /// The shard of the one key asked for.
+    One(&'s Store, ShardReadGuard<'s, Shard>),
+    Many(ReadSet<'s>),
     Held(&'b LockSet<'s>),
 }
 
 impl ReadLocked<'_, '_> {
     /// The part of database `db` holding `key` (empty if never created).
     pub fn db(&self, db: usize, key: &[u8]) -> Result<&Db> {
-        let shard = match self {
-            ReadLocked::Own(store, guard) => {
-                if db >= store.databases() {
-                    return Err(Error::db_index_out_of_range());
-                }
-                &**guard
-            }
-            ReadLocked::Held(set) => {
-                if db >= set.store().databases() {
-                    return Err(Error::db_index_out_of_range());
-                }
-                set.shard_ref(key)?
-            }
+        let (store, shard) = match self {
+            ReadLocked::One(store, guard) => (*store, &**guard),
+            ReadLocked::Many(set) => (set.store(), set.shard_ref(key)?),
+            ReadLocked::Held(set) => (set.store(), set.shard_ref(key)?),
         };
+        if db >= store.databases() {
+            return Err(Error::db_index_out_of_range());
+        }
         Ok(shard.db_ref(db))
     }
 }
@@ -478,7 +474,18 @@ impl<'c, 's> Locks<'c, 's> {
             Some(_) => Err(Error::err(
                 "internal error: transaction did not lock a key it uses",
             )),
-            None => Ok(ReadLocked::Own(self.store, self.store.read_key(key))),
+            None => Ok(ReadLocked::One(self.store, self.store.read_key(key))),
+        }
+    }
+
+    /// The shards of `keys`, to read only, as [`Locks::read_key`].
+    pub fn read_keys<'b>(&'b self, keys: &[&[u8]]) -> Result<ReadLocked<'b, 's>> {
+        match &self.held {
+            Some(held) if keys.iter().all(|k| held.covers(k)) => Ok(ReadLocked::Held(held)),
+            Some(_) => Err(Error::err(
+                "internal error: transaction did not lock a key it uses",
+            )),
+            None => Ok(ReadLocked::Many(self.store.read_keys(keys.iter().copied()))),
         }
     }
 

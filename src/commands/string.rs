@@ -666,7 +666,7 @@ fn mget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let keys = &argv[1..];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.keys(keys)?;
+    let locked = ctx.locks.read_keys(keys)?;
     ctx.out.array(keys.len());
     for key in keys {
         match locked.db(dbi, key)?.get(key, now) {

@@ -311,6 +311,23 @@ impl Store {
         self.read_shard_guard(self.shard_index(key))
     }
 
+    /// The shards of `keys`, to read (see [`Store::read_shard_guard`]),
+    /// taken in ascending order: a writer waits for readers only on a shard
+    /// above every one it holds, so readers must not wait out of order.
+    pub fn read_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> ReadSet<'_> {
+        let mut indexes: SmallVec<[usize; 8]> =
+            keys.into_iter().map(|k| self.shard_index(k)).collect();
+        indexes.sort_unstable();
+        indexes.dedup();
+        ReadSet {
+            store: self,
+            guards: indexes
+                .into_iter()
+                .map(|index| (index, self.read_shard_guard(index)))
+                .collect(),
+        }
+    }
+
     /// Locks the shards of `keys` in ascending order.
     pub fn lock_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> LockSet<'_> {
         let indexes: SmallVec<[usize; 4]> = keys.into_iter().map(|k| self.shard_index(k)).collect();
@@ -791,6 +808,30 @@ impl<'s> LockSet<'s> {
 
     pub fn store(&self) -> &'s Store {
         self.store
+    }
+}
+
+/// Shards read together (MGET), taken by [`Store::read_keys`]. Dropping
+/// it releases them.
+pub struct ReadSet<'s> {
+    store: &'s Store,
+    guards: SmallVec<[(usize, ShardReadGuard<'s, Shard>); 8]>,
+}
+
+impl<'s> ReadSet<'s> {
+    pub fn store(&self) -> &'s Store {
+        self.store
+    }
+
+    /// The shard holding `key`, if this set holds it.
+    pub fn shard_ref(&self, key: &[u8]) -> Result<&Shard> {
+        let index = self.store.shard_index(key);
+        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(pos) => Ok(&self.guards[pos].1),
+            Err(_) => Err(Error::err(
+                "internal error: shard accessed without its lock",
+            )),
+        }
     }
 }
 
