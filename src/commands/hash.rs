@@ -27,6 +27,7 @@ use super::parse::{
 use super::reads;
 use super::{CommandSpec, Ctx, FIRST_KEY};
 use crate::error::{Error, Result};
+use crate::protocol::ReplyBuf;
 use crate::pubsub::events;
 use crate::shared::Shared;
 use crate::store::changes::{Effect, Items};
@@ -264,7 +265,7 @@ fn field_ttl(hash: &HashValue, field: &[u8], now: u64) -> FieldTtl {
 /// The hash at `key` for reading; `None` if there is no key, WRONGTYPE if it
 /// holds another type. Expired fields are still stored: use the `now`-aware
 /// accessors of [`HashValue`].
-fn hash_ref<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d HashValue>> {
+fn hash_ref<'d>(db: &'d Db, key: &[u8], now: u64) -> Result<Option<&'d HashValue>> {
     match db.get(key, now) {
         None => Ok(None),
         Some(entry) => match entry.value() {
@@ -397,10 +398,44 @@ fn read_fields<'a, R>(
     Ok(read(hash_ref(db, key, now)?))
 }
 
+/// [`read_fields`] for a command that changes nothing else: a missing key
+/// or a hash without field TTLs (the usual case) is read under a shared
+/// read of its shard (`Locks::read_key`); a hash with field TTLs under
+/// the exclusive lock, where its expired `fields` are reclaimed first.
+fn read_fields_shared<'a, R>(
+    ctx: &mut Ctx,
+    mode: Reclaimed,
+    key: &[u8],
+    fields: impl IntoIterator<Item = &'a [u8]>,
+    read: impl FnOnce(&mut ReplyBuf, Option<&HashValue>) -> R,
+) -> Result<R> {
+    let (dbi, now) = (ctx.db(), ctx.now_ms);
+    let events = Events::of(ctx);
+    {
+        let locked = ctx.locks.read_key(key)?;
+        let lookup = hash_ref(locked.db(dbi, key)?, key, now);
+        if !matches!(lookup, Ok(Some(hash)) if hash.has_field_ttls()) {
+            let hash = events.counted(key, lookup)?;
+            return Ok(read(ctx.out, hash));
+        }
+    }
+    let mut locked = ctx.locks.key(key)?;
+    let out = &mut *ctx.out;
+    read_fields(
+        events,
+        mode,
+        locked.db(dbi, key)?,
+        key,
+        fields,
+        now,
+        |hash| read(out, hash),
+    )
+}
+
 /// [`hash_ref`] for a read command: a miss is announced.
 fn read_hash<'d>(
     events: Events,
-    db: &'d mut Db,
+    db: &'d Db,
     key: &[u8],
     now: u64,
 ) -> Result<Option<&'d HashValue>> {
@@ -528,19 +563,13 @@ fn hsetnx(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn hget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
-    let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let events = Events::of(ctx);
-    let mut locked = ctx.locks.key(key)?;
-    let db = locked.db(dbi, key)?;
-    let out = &mut *ctx.out;
-    read_fields(
-        events,
+    let now = ctx.now_ms;
+    read_fields_shared(
+        ctx,
         Reclaimed::EachField,
-        db,
         key,
         [field],
-        now,
-        |hash| match hash.and_then(|hash| hash.get(field, now)) {
+        |out, hash| match hash.and_then(|hash| hash.get(field, now)) {
             Some(value) => out.bulk(value),
             None => out.null(),
         },
@@ -550,20 +579,13 @@ fn hget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let fields = &argv[2..];
-    let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let events = Events::of(ctx);
-    let mut locked = ctx.locks.key(key)?;
-    let db = locked.db(dbi, key)?;
-    let out = &mut *ctx.out;
-    let fields_named = fields.iter().copied();
-    read_fields(
-        events,
+    let now = ctx.now_ms;
+    read_fields_shared(
+        ctx,
         Reclaimed::Once,
-        db,
         key,
-        fields_named,
-        now,
-        |hash| {
+        fields.iter().copied(),
+        |out, hash| {
             out.array(fields.len());
             for field in fields {
                 match hash.and_then(|hash| hash.get(field, now)) {
@@ -577,41 +599,21 @@ fn hmget(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 
 fn hexists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
-    let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let events = Events::of(ctx);
-    let mut locked = ctx.locks.key(key)?;
-    let db = locked.db(dbi, key)?;
-    let found = read_fields(
-        events,
-        Reclaimed::EachField,
-        db,
-        key,
-        [field],
-        now,
-        |hash| hash.is_some_and(|hash| hash.contains(field, now)),
-    )?;
+    let now = ctx.now_ms;
+    let found = read_fields_shared(ctx, Reclaimed::EachField, key, [field], |_, hash| {
+        hash.is_some_and(|hash| hash.contains(field, now))
+    })?;
     ctx.out.int(found as i64);
     Ok(())
 }
 
 fn hstrlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let (key, field) = (argv[1], argv[2]);
-    let (dbi, now) = (ctx.db(), ctx.now_ms);
-    let events = Events::of(ctx);
-    let mut locked = ctx.locks.key(key)?;
-    let db = locked.db(dbi, key)?;
-    let len = read_fields(
-        events,
-        Reclaimed::EachField,
-        db,
-        key,
-        [field],
-        now,
-        |hash| {
-            hash.and_then(|hash| hash.get(field, now))
-                .map_or(0, <[u8]>::len)
-        },
-    )?;
+    let now = ctx.now_ms;
+    let len = read_fields_shared(ctx, Reclaimed::EachField, key, [field], |_, hash| {
+        hash.and_then(|hash| hash.get(field, now))
+            .map_or(0, <[u8]>::len)
+    })?;
     ctx.out.int(len as i64);
     Ok(())
 }
@@ -622,7 +624,7 @@ fn hlen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let events = Events::of(ctx);
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let len = read_hash(events, locked.db(dbi, key)?, key, now)?.map_or(0, HashValue::len);
     ctx.out.int(len as i64);
     Ok(())
@@ -655,7 +657,7 @@ fn get_all(ctx: &mut Ctx, argv: &[&[u8]], parts: Parts) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let events = Events::of(ctx);
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let hash = read_hash(events, locked.db(dbi, key)?, key, now)?;
     let len = hash.map_or(0, |hash| hash.live_len(now));
     match parts {

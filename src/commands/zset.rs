@@ -556,7 +556,7 @@ fn positive_long(arg: &[u8]) -> Result<i64> {
 // Keyspace helpers.
 // ---------------------------------------------------------------------------
 
-fn get_zset<'a>(db: &'a mut Db, key: &[u8], now: u64) -> Result<Option<&'a ZSetValue>> {
+fn get_zset<'a>(db: &'a Db, key: &[u8], now: u64) -> Result<Option<&'a ZSetValue>> {
     match db.get(key, now) {
         None => Ok(None),
         Some(entry) => match entry.value() {
@@ -590,7 +590,7 @@ fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: b
 /// [`get_zset`] for a read command: a miss is announced.
 fn read_zset<'a>(
     shared: &Shared,
-    db: &'a mut Db,
+    db: &'a Db,
     dbi: usize,
     key: &[u8],
     now: u64,
@@ -810,7 +810,7 @@ fn zcard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let len = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?.map_or(0, ZSetValue::len);
     ctx.out.int(len as i64);
     Ok(())
@@ -820,7 +820,7 @@ fn zscore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     match read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?.and_then(|z| z.score(argv[2]))
     {
         Some(score) => ctx.out.double(score),
@@ -833,7 +833,7 @@ fn zmscore(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let z = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?;
     ctx.out.array(argv.len() - 2);
     for member in &argv[2..] {
@@ -862,7 +862,7 @@ fn count_generic(
 ) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let count = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?
         .and_then(ranks)
         .map_or(0, |(first, last)| last - first + 1);
@@ -895,7 +895,7 @@ fn rank_generic(ctx: &mut Ctx, argv: &[&[u8]], reverse: bool) -> Result<()> {
     let key = argv[1];
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let found = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)?
         .and_then(|z| z.rank(argv[2]).map(|(rank, score)| (rank, score, z.len())));
     match found {
@@ -1130,13 +1130,13 @@ fn range_generic(
     } else {
         &pair[..1]
     };
-    let mut locked = ctx.locks.keys(keys)?;
     let select = |z: &ZSetValue| match &range {
         ParsedRange::Rank(start, end) => select_by_rank(z.len(), *start, *end, reverse),
         ParsedRange::Score(r) => select_by_span(z.len(), r.ranks(z), offset, limit, reverse),
         ParsedRange::Lex(r) => select_by_span(z.len(), r.ranks(z), offset, limit, reverse),
     };
     let Some(dst) = store else {
+        let locked = ctx.locks.read_key(key)?;
         let Some(z) = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? else {
             ctx.out.array(0);
             return Ok(());
@@ -1153,6 +1153,7 @@ fn range_generic(
 
     // ZRANGESTORE: copy the selection out, then write the destination
     // (which may be the source).
+    let mut locked = ctx.locks.keys(keys)?;
     let shared = ctx.shared;
     let pubsub = &*shared.pubsub;
     let (result, expected): (Vec<(Vec<u8>, f64)>, usize) =
@@ -1491,7 +1492,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
     if argv.len() < 3 {
-        let mut locked = ctx.locks.key(key)?;
+        let locked = ctx.locks.read_key(key)?;
         match read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? {
             None => ctx.out.null(),
             Some(z) => {
@@ -1517,7 +1518,7 @@ fn zrandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     if withscores && l < -(i64::MAX / 2) {
         return Err(Error::err("value is out of range"));
     }
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(z) = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.array(0);
         return Ok(());
@@ -1937,7 +1938,7 @@ fn zscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let now = ctx.now_ms;
     let dbi = ctx.session.db;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(z) = read_zset(ctx.shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");

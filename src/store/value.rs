@@ -206,8 +206,8 @@ impl AccessTime {
         let word = self.0.load(Ordering::Relaxed);
         // Only write when the second changed: a hot key read by many cores
         // does not bounce its cache line on every read. The other bits
-        // change only under the shard lock, as this does, so a plain store
-        // keeps them.
+        // change only under the exclusive shard lock, which keeps readers
+        // (this) out, so a plain store keeps them.
         if word & ACCESS_TIME_MASK != now {
             self.0
                 .store((word & !ACCESS_TIME_MASK) | now, Ordering::Relaxed);
