@@ -773,27 +773,73 @@ fn scan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 /// A random live key: a random shard (the next non-empty one after it if it
 /// is empty), then a random key in it. Shards hold about the same number of
 /// keys, so this is close to uniform.
+/// RANDOMKEY: a random shard, then a random key of it. With keys in most
+/// shards a shard picked uniformly is a fair pick (they hold about as
+/// many keys each). With few keys the shards are weighed by how many they
+/// hold: walking on from a random shard to the next one with keys, as
+/// this once did, favoured a shard after a long run of empty ones (of five
+/// keys, one could come up once in 256 calls).
 fn randomkey(ctx: &mut Ctx, _argv: &[&[u8]]) -> Result<()> {
     let db = ctx.db();
     let now = ctx.now_ms;
     let shards = ctx.store().shard_count();
     let mut rng = rand::thread_rng();
-    let start = rng.gen_range(0..shards);
-    for step in 0..shards {
-        let index = (start + step) % shards;
-        let mut locked = ctx.locks.shard(index)?;
-        let part = locked.shard(index)?.db(db);
-        if part.is_empty() {
-            continue;
+    for _ in 0..8 {
+        let index = rng.gen_range(0..shards);
+        if let Some(key) = random_key_in(ctx, index, db, now, rng.gen())? {
+            ctx.out.bulk(&key);
+            return Ok(());
         }
-        if let Some(key) = part.key_at(rng.gen(), now) {
-            drop(locked);
+    }
+    // A key picked can expire, or its shard empty, before it is read:
+    // weigh again, a few times (all of them may be expired keys kept by
+    // CLIENT PAUSE, which are never returned).
+    for _ in 0..8 {
+        let mut sizes = Vec::with_capacity(shards);
+        for index in 0..shards {
+            let mut locked = ctx.locks.shard(index)?;
+            sizes.push(
+                locked
+                    .shard(index)?
+                    .existing_db(db)
+                    .map_or(0, |part| part.len()),
+            );
+        }
+        let total: usize = sizes.iter().sum();
+        if total == 0 {
+            break;
+        }
+        let mut pick = rng.gen_range(0..total);
+        let index = sizes
+            .iter()
+            .position(|&size| {
+                let here = pick < size;
+                pick = pick.saturating_sub(size);
+                here
+            })
+            .unwrap_or(shards - 1);
+        if let Some(key) = random_key_in(ctx, index, db, now, rng.gen())? {
             ctx.out.bulk(&key);
             return Ok(());
         }
     }
     ctx.out.null();
     Ok(())
+}
+
+/// A random live key of database `db` in shard `index`, if it has one.
+fn random_key_in(
+    ctx: &mut Ctx,
+    index: usize,
+    db: usize,
+    now: u64,
+    nth: usize,
+) -> Result<Option<crate::store::Key>> {
+    let mut locked = ctx.locks.shard(index)?;
+    Ok(match locked.shard(index)?.existing_db_mut(db) {
+        Some(part) if !part.is_empty() => part.key_at(nth, now),
+        _ => None,
+    })
 }
 
 // ---------------------------------------------------------------- SWAPDB, FLUSHDB, FLUSHALL
