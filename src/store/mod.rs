@@ -312,19 +312,35 @@ impl Store {
     }
 
     /// The shards of `keys`, to read (see [`Store::read_shard_guard`]),
-    /// taken in ascending order: a writer waits for readers only on a shard
-    /// above every one it holds, so readers must not wait out of order.
+    /// taken as [`Store::lock_shards`] takes locks: in ascending order, and
+    /// never waiting for one while holding others (a writer being in the
+    /// way, what was taken is released, that shard is waited for alone,
+    /// and reading starts over). So a reader never holds a shard while it
+    /// waits, and a writer that waits for readers waits for a lookup.
     pub fn read_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> ReadSet<'_> {
         let mut indexes: SmallVec<[usize; 8]> =
             keys.into_iter().map(|k| self.shard_index(k)).collect();
         indexes.sort_unstable();
         indexes.dedup();
-        ReadSet {
-            store: self,
-            guards: indexes
-                .into_iter()
-                .map(|index| (index, self.read_shard_guard(index)))
-                .collect(),
+        'start_over: loop {
+            let mut guards: SmallVec<[(usize, ShardReadGuard<'_, Shard>); 8]> =
+                SmallVec::with_capacity(indexes.len());
+            for &index in &indexes {
+                let shard = self.inner.shards.get(index);
+                match shard.try_read() {
+                    Some(guard) => guards.push((index, guard)),
+                    None if guards.is_empty() => guards.push((index, shard.read())),
+                    None => {
+                        drop(guards);
+                        drop(shard.read());
+                        continue 'start_over;
+                    }
+                }
+            }
+            return ReadSet {
+                store: self,
+                guards,
+            };
         }
     }
 
@@ -758,20 +774,11 @@ impl<'s> LockSet<'s> {
             Ok(_) => return true,
             Err(position) => position,
         };
-        let shard = &self.store.inner.shards.get(index);
+        let shard = self.store.inner.shards.get(index);
         let guard = if position == self.guards.len() {
             Some(self.store.lock_shard_counted(index))
         } else {
-            let deadline = std::time::Instant::now() + patience;
-            loop {
-                if let Some(guard) = shard.try_lock() {
-                    break Some(guard);
-                }
-                if std::time::Instant::now() >= deadline {
-                    break None;
-                }
-                std::thread::yield_now();
-            }
+            shard.try_lock_until(std::time::Instant::now() + patience)
         };
         match guard {
             Some(guard) => {

@@ -145,39 +145,68 @@ impl<'a, T> LockRef<'a, T> {
     }
 
     /// Exclusive access if no one else holds the lock: no writer, and no
-    /// reader inside. It never waits, so a holder of other locks may call
-    /// it in any order: a reader holding this shard may be waiting for one
-    /// of those.
+    /// reader inside. It never waits.
     pub fn try_lock(self) -> Option<ShardGuard<'a, T>> {
         if !self.slot.writer.try_lock() {
             return None;
         }
         self.slot.writing.swap(true, Ordering::SeqCst);
-        if (0..self.readers.rows)
-            .any(|row| self.readers.counter(row, self.index).load(Ordering::SeqCst) != 0)
-        {
-            let guard = ShardGuard {
-                slot: self.slot,
-                _not_send: PhantomData,
-            };
-            drop(guard);
-            return None;
-        }
-        Some(ShardGuard {
+        let guard = ShardGuard {
             slot: self.slot,
             _not_send: PhantomData,
-        })
+        };
+        if self.readers_inside() {
+            // Dropping the guard lowers `writing` and releases the mutex.
+            return None;
+        }
+        Some(guard)
+    }
+
+    /// Exclusive access if it can be had by `deadline`: the writer mutex
+    /// is tried, not waited for, and readers inside are waited for with
+    /// `writing` raised, so that new readers stay out meanwhile (retrying
+    /// [`LockRef::try_lock`] instead could fail forever against readers
+    /// that keep coming). For a holder of other locks taking this one out
+    /// of order (`LockSet::extend`), where the writer in the way may be
+    /// waiting for one of those: the deadline ends that wait.
+    pub fn try_lock_until(self, deadline: std::time::Instant) -> Option<ShardGuard<'a, T>> {
+        loop {
+            if self.slot.writer.try_lock() {
+                self.slot.writing.swap(true, Ordering::SeqCst);
+                let guard = ShardGuard {
+                    slot: self.slot,
+                    _not_send: PhantomData,
+                };
+                loop {
+                    if !self.readers_inside() {
+                        return Some(guard);
+                    }
+                    if std::time::Instant::now() >= deadline {
+                        return None;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::yield_now();
+        }
+    }
+
+    /// Whether a reader is counted in any row (with `writing` raised).
+    fn readers_inside(self) -> bool {
+        (0..self.readers.rows)
+            .any(|row| self.readers.counter(row, self.index).load(Ordering::SeqCst) != 0)
     }
 
     /// Raises `writing` (with the writer mutex held) and waits until no
     /// reader is inside. A reader increments its counter before it checks
     /// `writing`, and this raises `writing` before it reads the counters,
     /// all sequentially consistent: either the reader sees `writing` and
-    /// backs off, or this sees its count and waits for it. It ends: a
-    /// reader of several shards takes them in ascending order, and a
-    /// writer holding other shards waits here only for a shard above all
-    /// of them (`Store::lock_shards`, `LockSet::extend`), so no reader it
-    /// waits for is waiting for it.
+    /// backs off, or this sees its count and waits for it. It ends: no
+    /// reader waits for anything while it reads (`Store::read_keys` backs
+    /// off as `Store::lock_shards` does), so each finishes its lookup.
     fn exclude_readers(self) {
         self.slot.writing.swap(true, Ordering::SeqCst);
         for row in 0..self.readers.rows {
@@ -373,6 +402,37 @@ mod tests {
         drop(reader);
         writer.join().unwrap();
         assert_eq!(*locks.get(0).read(), 1);
+    }
+
+    #[test]
+    fn try_lock_until_waits_for_readers_up_to_its_deadline() {
+        let locks = Arc::new(ShardLocks::new([0u64]));
+        let (entered, wait_for_entry) = std::sync::mpsc::channel();
+        let (leave, wait_to_leave) = std::sync::mpsc::channel::<()>();
+        let reader = {
+            let locks = locks.clone();
+            std::thread::spawn(move || {
+                let guard = locks.get(0).read();
+                entered.send(()).unwrap();
+                wait_to_leave.recv().unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                drop(guard);
+            })
+        };
+        wait_for_entry.recv().unwrap();
+        let started = std::time::Instant::now();
+        let deadline = started + Duration::from_millis(30);
+        assert!(locks.get(0).try_lock_until(deadline).is_none());
+        assert!(started.elapsed() >= Duration::from_millis(30));
+        // While it waited, `writing` kept new readers out; now it is down.
+        assert!(locks.get(0).try_read().is_some());
+        leave.send(()).unwrap();
+        let guard = locks
+            .get(0)
+            .try_lock_until(std::time::Instant::now() + Duration::from_secs(10));
+        assert!(guard.is_some());
+        drop(guard);
+        reader.join().unwrap();
     }
 
     /// Writers keep two halves equal; readers on other threads must never
