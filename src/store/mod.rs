@@ -367,7 +367,7 @@ impl Store {
             let mut guards: SmallVec<[(usize, ShardGuard<'_, Shard>); 4]> =
                 SmallVec::with_capacity(indexes.len());
             for &index in &indexes {
-                let shard = &self.inner.shards.get(index);
+                let shard = self.inner.shards.get(index);
                 match shard.try_lock() {
                     Some(guard) => guards.push((index, guard)),
                     None if guards.is_empty() => {
@@ -404,7 +404,7 @@ impl Store {
     /// when the lock is free).
     #[inline]
     fn lock_shard_counted(&self, index: usize) -> ShardGuard<'_, Shard> {
-        let shard = &self.inner.shards.get(index);
+        let shard = self.inner.shards.get(index);
         shard.try_lock().unwrap_or_else(|| {
             self.count_shard_lock_wait();
             shard.lock()
