@@ -328,7 +328,7 @@ fn exists(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
 fn type_command(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let db = ctx.db();
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let name = match locked.db(db, key)?.get(key, ctx.now_ms) {
         Some(entry) => {
             reads::hit(ctx.shared);
@@ -483,7 +483,7 @@ fn ttl_generic(ctx: &mut Ctx, argv: &[&[u8]], millis: bool, absolute: bool) -> R
     let key = argv[1];
     let db = ctx.db();
     let now = ctx.now_ms;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let reply = match locked.db(db, key)?.get(key, now) {
         None => {
             reads::miss(ctx.shared, db, key);

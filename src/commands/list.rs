@@ -664,7 +664,7 @@ fn llen(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let len = read_list(shared, locked.db(db, key)?, db, key, now)?.map_or(0, ListValue::len);
     ctx.out.int(len as i64);
     Ok(())
@@ -677,7 +677,7 @@ fn lrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(list) = read_list(shared, locked.db(db, key)?, db, key, now)? else {
         ctx.out.array(0);
         return Ok(());
@@ -699,7 +699,7 @@ fn lindex(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(list) = read_list(shared, locked.db(db, key)?, db, key, now)? else {
         ctx.out.null();
         return Ok(());
@@ -740,7 +740,7 @@ fn lpos(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let found = match read_list(shared, locked.db(db, key)?, db, key, now)? {
         Some(list) => list.positions(argv[2], rank, count, maxlen),
         None => Vec::new(),

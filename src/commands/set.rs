@@ -190,7 +190,7 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// The set at `key`: `None` if there is no such key, WRONGTYPE if it holds
 /// another type.
-fn get_set<'d>(db: &'d mut Db, key: &[u8], now: u64) -> Result<Option<&'d SetValue>> {
+fn get_set<'d>(db: &'d Db, key: &[u8], now: u64) -> Result<Option<&'d SetValue>> {
     match db.get(key, now) {
         None => Ok(None),
         Some(entry) => match entry.value() {
@@ -226,7 +226,7 @@ fn notify_change(pubsub: &PubSub, db: usize, key: &[u8], event: &str, emptied: b
 /// Redis's lookupKeyRead does).
 fn read_set<'d>(
     shared: &Shared,
-    db: &'d mut Db,
+    db: &'d Db,
     dbi: usize,
     key: &[u8],
     now: u64,
@@ -310,7 +310,7 @@ fn smembers(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     match read_set(shared, locked.db(db, key)?, db, key, now)? {
         None => ctx.out.set(0),
         Some(set) => {
@@ -327,7 +327,7 @@ fn sismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let found = read_set(shared, locked.db(db, key)?, db, key, now)?
         .is_some_and(|set| set.contains(argv[2]));
     ctx.out.int(found as i64);
@@ -338,7 +338,7 @@ fn smismember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let set = read_set(shared, locked.db(db, key)?, db, key, now)?;
     ctx.out.array(argv.len() - 2);
     for member in &argv[2..] {
@@ -352,7 +352,7 @@ fn scard(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let len = read_set(shared, locked.db(db, key)?, db, key, now)?.map_or(0, SetValue::len);
     ctx.out.int(len as i64);
     Ok(())
@@ -447,7 +447,7 @@ fn srandmember(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(set) = read_set(shared, locked.db(db, key)?, db, key, now)? else {
         if count.is_some() {
             ctx.out.array(0);
@@ -842,7 +842,7 @@ fn sscan(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (db, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(set) = read_set(shared, locked.db(db, key)?, db, key, now)? else {
         ctx.out.array(2);
         ctx.out.bulk(b"0");

@@ -834,7 +834,7 @@ fn getrange(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let end = int_arg(argv[3])?;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(s) = read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.bulk(b"");
         return Ok(());
@@ -1149,7 +1149,7 @@ fn getbit(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let offset = bit_offset(argv[2], None, max)?;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let bit = match read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? {
         None => false,
         Some(s) => {
@@ -1219,7 +1219,7 @@ fn bitcount(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let key = argv[1];
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(s) = read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.int(0);
         return Ok(());
@@ -1262,7 +1262,7 @@ fn bitpos(ctx: &mut Ctx, argv: &[&[u8]]) -> Result<()> {
     let want = bit == 1;
     let (dbi, now) = (ctx.db(), ctx.now_ms);
     let shared = ctx.shared;
-    let mut locked = ctx.locks.key(key)?;
+    let locked = ctx.locks.read_key(key)?;
     let Some(s) = read_string_noted(shared, locked.db(dbi, key)?, dbi, key, now)? else {
         ctx.out.int(if want { -1 } else { 0 });
         return Ok(());
