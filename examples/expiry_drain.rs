@@ -6,8 +6,11 @@
 //! key due at once), checks they are all there, then, while a probe
 //! connection sends PING after PING and records each round trip, polls
 //! DBSIZE until it reaches 0. Prints the drain time after
-//! the TTL deadline, the probe's worst and 99th-percentile latency during the
-//! drain, and the server's RSS before loading, loaded, and drained.
+//! the TTL deadline; the probe's worst and 99th-percentile latency, and how
+//! many round trips took over 1 ms, in three phases: waiting for the
+//! deadline (the baseline: nothing to expire yet), the drain, and the 2 s
+//! after it (when freed memory goes back to the OS); and the server's RSS
+//! before loading, loaded, and drained.
 //!
 //! ```text
 //! cargo run --release --example expiry_drain -- 127.0.0.1:6379 1000000
@@ -126,12 +129,13 @@ fn main() {
     let stop = Arc::new(AtomicBool::new(false));
     let probe_stop = stop.clone();
     let mut probe = connect();
+    // (when the round trip started, how long it took)
     let probe_thread = std::thread::spawn(move || {
         let mut samples = Vec::new();
         while !probe_stop.load(Ordering::Relaxed) {
             let t = Instant::now();
             command(&mut probe, &["PING"]);
-            samples.push(t.elapsed());
+            samples.push((t, t.elapsed()));
             std::thread::sleep(Duration::from_micros(200));
         }
         samples
@@ -153,10 +157,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(2)); // let the allocator return pages
     let mem_drained = memory(&mut control);
     stop.store(true, Ordering::Relaxed);
-    let mut samples = probe_thread.join().expect("probe");
-    samples.sort();
-    let p99 = samples[samples.len() * 99 / 100];
-    let max = samples[samples.len() - 1];
+    let samples = probe_thread.join().expect("probe");
     match drained_at {
         Some(at) => println!(
             "DBSIZE reached 0 {:.2?} after the common expiry time",
@@ -164,12 +165,34 @@ fn main() {
         ),
         None => println!("DBSIZE did not reach 0 within 30 s"),
     }
-    println!(
-        "PING probe during the drain: {} samples, p99 {:.2?}, max {:.2?}",
-        samples.len(),
-        p99,
-        max
-    );
+    let drain_end = drained_at.unwrap_or(deadline + Duration::from_secs(30));
+    let phases = [
+        ("before the deadline", None, Some(deadline)),
+        ("during the drain", Some(deadline), Some(drain_end)),
+        ("2 s after it", Some(drain_end), None),
+    ];
+    for (phase, from, to) in phases {
+        let mut rtts: Vec<Duration> = samples
+            .iter()
+            .filter(|(at, _)| from.is_none_or(|from| *at >= from) && to.is_none_or(|to| *at < to))
+            .map(|(_, rtt)| *rtt)
+            .collect();
+        if rtts.is_empty() {
+            println!("PING probe {phase}: no samples");
+            continue;
+        }
+        rtts.sort();
+        let over_1ms = rtts
+            .iter()
+            .filter(|rtt| **rtt > Duration::from_millis(1))
+            .count();
+        println!(
+            "PING probe {phase}: {} samples, p99 {:.2?}, max {:.2?}, {over_1ms} over 1 ms",
+            rtts.len(),
+            rtts[rtts.len() * 99 / 100],
+            rtts[rtts.len() - 1],
+        );
+    }
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     for (name, pick) in [("used_memory", 0), ("RSS", 1)] {
         let get = |m: (u64, u64)| if pick == 0 { m.0 } else { m.1 };
