@@ -106,7 +106,8 @@ impl Store {
     /// Returns how many keys moved.
     pub fn rehash_cycle(&self) -> usize {
         let mut moved = 0;
-        for index in 0..self.shard_count() {
+        // Last to first, as `expire_cycle` and for the same reason.
+        for index in (0..self.shard_count()).rev() {
             let mut locks = self.lock_shard(index);
             let Ok(shard) = locks.shard(index) else {
                 continue;
