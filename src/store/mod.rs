@@ -312,35 +312,22 @@ impl Store {
     }
 
     /// The shards of `keys`, to read (see [`Store::read_shard_guard`]),
-    /// taken as [`Store::lock_shards`] takes locks: in ascending order, and
-    /// never waiting for one while holding others (a writer being in the
-    /// way, what was taken is released, that shard is waited for alone,
-    /// and reading starts over). So a reader never holds a shard while it
-    /// waits, and a writer that waits for readers waits for a lookup.
+    /// taken as [`Store::lock_shards`] takes locks (see [`take_in_order`]),
+    /// so a reader never holds a shard while it waits, and a writer that
+    /// waits for readers waits for a lookup.
     pub fn read_keys<'k>(&self, keys: impl IntoIterator<Item = &'k [u8]>) -> ReadSet<'_> {
         let mut indexes: SmallVec<[usize; 8]> =
             keys.into_iter().map(|k| self.shard_index(k)).collect();
         indexes.sort_unstable();
         indexes.dedup();
-        'start_over: loop {
-            let mut guards: SmallVec<[(usize, ShardReadGuard<'_, Shard>); 8]> =
-                SmallVec::with_capacity(indexes.len());
-            for &index in &indexes {
-                let shard = self.inner.shards.get(index);
-                match shard.try_read() {
-                    Some(guard) => guards.push((index, guard)),
-                    None if guards.is_empty() => guards.push((index, shard.read())),
-                    None => {
-                        drop(guards);
-                        drop(shard.read());
-                        continue 'start_over;
-                    }
-                }
-            }
-            return ReadSet {
-                store: self,
-                guards,
-            };
+        let guards = take_in_order(
+            &indexes,
+            |index| self.inner.shards.get(index).try_read(),
+            |index| self.inner.shards.get(index).read(),
+        );
+        ReadSet {
+            store: self,
+            guards,
         }
     }
 
@@ -351,10 +338,8 @@ impl Store {
     }
 
     /// Locks the given shards (any order, duplicates allowed), in ascending
-    /// order and without waiting for one while holding others: if a shard
-    /// is taken, what was locked is released, that shard is waited for
-    /// alone, and locking starts over. A script may then wait for a shard
-    /// out of order (see `LockSet::extend`) without deadlock.
+    /// order and without waiting for one while holding others (see
+    /// [`take_in_order`]).
     pub fn lock_shards(&self, indexes: SmallVec<[usize; 4]>) -> LockSet<'_> {
         if let [index] = indexes[..] {
             // Most commands name one key: no ordering to do.
@@ -363,29 +348,17 @@ impl Store {
         let mut indexes = indexes;
         indexes.sort_unstable();
         indexes.dedup();
-        'start_over: loop {
-            let mut guards: SmallVec<[(usize, ShardGuard<'_, Shard>); 4]> =
-                SmallVec::with_capacity(indexes.len());
-            for &index in &indexes {
-                let shard = self.inner.shards.get(index);
-                match shard.try_lock() {
-                    Some(guard) => guards.push((index, guard)),
-                    None if guards.is_empty() => {
-                        self.count_shard_lock_wait();
-                        guards.push((index, shard.lock()))
-                    }
-                    None => {
-                        drop(guards);
-                        self.count_shard_lock_wait();
-                        drop(shard.lock());
-                        continue 'start_over;
-                    }
-                }
-            }
-            return LockSet {
-                store: self,
-                guards,
-            };
+        let guards = take_in_order(
+            &indexes,
+            |index| self.inner.shards.get(index).try_lock(),
+            |index| {
+                self.count_shard_lock_wait();
+                self.inner.shards.get(index).lock()
+            },
+        );
+        LockSet {
+            store: self,
+            guards,
         }
     }
 
@@ -660,6 +633,37 @@ impl Store {
             Some(part) => part.drain_changes(max, f),
             None => 0,
         }
+    }
+}
+
+/// Takes the shards `indexes` (ascending, no duplicates) with `try_take`,
+/// never waiting for one while holding others: if one is not to be had,
+/// what was taken is released, that shard is waited for alone (`take`) and
+/// released, and taking starts over. Neither readers nor writers then wait
+/// while holding a shard, so a script may wait for one out of order (see
+/// [`LockSet::extend`]) without deadlock.
+fn take_in_order<A, G>(
+    indexes: &[usize],
+    try_take: impl Fn(usize) -> Option<G>,
+    take: impl Fn(usize) -> G,
+) -> SmallVec<A>
+where
+    A: smallvec::Array<Item = (usize, G)>,
+{
+    'start_over: loop {
+        let mut taken: SmallVec<A> = SmallVec::with_capacity(indexes.len());
+        for &index in indexes {
+            match try_take(index) {
+                Some(guard) => taken.push((index, guard)),
+                None if taken.is_empty() => taken.push((index, take(index))),
+                None => {
+                    drop(taken);
+                    drop(take(index));
+                    continue 'start_over;
+                }
+            }
+        }
+        return taken;
     }
 }
 
