@@ -636,6 +636,14 @@ impl Store {
     }
 }
 
+/// Where shard `index` is among `guards` (ascending by shard), or an
+/// error if it was not taken: a command reached a shard it did not lock.
+fn held_position<G>(guards: &[(usize, G)], index: usize) -> Result<usize> {
+    guards
+        .binary_search_by_key(&index, |(i, _)| *i)
+        .map_err(|_| Error::err("internal error: shard accessed without its lock"))
+}
+
 /// Takes the shards `indexes` (ascending, no duplicates) with `try_take`,
 /// never waiting for one while holding others: if one is not to be had,
 /// what was taken is released, that shard is waited for alone (`take`) and
@@ -697,12 +705,8 @@ impl<'s> LockSet<'s> {
 
     /// Shard number `index`, if this set locked it.
     pub fn shard(&mut self, index: usize) -> Result<&mut Shard> {
-        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(pos) => Ok(&mut self.guards[pos].1),
-            Err(_) => Err(Error::err(
-                "internal error: shard accessed without its lock",
-            )),
-        }
+        let position = held_position(&self.guards, index)?;
+        Ok(&mut self.guards[position].1)
     }
 
     /// The part of database `db` that holds `key`.
@@ -715,13 +719,8 @@ impl<'s> LockSet<'s> {
 
     /// The shard holding `key`, to read, if this set locked it.
     pub fn shard_ref(&self, key: &[u8]) -> Result<&Shard> {
-        let index = self.store.shard_index(key);
-        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(pos) => Ok(&self.guards[pos].1),
-            Err(_) => Err(Error::err(
-                "internal error: shard accessed without its lock",
-            )),
-        }
+        let position = held_position(&self.guards, self.store.shard_index(key))?;
+        Ok(&self.guards[position].1)
     }
 
     /// The part of database `db` that holds `key`, to read (several at
@@ -730,13 +729,7 @@ impl<'s> LockSet<'s> {
         if db >= self.store.databases() {
             return Err(Error::db_index_out_of_range());
         }
-        let index = self.store.shard_index(key);
-        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(pos) => Ok(self.guards[pos].1.existing_db(db)),
-            Err(_) => Err(Error::err(
-                "internal error: shard accessed without its lock",
-            )),
-        }
+        Ok(self.shard_ref(key)?.existing_db(db))
     }
 
     /// Whether this set holds the lock of `key`'s shard.
@@ -836,13 +829,8 @@ impl<'s> ReadSet<'s> {
 
     /// The shard holding `key`, if this set holds it.
     pub fn shard_ref(&self, key: &[u8]) -> Result<&Shard> {
-        let index = self.store.shard_index(key);
-        match self.guards.binary_search_by_key(&index, |(i, _)| *i) {
-            Ok(pos) => Ok(&self.guards[pos].1),
-            Err(_) => Err(Error::err(
-                "internal error: shard accessed without its lock",
-            )),
-        }
+        let position = held_position(&self.guards, self.store.shard_index(key))?;
+        Ok(&self.guards[position].1)
     }
 }
 
