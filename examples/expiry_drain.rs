@@ -16,60 +16,12 @@
 //! cargo run --release --example expiry_drain -- 127.0.0.1:6379 1000000
 //! ```
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+mod support;
+
+use std::io::Write;
 use std::time::{Duration, Instant};
 
-fn command(stream: &mut BufReader<TcpStream>, args: &[&str]) -> String {
-    let mut request = format!("*{}\r\n", args.len());
-    for arg in args {
-        request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
-    }
-    stream
-        .get_mut()
-        .write_all(request.as_bytes())
-        .expect("write");
-    read_reply(stream)
-}
-
-/// Reads one reply: a line, a bulk string, or an array of those (joined
-/// with spaces) — the only shapes used here.
-fn read_reply(stream: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    stream.read_line(&mut line).expect("read");
-    if let Some(count) = line.strip_prefix('*') {
-        let count: usize = count.trim().parse().unwrap_or(0);
-        return (0..count)
-            .map(|_| read_reply(stream))
-            .collect::<Vec<_>>()
-            .join(" ");
-    }
-    if let Some(len) = line.strip_prefix('$') {
-        let len: i64 = len.trim().parse().expect("bulk length");
-        if len < 0 {
-            return String::new();
-        }
-        let mut body = vec![0; len as usize + 2];
-        stream.read_exact(&mut body).expect("read bulk");
-        body.truncate(len as usize);
-        return String::from_utf8_lossy(&body).into_owned();
-    }
-    line.trim_end().to_string()
-}
-
-/// (used_memory, used_memory_rss) from INFO memory.
-fn memory(stream: &mut BufReader<TcpStream>) -> (u64, u64) {
-    let info = command(stream, &["INFO", "memory"]);
-    let field = |name: &str| {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
-    };
-    (field("used_memory:"), field("used_memory_rss:"))
-}
+use support::{command, connect, memory, read_reply, report_phases, Probe};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -78,13 +30,12 @@ fn main() {
         .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or(1_000_000);
-    let connect = || BufReader::new(TcpStream::connect(&address).expect("connect"));
-    let mut control = connect();
+    let mut control = connect(&address);
     command(&mut control, &["FLUSHALL"]);
     let mem_empty = memory(&mut control);
 
     // Load in pipelined batches, every key due at `deadline`.
-    let mut loader = connect();
+    let mut loader = connect(&address);
     let batch = 1000;
     let load_start = Instant::now();
     let server_now_ms: u64 = {
@@ -126,20 +77,7 @@ fn main() {
     );
 
     // Probe latency while the keys expire.
-    let stop = Arc::new(AtomicBool::new(false));
-    let probe_stop = stop.clone();
-    let mut probe = connect();
-    // (when the round trip started, how long it took)
-    let probe_thread = std::thread::spawn(move || {
-        let mut samples = Vec::new();
-        while !probe_stop.load(Ordering::Relaxed) {
-            let t = Instant::now();
-            command(&mut probe, &["PING"]);
-            samples.push((t, t.elapsed()));
-            std::thread::sleep(Duration::from_micros(200));
-        }
-        samples
-    });
+    let probe = Probe::start(&address, || vec!["PING".to_string()]);
 
     let deadline = load_start + Duration::from_secs(10);
     let mut drained_at = None;
@@ -156,8 +94,7 @@ fn main() {
     }
     std::thread::sleep(Duration::from_secs(2)); // let the allocator return pages
     let mem_drained = memory(&mut control);
-    stop.store(true, Ordering::Relaxed);
-    let samples = probe_thread.join().expect("probe");
+    let samples = probe.finish();
     match drained_at {
         Some(at) => println!(
             "DBSIZE reached 0 {:.2?} after the common expiry time",
@@ -171,28 +108,7 @@ fn main() {
         ("during the drain", Some(deadline), Some(drain_end)),
         ("2 s after it", Some(drain_end), None),
     ];
-    for (phase, from, to) in phases {
-        let mut rtts: Vec<Duration> = samples
-            .iter()
-            .filter(|(at, _)| from.is_none_or(|from| *at >= from) && to.is_none_or(|to| *at < to))
-            .map(|(_, rtt)| *rtt)
-            .collect();
-        if rtts.is_empty() {
-            println!("PING probe {phase}: no samples");
-            continue;
-        }
-        rtts.sort();
-        let over_1ms = rtts
-            .iter()
-            .filter(|rtt| **rtt > Duration::from_millis(1))
-            .count();
-        println!(
-            "PING probe {phase}: {} samples, p99 {:.2?}, max {:.2?}, {over_1ms} over 1 ms",
-            rtts.len(),
-            rtts[rtts.len() * 99 / 100],
-            rtts[rtts.len() - 1],
-        );
-    }
+    report_phases("PING probe", &samples, &phases);
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     for (name, pick) in [("used_memory", 0), ("RSS", 1)] {
         let get = |m: (u64, u64)| if pick == 0 { m.0 } else { m.1 };
