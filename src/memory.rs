@@ -172,6 +172,18 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for CountingAllocator<A> {
     }
 }
 
+/// Adds this thread's unflushed delta to the global count at once. A thread
+/// that just freed much (eviction) calls it: otherwise the others would
+/// see up to [`FLUSH_BYTES`] more in use than there is, and evict for it.
+pub fn publish_thread_delta() {
+    if let Ok(pending) = LOCAL_DELTA.try_with(|local| local.replace(0)) {
+        if pending != 0 {
+            let now = ALLOCATED.fetch_add(pending, Ordering::Relaxed) + pending;
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Whether a [`CountingAllocator`] is the global allocator (it announces
 /// itself at its first flush, i.e. after the first 64 KiB).
 pub fn is_counting() -> bool {

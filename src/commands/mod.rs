@@ -658,6 +658,25 @@ pub fn must_wait_for_script(shared: &Shared, argv: &[&[u8]]) -> bool {
     !shards.is_empty() && shared.scripting.holds_any(&shards)
 }
 
+/// Past the memory ceiling (see `store::evict`): the limits to evict under
+/// before `argv` runs, if it may add data. The connection evicts them in
+/// slices, letting its thread's other connections run between them, where
+/// the command would evict for up to 10 ms in one go.
+pub fn must_evict_first(
+    shared: &Shared,
+    session: &mut Session,
+    argv: &[&[u8]],
+) -> Option<crate::store::MemoryLimits> {
+    let limits = session.hot(shared).memory;
+    if !shared.store.past_ceiling(&limits) {
+        return None;
+    }
+    let spec = resolve_raw(argv).ok()?;
+    let may_add_data =
+        spec.has(flags::DENYOOM) || (spec.name == "exec" && queued_has(session, flags::DENYOOM));
+    may_add_data.then_some(limits)
+}
+
 /// While CLIENT PAUSE is in force: until when a request must wait, as
 /// Redis's processCommand decides: every command under ALL; under WRITE,
 /// those that may write or publish (and EXEC of a transaction that queued
@@ -854,14 +873,20 @@ fn check_and_run(
             return None;
         }
     }
-    // As Redis's processCommand: evict if over maxmemory; if that fails,
-    // refuse commands that may add data (EXEC too, if it queued some).
+    // As Redis's processCommand, for commands that may add data (EXEC too,
+    // if it queued some): evict if over maxmemory; if that fails, refuse
+    // them. Other commands leave eviction to the background thread (see
+    // `store::evict`), so that no read waits for it.
     let limits = hot.memory;
-    let room = shared.store.make_room(&limits);
-    if room != crate::store::Room::Ok
-        && (spec.has(flags::DENYOOM)
-            || (spec.name == "exec" && queued_has(session, flags::DENYOOM)))
-    {
+    let may_add_data =
+        spec.has(flags::DENYOOM) || (spec.name == "exec" && queued_has(session, flags::DENYOOM));
+    let room = if may_add_data {
+        shared.store.make_room(&limits)
+    } else {
+        shared.store.apply_memory_settings(&limits);
+        crate::store::Room::Ok
+    };
+    if room != crate::store::Room::Ok {
         // Memory full of changes PostgreSQL has not confirmed: writes to
         // written-behind keys get the backpressure error, others the OOM.
         if let Some(writebehind) = shared.writebehind.as_deref() {

@@ -17,6 +17,7 @@ use crate::protocol::{Limits, ReplyBuf, RequestDecoder};
 use crate::shared::blocking::BlockRequest;
 use crate::shared::UnblockReason;
 use crate::shared::{ClientHandle, FlushWait, Shared};
+use crate::store::evict::CEILING_TIME_LIMIT;
 use crate::store::lazyfree;
 use crate::writebehind::journal::{replace_replies, take_appended, Journal};
 
@@ -101,6 +102,11 @@ impl std::io::Write for SocketNow<'_> {
         Ok(())
     }
 }
+
+/// How long a connection runs commands of one pipeline before it lets the
+/// other tasks queued on its worker run: a pipeline of slow commands would
+/// otherwise hold them back for its whole length.
+const LONG_TURN: Duration = Duration::from_millis(1);
 
 /// Lets the tasks already queued on this worker run before this one goes
 /// on: it wakes itself and returns `Pending` once, so the scheduler puts it
@@ -615,6 +621,8 @@ impl Connection<'_> {
         session: &mut Session,
         stream: &mut S,
     ) -> std::io::Result<Processed> {
+        // When the first command of this turn on the worker ended.
+        let mut turn_started = None;
         loop {
             let hot = session.hot(self.shared);
             let limits = Limits {
@@ -704,6 +712,19 @@ impl Connection<'_> {
                                 }
                             }
                         }
+                        // Past the memory ceiling, a write evicts first,
+                        // a slice at a time, and the other connections of
+                        // this worker run between slices.
+                        if let Some(limits) =
+                            commands::must_evict_first(self.shared, session, &args)
+                        {
+                            let store = &self.shared.store;
+                            let give_up = Instant::now() + CEILING_TIME_LIMIT;
+                            while store.evict_past_ceiling(&limits) && Instant::now() < give_up {
+                                requeue_behind_ready_tasks().await;
+                            }
+                            session.begin_batch(store.now_ms());
+                        }
                         let ((), frees) = lazyfree::collect_sync_frees(|| {
                             if renamed_away {
                                 let output = &mut self.output;
@@ -764,6 +785,16 @@ impl Connection<'_> {
                     if self.output.len() >= OUTPUT_FLUSH_THRESHOLD {
                         self.flush(stream).await?;
                         self.prefetched = 0;
+                    }
+                    // A run of slow commands lets this worker's other
+                    // connections in between, every LONG_TURN.
+                    if let Some(ended) = session.run_clock {
+                        let started = *turn_started.get_or_insert(ended);
+                        if ended.saturating_duration_since(started) >= LONG_TURN {
+                            requeue_behind_ready_tasks().await;
+                            turn_started = None;
+                            self.prefetched = 0;
+                        }
                     }
                 }
                 Ok(None) => {

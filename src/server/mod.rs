@@ -573,7 +573,9 @@ impl AcceptFailures {
 
 /// Active expiry runs on its own thread so that a burst of due keys never
 /// occupies a runtime worker that clients' connections are waiting on; it
-/// takes one shard lock at a time, briefly. Once a second the same thread
+/// takes one shard lock at a time, briefly. So does eviction while used
+/// memory is over `maxmemory` (write commands evict too, reads do not: see
+/// `store::evict`). Once a second the same thread
 /// closes clients idle past `timeout` and hands freed memory back to the
 /// OS when the allocator keeps much of it.
 fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandle<()>> {
@@ -625,7 +627,11 @@ fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandl
                     cycle_started.elapsed().as_micros() as u64,
                     Ordering::Relaxed,
                 );
-                if reclaimed == 0 {
+                // Over maxmemory: evict a slice, as Redis's eviction
+                // time proc (reads leave eviction to this thread).
+                let limits = shared.config.read().memory_limits();
+                let evicting = shared.store.evict_in_background(&limits);
+                if reclaimed == 0 && !evicting {
                     // A key table resize that reads alone would leave
                     // under way (Redis's `activerehashing`).
                     let rehashing = shared.config.read().get("activerehashing");
@@ -635,7 +641,8 @@ fn spawn_active_expiry(shared: Arc<Shared>) -> io::Result<std::thread::JoinHandl
                     let hz = shared.config.read().hz.max(1);
                     std::thread::sleep(Duration::from_millis(1000 / hz));
                 } else {
-                    // More may be due: go on, but let clients' threads run.
+                    // More may be due or over the limit: go on, but let
+                    // clients' threads run.
                     std::thread::yield_now();
                 }
             }

@@ -1,8 +1,8 @@
 //! Eviction: keeping the keyspace under `maxmemory`, with Redis's policies.
 //!
-//! Before a command runs, [`Store::make_room`] compares
-//! [`crate::memory::used_memory`] with `maxmemory` and, if it is over,
-//! evicts keys one at a time: it picks a random shard, samples
+//! Before a command that may add data runs (one flagged `denyoom`),
+//! [`Store::make_room`] compares [`crate::memory::used_memory`] with
+//! `maxmemory` and, if it is over, evicts keys one at a time: it picks a random shard, samples
 //! `maxmemory-samples` keys in each of its databases (an O(1) pick each from
 //! the shard's dense entry vector) and evicts the best victim under the
 //! policy — largest idle time (LRU), smallest LFU counter (LFU), soonest
@@ -19,8 +19,17 @@
 //! nothing left the policy may evict (noeviction, or no volatile key for a
 //! volatile-* policy) does the check fail, and commands flagged `denyoom`
 //! are refused with Redis's OOM error; that outcome is remembered for
-//! [`EXHAUSTED_RECHECK`] (10 ms), so that while it lasts commands (reads
-//! included) do not each lock every shard looking for a victim.
+//! [`EXHAUSTED_RECHECK`] (10 ms), so that while it lasts commands do not
+//! each lock every shard looking for a victim.
+//!
+//! Reads never evict (Redis makes every command evict): the server's
+//! background thread does, in slices of [`EVICTION_SLICE`], for as long
+//! as memory is over the limit ([`Store::evict_in_background`], Redis's
+//! eviction time proc). So a `maxmemory` lowered far below the used memory
+//! is reached without a write, and a reader never waits for a mass
+//! eviction: with a million keys and `maxmemory` halved, a GET evicting
+//! for its 10 ms past the ceiling made other clients' GETs wait up to
+//! 20–47 ms (examples/background_stalls.rs).
 //!
 //! Keys whose write-behind change PostgreSQL has not confirmed yet (the
 //! PENDING bit, see `store::changes`) are never evicted: their value would
@@ -48,6 +57,12 @@ pub const EVICTION_TIME_LIMIT: Duration = Duration::from_micros(500);
 /// bounded, so that memory held by something eviction cannot free (a huge
 /// client buffer) does not make one command evict the whole keyspace.
 pub const CEILING_TIME_LIMIT: Duration = Duration::from_millis(10);
+
+/// The longest one call of [`Store::evict_in_background`] or
+/// [`Store::evict_past_ceiling`] evicts: short, so that the background
+/// thread's other duties (active expiry), or the other connections of a
+/// runtime thread, go on between slices.
+pub const EVICTION_SLICE: Duration = Duration::from_millis(1);
 
 /// Past this much used memory, a command evicts until it is back under it,
 /// for up to [`CEILING_TIME_LIMIT`]: when writes come faster than
@@ -325,9 +340,79 @@ impl Store {
 
     /// [`Store::make_room`] with `used` as the measure of used memory.
     fn make_room_with(&self, limits: &MemoryLimits, used: impl Fn() -> u64) -> Room {
+        let ceiling = hard_ceiling(limits.maxmemory);
+        self.evict_while_over(limits, limits.maxmemory, used, |now_used| {
+            if now_used <= ceiling {
+                EVICTION_TIME_LIMIT
+            } else {
+                CEILING_TIME_LIMIT
+            }
+        })
+    }
+
+    /// Applies what every command must see at once, evicting or not: the
+    /// LFU parameters and whether S3-FIFO tracks keys.
+    pub fn apply_memory_settings(&self, limits: &MemoryLimits) {
         set_lfu_params(limits.lfu_log_factor, limits.lfu_decay_time);
         self.track_s3fifo(limits.policy == Policy::AllKeysS3Fifo);
-        if limits.maxmemory == 0 || used() <= limits.maxmemory {
+    }
+
+    /// Eviction off the clients' path, as Redis's eviction time proc: the
+    /// server's background thread calls it every cycle. While used memory
+    /// is over `limits.maxmemory` it evicts for up to
+    /// [`EVICTION_SLICE`] and returns true if memory is still over and
+    /// there is more to evict (call again soon). Write commands still
+    /// evict what they need first ([`Store::make_room`]); reads never
+    /// evict, so no reader waits for a mass eviction (a `maxmemory`
+    /// lowered far below the used memory).
+    pub fn evict_in_background(&self, limits: &MemoryLimits) -> bool {
+        self.evict_in_background_with(limits, crate::memory::used_memory)
+    }
+
+    fn evict_in_background_with(&self, limits: &MemoryLimits, used: impl Fn() -> u64) -> bool {
+        self.evict_slice(limits, limits.maxmemory, used)
+    }
+
+    /// Whether memory is past [`hard_ceiling`], where a write command
+    /// would evict for up to [`CEILING_TIME_LIMIT`] before it runs; the
+    /// server's connections call [`Store::evict_past_ceiling`] first,
+    /// letting the other connections of their thread run between slices.
+    pub fn past_ceiling(&self, limits: &MemoryLimits) -> bool {
+        limits.maxmemory > 0
+            && limits.policy != Policy::NoEviction
+            && crate::memory::used_memory() > hard_ceiling(limits.maxmemory)
+    }
+
+    /// Evicts for up to [`EVICTION_SLICE`] while memory is past
+    /// [`hard_ceiling`]; true if it still is and there is more to evict.
+    pub fn evict_past_ceiling(&self, limits: &MemoryLimits) -> bool {
+        self.evict_slice(
+            limits,
+            hard_ceiling(limits.maxmemory),
+            crate::memory::used_memory,
+        )
+    }
+
+    /// Evicts for up to [`EVICTION_SLICE`] while `used()` is over `target`;
+    /// true if it still is and there is more to evict.
+    fn evict_slice(&self, limits: &MemoryLimits, target: u64, used: impl Fn() -> u64) -> bool {
+        self.evict_while_over(limits, target, &used, |_| EVICTION_SLICE) == Room::Ok
+            && limits.maxmemory > 0
+            && used() > target
+    }
+
+    /// Evicts under `limits.policy` while `used()` is over `target` (and
+    /// `limits.maxmemory` is set), for at most `time_limit(used)` (checked
+    /// every 16 evictions).
+    fn evict_while_over(
+        &self,
+        limits: &MemoryLimits,
+        target: u64,
+        used: impl Fn() -> u64,
+        time_limit: impl Fn(u64) -> Duration,
+    ) -> Room {
+        self.apply_memory_settings(limits);
+        if limits.maxmemory == 0 || used() <= target {
             return Room::Ok;
         }
         // As Redis 7.0 (isSafeToPerformEvictions): while clients are
@@ -353,7 +438,6 @@ impl Store {
                 }
             }
         }
-        let ceiling = hard_ceiling(limits.maxmemory);
         let mut evicted = 0u64;
         loop {
             let room = match self.evict_one_or_why(limits) {
@@ -368,15 +452,10 @@ impl Store {
             }
             evicted += 1;
             let now_used = used();
-            if now_used <= limits.maxmemory {
+            if now_used <= target {
                 return Room::Ok;
             }
-            let time_limit = if now_used <= ceiling {
-                EVICTION_TIME_LIMIT
-            } else {
-                CEILING_TIME_LIMIT
-            };
-            if evicted.is_multiple_of(16) && started.elapsed() >= time_limit {
+            if evicted.is_multiple_of(16) && started.elapsed() >= time_limit(now_used) {
                 return Room::Ok;
             }
         }
@@ -668,8 +747,8 @@ impl Store {
     }
 }
 
-/// Reports the eviction cycle of `make_room` to the latency monitor
-/// (`eviction-cycle`) however it ends.
+/// Reports an eviction cycle to the latency monitor (`eviction-cycle`)
+/// however it ends, and publishes the memory it freed to the other threads.
 struct EvictionCycle<'s> {
     store: &'s Store,
     started: Instant,
@@ -677,6 +756,7 @@ struct EvictionCycle<'s> {
 
 impl Drop for EvictionCycle<'_> {
     fn drop(&mut self) {
+        crate::memory::publish_thread_delta();
         let monitor = self.store.latency();
         if monitor.is_on() {
             monitor
@@ -779,6 +859,30 @@ mod tests {
         assert_eq!(store.evicted_keys(), 5);
         store.reset_eviction_stats();
         assert_eq!(count(Policy::AllKeysLru), 0);
+    }
+
+    #[test]
+    fn background_eviction_goes_on_in_slices_until_under_the_limit() {
+        let (store, _) = store_at(1_000_000);
+        for i in 0..2000 {
+            store.set(0, format!("k{i}").as_bytes(), b"v").unwrap();
+        }
+        let used = || store.dbsize(0).unwrap() as u64 * 1000;
+        let mut limits = limits(Policy::AllKeysLru);
+        limits.maxmemory = 500_000;
+        let mut calls = 0;
+        while store.evict_in_background_with(&limits, used) {
+            calls += 1;
+            assert!(calls < 10_000, "never got under the limit");
+        }
+        assert_eq!(store.dbsize(0).unwrap(), 500);
+        assert_eq!(store.evicted_keys(), 1500);
+        // Under the limit, and with nothing the policy may take: no work.
+        assert!(!store.evict_in_background_with(&limits, used));
+        limits.maxmemory = 1000;
+        limits.policy = Policy::VolatileLru;
+        assert!(!store.evict_in_background_with(&limits, used));
+        assert_eq!(store.dbsize(0).unwrap(), 500);
     }
 
     #[test]
