@@ -190,6 +190,24 @@ fn table_ends_equal_to_cache() {
     assert!(status_int(&mut con, "rows_deleted") >= 3);
 }
 
+/// `host=/dir` is PostgreSQL's Unix socket: no TLS there (as libpq, with
+/// the default sslmode=prefer), where the TLS connector used to fail every
+/// connection for want of a host name.
+#[test]
+fn writes_behind_through_a_unix_socket() {
+    let pg = Postgres::start();
+    let url = pg.socket_url();
+    let server = TestServer::with_config(|config| {
+        config.write_behind_url = url;
+        config.write_behind_delay = 50;
+    });
+    let mut con = server.client();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    flush(&mut con);
+    let value: Vec<Vec<u8>> = pg.query("SELECT value FROM larder_kv WHERE key = 'k'", |r| r.get(0));
+    assert_eq!(value, vec![b"v".to_vec()]);
+}
+
 #[test]
 fn ten_thousand_writes_to_one_key_become_a_handful_of_row_writes() {
     let pg = Postgres::start();

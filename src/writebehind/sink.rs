@@ -221,7 +221,15 @@ impl Sink {
 
     /// Opens a connection, its I/O driven by a task of its own.
     pub async fn connect_plain(&self) -> Result<Client, tokio_postgres::Error> {
-        let Some(tls) = &self.tls else {
+        // As libpq: no TLS over a Unix socket, whatever sslmode says (the
+        // TLS connector would fail at once, there being no host name).
+        let over_unix_socket = self.config.get_hosts().iter().all(|host| match host {
+            tokio_postgres::config::Host::Tcp(_) => false,
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(_) => true,
+        });
+        let tls = self.tls.as_ref().filter(|_| !over_unix_socket);
+        let Some(tls) = tls else {
             let (client, connection) = self.config.connect(NoTls).await?;
             tokio::spawn(async move {
                 if let Err(error) = connection.await {

@@ -165,6 +165,15 @@ impl Postgres {
         )
     }
 
+    /// A `write-behind-url` through the server's Unix socket.
+    pub fn socket_url(&self) -> String {
+        format!(
+            "host={} port={} user=postgres dbname=postgres connect_timeout=2",
+            self.dir.display(),
+            self.port
+        )
+    }
+
     /// Runs SQL and returns its rows (each column through `get`).
     pub fn query<T>(&self, sql: &str, get: impl Fn(&tokio_postgres::Row) -> T) -> Vec<T> {
         self.try_query_with(sql, get).expect("query PostgreSQL")
