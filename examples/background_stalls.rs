@@ -14,9 +14,10 @@
 //!   steady eviction follow, where each new key the writer adds evicts.
 //! - `writebehind` (Larder started with write-behind on and its flusher
 //!   held back, e.g. `--write-behind-delay 3600000
-//!   --write-behind-batch-size 100000000`): after the 2 s baseline,
-//!   `WRITEBEHIND FLUSH 0` sends the whole backlog to PostgreSQL; the
-//!   flush phase lasts until it answers, then 2 s follow.
+//!   --write-behind-batch-size 1000000`, more than `--keys`): after the 2 s
+//!   baseline, `WRITEBEHIND FLUSH 0` sends the whole backlog to
+//!   PostgreSQL in batches of 1,000 keys; the flush phase lasts until it
+//!   answers, then 2 s follow.
 //!
 //! ```text
 //! cargo run --release --example background_stalls -- --port 6379 --scenario eviction
@@ -229,12 +230,17 @@ fn main() {
                 let mut fields = status.split_whitespace();
                 while let Some(name) = fields.next() {
                     if name == "pending_keys" {
-                        return fields.next().and_then(|v| v.parse().ok()).unwrap_or(0u64);
+                        return fields.next().map_or(0, integer);
                     }
                 }
                 0
             };
             let backlog = pending(&mut control);
+            // Batches of the default size from here on.
+            command(
+                &mut control,
+                &["CONFIG", "SET", "write-behind-batch-size", "1000"],
+            );
             let reply = command(&mut control, &["WRITEBEHIND", "FLUSH", "0"]);
             let flushed = Instant::now();
             println!(

@@ -339,6 +339,10 @@ impl Flusher {
                     if taken < want {
                         break;
                     }
+                    // Between steps, the connections queued on this worker
+                    // run: draining a wave (batch size × pool size keys)
+                    // in one go held them back for milliseconds.
+                    tokio::task::yield_now().await;
                 }
             }
         }
