@@ -128,6 +128,16 @@ fn bench_get(c: &mut Criterion) {
             got
         });
     });
+    // Hits copied into one reused buffer with `Store::get_into`.
+    group.bench_function("hit_into_buffer/1_thread", |b| {
+        let mut i = 0;
+        let mut buf = Vec::new();
+        b.iter(|| {
+            let got = store.get_into(0, black_box(&hit_keys[i]), &mut buf).ok();
+            i = (i + 1) % KEYS;
+            got
+        });
+    });
     // A batch of 16 reads announced first with `Store::prefetch`, as the
     // server does for a pipeline: the batch's cache misses overlap.
     group.throughput(Throughput::Elements(16));
