@@ -2,21 +2,22 @@
 //!
 //! Before a command that may add data runs (one flagged `denyoom`),
 //! [`Store::make_room`] compares [`crate::memory::used_memory`] with
-//! `maxmemory` and, if it is over, evicts keys one at a time: it picks a random shard, samples
-//! `maxmemory-samples` keys in each of its databases (an O(1) pick each from
-//! the shard's dense entry vector) and evicts the best victim under the
-//! policy — largest idle time (LRU), smallest LFU counter (LFU), soonest
-//! expiry (TTL: exact, from the shard's expiry index) or any (random). An
-//! expired key sampled on the way is always taken first. One shard lock is
-//! held at a time, for one eviction; entries are freed after the lock is
-//! released. The work per command is bounded by time
-//! ([`EVICTION_TIME_LIMIT`], Redis's default of 500 µs): a command that
-//! could not get under the limit in that time still runs and the next ones
-//! continue, as Redis does with its eviction time proc — unless used memory
-//! is past [`hard_ceiling`] (1/64 over the limit), where a command evicts
-//! until it is back under it (for up to [`CEILING_TIME_LIMIT`], 10 ms), so
-//! that writes faster than eviction cannot push memory further. Only when there is
-//! nothing left the policy may evict (noeviction, or no volatile key for a
+//! `maxmemory` and, if it is over, evicts keys one at a time: it picks a
+//! random shard, samples `maxmemory-samples` keys in each of its databases
+//! (an O(1) pick each from the shard's dense entry vector) and evicts the
+//! best victim under the policy — largest idle time (LRU), smallest LFU
+//! counter (LFU), soonest expiry (TTL: exact, from the shard's expiry
+//! index) or any (random). An expired key sampled on the way is always
+//! taken first. One shard lock is held at a time, for one eviction;
+//! entries are freed after the lock is released. The work per command is
+//! bounded by time ([`EVICTION_TIME_LIMIT`], Redis's default of 500 µs): a
+//! command that could not get under the limit in that time still runs and
+//! the next ones continue — unless used memory is past [`hard_ceiling`]
+//! (1/64 over the limit), where a command evicts until it is back under it
+//! (for up to [`CEILING_TIME_LIMIT`], 10 ms; the server's connections do
+//! that in slices, [`Store::evict_past_ceiling`]), so that writes faster
+//! than eviction cannot push memory further. Only when there is nothing
+//! left the policy may evict (noeviction, or no volatile key for a
 //! volatile-* policy) does the check fail, and commands flagged `denyoom`
 //! are refused with Redis's OOM error; that outcome is remembered for
 //! [`EXHAUSTED_RECHECK`] (10 ms), so that while it lasts commands do not
