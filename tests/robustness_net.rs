@@ -769,3 +769,47 @@ fn pipelines_on_one_worker_get_their_replies_in_order() {
     assert!(doomed.is_closed());
     runtime.block_on(server.shutdown());
 }
+
+/// With one worker thread, a pipeline of slow commands lets the worker's
+/// other connections in between (after each millisecond of commands),
+/// where it used to keep them waiting for its whole length.
+#[test]
+fn a_pipeline_of_slow_commands_does_not_hold_back_other_clients() {
+    let binary = Binary::start("TOKIO_WORKER_THREADS=1", &[]);
+    let mut slow = binary.raw();
+    let mut other = binary.raw();
+    // Two disjoint sets of 50,000 members: SINTER walks one and looks each
+    // member up in the other, on the worker, and replies with an empty
+    // array (no full socket buffer makes the pipeline wait).
+    for (key, prefix) in [("s1", "a"), ("s2", "b")] {
+        for chunk in 0..50 {
+            let mut args = vec!["SADD".to_string(), key.to_string()];
+            args.extend((0..1000).map(|i| format!("{prefix}{}", chunk * 1000 + i)));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            assert_eq!(slow.command(&args), b":1000\r\n");
+        }
+    }
+    assert_eq!(other.command(&["PING"]), b"+PONG\r\n");
+    // 40 of them, then a mark that the pipeline has run.
+    let mut pipeline = "*3\r\n$6\r\nSINTER\r\n$2\r\ns1\r\n$2\r\ns2\r\n".repeat(40);
+    pipeline.push_str("*3\r\n$3\r\nSET\r\n$4\r\ndone\r\n$1\r\n1\r\n");
+    let sent = Instant::now();
+    slow.send(pipeline.as_bytes());
+    // The other client's request, sent while the pipeline runs (it takes
+    // about a second in a debug build), runs before the pipeline's end.
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(
+        other.command(&["GET", "done"]),
+        b"$-1\r\n",
+        "the other client was served only after the whole pipeline"
+    );
+    let other_served = sent.elapsed();
+    for _ in 0..40 {
+        assert_eq!(slow.read_reply(), b"*0\r\n");
+    }
+    assert_eq!(slow.read_reply(), b"+OK\r\n");
+    eprintln!(
+        "served after {other_served:?}; pipeline ran {:?}",
+        sent.elapsed()
+    );
+}

@@ -721,7 +721,7 @@ impl Connection<'_> {
                             let store = &self.shared.store;
                             let give_up = Instant::now() + CEILING_TIME_LIMIT;
                             while store.evict_past_ceiling(&limits) && Instant::now() < give_up {
-                                requeue_behind_ready_tasks().await;
+                                tokio::task::yield_now().await;
                             }
                             session.begin_batch(store.now_ms());
                         }
@@ -787,11 +787,13 @@ impl Connection<'_> {
                         self.prefetched = 0;
                     }
                     // A run of slow commands lets this worker's other
-                    // connections in between, every LONG_TURN.
+                    // connections in between, every LONG_TURN (yield_now:
+                    // the socket events are polled too, so that a client
+                    // whose request arrived meanwhile gets its turn).
                     if let Some(ended) = session.run_clock {
                         let started = *turn_started.get_or_insert(ended);
                         if ended.saturating_duration_since(started) >= LONG_TURN {
-                            requeue_behind_ready_tasks().await;
+                            tokio::task::yield_now().await;
                             turn_started = None;
                             self.prefetched = 0;
                         }
