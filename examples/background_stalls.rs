@@ -28,7 +28,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -90,15 +90,13 @@ fn load(address: &str, range: std::ops::Range<u64>) {
 /// each batch's start and round trip as the probe does.
 struct Writer {
     stop: Arc<AtomicBool>,
-    written: Arc<AtomicU64>,
     thread: std::thread::JoinHandle<Vec<(Instant, Duration)>>,
 }
 
 impl Writer {
     fn start(address: &str, first: u64, fresh: bool) -> Writer {
         let stop = Arc::new(AtomicBool::new(false));
-        let written = Arc::new(AtomicU64::new(0));
-        let (stopped, count) = (stop.clone(), written.clone());
+        let stopped = stop.clone();
         let mut conn = connect(address);
         let thread = std::thread::spawn(move || {
             let mut samples = Vec::new();
@@ -122,7 +120,6 @@ impl Writer {
                 let started = Instant::now();
                 pipeline(&mut conn, &request, WRITER_BATCH as usize);
                 samples.push((started, started.elapsed()));
-                count.fetch_add(WRITER_BATCH, Ordering::Relaxed);
                 next_batch += WRITER_PERIOD;
                 if let Some(wait) = next_batch.checked_duration_since(Instant::now()) {
                     std::thread::sleep(wait);
@@ -130,18 +127,13 @@ impl Writer {
             }
             samples
         });
-        Writer {
-            stop,
-            written,
-            thread,
-        }
+        Writer { stop, thread }
     }
 
-    /// Stops it: (SETs sent, the batches' samples).
-    fn finish(self) -> (u64, Vec<(Instant, Duration)>) {
+    /// Stops it and returns the batches' samples.
+    fn finish(self) -> Vec<(Instant, Duration)> {
         self.stop.store(true, Ordering::Relaxed);
-        let samples = self.thread.join().expect("writer");
-        (self.written.load(Ordering::Relaxed), samples)
+        self.thread.join().expect("writer")
     }
 }
 
@@ -252,7 +244,8 @@ fn main() {
         }
         other => panic!("unknown scenario {other}"),
     };
-    let (sets, batches) = writer.finish();
+    let batches = writer.finish();
+    let sets = batches.len() as u64 * WRITER_BATCH;
     let samples = probe.finish();
     println!(
         "writer: {sets} SETs; DBSIZE now {}, evicted_keys {}",
