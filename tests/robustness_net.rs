@@ -592,7 +592,12 @@ fn a_low_open_file_limit_lowers_maxclients_and_refuses_the_surplus() {
         observer.command(&["CONFIG", "GET", "maxclients"]),
         b"*2\r\n$10\r\nmaxclients\r\n$2\r\n32\r\n"
     );
-    // 31 more fit beside the observer.
+    // 31 more fit beside the observer, once the server has seen the
+    // start-up probe's connection close (under load it may not have yet).
+    let alone = within(Duration::from_secs(5), || {
+        info_field(&mut observer, "clients", "connected_clients") == 1
+    });
+    assert!(alone, "the start-up probe's connection is still open");
     let mut served: Vec<RawClient> = (0..31).map(|_| binary.raw()).collect();
     for client in &mut served {
         assert_eq!(client.command(&["PING"]), b"+PONG\r\n");
