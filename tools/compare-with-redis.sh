@@ -26,6 +26,7 @@
 # it for mget, mset and zadd, half for 1 KiB values).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/servers.sh
 
 rounds=${ROUNDS:-3}
 modes=${MODES:-pinned unpinned}
@@ -60,31 +61,6 @@ cleanup() {
     rm -rf "$work"
 }
 trap cleanup EXIT
-
-# CPU seconds (user + system, every thread) a process used so far.
-cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-
-wait_for() {
-    for _ in $(seq 200); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
-
-# The keys GET and MGET read, key:000000000000 .. (as redis-benchmark's
-# __rand_int__ makes them), written with `size`-byte values.
-fill() {
-    local port=$1 size=$2
-    awk -v n="$keyspace" -v size="$size" 'BEGIN {
-        value = sprintf("%" size "s", ""); gsub(/ /, "x", value)
-        for (i = 0; i < n; i++) {
-            key = sprintf("key:%012d", i)
-            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, size, value
-        }
-    }' | redis-cli -p "$port" --pipe >/dev/null
-}
 
 mget_args() { for _ in $(seq 10); do printf 'key:__rand_int__ '; done; }
 
@@ -151,7 +127,7 @@ run_mode() {
                 # shellcheck disable=SC2086
                 set -- $server
                 redis-cli -p "$2" flushall >/dev/null
-                fill "$2" "$size"
+                fill "$2" "$size" "$keyspace"
             done
             for pipeline in $pipelines; do
                 for name in $workloads; do
