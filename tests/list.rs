@@ -349,6 +349,52 @@ fn binary_and_large_elements() {
     pair.check(&["OBJECT", "ENCODING", "long"]);
 }
 
+/// A list of thousands of elements is kept in chunks of 1,024 (see
+/// `store::types::list`): indexes, ranges, insertions and removals that
+/// cross chunk boundaries answer as Redis's.
+#[test]
+fn long_lists_across_chunks_match_redis() {
+    let mut pair = Differential::start();
+    let elements: Vec<String> = (0..5000).map(|i| format!("e{}", i % 700)).collect();
+    for chunk in elements.chunks(500) {
+        let mut args = vec!["RPUSH", "l"];
+        args.extend(chunk.iter().map(String::as_str));
+        pair.check(&args);
+        let mut args = vec!["LPUSH", "l"];
+        args.extend(chunk.iter().map(String::as_str));
+        pair.check(&args);
+    }
+    pair.check(&["LLEN", "l"]);
+    for index in [
+        "0", "1023", "1024", "1025", "4999", "5000", "9999", "-1", "-1024", "-1025", "-10000",
+        "10000",
+    ] {
+        pair.check(&["LINDEX", "l", index]);
+    }
+    pair.check(&["LRANGE", "l", "1020", "1030"]);
+    pair.check(&["LRANGE", "l", "-3000", "-2990"]);
+    pair.check(&["LSET", "l", "1024", "changed"]);
+    pair.check(&["LSET", "l", "-1025", "changed too"]);
+    // Inserting into a full chunk splits it.
+    for _ in 0..30 {
+        pair.check(&["LINSERT", "l", "BEFORE", "e350", "inserted"]);
+        pair.check(&["LINSERT", "l", "AFTER", "e699", "after"]);
+    }
+    pair.check(&["LPOS", "l", "inserted", "COUNT", "0"]);
+    pair.check(&["LPOS", "l", "e10", "RANK", "-3", "COUNT", "5"]);
+    pair.check(&["LREM", "l", "-7", "e20"]);
+    pair.check(&["LREM", "l", "5", "e30"]);
+    pair.check(&["LREM", "l", "0", "inserted"]);
+    pair.check(&["LRANGE", "l", "0", "-1"]);
+    pair.check(&["RPOP", "l", "1500"]);
+    pair.check(&["LPOP", "l", "1100"]);
+    pair.check(&["LTRIM", "l", "1000", "-1000"]);
+    pair.check(&["LLEN", "l"]);
+    pair.check(&["LRANGE", "l", "0", "-1"]);
+    pair.check(&["LMOVE", "l", "l", "LEFT", "RIGHT"]);
+    pair.check(&["LINDEX", "l", "-1"]);
+}
+
 #[test]
 fn command_info_matches_redis() {
     let mut pair = Differential::start();
