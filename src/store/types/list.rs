@@ -140,14 +140,16 @@ impl ListValue {
         let value = Element::from(value);
         if left {
             if self.head.len() == CHUNK {
-                let full = std::mem::take(&mut self.head);
+                // Full-sized at once: a list this long is likely to grow on,
+                // and a chunk grown from empty would be copied eight times.
+                let full = std::mem::replace(&mut self.head, VecDeque::with_capacity(CHUNK));
                 self.rest.push_front(full);
             }
             self.head.push_front(value);
         } else {
             let last = self.rest.back_mut().unwrap_or(&mut self.head);
             if last.len() == CHUNK {
-                self.rest.push_back(VecDeque::new());
+                self.rest.push_back(VecDeque::with_capacity(CHUNK));
             }
             self.rest
                 .back_mut()
