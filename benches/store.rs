@@ -14,6 +14,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use larder::store::{MemoryLimits, Policy};
 use larder::Store;
 
 // The allocator the server runs with (src/main.rs): a GET hit allocates
@@ -159,12 +160,53 @@ fn bench_get(c: &mut Criterion) {
     group.finish();
 }
 
+/// `Store::evict_one` under allkeys-lru with Redis's default 5 samples, on
+/// a store of a million keys, so that every sample is a cache miss, as on
+/// a full server. Only the evictions are timed: as many new keys are
+/// written after them, untimed, so the store stays at a million.
+fn bench_evict(c: &mut Criterion) {
+    const FULL: usize = 1_000_000;
+    let store = Store::new();
+    let value = [b'v'; 32];
+    for i in 0..FULL {
+        store
+            .set(0, format!("key:{i}").as_bytes(), &value)
+            .expect("db 0 exists");
+    }
+    let limits = MemoryLimits {
+        maxmemory: 1,
+        policy: Policy::AllKeysLru,
+        samples: 5,
+        ..MemoryLimits::default()
+    };
+    let mut next = FULL;
+    let mut group = c.benchmark_group("store_evict");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("allkeys_lru/1M_keys", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                assert!(store.evict_one(&limits));
+            }
+            let took = start.elapsed();
+            for _ in 0..iters {
+                store
+                    .set(0, format!("key:{next}").as_bytes(), &value)
+                    .expect("db 0 exists");
+                next += 1;
+            }
+            took
+        });
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    targets = bench_get
+    targets = bench_get, bench_evict
 }
 criterion_main!(benches);

@@ -47,6 +47,7 @@ use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
 
+use super::keymap;
 use super::value::{Entry, Key, LFU_INIT_VAL};
 use super::Store;
 
@@ -188,6 +189,10 @@ pub(super) struct Candidate {
     shard: usize,
     db: usize,
     key: Key,
+    /// The key's hash, compared before the key: every sample is checked
+    /// against every candidate in the pool, whose keys often have the same
+    /// length and so would each cost a memcmp.
+    hash: u64,
 }
 
 /// The best candidates seen so far, for the policy they were scored under.
@@ -508,6 +513,7 @@ impl Store {
                                 shard: index,
                                 db,
                                 key: Key::from(key),
+                                hash: keymap::key_hash(key),
                             })
                         });
                 }
@@ -535,11 +541,9 @@ impl Store {
                 pool.best.clear();
             }
             for candidate in sampled {
-                if let Some(same) = pool
-                    .best
-                    .iter_mut()
-                    .find(|c| c.db == candidate.db && c.key == candidate.key)
-                {
+                if let Some(same) = pool.best.iter_mut().find(|c| {
+                    c.hash == candidate.hash && c.db == candidate.db && c.key == candidate.key
+                }) {
                     same.score = candidate.score;
                 } else {
                     pool.best.push(candidate);

@@ -616,17 +616,37 @@ impl Db {
         } else {
             samples
         };
-        for _ in 0..attempts {
-            let Some(entry) = self.entries.pick(evict::random_u64()) else {
-                continue;
-            };
-            if policy.volatile_only() && entry.expires_at().is_none() {
-                continue;
+        // The picks are random slots of a big table, and their entries
+        // random allocations: two cache misses each. Taken a few at a time,
+        // every slot is requested, then every entry, then all are read, so
+        // that the misses overlap instead of following one another.
+        const PICKS_AT_ONCE: usize = 8;
+        let mut attempted = 0;
+        while attempted < attempts {
+            let mut picks = [0u64; PICKS_AT_ONCE];
+            let picks = &mut picks[..(attempts - attempted).min(PICKS_AT_ONCE)];
+            attempted += picks.len();
+            for nth in picks.iter_mut() {
+                *nth = evict::random_u64();
+                self.entries.prefetch_pick(*nth);
             }
-            offer(evict::score(policy, entry, now_ms), entry.key());
-            found += 1;
-            if found >= samples {
-                return;
+            for &nth in picks.iter() {
+                if let Some(entry) = self.entries.pick(nth) {
+                    entry.prefetch();
+                }
+            }
+            for &nth in picks.iter() {
+                let Some(entry) = self.entries.pick(nth) else {
+                    continue;
+                };
+                if policy.volatile_only() && entry.expires_at().is_none() {
+                    continue;
+                }
+                offer(evict::score(policy, entry, now_ms), entry.key());
+                found += 1;
+                if found >= samples {
+                    return;
+                }
             }
         }
         if found == 0 && policy.volatile_only() {
