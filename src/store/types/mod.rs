@@ -4,6 +4,7 @@
 
 mod hash;
 mod list;
+mod seg_vec;
 mod set;
 mod slot_index;
 mod stream;

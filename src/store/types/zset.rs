@@ -38,6 +38,7 @@
 
 use std::fmt;
 
+use super::seg_vec::SegVec;
 use super::slot_index::{PrefetchStep, SlotIndex, Slots};
 use super::thin_bytes::{self, ThinBytes};
 
@@ -78,7 +79,7 @@ struct Node {
 }
 
 /// The arena's members, as the index reads them.
-impl Slots for [Option<Member>] {
+impl Slots for SegVec<Option<Member>> {
     fn key(&self, slot: u32) -> Option<&[u8]> {
         self[slot as usize].as_deref()
     }
@@ -125,11 +126,13 @@ pub struct ScoreIsNan;
 #[derive(Clone)]
 pub struct ZSetValue {
     index: SlotIndex,
-    nodes: Vec<Node>,
+    /// In segments, as are `members` and `levels`: a `Vec` of two million
+    /// nodes doubled by copying 64 MiB in one ZADD (see `seg_vec`).
+    nodes: SegVec<Node>,
     /// Each slot's member: `None` for the header and for free slots.
-    members: Vec<Option<Member>>,
+    members: SegVec<Option<Member>>,
     /// Each slot's level (number of links).
-    levels: Vec<u8>,
+    levels: SegVec<u8>,
     /// The links of levels from [`INLINE_LEVELS`] up, a block per node.
     upper: Vec<Link>,
     /// Free blocks of `upper`, by length.
@@ -195,9 +198,9 @@ impl ZSetValue {
         ZSetValue {
             index: SlotIndex::default(),
             // The header: every level, its upper links at the pool's start.
-            nodes: vec![Node::default()],
-            members: vec![None],
-            levels: vec![MAX_LEVEL as u8],
+            nodes: [Node::default()].into_iter().collect(),
+            members: [None].into_iter().collect(),
+            levels: [MAX_LEVEL as u8].into_iter().collect(),
             upper: vec![Link::default(); MAX_LEVEL - INLINE_LEVELS],
             upper_free: Vec::new(),
             free: Vec::new(),
@@ -288,7 +291,7 @@ impl ZSetValue {
     }
 
     fn slot_of(&self, member: &[u8]) -> Option<u32> {
-        self.index.get(&self.members[..], member)
+        self.index.get(&self.members, member)
     }
 
     // ----- skiplist internals --------------------------------------------
@@ -424,7 +427,7 @@ impl ZSetValue {
     /// Inserts a member known to be absent, in the skiplist and the map.
     fn sl_insert_new(&mut self, member: Member, score: f64) -> u32 {
         let idx = self.sl_insert(member, score);
-        self.index.insert(&self.members[..], idx);
+        self.index.insert(&self.members, idx);
         idx
     }
 
@@ -534,7 +537,7 @@ impl ZSetValue {
     fn remove_node(&mut self, idx: u32) -> Option<Member> {
         let update = self.update_path(self.score_of(idx), self.members[idx as usize].as_deref()?);
         self.sl_unlink(idx, &update);
-        self.index.remove(&self.members[..], idx);
+        self.index.remove(&self.members, idx);
         self.release(idx)
     }
 
@@ -715,7 +718,7 @@ impl ZSetValue {
             .unwrap_or(0);
         if self.length <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE {
             self.skiplist_encoded = false;
-            for (node, member) in self.nodes.iter_mut().zip(&self.members).skip(1) {
+            for (node, member) in self.nodes.iter_mut().zip(self.members.iter()).skip(1) {
                 if member.is_some() && node.score == 0.0 {
                     node.score = 0.0;
                 }
@@ -850,7 +853,7 @@ impl ZSetValue {
         while x != NONE && traversed <= end {
             let next = self.link(x, 0).next;
             self.sl_unlink(x, &update);
-            self.index.remove(&self.members[..], x);
+            self.index.remove(&self.members, x);
             self.release(x);
             removed += 1;
             traversed += 1;
