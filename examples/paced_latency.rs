@@ -314,6 +314,8 @@ fn main() {
     let mut next_due = start;
     let mut answered = Vec::new();
     let mut latencies = Vec::new();
+    // The worst latency of the requests due in each second of the run.
+    let mut worst_per_second: Vec<Duration> = Vec::new();
     let mut errors = 0;
     let mut batch = Vec::new();
     let mut send_lags = Vec::new();
@@ -347,6 +349,11 @@ fn main() {
         for (due, arrived) in answered.drain(..) {
             if due >= measure_from {
                 latencies.push(arrived - due);
+                let second = (due - measure_from).as_secs() as usize;
+                if worst_per_second.len() <= second {
+                    worst_per_second.resize(second + 1, Duration::ZERO);
+                }
+                worst_per_second[second] = worst_per_second[second].max(arrived - due);
             }
         }
         if now >= end && outstanding == 0 {
@@ -379,5 +386,10 @@ fn main() {
          p50 {p50:.3} ms, p90 {p90:.3} ms, p99 {p99:.3} ms, p99.9 {p999:.3} ms, max {max:.3} ms",
         args.workload, args.pipeline, args.rate
     );
+    let worst: Vec<String> = worst_per_second
+        .iter()
+        .map(|d| format!("{:.1}", ms(*d)))
+        .collect();
+    println!("worst latency (ms) of each second: {}", worst.join(" "));
     println!("RESULT\t{achieved:.0}\t{errors}\t{p50:.3}\t{p90:.3}\t{p99:.3}\t{p999:.3}\t{max:.3}");
 }

@@ -15,7 +15,8 @@
 # set, mget, mset; the rest use 32), PIPELINES ("1 16"), CLIENTS (50), KEYS
 # (1000000), WORKLOADS (ping get set incr mget mset hset hget lpush lpop
 # zadd zrange getone setone), MEASURE_SECONDS (4, after 1 of warm-up),
-# LOAD (1: a factor on every rate below), LARDER (a Larder binary).
+# LOAD (1: a factor on every rate below), LARDER (a Larder binary), RESULTS
+# (a file to keep every run's figures in, one line a run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/servers.sh
@@ -71,6 +72,7 @@ pids=()
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
+    if [ -n "${RESULTS:-}" ] && [ -f "$results" ]; then cp "$results" "$RESULTS"; fi
     rm -rf "$work"
 }
 trap cleanup EXIT
