@@ -178,7 +178,13 @@ fn arbitrary_rule() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
             "+@nosuch", "+client|nosuch", "+nosuch", "%X~k", "%~k", "(", ")",
             "(~a +get", "~a)", "()", "#abc",
         ]),
-        1 => prop::collection::vec(any::<u8>(), 0..8),
+        // Without quotes: Redis writes a pattern as it is and its ACL LOAD
+        // splits lines as sdssplitargs does, so a pattern holding a quote
+        // does not read back in Redis either (`~a"b` is unbalanced there).
+        1 => prop::collection::vec(
+            any::<u8>().prop_filter("a quote", |b| *b != b'"' && *b != b'\''),
+            0..8
+        ),
     ]
 }
 
