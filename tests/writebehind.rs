@@ -208,6 +208,42 @@ fn writes_behind_through_a_unix_socket() {
     assert_eq!(value, vec![b"v".to_vec()]);
 }
 
+/// The nice values of this process's threads named `name`.
+#[cfg(target_os = "linux")]
+fn nice_of_threads(name: &str) -> Vec<i64> {
+    let mut nice = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() != name {
+            continue;
+        }
+        let stat = std::fs::read_to_string(task.path().join("stat")).unwrap();
+        // After "(comm) ", nice is the 17th field.
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        nice.push(after_name.split(' ').nth(16).unwrap().parse().unwrap());
+    }
+    nice
+}
+
+/// The flusher runs on a thread of its own, below the client-serving
+/// threads' priority, and its PostgreSQL connections with it.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_flusher_runs_on_a_thread_of_its_own_at_nice_10() {
+    let pg = Postgres::start();
+    let server = server(&pg, |_| {});
+    let mut con = server.client();
+    let _: () = redis::cmd("SET").arg("k").arg("v").query(&mut con).unwrap();
+    flush(&mut con);
+    let value: Vec<Vec<u8>> = pg.query("SELECT value FROM larder_kv WHERE key = 'k'", |r| r.get(0));
+    assert_eq!(value, vec![b"v".to_vec()]);
+    // Other tests of this file run their servers' flushers alongside.
+    let nice = nice_of_threads("larder-flush");
+    assert!(!nice.is_empty(), "no larder-flush thread");
+    assert!(nice.iter().all(|&n| n == 10), "{nice:?}");
+    assert!(nice_of_threads("larder-expire").iter().all(|&n| n == 0));
+}
+
 #[test]
 fn ten_thousand_writes_to_one_key_become_a_handful_of_row_writes() {
     let pg = Postgres::start();

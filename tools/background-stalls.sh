@@ -12,6 +12,7 @@
 #   KEYS=1000000 ROUNDS=2 ONLY=eviction tools/background-stalls.sh
 #   PIN=1 tools/background-stalls.sh    # PostgreSQL on CPU 1, the servers
 #                                       # and the probe on CPU 0
+#   LARDER=/tmp/larder-old tools/background-stalls.sh   # another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,7 +29,7 @@ fi
 
 cargo build --release --quiet --bin larder-server --example background_stalls
 target=${CARGO_TARGET_DIR:-target}
-larder="$target/release/larder-server"
+larder=${LARDER:-$target/release/larder-server}
 probe="$target/release/examples/background_stalls"
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

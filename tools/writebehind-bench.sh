@@ -21,6 +21,7 @@
 #                                              # Larder and redis-benchmark
 #                                              # on CPU 0 only (all runs)
 #   WB_FLAGS="--write-behind-journal yes --write-behind-fsync always" tools/writebehind-bench.sh
+#   LARDER=/tmp/larder-old tools/writebehind-bench.sh   # another build
 #
 # PostgreSQL is a throwaway cluster (initdb + pg_ctl from Debian's package,
 # run as the postgres user when root) on the same machine, with its default
@@ -41,7 +42,7 @@ WB_FLAGS=${WB_FLAGS:-}
 
 cargo build --release --quiet --bin larder-server
 target=${CARGO_TARGET_DIR:-target}
-server="$target/release/larder-server"
+server=${LARDER:-$target/release/larder-server}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -20,6 +20,7 @@ use crate::config::renames::CommandRenames;
 use crate::config::Config;
 use crate::shared::Shared;
 use crate::store::Store;
+use crate::writebehind::flusher::FlusherThread;
 use crate::writebehind::WriteBehind;
 
 /// A bound server, ready to run.
@@ -171,16 +172,17 @@ impl Server {
             }
         }
         let expiry = spawn_active_expiry(self.shared.clone())?;
-        let flusher = self.shared.writebehind.clone().map(|writebehind| {
-            (
+        let flusher = match self.shared.writebehind.clone() {
+            Some(writebehind) => Some((
                 writebehind.clone(),
-                tokio::spawn(crate::writebehind::flusher::run(
+                crate::writebehind::flusher::spawn(
                     self.shared.store.clone(),
                     self.shared.config.clone(),
                     writebehind,
-                )),
-            )
-        });
+                )?,
+            )),
+            None => None,
+        };
         let serving = serving.get_or_insert_with(|| self.start_serving());
         let mut shutdown = self.shared.shutdown_receiver();
         let _ = shutdown.wait_for(|&stop| stop).await;
@@ -307,7 +309,7 @@ impl Drop for Serving {
 /// not finish in time is abandoned and logged.
 async fn stop_within_deadline(
     shared: &Arc<Shared>,
-    flusher: Option<(Arc<WriteBehind>, JoinHandle<()>)>,
+    flusher: Option<(Arc<WriteBehind>, FlusherThread)>,
     expiry: std::thread::JoinHandle<()>,
 ) {
     let budget = Duration::from_secs(shared.config.read().shutdown_timeout);
@@ -326,18 +328,15 @@ async fn stop_within_deadline(
     // Write-behind: the backlog goes to PostgreSQL before we stop, within
     // write-behind-shutdown-timeout, and within what shutdown-timeout
     // leaves once the journal has its share.
-    if let Some((writebehind, mut task)) = flusher {
+    if let Some((writebehind, mut flusher)) = flusher {
         writebehind.begin_shutdown();
         let journal_share = (budget / 5).min(Duration::from_secs(1));
         let flusher_deadline = deadline
             .checked_sub(journal_share)
             .unwrap_or(deadline)
             .min(Instant::now() + writebehind.shutdown_timeout() + Duration::from_secs(1));
-        let flushed = tokio::time::timeout_at(flusher_deadline.into(), &mut task)
-            .await
-            .is_ok();
-        if !flushed {
-            task.abort();
+        if !flusher.finish_by(flusher_deadline).await {
+            drop(flusher);
             tracing::error!("write-behind: shutdown flush did not finish in time");
         }
         // What PostgreSQL did not take stays in the journal (if on).

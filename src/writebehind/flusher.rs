@@ -1,4 +1,4 @@
-//! The flusher: a task that wakes every `write-behind-delay` (or when
+//! The flusher: a task, on a thread of its own ([`spawn`]), that wakes every `write-behind-delay` (or when
 //! `write-behind-batch-size` keys are pending, or on `WRITEBEHIND FLUSH`),
 //! drains every database part's pending keys under its shard lock, and
 //! writes them in batches, up to `write-behind-pool-size` batches in flight
@@ -157,7 +157,71 @@ impl InFlight {
 }
 
 /// Runs until shutdown: see the module docs.
-pub async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
+/// The flusher's thread: [`FlusherThread::finish_by`] waits for it, and
+/// dropping it cancels the flusher (changes not written stay pending, and
+/// in the journal if it is on).
+pub struct FlusherThread {
+    finished: tokio::sync::oneshot::Receiver<()>,
+    _cancel: tokio::sync::oneshot::Sender<()>,
+}
+
+impl FlusherThread {
+    /// Waits for the flusher to end (it ends once shutdown began and its
+    /// last pass is done) until `deadline`; false if it did not.
+    pub async fn finish_by(&mut self, deadline: Instant) -> bool {
+        tokio::time::timeout_at(deadline.into(), &mut self.finished)
+            .await
+            .is_ok()
+    }
+}
+
+/// Starts [`run`] on a thread of its own, with its PostgreSQL connections,
+/// at a lower OS priority than the threads that serve clients. Encoding
+/// rows and driving the connections is CPU work of its own: on the
+/// runtime's workers it held the connections queued behind it; on this
+/// thread, a worker woken by a client's request runs before it.
+pub fn spawn(
+    store: Store,
+    config: SharedConfig,
+    wb: Arc<WriteBehind>,
+) -> std::io::Result<FlusherThread> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let (cancel, cancelled) = tokio::sync::oneshot::channel::<()>();
+    let (finish, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("larder-flush".into())
+        .spawn(move || {
+            lower_priority();
+            runtime.block_on(async {
+                tokio::select! {
+                    _ = run(store, config, wb) => {}
+                    _ = cancelled => {}
+                }
+            });
+            // The runtime goes first: the connections' tasks end with it.
+            drop(runtime);
+            let _ = finish.send(());
+        })?;
+    Ok(FlusherThread {
+        finished,
+        _cancel: cancel,
+    })
+}
+
+/// Nice 10, below the default 0 of the threads that serve clients: the
+/// scheduler runs a worker woken by a request ahead of this thread when
+/// they share a core. (Linux keeps the nice value per thread.)
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its arguments; 0 is this thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
+    }
+}
+
+async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
     let mut flusher = Flusher {
         slots: (0..wb.pool_size)
             .map(|_| Arc::new(AsyncMutex::new(None)))
@@ -339,9 +403,9 @@ impl Flusher {
                     if taken < want {
                         break;
                     }
-                    // Between steps, the connections queued on this worker
-                    // run: draining a wave (batch size × pool size keys)
-                    // in one go held them back for milliseconds.
+                    // Between steps, the PostgreSQL connections' tasks on
+                    // this thread run: the batches sent go out while the
+                    // next wave is drained.
                     tokio::task::yield_now().await;
                 }
             }
