@@ -331,6 +331,20 @@ impl ZSetValue {
         s < score || (s == score && self.member(i) < member)
     }
 
+    /// Starts loading the node a descent standing at `x` on `level` reads
+    /// next if it drops a level: while the comparison on `level` waits for
+    /// its node, the miss on the level below is already under way (a
+    /// descent is a chain of cache misses, one a step).
+    #[inline]
+    fn prefetch_below(&self, x: u32, level: usize) {
+        if level > 0 {
+            let below = self.link(x, level - 1).next;
+            if let Some(node) = self.nodes.get(below as usize) {
+                crate::store::prefetch(node);
+            }
+        }
+    }
+
     /// Heap bytes a member holds besides its slot (with its length).
     fn payload(member: &[u8]) -> usize {
         thin_bytes::encode_len(member.len()).1 + member.len()
@@ -440,6 +454,7 @@ impl ZSetValue {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
                 let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && self.before(l.next, score, &member) {
                     rank[i] += l.span as usize;
                     x = l.next;
@@ -495,6 +510,7 @@ impl ZSetValue {
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && self.before(l.next, score, member) {
                     x = l.next;
                 } else {
@@ -549,6 +565,7 @@ impl ZSetValue {
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && pred(self.score_of(l.next), self.member(l.next)) {
                     rank += l.span as usize;
                     x = l.next;
@@ -567,6 +584,7 @@ impl ZSetValue {
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && traversed + l.span as usize <= rank {
                     traversed += l.span as usize;
                     x = l.next;
@@ -588,6 +606,7 @@ impl ZSetValue {
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && {
                     let s = self.score_of(l.next);
                     s < score || (s == score && self.member(l.next) <= member)
@@ -838,6 +857,7 @@ impl ZSetValue {
         for i in (0..self.level).rev() {
             loop {
                 let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && traversed + (l.span as usize) < start {
                     traversed += l.span as usize;
                     x = l.next;
