@@ -44,6 +44,7 @@
 # benchmark's CPU); the profile share moves by about a percentage point.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/servers.sh
 
 rounds=${ROUNDS:-5}
 workloads=${WORKLOADS:-get set}
@@ -90,26 +91,6 @@ cleanup() {
 trap cleanup EXIT
 
 cli() { timeout 60 redis-cli -p "$@"; }
-cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
-
-wait_for() {
-    for _ in $(seq 200); do
-        timeout 5 redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
-
-fill() {
-    awk -v n="$keyspace" -v size="$size" 'BEGIN {
-        value = sprintf("%" size "s", ""); gsub(/ /, "x", value)
-        for (i = 0; i < n; i++) {
-            key = sprintf("key:%012d", i)
-            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, size, value
-        }
-    }' | timeout 300 redis-cli -p "$1" --pipe >/dev/null
-}
 
 # ACL "on": the user exists and the benchmark logs in as it; "off": no user
 # but the default one, and the benchmark does not authenticate.
@@ -172,7 +153,7 @@ for server in "${servers_all[@]}"; do
     # shellcheck disable=SC2086
     set -- $server
     wait_for "$2"
-    fill "$2"
+    fill "$2" "$size" "$keyspace"
     names+="$1 "
 done
 

@@ -59,6 +59,7 @@
 # failure or interrupt.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/servers.sh
 
 rounds=${ROUNDS:-3}
 modes=${MODES:-pinned}
@@ -155,7 +156,6 @@ echo "redis-benchmark / larder / redis-server processes already running: ${other
 }${others:-none}"
 echo
 
-cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 cpu0_of() {
     awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu0" {
         busy = $2 + $3 + $4 + $7 + $8 + $9
@@ -194,15 +194,6 @@ other0() { awk -v a="$1" -v b="$2" -v server="$3" 'BEGIN {
     share = (y[2] > x[2]) ? (y[1] - x[1] - server) / (y[2] - x[2]) : 0
     printf "%.3f", share < 0 ? 0 : share
 }'; }
-
-wait_for() {
-    for _ in $(seq 200); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
 
 # An empty server (FLUSHALL also empties the tracking table) with the
 # tracking part's keys, key:000000000000 .., 32-byte values.

@@ -58,6 +58,7 @@
 # left after are listed at the top and the bottom of the report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/servers.sh
 
 rounds=${ROUNDS:-3}
 modes=${MODES:-pinned}
@@ -184,8 +185,6 @@ echo "Before the run, redis-benchmark / larder / redis-server / lock-bench proce
 echo "${before:-  none}"
 echo
 
-# CPU seconds (user + system, every thread) a process used so far.
-cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 # CPU 0's busy and total time so far (seconds), from /proc/stat.
 cpu0_of() {
     awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu0" {
@@ -228,27 +227,6 @@ other0() { awk -v a="$1" -v b="$2" -v server="$3" 'BEGIN {
     share = (y[2] > x[2]) ? (y[1] - x[1] - server) / (y[2] - x[2]) : 0
     printf "%.3f", share < 0 ? 0 : share
 }'; }
-
-wait_for() {
-    for _ in $(seq 200); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
-
-# key:000000000000 .. (as redis-benchmark's __rand_int__ makes them), with
-# SIZE-byte values.
-fill() {
-    awk -v n="$keyspace" -v size="$size" 'BEGIN {
-        value = sprintf("%" size "s", ""); gsub(/ /, "x", value)
-        for (i = 0; i < n; i++) {
-            key = sprintf("key:%012d", i)
-            printf "*3\r\n$3\r\nSET\r\n$%d\r\n%s\r\n$%d\r\n%s\r\n", length(key), key, size, value
-        }
-    }' | redis-cli -p "$1" --pipe >/dev/null
-}
 
 # SCRIPT LOAD on a server; the same SHA1 on both or we stop.
 load_script() {
@@ -377,7 +355,7 @@ run_mode() {
     wait_for "$redis_port"
     for port in "$larder_port" "$redis_port"; do
         redis-cli -p "$port" flushall >/dev/null
-        case " $parts " in *" evalsha "* | *" busy "*) fill "$port" ;; esac
+        case " $parts " in *" evalsha "* | *" busy "*) fill "$port" "$size" "$keyspace" ;; esac
     done
     get_sha=$(load_script "$larder_port" "$get_script")
     multi_sha=$(load_script "$larder_port" "$multi_script")

@@ -44,6 +44,7 @@
 # pipeline server rate cpu_seconds units").
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. tools/servers.sh
 
 rounds=${ROUNDS:-3}
 parts=${PARTS:-xadd read group memory}
@@ -91,19 +92,8 @@ trap cleanup EXIT
 
 cli() { timeout 60 redis-cli -p "$@"; }
 
-# CPU seconds (user + system, every thread) a process used so far.
-cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
 rss_of() { awk '/^VmRSS:/ { print $2 * 1024 }' "/proc/$1/status"; }
 used_memory() { cli "$1" info memory | tr -d '\r' | awk -F: '$1 == "used_memory" { print $2 }'; }
-
-wait_for() {
-    for _ in $(seq 200); do
-        timeout 5 redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
-        sleep 0.05
-    done
-    echo "server on port $1 did not start" >&2
-    exit 1
-}
 
 # RESP for `count` XADDs to stream `key`: fields f1 f2 f3, each value the
 # 10-byte v%09d of the entry's number.
@@ -116,7 +106,7 @@ xadds() {
         }
     }'
 }
-fill() {
+fill_stream() {
     local port=$1 key=$2 count=$3
     cli "$port" del "$key" >/dev/null
     xadds "$key" "$count" | timeout 300 redis-cli -p "$port" --pipe >"$work/pipe.log"
@@ -159,7 +149,7 @@ part_xadd() {
 
 part_read() {
     local round=$1 server=$2 port=$3 pid=$4 pipeline requests before rps after test
-    fill "$port" read:stream "$read_entries"
+    fill_stream "$port" read:stream "$read_entries"
     # 100 entries a reply, each its ID and 3 field-value pairs: 700 lines.
     for test in XRANGE XREAD; do
         local lines
@@ -195,7 +185,7 @@ part_read() {
 part_group() {
     local round=$1 server=$2 port=$3 pid=$4 count before out after
     for count in $group_counts; do
-        fill "$port" group:stream "$group_messages"
+        fill_stream "$port" group:stream "$group_messages"
         cli "$port" xgroup create group:stream g 0 >/dev/null
         before=$(cpu_of "$pid")
         if ! out=$(timeout 300 taskset -c 1 "$work/stream-group-bench" "$port" group:stream g "$consumers" "$count" "$group_messages"); then

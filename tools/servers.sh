@@ -1,13 +1,14 @@
 # Shell functions the Redis comparisons share; source it from a tools/
 # script: `. "$(dirname "$0")/servers.sh"`.
 
-# CPU seconds (user + system, every thread) a process used so far.
-cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat"; }
+# CPU seconds (user + system, every thread) a process used so far (the
+# fields counted after the command name, which may hold spaces).
+cpu_of() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 
 # Waits until a server answers PING on port $1.
 wait_for() {
     for _ in $(seq 200); do
-        redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
+        timeout 5 redis-cli -p "$1" ping >/dev/null 2>&1 && return 0
         sleep 0.05
     done
     echo "server on port $1 did not start" >&2
