@@ -226,10 +226,11 @@ fn nice_of_threads(name: &str) -> Vec<i64> {
 }
 
 /// The flusher runs on a thread of its own, below the client-serving
-/// threads' priority, and its PostgreSQL connections with it.
+/// threads' priority, and its PostgreSQL connections with it; so does
+/// active expiry.
 #[cfg(target_os = "linux")]
 #[test]
-fn the_flusher_runs_on_a_thread_of_its_own_at_nice_10() {
+fn the_flusher_and_active_expiry_run_on_threads_of_their_own_at_nice_10() {
     let pg = Postgres::start();
     let server = server(&pg, |_| {});
     let mut con = server.client();
@@ -241,7 +242,13 @@ fn the_flusher_runs_on_a_thread_of_its_own_at_nice_10() {
     let nice = nice_of_threads("larder-flush");
     assert!(!nice.is_empty(), "no larder-flush thread");
     assert!(nice.iter().all(|&n| n == 10), "{nice:?}");
-    assert!(nice_of_threads("larder-expire").iter().all(|&n| n == 0));
+    let nice = nice_of_threads("larder-expire");
+    assert!(!nice.is_empty(), "no larder-expire thread");
+    assert!(nice.iter().all(|&n| n == 10), "{nice:?}");
+    // The threads serving clients keep the default.
+    let workers = nice_of_threads("tokio-rt-worker");
+    assert!(!workers.is_empty(), "no runtime worker thread");
+    assert!(workers.iter().all(|&n| n == 0), "{workers:?}");
 }
 
 #[test]

@@ -193,7 +193,7 @@ pub fn spawn(
     std::thread::Builder::new()
         .name("larder-flush".into())
         .spawn(move || {
-            lower_priority();
+            crate::latency::run_behind_clients();
             runtime.block_on(async {
                 tokio::select! {
                     _ = run(store, config, wb) => {}
@@ -208,17 +208,6 @@ pub fn spawn(
         finished,
         _cancel: cancel,
     })
-}
-
-/// Nice 10, below the default 0 of the threads that serve clients: the
-/// scheduler runs a worker woken by a request ahead of this thread when
-/// they share a core. (Linux keeps the nice value per thread.)
-fn lower_priority() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority only reads its arguments; 0 is this thread.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
-    }
 }
 
 async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
