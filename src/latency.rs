@@ -336,6 +336,24 @@ fn render_range(
     }
 }
 
+/// The nice value of the background threads that share cores with the
+/// threads serving clients (active expiry and eviction, the write-behind
+/// flusher): 10, against the default 0.
+pub const BACKGROUND_NICE: i32 = 10;
+
+/// Lowers the calling thread's OS priority to [`BACKGROUND_NICE`], so that
+/// on a shared core the scheduler runs a worker woken by a client's request
+/// ahead of this thread's background work, which then gets what the
+/// clients leave (and, at nice 10, still about a tenth of a busy core).
+/// Linux keeps the nice value per thread; elsewhere this does nothing.
+pub fn run_behind_clients() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its arguments; 0 is this thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -421,23 +439,5 @@ mod tests {
         assert_eq!(lines[6], "  ");
         assert_eq!(lines[7], "54");
         assert_eq!(lines[8], "ss");
-    }
-}
-
-/// The nice value of the background threads that share cores with the
-/// threads serving clients (active expiry and eviction, the write-behind
-/// flusher): 10, against the default 0.
-pub const BACKGROUND_NICE: i32 = 10;
-
-/// Lowers the calling thread's OS priority to [`BACKGROUND_NICE`], so that
-/// on a shared core the scheduler runs a worker woken by a client's request
-/// ahead of this thread's background work, which then gets what the
-/// clients leave (and, at nice 10, still about a tenth of a busy core).
-/// Linux keeps the nice value per thread; elsewhere this does nothing.
-pub fn run_behind_clients() {
-    #[cfg(target_os = "linux")]
-    // SAFETY: setpriority only reads its arguments; 0 is this thread.
-    unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE);
     }
 }
