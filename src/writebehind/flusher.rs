@@ -1,5 +1,6 @@
-//! The flusher: a task, on a thread of its own ([`spawn`]), that wakes every `write-behind-delay` (or when
-//! `write-behind-batch-size` keys are pending, or on `WRITEBEHIND FLUSH`),
+//! The flusher: a task, on a thread of its own ([`spawn`]), that wakes
+//! every `write-behind-delay` (or when `write-behind-batch-size` keys are
+//! pending, or on `WRITEBEHIND FLUSH`),
 //! drains every database part's pending keys under its shard lock, and
 //! writes them in batches, up to `write-behind-pool-size` batches in flight
 //! on as many connections.
@@ -156,7 +157,6 @@ impl InFlight {
     }
 }
 
-/// Runs until shutdown: see the module docs.
 /// The flusher's thread: [`FlusherThread::finish_by`] waits for it, and
 /// dropping it cancels the flusher (changes not written stay pending, and
 /// in the journal if it is on).
@@ -210,6 +210,7 @@ pub fn spawn(
     })
 }
 
+/// Runs until shutdown: see the module docs.
 async fn run(store: Store, config: SharedConfig, wb: Arc<WriteBehind>) {
     let mut flusher = Flusher {
         slots: (0..wb.pool_size)
