@@ -144,9 +144,40 @@ fn zset(c: &mut Criterion) {
     });
 }
 
+/// ZADD of new members into a set that grows from empty to a million,
+/// as `redis-benchmark -t zadd -r` fills one: every insertion's descent,
+/// and the index's moves to a larger table on the way.
+fn zset_growth(c: &mut Criterion) {
+    let members: Vec<Vec<u8>> = (0..MEMBERS)
+        .map(|i| format!("member:{i}").into_bytes())
+        .collect();
+    let mut group = c.benchmark_group("zadd_growing");
+    group.sample_size(10);
+    group.bench_function("to_1m_members", |b| {
+        b.iter_custom(|builds| {
+            let mut took = std::time::Duration::ZERO;
+            for _ in 0..builds {
+                let mut z = ZSetValue::new();
+                let mut state = 0x9e37_79b9_7f4a_7c15u64;
+                let start = std::time::Instant::now();
+                for member in &members {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    z.insert(member, (state % MEMBERS as u64) as f64);
+                }
+                took += start.elapsed();
+                black_box(&z);
+            }
+            took
+        })
+    });
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(50);
-    targets = zset
+    targets = zset, zset_growth
 }
 criterion_main!(benches);
