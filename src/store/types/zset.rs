@@ -65,17 +65,6 @@ struct Link {
     span: u32,
 }
 
-/// A link from level [`INLINE_LEVELS`] up, as kept in `ZSetValue::upper`.
-#[derive(Clone, Copy, Debug, Default)]
-struct UpperLink {
-    link: Link,
-    /// `next`'s own block in `upper` (a node linked at this level has one):
-    /// a descent that steps to `next` starts loading `next`'s link on this
-    /// level while it waits for `next`'s score, so the two cache misses
-    /// overlap instead of following each other.
-    next_upper: u32,
-}
-
 /// What a descent reads of a node; aligned so that it never straddles two
 /// cache lines.
 #[derive(Clone, Copy, Debug, Default)]
@@ -145,7 +134,7 @@ pub struct ZSetValue {
     /// Each slot's level (number of links).
     levels: SegVec<u8>,
     /// The links of levels from [`INLINE_LEVELS`] up, a block per node.
-    upper: Vec<UpperLink>,
+    upper: Vec<Link>,
     /// Free blocks of `upper`, by length.
     upper_free: Vec<Vec<u32>>,
     free: Vec<u32>,
@@ -212,7 +201,7 @@ impl ZSetValue {
             nodes: [Node::default()].into_iter().collect(),
             members: [None].into_iter().collect(),
             levels: [MAX_LEVEL as u8].into_iter().collect(),
-            upper: vec![UpperLink::default(); MAX_LEVEL - INLINE_LEVELS],
+            upper: vec![Link::default(); MAX_LEVEL - INLINE_LEVELS],
             upper_free: Vec::new(),
             free: Vec::new(),
             length: 0,
@@ -270,7 +259,7 @@ impl ZSetValue {
         let slots = self.nodes.capacity() * std::mem::size_of::<Node>()
             + self.members.capacity() * std::mem::size_of::<Option<Member>>()
             + self.levels.capacity();
-        let upper = self.upper.capacity() * std::mem::size_of::<UpperLink>()
+        let upper = self.upper.capacity() * std::mem::size_of::<Link>()
             + self
                 .upper_free
                 .iter()
@@ -323,56 +312,17 @@ impl ZSetValue {
         let node = &self.nodes[i as usize];
         match node.low.get(level) {
             Some(&link) => link,
-            None => self.upper[node.upper as usize + level - INLINE_LEVELS].link,
+            None => self.upper[node.upper as usize + level - INLINE_LEVELS],
         }
     }
 
-    /// Points node `i`'s link on `level` at `link.next`.
-    fn set_link(&mut self, i: u32, level: usize, link: Link) {
-        if level < INLINE_LEVELS {
-            self.nodes[i as usize].low[level] = link;
-            return;
-        }
-        let next_upper = match link.next {
-            NONE => 0,
-            next => self.nodes[next as usize].upper,
-        };
-        let at = self.nodes[i as usize].upper as usize + level - INLINE_LEVELS;
-        self.upper[at] = UpperLink { link, next_upper };
-    }
-
-    /// Adds `delta` (wrapping) to the span of node `i`'s link on `level`.
-    fn add_span(&mut self, i: u32, level: usize, delta: u32) {
+    fn link_mut(&mut self, i: u32, level: usize) -> &mut Link {
         let node = &mut self.nodes[i as usize];
-        let link = if level < INLINE_LEVELS {
+        if level < INLINE_LEVELS {
             &mut node.low[level]
         } else {
-            &mut self.upper[node.upper as usize + level - INLINE_LEVELS].link
-        };
-        link.span = link.span.wrapping_add(delta);
-    }
-
-    /// One step of a descent standing at `x` on `level`: its link there,
-    /// with the loads of what the next steps read already started (see
-    /// [`Self::prefetch_below`] and [`UpperLink::next_upper`]).
-    #[inline]
-    fn descent_link(&self, x: u32, level: usize) -> Link {
-        let node = &self.nodes[x as usize];
-        let link = match node.low.get(level) {
-            Some(&link) => link,
-            None => {
-                let upper = &self.upper[node.upper as usize + level - INLINE_LEVELS];
-                if upper.link.next != NONE {
-                    let ahead = upper.next_upper as usize + level - INLINE_LEVELS;
-                    if let Some(next) = self.upper.get(ahead) {
-                        crate::store::prefetch(next);
-                    }
-                }
-                upper.link
-            }
-        };
-        self.prefetch_below(x, level);
-        link
+            &mut self.upper[node.upper as usize + level - INLINE_LEVELS]
+        }
     }
 
     /// Whether node `i` orders strictly before (score, member).
@@ -403,12 +353,11 @@ impl ZSetValue {
     /// A block of `len` links in `upper`, reusing a freed one of that length.
     fn alloc_upper(&mut self, len: usize) -> u32 {
         if let Some(at) = self.upper_free.get_mut(len).and_then(Vec::pop) {
-            self.upper[at as usize..at as usize + len].fill(UpperLink::default());
+            self.upper[at as usize..at as usize + len].fill(Link::default());
             return at;
         }
         let at = self.upper.len() as u32;
-        self.upper
-            .resize(self.upper.len() + len, UpperLink::default());
+        self.upper.resize(self.upper.len() + len, Link::default());
         at
     }
 
@@ -504,7 +453,8 @@ impl ZSetValue {
         for i in (0..self.level).rev() {
             rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
             loop {
-                let l = self.descent_link(x, i);
+                let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && self.before(l.next, score, &member) {
                     rank[i] += l.span as usize;
                     x = l.next;
@@ -519,11 +469,7 @@ impl ZSetValue {
             for i in self.level..level {
                 rank[i] = 0;
                 update[i] = HEAD;
-                let link = Link {
-                    next: NONE,
-                    span: self.length as u32,
-                };
-                self.set_link(HEAD, i, link);
+                self.link_mut(HEAD, i).span = self.length as u32;
             }
             self.level = level;
         }
@@ -532,19 +478,18 @@ impl ZSetValue {
             let u = update[i];
             let ul = self.link(u, i);
             let jumped = (rank[0] - rank[i]) as u32;
-            let after_x = Link {
+            *self.link_mut(x, i) = Link {
                 next: ul.next,
                 span: ul.span.wrapping_sub(jumped),
             };
-            self.set_link(x, i, after_x);
-            let to_x = Link {
+            *self.link_mut(u, i) = Link {
                 next: x,
                 span: jumped + 1,
             };
-            self.set_link(u, i, to_x);
         }
         for (i, &u) in update.iter().enumerate().take(self.level).skip(level) {
-            self.add_span(u, i, 1);
+            let l = self.link_mut(u, i);
+            l.span = l.span.wrapping_add(1);
         }
         self.nodes[x as usize].prev = if update[0] == HEAD { NONE } else { update[0] };
         let next = self.link(x, 0).next;
@@ -564,7 +509,8 @@ impl ZSetValue {
         let mut x = HEAD;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.descent_link(x, i);
+                let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && self.before(l.next, score, member) {
                     x = l.next;
                 } else {
@@ -582,13 +528,12 @@ impl ZSetValue {
             let ul = self.link(u, i);
             if ul.next == x {
                 let xl = self.link(x, i);
-                let past_x = Link {
+                *self.link_mut(u, i) = Link {
                     next: xl.next,
                     span: ul.span.wrapping_add(xl.span).wrapping_sub(1),
                 };
-                self.set_link(u, i, past_x);
             } else {
-                self.add_span(u, i, u32::MAX);
+                self.link_mut(u, i).span = ul.span.wrapping_sub(1);
             }
         }
         let next = self.link(x, 0).next;
@@ -619,7 +564,8 @@ impl ZSetValue {
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.descent_link(x, i);
+                let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && pred(self.score_of(l.next), self.member(l.next)) {
                     rank += l.span as usize;
                     x = l.next;
@@ -637,7 +583,8 @@ impl ZSetValue {
         let mut traversed = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.descent_link(x, i);
+                let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && traversed + l.span as usize <= rank {
                     traversed += l.span as usize;
                     x = l.next;
@@ -658,7 +605,8 @@ impl ZSetValue {
         let mut rank = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.descent_link(x, i);
+                let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && {
                     let s = self.score_of(l.next);
                     s < score || (s == score && self.member(l.next) <= member)
@@ -908,7 +856,8 @@ impl ZSetValue {
         let mut traversed = 0usize;
         for i in (0..self.level).rev() {
             loop {
-                let l = self.descent_link(x, i);
+                let l = self.link(x, i);
+                self.prefetch_below(x, i);
                 if l.next != NONE && traversed + (l.span as usize) < start {
                     traversed += l.span as usize;
                     x = l.next;
@@ -1013,23 +962,6 @@ impl ZSetValue {
             }
             prev = x;
             x = self.link(x, 0).next;
-        }
-        // Each upper link knows where its target's links are (a stale one
-        // would only send the prefetch astray, but it is kept exact).
-        let mut x = HEAD;
-        loop {
-            let levels = self.levels[x as usize] as usize;
-            for level in INLINE_LEVELS..levels {
-                let upper = self.upper[self.node(x).upper as usize + level - INLINE_LEVELS];
-                let next = upper.link.next;
-                if next != NONE && upper.next_upper != self.node(next).upper {
-                    return Err(format!("stale next_upper at slot {x}, level {level}"));
-                }
-            }
-            x = self.link(x, 0).next;
-            if x == NONE {
-                break;
-            }
         }
         if count != self.length || self.index.len() != self.length || self.tail != prev {
             return Err("length/tail mismatch".into());
