@@ -1,7 +1,8 @@
 //! Sorted set store operations on a 1,000,000-member set (built once):
 //! a 10-member index range in the middle, a narrow score range, ZRANK and
 //! ZSCORE — the store-level functions the commands call — and ZADD of
-//! random members with random scores, as `redis-benchmark -t zadd -r` sends.
+//! random members with random scores, as `redis-benchmark -t zadd -r` sends;
+//! and a set built from empty to a million members (`zadd_growing`).
 //!
 //! Run with `cargo bench --bench zset`.
 
