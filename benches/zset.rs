@@ -17,6 +17,14 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const MEMBERS: usize = 1_000_000;
 
+/// xorshift64: cheap, and no pattern the skiplist could exploit.
+fn xorshift(state: &mut u64) -> u64 {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    *state
+}
+
 fn build() -> ZSetValue {
     let mut z = ZSetValue::new();
     // Scores are a permutation of 0..MEMBERS (a multiplicative step modulo
@@ -134,10 +142,7 @@ fn zset(c: &mut Criterion) {
     c.bench_function("zadd_random_update", |b| {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;
         b.iter(|| {
-            // xorshift64: cheap, and no pattern the skiplist could exploit.
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
+            let state = xorshift(&mut state);
             let member = &members[(state % MEMBERS as u64) as usize];
             let score = ((state >> 32) % MEMBERS as u64) as f64;
             black_box(w.insert(member, score))
@@ -162,9 +167,7 @@ fn zset_growth(c: &mut Criterion) {
                 let mut state = 0x9e37_79b9_7f4a_7c15u64;
                 let start = std::time::Instant::now();
                 for member in &members {
-                    state ^= state << 13;
-                    state ^= state >> 7;
-                    state ^= state << 17;
+                    let state = xorshift(&mut state);
                     z.insert(member, (state % MEMBERS as u64) as f64);
                 }
                 took += start.elapsed();
