@@ -3,8 +3,8 @@
 //! A `Vec` doubles by moving everything it holds: a sorted set of two
 //! million members moved its 64 MiB node arena in one ZADD, and that one
 //! command took 30-40 ms while every other client waited. Here the first
-//! segment grows as a `Vec` does, up to [`SEGMENT`] elements (so a small
-//! collection costs what a `Vec` would), and every later segment is
+//! segment grows by doubling from one element, up to [`SEGMENT`] elements
+//! (so a small collection costs what a `Vec` would, or less), and every later segment is
 //! allocated at that size once. Index `i` is element `i % SEGMENT` of
 //! segment `i / SEGMENT`: two loads instead of one, the first of a table
 //! small enough to stay cached.
@@ -43,10 +43,17 @@ impl<T> SegVec<T> {
 
     pub fn push(&mut self, value: T) {
         match self.segments.last_mut() {
-            Some(last) if last.len() < SEGMENT => last.push(value),
+            Some(last) if last.len() < SEGMENT => {
+                // Doubling from one: a `Vec` of large elements starts at
+                // four, and a small sorted set holds one or two.
+                if last.len() == last.capacity() {
+                    last.reserve_exact(last.len());
+                }
+                last.push(value)
+            }
             _ => {
                 let mut segment = if self.segments.is_empty() {
-                    Vec::new()
+                    Vec::with_capacity(1)
                 } else {
                     Vec::with_capacity(SEGMENT)
                 };
@@ -141,5 +148,11 @@ mod tests {
             seg.push(i);
         }
         assert!(seg.capacity() < 64);
+        let mut large = SegVec::default();
+        large.push([0u64; 48]);
+        assert_eq!(large.capacity(), 1, "one large element, one allocated");
+        large.push([1u64; 48]);
+        large.push([2u64; 48]);
+        assert_eq!((large.len(), large.capacity()), (3, 4));
     }
 }

@@ -1,18 +1,21 @@
-//! Sorted sets: a member -> node map plus a skiplist with spans over
-//! (score, member), as Redis's `zset` (dict + zskiplist).
+//! Sorted sets: a member -> slot map plus an order-statistic B+tree over
+//! (score, member), where Redis has a dict and a skiplist (`zset`).
 //!
-//! The skiplist lives in an arena (`Vec<Node>`, links are `u32` indexes, no
-//! `unsafe`); slot 0 is the header. A node is 32 bytes, two to a cache line:
-//! its score and its links on levels 0 and 1, which is all a descent reads
-//! on the bottom levels (a ZADD on a large set is bound by those cache
-//! misses). Links from level 2 up (a quarter of the nodes have any) sit in
-//! one shared pool, small enough to stay in cache; members are in a
-//! parallel vector that only ties and replies read. The member -> node map
-//! holds slot numbers only and grows incrementally (see `slot_index`), so
-//! that no one ZADD pays for rehashing a million members. Every link carries its span (how many
-//! level-0 steps it jumps), so rank lookups, "element at rank r" and the
-//! first/last element of a score or lexicographic range are all O(log n),
-//! and a range of m elements is O(log n + m).
+//! Each element has a slot: its member and its score sit in parallel
+//! vectors at that index, and the member -> slot map holds slot numbers
+//! only and grows incrementally (see `slot_index`), so that no one ZADD
+//! pays for rehashing a million members. ZSCORE is the map and one load.
+//!
+//! The order is a B+tree in two arenas (links are `u32` indexes, no
+//! `unsafe`). A leaf holds up to [`LEAF_CAP`] (score, slot) pairs in order
+//! and links to its neighbours, so a range is read leaf by leaf. An inner
+//! node holds, for each child, the child's first element (its key) and how
+//! many elements lie under it, so a rank, the element at a rank and the
+//! ends of a score or lexicographic range are all one descent: O(log n),
+//! and a range of m elements O(log n + m). Nodes are a few cache lines
+//! each: on a million members a descent misses the cache about five times,
+//! where a skiplist's misses about 25 (one a step, each depending on the
+//! last), which is what a ZADD or ZRANK on a large set waits for.
 //!
 //! Ordering is Redis's: by score, ties by member bytes (memcmp order).
 //! NaN is never stored. Members are [`ThinBytes`]: an 8-byte pointer, the
@@ -23,7 +26,7 @@
 //! Encoding: Redis keeps small sorted sets in a listpack (at most 128 members
 //! of at most 64 bytes) and converts to a skiplist for good, never back,
 //! except when a ZUNIONSTORE-style result is small. We always use the
-//! skiplist but track the name Redis would report, and mirror the one
+//! tree but track the name Redis would report, and mirror the one
 //! observable listpack effect: a listpack stores -0 as the integer 0.
 //!
 //! ```
@@ -50,32 +53,183 @@ pub const LISTPACK_MAX_ENTRIES: usize = 128;
 /// Redis's `zset-max-listpack-value` default.
 pub const LISTPACK_MAX_VALUE: usize = 64;
 
-const MAX_LEVEL: usize = 32;
-/// The header's slot. No link ever points to the header, so 0 also means
-/// "no node" in `next`/`prev` links.
-const HEAD: u32 = 0;
-const NONE: u32 = 0;
-/// Levels whose links are kept in the node itself.
-const INLINE_LEVELS: usize = 2;
+/// Elements a leaf holds: with its header, six cache lines.
+const LEAF_CAP: usize = 30;
+/// Children an inner node holds: five cache lines.
+const INNER_CAP: usize = 15;
+/// A node left with fewer entries than this after a removal is merged into
+/// a neighbour when both fit in one node.
+const LEAF_MIN: usize = LEAF_CAP / 4;
+const INNER_MIN: usize = INNER_CAP / 4;
+/// Inner levels a descent can pass. A node is only split when full and
+/// small nodes are merged, so nodes average several children and a tree of
+/// 2^32 elements stays far below this.
+const MAX_HEIGHT: usize = 32;
+/// "No node" in the leaves' neighbour links.
+const NONE: u32 = u32::MAX;
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Link {
+/// A leaf: its elements in order, as (score, slot) pairs.
+#[derive(Clone)]
+#[repr(C, align(64))]
+struct Leaf {
+    len: u32,
+    prev: u32,
     next: u32,
-    /// Level-0 steps this link jumps. Only meaningful when `next != NONE`.
-    span: u32,
+    scores: [f64; LEAF_CAP],
+    slots: [u32; LEAF_CAP],
 }
 
-/// What a descent reads of a node; aligned so that it never straddles two
-/// cache lines.
-#[derive(Clone, Copy, Debug, Default)]
-#[repr(align(32))]
-struct Node {
+impl Leaf {
+    fn empty() -> Self {
+        Leaf {
+            len: 0,
+            prev: NONE,
+            next: NONE,
+            scores: [0.0; LEAF_CAP],
+            slots: [0; LEAF_CAP],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    fn insert(&mut self, at: usize, score: f64, slot: u32) {
+        let len = self.len();
+        self.scores.copy_within(at..len, at + 1);
+        self.slots.copy_within(at..len, at + 1);
+        self.scores[at] = score;
+        self.slots[at] = slot;
+        self.len += 1;
+    }
+
+    fn remove(&mut self, at: usize, count: usize) {
+        let len = self.len();
+        self.scores.copy_within(at + count..len, at);
+        self.slots.copy_within(at + count..len, at);
+        self.len -= count as u32;
+    }
+
+    /// Moves the elements from `from` on to the end of `to` (which has room).
+    fn move_tail(&mut self, from: usize, to: &mut Leaf) {
+        let (len, at) = (self.len(), to.len());
+        let moved = len - from;
+        to.scores[at..at + moved].copy_from_slice(&self.scores[from..len]);
+        to.slots[at..at + moved].copy_from_slice(&self.slots[from..len]);
+        to.len += moved as u32;
+        self.len = from as u32;
+    }
+}
+
+/// An inner node: for each child, its first element's score and slot (the
+/// key a descent compares), the child, and the elements under it.
+#[derive(Clone)]
+#[repr(C, align(64))]
+struct Inner {
+    len: u32,
+    key_scores: [f64; INNER_CAP],
+    key_slots: [u32; INNER_CAP],
+    children: [u32; INNER_CAP],
+    counts: [u32; INNER_CAP],
+}
+
+/// One child of an inner node, as it is inserted.
+#[derive(Clone, Copy)]
+struct Entry {
     score: f64,
-    prev: u32,
-    /// Where the node's links from level [`INLINE_LEVELS`] up start in
-    /// `ZSetValue::upper` (meaningless for lower nodes).
-    upper: u32,
-    low: [Link; INLINE_LEVELS],
+    slot: u32,
+    child: u32,
+    count: u32,
+}
+
+impl Inner {
+    fn empty() -> Self {
+        Inner {
+            len: 0,
+            key_scores: [0.0; INNER_CAP],
+            key_slots: [0; INNER_CAP],
+            children: [0; INNER_CAP],
+            counts: [0; INNER_CAP],
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.len as usize
+    }
+
+    fn total(&self) -> usize {
+        self.counts[..self.len()].iter().map(|&c| c as usize).sum()
+    }
+
+    fn insert(&mut self, at: usize, e: Entry) {
+        let len = self.len();
+        self.key_scores.copy_within(at..len, at + 1);
+        self.key_slots.copy_within(at..len, at + 1);
+        self.children.copy_within(at..len, at + 1);
+        self.counts.copy_within(at..len, at + 1);
+        self.key_scores[at] = e.score;
+        self.key_slots[at] = e.slot;
+        self.children[at] = e.child;
+        self.counts[at] = e.count;
+        self.len += 1;
+    }
+
+    fn remove(&mut self, at: usize) {
+        let len = self.len();
+        self.key_scores.copy_within(at + 1..len, at);
+        self.key_slots.copy_within(at + 1..len, at);
+        self.children.copy_within(at + 1..len, at);
+        self.counts.copy_within(at + 1..len, at);
+        self.len -= 1;
+    }
+
+    /// Moves the children from `from` on to the end of `to` (which has room).
+    fn move_tail(&mut self, from: usize, to: &mut Inner) {
+        let (len, at) = (self.len(), to.len());
+        let moved = len - from;
+        to.key_scores[at..at + moved].copy_from_slice(&self.key_scores[from..len]);
+        to.key_slots[at..at + moved].copy_from_slice(&self.key_slots[from..len]);
+        to.children[at..at + moved].copy_from_slice(&self.children[from..len]);
+        to.counts[at..at + moved].copy_from_slice(&self.counts[from..len]);
+        to.len += moved as u32;
+        self.len = from as u32;
+    }
+}
+
+/// Where a descent ended: the inner nodes it passed with the child it took
+/// in each (root first), the leaf, the position in the leaf, and how many
+/// elements of the whole set precede that position.
+struct Descent {
+    path: [(u32, usize); MAX_HEIGHT],
+    depth: usize,
+    leaf: u32,
+    pos: usize,
+    rank: usize,
+}
+
+/// Starts loading every cache line of `node`, which a descent is about to
+/// search: the lines then arrive together rather than one per comparison.
+#[inline]
+fn prefetch_node<T>(node: &T) {
+    let start = (node as *const T).cast::<u8>();
+    for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+        crate::store::prefetch(start.wrapping_add(offset));
+    }
+}
+
+/// How many of `0..len` satisfy `holds`, which holds for a prefix of them.
+#[inline]
+fn prefix_len(len: usize, holds: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, len);
+    while low < high {
+        let middle = (low + high) / 2;
+        if holds(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
 }
 
 /// The arena's members, as the index reads them.
@@ -126,25 +280,27 @@ pub struct ScoreIsNan;
 #[derive(Clone)]
 pub struct ZSetValue {
     index: SlotIndex,
-    /// In segments, as are `members` and `levels`: a `Vec` of two million
-    /// nodes doubled by copying 64 MiB in one ZADD (see `seg_vec`).
-    nodes: SegVec<Node>,
-    /// Each slot's member: `None` for the header and for free slots.
+    /// Each slot's member: `None` for free slots. In segments, as are the
+    /// other arenas: a `Vec` of two million elements doubled by copying
+    /// tens of MiB in one ZADD (see `seg_vec`).
     members: SegVec<Option<Member>>,
-    /// Each slot's level (number of links).
-    levels: SegVec<u8>,
-    /// The links of levels from [`INLINE_LEVELS`] up, a block per node.
-    upper: Vec<Link>,
-    /// Free blocks of `upper`, by length.
-    upper_free: Vec<Vec<u32>>,
+    /// Each slot's score (ZSCORE reads it without the tree).
+    scores: SegVec<f64>,
     free: Vec<u32>,
+    leaves: SegVec<Leaf>,
+    free_leaves: Vec<u32>,
+    inners: SegVec<Inner>,
+    free_inners: Vec<u32>,
+    root: u32,
+    /// Inner levels above the leaves (0: the root is a leaf).
+    height: usize,
+    first_leaf: u32,
+    last_leaf: u32,
     length: usize,
-    level: usize,
-    tail: u32,
     /// Whether Redis would have converted this set to a skiplist.
     skiplist_encoded: bool,
-    /// Heap bytes of the live nodes' members, kept up to date so that
-    /// `heap_size` is O(1).
+    /// Heap bytes of the live members, kept up to date so that `heap_size`
+    /// is O(1).
     payload_bytes: usize,
 }
 
@@ -175,13 +331,6 @@ impl fmt::Debug for ZSetValue {
     }
 }
 
-fn random_level() -> usize {
-    // Each extra level with probability 1/4 (Redis's ZSKIPLIST_P): two zero
-    // bits of a random word per level.
-    let bits: u64 = rand::random();
-    (1 + bits.trailing_zeros() as usize / 2).min(MAX_LEVEL)
-}
-
 impl ZSetValue {
     /// [`ZSetValue::add`] flag: only add new members.
     pub const NX: u8 = 1;
@@ -197,16 +346,19 @@ impl ZSetValue {
     pub fn new() -> Self {
         ZSetValue {
             index: SlotIndex::default(),
-            // The header: every level, its upper links at the pool's start.
-            nodes: [Node::default()].into_iter().collect(),
-            members: [None].into_iter().collect(),
-            levels: [MAX_LEVEL as u8].into_iter().collect(),
-            upper: vec![Link::default(); MAX_LEVEL - INLINE_LEVELS],
-            upper_free: Vec::new(),
+            members: SegVec::default(),
+            scores: SegVec::default(),
             free: Vec::new(),
+            // The root: one empty leaf.
+            leaves: [Leaf::empty()].into_iter().collect(),
+            free_leaves: Vec::new(),
+            inners: SegVec::default(),
+            free_inners: Vec::new(),
+            root: 0,
+            height: 0,
+            first_leaf: 0,
+            last_leaf: 0,
             length: 0,
-            level: 1,
-            tail: NONE,
             skiplist_encoded: false,
             payload_bytes: 0,
         }
@@ -235,15 +387,16 @@ impl ZSetValue {
 
     /// One step of a batched lookup of the member hashed as `hash` (see
     /// `Store::prefetch`): the index group, then the member's slot and
-    /// node (its score), then the member's bytes.
+    /// score, then the member's bytes.
     pub fn prefetch_member(&self, hash: u64, step: PrefetchStep) {
         match step {
             PrefetchStep::Group => self.index.prefetch_group(hash),
             PrefetchStep::Element => self.index.candidates(hash, |slot| {
                 let slot = slot as usize;
-                if let (Some(member), Some(node)) = (self.members.get(slot), self.nodes.get(slot)) {
+                if let (Some(member), Some(score)) = (self.members.get(slot), self.scores.get(slot))
+                {
                     crate::store::prefetch(member);
-                    crate::store::prefetch(node);
+                    crate::store::prefetch(score);
                 }
             }),
             PrefetchStep::Key => self.index.candidates(hash, |slot| {
@@ -256,16 +409,13 @@ impl ZSetValue {
 
     /// Approximate heap bytes held.
     pub fn heap_size(&self) -> usize {
-        let slots = self.nodes.capacity() * std::mem::size_of::<Node>()
-            + self.members.capacity() * std::mem::size_of::<Option<Member>>()
-            + self.levels.capacity();
-        let upper = self.upper.capacity() * std::mem::size_of::<Link>()
-            + self
-                .upper_free
-                .iter()
-                .map(|f| f.capacity() * 4)
-                .sum::<usize>();
-        slots + upper + self.payload_bytes + self.index.heap_size() + self.free.capacity() * 4
+        let slots = self.members.capacity() * std::mem::size_of::<Option<Member>>()
+            + self.scores.capacity() * std::mem::size_of::<f64>()
+            + self.free.capacity() * 4;
+        let tree = self.leaves.capacity() * std::mem::size_of::<Leaf>()
+            + self.inners.capacity() * std::mem::size_of::<Inner>()
+            + (self.free_leaves.capacity() + self.free_inners.capacity()) * 4;
+        slots + tree + self.payload_bytes + self.index.heap_size()
     }
 
     /// The encoding name Redis would report (OBJECT ENCODING).
@@ -283,7 +433,7 @@ impl ZSetValue {
     }
 
     pub fn score(&self, member: &[u8]) -> Option<f64> {
-        self.slot_of(member).map(|i| self.score_of(i))
+        self.slot_of(member).map(|slot| self.scores[slot as usize])
     }
 
     pub fn contains(&self, member: &[u8]) -> bool {
@@ -294,55 +444,10 @@ impl ZSetValue {
         self.index.get(&self.members, member)
     }
 
-    // ----- skiplist internals --------------------------------------------
+    // ----- slots ---------------------------------------------------------
 
-    fn node(&self, i: u32) -> &Node {
-        &self.nodes[i as usize]
-    }
-
-    fn score_of(&self, i: u32) -> f64 {
-        self.nodes[i as usize].score
-    }
-
-    fn member(&self, i: u32) -> &[u8] {
-        self.members[i as usize].as_deref().unwrap_or(&[])
-    }
-
-    fn link(&self, i: u32, level: usize) -> Link {
-        let node = &self.nodes[i as usize];
-        match node.low.get(level) {
-            Some(&link) => link,
-            None => self.upper[node.upper as usize + level - INLINE_LEVELS],
-        }
-    }
-
-    fn link_mut(&mut self, i: u32, level: usize) -> &mut Link {
-        let node = &mut self.nodes[i as usize];
-        if level < INLINE_LEVELS {
-            &mut node.low[level]
-        } else {
-            &mut self.upper[node.upper as usize + level - INLINE_LEVELS]
-        }
-    }
-
-    /// Whether node `i` orders strictly before (score, member).
-    fn before(&self, i: u32, score: f64, member: &[u8]) -> bool {
-        let s = self.score_of(i);
-        s < score || (s == score && self.member(i) < member)
-    }
-
-    /// Starts loading the node a descent standing at `x` on `level` reads
-    /// next if it drops a level: while the comparison on `level` waits for
-    /// its node, the miss on the level below is already under way (a
-    /// descent is a chain of cache misses, one a step).
-    #[inline]
-    fn prefetch_below(&self, x: u32, level: usize) {
-        if level > 0 {
-            let below = self.link(x, level - 1).next;
-            if let Some(node) = self.nodes.get(below as usize) {
-                crate::store::prefetch(node);
-            }
-        }
+    fn member(&self, slot: u32) -> &[u8] {
+        self.members[slot as usize].as_deref().unwrap_or(&[])
     }
 
     /// Heap bytes a member holds besides its slot (with its length).
@@ -350,278 +455,448 @@ impl ZSetValue {
         thin_bytes::encode_len(member.len()).1 + member.len()
     }
 
-    /// A block of `len` links in `upper`, reusing a freed one of that length.
-    fn alloc_upper(&mut self, len: usize) -> u32 {
-        if let Some(at) = self.upper_free.get_mut(len).and_then(Vec::pop) {
-            self.upper[at as usize..at as usize + len].fill(Link::default());
-            return at;
-        }
-        let at = self.upper.len() as u32;
-        self.upper.resize(self.upper.len() + len, Link::default());
-        at
-    }
-
-    fn alloc(&mut self, member: Member, score: f64, level: usize) -> u32 {
+    fn alloc_slot(&mut self, member: Member, score: f64) -> u32 {
         self.payload_bytes += Self::payload(&member);
-        let upper = match level.checked_sub(INLINE_LEVELS) {
-            Some(len) if len > 0 => self.alloc_upper(len),
-            _ => 0,
-        };
-        let node = Node {
-            score,
-            prev: NONE,
-            upper,
-            low: [Link::default(); INLINE_LEVELS],
-        };
         match self.free.pop() {
             Some(slot) => {
-                let i = slot as usize;
-                self.nodes[i] = node;
-                self.members[i] = Some(member);
-                self.levels[i] = level as u8;
+                self.members[slot as usize] = Some(member);
+                self.scores[slot as usize] = score;
                 slot
             }
             None => {
-                self.nodes.push(node);
                 self.members.push(Some(member));
-                self.levels.push(level as u8);
-                (self.nodes.len() - 1) as u32
+                self.scores.push(score);
+                (self.members.len() - 1) as u32
             }
         }
     }
 
-    fn release(&mut self, i: u32) -> Option<Member> {
-        let slot = i as usize;
-        let member = self.members[slot].take();
+    fn release_slot(&mut self, slot: u32) -> Option<Member> {
+        let member = self.members[slot as usize].take();
         if let Some(m) = &member {
             self.payload_bytes = self.payload_bytes.saturating_sub(Self::payload(m));
         }
-        let upper_len = (self.levels[slot] as usize).saturating_sub(INLINE_LEVELS);
-        if upper_len > 0 {
-            if self.upper_free.len() <= upper_len {
-                self.upper_free.resize_with(upper_len + 1, Vec::new);
-            }
-            self.upper_free[upper_len].push(self.nodes[slot].upper);
-        }
-        self.nodes[slot] = Node::default();
-        self.levels[slot] = 0;
-        self.free.push(i);
+        self.free.push(slot);
         member
     }
 
-    /// Compacts the arena once it is mostly free slots (after the set shrank
-    /// to a quarter of its peak): amortized O(1) per removal. ZSCAN cursors
+    /// Compacts the slots once they are mostly free (after the set shrank to
+    /// a quarter of its peak): amortized O(1) per removal. ZSCAN cursors
     /// are slot numbers, so a scan running across a compaction may miss
     /// elements; compactions are rare.
     fn maybe_shrink(&mut self) {
-        if self.nodes.len() > 64 && self.length * 4 < self.nodes.len() {
+        if self.members.len() > 64 && self.length * 4 < self.members.len() {
             self.rebuild();
         }
     }
 
     fn rebuild(&mut self) {
-        let mut items: Vec<(Member, f64)> = Vec::with_capacity(self.length);
-        let mut at = self.link(HEAD, 0).next;
-        while at != NONE {
-            if let Some(member) = self.members[at as usize].take() {
-                items.push((member, self.score_of(at)));
+        let order: Vec<(u32, f64)> = self.iter_slots(self.first_leaf, 0, false).collect();
+        let mut items: Vec<(Member, f64)> = Vec::with_capacity(order.len());
+        for (slot, score) in order {
+            if let Some(member) = self.members[slot as usize].take() {
+                items.push((member, score));
             }
-            at = self.link(at, 0).next;
         }
         let encoded = self.skiplist_encoded;
         *self = ZSetValue::new();
         self.skiplist_encoded = encoded;
         self.index = SlotIndex::with_capacity(items.len());
-        // Insert from the largest: each insertion then stops at the head.
-        for (member, score) in items.into_iter().rev() {
-            self.sl_insert_new(member, score);
+        // In order: each insertion appends to the last leaf, which then
+        // splits full (see `split_leaf`).
+        for (member, score) in items {
+            self.insert_new(member, score);
         }
     }
 
-    /// Inserts a member known to be absent, in the skiplist and the map.
-    fn sl_insert_new(&mut self, member: Member, score: f64) -> u32 {
-        let idx = self.sl_insert(member, score);
-        self.index.insert(&self.members, idx);
-        idx
+    /// Inserts a member known to be absent, in the tree and the map.
+    fn insert_new(&mut self, member: Member, score: f64) -> u32 {
+        let slot = self.alloc_slot(member, score);
+        self.tree_insert(slot, score);
+        self.index.insert(&self.members, slot);
+        slot
     }
 
-    /// zslInsert: links a new node for (score, member); returns its slot.
-    fn sl_insert(&mut self, member: Member, score: f64) -> u32 {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut rank = [0usize; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            rank[i] = if i == self.level - 1 { 0 } else { rank[i + 1] };
-            loop {
-                let l = self.link(x, i);
-                self.prefetch_below(x, i);
-                if l.next != NONE && self.before(l.next, score, &member) {
-                    rank[i] += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
+    // ----- the tree ------------------------------------------------------
+
+    /// Whether the element (`s`, `slot`) orders strictly before (score, member).
+    fn before(&self, s: f64, slot: u32, score: f64, member: &[u8]) -> bool {
+        s < score || (s == score && self.member(slot) < member)
+    }
+
+    /// Whether the element (`s`, `slot`) orders before or at (score, member).
+    fn at_or_before(&self, s: f64, slot: u32, score: f64, member: &[u8]) -> bool {
+        s < score || (s == score && self.member(slot) <= member)
+    }
+
+    fn prefetch_child(&self, child: u32, leaf: bool) {
+        if leaf {
+            if let Some(node) = self.leaves.get(child as usize) {
+                prefetch_node(node);
             }
-            update[i] = x;
+        } else if let Some(node) = self.inners.get(child as usize) {
+            prefetch_node(node);
         }
-        let level = random_level();
-        if level > self.level {
-            for i in self.level..level {
-                rank[i] = 0;
-                update[i] = HEAD;
-                self.link_mut(HEAD, i).span = self.length as u32;
+    }
+
+    /// Descends to the first element for which `holds(score, slot)` is
+    /// false (`holds` must hold for a prefix of the order); the descent's
+    /// rank is how many elements it holds for.
+    fn descend(&self, holds: impl Fn(f64, u32) -> bool) -> Descent {
+        let mut d = Descent {
+            path: [(0, 0); MAX_HEIGHT],
+            depth: self.height,
+            leaf: self.root,
+            pos: 0,
+            rank: 0,
+        };
+        let mut node = self.root;
+        for depth in 0..self.height {
+            let inner = &self.inners[node as usize];
+            // The last child whose first element `holds` for (or the first).
+            let child = prefix_len(inner.len().saturating_sub(1), |i| {
+                holds(inner.key_scores[i + 1], inner.key_slots[i + 1])
+            });
+            d.rank += inner.counts[..child]
+                .iter()
+                .map(|&c| c as usize)
+                .sum::<usize>();
+            d.path[depth] = (node, child);
+            node = inner.children[child];
+            self.prefetch_child(node, depth + 1 == self.height);
+        }
+        let leaf = &self.leaves[node as usize];
+        d.leaf = node;
+        d.pos = prefix_len(leaf.len(), |i| holds(leaf.scores[i], leaf.slots[i]));
+        d.rank += d.pos;
+        d
+    }
+
+    /// Descends to the element at 0-based rank `rank` (< the length).
+    fn descend_rank(&self, rank: usize) -> Descent {
+        let mut d = Descent {
+            path: [(0, 0); MAX_HEIGHT],
+            depth: self.height,
+            leaf: self.root,
+            pos: 0,
+            rank,
+        };
+        let mut left = rank;
+        let mut node = self.root;
+        for depth in 0..self.height {
+            let inner = &self.inners[node as usize];
+            let mut child = 0;
+            while child + 1 < inner.len() && left >= inner.counts[child] as usize {
+                left -= inner.counts[child] as usize;
+                child += 1;
             }
-            self.level = level;
+            d.path[depth] = (node, child);
+            node = inner.children[child];
+            self.prefetch_child(node, depth + 1 == self.height);
         }
-        let x = self.alloc(member, score, level);
-        for i in 0..level {
-            let u = update[i];
-            let ul = self.link(u, i);
-            let jumped = (rank[0] - rank[i]) as u32;
-            *self.link_mut(x, i) = Link {
-                next: ul.next,
-                span: ul.span.wrapping_sub(jumped),
-            };
-            *self.link_mut(u, i) = Link {
-                next: x,
-                span: jumped + 1,
-            };
-        }
-        for (i, &u) in update.iter().enumerate().take(self.level).skip(level) {
-            let l = self.link_mut(u, i);
-            l.span = l.span.wrapping_add(1);
-        }
-        self.nodes[x as usize].prev = if update[0] == HEAD { NONE } else { update[0] };
-        let next = self.link(x, 0).next;
-        if next != NONE {
-            self.nodes[next as usize].prev = x;
+        d.leaf = node;
+        d.pos = left;
+        d
+    }
+
+    /// Descends to the element in `slot`, which is in the set.
+    fn find(&self, slot: u32) -> Descent {
+        let (score, member) = (self.scores[slot as usize], self.member(slot));
+        let mut d = self.descend(|s, x| self.at_or_before(s, x, score, member));
+        // The descent stopped just after it.
+        debug_assert!(d.pos > 0 && self.leaves[d.leaf as usize].slots[d.pos - 1] == slot);
+        d.pos = d.pos.saturating_sub(1);
+        d.rank = d.rank.saturating_sub(1);
+        d
+    }
+
+    /// The first element of node `id` (a leaf when `leaf`), as a key.
+    fn first_key(&self, id: u32, leaf: bool) -> (f64, u32) {
+        if leaf {
+            let leaf = &self.leaves[id as usize];
+            (leaf.scores[0], leaf.slots[0])
         } else {
-            self.tail = x;
+            let inner = &self.inners[id as usize];
+            (inner.key_scores[0], inner.key_slots[0])
         }
-        self.length += 1;
-        x
     }
 
-    /// The update path to (score, member): for each level, the last node
-    /// ordered before it.
-    fn update_path(&self, score: f64, member: &[u8]) -> [u32; MAX_LEVEL] {
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut x = HEAD;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                self.prefetch_below(x, i);
-                if l.next != NONE && self.before(l.next, score, member) {
-                    x = l.next;
-                } else {
-                    break;
-                }
+    /// Entries of node `id` (elements of a leaf, children of an inner node).
+    fn node_len(&self, id: u32, leaf: bool) -> usize {
+        if leaf {
+            self.leaves[id as usize].len()
+        } else {
+            self.inners[id as usize].len()
+        }
+    }
+
+    /// Elements under node `id`.
+    fn node_total(&self, id: u32, leaf: bool) -> usize {
+        if leaf {
+            self.leaves[id as usize].len()
+        } else {
+            self.inners[id as usize].total()
+        }
+    }
+
+    fn alloc_leaf(&mut self) -> u32 {
+        match self.free_leaves.pop() {
+            Some(id) => {
+                self.leaves[id as usize] = Leaf::empty();
+                id
             }
-            update[i] = x;
+            None => {
+                self.leaves.push(Leaf::empty());
+                (self.leaves.len() - 1) as u32
+            }
         }
-        update
     }
 
-    /// zslDeleteNode: unlinks node `x` (does not free it).
-    fn sl_unlink(&mut self, x: u32, update: &[u32; MAX_LEVEL]) {
-        for (i, &u) in update.iter().enumerate().take(self.level) {
-            let ul = self.link(u, i);
-            if ul.next == x {
-                let xl = self.link(x, i);
-                *self.link_mut(u, i) = Link {
-                    next: xl.next,
-                    span: ul.span.wrapping_add(xl.span).wrapping_sub(1),
+    fn alloc_inner(&mut self) -> u32 {
+        match self.free_inners.pop() {
+            Some(id) => {
+                self.inners[id as usize] = Inner::empty();
+                id
+            }
+            None => {
+                self.inners.push(Inner::empty());
+                (self.inners.len() - 1) as u32
+            }
+        }
+    }
+
+    /// Takes leaf `id` out of the leaves' order and frees it.
+    fn drop_leaf(&mut self, id: u32) {
+        let (prev, next) = {
+            let leaf = &self.leaves[id as usize];
+            (leaf.prev, leaf.next)
+        };
+        match prev {
+            NONE => self.first_leaf = next,
+            prev => self.leaves[prev as usize].next = next,
+        }
+        match next {
+            NONE => self.last_leaf = prev,
+            next => self.leaves[next as usize].prev = prev,
+        }
+        self.free_leaves.push(id);
+    }
+
+    fn drop_node(&mut self, id: u32, leaf: bool) {
+        if leaf {
+            self.drop_leaf(id);
+        } else {
+            self.free_inners.push(id);
+        }
+    }
+
+    /// Splits the full leaf `id`, about to take an element at `at`: a new
+    /// leaf after it takes its upper half; or, when the element goes at the
+    /// very end of the last leaf (scores that only grow, and rebuilding),
+    /// only that element, and at the very start of the first leaf every
+    /// other one, so that leaves filled in order stay full.
+    /// Returns the new leaf and where the element goes: (leaf, position).
+    fn split_leaf(&mut self, id: u32, at: usize) -> (u32, (u32, usize)) {
+        let leaf = &self.leaves[id as usize];
+        let keep = if at == LEAF_CAP && leaf.next == NONE {
+            LEAF_CAP
+        } else if at == 0 && leaf.prev == NONE {
+            0
+        } else {
+            LEAF_CAP / 2
+        };
+        let new = self.alloc_leaf();
+        let mut right = std::mem::replace(&mut self.leaves[new as usize], Leaf::empty());
+        let left = &mut self.leaves[id as usize];
+        left.move_tail(keep, &mut right);
+        right.prev = id;
+        right.next = left.next;
+        left.next = new;
+        match right.next {
+            NONE => self.last_leaf = new,
+            next => self.leaves[next as usize].prev = new,
+        }
+        self.leaves[new as usize] = right;
+        let target = if at <= keep && keep < LEAF_CAP {
+            (id, at)
+        } else {
+            (new, at - keep)
+        };
+        (new, target)
+    }
+
+    /// Inserts `entry` at `at` in inner node `id`, splitting it if full (as
+    /// `split_leaf` does; `rightmost` says whether it is the last node of
+    /// its level). Returns the new node of a split.
+    fn inner_insert(&mut self, id: u32, at: usize, entry: Entry, rightmost: bool) -> Option<u32> {
+        if self.inners[id as usize].len() < INNER_CAP {
+            self.inners[id as usize].insert(at, entry);
+            return None;
+        }
+        let keep = if at == INNER_CAP && rightmost {
+            INNER_CAP
+        } else {
+            INNER_CAP / 2
+        };
+        let new = self.alloc_inner();
+        let mut right = std::mem::replace(&mut self.inners[new as usize], Inner::empty());
+        self.inners[id as usize].move_tail(keep, &mut right);
+        if at <= keep && keep < INNER_CAP {
+            self.inners[id as usize].insert(at, entry);
+        } else {
+            right.insert(at - keep, entry);
+        }
+        self.inners[new as usize] = right;
+        Some(new)
+    }
+
+    /// Brings the inner nodes on `d`'s path up to date after its leaf
+    /// changed, bottom up: each child's count and key; a split child's new
+    /// sibling placed after it (splitting the parent in turn when full); an
+    /// emptied child dropped, and a small one merged into a neighbour when
+    /// the two fit in one node. Then the root: a new one above a split
+    /// root, and an inner root with one child replaced by that child.
+    fn repair(&mut self, d: &Descent, mut split: Option<u32>) {
+        let mut child = d.leaf;
+        for depth in (0..d.depth).rev() {
+            let (parent, at) = d.path[depth];
+            let leaf = depth + 1 == d.depth;
+            let entries = self.node_len(child, leaf);
+            if entries == 0 {
+                // Only a removal empties a node; it has no split sibling.
+                self.inners[parent as usize].remove(at);
+                self.drop_node(child, leaf);
+                child = parent;
+                continue;
+            }
+            let (score, slot) = self.first_key(child, leaf);
+            let count = self.node_total(child, leaf) as u32;
+            {
+                let inner = &mut self.inners[parent as usize];
+                inner.key_scores[at] = score;
+                inner.key_slots[at] = slot;
+                inner.counts[at] = count;
+            }
+            if let Some(new) = split {
+                let (score, slot) = self.first_key(new, leaf);
+                let entry = Entry {
+                    score,
+                    slot,
+                    child: new,
+                    count: self.node_total(new, leaf) as u32,
                 };
-            } else {
-                self.link_mut(u, i).span = ul.span.wrapping_sub(1);
+                let rightmost = (0..depth).all(|up| {
+                    let (node, taken) = d.path[up];
+                    taken + 1 == self.inners[node as usize].len()
+                });
+                split = self.inner_insert(parent, at + 1, entry, rightmost);
+            } else if entries < if leaf { LEAF_MIN } else { INNER_MIN } {
+                self.merge_small(parent, at, leaf);
             }
+            child = parent;
         }
-        let next = self.link(x, 0).next;
-        let prev = self.node(x).prev;
-        if next != NONE {
-            self.nodes[next as usize].prev = prev;
+        if let Some(new) = split {
+            // The root split: a new root above the two halves.
+            let old = self.root;
+            let leaf = self.height == 0;
+            let root = self.alloc_inner();
+            for (at, id) in [old, new].into_iter().enumerate() {
+                let (score, slot) = self.first_key(id, leaf);
+                let entry = Entry {
+                    score,
+                    slot,
+                    child: id,
+                    count: self.node_total(id, leaf) as u32,
+                };
+                self.inners[root as usize].insert(at, entry);
+            }
+            self.root = root;
+            self.height += 1;
+        }
+        while self.height > 0 && self.inners[self.root as usize].len() <= 1 {
+            let old = self.root;
+            // A root keeps two children or more: a repair drops at most one
+            // child a level, and one with a single child is replaced here.
+            debug_assert!(self.inners[old as usize].len() == 1);
+            self.root = self.inners[old as usize].children[0];
+            self.height -= 1;
+            self.free_inners.push(old);
+        }
+    }
+
+    /// Merges child `at` of `parent` with a neighbour when the two fit in
+    /// one node (the right one into the left one).
+    fn merge_small(&mut self, parent: u32, at: usize, leaf: bool) {
+        let siblings = self.inners[parent as usize].len();
+        let left_at = if at > 0 {
+            at - 1
+        } else if siblings > 1 {
+            at
         } else {
-            self.tail = prev;
+            return;
+        };
+        let (left, right) = {
+            let inner = &self.inners[parent as usize];
+            (inner.children[left_at], inner.children[left_at + 1])
+        };
+        let cap = if leaf { LEAF_CAP } else { INNER_CAP };
+        if self.node_len(left, leaf) + self.node_len(right, leaf) > cap {
+            return;
         }
-        while self.level > 1 && self.link(HEAD, self.level - 1).next == NONE {
-            self.level -= 1;
+        if leaf {
+            let mut from = std::mem::replace(&mut self.leaves[right as usize], Leaf::empty());
+            from.move_tail(0, &mut self.leaves[left as usize]);
+            self.leaves[right as usize] = from;
+            self.drop_leaf(right);
+        } else {
+            let mut from = std::mem::replace(&mut self.inners[right as usize], Inner::empty());
+            from.move_tail(0, &mut self.inners[left as usize]);
+            self.free_inners.push(right);
         }
-        self.length -= 1;
+        let inner = &mut self.inners[parent as usize];
+        inner.counts[left_at] += inner.counts[left_at + 1];
+        inner.remove(left_at + 1);
     }
 
-    /// Removes the node of `member` (known to be at slot `idx`).
-    fn remove_node(&mut self, idx: u32) -> Option<Member> {
-        let update = self.update_path(self.score_of(idx), self.members[idx as usize].as_deref()?);
-        self.sl_unlink(idx, &update);
-        self.index.remove(&self.members, idx);
-        self.release(idx)
+    /// Links (score, slot) into the tree.
+    fn tree_insert(&mut self, slot: u32, score: f64) {
+        let d = {
+            let member = self.member(slot);
+            self.descend(|s, x| self.before(s, x, score, member))
+        };
+        let split = if self.leaves[d.leaf as usize].len() < LEAF_CAP {
+            self.leaves[d.leaf as usize].insert(d.pos, score, slot);
+            None
+        } else {
+            let (new, (leaf, at)) = self.split_leaf(d.leaf, d.pos);
+            self.leaves[leaf as usize].insert(at, score, slot);
+            Some(new)
+        };
+        self.length += 1;
+        self.repair(&d, split);
     }
 
-    /// Counts the leading elements for which `pred` holds (`pred` must hold
-    /// for a prefix of the order): O(log n).
-    fn count_prefix(&self, pred: impl Fn(f64, &[u8]) -> bool) -> usize {
-        let mut x = HEAD;
-        let mut rank = 0usize;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                self.prefetch_below(x, i);
-                if l.next != NONE && pred(self.score_of(l.next), self.member(l.next)) {
-                    rank += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-        }
-        rank
+    /// Unlinks `count` elements from the tree, from where `d` stands (all
+    /// in its leaf). Their slots stay allocated.
+    fn tree_remove(&mut self, d: &Descent, count: usize) {
+        self.leaves[d.leaf as usize].remove(d.pos, count);
+        self.length -= count;
+        self.repair(d, None);
     }
 
-    /// zslGetElementByRank with a 1-based rank.
-    fn at_rank1(&self, rank: usize) -> u32 {
-        let mut x = HEAD;
-        let mut traversed = 0usize;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                self.prefetch_below(x, i);
-                if l.next != NONE && traversed + l.span as usize <= rank {
-                    traversed += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-            if traversed == rank {
-                return x;
-            }
+    /// Elements as (slot, score) from position `pos` of `leaf` on.
+    fn iter_slots(&self, leaf: u32, pos: usize, reverse: bool) -> SlotIter<'_> {
+        let at = if leaf == NONE || pos >= self.leaves[leaf as usize].len() {
+            NONE
+        } else {
+            leaf
+        };
+        SlotIter {
+            set: self,
+            leaf: at,
+            pos,
+            reverse,
         }
-        NONE
-    }
-
-    /// The 1-based rank of (score, member), which must be present.
-    fn rank1_of(&self, score: f64, member: &[u8]) -> usize {
-        let mut x = HEAD;
-        let mut rank = 0usize;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                self.prefetch_below(x, i);
-                if l.next != NONE && {
-                    let s = self.score_of(l.next);
-                    s < score || (s == score && self.member(l.next) <= member)
-                } {
-                    rank += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
-            }
-            if x != HEAD && self.score_of(x) == score && self.member(x) == member {
-                return rank;
-            }
-        }
-        0
     }
 
     // ----- public operations ---------------------------------------------
@@ -653,11 +928,11 @@ impl ZSetValue {
             return Err(ScoreIsNan);
         }
         match self.slot_of(member) {
-            Some(idx) => {
+            Some(slot) => {
                 if has(Self::NX) {
                     return Ok(AddOutcome::Skipped);
                 }
-                let current = self.score_of(idx);
+                let current = self.scores[slot as usize];
                 let mut score = score;
                 if has(Self::INCR) {
                     score += current;
@@ -672,40 +947,36 @@ impl ZSetValue {
                     return Ok(AddOutcome::Unchanged(score));
                 }
                 // The reply shows the computed score; a listpack stores -0 as 0.
-                self.update_score(idx, self.stored_score(score));
+                self.update_score(slot, self.stored_score(score));
                 Ok(AddOutcome::Updated(score))
             }
             None if has(Self::XX) => Ok(AddOutcome::Skipped),
             None => {
                 let stored = self.prepare_new(member, score);
-                self.sl_insert_new(Member::from(member), stored);
+                self.insert_new(Member::from(member), stored);
                 Ok(AddOutcome::Added(score))
             }
         }
     }
 
-    /// zslUpdateScore: moves node `idx` to its new place (or updates it in
-    /// place when its neighbours allow).
-    fn update_score(&mut self, idx: u32, score: f64) {
-        let (prev, next) = (self.node(idx).prev, self.link(idx, 0).next);
-        if (prev == NONE || self.score_of(prev) < score)
-            && (next == NONE || self.score_of(next) > score)
+    /// zslUpdateScore: gives the element in `slot` its new score, in place
+    /// when its neighbours in its leaf allow, else by moving it.
+    fn update_score(&mut self, slot: u32, score: f64) {
+        let d = self.find(slot);
+        let leaf = &mut self.leaves[d.leaf as usize];
+        if d.pos > 0
+            && d.pos + 1 < leaf.len()
+            && leaf.scores[d.pos - 1] < score
+            && leaf.scores[d.pos + 1] > score
         {
-            self.nodes[idx as usize].score = score;
+            // Not the leaf's first element: no key above changes.
+            leaf.scores[d.pos] = score;
+            self.scores[slot as usize] = score;
             return;
         }
-        let Some(member) = self.members[idx as usize].as_deref() else {
-            return;
-        };
-        let update = self.update_path(self.score_of(idx), member);
-        self.sl_unlink(idx, &update);
-        let Some(member) = self.release(idx) else {
-            return;
-        };
-        // The free list is last in, first out: the node gets its slot back,
-        // where the index already points.
-        let new_idx = self.sl_insert(member, score);
-        debug_assert_eq!(new_idx, idx);
+        self.tree_remove(&d, 1);
+        self.scores[slot as usize] = score;
+        self.tree_insert(slot, score);
     }
 
     /// Adds or replaces `member` with `score` (no conditions). NaN is
@@ -722,7 +993,7 @@ impl ZSetValue {
             return;
         }
         self.skiplist_encoded = true;
-        self.sl_insert_new(member, score);
+        self.insert_new(member, score);
     }
 
     /// zsetConvertToListpackIfNeeded for a freshly built result: small
@@ -737,9 +1008,17 @@ impl ZSetValue {
             .unwrap_or(0);
         if self.length <= LISTPACK_MAX_ENTRIES && longest <= LISTPACK_MAX_VALUE {
             self.skiplist_encoded = false;
-            for (node, member) in self.nodes.iter_mut().zip(self.members.iter()).skip(1) {
-                if member.is_some() && node.score == 0.0 {
-                    node.score = 0.0;
+            // -0 and 0 are equal to every comparison: the order stands.
+            for score in self.scores.iter_mut() {
+                if *score == 0.0 {
+                    *score = 0.0;
+                }
+            }
+            for leaf in self.leaves.iter_mut() {
+                for score in leaf.scores.iter_mut() {
+                    if *score == 0.0 {
+                        *score = 0.0;
+                    }
                 }
             }
         } else {
@@ -749,26 +1028,37 @@ impl ZSetValue {
 
     /// Removes `member`; true if it was there.
     pub fn remove(&mut self, member: &[u8]) -> bool {
-        let Some(idx) = self.slot_of(member) else {
+        let Some(slot) = self.slot_of(member) else {
             return false;
         };
-        self.remove_node(idx);
+        let d = self.find(slot);
+        self.tree_remove(&d, 1);
+        self.index.remove(&self.members, slot);
+        self.release_slot(slot);
         self.maybe_shrink();
         true
     }
 
     /// The 0-based rank of `member` (ascending order) and its score.
     pub fn rank(&self, member: &[u8]) -> Option<(usize, f64)> {
-        let idx = self.slot_of(member)?;
-        let score = self.score_of(idx);
-        let rank1 = self.rank1_of(score, member);
-        (rank1 > 0).then(|| (rank1 - 1, score))
+        let slot = self.slot_of(member)?;
+        Some((self.find(slot).rank, self.scores[slot as usize]))
     }
 
     /// The element at 0-based rank `rank` (ascending order).
     pub fn at_rank(&self, rank: usize) -> Option<(&[u8], f64)> {
-        let x = self.at_rank1(rank.checked_add(1)?);
-        (x != NONE).then(|| (self.member(x), self.score_of(x)))
+        if rank >= self.length {
+            return None;
+        }
+        let d = self.descend_rank(rank);
+        let leaf = &self.leaves[d.leaf as usize];
+        Some((self.member(leaf.slots[d.pos]), leaf.scores[d.pos]))
+    }
+
+    /// How many leading elements `holds(score, slot)` is true for (it must
+    /// hold for a prefix of the order): O(log n).
+    fn count_prefix(&self, holds: impl Fn(f64, u32) -> bool) -> usize {
+        self.descend(holds).rank
     }
 
     /// 0-based inclusive ranks (first, last) of the elements after those
@@ -782,13 +1072,14 @@ impl ZSetValue {
         before: impl Fn(f64, &[u8]) -> bool,
         through: impl Fn(f64, &[u8]) -> bool,
     ) -> Option<(usize, usize)> {
-        let skipped = self.count_prefix(&before);
-        let last = self.count_prefix(&through);
+        let skipped = self.count_prefix(|s, slot| before(s, self.member(slot)));
+        let last = self.count_prefix(|s, slot| through(s, self.member(slot)));
         (last > skipped).then(|| (skipped, last - 1))
     }
 
     /// 0-based inclusive ranks of the elements with scores between `min`
-    /// and `max` (each bound inclusive or exclusive). O(log n).
+    /// and `max` (each bound inclusive or exclusive). O(log n), and no
+    /// member is read.
     pub fn score_range_ranks(
         &self,
         min: f64,
@@ -796,35 +1087,28 @@ impl ZSetValue {
         max: f64,
         max_exclusive: bool,
     ) -> Option<(usize, usize)> {
-        self.rank_span(
-            |s, _| if min_exclusive { s <= min } else { s < min },
-            |s, _| if max_exclusive { s < max } else { s <= max },
-        )
+        let skipped = self.count_prefix(|s, _| if min_exclusive { s <= min } else { s < min });
+        let last = self.count_prefix(|s, _| if max_exclusive { s < max } else { s <= max });
+        (last > skipped).then(|| (skipped, last - 1))
     }
 
     /// Elements from 0-based rank `rank` on, ascending (or descending when
     /// `reverse`, still starting at that ascending rank). O(log n) to start.
     pub fn iter_from(&self, rank: usize, reverse: bool) -> Iter<'_> {
-        let at = if rank == 0 && !reverse {
-            self.link(HEAD, 0).next
-        } else if rank + 1 == self.length && reverse {
-            self.tail
+        let (slots, remaining) = if rank >= self.length {
+            (self.iter_slots(NONE, 0, reverse), 0)
+        } else if rank == 0 && !reverse {
+            (self.iter_slots(self.first_leaf, 0, false), self.length)
         } else {
-            rank.checked_add(1).map_or(NONE, |r| self.at_rank1(r))
+            let d = self.descend_rank(rank);
+            let remaining = if reverse {
+                rank + 1
+            } else {
+                self.length - rank
+            };
+            (self.iter_slots(d.leaf, d.pos, reverse), remaining)
         };
-        let remaining = if at == NONE {
-            0
-        } else if reverse {
-            rank + 1
-        } else {
-            self.length - rank
-        };
-        Iter {
-            set: self,
-            at,
-            reverse,
-            remaining,
-        }
+        Iter { slots, remaining }
     }
 
     /// All elements in ascending order.
@@ -834,70 +1118,51 @@ impl ZSetValue {
 
     /// All elements in descending order.
     pub fn iter_rev(&self) -> Iter<'_> {
+        let last = self.last_leaf;
+        let pos = self.leaves[last as usize].len().saturating_sub(1);
         Iter {
-            set: self,
-            at: self.tail,
-            reverse: true,
+            slots: self.iter_slots(last, pos, true),
             remaining: self.length,
         }
     }
 
     /// Removes the elements of 0-based ranks `first..=last` (clamped);
-    /// returns how many. O(log n + m).
+    /// returns how many. O(log n) a leaf's worth of elements.
     pub fn remove_rank_range(&mut self, first: usize, last: usize) -> usize {
         let last = last.min(self.length.saturating_sub(1));
         if self.length == 0 || first > last {
             return 0;
         }
-        // zslDeleteRangeByRank with 1-based ranks.
-        let (start, end) = (first + 1, last + 1);
-        let mut update = [HEAD; MAX_LEVEL];
-        let mut x = HEAD;
-        let mut traversed = 0usize;
-        for i in (0..self.level).rev() {
-            loop {
-                let l = self.link(x, i);
-                self.prefetch_below(x, i);
-                if l.next != NONE && traversed + (l.span as usize) < start {
-                    traversed += l.span as usize;
-                    x = l.next;
-                } else {
-                    break;
-                }
+        let mut left = last - first + 1;
+        while left > 0 {
+            let d = self.descend_rank(first);
+            let count = left.min(self.leaves[d.leaf as usize].len() - d.pos);
+            for at in d.pos..d.pos + count {
+                let slot = self.leaves[d.leaf as usize].slots[at];
+                self.index.remove(&self.members, slot);
+                self.release_slot(slot);
             }
-            update[i] = x;
-        }
-        traversed += 1;
-        x = self.link(x, 0).next;
-        let mut removed = 0;
-        while x != NONE && traversed <= end {
-            let next = self.link(x, 0).next;
-            self.sl_unlink(x, &update);
-            self.index.remove(&self.members, x);
-            self.release(x);
-            removed += 1;
-            traversed += 1;
-            x = next;
+            self.tree_remove(&d, count);
+            left -= count;
         }
         self.maybe_shrink();
-        removed
+        last - first + 1
     }
 
     /// Removes and returns the lowest (or, with `max`, highest) element.
-    /// Used by ZPOPMIN/ZPOPMAX/ZMPOP and, later, their blocking forms.
+    /// Used by ZPOPMIN/ZPOPMAX/ZMPOP and their blocking forms.
     pub fn pop(&mut self, max: bool) -> Option<(Member, f64)> {
-        let x = if max {
-            self.tail
-        } else {
-            self.link(HEAD, 0).next
-        };
-        if x == NONE {
+        if self.length == 0 {
             return None;
         }
-        let score = self.score_of(x);
-        // The first or last node: its update path is the header (min) or
-        // found by one descent (max).
-        let member = self.remove_node(x)?;
+        let d = self.descend_rank(if max { self.length - 1 } else { 0 });
+        let (slot, score) = {
+            let leaf = &self.leaves[d.leaf as usize];
+            (leaf.slots[d.pos], leaf.scores[d.pos])
+        };
+        self.tree_remove(&d, 1);
+        self.index.remove(&self.members, slot);
+        let member = self.release_slot(slot)?;
         self.maybe_shrink();
         Some((member, score))
     }
@@ -910,7 +1175,7 @@ impl ZSetValue {
     /// A slot keeps its element for the element's lifetime, so an element
     /// present during the whole iteration is returned (Redis's guarantee),
     /// unless the set shrank to under a quarter of its slots meanwhile
-    /// (then the arena is compacted).
+    /// (then the slots are compacted).
     pub fn scan<'a>(&'a self, cursor: u64, count: usize, mut f: impl FnMut(&'a [u8], f64)) -> u64 {
         if !self.skiplist_encoded {
             for (m, s) in self.iter() {
@@ -918,53 +1183,73 @@ impl ZSetValue {
             }
             return 0;
         }
-        let mut slot = usize::try_from(cursor).unwrap_or(usize::MAX).max(1);
+        let mut slot = usize::try_from(cursor).unwrap_or(usize::MAX);
         let count = count.max(1);
         let mut budget = count.saturating_mul(10);
         let mut seen = 0;
-        while slot < self.nodes.len() && seen < count && budget > 0 {
+        while slot < self.members.len() && seen < count && budget > 0 {
             if let Some(m) = &self.members[slot] {
-                f(m, self.nodes[slot].score);
+                f(m, self.scores[slot]);
                 seen += 1;
             }
             slot += 1;
             budget -= 1;
         }
-        if slot >= self.nodes.len() {
+        if slot >= self.members.len() {
             0
         } else {
             slot as u64
         }
     }
 
-    /// Checks the skiplist's invariants (tests).
+    /// Checks the tree's invariants (tests): every inner node's keys and
+    /// counts, equal depth, the leaves' links, the order, each slot's score
+    /// and index entry, and rank and select for every element.
     #[doc(hidden)]
     pub fn check_invariants(&self) -> Result<(), String> {
-        let mut count = 0;
-        let mut x = self.link(HEAD, 0).next;
-        let mut prev = NONE;
-        while x != NONE {
-            if self.node(x).prev != prev {
-                return Err(format!("bad prev at slot {x}"));
+        let mut leaves = Vec::new();
+        let total = self.check_node(self.root, self.height, &mut leaves)?;
+        if total != self.length {
+            return Err(format!("tree holds {total}, length {}", self.length));
+        }
+        let mut linked = Vec::new();
+        let (mut at, mut prev) = (self.first_leaf, NONE);
+        while at != NONE {
+            if self.leaves[at as usize].prev != prev {
+                return Err(format!("bad prev link at leaf {at}"));
             }
-            if prev != NONE && !self.before(prev, self.score_of(x), self.member(x)) {
-                return Err("out of order".into());
+            linked.push(at);
+            prev = at;
+            at = self.leaves[at as usize].next;
+        }
+        if linked != leaves || self.last_leaf != prev {
+            return Err("leaf links differ from the tree's order".into());
+        }
+        let mut previous: Option<(f64, u32)> = None;
+        for (rank, (slot, score)) in self.iter_slots(self.first_leaf, 0, false).enumerate() {
+            let member = self.member(slot);
+            if let Some((s, x)) = previous {
+                if !self.before(s, x, score, member) {
+                    return Err(format!("out of order at rank {rank}"));
+                }
             }
-            if self.slot_of(self.member(x)) != Some(x) {
+            previous = Some((score, slot));
+            if self.scores[slot as usize].to_bits() != score.to_bits() {
+                return Err(format!("slot {slot}'s score differs from its leaf's"));
+            }
+            if self.slot_of(member) != Some(slot) {
                 return Err("index mismatch".into());
             }
-            count += 1;
-            if self.rank1_of(self.score_of(x), self.member(x)) != count {
-                return Err(format!("rank mismatch at {count}"));
+            if self.rank(member) != Some((rank, score)) {
+                return Err(format!("rank mismatch at {rank}"));
             }
-            if self.at_rank1(count) != x {
-                return Err(format!("select mismatch at {count}"));
+            if self.at_rank(rank).map(|(m, _)| m) != Some(member) {
+                return Err(format!("select mismatch at {rank}"));
             }
-            prev = x;
-            x = self.link(x, 0).next;
         }
-        if count != self.length || self.index.len() != self.length || self.tail != prev {
-            return Err("length/tail mismatch".into());
+        let live = self.members.iter().flatten().count();
+        if live != self.length || self.index.len() != self.length {
+            return Err("slots or index differ from the length".into());
         }
         let payload: usize = self
             .members
@@ -977,13 +1262,79 @@ impl ZSetValue {
         }
         Ok(())
     }
+
+    /// Checks the subtree of `id` (`height` inner levels above its leaves),
+    /// appending its leaves to `leaves`; returns its element count.
+    fn check_node(&self, id: u32, height: usize, leaves: &mut Vec<u32>) -> Result<usize, String> {
+        if height == 0 {
+            let leaf = &self.leaves[id as usize];
+            if leaf.len() == 0 && id != self.root {
+                return Err(format!("empty leaf {id}"));
+            }
+            leaves.push(id);
+            return Ok(leaf.len());
+        }
+        let inner = &self.inners[id as usize];
+        if inner.len() == 0 || (id == self.root && inner.len() < 2) {
+            return Err(format!("inner node {id} has {} children", inner.len()));
+        }
+        let mut total = 0;
+        for at in 0..inner.len() {
+            let child = inner.children[at];
+            let count = self.check_node(child, height - 1, leaves)?;
+            if count != inner.counts[at] as usize {
+                return Err(format!("count of child {at} of {id}: {count}"));
+            }
+            let (score, slot) = self.first_key(child, height == 1);
+            if inner.key_scores[at] != score || inner.key_slots[at] != slot {
+                return Err(format!("key of child {at} of {id} is stale"));
+            }
+            total += count;
+        }
+        Ok(total)
+    }
+}
+
+/// Elements as (slot, score), leaf by leaf.
+struct SlotIter<'a> {
+    set: &'a ZSetValue,
+    /// NONE when done.
+    leaf: u32,
+    pos: usize,
+    reverse: bool,
+}
+
+impl Iterator for SlotIter<'_> {
+    type Item = (u32, f64);
+
+    fn next(&mut self) -> Option<(u32, f64)> {
+        if self.leaf == NONE {
+            return None;
+        }
+        let leaf = &self.set.leaves[self.leaf as usize];
+        let item = (leaf.slots[self.pos], leaf.scores[self.pos]);
+        if self.reverse {
+            if self.pos == 0 {
+                self.leaf = leaf.prev;
+                if self.leaf != NONE {
+                    self.pos = self.set.leaves[self.leaf as usize].len() - 1;
+                }
+            } else {
+                self.pos -= 1;
+            }
+        } else if self.pos + 1 < leaf.len() {
+            self.pos += 1;
+        } else {
+            self.leaf = leaf.next;
+            self.pos = 0;
+        }
+        Some(item)
+    }
 }
 
 /// Iterator over (member, score) pairs from a starting rank.
 pub struct Iter<'a> {
-    set: &'a ZSetValue,
-    at: u32,
-    reverse: bool,
+    slots: SlotIter<'a>,
     remaining: usize,
 }
 
@@ -991,17 +1342,9 @@ impl<'a> Iterator for Iter<'a> {
     type Item = (&'a [u8], f64);
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.at == NONE {
-            return None;
-        }
-        let at = self.at;
-        self.at = if self.reverse {
-            self.set.node(at).prev
-        } else {
-            self.set.link(at, 0).next
-        };
+        let (slot, score) = self.slots.next()?;
         self.remaining = self.remaining.saturating_sub(1);
-        Some((self.set.member(at), self.set.score_of(at)))
+        Some((self.slots.set.member(slot), score))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -1209,7 +1552,7 @@ mod tests {
             assert!(z.remove(format!("m{i}").as_bytes()));
         }
         z.check_invariants().unwrap();
-        assert!(z.nodes.len() <= 401, "arena kept {} slots", z.nodes.len());
+        assert!(z.members.len() <= 400, "kept {} slots", z.members.len());
         assert!(z.heap_size() < heap_before);
         assert_eq!(z.encoding(), "skiplist", "compaction keeps the encoding");
         assert_eq!(z.rank(b"m999").map(|(_, s)| s), Some((999 % 13) as f64));
@@ -1258,13 +1601,14 @@ mod tests {
     }
 
     #[test]
-    fn upper_link_blocks_are_reused_as_members_move() {
+    fn tree_nodes_are_reused_as_members_move() {
         let mut z = ZSetValue::new();
         for i in 0..2000 {
             z.insert(format!("m{i}").as_bytes(), i as f64);
         }
-        let pool = z.upper.len();
-        // Every move frees a node's block and draws a new random level.
+        let (leaves, inners) = (z.leaves.len(), z.inners.len());
+        // Every move takes an element out of one leaf and into another,
+        // splitting and merging leaves as it goes.
         for round in 1..=20 {
             for i in 0..2000 {
                 z.insert(
@@ -1274,11 +1618,91 @@ mod tests {
             }
         }
         z.check_invariants().unwrap();
+        let in_use = z.leaves.len() - z.free_leaves.len();
         assert!(
-            z.upper.len() < 2 * pool + 64,
-            "upper pool grew from {pool} to {} links",
-            z.upper.len()
+            z.leaves.len() < 2 * leaves + 8 && in_use * LEAF_CAP < 3 * 2000,
+            "leaves: {leaves} after filling, {} after moving ({in_use} in use)",
+            z.leaves.len()
         );
+        assert!(z.inners.len() < 2 * inners + 8);
+    }
+
+    #[test]
+    fn scores_in_order_fill_whole_leaves() {
+        for descending in [false, true] {
+            let mut z = ZSetValue::new();
+            for i in 0..30_000 {
+                let score = if descending { -i } else { i };
+                z.insert(format!("m{i}").as_bytes(), score as f64);
+            }
+            z.check_invariants().unwrap();
+            let leaves = z.leaves.len() - z.free_leaves.len();
+            assert!(
+                leaves <= 30_000 / LEAF_CAP + 2,
+                "{leaves} leaves for 30,000 in order (descending: {descending})"
+            );
+            assert!(z.height >= 2);
+        }
+    }
+
+    #[test]
+    fn a_large_set_keeps_its_shape_through_growth_and_removal() {
+        let mut rng = rand::thread_rng();
+        let mut z = ZSetValue::new();
+        let mut model: BTreeSet<Key> = BTreeSet::new();
+        for i in 0..60_000 {
+            let score = rng.gen_range(0..5_000) as f64;
+            z.insert(format!("m{i}").as_bytes(), score);
+            model.insert(Key(score, format!("m{i}").into_bytes()));
+        }
+        assert!(z.height >= 3, "height {}", z.height);
+        z.check_invariants().unwrap();
+        // Take away ranges, single members and both ends until it is empty.
+        while !model.is_empty() {
+            let n = model.len();
+            match rng.gen_range(0..4) {
+                0 => {
+                    let first = rng.gen_range(0..n);
+                    let last = (first + rng.gen_range(0..200)).min(n - 1);
+                    assert_eq!(z.remove_rank_range(first, last), last - first + 1);
+                    let gone: Vec<Key> = model
+                        .iter()
+                        .skip(first)
+                        .take(last - first + 1)
+                        .cloned()
+                        .collect();
+                    for k in gone {
+                        model.remove(&k);
+                    }
+                }
+                1 => {
+                    let k = model.iter().nth(rng.gen_range(0..n)).cloned().unwrap();
+                    assert!(z.remove(&k.1));
+                    model.remove(&k);
+                }
+                _ => {
+                    let max = rng.gen_bool(0.5);
+                    let k = if max {
+                        model.pop_last()
+                    } else {
+                        model.pop_first()
+                    };
+                    assert_eq!(z.pop(max).map(|(m, s)| Key(s, m.to_vec())), k);
+                }
+            }
+            assert_eq!(z.len(), model.len());
+            if rng.gen_range(0..200) == 0 {
+                z.check_invariants().unwrap();
+                let sample = rng.gen_range(0..model.len().max(1));
+                if let Some(k) = model.iter().nth(sample) {
+                    assert_eq!(z.rank(&k.1), Some((sample, k.0)));
+                }
+            }
+        }
+        z.check_invariants().unwrap();
+        assert_eq!((z.height, z.len(), z.iter().count()), (0, 0, 0));
+        assert!(z.insert(b"again", 1.0));
+        z.check_invariants().unwrap();
     }
 
     #[test]
