@@ -959,24 +959,38 @@ impl ZSetValue {
         }
     }
 
-    /// zslUpdateScore: gives the element in `slot` its new score, in place
-    /// when its neighbours in its leaf allow, else by moving it.
+    /// zslUpdateScore: gives the element in `slot` its new score, within
+    /// its leaf when the new place is between two of the leaf's other
+    /// elements (a score that moves a little: one descent), else by taking
+    /// it out and inserting it again.
     fn update_score(&mut self, slot: u32, score: f64) {
         let d = self.find(slot);
-        let leaf = &mut self.leaves[d.leaf as usize];
-        if d.pos > 0
-            && d.pos + 1 < leaf.len()
-            && leaf.scores[d.pos - 1] < score
-            && leaf.scores[d.pos + 1] > score
-        {
-            // Not the leaf's first element: no key above changes.
-            leaf.scores[d.pos] = score;
-            self.scores[slot as usize] = score;
-            return;
-        }
-        self.tree_remove(&d, 1);
+        let within_leaf = {
+            let leaf = &self.leaves[d.leaf as usize];
+            let member = self.member(slot);
+            // How many of the leaf's other elements order before the new key.
+            let before = prefix_len(leaf.len() - 1, |j| {
+                let i = j + usize::from(j >= d.pos);
+                self.before(leaf.scores[i], leaf.slots[i], score, member)
+            });
+            (before > 0 && before + 1 < leaf.len()).then_some(before)
+        };
         self.scores[slot as usize] = score;
-        self.tree_insert(slot, score);
+        match within_leaf {
+            Some(at) => {
+                let leaf = &mut self.leaves[d.leaf as usize];
+                leaf.remove(d.pos, 1);
+                leaf.insert(at, score, slot);
+                if d.pos == 0 {
+                    // It was the leaf's first element: the keys above change.
+                    self.repair(&d, None);
+                }
+            }
+            None => {
+                self.tree_remove(&d, 1);
+                self.tree_insert(slot, score);
+            }
+        }
     }
 
     /// Adds or replaces `member` with `score` (no conditions). NaN is
@@ -1625,6 +1639,36 @@ mod tests {
             z.leaves.len()
         );
         assert!(z.inners.len() < 2 * inners + 8);
+    }
+
+    #[test]
+    fn small_score_changes_move_members_within_their_leaves() {
+        let mut rng = rand::thread_rng();
+        let mut z = ZSetValue::new();
+        let mut model: HashMap<Vec<u8>, f64> = HashMap::new();
+        for i in 0..5_000 {
+            let member = format!("m{i}").into_bytes();
+            z.insert(&member, i as f64);
+            model.insert(member, i as f64);
+        }
+        // ZINCRBY-style nudges, some onto a neighbour's score (a tie, then
+        // ordered by member), some across a leaf's edge.
+        for step in 0..50_000 {
+            let member = format!("m{}", rng.gen_range(0..5_000)).into_bytes();
+            let delta = rng.gen_range(-40..=40) as f64 / 2.0;
+            let got = z.add(&member, delta, ZSetValue::INCR).unwrap().score();
+            let expected = model.get_mut(&member).unwrap();
+            *expected += delta;
+            assert_eq!(got, Some(*expected));
+            if step % 5_000 == 0 {
+                z.check_invariants().unwrap();
+            }
+        }
+        z.check_invariants().unwrap();
+        let mut sorted: Vec<(f64, Vec<u8>)> = model.into_iter().map(|(m, s)| (s, m)).collect();
+        sorted.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+        let ours: Vec<(f64, Vec<u8>)> = z.iter().map(|(m, s)| (s, m.to_vec())).collect();
+        assert_eq!(ours, sorted);
     }
 
     #[test]
