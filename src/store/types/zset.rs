@@ -217,6 +217,20 @@ fn prefetch_node<T>(node: &T) {
     }
 }
 
+/// A node of `arena` set to `empty`: a freed one, else a new one.
+fn alloc_node<T>(arena: &mut SegVec<T>, free: &mut Vec<u32>, empty: T) -> u32 {
+    match free.pop() {
+        Some(id) => {
+            arena[id as usize] = empty;
+            id
+        }
+        None => {
+            arena.push(empty);
+            (arena.len() - 1) as u32
+        }
+    }
+}
+
 /// How many of `0..len` satisfy `holds`, which holds for a prefix of them.
 #[inline]
 fn prefix_len(len: usize, holds: impl Fn(usize) -> bool) -> usize {
@@ -640,29 +654,11 @@ impl ZSetValue {
     }
 
     fn alloc_leaf(&mut self) -> u32 {
-        match self.free_leaves.pop() {
-            Some(id) => {
-                self.leaves[id as usize] = Leaf::empty();
-                id
-            }
-            None => {
-                self.leaves.push(Leaf::empty());
-                (self.leaves.len() - 1) as u32
-            }
-        }
+        alloc_node(&mut self.leaves, &mut self.free_leaves, Leaf::empty())
     }
 
     fn alloc_inner(&mut self) -> u32 {
-        match self.free_inners.pop() {
-            Some(id) => {
-                self.inners[id as usize] = Inner::empty();
-                id
-            }
-            None => {
-                self.inners.push(Inner::empty());
-                (self.inners.len() - 1) as u32
-            }
-        }
+        alloc_node(&mut self.inners, &mut self.free_inners, Inner::empty())
     }
 
     /// Takes leaf `id` out of the leaves' order and frees it.
