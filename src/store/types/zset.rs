@@ -635,6 +635,17 @@ impl ZSetValue {
         }
     }
 
+    /// Node `id` as its parent's entry for it: its first key and its count.
+    fn entry_of(&self, id: u32, leaf: bool) -> Entry {
+        let (score, slot) = self.first_key(id, leaf);
+        Entry {
+            score,
+            slot,
+            child: id,
+            count: self.node_total(id, leaf) as u32,
+        }
+    }
+
     /// Entries of node `id` (elements of a leaf, children of an inner node).
     fn node_len(&self, id: u32, leaf: bool) -> usize {
         if leaf {
@@ -765,22 +776,15 @@ impl ZSetValue {
                 child = parent;
                 continue;
             }
-            let (score, slot) = self.first_key(child, leaf);
-            let count = self.node_total(child, leaf) as u32;
+            let refreshed = self.entry_of(child, leaf);
             {
                 let inner = &mut self.inners[parent as usize];
-                inner.key_scores[at] = score;
-                inner.key_slots[at] = slot;
-                inner.counts[at] = count;
+                inner.key_scores[at] = refreshed.score;
+                inner.key_slots[at] = refreshed.slot;
+                inner.counts[at] = refreshed.count;
             }
             if let Some(new) = split {
-                let (score, slot) = self.first_key(new, leaf);
-                let entry = Entry {
-                    score,
-                    slot,
-                    child: new,
-                    count: self.node_total(new, leaf) as u32,
-                };
+                let entry = self.entry_of(new, leaf);
                 let rightmost = (0..depth).all(|up| {
                     let (node, taken) = d.path[up];
                     taken + 1 == self.inners[node as usize].len()
@@ -797,13 +801,7 @@ impl ZSetValue {
             let leaf = self.height == 0;
             let root = self.alloc_inner();
             for (at, id) in [old, new].into_iter().enumerate() {
-                let (score, slot) = self.first_key(id, leaf);
-                let entry = Entry {
-                    score,
-                    slot,
-                    child: id,
-                    count: self.node_total(id, leaf) as u32,
-                };
+                let entry = self.entry_of(id, leaf);
                 self.inners[root as usize].insert(at, entry);
             }
             self.root = root;
